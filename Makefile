@@ -19,8 +19,11 @@ $(STAMP): pyproject.toml
 	$(PY) -m pip install -q -e ".[dev]"
 	touch $(STAMP)
 
+# The demo song is synthesized here (license-clean, deterministic): nothing is downloaded.
 demo: $(STAMP)
-	$(PY) -m bridge.demo --out $(DEMO_DIR)
+	mkdir -p $(DEMO_DIR)
+	test -f $(DEMO_DIR)/song.wav || $(PY) -m training.data.synth --seed 7 --duration 60 --out $(DEMO_DIR)/song.wav
+	$(VENV)/bin/editorbot analyze $(DEMO_DIR)/song.wav --json $(DEMO_DIR)/song.analysis.json --npz $(DEMO_DIR)/song.features.npz
 
 test: $(STAMP)
 	$(PY) -m pytest -q $(PYTEST_ARGS)
