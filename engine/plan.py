@@ -2,11 +2,33 @@
 
 Times are seconds. Source times are positions in the source file; output
 ("dst") times are positions in the rendered edit.
+
+A plan is stored as JSON (``save_plan`` / ``load_plan``). ``load_plan``
+validates everything and turns the first problem into one
+``engine.errors.BadInput`` line naming the field, e.g.
+``plan.json: segments[3].src_end_s: must be > src_start_s``.
+``plan_from_actions`` turns an action walk over a song's beat grid into a
+plan.
 """
 
 from __future__ import annotations
 
+import hashlib
+import json
+import logging
+import math
+import os
+import tempfile
+from collections.abc import Iterable
 from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from engine import actions as vocab
+from engine.errors import BadInput
+
+log = logging.getLogger(__name__)
 
 SCHEMA = "editorbot.editplan/1"
 
@@ -108,6 +130,8 @@ class Automation:
 
 @dataclass
 class ModelInfo:
+    """The model file that made a plan."""
+
     name: str
     version: str
     sha256: str
@@ -115,6 +139,8 @@ class ModelInfo:
 
 @dataclass
 class EditPlan:
+    """A whole edit: what was decided (actions) and what to do (segments)."""
+
     source: Source
     grid: Grid
     actions: list[Action] = field(default_factory=list)
@@ -128,3 +154,524 @@ class EditPlan:
     def duration_s(self) -> float:
         """Length of the edited output in seconds."""
         return max((s.dst_start_s + s.length_s for s in self.segments), default=0.0)
+
+
+# --------------------------------------------------------------------------
+# JSON: plan <-> dict
+# --------------------------------------------------------------------------
+
+#: Slack in seconds when checking times against the source duration.
+TIME_TOLERANCE_S = 1e-3
+
+
+def plan_to_dict(plan: EditPlan) -> dict[str, Any]:
+    """The plan as plain JSON types (every field written; no validation)."""
+    return {
+        "schema": plan.schema,
+        "source": {
+            "path": plan.source.path,
+            "sha256": plan.source.sha256,
+            "sample_rate": plan.source.sample_rate,
+            "channels": plan.source.channels,
+            "duration_s": plan.source.duration_s,
+        },
+        "grid": {
+            "tempo_bpm": plan.grid.tempo_bpm,
+            "beat_times": list(plan.grid.beat_times),
+            "downbeats": list(plan.grid.downbeats),
+        },
+        "actions": [
+            {
+                "beat": a.beat,
+                "type": a.type,
+                "size": a.size,
+                "amount": a.amount,
+                "start_s": a.start_s,
+                "end_s": a.end_s,
+            }
+            for a in plan.actions
+        ],
+        "segments": [
+            {
+                "src_start_s": s.src_start_s,
+                "src_end_s": s.src_end_s,
+                "dst_start_s": s.dst_start_s,
+                "gain_db": s.gain_db,
+                "fade_in_s": s.fade_in_s,
+                "fade_out_s": s.fade_out_s,
+                "reverse": s.reverse,
+                "mute": s.mute,
+                "rate": s.rate,
+                "pitch_semitones": s.pitch_semitones,
+                "effects": [{"name": e.name, "params": dict(e.params)} for e in s.effects],
+                "action": s.action,
+                "beat": s.beat,
+            }
+            for s in plan.segments
+        ],
+        "markers": [{"time_s": m.time_s, "name": m.name, "end_s": m.end_s} for m in plan.markers],
+        "automation": [
+            {"parameter": a.parameter, "points": [[t, v] for t, v in a.points]}
+            for a in plan.automation
+        ],
+        "model": None
+        if plan.model is None
+        else {"name": plan.model.name, "version": plan.model.version, "sha256": plan.model.sha256},
+    }
+
+
+class _FieldError(Exception):
+    """A validation problem at a field path, e.g. ``segments[3].src_end_s``."""
+
+    def __init__(self, where: str, problem: str) -> None:
+        self.where = where
+        self.problem = problem
+        super().__init__(f"{where}: {problem}")
+
+
+def _object(
+    v: Any, where: str, required: tuple[str, ...], optional: tuple[str, ...] = ()
+) -> dict[str, Any]:
+    if not isinstance(v, dict):
+        raise _FieldError(where, f"must be an object, got {_kind(v)}")
+    for key in v:
+        if key not in required and key not in optional:
+            raise _FieldError(_join(where, str(key)), "unknown field")
+    for key in required:
+        if key not in v:
+            raise _FieldError(_join(where, key), "missing")
+    return v
+
+
+def _join(where: str, key: str) -> str:
+    return f"{where}.{key}" if where else key
+
+
+def _kind(v: Any) -> str:
+    if v is None:
+        return "null"
+    if isinstance(v, bool):
+        return "a boolean"
+    if isinstance(v, (int, float)):
+        return "a number"
+    if isinstance(v, str):
+        return "a string"
+    if isinstance(v, list):
+        return "a list"
+    if isinstance(v, dict):
+        return "an object"
+    return type(v).__name__
+
+
+def _number(
+    v: Any,
+    where: str,
+    *,
+    ge: float | None = None,
+    gt: float | None = None,
+    le: float | None = None,
+) -> float:
+    if isinstance(v, bool) or not isinstance(v, (int, float)):
+        raise _FieldError(where, f"must be a number, got {_kind(v)}")
+    x = float(v)
+    if not math.isfinite(x):
+        raise _FieldError(where, f"must be finite, got {x}")
+    if ge is not None and x < ge:
+        raise _FieldError(where, f"must be >= {ge:g}, got {x:g}")
+    if gt is not None and x <= gt:
+        raise _FieldError(where, f"must be > {gt:g}, got {x:g}")
+    if le is not None and x > le:
+        raise _FieldError(where, f"must be <= {le:g}, got {x:g}")
+    return x
+
+
+def _integer(v: Any, where: str, *, ge: int | None = None, lt: int | None = None) -> int:
+    if isinstance(v, bool) or not isinstance(v, int):
+        raise _FieldError(where, f"must be an integer, got {_kind(v)}")
+    if ge is not None and v < ge:
+        raise _FieldError(where, f"must be >= {ge}, got {v}")
+    if lt is not None and v >= lt:
+        raise _FieldError(where, f"must be < {lt}, got {v}")
+    return v
+
+
+def _string(v: Any, where: str, *, nonempty: bool = False) -> str:
+    if not isinstance(v, str):
+        raise _FieldError(where, f"must be a string, got {_kind(v)}")
+    if nonempty and not v:
+        raise _FieldError(where, "must not be empty")
+    return v
+
+
+def _boolean(v: Any, where: str) -> bool:
+    if not isinstance(v, bool):
+        raise _FieldError(where, f"must be true or false, got {_kind(v)}")
+    return v
+
+
+def _list(v: Any, where: str) -> list[Any]:
+    if not isinstance(v, list):
+        raise _FieldError(where, f"must be a list, got {_kind(v)}")
+    return v
+
+
+def _name(v: Any, where: str, names: tuple[str, ...], what: str) -> str:
+    s = _string(v, where)
+    if s not in names:
+        raise _FieldError(where, f"unknown action {what} {s!r}")
+    return s
+
+
+def _sha256(v: Any, where: str) -> str:
+    s = _string(v, where)
+    if len(s) != 64 or any(c not in "0123456789abcdefABCDEF" for c in s):
+        raise _FieldError(where, "must be 64 hex digits")
+    return s
+
+
+# Value ranges of effect parameters (None: any finite number).
+_PARAM_RANGES: dict[str, dict[str, Any]] = {
+    "cutoff_hz": {"gt": 0.0},
+    "gain_db": {},
+    "room_size": {"ge": 0.0, "le": 1.0},
+    "wet": {"ge": 0.0, "le": 1.0},
+    "delay_s": {"gt": 0.0},
+    "feedback": {"ge": 0.0, "le": 1.0},
+    "mix": {"ge": 0.0, "le": 1.0},
+    "drive_db": {"ge": 0.0},
+    "threshold_db": {},
+    "ratio": {"ge": 1.0},
+    "width": {"ge": 0.0},
+}
+
+
+def _effect(v: Any, where: str) -> Effect:
+    d = _object(v, where, ("name", "params"))
+    name = _string(d["name"], f"{where}.name")
+    if name not in vocab.EFFECT_PARAMS:
+        raise _FieldError(
+            f"{where}.name",
+            f"unknown effect {name!r} (one of {', '.join(vocab.EFFECT_PARAMS)})",
+        )
+    expected = vocab.EFFECT_PARAMS[name]
+    p = _object(d["params"], f"{where}.params", expected)
+    params = {k: _number(p[k], f"{where}.params.{k}", **_PARAM_RANGES[k]) for k in expected}
+    return Effect(name=name, params=params)
+
+
+def _source(v: Any) -> Source:
+    d = _object(v, "source", ("path", "sha256", "sample_rate", "channels", "duration_s"))
+    return Source(
+        path=_string(d["path"], "source.path"),
+        sha256=_sha256(d["sha256"], "source.sha256"),
+        sample_rate=_integer(d["sample_rate"], "source.sample_rate", ge=1),
+        channels=_integer(d["channels"], "source.channels", ge=1),
+        duration_s=_number(d["duration_s"], "source.duration_s", gt=0.0),
+    )
+
+
+def _grid(v: Any, duration_s: float) -> Grid:
+    d = _object(v, "grid", ("tempo_bpm", "beat_times", "downbeats"))
+    tempo = _number(d["tempo_bpm"], "grid.tempo_bpm", gt=0.0)
+    beat_times: list[float] = []
+    for i, t in enumerate(_list(d["beat_times"], "grid.beat_times")):
+        where = f"grid.beat_times[{i}]"
+        x = _number(t, where, ge=0.0, le=duration_s + TIME_TOLERANCE_S)
+        if beat_times and x <= beat_times[-1]:
+            raise _FieldError(where, f"must be > the previous beat time {beat_times[-1]:g}")
+        beat_times.append(x)
+    downbeats = [
+        _integer(b, f"grid.downbeats[{i}]", ge=0, lt=len(beat_times))
+        for i, b in enumerate(_list(d["downbeats"], "grid.downbeats"))
+    ]
+    return Grid(tempo_bpm=tempo, beat_times=beat_times, downbeats=downbeats)
+
+
+def _span(d: dict[str, Any], where: str, start: str, end: str, duration_s: float) -> tuple[float, float]:
+    s0 = _number(d[start], f"{where}.{start}", ge=0.0)
+    s1 = _number(d[end], f"{where}.{end}")
+    if s1 <= s0:
+        raise _FieldError(f"{where}.{end}", f"must be > {start} ({s1:g} <= {s0:g})")
+    if s1 > duration_s + TIME_TOLERANCE_S:
+        raise _FieldError(
+            f"{where}.{end}", f"{s1:g} s is past the end of the source ({duration_s:g} s)"
+        )
+    return s0, s1
+
+
+def _action(v: Any, where: str, n_beats: int, duration_s: float) -> Action:
+    d = _object(v, where, ("beat", "type", "size", "amount", "start_s", "end_s"))
+    beat = _integer(d["beat"], f"{where}.beat", ge=0, lt=max(n_beats, 1))
+    if n_beats == 0:
+        raise _FieldError(f"{where}.beat", "the grid has no beats")
+    type_ = _name(d["type"], f"{where}.type", vocab.TYPES, "type")
+    size = _name(d["size"], f"{where}.size", vocab.SIZES, "size")
+    amount = _name(d["amount"], f"{where}.amount", vocab.AMOUNTS, "amount")
+    if not vocab.is_valid(type_, amount):
+        raise _FieldError(f"{where}.amount", f"{type_} does not allow amount {amount}")
+    start_s, end_s = _span(d, where, "start_s", "end_s", duration_s)
+    return Action(beat=beat, type=type_, size=size, amount=amount, start_s=start_s, end_s=end_s)
+
+
+_SEGMENT_OPTIONAL = (
+    "gain_db", "fade_in_s", "fade_out_s", "reverse", "mute", "rate",
+    "pitch_semitones", "effects", "action", "beat",
+)  # fmt: skip
+
+
+def _segment(v: Any, where: str, duration_s: float) -> Segment:
+    d = _object(v, where, ("src_start_s", "src_end_s", "dst_start_s"), _SEGMENT_OPTIONAL)
+    src_start_s, src_end_s = _span(d, where, "src_start_s", "src_end_s", duration_s)
+    seg = Segment(
+        src_start_s=src_start_s,
+        src_end_s=src_end_s,
+        dst_start_s=_number(d["dst_start_s"], f"{where}.dst_start_s", ge=0.0),
+    )
+    if "gain_db" in d:
+        seg.gain_db = _number(d["gain_db"], f"{where}.gain_db")
+    if "rate" in d:
+        seg.rate = _number(d["rate"], f"{where}.rate", gt=0.0)
+    if "pitch_semitones" in d:
+        seg.pitch_semitones = _number(d["pitch_semitones"], f"{where}.pitch_semitones")
+    for key in ("fade_in_s", "fade_out_s"):
+        if key in d:
+            x = _number(d[key], f"{where}.{key}", ge=0.0)
+            if x > seg.length_s + TIME_TOLERANCE_S:
+                raise _FieldError(
+                    f"{where}.{key}", f"{x:g} s is longer than the segment ({seg.length_s:g} s)"
+                )
+            setattr(seg, key, x)
+    for key in ("reverse", "mute"):
+        if key in d:
+            setattr(seg, key, _boolean(d[key], f"{where}.{key}"))
+    if "effects" in d:
+        seg.effects = [
+            _effect(e, f"{where}.effects[{i}]")
+            for i, e in enumerate(_list(d["effects"], f"{where}.effects"))
+        ]
+    if "action" in d:
+        seg.action = _name(d["action"], f"{where}.action", vocab.TYPES, "type")
+    if "beat" in d:
+        seg.beat = _integer(d["beat"], f"{where}.beat", ge=0)
+    return seg
+
+
+def _marker(v: Any, where: str) -> Marker:
+    d = _object(v, where, ("time_s", "name"), ("end_s",))
+    time_s = _number(d["time_s"], f"{where}.time_s", ge=0.0)
+    end_s = d.get("end_s")
+    if end_s is not None:
+        end_s = _number(end_s, f"{where}.end_s", ge=time_s)
+    return Marker(time_s=time_s, name=_string(d["name"], f"{where}.name"), end_s=end_s)
+
+
+def _automation(v: Any, where: str) -> Automation:
+    d = _object(v, where, ("parameter", "points"))
+    points: list[tuple[float, float]] = []
+    for i, p in enumerate(_list(d["points"], f"{where}.points")):
+        pw = f"{where}.points[{i}]"
+        if not isinstance(p, list) or len(p) != 2:
+            raise _FieldError(pw, "must be a [time_s, value] pair")
+        points.append((_number(p[0], f"{pw}[0]", ge=0.0), _number(p[1], f"{pw}[1]")))
+    return Automation(parameter=_string(d["parameter"], f"{where}.parameter", nonempty=True), points=points)
+
+
+def _model(v: Any) -> ModelInfo | None:
+    if v is None:
+        return None
+    d = _object(v, "model", ("name", "version", "sha256"))
+    return ModelInfo(
+        name=_string(d["name"], "model.name"),
+        version=_string(d["version"], "model.version"),
+        sha256=_string(d["sha256"], "model.sha256"),
+    )
+
+
+def _check_schema(v: Any) -> str:
+    s = _string(v, "schema")
+    if s == SCHEMA:
+        return s
+    family = SCHEMA.rsplit("/", 1)[0] + "/"
+    if s.startswith(family):
+        raise _FieldError("schema", f"unsupported version {s!r} (this build reads {SCHEMA!r})")
+    raise _FieldError("schema", f"not an editorbot plan ({s!r}; expected {SCHEMA!r})")
+
+
+def _plan_from_dict(d: Any) -> EditPlan:
+    if not isinstance(d, dict):
+        raise _FieldError("plan", f"the top level must be an object, got {_kind(d)}")
+    if "schema" not in d:
+        raise _FieldError("schema", "missing")
+    _check_schema(d["schema"])
+    d = _object(d, "", ("schema", "source", "grid", "segments"), ("actions", "markers", "automation", "model"))
+    source = _source(d["source"])
+    grid = _grid(d["grid"], source.duration_s)
+    n_beats = len(grid.beat_times)
+    dur = source.duration_s
+    return EditPlan(
+        source=source,
+        grid=grid,
+        actions=[
+            _action(a, f"actions[{i}]", n_beats, dur)
+            for i, a in enumerate(_list(d.get("actions", []), "actions"))
+        ],
+        segments=[
+            _segment(s, f"segments[{i}]", dur)
+            for i, s in enumerate(_list(d["segments"], "segments"))
+        ],
+        markers=[_marker(m, f"markers[{i}]") for i, m in enumerate(_list(d.get("markers", []), "markers"))],
+        automation=[
+            _automation(a, f"automation[{i}]")
+            for i, a in enumerate(_list(d.get("automation", []), "automation"))
+        ],
+        model=_model(d.get("model")),
+        schema=SCHEMA,
+    )
+
+
+def plan_from_dict(d: Any, *, path: str | os.PathLike | None = None) -> EditPlan:
+    """Validate a JSON-shaped dict and build the plan.
+
+    Required: ``schema``, ``source``, ``grid``, ``segments`` (each segment
+    needs ``src_start_s``, ``src_end_s``, ``dst_start_s``; its other fields
+    default as in ``Segment``). ``actions``, ``markers``, ``automation``
+    default to empty, ``model`` to null. Unknown fields are refused.
+
+    Raises
+    ------
+    BadInput
+        ``"PATH: field.path: problem"`` for the first problem found.
+    """
+    try:
+        return _plan_from_dict(d)
+    except _FieldError as err:
+        raise BadInput(path, f"{err.where}: {err.problem}") from None
+
+
+def validate_plan(plan: EditPlan) -> None:
+    """Raise ValueError naming the field if ``plan`` would not load back."""
+    try:
+        _plan_from_dict(plan_to_dict(plan))
+    except _FieldError as err:
+        raise ValueError(f"invalid plan: {err.where}: {err.problem}") from None
+
+
+# --------------------------------------------------------------------------
+# Files
+# --------------------------------------------------------------------------
+
+
+def load_plan(path: str | os.PathLike) -> EditPlan:
+    """Read and validate a plan file.
+
+    Raises
+    ------
+    BadInput
+        One line naming the file and the problem (missing file, not JSON,
+        wrong schema, or the first bad field).
+    """
+    p = os.fspath(path)
+    if not os.path.exists(p):
+        raise BadInput(p, "no such file")
+    if os.path.isdir(p):
+        raise BadInput(p, "is a directory, not a plan file")
+    try:
+        with open(p, "rb") as f:
+            raw = f.read()
+    except OSError as err:
+        raise BadInput(p, f"cannot read: {err.strerror or err}") from None
+    if not raw.strip():
+        raise BadInput(p, "empty file, not a plan")
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError:
+        raise BadInput(p, "not JSON (not UTF-8 text)") from None
+    try:
+        d = json.loads(text)
+    except json.JSONDecodeError as err:
+        raise BadInput(p, f"not JSON: {err.msg} at line {err.lineno} column {err.colno}") from None
+    plan = plan_from_dict(d, path=p)
+    log.debug("loaded plan %s: %d segments", p, len(plan.segments))
+    return plan
+
+
+def _same_file(a: str, b: str) -> bool:
+    try:
+        if os.path.exists(a) and os.path.exists(b):
+            return os.path.samefile(a, b)
+    except OSError:
+        pass
+    return os.path.realpath(a) == os.path.realpath(b)
+
+
+def save_plan(plan: EditPlan, path: str | os.PathLike) -> None:
+    """Write ``plan`` as JSON, atomically (temp file in the same folder + rename).
+
+    Raises
+    ------
+    BadInput
+        ``path`` is the plan's source audio (never overwritten) or its
+        folder does not exist.
+    ValueError
+        The plan is invalid (it would not load back).
+    """
+    p = os.fspath(path)
+    if plan.source.path and _same_file(p, plan.source.path):
+        raise BadInput(p, "refusing to overwrite the plan's source audio")
+    folder = os.path.dirname(os.path.abspath(p))
+    if not os.path.isdir(folder):
+        raise BadInput(p, f"folder does not exist: {folder}")
+    validate_plan(plan)
+    text = json.dumps(plan_to_dict(plan), indent=1, allow_nan=False) + "\n"
+    fd, tmp = tempfile.mkstemp(dir=folder, prefix="." + os.path.basename(p) + ".", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            f.write(text)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, p)
+    except BaseException:
+        try:
+            os.unlink(tmp)
+        except OSError:
+            pass
+        raise
+    log.debug("saved plan %s: %d segments", p, len(plan.segments))
+
+
+def file_sha256(path: str | os.PathLike, *, chunk_bytes: int = 1 << 20) -> str:
+    """Hex sha256 of a file's bytes."""
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        while chunk := f.read(chunk_bytes):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def check_source(plan: EditPlan, path: str | os.PathLike | None = None) -> str:
+    """Check that the plan's source audio is there and unchanged.
+
+    Parameters
+    ----------
+    path:
+        Where the source is now; default ``plan.source.path``.
+
+    Returns
+    -------
+    The checked path.
+
+    Raises
+    ------
+    BadInput
+        ``"source missing"`` or ``"source changed since the plan was made"``.
+    """
+    p = os.fspath(path) if path is not None else plan.source.path
+    if not p or not os.path.isfile(p):
+        raise BadInput(p or None, "source missing")
+    try:
+        digest = file_sha256(p)
+    except OSError as err:
+        raise BadInput(p, f"source unreadable: {err.strerror or err}") from None
+    if digest.lower() != plan.source.sha256.lower():
+        raise BadInput(p, "source changed since the plan was made (sha256 differs)")
+    return p
