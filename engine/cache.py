@@ -1,0 +1,127 @@
+"""On-disk cache of analysis results (DESIGN section 3).
+
+One ``.npz`` per (audio sha256, feature-config hash) in ``$EDITORBOT_CACHE``
+(default ``~/.cache/editorbot/features``). Entries are written atomically and
+checked on read: an entry that cannot be loaded in full, or that was written
+for another key, is logged, deleted and reported as a miss, never trusted.
+
+``atomic_path`` is the temp-file-then-rename helper every engine writer uses.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import re
+import tempfile
+import zipfile
+from collections.abc import Iterator, Mapping
+
+import numpy as np
+
+log = logging.getLogger(__name__)
+
+ENV_VAR = "EDITORBOT_CACHE"
+# Stored inside every entry so a file renamed or copied under another key is
+# recognised as not belonging to it.
+_KEY_FIELD = "__cache_key__"
+_SAFE = re.compile(r"[^0-9A-Za-z_.-]")
+
+
+@contextlib.contextmanager
+def atomic_path(path: str | os.PathLike, *, suffix: str | None = None) -> Iterator[str]:
+    """Yield a temp path next to ``path``; on success it replaces ``path`` in one rename.
+
+    Readers see either the old file or the complete new one, never a partial
+    write; on an exception the temp file is removed and ``path`` is untouched.
+    ``suffix`` (default: ``path``'s extension) keeps libraries that pick a
+    format from the extension happy.
+    """
+    path = os.fspath(path)
+    directory = os.path.dirname(os.path.abspath(path))
+    ext = os.path.splitext(path)[1] if suffix is None else suffix
+    fd, tmp = tempfile.mkstemp(dir=directory, prefix=f".{os.path.basename(path)}.", suffix=f".partial{ext}")
+    os.close(fd)
+    try:
+        yield tmp
+        with open(tmp, "rb+") as f:
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp)
+        raise
+
+
+def default_cache_dir() -> str:
+    """``$EDITORBOT_CACHE`` if set, else ``~/.cache/editorbot/features``."""
+    env = os.environ.get(ENV_VAR)
+    if env:
+        return os.path.expanduser(env)
+    return os.path.join(os.path.expanduser("~"), ".cache", "editorbot", "features")
+
+
+class FeatureCache:
+    """``.npz`` entries of named arrays, keyed by audio sha256 + config hash.
+
+    Parameters:
+        directory: where entries live; default ``default_cache_dir()``. It is
+            created on the first ``put``.
+    """
+
+    def __init__(self, directory: str | os.PathLike | None = None) -> None:
+        self.directory = os.fspath(directory) if directory is not None else default_cache_dir()
+
+    def __repr__(self) -> str:
+        return f"FeatureCache({self.directory!r})"
+
+    @staticmethod
+    def key(audio_sha256: str, config_hash: str) -> str:
+        """File-name-safe key for one audio file under one feature config."""
+        if not audio_sha256 or not config_hash:
+            raise ValueError("both audio_sha256 and config_hash are needed for a cache key")
+        return f"{_SAFE.sub('_', audio_sha256)}-{_SAFE.sub('_', config_hash)}"
+
+    def path(self, key: str) -> str:
+        """Where the entry for ``key`` lives."""
+        return os.path.join(self.directory, f"{_SAFE.sub('_', key)}.npz")
+
+    def get(self, key: str) -> dict[str, np.ndarray] | None:
+        """The arrays stored under ``key``, or None on a miss or a corrupt entry."""
+        path = self.path(key)
+        if not os.path.exists(path):
+            return None
+        try:
+            # Every member is read here (and its zip CRC checked), so a
+            # truncated or bit-flipped entry fails now rather than later.
+            with np.load(path, allow_pickle=False) as npz:
+                arrays = {name: npz[name] for name in npz.files}
+            stored_key = str(arrays.pop(_KEY_FIELD))
+        except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile) as err:
+            self._discard(path, f"unreadable ({type(err).__name__}: {err})")
+            return None
+        if stored_key != key:
+            self._discard(path, f"written for key {stored_key!r}")
+            return None
+        log.debug("cache hit %s", path)
+        return arrays
+
+    def put(self, key: str, arrays: Mapping[str, np.ndarray]) -> str:
+        """Store ``arrays`` under ``key`` atomically; returns the entry's path."""
+        if _KEY_FIELD in arrays:
+            raise ValueError(f"{_KEY_FIELD} is reserved")
+        os.makedirs(self.directory, exist_ok=True)
+        path = self.path(key)
+        payload = {name: np.asarray(value) for name, value in arrays.items()}
+        payload[_KEY_FIELD] = np.asarray(key)
+        with atomic_path(path) as tmp:
+            with open(tmp, "wb") as f:
+                np.savez(f, **payload)
+        log.debug("cache put %s", path)
+        return path
+
+    def _discard(self, path: str, why: str) -> None:
+        log.warning("discarding corrupt cache entry %s: %s", path, why)
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(path)
