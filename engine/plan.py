@@ -675,3 +675,295 @@ def check_source(plan: EditPlan, path: str | os.PathLike | None = None) -> str:
     if digest.lower() != plan.source.sha256.lower():
         raise BadInput(p, "source changed since the plan was made (sha256 differs)")
     return p
+
+
+# --------------------------------------------------------------------------
+# From an action walk to a plan
+# --------------------------------------------------------------------------
+
+#: Level used for silence in a "volume_db" automation lane (a fade's start/end).
+VOLUME_FLOOR_DB = -60.0
+#: Points per fade in a "volume_db" lane (a linear-gain fade drawn in dB).
+FADE_POINTS = 8
+#: Open positions of the filter lanes outside LOWPASS / HIGHPASS spans, Hz.
+LOWPASS_OPEN_HZ = 20000.0
+HIGHPASS_OPEN_HZ = 20.0
+#: Filter cutoffs are kept below this fraction of the sample rate.
+MAX_CUTOFF_FRACTION = 0.45
+
+
+def beat_spans(
+    beat_times: Any, duration_s: float, *, tempo_bpm: float = 120.0
+) -> tuple[np.ndarray, np.ndarray]:
+    """Source span of every beat.
+
+    Beat ``i`` spans ``[beat_times[i], beat_times[i + 1])``; the last beat
+    lasts one beat period (the median beat interval, or ``60 / tempo_bpm``
+    with a single beat), clipped at ``duration_s``. Beats at or after
+    ``duration_s`` are dropped (they can only be at the end of the list).
+
+    Returns
+    -------
+    ``starts_s, ends_s``: ``(n_beats,)`` float64 seconds.
+    """
+    bt = np.asarray(beat_times, dtype=np.float64).reshape(-1)
+    if bt.size and (not np.all(np.isfinite(bt)) or np.any(np.diff(bt) <= 0) or bt[0] < 0):
+        raise ValueError("beat_times must be finite, >= 0 and strictly increasing")
+    n = int(np.searchsorted(bt, duration_s, side="left"))
+    starts = bt[:n]
+    if n == 0:
+        return starts, starts.copy()
+    if n >= 2:
+        period = float(np.median(np.diff(starts)))
+    else:
+        period = 60.0 / tempo_bpm if tempo_bpm > 0 else duration_s - float(starts[0])
+    last_end = min(duration_s, float(starts[-1]) + period)
+    ends = np.append(starts[1:], last_end)
+    return starts, ends
+
+
+def _is_plain_keep(s: Segment) -> bool:
+    return (
+        s.action == "KEEP"
+        and s.gain_db == 0.0
+        and s.fade_in_s == 0.0
+        and s.fade_out_s == 0.0
+        and not s.reverse
+        and not s.mute
+        and s.rate == 1.0
+        and s.pitch_semitones == 0.0
+        and not s.effects
+    )
+
+
+def _merge_keeps(segments: list[Segment], *, tol_s: float) -> list[Segment]:
+    """Join neighbouring plain KEEP segments contiguous in source and output time."""
+    out: list[Segment] = []
+    for s in segments:
+        prev = out[-1] if out else None
+        if (
+            prev is not None
+            and _is_plain_keep(prev)
+            and _is_plain_keep(s)
+            and abs(prev.src_end_s - s.src_start_s) <= tol_s
+            and abs(prev.dst_start_s + prev.length_s - s.dst_start_s) <= tol_s
+        ):
+            prev.src_end_s = s.src_end_s
+        else:
+            out.append(s)
+    return out
+
+
+def _simplify(points: list[tuple[float, float]]) -> list[tuple[float, float]]:
+    """Drop repeated points and the middle of runs with one value."""
+    out: list[tuple[float, float]] = []
+    for p in points:
+        if out and out[-1] == p:
+            continue
+        if len(out) >= 2 and out[-1][1] == p[1] == out[-2][1]:
+            out[-1] = p
+            continue
+        out.append(p)
+    return out
+
+
+def _volume_points(s: Segment) -> list[tuple[float, float]]:
+    """A segment's level in dB over output time: its gain and its fades."""
+    d0 = s.dst_start_s
+    d1 = d0 + s.length_s
+    times = {d0, d1}
+    for k in range(1, FADE_POINTS):
+        if s.fade_in_s > 0:
+            times.add(d0 + s.fade_in_s * k / FADE_POINTS)
+        if s.fade_out_s > 0:
+            times.add(d1 - s.fade_out_s * k / FADE_POINTS)
+    if s.fade_in_s > 0:
+        times.add(d0 + s.fade_in_s)
+    if s.fade_out_s > 0:
+        times.add(d1 - s.fade_out_s)
+    floor = 10.0 ** (VOLUME_FLOOR_DB / 20.0)
+    points = []
+    for t in sorted(times):
+        g = 1.0
+        if s.fade_in_s > 0:
+            g = min(g, (t - d0) / s.fade_in_s)
+        if s.fade_out_s > 0:
+            g = min(g, (d1 - t) / s.fade_out_s)
+        g = min(max(g, 0.0), 1.0)
+        db = VOLUME_FLOOR_DB if g <= floor else 20.0 * math.log10(g)
+        points.append((t, max(VOLUME_FLOOR_DB, db + s.gain_db)))
+    return points
+
+
+def _automation_lanes(segments: list[Segment], sample_rate: int) -> list[Automation]:
+    """Automation restating the segments' levels and filter cutoffs.
+
+    The lanes describe what the segments already do, for DAWs that show it
+    as envelopes: a consumer applies either the segments' gain/fades/effects
+    or these lanes, not both.
+    """
+    lanes: list[Automation] = []
+    if any(s.gain_db != 0.0 or s.fade_in_s > 0 or s.fade_out_s > 0 for s in segments):
+        points: list[tuple[float, float]] = []
+        for s in segments:
+            points.extend(_volume_points(s))
+        lanes.append(Automation("volume_db", _simplify(points)))
+    nyquist_hz = 0.5 * sample_rate
+    for effect, parameter, open_hz in (
+        ("lowpass", "lowpass_hz", min(LOWPASS_OPEN_HZ, nyquist_hz)),
+        ("highpass", "highpass_hz", HIGHPASS_OPEN_HZ),
+    ):
+        if not any(e.name == effect for s in segments for e in s.effects):
+            continue
+        points = []
+        for s in segments:
+            v = next((e.params["cutoff_hz"] for e in s.effects if e.name == effect), open_hz)
+            points.extend([(s.dst_start_s, v), (s.dst_start_s + s.length_s, v)])
+        lanes.append(Automation(parameter, _simplify(points)))
+    return lanes
+
+
+def plan_from_actions(analysis: Any, actions: Iterable[Any]) -> EditPlan:
+    """Turn an action walk over a song's beat grid into an EditPlan.
+
+    Parameters
+    ----------
+    analysis:
+        An ``engine.analysis.Analysis`` (or anything with ``.audio``:
+        ``samples (n_channels, n_samples)``, ``sample_rate`` Hz, ``path``,
+        ``duration_s``; ``.sha256``; ``.grid``: ``tempo_bpm``,
+        ``beat_times (n_beats,)`` s, ``downbeats``).
+    actions:
+        The walk, from beat 0: each a flat action index or a
+        ``(type, size, amount)`` triple of names or indices. Each covers
+        ``SIZE_BEATS[size]`` beats from the cursor, clipped at the last
+        beat, and the cursor moves past it. Beats after the walk ends are
+        kept; audio before the first beat and after the last beat's end is
+        kept (lead-in and tail).
+
+    Returns
+    -------
+    The plan: ``actions`` (source spans), ``segments`` contiguous in output
+    time, ``markers`` (a region per non-KEEP action, a point marker per
+    CUT) and ``automation`` (``volume_db``, ``lowpass_hz``, ``highpass_hz``
+    lanes where used), all output times in seconds; ``model`` None.
+
+    Raises
+    ------
+    ValueError
+        An unknown action, an amount its type does not allow, or a walk
+        that runs past the last beat (the message names the step).
+    """
+    audio = analysis.audio
+    sample_rate = int(audio.sample_rate)
+    samples = np.asarray(audio.samples)
+    channels = int(samples.shape[0])
+    duration_s = float(getattr(audio, "duration_s", samples.shape[-1] / sample_rate))
+    grid = analysis.grid
+    tempo_bpm = float(grid.tempo_bpm)
+    starts, ends = beat_spans(grid.beat_times, duration_s, tempo_bpm=tempo_bpm)
+    n_beats = int(starts.size)
+    tol_s = 0.5 / sample_rate
+    max_cutoff_hz = MAX_CUTOFF_FRACTION * sample_rate
+
+    segments: list[Segment] = []
+    plan_actions: list[Action] = []
+    markers: list[Marker] = []
+    dst = 0.0
+
+    def place(seg: Segment) -> None:
+        nonlocal dst
+        seg.dst_start_s = dst
+        dst += seg.length_s
+        segments.append(seg)
+
+    if n_beats and starts[0] > tol_s:
+        place(Segment(0.0, float(starts[0]), 0.0))
+
+    cursor = 0
+    for step, raw in enumerate(actions):
+        try:
+            a = vocab.as_action(raw)
+        except ValueError as err:
+            raise ValueError(f"actions[{step}]: {err}") from None
+        if cursor >= n_beats:
+            raise ValueError(
+                f"actions[{step}]: the walk has run past the last beat ({n_beats} beats)"
+            )
+        b0, b1 = cursor, min(cursor + a.beats, n_beats)
+        s0, s1 = float(starts[b0]), float(ends[b1 - 1])
+        beat_s = float(ends[b0] - starts[b0])
+        t, value = a.type, a.value
+        dst0 = dst
+
+        def seg(src_start: float = s0, src_end: float = s1, **kw: Any) -> Segment:
+            return Segment(src_start, src_end, 0.0, action=t, beat=b0, **kw)  # noqa: B023
+
+        if t == "CUT":
+            pass
+        elif t == "LOOP":
+            for _ in range(1 + int(value)):
+                place(seg())
+        elif t == "STUTTER":
+            slice_s = value * beat_s
+            n_full = int(math.floor((s1 - s0) / slice_s + 1e-9))
+            for _ in range(n_full):
+                place(seg(s0, s0 + slice_s))
+            rest_s = (s1 - s0) - n_full * slice_s
+            if rest_s > tol_s:
+                place(seg(s0, s0 + rest_s))
+        elif t == "REVERSE":
+            place(seg(reverse=True))
+        elif t == "SILENCE":
+            place(seg(mute=True))
+        elif t == "FADE_IN":
+            place(seg(fade_in_s=s1 - s0))
+        elif t == "FADE_OUT":
+            place(seg(fade_out_s=s1 - s0))
+        elif t == "GAIN":
+            place(seg(gain_db=value))
+        elif t == "PITCH":
+            place(seg(pitch_semitones=value))
+        elif t == "SPEED":
+            place(seg(rate=value))
+        elif t in vocab.EFFECT_NAMES:
+            name, params = vocab.effect_params(t, a.amount_idx, beat_s=beat_s)
+            if "cutoff_hz" in params:
+                params["cutoff_hz"] = min(params["cutoff_hz"], max_cutoff_hz)
+            place(seg(effects=[Effect(name, params)]))
+        else:  # KEEP
+            place(seg())
+
+        plan_actions.append(Action(b0, t, a.size, a.amount, s0, s1))
+        if t != "KEEP":
+            label = vocab.action_label(t, a.amount_idx)
+            markers.append(Marker(dst0, label, end_s=None if dst <= dst0 else dst))
+        cursor = b1
+
+    if cursor < n_beats:
+        log.debug("walk ended at beat %d of %d: keeping the rest", cursor, n_beats)
+        place(Segment(float(starts[cursor]), float(ends[-1]), 0.0, beat=cursor))
+    tail_start = float(ends[-1]) if n_beats else 0.0
+    if duration_s - tail_start > tol_s:
+        place(Segment(tail_start, duration_s, 0.0, beat=max(n_beats - 1, 0)))
+
+    segments = _merge_keeps(segments, tol_s=tol_s)
+    return EditPlan(
+        source=Source(
+            path="" if getattr(audio, "path", None) is None else os.fspath(audio.path),
+            sha256=str(analysis.sha256),
+            sample_rate=sample_rate,
+            channels=channels,
+            duration_s=duration_s,
+        ),
+        grid=Grid(
+            tempo_bpm=tempo_bpm,
+            beat_times=[float(x) for x in starts],
+            downbeats=[int(i) for i in grid.downbeats if 0 <= int(i) < n_beats],
+        ),
+        actions=plan_actions,
+        segments=segments,
+        markers=markers,
+        automation=_automation_lanes(segments, sample_rate),
+        model=None,
+    )

@@ -286,3 +286,233 @@ def test_dict_is_not_aliased():
     assert plan.segments[2].effects[0].params["cutoff_hz"] == 2000.0
     assert plan.grid.beat_times[0] == 0.1
     assert plan_from_dict(d2) == plan
+
+
+# --------------------------------------------------------------------------
+# plan_from_actions
+# --------------------------------------------------------------------------
+
+import math  # noqa: E402
+from types import SimpleNamespace  # noqa: E402
+
+import numpy as np  # noqa: E402
+
+from engine import actions as A  # noqa: E402
+from engine.plan import beat_spans, plan_from_actions  # noqa: E402
+
+SR = 8000
+BEAT_S = 0.5
+BAR_S = 4 * BEAT_S
+LEAD_IN_S = 0.25
+
+
+def make_analysis(duration_s: float = 35.0, last_beat_s: float | None = None, sr: int = SR):
+    """A stand-in for engine.analysis.Analysis: a 120 bpm grid from 0.25 s."""
+    stop = duration_s if last_beat_s is None else last_beat_s
+    beat_times = np.arange(LEAD_IN_S, stop, BEAT_S)
+    n = int(round(duration_s * sr))
+    audio = SimpleNamespace(
+        samples=np.zeros((2, n), dtype=np.float32), sample_rate=sr, path="song.wav", duration_s=n / sr
+    )
+    grid = SimpleNamespace(
+        tempo_bpm=120.0,
+        beat_times=beat_times,
+        downbeats=np.arange(0, beat_times.size, 4),
+        beats_per_bar=4,
+        phrase_starts=np.arange(0, beat_times.size, 16),
+    )
+    return SimpleNamespace(audio=audio, sha256=SHA, grid=grid)
+
+
+def assert_contiguous(plan):
+    t = 0.0
+    for i, s in enumerate(plan.segments):
+        assert s.dst_start_s == pytest.approx(t, abs=1e-9), f"gap/overlap before segment {i}"
+        assert s.length_s > 0
+        t = s.dst_start_s + s.length_s
+    assert plan.duration_s == pytest.approx(t, abs=1e-9)
+
+
+def test_beat_spans_lead_in_and_last_beat():
+    starts, ends = beat_spans([0.25, 0.75, 1.25], 1.5)
+    assert starts.tolist() == [0.25, 0.75, 1.25]
+    assert ends.tolist() == [0.75, 1.25, 1.5]  # last beat clipped at the end
+    starts, ends = beat_spans([0.25, 0.75, 1.25, 2.0], 2.0)  # a beat at the end is dropped
+    assert starts.tolist() == [0.25, 0.75, 1.25] and ends[-1] == 1.75
+    with pytest.raises(ValueError):
+        beat_spans([1.0, 0.5], 2.0)
+
+
+def test_all_keep_is_the_source():
+    an = make_analysis()
+    n_beats = an.grid.beat_times.size  # 70
+    walk = [("KEEP", "PHRASE", "NEUTRAL")] * (n_beats // 16) + [("KEEP", "BAR", "NEUTRAL")] * 2
+    walk += [("KEEP", "BEAT", "NEUTRAL")] * (n_beats - 16 * (n_beats // 16) - 8)
+    plan = plan_from_actions(an, walk)
+    assert len(plan.segments) == 1  # lead-in and every KEEP merged
+    s = plan.segments[0]
+    assert (s.src_start_s, s.dst_start_s) == (0.0, 0.0)
+    assert s.src_end_s == pytest.approx(35.0)
+    assert plan.markers == [] and plan.automation == []
+    assert [a.beat for a in plan.actions][:2] == [0, 16]
+    assert plan.model is None
+    assert plan.source.channels == 2 and plan.source.sample_rate == SR
+
+
+def test_cut_of_a_bar_shortens_by_exactly_the_bar():
+    an = make_analysis()
+    walk = [("KEEP", "BAR", "NEUTRAL"), ("CUT", "BAR", "NEUTRAL"), ("KEEP", "BAR", "NEUTRAL")]
+    plan = plan_from_actions(an, walk)
+    assert plan.duration_s == pytest.approx(35.0 - BAR_S, abs=1e-9)
+    assert_contiguous(plan)
+    # the KEEP after the cut cannot join the one before it (source jumps)
+    spans = [x for s in plan.segments for x in (s.src_start_s, s.src_end_s)]
+    assert spans == pytest.approx([0.0, LEAD_IN_S + BAR_S, LEAD_IN_S + 2 * BAR_S, 35.0])
+    assert plan.markers == [Marker(LEAD_IN_S + BAR_S, "CUT")]
+    assert plan.actions[1] == Action(4, "CUT", "BAR", "NEUTRAL", LEAD_IN_S + BAR_S, LEAD_IN_S + 2 * BAR_S)
+
+
+def test_loop_x2_of_a_bar_lengthens_by_two_bars():
+    an = make_analysis()
+    plan = plan_from_actions(an, [("KEEP", "BAR", "NEUTRAL"), ("LOOP", "BAR", "NEG_SMALL")])
+    assert plan.duration_s == pytest.approx(35.0 + 2 * BAR_S, abs=1e-9)
+    assert_contiguous(plan)
+    loops = [s for s in plan.segments if s.action == "LOOP"]
+    assert len(loops) == 3
+    assert all(s.src_start_s == LEAD_IN_S + BAR_S and s.src_end_s == LEAD_IN_S + 2 * BAR_S for s in loops)
+    start = LEAD_IN_S + BAR_S
+    assert plan.markers == [Marker(start, "LOOP x2", end_s=pytest.approx(start + 3 * BAR_S))]
+
+
+def test_speed_divides_the_span_by_the_rate():
+    an = make_analysis()
+    plan = plan_from_actions(an, [("SPEED", "TWO_BARS", "POS_LARGE")])
+    span = 2 * BAR_S
+    sped = [s for s in plan.segments if s.action == "SPEED"]
+    assert len(sped) == 1 and sped[0].rate == 1.25
+    assert sped[0].length_s == pytest.approx(span / 1.25)
+    assert plan.duration_s == pytest.approx(35.0 - span + span / 1.25, abs=1e-9)
+    assert_contiguous(plan)
+
+
+def test_stutter_fills_its_span_with_the_first_slice():
+    an = make_analysis()
+    plan = plan_from_actions(an, [("STUTTER", "BAR", "POS_SMALL")])  # 1/4-beat slices
+    st = [s for s in plan.segments if s.action == "STUTTER"]
+    assert len(st) == 16
+    assert all(s.src_start_s == LEAD_IN_S and s.length_s == pytest.approx(BEAT_S / 4) for s in st)
+    assert plan.duration_s == pytest.approx(35.0, abs=1e-9)
+    assert_contiguous(plan)
+
+
+def test_each_type_makes_the_segment_fields_it_should():
+    an = make_analysis()
+    cases = {
+        "REVERSE": ("NEUTRAL", lambda s: s.reverse),
+        "SILENCE": ("NEUTRAL", lambda s: s.mute and s.length_s == pytest.approx(BAR_S)),
+        "FADE_IN": ("NEUTRAL", lambda s: s.fade_in_s == pytest.approx(BAR_S) and s.fade_out_s == 0),
+        "FADE_OUT": ("NEUTRAL", lambda s: s.fade_out_s == pytest.approx(BAR_S) and s.fade_in_s == 0),
+        "GAIN": ("NEG_LARGE", lambda s: s.gain_db == -6.0),
+        "PITCH": ("POS_SMALL", lambda s: s.pitch_semitones == 1.0),
+        "BASS": ("POS_LARGE", lambda s: s.effects == [Effect("bass", {"gain_db": 6.0})]),
+        "DELAY": ("NEG_SMALL", lambda s: s.effects[0].params == {"delay_s": 0.25, "feedback": 0.3, "mix": 0.3}),
+        "WIDTH": ("NEG_LARGE", lambda s: s.effects == [Effect("width", {"width": 0.0})]),
+        # 5 kHz is above 8 kHz audio's Nyquist: kept below 0.45 * sample rate
+        "LOWPASS": ("POS_LARGE", lambda s: s.effects == [Effect("lowpass", {"cutoff_hz": 3600.0})]),
+    }  # fmt: skip
+    for t, (amount, check) in cases.items():
+        plan = plan_from_actions(an, [("KEEP", "BEAT", "NEUTRAL"), (t, "BAR", amount)])
+        made = [s for s in plan.segments if s.action == t]
+        assert len(made) == 1, t
+        assert made[0].beat == 1 and made[0].src_start_s == LEAD_IN_S + BEAT_S, t
+        assert check(made[0]), t
+
+
+def test_random_walks_are_contiguous_valid_and_marked(tmp_path):
+    an = make_analysis()
+    n_beats = an.grid.beat_times.size
+    rng = np.random.default_rng(0)
+    for trial in range(20):
+        walk, cursor = [], 0
+        while cursor < n_beats:
+            type_mask, size_mask, amount_mask = A.action_masks(cursor, n_beats)
+            t = int(rng.choice(np.flatnonzero(type_mask)))
+            s = int(rng.choice(np.flatnonzero(size_mask)))
+            a = int(rng.choice(np.flatnonzero(amount_mask[t])))
+            walk.append(A.action_index(t, s, a) if trial % 2 else (t, s, a))
+            cursor += A.SIZE_BEATS[s]
+        plan = plan_from_actions(an, walk)
+        assert_contiguous(plan)
+        assert len(plan.actions) == len(walk)
+        # actions tile the beats: each starts where the previous ended
+        for prev, nxt in zip(plan.actions, plan.actions[1:]):
+            assert nxt.start_s == prev.end_s
+        assert plan.actions[-1].end_s == pytest.approx(35.0)
+        # one marker per non-KEEP action, at the output time where it starts
+        non_keep = [x for x in plan.actions if x.type != "KEEP"]
+        assert len(plan.markers) == len(non_keep)
+        for m, x in zip(plan.markers, non_keep):
+            assert m.name.split()[0] == x.type
+            firsts = [s for s in plan.segments if s.beat == x.beat and s.action == x.type]
+            if x.type == "CUT":
+                assert m.end_s is None
+            else:
+                assert m.time_s == pytest.approx(firsts[0].dst_start_s)
+                assert m.end_s > m.time_s
+        # no two neighbouring plain KEEPs left unmerged
+        for s0, s1 in zip(plan.segments, plan.segments[1:]):
+            assert not (s0.action == s1.action == "KEEP" and math.isclose(s0.src_end_s, s1.src_start_s))
+        # what it makes always loads back
+        path = tmp_path / f"walk{trial}.json"
+        save_plan(plan, path)
+        assert load_plan(path) == plan
+
+
+def test_walk_clips_at_the_end_and_keeps_the_rest():
+    an = make_analysis()  # 70 beats
+    plan = plan_from_actions(an, [("KEEP", "TWO_PHRASES", "NEUTRAL")] * 2 + [("GAIN", "TWO_PHRASES", "POS_SMALL")])
+    assert plan.actions[-1].beat == 64 and plan.actions[-1].end_s == pytest.approx(35.0)
+    assert plan.segments[-1].src_end_s == pytest.approx(35.0)
+    # a short walk: the beats after it are kept
+    plan = plan_from_actions(an, [("GAIN", "BAR", "POS_SMALL")])
+    assert plan.duration_s == pytest.approx(35.0)
+    assert plan.segments[-1].action == "KEEP" and plan.segments[-1].beat == 4
+    with pytest.raises(ValueError, match=r"actions\[3\]: the walk has run past"):
+        plan_from_actions(an, [("KEEP", "TWO_PHRASES", "NEUTRAL")] * 3 + [("KEEP", "BEAT", "NEUTRAL")])
+    with pytest.raises(ValueError, match=r"actions\[0\]: CUT does not allow"):
+        plan_from_actions(an, [("CUT", "BAR", "POS_SMALL")])
+    with pytest.raises(ValueError, match=r"actions\[0\]"):
+        plan_from_actions(an, [("WOBBLE", "BAR", "NEUTRAL")])
+
+
+def test_tail_after_the_last_beat_is_kept():
+    an = make_analysis(duration_s=40.0, last_beat_s=30.0)  # beats stop at 29.75 s
+    n_beats = an.grid.beat_times.size
+    plan = plan_from_actions(an, [("CUT", "BEAT", "NEUTRAL")] * n_beats)
+    lead, tail = plan.segments
+    assert (lead.src_start_s, lead.src_end_s) == (0.0, LEAD_IN_S)
+    assert (tail.src_start_s, tail.src_end_s) == pytest.approx((30.25, 40.0))
+    assert plan.duration_s == pytest.approx(LEAD_IN_S + 40.0 - 30.25)
+    assert_contiguous(plan)
+
+
+def test_automation_lanes():
+    an = make_analysis()
+    walk = [("GAIN", "BAR", "POS_SMALL"), ("FADE_OUT", "BAR", "NEUTRAL"), ("HIGHPASS", "BAR", "NEG_SMALL")]
+    plan = plan_from_actions(an, walk)
+    lanes = {a.parameter: a.points for a in plan.automation}
+    assert set(lanes) == {"volume_db", "highpass_hz"}
+    vol = lanes["volume_db"]
+    g0, g1 = LEAD_IN_S, LEAD_IN_S + BAR_S
+    assert (g0, 0.0) in vol and (g0, 3.0) in vol and (g1, 3.0) in vol
+    f1 = g1 + BAR_S
+    fade = [p for p in vol if g1 <= p[0] <= f1 and p not in ((g1, 3.0), (f1, 0.0))]
+    assert fade[0] == (g1, pytest.approx(0.0))
+    assert fade[-1] == (pytest.approx(f1), -60.0)
+    values = [v for _, v in fade]
+    assert values == sorted(values, reverse=True) and len(fade) >= 8
+    assert all(t1 >= t0 for (t0, _), (t1, _) in zip(vol, vol[1:]))
+    hp = lanes["highpass_hz"]
+    assert hp[0] == (0.0, 20.0)
+    assert (f1, 20.0) in hp and (f1, 400.0) in hp and (f1 + BAR_S, 400.0) in hp
+    assert hp[-1] == (pytest.approx(35.0), 20.0)
