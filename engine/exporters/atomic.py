@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import logging
 import os
-import tempfile
+import secrets
 from collections.abc import Callable, Iterable
 
 from engine.errors import BadInput
@@ -76,8 +76,16 @@ def write_atomic(
     dest = check_destination(path, protect)
     directory = os.path.dirname(os.path.abspath(dest))
     base = os.path.basename(dest)
-    fd, tmp = tempfile.mkstemp(prefix=f".{base}.", suffix=".tmp", dir=directory)
-    os.close(fd)
+    # O_EXCL with mode 0o666: a fresh name, and the usual permissions after umask
+    # (mkstemp would leave the file readable by its owner only).
+    while True:
+        tmp = os.path.join(directory, f".{base}.{secrets.token_hex(6)}.tmp")
+        try:
+            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
+        except FileExistsError:
+            continue
+        os.close(fd)
+        break
     try:
         write(tmp)
         with open(tmp, "rb") as fh:

@@ -414,6 +414,16 @@ def test_bad_tempo_leaves_no_file(plan, tmp_path, fmt):
     assert not out.exists()
 
 
+def test_written_file_has_umask_permissions(plan, tmp_path):
+    umask = os.umask(0o022)
+    try:
+        out = tmp_path / "perm.txt"
+        export_plan(plan, "labels", out)
+    finally:
+        os.umask(umask)
+    assert out.stat().st_mode & 0o777 == 0o644
+
+
 def test_unknown_format_and_missing_directory(plan, tmp_path):
     with pytest.raises(BadInput, match="unknown export format"):
         export_plan(plan, "wav", tmp_path / "x")

@@ -1,0 +1,53 @@
+"""``editorbot export PLAN --format rpp|midi|labels|tsv -o F``: a plan as a DAW file."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+
+log = logging.getLogger(__name__)
+
+FORMATS = ("rpp", "midi", "labels", "tsv")  # keys of engine.exporters.EXPORTERS
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    """Flags of ``editorbot export``."""
+    p.add_argument("plan", metavar="PLAN", help="EditPlan JSON file")
+    p.add_argument(
+        "--format",
+        "-f",
+        required=True,
+        choices=FORMATS,
+        help="rpp: REAPER project; midi: tempo, markers and CC automation; "
+        "labels: Audacity label track; tsv: table for the Lua scripts",
+    )
+    p.add_argument("-o", "--output", required=True, metavar="F", help="file to write (atomically)")
+
+
+def resolve_source(plan, plan_path: str) -> None:
+    """Make a relative ``plan.source.path`` point at the file next to the plan.
+
+    A relative path that exists from the current directory is kept; otherwise
+    it is taken relative to the plan file's folder. Either way it becomes
+    absolute.
+    """
+    src = plan.source.path
+    if not src or os.path.isabs(src):
+        return
+    beside_plan = os.path.join(os.path.dirname(os.path.abspath(plan_path)), src)
+    plan.source.path = os.path.abspath(src if os.path.exists(src) or not os.path.exists(beside_plan) else beside_plan)
+
+
+def run(args: argparse.Namespace) -> int:
+    """Load the plan and write it in the chosen format; 0 on success."""
+    from engine.exporters import export_plan
+    from engine.plan import load_plan
+
+    plan = load_plan(args.plan)
+    resolve_source(plan, args.plan)
+    if not os.path.isfile(plan.source.path):
+        log.warning("the plan's source %s is missing; the export still refers to it", plan.source.path)
+    path = export_plan(plan, args.format, args.output)
+    log.info("wrote %s (%s)", path, args.format)
+    return 0
