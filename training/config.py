@@ -1,0 +1,271 @@
+"""Dataclass configs for the RL agent and its PPO + behavioural-cloning trainer.
+
+Defaults follow DESIGN section 9 (PPO: lr 1e-4, entropy 0.02, clip 0.2,
+target_kl 0.02, batch 2048, gradient accumulation 4, mixed precision on) and
+section 7 (policy: HybridNATTENEncoder, hidden 512, 8 heads, 3 layers, kernel
+33; a separate value network; BC weight 0.3). Each default is written once,
+here; the trainer and the CLI map their flags onto these fields.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import asdict, dataclass
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    import torch
+
+logger = logging.getLogger(__name__)
+
+BACKENDS: tuple[str, ...] = ("auto", "torch", "natten")
+
+
+@dataclass
+class AgentConfig:
+    """Shape of the policy/value networks and of the observation they read.
+
+    Observation (see ``training.models.agent.Observation``): a window of
+    ``window`` beats around the cursor; the cursor sits at index
+    ``window // 2`` (``cursor_index``), so the window holds ``window // 2``
+    beats before the cursor, the cursor beat, and ``window - window // 2 - 1``
+    beats after it. With the default 64 that is 32 before and 31 after: the
+    longest span (TWO_PHRASES, 32 beats from the cursor) is fully in view.
+
+    Attributes
+    ----------
+    in_dim:
+        Per-beat audio feature columns, ``len(engine.features.feature_names())``
+        (109 without stems, 121 with).
+    n_done_feats:
+        Per-beat columns describing what has been done so far. Expected
+        layout: 1 flag "already decided" + one-hot of the type that covered
+        the beat (20) + one-hot of its amount (5) = 26.
+    n_pos_feats:
+        Per-beat position columns. Expected layout: offset from the cursor
+        divided by ``window // 2``, song progress ``beat / n_beats``, beats
+        remaining ``/ n_beats``, output length so far over the target length
+        (0 when no target) = 4.
+    window:
+        Beats of context in one observation (cursor at ``window // 2``).
+    hidden, heads, layers, kernel:
+        Policy encoder width, attention heads, blocks and neighbourhood size
+        (beats each query attends to; odd).
+    mlp_ratio:
+        Feed-forward width as a multiple of ``hidden`` in each block.
+    dropout:
+        Dropout inside the encoder blocks (0 for PPO: the ratio needs the
+        same network at rollout and update time).
+    backend:
+        Neighbourhood attention implementation: ``"auto"`` (natten when it is
+        installed and the tensors are on CUDA, pure torch otherwise),
+        ``"torch"`` or ``"natten"``.
+    value_hidden, value_heads, value_layers:
+        The separate value network's own (small) encoder.
+    n_energy_classes:
+        Classes of the auxiliary energy head (low / mid / high).
+    tempo_center_bpm, tempo_scale_bpm:
+        Normalised tempo target = ``(bpm - center) / scale``.
+    """
+
+    in_dim: int = 109
+    n_done_feats: int = 26
+    n_pos_feats: int = 4
+    window: int = 64
+    hidden: int = 512
+    heads: int = 8
+    layers: int = 3
+    kernel: int = 33
+    mlp_ratio: int = 4
+    dropout: float = 0.0
+    backend: str = "auto"
+    value_hidden: int = 128
+    value_heads: int = 4
+    value_layers: int = 1
+    n_energy_classes: int = 3
+    tempo_center_bpm: float = 120.0
+    tempo_scale_bpm: float = 60.0
+
+    def __post_init__(self) -> None:
+        positive = {
+            "in_dim": self.in_dim,
+            "window": self.window,
+            "hidden": self.hidden,
+            "heads": self.heads,
+            "layers": self.layers,
+            "kernel": self.kernel,
+            "mlp_ratio": self.mlp_ratio,
+            "value_hidden": self.value_hidden,
+            "value_heads": self.value_heads,
+            "value_layers": self.value_layers,
+            "n_energy_classes": self.n_energy_classes,
+        }
+        for name, value in positive.items():
+            if value < 1:
+                raise ValueError(f"AgentConfig.{name} must be >= 1, got {value}")
+        for name in ("n_done_feats", "n_pos_feats"):
+            if getattr(self, name) < 0:
+                raise ValueError(f"AgentConfig.{name} must be >= 0, got {getattr(self, name)}")
+        if self.hidden % self.heads:
+            raise ValueError(f"hidden {self.hidden} is not divisible by heads {self.heads}")
+        if self.value_hidden % self.value_heads:
+            raise ValueError(
+                f"value_hidden {self.value_hidden} is not divisible by value_heads {self.value_heads}"
+            )
+        if self.kernel % 2 == 0:
+            raise ValueError(f"kernel must be odd (a centred neighbourhood), got {self.kernel}")
+        if self.backend not in BACKENDS:
+            raise ValueError(f"backend must be one of {BACKENDS}, got {self.backend!r}")
+        if not 0.0 <= self.dropout < 1.0:
+            raise ValueError(f"dropout must be in [0, 1), got {self.dropout}")
+        if self.tempo_scale_bpm <= 0:
+            raise ValueError(f"tempo_scale_bpm must be > 0, got {self.tempo_scale_bpm}")
+
+    @property
+    def obs_dim(self) -> int:
+        """Columns the encoder reads per beat: features + done + position."""
+        return self.in_dim + self.n_done_feats + self.n_pos_feats
+
+    @property
+    def cursor_index(self) -> int:
+        """Index of the cursor beat inside an observation window."""
+        return self.window // 2
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain dict (for checkpoints and the export sidecar)."""
+        return asdict(self)
+
+
+@dataclass
+class PPOConfig:
+    """PPO + behavioural cloning hyperparameters (CleanRL naming).
+
+    One update collects ``batch_size`` transitions (``num_envs`` songs walked
+    in parallel for ``num_steps`` steps each), then runs ``update_epochs``
+    passes over them in ``num_minibatches`` shuffled minibatches. Each
+    minibatch's gradient is accumulated over ``grad_accum`` micro-batches of
+    ``micro_batch_size`` before one optimiser step, so memory scales with the
+    micro-batch and the update with the minibatch.
+
+    Attributes
+    ----------
+    lr:
+        Adam learning rate (annealed linearly to 0 when ``anneal_lr``).
+    ent_coef, vf_coef, clip_coef:
+        Entropy bonus, value loss weight, policy ratio clip.
+    clip_vloss:
+        Clip the value loss around the old value as in CleanRL.
+    target_kl:
+        Stop the update epochs early once ``approx_kl`` exceeds this.
+    gamma, gae_lambda:
+        Discount and GAE lambda.
+    batch_size, num_envs, num_minibatches, update_epochs, grad_accum:
+        See above; ``batch_size`` must divide by ``num_envs`` and by
+        ``num_minibatches``, and the minibatch by ``grad_accum``.
+    max_grad_norm:
+        Global gradient norm clip.
+    norm_adv:
+        Normalise advantages per minibatch.
+    mixed_precision:
+        Autocast the forward pass: bf16 on CPU, fp16 on CUDA (with a grad
+        scaler); see ``autocast_dtype``.
+    bc_weight:
+        Weight of the behavioural-cloning loss (CLI ``--bc-weight``); its
+        demonstrations come from ``bc_path`` (CLI ``--bc-mixed``).
+    aux_weight:
+        Weight of the summed auxiliary losses (tempo, energy, phrase).
+    total_timesteps:
+        Environment steps to train for.
+    epochs:
+        Passes over the training songs (CLI ``--epochs``); the trainer stops
+        at whichever of this and ``total_timesteps`` comes first.
+    collapse_share:
+        Warn when the most frequent action type exceeds this share of a
+        rollout (action collapse, DESIGN section 9).
+    checkpoint_every:
+        Updates between checkpoints (a kill loses at most this many).
+    seed:
+        Seed for torch, numpy and the environments.
+    """
+
+    lr: float = 1e-4
+    ent_coef: float = 0.02
+    vf_coef: float = 0.5
+    clip_coef: float = 0.2
+    clip_vloss: bool = True
+    target_kl: float | None = 0.02
+    gamma: float = 0.99
+    gae_lambda: float = 0.95
+    batch_size: int = 2048
+    num_envs: int = 8
+    num_minibatches: int = 4
+    update_epochs: int = 4
+    grad_accum: int = 4
+    max_grad_norm: float = 0.5
+    norm_adv: bool = True
+    anneal_lr: bool = True
+    mixed_precision: bool = True
+    bc_weight: float = 0.3
+    bc_path: str | None = None
+    aux_weight: float = 0.1
+    total_timesteps: int = 1_000_000
+    epochs: int = 10
+    collapse_share: float = 0.9
+    checkpoint_every: int = 10
+    seed: int = 1
+
+    def __post_init__(self) -> None:
+        for name in ("batch_size", "num_envs", "num_minibatches", "update_epochs", "grad_accum"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"PPOConfig.{name} must be >= 1, got {getattr(self, name)}")
+        if self.batch_size % self.num_envs:
+            raise ValueError(
+                f"batch_size {self.batch_size} is not divisible by num_envs {self.num_envs}"
+            )
+        if self.batch_size % self.num_minibatches:
+            raise ValueError(
+                f"batch_size {self.batch_size} is not divisible by "
+                f"num_minibatches {self.num_minibatches}"
+            )
+        if self.minibatch_size % self.grad_accum:
+            raise ValueError(
+                f"minibatch size {self.minibatch_size} is not divisible by "
+                f"grad_accum {self.grad_accum}"
+            )
+        if self.lr <= 0:
+            raise ValueError(f"lr must be > 0, got {self.lr}")
+        if not 0.0 <= self.gamma <= 1.0 or not 0.0 <= self.gae_lambda <= 1.0:
+            raise ValueError("gamma and gae_lambda must be in [0, 1]")
+        if self.bc_weight < 0 or self.aux_weight < 0 or self.ent_coef < 0:
+            raise ValueError("bc_weight, aux_weight and ent_coef must be >= 0")
+
+    @property
+    def num_steps(self) -> int:
+        """Steps per environment per rollout."""
+        return self.batch_size // self.num_envs
+
+    @property
+    def minibatch_size(self) -> int:
+        """Transitions per optimiser step."""
+        return self.batch_size // self.num_minibatches
+
+    @property
+    def micro_batch_size(self) -> int:
+        """Transitions per forward/backward pass (gradient accumulation)."""
+        return self.minibatch_size // self.grad_accum
+
+    def autocast_dtype(self, device_type: str) -> torch.dtype | None:
+        """Autocast dtype for ``device_type`` ("cpu" or "cuda"), None when off.
+
+        bf16 on CPU, fp16 on CUDA (DESIGN section 9). torch is imported here
+        so that reading a config (e.g. for ``--help``) does not load it.
+        """
+        import torch
+
+        if not self.mixed_precision:
+            return None
+        return torch.float16 if device_type == "cuda" else torch.bfloat16
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain dict (TensorBoard hyperparameter table, checkpoints)."""
+        return asdict(self)

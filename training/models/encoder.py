@@ -1,0 +1,432 @@
+"""HybridNATTENEncoder: 1-D neighbourhood attention plus a global pooled summary.
+
+Shapes: ``B`` batch, ``L`` sequence length (beats), ``C`` channels, ``H``
+attention heads, ``D = C // H`` head width.
+
+Neighbourhood rule (NATTEN's, non-dilated, odd ``kernel``): query ``i``
+attends to keys ``[s_i, s_i + kernel)`` with
+``s_i = clamp(i - kernel // 2, 0, L - kernel)``, i.e. always exactly
+``kernel`` keys, the window sliding inwards at the edges; when
+``L < kernel`` every query attends to all ``L`` keys. Padded positions (a
+key padding mask, True = padding, as in ``nn.MultiheadAttention``) are never
+attended to and are left out of the pooled summary; the encoder's output is
+zero at padded positions, so what a caller puts there cannot leak into the
+valid ones. Windows are placed on the full (padded) length and padded keys
+are then dropped from them, so a query next to padding sees fewer than
+``kernel`` keys; both backends do exactly this.
+
+Two interchangeable backends compute the same function:
+
+- ``"torch"``: a banded boolean mask built from the rule above, fed to
+  ``F.scaled_dot_product_attention``. No Python control flow on tensor values
+  and no data-dependent shapes, so it works for any batch and length, on any
+  device, with autograd, and traces with ``torch.onnx.export(dynamo=True)``
+  with dynamic batch and sequence axes.
+- ``"natten"``: ``natten.functional.na1d`` (heads-last layout
+  ``(B, L, H, D)``). natten has no key padding mask; padding is applied as an
+  additive key bias carried by one extra head channel (query 1, key -1e4 at
+  padded positions, value 0), which is exact up to ``exp(-1e4) == 0``.
+  natten is optional and has no backward pass on CPU.
+
+``"auto"`` uses natten for CUDA tensors when it is installed, the pure-torch
+backend otherwise (and always while tracing for export).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+logger = logging.getLogger(__name__)
+
+BACKENDS: tuple[str, ...] = ("auto", "torch", "natten")
+
+# Key bias for padded positions in the natten path: far below any real logit,
+# and finite in fp16 / bf16.
+_NATTEN_PAD_BIAS = -1.0e4
+# Extra head channels used to carry that bias; a multiple of 8 keeps the head
+# width one that natten's fused kernels accept.
+_NATTEN_EXTRA_CHANNELS = 8
+
+
+def load_na1d() -> Callable[..., Tensor] | None:
+    """natten's 1-D neighbourhood attention function, or None if unavailable.
+
+    ``natten.functional.na1d(query, key, value, kernel_size, ..., scale=...)``
+    takes and returns heads-last tensors ``(B, L, H, D)`` (natten >= 0.17;
+    newer releases also export it as ``natten.na1d``).
+    """
+    try:
+        from natten.functional import na1d
+    except (ImportError, OSError) as err:
+        logger.debug("natten not available: %s", err)
+        return None
+    return na1d
+
+
+def window_starts(length: int, kernel: int, *, device: torch.device | None = None) -> Tensor:
+    """First key index of each query's neighbourhood.
+
+    Parameters
+    ----------
+    length:
+        Sequence length ``L`` (>= 1); may be a symbolic size while tracing.
+    kernel:
+        Neighbourhood size (keys per query).
+
+    Returns
+    -------
+    ``(L,)`` int64: ``clamp(i - kernel // 2, 0, max(L - kernel, 0))``.
+    """
+    idx = torch.arange(length, device=device)
+    upper = torch.clamp(idx.max() + 1 - kernel, min=0)  # max(L - kernel, 0) as a tensor
+    return torch.minimum(torch.clamp(idx - kernel // 2, min=0), upper)
+
+
+def neighborhood_mask(length: int, kernel: int, *, device: torch.device | None = None) -> Tensor:
+    """Banded neighbourhood mask.
+
+    Returns
+    -------
+    ``(L, L)`` bool, True where query ``i`` (row) may attend to key ``j``
+    (column): ``s_i <= j < s_i + kernel``.
+    """
+    starts = window_starts(length, kernel, device=device)[:, None]
+    keys = torch.arange(length, device=device)[None, :]
+    return (keys >= starts) & (keys < starts + kernel)
+
+
+def attention_mask(
+    length: int,
+    kernel: int,
+    padding_mask: Tensor | None = None,
+    *,
+    device: torch.device | None = None,
+) -> Tensor:
+    """Boolean mask for ``F.scaled_dot_product_attention``.
+
+    Parameters
+    ----------
+    length, kernel:
+        As in ``neighborhood_mask``.
+    padding_mask:
+        ``(B, L)`` bool, True at padded positions, or None.
+
+    Returns
+    -------
+    ``(B, 1, L, L)`` bool (``(1, 1, L, L)`` without padding), True where a
+    query may attend to a key. A padded query attends to itself only, so no
+    row is empty (an empty row would give NaN); padded outputs are discarded.
+    """
+    band = neighborhood_mask(length, kernel, device=device)[None, None]
+    if padding_mask is None:
+        return band
+    valid_keys = ~padding_mask[:, None, None, :]
+    valid_queries = ~padding_mask[:, None, :, None]
+    eye = torch.eye(length, dtype=torch.bool, device=device)[None, None]
+    return (band & valid_keys & valid_queries) | eye
+
+
+def neighborhood_attention_torch(
+    q: Tensor, k: Tensor, v: Tensor, kernel: int, padding_mask: Tensor | None = None
+) -> Tensor:
+    """Neighbourhood attention with a banded mask (pure torch).
+
+    Parameters
+    ----------
+    q, k, v:
+        ``(B, H, L, D)``.
+    kernel:
+        Neighbourhood size.
+    padding_mask:
+        ``(B, L)`` bool, True at padded positions, or None.
+
+    Returns
+    -------
+    ``(B, H, L, D)``, scaled by ``D ** -0.5`` as usual.
+    """
+    mask = attention_mask(q.shape[2], kernel, padding_mask, device=q.device)
+    return F.scaled_dot_product_attention(q, k, v, attn_mask=mask)
+
+
+def neighborhood_attention_natten(
+    q: Tensor,
+    k: Tensor,
+    v: Tensor,
+    kernel: int,
+    padding_mask: Tensor | None = None,
+    *,
+    na1d: Callable[..., Tensor] | None = None,
+) -> Tensor:
+    """Neighbourhood attention through ``natten.functional.na1d``.
+
+    Same arguments, shapes and result as ``neighborhood_attention_torch`` at
+    valid positions. When ``L <= kernel`` the neighbourhood is the whole
+    sequence, natten is not needed (it also requires ``kernel_size <= L``)
+    and the pure-torch path runs.
+    """
+    length = q.shape[2]
+    if length <= kernel:
+        return neighborhood_attention_torch(q, k, v, kernel, padding_mask)
+    na1d = na1d or load_na1d()
+    if na1d is None:
+        raise ImportError(
+            "natten is not installed: pip install natten --no-build-isolation "
+            "(after torch), or use backend='torch'"
+        )
+    head_dim = q.shape[-1]
+    # natten takes heads-last (B, L, H, D).
+    qh, kh, vh = (t.transpose(1, 2) for t in (q, k, v))
+    qh = qh * head_dim**-0.5
+    if padding_mask is not None:
+        extra_shape = (*qh.shape[:-1], _NATTEN_EXTRA_CHANNELS)
+        q_extra = qh.new_zeros(extra_shape)
+        q_extra[..., 0] = 1.0
+        k_extra = kh.new_zeros(extra_shape)
+        k_extra[..., 0] = padding_mask.to(kh.dtype)[:, :, None] * _NATTEN_PAD_BIAS
+        qh = torch.cat([qh, q_extra], dim=-1)
+        kh = torch.cat([kh, k_extra], dim=-1)
+        vh = torch.cat([vh, vh.new_zeros(extra_shape)], dim=-1)
+    out = na1d(
+        query=qh.contiguous(),
+        key=kh.contiguous(),
+        value=vh.contiguous(),
+        kernel_size=kernel,
+        scale=1.0,
+    )
+    return out[..., :head_dim].transpose(1, 2)
+
+
+def masked_mean(x: Tensor, padding_mask: Tensor | None = None) -> Tensor:
+    """Mean over valid positions.
+
+    Parameters
+    ----------
+    x:
+        ``(B, L, C)``.
+    padding_mask:
+        ``(B, L)`` bool, True at padded positions, or None (all valid).
+
+    Returns
+    -------
+    ``(B, C)``; zeros for a sequence with no valid position.
+    """
+    if padding_mask is None:
+        return x.mean(dim=1)
+    valid = (~padding_mask).to(x.dtype)[..., None]
+    return (x * valid).sum(dim=1) / valid.sum(dim=1).clamp(min=1.0)
+
+
+class NeighborhoodSelfAttention(nn.Module):
+    """Multi-head 1-D neighbourhood self-attention with two backends.
+
+    Parameters
+    ----------
+    dim:
+        Channels ``C``.
+    heads:
+        Attention heads (``dim % heads == 0``).
+    kernel:
+        Neighbourhood size (odd).
+    backend:
+        ``"auto"``, ``"torch"`` or ``"natten"``.
+    """
+
+    def __init__(self, dim: int, heads: int, kernel: int, backend: str = "auto") -> None:
+        super().__init__()
+        if dim % heads:
+            raise ValueError(f"dim {dim} is not divisible by heads {heads}")
+        if kernel < 1 or kernel % 2 == 0:
+            raise ValueError(f"kernel must be a positive odd number, got {kernel}")
+        self.heads = heads
+        self.kernel = kernel
+        self.qkv = nn.Linear(dim, 3 * dim)
+        self.out = nn.Linear(dim, dim)
+        self._na1d: Callable[..., Tensor] | None = None
+        self.backend = "torch"
+        self.set_backend(backend, log=False)
+
+    def set_backend(self, backend: str, *, log: bool = True) -> None:
+        """Choose the backend (e.g. ``"torch"`` before ONNX export)."""
+        if backend not in BACKENDS:
+            raise ValueError(f"backend must be one of {BACKENDS}, got {backend!r}")
+        na1d = load_na1d() if backend in ("auto", "natten") else None
+        if backend == "natten" and na1d is None:
+            raise ImportError(
+                "backend='natten' but natten is not installed: "
+                "pip install natten --no-build-isolation (after torch)"
+            )
+        self.backend, self._na1d = backend, na1d
+        if log:
+            logger.info("neighbourhood attention: %s", describe_backend(backend, na1d is not None))
+
+    def uses_natten(self, x: Tensor) -> bool:
+        """Whether a forward pass on ``x`` runs natten (else the banded mask)."""
+        if self._na1d is None or torch.compiler.is_compiling():
+            return False
+        return self.backend == "natten" or x.is_cuda
+
+    def forward(self, x: Tensor, padding_mask: Tensor | None = None) -> Tensor:
+        """``x (B, L, C)``, ``padding_mask (B, L)`` bool -> ``(B, L, C)``."""
+        batch, length, dim = x.shape
+        qkv = self.qkv(x).view(batch, length, 3, self.heads, dim // self.heads)
+        q, k, v = qkv.permute(2, 0, 3, 1, 4).unbind(0)  # each (B, H, L, D)
+        if self.uses_natten(x):
+            y = neighborhood_attention_natten(
+                q, k, v, self.kernel, padding_mask, na1d=self._na1d
+            )
+        else:
+            y = neighborhood_attention_torch(q, k, v, self.kernel, padding_mask)
+        return self.out(y.transpose(1, 2).reshape(batch, length, dim))
+
+
+def describe_backend(backend: str, natten_installed: bool) -> str:
+    """One log line saying which implementation ``backend`` will run."""
+    if backend == "torch":
+        return "pure torch (banded mask)"
+    if backend == "natten":
+        return "natten (na1d)"
+    if natten_installed:
+        return "auto: natten on CUDA tensors, pure torch (banded mask) elsewhere"
+    return "auto: pure torch (banded mask); natten is not installed"
+
+
+class HybridBlock(nn.Module):
+    """Pre-norm block: neighbourhood attention, global summary, feed-forward.
+
+    ``x = x + NA(LN(x))``; ``x = x + W_g · masked_mean(LN(x))`` (the pooled
+    summary of the whole sequence, projected and *added* to every position,
+    so the width stays ``dim``); ``x = x + MLP(LN(x))``; padded positions are
+    then zeroed.
+    """
+
+    def __init__(
+        self,
+        dim: int,
+        heads: int,
+        kernel: int,
+        *,
+        mlp_ratio: int = 4,
+        dropout: float = 0.0,
+        backend: str = "auto",
+    ) -> None:
+        super().__init__()
+        self.norm_attn = nn.LayerNorm(dim)
+        self.attn = NeighborhoodSelfAttention(dim, heads, kernel, backend)
+        self.norm_global = nn.LayerNorm(dim)
+        self.global_proj = nn.Linear(dim, dim)
+        self.norm_mlp = nn.LayerNorm(dim)
+        self.mlp = nn.Sequential(
+            nn.Linear(dim, mlp_ratio * dim),
+            nn.GELU(),
+            nn.Dropout(dropout),
+            nn.Linear(mlp_ratio * dim, dim),
+        )
+        self.drop = nn.Dropout(dropout)
+
+    def forward(self, x: Tensor, padding_mask: Tensor | None = None) -> Tensor:
+        """``x (B, L, C)``, ``padding_mask (B, L)`` bool -> ``(B, L, C)``."""
+        x = x + self.drop(self.attn(self.norm_attn(x), padding_mask))
+        summary = masked_mean(self.norm_global(x), padding_mask)  # (B, C)
+        x = x + self.global_proj(summary)[:, None, :]
+        x = x + self.drop(self.mlp(self.norm_mlp(x)))
+        if padding_mask is not None:
+            x = x.masked_fill(padding_mask[..., None], 0.0)
+        return x
+
+
+class HybridNATTENEncoder(nn.Module):
+    """Per-beat encoder: input projection, ``layers`` hybrid blocks, final norm.
+
+    The encoder has no positional encoding of its own: neighbourhood
+    attention is local by construction and callers put position columns in
+    the input (the agent's observation has them).
+
+    Parameters
+    ----------
+    in_dim:
+        Input columns per position.
+    hidden:
+        Width ``C``.
+    heads:
+        Attention heads.
+    layers:
+        Number of ``HybridBlock``.
+    kernel:
+        Neighbourhood size (odd).
+    backend:
+        ``"auto"``, ``"torch"`` or ``"natten"`` (see the module docstring).
+    mlp_ratio, dropout:
+        Feed-forward width multiple and dropout of each block.
+    """
+
+    def __init__(
+        self,
+        in_dim: int,
+        hidden: int = 512,
+        heads: int = 8,
+        layers: int = 3,
+        kernel: int = 33,
+        backend: str = "auto",
+        *,
+        mlp_ratio: int = 4,
+        dropout: float = 0.0,
+    ) -> None:
+        super().__init__()
+        self.in_dim, self.hidden, self.kernel = in_dim, hidden, kernel
+        self.input_proj = nn.Linear(in_dim, hidden)
+        self.blocks = nn.ModuleList(
+            HybridBlock(
+                hidden, heads, kernel, mlp_ratio=mlp_ratio, dropout=dropout, backend=backend
+            )
+            for _ in range(layers)
+        )
+        self.norm = nn.LayerNorm(hidden)
+        self.backend = backend
+        installed = bool(self.blocks) and self.blocks[0].attn._na1d is not None
+        logger.info(
+            "HybridNATTENEncoder(hidden=%d, heads=%d, layers=%d, kernel=%d): %s",
+            hidden,
+            heads,
+            layers,
+            kernel,
+            describe_backend(backend, installed),
+        )
+
+    def set_backend(self, backend: str) -> None:
+        """Switch every block's attention backend (e.g. to "torch" for export)."""
+        for block in self.blocks:
+            block.attn.set_backend(backend, log=False)
+        self.backend = backend
+        installed = bool(self.blocks) and self.blocks[0].attn._na1d is not None
+        logger.info("HybridNATTENEncoder backend: %s", describe_backend(backend, installed))
+
+    def forward(self, x: Tensor, padding_mask: Tensor | None = None) -> tuple[Tensor, Tensor]:
+        """Encode a batch of sequences.
+
+        Parameters
+        ----------
+        x:
+            ``(B, L, in_dim)``.
+        padding_mask:
+            ``(B, L)`` bool, True at padded positions, or None.
+
+        Returns
+        -------
+        ``(h, pooled)``: ``h (B, L, hidden)`` per position (zero where
+        padded) and ``pooled (B, hidden)``, the mean of ``h`` over valid
+        positions.
+        """
+        h = self.input_proj(x)
+        if padding_mask is not None:
+            h = h.masked_fill(padding_mask[..., None], 0.0)
+        for block in self.blocks:
+            h = block(h, padding_mask)
+        h = self.norm(h)
+        if padding_mask is not None:
+            h = h.masked_fill(padding_mask[..., None], 0.0)
+        return h, masked_mean(h, padding_mask)
