@@ -13,7 +13,11 @@ The project holds:
 - One track, ``editorbot edit``, with a post-FX volume envelope
   (``<VOLENV2``) from the ``volume_db`` automation lane, if any: point
   values are amplitudes (no ``VOLTYPE 1``), ``10 ** (dB / 20)``, capped at
-  2.0 (+6 dB, REAPER's default envelope range).
+  2.0 (+6 dB, REAPER's default envelope range). The lane restates what the
+  items already do (their gain and fades, see ``engine.plan``), so the
+  envelope is written *inactive* (``ACT 0``): visible, and one click turns
+  it on in place of the item settings. ``envelope_active=True`` writes it
+  active (for plans whose volume lane is not a restatement).
 - One ``<ITEM`` per segment:
 
   ========== ==============================================================
@@ -180,7 +184,7 @@ def _item_lines(index: int, seg: Segment, source_path: str) -> list[str]:
     return lines
 
 
-def _volume_envelope_lines(plan: EditPlan) -> list[str]:
+def _volume_envelope_lines(plan: EditPlan, active: bool) -> list[str]:
     lanes = [lane for lane in plan.automation if lane.parameter == "volume_db" and lane.points]
     if not lanes:
         return []
@@ -189,7 +193,7 @@ def _volume_envelope_lines(plan: EditPlan) -> list[str]:
     lines = [
         "<VOLENV2",
         f"  EGUID {_guid('volenv', len(lanes[0].points))}",
-        "  ACT 1 -1",
+        f"  ACT {1 if active else 0} -1",
         "  VIS 1 1 1",
         "  LANEHEIGHT 0 0",
         "  ARM 0",
@@ -226,7 +230,7 @@ def _marker_lines(plan: EditPlan) -> list[str]:
     return lines
 
 
-def format_rpp(plan: EditPlan) -> str:
+def format_rpp(plan: EditPlan, *, envelope_active: bool = False) -> str:
     """The .rpp text for ``plan`` (see the module docstring)."""
     bpm = float(plan.grid.tempo_bpm)
     if not (math.isfinite(bpm) and 1.0 <= bpm <= 960.0):
@@ -244,7 +248,7 @@ def format_rpp(plan: EditPlan) -> str:
         "    MUTESOLO 0 0 0",
         f"    NCHAN {max(2, int(plan.source.channels) + int(plan.source.channels) % 2)}",
         f"    TRACKID {_guid('track')}",
-        *("    " + line for line in _volume_envelope_lines(plan)),
+        *("    " + line for line in _volume_envelope_lines(plan, envelope_active)),
     ]
     for i, seg in enumerate(sorted(plan.segments, key=lambda s: s.dst_start_s)):
         lines += ["    " + line for line in _item_lines(i, seg, source_path)]
@@ -252,10 +256,13 @@ def format_rpp(plan: EditPlan) -> str:
     return "\n".join(lines) + "\n"
 
 
-def write_rpp(plan: EditPlan, path: str | os.PathLike) -> str:
+def write_rpp(plan: EditPlan, path: str | os.PathLike, *, envelope_active: bool = False) -> str:
     """Write ``plan`` as a REAPER project (see the module docstring).
+
+    ``envelope_active``: write the volume envelope switched on (default off,
+    as the plan's volume lane restates the items' gain and fades).
 
     The project references the source audio by absolute path; it is never
     written over (``BadInput``). Atomic. Returns the path written.
     """
-    return write_text_atomic(path, format_rpp(plan), protect=[plan.source.path])
+    return write_text_atomic(path, format_rpp(plan, envelope_active=envelope_active), protect=[plan.source.path])

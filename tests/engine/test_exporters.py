@@ -198,12 +198,21 @@ def test_rpp_items_markers_envelope(plan, tmp_path):
 
     # volume envelope: amplitude values of the volume_db lane (+3 dB stays below the +6 dB cap)
     env = track.child("VOLENV2")
+    assert env.attr("ACT")[0] == "0"  # the lane restates the items' gain and fades: not applied twice
     pts = [(float(p[0]), float(p[1])) for p in env.all("PT")]
     lane = plan.automation[0].points
     assert len(pts) == len(lane)
     for (t, amp), (t_db, db) in zip(pts, lane):
         assert t == pytest.approx(t_db, abs=TOL_S)
         assert 20 * math.log10(amp) == pytest.approx(db, abs=1e-6)
+
+
+def test_rpp_envelope_active_on_request(plan, tmp_path):
+    from engine.exporters.reaper import write_rpp
+
+    out = tmp_path / "active.rpp"
+    write_rpp(plan, out, envelope_active=True)
+    assert parse_rpp(out.read_text()).child("TRACK").child("VOLENV2").attr("ACT")[0] == "1"
 
 
 def test_rpp_quotes_paths_with_spaces(tmp_path):
@@ -429,3 +438,19 @@ def test_unknown_format_and_missing_directory(plan, tmp_path):
         export_plan(plan, "wav", tmp_path / "x")
     with pytest.raises(BadInput, match="does not exist"):
         export_plan(plan, "labels", tmp_path / "nope" / "x.txt")
+
+
+@pytest.mark.parametrize("fmt", sorted(EXPORTERS))
+def test_empty_plan_exports(tmp_path, fmt):
+    plan = make_plan(str(tmp_path / "song.wav"))
+    plan.segments, plan.markers, plan.automation = [], [], []
+    out = tmp_path / f"empty.{fmt}"
+    export_plan(plan, fmt, out)
+    if fmt == "rpp":
+        assert parse_rpp(out.read_text()).child("TRACK").kids("ITEM") == []
+    elif fmt == "midi":
+        assert [m for t in mido.MidiFile(out).tracks for m in t if m.type in ("marker", "control_change")] == []
+    elif fmt == "labels":
+        assert out.read_text() == ""
+    else:
+        assert out.read_text().splitlines() == ["\t".join(COLUMNS)]
