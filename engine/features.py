@@ -1,0 +1,648 @@
+"""Per-beat feature matrix (DESIGN section 3).
+
+Two implementations produce the same ``(n_beats, n_features)`` matrix, column
+``k`` meaning ``feature_names()[k]``:
+
+- ``beat_features``: the fast path. Every spectral column reads the one shared
+  STFT in ``engine.spectrum.Spectrum``; frames are pooled to beats with one
+  cumulative sum. No numba-compiled librosa function is called, so a short
+  CLI run does not pay seconds of JIT start-up.
+- ``reference_features``: separate librosa calls, each recomputing its own
+  STFT, then the same pooling. Kept for tests and as the benchmark baseline.
+
+Column layout (109 without stems, 121 with):
+
+====================  ====  =====================================================
+block                 cols  content
+====================  ====  =====================================================
+basic                 4     onset strength, rms, centroid (Hz), zcr
+extended              3     rolloff (Hz, 85 %), bandwidth (Hz), flatness
+spectral contrast     7     dB, 6 octave bands from 200 Hz + the top band
+mfcc                  13    DCT-II of the dB mel spectrogram
+mfcc delta            13    Savitzky-Golay frame derivative (width 9)
+chroma                12    C .. B, max-normalised per frame, tuning estimated
+rhythmic              5     bar phase sin/cos, tempo deviation, beat strength,
+                            downbeat flag
+deltas                52    first differences across beats of the 52 columns
+                            above the rhythmic block (row 0 is zero)
+stems                 12    drums/bass/vocals/other x rms, centroid, onset
+====================  ====  =====================================================
+
+Pooling: a beat ``i`` spans ``[beat_times[i], beat_times[i + 1])``; the last
+beat spans one median beat period. A frame belongs to a beat when its centre
+time falls in that span; the beat's value is the mean over its frames (a span
+shorter than one hop takes the frame at its start).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+from functools import lru_cache
+from typing import Any, Protocol
+
+import numpy as np
+import scipy.fft
+import scipy.signal
+
+from engine.spectrum import ANALYSIS_SR, HOP_LENGTH, N_FFT, N_MELS, Spectrum, onset_strength
+
+log = logging.getLogger(__name__)
+
+N_MFCC = 13
+N_CHROMA = 12
+CONTRAST_FMIN_HZ = 200.0
+CONTRAST_BANDS = 6
+CONTRAST_QUANTILE = 0.02
+ROLLOFF_PERCENT = 0.85
+DELTA_WIDTH = 9
+TOP_DB = 80.0
+# Tuning search range and resolution, librosa.estimate_tuning's defaults.
+TUNING_FMIN_HZ = 150.0
+TUNING_FMAX_HZ = 4000.0
+TUNING_RESOLUTION = 0.01
+
+STEM_NAMES = ("drums", "bass", "vocals", "other")
+STEM_FEATURES = ("rms", "centroid", "onset_strength")
+
+FEATURE_CONFIG: dict[str, Any] = {
+    "version": 1,
+    "sr": ANALYSIS_SR,
+    "n_fft": N_FFT,
+    "hop_length": HOP_LENGTH,
+    "window": "hann",
+    "n_mels": N_MELS,
+    "n_mfcc": N_MFCC,
+    "n_chroma": N_CHROMA,
+    "top_db": TOP_DB,
+    "contrast": {"fmin_hz": CONTRAST_FMIN_HZ, "n_bands": CONTRAST_BANDS, "quantile": CONTRAST_QUANTILE},
+    "rolloff_percent": ROLLOFF_PERCENT,
+    "delta_width": DELTA_WIDTH,
+    "tuning": {"fmin_hz": TUNING_FMIN_HZ, "fmax_hz": TUNING_FMAX_HZ, "resolution": TUNING_RESOLUTION},
+    "onset": {"lag": 1, "center": False},
+    "pooling": "mean over frame centres in [beat_i, beat_i+1), last beat one median period",
+    "stems": {"names": list(STEM_NAMES), "features": list(STEM_FEATURES)},
+}
+"""Everything that changes the numbers; ``config_hash`` keys the feature cache on it."""
+
+_PITCH_CLASSES = ("c", "c_sharp", "d", "d_sharp", "e", "f", "f_sharp", "g", "g_sharp", "a", "a_sharp", "b")
+
+SPECTRAL_NAMES: tuple[str, ...] = (
+    ("onset_strength", "rms", "centroid", "zcr")
+    + ("rolloff", "bandwidth", "flatness")
+    + tuple(f"contrast_{k:02d}" for k in range(CONTRAST_BANDS + 1))
+    + tuple(f"mfcc_{k:02d}" for k in range(N_MFCC))
+    + tuple(f"mfcc_delta_{k:02d}" for k in range(N_MFCC))
+    + tuple(f"chroma_{p}" for p in _PITCH_CLASSES)
+)
+RHYTHM_NAMES: tuple[str, ...] = ("beat_phase_sin", "beat_phase_cos", "tempo_deviation", "beat_strength", "downbeat")
+DELTA_NAMES: tuple[str, ...] = tuple(f"delta_{name}" for name in SPECTRAL_NAMES)
+STEM_COLUMN_NAMES: tuple[str, ...] = tuple(f"stem_{s}_{f}" for s in STEM_NAMES for f in STEM_FEATURES)
+
+N_SPECTRAL = len(SPECTRAL_NAMES)  # 52
+N_FEATURES = N_SPECTRAL + len(RHYTHM_NAMES) + len(DELTA_NAMES)  # 109
+N_FEATURES_WITH_STEMS = N_FEATURES + len(STEM_COLUMN_NAMES)  # 121
+
+
+class GridLike(Protocol):
+    """The fields of ``engine.grid.Grid`` this module reads."""
+
+    tempo_bpm: float
+    beat_times: np.ndarray
+    downbeats: np.ndarray
+    beats_per_bar: int
+
+
+def feature_names(stems: bool = False) -> list[str]:
+    """Column names of the per-beat matrix, in order: 109, or 121 with stems."""
+    names = list(SPECTRAL_NAMES + RHYTHM_NAMES + DELTA_NAMES)
+    if stems:
+        names += STEM_COLUMN_NAMES
+    return names
+
+
+def config_hash() -> str:
+    """sha256 hex digest of ``FEATURE_CONFIG`` (canonical JSON), for cache keys and model sidecars."""
+    canonical = json.dumps(FEATURE_CONFIG, sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(canonical.encode("utf-8")).hexdigest()
+
+
+# --------------------------------------------------------------------------- pooling
+
+
+def beat_frame_spans(
+    beat_times: np.ndarray, *, n_frames: int, sr: int, hop_length: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """Frame range ``[start, stop)`` of each beat.
+
+    Parameters:
+        beat_times: ``(n_beats,)`` ascending beat times in seconds.
+        n_frames: number of STFT frames of the song.
+        sr: sample rate (Hz); hop_length: hop (samples).
+
+    Returns:
+        ``(starts, stops)``, each ``(n_beats,)`` int64, with
+        ``0 <= start < stop <= n_frames`` (never empty, so every beat has a value).
+    """
+    beat_times = np.asarray(beat_times, dtype=np.float64)
+    n_beats = len(beat_times)
+    if n_beats == 0:
+        empty = np.zeros(0, dtype=np.int64)
+        return empty, empty
+    if np.any(np.diff(beat_times) <= 0):
+        raise ValueError("beat_times must be strictly increasing")
+    period_s = float(np.median(np.diff(beat_times))) if n_beats > 1 else 0.5
+    ends_s = np.append(beat_times[1:], beat_times[-1] + period_s)
+    # frame t is centred at t * hop / sr; the first frame whose centre is >= time
+    hop_s = hop_length / sr
+    starts = np.ceil(beat_times / hop_s - 1e-9).astype(np.int64)
+    stops = np.ceil(ends_s / hop_s - 1e-9).astype(np.int64)
+    last = max(n_frames - 1, 0)
+    starts = np.clip(starts, 0, last)
+    stops = np.clip(stops, starts + 1, n_frames)
+    stops = np.maximum(stops, starts + 1)
+    return starts, stops
+
+
+def pool_frames(frames: np.ndarray, starts: np.ndarray, stops: np.ndarray) -> np.ndarray:
+    """Mean of per-frame values over each beat span.
+
+    Parameters:
+        frames: ``(n_features, n_frames)`` per-frame values.
+        starts, stops: ``(n_beats,)`` frame spans from ``beat_frame_spans``.
+
+    Returns:
+        ``(n_beats, n_features)`` float64 means.
+    """
+    # One float64 cumulative sum serves every span, overlapping or not, in O(n_frames).
+    csum = np.zeros((frames.shape[0], frames.shape[1] + 1), dtype=np.float64)
+    np.cumsum(frames, axis=1, dtype=np.float64, out=csum[:, 1:])
+    counts = (stops - starts).astype(np.float64)
+    return ((csum[:, stops] - csum[:, starts]) / counts).T
+
+
+def _beat_index_spans(grid: GridLike, n_frames: int, sr: int, hop_length: int) -> tuple[np.ndarray, np.ndarray]:
+    return beat_frame_spans(np.asarray(grid.beat_times), n_frames=n_frames, sr=sr, hop_length=hop_length)
+
+
+# --------------------------------------------------------------------------- rhythmic block
+
+
+def rhythmic_columns(grid: GridLike, onset_env: np.ndarray, *, sr: int, hop_length: int) -> np.ndarray:
+    """The 5 rhythmic columns, shared by both paths.
+
+    Parameters:
+        grid: beat grid (``beat_times`` s, ``downbeats`` indices, ``beats_per_bar``,
+            ``tempo_bpm``).
+        onset_env: ``(n_frames,)`` onset envelope (frame ``t`` at ``t * hop / sr`` s).
+
+    Returns:
+        ``(n_beats, 5)`` float64: ``beat_phase_sin``, ``beat_phase_cos`` (position in
+        the bar as an angle, downbeat = (0, 1)); ``tempo_deviation`` (local tempo over
+        ``tempo_bpm`` minus 1, local tempo from the interval to the next beat);
+        ``beat_strength`` (onset envelope peak within one frame of the beat, over the
+        song's peak, in [0, 1]); ``downbeat`` (1.0 on downbeats).
+    """
+    beat_times = np.asarray(grid.beat_times, dtype=np.float64)
+    n_beats = len(beat_times)
+    out = np.zeros((n_beats, len(RHYTHM_NAMES)), dtype=np.float64)
+    if n_beats == 0:
+        return out
+    beats_per_bar = max(int(grid.beats_per_bar), 1)
+    index = np.arange(n_beats)
+    downbeats = np.unique(np.asarray(grid.downbeats, dtype=np.int64))
+    downbeats = downbeats[(downbeats >= 0) & (downbeats < n_beats)]
+    if len(downbeats):
+        # the last downbeat at or before each beat; beats before the first count back from it
+        which = np.searchsorted(downbeats, index, side="right") - 1
+        anchor = downbeats[np.maximum(which, 0)]
+        position = np.mod(index - anchor, beats_per_bar)
+    else:
+        position = np.mod(index, beats_per_bar)
+    phase = 2.0 * np.pi * position / beats_per_bar
+    out[:, 0] = np.sin(phase)
+    out[:, 1] = np.cos(phase)
+    # exact zeros on the bar grid, not 1e-16, so downbeats read as (0, 1)
+    out[position == 0, 0] = 0.0
+
+    if n_beats > 1:
+        interval_s = np.diff(beat_times)
+        interval_s = np.append(interval_s, interval_s[-1])
+    else:
+        interval_s = np.array([60.0 / grid.tempo_bpm if grid.tempo_bpm > 0 else 0.5])
+    tempo_bpm = float(grid.tempo_bpm) if grid.tempo_bpm and grid.tempo_bpm > 0 else 60.0 / float(np.median(interval_s))
+    out[:, 2] = (60.0 / interval_s) / tempo_bpm - 1.0
+
+    env = np.asarray(onset_env, dtype=np.float64)
+    if len(env):
+        peak = float(env.max())
+        frame = np.clip(np.rint(beat_times * sr / hop_length).astype(np.int64), 0, len(env) - 1)
+        lo = np.clip(frame - 1, 0, len(env) - 1)
+        hi = np.clip(frame + 1, 0, len(env) - 1)
+        local = np.maximum(np.maximum(env[lo], env[frame]), env[hi])
+        out[:, 3] = local / peak if peak > 0 else 0.0
+    downbeat_flag = np.zeros(n_beats)
+    downbeat_flag[downbeats] = 1.0
+    out[:, 4] = downbeat_flag
+    return out
+
+
+def _assemble(
+    spectral_frames: np.ndarray,
+    onset_env: np.ndarray,
+    grid: GridLike,
+    *,
+    sr: int,
+    hop_length: int,
+    stems: np.ndarray | None,
+) -> np.ndarray:
+    """Pool the ``(52, n_frames)`` spectral frames and add rhythm, deltas, stems -> ``(n_beats, 109|121)`` float32."""
+    n_frames = spectral_frames.shape[1]
+    starts, stops = _beat_index_spans(grid, n_frames, sr, hop_length)
+    spectral = pool_frames(spectral_frames, starts, stops)
+    rhythm = rhythmic_columns(grid, onset_env, sr=sr, hop_length=hop_length)
+    deltas = np.zeros_like(spectral)
+    deltas[1:] = np.diff(spectral, axis=0)
+    blocks = [spectral, rhythm, deltas]
+    if stems is not None:
+        stems = np.asarray(stems, dtype=np.float64)
+        if stems.shape != (len(spectral), len(STEM_COLUMN_NAMES)):
+            raise ValueError(
+                f"stems must be (n_beats, {len(STEM_COLUMN_NAMES)}) = ({len(spectral)}, {len(STEM_COLUMN_NAMES)}), "
+                f"got {stems.shape}"
+            )
+        blocks.append(stems)
+    out = np.concatenate(blocks, axis=1).astype(np.float32)
+    # A NaN here would poison every model downstream; the guards above should make
+    # this a no-op, and it stays as a last line of defence for hostile input.
+    np.nan_to_num(out, copy=False, nan=0.0, posinf=0.0, neginf=0.0)
+    return out
+
+
+# --------------------------------------------------------------------------- fast path helpers
+
+
+@lru_cache(maxsize=8)
+def _dct_matrix(n_mfcc: int, n_mels: int) -> np.ndarray:
+    """``(n_mfcc, n_mels)`` orthonormal DCT-II rows, so ``mfcc = D @ mel_db`` (librosa.feature.mfcc)."""
+    return scipy.fft.dct(np.eye(n_mels), type=2, norm="ortho", axis=0)[:n_mfcc].astype(np.float32)
+
+
+@lru_cache(maxsize=8)
+def _freq_moments_khz(sr: int, n_fft: int) -> np.ndarray:
+    """``(3, n_bins)`` float32 rows 1, f, f^2 with f in kHz, for one matmul over a spectrogram.
+
+    kHz keeps f^2 near 1..100 so the float32 product keeps its precision in
+    ``E[f^2] - E[f]^2`` (the bandwidth), and the spectrogram is never upcast.
+    """
+    freqs_khz = np.fft.rfftfreq(n_fft, 1.0 / sr) / 1000.0
+    return np.stack([np.ones_like(freqs_khz), freqs_khz, freqs_khz**2]).astype(np.float32)
+
+
+@lru_cache(maxsize=8)
+def _contrast_bands(sr: int, n_fft: int) -> tuple[tuple[int, int, int], ...]:
+    """``(first_bin, stop_bin, n_quantile)`` per contrast band, as librosa.feature.spectral_contrast."""
+    freqs = np.fft.rfftfreq(n_fft, 1.0 / sr)
+    edges = np.zeros(CONTRAST_BANDS + 2)
+    edges[1:] = CONTRAST_FMIN_HZ * 2.0 ** np.arange(CONTRAST_BANDS + 1)
+    bands = []
+    for k, (f_low, f_high) in enumerate(zip(edges[:-1], edges[1:])):
+        idx = np.flatnonzero((freqs >= f_low) & (freqs <= f_high))
+        first, last = int(idx[0]), int(idx[-1])
+        if k > 0:
+            first -= 1  # librosa includes the bin below the band
+        n_in_band = last - first + 1
+        stop = last + 1
+        if k == CONTRAST_BANDS:
+            stop = len(freqs)  # the top band runs to Nyquist
+            n_in_band = stop - first
+        else:
+            stop = last  # ... and drops its top bin (it belongs to the next band)
+        n_quantile = max(int(np.rint(CONTRAST_QUANTILE * n_in_band)), 1)
+        bands.append((first, stop, n_quantile))
+    return tuple(bands)
+
+
+def _power_to_db(power: np.ndarray) -> np.ndarray:
+    """librosa.power_to_db with ref 1, amin 1e-10, top_db 80 (floor relative to the array's max)."""
+    db = 10.0 * np.log10(np.maximum(power, 1e-10))
+    return np.maximum(db, db.max(initial=-100.0) - TOP_DB)
+
+
+def _spectral_contrast(magnitude: np.ndarray, sr: int, n_fft: int) -> np.ndarray:
+    """``(7, n_frames)`` spectral contrast in dB, numerically librosa's.
+
+    Sorting each band's bins per frame is librosa's hot spot when done on a
+    strided axis; here the bins of a frame are contiguous (see
+    ``stft_magnitude``), where numpy's vectorised sort runs several times
+    faster than a partial selection (``np.partition``).
+    """
+    n_frames = magnitude.shape[1]
+    bands = _contrast_bands(sr, n_fft)
+    peak = np.empty((len(bands), n_frames), dtype=np.float64)
+    valley = np.empty_like(peak)
+    frames_by_bin = magnitude.T  # (n_frames, n_bins); C-contiguous for stft_magnitude output
+    for k, (first, stop, q) in enumerate(bands):
+        ordered = np.sort(frames_by_bin[:, first:stop], axis=1)
+        valley[k] = ordered[:, :q].mean(axis=1)
+        peak[k] = ordered[:, -q:].mean(axis=1)
+    return _power_to_db(peak) - _power_to_db(valley)
+
+
+def _rolloff_hz(magnitude: np.ndarray, sr: int, n_fft: int) -> np.ndarray:
+    """``(n_frames,)`` frequency of the first bin where the cumulative magnitude reaches 85 %.
+
+    A full cumulative sum over 1025 bins per frame is sequential and slow; a
+    two-level search (32-bin block sums, then one block per frame) finds the
+    same bin from ~1/10 of the work.
+    """
+    frames_by_bin = magnitude.T  # (n_frames, n_bins)
+    n_frames, n_bins = frames_by_bin.shape
+    block = 32
+    n_blocks = -(-n_bins // block)
+    padded_bins = n_blocks * block
+    if padded_bins != n_bins:
+        padded = np.zeros((n_frames, padded_bins), dtype=np.float32)
+        padded[:, :n_bins] = frames_by_bin
+    else:
+        padded = np.ascontiguousarray(frames_by_bin)
+    block_sums = padded.reshape(n_frames, n_blocks, block).sum(axis=2, dtype=np.float64)
+    block_cum = np.cumsum(block_sums, axis=1)
+    threshold = ROLLOFF_PERCENT * block_cum[:, -1]
+    # first block whose cumulative sum reaches the threshold
+    first_block = np.minimum((block_cum < threshold[:, None]).sum(axis=1), n_blocks - 1)
+    before = np.where(first_block > 0, block_cum[np.arange(n_frames), first_block - 1], 0.0)
+    cols = first_block[:, None] * block + np.arange(block)
+    inside = np.cumsum(padded[np.arange(n_frames)[:, None], cols], axis=1, dtype=np.float64) + before[:, None]
+    offset = (inside < threshold[:, None]).sum(axis=1)
+    bin_index = np.minimum(first_block * block + offset, n_bins - 1)
+    return bin_index * (sr / n_fft)
+
+
+def _frame_rms_exact(y: np.ndarray, n_frames: int, n_fft: int, hop_length: int) -> np.ndarray:
+    """``(n_frames,)`` unwindowed RMS of centred, zero-padded frames (librosa.feature.rms(y=...))."""
+    pad = n_fft // 2
+    squares = np.zeros(len(y) + 2 * pad + 1, dtype=np.float64)
+    np.cumsum(np.square(y, dtype=np.float64), out=squares[pad + 1 : pad + 1 + len(y)])
+    squares[pad + 1 + len(y) :] = squares[pad + len(y)] if len(y) else 0.0
+    start = np.arange(n_frames) * hop_length
+    energy = squares[start + n_fft] - squares[start]
+    # the cumulative sum leaves ~1e-12 residue after loud passages; clip the sign only
+    return np.sqrt(np.maximum(energy, 0.0) / n_fft)
+
+
+def _frame_zcr_exact(y: np.ndarray, n_frames: int, n_fft: int, hop_length: int) -> np.ndarray:
+    """``(n_frames,)`` zero-crossing rate of centred, edge-padded frames (librosa.feature.zero_crossing_rate).
+
+    A sample counts as negative below -1e-10 (librosa's threshold, zero counted
+    positive); a frame's rate is its crossings between consecutive samples / n_fft.
+    """
+    pad = n_fft // 2
+    padded = np.pad(y, (pad, pad), mode="edge") if len(y) else np.zeros(2 * pad, dtype=np.float32)
+    negative = padded < -1e-10
+    crossings = np.zeros(len(padded) + 1, dtype=np.int64)
+    np.cumsum(negative[1:] != negative[:-1], out=crossings[2:])
+    start = np.arange(n_frames) * hop_length
+    stop = np.minimum(start + n_fft, len(padded))
+    return (crossings[stop] - crossings[start + 1]) / n_fft
+
+
+def _frame_rms_from_spectrum(magnitude: np.ndarray, n_fft: int) -> np.ndarray:
+    """``(n_frames,)`` RMS from |STFT| by Parseval, divided by the Hann window's mean square (3/8).
+
+    Used only when the time signal is unavailable: it matches the unwindowed
+    frame RMS on average, not sample-exactly.
+    """
+    power = np.einsum("ft,ft->t", magnitude, magnitude, dtype=np.float64)
+    power = 2.0 * power - magnitude[0].astype(np.float64) ** 2 - magnitude[-1].astype(np.float64) ** 2
+    return np.sqrt(np.maximum(power, 0.0) / n_fft**2 / 0.375)
+
+
+def estimate_tuning(power: np.ndarray, *, sr: int, n_fft: int) -> float:
+    """Tuning offset in fractions of a semitone, ``[-0.5, 0.5)``: librosa.estimate_tuning in numpy.
+
+    librosa's version runs numba stencils (parabolic interpolation, local maxima)
+    whose compilation costs seconds on first use; this is the same algorithm
+    (piptrack over 150-4000 Hz, threshold 0.1 x frame max, keep peaks above the
+    median magnitude, histogram of semitone residuals at 0.01 resolution).
+
+    Parameters:
+        power: ``(n_bins, n_frames)`` power spectrogram (|STFT|^2), as chroma_stft passes it.
+    """
+    import librosa
+
+    n_bins = power.shape[0]
+    freqs = np.fft.rfftfreq(n_fft, 1.0 / sr)
+    in_range = np.flatnonzero((freqs >= TUNING_FMIN_HZ) & (freqs < min(TUNING_FMAX_HZ, sr / 2)))
+    if len(in_range) == 0 or power.shape[1] == 0:
+        return 0.0
+    # a local maximum needs both neighbours; librosa treats the edge bins separately, never in range here
+    lo, hi = max(int(in_range[0]), 1), min(int(in_range[-1]), n_bins - 2)
+    frames_by_bin = power.T
+    ref = 0.1 * frames_by_bin.max(axis=1, keepdims=True)
+    left = frames_by_bin[:, lo - 1 : hi]
+    centre = frames_by_bin[:, lo : hi + 1]
+    right = frames_by_bin[:, lo + 1 : hi + 2]
+    # local maxima of the thresholded spectrum S * (S > ref), as librosa.util.localmax
+    left_t = np.where(left > ref, left, 0)
+    centre_t = np.where(centre > ref, centre, 0)
+    right_t = np.where(right > ref, right, 0)
+    peaks = (centre_t > left_t) & (centre_t >= right_t)
+    frame_idx, bin_off = np.nonzero(peaks)
+    if len(frame_idx) == 0:
+        return 0.0
+    c = centre[frame_idx, bin_off]
+    left_v = left[frame_idx, bin_off]
+    right_v = right[frame_idx, bin_off]
+    a = right_v + left_v - 2 * c
+    b = (right_v - left_v) / 2
+    with np.errstate(divide="ignore", invalid="ignore"):
+        shift = np.where(np.abs(b) < np.abs(a), -b / a, 0.0).astype(power.dtype)
+    pitch = (lo + bin_off + shift) * float(sr) / n_fft
+    mag = c + 0.5 * b * shift
+    valid = pitch > 0
+    if not valid.any():
+        return 0.0
+    threshold = np.median(mag[valid])
+    chosen = pitch[(mag >= threshold) & valid]
+    return float(librosa.pitch_tuning(chosen, resolution=TUNING_RESOLUTION, bins_per_octave=N_CHROMA))
+
+
+@lru_cache(maxsize=16)
+def _chroma_filters(sr: int, n_fft: int, tuning: float) -> np.ndarray:
+    import librosa
+
+    return librosa.filters.chroma(sr=sr, n_fft=n_fft, tuning=tuning, n_chroma=N_CHROMA).astype(np.float32)
+
+
+def _mfcc_delta(mfcc: np.ndarray) -> np.ndarray:
+    """``(n_mfcc, n_frames)`` librosa.feature.delta: Savitzky-Golay first derivative, width 9, 'interp' edges.
+
+    Songs shorter than 9 frames (~0.2 s) use the widest odd window that fits;
+    below 3 frames the derivative is zero.
+    """
+    width = _delta_width(mfcc.shape[1])
+    if width < 3:
+        return np.zeros_like(mfcc)
+    return scipy.signal.savgol_filter(mfcc, width, polyorder=1, deriv=1, axis=-1, mode="interp")
+
+
+def _delta_width(n_frames: int) -> int:
+    if n_frames >= DELTA_WIDTH:
+        return DELTA_WIDTH
+    return n_frames if n_frames % 2 else n_frames - 1
+
+
+def _normalise_columns_max(raw: np.ndarray) -> np.ndarray:
+    """Divide each column by its max (librosa.util.normalize(norm=inf)); silent columns stay zero."""
+    length = raw.max(axis=0, keepdims=True)
+    length[length < np.finfo(raw.dtype).tiny] = 1.0
+    return raw / length
+
+
+# --------------------------------------------------------------------------- fast path
+
+
+def beat_features(
+    spec: Spectrum,
+    grid: GridLike,
+    *,
+    y: np.ndarray | None = None,
+    stems: np.ndarray | None = None,
+) -> np.ndarray:
+    """Per-beat features from the shared STFT (fast path).
+
+    Parameters:
+        spec: the song's ``Spectrum`` (``magnitude (1 + n_fft // 2, n_frames)``).
+        grid: beat grid; ``beat_times`` in seconds, ascending.
+        y: ``(n_samples,)`` analysed signal at ``spec.sr``; defaults to ``spec.y``
+            (``compute_spectrum`` keeps it). It gives the exact frame RMS and
+            zero-crossing rate in O(n_samples). Without any signal both are
+            estimated from the spectrum (RMS by Parseval; zcr by Rice's formula,
+            2 x RMS frequency / sr), which follows the trend but not the values.
+        stems: optional ``(n_beats, 12)`` stem columns (``STEM_COLUMN_NAMES`` order),
+            appended as-is.
+
+    Returns:
+        ``(n_beats, 109)`` float32, or ``(n_beats, 121)`` with ``stems``; column
+        ``k`` is ``feature_names(stems is not None)[k]``.
+    """
+    sr, n_fft, hop = spec.sr, spec.n_fft, spec.hop_length
+    if (sr, n_fft, hop, spec.mel_db.shape[0]) != (
+        FEATURE_CONFIG["sr"],
+        FEATURE_CONFIG["n_fft"],
+        FEATURE_CONFIG["hop_length"],
+        FEATURE_CONFIG["n_mels"],
+    ):
+        log.warning(
+            "spectrum (sr=%d, n_fft=%d, hop=%d, n_mels=%d) differs from FEATURE_CONFIG; "
+            "features will not match cached ones",
+            sr,
+            n_fft,
+            hop,
+            spec.mel_db.shape[0],
+        )
+    magnitude = spec.magnitude
+    n_frames = spec.n_frames
+    if y is None:
+        y = spec.y
+    frames = np.empty((N_SPECTRAL, n_frames), dtype=np.float64)
+
+    onset_env = onset_strength(spec)
+    frames[0] = onset_env
+
+    # 0th, 1st and 2nd frequency moments in one pass over the spectrum
+    moments = (_freq_moments_khz(sr, n_fft) @ magnitude).astype(np.float64)  # (3, n_frames)
+    total = moments[0]
+    silent = total < np.finfo(np.float32).tiny
+    safe_total = np.where(silent, 1.0, total)
+    centroid_khz = np.where(silent, 0.0, moments[1] / safe_total)
+    bandwidth_khz = np.sqrt(np.maximum(moments[2] / safe_total - centroid_khz**2, 0.0))
+    bandwidth_khz[silent] = 0.0
+
+    if y is not None:
+        y = np.asarray(y, dtype=np.float32)
+        frames[1] = _frame_rms_exact(y, n_frames, n_fft, hop)
+        frames[3] = _frame_zcr_exact(y, n_frames, n_fft, hop)
+    else:
+        log.debug("no time signal: rms and zcr estimated from the spectrum")
+        power_moments = (_freq_moments_khz(sr, n_fft) @ (magnitude * magnitude)).astype(np.float64)
+        p_total = np.maximum(power_moments[0], np.finfo(np.float64).tiny)
+        frames[1] = _frame_rms_from_spectrum(magnitude, n_fft)
+        rms_freq_hz = 1000.0 * np.sqrt(power_moments[2] / p_total)
+        frames[3] = np.where(power_moments[0] > 0, 2.0 * rms_freq_hz / sr, 0.0)
+    frames[2] = 1000.0 * centroid_khz
+
+    frames[4] = _rolloff_hz(magnitude, sr, n_fft)
+    frames[5] = 1000.0 * bandwidth_khz
+
+    power = magnitude * magnitude
+    # flatness = geometric / arithmetic mean of the power spectrum, floored at 1e-10
+    floored = np.maximum(power, 1e-10)
+    log_mean = np.log(floored).mean(axis=0, dtype=np.float64)
+    frames[6] = np.exp(log_mean) / floored.mean(axis=0, dtype=np.float64)
+    del floored
+
+    frames[7:14] = _spectral_contrast(magnitude, sr, n_fft)
+
+    mfcc = _dct_matrix(N_MFCC, spec.mel_db.shape[0]) @ spec.mel_db
+    frames[14:27] = mfcc
+    frames[27:40] = _mfcc_delta(mfcc)
+
+    tuning = estimate_tuning(power, sr=sr, n_fft=n_fft)
+    frames[40:52] = _normalise_columns_max(_chroma_filters(sr, n_fft, tuning) @ power)
+
+    return _assemble(frames, onset_env, grid, sr=sr, hop_length=hop, stems=stems)
+
+
+# --------------------------------------------------------------------------- reference path
+
+
+def reference_features(
+    y: np.ndarray, sr: int, grid: GridLike, *, stems: np.ndarray | None = None
+) -> np.ndarray:
+    """Per-beat features from separate librosa calls (each its own STFT), pooled as ``beat_features``.
+
+    Parameters:
+        y: ``(n_samples,)`` mono float signal at ``sr`` Hz.
+        sr: sample rate (Hz).
+        grid: beat grid; ``beat_times`` in seconds, ascending.
+        stems: optional ``(n_beats, 12)`` stem columns, appended as-is.
+
+    Returns:
+        ``(n_beats, 109)`` float32 (121 with ``stems``), columns as ``feature_names()``.
+    """
+    import librosa
+
+    y = np.asarray(y, dtype=np.float32)
+    if y.ndim != 1:
+        raise ValueError(f"reference_features expects a mono (n_samples,) signal, got shape {y.shape}")
+    n_fft, hop = N_FFT, HOP_LENGTH
+    common = {"n_fft": n_fft, "hop_length": hop}
+    # center=False keeps frame t at time t, as engine.spectrum.onset_strength (see there)
+    onset_env = librosa.onset.onset_strength(y=y, sr=sr, lag=1, center=False, n_mels=N_MELS, **common)
+    rms = librosa.feature.rms(y=y, frame_length=n_fft, hop_length=hop)[0]
+    centroid = librosa.feature.spectral_centroid(y=y, sr=sr, **common)[0]
+    zcr = librosa.feature.zero_crossing_rate(y, frame_length=n_fft, hop_length=hop)[0]
+    rolloff = librosa.feature.spectral_rolloff(y=y, sr=sr, roll_percent=ROLLOFF_PERCENT, **common)[0]
+    bandwidth = librosa.feature.spectral_bandwidth(y=y, sr=sr, **common)[0]
+    flatness = librosa.feature.spectral_flatness(y=y, **common)[0]
+    contrast = librosa.feature.spectral_contrast(
+        y=y, sr=sr, fmin=CONTRAST_FMIN_HZ, n_bands=CONTRAST_BANDS, quantile=CONTRAST_QUANTILE, **common
+    )
+    mfcc = librosa.feature.mfcc(y=y, sr=sr, n_mfcc=N_MFCC, n_mels=N_MELS, **common)
+    width = _delta_width(mfcc.shape[1])
+    mfcc_delta = librosa.feature.delta(mfcc, width=width) if width >= 3 else np.zeros_like(mfcc)
+    chroma = librosa.feature.chroma_stft(y=y, sr=sr, n_chroma=N_CHROMA, **common)
+
+    frames = np.concatenate(
+        [
+            np.stack([onset_env, rms, centroid, zcr, rolloff, bandwidth, flatness]),
+            contrast,
+            mfcc,
+            mfcc_delta,
+            chroma,
+        ]
+    ).astype(np.float64)
+    return _assemble(frames, onset_env, grid, sr=sr, hop_length=hop, stems=stems)
