@@ -251,5 +251,5 @@ def plot_plan(
         fig.savefig(tmp, format="png", dpi=dpi)
 
     path = write_atomic(out_png, _save, protect=[plan.source.path])
-    log.info("wrote plot %s", path)
+    log.debug("wrote plot %s", path)
     return path

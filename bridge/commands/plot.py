@@ -21,6 +21,7 @@ def run(args: argparse.Namespace) -> int:
     from bridge.commands.export import resolve_source
     from engine.audio import load_audio
     from engine.errors import BadInput
+    from engine.exporters.atomic import check_destination
     from engine.plan import check_source, load_plan
     from engine.plot import plot_plan
     from engine.render import render_plan
@@ -30,6 +31,7 @@ def run(args: argparse.Namespace) -> int:
             raise BadInput(flag, f"must be 100-10000 pixels, got {value}")
     plan = load_plan(args.plan)
     resolve_source(plan, args.plan)
+    check_destination(args.output, [plan.source.path])  # before the slow part
     check_source(plan)
     audio = load_audio(plan.source.path)
     edited = render_plan(plan, audio.samples, audio.sample_rate)
