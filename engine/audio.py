@@ -476,7 +476,7 @@ def write_audio(
         samples = samples.samples
     if sample_rate is None:
         raise ValueError("sample_rate is required when samples is an array")
-    _refuse_protected(path, protected)
+    refuse_overwrite(path, protected)
 
     ext = os.path.splitext(path)[1].lower()
     if ext not in _WRITE_FORMATS:
@@ -518,8 +518,9 @@ def write_audio(
     return path
 
 
-def _refuse_protected(path: str, protect: Iterable[str | os.PathLike | None]) -> None:
-    """BadInput if ``path`` names (or links to) any protected file."""
+def refuse_overwrite(path: str | os.PathLike, protect: Iterable[str | os.PathLike | None]) -> None:
+    """BadInput if ``path`` names (or links to) any protected file (None entries are skipped)."""
+    path = os.fspath(path)
     target = os.path.realpath(path)
     for p in protect:
         if p is None:

@@ -14,7 +14,7 @@ import contextlib
 import logging
 import os
 import re
-import tempfile
+import secrets
 import zipfile
 from collections.abc import Iterator, Mapping
 
@@ -41,8 +41,16 @@ def atomic_path(path: str | os.PathLike, *, suffix: str | None = None) -> Iterat
     path = os.fspath(path)
     directory = os.path.dirname(os.path.abspath(path))
     ext = os.path.splitext(path)[1] if suffix is None else suffix
-    fd, tmp = tempfile.mkstemp(dir=directory, prefix=f".{os.path.basename(path)}.", suffix=f".partial{ext}")
-    os.close(fd)
+    while True:
+        tmp = os.path.join(directory, f".{os.path.basename(path)}.{secrets.token_hex(6)}.partial{ext}")
+        try:
+            # O_EXCL + 0o666: a fresh name, and the usual permissions after the
+            # umask (mkstemp would leave the result readable by its owner only).
+            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
+        except FileExistsError:
+            continue
+        os.close(fd)
+        break
     try:
         yield tmp
         with open(tmp, "rb+") as f:
@@ -99,10 +107,10 @@ class FeatureCache:
                 arrays = {name: npz[name] for name in npz.files}
             stored_key = str(arrays.pop(_KEY_FIELD))
         except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile) as err:
-            self._discard(path, f"unreadable ({type(err).__name__}: {err})")
+            self.discard(key, f"unreadable ({type(err).__name__}: {err})")
             return None
         if stored_key != key:
-            self._discard(path, f"written for key {stored_key!r}")
+            self.discard(key, f"written for key {stored_key!r}")
             return None
         log.debug("cache hit %s", path)
         return arrays
@@ -121,7 +129,9 @@ class FeatureCache:
         log.debug("cache put %s", path)
         return path
 
-    def _discard(self, path: str, why: str) -> None:
+    def discard(self, key: str, why: str) -> None:
+        """Log and delete the entry for ``key`` (a reader found it unusable)."""
+        path = self.path(key)
         log.warning("discarding corrupt cache entry %s: %s", path, why)
         with contextlib.suppress(FileNotFoundError):
             os.unlink(path)

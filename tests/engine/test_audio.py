@@ -103,6 +103,22 @@ def test_mp3_padding_is_trimmed_and_clicks_line_up(tmp_path):
     assert np.abs(got - want).max() <= 4
 
 
+def test_mp3_with_id3_tags_is_sniffed_and_trimmed(tmp_path):
+    sr = 44100
+    x = clicks(sr)
+    plain = tmp_path / "c.mp3"
+    with AudioFile(str(plain), "w", sr, 1) as f:
+        f.write(x)
+    frame = b"TIT2" + (20).to_bytes(4, "big") + b"\x00\x00\x00" + b"t" * 19
+    size = len(frame) + 300  # with 300 bytes of tag padding
+    syncsafe = bytes([(size >> 21) & 127, (size >> 14) & 127, (size >> 7) & 127, size & 127])
+    tagged = tmp_path / "tagged.wav"  # a misleading extension too
+    tagged.write_bytes(b"ID3\x04\x00\x00" + syncsafe + frame + bytes(300) + plain.read_bytes() + b"TAG" + bytes(125))
+    a = load_audio(tagged)
+    assert a.samples.shape == x.shape
+    assert abs(int(np.argmax(np.abs(a.samples[0, 5000:]))) + 5000 - 11025) <= 4
+
+
 def test_mp3_both_decoders_agree_on_the_true_length(tmp_path):
     sr = 44100
     x = clicks(sr)

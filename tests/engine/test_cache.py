@@ -110,3 +110,14 @@ def test_directory_from_env_and_default(tmp_path, monkeypatch):
 def test_reserved_name_rejected(tmp_path):
     with pytest.raises(ValueError):
         FeatureCache(tmp_path).put("k", {"__cache_key__": np.zeros(1)})
+
+
+def test_atomic_files_get_umask_permissions(tmp_path):
+    old = os.umask(0o022)
+    try:
+        with atomic_path(tmp_path / "out.txt") as tmp:
+            with open(tmp, "w") as f:
+                f.write("x")
+    finally:
+        os.umask(old)
+    assert (tmp_path / "out.txt").stat().st_mode & 0o777 == 0o644

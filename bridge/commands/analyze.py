@@ -1,0 +1,74 @@
+"""``editorbot analyze AUDIO``: beat grid and per-beat features of one file.
+
+Prints tempo, beat/bar/phrase counts, duration and a short feature table;
+``--json`` / ``--npz`` write the full result (atomically, never over the input).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("audio", metavar="AUDIO", help="wav, flac, ogg, mp3 or aiff file")
+    p.add_argument("--json", metavar="F", help="write grid, features and summary as JSON")
+    p.add_argument("--npz", metavar="F", help="write grid and features as .npz")
+    p.add_argument("--no-cache", action="store_true", help="neither read nor write the feature cache")
+    p.add_argument(
+        "--cache-dir", metavar="D", help="feature cache directory (default $EDITORBOT_CACHE or ~/.cache/editorbot/features)"
+    )
+
+
+def _check_outputs(args: argparse.Namespace) -> None:
+    """Refuse bad output paths before the analysis, not after it."""
+    from engine.audio import refuse_overwrite
+    from engine.errors import BadInput
+
+    outputs = [p for p in (args.json, args.npz) if p]
+    if len(outputs) == 2 and os.path.realpath(outputs[0]) == os.path.realpath(outputs[1]):
+        raise BadInput(outputs[0], "--json and --npz name the same file")
+    for out in outputs:
+        refuse_overwrite(out, [args.audio])
+        if os.path.isdir(out):
+            raise BadInput(out, "is a directory")
+        directory = os.path.dirname(os.path.abspath(out))
+        if not os.path.isdir(directory):
+            raise BadInput(out, f"directory {directory} does not exist")
+
+
+def format_report(analysis) -> str:
+    """Human-readable summary of an ``engine.analysis.Analysis``."""
+    s = analysis.summary()
+    lines = [
+        f"file      {s['path']}",
+        f"audio     {s['duration_s']:.2f} s, {s['sample_rate']} Hz, {s['n_channels']} ch, sha256 {s['sha256'][:12]}",
+        f"tempo     {s['tempo_bpm']:.1f} BPM",
+        f"beats     {s['n_beats']}",
+        f"bars      {s['n_bars']} ({s['beats_per_bar']} beats per bar)",
+        f"phrases   {s['n_phrases']}",
+        f"duration  {s['duration_s']:.2f} s",
+        "",
+        f"{'feature':<16} {'mean':>12} {'std':>12}",
+    ]
+    for name, stats in s["features"].items():
+        lines.append(f"{name:<16} {stats['mean']:>12.4g} {stats['std']:>12.4g}")
+    lines.append(f"({len(analysis.feature_names)} features per beat)")
+    return "\n".join(lines)
+
+
+def run(args: argparse.Namespace) -> int:
+    from engine.analysis import analyze
+    from engine.cache import FeatureCache
+
+    _check_outputs(args)
+    cache = False if args.no_cache else FeatureCache(args.cache_dir)
+    analysis = analyze(args.audio, cache=cache)
+    print(format_report(analysis))
+    if args.json:
+        analysis.save_json(args.json)
+        print(f"wrote {args.json}")
+    if args.npz:
+        analysis.save_npz(args.npz)
+        print(f"wrote {args.npz}")
+    return 0
