@@ -110,7 +110,8 @@ class AgentConfig:
             raise ValueError(f"hidden {self.hidden} is not divisible by heads {self.heads}")
         if self.value_hidden % self.value_heads:
             raise ValueError(
-                f"value_hidden {self.value_hidden} is not divisible by value_heads {self.value_heads}"
+                f"value_hidden {self.value_hidden} is not divisible by "
+                f"value_heads {self.value_heads}"
             )
         if self.kernel % 2 == 0:
             raise ValueError(f"kernel must be odd (a centred neighbourhood), got {self.kernel}")

@@ -322,3 +322,41 @@ def test_ppo_config_defaults_and_checks() -> None:
     for bad in ({"batch_size": 1000, "num_envs": 3}, {"grad_accum": 3}, {"lr": 0.0}):
         with pytest.raises(ValueError):
             PPOConfig(**bad)
+
+
+def test_exports_with_dynamic_batch_and_window() -> None:
+    """The pure-torch path traces once (batch >= 2) and runs at other shapes."""
+    agent = _agent().eval()
+    names = ("features", "done", "position", "padding_mask")
+    batch, window = torch.export.Dim("batch"), torch.export.Dim("window", min=1)
+    obs = _obs(3)
+    program = torch.export.export(
+        agent,
+        tuple(getattr(obs, n) for n in names),
+        dynamic_shapes={n: {0: batch, 1: window} for n in names},
+    )
+    for b, w in ((5, 40), (1, 16), (2, 7)):
+        other = _obs(b, w, seed=b)
+        args = tuple(getattr(other, n) for n in names)
+        with torch.no_grad():
+            want = agent(*args)
+            got = program.module()(*args)
+        for g, x in zip(got, want):
+            torch.testing.assert_close(g, x, atol=1e-5, rtol=1e-5)
+
+
+def test_bf16_autocast_on_cpu() -> None:
+    """Mixed precision (DESIGN section 9: bf16 on CPU) keeps the heads in float32."""
+    agent = _agent()
+    obs, masks = _obs(4), _masks(4)
+    with torch.no_grad():
+        action, logprob32, _, value32 = agent.get_action_and_value(obs, masks)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        _, logprob, entropy, value = agent.get_action_and_value(obs, masks, action)
+    assert logprob.dtype == entropy.dtype == value.dtype == torch.float32
+    torch.testing.assert_close(logprob, logprob32, atol=0.05, rtol=0)
+    torch.testing.assert_close(value, value32, atol=0.05, rtol=0)
+    (logprob.mean() + value.mean()).backward()
+    assert all(
+        p.grad is None or bool(torch.isfinite(p.grad).all()) for p in agent.parameters()
+    )

@@ -261,8 +261,14 @@ class EditAgent(nn.Module):
 
     @staticmethod
     def _at_cursor(h: Tensor) -> Tensor:
-        """``(B, W, C)`` -> ``(B, C)``: the cursor beat (index ``W // 2``)."""
-        return h[:, h.shape[1] // 2]
+        """``(B, W, C)`` -> ``(B, C)``: the cursor beat (index ``W // 2``).
+
+        Selected with a one-hot product rather than indexing, so that export
+        with a dynamic window axis needs no guard on ``W // 2 < W``.
+        """
+        positions = torch.arange(h.shape[1], device=h.device)
+        one_hot = (positions == h.shape[1] // 2).to(h.dtype)
+        return torch.einsum("bwc,w->bc", h, one_hot)
 
     # ------------------------------------------------------------------ trunk
 
