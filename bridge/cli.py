@@ -20,6 +20,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "analyze": ("analyze", "beat grid and per-beat features of an audio file"),
     "export": ("export", "write a plan as a REAPER project, MIDI file, Audacity labels or TSV"),
     "plot": ("plot", "before/after picture of a plan's edit"),
+    "render": ("render", "render a plan's edit of its source audio to an audio file"),
 }
 
 log = logging.getLogger("editorbot")

@@ -669,6 +669,10 @@ def render_to_file(
     dest = os.fspath(out_path)
     src = check_source(plan, source_path)  # present and unchanged (sha256)
     refuse_overwrite(dest, [src])
+    if os.path.isdir(dest):
+        raise BadInput(dest, "is a directory")
+    if not os.path.isdir(os.path.dirname(os.path.abspath(dest))):
+        raise BadInput(dest, f"directory {os.path.dirname(os.path.abspath(dest))} does not exist")
     audio = load_audio(src)
     _check_source(plan, audio.samples, audio.sample_rate, src)
     rendered = render_plan(plan, audio.samples, audio.sample_rate, crossfade_s=crossfade_s)
@@ -680,7 +684,7 @@ def render_to_file(
         n_channels=rendered.shape[0],
         n_segments=len(plan.segments),
     )
-    log.info("wrote %s (%.2f s, %d segments)", dest, result.duration_s, result.n_segments)
+    log.debug("wrote %s (%.2f s, %d segments)", dest, result.duration_s, result.n_segments)
     return result
 
 

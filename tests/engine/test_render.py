@@ -503,3 +503,103 @@ def test_gap_in_the_timeline_is_silence():
     out = render_plan(make_plan([Segment(0.0, 1.0, 0.0), Segment(1.0, 2.0, 1.5)], src), src, SR)
     assert out.shape[1] == s2i(2.5)
     assert not out[:, s2i(1.0) + XF : s2i(1.5) - XF].any()
+
+
+# ----------------------------------------------------------------- files and the command line
+
+
+@pytest.fixture
+def song_and_plan(tmp_path):
+    """A 4 s stereo wav and a saved plan for it: first beat twice, -3 dB, one beat cut."""
+    from engine.audio import write_audio
+    from engine.plan import file_sha256, save_plan
+
+    src = drum_chord_mix(4.0, attack_s=0.004)
+    wav = tmp_path / "song.wav"
+    write_audio(wav, src, SR)
+    segments = timeline([(0.0, BEAT_S, {}), (0.0, BEAT_S, {}), (BEAT_S, BAR_S, {"gain_db": -3.0}), (BAR_S + BEAT_S, 4.0, {})])
+    plan = EditPlan(
+        source=Source("song.wav", file_sha256(wav), SR, 2, src.shape[1] / SR),
+        grid=Grid(120.0, [i * BEAT_S for i in range(8)], [0, 4]),
+        segments=segments,
+    )
+    plan_path = tmp_path / "song.plan.json"
+    save_plan(plan, plan_path)
+    return src, wav, plan, plan_path
+
+
+def test_render_to_file_writes_the_rendered_audio(song_and_plan, tmp_path):
+    from engine.audio import load_audio
+    from engine.render import render_to_file
+
+    src, wav, plan, _ = song_and_plan
+    out = tmp_path / "edit.wav"
+    result = render_to_file(plan, out, source_path=wav)
+    written = load_audio(out)
+    assert written.sample_rate == SR and written.samples.shape == (2, round(plan.duration_s * SR))
+    np.testing.assert_allclose(written.samples, render_plan(plan, src, SR), atol=1e-6)
+    assert result.duration_s == pytest.approx(plan.duration_s, abs=1 / SR)
+    assert result.n_segments == 4
+
+
+def test_render_to_file_never_writes_over_its_source_or_a_changed_source(song_and_plan):
+    from engine.render import render_to_file
+
+    _, wav, plan, _ = song_and_plan
+    before = wav.read_bytes()
+    with pytest.raises(BadInput, match="overwrite"):
+        render_to_file(plan, wav, source_path=wav)
+    assert wav.read_bytes() == before
+    plan.source.sha256 = "f" * 64
+    with pytest.raises(BadInput, match="changed"):
+        render_to_file(plan, wav.with_name("x.wav"), source_path=wav)
+
+
+def test_render_to_file_checks_the_source_matches_the_plan(song_and_plan, tmp_path):
+    from engine.render import render_to_file
+
+    _, wav, plan, _ = song_and_plan
+    plan.source.channels = 1
+    with pytest.raises(BadInput, match="channels"):
+        render_to_file(plan, tmp_path / "x.wav", source_path=wav)
+    assert not (tmp_path / "x.wav").exists()
+
+
+def test_cli_render_prints_path_duration_and_segments(song_and_plan, tmp_path, capsys, monkeypatch):
+    from bridge.cli import main
+
+    _, _, plan, plan_path = song_and_plan
+    monkeypatch.chdir(tmp_path.parent)  # the plan's relative source path is found beside the plan
+    out = tmp_path / "edit.flac"
+    assert main(["render", str(plan_path), "-o", str(out), "-q"]) == 0
+    printed = capsys.readouterr().out
+    assert str(out) in printed and f"{plan.duration_s:.2f} s" in printed and "4 segments" in printed
+    assert out.stat().st_size > 0
+
+
+@pytest.mark.parametrize("problem", ["bad_effect", "not_json", "over_source", "over_plan"])
+def test_cli_render_bad_input_exits_2_with_one_line(song_and_plan, tmp_path, capsys, problem):
+    import json
+
+    from bridge.cli import main
+
+    _, wav, _, plan_path = song_and_plan
+    out = tmp_path / "edit.wav"
+    if problem == "bad_effect":
+        data = json.loads(plan_path.read_text())
+        data["segments"][2]["effects"] = [{"name": "lowpass", "params": {"cutoff_hz": 30000.0}}]
+        plan_path.write_text(json.dumps(data))
+    elif problem == "not_json":
+        plan_path.write_text("{not json")
+    elif problem == "over_source":
+        out = wav
+    else:
+        out = plan_path
+    protected = {p: p.read_bytes() for p in (wav, plan_path)}
+    assert main(["render", str(plan_path), "-o", str(out), "-q"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and err.startswith("editorbot: ")
+    assert str(plan_path) in err or str(out) in err
+    assert all(p.read_bytes() == data for p, data in protected.items())
+    if problem in ("bad_effect", "not_json"):
+        assert not out.exists()

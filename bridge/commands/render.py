@@ -1,0 +1,44 @@
+"""``editorbot render PLAN -o OUT``: render a plan's edit of its source audio.
+
+The source is the plan's ``source.path`` (a relative path is looked up from
+the current directory, then beside the plan file); it must be unchanged since
+the plan was made. The output format follows OUT's extension; OUT is written
+atomically and never over the source or the plan.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+
+log = logging.getLogger(__name__)
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    """Flags of ``editorbot render``."""
+    p.add_argument("plan", metavar="PLAN", help="EditPlan JSON file")
+    p.add_argument("-o", "--output", required=True, metavar="OUT", help="audio file to write (wav, flac, aiff, ogg, mp3)")
+
+
+def run(args: argparse.Namespace) -> int:
+    """Load, render and write; print the output path, duration and segment count."""
+    from bridge.commands.export import resolve_source
+    from engine.audio import refuse_overwrite
+    from engine.errors import BadInput
+    from engine.plan import load_plan
+    from engine.render import render_to_file
+
+    refuse_overwrite(args.output, [args.plan])
+    plan = load_plan(args.plan)
+    resolve_source(plan, args.plan)
+    try:
+        result = render_to_file(plan, args.output)
+    except BadInput as err:
+        if err.path is None:  # a problem in the plan's segments
+            raise BadInput(args.plan, err.problem) from None
+        raise
+    print(
+        f"{result.path}: {result.duration_s:.2f} s, {result.n_segments} segments, "
+        f"{result.sample_rate} Hz, {result.n_channels} ch"
+    )
+    return 0
