@@ -27,13 +27,13 @@ half-period chunks (a few hundred to a few thousand iterations for a
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 from dataclasses import dataclass
 
 import numpy as np
-from scipy.ndimage import minimum_filter1d
 
-from engine.spectrum import Spectrum, onset_strength
+from engine.spectrum import Spectrum
 
 log = logging.getLogger(__name__)
 
@@ -100,18 +100,37 @@ def band_onsets(spec: Spectrum) -> dict[str, np.ndarray]:
         ``"full"``: mean positive dB flux over all mel bands (``onset_strength``);
         ``"kick_snare"``: the same over mel bands below 500 Hz, where kicks,
         snare bodies and bass live but hi-hats barely reach;
-        ``"low"``: the same below 150 Hz (kick and bass).
+        ``"low"``: the same below 150 Hz (kick and bass);
+        ``"backbone"``: positive flux of ``log1p(magnitude)`` over 30 Hz-2 kHz
+        (kick and snare, the drums that carry the beat).
     """
-    full = onset_strength(spec)
     centres = _mel_centres_hz(spec.mel_db.shape[0], spec.sr / 2.0)
     n_ks = max(1, int(np.searchsorted(centres, 500.0)))
     n_low = max(1, int(np.searchsorted(centres, 150.0)))
-    sub = spec.mel_db[:n_ks]
-    flux = np.zeros_like(sub)
-    np.maximum(sub[:, 1:] - sub[:, :-1], 0.0, out=flux[:, 1:])
-    ks = flux.mean(axis=0)
+    # The same flux as ``engine.spectrum.onset_strength``, computed here once
+    # for all bands so the band envelopes share its frame alignment, which
+    # ONSET_LEAD_FRAMES compensates.
+    mel = spec.mel_db
+    flux = np.zeros(mel.shape, dtype=np.float32)
+    np.maximum(mel[:, 1:] - mel[:, :-1], 0.0, out=flux[:, 1:])
+    full = flux.mean(axis=0)
+    ks = flux[:n_ks].mean(axis=0)
     low = flux[:n_low].mean(axis=0)
-    return {"full": full.astype(np.float32), "kick_snare": ks.astype(np.float32), "low": low.astype(np.float32)}
+    # Kick and snare both carry most of their energy between 30 Hz and 2 kHz,
+    # where hats barely reach; a compressed linear-magnitude flux there keeps
+    # quiet components (hat leakage, noise floor) quiet, unlike a dB flux.
+    freqs = np.arange(spec.magnitude.shape[0]) * (spec.sr / spec.n_fft)
+    lo, hi = int(np.searchsorted(freqs, 30.0)), int(np.searchsorted(freqs, 2000.0))
+    band = np.log1p(spec.magnitude[lo:hi])
+    backbone = np.zeros(spec.n_frames, dtype=np.float32)
+    if spec.n_frames > 1:
+        backbone[1:] = np.maximum(band[:, 1:] - band[:, :-1], 0.0).sum(axis=0)
+    return {
+        "full": full.astype(np.float32),
+        "kick_snare": ks.astype(np.float32),
+        "low": low.astype(np.float32),
+        "backbone": backbone,
+    }
 
 
 def _normalise(env: np.ndarray) -> np.ndarray:
@@ -230,19 +249,24 @@ def track_beats(
     d = np.arange(d_min, d_max + 1)
     penalty = -tightness * np.log(d / period) ** 2
 
-    cum = np.zeros(n)
+    # cum is stored after d_max slots of -inf, so a predecessor before the
+    # first frame needs no mask.
+    cum = np.full(n + d_max, -np.inf)
+    cum[d_max : d_max + d_min] = local[:d_min]
     back = np.full(n, -1, dtype=np.int64)
-    cum[:d_min] = local[:d_min]
+    rel = np.arange(d_min)[:, None] - d[None, :]  # (chunk, n_d) predecessor offsets
     for start in range(d_min, n, d_min):
-        t = np.arange(start, min(start + d_min, n))
-        prev = t[:, None] - d[None, :]
-        cand = np.where(prev >= 0, cum[np.maximum(prev, 0)] + penalty, -np.inf)
-        best = np.argmax(cand, axis=1)
-        best_score = cand[np.arange(len(t)), best]
+        stop = min(start + d_min, n)
+        m = stop - start
+        prev = rel[:m] + start  # frame indices of predecessors
+        cand = cum[prev + d_max] + penalty
+        best = cand.argmax(axis=1)
+        best_score = cand[np.arange(m), best]
         # A beat may also start a new chain here (the first beat of the song).
         chain = best_score > 0
-        cum[t] = local[t] + np.where(chain, best_score, 0.0)
-        back[t] = np.where(chain, prev[np.arange(len(t)), best], -1)
+        cum[d_max + start : d_max + stop] = local[start:stop] + np.where(chain, best_score, 0.0)
+        back[start:stop] = np.where(chain, prev[np.arange(m), best], -1)
+    cum = cum[d_max:]
 
     # End on the best cumulative score: along a chain it grows with every
     # heard beat, and frames after the last beat only add penalties, so the
@@ -342,22 +366,68 @@ def _cosine_change(x: np.ndarray) -> np.ndarray:
     return change
 
 
-def harmonic_change(spec: Spectrum, beat_frames: np.ndarray) -> np.ndarray:
+@dataclass(frozen=True)
+class SustainedSpectrum:
+    """The tonal part of a spectrum: what lasts longer than a drum hit.
+
+    Attributes:
+        magnitude: ``(n_bins, n_frames)`` running minimum over ~0.2 s of
+            ``|STFT|`` for bins up to 2.1 kHz (bass notes, chords); drum
+            attacks and short tones drop out.
+        tonal_weight: 0..1, how much sustained content the song has: the
+            sustained share of the 60-2100 Hz power, divided by 0.05 and
+            clipped. Drum-only audio gives ~0.005 (weight ~0.1), a drum song
+            with a bass line ~0.15 (weight 1).
+    """
+
+    magnitude: np.ndarray
+    tonal_weight: float
+
+
+def _running_min(x: np.ndarray, width: int) -> np.ndarray:
+    """Running minimum of ``x`` ``(n_frames, n_cols)`` over ``width`` frames along axis 0 (edges repeated).
+
+    A loop of ``width`` whole-array minimums over contiguous rows: for the
+    ~9-frame windows used here this beats ``scipy.ndimage`` on a strided axis
+    by an order of magnitude.
+    """
+    n = x.shape[0]
+    half = width // 2
+    if n == 0 or half == 0:
+        return x.copy()
+    padded = np.pad(x, ((half, half), (0, 0)), mode="edge")
+    out = padded[:n].copy()
+    for k in range(1, 2 * half + 1):
+        np.minimum(out, padded[k : k + n], out=out)
+    return out
+
+
+def sustained_spectrum(spec: Spectrum, *, window_s: float = 0.2) -> SustainedSpectrum:
+    """Running minimum of the low ``|STFT|`` over ``window_s`` seconds (see ``SustainedSpectrum``)."""
+    freqs = np.arange(spec.magnitude.shape[0]) * (spec.sr / spec.n_fft)
+    lo, hi = int(np.searchsorted(freqs, 60.0)), int(np.searchsorted(freqs, 2100.0))
+    width = max(1, int(round(window_s * spec.sr / spec.hop_length)))
+    raw = spec.magnitude[:hi]
+    sustained = _running_min(np.ascontiguousarray(raw.T), width).T
+    total = float(np.sum(np.square(raw[lo:], dtype=np.float64)))
+    share = float(np.sum(np.square(sustained[lo:], dtype=np.float64))) / total if total > 0 else 0.0
+    return SustainedSpectrum(magnitude=sustained, tonal_weight=float(np.clip(share / 0.05, 0.0, 1.0)))
+
+
+def harmonic_change(spec: Spectrum, beat_frames: np.ndarray, *, sustained: SustainedSpectrum | None = None) -> np.ndarray:
     """``(n_beats,)`` change of harmony at each beat versus the previous beat, in [0, 1].
 
-    The mean of two cosine distances between consecutive beat spans: chroma
-    (60-2100 Hz) and the low-band magnitude spectrum (20-430 Hz, where a bass
-    note change shows even when the chroma resolution is poor).
+    The mean of two cosine distances between consecutive beat spans of the
+    sustained spectrum: chroma (60-2100 Hz) and the low-band magnitude
+    spectrum (60-440 Hz, where a bass note change shows even though the
+    chroma resolution there is poor). Drum hits are excluded by
+    ``sustained_spectrum``, so a kick/snare pattern does not read as harmony.
     """
+    sustained = sustained if sustained is not None else sustained_spectrum(spec)
     bins, chroma_map = _chroma_matrix(spec.magnitude.shape[0], sr=spec.sr, n_fft=spec.n_fft)
-    hi = max(bins.stop, 41)
-    # A running minimum over ~0.2 s keeps sustained notes and drops drum
-    # hits, so a kick/snare pattern does not read as a change of harmony.
-    width = max(1, int(round(0.2 * spec.sr / spec.hop_length)))
-    sustained = minimum_filter1d(spec.magnitude[:hi], size=width, axis=1, mode="nearest")
-    mags = _segment_means(sustained, beat_frames)
+    mags = _segment_means(sustained.magnitude, beat_frames)
     chroma = chroma_map @ mags[bins]
-    low = np.sqrt(mags[2:41])
+    low = np.sqrt(mags[bins.start : min(41, mags.shape[0])])
     return 0.5 * _cosine_change(chroma) + 0.5 * _cosine_change(low)
 
 
@@ -379,51 +449,60 @@ def _lag_correlation(x: np.ndarray, max_lag: int) -> np.ndarray:
 
 
 def _octave_scores(
-    spec: Spectrum, envs: dict[str, np.ndarray], beat_times: np.ndarray, tempo_bpm: float
+    spec: Spectrum,
+    envs: dict[str, np.ndarray],
+    sustained: SustainedSpectrum,
+    beat_times: np.ndarray,
+    tempo_bpm: float,
 ) -> dict[float, float]:
     """Score the metrical levels ``{0.5, 1, 2} x tempo_bpm`` given beats tracked at ``tempo_bpm``.
 
-    Returns ``{multiplier: score}``; the highest score wins. Cues (see module docstring):
-    log-normal prior; kick/snare onsets half-way between beats (for 2x) and on
-    alternate beats (for 0.5x); and the bar length of harmonic change, which
-    should be 4 beats at the true level.
+    Returns ``{multiplier: score}``; the highest score wins. Cues (see the
+    module docstring): the log-normal prior; kick/snare ("backbone") onsets
+    half-way between beats (evidence for 2x) or on alternate beats only
+    (evidence for 0.5x); and the bar length of harmonic change, which should
+    be 4 beats at the true level, weighted by how tonal the song is.
     """
     frames = _beat_frames(beat_times, sr=spec.sr, hop_length=spec.hop_length, n_frames=spec.n_frames)
     scores = {m: float(_tempo_prior(m * tempo_bpm)) for m in (0.5, 1.0, 2.0)}
     if len(frames) < 8:
         return scores
 
-    ks = envs["kick_snare"]
-    on = _peak_near(ks, frames)
-    mid = _peak_near(ks, (frames[:-1] + frames[1:]) // 2)
+    backbone = envs["backbone"]
+    on = _peak_near(backbone, frames)
+    mid = _peak_near(backbone, (frames[:-1] + frames[1:]) // 2)
     on_mean = float(on.mean())
+    mid_ratio = alt_ratio = float("nan")
     if on_mean > 1e-9:
-        # Drums between the beats as strong as on them: the beat is twice as fast.
-        mid_ratio = float(mid.mean()) / on_mean
+        # Kick/snare between the beats about as strong as on them: the beat
+        # is twice as fast (a backbeat read at half speed). Off-beat hats do
+        # not count here, which is what keeps 8th-note hats from doubling.
+        # Symmetric, because the tracked beats may sit on either set of drums
+        # (kicks on 1 and 3 or snares on 2 and 4 of the faster level).
+        mid_mean = float(mid.mean())
+        mid_ratio = min(mid_mean, on_mean) / max(mid_mean, on_mean)
+        scores[2.0] += 2.0 * (mid_ratio - 0.6)
+        # Every other beat without kick/snare: the beat may be half as fast.
         even, odd = float(on[0::2].mean()), float(on[1::2].mean())
         alt_ratio = min(even, odd) / max(even, odd, 1e-9)
-        scores[2.0] += 1.0 * (mid_ratio - 0.5)
-        # Every other beat much weaker: the beat may be half as fast.
-        scores[0.5] += 1.0 * (0.5 - alt_ratio)
-    else:
-        mid_ratio = alt_ratio = float("nan")
+        scores[0.5] += 2.0 * (0.4 - alt_ratio)
 
-    change = harmonic_change(spec, frames)
+    change = harmonic_change(spec, frames, sustained=sustained)
     a = _lag_correlation(change, 8)
     # Bars last 4 beats: the harmonic change repeats at 4 beats of the true
     # level and not at half that.
     bar = {2.0: a[2] - a[1], 1.0: a[4] - a[2], 0.5: a[8] - a[4]}
     for m in scores:
-        scores[m] += 2.0 * bar[m]
+        scores[m] += 2.0 * sustained.tonal_weight * bar[m]
     log.debug(
-        "octave cues at %.1f BPM: mid_ratio=%.2f alt_ratio=%.2f bar=%s scores=%s",
-        tempo_bpm, mid_ratio, alt_ratio, {k: round(float(v), 2) for k, v in bar.items()},
-        {k: round(v, 2) for k, v in scores.items()},
+        "octave cues at %.1f BPM: mid_ratio=%.2f alt_ratio=%.2f tonal=%.2f bar=%s scores=%s",
+        tempo_bpm, mid_ratio, alt_ratio, sustained.tonal_weight,
+        {k: round(float(v), 2) for k, v in bar.items()}, {k: round(v, 2) for k, v in scores.items()},
     )
     return scores
 
 
-def _change_level(beat_times: np.ndarray, multiplier: float, ks_on: np.ndarray) -> np.ndarray:
+def _change_level(beat_times: np.ndarray, multiplier: float, backbone_on: np.ndarray) -> np.ndarray:
     """Beats at ``multiplier`` (0.5, 1 or 2) times the tracked level.
 
     2x inserts midpoints (the tracked beats already follow drift); 0.5x keeps
@@ -435,9 +514,33 @@ def _change_level(beat_times: np.ndarray, multiplier: float, ks_on: np.ndarray) 
         out[1::2] = 0.5 * (beat_times[:-1] + beat_times[1:])
         return out
     if multiplier == 0.5 and len(beat_times) > 1:
-        phase = 0 if ks_on[0::2].mean() >= ks_on[1::2].mean() else 1
+        phase = 0 if backbone_on[0::2].mean() >= backbone_on[1::2].mean() else 1
         return beat_times[phase::2]
     return beat_times
+
+
+def _extend_ends(beat_times: np.ndarray, env: np.ndarray, *, sr: int, hop_length: int) -> np.ndarray:
+    """Add one beat a period before the first and after the last where the onset there is as strong as a typical beat's.
+
+    Doubling the tracked level fills only the gaps between tracked beats, so
+    a beat of the faster level before the first tracked one would be lost.
+    A beat is added only inside the signal and when ``env`` within two frames
+    reaches half the median of ``env`` at the existing beats.
+    """
+    if len(beat_times) < 2:
+        return beat_times
+    n = len(env)
+    period = float(np.median(np.diff(beat_times)))
+    frames = _beat_frames(beat_times, sr=sr, hop_length=hop_length, n_frames=n)
+    typical = float(np.median(_peak_near(env, frames)))
+    out = beat_times
+    for t in (beat_times[0] - period, beat_times[-1] + period):
+        frame = int(round(t * sr / hop_length)) - ONSET_LEAD_FRAMES
+        if t < 0 or frame < 0 or frame >= n:
+            continue
+        if _peak_near(env, np.array([frame]))[0] >= 0.5 * typical > 0:
+            out = np.sort(np.append(out, t))
+    return out
 
 
 # ---------------------------------------------------------------------------
@@ -476,7 +579,13 @@ def _zscore(x: np.ndarray) -> np.ndarray:
     return (x - x.mean()) / sd if sd > 1e-9 else np.zeros_like(x, dtype=np.float64)
 
 
-def downbeat_evidence(spec: Spectrum, beat_times: np.ndarray, *, envs: dict[str, np.ndarray] | None = None) -> np.ndarray:
+def downbeat_evidence(
+    spec: Spectrum,
+    beat_times: np.ndarray,
+    *,
+    envs: dict[str, np.ndarray] | None = None,
+    sustained: SustainedSpectrum | None = None,
+) -> np.ndarray:
     """``(n_beats,)`` how much each beat looks like a bar start (z-scored, unitless).
 
     Harmonic change (chords and bass notes change on the downbeat) weighs
@@ -484,13 +593,14 @@ def downbeat_evidence(spec: Spectrum, beat_times: np.ndarray, *, envs: dict[str,
     add to it.
     """
     envs = envs if envs is not None else band_onsets(spec)
+    sustained = sustained if sustained is not None else sustained_spectrum(spec)
     frames = _beat_frames(beat_times, sr=spec.sr, hop_length=spec.hop_length, n_frames=spec.n_frames)
     if len(frames) == 0:
         return np.zeros(0)
-    change = harmonic_change(spec, frames)
+    change = harmonic_change(spec, frames, sustained=sustained)
     low = _peak_near(envs["low"], frames)
     full = _peak_near(envs["full"], frames)
-    return _zscore(change) + 0.5 * _zscore(low) + 0.25 * _zscore(full)
+    return sustained.tonal_weight * _zscore(change) + 0.5 * _zscore(low) + 0.25 * _zscore(full)
 
 
 def find_downbeats(
@@ -499,6 +609,7 @@ def find_downbeats(
     *,
     beats_per_bar: int = 4,
     envs: dict[str, np.ndarray] | None = None,
+    sustained: SustainedSpectrum | None = None,
 ) -> np.ndarray:
     """Indices into ``beat_times`` of the bar starts.
 
@@ -507,13 +618,14 @@ def find_downbeats(
         beat_times: ``(n_beats,)`` seconds.
         beats_per_bar: beats in a bar.
         envs: onset envelopes from ``band_onsets`` (recomputed if omitted).
+        sustained: from ``sustained_spectrum`` (recomputed if omitted).
     Returns:
         ``(n_bars,)`` int64 increasing indices.
     """
     n = len(beat_times)
     if n == 0:
         return np.zeros(0, dtype=np.int64)
-    evidence = downbeat_evidence(spec, beat_times, envs=envs)
+    evidence = downbeat_evidence(spec, beat_times, envs=envs, sustained=sustained)
     if not np.any(evidence != 0):
         return np.arange(0, n, beats_per_bar, dtype=np.int64)
     positions = _viterbi_bar_positions(evidence, beats_per_bar)
@@ -575,24 +687,27 @@ def beat_grid(spec: Spectrum) -> Grid:
     """
     sr, hop = spec.sr, spec.hop_length
     if not np.all(np.isfinite(spec.mel_db)):
-        spec = Spectrum(
+        spec = dataclasses.replace(
+            spec,
             magnitude=np.nan_to_num(spec.magnitude, nan=0.0, posinf=0.0, neginf=0.0),
             mel_db=np.nan_to_num(spec.mel_db, nan=-100.0, posinf=0.0, neginf=-100.0),
-            sr=sr, n_fft=spec.n_fft, hop_length=hop,
         )
     envs = band_onsets(spec)
     env = _normalise(envs["full"]) + _normalise(envs["kick_snare"])
     reference_bpm = estimate_tempo(env, sr=sr, hop_length=hop)
     beats = track_beats(env, reference_bpm, sr=sr, hop_length=hop)
 
-    scores = _octave_scores(spec, envs, beats, reference_bpm)
+    sustained = sustained_spectrum(spec)
+    scores = _octave_scores(spec, envs, sustained, beats, reference_bpm)
     multiplier = max(scores, key=scores.get)
     frames = _beat_frames(beats, sr=sr, hop_length=hop, n_frames=spec.n_frames)
-    beats = _change_level(beats, multiplier, _peak_near(envs["kick_snare"], frames))
+    beats = _change_level(beats, multiplier, _peak_near(envs["backbone"], frames))
+    if multiplier == 2.0:
+        beats = _extend_ends(beats, env, sr=sr, hop_length=hop)
     tempo = _fit_tempo(beats) or multiplier * reference_bpm
 
     beats_per_bar = 4
-    downbeats = find_downbeats(spec, beats, beats_per_bar=beats_per_bar, envs=envs)
+    downbeats = find_downbeats(spec, beats, beats_per_bar=beats_per_bar, envs=envs, sustained=sustained)
     phrases = phrase_starts(len(beats), downbeats)
     log.info(
         "grid: %.2f BPM (reference %.2f x %g), %d beats, %d bars, %d phrases",
