@@ -461,6 +461,25 @@ def test_no_step_larger_than_the_source_has_at_splices_of_sharp_drums():
         assert ratios.max() <= 1.1
 
 
+@pytest.mark.parametrize(
+    "spans",
+    [
+        [(0.0, 1.0, {}), (0.0, 1.0, {}), (1.0, 3.0, {})],  # back to the source's first sample: nothing before it
+        [(0.0, 1.0, {}), (2.0, 3.0, {}), (0.0, 1.0, {}), (1.0, 2.0, {})],  # from its last sample to its first
+    ],
+    ids=["loop_to_start", "end_to_start"],
+)
+def test_splices_at_the_source_edges_borrow_what_exists_and_do_not_click(spans):
+    src = drum_chord_mix(3.0, attack_s=0.004)
+    segments = timeline(spans)
+    out = render_plan(make_plan(segments, src), src, SR)
+    assert out.shape[1] == sum(s2i(b) - s2i(a) for a, b, _ in spans)
+    ratios = splice_step_ratios(out, src, segments, reference="local_max")
+    assert ratios.max() <= 1.1
+    if len(spans) == 3:  # the restart fades in over its own first samples, then plays exactly
+        np.testing.assert_array_equal(out[:, s2i(1.0) + XF : s2i(2.0) - XF], src[:, XF : s2i(1.0) - XF])
+
+
 def test_crossfade_keeps_the_level_of_a_looped_sine():
     # in-phase material must not bump +3 dB across a splice
     src = sine(440.0, 3.0)  # 440 Hz: a whole number of periods per 0.5 s, so both sides are in phase
