@@ -205,3 +205,47 @@ def drum_song(
     beat_out = beats[inside]
     down_out = np.flatnonzero(np.isin(inside, downbeat_all))
     return y.astype(np.float32), beat_out.astype(np.float64), down_out.astype(np.int64)
+
+
+def chord_song(
+    bpm: float,
+    *,
+    seconds: float,
+    sr: int = 22050,
+    seed: int = 0,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Non-drum music: a bass note on every beat and a chord that changes every bar.
+
+    The chord (three sine-ish voices with soft attacks) follows I-vi-IV-V in
+    C; the bass plays the chord root on each beat with a plucked envelope.
+    There are no drums, so the beat must come from note onsets and harmony.
+
+    Returns:
+        ``y`` ``(n_samples,)`` float32, ``beat_times`` ``(n_beats,)`` seconds,
+        ``downbeat_indices`` ``(n_bars,)`` indices into ``beat_times``.
+    """
+    rng = np.random.default_rng(seed)
+    n = int(round(seconds * sr))
+    y = np.zeros(n, dtype=np.float32)
+    period = 60.0 / bpm
+    beats = np.arange(0.25, seconds, period)
+    chords_midi = [(60, 64, 67), (57, 60, 64), (53, 57, 60), (55, 59, 62)]
+    bar_s = 4 * period
+    for k, b in enumerate(beats):
+        chord = chords_midi[(k // 4) % len(chords_midi)]
+        jitter = rng.normal(0.0, 0.003)
+        # Bass: root two octaves down, plucked (fast attack, exponential decay).
+        f = 440.0 * 2 ** ((chord[0] - 24 - 69) / 12)
+        m = int(period * sr)
+        t = np.arange(m) / sr
+        pluck = (np.sin(2 * np.pi * f * t) + 0.3 * np.sin(4 * np.pi * f * t)) * np.exp(-t / 0.25) * np.minimum(1.0, t / 0.004)
+        _add(y, (0.5 * pluck).astype(np.float32), b + jitter, 1.0, sr)
+        if k % 4 == 0:
+            m = int(bar_s * sr)
+            t = np.arange(m) / sr
+            env = np.minimum(1.0, t / 0.02) * np.minimum(1.0, (bar_s - t) / 0.05)
+            pad = sum(np.sin(2 * np.pi * 440.0 * 2 ** ((p - 69) / 12) * t) for p in chord)
+            _add(y, (0.15 * pad * env).astype(np.float32), b + jitter, 1.0, sr)
+    y += rng.normal(0.0, 1e-3, n).astype(np.float32)
+    y *= 0.9 / max(float(np.abs(y).max()), 1e-9)
+    return y, beats.astype(np.float64), np.arange(0, len(beats), 4, dtype=np.int64)
