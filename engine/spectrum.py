@@ -69,6 +69,36 @@ def mel_basis(sr: int, n_fft: int, n_mels: int = N_MELS) -> np.ndarray:
 
 
 @lru_cache(maxsize=8)
+def _mel_row_blocks(sr: int, n_fft: int, n_mels: int) -> tuple[tuple[int, int, int, int], ...]:
+    """``(first_row, stop_row, first_bin, stop_bin)`` blocks of 16 mel filters and the bins they touch.
+
+    Each mel filter is non-zero over a short contiguous run of bins, so 16
+    neighbouring filters cover a narrow band: multiplying each block by its
+    band alone does ~1/7 of the dense product's work, with the same sums.
+    """
+    basis = mel_basis(sr, n_fft, n_mels)
+    blocks = []
+    for first in range(0, n_mels, 16):
+        stop = min(first + 16, n_mels)
+        nonzero = np.flatnonzero(np.any(basis[first:stop] != 0, axis=0))
+        if len(nonzero) == 0:
+            blocks.append((first, stop, 0, 0))
+        else:
+            blocks.append((first, stop, int(nonzero[0]), int(nonzero[-1]) + 1))
+    return tuple(blocks)
+
+
+def mel_power(power: np.ndarray, *, sr: int, n_fft: int, n_mels: int = N_MELS) -> np.ndarray:
+    """``(n_mels, n_frames)`` float32 ``mel_basis(sr, n_fft, n_mels) @ power`` for a ``(n_bins, n_frames)`` power spectrogram."""
+    basis = mel_basis(sr, n_fft, n_mels)
+    out = np.zeros((n_mels, power.shape[1]), dtype=np.float32)
+    for first, stop, lo, hi in _mel_row_blocks(sr, n_fft, n_mels):
+        if hi > lo:
+            np.matmul(basis[first:stop, lo:hi], power[lo:hi], out=out[first:stop])
+    return out
+
+
+@lru_cache(maxsize=8)
 def _hann(n_fft: int) -> np.ndarray:
     """``(n_fft,)`` periodic Hann window, as ``scipy.signal.get_window("hann")``."""
     return np.hanning(n_fft + 1)[:-1].astype(np.float32)
@@ -111,8 +141,8 @@ def compute_spectrum(
     """STFT + mel of a mono float signal ``y`` of shape ``(n_samples,)`` at ``sr`` Hz."""
     y = np.asarray(y, dtype=np.float32)
     magnitude = stft_magnitude(y, n_fft=n_fft, hop_length=hop_length)
-    mel_power = mel_basis(sr, n_fft) @ (magnitude * magnitude)
-    mel_db = 10.0 * np.log10(np.maximum(mel_power, 1e-10))
+    mel = mel_power(magnitude * magnitude, sr=sr, n_fft=n_fft)
+    mel_db = 10.0 * np.log10(np.maximum(mel, 1e-10))
     mel_db = np.maximum(mel_db, mel_db.max(initial=-100.0) - 80.0).astype(np.float32, copy=False)
     return Spectrum(magnitude=magnitude, mel_db=mel_db, sr=sr, n_fft=n_fft, hop_length=hop_length, y=y)
 
