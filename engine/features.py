@@ -132,7 +132,7 @@ def config_hash() -> str:
 
 
 def beat_frame_spans(
-    beat_times: np.ndarray, *, n_frames: int, sr: int, hop_length: int
+    beat_times: np.ndarray, *, n_frames: int, sr: int, hop_length: int, single_beat_period_s: float = 0.5
 ) -> tuple[np.ndarray, np.ndarray]:
     """Frame range ``[start, stop)`` of each beat.
 
@@ -140,6 +140,8 @@ def beat_frame_spans(
         beat_times: ``(n_beats,)`` ascending beat times in seconds.
         n_frames: number of STFT frames of the song.
         sr: sample rate (Hz); hop_length: hop (samples).
+        single_beat_period_s: length of the last beat's span when there is no
+            beat interval to take the median of (a one-beat grid).
 
     Returns:
         ``(starts, stops)``, each ``(n_beats,)`` int64, with
@@ -152,7 +154,7 @@ def beat_frame_spans(
         return empty, empty
     if np.any(np.diff(beat_times) <= 0):
         raise ValueError("beat_times must be strictly increasing")
-    period_s = float(np.median(np.diff(beat_times))) if n_beats > 1 else 0.5
+    period_s = float(np.median(np.diff(beat_times))) if n_beats > 1 else single_beat_period_s
     ends_s = np.append(beat_times[1:], beat_times[-1] + period_s)
     # frame t is centred at t * hop / sr; the first frame whose centre is >= time
     hop_s = hop_length / sr
@@ -161,7 +163,6 @@ def beat_frame_spans(
     last = max(n_frames - 1, 0)
     starts = np.clip(starts, 0, last)
     stops = np.clip(stops, starts + 1, n_frames)
-    stops = np.maximum(stops, starts + 1)
     return starts, stops
 
 
@@ -183,7 +184,10 @@ def pool_frames(frames: np.ndarray, starts: np.ndarray, stops: np.ndarray) -> np
 
 
 def _beat_index_spans(grid: GridLike, n_frames: int, sr: int, hop_length: int) -> tuple[np.ndarray, np.ndarray]:
-    return beat_frame_spans(np.asarray(grid.beat_times), n_frames=n_frames, sr=sr, hop_length=hop_length)
+    period_s = 60.0 / grid.tempo_bpm if grid.tempo_bpm and grid.tempo_bpm > 0 else 0.5
+    return beat_frame_spans(
+        np.asarray(grid.beat_times), n_frames=n_frames, sr=sr, hop_length=hop_length, single_beat_period_s=period_s
+    )
 
 
 # --------------------------------------------------------------------------- rhythmic block
@@ -404,7 +408,9 @@ def _frame_rms_exact(y: np.ndarray, n_frames: int, n_fft: int, hop_length: int) 
     """
     if n_fft % hop_length == 0:
         blocks = _hop_blocks(y, n_frames, n_fft, hop_length, "constant")
-        energy = _sum_frames_of_blocks(np.einsum("ij,ij->i", blocks, blocks, dtype=np.float64), n_frames, n_fft // hop_length)
+        # float32 per 512-sample block is exact to ~1e-7; the frame sums are float64
+        block_energy = np.einsum("ij,ij->i", blocks, blocks).astype(np.float64)
+        energy = _sum_frames_of_blocks(block_energy, n_frames, n_fft // hop_length)
         return np.sqrt(energy / n_fft)
     pad = n_fft // 2
     squares = np.zeros(len(y) + 2 * pad + 1, dtype=np.float64)
@@ -592,7 +598,8 @@ def beat_features(
     frames[0] = onset_env
 
     # 0th, 1st and 2nd frequency moments in one pass over the spectrum
-    # (n_frames, n_bins) @ (n_bins, 3) keeps the long axis outermost: twice as fast in BLAS as (3, n_bins) @ (n_bins, n_frames)
+    # (n_frames, n_bins) @ (n_bins, 3), the long axis outermost, runs about twice
+    # as fast in BLAS as the same product written (3, n_bins) @ (n_bins, n_frames)
     moments = (magnitude.T @ _freq_moments_khz(sr, n_fft).T).T.astype(np.float64)  # (3, n_frames)
     total = moments[0]
     silent = total < np.finfo(np.float32).tiny

@@ -89,7 +89,14 @@ def _mel_row_blocks(sr: int, n_fft: int, n_mels: int) -> tuple[tuple[int, int, i
 
 
 def mel_power(power: np.ndarray, *, sr: int, n_fft: int, n_mels: int = N_MELS) -> np.ndarray:
-    """``(n_mels, n_frames)`` float32 ``mel_basis(sr, n_fft, n_mels) @ power`` for a ``(n_bins, n_frames)`` power spectrogram."""
+    """Mel power ``mel_basis(sr, n_fft, n_mels) @ power``, computed band by band.
+
+    Parameters:
+        power: ``(1 + n_fft // 2, n_frames)`` power spectrogram (|STFT|^2).
+
+    Returns:
+        ``(n_mels, n_frames)`` float32.
+    """
     basis = mel_basis(sr, n_fft, n_mels)
     out = np.zeros((n_mels, power.shape[1]), dtype=np.float32)
     for first, stop, lo, hi in _mel_row_blocks(sr, n_fft, n_mels):

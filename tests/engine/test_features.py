@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import dataclasses
 import re
-from types import SimpleNamespace
 
 import librosa
 import numpy as np
 import pytest
 
 from engine import features as F
+from engine.grid import Grid, beat_grid
 from engine.spectrum import compute_spectrum
 
 SR = 22050
@@ -27,7 +27,7 @@ def make_song(
     root_midi: int = 45,
     detune_cents: float = 0.0,
     drift: float = 0.03,
-) -> tuple[np.ndarray, SimpleNamespace]:
+) -> tuple[np.ndarray, Grid]:
     """A music-like mono song at 22,050 Hz and its true beat grid.
 
     Drums (kick, snare, hats), a saw bass and sine triads over a 4-chord loop,
@@ -36,7 +36,7 @@ def make_song(
     tempo-deviation column varies too.
 
     Returns:
-        ``(y, grid)``: ``(n_samples,)`` float32 peak 0.9, and a Grid-like namespace.
+        ``(y, grid)``: ``(n_samples,)`` float32 peak 0.9, and its true ``Grid``.
     """
     rng = np.random.default_rng(seed)
     n = int(seconds * SR)
@@ -84,7 +84,7 @@ def make_song(
     y += 1e-4 * rng.standard_normal(n)
     y = (0.9 * y / np.abs(y).max()).astype(np.float32)
     n_beats = len(beat_times)
-    grid = SimpleNamespace(
+    grid = Grid(
         tempo_bpm=bpm,
         beat_times=beat_times,
         downbeats=np.arange(0, n_beats, 4),
@@ -217,7 +217,7 @@ def test_deltas_are_first_differences_of_the_spectral_block(computed: dict[str, 
 
 def test_rhythmic_columns_on_a_known_grid() -> None:
     beat_times = np.array([0.0, 0.5, 1.0, 1.5, 2.0, 2.5, 3.0, 3.4, 3.8, 4.2])
-    grid = SimpleNamespace(
+    grid = Grid(
         tempo_bpm=120.0,
         beat_times=beat_times,
         downbeats=np.array([1, 5, 9]),  # a pickup beat before the first bar
@@ -291,7 +291,7 @@ def test_no_nan_or_inf_on_silence_padded_audio() -> None:
     padded = np.concatenate([np.zeros(int(pad_s * SR), np.float32), y, np.zeros(int(pad_s * SR), np.float32)])
     period = 0.5
     beat_times = np.arange(0.0, len(padded) / SR - 0.1, period)  # beats run through the silence too
-    padded_grid = SimpleNamespace(
+    padded_grid = Grid(
         tempo_bpm=120.0,
         beat_times=beat_times,
         downbeats=np.arange(0, len(beat_times), 4),
@@ -314,20 +314,31 @@ def test_no_nan_or_inf_on_silence_padded_audio() -> None:
 
 def test_all_silent_and_tiny_inputs_stay_finite() -> None:
     silence = np.zeros(SR * 2, dtype=np.float32)
-    grid = SimpleNamespace(
-        tempo_bpm=120.0, beat_times=np.arange(0.0, 2.0, 0.5), downbeats=np.array([0]), beats_per_bar=4,
+    grid = Grid(
+        tempo_bpm=120.0,
+        beat_times=np.arange(0.0, 2.0, 0.5),
+        downbeats=np.array([0]),
+        beats_per_bar=4,
         phrase_starts=np.array([0]),
     )
     out = F.beat_features(compute_spectrum(silence, sr=SR), grid)
     assert out.shape == (4, 109) and np.all(np.isfinite(out))
     short = make_song(5, seconds=0.1)[0]  # 5 frames: shorter than the delta window
-    one_beat = SimpleNamespace(
-        tempo_bpm=120.0, beat_times=np.array([0.0]), downbeats=np.array([0]), beats_per_bar=4, phrase_starts=np.array([0])
+    one_beat = Grid(
+        tempo_bpm=120.0,
+        beat_times=np.array([0.0]),
+        downbeats=np.array([0]),
+        beats_per_bar=4,
+        phrase_starts=np.array([0]),
     )
     out = F.beat_features(compute_spectrum(short, sr=SR), one_beat)
     assert out.shape == (1, 109) and np.all(np.isfinite(out))
-    no_beats = SimpleNamespace(
-        tempo_bpm=120.0, beat_times=np.zeros(0), downbeats=np.zeros(0, int), beats_per_bar=4, phrase_starts=np.zeros(0, int)
+    no_beats = Grid(
+        tempo_bpm=120.0,
+        beat_times=np.zeros(0),
+        downbeats=np.zeros(0, int),
+        beats_per_bar=4,
+        phrase_starts=np.zeros(0, int),
     )
     assert F.beat_features(compute_spectrum(short, sr=SR), no_beats).shape == (0, 109)
 
@@ -373,3 +384,30 @@ def test_without_the_time_signal_rms_and_zcr_are_estimated(computed: dict[str, d
         np.testing.assert_array_equal(estimated[:, other], exact[:, other])
         # passing y explicitly is the same as the kept one
         np.testing.assert_array_equal(F.beat_features(bare, song["grid"], y=song["y"]), exact)
+
+
+def test_on_the_tracked_grid(computed: dict[str, dict[str, object]]) -> None:
+    """The pipeline as analysis runs it: beat_grid on the shared spectrum, then both feature paths."""
+    song = computed["d_major_143"]
+    grid = beat_grid(song["spec"])
+    assert grid.n_beats > 8
+    fast = F.beat_features(song["spec"], grid)
+    ref = F.reference_features(song["y"], SR, grid)
+    assert fast.shape == ref.shape == (grid.n_beats, 109)
+    assert np.all(np.isfinite(fast))
+    for k, name in enumerate(F.feature_names()):
+        if np.ptp(ref[:, k]) == 0.0:
+            assert np.array_equal(fast[:, k], ref[:, k]), name
+        else:
+            assert np.corrcoef(fast[:, k], ref[:, k])[0, 1] >= 0.99, name
+
+
+@pytest.mark.parametrize("n_fft", [2048, 2000])  # whole hops (block sums) and not (cumulative sums)
+def test_time_domain_rms_and_zcr_match_librosa(n_fft: int) -> None:
+    y, _ = make_song(6, seconds=3.0)
+    y[SR : SR + 3000] = 0.0  # a stretch of exact zeros
+    n_frames = 1 + len(y) // 512
+    rms = librosa.feature.rms(y=y, frame_length=n_fft, hop_length=512)[0]
+    zcr = librosa.feature.zero_crossing_rate(y, frame_length=n_fft, hop_length=512)[0]
+    np.testing.assert_allclose(F._frame_rms_exact(y, n_frames, n_fft, 512), rms, rtol=1e-4, atol=1e-6)
+    np.testing.assert_allclose(F._frame_zcr_exact(y, n_frames, n_fft, 512), zcr, rtol=0, atol=1e-12)
