@@ -14,9 +14,11 @@ from training.data.synth import (
     BEATS_PER_BAR,
     BEATS_PER_PHRASE,
     INSTRUMENTS,
+    DRUM_FAMILIES,
     PEAK_DBFS,
     Song,
     main,
+    plan_song,
     swing_warp,
     synth_song,
 )
@@ -64,11 +66,36 @@ def test_different_seeds_differ() -> None:
     assert c.key == a.key
 
 
-def test_tempo_range_across_seeds() -> None:
-    tempos = np.array([synth_song(seed, duration_s=4.0).tempo_bpm for seed in range(40)])
+def test_plan_song_is_what_synth_song_renders() -> None:
+    for seed, tempo in ((5, None), (6, 150.0)):
+        song, plan = synth_song(seed, duration_s=12.0, tempo_bpm=tempo), plan_song(seed, duration_s=12.0, tempo_bpm=tempo)
+        assert (song.tempo_bpm, song.swing, song.drum_family, song.offset_s) == (
+            plan.tempo_bpm,
+            plan.swing,
+            plan.drum_family,
+            plan.offset_s,
+        )
+        assert song.sections == plan.sections
+
+
+def test_tempo_family_and_swing_across_seeds() -> None:
+    plans = [plan_song(seed) for seed in range(300)]
+    tempos = np.array([p.tempo_bpm for p in plans])
     assert tempos.min() >= 70.0 and tempos.max() <= 180.0
-    assert tempos.max() - tempos.min() > 60.0, tempos
-    assert len(set(np.round(tempos, 1))) > 30
+    assert tempos.min() < 80.0 and tempos.max() > 170.0
+    assert len(set(np.round(tempos, 1))) > 250
+    assert {p.drum_family for p in plans} == set(DRUM_FAMILIES)
+    # Fast songs get half-time or breakbeat feels, so the notated beat stays the beat.
+    assert all(p.drum_family in ("half_time", "breakbeat") for p in plans if p.tempo_bpm >= 155.0)
+    swings = np.array([p.swing for p in plans])
+    assert 0.2 < np.mean(swings > 0) < 0.5
+    assert swings.max() <= 0.3
+    assert all(p.swing <= 0.3 - 0.2 * (p.tempo_bpm - 110.0) / 70.0 + 1e-9 for p in plans if p.tempo_bpm > 110.0)
+    assert {p.swing_grid for p in plans if p.swing > 0} == {8, 16}
+    assert len({p.mode for p in plans}) >= 3 and len({p.root for p in plans}) == 12
+    assert len({p.offset_s for p in plans if p.offset_s > 0}) > 100 and any(p.offset_s == 0 for p in plans)
+    durations = np.array([sum(s.n_beats for s in p.sections) * 60.0 / p.tempo_bpm for p in plans])
+    assert durations.min() > 50.0 and durations.max() < 250.0
 
 
 @pytest.mark.parametrize("seed,duration_s", [(3, 30.0), (4, 45.0), (5, 90.0), (6, None)])
@@ -118,8 +145,6 @@ def test_swing_moves_offbeats_not_beats() -> None:
     np.testing.assert_allclose(swing_warp(beats + 0.5, 0.0, 8), beats + 0.5, atol=1e-12)
     pos = np.linspace(0, 8, 257)
     assert np.all(np.diff(swing_warp(pos, 0.3, 8)) > 0)  # order kept
-    swung = [s for s in (_song(seed, 8.0) for seed in range(40)) if s.swing > 0]
-    assert swung and all(0.0 < s.swing <= 0.3 for s in swung)
 
 
 def _onset_ratio(song: Song, beat_indices: np.ndarray, window_s: float = 0.03) -> np.ndarray:

@@ -122,7 +122,7 @@ _DRUM_PATTERNS: dict[str, tuple[_Pattern, ...]] = {
             "open_hat": ((14, 0.5),),
         },
         {
-            "kick": ((0, 1.0), (2, 0.6), (10, 0.85)),
+            "kick": ((0, 1.0), (8, 0.55), (10, 0.85)),
             "snare": ((4, 1.0), (12, 1.0), (14, 0.35)),
             "hats": tuple((s, 0.9 if s % 4 == 0 else 0.5) for s in range(0, 16, 2)),
             "open_hat": ((6, 0.5),),
@@ -411,9 +411,11 @@ class _DrumKit:
         sweep_s, decay_s = rng.uniform(0.02, 0.045), rng.uniform(0.16, 0.32)
         freq = f_end + (f_start - f_end) * np.exp(-t / sweep_s)
         body = np.sin(2.0 * np.pi * np.cumsum(freq) / self.sr) * np.exp(-t / decay_s)
-        click = signal.sosfilt(_sos("highpass", 1500.0, self.sr), rng.standard_normal(len(t))) * np.exp(-t / 0.003)
+        # Beater click: a few ms of band-passed noise, added after the drive so it stays audible.
+        click = signal.sosfilt(_sos("bandpass", (1500.0, 8000.0), self.sr), rng.standard_normal(len(t)))
+        click *= np.exp(-t / rng.uniform(0.004, 0.008)) / (np.max(np.abs(click[: int(0.01 * self.sr)])) + 1e-9)
         drive = rng.uniform(1.0, 2.5)
-        x = np.tanh(drive * (body + 0.35 * click)) / np.tanh(drive)
+        x = np.tanh(drive * body) / np.tanh(drive) + rng.uniform(0.25, 0.45) * click
         x[: int(0.001 * self.sr)] *= np.linspace(0.0, 1.0, int(0.001 * self.sr))
         return x.astype(np.float32)
 
@@ -462,8 +464,28 @@ class _DrumKit:
 
 
 @dataclass
-class _Plan:
-    """Everything drawn from the seed before rendering."""
+class SongPlan:
+    """Every choice a seed makes, drawn before any audio is rendered.
+
+    ``plan_song`` returns one without rendering (cheap: for picking seeds by
+    tempo, family or form); ``synth_song`` renders the same plan. Steps are
+    16th notes within a bar (0..15); patterns are tuples of steps.
+
+    Attributes:
+        tempo_bpm: beats per minute.
+        swing: 0..0.3, see ``swing_warp``; swing_grid: 8 or 16.
+        offset_s: time of the first beat (s); riser: a noise swell fills it.
+        root: key root pitch class (0 = C); mode: a key of ``MODES``.
+        progressions: section name -> one scale degree per bar (4 bars).
+        seventh_chords: four-note chords instead of triads.
+        drum_family: one of ``DRUM_FAMILIES``; drum_variant: pattern index.
+        use_clap: clap instead of snare.
+        bass_pattern: ``((step, length_steps, interval_semitones), ...)`` per bar.
+        chord_style: "pad" or "stab"; stab_rhythm: ``((step, length_steps), ...)``.
+        sections: the form, covering every beat.
+        tail_s: release tail after the last bar (s).
+        duck_depth: 0..1 sidechain dip of bass and chords under each kick.
+    """
 
     tempo_bpm: float
     swing: float
@@ -482,6 +504,7 @@ class _Plan:
     stab_rhythm: tuple[tuple[int, int], ...]
     sections: list[Section] = field(default_factory=list)
     tail_s: float = 2.0
+    duck_depth: float = 0.3
 
 
 def _choose_family(rng: np.random.Generator, tempo_bpm: float) -> str:
@@ -563,7 +586,7 @@ def _make_sections(n_phrases: int, rng: np.random.Generator) -> list[Section]:
 
 def _make_plan(
     rng: np.random.Generator, duration_s: float | None, tempo_bpm: float | None
-) -> _Plan:
+) -> SongPlan:
     """Draw every song-level choice from ``rng`` (always in the same order, whatever the arguments)."""
     drawn_tempo = float(np.round(rng.uniform(*TEMPO_RANGE_BPM), 2))
     drawn_duration = float(rng.uniform(*DURATION_RANGE_S))
@@ -571,8 +594,6 @@ def _make_plan(
     duration = float(duration_s) if duration_s is not None else drawn_duration
     # Draw every value unconditionally so a forced tempo or duration leaves the other choices alone.
     swings, offsets, coins = rng.uniform(0.08, 0.3), rng.uniform(0.05, 2.0), rng.random(4)
-    swing = float(np.round(swings, 3)) if coins[0] < 0.35 else 0.0
-    swing_grid = 16 if (tempo < 110.0 and coins[1] < 0.5) else 8
     offset_s = 0.0 if coins[2] < 0.4 else float(np.round(offsets, 4))
     riser = bool(offset_s > 0.6 and coins[3] < 0.6)
     root = int(rng.integers(12))
@@ -585,11 +606,18 @@ def _make_plan(
     bridge = progs[order[2]]
     progressions = {"intro": verse, "verse": verse, "chorus": chorus, "bridge": bridge, "outro": chorus}
     family = _choose_family(rng, tempo)
-    if tempo_bpm is None and family == "half_time" and tempo < 120.0:
-        family = "backbeat"
+    # Swing as players and drum machines use it: 8th-note shuffle for backbeat
+    # grooves at moderate tempos, MPC-style 16th swing for electronic
+    # families; the swing ratio shrinks as the tempo rises.
+    swing_grid = 8 if family == "backbeat" and (tempo < 130.0 or coins[1] < 0.3) else 16
+    max_swing = 0.3 - 0.2 * float(np.clip((tempo - 110.0) / 70.0, 0.0, 1.0))
+    swing = float(np.round(swings * max_swing / 0.3, 3)) if coins[0] < 0.35 else 0.0
+    variant, bass_pick, stab_pick = (int(v) for v in rng.integers(0, 1 << 30, size=3))
+    more_coins = rng.random(3)
+    pattern = _DRUM_PATTERNS[family][variant % len(_DRUM_PATTERNS[family])]
     beat_s = 60.0 / tempo
     n_phrases = max(1, int(round(duration / (BEATS_PER_PHRASE * beat_s))))
-    return _Plan(
+    return SongPlan(
         tempo_bpm=tempo,
         swing=swing,
         swing_grid=swing_grid,
@@ -598,16 +626,47 @@ def _make_plan(
         root=root,
         mode=mode,
         progressions=progressions,
-        seventh_chords=bool(rng.random() < 0.4),
+        seventh_chords=bool(more_coins[0] < 0.4),
         drum_family=family,
-        drum_variant=int(rng.integers(len(_DRUM_PATTERNS[family]))),
-        use_clap=bool(family == "four_on_the_floor" and rng.random() < 0.6),
-        bass_pattern=_BASS_PATTERNS[int(rng.integers(len(_BASS_PATTERNS)))],
-        chord_style=str(rng.choice(("pad", "stab"))),
-        stab_rhythm=_STAB_RHYTHMS[int(rng.integers(len(_STAB_RHYTHMS)))],
+        drum_variant=variant % len(_DRUM_PATTERNS[family]),
+        use_clap=bool(family == "four_on_the_floor" and more_coins[1] < 0.6),
+        bass_pattern=_bass_patterns_for(family, pattern)[bass_pick % len(_bass_patterns_for(family, pattern))],
+        chord_style="pad" if more_coins[2] < 0.5 else "stab",
+        stab_rhythm=_stab_rhythms_for(family)[stab_pick % len(_stab_rhythms_for(family))],
         sections=_make_sections(n_phrases, rng),
         tail_s=float(rng.uniform(1.5, 3.0)),
+        # Sidechain ducking of bass and chords under the kick: deep "pumping" for four-on-the-floor.
+        # (an electronic-dance hallmark; other grooves only breathe a little).
+        duck_depth=float(0.4 + 0.35 * more_coins[2]) if family == "four_on_the_floor" else float(0.1 * more_coins[1]),
     )
+
+
+def _bass_patterns_for(family: str, drums: _Pattern) -> list[tuple[tuple[int, int, int], ...]]:
+    """Bass rhythms that suit a drum family.
+
+    Off-beat ("pumping") bass belongs to four-on-the-floor, where the kick
+    holds the beat; breakbeats (drum & bass at fast tempos) get long notes
+    that change on the downbeat or on beat 3; half-time grooves get a bass
+    locked to the kick (an 808 line) or notes on the beats.
+    """
+    if family == "four_on_the_floor":
+        return list(_BASS_PATTERNS)
+    if family == "backbeat":
+        return [p for k, p in enumerate(_BASS_PATTERNS) if k != 3]
+    if family == "breakbeat":
+        return [_BASS_SPARSE, ((0, 12, 0), (12, 4, 7)), _BASS_PATTERNS[4]]
+    kicks = sorted(step for step, _ in drums["kick"])
+    locked = tuple(
+        (step, min((kicks[i + 1] if i + 1 < len(kicks) else STEPS_PER_BAR) - step, 8), 0) for i, step in enumerate(kicks)
+    )
+    return [locked, _BASS_PATTERNS[4]]
+
+
+def _stab_rhythms_for(family: str) -> list[tuple[tuple[int, int], ...]]:
+    """Chord-stab rhythms that suit a drum family (off-beat house stabs only over four-on-the-floor)."""
+    if family == "four_on_the_floor":
+        return list(_STAB_RHYTHMS)
+    return [r for k, r in enumerate(_STAB_RHYTHMS) if k != 2]
 
 
 def _section_of_bar(sections: Sequence[Section]) -> list[Section]:
@@ -618,7 +677,7 @@ def _section_of_bar(sections: Sequence[Section]) -> list[Section]:
     return out
 
 
-def _chord_pcs(plan: _Plan, degree: int) -> list[int]:
+def _chord_pcs(plan: SongPlan, degree: int) -> list[int]:
     """Pitch classes (0..11, relative to C) of the chord on scale ``degree`` (root first)."""
     scale = MODES[plan.mode]
     n_tones = 4 if plan.seventh_chords else 3
@@ -634,9 +693,9 @@ def _place(pc: int, low: int) -> int:
 
 
 class _Renderer:
-    """Turns a ``_Plan`` into stereo audio. One instance renders one song."""
+    """Turns a ``SongPlan`` into stereo audio. One instance renders one song."""
 
-    def __init__(self, plan: _Plan, rng: np.random.Generator, sr: int) -> None:
+    def __init__(self, plan: SongPlan, rng: np.random.Generator, sr: int) -> None:
         self.plan = plan
         self.rng = rng
         self.sr = sr
@@ -649,6 +708,7 @@ class _Renderer:
             prog = plan.progressions[s.name]
             self.bar_chords.extend(prog[b % len(prog)] for b in range(s.n_beats // BEATS_PER_BAR))
         self._cache: dict[tuple, np.ndarray] = {}
+        self.kick_hits: list[tuple[int, float]] = []  # (start sample, gain) of every kick, for ducking
 
     # -- timing helpers
     def sample_at(self, pos_beats: np.ndarray) -> np.ndarray:
@@ -713,7 +773,7 @@ class _Renderer:
                         events["open_hat"].append((base + step / STEPS_PER_BEAT, vel))
             if "crash" in sec.instruments and bar_in_sec == 0:
                 events["crash"].append((float(base), 1.0))
-        levels = {"kick": 0.95, "snare": 0.55, "hats": 0.16, "open_hat": 0.12, "crash": 0.16}
+        levels = {"kick": 0.95, "snare": 0.55, "hats": 0.2, "open_hat": 0.15, "crash": 0.16}
         energy_gain = np.array([0.75 + 0.25 * s.energy for s in self.bar_sections])
         for name, evs in events.items():
             if not evs:
@@ -727,6 +787,7 @@ class _Renderer:
                 g = float(levels[name] * v)
                 if name == "kick":
                     bus.add(int(start), kit.kick, g)
+                    self.kick_hits.append((int(start), g))
                 elif name == "snare":
                     gl, gr = _pan_gains(-0.05)
                     bus.add(int(start), kit.snare[var % 2], g * gl, g * gr)
@@ -753,11 +814,11 @@ class _Renderer:
         n = n_gate + int(0.06 * self.sr)
         t = np.arange(n, dtype=np.float32) / self.sr
         osc = _saw(f0, n, self.sr) + 0.6 * np.sin(2.0 * np.pi * f0 * t)  # a little more fundamental
-        bright_layer = signal.sosfilt(_sos("lowpass", 500.0 + 2500.0 * bright, self.sr), osc)
+        bright_layer = signal.sosfilt(_sos("lowpass", 350.0 + 1600.0 * bright, self.sr), osc)
         dark_layer = signal.sosfilt(_sos("lowpass", 220.0, self.sr), osc)
         pluck = np.exp(-t / (0.04 + 0.08 * bright))
         body = dark_layer + (bright_layer - dark_layer) * pluck
-        env = _adsr(n, self.sr, 0.004, 0.25, 0.6, 0.05, n_gate)
+        env = _adsr(n, self.sr, 0.008, 0.25, 0.6, 0.05, n_gate)
         x = np.tanh(1.5 * body * env)
         return (x / (np.max(np.abs(x)) + 1e-9)).astype(np.float32)
 
@@ -779,7 +840,7 @@ class _Renderer:
                 n_gate = int(self.steps_s(length) * self.sr * 0.85)
                 wave = self.cached(("bass", midi, n_gate, bright), lambda: self._bass_note(midi, n_gate, bright))
                 vel = 1.0 if step == 0 else 0.8
-                bus.add(int(start), wave, 0.42 * vel)
+                bus.add(int(start), wave, 0.65 * vel)
         return bus.buf
 
     # -- chords
@@ -793,7 +854,7 @@ class _Renderer:
 
     def _chord_wave(self, midis: tuple[int, ...], n_gate: int, cutoff_hz: float, pad: bool) -> np.ndarray:
         """``(2, m)`` chord: the voices of ``midis`` summed, lowpassed at ``cutoff_hz`` and enveloped."""
-        release_s = 0.6 if pad else 0.12
+        release_s = 0.6 if pad else 0.08
         n = n_gate + int(release_s * self.sr)
         x = sum(self.cached(("tone", m, n), lambda m=m: self._chord_tone(m, n)) for m in midis)
         x = signal.sosfilt(_sos("lowpass", cutoff_hz, self.sr, order=2), x, axis=-1)
@@ -818,10 +879,10 @@ class _Renderer:
             rhythm = ((0, bar_steps),) if pad else plan.stab_rhythm
             pos = bar * BEATS_PER_BAR + np.array([s for s, _ in rhythm]) / STEPS_PER_BEAT
             for (step, length), start in zip(rhythm, self.sample_at(pos), strict=True):
-                n_gate = int(self.steps_s(length) * self.sr * (1.0 if pad else 0.8))
+                n_gate = int(self.steps_s(length if pad else min(length, 2) * 0.6) * self.sr)
                 wave = self.cached(("chord", midis, n_gate, cutoff, pad), lambda: self._chord_wave(midis, n_gate, cutoff, pad))
                 vel = 1.0 if step == 0 else 0.75
-                bus.add(int(start), wave, (0.5 if pad else 0.65) * vel)
+                bus.add(int(start), wave, (0.4 if pad else 0.5) * vel)
         return bus.buf
 
     # -- lead
@@ -886,8 +947,30 @@ class _Renderer:
                 n_gate = int(length * self.beat_s * self.sr * 0.9)
                 wave = self.cached(("lead", midi, n_gate, cutoff), lambda: self._lead_note(midi, n_gate, cutoff))
                 vel = 1.0 if (p % 1.0) == 0 else 0.85
-                bus.add(int(start), wave, 0.3 * vel * gl, 0.3 * vel * gr)
+                bus.add(int(start), wave, 0.4 * vel * gl, 0.4 * vel * gr)
         return bus.buf
+
+
+def _sidechain_gain(kick_hits: Sequence[tuple[int, float]], n_samples: int, sr: int, depth: float, release_s: float) -> np.ndarray:
+    """Gain ``(n_samples,)`` float32 that dips by up to ``depth`` at every kick and recovers over ``release_s``.
+
+    The dip is a difference of exponentials (5 ms attack), so ducked parts
+    swell back smoothly instead of clicking; one dip shape is added at every
+    kick by slicing.
+    """
+    gain = np.ones(n_samples, dtype=np.float32)
+    if not kick_hits or depth <= 0.0:
+        return gain
+    t = np.arange(int(5.0 * release_s * sr), dtype=np.float32) / sr
+    dip = np.exp(-t / release_s) - np.exp(-t / 0.005)
+    dip = (depth / dip.max()) * dip
+    duck = np.zeros(n_samples, dtype=np.float32)
+    top = max(g for _, g in kick_hits)
+    for start, g in kick_hits:
+        lo, hi = max(start, 0), min(start + len(dip), n_samples)
+        if hi > lo:
+            duck[lo:hi] = np.maximum(duck[lo:hi], (g / top) * dip[lo - start : hi - start])
+    return gain - duck
 
 
 def _master(mix: np.ndarray, send: np.ndarray, sr: int, room_size: float) -> np.ndarray:
@@ -909,11 +992,23 @@ def _master(mix: np.ndarray, send: np.ndarray, sr: int, room_size: float) -> np.
     # Soft clip: the loudest drum transients lose about 3 dB, the body of the mix is untouched.
     rms = float(np.sqrt(np.mean(out * out))) + 1e-12
     knee = 4.0 * rms
-    out = np.where(np.abs(out) > knee, np.sign(out) * (knee + knee * np.tanh((np.abs(out) - knee) / knee)), out)
+    over = np.abs(out) > knee
+    x = out[over]
+    out[over] = np.sign(x) * (knee + knee * np.tanh((np.abs(x) - knee) / knee))
     peak = float(np.max(np.abs(out)))
     if peak > 0:
         out = out * (10.0 ** (PEAK_DBFS / 20.0) / peak)
     return out.astype(np.float32)
+
+
+def plan_song(seed: int, *, duration_s: float | None = None, tempo_bpm: float | None = None) -> SongPlan:
+    """The ``SongPlan`` that ``synth_song`` with the same arguments renders (no audio is made)."""
+    if tempo_bpm is not None and not (20.0 <= tempo_bpm <= 400.0):
+        raise ValueError(f"tempo_bpm {tempo_bpm} outside 20..400")
+    if duration_s is not None and duration_s <= 0:
+        raise ValueError(f"duration_s {duration_s} must be positive")
+    plan_rng = np.random.default_rng(seed).spawn(4)[0]
+    return _make_plan(plan_rng, duration_s, tempo_bpm)
 
 
 def synth_song(
@@ -937,21 +1032,22 @@ def synth_song(
     Returns:
         ``Song`` with ``samples`` ``(2, n_samples)`` float32 peaking at -1 dBFS.
     """
-    if tempo_bpm is not None and not (20.0 <= tempo_bpm <= 400.0):
-        raise ValueError(f"tempo_bpm {tempo_bpm} outside 20..400")
-    if duration_s is not None and duration_s <= 0:
-        raise ValueError(f"duration_s {duration_s} must be positive")
     if sample_rate < 8000:
         raise ValueError(f"sample_rate {sample_rate} below 8000 Hz")
-    rng = np.random.default_rng(seed)
-    plan_rng, drum_rng, tone_rng, master_rng = rng.spawn(4)
-    plan = _make_plan(plan_rng, duration_s, tempo_bpm)
+    plan = plan_song(seed, duration_s=duration_s, tempo_bpm=tempo_bpm)
+    _, drum_rng, tone_rng, master_rng = np.random.default_rng(seed).spawn(4)
     renderer = _Renderer(plan, drum_rng, sample_rate)
     drums = renderer.drums()
     renderer.rng = tone_rng
     bass = renderer.bass()
     chords = renderer.chords()
     lead = renderer.lead()
+    duck = _sidechain_gain(
+        renderer.kick_hits, renderer.n_samples, sample_rate, depth=plan.duck_depth, release_s=0.35 * renderer.beat_s
+    )
+    bass *= duck
+    chords *= duck
+    lead *= 0.5 + 0.5 * duck
     mix = drums + bass + chords + lead
     send = 0.6 * chords + 0.5 * lead + 0.1 * drums
     samples = _master(mix, send, sample_rate, room_size=float(master_rng.uniform(0.3, 0.75)))
@@ -984,19 +1080,12 @@ def synth_song(
 
 
 def write_song(song: Song, out_path: str | os.PathLike[str]) -> Path:
-    """Write ``song`` to ``out_path`` (format from the suffix) atomically: temp file in the same folder, then rename."""
-    import soundfile
+    """Write ``song`` to ``out_path`` (format from the suffix; float WAV for .wav) atomically."""
+    from engine.audio import write_audio
 
     out = Path(out_path)
     out.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{out.stem}.", suffix=out.suffix or ".wav", dir=out.parent)
-    os.close(fd)
-    try:
-        soundfile.write(tmp, song.samples.T, song.sample_rate, subtype="PCM_16" if out.suffix.lower() in ("", ".wav") else None)
-        os.replace(tmp, out)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    write_audio(out, song.samples, song.sample_rate)
     return out
 
 
