@@ -1,0 +1,155 @@
+"""Editor styles: valid plans, full beat coverage, determinism, style semantics, corpus coverage."""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+
+import numpy as np
+import pytest
+
+from engine import actions as vocab
+from engine.plan import plan_to_dict, validate_plan
+from training.data.editors import (
+    STYLES,
+    BeatLabels,
+    SectionSpan,
+    beat_labels,
+    edit,
+    edit_song,
+    format_coverage,
+    infer_sections,
+    label_coverage,
+)
+from training.data.pairs import SynthStructure, editor_rng, synth_structure
+
+CORPUS_SIZE = 200
+
+
+@functools.lru_cache(maxsize=None)
+def _structure(seed: int, duration_s: float | None = None) -> SynthStructure:
+    return synth_structure(seed, duration_s=duration_s)
+
+
+def _check_labels(plan, labels: BeatLabels) -> None:
+    """Labels cover every beat and agree with the plan's actions and the amount mask."""
+    n = len(plan.grid.beat_times)
+    assert labels.n_beats == n
+    covered = sum(min(vocab.SIZE_BEATS[vocab.size_index(a.size)], n - a.beat) for a in plan.actions)
+    assert covered == n, "the walk must cover every beat exactly once"
+    assert vocab.AMOUNT_MASK[labels.type_idx, labels.amount_idx].all()
+    for a in plan.actions:
+        assert labels.type_idx[a.beat] == vocab.type_index(a.type)
+        assert labels.size_idx[a.beat] == vocab.size_index(a.size)
+        assert labels.amount_idx[a.beat] == vocab.amount_index(a.amount)
+
+
+@pytest.mark.parametrize("style", list(STYLES))
+@pytest.mark.parametrize("seed,duration_s", [(1, 20.0), (2, None), (7, 180.0)])
+def test_style_plans_are_valid_and_cover_every_beat(style: str, seed: int, duration_s: float | None) -> None:
+    st = _structure(seed, duration_s)
+    plan = edit(style, st.analysis(), st.sections, editor_rng(seed, style))
+    validate_plan(plan)
+    _check_labels(plan, beat_labels(plan))
+    assert plan.segments, "a plan always has output"
+
+
+@pytest.mark.parametrize("style", list(STYLES))
+def test_same_generator_state_same_plan(style: str) -> None:
+    st = _structure(11)
+    a = plan_to_dict(edit(style, st.analysis(), st.sections, editor_rng(11, style)))
+    b = plan_to_dict(edit(style, st.analysis(), st.sections, editor_rng(11, style)))
+    assert a == b
+    others = [plan_to_dict(edit(style, st.analysis(), st.sections, editor_rng(s, style)))["actions"] for s in (12, 13, 14)]
+    assert any(o != a["actions"] for o in others), "the editor's choices must depend on its seed"
+
+
+def test_radio_edit_shortens_and_fades_out() -> None:
+    for seed in range(20, 26):
+        st = _structure(seed)
+        plan = edit("radio_edit", st.analysis(), st.sections, editor_rng(seed, "radio_edit"))
+        types = [a.type for a in plan.actions]
+        assert plan.duration_s < st.duration_s
+        assert "FADE_OUT" in types
+        # After the fade only cut beats follow: the song ends on the fade.
+        assert set(types[types.index("FADE_OUT") + 1 :]) <= {"CUT"}
+
+
+def test_extended_mix_lengthens_with_loops() -> None:
+    for seed in range(30, 36):
+        st = _structure(seed)
+        plan = edit("extended_mix", st.analysis(), st.sections, editor_rng(seed, "extended_mix"))
+        assert plan.duration_s > st.duration_s
+        assert plan.actions[0].type in ("FADE_IN", "LOOP"), "the intro is faded in or looped"
+
+
+def test_mastering_keeps_length_and_uses_only_mastering_tools() -> None:
+    st = _structure(40)
+    plan = edit("mastering", st.analysis(), st.sections, editor_rng(40, "mastering"))
+    assert abs(plan.duration_s - st.duration_s) < 1e-6
+    assert {a.type for a in plan.actions} <= {"KEEP", "GAIN", "COMPRESS", "BASS", "TREBLE", "WIDTH"}
+
+
+def test_mixed_draws_several_styles_per_song() -> None:
+    used = set()
+    for seed in range(50, 56):
+        st = _structure(seed)
+        styled = edit_song("mixed", st.analysis(), st.sections, editor_rng(seed, "mixed"))
+        assert len(styled.params["section_styles"]) == len(st.sections)
+        used.update(styled.params["section_styles"])
+    assert len(used) >= 3
+
+
+def test_unknown_style_is_refused() -> None:
+    st = _structure(1, 20.0)
+    with pytest.raises(ValueError, match="unknown style 'house'"):
+        edit("house", st.analysis(), st.sections, np.random.default_rng(0))
+
+
+def test_infer_sections_from_phrases_and_energy() -> None:
+    n = 16 * 6 + 3  # six phrases after a 3-beat pickup
+    starts = [3 + 16 * k for k in range(6)]
+    level = np.array([0.1, 0.4, 0.9, 0.4, 0.9, 0.1])
+    energy = np.concatenate([np.full(3, 0.1)] + [np.full(16, v) for v in level])
+    sections = infer_sections(n, starts, energy)
+    assert [s.name for s in sections] == ["intro", "verse", "chorus", "verse", "chorus", "outro"]
+    assert sections[0].start_beat == 0 and sections[0].n_beats == 19  # the pickup joins the intro
+    assert sum(s.n_beats for s in sections) == n
+    # Without loudness the middle is one verse; neighbours with one name merge.
+    plain = infer_sections(n, starts, None)
+    assert [s.name for s in plain] == ["intro", "verse", "outro"]
+    assert plain[1] == SectionSpan("verse", 19, 64, 0.5)
+
+
+def test_inferred_structure_on_an_irregular_grid() -> None:
+    """Phrases of odd lengths (a real tracker's grid) still give valid, fully covered plans."""
+    st = _structure(3)
+    analysis = st.analysis()
+    n = len(analysis.grid.beat_times)
+    starts = np.array([2, 17, 35, 50, 66, 83, 99])[: max(1, n // 16)]
+    analysis.grid = dataclasses.replace(analysis.grid, phrase_starts=starts)
+    rms = np.abs(np.sin(np.arange(n) / 9.0)).astype(np.float32)[:, None]
+    analysis.features, analysis.feature_names = rms, ["rms"]
+    for style in STYLES:
+        plan = edit(style, analysis, None, editor_rng(3, style))
+        validate_plan(plan)
+        _check_labels(plan, beat_labels(plan))
+
+
+def test_corpus_covers_all_20_types_at_least_1_percent() -> None:
+    """200 plans on synthesizer ground truth (no audio), styles round robin as `data synth` does."""
+    styles = list(STYLES)
+    labels = []
+    for seed in range(CORPUS_SIZE):
+        style = styles[seed % len(styles)]
+        st = _structure(seed)
+        labels.append(beat_labels(edit(style, st.analysis(), st.sections, editor_rng(seed, style))))
+    coverage = label_coverage(labels)
+    print("\n" + format_coverage(coverage))
+    shares = coverage["type"]
+    assert set(shares) == set(vocab.TYPES)
+    low = {t: round(100 * v, 2) for t, v in shares.items() if v < 0.01}
+    assert not low, f"action types below 1% of labelled beats: {low}"
+    assert abs(sum(shares.values()) - 1.0) < 1e-9
+    assert all(v > 0 for v in coverage["size"].values())
+    assert all(v > 0 for v in coverage["amount"].values())
