@@ -60,12 +60,42 @@ class Spectrum:
         return np.arange(self.n_frames) * (self.hop_length / self.sr)
 
 
+def hz_to_mel(frequencies_hz: np.ndarray) -> np.ndarray:
+    """Slaney mel scale (librosa's default, ``htk=False``): linear below 1 kHz, logarithmic above."""
+    f = np.asarray(frequencies_hz, dtype=np.float64)
+    f_sp = 200.0 / 3.0
+    min_log_hz, min_log_mel, logstep = 1000.0, 1000.0 / f_sp, np.log(6.4) / 27.0
+    with np.errstate(divide="ignore"):
+        log_part = min_log_mel + np.log(np.maximum(f, min_log_hz) / min_log_hz) / logstep
+    return np.where(f >= min_log_hz, log_part, f / f_sp)
+
+
+def mel_to_hz(mels: np.ndarray) -> np.ndarray:
+    """Inverse of ``hz_to_mel``."""
+    m = np.asarray(mels, dtype=np.float64)
+    f_sp = 200.0 / 3.0
+    min_log_hz, min_log_mel, logstep = 1000.0, 1000.0 / f_sp, np.log(6.4) / 27.0
+    return np.where(m >= min_log_mel, min_log_hz * np.exp(logstep * (m - min_log_mel)), f_sp * m)
+
+
 @lru_cache(maxsize=8)
 def mel_basis(sr: int, n_fft: int, n_mels: int = N_MELS) -> np.ndarray:
-    """``(n_mels, 1 + n_fft // 2)`` Slaney mel filterbank (librosa's default)."""
-    import librosa
+    """``(n_mels, 1 + n_fft // 2)`` float32 Slaney mel filterbank, 0 Hz to ``sr / 2``.
 
-    return librosa.filters.mel(sr=sr, n_fft=n_fft, n_mels=n_mels).astype(np.float32)
+    Numerically ``librosa.filters.mel(sr=sr, n_fft=n_fft, n_mels=n_mels)``
+    (triangles on the Slaney scale, area-normalised), written out in numpy:
+    importing librosa's filters loads its numba-compiled utilities, about a
+    second of start-up that a CLI run on a short file should not pay.
+    """
+    fft_hz = np.linspace(0.0, sr / 2.0, 1 + n_fft // 2)
+    edges_hz = mel_to_hz(np.linspace(hz_to_mel(0.0), hz_to_mel(sr / 2.0), n_mels + 2))
+    widths_hz = np.diff(edges_hz)
+    ramps = edges_hz[:, None] - fft_hz[None, :]
+    rising = -ramps[:-2] / widths_hz[:-1, None]
+    falling = ramps[2:] / widths_hz[1:, None]
+    weights = np.maximum(0.0, np.minimum(rising, falling))
+    weights *= (2.0 / (edges_hz[2:] - edges_hz[:-2]))[:, None]
+    return weights.astype(np.float32)
 
 
 @lru_cache(maxsize=8)

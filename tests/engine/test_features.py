@@ -411,3 +411,37 @@ def test_time_domain_rms_and_zcr_match_librosa(n_fft: int) -> None:
     zcr = librosa.feature.zero_crossing_rate(y, frame_length=n_fft, hop_length=512)[0]
     np.testing.assert_allclose(F._frame_rms_exact(y, n_frames, n_fft, 512), rms, rtol=1e-4, atol=1e-6)
     np.testing.assert_allclose(F._frame_zcr_exact(y, n_frames, n_fft, 512), zcr, rtol=0, atol=1e-12)
+
+
+@pytest.mark.parametrize("tuning", [0.0, 0.23, -0.41])
+def test_chroma_filters_match_librosa(tuning: float) -> None:
+    ours = F._chroma_filters(SR, 2048, tuning)
+    theirs = librosa.filters.chroma(sr=SR, n_fft=2048, tuning=tuning, n_chroma=12)
+    assert ours.shape == theirs.shape == (12, 1025)
+    np.testing.assert_allclose(ours, theirs, rtol=1e-5, atol=1e-7)
+
+
+def test_pitch_tuning_matches_librosa() -> None:
+    rng = np.random.default_rng(3)
+    freqs = 440.0 * 2.0 ** ((rng.integers(-24, 24, 500) + 0.17 + 0.03 * rng.standard_normal(500)) / 12.0)
+    assert F.pitch_tuning(freqs) == pytest.approx(librosa.pitch_tuning(freqs), abs=1e-12)
+    assert F.pitch_tuning(np.zeros(3)) == 0.0
+
+
+def test_fast_path_never_imports_librosa() -> None:
+    """A CLI run on a short file must not pay librosa's numba start-up (about 1-2 s)."""
+    import subprocess
+    import sys
+
+    code = (
+        "import sys, numpy as np\n"
+        "from engine.spectrum import compute_spectrum\n"
+        "from engine.features import beat_features\n"
+        "from engine.grid import Grid\n"
+        "y = np.random.default_rng(0).standard_normal(22050 * 3).astype(np.float32) * 0.1\n"
+        "g = Grid(120.0, np.arange(0.0, 3.0, 0.5), np.array([0, 4]), 4, np.array([0]))\n"
+        "assert beat_features(compute_spectrum(y), g).shape == (6, 109)\n"
+        "print(sorted(m for m in sys.modules if m.split('.')[0] in ('librosa', 'numba')))\n"
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=True)
+    assert result.stdout.strip() == "[]"

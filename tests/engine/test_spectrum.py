@@ -66,3 +66,12 @@ def test_onset_strength_matches_librosa_uncentred(signal: np.ndarray) -> None:
         frame = round(onset_s * SR / 512)
         window = ours[frame - 4 : frame + 5]
         assert abs(int(np.argmax(window)) - 4) <= 1
+
+
+@pytest.mark.parametrize(("sr", "n_fft", "n_mels"), [(22050, 2048, 128), (44100, 1024, 64), (16000, 512, 40)])
+def test_mel_basis_matches_librosa(sr: int, n_fft: int, n_mels: int) -> None:
+    ours = mel_basis(sr, n_fft, n_mels)
+    theirs = librosa.filters.mel(sr=sr, n_fft=n_fft, n_mels=n_mels)
+    assert ours.shape == theirs.shape and ours.dtype == np.float32
+    np.testing.assert_allclose(ours, theirs, rtol=1e-5, atol=1e-6 * theirs.max())
+    assert np.array_equal(ours != 0, theirs != 0)  # the banded product relies on the exact support
