@@ -235,3 +235,72 @@ def test_bad_arguments_raise() -> None:
         synth_song(0, duration_s=-1.0)
     with pytest.raises(ValueError):
         synth_song(0, tempo_bpm=0.0)
+
+
+# --------------------------------------------------------------------------- the beat tracker on synthesized songs
+
+TRACKER_WINDOW_S = 0.07
+# One song per tempo, evenly spread over 70-180 BPM; seeds fixed so failures are reproducible.
+TRACKER_SONGS = [(200 + k, round(float(t), 1)) for k, t in enumerate(np.linspace(70.0, 180.0, 8))]
+# Songs the tracker (engine/grid.py) gets wrong today, and why. strict: when the tracker
+# is fixed these report XPASS as a failure, so the mark is removed and the song counts again.
+TRACKER_KNOWN_FAILURES = {
+    205: "four-on-the-floor, 148.6 BPM, 16th swing 0.12: the beat DP squeezes or drops a beat at section "
+    "changes (after the snare fill into the verse and at chorus->verse), F 0.92",
+    206: "half-time groove at 164.3 BPM: tempo octave error, the tracker reports 82.2 BPM (half), F 0.66",
+}
+
+
+def _f_measure(reference: np.ndarray, estimate: np.ndarray, window_s: float = TRACKER_WINDOW_S) -> float:
+    """Beat F-measure with one-to-one matching inside +-window_s (greedy; exact while window < half a beat)."""
+    if len(reference) == 0 or len(estimate) == 0:
+        return 0.0
+    used = np.zeros(len(estimate), dtype=bool)
+    hits = 0
+    for t in reference:
+        d = np.abs(estimate - t)
+        d[used] = np.inf
+        j = int(np.argmin(d))
+        if d[j] <= window_s:
+            used[j] = True
+            hits += 1
+    if hits == 0:
+        return 0.0
+    precision, recall = hits / len(estimate), hits / len(reference)
+    return 2 * precision * recall / (precision + recall)
+
+
+def test_f_measure_helper() -> None:
+    ref = np.arange(0.0, 20.0, 0.5)
+    assert _f_measure(ref, ref) == 1.0
+    assert _f_measure(ref, ref + 0.25) == 0.0  # off-beat phase
+    assert _f_measure(ref, np.arange(0.0, 20.0, 0.25)) == pytest.approx(2 / 3)  # double tempo
+    assert _f_measure(ref, ref + 0.06) == 1.0
+
+
+@pytest.mark.parametrize(
+    "seed,tempo_bpm",
+    [
+        pytest.param(s, t, marks=pytest.mark.xfail(strict=True, reason=TRACKER_KNOWN_FAILURES[s]))
+        if s in TRACKER_KNOWN_FAILURES
+        else (s, t)
+        for s, t in TRACKER_SONGS
+    ],
+)
+def test_beat_tracker_recovers_synthesized_grid(seed: int, tempo_bpm: float) -> None:
+    from engine.audio import Audio, analysis_mono
+    from engine.grid import beat_grid
+    from engine.spectrum import compute_spectrum
+
+    song = synth_song(seed, duration_s=36.0, tempo_bpm=tempo_bpm)
+    grid = beat_grid(compute_spectrum(analysis_mono(Audio(song.samples, song.sample_rate))))
+    f = _f_measure(song.beat_times, grid.beat_times)
+    true_downbeats = song.beat_times[song.downbeats]
+    found = grid.beat_times[grid.downbeats]
+    downbeat_rate = float(np.mean([np.min(np.abs(found - t)) <= TRACKER_WINDOW_S for t in true_downbeats])) if len(found) else 0.0
+    print(
+        f"seed {seed} {song.tempo_bpm:.1f} BPM ({song.drum_family}, swing {song.swing:.2f}/{song.swing_grid}): "
+        f"tracker {grid.tempo_bpm:.1f} BPM, F {f:.3f}, downbeats {downbeat_rate:.2f}"
+    )
+    assert f >= 0.95, f"F {f:.3f}, tracker tempo {grid.tempo_bpm:.1f} vs {song.tempo_bpm:.1f} BPM"
+    assert downbeat_rate >= 0.9, f"downbeats found on {downbeat_rate:.0%} of bars"
