@@ -429,7 +429,7 @@ def test_pitch_tuning_matches_librosa() -> None:
 
 
 def test_fast_path_never_imports_librosa() -> None:
-    """A CLI run on a short file must not pay librosa's numba start-up (about 1-2 s)."""
+    """A CLI run on a short file must not pay librosa's numba start-up (1-2 s) nor scipy.signal's import."""
     import subprocess
     import sys
 
@@ -441,7 +441,17 @@ def test_fast_path_never_imports_librosa() -> None:
         "y = np.random.default_rng(0).standard_normal(22050 * 3).astype(np.float32) * 0.1\n"
         "g = Grid(120.0, np.arange(0.0, 3.0, 0.5), np.array([0, 4]), 4, np.array([0]))\n"
         "assert beat_features(compute_spectrum(y), g).shape == (6, 109)\n"
-        "print(sorted(m for m in sys.modules if m.split('.')[0] in ('librosa', 'numba')))\n"
+        "print(sorted(m for m in sys.modules if m.split('.')[0] in ('librosa', 'numba') or m == 'scipy.signal'))\n"
     )
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=True)
     assert result.stdout.strip() == "[]"
+
+
+@pytest.mark.parametrize("n_frames", [40, 9, 7, 2])
+def test_mfcc_delta_matches_librosa(n_frames: int) -> None:
+    mfcc = np.random.default_rng(n_frames).standard_normal((13, n_frames)).astype(np.float32)
+    ours = F._mfcc_delta(mfcc)
+    width = F._delta_width(n_frames)
+    expected = librosa.feature.delta(mfcc, width=width) if width >= 3 else np.zeros_like(mfcc)
+    assert ours.shape == mfcc.shape and ours.dtype == np.float32
+    np.testing.assert_allclose(ours, expected, rtol=1e-5, atol=1e-6)
