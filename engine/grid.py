@@ -41,7 +41,7 @@ DEFAULT_TEMPO_BPM = 120.0
 PRIOR_CENTRE_BPM = 115.0
 PRIOR_SIGMA_OCTAVES = 0.8
 REFERENCE_RANGE_BPM = (72.0, 144.0)
-TIGHTNESS = 100.0
+TIGHTNESS = 200.0
 # The dB flux of the centred 2048-sample Hann STFT peaks when an attack is
 # about one hop before the frame centre (measured on isolated clicks, noise
 # bursts and kicks: 20-29 ms early at hop 512 / 22,050 Hz), so beat frames are
@@ -59,7 +59,8 @@ class Grid:
             of beat times against beat index.
         beat_times: ``(n_beats,)`` float64 seconds, strictly increasing.
         downbeats: ``(n_bars,)`` int64 indices into ``beat_times`` of bar starts.
-        beats_per_bar: beats in a bar (4 unless detected otherwise).
+        beats_per_bar: beats in a bar: 4, or 3 where the harmony clearly
+            changes every 3 beats (``detect_beats_per_bar``).
         phrase_starts: ``(n_phrases,)`` int64 indices into ``beat_times``: one
             every 16 beats starting at the first downbeat (beats before it are
             a pickup), each on a downbeat.
@@ -280,6 +281,8 @@ def track_beats(
         i = int(back[i])
     frames = np.asarray(frames[::-1], dtype=np.int64)
     frames = _trim_weak_beats(frames, local)
+    # The lead correction must not put a beat after the last frame.
+    frames = frames[frames + ONSET_LEAD_FRAMES <= n - 1]
     return (frames + ONSET_LEAD_FRAMES) * (hop_length / sr)
 
 
@@ -487,11 +490,15 @@ def _octave_scores(
         alt_ratio = min(even, odd) / max(even, odd, 1e-9)
         scores[0.5] += 2.0 * (0.4 - alt_ratio)
 
-    change = harmonic_change(spec, frames, sustained=sustained)
-    a = _lag_correlation(change, 8)
-    # Bars last 4 beats: the harmonic change repeats at 4 beats of the true
-    # level and not at half that.
-    bar = {2.0: a[2] - a[1], 1.0: a[4] - a[2], 0.5: a[8] - a[4]}
+    # The harmonic change is measured on the doubled grid (midpoints added):
+    # spans of half a tracked beat place a chord change sharply whichever
+    # drums the tracked beats sit on. Bars last 4 beats: the change repeats
+    # at 4 beats of the true level and not at half that.
+    fine = np.empty(2 * len(frames) - 1, dtype=np.int64)
+    fine[0::2] = frames
+    fine[1::2] = (frames[:-1] + frames[1:]) // 2
+    a = _lag_correlation(harmonic_change(spec, fine, sustained=sustained), 16)
+    bar = {2.0: a[4] - a[2], 1.0: a[8] - a[4], 0.5: a[16] - a[8]}
     for m in scores:
         scores[m] += 2.0 * sustained.tonal_weight * bar[m]
     log.debug(
@@ -603,6 +610,25 @@ def downbeat_evidence(
     return sustained.tonal_weight * _zscore(change) + 0.5 * _zscore(low) + 0.25 * _zscore(full)
 
 
+def detect_beats_per_bar(
+    spec: Spectrum, beat_times: np.ndarray, *, sustained: SustainedSpectrum | None = None
+) -> int:
+    """3 when the harmony clearly changes every 3 beats (a waltz), else 4.
+
+    Uses the autocorrelation of ``harmonic_change`` over beats: in 3/4 it
+    peaks at lags 3 and 6, in 4/4 at 4 and 8. Only a tonal song (see
+    ``SustainedSpectrum.tonal_weight``) with at least 12 beats and a clear
+    margin is called 3/4; drum patterns alone never are.
+    """
+    sustained = sustained if sustained is not None else sustained_spectrum(spec)
+    if len(beat_times) < 12 or sustained.tonal_weight < 0.5:
+        return 4
+    frames = _beat_frames(beat_times, sr=spec.sr, hop_length=spec.hop_length, n_frames=spec.n_frames)
+    a = _lag_correlation(harmonic_change(spec, frames, sustained=sustained), 8)
+    triple, quadruple = 0.5 * (a[3] + a[6]), 0.5 * (a[4] + a[8])
+    return 3 if a[3] > 0.3 and triple > quadruple + 0.3 else 4
+
+
 def find_downbeats(
     spec: Spectrum,
     beat_times: np.ndarray,
@@ -636,8 +662,9 @@ def phrase_starts(n_beats: int, downbeats: np.ndarray, *, phrase_beats: int = PH
     """Indices of phrase starts: every ``phrase_beats`` beats from the first downbeat.
 
     Each start snaps to the nearest downbeat within half a bar of where it is
-    due, so phrases stay on bar lines if the bar phase shifts; beats before
-    the first downbeat are a pickup and start no phrase.
+    due, so phrases stay on bar lines if the bar phase shifts (and in 3/4 a
+    phrase is the whole number of bars nearest 16 beats); beats before the
+    first downbeat are a pickup and start no phrase.
 
     Parameters:
         n_beats: number of beats.
@@ -706,7 +733,7 @@ def beat_grid(spec: Spectrum) -> Grid:
         beats = _extend_ends(beats, env, sr=sr, hop_length=hop)
     tempo = _fit_tempo(beats) or multiplier * reference_bpm
 
-    beats_per_bar = 4
+    beats_per_bar = detect_beats_per_bar(spec, beats, sustained=sustained)
     downbeats = find_downbeats(spec, beats, beats_per_bar=beats_per_bar, envs=envs, sustained=sustained)
     phrases = phrase_starts(len(beats), downbeats)
     log.info(

@@ -213,8 +213,11 @@ def chord_song(
     seconds: float,
     sr: int = 22050,
     seed: int = 0,
+    beats_per_bar: int = 4,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Non-drum music: a bass note on every beat and a chord that changes every bar.
+
+    ``beats_per_bar`` = 3 gives a waltz (bass root on 1, the chord's fifth on 2 and 3).
 
     The chord (three sine-ish voices with soft attacks) follows I-vi-IV-V in
     C; the bass plays the chord root on each beat with a plucked envelope.
@@ -230,17 +233,18 @@ def chord_song(
     period = 60.0 / bpm
     beats = np.arange(0.25, seconds, period)
     chords_midi = [(60, 64, 67), (57, 60, 64), (53, 57, 60), (55, 59, 62)]
-    bar_s = 4 * period
+    bar_s = beats_per_bar * period
     for k, b in enumerate(beats):
-        chord = chords_midi[(k // 4) % len(chords_midi)]
+        chord = chords_midi[(k // beats_per_bar) % len(chords_midi)]
         jitter = rng.normal(0.0, 0.003)
-        # Bass: root two octaves down, plucked (fast attack, exponential decay).
-        f = 440.0 * 2 ** ((chord[0] - 24 - 69) / 12)
+        # Bass: root two octaves down (the fifth off the downbeat in 3/4), plucked.
+        note = chord[0] if beats_per_bar == 4 or k % beats_per_bar == 0 else chord[2]
+        f = 440.0 * 2 ** ((note - 24 - 69) / 12)
         m = int(period * sr)
         t = np.arange(m) / sr
         pluck = (np.sin(2 * np.pi * f * t) + 0.3 * np.sin(4 * np.pi * f * t)) * np.exp(-t / 0.25) * np.minimum(1.0, t / 0.004)
         _add(y, (0.5 * pluck).astype(np.float32), b + jitter, 1.0, sr)
-        if k % 4 == 0:
+        if k % beats_per_bar == 0:
             m = int(bar_s * sr)
             t = np.arange(m) / sr
             env = np.minimum(1.0, t / 0.02) * np.minimum(1.0, (bar_s - t) / 0.05)
@@ -248,4 +252,4 @@ def chord_song(
             _add(y, (0.15 * pad * env).astype(np.float32), b + jitter, 1.0, sr)
     y += rng.normal(0.0, 1e-3, n).astype(np.float32)
     y *= 0.9 / max(float(np.abs(y).max()), 1e-9)
-    return y, beats.astype(np.float64), np.arange(0, len(beats), 4, dtype=np.int64)
+    return y, beats.astype(np.float64), np.arange(0, len(beats), beats_per_bar, dtype=np.int64)

@@ -109,6 +109,7 @@ def test_sweep_accented(pattern: str) -> None:
         assert abs(tempo_err) < 0.02, f"{pattern} {bpm}: tempo {g.tempo_bpm:.2f}"
         assert f >= 0.95, f"{pattern} {bpm}: F={f:.3f}"
         assert down >= 0.9, f"{pattern} {bpm}: downbeats {down:.2f}"
+        assert g.beats_per_bar == 4
         # Phrases: every 16 beats from the first downbeat, on downbeats.
         assert g.phrase_starts[0] == g.downbeats[0]
         assert np.all(np.diff(g.phrase_starts) == 16)
@@ -272,3 +273,16 @@ def test_beat_grid_speed_four_minutes() -> None:
     # Generous: this machine is shared; the target (0.15 s on one core) is
     # checked by hand and reported, this only catches a gross regression.
     assert best < 1.0
+
+
+def test_three_four_is_detected_and_four_four_is_not() -> None:
+    for bpm in (90, 150):
+        y, ref_beats, ref_down = chord_song(bpm, seconds=20, beats_per_bar=3)
+        g = analyse(y)
+        assert g.beats_per_bar == 3
+        assert abs(g.tempo_bpm / bpm - 1.0) < 0.02
+        assert downbeat_accuracy(ref_beats, ref_down, g) >= 0.9
+        # Phrases stay on bar lines: 15 beats (5 bars) is the nearest to 16.
+        assert set(np.diff(g.phrase_starts).tolist()) <= {15, 18}
+    y, _, _ = chord_song(120, seconds=20, beats_per_bar=4)
+    assert analyse(y).beats_per_bar == 4
