@@ -18,6 +18,7 @@ import sys
 # name -> (module under bridge.commands, one-line help). Add a line per command.
 COMMANDS: dict[str, tuple[str, str]] = {
     "analyze": ("analyze", "beat grid and per-beat features of an audio file"),
+    "data": ("data", "make training pairs: synth, pair"),
     "export": ("export", "write a plan as a REAPER project, MIDI file, Audacity labels or TSV"),
     "plot": ("plot", "before/after picture of a plan's edit"),
     "render": ("render", "render a plan's edit of its source audio to an audio file"),

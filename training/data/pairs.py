@@ -2,7 +2,9 @@
 
 Layout of a pair directory (``training_data/`` by default, see its README):
 
-- ``input/NAME_raw.wav``: the raw song (32-bit float WAV).
+- ``input/NAME_raw.wav``: the raw song (24-bit PCM WAV; a float WAV would
+  carry libsndfile's PEAK chunk, whose write-time stamp changes its bytes
+  and so the sha256 the plan records).
 - ``desired_output/NAME_edit.wav``: the edit, rendered from the label plan
   by ``engine.render.render_plan`` and written by
   ``engine.audio.write_audio``: the same bytes ``editorbot render`` writes
@@ -21,7 +23,9 @@ edits a user's song on the grid ``engine.analysis.analyze`` finds.
 Determinism: a pair depends only on its seed, style and duration; the song
 comes from ``synth_song(seed)`` and the editor's choices from
 ``editor_rng(seed, style)``. The same arguments give the same bytes in all
-three files, whichever worker process makes them.
+raw and label files, whichever worker process makes them, and the same
+samples in the edit (float WAV, as ``editorbot render`` writes it; its PEAK
+chunk holds the second it was written).
 """
 
 from __future__ import annotations
@@ -39,7 +43,7 @@ from typing import Any
 
 import numpy as np
 
-from engine.audio import Audio, sha256_file, write_audio
+from engine.audio import Audio, load_audio, sha256_file, write_audio
 from engine.cache import atomic_path
 from engine.errors import BadInput
 from engine.grid import Grid
@@ -54,6 +58,8 @@ BEATS_PER_BAR = 4
 BEATS_PER_PHRASE = 16
 #: First entry of the editor's seed sequence: keeps its stream apart from the synthesizer's.
 EDITOR_STREAM = 1
+#: Bits per sample of the raw files.
+RAW_BIT_DEPTH = 24
 
 
 @dataclass
@@ -247,6 +253,12 @@ def _label_doc(
     }
 
 
+def _write_raw(path: str, samples: np.ndarray, sample_rate: int, *, protect: Sequence[str] = ()) -> Audio:
+    """Write the raw song (``RAW_BIT_DEPTH`` PCM, atomically) and load it back as the renderer will."""
+    write_audio(path, samples, sample_rate, protect=protect, bit_depth=RAW_BIT_DEPTH)
+    return load_audio(path)
+
+
 def _write_json(path: str, doc: dict[str, Any]) -> None:
     text = json.dumps(doc, indent=1, allow_nan=False) + "\n"
     with atomic_path(path) as tmp:
@@ -340,12 +352,12 @@ def make_synth_pair(
     timings["synth"] = time.perf_counter() - t
 
     t = time.perf_counter()
-    write_audio(raw_path, song.samples, song.sample_rate)
+    raw = _write_raw(raw_path, song.samples, song.sample_rate)
     sha256 = sha256_file(raw_path)
     timings["write"] = time.perf_counter() - t
 
     analysis = PairAnalysis(
-        audio=Audio(song.samples, song.sample_rate, raw_path),
+        audio=raw,
         sha256=sha256,
         grid=true_grid(song.tempo_bpm, song.beat_times),
     )
@@ -364,7 +376,7 @@ def make_pair_from_audio(
 ) -> PairRecord:
     """Analyse a user's song, edit it with ``style`` and write the pair.
 
-    The raw file is the decoded song written as float WAV (so the plan's
+    The raw file is the decoded song written as a 24-bit WAV (so the plan's
     source is in the pair directory); sections are inferred from the
     analysed phrases and loudness.
 
@@ -387,11 +399,11 @@ def make_pair_from_audio(
     name = f"{_safe_stem(src)}_{style}_s{int(seed)}"
     raw_path, _, _ = pair_paths(out, name)
     t = time.perf_counter()
-    write_audio(raw_path, result.audio.samples, result.audio.sample_rate, protect=(src,))
+    raw = _write_raw(raw_path, result.audio.samples, result.audio.sample_rate, protect=(src,))
     sha256 = sha256_file(raw_path)
     timings["write"] = time.perf_counter() - t
     analysis = PairAnalysis(
-        audio=Audio(result.audio.samples, result.audio.sample_rate, raw_path),
+        audio=raw,
         sha256=sha256,
         grid=result.grid,
         features=result.features,
