@@ -400,12 +400,13 @@ class _DrumKit:
         self.hats = [self._metal(rng, 0.12, closed_decay, hat_tone, 7000.0) for _ in range(4)]
         self.open_hat = [self._metal(rng, 0.7, rng.uniform(0.18, 0.3), hat_tone, 6000.0) for _ in range(2)]
         self.crash = self._metal(rng, 2.5, rng.uniform(0.6, 1.0), rng.uniform(0.8, 1.3), 3500.0, noise_mix=0.7)
-        self.fill_snare = self.snare[0]
 
     def _t(self, length_s: float) -> np.ndarray:
+        """``(m,)`` time axis in seconds for a sound of ``length_s``."""
         return np.arange(int(length_s * self.sr)) / self.sr
 
     def _kick(self, rng: np.random.Generator) -> np.ndarray:
+        """``(m,)`` kick: sine swept down from 150-260 Hz to 42-60 Hz, driven, plus a beater click."""
         t = self._t(0.5)
         f_start, f_end = rng.uniform(150.0, 260.0), rng.uniform(42.0, 60.0)
         sweep_s, decay_s = rng.uniform(0.02, 0.045), rng.uniform(0.16, 0.32)
@@ -420,6 +421,7 @@ class _DrumKit:
         return x.astype(np.float32)
 
     def _snare(self, rng: np.random.Generator) -> np.ndarray:
+        """``(m,)`` snare: two-partial tone body plus band-passed noise with its own decay."""
         t = self._t(0.4)
         f1 = rng.uniform(170.0, 240.0)
         body = (np.sin(2 * np.pi * f1 * t) + 0.5 * np.sin(2 * np.pi * 1.6 * f1 * t)) * np.exp(-t / rng.uniform(0.03, 0.07))
@@ -429,6 +431,7 @@ class _DrumKit:
         return (x / np.max(np.abs(x))).astype(np.float32)
 
     def _clap(self, rng: np.random.Generator) -> np.ndarray:
+        """``(m,)`` clap: band-passed noise with three quick bursts and a short tail."""
         t = self._t(0.4)
         noise = signal.sosfilt(_sos("bandpass", (900.0, 5000.0), self.sr), rng.standard_normal(len(t)))
         env = np.exp(-t / rng.uniform(0.08, 0.16))
@@ -939,7 +942,7 @@ class _Renderer:
             if "lead" not in sec.instruments:
                 continue
             melody = self._phrase_melody(bar)
-            if sec.energy < 0.6:  # sparser in verses and bridges: drop every other note's tail
+            if sec.energy < 0.6:  # sparser in verses and bridges: every other note
                 melody = melody[::2] if len(melody) > 4 else melody
             pos = np.array([p for p, _, _ in melody])
             cutoff = float(round(1500.0 + 3500.0 * sec.energy, -2))
@@ -1113,6 +1116,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         fd, tmp = tempfile.mkstemp(prefix=f".{out.stem}.", suffix=".json", dir=out.parent)
         with os.fdopen(fd, "w") as fh:
             json.dump(song.labels(), fh, indent=1)
+        os.chmod(tmp, 0o644)
         os.replace(tmp, out)
     print(
         f"{args.out}: seed {song.seed}, {song.duration_s:.2f} s, {song.tempo_bpm:.2f} BPM, key {song.key}, "
