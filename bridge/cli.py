@@ -21,6 +21,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "data": ("data", "make training pairs: synth, pair"),
     "export": ("export", "write a plan as a REAPER project, MIDI file, Audacity labels or TSV"),
     "plot": ("plot", "before/after picture of a plan's edit"),
+    "train": ("train", "train the edit policy (rl: PPO + behavioural cloning)"),
     "render": ("render", "render a plan's edit of its source audio to an audio file"),
 }
 

@@ -187,6 +187,18 @@ class PPOConfig:
         Updates between checkpoints (a kill loses at most this many).
     seed:
         Seed for torch, numpy and the environments.
+    max_updates:
+        Stop after this many updates (None: from ``total_timesteps`` and
+        ``epochs``).
+    bc_epochs:
+        Behavioural-cloning-only passes over the demonstrations before PPO
+        (CLI ``--bc-epochs``).
+    bc_only:
+        Train by behavioural cloning alone, no PPO (CLI ``--bc-only``).
+    bc_lr:
+        Adam learning rate of the BC-only passes.
+    bc_batch_size:
+        Demonstrations per optimiser step in the BC-only passes.
     """
 
     lr: float = 1e-4
@@ -214,6 +226,11 @@ class PPOConfig:
     collapse_share: float = 0.9
     checkpoint_every: int = 10
     seed: int = 1
+    max_updates: int | None = None
+    bc_epochs: int = 0
+    bc_only: bool = False
+    bc_lr: float = 3e-4
+    bc_batch_size: int = 256
 
     def __post_init__(self) -> None:
         for name in ("batch_size", "num_envs", "num_minibatches", "update_epochs", "grad_accum"):
@@ -239,6 +256,10 @@ class PPOConfig:
             raise ValueError("gamma and gae_lambda must be in [0, 1]")
         if self.bc_weight < 0 or self.aux_weight < 0 or self.ent_coef < 0:
             raise ValueError("bc_weight, aux_weight and ent_coef must be >= 0")
+        if self.max_updates is not None and self.max_updates < 1:
+            raise ValueError(f"max_updates must be >= 1, got {self.max_updates}")
+        if self.bc_epochs < 0 or self.bc_batch_size < 1 or self.bc_lr <= 0 or self.checkpoint_every < 1:
+            raise ValueError("bc_epochs must be >= 0, bc_batch_size and checkpoint_every >= 1, bc_lr > 0")
 
     @property
     def num_steps(self) -> int:

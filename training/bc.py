@@ -1,0 +1,260 @@
+"""Behavioural cloning: labelled (observation, action) examples and their loss.
+
+Demonstrations come from labelled songs: ``EditEnv`` is walked with the
+label of the beat at the cursor as the action, so every example's
+observation is exactly what the policy sees at that cursor after following
+the labels so far.
+
+The ``.npz`` format (``BC_FORMAT = "editorbot.bc/1"``), ``N`` examples,
+window ``W``, is one array per name:
+
+==================  =================  ==========================================
+name                shape / dtype      meaning
+==================  =================  ==========================================
+format              () str             ``"editorbot.bc/1"``
+features            (N, W, F) float32  ``Observation.features``
+done                (N, W, D) float32  ``Observation.done`` (D = 26)
+position            (N, W, P) float32  ``Observation.position``
+padding_mask        (N, W) bool        ``Observation.padding_mask`` (True = pad)
+mask_type           (N, 20) bool       ``ActionMasks.type``
+mask_size           (N, 5) bool        ``ActionMasks.size``
+mask_amount         (N, 20, 5) bool    ``ActionMasks.amount``
+actions             (N, 3) int64       labelled (type, size, amount)
+pair_ids            (N,) int64         index into ``pair_names``
+pair_names          (P,) str           names of the pairs (data folder NAMEs)
+confidence          (N,) float32       0..1 trust in the label (loss weight)
+tempo_bpm           (N,) float32       auxiliary target: song tempo
+energy              (N,) int64         auxiliary target: cursor beat energy class
+phrase              (N, W) float32     auxiliary target: 1 at phrase starts
+==================  =================  ==========================================
+
+Files are written compressed (the ``done`` and ``padding_mask`` arrays are
+mostly zeros) and atomically.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import tempfile
+from dataclasses import dataclass, fields
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from engine.actions import N_AMOUNTS, N_SIZES, N_TYPES
+from engine.errors import BadInput
+
+if TYPE_CHECKING:
+    import torch
+
+    from training.config import AgentConfig
+    from training.dataset import Episode
+    from training.models.agent import ActionMasks, Observation
+
+logger = logging.getLogger(__name__)
+
+BC_FORMAT = "editorbot.bc/1"
+
+
+@dataclass
+class BCData:
+    """Labelled examples (one per labelled cursor position); fields as the npz table."""
+
+    features: np.ndarray
+    done: np.ndarray
+    position: np.ndarray
+    padding_mask: np.ndarray
+    mask_type: np.ndarray
+    mask_size: np.ndarray
+    mask_amount: np.ndarray
+    actions: np.ndarray
+    pair_ids: np.ndarray
+    pair_names: np.ndarray
+    confidence: np.ndarray
+    tempo_bpm: np.ndarray
+    energy: np.ndarray
+    phrase: np.ndarray
+
+    def __len__(self) -> int:
+        return int(self.actions.shape[0])
+
+    @property
+    def window(self) -> int:
+        """``W``."""
+        return int(self.features.shape[1])
+
+    def check(self, config: AgentConfig, where: str = "BC data") -> None:
+        """BadInput unless the shapes match ``config`` and each other."""
+        n, w = len(self), config.window
+        want = {
+            "features": (n, w, config.in_dim),
+            "done": (n, w, config.n_done_feats),
+            "position": (n, w, config.n_pos_feats),
+            "padding_mask": (n, w),
+            "mask_type": (n, N_TYPES),
+            "mask_size": (n, N_SIZES),
+            "mask_amount": (n, N_TYPES, N_AMOUNTS),
+            "actions": (n, 3),
+            "pair_ids": (n,),
+            "confidence": (n,),
+            "tempo_bpm": (n,),
+            "energy": (n,),
+            "phrase": (n, w),
+        }
+        for name, shape in want.items():
+            got = tuple(getattr(self, name).shape)
+            if got != shape:
+                raise BadInput(where, f"array {name} has shape {got}, the model expects {shape}")
+        if n and (self.actions.min() < 0 or (self.actions.max(0) >= (N_TYPES, N_SIZES, N_AMOUNTS)).any()):
+            raise BadInput(where, "action index out of range")
+
+    def save(self, path: str | os.PathLike) -> Path:
+        """Write the compressed npz atomically (temp file + rename)."""
+        path = Path(path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".npz", dir=path.parent)
+        try:
+            with os.fdopen(fd, "wb") as fh:
+                np.savez_compressed(
+                    fh, format=np.array(BC_FORMAT), **{f.name: getattr(self, f.name) for f in fields(self)}
+                )
+            os.replace(tmp, path)
+        except BaseException:
+            Path(tmp).unlink(missing_ok=True)
+            raise
+        return path
+
+    @classmethod
+    def load(cls, path: str | os.PathLike) -> BCData:
+        """Read and check an npz in ``BC_FORMAT``; BadInput naming the file otherwise."""
+        try:
+            with np.load(path, allow_pickle=False) as z:
+                if "format" not in z or str(z["format"]) != BC_FORMAT:
+                    raise BadInput(str(path), f"not a {BC_FORMAT} file")
+                missing = [f.name for f in fields(cls) if f.name not in z]
+                if missing:
+                    raise BadInput(str(path), f"missing arrays: {', '.join(missing)}")
+                return cls(**{f.name: z[f.name] for f in fields(cls)})
+        except (OSError, ValueError) as err:
+            raise BadInput(str(path), f"cannot read BC data: {err}") from None
+
+    def subset(self, index: np.ndarray) -> BCData:
+        """Rows ``index`` (``pair_names`` kept whole)."""
+        return BCData(
+            **{f.name: getattr(self, f.name) if f.name == "pair_names" else getattr(self, f.name)[index] for f in fields(self)}
+        )
+
+    def batch(
+        self, index: np.ndarray | torch.Tensor, device: torch.device | str = "cpu"
+    ) -> tuple[Observation, ActionMasks, torch.Tensor, torch.Tensor, dict[str, torch.Tensor]]:
+        """Tensors of rows ``index``.
+
+        Returns
+        -------
+        ``obs``, ``masks``, actions ``(B, 3)`` int64, confidence ``(B,)``
+        float32 and the auxiliary targets ``{"tempo_bpm": (B,), "energy":
+        (B,) int64, "phrase": (B, W)}``.
+        """
+        import torch
+
+        from training.models.agent import ActionMasks, Observation
+
+        idx = np.asarray(index)
+
+        def t(a: np.ndarray) -> torch.Tensor:
+            return torch.from_numpy(np.ascontiguousarray(a[idx])).to(device)
+
+        obs = Observation(t(self.features), t(self.done), t(self.position), t(self.padding_mask).bool())
+        masks = ActionMasks(t(self.mask_type).bool(), t(self.mask_size).bool(), t(self.mask_amount).bool())
+        aux = {"tempo_bpm": t(self.tempo_bpm).float(), "energy": t(self.energy).long(), "phrase": t(self.phrase).float()}
+        return obs, masks, t(self.actions).long(), t(self.confidence).float(), aux
+
+
+def bc_examples(episodes: list[Episode], config: AgentConfig, *, quiet: bool = False) -> BCData:
+    """Demonstrations from labelled songs (unlabelled ones are skipped).
+
+    Each song is walked in ``EditEnv`` taking, at each cursor, the label of
+    the cursor beat (made legal the way the env does); a beat with an
+    unknown label is stepped over as a one-beat KEEP and gives no example.
+    """
+    from engine.progress import progress
+    from training.env import EditEnv
+
+    labelled = [e for e in episodes if e.labels is not None]
+    if not labelled:
+        raise ValueError("no labelled songs for behavioural cloning")
+    env = EditEnv(labelled, config)
+    rows: dict[str, list[np.ndarray]] = {f.name: [] for f in fields(BCData) if f.name != "pair_names"}
+    for song, e in enumerate(progress(labelled, desc="BC examples", quiet=quiet)):
+        obs, info = env.reset(options={"song": song})
+        terminated = False
+        while not terminated:
+            label = e.labels[env.cursor]
+            known = label[0] >= 0
+            action = label if known else np.array((0, 0, 2), dtype=np.int64)
+            if known:
+                for k in ("features", "done", "position"):
+                    rows[k].append(obs[k])
+                rows["padding_mask"].append(obs["padding_mask"].astype(bool))
+                masks = info["action_masks"]
+                rows["mask_type"].append(masks["type"])
+                rows["mask_size"].append(masks["size"])
+                rows["mask_amount"].append(masks["amount"])
+                rows["pair_ids"].append(np.int64(song))
+                rows["confidence"].append(np.float32(e.confidence))
+                rows["tempo_bpm"].append(np.float32(info["aux"]["tempo_bpm"]))
+                rows["energy"].append(np.int64(info["aux"]["energy"]))
+                rows["phrase"].append(info["aux"]["phrase"])
+            obs, _, terminated, _, step_info = env.step(action)
+            if known:
+                rows["actions"].append(step_info["applied_action"])
+            info = step_info
+    data = BCData(**{k: np.stack(v) for k, v in rows.items()}, pair_names=np.array([e.name for e in labelled]))
+    logger.info("BC: %d examples from %d labelled songs", len(data), len(labelled))
+    return data
+
+
+def bc_loss(
+    logits: torch.Tensor, masks: ActionMasks, actions: torch.Tensor, weight: torch.Tensor | None = None
+) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+    """Cross-entropy of the three heads on labelled actions.
+
+    Parameters
+    ----------
+    logits:
+        ``(B, 30)`` unmasked policy logits (``EditAgent.policy_logits``).
+    masks:
+        ``ActionMasks`` ``(B, ...)``; the amount row is the labelled type's.
+    actions:
+        ``(B, 3)`` int64 labelled (type, size, amount).
+    weight:
+        ``(B,)`` per-example weight (label confidence), or None.
+
+    Returns
+    -------
+    ``(loss, accuracy)``: the weighted mean of the summed per-head
+    cross-entropies, and ``{"type", "size", "amount"}`` argmax accuracies.
+    """
+    import torch
+    import torch.nn.functional as F
+
+    from training.models.agent import ACTION_DIMS, MASK_LOGIT
+
+    logits = logits.float()
+    rows = torch.arange(logits.shape[0], device=logits.device)
+    amount_row = masks.amount[rows, actions[:, 0]]
+    flat_mask = torch.cat([masks.type, masks.size, amount_row], dim=-1)
+    heads = torch.split(logits.masked_fill(~flat_mask, MASK_LOGIT), ACTION_DIMS, dim=-1)
+    ce = sum(F.cross_entropy(h, actions[:, k], reduction="none") for k, h in enumerate(heads))
+    if weight is None:
+        loss = ce.mean()
+    else:
+        loss = (ce * weight).sum() / weight.sum().clamp(min=1e-6)
+    with torch.no_grad():
+        accuracy = {
+            name: (h.argmax(-1) == actions[:, k]).float().mean()
+            for k, (name, h) in enumerate(zip(("type", "size", "amount"), heads, strict=True))
+        }
+    return loss, accuracy

@@ -1,0 +1,175 @@
+"""Trainer entry point: ``python -m training.train rl ...`` (``editorbot train rl``).
+
+Sub-commands live under one parser so that ``train supervised`` can join
+``rl``. Every ``AgentConfig`` and ``PPOConfig`` field is a flag
+(``--hidden``, ``--num-envs``, ``--bc-weight``, ...) whose default is the
+dataclass default; ``--bc-mixed`` names the demonstrations (``bc_path``).
+Heavy imports (torch, the trainer) happen inside ``run``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import logging
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from training.config import AgentConfig, PPOConfig
+
+logger = logging.getLogger(__name__)
+
+#: Fields set by a named flag of their own instead of the generated one.
+_RENAMED = {"bc_path": "--bc-mixed"}
+_METAVARS = {"bc_path": "NPZ"}
+_TYPES = {"int": int, "float": float, "str": str}
+
+
+def _add_config_flags(p: argparse.ArgumentParser, cls: type, title: str) -> None:
+    """One flag per dataclass field, default None (= keep the dataclass default)."""
+    group = p.add_argument_group(title)
+    for f in dataclasses.fields(cls):
+        flag = _RENAMED.get(f.name, "--" + f.name.replace("_", "-"))
+        type_name = str(f.type).replace(" | None", "")
+        default = f.default
+        if type_name == "bool":
+            group.add_argument(flag, dest=f.name, action=argparse.BooleanOptionalAction, default=None,
+                               help=f"(default {default})")
+        else:
+            group.add_argument(flag, dest=f.name, type=_TYPES[type_name], default=None,
+                               metavar=_METAVARS.get(f.name, type_name.upper()), help=f"(default {default})")
+
+
+def config_from_args(cls: type, args: argparse.Namespace) -> Any:
+    """A ``cls`` instance with the fields given on the command line."""
+    given = {f.name: getattr(args, f.name) for f in dataclasses.fields(cls) if getattr(args, f.name, None) is not None}
+    return cls(**given)
+
+
+def add_rl_arguments(p: argparse.ArgumentParser) -> None:
+    """Flags of ``train rl``."""
+    p.add_argument("--data-dir", required=True, metavar="DIR", help="folder with input/, labels/ (and reference/)")
+    p.add_argument("--save-dir", required=True, metavar="D", help="checkpoints, TensorBoard events, progress log")
+    p.add_argument("--subprocess", action="store_true", help="one process per environment (AsyncVectorEnv)")
+    p.add_argument("--resume", action="store_true", help="continue from SAVE_DIR/last.pt")
+    p.add_argument("--reference-dir", metavar="DIR", help="finished tracks for the reference reward (default DATA_DIR/reference)")
+    p.add_argument("--bc-from-labels", action="store_true",
+                   help="build the demonstrations from DATA_DIR/labels/*.json when --bc-mixed is not given")
+    p.add_argument("--device", default="cpu", choices=("cpu", "cuda", "auto"), help="(default cpu)")
+    p.add_argument("--reward", action="append", default=[], metavar="TERM=W",
+                   help="reward weight, e.g. --reward label=1 --reward density=0.2 (repeatable)")
+    _add_config_flags(p, AgentConfig, "policy (AgentConfig)")
+    _add_config_flags(p, PPOConfig, "PPO + behavioural cloning (PPOConfig)")
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    """Sub-commands of the trainer (``rl``; ``supervised`` lives in its own issue)."""
+    sub = p.add_subparsers(dest="trainer", metavar="TRAINER", required=True)
+    rl = sub.add_parser("rl", help="PPO + behavioural cloning policy", description="Train the edit policy.")
+    # also accepted after the trainer's name; SUPPRESS keeps a value given before it
+    rl.add_argument("--quiet", "-q", action="store_true", default=argparse.SUPPRESS, help="no progress bars, warnings only")
+    rl.add_argument("--verbose", "-v", action="store_true", default=argparse.SUPPRESS, help="debug logging")
+    add_rl_arguments(rl)
+    rl.set_defaults(_train=run_rl)
+
+
+def _reward_weights(items: list[str]) -> Any:
+    from engine.errors import BadInput
+    from training.reward import RewardWeights
+
+    values: dict[str, Any] = {}
+    names = {f.name: f.type for f in dataclasses.fields(RewardWeights)}
+    for item in items:
+        key, _, value = item.partition("=")
+        if key not in names or not value:
+            raise BadInput("--reward", f"expected TERM=WEIGHT with TERM one of {', '.join(names)}, got {item!r}")
+        try:
+            values[key] = int(value) if names[key] == "int" else float(value)
+        except ValueError:
+            raise BadInput("--reward", f"not a number: {item!r}") from None
+    try:
+        return RewardWeights(**values)
+    except ValueError as err:
+        raise BadInput("--reward", str(err)) from None
+
+
+def run_rl(args: argparse.Namespace) -> int:
+    """Load the data, build the configs, train; 0 on success."""
+    from engine.errors import BadInput
+    from training.bc import BCData, bc_examples
+    from training.dataset import load_episodes, load_reference_features
+    from training.ppo import train
+    from training.reward import ReferenceStats
+
+    try:
+        agent_config = config_from_args(AgentConfig, args)
+        ppo_config = config_from_args(PPOConfig, args)
+    except ValueError as err:
+        raise BadInput("flags", str(err)) from None
+    weights = _reward_weights(args.reward)
+    quiet = bool(getattr(args, "quiet", False))
+    episodes = load_episodes(args.data_dir, quiet=quiet)
+    if episodes[0].features.shape[1] != agent_config.in_dim:
+        raise BadInput(args.data_dir, f"features have {episodes[0].features.shape[1]} columns, --in-dim is {agent_config.in_dim}")
+
+    reference = None
+    ref_dir = Path(args.reference_dir) if args.reference_dir else Path(args.data_dir) / "reference"
+    tracks = load_reference_features(ref_dir, quiet=quiet)
+    if tracks:
+        reference = ReferenceStats.from_features(tracks)
+        logger.info("reference reward from %d tracks in %s", len(tracks), ref_dir)
+
+    bc_data = None
+    if ppo_config.bc_path:
+        bc_data = BCData.load(ppo_config.bc_path)
+    elif args.bc_from_labels or ppo_config.bc_only or ppo_config.bc_epochs:
+        if any(e.labels is not None for e in episodes):
+            bc_data = bc_examples(episodes, agent_config, quiet=quiet)
+        else:
+            raise BadInput(args.data_dir, "behavioural cloning needs labels/*.json and there are none")
+
+    result = train(
+        episodes,
+        args.save_dir,
+        agent_config=agent_config,
+        ppo_config=ppo_config,
+        weights=weights,
+        reference=reference,
+        bc_data=bc_data,
+        resume=args.resume,
+        subprocess=args.subprocess,
+        device=args.device,
+        quiet=quiet,
+    )
+    logger.info("trained: %d updates, %d env steps, %d BC epochs; checkpoints in %s",
+                result["updates"], result["global_step"], result["bc_epochs"], args.save_dir)
+    return 0
+
+
+def run(args: argparse.Namespace) -> int:
+    """Dispatch to the chosen trainer."""
+    return int(args._train(args))
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """``python -m training.train``: same flags and exit codes as ``editorbot train``."""
+    from engine.errors import BadInput
+
+    parser = argparse.ArgumentParser(prog="python -m training.train", description="Train editorbot's models.")
+    parser.add_argument("--quiet", "-q", action="store_true", help="no progress bars, warnings only")
+    parser.add_argument("--verbose", "-v", action="store_true", help="debug logging")
+    add_arguments(parser)
+    args = parser.parse_args(argv)
+    level = logging.DEBUG if args.verbose else logging.WARNING if args.quiet else logging.INFO
+    logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s")
+    try:
+        return run(args)
+    except BadInput as err:
+        print(f"training.train: {err}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())
