@@ -277,9 +277,12 @@ def _assemble(
             )
         blocks.append(stems)
     out = np.concatenate(blocks, axis=1).astype(np.float32)
-    # A NaN here would poison every model downstream; the guards above should make
-    # this a no-op, and it stays as a last line of defence for hostile input.
-    np.nan_to_num(out, copy=False, nan=0.0, posinf=0.0, neginf=0.0)
+    # Silence and empty spans are guarded above, so a non-finite value can only come
+    # from non-finite input (engine.audio rejects it); fail loudly rather than hand
+    # NaN to a model or quietly replace it.
+    if not np.all(np.isfinite(out)):
+        bad = sorted({feature_names(stems is not None)[k] for k in np.flatnonzero(~np.isfinite(out).all(axis=0))})
+        raise ValueError(f"non-finite per-beat features in {', '.join(bad[:5])}: is the input signal finite?")
     return out
 
 

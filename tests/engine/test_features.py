@@ -455,3 +455,10 @@ def test_mfcc_delta_matches_librosa(n_frames: int) -> None:
     expected = librosa.feature.delta(mfcc, width=width) if width >= 3 else np.zeros_like(mfcc)
     assert ours.shape == mfcc.shape and ours.dtype == np.float32
     np.testing.assert_allclose(ours, expected, rtol=1e-5, atol=1e-6)
+
+
+def test_non_finite_input_is_refused_not_hidden() -> None:
+    y, grid = make_song(7, seconds=3.0)
+    y[SR] = np.nan
+    with pytest.raises(ValueError, match="non-finite"):
+        F.beat_features(compute_spectrum(y, sr=SR), grid)
