@@ -339,10 +339,11 @@ def _power_to_db(power: np.ndarray) -> np.ndarray:
 def _spectral_contrast(magnitude: np.ndarray, sr: int, n_fft: int) -> np.ndarray:
     """``(7, n_frames)`` spectral contrast in dB, numerically librosa's.
 
-    Sorting each band's bins per frame is librosa's hot spot when done on a
-    strided axis; here the bins of a frame are contiguous (see
-    ``stft_magnitude``), where numpy's vectorised sort runs several times
-    faster than a partial selection (``np.partition``).
+    Same algorithm (mean of the 2 % lowest and highest bins per octave band).
+    What makes it cheaper: each frame's bins are contiguous (see
+    ``stft_magnitude``), where numpy's SIMD sort runs about twice as fast as
+    on librosa's strided bins axis; the single-bin low bands use min/max; and
+    ``np.partition`` was measured slower than the full sort (10x with two kth).
     """
     n_frames = magnitude.shape[1]
     bands = _contrast_bands(sr, n_fft)
@@ -350,6 +351,10 @@ def _spectral_contrast(magnitude: np.ndarray, sr: int, n_fft: int) -> np.ndarray
     valley = np.empty_like(peak)
     frames_by_bin = magnitude.T  # (n_frames, n_bins); C-contiguous for stft_magnitude output
     for k, (first, stop, q) in enumerate(bands):
+        if q == 1:  # the low bands average a single bin: min and max need no sort
+            valley[k] = frames_by_bin[:, first:stop].min(axis=1)
+            peak[k] = frames_by_bin[:, first:stop].max(axis=1)
+            continue
         ordered = np.sort(frames_by_bin[:, first:stop], axis=1)
         valley[k] = ordered[:, :q].mean(axis=1)
         peak[k] = ordered[:, -q:].mean(axis=1)
