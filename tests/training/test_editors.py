@@ -153,3 +153,33 @@ def test_corpus_covers_all_20_types_at_least_1_percent() -> None:
     assert abs(sum(shares.values()) - 1.0) < 1e-9
     assert all(v > 0 for v in coverage["size"].values())
     assert all(v > 0 for v in coverage["amount"].values())
+
+
+def test_random_grids_and_sections_give_valid_plans() -> None:
+    """Any song length, phrase spacing and section layout (known or inferred) gives a valid, covering walk."""
+    rng = np.random.default_rng(0)
+    base = _structure(3, 200.0).analysis()
+    names = ["intro", "verse", "chorus", "bridge", "outro", "drop"]
+    for trial in range(80):
+        n = int(rng.integers(1, len(base.grid.beat_times)))
+        starts = np.cumsum(rng.integers(1, 24, size=40)) - int(rng.integers(0, 3))
+        starts = starts[(starts >= 0) & (starts < n)]
+        analysis = dataclasses.replace(base)
+        analysis.grid = dataclasses.replace(
+            base.grid, beat_times=base.grid.beat_times[:n], downbeats=np.arange(0, n, 4), phrase_starts=starts
+        )
+        sections = None
+        if trial % 2:
+            k = min(n - 1, int(rng.integers(0, 6)))
+            cuts = sorted(int(c) for c in rng.choice(np.arange(1, n), size=k, replace=False)) if k else []
+            bounds = [0, *cuts, n]
+            sections = [
+                SectionSpan(names[int(rng.integers(len(names)))], a, b - a, 0.5)
+                for a, b in zip(bounds[:-1], bounds[1:], strict=True)
+            ]
+        else:
+            analysis.features, analysis.feature_names = rng.random((n, 1)).astype(np.float32), ["rms"]
+        for style in STYLES:
+            plan = edit(style, analysis, sections, editor_rng(trial, style))
+            validate_plan(plan)
+            _check_labels(plan, beat_labels(plan))

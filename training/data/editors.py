@@ -672,7 +672,8 @@ def _fx_section(w: Walk, song: SongContext, sec: SectionView, p: Params, rng: np
     if sec.name == "bridge":
         t = str(_choose(rng, ("SPEED", "PITCH", "REVERSE", "LOWPASS")))
         size = _fit(body, 8)
-        w.add(t, size, "NEUTRAL" if t == "REVERSE" else _amount(rng, fav.get(t)))
+        if size:
+            w.add(t, size, "NEUTRAL" if t == "REVERSE" else _amount(rng, fav.get(t)))
         w.keep(body - size)
     elif rng.random() < p["verse_fx_p"]:
         t = p["verse_fx"]
