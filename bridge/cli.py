@@ -18,6 +18,8 @@ import sys
 # name -> (module under bridge.commands, one-line help). Add a line per command.
 COMMANDS: dict[str, tuple[str, str]] = {
     "analyze": ("analyze", "beat grid and per-beat features of an audio file"),
+    "edit": ("edit", "edit an audio file with a trained policy: plan, audio, exports, plot"),
+    "export-model": ("export_model", "export a training checkpoint to ONNX with its JSON sidecar"),
     "data": ("data", "make training pairs: synth, pair"),
     "export": ("export", "write a plan as a REAPER project, MIDI file, Audacity labels or TSV"),
     "plot": ("plot", "before/after picture of a plan's edit"),

@@ -1,0 +1,216 @@
+"""The ``edit`` pipeline: audio file -> plan -> audio, exports and plot.
+
+``edit_file(audio, out, policy, ...)`` analyses the file, lets the policy
+decide (``export.runtime.plan_analysis``: a policy walk, or with a target
+duration the length-constrained search), writes the plan, renders the edit
+from the already decoded audio, writes the requested exports and the
+before/after plot, and returns an ``EditReport``. ``load_model`` gives the
+policy: an exported ONNX model, a torch checkpoint run eagerly, or the
+bundled default (BadInput when none has been made yet). Every output is
+checked before the slow part and never written over the input.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import time
+from collections import Counter
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from engine.errors import BadInput
+from export.runtime import PolicyModel, load_policy
+
+log = logging.getLogger(__name__)
+
+#: Export formats ``--export`` accepts (``engine.exporters.EXPORTERS`` keys).
+EXPORT_FORMATS: tuple[str, ...] = ("rpp", "midi", "labels", "tsv")
+
+
+def load_model(model: str | None = None, checkpoint: str | None = None, *, device: str = "auto") -> PolicyModel:
+    """The policy to edit with: ``checkpoint`` (torch, eager), ``model`` (ONNX) or the default model."""
+    if model and checkpoint:
+        raise BadInput("--checkpoint", "give either --model or --checkpoint, not both")
+    if checkpoint:
+        from export.onnx import TorchPolicy
+
+        return TorchPolicy(checkpoint, device="cuda" if device == "cuda" else "cpu")
+    return load_policy(model, device=device)
+
+
+def parse_exports(text: str | Sequence[str] | None) -> list[str]:
+    """``"rpp,midi"`` (or a list of such) -> formats, in order, no repeats; BadInput for an unknown one."""
+    if not text:
+        return []
+    items = [text] if isinstance(text, str) else list(text)
+    out: list[str] = []
+    for item in items:
+        for fmt in (f.strip() for f in item.split(",")):
+            if not fmt:
+                continue
+            if fmt not in EXPORT_FORMATS:
+                raise BadInput("--export", f"unknown format {fmt!r} (choose from {', '.join(EXPORT_FORMATS)})")
+            if fmt not in out:
+                out.append(fmt)
+    return out
+
+
+@dataclass
+class EditReport:
+    """What ``edit_file`` did.
+
+    Attributes
+    ----------
+    plan:
+        The ``EditPlan``.
+    written:
+        ``{what: path}`` of every file written (audio, plan, each export, plot).
+    duration_in_s, duration_out_s:
+        Source and edit lengths.
+    actions:
+        Count of actions per type.
+    timings_s:
+        Seconds per stage (analysis, policy, search, render, write, exports, plot).
+    splice_cost, baseline_splice_cost:
+        Splice continuity cost of the edit and (with a target) of the pure DP
+        retimer for the same target.
+    target_duration_s:
+        The target, if any.
+    rounds:
+        Batched policy evaluation rounds.
+    """
+
+    plan: Any
+    written: dict[str, str] = field(default_factory=dict)
+    duration_in_s: float = 0.0
+    duration_out_s: float = 0.0
+    actions: Counter = field(default_factory=Counter)
+    timings_s: dict[str, float] = field(default_factory=dict)
+    splice_cost: float = 0.0
+    baseline_splice_cost: float | None = None
+    target_duration_s: float | None = None
+    rounds: int = 1
+
+    @property
+    def total_s(self) -> float:
+        """Seconds for the whole edit (model loading excluded)."""
+        return sum(self.timings_s.values())
+
+
+def output_paths(out: str | os.PathLike, *, plan: str | None, exports: Sequence[str]) -> dict[str, str]:
+    """Where each output goes: the plan beside ``out`` as ``STEM.plan.json`` unless given,
+    each export as ``STEM`` + the format's usual extension."""
+    from engine.exporters import EXTENSIONS
+
+    o = Path(out)
+    paths = {"audio": str(o), "plan": plan or str(o.with_name(o.stem + ".plan.json"))}
+    for fmt in exports:
+        paths[fmt] = str(o.with_name(o.stem + EXTENSIONS[fmt]))
+    return paths
+
+
+def edit_file(
+    audio_path: str | os.PathLike,
+    out_path: str | os.PathLike,
+    policy: PolicyModel,
+    *,
+    plan_path: str | None = None,
+    exports: Sequence[str] = (),
+    target_duration_s: float | None = None,
+    keep: Sequence[tuple[float, float]] = (),
+    plot_png: str | None = None,
+    seed: int | None = None,
+) -> EditReport:
+    """Analyse, decide, write the plan, render, export and plot.
+
+    Returns the ``EditReport``. BadInput (one line naming the file or flag)
+    for bad audio, an output that would overwrite the input or another
+    output, a missing output folder, or a target out of range.
+    """
+    from engine.analysis import analyze
+    from engine.audio import write_audio
+    from engine.exporters import export_plan
+    from engine.exporters.atomic import check_destination
+    from engine.plan import save_plan
+    from engine.render import render_plan
+    from export.runtime import plan_analysis
+
+    src = os.path.abspath(os.fspath(audio_path))
+    if target_duration_s is not None and not target_duration_s > 0:
+        raise BadInput("--target-duration", f"must be a positive number of seconds, got {target_duration_s:g}")
+    paths = output_paths(out_path, plan=plan_path, exports=exports)
+    if plot_png:
+        paths["plot"] = plot_png
+    seen: dict[str, str] = {}
+    for what, p in paths.items():
+        key = os.path.abspath(p)
+        if key in seen:
+            raise BadInput(p, f"both the {seen[key]} and the {what} would be written here")
+        seen[key] = what
+        check_destination(p, [src])
+
+    timings: dict[str, float] = {}
+    t = time.perf_counter()
+    analysis = analyze(src)
+    timings["analysis"] = time.perf_counter() - t
+    decision = plan_analysis(analysis, policy, seed=seed, target_duration_s=target_duration_s, keep=keep)
+    timings["policy"], timings["search"] = decision.policy_s, decision.search_s
+    plan = decision.plan
+
+    report = EditReport(
+        plan=plan,
+        duration_in_s=float(analysis.audio.duration_s),
+        duration_out_s=float(plan.duration_s),
+        actions=Counter(a.type for a in plan.actions),
+        splice_cost=decision.splice_cost,
+        baseline_splice_cost=decision.baseline_splice_cost,
+        target_duration_s=target_duration_s,
+        rounds=decision.rounds,
+    )
+    t = time.perf_counter()
+    save_plan(plan, paths["plan"])
+    report.written["plan"] = paths["plan"]
+    audio = analysis.audio
+    edited = render_plan(plan, audio.samples, audio.sample_rate)
+    timings["render"] = time.perf_counter() - t
+    t = time.perf_counter()
+    report.written["audio"] = write_audio(paths["audio"], edited, audio.sample_rate, protect=(src,))
+    timings["write"] = time.perf_counter() - t
+    t = time.perf_counter()
+    for fmt in exports:
+        report.written[fmt] = export_plan(plan, fmt, paths[fmt])
+    timings["exports"] = time.perf_counter() - t
+    if plot_png:
+        from engine.plot import plot_plan
+
+        t = time.perf_counter()
+        report.written["plot"] = plot_plan(plan, audio.samples, audio.sample_rate, edited, plot_png)
+        timings["plot"] = time.perf_counter() - t
+    report.timings_s = timings
+    log.info("edited %s -> %s in %.2f s", src, report.written["audio"], report.total_s)
+    return report
+
+
+def format_report(report: EditReport) -> str:
+    """A short table: actions by type, durations in/out, splice costs, timings, files written."""
+    lines = [f"{'duration in':<16}{report.duration_in_s:9.2f} s", f"{'duration out':<16}{report.duration_out_s:9.2f} s"]
+    if report.target_duration_s is not None:
+        lines.append(f"{'target':<16}{report.target_duration_s:9.2f} s")
+    lines.append(f"{'splice cost':<16}{report.splice_cost:9.3f}")
+    if report.baseline_splice_cost is not None:
+        lines.append(f"{'  pure DP':<16}{report.baseline_splice_cost:9.3f}")
+    lines.append("")
+    lines.append(f"{'action':<16}{'count':>9}")
+    for name, count in sorted(report.actions.items(), key=lambda kv: (-kv[1], kv[0])):
+        lines.append(f"{name:<16}{count:9d}")
+    lines.append("")
+    lines.append(
+        "time  " + "  ".join(f"{k} {v:.2f}s" for k, v in report.timings_s.items()) + f"  total {report.total_s:.2f}s"
+    )
+    lines.append("")
+    for what, path in report.written.items():
+        lines.append(f"{'wrote ' + what:<16}{path}")
+    return "\n".join(lines)

@@ -1,0 +1,383 @@
+"""torch -> ONNX export of trained models, with a JSON sidecar (DESIGN section 7).
+
+``export_checkpoint(checkpoint, out)`` reads a training checkpoint, picks
+the exporter for the kind of model in it (``EXPORTERS``: the edit policy
+now; the supervised model is another entry with its own wrapper and
+sidecar fields) and writes ``MODEL.onnx`` plus ``MODEL.json``.
+
+The policy graph (``PolicyGraph``) runs the encoder once and returns the
+policy logits, the separate value network's estimate and the auxiliary
+heads. It is traced with the dynamo exporter on the pure-torch attention
+backend with a batch of at least 2, with the batch and window (sequence)
+axes dynamic. The sidecar holds the action vocabulary, the feature names
+and ``engine.features.config_hash()``, the model config, the observation
+layout, the graph's inputs and outputs, the format version and the
+.onnx file's sha256; ``export.runtime`` checks all of it on load.
+
+``load_checkpoint`` / ``TorchPolicy`` run a checkpoint eagerly behind the
+runtime's ``PolicyModel`` interface (``editorbot edit --checkpoint``).
+
+Checkpoints are the trainer's (``training.ppo.save_checkpoint``: format
+``editorbot.ppo/1``, the model config under ``"agent_config"``, the state
+dict under ``"agent"``), read with ``training.ppo.load_checkpoint``; the
+optimiser and rng states in them are ignored here.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import json
+import logging
+import os
+import tempfile
+import warnings
+from collections.abc import Callable
+from dataclasses import dataclass, fields
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import Tensor, nn
+
+from engine.actions import AMOUNT_MASK, AMOUNTS, SIZE_BEATS, SIZES, TYPES
+from engine.errors import BadInput
+from engine.features import config_hash, feature_names
+from export.runtime import (
+    DONE_LAYOUT,
+    INPUT_NAMES,
+    MODEL_SCHEMA,
+    OUTPUT_NAMES,
+    POSITION_LAYOUT,
+    ModelSpec,
+    ObservationArrays,
+    sha256_of,
+    sidecar_path,
+)
+from training.config import AgentConfig
+from training.models.agent import EditAgent
+
+log = logging.getLogger(__name__)
+
+#: Format version written into sidecars (``export.runtime.MODEL_VERSIONS`` reads it).
+FORMAT_VERSION = 1
+#: Loggers of the exporter's graph passes, quietened while exporting.
+EXPORT_LOGGERS: tuple[str, ...] = ("onnx_ir", "onnxscript", "torch.onnx", "torch.export", "torch._dynamo")
+#: Shape the graph is traced at (batch >= 2 so the batch axis stays symbolic).
+TRACE_BATCH = 2
+
+
+class PolicyGraph(nn.Module):
+    """The exported policy: one trunk pass -> logits, value and auxiliary heads.
+
+    ``forward(features (B, W, F), done (B, W, 26), position (B, W, 4),
+    padding_mask (B, W) bool)`` returns ``logits (B, 30)`` (unmasked, type
+    | size | amount), ``value (B,)``, ``tempo (B,)`` (normalised),
+    ``energy (B, n_energy_classes)`` logits at the cursor and
+    ``phrase_boundary (B, W)`` logits; all float32, as ``EditAgent``
+    computes them.
+    """
+
+    def __init__(self, agent: EditAgent) -> None:
+        super().__init__()
+        self.agent = agent
+
+    def forward(
+        self, features: Tensor, done: Tensor, position: Tensor, padding_mask: Tensor
+    ) -> tuple[Tensor, Tensor, Tensor, Tensor, Tensor]:
+        from training.models.agent import Observation
+
+        a = self.agent
+        obs = Observation(features, done, position, padding_mask)
+        h, pooled = a.encode(obs)
+        cursor = a._at_cursor(h)
+        logits = a.policy_head(cursor).float()
+        value = a.get_value(obs)
+        tempo = a.tempo_head(pooled).squeeze(-1).float()
+        energy = a.energy_head(cursor).float()
+        phrase = a.phrase_head(h).squeeze(-1).float()
+        return logits, value, tempo, energy, phrase
+
+
+# ----------------------------------------------------------------------------- checkpoints
+
+
+@dataclass
+class Checkpoint:
+    """A loaded checkpoint.
+
+    Attributes
+    ----------
+    kind:
+        ``"policy"`` (the only kind exported so far).
+    agent:
+        The model in eval mode on the CPU.
+    path:
+        The checkpoint file.
+    meta:
+        Other entries worth recording (``step``, ``epoch``, ``name``), plain JSON.
+    """
+
+    kind: str
+    agent: EditAgent
+    path: str
+    meta: dict[str, Any]
+
+
+def _agent_config(raw: dict[str, Any]) -> AgentConfig:
+    names = {f.name for f in fields(AgentConfig)}
+    unknown = sorted(set(raw) - names)
+    if unknown:
+        log.warning("checkpoint config has fields this editorbot does not know (ignored): %s", ", ".join(unknown))
+    return AgentConfig(**{k: v for k, v in raw.items() if k in names})
+
+
+def load_checkpoint(path: str | os.PathLike) -> Checkpoint:
+    """Read a trainer checkpoint (``training.ppo``); BadInput naming the file on any problem."""
+    from training.ppo import load_checkpoint as read_checkpoint
+
+    p = os.fspath(path)
+    if not os.path.isfile(p):
+        raise BadInput(p, "no such checkpoint file")
+    try:
+        doc = read_checkpoint(p)
+    except Exception as err:  # torch and pickle raise many types for a corrupt or foreign file
+        raise BadInput(p, f"not a readable editorbot checkpoint ({str(err).splitlines()[0][:200]})") from None
+    raw_cfg, state = doc.get("agent_config"), doc.get("agent")
+    if not isinstance(raw_cfg, dict) or not isinstance(state, dict):
+        raise BadInput(p, "no agent_config or agent weights in it")
+    try:
+        cfg = _agent_config(raw_cfg)
+        agent = EditAgent(cfg)
+        agent.load_state_dict(state)
+    except (TypeError, ValueError, RuntimeError) as err:
+        raise BadInput(p, f"weights do not fit the model config: {str(err).splitlines()[0][:200]}") from None
+    agent.eval()
+    meta = {k: doc[k] for k in ("update", "global_step", "best_reward") if isinstance(doc.get(k), (int, float))}
+    return Checkpoint("policy", agent, p, meta)
+
+
+def _spec_for(agent: EditAgent, name: str, sha256: str, version: str) -> ModelSpec:
+    cfg = agent.config
+    return ModelSpec(
+        name=name,
+        version=version,
+        sha256=sha256,
+        config=cfg.to_dict(),
+        feature_names=feature_names(stems=cfg.in_dim > len(feature_names())),
+        feature_hash=config_hash(),
+        position_layout=list(POSITION_LAYOUT[: cfg.n_pos_feats]),
+    )
+
+
+class TorchPolicy:
+    """A checkpoint run eagerly by torch, behind ``export.runtime.PolicyModel``.
+
+    Parameters
+    ----------
+    checkpoint:
+        A ``.pt`` file or a loaded ``Checkpoint``.
+    device:
+        ``"cpu"`` or ``"cuda"``.
+    """
+
+    def __init__(self, checkpoint: str | os.PathLike | Checkpoint, *, device: str = "cpu") -> None:
+        ckpt = checkpoint if isinstance(checkpoint, Checkpoint) else load_checkpoint(checkpoint)
+        self.device = torch.device(device)
+        self.graph = PolicyGraph(ckpt.agent).to(self.device).eval()
+        name = Path(ckpt.path).stem
+        self.spec = _spec_for(ckpt.agent, name, sha256_of(ckpt.path), f"checkpoint{FORMAT_VERSION}")
+        self.spec.check_compatible(ckpt.path)
+        log.info("policy %s runs eagerly with torch on %s", ckpt.path, self.device)
+
+    @torch.inference_mode()
+    def run(self, obs: ObservationArrays) -> dict[str, np.ndarray]:
+        """Outputs by ``export.runtime.OUTPUT_NAMES`` as float32 numpy arrays."""
+        args = [torch.from_numpy(np.ascontiguousarray(getattr(obs, n))).to(self.device) for n in INPUT_NAMES]
+        out = self.graph(*args)
+        return {k: v.float().cpu().numpy() for k, v in zip(OUTPUT_NAMES, out)}
+
+
+# ----------------------------------------------------------------------------- export
+
+
+@dataclass
+class ExportResult:
+    """Files written by an export."""
+
+    onnx_path: str
+    sidecar_path: str
+    sha256: str
+
+
+def _example_inputs(cfg: AgentConfig, batch: int, window: int) -> tuple[Tensor, ...]:
+    gen = torch.Generator().manual_seed(0)
+    pad = torch.zeros(batch, window, dtype=torch.bool)
+    pad[0, : window // 4] = True
+    return (
+        torch.randn(batch, window, cfg.in_dim, generator=gen),
+        torch.rand(batch, window, cfg.n_done_feats, generator=gen),
+        torch.rand(batch, window, cfg.n_pos_feats, generator=gen),
+        pad,
+    )
+
+
+def _tensor_info(name: str, dims: list[str | int], dtype: str) -> dict[str, Any]:
+    return {"name": name, "shape": dims, "dtype": dtype}
+
+
+def policy_sidecar(agent: EditAgent, *, name: str, sha256: str, onnx_file: str, source: dict[str, Any]) -> dict[str, Any]:
+    """The sidecar JSON of an exported policy (what ``export.runtime.load_model_spec`` reads)."""
+    cfg = agent.config
+    names = feature_names(stems=cfg.in_dim > len(feature_names()))
+    return {
+        "schema": MODEL_SCHEMA,
+        "version": FORMAT_VERSION,
+        "kind": "policy",
+        "name": name,
+        "file": onnx_file,
+        "sha256": sha256,
+        "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+        "exporter": {"torch": torch.__version__, "dynamo": True},
+        "source": source,
+        "vocabulary": {
+            "types": list(TYPES),
+            "sizes": list(SIZES),
+            "size_beats": list(SIZE_BEATS),
+            "amounts": list(AMOUNTS),
+            "amount_mask": AMOUNT_MASK.astype(int).tolist(),
+        },
+        "features": {"names": names, "spec_hash": config_hash()},
+        "config": cfg.to_dict(),
+        "observation": {
+            "window": cfg.window,
+            "cursor_index": cfg.cursor_index,
+            "done": list(DONE_LAYOUT),
+            "position": list(POSITION_LAYOUT[: cfg.n_pos_feats]),
+        },
+        "inputs": [
+            _tensor_info("features", ["batch", "window", cfg.in_dim], "float32"),
+            _tensor_info("done", ["batch", "window", cfg.n_done_feats], "float32"),
+            _tensor_info("position", ["batch", "window", cfg.n_pos_feats], "float32"),
+            _tensor_info("padding_mask", ["batch", "window"], "bool"),
+        ],
+        "outputs": [
+            _tensor_info("logits", ["batch", len(TYPES) + len(SIZES) + len(AMOUNTS)], "float32"),
+            _tensor_info("value", ["batch"], "float32"),
+            _tensor_info("tempo", ["batch"], "float32"),
+            _tensor_info("energy", ["batch", cfg.n_energy_classes], "float32"),
+            _tensor_info("phrase_boundary", ["batch", "window"], "float32"),
+        ],
+    }
+
+
+def _write_json_atomic(path: Path, doc: dict[str, Any]) -> None:
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            json.dump(doc, f, indent=1)
+            f.write("\n")
+        os.chmod(tmp, 0o666 & ~_umask())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+def export_policy(
+    agent: EditAgent,
+    out_path: str | os.PathLike,
+    *,
+    name: str | None = None,
+    source: dict[str, Any] | None = None,
+    trace_batch: int = TRACE_BATCH,
+) -> ExportResult:
+    """Export ``agent`` to ``out_path`` (.onnx) and its sidecar (.json), atomically.
+
+    Traced on the pure-torch attention backend (restored afterwards) with
+    ``trace_batch >= 2`` windows of ``config.window`` beats; batch and
+    window axes are dynamic.
+    """
+    if trace_batch < 2:
+        raise ValueError("trace with a batch of at least 2 so the batch axis stays dynamic")
+    out = Path(out_path)
+    if out.suffix != ".onnx":
+        raise BadInput(out, "the model file name must end in .onnx (the sidecar goes beside it as .json)")
+    if not out.parent.is_dir():
+        raise BadInput(out, "its folder does not exist")
+    cfg = agent.config
+    backends = (agent.policy_encoder.backend, agent.value_encoder.backend)
+    agent.policy_encoder.set_backend("torch")
+    agent.value_encoder.set_backend("torch")
+    was_training = agent.training
+    agent.eval()
+    graph = PolicyGraph(agent).eval()
+    batch = torch.export.Dim("batch", min=1)
+    window = torch.export.Dim("window", min=1)
+    dynamic = {n: {0: batch, 1: window} for n in INPUT_NAMES}
+    fd, tmp = tempfile.mkstemp(prefix=f".{out.stem}.", suffix=".onnx", dir=out.parent)
+    os.close(fd)
+    levels = {name: logging.getLogger(name).level for name in EXPORT_LOGGERS}
+    try:
+        for name in EXPORT_LOGGERS:
+            logging.getLogger(name).setLevel(logging.WARNING)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            program = torch.onnx.export(
+                graph,
+                _example_inputs(cfg, trace_batch, cfg.window),
+                input_names=list(INPUT_NAMES),
+                output_names=list(OUTPUT_NAMES),
+                dynamic_shapes=dynamic,
+                dynamo=True,
+                external_data=False,
+                verbose=False,
+            )
+        program.save(tmp, external_data=False)
+        os.chmod(tmp, 0o666 & ~_umask())
+        digest = sha256_of(tmp)
+        os.replace(tmp, out)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    finally:
+        for name, level in levels.items():
+            logging.getLogger(name).setLevel(level)
+        agent.policy_encoder.set_backend(backends[0])
+        agent.value_encoder.set_backend(backends[1])
+        agent.train(was_training)
+    side = sidecar_path(out)
+    doc = policy_sidecar(agent, name=name or out.stem, sha256=digest, onnx_file=out.name, source=source or {})
+    _write_json_atomic(side, doc)
+    log.info("exported %s (%s, sha256 %s) and %s", out, _size(out), digest[:12], side.name)
+    return ExportResult(str(out), str(side), digest)
+
+
+def _size(path: Path) -> str:
+    return f"{path.stat().st_size / 1e6:.1f} MB"
+
+
+def _export_policy_checkpoint(ckpt: Checkpoint, out_path: str | os.PathLike, name: str | None) -> ExportResult:
+    source = {"checkpoint": os.path.basename(ckpt.path), "checkpoint_sha256": sha256_of(ckpt.path), **ckpt.meta}
+    return export_policy(ckpt.agent, out_path, name=name, source=source)
+
+
+#: Exporter per checkpoint kind (the supervised model adds an entry).
+EXPORTERS: dict[str, Callable[[Checkpoint, str | os.PathLike, str | None], ExportResult]] = {
+    "policy": _export_policy_checkpoint,
+}
+
+
+def export_checkpoint(checkpoint: str | os.PathLike, out_path: str | os.PathLike, *, name: str | None = None) -> ExportResult:
+    """Checkpoint file -> ``MODEL.onnx`` + ``MODEL.json`` (never over the checkpoint)."""
+    ckpt = load_checkpoint(checkpoint)
+    for path in (Path(out_path), sidecar_path(out_path)):
+        if path.exists() and os.path.samefile(path, ckpt.path):
+            raise BadInput(path, "is the checkpoint itself; choose another output name")
+    return EXPORTERS[ckpt.kind](ckpt, out_path, name)

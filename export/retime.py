@@ -1,0 +1,574 @@
+"""Target duration and protected ranges (DESIGN section 10).
+
+Two searches over the same move set and the same splice continuity cost:
+
+- ``constrained_search``: the length-constrained search over a policy's
+  per-beat log-probabilities. Dynamic programming over the beat sequence
+  whose state is ``(cursor beat, output length in beats, after-a-cut
+  flag)``; the output length is a hard constraint (the final state's
+  length). Moves from a cursor ``c`` (all in ``engine.actions`` terms, so
+  the result is an ordinary action walk for ``engine.plan.plan_from_actions``):
+
+  - KEEP of a size: ``+span`` beats, score ``log p(KEEP, size, NEUTRAL)``;
+  - a length-preserving action (REVERSE, STUTTER, SILENCE, fades, GAIN,
+    PITCH, the effects) of a size: ``+span``, the best such (type, amount)
+    for that size;
+  - LOOP of a size and an amount ``k``: ``+span * (1 + k)``, plus ``k``
+    splices from the span's last beat back to its first;
+  - CUT of ``m`` beats (``CUT_LENGTHS``), as the best decomposition into
+    CUT steps of the five sizes: ``+0``, plus one splice from the beat
+    before the cut to the beat after it. A cut is never followed by a cut
+    (the longer cut is its own move), so each splice is charged once.
+
+  Score = policy log-probability - ``splice_weight`` x splice cost.
+  SPEED changes the length by a non-integer factor and is left out.
+
+- ``dp_retime``: the pure DP retimer, the same search with every policy
+  term at zero: the least-cost jump path (cuts forward, loops back) whose
+  length is the target. A baseline and a behavioural-cloning teacher.
+
+``SpliceCost`` is the one definition of the continuity cost of a splice,
+used by both searches and by ``walk_splice_cost`` to report any walk's
+total. Protected ranges (``--keep START-END``) become protected beats:
+only plain KEEP may cover them, so they play once, unchanged, with no
+splice inside them.
+
+Shapes: ``N`` beats, ``F`` feature columns, ``L`` output length in beats.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+import numpy as np
+
+from engine.actions import (
+    AMOUNT_MASK,
+    AMOUNT_TABLE,
+    N_SIZES,
+    N_TYPES,
+    SIZE_BEATS,
+    TYPES,
+    Amount,
+    FactoredAction,
+    action_masks,
+)
+from engine.errors import BadInput
+
+log = logging.getLogger(__name__)
+
+#: Cut lengths (beats) the searches consider as one move; any cut of one of
+#: these lengths is decomposed into CUT steps of the five sizes.
+CUT_LENGTHS: tuple[int, ...] = (1, 2, 3, 4, 6, 8, 12, 16, 20, 24, 28, 32, 40, 48, 56, 64, 80, 96, 128)
+#: Types that keep a span's length (the search's "length-preserving" moves).
+LENGTH_PRESERVING: tuple[str, ...] = tuple(t for t in TYPES if t not in ("KEEP", "CUT", "LOOP", "SPEED"))
+#: Targets the searches accept, as a fraction of the source length.
+MIN_TARGET_RATIO = 0.5
+MAX_TARGET_RATIO = 1.5
+
+_KEEP, _CUT, _LOOP = TYPES.index("KEEP"), TYPES.index("CUT"), TYPES.index("LOOP")
+_NEUTRAL = int(Amount.NEUTRAL)
+_LOOP_AMOUNTS = tuple(a for a in range(5) if AMOUNT_MASK[_LOOP, a])  # extra repeats 1..4
+_NEG = -np.inf
+
+# ----------------------------------------------------------------------------- splice cost
+
+#: Weights of the splice cost terms (see ``SpliceCost``).
+SPLICE_BASE = 0.25
+TIMBRE_WEIGHT = 1.0
+METER_WEIGHT = 1.0
+SUSTAIN_WEIGHT = 1.0
+#: Feature columns (``engine.features`` names, by prefix) compared across a splice.
+TIMBRE_PREFIXES: tuple[str, ...] = ("rms", "centroid", "flatness", "contrast_", "mfcc_0", "mfcc_1", "chroma_")
+
+
+class SpliceCost:
+    """Continuity cost of playing source beat ``j`` right after source beat ``i``.
+
+    ``cost(i, j) = 0`` for ``j == i + 1`` (the source's own continuation);
+    otherwise::
+
+        SPLICE_BASE
+        + TIMBRE_WEIGHT  * (d(x[i + 1], x[j]) + d(x[i], x[j - 1])) / 2
+        + METER_WEIGHT   * |phase(i + 1) - phase(j)| / 2
+        + SUSTAIN_WEIGHT * (sustain(i + 1) + sustain(j)) / 2
+
+    - ``d`` is the RMS difference of z-scored timbre/harmony columns
+      (``TIMBRE_PREFIXES``): what should have come next against what comes
+      instead, and the other way round (Wenner et al.'s transition cost);
+    - ``phase`` is the position in the bar as a unit vector (the
+      ``beat_phase_sin``/``cos`` columns): a jump that breaks the meter costs
+      up to 1;
+    - ``sustain(b)`` in [0, 1] is high where the beat's level is high and
+      its onset strength low (a note sounding through the beat boundary):
+      leaving such a beat unfinished (``i + 1`` dropped) or entering one in
+      the middle (``j``) splits a sustained note.
+
+    Beat ``-1`` (before the first beat: the lead-in) and beat ``N`` (after
+    the last: the tail) have no features; the terms that need them are
+    left out (a cut of the song's start still pays the meter term).
+
+    Parameters
+    ----------
+    features:
+        ``(N, F)`` per-beat features.
+    names:
+        ``F`` column names (``engine.features.feature_names()``).
+    """
+
+    def __init__(self, features: np.ndarray, names: Sequence[str]) -> None:
+        x = np.asarray(features, dtype=np.float64)
+        if x.ndim != 2 or x.shape[1] != len(names):
+            raise ValueError(f"features {x.shape} do not match {len(names)} names")
+        self.n_beats = int(x.shape[0])
+        names = list(names)
+        cols = [k for k, n in enumerate(names) if n.startswith(TIMBRE_PREFIXES)]
+        t = x[:, cols] if cols else np.zeros((self.n_beats, 1))
+        std = t.std(axis=0)
+        self._timbre = (t - t.mean(axis=0)) / np.where(std > 1e-9, std, 1.0)
+        if "beat_phase_sin" in names and "beat_phase_cos" in names:
+            self._phase = x[:, [names.index("beat_phase_sin"), names.index("beat_phase_cos")]]
+        else:
+            self._phase = np.zeros((self.n_beats, 2))
+        self._sustain = np.zeros(self.n_beats)
+        if "rms" in names and "onset_strength" in names and self.n_beats > 1:
+            level = _ranks(x[:, names.index("rms")])
+            attack = _ranks(x[:, names.index("onset_strength")])
+            self._sustain = np.clip(level - attack, 0.0, 1.0)
+
+    def cost(self, i: np.ndarray | int, j: np.ndarray | int) -> np.ndarray:
+        """Cost of beat ``j`` following beat ``i`` (broadcast arrays of beat indices).
+
+        ``i`` in ``[-1, N)``, ``j`` in ``[0, N]``; returns float64 of the
+        broadcast shape, 0 where ``j == i + 1``.
+        """
+        i, j = np.broadcast_arrays(np.asarray(i, dtype=np.int64), np.asarray(j, dtype=np.int64))
+        n = self.n_beats
+        nxt, prv = i + 1, j - 1  # what would have followed i, what preceded j
+        both = (nxt < n) & (j < n)  # what should follow and what follows both exist
+        ok = both & (i >= 0) & (prv >= 0)
+        ic, nc, jc, pc = (np.clip(v, 0, n - 1) for v in (i, nxt, j, prv))
+        timbre = 0.5 * (_rms_diff(self._timbre[nc], self._timbre[jc]) + _rms_diff(self._timbre[ic], self._timbre[pc]))
+        meter = 0.5 * np.linalg.norm(self._phase[nc] - self._phase[jc], axis=-1)
+        sustain = 0.5 * (np.where(nxt < n, self._sustain[nc], 0.0) + np.where(j < n, self._sustain[jc], 0.0))
+        total = (
+            SPLICE_BASE
+            + SUSTAIN_WEIGHT * sustain
+            + np.where(ok, TIMBRE_WEIGHT * timbre, 0.0)
+            + np.where(both, METER_WEIGHT * meter, 0.0)
+        )
+        return np.where(j == nxt, 0.0, total)
+
+    @property
+    def sustain(self) -> np.ndarray:
+        """``(N,)`` in [0, 1]: how much a note sounds through each beat (see above)."""
+        return self._sustain.copy()
+
+
+def _ranks(v: np.ndarray) -> np.ndarray:
+    """Percentile ranks in [0, 1] (ties share the lower rank)."""
+    order = np.argsort(v, kind="stable")
+    r = np.empty(len(v))
+    r[order] = np.arange(len(v))
+    return r / max(len(v) - 1, 1)
+
+
+def _rms_diff(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    return np.sqrt(np.mean((a - b) ** 2, axis=-1))
+
+
+def walk_splice_cost(walk: Iterable[Any], splice: SpliceCost) -> float:
+    """Total splice cost of an action walk (from beat 0, as ``plan_from_actions`` reads it).
+
+    Follows the played source beats: a LOOP adds a back-splice per repeat,
+    a run of CUT steps one splice from the beat before it to the beat after
+    it; beats after the walk ends are kept.
+    """
+    played_last = -1  # last source beat played (-1: the lead-in)
+    total = 0.0
+    cursor = 0
+    n = splice.n_beats
+    for raw in walk:
+        a = raw if isinstance(raw, FactoredAction) else FactoredAction(*raw)
+        b0, b1 = cursor, min(cursor + a.beats, n)
+        if a.type_idx == _CUT:
+            cursor = b1
+            continue
+        if played_last != b0 - 1:
+            total += float(splice.cost(played_last, b0))
+        if a.type_idx == _LOOP:
+            total += AMOUNT_TABLE["LOOP"][a.amount_idx] * float(splice.cost(b1 - 1, b0))
+        played_last = b1 - 1
+        cursor = b1
+    if played_last != n - 1:  # a cut ran to the end, or into the kept rest
+        total += float(splice.cost(played_last, cursor if cursor < n else n))
+    return total
+
+
+# ----------------------------------------------------------------------------- keep ranges
+
+
+def parse_keep(text: str) -> tuple[float, float]:
+    """``"START-END"`` (seconds) -> ``(start_s, end_s)``; BadInput naming ``--keep`` otherwise."""
+    parts = text.split("-")
+    try:
+        if len(parts) != 2:
+            raise ValueError
+        start, end = float(parts[0]), float(parts[1])
+    except ValueError:
+        raise BadInput("--keep", f"expected START-END in seconds, e.g. 12.5-30, got {text!r}") from None
+    if not (math.isfinite(start) and math.isfinite(end)) or start < 0 or end <= start:
+        raise BadInput("--keep", f"{text!r}: need 0 <= START < END")
+    return start, end
+
+
+def protected_beats(
+    starts_s: np.ndarray, ends_s: np.ndarray, keep: Iterable[tuple[float, float]]
+) -> np.ndarray:
+    """``(N,)`` bool: beats whose span ``[start, end)`` overlaps a keep range (seconds)."""
+    starts_s, ends_s = np.asarray(starts_s, float), np.asarray(ends_s, float)
+    out = np.zeros(starts_s.shape, dtype=bool)
+    for a, b in keep:
+        out |= (starts_s < b) & (ends_s > a)
+    return out
+
+
+# ----------------------------------------------------------------------------- the search
+
+
+class LogProbs(Protocol):
+    """Per-beat masked log-probabilities (``export.runtime.SongLogProbs``)."""
+
+    type: np.ndarray  # (N, N_TYPES)
+    size: np.ndarray  # (N, N_SIZES)
+    amount: np.ndarray  # (N, N_TYPES, N_AMOUNTS)
+
+
+@dataclass
+class RetimeResult:
+    """A length-constrained walk.
+
+    Attributes
+    ----------
+    walk:
+        Factored actions from beat 0 (``plan_from_actions`` input).
+    out_beats:
+        Output length in beats of the beat grid's part (lead-in and tail
+        not counted).
+    score:
+        Policy log-probability of the walk minus ``splice_weight`` x its
+        splice cost (the searched objective).
+    splice_cost:
+        Total ``SpliceCost`` of the walk's splices.
+    """
+
+    walk: list[FactoredAction]
+    out_beats: int
+    score: float
+    splice_cost: float
+
+
+@dataclass
+class _Move:
+    kind: str  # "keep" | "other" | "loop" | "cut"
+    size: int  # size index (cut: -1)
+    beats: int  # source beats consumed
+    extra: int  # loop: extra repeats; cut: 0
+    amount: int  # loop: amount index
+
+
+def _moves() -> list[_Move]:
+    moves = [_Move("keep", s, SIZE_BEATS[s], 0, _NEUTRAL) for s in range(N_SIZES)]
+    moves += [_Move("other", s, SIZE_BEATS[s], 0, -1) for s in range(N_SIZES)]
+    for s in range(N_SIZES):
+        for a in _LOOP_AMOUNTS:
+            moves.append(_Move("loop", s, SIZE_BEATS[s], int(AMOUNT_TABLE["LOOP"][a]), a))
+    moves += [_Move("cut", -1, m, 0, _NEUTRAL) for m in CUT_LENGTHS]
+    return moves
+
+
+MOVES: list[_Move] = _moves()
+
+
+def _size_masks(n_beats: int) -> np.ndarray:
+    """``(N, N_SIZES)`` bool from ``engine.actions.action_masks`` at every cursor."""
+    return np.stack([action_masks(c, n_beats)[1] for c in range(n_beats)]) if n_beats else np.zeros((0, N_SIZES), bool)
+
+
+def _best_other(lp: LogProbs | None, n: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Best length-preserving (type, amount) per cursor: ``(score (N,), type (N,), amount (N,))``."""
+    if lp is None:
+        return np.zeros(n), np.full(n, TYPES.index("GAIN")), np.full(n, 3)
+    idx = [TYPES.index(t) for t in LENGTH_PRESERVING]
+    joint = lp.type[:, idx, None] + lp.amount[:, idx, :]  # (N, T', A)
+    flat = joint.reshape(n, -1).argmax(axis=1)
+    t_local, a = np.divmod(flat, joint.shape[2])
+    return joint.reshape(n, -1)[np.arange(n), flat], np.asarray(idx)[t_local], a
+
+
+def _cut_table(step: np.ndarray, max_m: int) -> tuple[np.ndarray, np.ndarray]:
+    """Best decomposition of an ``m``-beat cut starting at each cursor into CUT steps.
+
+    ``step (N, N_SIZES)``: log-prob of one CUT step of each size at each
+    cursor (``-inf`` where masked). Returns ``best (N + 1, max_m + 1)`` and
+    ``first (N + 1, max_m + 1)`` (size index of the first step, -1 none).
+    """
+    n = step.shape[0]
+    best = np.full((n + 1, max_m + 1), _NEG)
+    best[:, 0] = 0.0
+    first = np.full((n + 1, max_m + 1), -1, dtype=np.int8)
+    pad = np.full((max(SIZE_BEATS), max_m + 1), _NEG)
+    ext = np.vstack([best, pad])
+    for m in range(1, max_m + 1):
+        for s, k in enumerate(SIZE_BEATS):
+            if k > m:
+                continue
+            cand = step[:, s] + ext[k : k + n, m - k]
+            better = cand > best[:n, m]
+            best[:n, m] = np.where(better, cand, best[:n, m])
+            first[:n, m] = np.where(better, s, first[:n, m])
+        ext[: n + 1, m] = best[:, m]
+    return best, first
+
+
+def constrained_search(
+    logprobs: LogProbs | None,
+    splice: SpliceCost,
+    target_beats: float,
+    *,
+    protected: np.ndarray | None = None,
+    splice_weight: float = 1.0,
+    accept: Any = None,
+) -> RetimeResult:
+    """Best walk whose output length (beats) is the nearest feasible to ``target_beats``.
+
+    Parameters
+    ----------
+    logprobs:
+        Per-beat masked log-probabilities with ``N = splice.n_beats`` rows,
+        or None for the pure DP retimer (every policy term 0).
+    splice:
+        The splice cost of the song.
+    target_beats:
+        Wanted output length of the beat grid's part, in beats (may be
+        fractional).
+    protected:
+        ``(N,)`` bool: beats only a plain KEEP may cover.
+    splice_weight:
+        Weight of splice cost against log-probability.
+    accept:
+        Optional ``callable(walk, out_beats) -> bool`` checking a candidate
+        (e.g. its duration in seconds); final lengths are tried nearest to
+        ``target_beats`` first and the first accepted one wins.
+
+    Returns
+    -------
+    ``RetimeResult``. Raises ``ValueError`` when no candidate is accepted.
+    """
+    n = splice.n_beats
+    if n < 1:
+        raise ValueError("the song has no beats")
+    prot = np.zeros(n, bool) if protected is None else np.asarray(protected, bool)
+    l_max = int(math.ceil(target_beats)) + 2
+    size_ok = _size_masks(n)
+    if logprobs is not None:
+        lp_t, lp_s, lp_a = (np.asarray(x, np.float64) for x in (logprobs.type, logprobs.size, logprobs.amount))
+        if lp_t.shape != (n, N_TYPES):
+            raise ValueError(f"log-probabilities for {lp_t.shape[0]} beats, the song has {n}")
+    else:
+        lp_t, lp_s, lp_a = np.zeros((n, N_TYPES)), np.zeros((n, N_SIZES)), np.zeros((n, N_TYPES, 5))
+    lp_s = np.where(size_ok, lp_s, _NEG)
+    other_score, other_type, other_amount = _best_other(logprobs, n)
+    cut_step = lp_t[:, [_CUT]] + lp_s + lp_a[:, _CUT, _NEUTRAL][:, None]
+    cut_best, cut_first = _cut_table(cut_step, max(CUT_LENGTHS))
+    # prot_before[k] = protected beats among the first k: span [a, b) is free iff equal at a and b.
+    prot_before = np.concatenate([[0], np.cumsum(prot)])
+    beats = np.arange(n)
+    cut_cost = {m: splice.cost(beats - 1, np.minimum(beats + m, n)) for m in CUT_LENGTHS}
+    loop_cost = {k: splice.cost(np.minimum(beats + k, n) - 1, beats) for k in set(SIZE_BEATS)}
+
+    score = np.full((n + 1, 2, l_max + 1), _NEG)
+    score[0, 0, 0] = 0.0
+    bp_move = np.full((n + 1, 2, l_max + 1), -1, dtype=np.int16)
+    bp_flag = np.zeros((n + 1, 2, l_max + 1), dtype=np.int8)
+
+    def push(c2: int, flag2: int, dl: int, row: np.ndarray, flags: np.ndarray | int, add: float, mid: int) -> None:
+        if dl > l_max:
+            return
+        cand = row[: l_max + 1 - dl] + add
+        tgt = score[c2, flag2, dl:]
+        better = cand > tgt
+        if better.any():
+            tgt[better] = cand[better]
+            bp_move[c2, flag2, dl:][better] = mid
+            bp_flag[c2, flag2, dl:][better] = flags if np.isscalar(flags) else flags[: l_max + 1 - dl][better]
+
+    for c in range(n):
+        both = score[c]
+        if not np.isfinite(both).any():
+            continue
+        flag_of = np.argmax(both, axis=0).astype(np.int8)
+        row = both.max(axis=0)
+        for mid, mv in enumerate(MOVES):
+            if mv.kind == "cut":
+                if c + mv.beats > n or prot_before[c + mv.beats] != prot_before[c] or not np.isfinite(both[0]).any():
+                    continue
+                lp = cut_best[c, mv.beats]
+                if not np.isfinite(lp):
+                    continue
+                cost = float(cut_cost[mv.beats][c])
+                push(c + mv.beats, 1, 0, both[0], 0, lp - splice_weight * cost, mid)
+                continue
+            if not size_ok[c, mv.size]:
+                continue
+            b1 = min(c + mv.beats, n)
+            span = b1 - c
+            free = prot_before[b1] == prot_before[c]
+            if mv.kind == "keep":
+                add = lp_t[c, _KEEP] + lp_s[c, mv.size] + lp_a[c, _KEEP, _NEUTRAL]
+                push(b1, 0, span, row, flag_of, add, mid)
+            elif mv.kind == "other" and free:
+                push(b1, 0, span, row, flag_of, other_score[c] + lp_s[c, mv.size], mid)
+            elif mv.kind == "loop" and free:
+                add = lp_t[c, _LOOP] + lp_s[c, mv.size] + lp_a[c, _LOOP, mv.amount]
+                add -= splice_weight * mv.extra * float(loop_cost[mv.beats][c])
+                push(b1, 0, span * (1 + mv.extra), row, flag_of, add, mid)
+
+    # A walk ending in a cut that runs to the end splices into the tail: already
+    # charged by splice.cost(c - 1, n). Candidates: final lengths nearest the target first.
+    final = score[n].max(axis=0)
+    order = sorted((abs(L - target_beats), -final[L], L) for L in range(l_max + 1) if np.isfinite(final[L]))
+    for distance, _, L in order:
+        if distance > 3:
+            break
+        walk = _backtrack(n, L, score, bp_move, bp_flag, cut_first, other_type, other_amount)
+        if accept is None or accept(walk, L):
+            total = float(final[L])
+            cost = walk_splice_cost(walk, splice)
+            return RetimeResult(walk, L, total, cost)
+    raise ValueError(f"no walk of the song's {n} beats reaches about {target_beats:.1f} beats")
+
+
+def _backtrack(
+    n: int,
+    length: int,
+    score: np.ndarray,
+    bp_move: np.ndarray,
+    bp_flag: np.ndarray,
+    cut_first: np.ndarray,
+    other_type: np.ndarray,
+    other_amount: np.ndarray,
+) -> list[FactoredAction]:
+    """The walk ending at state ``(n, best flag, length)``, from beat 0."""
+    c, L = n, length
+    flag = int(np.argmax(score[n, :, length]))
+    steps: list[list[FactoredAction]] = []
+    while c > 0:
+        mv = MOVES[int(bp_move[c, flag, L])]
+        prev_flag = int(bp_flag[c, flag, L])
+        if mv.kind == "cut":
+            c0 = c - mv.beats
+            part, cur, m = [], c0, mv.beats
+            while m > 0:
+                s = int(cut_first[cur, m])
+                part.append(FactoredAction(_CUT, s, _NEUTRAL))
+                cur, m = cur + SIZE_BEATS[s], m - SIZE_BEATS[s]
+            steps.append(part)
+            c = c0
+        else:
+            span = mv.beats
+            c0 = c - span
+            if mv.kind == "keep":
+                steps.append([FactoredAction(_KEEP, mv.size, _NEUTRAL)])
+            elif mv.kind == "other":
+                steps.append([FactoredAction(int(other_type[c0]), mv.size, int(other_amount[c0]))])
+            else:
+                steps.append([FactoredAction(_LOOP, mv.size, mv.amount)])
+                L -= span * mv.extra
+            L -= span
+            c = c0
+        flag = prev_flag
+    return [a for part in reversed(steps) for a in part]
+
+
+def target_beats_for(duration_s: float, fixed_s: float, beat_s: float) -> float:
+    """Beats of grid output that make ``fixed_s + beats * beat_s == duration_s``."""
+    return max(0.0, (duration_s - fixed_s) / beat_s)
+
+
+def retime(
+    analysis: Any,
+    target_duration_s: float,
+    *,
+    logprobs: LogProbs | None = None,
+    keep: Sequence[tuple[float, float]] = (),
+    splice_weight: float = 1.0,
+) -> RetimeResult:
+    """Walk of ``analysis``'s beats whose plan lasts ``target_duration_s`` within one beat.
+
+    Parameters
+    ----------
+    analysis:
+        ``engine.analysis.Analysis`` (grid, features, feature names, audio).
+    target_duration_s:
+        Wanted length of the edit in seconds, 50%..150% of the source.
+    logprobs:
+        Per-beat log-probabilities from a policy (``export.runtime``); None
+        runs the pure DP retimer.
+    keep:
+        Protected ranges ``(start_s, end_s)``.
+    splice_weight:
+        Weight of the splice cost against the policy's log-probabilities.
+
+    Returns
+    -------
+    ``RetimeResult``; its walk gives a plan within one beat of the target
+    (checked on the plan itself). BadInput (naming ``--target-duration``)
+    for a target outside the range or one the protected ranges rule out.
+    """
+    from engine.plan import beat_spans, plan_from_actions
+
+    audio = analysis.audio
+    src_s = float(audio.duration_s)
+    ratio = target_duration_s / src_s
+    if not (MIN_TARGET_RATIO - 1e-9 <= ratio <= MAX_TARGET_RATIO + 1e-9):
+        raise BadInput(
+            "--target-duration",
+            f"{target_duration_s:g} s is {ratio:.0%} of the source ({src_s:.2f} s); "
+            f"targets must be {MIN_TARGET_RATIO:.0%}..{MAX_TARGET_RATIO:.0%} of it",
+        )
+    starts, ends = beat_spans(analysis.grid.beat_times, src_s, tempo_bpm=float(analysis.grid.tempo_bpm))
+    n = len(starts)
+    if n < 2:
+        raise BadInput(audio.path, "too few beats to re-time")
+    beat_s = float(np.median(ends - starts))
+    grid_s = float(ends[-1] - starts[0])
+    fixed_s = src_s - grid_s
+    features = np.asarray(analysis.features)[:n]
+    splice = SpliceCost(features, analysis.feature_names)
+    prot = protected_beats(starts, ends, keep)
+    target = target_beats_for(target_duration_s, fixed_s, grid_s / n)
+
+    def within_one_beat(walk: list[FactoredAction], out_beats: int) -> bool:
+        plan = plan_from_actions(analysis, walk)
+        return abs(plan.duration_s - target_duration_s) <= beat_s
+
+    try:
+        result = constrained_search(
+            logprobs, splice, target, protected=prot, splice_weight=splice_weight, accept=within_one_beat
+        )
+    except ValueError as err:
+        raise BadInput("--target-duration", f"{target_duration_s:g} s cannot be reached: {err}") from None
+    log.info(
+        "retime to %.2f s (%.1f beats): %d steps, splice cost %.3f, %s",
+        target_duration_s,
+        target,
+        len(result.walk),
+        result.splice_cost,
+        "policy-guided" if logprobs is not None else "pure DP",
+    )
+    return result
