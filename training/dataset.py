@@ -129,9 +129,9 @@ def synthetic_episodes(
 ) -> list[Episode]:
     """Songs made of random features with labels that follow a learnable rule.
 
-    Bars are 4 beats, phrases 16. The rule: at each bar start the label is a
-    BAR-long action whose type is the argmax of feature columns 0..3 of that
-    beat (KEEP, CUT, LOOP or GAIN; amounts NEUTRAL for KEEP/CUT, POS_SMALL
+    Bars are 4 beats, phrases 16. The rule: at each bar start one of feature
+    columns 0..3, drawn at random, is raised by 3; the label is a BAR-long
+    action whose type is the argmax of columns 0..3 of that beat (KEEP, CUT, LOOP or GAIN; amounts NEUTRAL for KEEP/CUT, POS_SMALL
     otherwise), so a policy can reach full agreement from the cursor beat's
     features alone. The target length is that of the labelled walk.
     """
@@ -150,6 +150,7 @@ def synthetic_episodes(
             labels = np.zeros((n_beats, 3), dtype=np.int64)
             target = 0.0
             for c in range(0, n_beats, 4):
+                feats[c, int(rng.integers(4))] += 3.0  # a clear cue at each bar start
                 t = rule_types[int(np.argmax(feats[c, :4]))]
                 s = int(Size.BAR) if c + 4 <= n_beats else int(Size.BEAT)
                 a = int(Amount.NEUTRAL) if AMOUNT_MASK[t, Amount.NEUTRAL] else int(Amount.POS_SMALL)

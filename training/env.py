@@ -33,8 +33,8 @@ allowed one. ``info["invalid_action"]`` says when that happened and
 
 Other info: ``aux`` (targets of the agent's auxiliary heads: ``tempo_bpm``,
 ``energy`` class of the cursor beat, ``phrase`` ``(W,)`` 1 at phrase
-starts), ``reward_terms`` (the step's weighted reward terms) and, on the
-last step, ``episode`` (``r`` return, ``l`` steps, ``out_beats``, the
+starts), ``reward_terms`` (the step's weighted reward terms; zeros after
+``reset``, where ``applied_action`` is -1) and, on the last step, ``episode`` (``r`` return, ``l`` steps, ``out_beats``, the
 summed terms).
 """
 
@@ -231,7 +231,12 @@ class EditEnv(gym.Env):
         self._return = 0.0
         self._steps = 0
         self._term_sums = dict.fromkeys(TERMS, 0.0)
-        return self._observation(), self._info()
+        info = self._info()
+        # the step-only keys too, so that a vector env's merged info always has them
+        info["reward_terms"] = dict.fromkeys(TERMS, 0.0)
+        info["invalid_action"] = False
+        info["applied_action"] = np.full(3, -1, dtype=np.int64)
+        return self._observation(), info
 
     def step(self, action: Any):
         """Apply ``action`` to the span at the cursor; see the module docstring."""

@@ -386,7 +386,7 @@ def train(
     save_dir.mkdir(parents=True, exist_ok=True)
     with _StopFlag() as stop:
         # ------------------------------------------- behavioural cloning only
-        bc_epochs = cfg.bc_epochs if not cfg.bc_only else max(cfg.bc_epochs, cfg.epochs)
+        bc_epochs = cfg.bc_epochs or (cfg.epochs if cfg.bc_only else 0)  # --bc-only alone: --epochs BC passes
         if bc_data is not None and bc_epochs_done < bc_epochs:
             shard = np.arange(ddp.rank, len(bc_data), ddp.world)
             steps_per_epoch = max(1, -(-len(shard) // cfg.bc_batch_size))

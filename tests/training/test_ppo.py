@@ -1,0 +1,214 @@
+"""PPO + BC trainer: a short run logs every scalar, BC learns a label rule,
+resume after SIGKILL, clean save on SIGTERM, two-process DDP keeps replicas equal."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from engine.actions import TYPES
+from training.bc import BCData, bc_examples, bc_loss
+from training.config import AgentConfig, PPOConfig
+from training.dataset import synthetic_episodes
+from training.ppo import CHECKPOINT_FORMAT, load_agent, load_checkpoint, train
+from training.reward import TERMS
+
+torch.set_num_threads(1)
+
+TINY = dict(window=16, hidden=32, heads=2, layers=1, kernel=5, value_hidden=16, value_heads=2, n_pos_feats=6)
+CFG = AgentConfig(**TINY)
+PPO = dict(batch_size=64, num_envs=2, num_minibatches=2, grad_accum=2, update_epochs=2, checkpoint_every=2)
+
+
+def tb_scalars(log_dir: Path) -> tuple[set[str], dict[str, str]]:
+    """Scalar tags and text summaries in a TensorBoard folder."""
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    acc = EventAccumulator(str(log_dir), size_guidance={"tensors": 0, "scalars": 0})
+    acc.Reload()
+    texts = {tag: acc.Tensors(tag)[0].tensor_proto.string_val[0].decode() for tag in acc.Tags()["tensors"]}
+    return set(acc.Tags()["scalars"]), texts
+
+
+def test_short_run_logs_every_scalar_and_checkpoints(tmp_path: Path) -> None:
+    episodes = synthetic_episodes(3, n_beats=48, seed=1)
+    bc = bc_examples(episodes, CFG)
+    seen: list[int] = []
+    result = train(
+        episodes, tmp_path, agent_config=CFG, ppo_config=PPOConfig(**PPO, max_updates=3), bc_data=bc,
+        quiet=True, on_update=lambda u, m: seen.append(u),
+    )
+    assert result["updates"] == 3 and seen == [1, 2, 3] and result["global_step"] == 3 * 64
+    tags, texts = tb_scalars(tmp_path / "tb")
+    expected = {
+        "train/episode_reward", "train/entropy", "losses/approx_kl", "losses/old_approx_kl", "losses/clipfrac",
+        "losses/explained_variance", "losses/pg_loss", "losses/v_loss", "losses/entropy_loss", "losses/bc_loss",
+        "losses/aux_loss", "losses/bc_accuracy_type", "charts/SPS", "charts/learning_rate", "actions/top_type_share",
+    }
+    expected |= {f"reward/{k}" for k in TERMS} | {f"actions/type_share/{t}" for t in TYPES}
+    assert expected <= tags, expected - tags
+    table = next(v for k, v in texts.items() if k.startswith("hyperparameters"))
+    assert "|ppo|ent_coef|0.02|" in table and "|agent|hidden|32|" in table
+    m = result["metrics"]
+    assert 0 < m["train/entropy"] <= 6.21 and np.isfinite(m["train/episode_reward"])
+    assert sum(m[f"actions/type_share/{t}"] for t in TYPES) == pytest.approx(1.0)
+    lines = (tmp_path / "progress.jsonl").read_text().splitlines()
+    assert [json.loads(x)["update"] for x in lines] == [1, 2, 3]
+
+    ckpt = load_checkpoint(tmp_path / "last.pt")
+    assert ckpt["format"] == CHECKPOINT_FORMAT and ckpt["update"] == 3 and ckpt["global_step"] == 3 * 64
+    assert {"agent", "agent_config", "ppo_config", "optimizer", "scaler", "rng"} <= set(ckpt)
+    assert {"python", "numpy", "torch"} <= set(ckpt["rng"][0])
+    assert (tmp_path / "best.pt").is_file()
+    agent = load_agent(tmp_path / "last.pt")
+    assert agent.config.hidden == 32
+    assert not list(tmp_path.glob(".*.tmp"))  # no temp files left behind
+
+
+def test_collapse_warning(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    episodes = synthetic_episodes(2, n_beats=32, seed=2)
+    train(episodes, tmp_path, agent_config=CFG, ppo_config=PPOConfig(**PPO, max_updates=1, collapse_share=0.01),
+          quiet=True)
+    assert any("action collapse" in r.getMessage() for r in caplog.records)
+
+
+def test_bc_only_learns_the_label_rule(tmp_path: Path) -> None:
+    """The synthetic labels' type is a function of the cursor beat's features:
+    BC alone must reach > 90% type accuracy on songs it never saw."""
+    train_eps = synthetic_episodes(64, n_beats=64, seed=10)
+    held_out = bc_examples(synthetic_episodes(8, n_beats=64, seed=99), CFG)
+    data = bc_examples(train_eps, CFG)
+    path = data.save(tmp_path / "bc.npz")
+    data = BCData.load(path)
+    assert len(data) == 64 * 16 and set(np.unique(data.actions[:, 0])) <= {0, 1, 2, 8}
+
+    def held_out_accuracy(agent) -> float:
+        obs, masks, actions, _, _ = held_out.batch(np.arange(len(held_out)))
+        with torch.no_grad():
+            _, acc = bc_loss(agent.policy_logits(obs), masks, actions)
+        return float(acc["type"])
+
+    cfg = PPOConfig(bc_only=True, bc_epochs=5, bc_batch_size=32, bc_lr=3e-3, checkpoint_every=100)
+    result = train(train_eps, tmp_path / "run", agent_config=CFG, ppo_config=cfg, bc_data=data, quiet=True)
+    assert result["updates"] == 0 and result["bc_epochs"] == 5
+    agent = load_agent(tmp_path / "run" / "last.pt")
+    assert held_out_accuracy(agent) > 0.9
+    untrained = load_agent(tmp_path / "run" / "last.pt")
+    for p in untrained.policy_head.parameters():
+        torch.nn.init.zeros_(p)
+    assert held_out_accuracy(untrained) < 0.6
+
+
+RUNNER = textwrap.dedent(
+    """
+    import json, sys, time, torch
+    torch.set_num_threads(1)
+    from training.config import AgentConfig, PPOConfig
+    from training.dataset import synthetic_episodes
+    from training.ppo import train
+    args = json.loads(sys.argv[1])
+    eps = synthetic_episodes(3, n_beats=48, seed=1)
+    train(eps, args["save_dir"], agent_config=AgentConfig(**args["agent"]), ppo_config=PPOConfig(**args["ppo"]),
+          resume=args["resume"], quiet=True, on_update=lambda u, m: time.sleep(args["sleep"]))
+    """
+)
+
+
+def run_trainer(tmp_path: Path, save_dir: Path, *, resume: bool, sleep: float, updates: int) -> subprocess.Popen:
+    script = tmp_path / "runner.py"
+    script.write_text(RUNNER)
+    args = {"save_dir": str(save_dir), "agent": TINY, "ppo": {**PPO, "max_updates": updates},
+            "resume": resume, "sleep": sleep}
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    return subprocess.Popen([sys.executable, str(script), json.dumps(args)], env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+
+
+def logged_updates(save_dir: Path) -> list[int]:
+    path = save_dir / "progress.jsonl"
+    if not path.exists():
+        return []
+    return [json.loads(x)["update"] for x in path.read_text().splitlines() if x.strip()]
+
+
+def wait_for_updates(proc: subprocess.Popen, save_dir: Path, n: int, timeout_s: float = 60) -> None:
+    deadline = time.time() + timeout_s
+    while len(logged_updates(save_dir)) < n:
+        assert proc.poll() is None, proc.communicate()[1].decode()[-2000:]
+        assert time.time() < deadline, "trainer too slow"
+        time.sleep(0.05)
+
+
+def test_resume_after_sigkill_loses_at_most_one_interval(tmp_path: Path) -> None:
+    save_dir = tmp_path / "run"
+    proc = run_trainer(tmp_path, save_dir, resume=False, sleep=0.2, updates=6)
+    wait_for_updates(proc, save_dir, 3)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    done_before_kill = max(logged_updates(save_dir))
+    saved = load_checkpoint(save_dir / "last.pt")["update"]
+    assert 0 < done_before_kill - saved + 1 and done_before_kill - saved <= PPO["checkpoint_every"]
+
+    proc = run_trainer(tmp_path, save_dir, resume=True, sleep=0.0, updates=6)
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode == 0, err.decode()[-2000:]
+    final = load_checkpoint(save_dir / "last.pt")
+    assert final["update"] == 6 and final["global_step"] == 6 * 64
+    after = logged_updates(save_dir)
+    assert after[-(6 - saved) :] == list(range(saved + 1, 7))  # the resumed run continued from the checkpoint
+
+
+def test_sigterm_saves_cleanly(tmp_path: Path) -> None:
+    save_dir = tmp_path / "run"
+    proc = run_trainer(tmp_path, save_dir, resume=False, sleep=0.2, updates=50)
+    wait_for_updates(proc, save_dir, 2)
+    proc.send_signal(signal.SIGTERM)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 0, err.decode()[-2000:]
+    assert load_checkpoint(save_dir / "last.pt")["update"] == max(logged_updates(save_dir)) < 50
+
+
+DDP_RUNNER = textwrap.dedent(
+    """
+    import json, sys, torch
+    torch.set_num_threads(1)
+    from training.config import AgentConfig, PPOConfig
+    from training.dataset import synthetic_episodes
+    from training.bc import bc_examples
+    from training.ppo import train
+    args = json.loads(sys.argv[1])
+    eps = synthetic_episodes(3, n_beats=48, seed=1)
+    cfg = AgentConfig(**args["agent"])
+    train(eps, args["save_dir"], agent_config=cfg, ppo_config=PPOConfig(**args["ppo"]),
+          bc_data=bc_examples(eps, cfg), quiet=True)
+    """
+)
+
+
+def test_torchrun_two_processes_keep_replicas_identical(tmp_path: Path) -> None:
+    script = tmp_path / "ddp_runner.py"
+    script.write_text(DDP_RUNNER)
+    save_dir = tmp_path / "run"
+    args = {"save_dir": str(save_dir), "agent": TINY, "ppo": {**PPO, "max_updates": 2, "bc_epochs": 1, "bc_batch_size": 16}}
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    proc = subprocess.run(
+        [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--standalone",
+         str(script), json.dumps(args)],
+        env=env, capture_output=True, timeout=180,
+    )
+    assert proc.returncode == 0, proc.stderr.decode()[-3000:]
+    hashes = json.loads((save_dir / "replicas.json").read_text())["hashes"]
+    assert len(hashes) == 2 and hashes[0] == hashes[1]
+    ckpt = load_checkpoint(save_dir / "last.pt")
+    assert ckpt["update"] == 2 and ckpt["world"] == 2 and len(ckpt["rng"]) == 2
+    assert ckpt["global_step"] == 2 * 64 * 2  # both ranks' steps count
