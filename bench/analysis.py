@@ -12,7 +12,8 @@ its own). Both paths are warmed up first on a 10 s excerpt so that imports,
 numba compilation (librosa's beat tracker and zero-crossing code) and filter
 caches are not billed to the measured runs; the warm-up times are printed.
 Each path then runs ``--repeats`` times and the median of each stage is
-reported.
+reported, with each path's process CPU time (all threads), which a busy
+shared machine distorts less than wall time.
 
     .venv/bin/python bench/analysis.py [--seconds 240] [--audio PATH] [--repeats 3] [--check]
 
@@ -118,6 +119,7 @@ class PathResult:
     n_beats: int
     tempo_bpm: float
     features: np.ndarray
+    cpu_s: float = 0.0  # process CPU time over all threads: less sensitive to other load than wall time
 
     @property
     def total_s(self) -> float:
@@ -132,17 +134,19 @@ def _timed(stages: dict[str, float], name: str, fn: Callable[[], object]) -> obj
 
 
 def run_fast(audio: Audio) -> PathResult:
+    cpu_start = time.process_time()
     stages: dict[str, float] = {}
     y = _timed(stages, "mix + resample (soxr)", lambda: analysis_mono(audio, ANALYSIS_SR))
     spec = _timed(stages, "compute_spectrum", lambda: compute_spectrum(y, sr=ANALYSIS_SR))
     grid = _timed(stages, "beat_grid", lambda: beat_grid(spec))
     feats = _timed(stages, "beat_features", lambda: beat_features(spec, grid))
-    return PathResult(stages, len(grid.beat_times), float(grid.tempo_bpm), feats)
+    return PathResult(stages, len(grid.beat_times), float(grid.tempo_bpm), feats, time.process_time() - cpu_start)
 
 
 def run_reference(audio: Audio) -> PathResult:
     import librosa
 
+    cpu_start = time.process_time()
     stages: dict[str, float] = {}
 
     def mono_resampled() -> np.ndarray:
@@ -165,7 +169,7 @@ def run_reference(audio: Audio) -> PathResult:
 
     grid = _timed(stages, "librosa.beat.beat_track", track)
     feats = _timed(stages, "reference_features", lambda: reference_features(y, ANALYSIS_SR, grid))
-    return PathResult(stages, len(grid.beat_times), float(grid.tempo_bpm), feats)
+    return PathResult(stages, len(grid.beat_times), float(grid.tempo_bpm), feats, time.process_time() - cpu_start)
 
 
 def _median_stages(results: list[PathResult]) -> dict[str, float]:
@@ -229,6 +233,12 @@ def main(argv: list[str] | None = None) -> int:
     fast_rtf = duration_s / fast_total
     ref_rtf = duration_s / ref_total
     ratio = ref_total / fast_total
+    fast_cpu = statistics.median(r.cpu_s for r in fast_runs)
+    ref_cpu = statistics.median(r.cpu_s for r in ref_runs)
+    print(
+        f"CPU time (all threads, medians): fast {fast_cpu:.3f} s, reference {ref_cpu:.3f} s, "
+        f"ratio {ref_cpu / fast_cpu:.1f}x"
+    )
     fast, ref = fast_runs[0], ref_runs[0]
     # the first full-size run also pays the process's first touch of ~100 MB of fresh memory
     print(
