@@ -1,0 +1,1254 @@
+"""Label inference: recover the edit, beat by beat, from a (raw, edited) audio pair.
+
+Given only a raw song and an edit of it, ``infer_pair`` finds what was done
+to each beat of the raw song as factored ``(type, size, amount)`` actions
+(``engine.actions``), the walk those actions form, and an ``EditPlan`` that
+renders to (nearly) the edit. ``build_dataset`` does it for a pair
+directory and writes the behavioural-cloning file.
+
+How
+---
+1. Frames. Both files are mixed to mono at 22,050 Hz and cut into frames
+   (``FRAME_HOP`` samples, ~17 ms). Each frame is a 64-band log-mel vector
+   with its local time average per band removed (a static EQ, a shelf, a
+   gain or a filter adds a constant per band: it cancels) and its mean over
+   bands removed (a gain ramp, a fade, cancels), scaled to unit length.
+   Silent frames are flagged instead.
+2. Frame similarity ``S[t, r]`` (edit frame ``t``, raw frame ``r``): the
+   cosine of those vectors; 1 where both are silent, 0 where only one is.
+   Time-reversed audio has the time-reversed frames (magnitudes do not see
+   the reversal), so a reversed span is an anti-diagonal of ``S``.
+3. Structure. A dynamic programme walks the raw beat grid (the analysis
+   grid, extended with pseudo-beats over the lead-in and the tail so that
+   every raw sample belongs to a beat) and the edit timeline together:
+   state ``(raw beat j, edit frame t)``. Moves: play beat ``j`` forwards
+   (every effect type, fades, gain and pitch play forwards), CUT it, mute
+   it (SILENCE), reverse ``k`` beats, loop ``k`` beats ``n`` extra times,
+   stutter ``k`` beats, play ``k`` beats at a SPEED rate. A move scores the
+   sum of ``S`` over the edit frames it explains (along the diagonal,
+   anti-diagonal, repeated diagonal or sloped line it implies); stutter
+   frames score their periodicity at the slice length; silence frames
+   score whether the edit is silent there. Every non-KEEP move pays a
+   small prior cost so that ties go to the simplest edit. The path must end
+   where the edit ends; a beam keeps the DP fast.
+4. Effects. Each beat played forwards is compared with the raw beat it
+   came from, and candidate renders (``engine.render`` effect chains, gain,
+   fades, pitch shift) of the raw beat are scored against the edit beat;
+   the closest wins, with neighbouring beats grouped into runs.
+5. Walk and plan. Runs of beats with one label become actions whose sizes
+   tile the run (largest sizes first); the plan comes from
+   ``engine.plan.plan_from_actions`` on the extended grid.
+
+A pair whose best path still matches poorly (mean similarity below
+``UNALIGNABLE_SIM``) is reported as unalignable and gets no labels.
+
+The behavioural-cloning file (``bc_rich.npz``)
+----------------------------------------------
+One ``.npz`` (no pickles), written atomically. ``P`` pairs, ``B`` beats in
+all (the analysis grid's beats of every alignable pair, in pair order),
+``F`` = 109 feature columns:
+
+- ``features`` ``(B, F)`` float32: ``engine.analysis`` per-beat features of
+  each raw song (from the feature cache), the RL environment's observation
+  rows.
+- ``feature_names`` ``(F,)`` str.
+- ``labels`` ``(B, 3)`` int64: per beat, the factored action covering it
+  (type, size, amount indices into ``engine.actions``).
+- ``confidence`` ``(B,)`` float32 in [0, 1]: how sure the label is.
+- ``pair_index`` ``(B,)`` int64: which pair each row belongs to.
+- ``beat_index`` ``(B,)`` int64: the beat's index in its song's grid.
+- ``is_action_start`` ``(B,)`` bool: the beat is where an action of the
+  inferred walk starts (the cursor positions of a walk: BC examples for a
+  policy that acts at the cursor are the rows where this is True).
+- ``pair_offsets`` ``(P + 1,)`` int64: rows of pair ``p`` are
+  ``pair_offsets[p]:pair_offsets[p + 1]``.
+- ``pair_ids`` ``(P,)`` str: pair names; ``raw_paths``, ``edit_paths``
+  ``(P,)`` str: absolute audio paths (``training.augment`` re-renders from
+  them); ``beat_times`` ``(B,)`` float64 seconds.
+- ``plans`` ``(P,)`` str: each pair's inferred EditPlan as JSON
+  (``engine.plan.plan_to_dict``); also written as
+  ``<out stem>_plans/NAME.plan.json`` next to the npz.
+- ``alignable`` ``(P,)`` bool and ``match`` ``(P,)`` float32 (mean
+  similarity on the alignment path); unalignable pairs have no rows.
+- ``schema`` str: ``BC_SCHEMA``.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import os
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from engine import actions as vocab
+
+log = logging.getLogger(__name__)
+
+BC_SCHEMA = "editorbot.bc/1"
+
+FRAME_SR = 22050
+FRAME_NFFT = 1024
+FRAME_HOP = 384  # samples at FRAME_SR: 17.4 ms
+N_BANDS = 64
+EQ_WINDOW_FRAMES = 17  # per-band local mean removed over ~0.3 s
+SILENCE_DB = -80.0  # a frame this far below the file's loud frames is silent
+ABS_SILENCE_DB = -100.0  # ... or below this absolute level (dB re full-scale power)
+
+#: Mean similarity along the best path below which a pair is unalignable.
+UNALIGNABLE_SIM = 0.55
+VARIANT_SEMITONES = (-2.0, -1.0, 1.0, 2.0)  # pitch warps of the raw frames
+VARIANT_DRIVE_DB = 20.0  # distortion of the raw frames
+SMOOTH_BEATS = 8  # half-width in beats of the local line fit that removes beat-tracker jitter
+
+# Structural move kinds of the alignment DP.
+FWD, CUT, SIL, REV, LOOP, STUT, SPEED = range(7)
+KIND_NAMES = ("FWD", "CUT", "SILENCE", "REVERSE", "LOOP", "STUTTER", "SPEED")
+
+LOOP_REPEATS = tuple(int(v) for v in vocab.AMOUNT_TABLE["LOOP"] if not math.isnan(v))  # (1, 2, 3, 4)
+STUTTER_SLICES = tuple(v for v in vocab.AMOUNT_TABLE["STUTTER"] if not math.isnan(v))  # beats per slice
+SPEED_RATES = tuple(v for v in vocab.AMOUNT_TABLE["SPEED"] if not math.isnan(v))
+AMOUNT_SLOTS = (0, 1, 3, 4)  # amount indices of the four non-NEUTRAL amounts, ascending value
+
+
+@dataclass
+class AlignConfig:
+    """Scores and search limits of the structural DP (units: similarity x frames).
+
+    Attributes:
+        action_cost: prior cost of each non-KEEP move.
+        cut_cost: extra cost per CUT beat.
+        slack_cost: cost of moving a forward beat's end by one frame.
+        beam: states kept per raw beat.
+        stutter_weight: scale of the periodicity score of stutter frames.
+    """
+
+    action_cost: float = 1.5
+    cut_cost: float = 0.3
+    slack_cost: float = 0.4
+    beam: int = 32
+    stutter_weight: float = 1.0
+
+
+# --------------------------------------------------------------------------- frames
+
+
+@dataclass
+class Frames:
+    """Frame features of one mono signal.
+
+    Attributes:
+        shape: ``(n_frames, N_BANDS)`` float32 unit rows (zeros where silent).
+        level_db: ``(n_frames,)`` frame power in dB re full scale.
+        silent: ``(n_frames,)`` bool.
+        y: ``(n_samples,)`` float32 the signal at ``FRAME_SR``.
+        variants: more ``(n_frames, N_BANDS)`` shapes of processed versions
+            of the signal (see ``frame_features``).
+    """
+
+    shape: np.ndarray
+    level_db: np.ndarray
+    silent: np.ndarray
+    y: np.ndarray
+    variants: list[np.ndarray] = field(default_factory=list)
+
+    @property
+    def n_frames(self) -> int:
+        return int(self.shape.shape[0])
+
+
+def _shape(power: np.ndarray, silent: np.ndarray) -> np.ndarray:
+    """``(n_frames, N_BANDS)`` unit shape vectors of mel power ``(N_BANDS, n_frames)``."""
+    from scipy.ndimage import uniform_filter1d
+
+    db = 10.0 * np.log10(power + 1e-10)
+    db = np.maximum(db, db.max(axis=0, keepdims=True) - 80.0)
+    x = db - uniform_filter1d(db, EQ_WINDOW_FRAMES, axis=1, mode="nearest")
+    x -= x.mean(axis=0, keepdims=True)
+    norm = np.linalg.norm(x, axis=0, keepdims=True)
+    x = x / np.maximum(norm, 1e-6)
+    x[:, silent] = 0.0
+    return np.ascontiguousarray(x.T, dtype=np.float32)
+
+
+def frame_features(y: np.ndarray, *, sr: int = FRAME_SR, variants: bool = False) -> Frames:
+    """Gain/EQ-robust frame features of mono ``y`` ``(n_samples,)`` at ``sr`` Hz.
+
+    With ``variants`` (for the raw song), ``Frames.variants`` also holds the
+    shapes of the raw song as it would sound distorted (``VARIANT_DRIVE_DB``)
+    and pitch-shifted by ``VARIANT_SEMITONES`` (a warp of the magnitude
+    spectrum along frequency), so that the similarity of an edit frame
+    processed that way is still high against its source.
+
+    Returns ``Frames`` with ``1 + n_samples // FRAME_HOP`` frames.
+    """
+    from engine.spectrum import mel_basis, stft_magnitude
+
+    y = np.ascontiguousarray(y, dtype=np.float32)
+    mag = stft_magnitude(y, n_fft=FRAME_NFFT, hop_length=FRAME_HOP)
+    basis = mel_basis(sr, FRAME_NFFT, N_BANDS)
+    power = basis @ (mag * mag)  # (bands, frames)
+    total = 10.0 * np.log10(power.sum(axis=0) + 1e-12) - 10.0 * math.log10((FRAME_NFFT / 4.0) ** 2)
+    loud = float(np.percentile(total, 95)) if total.size else 0.0
+    silent = (total < loud + SILENCE_DB) | (total < ABS_SILENCE_DB)
+    frames = Frames(_shape(power, silent), total.astype(np.float32), silent, y)
+    if variants:
+        import pedalboard
+
+        bins = np.arange(mag.shape[0], dtype=np.float64)
+        for semitones in VARIANT_SEMITONES:
+            src = bins / 2.0 ** (semitones / 12.0)
+            lo = np.clip(np.floor(src).astype(np.int64), 0, mag.shape[0] - 1)
+            hi = np.clip(lo + 1, 0, mag.shape[0] - 1)
+            w = (src - lo)[:, None].astype(np.float32)
+            warped = (1.0 - w) * mag[lo] + w * mag[hi]
+            frames.variants.append(_shape(basis @ (warped * warped), silent))
+        dist = pedalboard.Distortion(drive_db=VARIANT_DRIVE_DB)(y[None, :], sr)[0]
+        dmag = stft_magnitude(np.ascontiguousarray(dist, dtype=np.float32), n_fft=FRAME_NFFT, hop_length=FRAME_HOP)
+        frames.variants.append(_shape(basis @ (dmag * dmag), silent))
+    return frames
+
+
+def similarity(edit: Frames, raw: Frames) -> np.ndarray:
+    """``(n_edit_frames, n_raw_frames)`` float32 frame similarity in [-1, 1].
+
+    Cosine of the shape vectors (the best over the raw song's variants);
+    1 where both frames are silent, 0 where exactly one is.
+    """
+    s = edit.shape @ raw.shape.T
+    for v in raw.variants:
+        np.maximum(s, edit.shape @ v.T, out=s)
+    es, rs = edit.silent, raw.silent
+    if es.any():
+        s[es, :] = 0.0
+        s[np.ix_(es, rs)] = 1.0
+    if rs.any():
+        s[np.ix_(~es, rs)] = 0.0
+    return s
+
+
+def periodicity(y: np.ndarray, lag: float, n_frames: int, *, half_window: int = 512, spread: int = 1) -> np.ndarray:
+    """``(n_frames,)`` normalised correlation of ``y`` with itself ``lag`` samples earlier.
+
+    Around each frame centre (``FRAME_HOP`` apart) over ``2 * half_window``
+    samples; the best of integer lags within ``spread`` of ``lag``. Quiet
+    windows give 0.
+    """
+    y = np.asarray(y, dtype=np.float64)
+    n = y.shape[0]
+    centres = np.arange(n_frames) * FRAME_HOP
+    lo = np.clip(centres - half_window, 0, n)
+    hi = np.clip(centres + half_window, 0, n)
+    e = np.concatenate([[0.0], np.cumsum(y * y)])
+    best = np.zeros(n_frames)
+    base = int(round(lag))
+    for lg in range(max(1, base - spread), base + spread + 1):
+        if lg >= n:
+            continue
+        prod = np.zeros(n)
+        prod[lg:] = y[lg:] * y[:-lg]
+        c = np.concatenate([[0.0], np.cumsum(prod)])
+        a = np.maximum(lo, lg)
+        b = np.maximum(hi, a)
+        num = c[b] - c[a]
+        e1 = e[b] - e[a]
+        e0 = e[b - lg] - e[a - lg]
+        den = np.sqrt(e1 * e0)
+        r = np.where(den > 1e-8 * (b - a + 1), num / np.maximum(den, 1e-30), 0.0)
+        best = np.maximum(best, r)
+    return best.astype(np.float32)
+
+
+# --------------------------------------------------------------------------- structural DP
+
+
+def _njit(fn):  # numba is a librosa dependency; compiled functions are cached on disk
+    import numba
+
+    return numba.njit(cache=True, nogil=True)(fn)
+
+
+@_njit
+def _diag_cumsum(s: np.ndarray) -> np.ndarray:
+    """``C[t + 1, r + 1] = C[t, r] + S[t, r]``: sums along diagonals, ``(Te + 1, Tr + 1)``."""
+    te, tr = s.shape
+    c = np.zeros((te + 1, tr + 1), dtype=np.float32)
+    for t in range(te):
+        for r in range(tr):
+            c[t + 1, r + 1] = c[t, r] + s[t, r]
+    return c
+
+
+@_njit
+def _anti_cumsum(s: np.ndarray) -> np.ndarray:
+    """``C[t + 1, r] = C[t, r + 1] + S[t, r]``: sums along anti-diagonals, ``(Te + 1, Tr + 1)``."""
+    te, tr = s.shape
+    c = np.zeros((te + 1, tr + 1), dtype=np.float32)
+    for t in range(te):
+        for r in range(tr):
+            c[t + 1, r] = c[t, r + 1] + s[t, r]
+    return c
+
+
+@_njit
+def _fsum(cd: np.ndarray, t: int, r: int, n: int) -> float:
+    """Sum of ``S[t + u, r + u]`` for ``u`` in ``[0, n)``; frames outside ``S`` count 0."""
+    te = cd.shape[0] - 1
+    tr = cd.shape[1] - 1
+    if n <= 0:
+        return 0.0
+    if r < 0:  # skip the part before the raw start
+        t -= r
+        n += r
+        r = 0
+    m = min(n, te - t, tr - r)
+    if m <= 0 or t < 0:
+        return 0.0
+    return float(cd[t + m, r + m] - cd[t, r])
+
+
+@_njit
+def _rsum(ca: np.ndarray, t: int, r1: int, n: int) -> float:
+    """Sum of ``S[t + u, r1 - 1 - u]`` for ``u`` in ``[0, n)``; frames outside ``S`` count 0."""
+    te = ca.shape[0] - 1
+    tr = ca.shape[1] - 1
+    if n <= 0 or t < 0:
+        return 0.0
+    if r1 > tr:
+        skip = r1 - tr
+        t += skip
+        n -= skip
+        r1 = tr
+    m = min(n, te - t, r1)
+    if m <= 0:
+        return 0.0
+    return float(ca[t + m, r1 - m] - ca[t, r1])
+
+
+@_njit
+def _future_bound(s: np.ndarray, frame_best: np.ndarray, r_starts: np.ndarray) -> np.ndarray:
+    """Optimistic score of the edit frames from ``t`` on, given raw beat ``j`` is next.
+
+    Every later edit frame comes from raw beat ``j`` or later (the walk only
+    moves forwards; loops and reversals stay inside their span), so frame
+    ``u`` scores at most ``max(max_{r >= r_j} S[u, r], frame_best[u])``
+    (``frame_best``: the best non-similarity score of the frame: silence or
+    stutter). Returns ``H (Te + 1, n_beats + 1)`` with ``H[t, j]`` the sum of
+    those bounds over ``u >= t`` (``H[:, n_beats] = 0``).
+    """
+    te, tr = s.shape
+    nb = r_starts.shape[0]
+    m = np.zeros((te, nb))
+    for u in range(te):
+        run = -1.0
+        jj = nb - 1
+        for r in range(tr - 1, -1, -1):
+            if s[u, r] > run:
+                run = s[u, r]
+            while jj >= 0 and r_starts[jj] >= r:
+                m[u, jj] = max(run, frame_best[u])
+                jj -= 1
+        while jj >= 0:
+            m[u, jj] = max(run, frame_best[u])
+            jj -= 1
+    h = np.zeros((te + 1, nb + 1))
+    for u in range(te - 1, -1, -1):
+        for j in range(nb):
+            h[u, j] = h[u + 1, j] + m[u, j]
+    return h
+
+
+@_njit
+def _align_dp(
+    s: np.ndarray,
+    cd: np.ndarray,
+    ca: np.ndarray,
+    sil_cum: np.ndarray,
+    per_cum: np.ndarray,
+    starts_f: np.ndarray,
+    ends_f: np.ndarray,
+    sizes: np.ndarray,
+    loop_reps: np.ndarray,
+    stut_slices: np.ndarray,
+    speed_rates: np.ndarray,
+    beat_frames: float,
+    t_end: float,
+    action_cost: float,
+    cut_cost: float,
+    slack_cost: float,
+    beam: int,
+    stutter_weight: float,
+    bound: np.ndarray,
+) -> tuple:
+    """Best walk over raw beats explaining the edit frames; see the module docstring.
+
+    Returns ``(score, moves)`` with moves ``(n_moves, 6)`` int64 rows
+    ``(beat, n_beats, kind, param, t0, t1)`` in walk order (``param``: the
+    amount slot of LOOP/STUTTER/SPEED, else 0), or ``(-inf, empty)``.
+    """
+    te_n = s.shape[0]
+    tr_n = s.shape[1]
+    n = starts_f.shape[0]
+    neg = -1e30
+    width = te_n + 2
+    val = np.full((n + 1, width), neg)
+    pos = np.zeros((n + 1, width))
+    b_t = np.full((n + 1, width), -1, dtype=np.int64)
+    b_kind = np.zeros((n + 1, width), dtype=np.int64)
+    b_k = np.zeros((n + 1, width), dtype=np.int64)
+    b_par = np.zeros((n + 1, width), dtype=np.int64)
+    val[0, 0] = 0.0
+    t_max = width - 1
+
+    for j in range(n):
+        alive = np.nonzero(val[j] > neg / 2)[0]
+        if alive.shape[0] == 0:
+            continue
+        if alive.shape[0] > beam:
+            keys = np.empty(alive.shape[0])
+            for q in range(alive.shape[0]):
+                tq = alive[q]
+                keys[q] = -(val[j, tq] + bound[min(tq, te_n), j])
+            order = np.argsort(keys)[:beam]
+            alive = alive[order]
+        r0f = starts_f[j]
+        r0 = int(round(r0f))
+        beat_len = ends_f[j] - starts_f[j]
+        for q in range(alive.shape[0]):
+            t = alive[q]
+            v = val[j, t]
+            p = pos[j, t]
+            # play one beat forwards (KEEP and every effect)
+            for d in range(-1, 2):
+                pe = p + beat_len + d
+                te = int(round(pe))
+                if te < t or te > t_max:
+                    continue
+                sc = v + _fsum(cd, t, r0, te - t) - (slack_cost if d != 0 else 0.0)
+                if sc > val[j + 1, te]:
+                    val[j + 1, te] = sc
+                    pos[j + 1, te] = pe
+                    b_t[j + 1, te] = t
+                    b_kind[j + 1, te] = 0
+                    b_k[j + 1, te] = 1
+                    b_par[j + 1, te] = d + 1
+            for si in range(sizes.shape[0]):
+                k = sizes[si]
+                if j + k > n:
+                    break
+                span = ends_f[j + k - 1] - r0f
+                r1 = int(round(ends_f[j + k - 1]))
+                # CUT
+                sc = v - action_cost - cut_cost * k
+                if sc > val[j + k, t]:
+                    val[j + k, t] = sc
+                    pos[j + k, t] = p
+                    b_t[j + k, t] = t
+                    b_kind[j + k, t] = 1
+                    b_k[j + k, t] = k
+                    b_par[j + k, t] = 0
+                # SILENCE and REVERSE: same length
+                pe = p + span
+                te = int(round(pe))
+                if te <= t_max:
+                    sc = v - action_cost + (sil_cum[min(te, te_n)] - sil_cum[min(t, te_n)])
+                    if sc > val[j + k, te]:
+                        val[j + k, te] = sc
+                        pos[j + k, te] = pe
+                        b_t[j + k, te] = t
+                        b_kind[j + k, te] = 2
+                        b_k[j + k, te] = k
+                        b_par[j + k, te] = 0
+                    sc = v - action_cost + _rsum(ca, t, r1, te - t)
+                    if sc > val[j + k, te]:
+                        val[j + k, te] = sc
+                        pos[j + k, te] = pe
+                        b_t[j + k, te] = t
+                        b_kind[j + k, te] = 3
+                        b_k[j + k, te] = k
+                        b_par[j + k, te] = 0
+                    # STUTTER: the first slice plays forwards, the rest repeats it
+                    for a in range(stut_slices.shape[0]):
+                        ns = int(round(stut_slices[a] * beat_len))
+                        ns = max(1, min(ns, te - t))
+                        sc = v - action_cost + _fsum(cd, t, r0, ns)
+                        sc += per_cum[a, min(te, te_n)] - per_cum[a, min(t + ns, te_n)]
+                        if sc > val[j + k, te]:
+                            val[j + k, te] = sc
+                            pos[j + k, te] = pe
+                            b_t[j + k, te] = t
+                            b_kind[j + k, te] = 5
+                            b_k[j + k, te] = k
+                            b_par[j + k, te] = a
+                # LOOP: the span plays 1 + reps times
+                for a in range(loop_reps.shape[0]):
+                    reps = loop_reps[a]
+                    pe = p + span * (reps + 1)
+                    te = int(round(pe))
+                    if te > t_max:
+                        break
+                    sc = v - action_cost
+                    for m in range(reps + 1):
+                        ta = int(round(p + span * m))
+                        tb = int(round(p + span * (m + 1)))
+                        sc += _fsum(cd, ta, r0, tb - ta)
+                    if sc > val[j + k, te]:
+                        val[j + k, te] = sc
+                        pos[j + k, te] = pe
+                        b_t[j + k, te] = t
+                        b_kind[j + k, te] = 4
+                        b_k[j + k, te] = k
+                        b_par[j + k, te] = a
+                # SPEED: the span plays at a rate
+                for a in range(speed_rates.shape[0]):
+                    rate = speed_rates[a]
+                    pe = p + span / rate
+                    te = int(round(pe))
+                    if te > t_max:
+                        continue
+                    sc = v - action_cost
+                    for u in range(te - t):
+                        tt = t + u
+                        rr = int(round(r0f + rate * u))
+                        if tt < te_n and 0 <= rr < tr_n:
+                            sc += s[tt, rr]
+                    if sc > val[j + k, te]:
+                        val[j + k, te] = sc
+                        pos[j + k, te] = pe
+                        b_t[j + k, te] = t
+                        b_kind[j + k, te] = 6
+                        b_k[j + k, te] = k
+                        b_par[j + k, te] = a
+
+    # the walk ends where the edit ends
+    best = neg
+    best_t = -1
+    te_want = int(round(t_end))
+    for t in range(max(0, te_want - 3), min(t_max, te_want + 3) + 1):
+        sc = val[n, t] - slack_cost * abs(t - te_want)
+        if val[n, t] > neg / 2 and sc > best:
+            best = sc
+            best_t = t
+    if best_t < 0:
+        return neg, np.zeros((0, 6), dtype=np.int64), val
+    rows = []
+    j = n
+    t = best_t
+    while j > 0:
+        k = b_k[j, t]
+        t0 = b_t[j, t]
+        rows.append((j - k, k, b_kind[j, t], b_par[j, t], t0, t))
+        j -= k
+        t = t0
+    out = np.zeros((len(rows), 6), dtype=np.int64)
+    for i in range(len(rows)):
+        r = rows[len(rows) - 1 - i]
+        for c in range(6):
+            out[i, c] = r[c]
+    return best, out, val
+
+
+# --------------------------------------------------------------------------- alignment
+
+
+@dataclass
+class Move:
+    """One move of the alignment: raw beats ``[beat, beat + n_beats)`` -> edit ``[dst_start_s, dst_end_s)``.
+
+    Attributes:
+        beat: first beat (index into the extended grid).
+        n_beats: beats covered.
+        kind: ``FWD``, ``CUT``, ``SIL``, ``REV``, ``LOOP``, ``STUT`` or ``SPEED``.
+        slot: amount slot 0..3 (NEG_LARGE..POS_LARGE) for LOOP/STUTTER/SPEED.
+        dst_start_s, dst_end_s: the edit span it explains, seconds.
+        match: mean frame similarity over that span (1 for a CUT).
+    """
+
+    beat: int
+    n_beats: int
+    kind: int
+    slot: int
+    dst_start_s: float
+    dst_end_s: float
+    match: float = 1.0
+
+
+@dataclass
+class Alignment:
+    """Structural alignment of an edit to its raw song.
+
+    Attributes:
+        starts_s, ends_s: ``(n,)`` extended beat grid of the raw song, seconds.
+        first_real: index in it of the analysis grid's first beat.
+        moves: the walk of moves, in order.
+        match: mean frame similarity along the path (non-silent edit frames).
+        score: DP score.
+    """
+
+    starts_s: np.ndarray
+    ends_s: np.ndarray
+    first_real: int
+    moves: list[Move]
+    match: float
+    score: float
+
+
+def smooth_beats(beat_times: np.ndarray, *, half_window: int = SMOOTH_BEATS) -> np.ndarray:
+    """Beat times ``(n,)`` s with tracker jitter removed: a local straight-line fit per beat.
+
+    Beat ``i`` moves to the least-squares line through beats
+    ``i - half_window .. i + half_window`` (fewer at the ends), evaluated
+    at ``i``. A constant tempo comes out exact; a tempo that drifts is
+    followed. The result is still strictly increasing (else the input is
+    returned).
+    """
+    bt = np.asarray(beat_times, dtype=np.float64)
+    n = bt.shape[0]
+    if n < 4:
+        return bt.copy()
+    idx = np.arange(n, dtype=np.float64)
+    out = np.empty(n)
+    for i in range(n):
+        lo, hi = max(0, i - half_window), min(n, i + half_window + 1)
+        x, y = idx[lo:hi], bt[lo:hi]
+        slope, icpt = np.polyfit(x, y, 1)
+        out[i] = icpt + slope * i
+    if np.any(np.diff(out) <= 0) or out[0] < 0:
+        return bt.copy()
+    return out
+
+
+def extended_grid(beat_times: np.ndarray, duration_s: float, *, tempo_bpm: float = 120.0) -> tuple[np.ndarray, np.ndarray, int]:
+    """The analysis grid extended with pseudo-beats so that beats cover ``[0, duration_s)``.
+
+    Pseudo-beats one median period long are added before the first beat
+    and after the last one (the first may be up to 1.25 periods, starting
+    at 0; the last ends at ``duration_s``).
+
+    Returns:
+        ``starts_s (n,)``, ``ends_s (n,)`` float64 seconds and the index of
+        the first analysis beat.
+    """
+    from engine.plan import beat_spans
+
+    bt = smooth_beats(np.asarray(beat_times, dtype=np.float64))
+    starts, ends = beat_spans(bt, duration_s, tempo_bpm=tempo_bpm)
+    if starts.size == 0:
+        period = 60.0 / max(tempo_bpm, 1.0)
+        starts = np.array([0.0])
+        ends = np.array([min(duration_s, period)])
+    period = float(np.median(ends - starts)) if starts.size > 1 else float(ends[0] - starts[0])
+    period = max(period, 1e-3)
+    pre: list[float] = []
+    first = float(starts[0])
+    while first > 0.25 * period:
+        first = max(0.0, first - period)
+        pre.insert(0, first)
+    n_pre = len(pre)
+    st = list(pre) + [float(x) for x in starts]
+    en = [float(x) for x in starts[:0]]
+    en = pre[1:] + [float(starts[0])] if pre else []
+    en += [float(x) for x in ends]
+    st[0] = 0.0
+    while en[-1] < duration_s - 0.25 * period:
+        st.append(en[-1])
+        en.append(min(duration_s, en[-1] + period))
+    en[-1] = duration_s
+    return np.asarray(st), np.asarray(en), n_pre
+
+
+def align(
+    raw: Frames,
+    edit: Frames,
+    starts_s: np.ndarray,
+    ends_s: np.ndarray,
+    edit_duration_s: float,
+    *,
+    config: AlignConfig | None = None,
+    debug: dict | None = None,
+) -> tuple[float, list[Move], np.ndarray]:
+    """Structural DP of an edit against the raw beats (see the module docstring).
+
+    Parameters:
+        raw, edit: frame features of the two files.
+        starts_s, ends_s: ``(n,)`` extended raw beat grid covering the raw file, seconds.
+        edit_duration_s: length of the edit, seconds.
+
+    Returns:
+        ``(score, moves, S)`` with ``S (n_edit_frames, n_raw_frames)`` the frame similarity.
+    """
+    cfg = config or AlignConfig()
+    s = similarity(edit, raw)
+    cd = _diag_cumsum(s)
+    ca = _anti_cumsum(s)
+    te_n = edit.n_frames
+    sil = np.where(edit.silent, 1.0, -1.0)
+    sil_cum = np.concatenate([[0.0], np.cumsum(sil)])
+    beat_s = float(np.median(ends_s - starts_s))
+    per = np.zeros((len(STUTTER_SLICES), te_n + 1))
+    stutter_best = np.full(te_n, -1.0)
+    for a, v in enumerate(STUTTER_SLICES):
+        c = periodicity(edit.y, v * beat_s * FRAME_SR, te_n)
+        score = cfg.stutter_weight * np.where(edit.silent, -1.0, 2.0 * c - 1.0)
+        stutter_best = np.maximum(stutter_best, score)
+        per[a, 1:] = np.cumsum(score)
+    to_f = FRAME_SR / FRAME_HOP
+    frame_best = np.maximum(sil, stutter_best)
+    r_starts = np.maximum(np.round(np.asarray(starts_s) * to_f).astype(np.int64) - 2, 0)
+    bound = _future_bound(s, frame_best, r_starts)
+    score, rows, table = _align_dp(
+        s,
+        cd,
+        ca,
+        sil_cum,
+        per,
+        np.asarray(starts_s, dtype=np.float64) * to_f,
+        np.asarray(ends_s, dtype=np.float64) * to_f,
+        np.asarray(vocab.SIZE_BEATS, dtype=np.int64),
+        np.asarray(LOOP_REPEATS, dtype=np.int64),
+        np.asarray(STUTTER_SLICES, dtype=np.float64),
+        np.asarray(SPEED_RATES, dtype=np.float64),
+        beat_s * to_f,
+        edit_duration_s * to_f,
+        cfg.action_cost,
+        cfg.cut_cost,
+        cfg.slack_cost,
+        cfg.beam,
+        cfg.stutter_weight,
+        bound,
+    )
+    moves = []
+    for beat, k, kind, par, t0, t1 in rows.tolist():
+        moves.append(
+            Move(
+                beat=beat,
+                n_beats=k,
+                kind=kind,
+                slot=par if kind in (LOOP, STUT, SPEED) else 0,
+                dst_start_s=t0 / to_f,
+                dst_end_s=t1 / to_f,
+            )
+        )
+    if debug is not None:
+        debug["table"] = table
+    return float(score), moves, s
+
+
+# --------------------------------------------------------------------------- effects
+
+BAND_NFFT = 1024
+BAND_HOP = 256
+N_EFFECT_BANDS = 24
+KEEP_DB = 0.35  # mean band difference (dB) under which a forward beat is unchanged
+PRE_ROLL_S = 0.25  # source audio fed to candidate effects before the beat
+LINEAR_TYPES = ("GAIN", "LOWPASS", "HIGHPASS", "BASS", "TREBLE")
+RENDER_TYPES = ("REVERB", "DELAY", "DISTORTION", "COMPRESS")
+WIDTH_VALUES = tuple(v for v in vocab.AMOUNT_TABLE["WIDTH"] if not math.isnan(v))
+
+
+def band_db(y: np.ndarray, *, sr: int = FRAME_SR) -> np.ndarray:
+    """``(n_frames, N_EFFECT_BANDS)`` mel band power in dB (floor -100) of mono ``y``."""
+    from engine.spectrum import mel_basis, stft_magnitude
+
+    mag = stft_magnitude(np.ascontiguousarray(y, dtype=np.float32), n_fft=BAND_NFFT, hop_length=BAND_HOP)
+    power = mel_basis(sr, BAND_NFFT, N_EFFECT_BANDS) @ (mag * mag)
+    return (10.0 * np.log10(power + 1e-10)).T
+
+
+def _effect_chain(type_name: str, slot: int, beat_s: float, sr: int) -> Any:
+    from engine.plan import Effect
+    from engine.render import build_chain
+
+    name, params = vocab.effect_params(type_name, AMOUNT_SLOTS[slot], beat_s=beat_s)
+    if "cutoff_hz" in params:
+        params["cutoff_hz"] = min(params["cutoff_hz"], 0.45 * sr)
+    return build_chain([Effect(name, params)], sr)
+
+
+_RESPONSES: dict[tuple[int, float], np.ndarray] = {}
+
+
+def linear_responses(*, sr: int = FRAME_SR, beat_s: float = 0.5) -> np.ndarray:
+    """``(len(LINEAR_TYPES), 4, N_EFFECT_BANDS)`` dB band responses of the linear effects.
+
+    Measured once per rate by filtering white noise through each effect
+    (GAIN: its flat gain), so the prediction of an effect on a beat is the
+    raw beat's band powers plus this response.
+    """
+    key = (sr, round(beat_s, 3))
+    if key in _RESPONSES:
+        return _RESPONSES[key]
+    rng = np.random.default_rng(0)
+    noise = (0.05 * rng.standard_normal(sr * 4)).astype(np.float32)
+    ref = band_db(noise, sr=sr)[8:-8].mean(axis=0)
+    out = np.zeros((len(LINEAR_TYPES), 4, N_EFFECT_BANDS))
+    for ti, t in enumerate(LINEAR_TYPES):
+        for slot in range(4):
+            if t == "GAIN":
+                out[ti, slot] = vocab.amount_value(t, AMOUNT_SLOTS[slot])
+                continue
+            chain = _effect_chain(t, slot, beat_s, sr)
+            y = chain(noise[None, :].copy(), sr)[0]
+            out[ti, slot] = band_db(y, sr=sr)[8:-8].mean(axis=0) - ref
+    _RESPONSES[key] = out
+    return out
+
+
+def _band_distance(pred: np.ndarray, target: np.ndarray, weight: np.ndarray) -> float:
+    """Weighted mean absolute dB difference of ``(n_frames, bands)`` arrays."""
+    d = np.abs(np.clip(pred, -100.0, None) - np.clip(target, -100.0, None))
+    return float((np.minimum(d, 30.0) * weight).sum() / max(weight.sum(), 1e-9))
+
+
+@dataclass
+class BeatEffect:
+    """The effect found on one forward beat."""
+
+    type: str
+    slot: int  # amount slot 0..3 (NEG_LARGE..POS_LARGE); 0 for NEUTRAL-only types
+    distance: float  # dB, best candidate
+    margin: float  # dB, second best minus best
+
+    @property
+    def amount_idx(self) -> int:
+        return int(vocab.Amount.NEUTRAL) if self.type in vocab.NEUTRAL_ONLY else AMOUNT_SLOTS[self.slot]
+
+
+def refine_offset(raw_y: np.ndarray, edit_y: np.ndarray, src0: int, dst0: int, n: int, *, search: int = 600) -> int:
+    """Sample offset ``dst - src`` (at ``FRAME_SR``) that best lines ``edit`` up with ``raw``.
+
+    Cross-correlates ``n`` samples of raw from ``src0`` with the edit
+    around ``dst0`` within ``search`` samples. Returns ``dst0 - src0`` when
+    there is too little signal.
+    """
+    n = int(min(n, FRAME_SR * 2))
+    a = raw_y[max(src0, 0) : max(src0, 0) + n].astype(np.float64)
+    lo = max(dst0 - search, 0)
+    b = edit_y[lo : dst0 + n + search].astype(np.float64)
+    if a.size < 256 or b.size < a.size or float(a @ a) < 1e-9:
+        return dst0 - src0
+    from scipy.signal import correlate
+
+    c = correlate(b, a, mode="valid", method="fft")
+    energy = np.concatenate([[0.0], np.cumsum(b * b)])
+    win = energy[a.size :] - energy[: -a.size]
+    score = c / np.sqrt(np.maximum(win, 1e-12))
+    k = int(np.argmax(score))
+    return lo + k - max(src0, 0)
+
+
+def _width_slot(raw_st: np.ndarray, edit_st: np.ndarray) -> tuple[int, float] | None:
+    """Amount slot of a WIDTH change between stereo beats ``(2, n)``, with its dB error; None if none.
+
+    WIDTH scales the side signal and keeps the mid one.
+    """
+    if raw_st.shape[0] < 2 or edit_st.shape[0] < 2:
+        return None
+    mid_r = 0.5 * (raw_st[0] + raw_st[1])
+    mid_e = 0.5 * (edit_st[0] + edit_st[1])
+    side_r = 0.5 * (raw_st[0] - raw_st[1])
+    side_e = 0.5 * (edit_st[0] - edit_st[1])
+    em_r, em_e = float(mid_r @ mid_r), float(mid_e @ mid_e)
+    es_r, es_e = float(side_r @ side_r), float(side_e @ side_e)
+    if em_r <= 1e-9 or es_r <= 1e-4 * em_r:
+        return None  # mono source: width means nothing
+    if abs(10.0 * math.log10(max(em_e, 1e-12) / em_r)) > 1.0:
+        return None  # the mid changed too: not a width change
+    w = math.sqrt(es_e / es_r)
+    if abs(w - 1.0) < 0.2:
+        return None
+    slot = int(np.argmin([abs(w - v) for v in WIDTH_VALUES]))
+    return slot, abs(w - WIDTH_VALUES[slot])
+
+
+def beat_effect(
+    raw_y: np.ndarray,
+    edit_y: np.ndarray,
+    src0: int,
+    dst0: int,
+    n: int,
+    *,
+    beat_s: float,
+    raw_st: np.ndarray | None = None,
+    edit_st: np.ndarray | None = None,
+    pitch_votes: np.ndarray | None = None,
+) -> BeatEffect:
+    """What was done to one forward-played beat.
+
+    Parameters:
+        raw_y, edit_y: mono signals at ``FRAME_SR``.
+        src0, dst0: first sample of the beat in the raw song and in the edit.
+        n: beat length, samples.
+        beat_s: beat period, seconds (sets the delay time).
+        raw_st, edit_st: the same beat in stereo ``(2, m)`` at any common rate, or None.
+        pitch_votes: ``(1 + len(VARIANT_SEMITONES) + 1,)`` mean frame
+            similarity of the beat against the clean raw frames, each pitch
+            warp and the distorted frames.
+
+    Returns:
+        The best ``BeatEffect`` among KEEP, the linear effects (from their
+        band responses), FADE_IN/FADE_OUT (a straight gain ramp), the
+        rendered effects (reverb, delay, distortion, compression), PITCH
+        (from ``pitch_votes``) and WIDTH (stereo side/mid).
+    """
+    pre = int(PRE_ROLL_S * FRAME_SR)
+    a0 = max(src0 - pre, 0)
+    lead = src0 - a0
+    x_r = raw_y[a0 : src0 + n]
+    x_e = edit_y[max(dst0, 0) : dst0 + n]
+    if x_e.shape[0] < n or x_r.shape[0] < lead + n or n < BAND_NFFT:
+        return BeatEffect("KEEP", 0, 0.0, 0.0)
+    b_r = band_db(x_r[lead:])
+    b_e = band_db(x_e)
+    ref = np.maximum(b_r, b_e)
+    weight = (ref > ref.max() - 60.0).astype(np.float64)
+    cands: list[tuple[float, str, int]] = [(_band_distance(b_r, b_e, weight), "KEEP", 0)]
+    if cands[0][0] < KEEP_DB:
+        w = _width_slot(raw_st, edit_st) if raw_st is not None and edit_st is not None else None
+        if w is not None:
+            return BeatEffect("WIDTH", w[0], cands[0][0], 1.0)
+        return BeatEffect("KEEP", 0, cands[0][0], 1.0)
+    resp = linear_responses(beat_s=beat_s)
+    for ti, t in enumerate(LINEAR_TYPES):
+        for slot in range(4):
+            cands.append((_band_distance(b_r + resp[ti, slot], b_e, weight), t, slot))
+    # fades: the level ratio is a straight line in gain
+    lr = 10.0 * np.log10(np.sum(10.0 ** (b_r / 10.0), axis=1) + 1e-10)
+    le = 10.0 * np.log10(np.sum(10.0 ** (b_e / 10.0), axis=1) + 1e-10)
+    ok = lr > lr.max() - 40.0
+    if ok.sum() >= 4:
+        g = 10.0 ** ((le - lr) / 20.0)
+        x = np.arange(g.shape[0], dtype=np.float64)
+        slope, icpt = np.polyfit(x[ok], np.clip(g[ok], 0.0, 2.0), 1)
+        fit = np.clip(icpt + slope * x, 1e-3, 1.5)
+        rise = slope * g.shape[0]
+        if abs(rise) > 0.02:
+            d = _band_distance(b_r + 20.0 * np.log10(fit)[:, None], b_e, weight)
+            cands.append((d, "FADE_IN" if rise > 0 else "FADE_OUT", 0))
+    x_r2 = np.ascontiguousarray(x_r[None, :], dtype=np.float32)
+    for t in RENDER_TYPES:
+        for slot in range(4):
+            chain = _effect_chain(t, slot, beat_s, FRAME_SR)
+            y = chain(x_r2.copy(), FRAME_SR)[0, lead : lead + n]
+            cands.append((_band_distance(band_db(y), b_e, weight), t, slot))
+    cands.sort(key=lambda c: c[0])
+    best = cands[0]
+    second = next((c for c in cands[1:] if c[1] != best[1]), cands[-1])
+    effect = BeatEffect(best[1], best[2], best[0], second[0] - best[0])
+    if pitch_votes is not None and pitch_votes.shape[0] >= 1 + len(VARIANT_SEMITONES):
+        clean = float(pitch_votes[0])
+        k = int(np.argmax(pitch_votes[1 : 1 + len(VARIANT_SEMITONES)]))
+        if pitch_votes[1 + k] > clean + 0.08 and effect.distance > 1.0:
+            semis = VARIANT_SEMITONES[k]
+            slot = int(np.argmin([abs(semis - v) for v in (-2.0, -1.0, 1.0, 2.0)]))
+            return BeatEffect("PITCH", slot, effect.distance, float(pitch_votes[1 + k] - clean))
+    if effect.type in ("KEEP", "GAIN") and raw_st is not None and edit_st is not None:
+        w = _width_slot(raw_st, edit_st)
+        if w is not None:
+            return BeatEffect("WIDTH", w[0], effect.distance, 1.0)
+    return effect
+
+
+# --------------------------------------------------------------------------- one pair
+
+
+@dataclass
+class PairLabels:
+    """What label inference found for one (raw, edit) pair.
+
+    Attributes:
+        name: pair name.
+        raw_path, edit_path: the two files.
+        alignable: False when the edit does not come from the raw song.
+        match: mean frame similarity along the alignment path (0..1).
+        reason: why a pair is unalignable ("" otherwise).
+        beat_times: ``(n_beats,)`` analysis beat times, seconds.
+        labels: ``(n_beats, 3)`` int64 (type, size, amount) per analysis beat.
+        confidence: ``(n_beats,)`` float32 in [0, 1].
+        action_start: ``(n_beats,)`` bool, an action of the walk starts here.
+        walk: ``(type, size, amount)`` names from the extended grid's beat 0.
+        plan: the inferred EditPlan (extended grid), or None.
+        features: ``(n_beats, n_features)`` float32 analysis features.
+        feature_names: their names.
+        seconds: wall time spent, by stage.
+    """
+
+    name: str
+    raw_path: str
+    edit_path: str
+    alignable: bool
+    match: float
+    reason: str = ""
+    beat_times: np.ndarray = field(default_factory=lambda: np.zeros(0))
+    labels: np.ndarray = field(default_factory=lambda: np.zeros((0, 3), dtype=np.int64))
+    confidence: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.float32))
+    action_start: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=bool))
+    walk: list[tuple[str, str, str]] = field(default_factory=list)
+    plan: Any = None
+    features: np.ndarray = field(default_factory=lambda: np.zeros((0, 0), dtype=np.float32))
+    feature_names: list[str] = field(default_factory=list)
+    seconds: dict[str, float] = field(default_factory=dict)
+
+
+def _move_frame_scores(mv: Move, s: np.ndarray, edit: Frames, starts_f: np.ndarray, ends_f: np.ndarray) -> np.ndarray:
+    """Per-frame similarity of the edit frames a move explains (empty for a CUT)."""
+    to_f = FRAME_SR / FRAME_HOP
+    t0, t1 = int(round(mv.dst_start_s * to_f)), int(round(mv.dst_end_s * to_f))
+    t1 = min(t1, s.shape[0])
+    if t1 <= t0 or mv.kind == CUT:
+        return np.zeros(0)
+    u = np.arange(t1 - t0)
+    r0 = starts_f[mv.beat]
+    if mv.kind == SIL:
+        return np.where(edit.silent[t0:t1], 1.0, 0.0)
+    if mv.kind == REV:
+        r = int(round(ends_f[mv.beat + mv.n_beats - 1])) - 1 - u
+    elif mv.kind == LOOP:
+        span = ends_f[mv.beat + mv.n_beats - 1] - r0
+        r = np.round(r0 + np.mod(u, max(span, 1.0))).astype(np.int64)
+    elif mv.kind == SPEED:
+        r = np.round(r0 + SPEED_RATES[mv.slot] * u).astype(np.int64)
+    elif mv.kind == STUT:
+        return np.full(t1 - t0, 1.0)  # scored by periodicity in the DP
+    else:
+        r = np.round(r0 + u).astype(np.int64)
+    ok = (r >= 0) & (r < s.shape[1])
+    out = np.zeros(t1 - t0)
+    out[ok] = s[t0 + u[ok], r[ok]]
+    return out
+
+
+def _stutter_slot(edit_y: np.ndarray, mv: Move, beat_s: float, dp_slot: int) -> int:
+    """Amount slot of a stutter: the shortest slice at which the span repeats."""
+    a = int(round(mv.dst_start_s * FRAME_SR))
+    b = int(round(mv.dst_end_s * FRAME_SR))
+    seg = edit_y[max(a, 0) : b].astype(np.float64)
+    for slot, v in enumerate(STUTTER_SLICES):
+        lag = int(round(v * beat_s * FRAME_SR))
+        if seg.shape[0] < 2 * lag + 64:
+            continue
+        x, y = seg[lag:], seg[:-lag]
+        den = math.sqrt(float(x @ x) * float(y @ y))
+        if den > 0 and float(x @ y) / den > 0.8:
+            return slot
+    return dp_slot
+
+
+def _sizes_for(n: int) -> list[int]:
+    """Size indices tiling ``n`` beats, largest first."""
+    out = []
+    left = n
+    while left > 0:
+        for si in range(len(vocab.SIZE_BEATS) - 1, -1, -1):
+            if vocab.SIZE_BEATS[si] <= left:
+                out.append(si)
+                left -= vocab.SIZE_BEATS[si]
+                break
+    return out
+
+
+class _ExtendedAnalysis:
+    """What ``plan_from_actions`` reads: the raw audio with the extended grid."""
+
+    def __init__(self, audio: Any, sha256: str, tempo_bpm: float, starts_s: np.ndarray, first_real: int, downbeats: np.ndarray) -> None:
+        from engine.grid import Grid
+
+        self.audio = audio
+        self.sha256 = sha256
+        n = starts_s.shape[0]
+        db = np.asarray(downbeats, dtype=np.int64) + first_real
+        self.grid = Grid(
+            tempo_bpm=float(tempo_bpm),
+            beat_times=np.asarray(starts_s, dtype=np.float64),
+            downbeats=db[(db >= 0) & (db < n)],
+            beats_per_bar=4,
+            phrase_starts=np.zeros(0, dtype=np.int64),
+        )
+
+
+def infer_pair(
+    raw_path: str | os.PathLike,
+    edit_path: str | os.PathLike,
+    *,
+    name: str | None = None,
+    cache: Any = True,
+    config: AlignConfig | None = None,
+    effects: bool = True,
+) -> PairLabels:
+    """Infer the edit that turned ``raw_path`` into ``edit_path`` (see the module docstring).
+
+    Parameters:
+        raw_path, edit_path: the two audio files (any format ``engine.audio`` reads).
+        name: pair name (default: the raw file's stem).
+        cache: the feature cache for ``engine.analysis.analyze``.
+        config: DP scores (``AlignConfig``).
+        effects: also find effects on forward-played beats (else they are KEEP).
+
+    Returns:
+        ``PairLabels``; ``alignable`` False (and no labels) when the edit
+        does not match the raw song.
+    """
+    import time
+
+    from engine.analysis import analyze
+    from engine.audio import analysis_mono, load_audio
+    from engine.plan import plan_from_actions
+
+    raw_path, edit_path = os.fspath(raw_path), os.fspath(edit_path)
+    name = name or os.path.splitext(os.path.basename(raw_path))[0]
+    seconds: dict[str, float] = {}
+    t = time.perf_counter()
+    an = analyze(raw_path, cache=cache)
+    edit_audio = load_audio(edit_path)
+    edit_y = analysis_mono(edit_audio)
+    seconds["load"] = time.perf_counter() - t
+    t = time.perf_counter()
+    raw_f = frame_features(an.y, variants=True)
+    edit_f = frame_features(edit_y)
+    starts, ends, first_real = extended_grid(an.grid.beat_times, an.audio.duration_s, tempo_bpm=an.grid.tempo_bpm)
+    seconds["frames"] = time.perf_counter() - t
+    t = time.perf_counter()
+    score, moves, s = align(raw_f, edit_f, starts, ends, edit_audio.duration_s, config=config)
+    seconds["align"] = time.perf_counter() - t
+    n_beats = an.n_beats
+    result = PairLabels(
+        name=name,
+        raw_path=raw_path,
+        edit_path=edit_path,
+        alignable=False,
+        match=0.0,
+        beat_times=np.asarray(an.grid.beat_times, dtype=np.float64),
+        features=an.features,
+        feature_names=list(an.feature_names),
+        seconds=seconds,
+    )
+    to_f = FRAME_SR / FRAME_HOP
+    starts_f, ends_f = starts * to_f, ends * to_f
+    if not moves:
+        result.reason = "no alignment path reaches the end of the edit"
+        return result
+    frame_scores = [_move_frame_scores(m, s, edit_f, starts_f, ends_f) for m in moves]
+    for m, fs in zip(moves, frame_scores):
+        m.match = float(fs.mean()) if fs.size else 1.0
+    loud = ~edit_f.silent
+    path = np.zeros(edit_f.n_frames)
+    for m, fs in zip(moves, frame_scores):
+        t0 = int(round(m.dst_start_s * to_f))
+        path[t0 : t0 + fs.size] = fs[: max(0, edit_f.n_frames - t0)]
+    result.match = float(path[loud].mean()) if loud.any() else 0.0
+    if result.match < UNALIGNABLE_SIM:
+        result.reason = f"the edit does not match the raw song (mean similarity {result.match:.2f} < {UNALIGNABLE_SIM})"
+        log.warning("%s: unalignable: %s", name, result.reason)
+        return result
+    result.alignable = True
+
+    # effects and amounts, per extended beat
+    t = time.perf_counter()
+    beat_s = float(np.median(ends - starts))
+    n_ext = starts.shape[0]
+    ext_type = ["KEEP"] * n_ext
+    ext_slot = [0] * n_ext
+    ext_conf = np.ones(n_ext, dtype=np.float32)
+    ext_group = np.zeros(n_ext, dtype=np.int64)  # moves that are one action
+    raw_sr, edit_sr = an.audio.sample_rate, edit_audio.sample_rate
+    offset = None
+    prev_fwd: Move | None = None
+    for gi, m in enumerate(moves):
+        span = range(m.beat, m.beat + m.n_beats)
+        conf = float(np.clip(m.match, 0.0, 1.0))
+        if m.kind == FWD:
+            src0 = int(round(starts[m.beat] * FRAME_SR))
+            n = int(round((ends[m.beat] - starts[m.beat]) * FRAME_SR))
+            dst0 = int(round(m.dst_start_s * FRAME_SR))
+            contiguous = (
+                prev_fwd is not None
+                and prev_fwd.beat == m.beat - 1
+                and abs(prev_fwd.dst_end_s - m.dst_start_s) < 1e-6
+            )
+            if not contiguous or offset is None:
+                offset = refine_offset(an.y, edit_y, src0, dst0, int(8 * beat_s * FRAME_SR))
+            prev_fwd = m
+            if effects:
+                d0 = src0 + offset
+                rs = int(round(starts[m.beat] * raw_sr))
+                rn = int(round((ends[m.beat] - starts[m.beat]) * raw_sr))
+                es = int(round(d0 / FRAME_SR * edit_sr))
+                en = int(round(rn / raw_sr * edit_sr))
+                raw_st = an.audio.samples[:, rs : rs + rn]
+                edit_st = edit_audio.samples[:, max(es, 0) : es + en]
+                if edit_st.shape[1] != raw_st.shape[1]:
+                    edit_st = raw_st = None
+                t0 = int(round(d0 / FRAME_HOP))
+                r0 = int(round(src0 / FRAME_HOP))
+                k = max(1, min(int(n / FRAME_HOP), edit_f.n_frames - t0, raw_f.n_frames - r0))
+                votes = None
+                if k > 0 and t0 >= 0:
+                    e = edit_f.shape[t0 : t0 + k]
+                    votes = np.array(
+                        [float(np.mean(np.sum(e * v[r0 : r0 + k], axis=1))) for v in [raw_f.shape, *raw_f.variants]]
+                    )
+                eff = beat_effect(an.y, edit_y, src0, d0, n, beat_s=beat_s, raw_st=raw_st, edit_st=edit_st, pitch_votes=votes)
+                ext_type[m.beat] = eff.type
+                ext_slot[m.beat] = eff.slot
+                conf *= float(1.0 - math.exp(-max(eff.margin, 0.0) / 0.5))
+            ext_group[m.beat] = -1  # grouped later by label
+        else:
+            prev_fwd = None
+            offset = None
+            tname = {CUT: "CUT", SIL: "SILENCE", REV: "REVERSE", LOOP: "LOOP", STUT: "STUTTER", SPEED: "SPEED"}[m.kind]
+            slot = m.slot
+            if m.kind == STUT:
+                slot = _stutter_slot(edit_y, m, float(ends[m.beat] - starts[m.beat]), m.slot)
+            for b in span:
+                ext_type[b] = tname
+                ext_slot[b] = slot
+                ext_group[b] = gi + 1
+            ext_conf[list(span)] = conf
+        if m.kind == FWD:
+            ext_conf[m.beat] = conf
+    seconds["effects"] = time.perf_counter() - t
+
+    # walk: structural moves are actions; forward beats group by label
+    walk: list[tuple[str, str, str]] = []
+    ext_size = np.zeros(n_ext, dtype=np.int64)
+    ext_start = np.zeros(n_ext, dtype=bool)
+    b = 0
+    while b < n_ext:
+        e = b + 1
+        if ext_group[b] > 0:
+            while e < n_ext and ext_group[e] == ext_group[b]:
+                e += 1
+            size_list = _sizes_for(e - b)
+        else:
+            while e < n_ext and ext_group[e] < 0 and ext_type[e] == ext_type[b] and ext_slot[e] == ext_slot[b]:
+                e += 1
+            size_list = _sizes_for(e - b)
+        tname = ext_type[b]
+        amount = "NEUTRAL" if tname in vocab.NEUTRAL_ONLY else vocab.AMOUNTS[AMOUNT_SLOTS[ext_slot[b]]]
+        c = b
+        for si in size_list:
+            walk.append((tname, vocab.SIZES[si], amount))
+            ext_start[c] = True
+            ext_size[c : c + vocab.SIZE_BEATS[si]] = si
+            c += vocab.SIZE_BEATS[si]
+        b = e
+    plan = plan_from_actions(
+        _ExtendedAnalysis(an.audio, an.sha256, an.grid.tempo_bpm, starts, first_real, an.grid.downbeats), walk
+    )
+    real = np.arange(first_real, first_real + n_beats)
+    real = np.clip(real, 0, n_ext - 1)
+    labels = np.zeros((n_beats, 3), dtype=np.int64)
+    for i, b in enumerate(real):
+        tname = ext_type[b]
+        labels[i, 0] = vocab.type_index(tname)
+        labels[i, 1] = ext_size[b]
+        labels[i, 2] = int(vocab.Amount.NEUTRAL) if tname in vocab.NEUTRAL_ONLY else AMOUNT_SLOTS[ext_slot[b]]
+    result.labels = labels
+    result.confidence = ext_conf[real].astype(np.float32)
+    result.action_start = ext_start[real]
+    result.walk = walk
+    result.plan = plan
+    return result
