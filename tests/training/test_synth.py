@@ -245,10 +245,6 @@ TRACKER_SONGS = [(200 + k, round(float(t), 1)) for k, t in enumerate(np.linspace
 # Songs the tracker (engine/grid.py) gets wrong today, and why. strict: when the tracker
 # is fixed these report XPASS as a failure, so the mark is removed and the song counts again.
 TRACKER_KNOWN_FAILURES = {
-    201: "backbeat at 85.7 BPM (snare on 2 and 4, 8th hats, 8th swing 0.16): tempo octave error, the tracker "
-    "reports 171.4 BPM (double), F 0.67 (since engine.grid 28f0f33; e89172c got it right)",
-    202: "backbeat at 101.4 BPM (driving 8th-note bass, 8th swing 0.10): tempo octave error, the tracker reports "
-    "202.8 BPM (double), F 0.67 (since engine.grid 28f0f33; e89172c got it right)",
     205: "four-on-the-floor, 148.6 BPM, 16th swing 0.12: the beat DP squeezes or drops a beat at section "
     "changes (after the snare fill into the verse and at chorus->verse), F 0.90, downbeats 0.88",
     206: "half-time groove at 164.3 BPM: tempo octave error, the tracker reports 82.2 BPM (half), F 0.66",
