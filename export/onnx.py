@@ -323,10 +323,10 @@ def export_policy(
     dynamic = {n: {0: batch, 1: window} for n in INPUT_NAMES}
     fd, tmp = tempfile.mkstemp(prefix=f".{out.stem}.", suffix=".onnx", dir=out.parent)
     os.close(fd)
-    levels = {name: logging.getLogger(name).level for name in EXPORT_LOGGERS}
+    levels = {logger_name: logging.getLogger(logger_name).level for logger_name in EXPORT_LOGGERS}
     try:
-        for name in EXPORT_LOGGERS:
-            logging.getLogger(name).setLevel(logging.WARNING)
+        for logger_name in levels:
+            logging.getLogger(logger_name).setLevel(logging.WARNING)
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             program = torch.onnx.export(
@@ -347,8 +347,8 @@ def export_policy(
         Path(tmp).unlink(missing_ok=True)
         raise
     finally:
-        for name, level in levels.items():
-            logging.getLogger(name).setLevel(level)
+        for logger_name, level in levels.items():
+            logging.getLogger(logger_name).setLevel(level)
         agent.policy_encoder.set_backend(backends[0])
         agent.value_encoder.set_backend(backends[1])
         agent.train(was_training)

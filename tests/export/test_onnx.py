@@ -57,6 +57,7 @@ def test_sidecar_describes_the_model() -> None:
     model, ckpt = tiny_model()
     doc = json.loads(model.with_suffix(".json").read_text())
     assert doc["schema"] == MODEL_SCHEMA and doc["version"] == 1 and doc["kind"] == "policy"
+    assert doc["name"] == "tiny" and doc["file"] == "tiny.onnx"
     assert doc["sha256"] == sha256_of(model)
     assert doc["vocabulary"]["types"] == list(TYPES)
     assert doc["vocabulary"]["sizes"] == list(SIZES)

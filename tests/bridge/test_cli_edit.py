@@ -1,0 +1,116 @@
+"""``editorbot edit`` and ``editorbot export-model`` end to end: a tiny exported
+policy edits a synthesized song into audio, a plan, every export and a plot;
+bad input exits 2 with one line and writes nothing."""
+
+from __future__ import annotations
+
+import json
+import logging
+from pathlib import Path
+
+import pytest
+import soundfile as sf
+
+from bridge.cli import main
+from engine.exporters.tsv import read_tsv
+from engine.plan import load_plan
+from export import runtime
+from tests.export import median_beat_s, scratch, song_analysis, song_file, tiny_model
+
+logger = logging.getLogger(__name__)
+
+
+@pytest.fixture(autouse=True)
+def _cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("EDITORBOT_CACHE", str(tmp_path / "cache"))
+
+
+def test_edit_end_to_end(capsys: pytest.CaptureFixture[str]) -> None:
+    model, _ = tiny_model()
+    song = song_file(31, 24.0)
+    analysis = song_analysis(31, 24.0)
+    out_dir = scratch("edit")
+    out = out_dir / "edited.wav"
+    target = 0.75 * analysis.audio.duration_s
+    rc = main(
+        [
+            "edit", str(song), "-o", str(out), "--model", str(model),
+            "--export", "rpp,midi", "--export", "labels,tsv",
+            "--target-duration", f"{target:.3f}", "--keep", "3-6",
+            "--plot", str(out_dir / "edit.png"), "--seed", "4", "--quiet",
+        ]
+    )  # fmt: skip
+    assert rc == 0
+    printed = capsys.readouterr().out
+    assert "duration out" in printed and "pure DP" in printed and "wrote audio" in printed
+    plan = load_plan(out_dir / "edited.plan.json")
+    assert plan.model is not None and plan.model.name == "tiny"
+    assert abs(plan.duration_s - target) <= median_beat_s(analysis)
+    info = sf.info(str(out))
+    assert abs(info.duration - plan.duration_s) < 0.01
+    for name in ("edited.rpp", "edited.mid", "edited.txt", "edited.tsv", "edit.png"):
+        assert (out_dir / name).stat().st_size > 0, name
+    assert (out_dir / "edit.png").read_bytes()[:4] == b"\x89PNG"
+    assert len(read_tsv(out_dir / "edited.tsv").segments) == len(plan.segments)
+    for line in printed.splitlines():
+        if line.startswith("CUT") or line.startswith("KEEP"):
+            assert int(line.split()[-1]) >= 1
+
+
+def test_edit_with_checkpoint_and_named_plan(capsys: pytest.CaptureFixture[str]) -> None:
+    model, ckpt = tiny_model()
+    song = song_file(31, 24.0)
+    out_dir = scratch("edit-ckpt")
+    plans = []
+    for flag, path, name in (("--checkpoint", ckpt, "a"), ("--model", model, "b")):
+        plan_path = out_dir / f"{name}.json"
+        rc = main(["edit", str(song), "-o", str(out_dir / f"{name}.flac"), flag, str(path), "--plan", str(plan_path), "--quiet"])
+        assert rc == 0
+        plans.append(json.loads(plan_path.read_text()))
+    # torch eager and ONNX take the same greedy walk
+    assert plans[0]["actions"] == plans[1]["actions"]
+    assert (out_dir / "a.flac").stat().st_size > 0
+
+
+def _run_bad(args: list[str], capsys: pytest.CaptureFixture[str]) -> str:
+    rc = main(args)
+    err = capsys.readouterr().err.strip()
+    assert rc == 2, err
+    assert len(err.splitlines()) == 1
+    return err
+
+
+def test_bad_input_exits_2(capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> None:
+    model, ckpt = tiny_model()
+    song = song_file(31, 24.0)
+    out_dir = scratch("bad")
+    out = str(out_dir / "out.wav")
+    err = _run_bad(["edit", str(out_dir / "missing.wav"), "-o", out, "--model", str(model)], capsys)
+    assert "missing.wav" in err
+    not_audio = out_dir / "notes.wav"
+    not_audio.write_text("hello")
+    assert "notes.wav" in _run_bad(["edit", str(not_audio), "-o", out, "--model", str(model)], capsys)
+    assert "--export" in _run_bad(["edit", str(song), "-o", out, "--model", str(model), "--export", "mp4"], capsys)
+    assert "--keep" in _run_bad(["edit", str(song), "-o", out, "--model", str(model), "--keep", "9-2"], capsys)
+    assert "--target-duration" in _run_bad(["edit", str(song), "-o", out, "--model", str(model), "--target-duration", "500"], capsys)
+    assert "refusing to overwrite" in _run_bad(["edit", str(song), "-o", str(song), "--model", str(model)], capsys)
+    assert "no such model" in _run_bad(["edit", str(song), "-o", out, "--model", str(out_dir / "none.onnx")], capsys)
+    # a model made for other features
+    other = out_dir / "other.onnx"
+    other.write_bytes(model.read_bytes())
+    doc = json.loads(model.with_suffix(".json").read_text())
+    doc["features"]["spec_hash"] = "1" * 64
+    other.with_suffix(".json").write_text(json.dumps(doc))
+    err = _run_bad(["edit", str(song), "-o", out, "--model", str(other)], capsys)
+    assert "other.onnx" in err and "feature spec hash" in err
+    # no model named and no default model yet
+    monkeypatch.setattr(runtime, "DEFAULT_MODEL", out_dir / "default" / "policy.onnx")
+    err = _run_bad(["edit", str(song), "-o", out], capsys)
+    assert "no model found" in err and "export-model" in err
+    # export-model on a bad checkpoint
+    junk = out_dir / "junk.pt"
+    junk.write_bytes(b"\x00" * 10)
+    assert "junk.pt" in _run_bad(["export-model", str(junk), "-o", str(out_dir / "m.onnx")], capsys)
+    # nothing was written by any of the refused runs
+    assert not (out_dir / "out.wav").exists() and not (out_dir / "out.plan.json").exists()
+    assert not (out_dir / "m.onnx").exists() and not (out_dir / "m.json").exists()

@@ -1,0 +1,127 @@
+"""export.retime: target durations met within one beat (50%..150%) by the
+policy-guided search and the pure DP retimer, keep ranges preserved, the
+splice cost shared and reported next to the baseline."""
+
+from __future__ import annotations
+
+import logging
+
+import numpy as np
+import pytest
+
+from engine.errors import BadInput
+from engine.features import feature_names
+from engine.plan import beat_spans, plan_from_actions
+from engine.render import render_plan
+from export.retime import SpliceCost, parse_keep, protected_beats, retime, walk_splice_cost
+from export.runtime import OnnxPolicy, SongInputs, plan_analysis, song_logprobs
+from tests.export import median_beat_s, song_analysis, tiny_model
+
+logger = logging.getLogger(__name__)
+
+RATIOS = (0.5, 0.65, 0.8, 1.0, 1.2, 1.35, 1.5)
+SONGS = ((21, 22.0), (22, 38.0))
+
+
+@pytest.mark.parametrize("seed,duration_s", SONGS)
+def test_target_duration_met_within_one_beat(seed: int, duration_s: float) -> None:
+    analysis = song_analysis(seed, duration_s)
+    assert 20.0 <= analysis.audio.duration_s <= 42.0
+    beat_s = median_beat_s(analysis)
+    model, _ = tiny_model()
+    lp = song_logprobs(OnnxPolicy(model, device="cpu"), SongInputs.of(analysis))
+    for ratio in RATIOS:
+        target = ratio * analysis.audio.duration_s
+        for logprobs in (None, lp):
+            result = retime(analysis, target, logprobs=logprobs)
+            plan = plan_from_actions(analysis, result.walk)
+            assert abs(plan.duration_s - target) <= beat_s, (ratio, logprobs is None, plan.duration_s, target)
+            if ratio != 1.0:
+                assert any(a.type in ("CUT", "LOOP") for a in plan.actions)
+
+
+def test_keep_ranges_survive_unchanged() -> None:
+    analysis = song_analysis(21, 22.0)
+    audio = analysis.audio
+    keep = [(4.0, 7.5), (15.0, 17.0)]
+    starts, ends = beat_spans(analysis.grid.beat_times, audio.duration_s, tempo_bpm=analysis.grid.tempo_bpm)
+    prot = protected_beats(starts, ends, keep)
+    model, _ = tiny_model()
+    lp = song_logprobs(OnnxPolicy(model, device="cpu"), SongInputs.of(analysis))
+    for ratio in (0.55, 1.45):
+        for logprobs in (None, lp):
+            result = retime(analysis, ratio * audio.duration_s, logprobs=logprobs, keep=keep)
+            plan = plan_from_actions(analysis, result.walk)
+            rendered = render_plan(plan, audio.samples, audio.sample_rate)
+            for lo, hi in keep:
+                # the beats covering the range play once, as one plain KEEP run
+                b = np.flatnonzero(prot & (starts < hi) & (ends > lo))
+                s0, s1 = starts[b[0]], ends[b[-1]]
+                covering = [s for s in plan.segments if s.src_start_s < s1 - 1e-6 and s.src_end_s > s0 + 1e-6]
+                assert len(covering) == 1, (ratio, [(s.src_start_s, s.src_end_s, s.action) for s in covering])
+                seg = covering[0]
+                assert seg.action == "KEEP" and not seg.effects and seg.gain_db == 0.0 and seg.rate == 1.0
+                assert seg.src_start_s <= s0 + 1e-6 and seg.src_end_s >= s1 - 1e-6
+                # and the audio is the source's (away from the splice crossfades)
+                sr = audio.sample_rate
+                a = int(round((s0 - seg.src_start_s + seg.dst_start_s) * sr)) + sr // 20
+                n = int((s1 - s0) * sr) - sr // 10
+                src0 = int(round(s0 * sr)) + sr // 20
+                np.testing.assert_allclose(rendered[:, a : a + n], audio.samples[:, src0 : src0 + n], atol=1e-5)
+
+
+def test_policy_retime_reports_continuity_next_to_baseline() -> None:
+    analysis = song_analysis(22, 38.0)
+    model, _ = tiny_model()
+    policy = OnnxPolicy(model, device="cpu")
+    for ratio in (0.6, 1.3):
+        decision = plan_analysis(analysis, policy, target_duration_s=ratio * analysis.audio.duration_s)
+        assert decision.baseline_splice_cost is not None
+        splice = SpliceCost(analysis.features, analysis.feature_names)
+        assert decision.splice_cost == pytest.approx(walk_splice_cost(decision.walk, splice))
+        # the pure DP minimises exactly this cost over the same moves and length
+        assert decision.baseline_splice_cost <= decision.splice_cost + 1e-9
+        assert decision.splice_cost > 0 and decision.plan.model.name == "tiny"
+
+
+def test_pure_dp_objective_is_the_splice_cost() -> None:
+    analysis = song_analysis(21, 22.0)
+    result = retime(analysis, 0.7 * analysis.audio.duration_s)
+    splice = SpliceCost(analysis.features, analysis.feature_names)
+    assert result.score == pytest.approx(-result.splice_cost)
+    assert result.splice_cost == pytest.approx(walk_splice_cost(result.walk, splice))
+
+
+def test_splice_cost_terms() -> None:
+    """0 for the source's own continuation; more for breaking the meter or a sustained note."""
+    names = feature_names()
+    n = 16
+    x = np.zeros((n, len(names)))
+    phase = 2 * np.pi * (np.arange(n) % 4) / 4
+    x[:, names.index("beat_phase_sin")] = np.sin(phase)
+    x[:, names.index("beat_phase_cos")] = np.cos(phase)
+    x[:, names.index("onset_strength")] = 1.0
+    x[:, names.index("rms")] = 0.5
+    x[9, names.index("onset_strength")] = 0.0  # beat 9: a note held through it
+    x[9, names.index("rms")] = 1.0
+    cost = SpliceCost(x, names)
+    assert np.all(cost.cost(np.arange(n - 1), np.arange(1, n)) == 0.0)
+    on_meter = float(cost.cost(3, 8))  # after beat 3 comes a downbeat: beat 8 is one
+    off_meter = float(cost.cost(3, 6))
+    into_held_note = float(cost.cost(4, 9))  # 9 is not on the meter of 5 either: compare same phase
+    same_phase_clean = float(cost.cost(4, 13))
+    assert on_meter < off_meter
+    assert into_held_note > same_phase_clean
+    assert cost.sustain.argmax() == 9
+
+
+def test_bad_targets_and_keep_ranges() -> None:
+    analysis = song_analysis(21, 22.0)
+    with pytest.raises(BadInput, match="--target-duration.*50%..150%"):
+        retime(analysis, 0.3 * analysis.audio.duration_s)
+    with pytest.raises(BadInput, match="--target-duration"):
+        retime(analysis, 1.7 * analysis.audio.duration_s)
+    for bad in ("5", "a-b", "9-3", "-1-2"):
+        with pytest.raises(BadInput, match="--keep"):
+            parse_keep(bad)
+    assert parse_keep("1.5-3") == (1.5, 3.0)

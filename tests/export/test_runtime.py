@@ -1,0 +1,203 @@
+"""export.runtime: model checks on load, provider fallback, batched log-probs
+against torch, masks in walks, the fixed-point walk against a step-by-step
+walk, and observations equal to the training environment's."""
+
+from __future__ import annotations
+
+import json
+import logging
+import shutil
+
+import numpy as np
+import pytest
+
+from engine.actions import AMOUNT_MASK, SIZE_BEATS, TYPES, FactoredAction, action_masks
+from engine.errors import BadInput
+from export import runtime
+from export.onnx import TorchPolicy
+from export.runtime import (
+    DONE_LAYOUT,
+    POSITION_LAYOUT,
+    OnnxPolicy,
+    SongInputs,
+    WalkHistory,
+    build_observations,
+    decide,
+    evaluate,
+    load_policy,
+    policy_walk,
+    song_logprobs,
+)
+from tests.export import scratch, song_analysis, tiny_agent, tiny_model
+
+logger = logging.getLogger(__name__)
+
+
+def _copy_model(name: str, edit) -> str:
+    """Copy the tiny model and its sidecar, letting ``edit(doc)`` change the sidecar."""
+    model, _ = tiny_model()
+    folder = scratch(name)
+    out = folder / "model.onnx"
+    shutil.copy(model, out)
+    doc = json.loads(model.with_suffix(".json").read_text())
+    edit(doc)
+    out.with_suffix(".json").write_text(json.dumps(doc))
+    return str(out)
+
+
+def test_loads_and_names_its_provider(caplog: pytest.LogCaptureFixture) -> None:
+    model, _ = tiny_model()
+    with caplog.at_level(logging.INFO, logger="export.runtime"):
+        policy = OnnxPolicy(model, device="cpu")
+    assert policy.provider == "CPUExecutionProvider"
+    assert any("runs on CPUExecutionProvider" in r.getMessage() for r in caplog.records)
+
+
+def test_other_feature_spec_is_refused() -> None:
+    path = _copy_model("hash", lambda d: d["features"].update(spec_hash="0" * 64))
+    with pytest.raises(BadInput) as err:
+        OnnxPolicy(path)
+    assert path in str(err.value) and "feature spec hash 000000000000 does not match" in str(err.value)
+
+
+def test_unknown_version_and_changed_file_are_refused() -> None:
+    path = _copy_model("version", lambda d: d.update(version=99))
+    with pytest.raises(BadInput, match="model format version 99"):
+        OnnxPolicy(path)
+    path = _copy_model("sha", lambda d: d.update(sha256="f" * 64))
+    with pytest.raises(BadInput, match="sha256 differs"):
+        OnnxPolicy(path)
+    path = _copy_model("layout", lambda d: d["observation"].update(done=list(reversed(DONE_LAYOUT))))
+    with pytest.raises(BadInput, match="observation layout"):
+        OnnxPolicy(path)
+
+
+def test_missing_default_model_says_how_to_make_one(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(runtime, "DEFAULT_MODEL", scratch("nodefault") / "policy.onnx")
+    with pytest.raises(BadInput, match="no model found.*export-model"):
+        load_policy(None)
+
+
+def test_cuda_request_falls_back_to_cpu(caplog: pytest.LogCaptureFixture) -> None:
+    import onnxruntime as ort
+
+    if "CUDAExecutionProvider" in ort.get_available_providers():
+        pytest.skip("this onnxruntime has CUDA: the fallback cannot be provoked")
+    model, _ = tiny_model()
+    with caplog.at_level(logging.INFO, logger="export.runtime"):
+        policy = OnnxPolicy(model, device="cuda")
+    assert policy.provider == "CPUExecutionProvider"
+    errors = [r for r in caplog.records if r.levelno == logging.ERROR]
+    assert len(errors) == 1 and "CUDA was asked for" in errors[0].getMessage()
+    assert "running on CPUExecutionProvider" in errors[0].getMessage()
+    # and it runs
+    song = SongInputs.of(song_analysis(11, 20.0))
+    assert np.isfinite(song_logprobs(policy, song).value).all()
+
+
+def test_song_logprobs_match_torch_and_masks() -> None:
+    model, ckpt = tiny_model()
+    song = SongInputs.of(song_analysis(11, 20.0))
+    onnx_lp = song_logprobs(OnnxPolicy(model, device="cpu"), song, batch_size=7)  # several calls
+    torch_lp = song_logprobs(TorchPolicy(ckpt), song)
+    for name in ("type", "size", "amount", "value"):
+        got, want = getattr(onnx_lp, name), getattr(torch_lp, name)
+        assert np.array_equal(np.isinf(got), np.isinf(want)), name
+        finite = np.isfinite(want)
+        np.testing.assert_allclose(got[finite], want[finite], atol=1e-4, err_msg=name)
+    n = song.n_beats
+    for c in range(n):
+        t, s, a = action_masks(c, n)
+        assert np.array_equal(np.isfinite(onnx_lp.size[c]), s)
+        assert np.array_equal(np.isfinite(onnx_lp.amount[c]), a)
+        np.testing.assert_allclose(np.exp(onnx_lp.type[c]).sum(), 1.0, rtol=1e-6)
+
+
+def _stepwise_walk(policy, song: SongInputs, *, seed: int | None, protected=None) -> list[FactoredAction]:
+    """Reference: one batch-1 evaluation per step, with the walk's own history."""
+    n = song.n_beats
+    uniforms = None if seed is None else np.random.default_rng(seed).random((n, 3))
+    steps: list[tuple[int, FactoredAction]] = []
+    cursor = 0
+    while cursor < n:
+        obs = build_observations(
+            song, np.array([cursor]), WalkHistory.of(steps, n), window=policy.spec.window, n_pos_feats=4
+        )
+        lp = evaluate(policy, obs, np.array([cursor]), n)
+        a = decide(lp.type[0], lp.size[0], lp.amount[0], cursor, n, protected=protected, u=None if uniforms is None else uniforms[cursor])
+        steps.append((cursor, a))
+        cursor = min(cursor + a.beats, n)
+    return [a for _, a in steps]
+
+
+@pytest.mark.parametrize("seed", [None, 5])
+def test_batched_walk_equals_stepwise_walk(seed: int | None) -> None:
+    model, _ = tiny_model()
+    policy = OnnxPolicy(model, device="cpu")
+    song = SongInputs.of(song_analysis(11, 20.0))
+    result = policy_walk(policy, song, seed=seed)
+    assert result.walk == _stepwise_walk(policy, song, seed=seed)
+    assert len({a.type for a in result.walk}) > 1  # a walk of some variety, not all KEEP
+    assert result.rounds < len(result.walk) + 2
+
+
+def test_sampling_respects_masks_and_protected_beats() -> None:
+    model, _ = tiny_model()
+    policy = OnnxPolicy(model, device="cpu")
+    song = SongInputs.of(song_analysis(11, 20.0))
+    n = song.n_beats
+    protected = np.zeros(n, dtype=bool)
+    protected[10:18] = True
+    walks = set()
+    for seed in range(12):
+        result = policy_walk(policy, song, seed=seed, protected=protected)
+        walks.add(tuple(result.walk))
+        assert sum(min(SIZE_BEATS[a.size_idx], n - c) for a, c in zip(result.walk, result.cursors)) == n
+        for a, c in zip(result.walk, result.cursors):
+            t_mask, s_mask, a_mask = action_masks(c, n)
+            assert t_mask[a.type_idx] and s_mask[a.size_idx] and a_mask[a.type_idx, a.amount_idx]
+            assert AMOUNT_MASK[a.type_idx, a.amount_idx]
+            if protected[c : min(c + a.beats, n)].any():
+                assert a.type == "KEEP", (c, a)
+    assert len(walks) > 6  # seeds matter
+    assert policy_walk(policy, song, seed=3).walk == policy_walk(policy, song, seed=3).walk
+
+
+def test_observations_equal_the_training_env() -> None:
+    """Same arrays as training.env.EditEnv after the same steps (6 position columns)."""
+    from training.dataset import Episode
+    from training.env import DONE_COLUMNS, POSITION_COLUMNS, EditEnv
+
+    assert DONE_LAYOUT == DONE_COLUMNS and POSITION_LAYOUT == POSITION_COLUMNS
+    analysis = song_analysis(11, 20.0)
+    song = SongInputs.of(analysis)
+    cfg = tiny_agent(n_pos_feats=6).config
+    episode = Episode(
+        name="song",
+        features=song.features,
+        downbeats=np.asarray(analysis.grid.downbeats),
+        phrase_starts=song.phrase_starts,
+        tempo_bpm=float(analysis.grid.tempo_bpm),
+        target_beats=40.0,
+    )
+    env = EditEnv([episode], cfg)
+    obs, _ = env.reset(options={"song": 0})
+    rng = np.random.default_rng(0)
+    steps: list[tuple[int, FactoredAction]] = []
+    cursor = 0
+    n = song.n_beats
+    while cursor < n:
+        mine = build_observations(
+            song, np.array([cursor]), WalkHistory.of(steps, n), window=cfg.window, n_pos_feats=6, target_beats=40.0
+        )
+        for name in ("features", "done", "position"):
+            np.testing.assert_allclose(getattr(mine, name)[0], obs[name], atol=1e-6, err_msg=f"{name} at {cursor}")
+        assert np.array_equal(mine.padding_mask[0], obs["padding_mask"].astype(bool))
+        t = int(rng.choice([TYPES.index(x) for x in ("KEEP", "CUT", "LOOP", "SPEED", "GAIN")]))
+        allowed_sizes = np.flatnonzero(action_masks(cursor, n)[1])
+        a = FactoredAction(t, int(rng.choice(allowed_sizes)), int(rng.choice(np.flatnonzero(AMOUNT_MASK[t]))))
+        obs, _, terminated, _, info = env.step(np.array(a))
+        assert not info["invalid_action"]
+        steps.append((cursor, a))
+        cursor = min(cursor + a.beats, n)
+    assert terminated
