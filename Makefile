@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed-stamp
 DEMO_DIR ?= demo
 PYTEST_ARGS ?=
 
-.PHONY: install demo test bench clean
+.PHONY: install demo test bench gpu clean
 
 install: $(STAMP)
 
@@ -30,6 +30,13 @@ test: $(STAMP)
 
 bench: $(STAMP)
 	@for b in bench/*.py; do echo "== $$b"; $(PY) $$b || exit 1; done
+
+# GPU inference: onnxruntime-gpu replaces onnxruntime (the two cannot share an
+# environment). Without CUDA libraries the runtime logs an error and uses the CPU.
+gpu: $(STAMP)
+	$(PY) -m pip uninstall -q -y onnxruntime
+	$(PY) -m pip install -q "onnxruntime-gpu>=1.18"
+	$(PY) -c "import onnxruntime as ort; print('onnxruntime providers:', ', '.join(ort.get_available_providers()))"
 
 clean:
 	rm -rf $(VENV) $(DEMO_DIR) .pytest_cache
