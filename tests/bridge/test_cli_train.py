@@ -1,0 +1,81 @@
+"""``editorbot train rl``: trains from a real pair folder, resumes, and answers
+bad input with exit 2 and one stderr line naming the file or flag."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import torch
+
+from bridge.cli import main
+from training.data.pairs import make_synth_pair
+from training.ppo import load_checkpoint
+
+TINY = ["--hidden", "32", "--heads", "2", "--layers", "1", "--kernel", "5", "--window", "16",
+        "--value-hidden", "16", "--value-heads", "2", "--batch-size", "32", "--num-envs", "2",
+        "--num-minibatches", "2", "--grad-accum", "2", "--update-epochs", "1", "--checkpoint-every", "1"]
+
+
+@pytest.fixture(scope="module")
+def pair_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    out = tmp_path_factory.mktemp("pairs")
+    make_synth_pair(3, "radio_edit", out, duration_s=16)
+    return out
+
+
+@pytest.fixture(autouse=True)
+def _cache(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("EDITORBOT_CACHE", str(tmp_path_factory.getbasetemp() / "cache"))
+    torch.set_num_threads(1)
+
+
+def test_train_rl_from_pairs_then_resume(pair_dir: Path, tmp_path: Path) -> None:
+    save = tmp_path / "run"
+    argv = ["train", "rl", "--data-dir", str(pair_dir), "--save-dir", str(save), "--quiet", *TINY,
+            "--bc-epochs", "2", "--bc-batch-size", "8", "--reward", "density=0.3"]
+    assert main([*argv, "--max-updates", "2"]) == 0
+    ckpt = load_checkpoint(save / "last.pt")
+    assert ckpt["update"] == 2 and ckpt["bc_epochs"] == 2
+    assert ckpt["agent_config"]["hidden"] == 32 and ckpt["ppo_config"]["batch_size"] == 32
+    assert ckpt["reward_weights"]["density"] == 0.3
+    assert main([*argv, "--max-updates", "3", "--resume"]) == 0
+    assert load_checkpoint(save / "last.pt")["update"] == 3
+
+
+def test_python_m_form_parses_the_same_flags(pair_dir: Path, tmp_path: Path) -> None:
+    from training.train import main as train_main
+
+    save = tmp_path / "run"
+    assert train_main(["--quiet", "rl", "--data-dir", str(pair_dir), "--save-dir", str(save), *TINY,
+                       "--max-updates", "1", "--no-mixed-precision"]) == 0
+    assert load_checkpoint(save / "last.pt")["ppo_config"]["mixed_precision"] is False
+
+
+@pytest.mark.parametrize(
+    "extra, names",
+    [
+        (["--data-dir", "/nonexistent/pairs"], "/nonexistent/pairs"),
+        (["--reward", "bogus=1"], "--reward"),
+        (["--batch-size", "33"], "flags"),
+        (["--bc-mixed", "/nonexistent/bc.npz"], "/nonexistent/bc.npz"),
+    ],
+)
+def test_bad_input_exits_2_with_one_line(
+    pair_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str], extra: list[str], names: str
+) -> None:
+    argv = ["train", "rl", "--data-dir", str(pair_dir), "--save-dir", str(tmp_path / "run"), "--quiet", *TINY, *extra]
+    assert main(argv) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and names in err[0]
+    assert not (tmp_path / "run" / "last.pt").exists()
+
+
+def test_unlabelled_data_cannot_do_bc(pair_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    bare = tmp_path / "bare"
+    (bare / "input").mkdir(parents=True)
+    for wav in (pair_dir / "input").iterdir():
+        (bare / "input" / wav.name).write_bytes(wav.read_bytes())
+    assert main(["train", "rl", "--data-dir", str(bare), "--save-dir", str(tmp_path / "run"), "-q", *TINY,
+                 "--bc-only"]) == 2
+    assert "labels" in capsys.readouterr().err
