@@ -743,6 +743,7 @@ BAND_NFFT = 1024
 BAND_HOP = 256
 N_EFFECT_BANDS = 24
 KEEP_DB = 0.35  # mean band difference (dB) under which a forward beat is unchanged
+KEEP_BAND_DB = 0.6  # ... and no band's mean level moved more than this
 PRE_ROLL_S = 0.25  # source audio fed to candidate effects before the beat
 LINEAR_TYPES = ("GAIN", "LOWPASS", "HIGHPASS", "BASS", "TREBLE")
 RENDER_TYPES = ("REVERB", "DELAY", "DISTORTION", "COMPRESS")
@@ -906,7 +907,8 @@ def beat_effect(
     ref = np.maximum(b_r, b_e)
     weight = (ref > ref.max() - 60.0).astype(np.float64)
     cands: list[tuple[float, str, int]] = [(_band_distance(b_r, b_e, weight), "KEEP", 0)]
-    if cands[0][0] < KEEP_DB:
+    band_shift = np.abs(((b_e - b_r) * weight).sum(axis=0) / np.maximum(weight.sum(axis=0), 1e-9))
+    if cands[0][0] < KEEP_DB and float(band_shift.max()) < KEEP_BAND_DB:
         w = _width_slot(raw_st, edit_st) if raw_st is not None and edit_st is not None else None
         if w is not None:
             return BeatEffect("WIDTH", w[0], cands[0][0], 1.0)
@@ -1050,6 +1052,15 @@ def _sizes_for(n: int) -> list[int]:
     return out
 
 
+def _one_blas_thread() -> Any:
+    """Limit BLAS to one thread until ``.restore_original_limits()``; None without threadpoolctl."""
+    try:
+        from threadpoolctl import threadpool_limits
+    except ImportError:  # pragma: no cover - a librosa dependency
+        return None
+    return threadpool_limits(limits=1, user_api="blas")
+
+
 class _ExtendedAnalysis:
     """What ``plan_from_actions`` reads: the raw audio with the extended grid."""
 
@@ -1145,8 +1156,10 @@ def infer_pair(
         return result
     result.alignable = True
 
-    # effects and amounts, per extended beat
+    # effects and amounts, per extended beat; many tiny BLAS products: one thread
+    # (idle BLAS threads spinning against other processes cost ~10x here)
     t = time.perf_counter()
+    limiter = _one_blas_thread()
     beat_s = float(np.median(ends - starts))
     n_ext = starts.shape[0]
     ext_type = ["KEEP"] * n_ext
@@ -1209,6 +1222,8 @@ def infer_pair(
             ext_conf[list(span)] = conf
         if m.kind == FWD:
             ext_conf[m.beat] = conf
+    if limiter is not None:
+        limiter.restore_original_limits()
     seconds["effects"] = time.perf_counter() - t
 
     # walk: structural moves are actions; forward beats group by label
