@@ -510,6 +510,13 @@ def write_audio(
 
             with AudioFile(tmp, "w", samplerate=int(sample_rate), num_channels=data.shape[0]) as f:
                 f.write(data)
+        elif sf_format == "WAV" and subtype == "FLOAT":
+            # libsndfile adds a PEAK chunk stamped with the wall-clock second to
+            # float WAVs, so the same audio would give different bytes; scipy
+            # writes the plain IEEE-float WAV and keeps writes reproducible.
+            from scipy.io import wavfile
+
+            wavfile.write(tmp, int(sample_rate), np.ascontiguousarray(data.T))
         else:
             import soundfile as sf
 

@@ -17,10 +17,10 @@ DURATION = "15"
 
 
 def _files(root: Path) -> dict[str, bytes]:
-    """Raw and label files under ``root`` by relative path (edits carry a write-time stamp)."""
+    """Raw, edit and label files under ``root`` by relative path."""
     return {
         str(p.relative_to(root)): p.read_bytes()
-        for d in ("input", "labels")
+        for d in ("input", "desired_output", "labels")
         for p in sorted((root / d).glob("*"))
     }
 

@@ -286,12 +286,15 @@ def test_write_replaces_atomically_and_cleans_up_on_failure(tmp_path, monkeypatc
     with pytest.raises(ValueError):
         write_audio(out, np.full((2, 44100), np.nan, np.float32), 44100)
 
-    def crash_midway(file, data, samplerate, **kwargs):
+    def crash_midway(file, *args, **kwargs):
         with open(file, "wb") as f:
             f.write(b"RIFF half a header")
         raise OSError("disk full")
 
+    from scipy.io import wavfile
+
     monkeypatch.setattr(sf, "write", crash_midway)
+    monkeypatch.setattr(wavfile, "write", crash_midway)  # float WAVs are written by scipy
     with pytest.raises(OSError, match="disk full"):
         write_audio(out, tone(44100, level=0.1), 44100)
     assert digest(out) == first

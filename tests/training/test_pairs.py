@@ -34,20 +34,8 @@ DURATION_S = 20.0
 
 
 def wav_bytes(path: str | os.PathLike) -> bytes:
-    """A WAV file's bytes with the PEAK chunk's timestamp zeroed.
-
-    libsndfile adds a PEAK chunk to float WAVs holding the wall-clock second
-    of the write; everything else (header, peaks, samples) must match.
-    """
-    data = bytearray(Path(path).read_bytes())
-    assert data[:4] == b"RIFF" and data[8:12] == b"WAVE"
-    pos = 12
-    while pos + 8 <= len(data):
-        chunk, size = bytes(data[pos : pos + 4]), int.from_bytes(data[pos + 4 : pos + 8], "little")
-        if chunk == b"PEAK":
-            data[pos + 12 : pos + 16] = bytes(4)  # after the 4-byte version
-        pos += 8 + size + (size & 1)
-    return bytes(data)
+    """A WAV file's exact bytes: writes are reproducible, with no time stamp inside."""
+    return Path(path).read_bytes()
 
 
 @pytest.fixture(scope="module")

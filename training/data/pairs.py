@@ -2,9 +2,7 @@
 
 Layout of a pair directory (``training_data/`` by default, see its README):
 
-- ``input/NAME_raw.wav``: the raw song (24-bit PCM WAV; a float WAV would
-  carry libsndfile's PEAK chunk, whose write-time stamp changes its bytes
-  and so the sha256 the plan records).
+- ``input/NAME_raw.wav``: the raw song (24-bit PCM WAV).
 - ``desired_output/NAME_edit.wav``: the edit, rendered from the label plan
   by ``engine.render.render_plan`` and written by
   ``engine.audio.write_audio``: the same bytes ``editorbot render`` writes
@@ -23,9 +21,7 @@ edits a user's song on the grid ``engine.analysis.analyze`` finds.
 Determinism: a pair depends only on its seed, style and duration; the song
 comes from ``synth_song(seed)`` and the editor's choices from
 ``editor_rng(seed, style)``. The same arguments give the same bytes in all
-raw and label files, whichever worker process makes them, and the same
-samples in the edit (float WAV, as ``editorbot render`` writes it; its PEAK
-chunk holds the second it was written).
+raw, edit and label files, whichever worker process makes them.
 """
 
 from __future__ import annotations
