@@ -1267,3 +1267,389 @@ def infer_pair(
     result.walk = walk
     result.plan = plan
     return result
+
+
+# --------------------------------------------------------------------------- evaluation
+
+STRUCTURAL_TYPES: tuple[str, ...] = ("KEEP", "CUT", "LOOP", "REVERSE", "STUTTER", "SILENCE")
+
+
+def truth_on_beats(plan_doc: dict[str, Any], beat_times: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """True (type, amount) indices of each analysed beat from a label plan's actions.
+
+    A beat takes the action whose source span holds its middle (KEEP/NEUTRAL
+    where none does). Works whatever grid the plan was made on.
+
+    Returns ``type_idx (n,)``, ``amount_idx (n,)`` int64.
+    """
+    bt = np.asarray(beat_times, dtype=np.float64)
+    n = bt.shape[0]
+    period = float(np.median(np.diff(bt))) if n > 1 else 0.5
+    mids = bt + 0.5 * np.append(np.diff(bt), period) if n else bt
+    t = np.zeros(n, dtype=np.int64)
+    a = np.full(n, int(vocab.Amount.NEUTRAL), dtype=np.int64)
+    for act in plan_doc.get("actions", []):
+        sel = (mids >= act["start_s"]) & (mids < act["end_s"])
+        t[sel] = vocab.type_index(act["type"])
+        a[sel] = vocab.amount_index(act["amount"])
+    return t, a
+
+
+def _boundaries_true(plan_doc: dict[str, Any], beat_times: np.ndarray) -> list[float]:
+    """Start and end (in fractional analysed-beat units) of every non-KEEP label action."""
+    bt = np.asarray(beat_times, dtype=np.float64)
+    idx = np.arange(bt.shape[0], dtype=np.float64)
+    out = []
+    for act in plan_doc.get("actions", []):
+        if act["type"] == "KEEP":
+            continue
+        for x in (act["start_s"], act["end_s"]):
+            if bt[0] - 1e-6 <= x <= bt[-1] + 1e-6:
+                out.append(float(np.interp(x, bt, idx)))
+    return out
+
+
+def _boundaries_pred(labels: np.ndarray, action_start: np.ndarray) -> np.ndarray:
+    """Beat indices where a predicted non-KEEP action starts or ends."""
+    n = labels.shape[0]
+    keep = vocab.type_index("KEEP")
+    out = set()
+    for i in range(n):
+        if not action_start[i] or labels[i, 0] == keep:
+            continue
+        out.add(i)
+        j = i + 1
+        while j < n and not action_start[j]:
+            j += 1
+        out.add(j)
+    return np.asarray(sorted(out), dtype=np.float64)
+
+
+@dataclass
+class Evaluation:
+    """Label inference against true labels, over all evaluated beats.
+
+    Attributes:
+        n_pairs, n_beats: how much was compared.
+        beat_accuracy: share of beats whose type is right.
+        structural_accuracy: the same over beats whose true type is structural.
+        macro_f1: mean F1 over the types present in the truth or the predictions.
+        amount_accuracy: share of right amounts where the type is right (amount types only).
+        boundary_within_1: share of true non-KEEP action edges with a predicted edge within 1 beat.
+        per_type: type -> (precision, recall, f1, support).
+        unalignable: names of pairs reported unalignable.
+    """
+
+    n_pairs: int = 0
+    n_beats: int = 0
+    beat_accuracy: float = float("nan")
+    structural_accuracy: float = float("nan")
+    macro_f1: float = float("nan")
+    amount_accuracy: float = float("nan")
+    boundary_within_1: float = float("nan")
+    per_type: dict[str, tuple[float, float, float, int]] = field(default_factory=dict)
+    unalignable: list[str] = field(default_factory=list)
+
+    def lines(self) -> list[str]:
+        """Human-readable report lines."""
+        out = [
+            f"pairs {self.n_pairs}, beats {self.n_beats}, unalignable {len(self.unalignable)}",
+            f"beat accuracy {self.beat_accuracy:.4f}; structural types {self.structural_accuracy:.4f}; "
+            f"macro-F1 {self.macro_f1:.4f}; amount accuracy {self.amount_accuracy:.4f}; "
+            f"boundaries within 1 beat {self.boundary_within_1:.4f}",
+            f"{'type':<11} {'precision':>9} {'recall':>7} {'f1':>6} {'support':>8}",
+        ]
+        for t, (p, r, f, n) in self.per_type.items():
+            out.append(f"{t:<11} {p:9.3f} {r:7.3f} {f:6.3f} {n:8d}")
+        return out
+
+
+class Evaluator:
+    """Accumulates ``PairLabels`` against label plans; ``result()`` gives the ``Evaluation``."""
+
+    def __init__(self) -> None:
+        self.true_t: list[np.ndarray] = []
+        self.true_a: list[np.ndarray] = []
+        self.pred: list[np.ndarray] = []
+        self.bound_hits = 0
+        self.bound_total = 0
+        self.unalignable: list[str] = []
+        self.n_pairs = 0
+
+    def add(self, result: PairLabels, plan_doc: dict[str, Any]) -> None:
+        """Compare one pair (``plan_doc``: the label file's plan as a dict)."""
+        self.n_pairs += 1
+        if not result.alignable:
+            self.unalignable.append(result.name)
+            return
+        t, a = truth_on_beats(plan_doc, result.beat_times)
+        self.true_t.append(t)
+        self.true_a.append(a)
+        self.pred.append(result.labels)
+        pb = _boundaries_pred(result.labels, result.action_start)
+        for x in _boundaries_true(plan_doc, result.beat_times):
+            self.bound_total += 1
+            if pb.size and float(np.min(np.abs(pb - x))) <= 1.0 + 1e-6:
+                self.bound_hits += 1
+
+    def result(self) -> Evaluation:
+        ev = Evaluation(n_pairs=self.n_pairs, unalignable=list(self.unalignable))
+        if not self.pred:
+            return ev
+        tt = np.concatenate(self.true_t)
+        ta = np.concatenate(self.true_a)
+        pred = np.concatenate(self.pred)
+        pt, pa = pred[:, 0], pred[:, 2]
+        ev.n_beats = int(tt.shape[0])
+        ev.beat_accuracy = float(np.mean(pt == tt))
+        structural = np.isin(tt, [vocab.type_index(x) for x in STRUCTURAL_TYPES])
+        ev.structural_accuracy = float(np.mean(pt[structural] == tt[structural])) if structural.any() else float("nan")
+        f1s = []
+        for i, name in enumerate(vocab.TYPES):
+            tp = int(np.sum((pt == i) & (tt == i)))
+            n_pred, n_true = int(np.sum(pt == i)), int(np.sum(tt == i))
+            if n_pred == 0 and n_true == 0:
+                continue
+            p = tp / n_pred if n_pred else 0.0
+            r = tp / n_true if n_true else 0.0
+            f = 2 * p * r / (p + r) if p + r else 0.0
+            ev.per_type[name] = (p, r, f, n_true)
+            f1s.append(f)
+        ev.macro_f1 = float(np.mean(f1s)) if f1s else float("nan")
+        amount_types = np.array([t not in vocab.NEUTRAL_ONLY for t in vocab.TYPES])
+        right = (pt == tt) & amount_types[tt]
+        ev.amount_accuracy = float(np.mean(pa[right] == ta[right])) if right.any() else float("nan")
+        ev.boundary_within_1 = self.bound_hits / self.bound_total if self.bound_total else float("nan")
+        return ev
+
+
+# --------------------------------------------------------------------------- dataset
+
+AUDIO_SUFFIXES = (".wav", ".flac", ".mp3", ".ogg", ".aif", ".aiff")
+
+
+def find_pairs(data_dir: str | os.PathLike) -> list[tuple[str, str, str, str | None]]:
+    """``(name, raw_path, edit_path, label_path or None)`` for every pair in a data directory.
+
+    A pair is ``input/NAME_raw.*`` with ``desired_output/NAME_edit.*``;
+    ``labels/NAME.json`` when present.
+    """
+    from engine.errors import BadInput
+
+    root = os.fspath(data_dir)
+    if not os.path.isdir(root):
+        raise BadInput(root, "data directory not found")
+    inp, out, lab = (os.path.join(root, d) for d in ("input", "desired_output", "labels"))
+    if not os.path.isdir(inp):
+        raise BadInput(root, "no input/ folder (NAME_raw.wav files)")
+    edits = {}
+    if os.path.isdir(out):
+        for f in os.listdir(out):
+            stem, ext = os.path.splitext(f)
+            if ext.lower() in AUDIO_SUFFIXES and stem.endswith("_edit"):
+                edits[stem[: -len("_edit")]] = os.path.join(out, f)
+    pairs = []
+    for f in sorted(os.listdir(inp)):
+        stem, ext = os.path.splitext(f)
+        if ext.lower() not in AUDIO_SUFFIXES or not stem.endswith("_raw"):
+            continue
+        name = stem[: -len("_raw")]
+        if name not in edits:
+            log.warning("%s: no desired_output/%s_edit.* : skipped", os.path.join(inp, f), name)
+            continue
+        label = os.path.join(lab, f"{name}.json")
+        pairs.append((name, os.path.join(inp, f), edits[name], label if os.path.isfile(label) else None))
+    if not pairs:
+        raise BadInput(root, "no (input/NAME_raw.*, desired_output/NAME_edit.*) pairs")
+    return pairs
+
+
+def read_label_plan(label_path: str) -> dict[str, Any] | None:
+    """The plan dict of a label file (``{"plan": {...}}`` or a bare plan), or None."""
+    try:
+        with open(label_path, encoding="utf-8") as f:
+            doc = json.load(f)
+    except (OSError, ValueError) as err:
+        log.warning("%s: cannot read labels: %s", label_path, err)
+        return None
+    plan = doc.get("plan", doc) if isinstance(doc, dict) else None
+    return plan if isinstance(plan, dict) and isinstance(plan.get("actions"), list) else None
+
+
+def episode_of(result: PairLabels, analysis_grid: Any) -> Any:
+    """A ``training.dataset.Episode`` of an alignable pair with its inferred labels."""
+    from training.dataset import Episode
+    from training.reward import output_beats
+
+    target = 0.0
+    lab = result.labels
+    b = 0
+    n = lab.shape[0]
+    while b < n:
+        e = b + 1
+        while e < n and not result.action_start[e]:
+            e += 1
+        target += output_beats(int(lab[b, 0]), int(lab[b, 2]), e - b)
+        b = e
+    return Episode(
+        name=result.name,
+        features=np.asarray(result.features, dtype=np.float32),
+        downbeats=np.asarray(analysis_grid.downbeats, dtype=np.int64),
+        phrase_starts=np.asarray(analysis_grid.phrase_starts, dtype=np.int64),
+        beats_per_bar=int(analysis_grid.beats_per_bar),
+        tempo_bpm=float(analysis_grid.tempo_bpm),
+        labels=lab.copy(),
+        confidence=float(np.mean(result.confidence)) if result.confidence.size else 1.0,
+        target_beats=target,
+    )
+
+
+def example_cursors(actions: np.ndarray, pair_ids: np.ndarray, n_beats: dict[int, int]) -> np.ndarray:
+    """Cursor beat of each BC example: the walk of each pair's applied actions from beat 0."""
+    cursors = np.zeros(actions.shape[0], dtype=np.int64)
+    pos: dict[int, int] = {}
+    for i in range(actions.shape[0]):
+        p = int(pair_ids[i])
+        c = pos.get(p, 0)
+        cursors[i] = min(c, n_beats.get(p, c + 1) - 1)
+        pos[p] = c + vocab.SIZE_BEATS[int(actions[i, 1])]
+    return cursors
+
+
+def write_npz(path: str | os.PathLike, arrays: dict[str, np.ndarray]) -> str:
+    """Write ``arrays`` as a compressed npz atomically (temp file + rename); returns the path."""
+    from engine.cache import atomic_path
+
+    path = os.fspath(path)
+    os.makedirs(os.path.dirname(os.path.abspath(path)) or ".", exist_ok=True)
+    with atomic_path(path) as tmp:
+        with open(tmp, "wb") as f:
+            np.savez_compressed(f, **arrays)
+    return path
+
+
+@dataclass
+class DatasetReport:
+    """What ``build_dataset`` did."""
+
+    out_path: str
+    n_pairs: int
+    n_alignable: int
+    n_examples: int
+    unalignable: list[tuple[str, str]]
+    evaluation: Evaluation | None
+    seconds_per_pair: float
+    audio_seconds: float
+
+
+def build_dataset(
+    data_dir: str | os.PathLike,
+    out_path: str | os.PathLike,
+    *,
+    evaluate: bool = False,
+    cache: Any = True,
+    quiet: bool = False,
+    agent_config: Any = None,
+) -> DatasetReport:
+    """Infer labels for every pair of ``data_dir`` and write the BC file (module docstring).
+
+    The npz is in ``training.bc.BC_FORMAT`` (``BCData.load`` reads it; the
+    examples come from walking ``EditEnv`` on the inferred labels, each
+    weighted by the inferred confidence of its cursor beat) plus the
+    ``beat_*``/``pair_*`` arrays of the module docstring. Plans go to
+    ``<out stem>_plans/NAME.plan.json``. With ``evaluate``, pairs that have
+    ``labels/NAME.json`` are scored (``Evaluation``); label files are never
+    read during inference.
+    """
+    import time
+
+    from engine.analysis import analyze
+    from engine.errors import BadInput
+    from engine.plan import plan_to_dict, save_plan
+    from engine.progress import progress
+    from training.bc import BC_FORMAT, bc_examples
+    from training.config import AgentConfig
+
+    out_path = os.fspath(out_path)
+    if not out_path.endswith(".npz"):
+        raise BadInput(out_path, "the output must be a .npz file")
+    pairs = find_pairs(data_dir)
+    plan_dir = os.path.splitext(out_path)[0] + "_plans"
+    os.makedirs(plan_dir, exist_ok=True)
+    evaluator = Evaluator() if evaluate else None
+    results: list[PairLabels] = []
+    episodes = []
+    unalignable: list[tuple[str, str]] = []
+    t_start = time.perf_counter()
+    audio_s = 0.0
+    for name, raw, edit, label in progress(pairs, desc="labels", quiet=quiet):
+        try:
+            res = infer_pair(raw, edit, name=name, cache=cache)
+        except BadInput as err:
+            unalignable.append((name, str(err)))
+            log.warning("%s: skipped: %s", name, err)
+            continue
+        an = analyze(raw, cache=cache)
+        audio_s += an.audio.duration_s
+        if evaluator is not None and label is not None:
+            plan_doc = read_label_plan(label)
+            if plan_doc is not None:
+                evaluator.add(res, plan_doc)
+        if not res.alignable:
+            unalignable.append((name, res.reason))
+            continue
+        results.append(res)
+        episodes.append(episode_of(res, an.grid))
+        save_plan(res.plan, os.path.join(plan_dir, f"{name}.plan.json"))
+    elapsed = time.perf_counter() - t_start
+    arrays: dict[str, np.ndarray] = {}
+    n_examples = 0
+    if episodes:
+        bc = bc_examples(episodes, agent_config or AgentConfig(), quiet=quiet)
+        cursors = example_cursors(bc.actions, bc.pair_ids, {i: e.n_beats for i, e in enumerate(episodes)})
+        bc.confidence = np.array(
+            [results[int(p)].confidence[c] for p, c in zip(bc.pair_ids, cursors)], dtype=np.float32
+        )
+        from dataclasses import fields as dc_fields
+
+        arrays = {f.name: getattr(bc, f.name) for f in dc_fields(bc)}
+        n_examples = len(bc)
+    else:
+        log.warning("no alignable pairs: the npz holds no examples")
+    arrays["format"] = np.array(BC_FORMAT)
+    arrays["labels_schema"] = np.array(BC_SCHEMA)
+    offsets = np.cumsum([0] + [r.labels.shape[0] for r in results]).astype(np.int64)
+    n_feat = results[0].features.shape[1] if results else 0
+    arrays.update(
+        beat_features=np.concatenate([r.features for r in results]) if results else np.zeros((0, n_feat), np.float32),
+        beat_labels=np.concatenate([r.labels for r in results]) if results else np.zeros((0, 3), np.int64),
+        beat_confidence=np.concatenate([r.confidence for r in results]) if results else np.zeros(0, np.float32),
+        beat_action_start=np.concatenate([r.action_start for r in results]) if results else np.zeros(0, bool),
+        beat_times=np.concatenate([r.beat_times for r in results]) if results else np.zeros(0),
+        beat_pair=np.repeat(np.arange(len(results)), np.diff(offsets)).astype(np.int64),
+        beat_index=np.concatenate([np.arange(r.labels.shape[0]) for r in results]).astype(np.int64)
+        if results
+        else np.zeros(0, np.int64),
+        feature_names=np.asarray(results[0].feature_names if results else [], dtype=str),
+        pair_offsets=offsets,
+        raw_paths=np.asarray([os.path.abspath(r.raw_path) for r in results], dtype=str),
+        edit_paths=np.asarray([os.path.abspath(r.edit_path) for r in results], dtype=str),
+        plans=np.asarray([json.dumps(plan_to_dict(r.plan)) for r in results], dtype=str),
+        match=np.asarray([r.match for r in results], dtype=np.float32),
+        unalignable_names=np.asarray([u[0] for u in unalignable], dtype=str),
+        unalignable_reasons=np.asarray([u[1] for u in unalignable], dtype=str),
+    )
+    if "pair_names" not in arrays:
+        arrays["pair_names"] = np.asarray([r.name for r in results], dtype=str)
+    write_npz(out_path, arrays)
+    log.info("wrote %s: %d examples from %d of %d pairs", out_path, n_examples, len(results), len(pairs))
+    return DatasetReport(
+        out_path=out_path,
+        n_pairs=len(pairs),
+        n_alignable=len(results),
+        n_examples=n_examples,
+        unalignable=unalignable,
+        evaluation=evaluator.result() if evaluator is not None else None,
+        seconds_per_pair=elapsed / max(len(pairs), 1),
+        audio_seconds=audio_s,
+    )

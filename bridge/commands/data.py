@@ -71,6 +71,10 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     _common(pair)
     pair.set_defaults(_data_run=_run_pair)
 
+    from training.infer_labels import add_data_subcommands
+
+    add_data_subcommands(sub, _common)  # `data labels` and `data augment`
+
 
 def run(args: argparse.Namespace) -> int:
     """Dispatch to the chosen subcommand; its exit code."""

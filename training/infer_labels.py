@@ -1,0 +1,133 @@
+"""``editorbot data labels`` / ``editorbot data augment`` and ``python -m training.infer_labels``.
+
+``labels --data-dir DIR --out bc_rich.npz [--eval]``
+    Infer beat-by-beat labels for every (raw, edit) pair of DIR from the
+    audio alone (``training.labels``), write the behavioural-cloning file
+    and each pair's inferred plan (``<out stem>_plans/``). Pairs whose edit
+    does not come from their raw song are reported, one line each, and left
+    out. ``--eval`` compares with ``labels/*.json`` where present and prints
+    per-type precision/recall, beat accuracy, amount accuracy and boundary
+    error.
+
+``augment --in bc_rich.npz --out bc_aug.npz [--min-share 0.02] [--pairs-out DIR]``
+    Add exactly-labelled examples of rare action types, rendered onto the
+    raw songs the npz names (``training.augment``); prints the class shares
+    before and after.
+
+This module keeps its imports light: the command line builds its parser
+without loading numpy-heavy code.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from collections.abc import Callable, Sequence
+
+log = logging.getLogger(__name__)
+
+
+def add_labels_arguments(p: argparse.ArgumentParser) -> None:
+    """Options of ``data labels``."""
+    p.add_argument("--data-dir", required=True, metavar="DIR", help="pair directory (input/, desired_output/, labels/)")
+    p.add_argument("--out", required=True, metavar="NPZ", help="behavioural-cloning file to write (.npz)")
+    p.add_argument("--eval", action="store_true", help="score against labels/*.json where present")
+    p.add_argument("--no-cache", action="store_true", help="do not read or write the feature cache")
+
+
+def add_augment_arguments(p: argparse.ArgumentParser) -> None:
+    """Options of ``data augment``."""
+    p.add_argument("--in", dest="in_path", required=True, metavar="NPZ", help="file written by `data labels`")
+    p.add_argument("--out", required=True, metavar="NPZ", help="augmented file to write (.npz)")
+    p.add_argument("--min-share", type=float, default=0.02, metavar="F", help="lift every action type to this share of examples (default 0.02)")
+    p.add_argument("--seed", type=int, default=0, metavar="S", help="seed of the augmentation (default 0)")
+    p.add_argument("--pairs-out", default=None, metavar="DIR", help="also write the rendered pairs (input/, desired_output/, labels/)")
+
+
+def run_labels(args: argparse.Namespace) -> int:
+    """``data labels``: exit code 0, or 2 when no pair could be labelled."""
+    from training.labels import build_dataset
+
+    report = build_dataset(
+        args.data_dir,
+        args.out,
+        evaluate=bool(args.eval),
+        cache=not getattr(args, "no_cache", False),
+        quiet=bool(getattr(args, "quiet", False)),
+    )
+    for name, reason in report.unalignable:
+        print(f"unalignable: {name}: {reason}")
+    speed = report.audio_seconds / max(report.seconds_per_pair * report.n_pairs, 1e-9)
+    print(
+        f"{report.out_path}: {report.n_examples} examples from {report.n_alignable} of {report.n_pairs} pairs "
+        f"({report.seconds_per_pair:.2f} s per pair, {speed:.1f}x real time)"
+    )
+    if report.evaluation is not None:
+        for line in report.evaluation.lines():
+            print(line)
+    return 0 if report.n_alignable else 2
+
+
+def run_augment(args: argparse.Namespace) -> int:
+    """``data augment``: exit code 0."""
+    from training.augment import augment_file, format_shares
+
+    report = augment_file(args.in_path, args.out, min_share=args.min_share, seed=args.seed, pairs_out=args.pairs_out)
+    print("class shares before:")
+    print(format_shares(report.before))
+    print("class shares after:")
+    print(format_shares(report.after))
+    print(f"{args.out}: {report.n_added} examples added ({report.n_before} -> {report.n_after})")
+    return 0
+
+
+def add_data_subcommands(
+    sub: argparse._SubParsersAction, common: Callable[[argparse.ArgumentParser], None] | None = None
+) -> None:
+    """Register ``labels`` and ``augment`` under ``editorbot data``'s sub-parsers.
+
+    They set ``_data_run`` like the other ``data`` subcommands.
+    """
+    labels = sub.add_parser(
+        "labels",
+        help="infer beat-by-beat labels of (raw, edit) pairs from the audio",
+        description="Infer what was done to each beat of every (raw, edit) pair from the audio alone and "
+        "write the behavioural-cloning npz (--eval: compare with labels/*.json).",
+    )
+    add_labels_arguments(labels)
+    augment = sub.add_parser(
+        "augment",
+        help="add exactly-labelled examples of rare actions",
+        description="Render rare actions onto the raw songs of a labels npz and add their exactly-labelled "
+        "examples until every action type has --min-share of the examples.",
+    )
+    add_augment_arguments(augment)
+    for p in (labels, augment):
+        if common is not None:
+            common(p)
+    labels.set_defaults(_data_run=run_labels)
+    augment.set_defaults(_data_run=run_augment)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """``python -m training.infer_labels {labels,augment} ...``."""
+    parser = argparse.ArgumentParser(prog="python -m training.infer_labels", description=__doc__.splitlines()[0])
+    parser.add_argument("--quiet", "-q", action="store_true", help="no progress bars, warnings only")
+    parser.add_argument("--verbose", "-v", action="store_true", help="debug logging")
+    sub = parser.add_subparsers(dest="data_command", metavar="SUBCOMMAND", required=True)
+    add_data_subcommands(sub)
+    args = parser.parse_args(argv)
+    level = logging.DEBUG if args.verbose else logging.WARNING if args.quiet else logging.INFO
+    logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s")
+    from engine.errors import BadInput
+
+    try:
+        return int(args._data_run(args))
+    except BadInput as err:
+        print(f"editorbot: {err}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())
