@@ -46,6 +46,10 @@ PRIOR_CENTRE_BPM = 115.0
 PRIOR_SIGMA_OCTAVES = 0.8
 REFERENCE_RANGE_BPM = (72.0, 144.0)
 TIGHTNESS = 200.0
+# The bar-length cue of the octave decision: its weight, and the contrast
+# (see ``bar_contrast``) above which it counts fully.
+BAR_CUE_WEIGHT = 3.0
+BAR_CONTRAST_CLEAR = 0.08
 # The dB flux of the centred 2048-sample Hann STFT peaks when an attack is
 # about one hop before the frame centre (measured on isolated clicks, noise
 # bursts and kicks: 20-29 ms early at hop 512 / 22,050 Hz), so beat frames are
@@ -454,6 +458,60 @@ def _lag_correlation(x: np.ndarray, max_lag: int) -> np.ndarray:
     return out
 
 
+def bar_contrast(
+    spec: Spectrum, beat_frames: np.ndarray, *, sustained: SustainedSpectrum | None = None
+) -> dict[float, float]:
+    """How well bars of 4 beats at ``{2, 1, 0.5} x`` the tracked level separate the harmony.
+
+    On the doubled grid (the tracked beats plus their midpoints, so a bar of
+    the level ``m`` spans ``L = 8 / m`` half-beats), the chroma of the
+    sustained spectrum (see ``harmonic_change``) over the ``L / 2`` half-beats
+    before each grid point is compared with the ``L / 2`` after it (cosine
+    distance). Chords change on bar lines, so at the true level the distance
+    is large at one phase of every ``L`` (the bar line: two chords) and small
+    half a bar later (one chord on both sides). A level twice too fast sees
+    the change at only every other one of its bar lines (half the contrast);
+    a level twice too slow puts its mid-bar on a bar line too (no contrast).
+    Comparing half-bar windows on either side, rather than neighbouring beats,
+    makes a rhythm that repeats within the bar (stabs, a bass riff) cancel out.
+
+    Parameters:
+        spec: the song's spectrum.
+        beat_frames: ``(n_beats,)`` onset-envelope frames of the tracked beats.
+        sustained: from ``sustained_spectrum`` (recomputed if omitted).
+    Returns:
+        ``{multiplier: contrast}``: the largest over phases of the mean
+        distance at bar lines minus the mean distance at mid-bars (0..1; 0
+        where the song is too short for two such bars).
+    """
+    sustained = sustained if sustained is not None else sustained_spectrum(spec)
+    out = {2.0: 0.0, 1.0: 0.0, 0.5: 0.0}
+    order, starts = _chroma_bins(spec.magnitude.shape[0], sr=spec.sr, n_fft=spec.n_fft)
+    if len(order) == 0 or len(beat_frames) < 2:
+        return out
+    fine = np.empty(2 * len(beat_frames) - 1, dtype=np.int64)
+    fine[0::2] = beat_frames
+    fine[1::2] = (beat_frames[:-1] + beat_frames[1:]) // 2
+    by_class = np.add.reduceat(sustained.magnitude[order], starts, axis=0)
+    chroma = _segment_means(by_class, fine)  # (12, n_fine)
+    n = chroma.shape[1]
+    cum = np.concatenate([np.zeros((12, 1)), np.cumsum(chroma, axis=1)], axis=1)
+    for m, length in ((2.0, 4), (1.0, 8), (0.5, 16)):
+        half = length // 2
+        if n < 2 * length:
+            continue
+        b = np.arange(half, n - half + 1)
+        before = cum[:, b] - cum[:, b - half]
+        after = cum[:, b + half] - cum[:, b]
+        den = np.linalg.norm(before, axis=0) * np.linalg.norm(after, axis=0)
+        dist = np.where(den > 1e-12, 1.0 - np.sum(before * after, axis=0) / np.maximum(den, 1e-12), 0.0)
+        by_phase = np.bincount(b % length, weights=dist, minlength=length) / np.maximum(
+            np.bincount(b % length, minlength=length), 1
+        )
+        out[m] = float(np.max(by_phase - np.roll(by_phase, -half)))
+    return out
+
+
 # ---------------------------------------------------------------------------
 # Octave decision
 
@@ -497,21 +555,19 @@ def _octave_scores(
         alt_ratio = min(even, odd) / max(even, odd, 1e-9)
         scores[0.5] += 2.0 * (0.4 - alt_ratio)
 
-    # The harmonic change is measured on the doubled grid (midpoints added):
-    # spans of half a tracked beat place a chord change sharply whichever
-    # drums the tracked beats sit on. Bars last 4 beats: the change repeats
-    # at 4 beats of the true level and not at half that.
-    fine = np.empty(2 * len(frames) - 1, dtype=np.int64)
-    fine[0::2] = frames
-    fine[1::2] = (frames[:-1] + frames[1:]) // 2
-    a = _lag_correlation(harmonic_change(spec, fine, sustained=sustained), 16)
-    bar = {2.0: a[4] - a[2], 1.0: a[8] - a[4], 0.5: a[16] - a[8]}
+    # Chords change on bar lines: the level whose 4-beat bars best separate
+    # harmony wins, each contrast relative to the best one, weighted by how
+    # tonal the song is and how clear the best contrast is.
+    contrast = bar_contrast(spec, frames, sustained=sustained)
+    best = max(contrast.values())
+    clarity = float(np.clip(best / BAR_CONTRAST_CLEAR, 0.0, 1.0))
+    bar = {m: c / best if best > 1e-9 else 0.0 for m, c in contrast.items()}
     for m in scores:
-        scores[m] += 2.0 * sustained.tonal_weight * bar[m]
+        scores[m] += BAR_CUE_WEIGHT * sustained.tonal_weight * clarity * bar[m]
     log.debug(
-        "octave cues at %.1f BPM: mid_ratio=%.2f alt_ratio=%.2f tonal=%.2f bar=%s scores=%s",
+        "octave cues at %.1f BPM: mid_ratio=%.2f alt_ratio=%.2f tonal=%.2f bar contrast=%s scores=%s",
         tempo_bpm, mid_ratio, alt_ratio, sustained.tonal_weight,
-        {k: round(float(v), 2) for k, v in bar.items()}, {k: round(v, 2) for k, v in scores.items()},
+        {k: round(float(v), 3) for k, v in contrast.items()}, {k: round(v, 2) for k, v in scores.items()},
     )
     return scores
 
