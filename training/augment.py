@@ -37,6 +37,7 @@ log = logging.getLogger(__name__)
 AUG_SIZES: tuple[str, ...] = ("BEAT", "BAR", "TWO_BARS")
 #: Chance that a bar start gets the rare action instead of a KEEP bar.
 RARE_RATE = 0.5
+MAX_PASSES = 4  # passes over the types in ``augment_file``
 
 
 def class_shares(type_idx: np.ndarray) -> dict[str, float]:
@@ -132,6 +133,7 @@ def augment_file(
     seed: int = 0,
     pairs_out: str | os.PathLike | None = None,
     max_songs_per_type: int = 64,
+    cache: Any = True,
 ) -> AugmentReport:
     """Lift every action type to at least ``min_share`` of the examples (module docstring).
 
@@ -142,6 +144,7 @@ def augment_file(
         seed: seed of the walks.
         pairs_out: also write the rendered pairs there.
         max_songs_per_type: cap on augmented walks per type.
+        cache: the feature cache for ``engine.analysis.analyze``.
 
     Raises:
         BadInput: unreadable input, no raw paths in it, a bad ``min_share``
@@ -180,50 +183,53 @@ def augment_file(
     names = [str(n) for n in bc.pair_names]
     new_rows: list[BCData] = []
     analyses: dict[str, Any] = {}
-    for t_idx in np.argsort(counts, kind="stable"):
-        rare = vocab.TYPES[int(t_idx)]
-        total = int(counts.sum())
-        if total and counts[t_idx] / total >= min_share:
-            continue
-        for k in range(max_songs_per_type):
-            total = int(counts.sum())
-            need = math.ceil((min_share * total - counts[t_idx]) / max(1.0 - min_share, 1e-9))
-            if need <= 0:
-                break
-            raw = raw_paths[(k + int(t_idx)) % len(raw_paths)]
-            if raw not in analyses:
-                analyses[raw] = analyze(raw)
-            an = analyses[raw]
-            walk = rare_walk(an.n_beats, rare, rng)
-            labels = walk_labels(walk, an.n_beats)
-            base = os.path.splitext(os.path.basename(raw))[0]
-            name = f"{base}+aug-{rare}-{k}"
-            if pairs_out is not None:
-                from engine.render import render_plan
+    made = np.zeros(vocab.N_TYPES, dtype=np.int64)  # augmented walks per type
+    for _ in range(MAX_PASSES):  # adding one type dilutes the others: repeat until all hold
+        changed = False
+        for t_idx in np.argsort(counts, kind="stable"):
+            rare = vocab.TYPES[int(t_idx)]
+            while made[t_idx] < max_songs_per_type:
+                total = int(counts.sum())
+                need = math.ceil((min_share * total - counts[t_idx]) / max(1.0 - min_share, 1e-9))
+                if need <= 0:
+                    break
+                k = int(made[t_idx])
+                made[t_idx] += 1
+                raw = raw_paths[(k + int(t_idx)) % len(raw_paths)]
+                if raw not in analyses:
+                    analyses[raw] = analyze(raw, cache=cache)
+                an = analyses[raw]
+                walk = rare_walk(an.n_beats, rare, rng)
+                base = os.path.splitext(os.path.basename(raw))[0]
+                name = f"{base}+aug-{rare}-{k}"
+                if pairs_out is not None:
+                    from engine.render import render_plan
 
-                plan = plan_from_actions(an, walk)
-                rendered = render_plan(plan, an.audio.samples, an.audio.sample_rate)
-                _write_pair(os.fspath(pairs_out), name, an, plan, rendered)
-            episode = Episode(
-                name=name,
-                features=np.asarray(an.features, dtype=np.float32),
-                downbeats=np.asarray(an.grid.downbeats, dtype=np.int64),
-                phrase_starts=np.asarray(an.grid.phrase_starts, dtype=np.int64),
-                beats_per_bar=int(an.grid.beats_per_bar),
-                tempo_bpm=float(an.grid.tempo_bpm),
-                labels=labels,
-                confidence=1.0,
-            )
-            ex = bc_examples([episode], config, quiet=True)
-            keep = np.nonzero(ex.actions[:, 0] == t_idx)[0]
-            if keep.size == 0:
-                continue
-            keep = keep[:need]
-            ex = ex.subset(keep)
-            ex.pair_ids = np.full(keep.size, len(names), dtype=np.int64)
-            names.append(name)
-            new_rows.append(ex)
-            counts[t_idx] += keep.size
+                    plan = plan_from_actions(an, walk)
+                    rendered = render_plan(plan, an.audio.samples, an.audio.sample_rate)
+                    _write_pair(os.fspath(pairs_out), name, an, plan, rendered)
+                episode = Episode(
+                    name=name,
+                    features=np.asarray(an.features, dtype=np.float32),
+                    downbeats=np.asarray(an.grid.downbeats, dtype=np.int64),
+                    phrase_starts=np.asarray(an.grid.phrase_starts, dtype=np.int64),
+                    beats_per_bar=int(an.grid.beats_per_bar),
+                    tempo_bpm=float(an.grid.tempo_bpm),
+                    labels=walk_labels(walk, an.n_beats),
+                    confidence=1.0,
+                )
+                ex = bc_examples([episode], config, quiet=True)
+                keep = np.nonzero(ex.actions[:, 0] == t_idx)[0][:need]
+                if keep.size == 0:
+                    continue
+                ex = ex.subset(keep)
+                ex.pair_ids = np.full(keep.size, len(names), dtype=np.int64)
+                names.append(name)
+                new_rows.append(ex)
+                counts[t_idx] += keep.size
+                changed = True
+        if not changed:
+            break
     out = dict(arrays)
     if new_rows:
         for f in fields(BCData):

@@ -975,6 +975,8 @@ class PairLabels:
         plan: the inferred EditPlan (extended grid), or None.
         features: ``(n_beats, n_features)`` float32 analysis features.
         feature_names: their names.
+        grid: the raw song's ``engine.grid.Grid``.
+        duration_s: the raw song's length, seconds.
         seconds: wall time spent, by stage.
     """
 
@@ -992,6 +994,8 @@ class PairLabels:
     plan: Any = None
     features: np.ndarray = field(default_factory=lambda: np.zeros((0, 0), dtype=np.float32))
     feature_names: list[str] = field(default_factory=list)
+    grid: Any = None
+    duration_s: float = 0.0
     seconds: dict[str, float] = field(default_factory=dict)
 
 
@@ -1134,6 +1138,8 @@ def infer_pair(
         beat_times=np.asarray(an.grid.beat_times, dtype=np.float64),
         features=an.features,
         feature_names=list(an.feature_names),
+        grid=an.grid,
+        duration_s=float(an.audio.duration_s),
         seconds=seconds,
     )
     to_f = FRAME_SR / FRAME_HOP
@@ -1563,7 +1569,6 @@ def build_dataset(
     """
     import time
 
-    from engine.analysis import analyze
     from engine.errors import BadInput
     from engine.plan import plan_to_dict, save_plan
     from engine.progress import progress
@@ -1589,8 +1594,7 @@ def build_dataset(
             unalignable.append((name, str(err)))
             log.warning("%s: skipped: %s", name, err)
             continue
-        an = analyze(raw, cache=cache)
-        audio_s += an.audio.duration_s
+        audio_s += res.duration_s
         if evaluator is not None and label is not None:
             plan_doc = read_label_plan(label)
             if plan_doc is not None:
@@ -1599,7 +1603,7 @@ def build_dataset(
             unalignable.append((name, res.reason))
             continue
         results.append(res)
-        episodes.append(episode_of(res, an.grid))
+        episodes.append(episode_of(res, res.grid))
         save_plan(res.plan, os.path.join(plan_dir, f"{name}.plan.json"))
     elapsed = time.perf_counter() - t_start
     arrays: dict[str, np.ndarray] = {}
@@ -1653,3 +1657,40 @@ def build_dataset(
         seconds_per_pair=elapsed / max(len(pairs), 1),
         audio_seconds=audio_s,
     )
+
+
+# --------------------------------------------------------------------------- checks
+
+
+def msstft_distance(a: np.ndarray, b: np.ndarray, *, sizes: tuple[int, ...] = (512, 1024, 2048)) -> float:
+    """Multi-scale STFT distance of mono signals ``a`` and ``b`` (``(n,)``, one rate).
+
+    ``a`` is cut or zero-padded to ``b``'s length. Per FFT size (hop a
+    quarter of it): spectral convergence ``|| |A| - |B| ||_F / || |B| ||_F``
+    plus the mean absolute log-magnitude difference; summed over sizes.
+    """
+    from engine.spectrum import stft_magnitude
+
+    a = np.asarray(a, dtype=np.float32).reshape(-1)
+    b = np.asarray(b, dtype=np.float32).reshape(-1)
+    a = a[: b.shape[0]] if a.shape[0] >= b.shape[0] else np.pad(a, (0, b.shape[0] - a.shape[0]))
+    total = 0.0
+    for n_fft in sizes:
+        ma = stft_magnitude(a, n_fft=n_fft, hop_length=n_fft // 4)
+        mb = stft_magnitude(b, n_fft=n_fft, hop_length=n_fft // 4)
+        sc = float(np.linalg.norm(ma - mb) / max(np.linalg.norm(mb), 1e-9))
+        lm = float(np.mean(np.abs(np.log(ma + 1e-5) - np.log(mb + 1e-5))))
+        total += sc + lm
+    return total
+
+
+def render_check(result: PairLabels) -> tuple[float, float]:
+    """``(d(render of the inferred plan, edit), d(raw, edit))`` in ``msstft_distance`` units (mono, 22,050 Hz)."""
+    from engine.audio import Audio, analysis_mono, load_audio
+    from engine.render import render_plan
+
+    raw = load_audio(result.raw_path)
+    edit = analysis_mono(load_audio(result.edit_path))
+    rendered = render_plan(result.plan, raw.samples, raw.sample_rate)
+    mono = analysis_mono(Audio(rendered, raw.sample_rate))
+    return msstft_distance(mono, edit), msstft_distance(analysis_mono(raw), edit)
