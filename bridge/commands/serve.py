@@ -1,0 +1,114 @@
+"""``editorbot serve``: the OSC server for DAWs (DESIGN section 8).
+
+Listens on 127.0.0.1 unless ``--host`` says otherwise (then warns), runs one
+job at a time from a queue, writes results into ``--out-dir`` and tells the
+DAW through the ``--daw`` dialect. SIGTERM or Ctrl-C stops it cleanly: the
+running job is cancelled at its next progress point and queued jobs get an
+error reply. ``--capabilities`` prints what the chosen DAW can and cannot do
+over OSC and exits.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import signal
+import threading
+from pathlib import Path
+
+log = logging.getLogger(__name__)
+
+#: LogRecord attributes that are not ``extra=`` fields.
+_RECORD_KEYS = frozenset(vars(logging.LogRecord("", 0, "", 0, "", (), None))) | {"message", "asctime"}
+
+
+class JsonLogFormatter(logging.Formatter):
+    """One JSON object per line: time, level, logger, message and the record's ``extra`` fields."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        doc = {
+            "t": round(record.created, 3),
+            "level": record.levelname,
+            "logger": record.name,
+            "msg": record.getMessage(),
+        }
+        for key, value in vars(record).items():
+            if key not in _RECORD_KEYS and not key.startswith("_"):
+                doc[key] = value if isinstance(value, (int, float, str, bool, type(None))) else str(value)
+        if record.exc_info:
+            doc["exc"] = self.formatException(record.exc_info)
+        return json.dumps(doc)
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    """Flags of ``editorbot serve``."""
+    from bridge.dialects import DIALECTS
+    from bridge.osc_client import DEFAULT_PORT
+
+    p.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1; others warn)")
+    p.add_argument("--port", type=int, default=DEFAULT_PORT, help=f"UDP port (default {DEFAULT_PORT}; 0 picks a free one)")
+    p.add_argument("--daw", choices=sorted(DIALECTS), default="generic", help="how results are told to the DAW (default generic)")
+    p.add_argument("--daw-host", default="127.0.0.1", help="the DAW's OSC address (default 127.0.0.1)")
+    p.add_argument("--daw-port", type=int, metavar="P", help="the DAW's OSC port (default: reaper 8000, ardour 3819)")
+    p.add_argument("--daw-sample-rate", type=int, metavar="HZ", help="session rate for Ardour sample positions (default: the song's)")
+    p.add_argument("--reaper-command-id", metavar="ID", help="named command id of the ReaScript that applies a plan (_RS...)")
+    p.add_argument("--out-dir", default="editorbot-out", metavar="D", help="folder for every file jobs write (default ./editorbot-out)")
+    p.add_argument("--allow", action="append", metavar="DIR", help="folder input paths may come from (repeatable; default: home and the working directory)")
+    p.add_argument("--reply-port", type=int, metavar="P", help="send replies to the sender's host on this port instead of its source port")
+    p.add_argument("--log-format", choices=("text", "json"), default="text", help="log lines as text or one JSON object each")
+    p.add_argument("--capabilities", action="store_true", help="print what the --daw dialect can and cannot do, then exit")
+
+
+def _validate_port(flag: str, port: int | None, *, zero_ok: bool = False) -> None:
+    from engine.errors import BadInput
+
+    if port is not None and not ((0 if zero_ok else 1) <= port <= 65535):
+        raise BadInput(flag, f"port must be 1-65535, got {port}")
+
+
+def run(args: argparse.Namespace) -> int:
+    """Serve until SIGTERM or Ctrl-C; 0 after a clean stop."""
+    from bridge.dialects import DIALECTS
+    from bridge.server import Server, ServerConfig, default_roots
+    from engine.errors import BadInput
+
+    if args.capabilities:
+        print(DIALECTS[args.daw].capability_table())
+        return 0
+    if args.log_format == "json":
+        for handler in logging.getLogger().handlers:
+            handler.setFormatter(JsonLogFormatter())
+    _validate_port("--port", args.port, zero_ok=True)
+    _validate_port("--daw-port", args.daw_port)
+    _validate_port("--reply-port", args.reply_port)
+    roots = [Path(a) for a in args.allow] if args.allow else default_roots()
+    for root in roots:
+        if not root.is_dir():
+            raise BadInput(root, "--allow: not a folder")
+    config = ServerConfig(
+        host=args.host, port=args.port, out_dir=Path(args.out_dir), daw=args.daw, daw_host=args.daw_host,
+        daw_port=args.daw_port, daw_sample_rate=args.daw_sample_rate, reaper_command_id=args.reaper_command_id,
+        allowed_roots=roots, reply_port=args.reply_port,
+    )
+    try:
+        server = Server(config)
+    except OSError as err:
+        raise BadInput(f"{args.host}:{args.port}", f"cannot listen: {err.strerror or err}") from None
+    except ValueError as err:
+        raise BadInput("--reaper-command-id", str(err)) from None
+    stop = threading.Event()
+
+    def on_signal(signum: int, _frame: object) -> None:
+        log.info("signal %d: stopping", signum, extra={"event": "signal", "signal": signum})
+        stop.set()
+
+    signal.signal(signal.SIGTERM, on_signal)
+    signal.signal(signal.SIGINT, on_signal)
+    server.start()
+    try:
+        while not stop.wait(0.5):
+            pass
+    finally:
+        server.close()
+    return 0

@@ -1,0 +1,663 @@
+"""``editorbot serve``: the OSC server a DAW (or ``editorbot send``) talks to (DESIGN section 8).
+
+One UDP socket (python-osc's ``BlockingOSCUDPServer`` run in a thread, with a
+large receive buffer so bursts are queued by the kernel, not dropped), one
+worker thread that runs jobs one at a time from a bounded queue, and one
+ticker thread that repeats the running job's progress at least once a second.
+
+Requests (addresses under ``/editorbot/``; no OSC address patterns):
+
+=================================  ===========================================
+``ping [ARGS...]``                 ``pong`` (up to 8 short int/float/str
+                                   arguments echoed, to match round trips)
+``analyze PATH``                   ``queued``, ``progress``..., ``done JSON``
+``edit PATH [OPTIONS_JSON]``       ``queued``, ``progress``..., ``marker``...,
+                                   ``done PLAN AUDIO``
+``render PLAN_PATH [OPTIONS_JSON]``  as ``edit``, for an existing plan
+``cancel [JOB_ID]``                ``cancelling JOB_ID``; the job then ends
+                                   with ``error "cancelled" JOB_ID``
+``status``                         ``status JSON`` (queue, running job, counters)
+=================================  ===========================================
+
+Replies (to the sender's address, or its host and ``reply_port`` when set):
+``queued JOB_ID POSITION``, ``progress FRACTION STAGE JOB_ID``,
+``marker TIME_S NAME [END_S]``, ``done PATH [PATH] JOB_ID``,
+``error MESSAGE [JOB_ID]``. Job replies carry the job id last so that the
+first arguments are what DESIGN section 8 names.
+
+Cancel stops a running job at its next progress point (between stages: a
+stage already running, e.g. the analysis, finishes first); a queued job is
+dropped at once. Without an id, cancel means the running job.
+
+Paths must be absolute and resolve (symlinks followed) inside an allowed root
+(``--allow``; default: the user's home and the server's working directory),
+and the output folder is the server's own. Bad input of any kind (not OSC,
+unknown address, wrong argument count or types, oversized strings, paths
+outside the roots, files that are not audio) gets ``/editorbot/error`` or is
+dropped with a log line; it never stops the server.
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+import logging
+import math
+import os
+import queue
+import re
+import socket
+import struct
+import threading
+import time
+from collections import Counter, OrderedDict
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from pythonosc.osc_server import BlockingOSCUDPServer
+from pythonosc.dispatcher import Dispatcher
+
+from bridge.dialects import Dialect, JobResult, Outgoing, make_dialect
+from bridge.osc_client import DEFAULT_PORT, encode
+from engine.errors import BadInput
+
+log = logging.getLogger(__name__)
+
+PREFIX = "/editorbot/"
+#: Largest datagram read (bytes): UDP's maximum, so oversized input is seen whole and refused.
+MAX_DATAGRAM = 65535
+#: Receive buffer asked of the kernel (bytes); a 1,000-message burst needs far more than the default.
+RECV_BUFFER_BYTES = 8 << 20
+#: Longest path accepted (characters).
+MAX_PATH_CHARS = 4096
+#: Longest options JSON accepted (characters).
+MAX_OPTIONS_CHARS = 16384
+#: Jobs waiting behind the running one.
+MAX_QUEUED = 16
+#: Error message length cap (characters).
+MAX_ERROR_CHARS = 300
+#: Seconds between repeated progress replies of a running job.
+PROGRESS_INTERVAL_S = 0.5
+#: Output name stems: letters, digits, dot, dash, underscore.
+_SAFE_STEM = re.compile(r"[^A-Za-z0-9._-]+")
+#: OSC address-pattern characters; patterns are refused, not expanded.
+_PATTERN_CHARS = set("*?[]{}!,")
+#: Edit options accepted in the OPTIONS_JSON argument.
+EDIT_OPTIONS = ("model", "checkpoint", "target_duration", "keep", "seed", "export", "name", "format")
+RENDER_OPTIONS = ("name", "format")
+AUDIO_FORMATS = ("wav", "flac")
+
+
+class JobCancelled(Exception):
+    """Raised at a progress point of a job whose cancel was requested."""
+
+
+class RequestError(Exception):
+    """A request the server refuses; the message goes back as ``/editorbot/error``."""
+
+
+@dataclass
+class ServerConfig:
+    """Settings of ``editorbot serve``.
+
+    Attributes
+    ----------
+    host, port:
+        Where to listen (port 0: any free port; ``Server.port`` tells which).
+    out_dir:
+        Folder for every file a job writes.
+    daw:
+        Dialect name: ``generic``, ``reaper`` or ``ardour``.
+    daw_host, daw_port:
+        The DAW's OSC address (port default: the dialect's).
+    daw_sample_rate:
+        Session rate for sample positions (ardour; default: the source's).
+    reaper_command_id:
+        Named command id of the ReaScript that applies a plan.
+    allowed_roots:
+        Folders input paths must resolve into.
+    reply_port:
+        Send replies to the sender's host on this port instead of its source port.
+    progress_interval_s:
+        Seconds between repeated progress replies.
+    max_queued:
+        Jobs allowed to wait.
+    """
+
+    host: str = "127.0.0.1"
+    port: int = DEFAULT_PORT
+    out_dir: Path = field(default_factory=lambda: Path.cwd() / "editorbot-out")
+    daw: str = "generic"
+    daw_host: str = "127.0.0.1"
+    daw_port: int | None = None
+    daw_sample_rate: int | None = None
+    reaper_command_id: str | None = None
+    allowed_roots: Sequence[Path] = field(default_factory=lambda: default_roots())
+    reply_port: int | None = None
+    progress_interval_s: float = PROGRESS_INTERVAL_S
+    max_queued: int = MAX_QUEUED
+
+
+def default_roots() -> list[Path]:
+    """The user's home and the working directory."""
+    return [Path.home(), Path.cwd()]
+
+
+@dataclass
+class Job:
+    """One queued or running job."""
+
+    id: int
+    kind: str  # analyze | edit | render
+    path: str
+    options: dict[str, Any]
+    reply_to: tuple[str, int]
+    cancel: threading.Event = field(default_factory=threading.Event)
+    fraction: float = 0.0
+    stage: str = "queued"
+    started: float | None = None
+    last_progress: float = 0.0
+
+
+class ModelCache:
+    """Policies kept loaded between jobs, keyed by file identity (path, size, mtime); LRU of ``size``."""
+
+    def __init__(self, size: int = 2) -> None:
+        self.size = size
+        self._models: OrderedDict[tuple, Any] = OrderedDict()
+        self.loads = 0
+
+    def get(self, model: str | None, checkpoint: str | None) -> Any:
+        """The policy for ``model`` (ONNX) or ``checkpoint`` (torch), or the default model."""
+        from export.edit import load_model
+
+        target = checkpoint or model
+        ident: tuple = ("default",)
+        if target is not None:
+            st = os.stat(target)
+            ident = ("checkpoint" if checkpoint else "model", os.path.realpath(target), st.st_size, st.st_mtime_ns)
+        if ident in self._models:
+            self._models.move_to_end(ident)
+            return self._models[ident]
+        policy = load_model(model, checkpoint, device="cpu")
+        self.loads += 1
+        self._models[ident] = policy
+        while len(self._models) > self.size:
+            self._models.popitem(last=False)
+        log.info("policy loaded", extra={"event": "model_loaded", "model": str(target or "default")})
+        return policy
+
+
+class _UDPServer(BlockingOSCUDPServer):
+    """``BlockingOSCUDPServer`` that hands every datagram (OSC or not) to the editorbot ``Server``."""
+
+    max_packet_size = MAX_DATAGRAM
+
+    def __init__(self, address: tuple[str, int], owner: Server) -> None:
+        self.owner = owner
+        super().__init__(address, Dispatcher(strict_timing=False))
+
+    def server_bind(self) -> None:
+        for opt in (getattr(socket, "SO_RCVBUFFORCE", None), socket.SO_RCVBUF):
+            if opt is None:
+                continue
+            try:
+                self.socket.setsockopt(socket.SOL_SOCKET, opt, RECV_BUFFER_BYTES)
+                break
+            except OSError:
+                continue
+        super().server_bind()
+
+    def verify_request(self, request: Any, client_address: Any) -> bool:
+        return True  # non-OSC datagrams are answered too (see Server.handle_datagram)
+
+    def finish_request(self, request: Any, client_address: Any) -> None:
+        self.owner.handle_datagram(request[0], client_address)
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        log.exception("request from %s failed", client_address, extra={"event": "handler_crash"})
+
+
+class Server:
+    """The editorbot OSC server: receive thread, job worker, progress ticker."""
+
+    def __init__(self, config: ServerConfig) -> None:
+        self.config = config
+        self.out_dir = Path(config.out_dir).resolve()
+        self.out_dir.mkdir(parents=True, exist_ok=True)
+        self.roots = [Path(r).resolve() for r in config.allowed_roots]
+        kwargs: dict[str, Any] = {"out_dir": self.out_dir, "sample_rate": config.daw_sample_rate}
+        if config.reaper_command_id:
+            kwargs["command_id"] = config.reaper_command_id
+        self.dialect: Dialect = make_dialect(config.daw, **kwargs)
+        port = config.daw_port or self.dialect.default_port
+        self.daw_address = None if port is None else (config.daw_host, int(port))
+        self.models = ModelCache()
+        self.counters: Counter[str] = Counter()
+        self._ids = itertools.count(1)
+        self._queue: queue.Queue[Job | None] = queue.Queue()
+        self._queued: dict[int, Job] = {}
+        self._lock = threading.Lock()
+        self._running: Job | None = None
+        self._stop = threading.Event()
+        self._threads: list[threading.Thread] = []
+        self._udp = _UDPServer((config.host, config.port), self)
+        self._routes: dict[str, Callable[[tuple[str, int], list[Any]], None]] = {
+            "ping": self._on_ping,
+            "analyze": self._on_analyze,
+            "edit": self._on_edit,
+            "render": self._on_render,
+            "cancel": self._on_cancel,
+            "status": self._on_status,
+        }
+        if config.host not in ("127.0.0.1", "::1", "localhost"):
+            log.warning(
+                "listening on %s: any host that can reach this address can start jobs", config.host,
+                extra={"event": "non_loopback_bind", "host": config.host},
+            )
+
+    # ------------------------------------------------------------------ lifecycle
+
+    @property
+    def port(self) -> int:
+        """The UDP port actually bound."""
+        return int(self._udp.server_address[1])
+
+    def start(self) -> Server:
+        """Start the receive, worker and ticker threads; returns self."""
+        rcvbuf = self._udp.socket.getsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF)
+        for name, target in (("osc-recv", self._serve), ("job-worker", self._work), ("progress", self._tick)):
+            t = threading.Thread(target=target, name=f"editorbot-{name}", daemon=True)
+            t.start()
+            self._threads.append(t)
+        log.info(
+            "listening on %s:%d (dialect %s, output %s)", self.config.host, self.port, self.dialect.name, self.out_dir,
+            extra={"event": "listening", "port": self.port, "rcvbuf": rcvbuf, "dialect": self.dialect.name},
+        )
+        return self
+
+    def _serve(self) -> None:
+        self._udp.serve_forever(poll_interval=0.2)
+
+    def close(self, timeout_s: float = 10.0) -> None:
+        """Stop receiving, cancel the running job and the queued ones, join the threads, close the socket."""
+        if self._stop.is_set():
+            return
+        self._stop.set()
+        self._udp.shutdown()
+        with self._lock:
+            queued = list(self._queued.values())
+            self._queued.clear()
+            running = self._running
+        for job in queued:
+            self._reply(job.reply_to, "error", f"job {job.id} dropped: server shutting down", job.id)
+        if running is not None:
+            running.cancel.set()
+        self._queue.put(None)
+        for t in self._threads:
+            if t is not threading.current_thread():
+                t.join(timeout_s)
+                if t.is_alive():
+                    log.warning("thread %s still running at shutdown", t.name, extra={"event": "shutdown_timeout"})
+        self._udp.server_close()
+        log.info("stopped", extra={"event": "stopped", **dict(self.counters)})
+
+    def __enter__(self) -> Server:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # ------------------------------------------------------------------ replies
+
+    def _reply_address(self, sender: tuple[str, int]) -> tuple[str, int]:
+        return (sender[0], self.config.reply_port) if self.config.reply_port else (sender[0], sender[1])
+
+    def _send(self, address: tuple[str, int], osc_address: str, args: Sequence[Any]) -> None:
+        try:
+            self._udp.socket.sendto(encode(osc_address, args), address)
+        except OSError as err:  # an unreachable or closed peer must not stop anything
+            self.counters["send_failed"] += 1
+            log.warning("could not send %s to %s: %s", osc_address, address, err, extra={"event": "send_failed"})
+
+    def _reply(self, sender: tuple[str, int], what: str, *args: Any) -> None:
+        if what == "error":
+            self.counters["errors_sent"] += 1
+            args = (str(args[0])[:MAX_ERROR_CHARS],) + tuple(args[1:])
+        self._send(self._reply_address(sender), PREFIX + what, args)
+
+    # ------------------------------------------------------------------ receiving
+
+    def handle_datagram(self, data: bytes, sender: tuple[str, int]) -> None:
+        """Parse one datagram and answer it; never raises."""
+        self.counters["received"] += 1
+        try:
+            self._handle(data, sender)
+        except RequestError as err:
+            self.counters["refused"] += 1
+            log.info("refused from %s:%d: %s", sender[0], sender[1], err, extra={"event": "refused"})
+            self._reply(sender, "error", str(err))
+        except Exception as err:  # noqa: BLE001 - nothing a client sends may stop the server
+            self.counters["handler_errors"] += 1
+            log.exception("request from %s failed", sender, extra={"event": "handler_error"})
+            self._reply(sender, "error", f"internal error: {type(err).__name__}")
+
+    def _handle(self, data: bytes, sender: tuple[str, int]) -> None:
+        from pythonosc.osc_packet import OscPacket, ParseError
+
+        if not data:
+            self.counters["dropped"] += 1
+            log.info("dropped an empty datagram from %s:%d", *sender[:2], extra={"event": "dropped", "why": "empty"})
+            return
+        try:
+            packet = OscPacket(data)
+            messages = [m.message for m in packet.messages]
+        except (ParseError, RecursionError, ValueError, IndexError, TypeError, OverflowError, struct.error):
+            raise RequestError(f"not an OSC message or bundle ({len(data)} bytes)") from None
+        if not messages:
+            raise RequestError("empty OSC bundle")
+        for msg in messages[:16]:
+            self._dispatch(msg.address, list(msg.params), sender)
+        if len(messages) > 16:
+            raise RequestError(f"bundle of {len(messages)} messages: only the first 16 were handled")
+
+    def _dispatch(self, address: str, args: list[Any], sender: tuple[str, int]) -> None:
+        shown = address[:80]
+        if not address.startswith(PREFIX):
+            raise RequestError(f"unknown address {shown!r} (editorbot answers /editorbot/...)")
+        name = address[len(PREFIX):]
+        if any(c in _PATTERN_CHARS for c in name):
+            raise RequestError(f"address patterns are not accepted: {shown!r}")
+        handler = self._routes.get(name)
+        if handler is None:
+            raise RequestError(f"unknown address {shown!r} (known: {', '.join(PREFIX + r for r in self._routes)})")
+        handler(sender, args)
+
+    # ------------------------------------------------------------------ argument checks
+
+    @staticmethod
+    def _count(name: str, args: list[Any], lo: int, hi: int) -> None:
+        if not lo <= len(args) <= hi:
+            want = str(lo) if lo == hi else f"{lo} to {hi}"
+            raise RequestError(f"/editorbot/{name} takes {want} argument(s), got {len(args)}")
+
+    @staticmethod
+    def _string(name: str, what: str, value: Any, limit: int) -> str:
+        if not isinstance(value, str):
+            raise RequestError(f"/editorbot/{name}: {what} must be a string, got {type(value).__name__}")
+        if len(value) > limit:
+            raise RequestError(f"/editorbot/{name}: {what} is {len(value)} characters (at most {limit})")
+        return value
+
+    def allowed_path(self, name: str, value: Any, *, what: str = "path") -> str:
+        """An absolute path inside an allowed root, symlinks resolved, naming an existing regular file."""
+        text = self._string(name, what, value, MAX_PATH_CHARS)
+        if not text or "\x00" in text:
+            raise RequestError(f"/editorbot/{name}: empty {what} or {what} with a NUL character")
+        if not os.path.isabs(text):
+            raise RequestError(f"{text}: {what} must be absolute")
+        real = Path(os.path.realpath(text))
+        if not any(real == root or root in real.parents for root in self.roots):
+            raise RequestError(f"{text}: outside the allowed folders ({', '.join(map(str, self.roots))})")
+        if not real.is_file():
+            raise RequestError(f"{text}: no such file" if not real.exists() else f"{text}: not a regular file")
+        return str(real)
+
+    def _options(self, name: str, args: list[Any], allowed: Sequence[str]) -> dict[str, Any]:
+        if len(args) < 2 or args[1] == "":
+            return {}
+        text = self._string(name, "options", args[1], MAX_OPTIONS_CHARS)
+        try:
+            options = json.loads(text, parse_constant=lambda c: None)
+        except (ValueError, RecursionError):
+            raise RequestError(f"/editorbot/{name}: options are not valid JSON") from None
+        if not isinstance(options, dict):
+            raise RequestError(f"/editorbot/{name}: options must be a JSON object")
+        unknown = sorted(set(options) - set(allowed))
+        if unknown:
+            raise RequestError(f"/editorbot/{name}: unknown option(s) {', '.join(map(str, unknown))[:100]} (known: {', '.join(allowed)})")
+        return self._check_options(name, options)
+
+    def _check_options(self, name: str, o: dict[str, Any]) -> dict[str, Any]:
+        out: dict[str, Any] = {}
+        for key in ("model", "checkpoint"):
+            if o.get(key) is not None:
+                out[key] = self.allowed_path(name, o[key], what=key)
+        if out.get("model") and out.get("checkpoint"):
+            raise RequestError(f"/editorbot/{name}: give either model or checkpoint, not both")
+        if o.get("target_duration") is not None:
+            t = o["target_duration"]
+            if isinstance(t, bool) or not isinstance(t, (int, float)) or not math.isfinite(t) or t <= 0:
+                raise RequestError(f"/editorbot/{name}: target_duration must be a positive number of seconds")
+            out["target_duration"] = float(t)
+        if o.get("seed") is not None:
+            if isinstance(o["seed"], bool) or not isinstance(o["seed"], int) or not 0 <= o["seed"] < 2**32:
+                raise RequestError(f"/editorbot/{name}: seed must be an integer 0 to 2**32-1")
+            out["seed"] = o["seed"]
+        if o.get("keep") is not None:
+            keep = o["keep"]
+            if not isinstance(keep, list) or len(keep) > 64 or not all(isinstance(k, str) and len(k) < 64 for k in keep):
+                raise RequestError(f"/editorbot/{name}: keep must be a list of 'A-B' strings (seconds)")
+            out["keep"] = keep
+        if o.get("export") is not None:
+            exp = o["export"]
+            if not isinstance(exp, (str, list)) or len(str(exp)) > 100:
+                raise RequestError(f"/editorbot/{name}: export must be a string like 'rpp,midi' or a list")
+            out["export"] = exp if isinstance(exp, str) else ",".join(map(str, exp))
+        if o.get("name") is not None:
+            stem = _SAFE_STEM.sub("_", self._string(name, "name", o["name"], 64)).strip("._")
+            if not stem:
+                raise RequestError(f"/editorbot/{name}: name has no usable characters")
+            out["name"] = stem
+        fmt = o.get("format", "wav")
+        if fmt not in AUDIO_FORMATS:
+            raise RequestError(f"/editorbot/{name}: format must be one of {', '.join(AUDIO_FORMATS)}")
+        out["format"] = fmt
+        return out
+
+    # ------------------------------------------------------------------ handlers
+
+    def _on_ping(self, sender: tuple[str, int], args: list[Any]) -> None:
+        echo = [a for a in args[:8] if isinstance(a, (int, float, str)) and not (isinstance(a, str) and len(a) > 64)]
+        self.counters["pongs"] += 1
+        self._reply(sender, "pong", *echo)
+
+    def _on_analyze(self, sender: tuple[str, int], args: list[Any]) -> None:
+        self._count("analyze", args, 1, 1)
+        self._enqueue("analyze", self.allowed_path("analyze", args[0]), {}, sender)
+
+    def _on_edit(self, sender: tuple[str, int], args: list[Any]) -> None:
+        self._count("edit", args, 1, 2)
+        path = self.allowed_path("edit", args[0])
+        self._enqueue("edit", path, self._options("edit", args, EDIT_OPTIONS), sender)
+
+    def _on_render(self, sender: tuple[str, int], args: list[Any]) -> None:
+        self._count("render", args, 1, 2)
+        path = self.allowed_path("render", args[0], what="plan path")
+        self._enqueue("render", path, self._options("render", args, RENDER_OPTIONS), sender)
+
+    def _on_cancel(self, sender: tuple[str, int], args: list[Any]) -> None:
+        self._count("cancel", args, 0, 1)
+        with self._lock:
+            if not args:
+                job = self._running
+                if job is None:
+                    raise RequestError("/editorbot/cancel: no job is running")
+            else:
+                job_id = args[0]
+                if isinstance(job_id, bool) or not isinstance(job_id, int):
+                    raise RequestError(f"/editorbot/cancel: job id must be an integer, got {type(job_id).__name__}")
+                job = self._queued.get(job_id) or (self._running if self._running and self._running.id == job_id else None)
+                if job is None:
+                    raise RequestError(f"/editorbot/cancel: no queued or running job {job_id}")
+            job.cancel.set()
+        log.info("cancel requested for job %d", job.id, extra={"event": "cancel", "job": job.id})
+        self._reply(sender, "cancelling", job.id)
+
+    def _on_status(self, sender: tuple[str, int], args: list[Any]) -> None:
+        with self._lock:
+            running = self._running
+            doc = {
+                "running": None if running is None else {"id": running.id, "kind": running.kind, "stage": running.stage, "fraction": running.fraction},
+                "queued": sorted(self._queued),
+                "dialect": self.dialect.name,
+                "models_loaded": len(self.models._models),
+                "counters": dict(self.counters),
+            }
+        self._reply(sender, "status", json.dumps(doc))
+
+    def _enqueue(self, kind: str, path: str, options: dict[str, Any], sender: tuple[str, int]) -> None:
+        with self._lock:
+            if self._stop.is_set():
+                raise RequestError("server shutting down")
+            if len(self._queued) >= self.config.max_queued:
+                raise RequestError(f"queue full ({self.config.max_queued} jobs waiting); try again later")
+            job = Job(next(self._ids), kind, path, options, sender)
+            self._queued[job.id] = job
+            position = len(self._queued) - (0 if self._running else 1)
+        self.counters["jobs_queued"] += 1
+        log.info("job %d queued: %s %s", job.id, kind, path, extra={"event": "queued", "job": job.id, "kind": kind})
+        self._reply(sender, "queued", job.id, position)
+        self._queue.put(job)
+
+    # ------------------------------------------------------------------ jobs
+
+    def _work(self) -> None:
+        while True:
+            job = self._queue.get()
+            if job is None or self._stop.is_set():
+                return
+            with self._lock:
+                if self._queued.pop(job.id, None) is None:
+                    continue  # dropped at shutdown
+                self._running = job
+            try:
+                self._run(job)
+            finally:
+                with self._lock:
+                    self._running = None
+
+    def _run(self, job: Job) -> None:
+        t0 = time.perf_counter()
+        job.started = time.monotonic()
+        try:
+            if job.cancel.is_set():
+                raise JobCancelled
+            result = {"analyze": self._job_analyze, "edit": self._job_edit, "render": self._job_render}[job.kind](job)
+            self.progress(job, 1.0, "done")
+        except JobCancelled:
+            self.counters["jobs_cancelled"] += 1
+            log.info("job %d cancelled", job.id, extra={"event": "job_cancelled", "job": job.id})
+            self._reply(job.reply_to, "error", "cancelled", job.id)
+            return
+        except BadInput as err:
+            self.counters["jobs_failed"] += 1
+            log.info("job %d: bad input: %s", job.id, err, extra={"event": "job_bad_input", "job": job.id})
+            self._reply(job.reply_to, "error", str(err), job.id)
+            return
+        except Exception as err:  # noqa: BLE001 - a failed job is an error reply, the server goes on
+            self.counters["jobs_failed"] += 1
+            log.exception("job %d failed", job.id, extra={"event": "job_failed", "job": job.id})
+            self._reply(job.reply_to, "error", f"job failed: {type(err).__name__}: {err}", job.id)
+            return
+        self.counters["jobs_done"] += 1
+        log.info(
+            "job %d done in %.2f s", job.id, time.perf_counter() - t0,
+            extra={"event": "job_done", "job": job.id, "kind": job.kind, "seconds": round(time.perf_counter() - t0, 3)},
+        )
+        self._reply(job.reply_to, "done", *result, job.id)
+
+    def progress(self, job: Job, fraction: float, stage: str) -> None:
+        """A progress point: reply, then stop here if the job was cancelled."""
+        job.fraction, job.stage = float(fraction), stage
+        self._send_progress(job)
+        if job.cancel.is_set() and fraction < 1.0:
+            raise JobCancelled
+
+    def _send_progress(self, job: Job) -> None:
+        job.last_progress = time.monotonic()
+        self._reply(job.reply_to, "progress", round(job.fraction, 4), job.stage, job.id)
+
+    def _tick(self) -> None:
+        interval = self.config.progress_interval_s
+        while not self._stop.wait(interval / 2):
+            job = self._running
+            if job is not None and time.monotonic() - job.last_progress >= interval:
+                self._send_progress(job)
+
+    def _out_path(self, job: Job, stem: str, suffix: str) -> str:
+        stem = job.options.get("name") or _SAFE_STEM.sub("_", stem)[:64] or "out"
+        return str(self.out_dir / f"{stem}-{job.id}{suffix}")
+
+    def _job_analyze(self, job: Job) -> tuple[str]:
+        self.progress(job, 0.0, "analysis")
+        from engine.analysis import analyze
+
+        analysis = analyze(job.path)
+        self.progress(job, 0.9, "write")
+        out = analysis.save_json(self._out_path(job, Path(job.path).stem, ".analysis.json"))
+        return (out,)
+
+    def _job_edit(self, job: Job) -> tuple[str, str]:
+        self.progress(job, 0.0, "analysis")
+        from engine.analysis import analyze
+        from export.edit import edit_file, parse_exports
+        from export.retime import parse_keep
+
+        o = job.options
+        exports = parse_exports(o.get("export"))
+        for fmt in self.dialect.exports_needed():
+            if fmt not in exports:
+                exports.append(fmt)
+        keep = [parse_keep(k) for k in o.get("keep", [])]
+        analyze(job.path)  # fills the feature cache; edit_file's own analysis then reads it
+        self.progress(job, 0.4, "model")
+        policy = self.models.get(o.get("model"), o.get("checkpoint"))
+        self.progress(job, 0.5, "edit")
+        audio_out = self._out_path(job, Path(job.path).stem, "." + o.get("format", "wav"))
+        report = edit_file(
+            job.path, audio_out, policy, exports=exports, target_duration_s=o.get("target_duration"),
+            keep=keep, seed=o.get("seed"),
+        )
+        self.progress(job, 0.95, "daw")
+        written = report.written
+        result = JobResult(
+            plan=report.plan, plan_path=written["plan"], audio_path=written["audio"],
+            exports={k: v for k, v in written.items() if k not in ("plan", "audio")},
+        )
+        self._deliver(job, result)
+        return written["plan"], written["audio"]
+
+    def _job_render(self, job: Job) -> tuple[str, str]:
+        self.progress(job, 0.0, "load")
+        from engine.exporters import EXTENSIONS, export_plan
+        from engine.plan import load_plan
+        from engine.render import render_to_file
+
+        plan = load_plan(job.path)
+        self.progress(job, 0.1, "render")
+        stem = Path(job.path).name.removesuffix(".json").removesuffix(".plan")
+        audio_out = self._out_path(job, stem, "." + job.options.get("format", "wav"))
+        render_to_file(plan, audio_out)
+        exports = {}
+        for fmt in self.dialect.exports_needed():
+            exports[fmt] = export_plan(plan, fmt, str(Path(audio_out).with_suffix(EXTENSIONS[fmt])))
+        self.progress(job, 0.95, "daw")
+        self._deliver(job, JobResult(plan=plan, plan_path=job.path, audio_path=audio_out, exports=exports))
+        return job.path, audio_out
+
+    def _deliver(self, job: Job, result: JobResult) -> None:
+        """Send the dialect's messages: markers to the client, DAW commands to the DAW (paced)."""
+        messages: list[Outgoing] = self.dialect.messages(result)
+        for m in messages:
+            if m.target == "client":
+                self._send(self._reply_address(job.reply_to), m.address, m.args)
+            elif self.daw_address is not None:
+                self._send(self.daw_address, m.address, m.args)
+                time.sleep(0.002)  # a DAW's OSC input queue is small: do not burst
+        log.info(
+            "job %d: %d messages through the %s dialect", job.id, len(messages), self.dialect.name,
+            extra={"event": "delivered", "job": job.id, "messages": len(messages)},
+        )
