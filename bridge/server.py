@@ -493,8 +493,12 @@ class Server:
                 if job is None:
                     raise RequestError(f"/editorbot/cancel: no queued or running job {job_id}")
             job.cancel.set()
-        log.info("cancel requested for job %d", job.id, extra={"event": "cancel", "job": job.id})
+            dropped = self._queued.pop(job.id, None) is not None
+        log.info("cancel requested for job %d", job.id, extra={"event": "cancel", "job": job.id, "queued": dropped})
         self._reply(sender, "cancelling", job.id)
+        if dropped:  # never started: it ends now
+            self.counters["jobs_cancelled"] += 1
+            self._reply(job.reply_to, "error", "cancelled", job.id)
 
     def _on_status(self, sender: tuple[str, int], args: list[Any]) -> None:
         with self._lock:
