@@ -172,12 +172,16 @@ class BCData:
         return obs, masks, t(self.actions).long(), t(self.confidence).float(), aux
 
 
-def bc_examples(episodes: list[Episode], config: AgentConfig, *, quiet: bool = False) -> BCData:
+def bc_examples(
+    episodes: list[Episode], config: AgentConfig, *, quiet: bool = False, use_target: bool = True
+) -> BCData:
     """Demonstrations from labelled songs (unlabelled ones are skipped).
 
     Each song is walked in ``EditEnv`` taking, at each cursor, the label of
     the cursor beat (made legal the way the env does); a beat with an
     unknown label is stepped over as a one-beat KEEP and gives no example.
+    ``use_target`` is ``EditEnv``'s: False leaves the ``output_ratio``
+    column 0 (a walk without a target length).
     """
     from engine.progress import progress
     from training.env import EditEnv
@@ -185,7 +189,7 @@ def bc_examples(episodes: list[Episode], config: AgentConfig, *, quiet: bool = F
     labelled = [e for e in episodes if e.labels is not None]
     if not labelled:
         raise ValueError("no labelled songs for behavioural cloning")
-    env = EditEnv(labelled, config)
+    env = EditEnv(labelled, config, use_target=use_target)
     rows: dict[str, list[np.ndarray]] = {f.name: [] for f in fields(BCData) if f.name != "pair_names"}
     for song, e in enumerate(progress(labelled, desc="BC examples", quiet=quiet)):
         obs, info = env.reset(options={"song": song})

@@ -80,12 +80,21 @@ class AgentStep(nn.Module):
         aux: AuxBatch | None = None,
     ) -> dict[str, Tensor]:
         out: dict[str, Tensor] = {}
+        aux_out = None  # aux head outputs, when the trunk pass they need is already made
         if obs is not None:
-            _, out["logprob"], out["entropy"], out["value"] = self.agent.get_action_and_value(obs, masks, actions)
+            logits = None
+            if aux is not None and aux.obs is obs:
+                logits, aux_out = self.agent.policy_and_aux(obs)
+            _, out["logprob"], out["entropy"], out["value"] = self.agent.get_action_and_value(
+                obs, masks, actions, logits=logits
+            )
         if bc_obs is not None:
-            out["bc_logits"] = self.agent.policy_logits(bc_obs)
+            if aux is not None and aux.obs is bc_obs and aux_out is None:
+                out["bc_logits"], aux_out = self.agent.policy_and_aux(bc_obs)
+            else:
+                out["bc_logits"] = self.agent.policy_logits(bc_obs)
         if aux is not None:
-            out.update(self.agent.aux_losses(aux))
+            out.update(self.agent.aux_losses(aux, aux_out))
         return out
 
 
@@ -238,6 +247,7 @@ def train(
     bc_data: BCData | None = None,
     resume: bool = False,
     subprocess: bool = False,
+    use_target: bool = True,
     device: str = "cpu",
     quiet: bool = False,
     on_update: Callable[[int, dict[str, float]], None] | None = None,
@@ -265,6 +275,10 @@ def train(
     subprocess:
         One process per env (``AsyncVectorEnv``) instead of stepping them in
         this one.
+    use_target:
+        ``EditEnv``'s: give the walk each song's labelled output length
+        (``output_ratio`` column, ``duration`` reward); False trains walks
+        without a target, as ``editorbot edit`` runs without one.
     device:
         ``"cpu"``, ``"cuda"`` or ``"auto"``.
     on_update:
@@ -429,7 +443,7 @@ def train(
         envs = None
         if update < num_updates and not stop.stop:
             envs = make_vector_env(episodes, agent_config, num_envs, weights=weights, reference=reference,
-                                   subprocess=subprocess)
+                                   use_target=use_target, subprocess=subprocess)
             W, F = agent_config.window, agent_config.in_dim
             D, P = agent_config.n_done_feats, agent_config.n_pos_feats
             obs_features = torch.zeros((num_steps, num_envs, W, F))

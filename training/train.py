@@ -57,6 +57,9 @@ def add_rl_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--reference-dir", metavar="DIR", help="finished tracks for the reference reward (default DATA_DIR/reference)")
     p.add_argument("--bc-from-labels", action="store_true",
                    help="build the demonstrations from DATA_DIR/labels/*.json when --bc-mixed is not given")
+    p.add_argument("--no-target", dest="use_target", action="store_false",
+                   help="walk without the songs' labelled output lengths (output_ratio column 0, no duration "
+                   "reward), as `editorbot edit` does without --target-duration")
     p.add_argument("--device", default="cpu", choices=("cpu", "cuda", "auto"), help="(default cpu)")
     p.add_argument("--reward", action="append", default=[], metavar="TERM=W",
                    help="reward weight, e.g. --reward label=1 --reward density=0.2 (repeatable)")
@@ -126,7 +129,7 @@ def run_rl(args: argparse.Namespace) -> int:
         bc_data = BCData.load(ppo_config.bc_path)
     elif args.bc_from_labels or ppo_config.bc_only or ppo_config.bc_epochs:
         if any(e.labels is not None for e in episodes):
-            bc_data = bc_examples(episodes, agent_config, quiet=quiet)
+            bc_data = bc_examples(episodes, agent_config, quiet=quiet, use_target=args.use_target)
         else:
             raise BadInput(args.data_dir, "behavioural cloning needs labels/*.json and there are none")
 
@@ -140,6 +143,7 @@ def run_rl(args: argparse.Namespace) -> int:
         bc_data=bc_data,
         resume=args.resume,
         subprocess=args.subprocess,
+        use_target=args.use_target,
         device=args.device,
         quiet=quiet,
     )

@@ -306,6 +306,7 @@ class EditAgent(nn.Module):
         action: Tensor | None = None,
         *,
         deterministic: bool = False,
+        logits: Tensor | None = None,
     ) -> tuple[Tensor, Tensor, Tensor, Tensor]:
         """Sample (or score) an action and estimate the value.
 
@@ -322,6 +323,9 @@ class EditAgent(nn.Module):
             sampling; a masked action gets a log-prob near ``MASK_LOGIT``.
         deterministic:
             Take the most likely choice per factor instead of sampling.
+        logits:
+            ``policy_logits(obs)`` when the caller already has them (e.g.
+            from ``policy_and_aux``), so the trunk runs once.
 
         Returns
         -------
@@ -329,7 +333,8 @@ class EditAgent(nn.Module):
         ``entropy (B,)`` (sum over factors; the amount term is the entropy
         of the amount distribution given the chosen type), ``value (B,)``.
         """
-        logits = self.policy_logits(obs)
+        if logits is None:
+            logits = self.policy_logits(obs)
         batch = logits.shape[0]
         if masks is None:
             masks = ActionMasks(
@@ -433,22 +438,32 @@ class EditAgent(nn.Module):
         ``{"tempo": (B,) normalised, "energy": (B, n_energy_classes) logits
         at the cursor beat, "phrase_boundary": (B, W) logits}``, float32.
         """
-        h, pooled = self.encode(obs)
+        return self._aux_from(*self.encode(obs))
+
+    def _aux_from(self, h: Tensor, pooled: Tensor) -> dict[str, Tensor]:
         return {
             "tempo": self.tempo_head(pooled).squeeze(-1).float(),
             "energy": self.energy_head(self._at_cursor(h)).float(),
             "phrase_boundary": self.phrase_head(h).squeeze(-1).float(),
         }
 
-    def aux_losses(self, batch: AuxBatch) -> dict[str, Tensor]:
+    def policy_and_aux(self, obs: Observation) -> tuple[Tensor, dict[str, Tensor]]:
+        """``(policy_logits(obs), aux_outputs(obs))`` from one pass of the policy trunk."""
+        h, pooled = self.encode(obs)
+        return self.policy_head(self._at_cursor(h)).float(), self._aux_from(h, pooled)
+
+    def aux_losses(self, batch: AuxBatch, outputs: dict[str, Tensor] | None = None) -> dict[str, Tensor]:
         """Auxiliary losses, one scalar per given target.
+
+        ``outputs`` are ``aux_outputs(batch.obs)`` when the caller already
+        has them (``policy_and_aux``); None computes them.
 
         Returns
         -------
         Any of ``{"aux_tempo": MSE, "aux_energy": cross-entropy,
         "aux_phrase": BCE over valid beats}``.
         """
-        out = self.aux_outputs(batch.obs)
+        out = outputs if outputs is not None else self.aux_outputs(batch.obs)
         losses: dict[str, Tensor] = {}
         if batch.tempo is not None:
             losses["aux_tempo"] = F.mse_loss(out["tempo"], batch.tempo.float())

@@ -1,0 +1,414 @@
+"""Evaluation of a policy's walk against an editor style's ground-truth labels.
+
+The question asked of a trained policy is: walking a held-out song the way
+``editorbot edit`` does (greedy, masks applied, no target length unless
+asked for), which action covers each beat, and how often is that the action
+the style's editor chose for that beat? Scores are beat-level, over every
+labelled beat of every song pooled together:
+
+- **type F1, micro**: pooled over beats. In a single-label problem every
+  beat adds one prediction and one truth, so micro precision = micro recall
+  = micro F1 = the share of beats whose type is right.
+- **type F1, macro**: the unweighted mean of the per-type F1 over the types
+  that occur in the truth or in the prediction (scikit-learn's default
+  label set: a type the policy invents and the editor never uses counts
+  with F1 0). Rare types weigh as much as KEEP, so a walk that only gets the
+  common type right scores low.
+- a per-type table: precision, recall, F1, support (true beats) and
+  predicted beats of each type.
+- ``action_accuracy``: share of beats whose (type, size, amount) all match;
+  ``type_amount_accuracy``: type and amount match (the size of the step that
+  covered a beat is a walk detail more than an edit decision).
+
+Baselines walk the same songs: ``"keep"`` is the always-KEEP edit (the
+unedited song, one KEEP per beat).
+
+Shapes: per-song labels are ``(n_beats, 3)`` int64 ``(type, size, amount)``
+with -1 where unknown (``training.dataset.Episode.labels``); unknown beats
+are left out of every score.
+
+Command line::
+
+    python -m training.evaluate --data-dir DIR [--checkpoint C ...] [--baseline keep] [--json F]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+import time
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, field
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from engine.actions import N_TYPES, TYPES, ActionType, Amount, Size
+
+if TYPE_CHECKING:
+    from training.dataset import Episode
+    from training.models.agent import EditAgent
+
+logger = logging.getLogger(__name__)
+
+#: Baseline walks ``walk_labels`` can give instead of a policy's.
+BASELINES: tuple[str, ...] = ("keep",)
+
+
+# ---------------------------------------------------------------------------- scores
+
+
+@dataclass
+class TypeScore:
+    """One type's row of the per-type table (beats pooled over songs)."""
+
+    type: str
+    precision: float
+    recall: float
+    f1: float
+    support: int
+    predicted: int
+
+
+@dataclass
+class F1Report:
+    """Beat-level type scores of predicted against true labels.
+
+    Attributes
+    ----------
+    micro_f1:
+        Pooled F1 (= beat accuracy of the type for single-label beats).
+    macro_f1:
+        Mean per-type F1 over ``macro_types``.
+    macro_types:
+        Types in the truth or the prediction (the ones macro averages).
+    per_type:
+        ``TypeScore`` of every type in ``macro_types``, in ``TYPES`` order.
+    n_beats:
+        Labelled beats scored.
+    type_amount_accuracy, action_accuracy:
+        Share of beats whose (type, amount), and whose (type, size, amount),
+        match; NaN when only types were given.
+    """
+
+    micro_f1: float
+    macro_f1: float
+    macro_types: list[str]
+    per_type: list[TypeScore]
+    n_beats: int
+    type_amount_accuracy: float = float("nan")
+    action_accuracy: float = float("nan")
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready form."""
+        return asdict(self)
+
+
+def _as_label_array(x: np.ndarray) -> np.ndarray:
+    """``(n,)`` types or ``(n, 3)`` actions -> ``(n, 3)`` int64 (size and amount -1 when absent)."""
+    a = np.asarray(x, dtype=np.int64)
+    if a.ndim == 1:
+        out = np.full((a.shape[0], 3), -1, dtype=np.int64)
+        out[:, 0] = a
+        return out
+    if a.ndim != 2 or a.shape[1] != 3:
+        raise ValueError(f"labels must be (n,) types or (n, 3) actions, got shape {a.shape}")
+    return a
+
+
+def type_f1(
+    true: np.ndarray | Sequence[np.ndarray], pred: np.ndarray | Sequence[np.ndarray]
+) -> F1Report:
+    """Beat-level type F1 of ``pred`` against ``true``.
+
+    Parameters
+    ----------
+    true, pred:
+        One song's labels, ``(n,)`` type indices or ``(n, 3)`` (type, size,
+        amount), or a list of songs (each pair of the same length). Beats
+        whose true type is negative (unknown) are left out.
+
+    Returns
+    -------
+    ``F1Report`` (micro and macro F1, per-type table, accuracies).
+
+    Raises
+    ------
+    ValueError
+        Mismatched lengths, or no labelled beat at all.
+    """
+    trues = [true] if isinstance(true, np.ndarray) else list(true)
+    preds = [pred] if isinstance(pred, np.ndarray) else list(pred)
+    if len(trues) != len(preds):
+        raise ValueError(f"{len(trues)} true songs but {len(preds)} predicted")
+    t_all, p_all = [], []
+    for k, (t, p) in enumerate(zip(trues, preds, strict=True)):
+        t, p = _as_label_array(t), _as_label_array(p)
+        if t.shape[0] != p.shape[0]:
+            raise ValueError(f"song {k}: {t.shape[0]} true beats but {p.shape[0]} predicted")
+        known = t[:, 0] >= 0
+        t_all.append(t[known])
+        p_all.append(p[known])
+    t = np.concatenate(t_all) if t_all else np.zeros((0, 3), np.int64)
+    p = np.concatenate(p_all) if p_all else np.zeros((0, 3), np.int64)
+    n = t.shape[0]
+    if n == 0:
+        raise ValueError("no labelled beats to score")
+    if p[:, 0].min() < 0 or p[:, 0].max() >= N_TYPES or t[:, 0].max() >= N_TYPES:
+        raise ValueError(f"type index outside 0..{N_TYPES - 1}")
+
+    tt, pt = t[:, 0], p[:, 0]
+    support = np.bincount(tt, minlength=N_TYPES)
+    predicted = np.bincount(pt, minlength=N_TYPES)
+    hits = np.bincount(tt[tt == pt], minlength=N_TYPES)
+    present = np.flatnonzero((support > 0) | (predicted > 0))
+    rows = []
+    for k in present:
+        precision = hits[k] / predicted[k] if predicted[k] else 0.0
+        recall = hits[k] / support[k] if support[k] else 0.0
+        f1 = 2 * precision * recall / (precision + recall) if precision + recall > 0 else 0.0
+        rows.append(TypeScore(TYPES[k], float(precision), float(recall), float(f1), int(support[k]), int(predicted[k])))
+    micro = float(hits.sum() / n)
+    macro = float(np.mean([r.f1 for r in rows]))
+    have_amount = (t[:, 2] >= 0).all() and (p[:, 2] >= 0).all()
+    have_size = (t[:, 1] >= 0).all() and (p[:, 1] >= 0).all()
+    type_amount = float(np.mean((tt == pt) & (t[:, 2] == p[:, 2]))) if have_amount else float("nan")
+    action = float(np.mean((t == p).all(axis=1))) if have_amount and have_size else float("nan")
+    return F1Report(micro, macro, [r.type for r in rows], rows, n, type_amount, action)
+
+
+# ---------------------------------------------------------------------------- walks
+
+
+def keep_walk(n_beats: int) -> np.ndarray:
+    """``(n_beats, 3)``: the always-KEEP walk (one KEEP BEAT NEUTRAL per beat)."""
+    out = np.empty((n_beats, 3), dtype=np.int64)
+    out[:] = (int(ActionType.KEEP), int(Size.BEAT), int(Amount.NEUTRAL))
+    return out
+
+
+def policy_walks(
+    agent: EditAgent,
+    episodes: Sequence[Episode],
+    *,
+    use_target: bool = False,
+    deterministic: bool = True,
+    batch_songs: int = 64,
+    seed: int = 0,
+) -> list[np.ndarray]:
+    """Walk every song with the policy; the action covering each beat.
+
+    Songs are walked side by side in ``training.env.EditEnv`` (one forward
+    pass per step for all songs still walking), masks applied before the
+    choice, exactly the observations training and ``export.runtime`` build.
+
+    Parameters
+    ----------
+    agent:
+        The policy (its ``config`` shapes the observations).
+    episodes:
+        Songs (features ``(n_beats, in_dim)``).
+    use_target:
+        Give the walk each song's labelled output length (the
+        ``output_ratio`` column); False is ``editorbot edit`` without
+        ``--target-duration``.
+    deterministic:
+        Most likely choice per factor (True) or sampled from ``seed``.
+    batch_songs:
+        Songs walked at once.
+
+    Returns
+    -------
+    One ``(n_beats, 3)`` int64 array per song: (type, size, amount) of the
+    step that covered each beat.
+    """
+    import torch
+
+    from training.env import EditEnv
+    from training.models.agent import ActionMasks, Observation
+
+    cfg = agent.config
+    was_training = agent.training
+    agent.eval()
+    gen = torch.Generator().manual_seed(seed)
+    out: list[np.ndarray] = [np.zeros((e.n_beats, 3), dtype=np.int64) for e in episodes]
+    try:
+        for first in range(0, len(episodes), batch_songs):
+            chunk = list(range(first, min(first + batch_songs, len(episodes))))
+            envs = {i: EditEnv([episodes[i]], cfg, use_target=use_target) for i in chunk}
+            state = {i: envs[i].reset(options={"song": 0}) for i in chunk}
+            while state:
+                ids = list(state)
+                obs = {k: np.stack([state[i][0][k] for i in ids]) for k in ("features", "done", "position", "padding_mask")}
+                masks = [state[i][1]["action_masks"] for i in ids]
+                o = Observation(
+                    torch.from_numpy(obs["features"]),
+                    torch.from_numpy(obs["done"]),
+                    torch.from_numpy(obs["position"]),
+                    torch.from_numpy(obs["padding_mask"]).bool(),
+                )
+                m = ActionMasks(
+                    torch.from_numpy(np.stack([x["type"] for x in masks])),
+                    torch.from_numpy(np.stack([x["size"] for x in masks])),
+                    torch.from_numpy(np.stack([x["amount"] for x in masks])),
+                )
+                with torch.no_grad():
+                    if deterministic:
+                        action, _, _, _ = agent.get_action_and_value(o, m, deterministic=True)
+                    else:
+                        torch_state = torch.get_rng_state()
+                        torch.set_rng_state(gen.get_state())
+                        action, _, _, _ = agent.get_action_and_value(o, m)
+                        gen.set_state(torch.get_rng_state())
+                        torch.set_rng_state(torch_state)
+                for row, i in enumerate(ids):
+                    env = envs[i]
+                    start = env.cursor
+                    obs_i, _, terminated, _, info = env.step(action[row].numpy())
+                    t, s, a = (int(v) for v in info["applied_action"])
+                    out[i][start : env.cursor] = (t, s, a)
+                    if terminated:
+                        del state[i]
+                    else:
+                        state[i] = (obs_i, info)
+    finally:
+        agent.train(was_training)
+    return out
+
+
+# ---------------------------------------------------------------------------- evaluation
+
+
+@dataclass
+class Evaluation:
+    """Scores of one walker on a set of songs."""
+
+    walker: str
+    report: F1Report
+    n_songs: int
+    seconds: float
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"walker": self.walker, "n_songs": self.n_songs, "seconds": self.seconds, **self.extra, **self.report.to_dict()}
+
+
+def _labelled(episodes: Sequence[Episode]) -> list[Episode]:
+    out = [e for e in episodes if e.labels is not None and (np.asarray(e.labels)[:, 0] >= 0).any()]
+    if not out:
+        raise ValueError("no labelled songs to evaluate on")
+    return out
+
+
+def evaluate_baseline(episodes: Sequence[Episode], baseline: str = "keep") -> Evaluation:
+    """Score a baseline walk (``BASELINES``) on the labelled songs of ``episodes``."""
+    if baseline not in BASELINES:
+        raise ValueError(f"unknown baseline {baseline!r} (one of {', '.join(BASELINES)})")
+    t0 = time.perf_counter()
+    songs = _labelled(episodes)
+    pred = [keep_walk(e.n_beats) for e in songs]
+    report = type_f1([e.labels for e in songs], pred)
+    return Evaluation(f"always-{baseline.upper()}", report, len(songs), time.perf_counter() - t0)
+
+
+def evaluate_policy(
+    agent: EditAgent, episodes: Sequence[Episode], *, name: str = "policy", use_target: bool = False
+) -> Evaluation:
+    """Walk the labelled songs of ``episodes`` greedily with ``agent`` and score the walks."""
+    t0 = time.perf_counter()
+    songs = _labelled(episodes)
+    pred = policy_walks(agent, songs, use_target=use_target)
+    report = type_f1([e.labels for e in songs], pred)
+    return Evaluation(name, report, len(songs), time.perf_counter() - t0, {"use_target": use_target})
+
+
+def format_table(evaluations: Sequence[Evaluation]) -> str:
+    """Markdown: one summary row per walker."""
+    lines = [
+        "| walker | songs | beats | type F1 micro | type F1 macro | type+amount acc. | action acc. |",
+        "|---|---:|---:|---:|---:|---:|---:|",
+    ]
+    for ev in evaluations:
+        r = ev.report
+        lines.append(
+            f"| {ev.walker} | {ev.n_songs} | {r.n_beats} | {r.micro_f1:.3f} | {r.macro_f1:.3f} | "
+            f"{r.type_amount_accuracy:.3f} | {r.action_accuracy:.3f} |"
+        )
+    return "\n".join(lines)
+
+
+def format_per_type(evaluation: Evaluation) -> str:
+    """Markdown: the per-type table of one walker."""
+    lines = [
+        f"{evaluation.walker}:",
+        "",
+        "| type | precision | recall | F1 | true beats | predicted beats |",
+        "|---|---:|---:|---:|---:|---:|",
+    ]
+    for row in evaluation.report.per_type:
+        lines.append(
+            f"| {row.type} | {row.precision:.3f} | {row.recall:.3f} | {row.f1:.3f} | {row.support} | {row.predicted} |"
+        )
+    return "\n".join(lines)
+
+
+# ---------------------------------------------------------------------------- CLI
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """``python -m training.evaluate``: score checkpoints and baselines on a labelled data folder."""
+    from engine.errors import BadInput
+
+    p = argparse.ArgumentParser(
+        prog="python -m training.evaluate",
+        description="Beat-level type F1 of policies' walks (and baselines) against a data folder's labels.",
+    )
+    p.add_argument("--data-dir", required=True, metavar="DIR", help="pairs with input/ and labels/ (held-out songs)")
+    p.add_argument("--checkpoint", action="append", default=[], metavar="C", help="training checkpoint (repeatable)")
+    p.add_argument("--name", action="append", default=[], metavar="NAME", help="row name of each --checkpoint")
+    p.add_argument("--baseline", action="append", default=[], choices=BASELINES, help="baseline walk (repeatable)")
+    p.add_argument("--use-target", action="store_true", help="give the walk each song's labelled output length")
+    p.add_argument("--per-type", action="store_true", help="print the per-type table of each walker")
+    p.add_argument("--json", metavar="F", help="write every score as JSON")
+    p.add_argument("--quiet", "-q", action="store_true", help="no progress bars, warnings only")
+    args = p.parse_args(argv)
+    logging.basicConfig(level=logging.WARNING if args.quiet else logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    if args.name and len(args.name) != len(args.checkpoint):
+        print("training.evaluate: --name: give one per --checkpoint", file=sys.stderr)
+        return 2
+    if not args.checkpoint and not args.baseline:
+        print("training.evaluate: nothing to evaluate (give --checkpoint or --baseline)", file=sys.stderr)
+        return 2
+    try:
+        from training.dataset import load_episodes
+        from training.ppo import load_agent
+
+        episodes = load_episodes(args.data_dir, require_labels=True, quiet=args.quiet)
+        evaluations = [evaluate_baseline(episodes, b) for b in args.baseline]
+        for k, path in enumerate(args.checkpoint):
+            try:
+                agent = load_agent(path)
+            except (OSError, ValueError, KeyError) as err:
+                raise BadInput(path, f"cannot load the checkpoint: {err}") from None
+            if agent.config.in_dim != episodes[0].features.shape[1]:
+                raise BadInput(path, f"model reads {agent.config.in_dim} feature columns, the songs have {episodes[0].features.shape[1]}")
+            name = args.name[k] if args.name else path
+            evaluations.append(evaluate_policy(agent, episodes, name=name, use_target=args.use_target))
+    except (BadInput, ValueError) as err:
+        print(f"training.evaluate: {err}", file=sys.stderr)
+        return 2
+    print(format_table(evaluations))
+    if args.per_type:
+        for ev in evaluations:
+            print()
+            print(format_per_type(ev))
+    if args.json:
+        with open(args.json, "w", encoding="utf-8") as fh:
+            json.dump([ev.to_dict() for ev in evaluations], fh, indent=1)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
