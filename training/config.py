@@ -5,6 +5,8 @@ target_kl 0.02, batch 2048, gradient accumulation 4, mixed precision on) and
 section 7 (policy: HybridNATTENEncoder, hidden 512, 8 heads, 3 layers, kernel
 33; a separate value network; BC weight 0.3). Each default is written once,
 here; the trainer and the CLI map their flags onto these fields.
+``SupervisedConfig`` holds the supervised model (Option A) and its trainer,
+with the DESIGN section 9 defaults.
 """
 
 from __future__ import annotations
@@ -290,4 +292,119 @@ class PPOConfig:
 
     def to_dict(self) -> dict[str, Any]:
         """Plain dict (TensorBoard hyperparameter table, checkpoints)."""
+        return asdict(self)
+
+
+@dataclass
+class SupervisedConfig:
+    """The supervised "sound of the edit" model (Option A) and its trainer.
+
+    Defaults of the model size, learning rate, batch and loss weights follow
+    DESIGN section 9; the rest are this trainer's own. The model reads
+    ``n_mels`` log-mel bands of the DSP render of a plan (the base) and of
+    the plan's structural re-sequencing of the raw audio, per STFT frame,
+    with the frame's edit label, and predicts a per-band gain in dB.
+
+    Attributes
+    ----------
+    encoder_dim, decoder_dim:
+        Widths of the EditEncoder and MelDecoder transformers.
+    n_layers:
+        Transformer blocks in each of the encoder and the decoder.
+    n_heads:
+        Attention heads (must divide both widths).
+    ff_mult:
+        Feed-forward width as a multiple of the block width.
+    dropout:
+        Dropout inside the transformer blocks.
+    n_mels:
+        Mel bands of the model's input and of its gain mask.
+    max_gain_db:
+        The predicted gain is ``max_gain_db * tanh(x / max_gain_db)`` dB.
+    lr, weight_decay, max_grad_norm:
+        AdamW settings and the global gradient-norm clip.
+    batch_size:
+        Crops per optimiser step (per process under torchrun).
+    l1_weight, multiscale_stft_weight, edit_consistency_weight:
+        Loss weights: L1 on log-mel, multi-scale STFT on the waveform, and
+        unedited (KEEP) frames kept as the base has them.
+    crop_s:
+        Length of a training crop in seconds.
+    crops_per_epoch:
+        Training crops drawn per epoch (None: about one pass over the
+        training audio, ``total seconds / crop_s``).
+    epochs:
+        Most epochs to train.
+    patience:
+        Stop when ``val/total_loss`` has not improved for this many epochs.
+    val_fraction:
+        Share of songs held out for validation (at least one song).
+    checkpoint_every:
+        Optimiser steps between ``last.pt`` writes (a kill loses at most this many).
+    mixed_precision:
+        Autocast the network: bf16 on CPU, fp16 on CUDA.
+    seed:
+        Seed of the weights, the split and the crops.
+    chunk_frames, overlap_frames:
+        Whole songs are rendered in chunks of this many frames, overlapping
+        and cross-faded over ``overlap_frames``.
+    """
+
+    encoder_dim: int = 512
+    decoder_dim: int = 512
+    n_layers: int = 6
+    n_heads: int = 8
+    ff_mult: int = 4
+    dropout: float = 0.1
+    n_mels: int = 128
+    max_gain_db: float = 30.0
+    lr: float = 1e-4
+    weight_decay: float = 0.0
+    max_grad_norm: float = 1.0
+    batch_size: int = 8
+    l1_weight: float = 1.0
+    multiscale_stft_weight: float = 1.0
+    edit_consistency_weight: float = 0.5
+    crop_s: float = 3.0
+    crops_per_epoch: int | None = None
+    epochs: int = 100
+    patience: int = 5
+    val_fraction: float = 0.2
+    checkpoint_every: int = 50
+    mixed_precision: bool = True
+    seed: int = 1
+    chunk_frames: int = 512
+    overlap_frames: int = 64
+
+    def __post_init__(self) -> None:
+        for name in ("encoder_dim", "decoder_dim", "n_layers", "n_heads", "ff_mult", "n_mels", "batch_size",
+                     "epochs", "patience", "checkpoint_every", "chunk_frames"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"SupervisedConfig.{name} must be >= 1, got {getattr(self, name)}")
+        for name in ("encoder_dim", "decoder_dim"):
+            if getattr(self, name) % self.n_heads:
+                raise ValueError(f"{name} {getattr(self, name)} is not divisible by n_heads {self.n_heads}")
+        if self.lr <= 0 or self.crop_s <= 0 or self.max_gain_db <= 0:
+            raise ValueError("lr, crop_s and max_gain_db must be > 0")
+        if min(self.l1_weight, self.multiscale_stft_weight, self.edit_consistency_weight, self.weight_decay) < 0:
+            raise ValueError("loss weights and weight_decay must be >= 0")
+        if not 0.0 <= self.dropout < 1.0:
+            raise ValueError(f"dropout must be in [0, 1), got {self.dropout}")
+        if not 0.0 < self.val_fraction < 1.0:
+            raise ValueError(f"val_fraction must be in (0, 1), got {self.val_fraction}")
+        if self.crops_per_epoch is not None and self.crops_per_epoch < 1:
+            raise ValueError(f"crops_per_epoch must be >= 1, got {self.crops_per_epoch}")
+        if not 0 <= self.overlap_frames < self.chunk_frames // 2:
+            raise ValueError("overlap_frames must be in [0, chunk_frames / 2)")
+
+    def autocast_dtype(self, device_type: str) -> torch.dtype | None:
+        """bf16 on CPU, fp16 on CUDA, None when ``mixed_precision`` is off."""
+        import torch
+
+        if not self.mixed_precision:
+            return None
+        return torch.float16 if device_type == "cuda" else torch.bfloat16
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain dict (checkpoints, the TensorBoard hyperparameter table)."""
         return asdict(self)

@@ -27,6 +27,12 @@ covering it (``beat_labels``). Styles:
 - ``mixed``: each section edited by one of the styles above, drawn per
   section.
 
+Studio styles (``STUDIO_STYLES``, outside ``STYLES``): ``studio`` and
+``studio_edits`` walk as ``mixed`` does, and the editor then runs a fixed
+studio chain no plan effect expresses (``studio_chain``: ladder low-pass,
+chorus, saturation) over the whole edit or over the edited spans only
+(``apply_studio``). The plan is the label; the chain is the editor's sound.
+
 Every random choice comes from the ``np.random.Generator`` passed in, in a
 fixed order, so the same generator state gives the same plan.
 
@@ -764,10 +770,80 @@ STYLES: dict[str, EditorStyle] = {
 }
 
 
+# -- studio: the same walk as ``mixed``, then a fixed chain outside the vocabulary
+
+#: Where a studio style's chain runs: over the whole edited output ("all"), or
+#: only over audio an action other than KEEP placed ("edits").
+STUDIO_SCOPES: tuple[str, ...] = ("all", "edits")
+#: Seconds over which the "edits" scope fades the chain in and out at segment edges.
+STUDIO_RAMP_S = 0.010
+
+
+def studio_chain() -> Any:
+    """The fixed studio chain: a ``pedalboard.Pedalboard`` no EditPlan effect can express.
+
+    A 12 dB/octave ladder low-pass at 2.5 kHz with some resonance, a slow
+    light chorus and a little saturation, then -3 dB. Built fresh (no state)
+    on every call.
+    """
+    import pedalboard
+
+    return pedalboard.Pedalboard([
+        pedalboard.LadderFilter(mode=pedalboard.LadderFilter.Mode.LPF12, cutoff_hz=2500.0, resonance=0.3, drive=1.0),
+        pedalboard.Chorus(rate_hz=0.8, depth=0.25, centre_delay_ms=7.0, feedback=0.0, mix=0.3),
+        pedalboard.Distortion(drive_db=6.0),
+        pedalboard.Gain(gain_db=-3.0),
+    ])
+
+
+def apply_studio(samples: np.ndarray, sample_rate: int, plan: EditPlan, scope: str = "all") -> np.ndarray:
+    """Run ``studio_chain`` over a rendered edit.
+
+    Parameters:
+        samples: the plan's render, ``(n_channels, n_samples)`` float32.
+        sample_rate: Hz.
+        plan: the plan rendered (its segments place the edited spans).
+        scope: ``"all"``: the whole output; ``"edits"``: only output spans
+            of segments whose action is not KEEP, faded over ``STUDIO_RAMP_S``
+            at their edges (KEEP spans stay bit-identical away from edges).
+
+    Returns:
+        ``(n_channels, n_samples)`` float32, the same length.
+    """
+    if scope not in STUDIO_SCOPES:
+        raise ValueError(f"unknown studio scope {scope!r} (one of {', '.join(STUDIO_SCOPES)})")
+    x = np.ascontiguousarray(samples, dtype=np.float32)
+    wet = np.asarray(studio_chain()(x, sample_rate, reset=True), dtype=np.float32)[:, : x.shape[1]]
+    if scope == "all":
+        return wet
+    weight = np.zeros(x.shape[1], dtype=np.float32)
+    for seg in plan.segments:
+        if seg.action != "KEEP":
+            a = max(0, round(seg.dst_start_s * sample_rate))
+            weight[a : round((seg.dst_start_s + seg.length_s) * sample_rate)] = 1.0
+    n_ramp = max(1, round(STUDIO_RAMP_S * sample_rate))
+    weight = np.convolve(weight, np.full(n_ramp, 1.0 / n_ramp, dtype=np.float32), mode="same")
+    return (x + weight * (wet - x)).astype(np.float32)
+
+
+#: Studio styles, kept apart from ``STYLES``: ``training.data.pairs`` renders
+#: plans only, so their pairs are written by ``training.supervised.make_studio_pairs``.
+STUDIO_STYLES: dict[str, EditorStyle] = {
+    "studio": EditorStyle("studio", "the mixed walk, then a fixed studio chain over the whole edit",
+                          _mixed_params, _mixed_section),
+    "studio_edits": EditorStyle("studio_edits", "the mixed walk, then a fixed studio chain over edited spans only",
+                                _mixed_params, _mixed_section),
+}
+#: Where each studio style's chain runs.
+STUDIO_SCOPE_OF: dict[str, str] = {"studio": "all", "studio_edits": "edits"}
+
+
 def get_style(style: str | EditorStyle) -> EditorStyle:
     """The style itself, or the one named ``style``; ValueError naming the choices if unknown."""
     if isinstance(style, EditorStyle):
         return style
+    if style in STUDIO_STYLES:
+        return STUDIO_STYLES[style]
     if style not in STYLES:
         raise ValueError(f"unknown style {style!r} (one of {', '.join(STYLES)})")
     return STYLES[style]
