@@ -104,6 +104,11 @@ VARIANT_SEMITONES = (-2.0, -1.0, 1.0, 2.0)  # pitch warps of the raw frames
 VARIANT_DRIVE_DB = 20.0  # distortion of the raw frames
 SMOOTH_BEATS = 8  # half-width in beats of the local line fit that removes beat-tracker jitter
 
+
+
+SPEED_PROBE = 12  # frames of a SPEED line scored before deciding to score the rest
+SPEED_PROBE_SIM = 0.5  # ... only if their mean similarity reaches this
+
 # Structural move kinds of the alignment DP.
 FWD, CUT, SIL, REV, LOOP, STUT, SPEED = range(7)
 KIND_NAMES = ("FWD", "CUT", "SILENCE", "REVERSE", "LOOP", "STUTTER", "SPEED")
@@ -122,14 +127,14 @@ class AlignConfig:
         action_cost: prior cost of each non-KEEP move.
         cut_cost: extra cost per CUT beat.
         slack_cost: cost of moving a forward beat's end by one frame.
-        beam: states kept per raw beat.
+        beam: states kept per raw beat (retried 4x wider when no path survives).
         stutter_weight: scale of the periodicity score of stutter frames.
     """
 
     action_cost: float = 1.5
     cut_cost: float = 0.3
     slack_cost: float = 0.4
-    beam: int = 32
+    beam: int = 256
     stutter_weight: float = 1.0
 
 
@@ -510,11 +515,15 @@ def _align_dp(
                     if te > t_max:
                         continue
                     sc = v - action_cost
-                    for u in range(te - t):
+                    n_out = te - t
+                    for u in range(n_out):
                         tt = t + u
                         rr = int(round(r0f + rate * u))
                         if tt < te_n and 0 <= rr < tr_n:
                             sc += s[tt, rr]
+                        if u == SPEED_PROBE - 1 and n_out > 2 * SPEED_PROBE and sc - v + action_cost < SPEED_PROBE_SIM * SPEED_PROBE:
+                            sc = neg  # the first frames do not match: not worth the whole line
+                            break
                     if sc > val[j + k, te]:
                         val[j + k, te] = sc
                         pos[j + k, te] = pe
@@ -699,7 +708,7 @@ def align(
     frame_best = np.maximum(sil, stutter_best)
     r_starts = np.maximum(np.round(np.asarray(starts_s) * to_f).astype(np.int64) - 2, 0)
     bound = _future_bound(s, frame_best, r_starts)
-    score, rows, table = _align_dp(
+    args = (
         s,
         cd,
         ca,
@@ -716,10 +725,11 @@ def align(
         cfg.action_cost,
         cfg.cut_cost,
         cfg.slack_cost,
-        cfg.beam,
-        cfg.stutter_weight,
-        bound,
     )
+    score, rows, table = _align_dp(*args, cfg.beam, cfg.stutter_weight, bound)
+    if rows.shape[0] == 0:
+        log.debug("no path with a beam of %d: retrying with %d", cfg.beam, 4 * cfg.beam)
+        score, rows, table = _align_dp(*args, 4 * cfg.beam, cfg.stutter_weight, bound)
     moves = []
     for beat, k, kind, par, t0, t1 in rows.tolist():
         moves.append(
