@@ -84,6 +84,10 @@ PROGRESS_INTERVAL_S = 0.5
 _SAFE_STEM = re.compile(r"[^A-Za-z0-9._-]+")
 #: OSC address-pattern characters; patterns are refused, not expanded.
 _PATTERN_CHARS = set("*?[]{}!,")
+#: Deepest bundle nesting accepted (python-osc copies each level while parsing it recursively).
+MAX_BUNDLE_DEPTH = 8
+#: OSC 1.0/1.1 type tags python-osc decodes (it skips others silently, so they are refused here).
+_KNOWN_TAGS = set("ifsbhdtTFNIcrm[]")
 #: Edit options accepted in the OPTIONS_JSON argument.
 EDIT_OPTIONS = ("model", "checkpoint", "target_duration", "keep", "seed", "export", "name", "format")
 RENDER_OPTIONS = ("name", "format")
@@ -351,6 +355,8 @@ class Server:
             self.counters["dropped"] += 1
             log.info("dropped an empty datagram from %s:%d", *sender[:2], extra={"event": "dropped", "why": "empty"})
             return
+        if not _bundle_shape_ok(data):
+            raise RequestError(f"OSC bundle nested deeper than {MAX_BUNDLE_DEPTH} levels or malformed ({len(data)} bytes)")
         try:
             packet = OscPacket(data)
             messages = [m.message for m in packet.messages]
@@ -359,6 +365,9 @@ class Server:
         if not messages:
             raise RequestError("empty OSC bundle")
         for msg in messages[:16]:
+            tags = _type_tags(msg.dgram)
+            if tags is None or not set(tags) <= _KNOWN_TAGS:
+                raise RequestError(f"{msg.address[:80]!r}: unknown or missing OSC type tags")
             self._dispatch(msg.address, list(msg.params), sender)
         if len(messages) > 16:
             raise RequestError(f"bundle of {len(messages)} messages: only the first 16 were handled")
@@ -665,3 +674,46 @@ class Server:
             "job %d: %d messages through the %s dialect", job.id, len(messages), self.dialect.name,
             extra={"event": "delivered", "job": job.id, "messages": len(messages)},
         )
+
+
+def _type_tags(dgram: bytes) -> str | None:
+    """The type tags of an OSC message datagram (without the comma), None if it has none."""
+    end = dgram.find(b"\x00")
+    if end < 0:
+        return None
+    start = (end // 4 + 1) * 4
+    stop = dgram.find(b"\x00", start)
+    if stop < 0 or dgram[start : start + 1] != b",":
+        return None
+    try:
+        return dgram[start + 1 : stop].decode("ascii")
+    except UnicodeDecodeError:
+        return None
+
+
+def _bundle_shape_ok(data: bytes, max_depth: int = MAX_BUNDLE_DEPTH) -> bool:
+    """False for a bundle nested deeper than ``max_depth`` or whose element sizes overrun it.
+
+    Walks element headers by offset (no copies), so a hostile 64 KiB datagram
+    of thousands of nested bundles costs nothing to refuse.
+    """
+    header = b"#bundle\x00"
+    if not data.startswith(header):
+        return True
+    stack = [(0, len(data), 1)]
+    while stack:
+        start, end, depth = stack.pop()
+        if depth > max_depth:
+            return False
+        pos = start + 16  # "#bundle\0" + 8-byte time tag
+        while pos < end:
+            if pos + 4 > end:
+                return False
+            size = int.from_bytes(data[pos : pos + 4], "big", signed=True)
+            pos += 4
+            if size < 0 or pos + size > end:
+                return False
+            if data.startswith(header, pos):
+                stack.append((pos, pos + size, depth + 1))
+            pos += size
+    return True
