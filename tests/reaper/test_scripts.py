@@ -1,0 +1,501 @@
+"""The Reaper scripts, run in Lua 5.4 (lupa.lua54) against ``reaper_model``.
+
+End to end: a real spool server (``bridge.spool.run_spool`` in a thread,
+started by the script through ExecProcess when there is no heartbeat) edits
+a synthesized song, and the script leaves the modelled project matching the
+plan (positions and lengths within 1 ms, take offsets, rates, pitch, fades,
+gains, mutes, reverse, colours, markers, regions, volume envelope), all in
+one undo block. A malformed result, a truncated result, a server that never
+starts, one that stops, one that never answers, and Cancel (button or closed
+window) each leave the project untouched with no undo block and say why.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import threading
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from bridge.spool import RESULT_SCHEMA, Job, Spool, edit_handler, run_spool
+from engine.exporters.tsv import write_tsv
+from engine.plan import EditPlan, plan_from_actions, plan_from_dict, plan_to_dict, save_plan
+from tests.export import song_analysis, song_file
+from tests.reaper.reaper_model import Item, ReaperModel
+
+SONG = (41, 20.0)
+ITEM_POS = 5.0
+SERVER_CMD = "/opt/editorbot/bin/editorbot"
+TOL_S = 1e-3
+
+COLORS = {  # editorbot_lib.lua M.COLORS, as ColorToNative | 0x1000000 in the model
+    "KEEP": (110, 130, 150), "CUT": (200, 60, 60), "LOOP": (60, 160, 90), "REVERSE": (150, 90, 200),
+    "SILENCE": (80, 80, 80), "FADE_IN": (70, 150, 210), "FADE_OUT": (40, 110, 180), "GAIN": (210, 190, 60),
+    "PITCH": (220, 90, 160), "SPEED": (240, 110, 60),
+}  # fmt: skip
+
+
+def native(action: str) -> int:
+    r, g, b = COLORS[action]
+    return (r | g << 8 | b << 16) | 0x1000000
+
+
+@pytest.fixture(autouse=True)
+def _cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("EDITORBOT_CACHE", str(tmp_path / "cache"))
+
+
+@pytest.fixture
+def model(tmp_path: Path) -> ReaperModel:
+    m = ReaperModel(tmp_path / "reaper")
+    track = m.add_track("song")
+    item = m.add_audio_item(track, song_file(*SONG), ITEM_POS)
+    item.selected = True
+    for key, value in {
+        "spool_dir": str(tmp_path / "spool"), "server_cmd": SERVER_CMD, "model": "dp",
+        "target_duration_s": "9", "start_timeout_s": "5", "timeout_s": "60",
+    }.items():  # fmt: skip
+        m.ext_state[("editorbot", key)] = value
+    return m
+
+
+@pytest.fixture
+def server(tmp_path: Path) -> Iterator[Callable[[Any], threading.Thread]]:
+    """Start ``run_spool`` on the model's spool folder in a thread (stopped at the end)."""
+    stop = threading.Event()
+    threads: list[threading.Thread] = []
+
+    def start(handler: Any) -> threading.Thread:
+        t = threading.Thread(target=run_spool, args=(tmp_path / "spool", handler), kwargs={"stop": stop, "poll_s": 0.05})
+        t.start()
+        threads.append(t)
+        return t
+
+    yield start
+    stop.set()
+    for t in threads:
+        t.join(10)
+
+
+def drive(m: ReaperModel, *, dt_s: float = 0.1, sleep_s: float = 0.03, limit_s: float = 120.0, until: Callable[[], bool] | None = None) -> None:
+    """Run UI cycles until the script stops deferring (or ``until`` holds)."""
+    deadline = time.monotonic() + limit_s
+    while not m.idle and not (until and until()):
+        assert time.monotonic() < deadline, "the script kept running"
+        m.step(dt_s)
+        time.sleep(sleep_s)
+
+
+def spool_of(m: ReaperModel) -> Spool:
+    return Spool(m.ext_state[("editorbot", "spool_dir")])
+
+
+def request_ids(m: ReaperModel) -> list[str]:
+    return sorted(p.name[:-5] for p in spool_of(m).inbox.glob("*.json"))
+
+
+def assert_untouched(m: ReaperModel, before: Any, *words: str) -> None:
+    assert m.snapshot() == before
+    assert m.undo_begins == 0 and m.undo_points == [] and m.mutations_outside_undo == []
+    assert not m.window_open and m.idle
+    assert len(m.messages) == 1, m.messages
+    text = m.messages[0][1]
+    assert "not changed" in text or "Cancelled" in text
+    for w in words:
+        assert w in text, (w, text)
+
+
+def check_project_matches(m: ReaperModel, plan: EditPlan, *, t0: float, offset_s: float) -> list[Item]:
+    """The items made for ``plan`` (placed at ``t0``) match its segments; returns them in order."""
+    items = m.items()
+    made = []
+    for seg in sorted(plan.segments, key=lambda s: s.dst_start_s):
+        at = [it for it in items if abs(it.position - (t0 + seg.dst_start_s)) <= TOL_S and it.take is not None and it.take.name.startswith(seg.action)]
+        assert len(at) == 1, (seg, [(i.position, i.take.name if i.take else None) for i in items])
+        it = at[0]
+        take = it.take
+        assert abs(it.length - seg.length_s) <= TOL_S
+        assert abs(take.startoffs - (offset_s + seg.src_start_s)) <= TOL_S
+        assert take.source is not None and take.source.filename == str(song_file(*SONG))
+        assert math.isclose(take.playrate, seg.rate, rel_tol=1e-9) and take.preserve_pitch
+        assert math.isclose(take.pitch, seg.pitch_semitones, abs_tol=1e-9)
+        assert abs(it.fadein - seg.fade_in_s) <= TOL_S and abs(it.fadeout - seg.fade_out_s) <= TOL_S
+        assert math.isclose(it.vol, 10 ** (seg.gain_db / 20), rel_tol=1e-9)
+        assert it.mute == seg.mute and take.reversed == seg.reverse
+        assert it.color == native(seg.action) and it.selected
+        made.append(it)
+    return made
+
+
+def check_markers(m: ReaperModel, plan: EditPlan, t0: float) -> None:
+    def key(x: tuple) -> tuple:
+        return (round(x[0], 3), x[2], -1.0 if x[1] is None else x[1])
+
+    got = sorted(((mk.pos, mk.end if mk.isrgn else None, mk.name) for mk in m.project.markers), key=key)
+    want = sorted(((t0 + mk.time_s, None if mk.end_s is None else t0 + mk.end_s, mk.name) for mk in plan.markers), key=key)
+    assert len(got) == len(want) > 0
+    for (gp, ge, gn), (wp, we, wn) in zip(got, want):
+        assert gn == wn and abs(gp - wp) <= TOL_S and (ge is None) == (we is None)
+        assert ge is None or abs(ge - we) <= TOL_S
+
+
+def test_lua_is_5_4(model: ReaperModel) -> None:
+    assert model.lua.eval("_VERSION") == "Lua 5.4"
+    assert model.lua.eval("math.type(1) == 'integer' and (7 // 2) == 3")
+
+
+def test_auto_edit_time_selection_end_to_end(model: ReaperModel, server: Callable[[Any], threading.Thread]) -> None:
+    """The script starts the server itself, sends the part inside the time selection, applies the plan."""
+    started: list[str] = []
+
+    def exec_handler(cmd: str) -> None:
+        started.append(cmd)
+        server(edit_handler)
+
+    model.exec_handler = exec_handler
+    item_end = ITEM_POS + model.items()[0].length
+    model.project.time_selection = (9.0, 21.0)  # source 4..16 s of the song
+    model.run_script("editorbot_auto_edit.lua")
+    assert model.window_open and len(request_ids(model)) == 1
+    spool_dir = model.ext_state[("editorbot", "spool_dir")]
+    assert started == [f"'{SERVER_CMD}' serve --spool '{spool_dir}'"]
+    assert model.exec_log == [(started[0], -1)]
+    request = json.loads((spool_of(model).inbox / f"{request_ids(model)[0]}.json").read_text())
+    assert (request["start_s"], request["end_s"], request["target_duration_s"], request["model"]) == (4.0, 16.0, 9, "dp")
+    rid = request["id"]
+    drive(model)
+    assert model.messages == [] and not model.window_open
+    assert any(text.startswith("editorbot: ") and "%" in text for text, _, _ in model.drawn)  # progress was shown
+    assert model.undo_begins == 1 and model.undo_points == ["editorbot: auto-edit"]
+    assert model.mutations_outside_undo == [] and model.refresh_depth == 0
+    plan = plan_from_dict(json.loads((spool_of(model).outbox / f"{rid}.plan.json").read_text()))
+    assert abs(plan.duration_s - 9.0) < 1.0
+    made = check_project_matches(model, plan, t0=9.0, offset_s=4.0)
+    items = model.items()
+    left, right = items[0], items[-1]
+    assert (left.position, left.length, left.take.startoffs) == (ITEM_POS, 4.0, 0.0)
+    assert abs(right.position - (9.0 + plan.duration_s)) <= TOL_S and abs(right.length - (item_end - 21.0)) <= TOL_S
+    assert abs(right.take.startoffs - 16.0) <= TOL_S
+    assert len(items) == len(made) + 2
+    check_markers(model, plan, 9.0)
+    # the client took its result and left nothing behind
+    assert not (spool_of(model).outbox / f"{rid}.json").exists() and request_ids(model) == []
+
+
+def structural_plan() -> EditPlan:
+    """A real analysis of the song and a walk using every item-level action the script applies."""
+    analysis = song_analysis(*SONG)
+    walk = [
+        ("FADE_IN", "BAR", "NEUTRAL"), ("KEEP", "BAR", "NEUTRAL"), ("LOOP", "BEAT", "NEG_SMALL"),
+        ("CUT", "BAR", "NEUTRAL"), ("SPEED", "BAR", "POS_LARGE"), ("PITCH", "BAR", "NEG_SMALL"),
+        ("REVERSE", "BEAT", "NEUTRAL"), ("GAIN", "BAR", "NEG_LARGE"), ("SILENCE", "BEAT", "NEUTRAL"),
+        ("FADE_OUT", "BAR", "NEUTRAL"),
+    ]  # fmt: skip
+    return plan_from_actions(analysis, walk)
+
+
+def test_auto_edit_whole_item_applies_every_property(model: ReaperModel, server: Callable[[Any], threading.Thread]) -> None:
+    plan = structural_plan()
+    assert {s.action for s in plan.segments} >= {"FADE_IN", "LOOP", "SPEED", "PITCH", "REVERSE", "GAIN", "SILENCE", "FADE_OUT"}
+    seen: list[Any] = []
+
+    def handler(job: Job) -> dict[str, Any]:
+        seen.append((job.request.start_s, job.request.end_s, job.request.keep))
+        job.progress(0.5, "deciding")
+        return {"plan": plan_to_dict(plan)}
+
+    server(handler)
+    song_len = model.items()[0].length
+    model.ext_state[("editorbot", "keep")] = "1-2; 3.5-4"
+    deadline = time.monotonic() + 10
+    while spool_of(model).heartbeat.exists() is False and time.monotonic() < deadline:
+        time.sleep(0.05)
+    model.run_script("editorbot_auto_edit.lua")
+    assert model.exec_log == []  # a server was running: none started
+    drive(model)
+    assert seen == [(0.0, song_len, [(1.0, 2.0), (3.5, 4.0)])]
+    assert model.messages == [], model.messages
+    assert model.undo_points == ["editorbot: auto-edit"] and model.mutations_outside_undo == []
+    made = check_project_matches(model, plan, t0=ITEM_POS, offset_s=0.0)
+    assert len(model.items()) == len(made)  # the original item was replaced whole
+    check_markers(model, plan, ITEM_POS)
+    env = model.project.tracks[0].envelopes["Volume"]
+    lane = next(a for a in plan.automation if a.parameter == "volume_db")
+    assert not env.active and env.visible  # written inactive: it restates the items' gain and fades
+    assert len(env.points) == len(lane.points)
+    for (t, v, shape), (pt, db) in zip(env.points, sorted(lane.points, key=lambda p: p[0])):
+        assert abs(t - (ITEM_POS + pt)) <= TOL_S and math.isclose(v, 10 ** (db / 20), rel_tol=1e-9) and shape == 0
+    assert not model.project.tracks[0].selected  # track selection restored after making the envelope
+
+
+def fake_server(m: ReaperModel, answer: Callable[[str], str | None]) -> Callable[[], None]:
+    """A hand-driven server: fresh heartbeat, and ``answer(request_id)`` written as the result text."""
+    spool = spool_of(m)
+
+    def beat() -> None:
+        spool.heartbeat.write_text(json.dumps({"schema": "editorbot.spool.heartbeat/1", "pid": 1, "time": time.time(), "busy": None}))
+        for p in spool.inbox.glob("*.json"):
+            rid = p.name[:-5]
+            text = answer(rid)
+            if text is not None:
+                os.rename(p, spool.work / p.name)
+                tmp = spool.outbox / f".{rid}.tmp"
+                tmp.write_text(text)
+                os.rename(tmp, spool.outbox / f"{rid}.json")
+
+    beat()
+    return beat
+
+
+def good_result(rid: str, plan: EditPlan) -> dict[str, Any]:
+    d = plan_to_dict(plan)
+    return {"schema": RESULT_SCHEMA, "id": rid, "status": "done", "message": "ok", "plan": d,
+            "source_offset_s": 0.0, "n_segments": len(d["segments"]), "n_markers": len(d["markers"])}  # fmt: skip
+
+
+def _bad_rate(rid: str, plan: EditPlan) -> str:
+    r = good_result(rid, plan)
+    r["plan"]["segments"][3]["rate"] = "fast"
+    return json.dumps(r)
+
+
+def _missing_segments(rid: str, plan: EditPlan) -> str:
+    r = good_result(rid, plan)
+    r["plan"]["segments"] = r["plan"]["segments"][:2]  # fewer than n_segments says
+    return json.dumps(r)
+
+
+def _truncated(rid: str, plan: EditPlan) -> str:
+    text = json.dumps(good_result(rid, plan))
+    return text[: len(text) // 2]
+
+
+def _server_error(rid: str, plan: EditPlan) -> str:
+    return json.dumps({"schema": RESULT_SCHEMA, "id": rid, "status": "error", "message": "/x.wav: not audio"})
+
+
+def _past_the_end(rid: str, plan: EditPlan) -> str:
+    r = good_result(rid, plan)
+    r["plan"]["segments"][1]["src_end_s"] = r["plan"]["segments"][1]["src_start_s"] - 1
+    return json.dumps(r)
+
+
+@pytest.mark.parametrize(
+    "make,words",
+    [
+        (_bad_rate, ("malformed", "segments[3].rate")),
+        (_missing_segments, ("incomplete",)),
+        (_truncated, ("damaged or incomplete",)),
+        (_server_error, ("could not edit", "/x.wav: not audio")),
+        (_past_the_end, ("malformed", "segments[1].src_end_s")),
+    ],
+)
+def test_bad_results_leave_the_project_untouched(model: ReaperModel, make: Callable[[str, EditPlan], str], words: tuple[str, ...]) -> None:
+    plan = structural_plan()
+    beat = fake_server(model, lambda rid: make(rid, plan))
+    before = model.snapshot()
+    model.run_script("editorbot_auto_edit.lua")
+    for _ in range(50):
+        if model.idle:
+            break
+        beat()
+        model.step(0.1)
+    assert_untouched(model, before, *words)
+    assert model.exec_log == []
+
+
+def test_a_good_hand_written_result_applies(model: ReaperModel) -> None:
+    """Control for the bad-result cases: the same fake server with a sound result edits the project."""
+    plan = structural_plan()
+    beat = fake_server(model, lambda rid: json.dumps(good_result(rid, plan)))
+    model.run_script("editorbot_auto_edit.lua")
+    for _ in range(50):
+        if model.idle:
+            break
+        beat()
+        model.step(0.1)
+    assert model.messages == [] and model.undo_points == ["editorbot: auto-edit"]
+    check_project_matches(model, plan, t0=ITEM_POS, offset_s=0.0)
+
+
+def test_server_that_never_starts(model: ReaperModel) -> None:
+    before = model.snapshot()
+    model.run_script("editorbot_auto_edit.lua")
+    rid = request_ids(model)[0]
+    assert len(model.exec_log) == 1
+    steps = 0
+    while not model.idle:
+        model.step(1.0)
+        steps += 1
+    assert 5 <= steps <= 7  # start_timeout_s = 5
+    assert_untouched(model, before, "did not start within 5 s", SERVER_CMD)
+    spool = spool_of(model)
+    assert request_ids(model) == [] and (spool.cancel_dir / rid).exists()  # request taken back
+
+
+def test_server_that_stops_mid_job(model: ReaperModel) -> None:
+    beat = fake_server(model, lambda rid: None)
+    before = model.snapshot()
+    model.run_script("editorbot_auto_edit.lua")
+    for _ in range(5):
+        beat()
+        model.step(0.1)
+    assert model.messages == [] and model.window_open
+    spool = spool_of(model)
+    spool.heartbeat.write_text(json.dumps({"schema": "editorbot.spool.heartbeat/1", "pid": 1, "time": time.time() - 60}))
+    model.step(0.1)
+    assert_untouched(model, before, "stopped")
+
+
+def test_server_that_never_answers(model: ReaperModel) -> None:
+    beat = fake_server(model, lambda rid: None)
+    before = model.snapshot()
+    model.run_script("editorbot_auto_edit.lua")
+    steps = 0
+    while not model.idle:
+        beat()
+        model.step(5.0)
+        steps += 1
+    assert 12 <= steps <= 13  # timeout_s = 60
+    assert_untouched(model, before, "No answer", "60 s")
+
+
+@pytest.mark.parametrize("how", ["button", "window"])
+def test_cancel_leaves_project_untouched_and_drops_the_job(model: ReaperModel, server: Callable[[Any], threading.Thread], how: str) -> None:
+    running = threading.Event()
+    outcome: list[str] = []
+
+    def slow(job: Job) -> dict[str, Any]:
+        running.set()
+        job.progress(0.3, "analysing")
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            if job.cancelled():
+                outcome.append("cancelled")
+                job.check_cancel()
+            time.sleep(0.02)
+        outcome.append("timed out")
+        return {"plan": plan_to_dict(structural_plan())}
+
+    server(slow)
+    before = model.snapshot()
+    model.run_script("editorbot_auto_edit.lua")
+    rid = request_ids(model)[0] if request_ids(model) else None
+    drive(model, until=lambda: running.is_set() and any("analysing" in t for t, _, _ in model.drawn))
+    if how == "button":
+        text, x, y = next(d for d in reversed(model.drawn) if d[0] == "Cancel")
+        model.click(x + 5, y + 5)
+    else:
+        model.window_open = False  # the user closed the window: gfx.getchar() is -1
+        model.step(0.1)
+    assert_untouched(model, before, "Cancelled")
+    deadline = time.monotonic() + 10
+    spool = spool_of(model)
+    while not outcome and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert outcome == ["cancelled"]
+    while any(p.name.startswith(rid) for d in (spool.outbox, spool.work, spool.cancel_dir) for p in d.iterdir()) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert not any(p.name.startswith(rid) for d in (spool.outbox, spool.work, spool.cancel_dir) for p in d.iterdir())
+
+
+def test_nothing_selected_and_bad_settings_are_refused(model: ReaperModel) -> None:
+    def refused(words: str) -> None:
+        before = model.snapshot()
+        model.run_script("editorbot_auto_edit.lua")
+        assert model.messages and words in model.messages[-1][1]
+        assert model.snapshot() == before and model.undo_begins == 0 and model.idle and not model.window_open
+        assert model.exec_log == [] and request_ids(model) == []
+
+    model.project.tracks[0].items[0].selected = False
+    refused("Select the audio item")
+    model.project.tracks[0].items[0].selected = True
+    model.ext_state[("editorbot", "keep")] = "6-3"
+    refused("keep range '6-3'")
+    model.ext_state[("editorbot", "keep")] = ""
+    model.project.time_selection = (40.0, 50.0)
+    refused("does not overlap")
+    assert len(model.messages) == 3
+
+
+def test_settings_saved_with_extstate(model: ReaperModel) -> None:
+    asked: list[tuple[str, int, str, str]] = []
+
+    def answer(values: str) -> Callable[[str, int, str, str], tuple[bool, str]]:
+        def reply(title: str, n: int, captions: str, current: str) -> tuple[bool, str]:
+            asked.append((title, n, captions, current))
+            return True, values
+
+        return reply
+
+    model.ext_state.clear()
+    model.user_inputs.append(answer("/m/policy.onnx|42.5|1-2;3-4|/home/me/.venv/bin/editorbot| |120|10"))
+    model.run_script("editorbot_settings.lua")
+    title, n, captions, current = asked[0]
+    assert n == 7 and captions.endswith(",separator=|,extrawidth=260") and len(captions.split(",")) == 9
+    assert current.split("|")[3] == "editorbot" and current.split("|")[5] == "600"  # defaults shown
+    want = {"model": "/m/policy.onnx", "target_duration_s": "42.5", "keep": "1-2;3-4", "server_cmd": "/home/me/.venv/bin/editorbot", "spool_dir": "", "timeout_s": "120", "start_timeout_s": "10"}
+    assert {k: model.ext_state[("editorbot", k)] for k in want} == want
+    assert all(("editorbot", k) in model.persisted for k in want)
+    # bad values: nothing saved, the user is told which
+    model.user_inputs.append(answer("dp||5-1|editorbot||120|10"))
+    model.run_script("editorbot_settings.lua")
+    text = model.messages[-1][1]
+    assert "Nothing saved" in text and "keep range '5-1'" in text and "needs a target duration" in text
+    assert model.ext_state[("editorbot", "model")] == "/m/policy.onnx"
+    model.user_inputs.append(lambda *a: (False, ""))  # the user pressed Cancel
+    model.run_script("editorbot_settings.lua")
+    assert len(model.messages) == 1 and model.undo_begins == 0
+
+
+@pytest.mark.parametrize("fmt", ["json", "tsv"])
+def test_import_markers_at_the_cursor(model: ReaperModel, tmp_path: Path, fmt: str) -> None:
+    plan = structural_plan()
+    path = tmp_path / ("edit.plan.json" if fmt == "json" else "edit.tsv")
+    save_plan(plan, path) if fmt == "json" else write_tsv(plan, path)
+    model.project.cursor = 30.0
+    items_before = model.snapshot()[0]
+    model.file_answers.append((True, str(path)))
+    model.run_script("editorbot_import_markers.lua")
+    assert model.messages == []
+    assert model.undo_points == [f"editorbot: import {len(plan.markers)} markers"] and model.mutations_outside_undo == []
+    check_markers(model, plan, 30.0)
+    assert model.snapshot()[0] == items_before  # items untouched
+
+
+def test_import_markers_refuses_damaged_files(model: ReaperModel, tmp_path: Path) -> None:
+    plan = structural_plan()
+    good = tmp_path / "edit.plan.json"
+    save_plan(plan, good)
+    text = good.read_text()
+    cases = {
+        "cut.plan.json": (text[: len(text) // 3], "at line"),
+        "other.plan.json": ('{"schema": "something/1"}', "not an editorbot plan"),
+        "bad.tsv": ("kind\tdst_start_s\tlength_s\tname\nregion\tsoon\t1\tx\n", "line 2: dst_start_s is not a number"),
+    }
+    before = model.snapshot()
+    for name, (content, words) in cases.items():
+        p = tmp_path / name
+        p.write_text(content)
+        model.file_answers.append((True, str(p)))
+        model.run_script("editorbot_import_markers.lua")
+        assert words in model.messages[-1][1] and "not changed" in model.messages[-1][1]
+    assert model.snapshot() == before and model.undo_begins == 0 and len(model.messages) == 3
+
+
+def test_lua_json_round_trips_and_rejects(model: ReaperModel) -> None:
+    lib = model.lua.globals().dofile(str(Path(__file__).resolve().parents[2] / "reaper_scripts/editorbot/editorbot_lib.lua"))
+    doc = {"s": 'tab\t"quote" \\ é 😀 \u0001', "n": [0, -1, 2.5, 1e-7, 123456789012], "t": True, "f": False, "z": None, "o": {"k": []}}
+    text = json.dumps(doc)
+    back = lib.json_encode(lib.json_decode(text))
+    assert json.loads(back) == doc
+    assert json.loads(lib.json_encode(lib.json_decode(json.dumps(1.0 / 3.0)))) == 1.0 / 3.0
+    for bad in ('{"a": 1,}', "[1 2]", '"\\x"', "01", '{"a": tru}', '["\\ud800"]', "[1] [2]", ""):
+        value, err = lib.json_decode(bad)
+        assert value is None and isinstance(err, str) and "line 1" in err or bad == "", (bad, value, err)
