@@ -537,11 +537,25 @@ class Server:
 
     # ------------------------------------------------------------------ jobs
 
+    def run_on_worker(self, fn: Callable[[], Any]) -> None:
+        """Queue ``fn`` behind the waiting jobs; the job worker runs it, one thing at a time.
+
+        ``editorbot serve --spool DIR`` sends the spool folder's requests
+        (``bridge.spool``) through here, so they share the OSC jobs' queue.
+        """
+        self._queue.put(fn)  # type: ignore[arg-type]
+
     def _work(self) -> None:
         while True:
             job = self._queue.get()
             if job is None or self._stop.is_set():
                 return
+            if not isinstance(job, Job):  # a call queued by run_on_worker (spool requests)
+                try:
+                    job()
+                except Exception:  # noqa: BLE001 - the worker goes on
+                    log.exception("queued call failed", extra={"event": "call_failed"})
+                continue
             with self._lock:
                 if self._queued.pop(job.id, None) is None:
                     continue  # dropped at shutdown

@@ -543,16 +543,19 @@ def run_spool(
     stop: threading.Event | None = None,
     poll_s: float = 0.1,
     spool: Spool | None = None,
+    submit: Callable[[Callable[[], Any]], Any] | None = None,
 ) -> None:
     """Serve the spool until ``stop`` is set: heartbeat, sweep, one job at a time.
 
-    Jobs run in a worker thread so the heartbeat keeps beating while a job
-    works; the loop itself only touches files.
+    Jobs run in a worker thread (or, with ``submit``, are handed to another
+    job queue: ``submit(call)`` must run ``call()`` later, e.g. the OSC
+    server's ``Server.run_on_worker``) so the heartbeat keeps beating while
+    a job works; the loop itself only touches files.
     """
     sp = spool or Spool(root)
     stop = stop or threading.Event()
     sp.requeue_orphans()
-    worker: threading.Thread | None = None
+    worker: threading.Thread | threading.Event | None = None
     last_beat = last_sweep = -math.inf
     log.info("spool: serving %s", sp.root)
     while not stop.is_set():
@@ -563,28 +566,48 @@ def run_spool(
         if now - last_sweep >= HEARTBEAT_INTERVAL_S:
             sp.sweep()
             last_sweep = now
-        if worker is not None and not worker.is_alive():
+        if isinstance(worker, threading.Thread) and not worker.is_alive():
+            worker = None
+        elif isinstance(worker, threading.Event) and worker.is_set():
             worker = None
         if worker is None:
             job = sp.claim()
             if job is not None:
                 sp.busy = job.id
                 sp.write_heartbeat()
-                worker = threading.Thread(target=sp.run, args=(job, handler), name=f"spool-{job.id}", daemon=True)
-                worker.start()
+                if submit is None:
+                    worker = threading.Thread(target=sp.run, args=(job, handler), name=f"spool-{job.id}", daemon=True)
+                    worker.start()
+                else:
+                    done = threading.Event()
+
+                    def call(job: Job = job, done: threading.Event = done) -> None:
+                        try:
+                            sp.run(job, handler)
+                        finally:
+                            done.set()
+
+                    worker = done
+                    submit(call)
         stop.wait(poll_s)
-    if worker is not None:
+    if isinstance(worker, threading.Thread):
         worker.join(timeout=5.0)
     _remove(sp.heartbeat)
     log.info("spool: stopped")
 
 
 def start_spool_thread(
-    root: str | os.PathLike, handler: Handler = edit_handler, *, stop: threading.Event
+    root: str | os.PathLike,
+    handler: Handler = edit_handler,
+    *,
+    stop: threading.Event,
+    submit: Callable[[Callable[[], Any]], Any] | None = None,
 ) -> threading.Thread:
-    """``run_spool`` in a daemon thread (for a server that serves OSC too)."""
+    """``run_spool`` in a daemon thread (``editorbot serve --spool``: ``submit`` is the OSC server's queue)."""
+    spool = Spool(root)  # folder problems surface here, in the caller's thread
     thread = threading.Thread(
-        target=run_spool, args=(root, handler), kwargs={"stop": stop}, name="spool", daemon=True
+        target=run_spool, args=(root, handler), kwargs={"stop": stop, "spool": spool, "submit": submit},
+        name="spool", daemon=True,
     )
     thread.start()
     return thread

@@ -58,6 +58,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--reply-port", type=int, metavar="P", help="send replies to the sender's host on this port instead of its source port")
     p.add_argument("--log-format", choices=("text", "json"), default="text", help="log lines as text or one JSON object each")
     p.add_argument("--capabilities", action="store_true", help="print what the --daw dialect can and cannot do, then exit")
+    p.add_argument("--spool", metavar="DIR", help="also serve this spool folder for the Reaper scripts (bridge.spool), through the same job queue")
 
 
 def _validate_port(flag: str, port: int | None, *, zero_ok: bool = False) -> None:
@@ -91,6 +92,13 @@ def run(args: argparse.Namespace) -> int:
         daw_port=args.daw_port, daw_sample_rate=args.daw_sample_rate, reaper_command_id=args.reaper_command_id,
         allowed_roots=roots, reply_port=args.reply_port,
     )
+    if args.spool:
+        from bridge.spool import Spool
+
+        try:
+            Spool(args.spool)
+        except OSError as err:
+            raise BadInput(args.spool, f"--spool: cannot use as a spool folder: {err.strerror or err}") from None
     try:
         server = Server(config)
     except OSError as err:
@@ -105,10 +113,18 @@ def run(args: argparse.Namespace) -> int:
 
     signal.signal(signal.SIGTERM, on_signal)
     signal.signal(signal.SIGINT, on_signal)
+    spool_thread = None
+    if args.spool:
+        from bridge.spool import edit_handler, start_spool_thread
+
+        spool_thread = start_spool_thread(args.spool, edit_handler, stop=stop, submit=server.run_on_worker)
     server.start()
     try:
         while not stop.wait(0.5):
             pass
     finally:
+        stop.set()
+        if spool_thread is not None:
+            spool_thread.join(10)
         server.close()
     return 0

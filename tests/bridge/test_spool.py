@@ -287,3 +287,61 @@ def test_module_entry_serves_until_interrupted(tmp_path: Path) -> None:
     assert proc.returncode == 130, err
     bad = subprocess.run([sys.executable, "-m", "bridge.spool", "--spool", str(heartbeat)], cwd=ROOT, capture_output=True, text=True, timeout=60)
     assert bad.returncode == 2 and "cannot use as a spool folder" in bad.stderr
+
+
+def test_spool_jobs_run_on_the_osc_servers_worker(tmp_path: Path) -> None:
+    """``editorbot serve --spool``: spool requests go through the OSC server's job queue."""
+    from bridge.server import Server, ServerConfig
+    from bridge.spool import start_spool_thread
+
+    server = Server(ServerConfig(port=0, out_dir=tmp_path / "out", allowed_roots=[tmp_path])).start()
+    stop = threading.Event()
+    ran_on: list[str] = []
+
+    def handler(job: Job) -> dict[str, Any]:
+        ran_on.append(threading.current_thread().name)
+        return {"plan": fake_plan()}
+
+    try:
+        thread = start_spool_thread(tmp_path / "sp", handler, stop=stop, submit=server.run_on_worker)
+        spool = Spool(tmp_path / "sp")
+        put(spool, "w1", request("w1"))
+        put(spool, "w2", request("w2"))
+        deadline = time.monotonic() + 20
+        while not (spool.outbox / "w2.json").exists() and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert result(spool, "w1")["status"] == result(spool, "w2")["status"] == "done"
+        assert ran_on == ["editorbot-job-worker"] * 2
+    finally:
+        stop.set()
+        thread.join(10)
+        server.close()
+
+
+def test_serve_with_spool_flag(tmp_path: Path) -> None:
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "bridge", "serve", "--port", "0", "--out-dir", str(tmp_path / "out"), "--spool", str(tmp_path / "sp")],
+        cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    try:
+        heartbeat = tmp_path / "sp" / "heartbeat"
+        deadline = time.monotonic() + 60
+        while not heartbeat.exists() and time.monotonic() < deadline and proc.poll() is None:
+            time.sleep(0.1)
+        assert json.loads(heartbeat.read_text())["pid"] == proc.pid
+        put(Spool(tmp_path / "sp"), "s1", request("s1", kind="dance"))
+        while not (tmp_path / "sp" / "outbox" / "s1.json").exists() and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert "kind" in json.loads((tmp_path / "sp" / "outbox" / "s1.json").read_text())["message"]
+    finally:
+        proc.terminate()
+        out, err = proc.communicate(timeout=30)
+    assert proc.returncode == 0, err
+    assert not heartbeat.exists()
+    a_file = tmp_path / "a_file"
+    a_file.write_text("not a folder")
+    bad = subprocess.run(
+        [sys.executable, "-m", "bridge", "serve", "--port", "0", "--spool", str(a_file)],
+        cwd=ROOT, capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    assert bad.returncode == 2 and "--spool: cannot use as a spool folder" in bad.stderr, bad.stderr
