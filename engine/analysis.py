@@ -66,6 +66,7 @@ class Analysis:
     features: np.ndarray
     feature_names: list[str]
     sha256: str
+    separator: str | None = None  # the stem separator behind the stem columns, if any
 
     @property
     def n_beats(self) -> int:
@@ -90,6 +91,7 @@ class Analysis:
             "n_bars": int(len(self.grid.downbeats)),
             "n_phrases": int(len(self.grid.phrase_starts)),
             "features": columns,
+            **({"separator": self.separator} if self.separator else {}),
         }
 
     def save_json(self, path: str | os.PathLike) -> str:
@@ -243,6 +245,8 @@ def analyze(
     *,
     cache: FeatureCache | None | bool = True,
     max_duration_s: float = DEFAULT_MAX_DURATION_S,
+    stems: bool = False,
+    separator=None,
 ) -> Analysis:
     """Decode ``path`` and compute its beat grid and per-beat features.
 
@@ -251,9 +255,13 @@ def analyze(
         cache: True for the default ``FeatureCache()``, a ``FeatureCache`` to
             use that one, False/None to compute without reading or writing one.
         max_duration_s: longest accepted file (seconds).
+        stems: append the 12 stem columns (``engine.stems.stem_columns``),
+            from stems separated by ``separator`` (an ``engine.stems.Separator``;
+            default ``separator_for("auto")``). Separated stems are cached in
+            ``stems/`` inside the feature cache's directory.
 
     Returns:
-        ``Analysis`` with ``features (n_beats, 109)`` float32.
+        ``Analysis`` with ``features (n_beats, 109)`` float32 (121 with ``stems``).
 
     Raises:
         BadInput: anything ``load_audio`` rejects, or channels that cancel out
@@ -270,10 +278,17 @@ def analyze(
     if float(np.abs(y).max(initial=0.0)) < 10.0 ** (SILENCE_DBFS / 20.0):
         # e.g. a stereo file whose right channel is the inverted left
         raise BadInput(path, "silent when mixed to mono (the channels cancel out)")
-    names = feature_mod.feature_names()
+    names = feature_mod.feature_names(stems=stems)
+    config = analysis_config_hash()
+    if stems:
+        from engine.stems import separator_for
+
+        if separator is None:
+            separator = separator_for("auto")
+        config += "-stems-" + hashlib.sha256(separator.cache_id.encode("utf-8")).hexdigest()[:12]
 
     store = _resolve_cache(cache)
-    key = store.key(sha256, analysis_config_hash()) if store is not None else None
+    key = store.key(sha256, config) if store is not None else None
     cached = None
     if store is not None:
         entry = store.get(key)
@@ -287,12 +302,31 @@ def analyze(
     else:
         spec = compute_spectrum(y, sr=ANALYSIS_SR)
         grid = beat_grid(spec)
-        features = np.ascontiguousarray(feature_mod.beat_features(spec, grid, y=y), dtype=np.float32)
+        stem_matrix = _stem_matrix(audio, sha256, grid, separator, store) if stems else None
+        features = np.ascontiguousarray(feature_mod.beat_features(spec, grid, y=y, stems=stem_matrix), dtype=np.float32)
         if store is not None:
             try:
                 store.put(key, _grid_to_arrays(grid, features, names))
             except OSError as err:  # a read-only or full cache must not fail the analysis
                 log.warning("could not write feature cache %s: %s", store.directory, err)
     return Analysis(
-        audio=audio, y=y, sr=ANALYSIS_SR, grid=grid, features=features, feature_names=names, sha256=sha256
+        audio=audio,
+        y=y,
+        sr=ANALYSIS_SR,
+        grid=grid,
+        features=features,
+        feature_names=names,
+        sha256=sha256,
+        separator=separator.name if stems else None,
     )
+
+
+def _stem_matrix(audio: Audio, sha256: str, grid: Grid, separator, store: FeatureCache | None) -> np.ndarray:
+    """``(n_beats, 12)`` stem columns; the stems are cached next to the feature cache."""
+    from engine.stems import StemCache, separate_cached, stem_columns
+
+    stem_cache = StemCache(os.path.join(store.directory, "stems")) if store is not None else None
+    separated, _ = separate_cached(
+        audio.samples, audio.sample_rate, separator, audio_sha256=sha256, cache=stem_cache
+    )
+    return stem_columns(separated, audio.sample_rate, grid)
