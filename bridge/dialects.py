@@ -16,8 +16,9 @@ prints that table.
   edit cursor (``/time seconds``) to the first marker.
 - ``ardour``: Ardour's OSC surface (UDP 3819 by default) adds a named marker
   at the playhead (``/add_marker s``) and locates by sample (``/locate ii``),
-  so each marker is a locate followed by an add; the playhead goes back to
-  the start at the end. It cannot move regions; ``bridge.ardour`` edits a
+  so each marker is a locate followed by an add, 0.1 s apart (Ardour locates
+  asynchronously: an add sent at once lands at the old playhead); the
+  playhead goes back to the start at the end. It cannot move regions; ``bridge.ardour`` edits a
   session file instead.
 
 Markers are also always sent to the client as ``/editorbot/marker`` so any
@@ -45,17 +46,20 @@ ARDOUR_DEFAULT_PORT = 3819
 DEFAULT_REAPER_COMMAND_ID = "_RSeditorbot_apply_plan"
 #: File the reaper dialect writes for the ReaScript (inside the server's output folder).
 REAPER_HANDOFF_NAME = "reaper-apply.json"
+#: Ardour performs /locate asynchronously; an /add_marker sent sooner lands at the old playhead.
+LOCATE_SETTLE_S = 0.1
 #: Longest marker name sent to a DAW (characters).
 MAX_MARKER_NAME = 64
 
 
 @dataclass(frozen=True)
 class Outgoing:
-    """One OSC message a dialect wants sent: address, arguments and target."""
+    """One OSC message a dialect wants sent: address, arguments, target, and seconds to wait after it."""
 
     address: str
     args: tuple[Any, ...]
     target: Target
+    pause_s: float = 0.0
 
 
 @dataclass(frozen=True)
@@ -214,7 +218,7 @@ class ArdourDialect(Dialect):
         rate = int(self.sample_rate or result.plan.source.sample_rate)
         for m in sorted(result.plan.markers, key=lambda m: m.time_s):
             sample = max(0, min(int(round(m.time_s * rate)), 2**31 - 1))  # /locate takes an int32
-            out.append(Outgoing("/locate", (sample, 0), "daw"))
+            out.append(Outgoing("/locate", (sample, 0), "daw", LOCATE_SETTLE_S))
             out.append(Outgoing("/add_marker", (_marker_name(m.name),), "daw"))
         out.append(Outgoing("/locate", (0, 0), "daw"))
         return out

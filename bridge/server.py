@@ -683,7 +683,7 @@ class Server:
                 self._send(self._reply_address(job.reply_to), m.address, m.args)
             elif self.daw_address is not None:
                 self._send(self.daw_address, m.address, m.args)
-                time.sleep(0.002)  # a DAW's OSC input queue is small: do not burst
+                time.sleep(max(m.pause_s, 0.002))  # a DAW's OSC input queue is small: do not burst
         log.info(
             "job %d: %d messages through the %s dialect", job.id, len(messages), self.dialect.name,
             extra={"event": "delivered", "job": job.id, "messages": len(messages)},
