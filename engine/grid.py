@@ -2,10 +2,11 @@
 
 The grid is computed from the shared ``Spectrum`` (no second STFT):
 
-1. Onset envelopes: the full-band dB flux of ``mel_db``, a "kick/snare" dB
-   flux (mel bands below 500 Hz), a low band (below 150 Hz), and a
-   "backbone" flux of ``log1p(|STFT|)`` over 30 Hz-2 kHz (kick and snare,
-   hardly any hats).
+1. Onset envelopes: the full-band dB flux of ``mel_db``, a low band (below
+   150 Hz), a high band (above 2 kHz), and a "backbone" flux of
+   ``log1p(|STFT|)`` over 30 Hz-2 kHz (kick and snare, hardly any hats). Tempo and beats are tracked on full +
+   low + high (``beat_envelope``), which leaves chord and bass-riff onsets
+   on syncopated off-beats a small share.
 2. A reference pulse ``X`` in 72-144 BPM (one octave, so 180 BPM is not read
    as 60): the tempo whose comb over the onset autocorrelation (lags of 1-4
    beats) is strongest. The beat is then at ``X/2``, ``X`` or ``2X``.
@@ -15,13 +16,18 @@ The grid is computed from the shared ``Spectrum`` (no second STFT):
 4. The octave decision among ``X/2, X, 2X`` with three cues: a log-normal
    tempo prior around 115 BPM; kick/snare backbone onsets half-way between
    the ``X`` beats (a backbeat at ``2X`` puts drums there, off-beat hats do
-   not) or only on alternate beats; and metrical regularity: the chord
-   changes should repeat every 4 beats, not 2 or 8 (weighted by how much
-   sustained, tonal content the song has).
+   not) or only on alternate beats; and the harmonic rhythm: chords change
+   on bar lines, so the level whose 4-beat bars best separate the chroma of
+   the half-bars either side of their bar lines wins (``bar_contrast``,
+   weighted by how much sustained, tonal content the song has). At ``2X``
+   the beats are tracked again at that tempo; at ``X/2`` every other beat
+   is kept.
 5. Beats per bar: 3 where the chords clearly change every 3 beats, else 4.
    Downbeats: a Viterbi pass over the position-in-bar of each beat, with
    beat-synchronous evidence from chord change (chroma of the sustained
-   spectrum), low-band onsets and full-band onsets.
+   spectrum over the half-bars either side of each beat), low-band onsets and
+   full-band onsets. Onset envelopes treat the time before the first frame
+   as silence, so a song that starts on a beat at t = 0 keeps that beat.
 6. Phrases: every 16 beats from the first downbeat, snapped to downbeats.
 
 Everything is vectorised over frames; the Python loops run over beats or over
@@ -107,14 +113,13 @@ def band_onsets(spec: Spectrum) -> dict[str, np.ndarray]:
 
     Returns:
         ``"full"``: mean positive dB flux over all mel bands (``onset_strength``);
-        ``"kick_snare"``: the same over mel bands below 500 Hz, where kicks,
-        snare bodies and bass live but hi-hats barely reach;
         ``"low"``: the same below 150 Hz (kick and bass);
+        ``"high"``: the same above 2 kHz (snare noise, kick click, hats,
+        cymbals: the drums, with little of the bass and chords);
         ``"backbone"``: positive flux of ``log1p(magnitude)`` over 30 Hz-2 kHz
         (kick and snare, the drums that carry the beat).
     """
     centres = _mel_centres_hz(spec.mel_db.shape[0], spec.sr / 2.0)
-    n_ks = max(1, int(np.searchsorted(centres, 500.0)))
     n_low = max(1, int(np.searchsorted(centres, 150.0)))
     # The same flux as ``engine.spectrum.onset_strength``, computed here once
     # for all bands so the band envelopes share its frame alignment, which
@@ -122,9 +127,16 @@ def band_onsets(spec: Spectrum) -> dict[str, np.ndarray]:
     mel = spec.mel_db
     flux = np.zeros(mel.shape, dtype=np.float32)
     np.maximum(mel[:, 1:] - mel[:, :-1], 0.0, out=flux[:, 1:])
+    if mel.shape[1] > 1:
+        # Before the first frame there is silence: a song that starts on a
+        # hit at t = 0 has its onset in frame 0. Each band's quietest level
+        # in the song stands for that silence, and the onset is capped at
+        # the band's largest flux elsewhere, so a loud start is one onset,
+        # not an outlier.
+        flux[:, 0] = np.minimum(np.maximum(mel[:, 0] - mel.min(axis=1), 0.0), flux[:, 1:].max(axis=1))
     full = flux.mean(axis=0)
-    ks = flux[:n_ks].mean(axis=0)
     low = flux[:n_low].mean(axis=0)
+    high = flux[int(np.searchsorted(centres, 2000.0)) :].mean(axis=0) if centres[-1] >= 2000.0 else full
     # Kick and snare both carry most of their energy between 30 Hz and 2 kHz,
     # where hats barely reach; a compressed linear-magnitude flux there keeps
     # quiet components (hat leakage, noise floor) quiet, unlike a dB flux.
@@ -133,13 +145,28 @@ def band_onsets(spec: Spectrum) -> dict[str, np.ndarray]:
     band = np.log1p(spec.magnitude[lo:hi])
     backbone = np.zeros(spec.n_frames, dtype=np.float32)
     if spec.n_frames > 1:
-        backbone[1:] = np.maximum(band[:, 1:] - band[:, :-1], 0.0).sum(axis=0)
+        rise = np.maximum(band[:, 1:] - band[:, :-1], 0.0)
+        backbone[1:] = rise.sum(axis=0)
+        backbone[0] = np.minimum(np.maximum(band[:, 0] - band.min(axis=1), 0.0), rise.max(axis=1)).sum()
     return {
         "full": full.astype(np.float32),
-        "kick_snare": ks.astype(np.float32),
         "low": low.astype(np.float32),
+        "high": high.astype(np.float32),
         "backbone": backbone,
     }
+
+
+def beat_envelope(envs: dict[str, np.ndarray]) -> np.ndarray:
+    """``(n_frames,)`` the onset envelope that tempo and beats are tracked on: standardised full, low and high bands.
+
+    The bands between 150 Hz and 2 kHz, where chords and the upper bass
+    harmonics live, count only through the full band: a stab or a bass
+    octave jump on a syncopated off-beat (the "and" of 2 and 4) is a large
+    onset there, and weighting that range up (as a below-500-Hz band would)
+    lets such off-beats outvote the kick and snare for the beat phase. The
+    low band keeps the kick, the high band the snare, hats and kick click.
+    """
+    return _normalise(envs["full"]) + _normalise(envs["low"]) + _normalise(envs["high"])
 
 
 def _normalise(env: np.ndarray) -> np.ndarray:
@@ -391,10 +418,13 @@ class SustainedSpectrum:
             sustained share of the 60-2100 Hz power, divided by 0.05 and
             clipped. Drum-only audio gives ~0.005 (weight ~0.1), a drum song
             with a bass line ~0.15 (weight 1).
+        chroma: ``(12, n_frames)`` ``magnitude`` summed by pitch class over
+            60-2100 Hz (C = 0), what every harmonic cue reads.
     """
 
     magnitude: np.ndarray
     tonal_weight: float
+    chroma: np.ndarray
 
 
 def _running_min(x: np.ndarray, width: int) -> np.ndarray:
@@ -424,25 +454,61 @@ def sustained_spectrum(spec: Spectrum, *, window_s: float = 0.2) -> SustainedSpe
     sustained = _running_min(np.ascontiguousarray(raw.T), width).T
     total = float(np.sum(np.square(raw[lo:], dtype=np.float64)))
     share = float(np.sum(np.square(sustained[lo:], dtype=np.float64))) / total if total > 0 else 0.0
-    return SustainedSpectrum(magnitude=sustained, tonal_weight=float(np.clip(share / 0.05, 0.0, 1.0)))
+    order, starts = _chroma_bins(spec.magnitude.shape[0], sr=spec.sr, n_fft=spec.n_fft)
+    if len(order):
+        chroma = np.add.reduceat(sustained[order], starts, axis=0)
+    else:
+        chroma = np.zeros((12, spec.n_frames), dtype=sustained.dtype)
+    return SustainedSpectrum(
+        magnitude=sustained, tonal_weight=float(np.clip(share / 0.05, 0.0, 1.0)), chroma=chroma
+    )
 
 
-def harmonic_change(spec: Spectrum, beat_frames: np.ndarray, *, sustained: SustainedSpectrum | None = None) -> np.ndarray:
-    """``(n_beats,)`` change of harmony at each beat versus the previous beat, in [0, 1].
+def _beat_chroma(sustained: SustainedSpectrum, beat_frames: np.ndarray) -> np.ndarray:
+    """``(12, n_beats)`` mean chroma (60-2100 Hz) of the sustained spectrum over each beat's span."""
+    if len(beat_frames) == 0:
+        return np.zeros((12, 0))
+    return _segment_means(sustained.chroma, beat_frames)
 
-    The cosine distance between the chroma (60-2100 Hz) of consecutive beat
-    spans of the sustained spectrum. Drum hits are excluded by
+
+def _window_change(chroma: np.ndarray, span: int) -> np.ndarray:
+    """``(n,)`` cosine distance between the summed columns ``[i - span, i)`` and ``[i, i + span)`` of ``chroma``.
+
+    Windows are cut short at the ends; index 0 (nothing before it) and
+    windows with no content give 0.
+    """
+    n = chroma.shape[1]
+    cum = np.concatenate([np.zeros((chroma.shape[0], 1)), np.cumsum(chroma, axis=1)], axis=1)
+    i = np.arange(n)
+    before = cum[:, i] - cum[:, np.maximum(i - span, 0)]
+    after = cum[:, np.minimum(i + span, n)] - cum[:, i]
+    den = np.linalg.norm(before, axis=0) * np.linalg.norm(after, axis=0)
+    return np.where(den > 1e-12, 1.0 - np.sum(before * after, axis=0) / np.maximum(den, 1e-12), 0.0)
+
+
+def harmonic_change(
+    spec: Spectrum, beat_frames: np.ndarray, *, sustained: SustainedSpectrum | None = None, span_beats: int = 1
+) -> np.ndarray:
+    """``(n_beats,)`` change of harmony at each beat, in [0, 1].
+
+    The cosine distance between the chroma (60-2100 Hz) of the sustained
+    spectrum over the ``span_beats`` beats before each beat and the
+    ``span_beats`` from it (1: consecutive beats). Drum hits are excluded by
     ``sustained_spectrum``, so a kick/snare pattern does not read as harmony;
     pitch classes ignore octave jumps and register changes of a bass line,
-    which a low-band spectral shape would count as changes.
+    which a low-band spectral shape would count as changes. Longer spans
+    average out a rhythm inside the bar (a bass riff moving to the fifth, a
+    stab pattern), leaving the chord changes.
     """
     sustained = sustained if sustained is not None else sustained_spectrum(spec)
-    order, starts = _chroma_bins(spec.magnitude.shape[0], sr=spec.sr, n_fft=spec.n_fft)
-    if len(order) == 0 or len(beat_frames) == 0:
-        return np.zeros(len(beat_frames))
-    # Pitch classes first (12 rows), then beat means: the same sums, fewer of them.
-    by_class = np.add.reduceat(sustained.magnitude[order], starts, axis=0)
-    return _cosine_change(_segment_means(by_class, beat_frames))
+    chroma = _beat_chroma(sustained, beat_frames)
+    if span_beats == 1:
+        return _cosine_change(chroma)
+    # A beat next to a silent one has no harmonic content to compare, as in _cosine_change.
+    change = _window_change(chroma, span_beats)
+    silent = np.linalg.norm(chroma, axis=0) < 1e-9
+    change[silent | np.roll(silent, 1)] = 0.0
+    return change
 
 
 def _lag_correlation(x: np.ndarray, max_lag: int) -> np.ndarray:
@@ -486,25 +552,19 @@ def bar_contrast(
     """
     sustained = sustained if sustained is not None else sustained_spectrum(spec)
     out = {2.0: 0.0, 1.0: 0.0, 0.5: 0.0}
-    order, starts = _chroma_bins(spec.magnitude.shape[0], sr=spec.sr, n_fft=spec.n_fft)
-    if len(order) == 0 or len(beat_frames) < 2:
+    if len(beat_frames) < 2:
         return out
     fine = np.empty(2 * len(beat_frames) - 1, dtype=np.int64)
     fine[0::2] = beat_frames
     fine[1::2] = (beat_frames[:-1] + beat_frames[1:]) // 2
-    by_class = np.add.reduceat(sustained.magnitude[order], starts, axis=0)
-    chroma = _segment_means(by_class, fine)  # (12, n_fine)
+    chroma = _beat_chroma(sustained, fine)
     n = chroma.shape[1]
-    cum = np.concatenate([np.zeros((12, 1)), np.cumsum(chroma, axis=1)], axis=1)
     for m, length in ((2.0, 4), (1.0, 8), (0.5, 16)):
         half = length // 2
         if n < 2 * length:
             continue
-        b = np.arange(half, n - half + 1)
-        before = cum[:, b] - cum[:, b - half]
-        after = cum[:, b + half] - cum[:, b]
-        den = np.linalg.norm(before, axis=0) * np.linalg.norm(after, axis=0)
-        dist = np.where(den > 1e-12, 1.0 - np.sum(before * after, axis=0) / np.maximum(den, 1e-12), 0.0)
+        b = np.arange(half, n - half + 1)  # points with a whole half-bar on either side
+        dist = _window_change(chroma, half)[b]
         by_phase = np.bincount(b % length, weights=dist, minlength=length) / np.maximum(
             np.bincount(b % length, minlength=length), 1
         )
@@ -528,8 +588,8 @@ def _octave_scores(
     Returns ``{multiplier: score}``; the highest score wins. Cues (see the
     module docstring): the log-normal prior; kick/snare ("backbone") onsets
     half-way between beats (evidence for 2x) or on alternate beats only
-    (evidence for 0.5x); and the bar length of harmonic change, which should
-    be 4 beats at the true level, weighted by how tonal the song is.
+    (evidence for 0.5x); and ``bar_contrast``, the level whose bars of 4
+    beats match the chord changes, weighted by how tonal the song is.
     """
     frames = _beat_frames(beat_times, sr=spec.sr, hop_length=spec.hop_length, n_frames=spec.n_frames)
     scores = {m: float(_tempo_prior(m * tempo_bpm)) for m in (0.5, 1.0, 2.0)}
@@ -572,45 +632,12 @@ def _octave_scores(
     return scores
 
 
-def _change_level(beat_times: np.ndarray, multiplier: float, backbone_on: np.ndarray) -> np.ndarray:
-    """Beats at ``multiplier`` (0.5, 1 or 2) times the tracked level.
-
-    2x inserts midpoints (the tracked beats already follow drift); 0.5x keeps
-    the alternate beats with the stronger kick/snare onsets.
-    """
-    if multiplier == 2.0 and len(beat_times) > 1:
-        out = np.empty(2 * len(beat_times) - 1)
-        out[0::2] = beat_times
-        out[1::2] = 0.5 * (beat_times[:-1] + beat_times[1:])
-        return out
-    if multiplier == 0.5 and len(beat_times) > 1:
-        phase = 0 if backbone_on[0::2].mean() >= backbone_on[1::2].mean() else 1
-        return beat_times[phase::2]
-    return beat_times
-
-
-def _extend_ends(beat_times: np.ndarray, env: np.ndarray, *, sr: int, hop_length: int) -> np.ndarray:
-    """Add one beat a period before the first and after the last where the onset there is as strong as a typical beat's.
-
-    Doubling the tracked level fills only the gaps between tracked beats, so
-    a beat of the faster level before the first tracked one would be lost.
-    A beat is added only inside the signal and when ``env`` within two frames
-    reaches half the median of ``env`` at the existing beats.
-    """
+def _half_level(beat_times: np.ndarray, backbone_on: np.ndarray) -> np.ndarray:
+    """Every other beat: the alternate set with the stronger kick/snare onsets ``backbone_on`` ``(n_beats,)``."""
     if len(beat_times) < 2:
         return beat_times
-    n = len(env)
-    period = float(np.median(np.diff(beat_times)))
-    frames = _beat_frames(beat_times, sr=sr, hop_length=hop_length, n_frames=n)
-    typical = float(np.median(_peak_near(env, frames)))
-    out = beat_times
-    for t in (beat_times[0] - period, beat_times[-1] + period):
-        frame = int(round(t * sr / hop_length)) - ONSET_LEAD_FRAMES
-        if t < 0 or frame < 0 or frame >= n:
-            continue
-        if _peak_near(env, np.array([frame]))[0] >= 0.5 * typical > 0:
-            out = np.sort(np.append(out, t))
-    return out
+    phase = 0 if backbone_on[0::2].mean() >= backbone_on[1::2].mean() else 1
+    return beat_times[phase::2]
 
 
 # ---------------------------------------------------------------------------
@@ -655,6 +682,7 @@ def downbeat_evidence(
     *,
     envs: dict[str, np.ndarray] | None = None,
     sustained: SustainedSpectrum | None = None,
+    beats_per_bar: int = 4,
 ) -> np.ndarray:
     """``(n_beats,)`` how much each beat looks like a bar start (z-scored, unitless).
 
@@ -667,7 +695,9 @@ def downbeat_evidence(
     frames = _beat_frames(beat_times, sr=spec.sr, hop_length=spec.hop_length, n_frames=spec.n_frames)
     if len(frames) == 0:
         return np.zeros(0)
-    change = harmonic_change(spec, frames, sustained=sustained)
+    # Half a bar either side of each beat: the chord on either side of a bar
+    # line, without the moves of a riff inside the bar.
+    change = harmonic_change(spec, frames, sustained=sustained, span_beats=max(1, beats_per_bar // 2))
     low = _peak_near(envs["low"], frames)
     full = _peak_near(envs["full"], frames)
     return sustained.tonal_weight * _zscore(change) + 0.5 * _zscore(low) + 0.25 * _zscore(full)
@@ -714,7 +744,7 @@ def find_downbeats(
     n = len(beat_times)
     if n == 0:
         return np.zeros(0, dtype=np.int64)
-    evidence = downbeat_evidence(spec, beat_times, envs=envs, sustained=sustained)
+    evidence = downbeat_evidence(spec, beat_times, envs=envs, sustained=sustained, beats_per_bar=beats_per_bar)
     if not np.any(evidence != 0):
         return np.arange(0, n, beats_per_bar, dtype=np.int64)
     positions = _viterbi_bar_positions(evidence, beats_per_bar)
@@ -783,7 +813,7 @@ def beat_grid(spec: Spectrum) -> Grid:
             mel_db=np.nan_to_num(spec.mel_db, nan=-100.0, posinf=0.0, neginf=-100.0),
         )
     envs = band_onsets(spec)
-    env = _normalise(envs["full"]) + _normalise(envs["kick_snare"])
+    env = beat_envelope(envs)
     reference_bpm = estimate_tempo(env, sr=sr, hop_length=hop)
     beats = track_beats(env, reference_bpm, sr=sr, hop_length=hop)
 
@@ -791,9 +821,15 @@ def beat_grid(spec: Spectrum) -> Grid:
     scores = _octave_scores(spec, envs, sustained, beats, reference_bpm)
     multiplier = max(scores, key=scores.get)
     frames = _beat_frames(beats, sr=sr, hop_length=hop, n_frames=spec.n_frames)
-    beats = _change_level(beats, multiplier, _peak_near(envs["backbone"], frames))
     if multiplier == 2.0:
-        beats = _extend_ends(beats, env, sr=sr, hop_length=hop)
+        # Tracked again at the faster level rather than by adding midpoints:
+        # at the slower level a groove whose kicks and snares fall on
+        # alternate beats offers two competing phases (kick beats or snare
+        # beats), and a switch between them at a section change would
+        # squeeze or drop beats.
+        beats = track_beats(env, 2.0 * reference_bpm, sr=sr, hop_length=hop)
+    elif multiplier == 0.5:
+        beats = _half_level(beats, _peak_near(envs["backbone"], frames))
     tempo = _fit_tempo(beats) or multiplier * reference_bpm
 
     beats_per_bar = detect_beats_per_bar(spec, beats, sustained=sustained)

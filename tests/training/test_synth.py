@@ -85,8 +85,10 @@ def test_tempo_family_and_swing_across_seeds() -> None:
     assert tempos.min() < 80.0 and tempos.max() > 170.0
     assert len(set(np.round(tempos, 1))) > 250
     assert {p.drum_family for p in plans} == set(DRUM_FAMILIES)
-    # Fast songs get half-time or breakbeat feels, so the notated beat stays the beat.
-    assert all(p.drum_family in ("half_time", "breakbeat") for p in plans if p.tempo_bpm >= 155.0)
+    # Fast songs are drum & bass breakbeats (snare on 2 and 4 of the notated tempo), and
+    # half-time grooves stay where their hats keep the notated beat: the notated beat stays the beat.
+    assert all(p.drum_family == "breakbeat" for p in plans if p.tempo_bpm >= 155.0)
+    assert all(135.0 <= p.tempo_bpm < 155.0 for p in plans if p.drum_family == "half_time")
     swings = np.array([p.swing for p in plans])
     assert 0.2 < np.mean(swings > 0) < 0.5
     assert swings.max() <= 0.3
@@ -240,15 +242,42 @@ def test_bad_arguments_raise() -> None:
 # --------------------------------------------------------------------------- the beat tracker on synthesized songs
 
 TRACKER_WINDOW_S = 0.07
-# One song per tempo, evenly spread over 70-180 BPM; seeds fixed so failures are reproducible.
-TRACKER_SONGS = [(200 + k, round(float(t), 1)) for k, t in enumerate(np.linspace(70.0, 180.0, 8))]
-# Songs the tracker (engine/grid.py) gets wrong today, and why. strict: when the tracker
-# is fixed these report XPASS as a failure, so the mark is removed and the song counts again.
-TRACKER_KNOWN_FAILURES = {
-    205: "four-on-the-floor, 148.6 BPM, 16th swing 0.12: the beat DP squeezes or drops a beat at section "
-    "changes (after the snare fill into the verse and at chorus->verse), F 0.90, downbeats 0.88",
-    206: "half-time groove at 164.3 BPM: tempo octave error, the tracker reports 82.2 BPM (half), F 0.66",
-}
+TRACKER_SONG_S = 30.0
+TRACKER_N_SONGS = 20
+
+
+def _tracker_songs(n_songs: int = TRACKER_N_SONGS) -> list[tuple[int, float]]:
+    """``[(seed, tempo_bpm)]``: tempos evenly spread over 70-180 BPM, covering every drum family and swing.
+
+    Song ``k`` wants the family ``DRUM_FAMILIES[k % 4]`` and swing on songs
+    4-7, 12-15, ...; its seed is the first from ``200 + 50 k`` whose plan
+    has both (or the wanted swing alone, where that family is not drawn at
+    that tempo). A rule, not a list of hand-picked seeds, so no song is
+    chosen for how the tracker does on it.
+    """
+    out = []
+    for k, tempo in enumerate(np.round(np.linspace(70.0, 180.0, n_songs), 1)):
+        family, swung = DRUM_FAMILIES[k % len(DRUM_FAMILIES)], (k // 4) % 2 == 1
+        seeds = range(200 + 50 * k, 250 + 50 * k)
+        plans = [(s, plan_song(s, duration_s=TRACKER_SONG_S, tempo_bpm=float(tempo))) for s in seeds]
+        pick = next((s for s, p in plans if p.drum_family == family and (p.swing > 0) == swung), None)
+        if pick is None:
+            pick = next(s for s, p in plans if (p.swing > 0) == swung)
+        out.append((pick, float(tempo)))
+    return out
+
+
+TRACKER_SONGS = _tracker_songs()
+
+
+def test_tracker_songs_cover_families_swing_and_tempi() -> None:
+    plans = [plan_song(s, duration_s=TRACKER_SONG_S, tempo_bpm=t) for s, t in TRACKER_SONGS]
+    assert len(plans) == TRACKER_N_SONGS
+    assert {p.drum_family for p in plans} == set(DRUM_FAMILIES)
+    assert {p.swing_grid for p in plans if p.swing > 0} == {8, 16}
+    assert sum(p.swing > 0 for p in plans) >= 6
+    tempos = np.array([p.tempo_bpm for p in plans])
+    assert tempos.min() == 70.0 and tempos.max() == 180.0 and np.all(np.diff(tempos) < 6.0)
 
 
 def _f_measure(reference: np.ndarray, estimate: np.ndarray, window_s: float = TRACKER_WINDOW_S) -> float:
@@ -278,21 +307,13 @@ def test_f_measure_helper() -> None:
     assert _f_measure(ref, ref + 0.06) == 1.0
 
 
-@pytest.mark.parametrize(
-    "seed,tempo_bpm",
-    [
-        pytest.param(s, t, marks=pytest.mark.xfail(strict=True, reason=TRACKER_KNOWN_FAILURES[s]))
-        if s in TRACKER_KNOWN_FAILURES
-        else (s, t)
-        for s, t in TRACKER_SONGS
-    ],
-)
+@pytest.mark.parametrize("seed,tempo_bpm", TRACKER_SONGS)
 def test_beat_tracker_recovers_synthesized_grid(seed: int, tempo_bpm: float) -> None:
     from engine.audio import Audio, analysis_mono
     from engine.grid import beat_grid
     from engine.spectrum import compute_spectrum
 
-    song = synth_song(seed, duration_s=36.0, tempo_bpm=tempo_bpm)
+    song = synth_song(seed, duration_s=TRACKER_SONG_S, tempo_bpm=tempo_bpm)
     grid = beat_grid(compute_spectrum(analysis_mono(Audio(song.samples, song.sample_rate))))
     f = _f_measure(song.beat_times, grid.beat_times)
     true_downbeats = song.beat_times[song.downbeats]

@@ -22,6 +22,13 @@ Timing model (all ground truth):
   beat moves from 0.5 to ``0.5 + swing / 2`` beats; with 16th swing the
   second and fourth 16ths move by ``swing / 4`` beats. Positions on a beat
   map to themselves.
+- The notated beat is the beat a listener would tap. Every drum family but
+  half-time puts its snare or clap on 2 and 4 of the notated tempo and its
+  hats on the beats; half-time (kick on 1, snare on 3) is used only at
+  135-155 BPM, where hats on every beat carry the notated tempo, because
+  above that it is heard at half the notated tempo. From 155 BPM up every
+  song is a drum & bass breakbeat. Chords change on bar lines (one chord
+  per bar), and the bass, where it plays, starts every bar on the chord root.
 
 Speed: notes and drum hits are rendered once per distinct (pitch, length,
 timbre) and added into the mix by slicing, so a one-minute song takes a few
@@ -511,7 +518,14 @@ class SongPlan:
 
 
 def _choose_family(rng: np.random.Generator, tempo_bpm: float) -> str:
-    """Drum pattern family for a tempo: fast tempos get half-time or d&b-style breakbeats."""
+    """Drum pattern family for a tempo (one draw from ``rng`` whatever the tempo).
+
+    Fast tempos (155 BPM and up) get drum & bass breakbeats only, with the
+    snare on 2 and 4 of the notated tempo: a half-time groove there (snare
+    on 3, kick and snare a bar apart) is heard at half the notated tempo, so
+    its notated beat would not be the beat a listener taps. Half-time stays
+    at 135-155 BPM, where its hats keep the notated beat audible.
+    """
     if tempo_bpm < 95.0:
         choices, weights = ("backbeat", "breakbeat", "four_on_the_floor"), (0.5, 0.35, 0.15)
     elif tempo_bpm < 135.0:
@@ -519,7 +533,7 @@ def _choose_family(rng: np.random.Generator, tempo_bpm: float) -> str:
     elif tempo_bpm < 155.0:
         choices, weights = ("four_on_the_floor", "breakbeat", "backbeat", "half_time"), (0.3, 0.3, 0.2, 0.2)
     else:
-        choices, weights = ("breakbeat", "half_time"), (0.6, 0.4)
+        choices, weights = ("breakbeat",), (1.0,)
     return str(rng.choice(choices, p=np.asarray(weights) / np.sum(weights)))
 
 
