@@ -25,6 +25,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "plot": ("plot", "before/after picture of a plan's edit"),
     "train": ("train", "train the edit policy (rl: PPO + behavioural cloning)"),
     "render": ("render", "render a plan's edit of its source audio to an audio file"),
+    "stems": ("stems", "separate a song into drums, bass, vocals, other; optional per-stem plugin chains"),
     "serve": ("serve", "OSC server for DAWs: analyze/edit/render jobs, markers through a DAW dialect"),
     "send": ("send", "send one OSC message to editorbot serve and print the replies"),
 }

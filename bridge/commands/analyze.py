@@ -18,6 +18,14 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--cache-dir", metavar="D", help="feature cache directory (default $EDITORBOT_CACHE or ~/.cache/editorbot/features)"
     )
+    p.add_argument("--stems", action="store_true", help="add 12 stem columns (121 features per beat)")
+    p.add_argument(
+        "--separator",
+        choices=("auto", "demucs", "builtin"),
+        default="auto",
+        help="stem separator for --stems (default auto: demucs when its weights are present)",
+    )
+    p.add_argument("--model-dir", metavar="D", help="demucs weights for --stems (default $EDITORBOT_DEMUCS_DIR)")
 
 
 def _check_outputs(args: argparse.Namespace) -> None:
@@ -63,7 +71,13 @@ def run(args: argparse.Namespace) -> int:
 
     _check_outputs(args)
     cache = False if args.no_cache else FeatureCache(args.cache_dir)
-    analysis = analyze(args.audio, cache=cache)
+    separator = None
+    if args.stems:
+        from engine.stems import separator_for
+
+        separator = separator_for(args.separator, args.model_dir, quiet=args.quiet)
+        print(f"stems     {separator.name}" + (f" ({separator.note})" if separator.note else ""))
+    analysis = analyze(args.audio, cache=cache, stems=args.stems, separator=separator)
     print(format_report(analysis))
     if args.json:
         analysis.save_json(args.json)
