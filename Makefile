@@ -3,12 +3,13 @@ PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-stamp
+STEMS_STAMP := $(VENV)/.stems-stamp
 DEMO_DIR ?= demo
 PYTEST_ARGS ?=
 
 .PHONY: install demo test bench gpu clean
 
-install: $(STAMP)
+install: $(STAMP) $(STEMS_STAMP)
 
 # torch is installed first and by exact version: inside the pyproject range
 # this is the CPU build; letting the resolver pick could pull a CUDA build.
@@ -19,16 +20,24 @@ $(STAMP): pyproject.toml
 	$(PY) -m pip install -q -e ".[dev]"
 	touch $(STAMP)
 
+# Stem separation (the `stems` extra) the lean way: demucs with --no-deps, then
+# what its model code imports. Its hub/mp3/training dependencies are never used
+# (weights load from local files) and torchaudio is not needed at all.
+$(STEMS_STAMP): $(STAMP)
+	$(PY) -m pip install -q einops "julius>=0.2.3" pyyaml safetensors
+	$(PY) -m pip install -q --no-deps "demucs>=4.1"
+	touch $(STEMS_STAMP)
+
 # The demo song is synthesized here (license-clean, deterministic): nothing is downloaded.
 demo: $(STAMP)
 	mkdir -p $(DEMO_DIR)
 	test -f $(DEMO_DIR)/song.wav || $(PY) -m training.data.synth --seed 7 --duration 60 --out $(DEMO_DIR)/song.wav
 	$(VENV)/bin/editorbot analyze $(DEMO_DIR)/song.wav --json $(DEMO_DIR)/song.analysis.json --npz $(DEMO_DIR)/song.features.npz
 
-test: $(STAMP)
+test: $(STAMP) $(STEMS_STAMP)
 	$(PY) -m pytest -q $(PYTEST_ARGS)
 
-bench: $(STAMP)
+bench: $(STAMP) $(STEMS_STAMP)
 	@for b in bench/*.py; do echo "== $$b"; $(PY) $$b || exit 1; done
 
 # GPU inference: onnxruntime-gpu replaces onnxruntime (the two cannot share an
