@@ -77,6 +77,9 @@ POSITION_LAYOUT: tuple[str, ...] = ("offset", "progress", "remaining", "output_r
 PHRASE_BEATS = 16
 #: The bundled model, used when none is named.
 DEFAULT_MODEL = Path(__file__).resolve().parents[1] / "models" / "default" / "policy.onnx"
+#: Windows per onnxruntime call. On the CPU, small batches keep the default
+#: model's activations in cache: a 4-minute song ran fastest at 32 (bench/edit.py).
+BATCH_SIZE = 32
 #: Device choices: "auto" (CUDA when this onnxruntime has it), "cuda" (asked for), "cpu".
 DEVICES: tuple[str, ...] = ("auto", "cuda", "cpu")
 
@@ -518,7 +521,7 @@ def evaluate(
     cursors: np.ndarray,
     n_beats: int,
     *,
-    batch_size: int = 512,
+    batch_size: int = BATCH_SIZE,
 ) -> SongLogProbs:
     """Observations -> masked log-probabilities, ``batch_size`` windows per call.
 
@@ -555,7 +558,7 @@ def song_logprobs(
     song: SongInputs,
     *,
     target_beats: float | None = None,
-    batch_size: int = 512,
+    batch_size: int = BATCH_SIZE,
 ) -> SongLogProbs:
     """Log-probabilities at every beat of a song, in batched calls.
 
@@ -648,7 +651,7 @@ def policy_walk(
     seed: int | None = None,
     greedy: bool | None = None,
     protected: np.ndarray | None = None,
-    batch_size: int = 512,
+    batch_size: int = BATCH_SIZE,
     max_round_windows: int = 512,
     initial: SongLogProbs | None = None,
 ) -> WalkResult:
@@ -784,7 +787,7 @@ def plan_analysis(
     keep: Sequence[tuple[float, float]] = (),
     splice_weight: float = 1.0,
     baseline: bool = True,
-    batch_size: int = 512,
+    batch_size: int = BATCH_SIZE,
 ) -> Decision:
     """Analysis -> plan.
 
