@@ -31,6 +31,7 @@ import os
 import sys
 import tempfile
 import time
+from types import SimpleNamespace
 
 import numpy as np
 
@@ -75,6 +76,12 @@ def _damaged(edit_path: str, kind: str, folder: str) -> str:
     return out
 
 
+def _duration(path: str) -> float:
+    import soundfile
+
+    return float(soundfile.info(path).duration)
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--n", type=int, default=100)
@@ -88,7 +95,7 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
 
     from training.data.editors import STYLES
-    from training.data.pairs import make_synth_pair
+    from training.data.pairs import make_synth_pair, pair_paths, synth_pair_name
 
     tmp = None
     if args.dir is None:
@@ -103,7 +110,15 @@ def main(argv: list[str] | None = None) -> int:
     records = []
     t = time.perf_counter()
     for i in range(args.n):
-        records.append(make_synth_pair(args.seed + i, styles[i % len(styles)], folder, float(durations[i])))
+        seed, style = args.seed + i, styles[i % len(styles)]
+        name = synth_pair_name(seed, style)
+        raw, edit, label = pair_paths(folder, name)
+        if args.dir is not None and all(os.path.isfile(f) for f in (raw, edit, label)):
+            # reuse a pair made by an earlier run with the same arguments
+            records.append(SimpleNamespace(name=name, raw_path=raw, edit_path=edit, label_path=label,
+                                           raw_duration_s=_duration(raw)))
+            continue
+        records.append(make_synth_pair(seed, style, folder, float(durations[i])))
     print(f"corpus: {args.n} pairs, seeds {args.seed}..{args.seed + args.n - 1}, "
           f"{args.min_s:g}-{args.max_s:g} s songs, styles {', '.join(styles)} ({time.perf_counter() - t:.0f} s to make)")
 

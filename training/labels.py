@@ -753,6 +753,8 @@ BAND_NFFT = 1024
 BAND_HOP = 256
 N_EFFECT_BANDS = 24
 KEEP_DB = 0.35  # mean band difference (dB) under which a forward beat is unchanged
+SPLICE_GUARD_S = 0.012  # left out at both ends of a beat when judging its effect
+QUIET_BEAT_DB = 45.0  # a raw beat this far below the song's peaks is too quiet to judge effects on
 KEEP_BAND_DB = 0.6  # ... and no band's mean level moved more than this
 PRE_ROLL_S = 0.25  # source audio fed to candidate effects before the beat
 LINEAR_TYPES = ("GAIN", "LOWPASS", "HIGHPASS", "BASS", "TREBLE")
@@ -886,6 +888,7 @@ def beat_effect(
     raw_st: np.ndarray | None = None,
     edit_st: np.ndarray | None = None,
     pitch_votes: np.ndarray | None = None,
+    quiet_db: float = -np.inf,
 ) -> BeatEffect:
     """What was done to one forward-played beat.
 
@@ -898,6 +901,8 @@ def beat_effect(
         pitch_votes: ``(1 + len(VARIANT_SEMITONES) + 1,)`` mean frame
             similarity of the beat against the clean raw frames, each pitch
             warp and the distorted frames.
+        quiet_db: a raw beat quieter than this (dB re full scale power) is
+            KEEP: nothing can be told from it.
 
     Returns:
         The best ``BeatEffect`` among KEEP, the linear effects (from their
@@ -912,8 +917,13 @@ def beat_effect(
     x_e = edit_y[max(dst0, 0) : dst0 + n]
     if x_e.shape[0] < n or x_r.shape[0] < lead + n or n < BAND_NFFT:
         return BeatEffect("KEEP", 0, 0.0, 0.0)
-    b_r = band_db(x_r[lead:])
-    b_e = band_db(x_e)
+    raw_power = float(np.mean(np.square(x_r[lead:], dtype=np.float64)))
+    if 10.0 * math.log10(raw_power + 1e-20) < quiet_db:
+        return BeatEffect("KEEP", 0, 0.0, 0.0)
+    # splice crossfades blur a beat's first and last few milliseconds: judge the inside
+    trim = min(int(SPLICE_GUARD_S * FRAME_SR), n // 8)
+    b_r = band_db(x_r[lead + trim : lead + n - trim])
+    b_e = band_db(x_e[trim : n - trim])
     ref = np.maximum(b_r, b_e)
     weight = (ref > ref.max() - 60.0).astype(np.float64)
     cands: list[tuple[float, str, int]] = [(_band_distance(b_r, b_e, weight), "KEEP", 0)]
@@ -944,7 +954,7 @@ def beat_effect(
     for t in RENDER_TYPES:
         for slot in range(4):
             chain = _effect_chain(t, slot, beat_s, FRAME_SR)
-            y = chain(x_r2.copy(), FRAME_SR)[0, lead : lead + n]
+            y = chain(x_r2.copy(), FRAME_SR)[0, lead + trim : lead + n - trim]
             cands.append((_band_distance(band_db(y), b_e, weight), t, slot))
     cands.sort(key=lambda c: c[0])
     best = cands[0]
@@ -1066,6 +1076,36 @@ def _sizes_for(n: int) -> list[int]:
     return out
 
 
+def _extend_fades(types: list[str], slots: list[int], group: np.ndarray) -> None:
+    """Grow fade runs over the near-unity end of their ramp to a whole action size, in place.
+
+    A FADE_IN's last beats (and a FADE_OUT's first) are barely changed and
+    read as KEEP; a run one size short of an action size (by at most a
+    quarter of it) takes those KEEP beats so that the walk has one fade
+    with one ramp, as the edit has.
+    """
+    n = len(types)
+    b = 0
+    while b < n:
+        t = types[b]
+        if t not in ("FADE_IN", "FADE_OUT") or group[b] >= 0:
+            b += 1
+            continue
+        e = b
+        while e < n and types[e] == t and group[e] < 0:
+            e += 1
+        length = e - b
+        target = next((k for k in vocab.SIZE_BEATS if k >= length), length)
+        extra = target - length
+        if 0 < extra <= target // 4:
+            lo, hi = (e, e + extra) if t == "FADE_IN" else (b - extra, b)
+            if lo >= 0 and hi <= n and all(types[i] == "KEEP" and group[i] < 0 for i in range(lo, hi)):
+                for i in range(lo, hi):
+                    types[i], slots[i] = t, 0
+                e = max(e, hi)
+        b = e
+
+
 def _one_blas_thread() -> Any:
     """Limit BLAS to one thread until ``.restore_original_limits()``; None without threadpoolctl."""
     try:
@@ -1073,6 +1113,109 @@ def _one_blas_thread() -> Any:
     except ImportError:  # pragma: no cover - a librosa dependency
         return None
     return threadpool_limits(limits=1, user_api="blas")
+
+
+def forward_offsets(
+    raw_y: np.ndarray, edit_y: np.ndarray, moves: list[Move], starts: np.ndarray, beat_s: float
+) -> dict[int, int]:
+    """Edit minus raw position (samples at ``FRAME_SR``) of every forward-played beat.
+
+    One cross-correlation per run of forward beats contiguous in both files.
+    """
+    out: dict[int, int] = {}
+    prev: Move | None = None
+    offset = 0
+    for m in moves:
+        if m.kind != FWD:
+            prev = None
+            continue
+        contiguous = prev is not None and prev.beat == m.beat - 1 and abs(prev.dst_end_s - m.dst_start_s) < 1e-6
+        if not contiguous:
+            src0 = int(round(starts[m.beat] * FRAME_SR))
+            dst0 = int(round(m.dst_start_s * FRAME_SR))
+            offset = refine_offset(raw_y, edit_y, src0, dst0, int(8 * beat_s * FRAME_SR))
+        out[m.beat] = offset
+        prev = m
+    return out
+
+
+def onset_shift(y: np.ndarray, beat_times: np.ndarray, *, search_s: float = 0.04, hop: int = 32) -> float:
+    """Seconds to add to ``beat_times`` so that they sit on the attacks of mono ``y`` (``FRAME_SR``).
+
+    The beat tracker works on ~23 ms frames; this refines its phase to ~1.5
+    ms: the shift (within ``search_s``) that maximises the summed rise of
+    the short-time energy at the beats.
+    """
+    bt = np.asarray(beat_times, dtype=np.float64)
+    if bt.size < 4:
+        return 0.0
+    y = np.asarray(y, dtype=np.float64)
+    n = y.shape[0] // hop
+    energy = np.square(y[: n * hop]).reshape(n, hop).sum(axis=1)
+    rise = np.maximum(0.0, np.log(energy[2:] + 1e-9) - np.log(energy[:-2] + 1e-9))
+    rise = np.concatenate([[0.0], rise, [0.0]])  # frame k: rise from k - 1 to k + 1
+    shifts = np.arange(-int(search_s * FRAME_SR / hop), int(search_s * FRAME_SR / hop) + 1)
+    idx = np.round(bt * FRAME_SR / hop).astype(np.int64)
+    best, best_score = 0, -1.0
+    for sh in shifts:
+        k = idx + sh
+        ok = (k >= 0) & (k < n)
+        score = float(rise[k[ok]].sum())
+        if score > best_score:
+            best, best_score = int(sh), score
+    return best * hop / FRAME_SR
+
+
+def grid_shift(
+    raw_y: np.ndarray,
+    edit_y: np.ndarray,
+    moves: list[Move],
+    starts: np.ndarray,
+    fwd_offset: dict[int, int],
+    *,
+    search_s: float = 0.04,
+) -> float | None:
+    """Seconds to add to the raw beat times so that splices fall where the edit has them.
+
+    The beat tracker's grid can sit a few milliseconds off the beats the
+    edit was cut on. At every splice between two forward runs whose raw
+    positions are not contiguous (a CUT between them), the exact splice sample is
+    where the edit stops matching the first run and starts matching the
+    second (least squared error, within ``search_s``); the median of those
+    splice positions minus the grid's is the shift. None when there is no such splice.
+    """
+    found = []
+    win = int(search_s * FRAME_SR)
+    n_e, n_r = edit_y.shape[0], raw_y.shape[0]
+    for a, b in zip(moves, moves[1:] + [None]):
+        if b is None:
+            break
+        if a.kind != FWD:
+            continue
+        # the next forward move after any CUTs
+        k = moves.index(b)
+        while k < len(moves) and moves[k].kind == CUT:
+            k += 1
+        if k >= len(moves) or moves[k].kind != FWD or moves[k].beat == a.beat + 1:
+            continue
+        b = moves[k]
+        da, db = fwd_offset.get(a.beat), fwd_offset.get(b.beat)
+        if da is None or db is None:
+            continue
+        tau0 = int(round(starts[b.beat] * FRAME_SR)) + db  # the grid's splice, edit samples
+        lo, hi = tau0 - win, tau0 + win
+        if lo - da < 0 or lo - db < 0 or hi - da > n_r or hi - db > n_r or lo < 0 or hi > n_e:
+            continue
+        e = edit_y[lo:hi].astype(np.float64)
+        ea = (e - raw_y[lo - da : hi - da]) ** 2
+        eb = (e - raw_y[lo - db : hi - db]) ** 2
+        cost = np.concatenate([[0.0], np.cumsum(ea)]) + (eb.sum() - np.concatenate([[0.0], np.cumsum(eb)]))
+        if float(e @ e) < 1e-6 or cost.min() > 0.05 * float(e @ e):
+            continue  # the edit is not the two runs spliced here
+        found.append((lo + int(np.argmin(cost)) - tau0) / FRAME_SR)
+    if not found:
+        return None
+    return float(np.median(found))
 
 
 class _ExtendedAnalysis:
@@ -1183,23 +1326,26 @@ def infer_pair(
     ext_conf = np.ones(n_ext, dtype=np.float32)
     ext_group = np.zeros(n_ext, dtype=np.int64)  # moves that are one action
     raw_sr, edit_sr = an.audio.sample_rate, edit_audio.sample_rate
-    offset = None
-    prev_fwd: Move | None = None
+    fwd_offset = forward_offsets(an.y, edit_y, moves, starts, beat_s)
+    # the grid's phase: where the edit's splices really are, else where the raw beats' attacks are
+    shift_s = grid_shift(an.y, edit_y, moves, starts, fwd_offset)
+    if shift_s is None:
+        shift_s = onset_shift(an.y, starts[first_real : first_real + n_beats])
+    if shift_s:
+        log.debug("%s: beat grid moved by %+.1f ms to the edit's splices", name, 1e3 * shift_s)
+        starts = starts.copy()
+        ends = ends.copy()
+        starts[1:] += shift_s
+        ends[:-1] += shift_s
+    loud_db = 10.0 * math.log10(float(np.percentile(np.square(an.y, dtype=np.float64), 99.5)) + 1e-20)
+    quiet_db = loud_db - QUIET_BEAT_DB
     for gi, m in enumerate(moves):
         span = range(m.beat, m.beat + m.n_beats)
         conf = float(np.clip(m.match, 0.0, 1.0))
         if m.kind == FWD:
             src0 = int(round(starts[m.beat] * FRAME_SR))
             n = int(round((ends[m.beat] - starts[m.beat]) * FRAME_SR))
-            dst0 = int(round(m.dst_start_s * FRAME_SR))
-            contiguous = (
-                prev_fwd is not None
-                and prev_fwd.beat == m.beat - 1
-                and abs(prev_fwd.dst_end_s - m.dst_start_s) < 1e-6
-            )
-            if not contiguous or offset is None:
-                offset = refine_offset(an.y, edit_y, src0, dst0, int(8 * beat_s * FRAME_SR))
-            prev_fwd = m
+            offset = fwd_offset[m.beat]
             if effects:
                 d0 = src0 + offset
                 rs = int(round(starts[m.beat] * raw_sr))
@@ -1219,14 +1365,15 @@ def infer_pair(
                     votes = np.array(
                         [float(np.mean(np.sum(e * v[r0 : r0 + k], axis=1))) for v in [raw_f.shape, *raw_f.variants]]
                     )
-                eff = beat_effect(an.y, edit_y, src0, d0, n, beat_s=beat_s, raw_st=raw_st, edit_st=edit_st, pitch_votes=votes)
+                eff = beat_effect(
+                    an.y, edit_y, src0, d0, n,
+                    beat_s=beat_s, raw_st=raw_st, edit_st=edit_st, pitch_votes=votes, quiet_db=quiet_db,
+                )
                 ext_type[m.beat] = eff.type
                 ext_slot[m.beat] = eff.slot
                 conf *= float(1.0 - math.exp(-max(eff.margin, 0.0) / 0.5))
             ext_group[m.beat] = -1  # grouped later by label
         else:
-            prev_fwd = None
-            offset = None
             tname = {CUT: "CUT", SIL: "SILENCE", REV: "REVERSE", LOOP: "LOOP", STUT: "STUTTER", SPEED: "SPEED"}[m.kind]
             slot = m.slot
             if m.kind == STUT:
@@ -1241,6 +1388,8 @@ def infer_pair(
     if limiter is not None:
         limiter.restore_original_limits()
     seconds["effects"] = time.perf_counter() - t
+
+    _extend_fades(ext_type, ext_slot, ext_group)
 
     # walk: structural moves are actions; forward beats group by label
     walk: list[tuple[str, str, str]] = []
@@ -1257,6 +1406,19 @@ def infer_pair(
             while e < n_ext and ext_group[e] < 0 and ext_type[e] == ext_type[b] and ext_slot[e] == ext_slot[b]:
                 e += 1
             size_list = _sizes_for(e - b)
+            if ext_type[b] in ("FADE_IN", "FADE_OUT") and len(size_list) > 1:
+                # one ramp of the largest size that fits; the rest of the run is plain
+                # (after a fade-in, before a fade-out: the ramp's near-unity end)
+                ramp = vocab.SIZE_BEATS[size_list[0]]
+                if ext_type[b] == "FADE_IN":
+                    for i in range(b + ramp, e):
+                        ext_type[i] = "KEEP"
+                    e = b + ramp
+                else:
+                    for i in range(b, e - ramp):
+                        ext_type[i] = "KEEP"
+                    continue  # re-read from b: the KEEP beats, then the ramp
+                size_list = [size_list[0]]
         tname = ext_type[b]
         amount = "NEUTRAL" if tname in vocab.NEUTRAL_ONLY else vocab.AMOUNTS[AMOUNT_SLOTS[ext_slot[b]]]
         c = b
