@@ -282,10 +282,10 @@ function M.mkdirs(path)
   reaper.RecursiveCreateDirectory(path, 0)
 end
 
--- Quote one argument for the shell ExecProcess hands the command to.
+-- Quote one argument of an ExecProcess command line: double quotes, which
+-- REAPER's command-line splitting understands on every platform (no shell).
 function M.shell_quote(s)
-  if M.SEP == "\\" then return '"' .. s:gsub('"', '\\"') .. '"' end
-  return "'" .. s:gsub("'", "'\\''") .. "'"
+  return '"' .. s:gsub('"', '\\"') .. '"'
 end
 
 ---------------------------------------------------------------------------

@@ -345,3 +345,24 @@ def test_serve_with_spool_flag(tmp_path: Path) -> None:
         cwd=ROOT, capture_output=True, text=True, timeout=60,
     )  # fmt: skip
     assert bad.returncode == 2 and "--spool: cannot use as a spool folder" in bad.stderr, bad.stderr
+
+
+def test_edit_handler_runs_the_edit_pipeline_with_a_model(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from tests.export import song_file, tiny_model
+
+    monkeypatch.setenv("EDITORBOT_CACHE", str(tmp_path / "cache"))
+    model, _ = tiny_model()
+    song = song_file(41, 20.0)
+    spool = Spool(tmp_path / "spool")
+    put(spool, "pl1", request("pl1", audio=str(song), model=str(model), target_duration_s=15.0))
+    job = spool.claim()
+    assert job is not None
+    spool.run(job, edit_handler)
+    r = result(spool, "pl1")
+    assert r["status"] == "done", r["message"]
+    plan = plan_from_dict(r["plan"])
+    assert plan.model is not None and plan.model.name == "tiny"
+    assert r["source_offset_s"] == 0.0 and plan.source.path == str(song)
+    assert Path(r["audio_path"]).stat().st_size > 0 and Path(r["audio_path"]).parent == spool.outbox
+    assert len(read_tsv(r["tsv_path"]).segments) == r["n_segments"] == len(plan.segments)
+    assert load_plan(r["plan_path"]).segments == plan.segments

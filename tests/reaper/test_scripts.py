@@ -164,7 +164,7 @@ def test_auto_edit_time_selection_end_to_end(model: ReaperModel, server: Callabl
     model.run_script("editorbot_auto_edit.lua")
     assert model.window_open and len(request_ids(model)) == 1
     spool_dir = model.ext_state[("editorbot", "spool_dir")]
-    assert started == [f"'{SERVER_CMD}' serve --spool '{spool_dir}'"]
+    assert started == [f'"{SERVER_CMD}" serve --spool "{spool_dir}"']
     assert model.exec_log == [(started[0], -1)]
     request = json.loads((spool_of(model).inbox / f"{request_ids(model)[0]}.json").read_text())
     assert (request["start_s"], request["end_s"], request["target_duration_s"], request["model"]) == (4.0, 16.0, 9, "dp")
