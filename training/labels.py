@@ -15,8 +15,10 @@ How
    bands removed (a gain ramp, a fade, cancels), scaled to unit length.
    Silent frames are flagged instead.
 2. Frame similarity ``S[t, r]`` (edit frame ``t``, raw frame ``r``): the
-   cosine of those vectors; 1 where both are silent, 0 where only one is.
-   Time-reversed audio has the time-reversed frames (magnitudes do not see
+   cosine of those vectors, the best over the raw frames and their
+   variants (the raw spectrum warped by -2..+2 semitones, the raw song
+   distorted), so pitched and distorted spans still match their source;
+   1 where both are silent, 0 where only one is. Time-reversed audio has the time-reversed frames (magnitudes do not see
    the reversal), so a reversed span is an anti-diagonal of ``S``.
 3. Structure. A dynamic programme walks the raw beat grid (the analysis
    grid, extended with pseudo-beats over the lead-in and the tail so that
@@ -31,46 +33,64 @@ How
    score whether the edit is silent there. Every non-KEEP move pays a
    small prior cost so that ties go to the simplest edit. The path must end
    where the edit ends; a beam keeps the DP fast.
-4. Effects. Each beat played forwards is compared with the raw beat it
-   came from, and candidate renders (``engine.render`` effect chains, gain,
-   fades, pitch shift) of the raw beat are scored against the edit beat;
-   the closest wins, with neighbouring beats grouped into runs.
-5. Walk and plan. Runs of beats with one label become actions whose sizes
-   tile the run (largest sizes first); the plan comes from
-   ``engine.plan.plan_from_actions`` on the extended grid.
+4. Grid phase. The tracker's beats sit a few ms off the beats the edit
+   was cut on; the exact splice samples between forward runs (or, without
+   splices, the raw song's attacks) give one shift for the whole grid.
+5. Effects. Each beat played forwards is compared with the raw beat it
+   came from (band powers, splice edges left out): unchanged -> KEEP;
+   else the closest of the linear effects (GAIN, filters, shelves: their
+   measured band responses added to the raw beat), a straight gain ramp
+   (FADE_IN / FADE_OUT), renders of the raw beat through the nonlinear
+   effects (``engine.render`` chains: reverb, delay, distortion,
+   compression); PITCH when a pitch-warped variant of the raw frames
+   matches the edit clearly better than the raw frames; WIDTH from the
+   stereo side/mid energies. LOOP and SPEED amounts come from the DP, the
+   STUTTER amount from the shortest slice at which the span repeats.
+6. Walk and plan. Runs of beats with one label become actions whose sizes
+   tile the run (largest sizes first; a fade run is one ramp); the plan
+   comes from ``engine.plan.plan_from_actions`` on the extended grid.
 
 A pair whose best path still matches poorly (mean similarity below
 ``UNALIGNABLE_SIM``) is reported as unalignable and gets no labels.
 
 The behavioural-cloning file (``bc_rich.npz``)
 ----------------------------------------------
-One ``.npz`` (no pickles), written atomically. ``P`` pairs, ``B`` beats in
-all (the analysis grid's beats of every alignable pair, in pair order),
-``F`` = 109 feature columns:
+One compressed ``.npz`` (no pickles), written atomically, readable by
+``training.bc.BCData.load`` (so ``editorbot train rl --bc-mixed`` takes it
+as it is): the ``training.bc`` arrays (``format``, ``features``, ``done``,
+``position``, ``padding_mask``, ``mask_*``, ``actions`` ``(N, 3)``,
+``pair_ids``, ``pair_names``, ``confidence``, ``tempo_bpm``, ``energy``,
+``phrase``), made by walking ``EditEnv`` over each alignable pair with the
+inferred per-beat labels (``training.bc.bc_examples``); each example's
+``confidence`` is the inferred confidence of its cursor beat. Beside them,
+with ``B`` analysed beats over the ``P`` alignable pairs (in
+``pair_names`` order) and ``F`` = 109 feature columns:
 
-- ``features`` ``(B, F)`` float32: ``engine.analysis`` per-beat features of
-  each raw song (from the feature cache), the RL environment's observation
-  rows.
-- ``feature_names`` ``(F,)`` str.
-- ``labels`` ``(B, 3)`` int64: per beat, the factored action covering it
-  (type, size, amount indices into ``engine.actions``).
-- ``confidence`` ``(B,)`` float32 in [0, 1]: how sure the label is.
-- ``pair_index`` ``(B,)`` int64: which pair each row belongs to.
-- ``beat_index`` ``(B,)`` int64: the beat's index in its song's grid.
-- ``is_action_start`` ``(B,)`` bool: the beat is where an action of the
-  inferred walk starts (the cursor positions of a walk: BC examples for a
-  policy that acts at the cursor are the rows where this is True).
-- ``pair_offsets`` ``(P + 1,)`` int64: rows of pair ``p`` are
+- ``labels_schema`` str: ``BC_SCHEMA``.
+- ``beat_features`` ``(B, F)`` float32: ``engine.analysis`` per-beat
+  features of each raw song (feature cache), the environment's rows;
+  ``feature_names`` ``(F,)`` str.
+- ``beat_labels`` ``(B, 3)`` int64: per beat, the inferred action covering
+  it (type, size, amount indices into ``engine.actions``).
+- ``beat_confidence`` ``(B,)`` float32 in [0, 1].
+- ``beat_action_start`` ``(B,)`` bool: an action of the inferred walk
+  starts at this beat.
+- ``beat_pair``, ``beat_index`` ``(B,)`` int64: pair and beat of each row;
+  ``beat_times`` ``(B,)`` float64 seconds.
+- ``pair_offsets`` ``(P + 1,)`` int64: beat rows of pair ``p`` are
   ``pair_offsets[p]:pair_offsets[p + 1]``.
-- ``pair_ids`` ``(P,)`` str: pair names; ``raw_paths``, ``edit_paths``
-  ``(P,)`` str: absolute audio paths (``training.augment`` re-renders from
-  them); ``beat_times`` ``(B,)`` float64 seconds.
+- ``raw_paths``, ``edit_paths`` ``(P,)`` str: absolute audio paths
+  (``training.augment`` renders onto the raw songs).
 - ``plans`` ``(P,)`` str: each pair's inferred EditPlan as JSON
-  (``engine.plan.plan_to_dict``); also written as
-  ``<out stem>_plans/NAME.plan.json`` next to the npz.
-- ``alignable`` ``(P,)`` bool and ``match`` ``(P,)`` float32 (mean
-  similarity on the alignment path); unalignable pairs have no rows.
-- ``schema`` str: ``BC_SCHEMA``.
+  (``engine.plan.plan_to_dict``; its grid is the extended grid below), also
+  saved as ``<out stem>_plans/NAME.plan.json``.
+- ``match`` ``(P,)`` float32: mean similarity along each alignment path.
+- ``unalignable_names``, ``unalignable_reasons`` str: pairs left out.
+
+The extended grid: the analysis grid (jitter smoothed, phase refined)
+with pseudo-beats over the lead-in and the tail; analysed beat ``i`` is
+extended beat ``i + first_real``. Labels in the npz are on the analysis
+grid.
 """
 
 from __future__ import annotations
@@ -88,7 +108,7 @@ from engine import actions as vocab
 
 log = logging.getLogger(__name__)
 
-BC_SCHEMA = "editorbot.bc/1"
+BC_SCHEMA = "editorbot.bclabels/1"
 
 FRAME_SR = 22050
 FRAME_NFFT = 1024
@@ -685,6 +705,8 @@ def align(
         raw, edit: frame features of the two files.
         starts_s, ends_s: ``(n,)`` extended raw beat grid covering the raw file, seconds.
         edit_duration_s: length of the edit, seconds.
+        debug: if a dict, receives ``"table"``: the DP's best score per
+            (beat, edit frame) state, ``(n + 1, n_edit_frames + 2)``.
 
     Returns:
         ``(score, moves, S)`` with ``S (n_edit_frames, n_raw_frames)`` the frame similarity.
