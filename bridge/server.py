@@ -17,6 +17,8 @@ Requests (addresses under ``/editorbot/``; no OSC address patterns):
 ``cancel [JOB_ID]``                ``cancelling JOB_ID``; the job then ends
                                    with ``error "cancelled" JOB_ID``
 ``status``                         ``status JSON`` (queue, running job, counters)
+``stems PATH [OPTIONS_JSON]``      ``queued``, ``progress``..., ``done FOLDER MIX``
+                                   (options: chain, separator, name, format)
 =================================  ===========================================
 
 Replies (to the sender's address, or its host and ``reply_port`` when set):
@@ -91,6 +93,7 @@ _KNOWN_TAGS = set("ifsbhdtTFNIcrm[]")
 #: Edit options accepted in the OPTIONS_JSON argument.
 EDIT_OPTIONS = ("model", "checkpoint", "target_duration", "keep", "seed", "export", "name", "format")
 RENDER_OPTIONS = ("name", "format")
+STEMS_OPTIONS = ("chain", "separator", "name", "format")
 AUDIO_FORMATS = ("wav", "flac")
 
 
@@ -172,6 +175,9 @@ class ModelCache:
         self.size = size
         self._models: OrderedDict[tuple, Any] = OrderedDict()
         self.loads = 0
+
+    def __len__(self) -> int:
+        return len(self._models)
 
     def get(self, model: str | None, checkpoint: str | None) -> Any:
         """The policy for ``model`` (ONNX) or ``checkpoint`` (torch), or the default model."""
@@ -255,6 +261,7 @@ class Server:
             "render": self._on_render,
             "cancel": self._on_cancel,
             "status": self._on_status,
+            "stems": self._on_stems,
         }
         if config.host not in ("127.0.0.1", "::1", "localhost"):
             log.warning(
@@ -460,6 +467,12 @@ class Server:
             if not stem:
                 raise RequestError(f"/editorbot/{name}: name has no usable characters")
             out["name"] = stem
+        if o.get("chain") is not None:
+            out["chain"] = self.allowed_path(name, o["chain"], what="chain")
+        if o.get("separator") is not None:
+            if o["separator"] not in ("auto", "demucs", "builtin"):
+                raise RequestError(f"/editorbot/{name}: separator must be auto, demucs or builtin")
+            out["separator"] = o["separator"]
         fmt = o.get("format", "wav")
         if fmt not in AUDIO_FORMATS:
             raise RequestError(f"/editorbot/{name}: format must be one of {', '.join(AUDIO_FORMATS)}")
@@ -486,6 +499,11 @@ class Server:
         self._count("render", args, 1, 2)
         path = self.allowed_path("render", args[0], what="plan path")
         self._enqueue("render", path, self._options("render", args, RENDER_OPTIONS), sender)
+
+    def _on_stems(self, sender: tuple[str, int], args: list[Any]) -> None:
+        self._count("stems", args, 1, 2)
+        path = self.allowed_path("stems", args[0])
+        self._enqueue("stems", path, self._options("stems", args, STEMS_OPTIONS), sender)
 
     def _on_cancel(self, sender: tuple[str, int], args: list[Any]) -> None:
         self._count("cancel", args, 0, 1)
@@ -516,7 +534,7 @@ class Server:
                 "running": None if running is None else {"id": running.id, "kind": running.kind, "stage": running.stage, "fraction": running.fraction},
                 "queued": sorted(self._queued),
                 "dialect": self.dialect.name,
-                "models_loaded": len(self.models._models),
+                "models_loaded": len(self.models),
                 "counters": dict(self.counters),
             }
         self._reply(sender, "status", json.dumps(doc))
@@ -572,7 +590,9 @@ class Server:
         try:
             if job.cancel.is_set():
                 raise JobCancelled
-            result = {"analyze": self._job_analyze, "edit": self._job_edit, "render": self._job_render}[job.kind](job)
+            result = {
+                "analyze": self._job_analyze, "edit": self._job_edit, "render": self._job_render, "stems": self._job_stems,
+            }[job.kind](job)
             self.progress(job, 1.0, "done")
         except JobCancelled:
             self.counters["jobs_cancelled"] += 1
@@ -674,6 +694,17 @@ class Server:
         self.progress(job, 0.95, "daw")
         self._deliver(job, JobResult(plan=plan, plan_path=job.path, audio_path=audio_out, exports=exports))
         return job.path, audio_out
+
+    def _job_stems(self, job: Job) -> tuple[str, str]:
+        self.progress(job, 0.0, "stems")
+        from engine.stems import split_file
+
+        o = job.options
+        folder = self._out_path(job, Path(job.path).stem, ".stems")
+        result = split_file(
+            job.path, folder, chain=o.get("chain"), separator=o.get("separator", "auto"), fmt=o.get("format", "wav")
+        )
+        return folder, result.paths["mix"]
 
     def _deliver(self, job: Job, result: JobResult) -> None:
         """Send the dialect's messages: markers to the client, DAW commands to the DAW (paced)."""

@@ -227,7 +227,14 @@ def model_segment_s(model) -> float:
 
 
 def apply_chunked(
-    model, mix, *, overlap: float = 0.25, segment_s: float | None = None, quiet: bool = True, desc: str = "demucs"
+    model,
+    mix,
+    *,
+    overlap: float = 0.25,
+    segment_s: float | None = None,
+    device: str | None = None,
+    quiet: bool = True,
+    desc: str = "demucs",
 ):
     """Run ``model`` over ``mix`` in overlapping segments, as demucs' split mode does.
 
@@ -240,6 +247,8 @@ def apply_chunked(
         model: an HTDemucs/HDemucs/Demucs or a BagOfModels.
         mix: ``(batch, channels, n_samples)`` float tensor at ``model.samplerate``.
         overlap: fraction of a segment shared with the next (0 <= overlap < 1).
+        device: where the model runs (``"cuda"``, ...); default the CPU. The
+            song and the result stay on the CPU.
 
     Returns:
         ``(batch, n_sources, channels, n_samples)`` tensor, sources in ``model.sources`` order.
@@ -263,7 +272,7 @@ def apply_chunked(
     with torch.no_grad():
         for offset in progress(offsets, desc=desc, quiet=quiet):
             chunk = TensorChunk(mix, offset, segment)
-            estimate = apply_model(model, chunk, shifts=0, split=False, progress=False)
+            estimate = apply_model(model, chunk, shifts=0, split=False, progress=False, device=device).cpu()
             n = estimate.shape[-1]
             out[..., offset : offset + n] += weight[:n] * estimate
             total[offset : offset + n] += weight[:n]
@@ -283,6 +292,7 @@ class DemucsSeparator(Separator):
         model_name: the bag to load from a folder (``htdemucs.yaml``).
         overlap: segment overlap for ``apply_chunked``.
         segment_s: segment length override (seconds; default the model's).
+        device: torch device the model runs on (default the CPU).
         quiet: no progress bar.
         model: an already-loaded model instead of loading one (tests, benchmarks).
 
@@ -298,6 +308,7 @@ class DemucsSeparator(Separator):
     model_name: str = DEFAULT_MODEL
     overlap: float = 0.25
     segment_s: float | None = None
+    device: str | None = None
     quiet: bool = True
     model: object | None = field(default=None, repr=False)
     note: str | None = None
@@ -345,7 +356,13 @@ class DemucsSeparator(Separator):
             normalised = ((mix - mean) / std)[None]
             desc = "separating (demucs)" if len(groups) == 1 else f"separating (demucs) ch {group[0] + 1}-{group[-1] + 1}"
             estimate = apply_chunked(
-                self.model, normalised, overlap=self.overlap, segment_s=self.segment_s, quiet=self.quiet, desc=desc
+                self.model,
+                normalised,
+                overlap=self.overlap,
+                segment_s=self.segment_s,
+                device=self.device,
+                quiet=self.quiet,
+                desc=desc,
             )[0]
             estimate = (estimate * std + mean).numpy()  # (n_sources, 2, n)
             for k, source in enumerate(sources):

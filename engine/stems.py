@@ -493,3 +493,79 @@ def stem_columns(stems: dict[str, np.ndarray], sample_rate: int, grid) -> np.nda
     out = np.concatenate(blocks, axis=1)
     assert out.shape[1] == len(STEM_COLUMN_NAMES)
     return out
+
+
+# --------------------------------------------------------------------------- file -> stem files
+
+
+@dataclass
+class StemFiles:
+    """What ``split_file`` wrote: ``paths`` maps each stem and ``"mix"`` to its file."""
+
+    paths: dict[str, str]
+    separator: Separator
+    from_cache: bool
+    separate_s: float
+    duration_s: float
+
+
+def split_file(
+    path: str | os.PathLike,
+    out_dir: str | os.PathLike,
+    *,
+    chain=None,
+    separator: Separator | str = "auto",
+    model_dir: str | os.PathLike | None = None,
+    cache: StemCache | bool | None = True,
+    fmt: str = "wav",
+    protect: tuple[str | os.PathLike, ...] = (),
+    quiet: bool = True,
+) -> StemFiles:
+    """Separate an audio file, run the stems through ``chain``, write stems and mix.
+
+    Parameters:
+        path: the song (anything ``engine.audio.load_audio`` reads).
+        out_dir: folder for ``drums``, ``bass``, ``vocals``, ``other`` and ``mix``
+            files (created; its parent must exist).
+        chain: an ``engine.chains.StemChain``, a chain file path, or None (no processing).
+        separator: a ``Separator`` or a name for ``separator_for``.
+        cache: True for ``StemCache()``, a ``StemCache``, or False/None.
+        fmt: ``wav`` (float), ``flac`` or ``aiff`` (24-bit).
+        protect: more paths never to write over (the song always is).
+
+    Raises:
+        BadInput: bad song, chain, separator, weights or output folder.
+    """
+    import time
+
+    from engine.audio import load_audio, sha256_file, write_audio
+    from engine.chains import StemChain, load_chain
+
+    path, out_dir = os.fspath(path), os.fspath(out_dir)
+    if os.path.exists(out_dir) and not os.path.isdir(out_dir):
+        raise BadInput(out_dir, "must be a folder; a file of that name exists")
+    parent = os.path.dirname(os.path.abspath(out_dir))
+    if not os.path.isdir(parent):
+        raise BadInput(out_dir, f"parent folder {parent} does not exist")
+    if chain is None:
+        chain = StemChain()
+    elif not isinstance(chain, StemChain):
+        protect = (*protect, chain)
+        chain = load_chain(chain)
+    audio = load_audio(path)
+    if isinstance(separator, str):
+        separator = separator_for(separator, model_dir, quiet=quiet)
+    store = StemCache() if cache is True else (cache or None)
+    t0 = time.perf_counter()
+    stems, from_cache = separate_cached(
+        audio.samples, audio.sample_rate, separator, audio_sha256=sha256_file(path), cache=store
+    )
+    separate_s = time.perf_counter() - t0
+    processed, mix = chain(stems, audio.sample_rate)
+    os.makedirs(out_dir, exist_ok=True)
+    paths = {}
+    for name in (*STEM_NAMES, "mix"):
+        target = os.path.join(out_dir, f"{name}.{fmt}")
+        write_audio(target, mix if name == "mix" else processed[name], audio.sample_rate, protect=[path, *protect])
+        paths[name] = target
+    return StemFiles(paths, separator, from_cache, separate_s, audio.duration_s)

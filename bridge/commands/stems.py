@@ -4,14 +4,14 @@ Writes ``DIR/drums.wav``, ``bass.wav``, ``vocals.wav``, ``other.wav`` (each
 after its chain and gain when ``--chain`` is given) and ``DIR/mix.wav``, their
 sum, at the song's rate and channel count (atomically; never over the input).
 Separated stems are cached per file and separator, so a second run on the same
-song (with another chain, say) skips the separation.
+song (with another chain, say) skips the separation. A thin layer over
+``engine.stems.split_file``.
 """
 
 from __future__ import annotations
 
 import argparse
 import os
-import time
 
 EXTENSIONS = ("wav", "flac", "aiff")
 
@@ -33,45 +33,31 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--cache-dir", metavar="D", help="stem cache folder (default stems/ in the feature cache)")
 
 
-def _output_dir(path: str) -> str:
-    from engine.errors import BadInput
-
-    if os.path.exists(path) and not os.path.isdir(path):
-        raise BadInput(path, "-o must be a folder; a file of that name exists")
-    parent = os.path.dirname(os.path.abspath(path))
-    if not os.path.isdir(parent):
-        raise BadInput(path, f"parent folder {parent} does not exist")
-    return path
-
-
 def run(args: argparse.Namespace) -> int:
-    """Check the outputs and the chain, separate (or read the cache), process, write."""
-    from engine.audio import load_audio, sha256_file, write_audio
+    """Check the chain, pick the separator, separate (or read the cache), process, write."""
     from engine.chains import StemChain, load_chain
-    from engine.features import STEM_NAMES
-    from engine.stems import StemCache, separate_cached, separator_for
+    from engine.errors import BadInput
+    from engine.stems import StemCache, separator_for, split_file
 
-    out_dir = _output_dir(args.output)
+    if os.path.exists(args.output) and not os.path.isdir(args.output):
+        raise BadInput(args.output, "-o must be a folder; a file of that name exists")
     chain = load_chain(args.chain) if args.chain else StemChain()
-    audio = load_audio(args.audio)
     separator = separator_for(args.separator, args.model_dir, quiet=args.quiet)
     print(f"separator {separator.name}" + (f" ({separator.note})" if separator.note else ""))
-    cache = None if args.no_cache else StemCache(args.cache_dir)
-
-    t0 = time.perf_counter()
-    stems, cached = separate_cached(
-        audio.samples, audio.sample_rate, separator, audio_sha256=sha256_file(args.audio), cache=cache
-    )
-    took = time.perf_counter() - t0
-    print(f"stems     {'from cache' if cached else 'separated'} in {took:.2f} s ({audio.duration_s:.1f} s of audio)")
     for line in chain.describe():
         print(f"chain     {line}")
-    processed, mix = chain(stems, audio.sample_rate)
-
-    os.makedirs(out_dir, exist_ok=True)
-    protect = [args.audio] + ([args.chain] if args.chain else [])
-    for name in (*STEM_NAMES, "mix"):
-        path = os.path.join(out_dir, f"{name}.{args.format}")
-        write_audio(path, mix if name == "mix" else processed[name], audio.sample_rate, protect=protect)
+    result = split_file(
+        args.audio,
+        args.output,
+        chain=chain,
+        separator=separator,
+        cache=False if args.no_cache else StemCache(args.cache_dir),
+        fmt=args.format,
+        protect=(args.chain,) if args.chain else (),
+        quiet=args.quiet,
+    )
+    how = "from cache" if result.from_cache else "separated"
+    print(f"stems     {how} in {result.separate_s:.2f} s ({result.duration_s:.1f} s of audio)")
+    for path in result.paths.values():
         print(f"wrote     {path}")
     return 0

@@ -124,3 +124,36 @@ def test_analyze_stems_gives_121_columns(song, tmp_path, capsys):
     assert main(["analyze", str(song), "--npz", str(npz), "--quiet"]) == 0
     with np.load(npz) as data:
         assert data["features"].shape[1] == 109
+
+
+def test_stems_over_osc(song, tmp_path):
+    from bridge.osc_client import OscClient
+    from bridge.server import Server, ServerConfig
+    from tests.bridge.test_server import collect, submit
+
+    chain = tmp_path / "chain.json"
+    chain.write_text(json.dumps({"gains_db": {"vocals": -6}}))
+    bad_chain = tmp_path / "bad.json"
+    bad_chain.write_text(json.dumps({"stems": {"drums": ["Reverbb"]}}))
+    config = ServerConfig(host="127.0.0.1", port=0, out_dir=tmp_path / "out", allowed_roots=[tmp_path])
+    server = Server(config).start()
+    try:
+        with OscClient("127.0.0.1", server.port) as c:
+            options = json.dumps({"separator": "builtin", "chain": str(chain), "name": "song"})
+            job = submit(c, "/editorbot/stems", str(song), options)
+            done = collect(c, until_done_of=job)[-1]
+            assert done[1] == "/editorbot/done", done
+            folder, mix, job_id = done[2]
+            assert job_id == job and Path(mix) == Path(folder) / "mix.wav"
+            assert sorted(p.name for p in Path(folder).iterdir()) == sorted(f"{n}.wav" for n in (*STEM_NAMES, "mix"))
+
+            job = submit(c, "/editorbot/stems", str(song), json.dumps({"separator": "builtin", "chain": str(bad_chain)}))
+            error = collect(c, until_done_of=job)[-1]
+            assert error[1] == "/editorbot/error"
+            assert error[2][0] == f'{bad_chain}: stems.drums[0]: unknown plugin "Reverbb" (did you mean Reverb?)'
+
+            c.send("/editorbot/stems", str(song), json.dumps({"separator": "spleeter"}))
+            reply = c.receive(5.0)
+            assert reply == ("/editorbot/error", ["/editorbot/stems: separator must be auto, demucs or builtin"])
+    finally:
+        server.close()
