@@ -16,10 +16,10 @@ from pathlib import Path
 
 import pytest
 
-from bridge.osc_client import OscClient, Reply
+from bridge.osc_client import OscClient
 from bridge.server import Server, ServerConfig
 from engine.plan import load_plan
-from tests.export import scratch, song_file, tiny_model
+from tests.export import song_file, tiny_model
 
 logger = logging.getLogger(__name__)
 
@@ -53,12 +53,6 @@ def collect(client: OscClient, *, until_done_of: int | None = None, timeout: flo
         ):
             return out
     raise AssertionError(f"no done/error within {timeout} s; got {[(a, r) for _, a, r in out][-10:]}")
-
-
-def job_id_of(replies: list[tuple[float, str, list]]) -> int:
-    queued = [r for _, a, r in replies if a == "/editorbot/queued"]
-    assert queued, replies
-    return int(queued[0][0])
 
 
 def submit(client: OscClient, address: str, *args) -> int:
