@@ -775,6 +775,7 @@ BAND_NFFT = 1024
 BAND_HOP = 256
 N_EFFECT_BANDS = 24
 KEEP_DB = 0.35  # mean band difference (dB) under which a forward beat is unchanged
+LINEAR_OK_DB = 0.3  # a linear effect or fade this close needs no rendered candidates
 SPLICE_GUARD_S = 0.012  # left out at both ends of a beat when judging its effect
 QUIET_BEAT_DB = 45.0  # a raw beat this far below the song's peaks is too quiet to judge effects on
 KEEP_BAND_DB = 0.6  # ... and no band's mean level moved more than this
@@ -785,12 +786,31 @@ WIDTH_VALUES = tuple(v for v in vocab.AMOUNT_TABLE["WIDTH"] if not math.isnan(v)
 
 
 def band_db(y: np.ndarray, *, sr: int = FRAME_SR) -> np.ndarray:
-    """``(n_frames, N_EFFECT_BANDS)`` mel band power in dB (floor -100) of mono ``y``."""
-    from engine.spectrum import mel_basis, stft_magnitude
+    """``(n_frames, N_EFFECT_BANDS)`` mel band power in dB (floor -100) of mono ``y``.
 
-    mag = stft_magnitude(np.ascontiguousarray(y, dtype=np.float32), n_fft=BAND_NFFT, hop_length=BAND_HOP)
-    power = mel_basis(sr, BAND_NFFT, N_EFFECT_BANDS) @ (mag * mag)
-    return (10.0 * np.log10(power + 1e-10)).T
+    Centred Hann frames of ``BAND_NFFT`` every ``BAND_HOP`` samples (as
+    ``engine.spectrum.stft_magnitude``), on one thread: these are short
+    snippets, where a thread pool costs more than the transform.
+    """
+    from engine.spectrum import mel_basis
+
+    y = np.asarray(y, dtype=np.float32)
+    pad = BAND_NFFT // 2
+    padded = np.pad(y, (pad, pad))
+    frames = np.lib.stride_tricks.sliding_window_view(padded, BAND_NFFT)[::BAND_HOP]
+    spec = np.fft.rfft(frames * _hann(BAND_NFFT), axis=1)
+    power = (spec.real**2 + spec.imag**2).astype(np.float32) @ mel_basis(sr, BAND_NFFT, N_EFFECT_BANDS).T
+    return 10.0 * np.log10(power + 1e-10)
+
+
+_HANN: dict[int, np.ndarray] = {}
+
+
+def _hann(n: int) -> np.ndarray:
+    """``(n,)`` float32 periodic Hann window."""
+    if n not in _HANN:
+        _HANN[n] = np.hanning(n + 1)[:-1].astype(np.float32)
+    return _HANN[n]
 
 
 def _effect_chain(type_name: str, slot: int, beat_s: float, sr: int) -> Any:
@@ -973,7 +993,8 @@ def beat_effect(
             d = _band_distance(b_r + 20.0 * np.log10(fit)[:, None], b_e, weight)
             cands.append((d, "FADE_IN" if rise > 0 else "FADE_OUT", 0))
     x_r2 = np.ascontiguousarray(x_r[None, :], dtype=np.float32)
-    for t in RENDER_TYPES:
+    render_types = RENDER_TYPES if min(c[0] for c in cands[1:]) > LINEAR_OK_DB else ()
+    for t in render_types:
         for slot in range(4):
             chain = _effect_chain(t, slot, beat_s, FRAME_SR)
             y = chain(x_r2.copy(), FRAME_SR)[0, lead + trim : lead + n - trim]
