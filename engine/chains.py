@@ -117,7 +117,8 @@ class StemChain:
                 y = board(x, float(sample_rate), reset=True)
                 if y.shape != x.shape:
                     raise BadInput(
-                        self.source, f"stems.{name}: the chain turned {x.shape} audio into {y.shape}; it must keep the shape"
+                        self.source,
+                        f"stems.{name}: the chain turned {x.shape} audio into {y.shape}; it must keep the shape",
                     )
                 x = np.asarray(y, dtype=np.float32)
             gain_db = self.gains_db.get(name, 0.0)
@@ -145,11 +146,16 @@ class StemChain:
         lines = []
         for name in STEM_NAMES:
             board = self.boards.get(name)
-            plugins = ", ".join(type(p).__name__ if not isinstance(p, pedalboard.ExternalPlugin) else p.name for p in board) if board else ""
+            plugins = ", ".join(_plugin_label(p) for p in board) if board else ""
             gain = self.gains_db.get(name, 0.0)
             if plugins or gain:
                 lines.append(f"{name}: {plugins or '(no plugins)'}{f', {gain:+.1f} dB' if gain else ''}")
         return lines
+
+
+def _plugin_label(plugin: pedalboard.Plugin) -> str:
+    """A built-in's class name, an external plugin's own name."""
+    return plugin.name if isinstance(plugin, pedalboard.ExternalPlugin) else type(plugin).__name__
 
 
 # --------------------------------------------------------------------------- parsing
@@ -177,7 +183,8 @@ def load_chain(path: str | os.PathLike) -> StemChain:
         try:
             import yaml
         except ImportError:
-            raise BadInput(path, "YAML chain files need pyyaml (pip install pyyaml); or write the chain as JSON") from None
+            problem = "YAML chain files need pyyaml (pip install pyyaml); or write the chain as JSON"
+            raise BadInput(path, problem) from None
         try:
             doc = yaml.safe_load(text)
         except yaml.YAMLError as err:
@@ -247,10 +254,12 @@ def _build_plugin(entry: Any, where: str, base_dir: str, bad) -> pedalboard.Plug
     if isinstance(entry, str):
         entry = {"plugin": entry}
     if not isinstance(entry, dict):
-        raise bad(where, f"a plugin entry is an object like {{\"plugin\": \"Reverb\", \"params\": {{}}}}, not {entry!r}")
+        example = '{"plugin": "Reverb", "params": {}}'
+        raise bad(where, f"a plugin entry is an object like {example}, not {entry!r}")
     unknown = sorted(set(entry) - {"plugin", "params", "plugin_name"})
     if unknown:
-        raise bad(where, f"unknown key {unknown[0]!r} (an entry has 'plugin', 'params' and, for a plugin shell, 'plugin_name')")
+        keys = "'plugin', 'params' and, for a plugin shell, 'plugin_name'"
+        raise bad(where, f"unknown key {unknown[0]!r} (an entry has {keys})")
     name = entry.get("plugin")
     if not isinstance(name, str) or not name:
         raise bad(where, "missing 'plugin' (a built-in name such as \"Reverb\", or a .vst3 / .component path)")
@@ -311,7 +320,8 @@ def _build_convolution(params: dict, where: str, base_dir: str, bad) -> pedalboa
     try:
         return pedalboard.Convolution(ir_path, mix=float(mix))
     except Exception as err:  # noqa: BLE001 - any load failure is a bad impulse response
-        raise bad(f"{where}.impulse_response_filename", f"cannot load {ir_path}: {' '.join(str(err).split())[:200]}") from None
+        detail = " ".join(str(err).split())[:200]
+        raise bad(f"{where}.impulse_response_filename", f"cannot load {ir_path}: {detail}") from None
 
 
 def _build_external(name: str, plugin_name: Any, params: dict, where: str, base_dir: str, bad) -> pedalboard.Plugin:

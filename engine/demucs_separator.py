@@ -354,7 +354,9 @@ class DemucsSeparator(Separator):
             reference = mix.mean(0)
             mean, std = reference.mean(), reference.std().clamp_min(1e-8)
             normalised = ((mix - mean) / std)[None]
-            desc = "separating (demucs)" if len(groups) == 1 else f"separating (demucs) ch {group[0] + 1}-{group[-1] + 1}"
+            desc = "separating (demucs)"
+            if len(groups) > 1:
+                desc += f" ch {group[0] + 1}-{group[-1] + 1}"
             estimate = apply_chunked(
                 self.model,
                 normalised,
