@@ -1182,6 +1182,45 @@ def forward_offsets(
     return out
 
 
+def edit_file_gain(
+    raw_y: np.ndarray,
+    edit_y: np.ndarray,
+    moves: list[Move],
+    starts: np.ndarray,
+    ends: np.ndarray,
+    fwd_offset: dict[int, int],
+    *,
+    share: float = 0.6,
+    tolerance_db: float = 0.5,
+) -> float:
+    """The edit file's overall gain (dB) when most forward beats share one level change, else 0.
+
+    A whole edit turned up or down (a louder export) shows as the same level
+    difference on most forward-played beats; an editor's GAIN covers some
+    sections, not ``share`` of the song at one value.
+    """
+    diffs = []
+    for m in moves:
+        if m.kind != FWD or m.beat not in fwd_offset:
+            continue
+        a = int(round(starts[m.beat] * FRAME_SR))
+        b = int(round(ends[m.beat] * FRAME_SR))
+        o = fwd_offset[m.beat]
+        if a + o < 0 or b + o > edit_y.shape[0] or b <= a:
+            continue
+        pr = float(np.mean(np.square(raw_y[a:b], dtype=np.float64)))
+        pe = float(np.mean(np.square(edit_y[a + o : b + o], dtype=np.float64)))
+        if pr > 1e-8 and pe > 1e-10:
+            diffs.append(10.0 * math.log10(pe / pr))
+    if len(diffs) < 8:
+        return 0.0
+    d = np.asarray(diffs)
+    med = float(np.median(d))
+    if abs(med) < tolerance_db or np.mean(np.abs(d - med) < tolerance_db) < share:
+        return 0.0
+    return med
+
+
 def onset_shift(y: np.ndarray, beat_times: np.ndarray, *, search_s: float = 0.04, hop: int = 32) -> float:
     """Seconds to add to ``beat_times`` so that they sit on the attacks of mono ``y`` (``FRAME_SR``).
 
@@ -1380,6 +1419,12 @@ def infer_pair(
         ends = ends.copy()
         starts[1:] += shift_s
         ends[:-1] += shift_s
+    file_gain_db = edit_file_gain(an.y, edit_y, moves, starts, ends, fwd_offset)
+    if file_gain_db:
+        log.info("%s: the edit file is %+.1f dB overall: judging effects without it", name, file_gain_db)
+        scale = np.float32(10.0 ** (-file_gain_db / 20.0))
+        edit_y = edit_y * scale
+        edit_audio = type(edit_audio)(edit_audio.samples * scale, edit_audio.sample_rate, edit_audio.path)
     loud_db = 10.0 * math.log10(float(np.percentile(np.square(an.y, dtype=np.float64), 99.5)) + 1e-20)
     quiet_db = loud_db - QUIET_BEAT_DB
     for gi, m in enumerate(moves):
