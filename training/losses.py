@@ -31,6 +31,8 @@ MSSTFT_FFT_SIZES: tuple[int, ...] = (512, 1024, 2048)
 LOG_EPS = 1e-5
 #: dB -> nepers (natural log of amplitude).
 NEPER_PER_DB = math.log(10.0) / 20.0
+#: Added to |X|^2 under the square root so silence (exact zeros) has a finite gradient.
+MAG_FLOOR = 1e-14
 
 _WINDOWS: dict[tuple[int, torch.device], Tensor] = {}
 
@@ -42,11 +44,16 @@ def _window(n_fft: int, device: torch.device) -> Tensor:
     return _WINDOWS[key]
 
 
+def magnitude(spec: Tensor) -> Tensor:
+    """``|spec|`` of a complex tensor with a finite gradient at 0 (``sqrt(re^2 + im^2 + MAG_FLOOR)``)."""
+    return torch.sqrt(spec.real.square() + spec.imag.square() + MAG_FLOOR)
+
+
 def stft_magnitude(x: Tensor, n_fft: int, hop_length: int | None = None) -> Tensor:
     """|STFT| of ``x`` ``(B, n_samples)`` float -> ``(B, n_fft // 2 + 1, n_frames)`` (centred, Hann)."""
     hop = hop_length or n_fft // 4
     spec = torch.stft(x.float(), n_fft, hop, window=_window(n_fft, x.device), center=True, return_complex=True)
-    return spec.abs()
+    return magnitude(spec)
 
 
 def spectral_convergence(target_mag: Tensor, pred_mag: Tensor) -> Tensor:
@@ -78,14 +85,14 @@ def multiscale_stft(pred: Tensor, target: Tensor, fft_sizes: Sequence[int] = MSS
     return total / len(fft_sizes)
 
 
-def log_mel(magnitude: Tensor, mel_basis: Tensor) -> Tensor:
+def log_mel(mag: Tensor, mel_basis: Tensor) -> Tensor:
     """Natural-log mel magnitude: ``log(sqrt(M @ |X|^2) + eps)``.
 
-    ``magnitude`` ``(B, n_bins, T)``, ``mel_basis`` ``(n_mels, n_bins)``
+    ``mag`` ``(B, n_bins, T)``, ``mel_basis`` ``(n_mels, n_bins)``
     -> ``(B, T, n_mels)`` (frames first, as the model reads them).
     """
-    power = torch.matmul(mel_basis, magnitude.float() ** 2)
-    return torch.log(power.clamp_min(0.0).sqrt() + LOG_EPS).transpose(1, 2)
+    power = torch.matmul(mel_basis, mag.float() ** 2)
+    return torch.log(power.clamp_min(MAG_FLOOR).sqrt() + LOG_EPS).transpose(1, 2)
 
 
 def l1_log_mel(pred_log_mel: Tensor, target_log_mel: Tensor, frame_mask: Tensor | None = None) -> Tensor:

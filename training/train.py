@@ -68,7 +68,7 @@ def add_rl_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    """Sub-commands of the trainer (``rl``; ``supervised`` lives in its own issue)."""
+    """Sub-commands of the trainer: ``rl`` and ``supervised`` (``training.supervised_trainer``)."""
     sub = p.add_subparsers(dest="trainer", metavar="TRAINER", required=True)
     rl = sub.add_parser("rl", help="PPO + behavioural cloning policy", description="Train the edit policy.")
     # also accepted after the trainer's name; SUPPRESS keeps a value given before it
@@ -76,6 +76,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     rl.add_argument("--verbose", "-v", action="store_true", default=argparse.SUPPRESS, help="debug logging")
     add_rl_arguments(rl)
     rl.set_defaults(_train=run_rl)
+    from training.supervised_trainer import add_parser as add_supervised_parser
+
+    add_supervised_parser(sub)
 
 
 def _reward_weights(items: list[str]) -> Any:

@@ -4,6 +4,10 @@ The source is the plan's ``source.path`` (a relative path is looked up from
 the current directory, then beside the plan file); it must be unchanged since
 the plan was made. The output format follows OUT's extension; OUT is written
 atomically and never over the source or the plan.
+
+``--renderer learned --checkpoint C`` renders with a supervised checkpoint
+(``editorbot train supervised``): the DSP render with the sound the model
+learned on top (``training.supervised.render_learned``).
 """
 
 from __future__ import annotations
@@ -18,21 +22,30 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     """Flags of ``editorbot render``."""
     p.add_argument("plan", metavar="PLAN", help="EditPlan JSON file")
     p.add_argument("-o", "--output", required=True, metavar="OUT", help="audio file to write (wav, flac, aiff, ogg, mp3)")
+    p.add_argument("--renderer", choices=("dsp", "learned"), default="dsp",
+                   help="dsp: the plan's segments and effects (default); learned: plus a supervised model's sound")
+    p.add_argument("--checkpoint", metavar="C", help="supervised checkpoint (.pt) for --renderer learned")
 
 
 def run(args: argparse.Namespace) -> int:
     """Load, render and write; print the output path, duration and segment count."""
-    from bridge.commands.export import resolve_source
-    from engine.audio import refuse_overwrite
+    from engine.atomic import check_destination
     from engine.errors import BadInput
-    from engine.plan import load_plan
+    from engine.plan import load_plan, resolve_source
     from engine.render import render_to_file
 
-    refuse_overwrite(args.output, [args.plan])
+    if args.renderer == "learned" and not args.checkpoint:
+        raise BadInput("--checkpoint", "required with --renderer learned")
+    check_destination(args.output, [args.plan])
     plan = load_plan(args.plan)
     resolve_source(plan, args.plan)
     try:
-        result = render_to_file(plan, args.output)
+        if args.renderer == "learned":
+            from training.supervised import render_learned_to_file
+
+            result = render_learned_to_file(plan, args.output, args.checkpoint)
+        else:
+            result = render_to_file(plan, args.output)
     except BadInput as err:
         if err.path is None:  # a problem in the plan's segments
             raise BadInput(args.plan, err.problem) from None

@@ -39,11 +39,13 @@ from torch import Tensor, nn
 from engine import actions as vocab
 from engine.spectrum import mel_basis
 from training.config import SupervisedConfig
-from training.losses import NEPER_PER_DB, log_mel
+from training.losses import NEPER_PER_DB, log_mel, magnitude
 
 #: Log-mel normalisation for the network input: ``(x - LOG_MEL_CENTER) / LOG_MEL_SCALE``.
 LOG_MEL_CENTER = -5.0
 LOG_MEL_SCALE = 3.0
+#: dB per unit of the decoder's head output: a studio-sized gain (tens of dB) is a few units away.
+GAIN_UNIT_DB = 10.0
 
 
 def frame_params(sample_rate: int) -> tuple[int, int]:
@@ -243,8 +245,9 @@ class EditEncoder(nn.Module):
 class MelDecoder(nn.Module):
     """Encoded frames -> per-band gain in dB ``(B, T, n_mels)``, a residual on the base's log-mel.
 
-    The output head starts at zero (gain 0 dB: the DSP render) and the gain
-    is bounded softly to ``+-max_gain_db``.
+    The output head starts at zero (gain 0 dB: the DSP render); its output
+    is in units of ``GAIN_UNIT_DB`` and the gain is bounded softly to
+    ``+-max_gain_db``.
     """
 
     def __init__(self, cfg: SupervisedConfig) -> None:
@@ -263,7 +266,7 @@ class MelDecoder(nn.Module):
         """``encoded`` ``(B, T, encoder_dim)``, ``base_log_mel`` ``(B, T, n_mels)`` -> gain dB ``(B, T, n_mels)``."""
         h = self.in_proj(encoded) + self.mel_proj((base_log_mel - LOG_MEL_CENTER) / LOG_MEL_SCALE)
         h = self.norm(self.blocks(h))
-        return self.max_gain_db * torch.tanh(self.head(h) / self.max_gain_db)
+        return self.max_gain_db * torch.tanh(self.head(h) * (GAIN_UNIT_DB / self.max_gain_db))
 
 
 class EditSoundModel(nn.Module):
@@ -294,7 +297,7 @@ class EditSoundModel(nn.Module):
     def features(self, base: Tensor, raw: Tensor) -> tuple[Tensor, Tensor, Tensor]:
         """Waveforms ``(B, n_samples)`` -> base STFT (complex ``(B, n_bins, T)``) and both log-mels ``(B, T, n_mels)``."""
         spec = self.frontend.stft(base)
-        return spec, self.frontend.log_mel(spec.abs()), self.frontend.log_mel(self.frontend.stft(raw).abs())
+        return spec, self.frontend.log_mel(magnitude(spec)), self.frontend.log_mel(magnitude(self.frontend.stft(raw)))
 
     def masked(self, base_spec: Tensor, gain_db: Tensor, length: int) -> tuple[Tensor, Tensor]:
         """Apply mel gains to the base STFT: ``(output STFT (B, n_bins, T), waveform (B, length))``."""

@@ -1,0 +1,93 @@
+"""Entry point of the supervised trainer: ``python -m training.supervised_trainer`` and
+``editorbot train supervised``.
+
+Every ``SupervisedConfig`` field is a flag (``--epochs``, ``--batch-size``,
+``--encoder-dim``, ``--patience``, ...) whose default is the dataclass
+default. Pairs come from ``--data-dir`` (``labels/*.json`` with their raw
+and desired audio); songs are split into train and validation by song.
+Heavy imports (torch, the trainer) happen inside ``run``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from collections.abc import Sequence
+from typing import Any
+
+from training.config import SupervisedConfig
+
+logger = logging.getLogger(__name__)
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    """Flags of ``train supervised``."""
+    from training.train import _add_config_flags
+
+    p.add_argument("--data-dir", required=True, metavar="DIR", help="folder with input/, desired_output/, labels/")
+    p.add_argument("--save-dir", required=True, metavar="D", help="checkpoints, TensorBoard events, progress log")
+    p.add_argument("--resume", action="store_true", help="continue from SAVE_DIR/last.pt")
+    p.add_argument("--device", default="cpu", choices=("cpu", "cuda", "auto"), help="(default cpu)")
+    p.add_argument("--max-steps", type=int, metavar="N", help="stop after N optimiser steps in all")
+    p.add_argument("--max-minutes", type=float, metavar="M", help="stop after M minutes of this run")
+    _add_config_flags(p, SupervisedConfig, "model and trainer (SupervisedConfig)")
+
+
+def add_parser(sub: Any) -> argparse.ArgumentParser:
+    """Add ``supervised`` to a trainer sub-parser set (``training.train.add_arguments``)."""
+    p = sub.add_parser("supervised", help="the sound of the edit on top of the DSP render (Option A)",
+                       description="Train the supervised edit-sound model on (raw, edited) pairs.")
+    # also accepted after the trainer's name; SUPPRESS keeps a value given before it
+    p.add_argument("--quiet", "-q", action="store_true", default=argparse.SUPPRESS, help="no progress bars, warnings only")
+    p.add_argument("--verbose", "-v", action="store_true", default=argparse.SUPPRESS, help="debug logging")
+    add_arguments(p)
+    p.set_defaults(_train=run)
+    return p
+
+
+def run(args: argparse.Namespace) -> int:
+    """Load the pairs, split by song, train; 0 on success."""
+    from engine.errors import BadInput
+    from training.supervised import load_song_pairs, split_by_song, train
+    from training.train import config_from_args
+
+    try:
+        config = config_from_args(SupervisedConfig, args)
+    except ValueError as err:
+        raise BadInput("flags", str(err)) from None
+    quiet = bool(getattr(args, "quiet", False))
+    songs = load_song_pairs(args.data_dir, quiet=quiet)
+    train_songs, val_songs = split_by_song(songs, config.val_fraction, config.seed)
+    logger.info("%d pairs: %d for training, %d held out (by song)", len(songs), len(train_songs), len(val_songs))
+    result = train(
+        train_songs, val_songs, args.save_dir, config=config, resume=args.resume, device=args.device, quiet=quiet,
+        max_steps=args.max_steps, max_seconds=None if args.max_minutes is None else 60.0 * args.max_minutes,
+    )
+    logger.info("trained %d steps over %d epochs; best val/total_loss %.4f at epoch %d%s; checkpoints in %s",
+                result["step"], result["epoch"], result["best_val"], result["best_epoch"],
+                " (stopped early)" if result["stopped_early"] else "", args.save_dir)
+    return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """``python -m training.supervised_trainer``: the flags of ``editorbot train supervised``."""
+    from engine.errors import BadInput
+
+    parser = argparse.ArgumentParser(prog="python -m training.supervised_trainer",
+                                     description="Train the supervised edit-sound model.")
+    parser.add_argument("--quiet", "-q", action="store_true", help="no progress bars, warnings only")
+    parser.add_argument("--verbose", "-v", action="store_true", help="debug logging")
+    add_arguments(parser)
+    args = parser.parse_args(argv)
+    level = logging.DEBUG if args.verbose else logging.WARNING if args.quiet else logging.INFO
+    logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s")
+    try:
+        return run(args)
+    except BadInput as err:
+        print(f"training.supervised_trainer: {err}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())
