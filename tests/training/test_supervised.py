@@ -351,3 +351,34 @@ def test_cli_train_supervised_and_render_learned(studio_data: dict[str, Path], s
     assert cli(["render", "-q", str(plan_path), "-o", str(tmp_path / "x.wav"), "--renderer", "learned",
                 "--checkpoint", str(plan_path)]) == 2  # not a checkpoint
     assert not (tmp_path / "x.wav").exists()
+
+
+DDP_RUNNER = textwrap.dedent(
+    """
+    import json, sys, torch
+    torch.set_num_threads(1)
+    from training.config import SupervisedConfig
+    from training.supervised import load_song_pairs, split_by_song, train
+    args = json.loads(sys.argv[1])
+    tr, va = split_by_song(load_song_pairs(args["data"], quiet=True), 0.2, 0)
+    train(tr, va, args["save_dir"], config=SupervisedConfig(**args["config"]), quiet=True, max_steps=2)
+    """
+)
+
+
+def test_torchrun_two_processes_keep_replicas_identical(studio_data: dict[str, Path], tmp_path: Path) -> None:
+    script = tmp_path / "ddp_runner.py"
+    script.write_text(DDP_RUNNER)
+    save_dir = tmp_path / "run"
+    cfg = {**TINY, "batch_size": 2, "crops_per_epoch": 8, "epochs": 1}
+    args = {"data": str(studio_data["data"]), "save_dir": str(save_dir), "config": cfg}
+    proc = subprocess.run(
+        [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--standalone", str(script),
+         json.dumps(args)],
+        env={**os.environ, "OMP_NUM_THREADS": "1"}, cwd=REPO, capture_output=True, timeout=300,
+    )
+    assert proc.returncode == 0, proc.stderr.decode()[-3000:]
+    hashes = json.loads((save_dir / "replicas.json").read_text())["hashes"]
+    assert len(hashes) == 2 and hashes[0] == hashes[1]
+    ckpt = load_supervised_checkpoint(save_dir / "last.pt")
+    assert ckpt["step"] == 2 and ckpt["world"] == 2 and len(ckpt["rng"]) == 2
