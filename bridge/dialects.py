@@ -27,11 +27,12 @@ caller sees them whatever the DAW.
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 from dataclasses import dataclass, field
 from typing import Any, Literal
+
+from engine.atomic import write_json_atomic
 
 log = logging.getLogger(__name__)
 
@@ -181,11 +182,7 @@ class ReaperDialect(Dialect):
         if path is None or result.plan_path is None:
             return None
         doc = {"plan": result.plan_path, "audio": result.audio_path, "exports": result.exports}
-        tmp = f"{path}.tmp{os.getpid()}"
-        with open(tmp, "w", encoding="utf-8") as f:
-            json.dump(doc, f)
-        os.replace(tmp, path)
-        return path
+        return write_json_atomic(path, doc)
 
     def messages(self, result: JobResult) -> list[Outgoing]:
         out = client_markers(result.plan)

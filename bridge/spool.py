@@ -85,7 +85,6 @@ import logging
 import math
 import os
 import re
-import secrets
 import sys
 import threading
 import time
@@ -94,6 +93,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from engine.atomic import write_json_atomic
 from engine.errors import BadInput
 
 log = logging.getLogger(__name__)
@@ -188,23 +188,6 @@ def parse_request(d: Any, request_id: str) -> Request:
     return req
 
 
-def _write_json_atomic(path: Path, obj: Any) -> None:
-    """Write ``obj`` as JSON to ``path`` through a dot-named temp file and ``os.replace``."""
-    tmp = path.with_name(f".{path.name}.{secrets.token_hex(4)}.tmp")
-    try:
-        with open(tmp, "w", encoding="utf-8", newline="\n") as fh:
-            json.dump(obj, fh, allow_nan=False, separators=(",", ":"))
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except FileNotFoundError:
-            pass
-        raise
-
-
 def _remove(path: Path) -> bool:
     try:
         path.unlink()
@@ -289,9 +272,10 @@ class Spool:
     # ---------------------------------------------------------------- liveness
 
     def write_heartbeat(self) -> None:
-        _write_json_atomic(
+        write_json_atomic(
             self.heartbeat,
             {"schema": HEARTBEAT_SCHEMA, "pid": os.getpid(), "time": self.clock(), "busy": self.busy},
+            indent=None,
         )
 
     def is_cancelled(self, request_id: str) -> bool:
@@ -303,9 +287,10 @@ class Spool:
 
     def write_progress(self, request_id: str, fraction: float, stage: str) -> None:
         f = min(max(float(fraction), 0.0), 1.0)
-        _write_json_atomic(
+        write_json_atomic(
             self.outbox / f"{request_id}.progress.json",
             {"schema": PROGRESS_SCHEMA, "id": request_id, "fraction": f, "stage": stage, "time": self.clock()},
+            indent=None,
         )
 
     # ---------------------------------------------------------------- requests
@@ -372,7 +357,7 @@ class Spool:
         result = {"schema": RESULT_SCHEMA, "id": request_id, "status": status, "message": " ".join(message.split())}
         result.update(fields)
         path = self.outbox / f"{request_id}.json"
-        _write_json_atomic(path, result)
+        write_json_atomic(path, result, indent=None)
         _remove(self.work / f"{request_id}.json")
         _remove(self.outbox / f"{request_id}.progress.json")
         for p in self.work.glob(f"{request_id}.*"):

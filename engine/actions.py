@@ -159,18 +159,31 @@ EFFECT_NAMES: dict[str, str] = {
     "WIDTH": "width",
 }
 
-#: Parameters each effect takes (physical units, see engine.plan.Effect).
-EFFECT_PARAMS: dict[str, tuple[str, ...]] = {
-    "lowpass": ("cutoff_hz",),
-    "highpass": ("cutoff_hz",),
-    "bass": ("gain_db",),
-    "treble": ("gain_db",),
-    "reverb": ("room_size", "wet"),
-    "delay": ("delay_s", "feedback", "mix"),
-    "distortion": ("drive_db",),
-    "compress": ("threshold_db", "ratio"),
-    "width": ("width",),
+#: The parameters each effect takes and their valid ranges ``(low, high)``,
+#: inclusive, in physical units (see engine.plan.Effect). ``load_plan``
+#: validates against this table and ``engine.render`` builds effects from
+#: it, so a plan that loads also renders.
+EFFECT_RANGES: dict[str, dict[str, tuple[float, float]]] = {
+    "lowpass": {"cutoff_hz": (1.0, math.inf)},  # and <= CUTOFF_MAX_FRACTION * sample rate
+    "highpass": {"cutoff_hz": (1.0, math.inf)},  # and <= CUTOFF_MAX_FRACTION * sample rate
+    "bass": {"gain_db": (-48.0, 48.0)},
+    "treble": {"gain_db": (-48.0, 48.0)},
+    "reverb": {"room_size": (0.0, 1.0), "wet": (0.0, 1.0)},
+    "delay": {"delay_s": (1e-3, 2.0), "feedback": (0.0, 0.99), "mix": (0.0, 1.0)},  # 2 s: engine.render.MAX_TAIL_S
+    "distortion": {"drive_db": (0.0, 100.0)},
+    "compress": {"threshold_db": (-100.0, 0.0), "ratio": (1.0, 100.0)},
+    "width": {"width": (0.0, 4.0)},
 }
+
+#: A filter cutoff is at most this fraction of the sample rate (below Nyquist).
+CUTOFF_MAX_FRACTION = 0.49
+
+#: Parameters each effect takes, in order (the keys of ``EFFECT_RANGES``).
+EFFECT_PARAMS: dict[str, tuple[str, ...]] = {name: tuple(ranges) for name, ranges in EFFECT_RANGES.items()}
+
+#: Valid range of a segment's playback rate (SPEED) and pitch shift (PITCH, semitones).
+RATE_RANGE: tuple[float, float] = (0.05, 20.0)
+PITCH_RANGE_SEMITONES: tuple[float, float] = (-48.0, 48.0)
 
 # Secondary effect parameters, indexed by amount (NaN where masked).
 _REVERB_ROOM = (0.3, 0.5, _NO, 0.7, 0.9)

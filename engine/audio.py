@@ -27,8 +27,13 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from engine.cache import atomic_path
+from engine.atomic import atomic_path, check_destination
 from engine.errors import BadInput
+
+# engine.audio.refuse_overwrite is still imported by engine/analysis.py,
+# bridge/commands/analyze.py and training/supervised.py; new code calls
+# engine.atomic.check_destination.
+refuse_overwrite = check_destination
 
 log = logging.getLogger(__name__)
 
@@ -476,16 +481,11 @@ def write_audio(
         samples = samples.samples
     if sample_rate is None:
         raise ValueError("sample_rate is required when samples is an array")
-    refuse_overwrite(path, protected)
+    check_destination(path, protected)
 
     ext = os.path.splitext(path)[1].lower()
     if ext not in _WRITE_FORMATS:
         raise BadInput(path, f"unknown audio extension {ext or '(none)'}; use one of {', '.join(_WRITE_FORMATS)}")
-    directory = os.path.dirname(os.path.abspath(path))
-    if not os.path.isdir(directory):
-        raise BadInput(path, f"directory {directory} does not exist")
-    if os.path.isdir(path):
-        raise BadInput(path, "is a directory")
 
     data = np.asarray(samples, dtype=np.float32)
     if data.ndim == 1:
@@ -523,21 +523,6 @@ def write_audio(
             sf.write(tmp, data.T, int(sample_rate), format=sf_format, subtype=subtype)
     log.debug("wrote %s: %s at %d Hz", path, data.shape, sample_rate)
     return path
-
-
-def refuse_overwrite(path: str | os.PathLike, protect: Iterable[str | os.PathLike | None]) -> None:
-    """BadInput if ``path`` names (or links to) any protected file (None entries are skipped)."""
-    path = os.fspath(path)
-    target = os.path.realpath(path)
-    for p in protect:
-        if p is None:
-            continue
-        p = os.fspath(p)
-        same = os.path.realpath(p) == target
-        if not same and os.path.exists(path) and os.path.exists(p):
-            same = os.path.samefile(path, p)  # hard links
-        if same:
-            raise BadInput(path, f"refusing to overwrite the input file {p}")
 
 
 def sha256_file(path: str | os.PathLike, *, block_size: int = 1 << 20) -> str:

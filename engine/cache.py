@@ -4,8 +4,6 @@ One ``.npz`` per (audio sha256, feature-config hash) in ``$EDITORBOT_CACHE``
 (default ``~/.cache/editorbot/features``). Entries are written atomically and
 checked on read: an entry that cannot be loaded in full, or that was written
 for another key, is logged, deleted and reported as a miss, never trusted.
-
-``atomic_path`` is the temp-file-then-rename helper every engine writer uses.
 """
 
 from __future__ import annotations
@@ -14,11 +12,14 @@ import contextlib
 import logging
 import os
 import re
-import secrets
 import zipfile
-from collections.abc import Iterator, Mapping
+from collections.abc import Mapping
 
 import numpy as np
+
+# engine.cache.atomic_path is still imported by training/labels.py,
+# training/augment.py and engine/analysis.py; new code imports engine.atomic.
+from engine.atomic import atomic_path
 
 log = logging.getLogger(__name__)
 
@@ -27,39 +28,6 @@ ENV_VAR = "EDITORBOT_CACHE"
 # recognised as not belonging to it.
 _KEY_FIELD = "__cache_key__"
 _SAFE = re.compile(r"[^0-9A-Za-z_.-]")
-
-
-@contextlib.contextmanager
-def atomic_path(path: str | os.PathLike, *, suffix: str | None = None) -> Iterator[str]:
-    """Yield a temp path next to ``path``; on success it replaces ``path`` in one rename.
-
-    Readers see either the old file or the complete new one, never a partial
-    write; on an exception the temp file is removed and ``path`` is untouched.
-    ``suffix`` (default: ``path``'s extension) keeps libraries that pick a
-    format from the extension happy.
-    """
-    path = os.fspath(path)
-    directory = os.path.dirname(os.path.abspath(path))
-    ext = os.path.splitext(path)[1] if suffix is None else suffix
-    while True:
-        tmp = os.path.join(directory, f".{os.path.basename(path)}.{secrets.token_hex(6)}.partial{ext}")
-        try:
-            # O_EXCL + 0o666: a fresh name, and the usual permissions after the
-            # umask (mkstemp would leave the result readable by its owner only).
-            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
-        except FileExistsError:
-            continue
-        os.close(fd)
-        break
-    try:
-        yield tmp
-        with open(tmp, "rb+") as f:
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(tmp)
-        raise
 
 
 def default_cache_dir() -> str:

@@ -18,7 +18,6 @@ import json
 import logging
 import math
 import os
-import tempfile
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
@@ -26,6 +25,7 @@ from typing import Any
 import numpy as np
 
 from engine import actions as vocab
+from engine.atomic import check_destination, write_json_atomic
 from engine.errors import BadInput
 
 log = logging.getLogger(__name__)
@@ -329,33 +329,26 @@ def _sha256(v: Any, where: str) -> str:
     return s
 
 
-# Value ranges of effect parameters (None: any finite number).
-_PARAM_RANGES: dict[str, dict[str, Any]] = {
-    "cutoff_hz": {"gt": 0.0},
-    "gain_db": {},
-    "room_size": {"ge": 0.0, "le": 1.0},
-    "wet": {"ge": 0.0, "le": 1.0},
-    "delay_s": {"gt": 0.0},
-    "feedback": {"ge": 0.0, "le": 1.0},
-    "mix": {"ge": 0.0, "le": 1.0},
-    "drive_db": {"ge": 0.0},
-    "threshold_db": {},
-    "ratio": {"ge": 1.0},
-    "width": {"ge": 0.0},
-}
+def _in_range(v: Any, where: str, low: float, high: float) -> float:
+    """A finite number in ``[low, high]`` (an infinite bound is no bound)."""
+    return _number(v, where, ge=low if math.isfinite(low) else None, le=high if math.isfinite(high) else None)
 
 
-def _effect(v: Any, where: str) -> Effect:
+def _effect(v: Any, where: str, sample_rate: int) -> Effect:
     d = _object(v, where, ("name", "params"))
     name = _string(d["name"], f"{where}.name")
-    if name not in vocab.EFFECT_PARAMS:
+    if name not in vocab.EFFECT_RANGES:
         raise _FieldError(
             f"{where}.name",
-            f"unknown effect {name!r} (one of {', '.join(vocab.EFFECT_PARAMS)})",
+            f"unknown effect {name!r} (one of {', '.join(vocab.EFFECT_RANGES)})",
         )
-    expected = vocab.EFFECT_PARAMS[name]
-    p = _object(d["params"], f"{where}.params", expected)
-    params = {k: _number(p[k], f"{where}.params.{k}", **_PARAM_RANGES[k]) for k in expected}
+    ranges = vocab.EFFECT_RANGES[name]
+    p = _object(d["params"], f"{where}.params", tuple(ranges))
+    params = {}
+    for k, (low, high) in ranges.items():
+        if k == "cutoff_hz":
+            high = vocab.CUTOFF_MAX_FRACTION * sample_rate
+        params[k] = _in_range(p[k], f"{where}.params.{k}", low, high)
     return Effect(name=name, params=params)
 
 
@@ -419,7 +412,7 @@ _SEGMENT_OPTIONAL = (
 )  # fmt: skip
 
 
-def _segment(v: Any, where: str, duration_s: float) -> Segment:
+def _segment(v: Any, where: str, duration_s: float, sample_rate: int) -> Segment:
     d = _object(v, where, ("src_start_s", "src_end_s", "dst_start_s"), _SEGMENT_OPTIONAL)
     src_start_s, src_end_s = _span(d, where, "src_start_s", "src_end_s", duration_s)
     seg = Segment(
@@ -430,9 +423,9 @@ def _segment(v: Any, where: str, duration_s: float) -> Segment:
     if "gain_db" in d:
         seg.gain_db = _number(d["gain_db"], f"{where}.gain_db")
     if "rate" in d:
-        seg.rate = _number(d["rate"], f"{where}.rate", gt=0.0)
+        seg.rate = _in_range(d["rate"], f"{where}.rate", *vocab.RATE_RANGE)
     if "pitch_semitones" in d:
-        seg.pitch_semitones = _number(d["pitch_semitones"], f"{where}.pitch_semitones")
+        seg.pitch_semitones = _in_range(d["pitch_semitones"], f"{where}.pitch_semitones", *vocab.PITCH_RANGE_SEMITONES)
     for key in ("fade_in_s", "fade_out_s"):
         if key in d:
             x = _number(d[key], f"{where}.{key}", ge=0.0)
@@ -446,7 +439,7 @@ def _segment(v: Any, where: str, duration_s: float) -> Segment:
             setattr(seg, key, _boolean(d[key], f"{where}.{key}"))
     if "effects" in d:
         seg.effects = [
-            _effect(e, f"{where}.effects[{i}]")
+            _effect(e, f"{where}.effects[{i}]", sample_rate)
             for i, e in enumerate(_list(d["effects"], f"{where}.effects"))
         ]
     if "action" in d:
@@ -516,7 +509,7 @@ def _plan_from_dict(d: Any) -> EditPlan:
             for i, a in enumerate(_list(d.get("actions", []), "actions"))
         ],
         segments=[
-            _segment(s, f"segments[{i}]", dur)
+            _segment(s, f"segments[{i}]", dur, source.sample_rate)
             for i, s in enumerate(_list(d["segments"], "segments"))
         ],
         markers=[_marker(m, f"markers[{i}]") for i, m in enumerate(_list(d.get("markers", []), "markers"))],
@@ -595,13 +588,19 @@ def load_plan(path: str | os.PathLike) -> EditPlan:
     return plan
 
 
-def _same_file(a: str, b: str) -> bool:
-    try:
-        if os.path.exists(a) and os.path.exists(b):
-            return os.path.samefile(a, b)
-    except OSError:
-        pass
-    return os.path.realpath(a) == os.path.realpath(b)
+def resolve_source(plan: EditPlan, plan_path: str | os.PathLike) -> None:
+    """Make a relative ``plan.source.path`` absolute, in place.
+
+    A relative path that exists from the current directory is kept; else,
+    when the file is beside the plan file at ``plan_path``, that one is
+    taken; else it stays relative to the current directory. An empty or
+    absolute path is left as it is.
+    """
+    src = plan.source.path
+    if not src or os.path.isabs(src):
+        return
+    beside_plan = os.path.join(os.path.dirname(os.path.abspath(os.fspath(plan_path))), src)
+    plan.source.path = os.path.abspath(src if os.path.exists(src) or not os.path.exists(beside_plan) else beside_plan)
 
 
 def save_plan(plan: EditPlan, path: str | os.PathLike) -> None:
@@ -615,27 +614,9 @@ def save_plan(plan: EditPlan, path: str | os.PathLike) -> None:
     ValueError
         The plan is invalid (it would not load back).
     """
-    p = os.fspath(path)
-    if plan.source.path and _same_file(p, plan.source.path):
-        raise BadInput(p, "refusing to overwrite the plan's source audio")
-    folder = os.path.dirname(os.path.abspath(p))
-    if not os.path.isdir(folder):
-        raise BadInput(p, f"folder does not exist: {folder}")
+    p = check_destination(path, [plan.source.path])
     validate_plan(plan)
-    text = json.dumps(plan_to_dict(plan), indent=1, allow_nan=False) + "\n"
-    fd, tmp = tempfile.mkstemp(dir=folder, prefix="." + os.path.basename(p) + ".", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            f.write(text)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, p)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
-        raise
+    write_json_atomic(p, plan_to_dict(plan))
     log.debug("saved plan %s: %d segments", p, len(plan.segments))
 
 

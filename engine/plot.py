@@ -16,13 +16,14 @@ the PNG is written atomically and never over the plan's source audio.
 
 from __future__ import annotations
 
+import io
 import logging
 import os
 
 import numpy as np
 
+from engine.atomic import check_destination, write_bytes_atomic
 from engine.errors import BadInput
-from engine.exporters.atomic import check_destination, write_atomic
 from engine.plan import EditPlan, Segment
 
 log = logging.getLogger(__name__)
@@ -247,9 +248,8 @@ def plot_plan(
     if handles:
         fig.legend(handles=handles, loc="upper left", bbox_to_anchor=(left + width + 0.015, 0.91), fontsize=8, title="action", frameon=False)
 
-    def _save(tmp: str) -> None:
-        fig.savefig(tmp, format="png", dpi=dpi)
-
-    path = write_atomic(out_png, _save, protect=[plan.source.path])
+    png = io.BytesIO()
+    fig.savefig(png, format="png", dpi=dpi)
+    path = write_bytes_atomic(out_png, png.getvalue(), protect=[plan.source.path])
     log.debug("wrote plot %s", path)
     return path

@@ -71,6 +71,7 @@ from dataclasses import dataclass, field, replace
 import numpy as np
 import pedalboard
 
+from engine.actions import CUTOFF_MAX_FRACTION, EFFECT_RANGES, PITCH_RANGE_SEMITONES, RATE_RANGE
 from engine.errors import BadInput
 from engine.plan import EditPlan, Effect, Segment
 
@@ -121,14 +122,13 @@ Stage = pedalboard.Plugin | Width
 
 @dataclass(frozen=True)
 class EffectSpec:
-    """How to build one named effect: its parameters and their valid ranges.
+    """How to build one named effect (its parameters and their ranges are
+    ``engine.actions.EFFECT_RANGES[name]``).
 
-    ``ranges`` maps each required parameter to ``(low, high)`` inclusive
-    bounds; ``build(params, sample_rate)`` returns the stage and
-    ``tail_s(params)`` how long it rings after its input stops (seconds).
+    ``build(params, sample_rate)`` returns the stage and ``tail_s(params)``
+    how long it rings after its input stops (seconds).
     """
 
-    ranges: dict[str, tuple[float, float]]
     build: Callable[[dict[str, float], int], Stage]
     tail_s: Callable[[dict[str, float]], float] = lambda params: 0.0
 
@@ -144,45 +144,36 @@ def _delay_tail_s(params: dict[str, float]) -> float:
 
 EFFECTS: dict[str, EffectSpec] = {
     "lowpass": EffectSpec(
-        {"cutoff_hz": (1.0, math.inf)},  # upper bound: below Nyquist, checked in build_chain
         lambda p, sr: pedalboard.LowpassFilter(cutoff_frequency_hz=p["cutoff_hz"]),
     ),
     "highpass": EffectSpec(
-        {"cutoff_hz": (1.0, math.inf)},  # upper bound: below Nyquist, checked in build_chain
         lambda p, sr: pedalboard.HighpassFilter(cutoff_frequency_hz=p["cutoff_hz"]),
     ),
     "bass": EffectSpec(
-        {"gain_db": (-48.0, 48.0)},
         lambda p, sr: pedalboard.LowShelfFilter(cutoff_frequency_hz=BASS_SHELF_HZ, gain_db=p["gain_db"]),
     ),
     "treble": EffectSpec(
-        {"gain_db": (-48.0, 48.0)},
         lambda p, sr: pedalboard.HighShelfFilter(cutoff_frequency_hz=TREBLE_SHELF_HZ, gain_db=p["gain_db"]),
     ),
     "reverb": EffectSpec(
-        {"room_size": (0.0, 1.0), "wet": (0.0, 1.0)},
         lambda p, sr: pedalboard.Reverb(room_size=p["room_size"], wet_level=p["wet"], dry_level=1.0 - p["wet"]),
         lambda p: REVERB_TAIL_S,
     ),
     "delay": EffectSpec(
-        {"delay_s": (1e-3, MAX_TAIL_S), "feedback": (0.0, 0.99), "mix": (0.0, 1.0)},
         lambda p, sr: pedalboard.Delay(delay_seconds=p["delay_s"], feedback=p["feedback"], mix=p["mix"]),
         _delay_tail_s,
     ),
     "distortion": EffectSpec(
-        {"drive_db": (0.0, 100.0)},
         lambda p, sr: pedalboard.Distortion(drive_db=p["drive_db"]),
     ),
     "compress": EffectSpec(
-        {"threshold_db": (-100.0, 0.0), "ratio": (1.0, 100.0)},
         lambda p, sr: pedalboard.Compressor(threshold_db=p["threshold_db"], ratio=p["ratio"]),
     ),
     "width": EffectSpec(
-        {"width": (0.0, 4.0)},
         lambda p, sr: Width(p["width"]),
     ),
 }
-"""The effect registry: ``Effect.name`` -> how to build it."""
+"""The effect registry: ``Effect.name`` -> how to build it (same names as ``EFFECT_RANGES``)."""
 
 
 @dataclass
@@ -225,18 +216,19 @@ def build_chain(effects: Sequence[Effect], sample_rate: int, *, where: str = "ef
         spec = EFFECTS.get(effect.name)
         if spec is None:
             raise BadInput(None, f"{where}[{i}]: unknown effect {effect.name!r} (known: {', '.join(EFFECTS)})")
+        ranges = EFFECT_RANGES[effect.name]
         params = dict(effect.params)
-        missing = sorted(set(spec.ranges) - set(params))
-        extra = sorted(set(params) - set(spec.ranges))
+        missing = sorted(set(ranges) - set(params))
+        extra = sorted(set(params) - set(ranges))
         if missing or extra:
             problem = f"missing {missing}" if missing else f"unknown {extra}"
-            raise BadInput(None, f"{where}[{i}] {effect.name}: {problem} parameters (takes {sorted(spec.ranges)})")
-        for key, (low, high) in spec.ranges.items():
+            raise BadInput(None, f"{where}[{i}] {effect.name}: {problem} parameters (takes {sorted(ranges)})")
+        for key, (low, high) in ranges.items():
             value = params[key]
             if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
                 raise BadInput(None, f"{where}[{i}] {effect.name}.{key}: not a finite number: {value!r}")
             if key == "cutoff_hz":
-                high = 0.49 * sample_rate
+                high = CUTOFF_MAX_FRACTION * sample_rate
             if not low <= value <= high:
                 raise BadInput(None, f"{where}[{i}] {effect.name}.{key} = {value} is outside [{low:g}, {high:g}]")
             params[key] = float(value)
@@ -321,10 +313,12 @@ def _check_segment(i: int, seg: Segment, source_s: float) -> None:
         )
     if seg.dst_start_s < 0:
         raise BadInput(None, f"segments[{i}].dst_start_s is negative: {seg.dst_start_s}")
-    if not 0.05 <= seg.rate <= 20.0:
-        raise BadInput(None, f"segments[{i}].rate = {seg.rate} is outside [0.05, 20]")
-    if not -48.0 <= seg.pitch_semitones <= 48.0:
-        raise BadInput(None, f"segments[{i}].pitch_semitones = {seg.pitch_semitones} is outside [-48, 48]")
+    low, high = RATE_RANGE
+    if not low <= seg.rate <= high:
+        raise BadInput(None, f"segments[{i}].rate = {seg.rate} is outside [{low:g}, {high:g}]")
+    low, high = PITCH_RANGE_SEMITONES
+    if not low <= seg.pitch_semitones <= high:
+        raise BadInput(None, f"segments[{i}].pitch_semitones = {seg.pitch_semitones} is outside [{low:g}, {high:g}]")
     if seg.fade_in_s < 0 or seg.fade_out_s < 0:
         raise BadInput(None, f"segments[{i}]: negative fade length")
 
@@ -659,16 +653,12 @@ def render_to_file(
     any problem ``render_plan`` finds (those carry no path: the caller
     knows the plan file's name).
     """
-    from engine.audio import load_audio, refuse_overwrite, write_audio
+    from engine.atomic import check_destination
+    from engine.audio import load_audio, write_audio
     from engine.plan import check_source
 
-    dest = os.fspath(out_path)
     src = check_source(plan, source_path)  # present and unchanged (sha256)
-    refuse_overwrite(dest, [src])
-    if os.path.isdir(dest):
-        raise BadInput(dest, "is a directory")
-    if not os.path.isdir(os.path.dirname(os.path.abspath(dest))):
-        raise BadInput(dest, f"directory {os.path.dirname(os.path.abspath(dest))} does not exist")
+    dest = check_destination(out_path, [src])
     audio = load_audio(src)
     _check_source(plan, audio.samples, audio.sample_rate, src)
     rendered = render_plan(plan, audio.samples, audio.sample_rate, crossfade_s=crossfade_s)

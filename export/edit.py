@@ -133,7 +133,7 @@ def edit_file(
     from engine.analysis import analyze
     from engine.audio import write_audio
     from engine.exporters import export_plan
-    from engine.exporters.atomic import check_destination
+    from engine.atomic import check_destination
     from engine.plan import save_plan
     from engine.render import render_plan
     from export.runtime import plan_analysis

@@ -26,10 +26,8 @@ optimiser and rng states in them are ignored here.
 from __future__ import annotations
 
 import datetime as _dt
-import json
 import logging
 import os
-import tempfile
 import warnings
 from collections.abc import Callable
 from dataclasses import dataclass, fields
@@ -41,6 +39,7 @@ import torch
 from torch import Tensor, nn
 
 from engine.actions import AMOUNT_MASK, AMOUNTS, SIZE_BEATS, SIZES, TYPES
+from engine.atomic import atomic_path, write_json_atomic
 from engine.errors import BadInput
 from engine.features import config_hash, feature_names
 from export.runtime import (
@@ -271,25 +270,6 @@ def policy_sidecar(agent: EditAgent, *, name: str, sha256: str, onnx_file: str, 
     }
 
 
-def _write_json_atomic(path: Path, doc: dict[str, Any]) -> None:
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            json.dump(doc, f, indent=1)
-            f.write("\n")
-        os.chmod(tmp, 0o666 & ~_umask())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
-def _umask() -> int:
-    mask = os.umask(0)
-    os.umask(mask)
-    return mask
-
-
 def export_policy(
     agent: EditAgent,
     out_path: str | os.PathLike,
@@ -321,31 +301,25 @@ def export_policy(
     batch = torch.export.Dim("batch", min=1)
     window = torch.export.Dim("window", min=1)
     dynamic = {n: {0: batch, 1: window} for n in INPUT_NAMES}
-    fd, tmp = tempfile.mkstemp(prefix=f".{out.stem}.", suffix=".onnx", dir=out.parent)
-    os.close(fd)
     levels = {logger_name: logging.getLogger(logger_name).level for logger_name in EXPORT_LOGGERS}
     try:
         for logger_name in levels:
             logging.getLogger(logger_name).setLevel(logging.WARNING)
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            program = torch.onnx.export(
-                graph,
-                _example_inputs(cfg, trace_batch, cfg.window),
-                input_names=list(INPUT_NAMES),
-                output_names=list(OUTPUT_NAMES),
-                dynamic_shapes=dynamic,
-                dynamo=True,
-                external_data=False,
-                verbose=False,
-            )
-        program.save(tmp, external_data=False)
-        os.chmod(tmp, 0o666 & ~_umask())
-        digest = sha256_of(tmp)
-        os.replace(tmp, out)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+        with atomic_path(out) as tmp:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                program = torch.onnx.export(
+                    graph,
+                    _example_inputs(cfg, trace_batch, cfg.window),
+                    input_names=list(INPUT_NAMES),
+                    output_names=list(OUTPUT_NAMES),
+                    dynamic_shapes=dynamic,
+                    dynamo=True,
+                    external_data=False,
+                    verbose=False,
+                )
+            program.save(tmp, external_data=False)
+            digest = sha256_of(tmp)
     finally:
         for logger_name, level in levels.items():
             logging.getLogger(logger_name).setLevel(level)
@@ -354,7 +328,7 @@ def export_policy(
         agent.train(was_training)
     side = sidecar_path(out)
     doc = policy_sidecar(agent, name=name or out.stem, sha256=digest, onnx_file=out.name, source=source or {})
-    _write_json_atomic(side, doc)
+    write_json_atomic(side, doc)
     log.info("exported %s (%s, sha256 %s) and %s", out, _size(out), digest[:12], side.name)
     return ExportResult(str(out), str(side), digest)
 

@@ -25,24 +25,10 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("-o", "--output", required=True, metavar="F", help="file to write (atomically)")
 
 
-def resolve_source(plan, plan_path: str) -> None:
-    """Make a relative ``plan.source.path`` point at the file next to the plan.
-
-    A relative path that exists from the current directory is kept; otherwise
-    it is taken relative to the plan file's folder. Either way it becomes
-    absolute.
-    """
-    src = plan.source.path
-    if not src or os.path.isabs(src):
-        return
-    beside_plan = os.path.join(os.path.dirname(os.path.abspath(plan_path)), src)
-    plan.source.path = os.path.abspath(src if os.path.exists(src) or not os.path.exists(beside_plan) else beside_plan)
-
-
 def run(args: argparse.Namespace) -> int:
     """Load the plan and write it in the chosen format; 0 on success."""
     from engine.exporters import export_plan
-    from engine.plan import load_plan
+    from engine.plan import load_plan, resolve_source
 
     plan = load_plan(args.plan)
     resolve_source(plan, args.plan)

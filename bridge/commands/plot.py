@@ -18,11 +18,10 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Load the plan and its source, render the edit, draw both; 0 on success."""
-    from bridge.commands.export import resolve_source
+    from engine.atomic import check_destination
     from engine.audio import load_audio
     from engine.errors import BadInput
-    from engine.exporters.atomic import check_destination
-    from engine.plan import check_source, load_plan
+    from engine.plan import check_source, load_plan, resolve_source
     from engine.plot import plot_plan
     from engine.render import render_plan
 

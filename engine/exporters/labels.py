@@ -13,7 +13,7 @@ import math
 import os
 
 from engine.errors import BadInput
-from engine.exporters.atomic import write_text_atomic
+from engine.atomic import write_text_atomic
 from engine.plan import EditPlan
 
 

@@ -39,6 +39,7 @@ gets an event at its own tick.
 
 from __future__ import annotations
 
+import io
 import logging
 import math
 import os
@@ -46,8 +47,8 @@ from dataclasses import dataclass
 
 import mido
 
+from engine.atomic import write_bytes_atomic
 from engine.errors import BadInput
-from engine.exporters.atomic import write_atomic
 from engine.exporters.reaper import beats_per_bar
 from engine.plan import Automation, EditPlan
 
@@ -235,10 +236,6 @@ def write_midi(plan: EditPlan, path: str | os.PathLike) -> str:
     Never writes over ``plan.source.path`` (``BadInput``); atomic.
     Returns the path written.
     """
-    mid = build_midi(plan)
-
-    def _write(tmp: str) -> None:
-        with open(tmp, "wb") as fh:
-            mid.save(file=fh)
-
-    return write_atomic(path, _write, protect=[plan.source.path])
+    data = io.BytesIO()
+    build_midi(plan).save(file=data)
+    return write_bytes_atomic(path, data.getvalue(), protect=[plan.source.path])

@@ -56,7 +56,7 @@ import statistics
 import uuid
 
 from engine.errors import BadInput
-from engine.exporters.atomic import write_text_atomic
+from engine.atomic import write_text_atomic
 from engine.plan import EditPlan, Effect, Grid, Segment
 
 log = logging.getLogger(__name__)

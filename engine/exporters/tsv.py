@@ -51,7 +51,7 @@ import os
 from dataclasses import dataclass, field
 
 from engine.errors import BadInput
-from engine.exporters.atomic import write_text_atomic
+from engine.atomic import write_text_atomic
 from engine.exporters.labels import label_text
 from engine.plan import Automation, EditPlan, Effect, Marker, Segment
 

@@ -1,4 +1,4 @@
-"""engine.cache: misses, round trips, corrupt entries, atomic writes, location."""
+"""engine.cache: misses, round trips, corrupt entries, no temp files left, location."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import os
 import numpy as np
 import pytest
 
-from engine.cache import FeatureCache, atomic_path, default_cache_dir
+from engine.cache import FeatureCache, default_cache_dir
 
 
 def arrays() -> dict[str, np.ndarray]:
@@ -86,18 +86,6 @@ def test_put_overwrites_and_leaves_no_temp_files(tmp_path):
     assert os.listdir(tmp_path) == [os.path.basename(cache.path(key))]
 
 
-def test_atomic_path_keeps_old_file_on_failure(tmp_path):
-    dest = tmp_path / "out.json"
-    dest.write_text("old")
-    with pytest.raises(RuntimeError):
-        with atomic_path(dest) as tmp:
-            with open(tmp, "w") as f:
-                f.write("partial")
-            raise RuntimeError("writer crashed")
-    assert dest.read_text() == "old"
-    assert os.listdir(tmp_path) == ["out.json"]
-
-
 def test_directory_from_env_and_default(tmp_path, monkeypatch):
     monkeypatch.setenv("EDITORBOT_CACHE", str(tmp_path / "env"))
     assert FeatureCache().directory == str(tmp_path / "env")
@@ -110,14 +98,3 @@ def test_directory_from_env_and_default(tmp_path, monkeypatch):
 def test_reserved_name_rejected(tmp_path):
     with pytest.raises(ValueError):
         FeatureCache(tmp_path).put("k", {"__cache_key__": np.zeros(1)})
-
-
-def test_atomic_files_get_umask_permissions(tmp_path):
-    old = os.umask(0o022)
-    try:
-        with atomic_path(tmp_path / "out.txt") as tmp:
-            with open(tmp, "w") as f:
-                f.write("x")
-    finally:
-        os.umask(old)
-    assert (tmp_path / "out.txt").stat().st_mode & 0o777 == 0o644

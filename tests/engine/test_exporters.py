@@ -10,9 +10,9 @@ import shlex
 import mido
 import pytest
 
+from engine import atomic as atomic_mod
 from engine.errors import BadInput
 from engine.exporters import EXPORTERS, export_plan
-from engine.exporters import atomic as atomic_mod
 from engine.exporters.midi import CC_LANES, CcLane, TICKS_PER_BEAT
 from engine.exporters.reaper import SPLICE_S
 from engine.exporters.tsv import COLUMNS, read_tsv

@@ -98,11 +98,11 @@ def test_save_refuses_to_overwrite_source(tmp_path):
     src = tmp_path / "song.wav"
     src.write_bytes(b"RIFF....")
     plan = make_plan(source_path=str(src))
-    with pytest.raises(BadInput, match="source audio"):
+    with pytest.raises(BadInput, match="refusing to overwrite the input file"):
         save_plan(plan, src)
     assert src.read_bytes() == b"RIFF...."
     # another spelling of the same path
-    with pytest.raises(BadInput, match="source audio"):
+    with pytest.raises(BadInput, match="refusing to overwrite the input file"):
         save_plan(plan, tmp_path / "." / "song.wav")
 
 
@@ -112,7 +112,7 @@ def test_save_refuses_invalid_plan_and_missing_folder(tmp_path):
     with pytest.raises(ValueError, match=r"segments\[0\]\.src_end_s"):
         save_plan(plan, tmp_path / "p.json")
     assert not (tmp_path / "p.json").exists()
-    with pytest.raises(BadInput, match="folder does not exist"):
+    with pytest.raises(BadInput, match="does not exist"):
         save_plan(make_plan(), tmp_path / "nope" / "p.json")
 
 
@@ -196,6 +196,11 @@ BAD_CASES = [
     ("segments[2].effects[0].params.cutoff_hz", _mutate("segments[2].effects[0].params.cutoff_hz", DELETE)),
     ("segments[2].effects[0].params.cutoff_hz", _mutate("segments[2].effects[0].params.cutoff_hz", -5.0)),
     ("segments[2].effects[1].params.feedback", _mutate("segments[2].effects[1].params.feedback", 1.5)),
+    # the renderer's limits (engine.actions.EFFECT_RANGES, RATE_RANGE, PITCH_RANGE_SEMITONES)
+    ("segments[2].effects[1].params.feedback", _mutate("segments[2].effects[1].params.feedback", 1.0)),
+    ("segments[2].effects[0].params.cutoff_hz", _mutate("segments[2].effects[0].params.cutoff_hz", 21610.0)),
+    ("segments[2].rate", _mutate("segments[2].rate", 0.04)),
+    ("segments[2].pitch_semitones", _mutate("segments[2].pitch_semitones", 49.0)),
     ("segments[2].effects[1]", _mutate("segments[2].effects[1]", "delay")),
     ("markers[0].time_s", _mutate("markers[0].time_s", -1.0)),
     ("markers[0].end_s", _mutate("markers[0].end_s", 1.0)),

@@ -88,7 +88,7 @@ def test_plot_has_both_panels(tmp_path):
 
     assert has(ACTION_COLOURS["KEEP"], slice(0, 250)) and has(ACTION_COLOURS["KEEP"], slice(250, 500))
     assert has(ACTION_COLOURS["CUT"], slice(0, 250)) and not has(ACTION_COLOURS["CUT"], slice(300, 500))
-    assert not any(p.name.endswith(".tmp") for p in tmp_path.iterdir())
+    assert not any(p.name.startswith(".") for p in tmp_path.iterdir())  # no temp file left
 
 
 def test_plot_refuses_source_and_keeps_it(tmp_path):

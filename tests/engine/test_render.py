@@ -6,9 +6,10 @@ import numpy as np
 import pytest
 from scipy.signal import butter, lfilter
 
+from engine.actions import CUTOFF_MAX_FRACTION, EFFECT_RANGES, PITCH_RANGE_SEMITONES, RATE_RANGE
 from engine.errors import BadInput
-from engine.plan import EditPlan, Effect, Grid, Segment, Source
-from engine.render import CROSSFADE_S, MAX_TAIL_S, Width, build_chain, render_plan
+from engine.plan import EditPlan, Effect, Grid, Segment, Source, plan_from_dict, plan_to_dict
+from engine.render import CROSSFADE_S, EFFECTS, MAX_TAIL_S, Width, build_chain, render_plan
 
 SR = 44_100
 BEAT_S = 0.5  # 120 bpm
@@ -510,6 +511,22 @@ def test_bad_segments_raise_bad_input(segment, words):
         render_plan(make_plan([segment], src), src, SR)
 
 
+def test_a_plan_at_the_edges_of_the_contract_ranges_loads_and_renders():
+    """engine.actions holds the one table of ranges: what load_plan accepts, the renderer plays."""
+    assert set(EFFECTS) == set(EFFECT_RANGES)
+    src = noise(3.0)
+    segments = []
+    for edge in (0, 1):
+        effects = [
+            Effect(name, {k: CUTOFF_MAX_FRACTION * SR if k == "cutoff_hz" and edge else r[edge] for k, r in ranges.items()})
+            for name, ranges in EFFECT_RANGES.items()
+        ]
+        segments.append(Segment(0.0, 0.2, 0.0, rate=RATE_RANGE[edge], pitch_semitones=PITCH_RANGE_SEMITONES[edge], effects=effects))
+    for seg in segments:
+        plan = plan_from_dict(plan_to_dict(make_plan([seg], src)))  # validates as load_plan does
+        assert render_plan(plan, src, SR).shape[0] == 2
+
+
 def test_overlapping_segments_raise_bad_input():
     src = noise(3.0)
     segments = [Segment(0.0, 1.0, 0.0), Segment(1.0, 2.0, 0.5)]
@@ -524,7 +541,8 @@ def test_gap_in_the_timeline_is_silence():
     assert not out[:, s2i(1.0) + XF : s2i(1.5) - XF].any()
 
 
-# ----------------------------------------------------------------- files and the command line
+# ----------------------------------------------------------------- files
+# (the ``editorbot render`` command: tests/bridge/test_cli_render.py)
 
 
 @pytest.fixture
@@ -582,43 +600,3 @@ def test_render_to_file_checks_the_source_matches_the_plan(song_and_plan, tmp_pa
     with pytest.raises(BadInput, match="channels"):
         render_to_file(plan, tmp_path / "x.wav", source_path=wav)
     assert not (tmp_path / "x.wav").exists()
-
-
-def test_cli_render_prints_path_duration_and_segments(song_and_plan, tmp_path, capsys, monkeypatch):
-    from bridge.cli import main
-
-    _, _, plan, plan_path = song_and_plan
-    monkeypatch.chdir(tmp_path.parent)  # the plan's relative source path is found beside the plan
-    out = tmp_path / "edit.flac"
-    assert main(["render", str(plan_path), "-o", str(out), "-q"]) == 0
-    printed = capsys.readouterr().out
-    assert str(out) in printed and f"{plan.duration_s:.2f} s" in printed and "4 segments" in printed
-    assert out.stat().st_size > 0
-
-
-@pytest.mark.parametrize("problem", ["bad_effect", "not_json", "over_source", "over_plan"])
-def test_cli_render_bad_input_exits_2_with_one_line(song_and_plan, tmp_path, capsys, problem):
-    import json
-
-    from bridge.cli import main
-
-    _, wav, _, plan_path = song_and_plan
-    out = tmp_path / "edit.wav"
-    if problem == "bad_effect":
-        data = json.loads(plan_path.read_text())
-        data["segments"][2]["effects"] = [{"name": "lowpass", "params": {"cutoff_hz": 30000.0}}]
-        plan_path.write_text(json.dumps(data))
-    elif problem == "not_json":
-        plan_path.write_text("{not json")
-    elif problem == "over_source":
-        out = wav
-    else:
-        out = plan_path
-    protected = {p: p.read_bytes() for p in (wav, plan_path)}
-    assert main(["render", str(plan_path), "-o", str(out), "-q"]) == 2
-    err = capsys.readouterr().err.strip()
-    assert len(err.splitlines()) == 1 and err.startswith("editorbot: ")
-    assert str(plan_path) in err or str(out) in err
-    assert all(p.read_bytes() == data for p, data in protected.items())
-    if problem in ("bad_effect", "not_json"):
-        assert not out.exists()

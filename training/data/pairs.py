@@ -39,8 +39,8 @@ from typing import Any
 
 import numpy as np
 
+from engine.atomic import write_json_atomic
 from engine.audio import Audio, load_audio, sha256_file, write_audio
-from engine.cache import atomic_path
 from engine.errors import BadInput
 from engine.grid import Grid
 from engine.plan import EditPlan, plan_from_dict, plan_to_dict
@@ -255,11 +255,6 @@ def _write_raw(path: str, samples: np.ndarray, sample_rate: int, *, protect: Seq
     return load_audio(path)
 
 
-def _write_json(path: str, doc: dict[str, Any]) -> None:
-    text = json.dumps(doc, indent=1, allow_nan=False) + "\n"
-    with atomic_path(path) as tmp:
-        with open(tmp, "w", encoding="utf-8", newline="\n") as f:
-            f.write(text)
 
 
 def _finish_pair(
@@ -292,7 +287,7 @@ def _finish_pair(
     t = time.perf_counter()
     write_audio(edit_path, rendered, audio.sample_rate, protect=(raw_path,))
     doc = _label_doc(name, styled, seed, labels, analysis.grid, grid_source, extra)
-    _write_json(label_path, doc)
+    write_json_atomic(label_path, doc)
     timings["write"] = timings.get("write", 0.0) + time.perf_counter() - t
     log.debug("pair %s: %s", name, {k: round(v, 3) for k, v in timings.items()})
     return PairRecord(
