@@ -775,6 +775,7 @@ BAND_NFFT = 1024
 BAND_HOP = 256
 N_EFFECT_BANDS = 24
 KEEP_DB = 0.35  # mean band difference (dB) under which a forward beat is unchanged
+OFFSET_PROBES = 8  # beats of a forward run cross-correlated to find its offset
 LINEAR_OK_DB = 0.3  # a linear effect or fade this close needs no rendered candidates
 SPLICE_GUARD_S = 0.012  # left out at both ends of a beat when judging its effect
 QUIET_BEAT_DB = 45.0  # a raw beat this far below the song's peaks is too quiet to judge effects on
@@ -1163,22 +1164,35 @@ def forward_offsets(
 ) -> dict[int, int]:
     """Edit minus raw position (samples at ``FRAME_SR``) of every forward-played beat.
 
-    One cross-correlation per run of forward beats contiguous in both files.
+    A run of forward beats contiguous in both files has one offset: the
+    median of the cross-correlation lags of up to ``OFFSET_PROBES`` of its
+    beats spread over the run (one beat alone can lock onto the wrong
+    period of a filtered or repetitive passage).
     """
-    out: dict[int, int] = {}
+    runs: list[list[Move]] = []
     prev: Move | None = None
-    offset = 0
     for m in moves:
         if m.kind != FWD:
             prev = None
             continue
-        contiguous = prev is not None and prev.beat == m.beat - 1 and abs(prev.dst_end_s - m.dst_start_s) < 1e-6
-        if not contiguous:
+        if prev is not None and prev.beat == m.beat - 1 and abs(prev.dst_end_s - m.dst_start_s) < 1e-6:
+            runs[-1].append(m)
+        else:
+            runs.append([m])
+        prev = m
+    n_beat = int(beat_s * FRAME_SR)
+    out: dict[int, int] = {}
+    for run in runs:
+        picks = np.unique(np.linspace(0, len(run) - 1, min(OFFSET_PROBES, len(run))).round().astype(int))
+        lags = []
+        for i in picks:
+            m = run[i]
             src0 = int(round(starts[m.beat] * FRAME_SR))
             dst0 = int(round(m.dst_start_s * FRAME_SR))
-            offset = refine_offset(raw_y, edit_y, src0, dst0, int(8 * beat_s * FRAME_SR))
-        out[m.beat] = offset
-        prev = m
+            lags.append(refine_offset(raw_y, edit_y, src0, dst0, max(n_beat, BAND_NFFT)))
+        offset = int(np.median(lags))
+        for m in run:
+            out[m.beat] = offset
     return out
 
 
