@@ -27,9 +27,11 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Load the plan and write it in the chosen format; 0 on success."""
+    from engine.atomic import check_destination
     from engine.exporters import export_plan
     from engine.plan import load_plan, resolve_source
 
+    check_destination(args.output, [args.plan])  # the plan is an input too
     plan = load_plan(args.plan)
     resolve_source(plan, args.plan)
     if not os.path.isfile(plan.source.path):

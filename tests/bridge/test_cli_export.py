@@ -64,7 +64,9 @@ def test_missing_source_warns_and_still_exports(saved_plan, tmp_path, caplog):
     assert out.stat().st_size > 0
 
 
-@pytest.mark.parametrize("problem", ["not_json", "bad_field", "no_plan", "over_source", "no_folder", "folder"])
+@pytest.mark.parametrize(
+    "problem", ["not_json", "bad_field", "no_plan", "over_source", "over_plan", "no_folder", "folder"]
+)
 def test_bad_input_exits_2_with_one_line(saved_plan, tmp_path, capsys, problem):
     wav, plan_path = saved_plan.wav, saved_plan.plan_path
     out = tmp_path / "edit.rpp"
@@ -78,6 +80,8 @@ def test_bad_input_exits_2_with_one_line(saved_plan, tmp_path, capsys, problem):
         plan_path = tmp_path / "missing.plan.json"
     elif problem == "over_source":
         out = wav
+    elif problem == "over_plan":
+        out = plan_path
     elif problem == "no_folder":
         out = tmp_path / "nope" / "edit.rpp"
     else:
@@ -87,7 +91,7 @@ def test_bad_input_exits_2_with_one_line(saved_plan, tmp_path, capsys, problem):
     err = capsys.readouterr().err.strip()
     assert len(err.splitlines()) == 1 and err.startswith("editorbot: ")
     assert str(plan_path) in err or str(out) in err
-    if problem == "over_source":
+    if problem in ("over_source", "over_plan"):
         assert "refusing to overwrite" in err
     after = {p: p.read_bytes() for p in tmp_path.iterdir() if p.is_file()}
     assert after == before  # nothing written, nothing changed
