@@ -244,7 +244,6 @@ def test_overfitting_is_logged_and_stops_training(tmp_path: Path) -> None:
     assert [e["epoch"] for e in epochs] == list(range(len(hist)))
     assert all({"train_loss", "val_loss"} <= set(e) for e in epochs)
     assert load_supervised_checkpoint(tmp_path / "run" / "best.pt")["best_epoch"] == best
-    tags = set()
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
     acc = EventAccumulator(str(tmp_path / "run" / "tb"))
