@@ -21,7 +21,10 @@ labelled beat of every song pooled together:
   covered a beat is a walk detail more than an edit decision).
 
 Baselines walk the same songs: ``"keep"`` is the always-KEEP edit (the
-unedited song, one KEEP per beat).
+unedited song, one KEEP per beat). ``evaluate_structure_majority`` is a
+reference point rather than a baseline: it is told each song's true
+sections and predicts the type its training pairs chose most often at that
+place in a song (what a walker can get from structure and position alone).
 
 Shapes: per-song labels are ``(n_beats, 3)`` int64 ``(type, size, amount)``
 with -1 where unknown (``training.dataset.Episode.labels``); unknown beats
@@ -29,7 +32,8 @@ are left out of every score.
 
 Command line::
 
-    python -m training.evaluate --data-dir DIR [--checkpoint C ...] [--baseline keep] [--json F]
+    python -m training.evaluate --data-dir DIR [--checkpoint C ...] [--baseline keep]
+                                [--structure-from TRAIN_DIR] [--json F]
 """
 
 from __future__ import annotations
@@ -41,6 +45,7 @@ import sys
 import time
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -324,6 +329,57 @@ def evaluate_policy(
     return Evaluation(name, report, len(songs), time.perf_counter() - t0, {"use_target": use_target})
 
 
+def _structure_keys(doc: dict[str, Any]) -> tuple[list[tuple[Any, ...]], np.ndarray]:
+    """Per true-grid beat of a label file: its place in the song's sections, and its true type."""
+    types = np.asarray(doc["beat_labels"]["type"], dtype=np.int64)
+    sections = doc.get("sections") or []
+    names = [s["name"] for s in sections]
+    keys: list[tuple[Any, ...]] = [("none", 0, 0, False, b) for b in range(types.shape[0])]
+    for k, sec in enumerate(sections):
+        ordinal, count, last = names[:k].count(sec["name"]), names.count(sec["name"]), k == len(sections) - 1
+        for b in range(sec["start_beat"], min(sec["start_beat"] + sec["n_beats"], types.shape[0])):
+            keys[b] = (sec["name"], ordinal, count, last, b - sec["start_beat"])
+    return keys, types
+
+
+def evaluate_structure_majority(train_dir: str | Path, test_dir: str | Path) -> Evaluation:
+    """A walker that knows each song's true sections: the majority type of each place in a song.
+
+    A beat's place is (section name, its ordinal among sections of that name,
+    how many there are, whether it is the last section, the beat's offset in
+    its section). The majority type of every place is counted over the
+    training pairs' label files; each held-out beat (on the true grid)
+    gets the majority of its place, or the overall majority for a place
+    never seen. The editor styles draw some choices per song at random
+    (which verse a radio edit drops, which treatments mastering gives a
+    section, ...): nothing in the audio tells them, and this walker shows how
+    much of a style is predictable from structure and position alone.
+    """
+    from training.data.pairs import read_label_doc
+
+    t0 = time.perf_counter()
+    counts: dict[tuple[Any, ...], np.ndarray] = {}
+    overall = np.zeros(N_TYPES, dtype=np.int64)
+    train_files = sorted(Path(train_dir, "labels").glob("*.json"))
+    test_files = sorted(Path(test_dir, "labels").glob("*.json"))
+    if not train_files or not test_files:
+        raise ValueError(f"no label files in {train_dir}/labels or {test_dir}/labels")
+    for f in train_files:
+        keys, types = _structure_keys(read_label_doc(f))
+        for key, t in zip(keys, types, strict=True):
+            counts.setdefault(key, np.zeros(N_TYPES, dtype=np.int64))[t] += 1
+        overall += np.bincount(types, minlength=N_TYPES)
+    fallback = int(np.argmax(overall))
+    trues, preds = [], []
+    for f in test_files:
+        keys, types = _structure_keys(read_label_doc(f))
+        trues.append(types)
+        preds.append(np.array([int(np.argmax(counts[k])) if k in counts else fallback for k in keys], dtype=np.int64))
+    report = type_f1(trues, preds)
+    return Evaluation("structure-majority", report, len(test_files), time.perf_counter() - t0,
+                      {"grid": "true", "n_train_songs": len(train_files)})
+
+
 def format_table(evaluations: Sequence[Evaluation]) -> str:
     """Markdown: one summary row per walker."""
     lines = [
@@ -369,6 +425,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--checkpoint", action="append", default=[], metavar="C", help="training checkpoint (repeatable)")
     p.add_argument("--name", action="append", default=[], metavar="NAME", help="row name of each --checkpoint")
     p.add_argument("--baseline", action="append", default=[], choices=BASELINES, help="baseline walk (repeatable)")
+    p.add_argument("--structure-from", metavar="TRAIN_DIR",
+                   help="also score the structure-majority walker counted over TRAIN_DIR's label files")
     p.add_argument("--use-target", action="store_true", help="give the walk each song's labelled output length")
     p.add_argument("--per-type", action="store_true", help="print the per-type table of each walker")
     p.add_argument("--json", metavar="F", help="write every score as JSON")
@@ -378,7 +436,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.name and len(args.name) != len(args.checkpoint):
         print("training.evaluate: --name: give one per --checkpoint", file=sys.stderr)
         return 2
-    if not args.checkpoint and not args.baseline:
+    if not args.checkpoint and not args.baseline and not args.structure_from:
         print("training.evaluate: nothing to evaluate (give --checkpoint or --baseline)", file=sys.stderr)
         return 2
     try:
@@ -387,6 +445,8 @@ def main(argv: Sequence[str] | None = None) -> int:
 
         episodes = load_episodes(args.data_dir, require_labels=True, quiet=args.quiet)
         evaluations = [evaluate_baseline(episodes, b) for b in args.baseline]
+        if args.structure_from:
+            evaluations.append(evaluate_structure_majority(args.structure_from, args.data_dir))
         for k, path in enumerate(args.checkpoint):
             try:
                 agent = load_agent(path)

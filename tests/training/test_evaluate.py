@@ -147,3 +147,37 @@ def test_cli_on_a_pair_folder(
     assert all(0.0 <= d["micro_f1"] <= 1.0 and d["n_beats"] > 0 for d in doc)
     assert main(["--data-dir", str(data), "--quiet"]) == 2
     assert main(["--data-dir", str(tmp_path / "missing"), "--baseline", "keep", "--quiet"]) == 2
+
+
+def _label_doc(types: list[int], sections: list[tuple[str, int, int]]) -> dict:
+    from training.data.pairs import LABEL_SCHEMA
+
+    return {
+        "schema": LABEL_SCHEMA,
+        "beat_labels": {"type": types, "size": [0] * len(types), "amount": [2] * len(types)},
+        "sections": [{"name": n, "start_beat": a, "n_beats": b, "energy": 0.5} for n, a, b in sections],
+    }
+
+
+def test_structure_majority_by_hand(tmp_path: Path) -> None:
+    from training.evaluate import evaluate_structure_majority
+
+    sections = [("intro", 0, 2), ("verse", 2, 2), ("outro", 4, 2)]
+    train = {
+        "a": [CUT, CUT, KEEP, KEEP, KEEP, CUT],
+        "b": [CUT, KEEP, KEEP, KEEP, KEEP, CUT],
+        "c": [CUT, CUT, KEEP, GAIN, KEEP, KEEP],
+    }
+    # majority per place: CUT CUT KEEP KEEP KEEP CUT
+    test = {"t": [CUT, KEEP, KEEP, GAIN, KEEP, CUT]}
+    for folder, docs in (("train", train), ("test", test)):
+        (tmp_path / folder / "labels").mkdir(parents=True)
+        for name, types in docs.items():
+            (tmp_path / folder / "labels" / f"{name}.json").write_text(json.dumps(_label_doc(types, sections)))
+    ev = evaluate_structure_majority(tmp_path / "train", tmp_path / "test")
+    assert ev.n_songs == 1 and ev.report.n_beats == 6
+    assert ev.report.micro_f1 == pytest.approx(4 / 6)
+    rows = {r.type: r for r in ev.report.per_type}
+    assert rows["GAIN"].predicted == 0 and rows["GAIN"].support == 1
+    with pytest.raises(ValueError, match="no label files"):
+        evaluate_structure_majority(tmp_path / "missing", tmp_path / "test")
