@@ -7,7 +7,7 @@ STEMS_STAMP := $(VENV)/.stems-stamp
 DEMO_DIR ?= demo
 PYTEST_ARGS ?=
 
-.PHONY: install demo test bench gpu clean
+.PHONY: install demo test bench bench-quality bench-supervised gpu clean
 
 install: $(STAMP) $(STEMS_STAMP)
 
@@ -37,8 +37,24 @@ demo: $(STAMP)
 test: $(STAMP) $(STEMS_STAMP)
 	$(PY) -m pytest -q $(PYTEST_ARGS)
 
+# Each benchmark prints its figure next to a baseline measured in the same run.
+# The long experiments (policy quality, learned renderer) have targets of their own.
 bench: $(STAMP) $(STEMS_STAMP)
-	@for b in bench/*.py; do echo "== $$b"; $(PY) $$b || exit 1; done
+	$(PY) bench/analysis.py
+	$(PY) bench/grid.py --songs 20
+	$(PY) bench/render.py
+	$(PY) bench/pairs.py
+	$(PY) bench/labels.py --n 20
+	$(PY) bench/env.py
+	$(PY) bench/edit.py
+	$(PY) bench/osc.py
+	$(PY) bench/stems.py --demucs-seconds 10
+
+bench-quality: $(STAMP)
+	$(PY) -m bench.quality --styles radio_edit,mastering,extended_mix --n-train 200
+
+bench-supervised: $(STAMP)
+	$(PY) bench/supervised.py
 
 # GPU inference: onnxruntime-gpu replaces onnxruntime (the two cannot share an
 # environment). Without CUDA libraries the runtime logs an error and uses the CPU.

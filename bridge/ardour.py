@@ -44,6 +44,7 @@ log = logging.getLogger(__name__)
 
 LUA_BIN = "ardour7-lua"
 EXPORT_BIN = "ardour7-export"
+EXPORT_ATTEMPTS = 3  # runs of ardour7-export when it dies by a signal
 #: Ardour 7's superclock rate: timeline positions are integer ticks of this rate.
 SUPERCLOCK_PER_S = 282_240_000
 #: Printed by the generated scripts when they reach their end.
@@ -360,13 +361,21 @@ def export_session(session: ArdourSession, out_path: str | os.PathLike, *, timeo
     if shutil.which(EXPORT_BIN) is None:
         raise ArdourError(f"{EXPORT_BIN} not found (apt-get install ardour)")
     out = str(Path(out_path).resolve())
-    try:
-        proc = subprocess.run(
-            [EXPORT_BIN, "-b", "float", "-o", out, str(session.directory), session.name],
-            capture_output=True, text=True, timeout=timeout_s, stdin=subprocess.DEVNULL,
-        )  # fmt: skip
-    except subprocess.TimeoutExpired as err:
-        raise ArdourError(f"{EXPORT_BIN} did not finish within {timeout_s:g} s") from err
+    for attempt in range(1, EXPORT_ATTEMPTS + 1):
+        try:
+            proc = subprocess.run(
+                [EXPORT_BIN, "-b", "float", "-o", out, str(session.directory), session.name],
+                capture_output=True, text=True, timeout=timeout_s, stdin=subprocess.DEVNULL,
+            )  # fmt: skip
+        except subprocess.TimeoutExpired as err:
+            raise ArdourError(f"{EXPORT_BIN} did not finish within {timeout_s:g} s") from err
+        # ardour7-export now and then aborts on a heap error ("double free or
+        # corruption") before writing anything; the same session exports on a
+        # second run, so a death by signal is retried and any other failure is not.
+        if proc.returncode >= 0 or attempt == EXPORT_ATTEMPTS:
+            break
+        log.warning("%s died with signal %d (attempt %d of %d); retrying", EXPORT_BIN, -proc.returncode, attempt,
+                    EXPORT_ATTEMPTS)  # fmt: skip
     if proc.returncode != 0 or not os.path.isfile(out):
         tail = "\n".join((proc.stdout + proc.stderr).strip().splitlines()[-12:])
         raise ArdourError(f"{EXPORT_BIN} failed (exit {proc.returncode}):\n{tail}")
