@@ -27,10 +27,10 @@ from engine.audio import (
     Audio,
     analysis_mono,
     load_audio,
-    refuse_overwrite,
     sha256_file,
 )
-from engine.cache import FeatureCache, atomic_path
+from engine.atomic import atomic_path, check_destination
+from engine.cache import FeatureCache
 from engine.errors import BadInput
 from engine.grid import Grid
 
@@ -145,13 +145,7 @@ def _write_text(path: str, text: str) -> None:
 
 def _write_output(path: str | os.PathLike, source: str | None, write) -> str:
     """Atomic write of an analysis output that refuses to replace the source audio."""
-    path = os.fspath(path)
-    refuse_overwrite(path, [source])
-    if os.path.isdir(path):
-        raise BadInput(path, "is a directory")
-    directory = os.path.dirname(os.path.abspath(path))
-    if not os.path.isdir(directory):
-        raise BadInput(path, f"directory {directory} does not exist")
+    path = check_destination(path, [source])
     with atomic_path(path) as tmp:
         write(tmp)
     return path

@@ -30,11 +30,6 @@ import numpy as np
 from engine.atomic import atomic_path, check_destination
 from engine.errors import BadInput
 
-# engine.audio.refuse_overwrite is still imported by engine/analysis.py,
-# bridge/commands/analyze.py and training/supervised.py; new code calls
-# engine.atomic.check_destination.
-refuse_overwrite = check_destination
-
 log = logging.getLogger(__name__)
 
 ANALYSIS_SR = 22050

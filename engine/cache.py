@@ -17,8 +17,6 @@ from collections.abc import Mapping
 
 import numpy as np
 
-# engine.cache.atomic_path is still imported by training/labels.py,
-# training/augment.py and engine/analysis.py; new code imports engine.atomic.
 from engine.atomic import atomic_path
 
 log = logging.getLogger(__name__)

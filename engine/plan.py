@@ -13,7 +13,6 @@ plan.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
 import math
@@ -26,6 +25,7 @@ import numpy as np
 
 from engine import actions as vocab
 from engine.atomic import check_destination, write_json_atomic
+from engine.audio import sha256_file
 from engine.errors import BadInput
 
 log = logging.getLogger(__name__)
@@ -620,15 +620,6 @@ def save_plan(plan: EditPlan, path: str | os.PathLike) -> None:
     log.debug("saved plan %s: %d segments", p, len(plan.segments))
 
 
-def file_sha256(path: str | os.PathLike, *, chunk_bytes: int = 1 << 20) -> str:
-    """Hex sha256 of a file's bytes."""
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        while chunk := f.read(chunk_bytes):
-            h.update(chunk)
-    return h.hexdigest()
-
-
 def check_source(plan: EditPlan, path: str | os.PathLike | None = None) -> str:
     """Check that the plan's source audio is there and unchanged.
 
@@ -650,7 +641,7 @@ def check_source(plan: EditPlan, path: str | os.PathLike | None = None) -> str:
     if not p or not os.path.isfile(p):
         raise BadInput(p or None, "source missing")
     try:
-        digest = file_sha256(p)
+        digest = sha256_file(p)
     except OSError as err:
         raise BadInput(p, f"source unreadable: {err.strerror or err}") from None
     if digest.lower() != plan.source.sha256.lower():

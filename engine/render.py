@@ -497,7 +497,6 @@ def _run_input(run: _Run, samples: np.ndarray, sr: int) -> np.ndarray:
 
 def _render_run(run: _Run, samples: np.ndarray, sr: int) -> np.ndarray:
     """Processed audio for ``run`` over output ``[dst0 - head, dst1 + tail + effect tail)``."""
-    seg = run.segment
     x = _run_input(run, samples, sr)
     n_body = x.shape[1]
     if run.fade_in is not None:

@@ -118,7 +118,7 @@ def _write_pair(out_dir: str, name: str, analysis: Any, plan: Any, rendered: np.
     write_audio(edit_path, rendered, analysis.audio.sample_rate, protect=(raw_path,))
     doc = plan_to_dict(plan)
     doc["source"]["path"] = os.path.relpath(raw_path, os.path.join(out_dir, "labels"))
-    from engine.cache import atomic_path
+    from engine.atomic import atomic_path
 
     with atomic_path(os.path.join(out_dir, "labels", f"{name}.json")) as tmp:
         with open(tmp, "w", encoding="utf-8") as f:

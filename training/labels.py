@@ -1798,7 +1798,7 @@ def example_cursors(actions: np.ndarray, pair_ids: np.ndarray, n_beats: dict[int
 
 def write_npz(path: str | os.PathLike, arrays: dict[str, np.ndarray]) -> str:
     """Write ``arrays`` as a compressed npz atomically (temp file + rename); returns the path."""
-    from engine.cache import atomic_path
+    from engine.atomic import atomic_path
 
     path = os.fspath(path)
     os.makedirs(os.path.dirname(os.path.abspath(path)) or ".", exist_ok=True)

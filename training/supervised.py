@@ -308,12 +308,13 @@ def render_learned_to_file(
     never overwritten); a model/source mismatch is a BadInput naming the
     checkpoint.
     """
-    from engine.audio import load_audio, refuse_overwrite, write_audio
+    from engine.atomic import check_destination
+    from engine.audio import load_audio, write_audio
     from engine.plan import check_source
 
     dest = os.fspath(out_path)
     src = check_source(plan, source_path)
-    refuse_overwrite(dest, [src, os.fspath(checkpoint)])
+    check_destination(dest, [src, os.fspath(checkpoint)])
     model = load_model(checkpoint)
     audio = load_audio(src)
     try:

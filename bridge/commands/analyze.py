@@ -30,19 +30,14 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 def _check_outputs(args: argparse.Namespace) -> None:
     """Refuse bad output paths before the analysis, not after it."""
-    from engine.audio import refuse_overwrite
+    from engine.atomic import check_destination
     from engine.errors import BadInput
 
     outputs = [p for p in (args.json, args.npz) if p]
     if len(outputs) == 2 and os.path.realpath(outputs[0]) == os.path.realpath(outputs[1]):
         raise BadInput(outputs[0], "--json and --npz name the same file")
     for out in outputs:
-        refuse_overwrite(out, [args.audio])
-        if os.path.isdir(out):
-            raise BadInput(out, "is a directory")
-        directory = os.path.dirname(os.path.abspath(out))
-        if not os.path.isdir(directory):
-            raise BadInput(out, f"directory {directory} does not exist")
+        check_destination(out, [args.audio])
 
 
 def format_report(analysis) -> str:

@@ -9,7 +9,8 @@ import numpy as np
 import pytest
 
 from engine.audio import write_audio
-from engine.plan import EditPlan, Effect, Grid, Marker, Segment, Source, file_sha256, save_plan
+from engine.audio import sha256_file
+from engine.plan import EditPlan, Effect, Grid, Marker, Segment, Source, save_plan
 
 SR = 44_100
 BEAT_S = 0.5  # 120 bpm
@@ -46,7 +47,7 @@ def saved_plan(tmp_path: Path) -> SavedPlan:
         Segment(5 * BEAT_S, DURATION_S, 5 * BEAT_S, action="KEEP", beat=5),
     ]
     plan = EditPlan(
-        source=Source("song.wav", file_sha256(wav), SR, 2, DURATION_S),
+        source=Source("song.wav", sha256_file(wav), SR, 2, DURATION_S),
         grid=Grid(120.0, [i * BEAT_S for i in range(8)], [0, 4]),
         segments=segments,
         markers=[Marker(BEAT_S, "loop"), Marker(2 * BEAT_S, "quiet part", end_s=5 * BEAT_S)],

@@ -549,14 +549,15 @@ def test_gap_in_the_timeline_is_silence():
 def song_and_plan(tmp_path):
     """A 4 s stereo wav and a saved plan for it: first beat twice, -3 dB, one beat cut."""
     from engine.audio import write_audio
-    from engine.plan import file_sha256, save_plan
+    from engine.audio import sha256_file
+    from engine.plan import save_plan
 
     src = drum_chord_mix(4.0, attack_s=0.004)
     wav = tmp_path / "song.wav"
     write_audio(wav, src, SR)
     segments = timeline([(0.0, BEAT_S, {}), (0.0, BEAT_S, {}), (BEAT_S, BAR_S, {"gain_db": -3.0}), (BAR_S + BEAT_S, 4.0, {})])
     plan = EditPlan(
-        source=Source("song.wav", file_sha256(wav), SR, 2, src.shape[1] / SR),
+        source=Source("song.wav", sha256_file(wav), SR, 2, src.shape[1] / SR),
         grid=Grid(120.0, [i * BEAT_S for i in range(8)], [0, 4]),
         segments=segments,
     )
