@@ -36,7 +36,6 @@ from __future__ import annotations
 
 import logging
 import os
-import tempfile
 from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -44,6 +43,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from engine.actions import N_AMOUNTS, N_SIZES, N_TYPES
+from engine.atomic import atomic_path
 from engine.errors import BadInput
 
 if TYPE_CHECKING:
@@ -114,16 +114,8 @@ class BCData:
         """Write the compressed npz atomically (temp file + rename)."""
         path = Path(path)
         path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".npz", dir=path.parent)
-        try:
-            with os.fdopen(fd, "wb") as fh:
-                np.savez_compressed(
-                    fh, format=np.array(BC_FORMAT), **{f.name: getattr(self, f.name) for f in fields(self)}
-                )
-            os.replace(tmp, path)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
+        with atomic_path(path) as tmp:
+            np.savez_compressed(tmp, format=np.array(BC_FORMAT), **{f.name: getattr(self, f.name) for f in fields(self)})
         return path
 
     @classmethod

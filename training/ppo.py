@@ -27,7 +27,6 @@ import logging
 import os
 import random
 import signal
-import tempfile
 import time
 from collections import deque
 from collections.abc import Callable
@@ -42,6 +41,7 @@ import torch.distributed as dist
 from torch import Tensor, nn
 
 from engine.actions import N_AMOUNTS, N_SIZES, N_TYPES, TYPES
+from engine.atomic import atomic_path
 from engine.progress import progress
 from training.bc import BCData, bc_loss
 from training.config import AgentConfig, PPOConfig
@@ -156,18 +156,10 @@ def set_rng_state(state: dict[str, Any]) -> None:
 
 
 def save_checkpoint(path: Path, payload: dict[str, Any]) -> None:
-    """``torch.save`` to a temp file beside ``path``, fsync, then rename over it."""
+    """``torch.save`` to a temp file beside ``path``, then rename over it (engine.atomic)."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            torch.save(payload, fh)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    with atomic_path(path) as tmp:
+        torch.save(payload, tmp)
 
 
 def load_checkpoint(path: str | os.PathLike) -> dict[str, Any]:

@@ -38,11 +38,9 @@ hundred milliseconds on one core.
 from __future__ import annotations
 
 import argparse
-import json
 import logging
 import os
 import sys
-import tempfile
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -1127,11 +1125,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.json:
         out = Path(args.json)
         out.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=f".{out.stem}.", suffix=".json", dir=out.parent)
-        with os.fdopen(fd, "w") as fh:
-            json.dump(song.labels(), fh, indent=1)
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, out)
+        from engine.atomic import write_json_atomic
+
+        write_json_atomic(out, song.labels())
     print(
         f"{args.out}: seed {song.seed}, {song.duration_s:.2f} s, {song.tempo_bpm:.2f} BPM, key {song.key}, "
         f"{song.drum_family}, swing {song.swing:.2f}/{song.swing_grid}, first beat {song.offset_s:.3f} s, "
