@@ -28,11 +28,13 @@ $(STEMS_STAMP): $(STAMP)
 	$(PY) -m pip install -q --no-deps "demucs>=4.1"
 	touch $(STEMS_STAMP)
 
-# The demo song is synthesized here (license-clean, deterministic): nothing is downloaded.
+# The demo song is synthesized here (license-clean, deterministic): nothing is
+# downloaded. The edit uses the bundled default policy (models/default/).
 demo: $(STAMP)
 	mkdir -p $(DEMO_DIR)
 	test -f $(DEMO_DIR)/song.wav || $(PY) -m training.data.synth --seed 7 --duration 60 --out $(DEMO_DIR)/song.wav
 	$(VENV)/bin/editorbot analyze $(DEMO_DIR)/song.wav --json $(DEMO_DIR)/song.analysis.json --npz $(DEMO_DIR)/song.features.npz
+	$(VENV)/bin/editorbot edit $(DEMO_DIR)/song.wav -o $(DEMO_DIR)/song.edit.wav --export rpp,midi,labels,tsv --plot $(DEMO_DIR)/song.edit.png
 
 test: $(STAMP) $(STEMS_STAMP)
 	$(PY) -m pytest -q $(PYTEST_ARGS)
@@ -51,7 +53,9 @@ bench: $(STAMP) $(STEMS_STAMP)
 	$(PY) bench/stems.py --demucs-seconds 10
 
 bench-quality: $(STAMP)
-	$(PY) -m bench.quality --styles radio_edit,mastering,extended_mix --n-train 200
+	$(PY) -m bench.quality --styles radio_edit,extended_mix,mastering,dj_edit --n-train 200 --n-test 50 \
+		--train-seed 1000 --test-seed 900000 --duration 40 --bc-epochs 25 --bc-lr 3e-3 --ppo-updates 6 \
+		--window 32 --hidden 64 --layers 2 --heads 4 --kernel 9 --value-hidden 32 --value-heads 4
 
 bench-supervised: $(STAMP)
 	$(PY) bench/supervised.py
