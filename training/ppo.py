@@ -21,17 +21,14 @@ the configs; they are written atomically (temp file + rename).
 
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
 import os
 import random
-import signal
 import time
 from collections import deque
 from collections.abc import Callable
 from contextlib import nullcontext
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -41,8 +38,9 @@ import torch.distributed as dist
 from torch import Tensor, nn
 
 from engine.actions import N_AMOUNTS, N_SIZES, N_TYPES, TYPES
-from engine.atomic import atomic_path
 from engine.progress import progress
+from training.distributed import all_mean, check_replicas, setup_distributed
+from training.run_state import StopFlag, hyperparameter_table, rng_state, save_checkpoint, set_rng_state
 from training.bc import BCData, bc_loss
 from training.config import AgentConfig, PPOConfig
 from training.dataset import Episode, feature_stats
@@ -98,70 +96,6 @@ class AgentStep(nn.Module):
         return out
 
 
-@dataclass
-class Distributed:
-    """Where this process sits in a torchrun job (world 1 without one)."""
-
-    rank: int = 0
-    world: int = 1
-    local_rank: int = 0
-
-    @property
-    def enabled(self) -> bool:
-        return self.world > 1
-
-    @property
-    def main(self) -> bool:
-        return self.rank == 0
-
-
-def setup_distributed(device: torch.device) -> Distributed:
-    """Join the torchrun process group if ``WORLD_SIZE`` > 1 (gloo on CPU, nccl on CUDA)."""
-    world = int(os.environ.get("WORLD_SIZE", "1"))
-    if world <= 1:
-        return Distributed()
-    if not dist.is_initialized():
-        dist.init_process_group("nccl" if device.type == "cuda" else "gloo")
-    return Distributed(dist.get_rank(), dist.get_world_size(), int(os.environ.get("LOCAL_RANK", "0")))
-
-
-def _all_mean(x: float, ddp: Distributed) -> float:
-    """Mean of a scalar over ranks."""
-    if not ddp.enabled:
-        return x
-    t = torch.tensor([x], dtype=torch.float64)
-    dist.all_reduce(t)
-    return float(t.item()) / ddp.world
-
-
-def state_hash(module: nn.Module) -> str:
-    """sha256 of a module's state dict (parameters and buffers, in order)."""
-    h = hashlib.sha256()
-    for name, t in module.state_dict().items():
-        h.update(name.encode())
-        h.update(t.detach().cpu().contiguous().float().numpy().tobytes())
-    return h.hexdigest()
-
-
-def rng_state() -> dict[str, Any]:
-    """python, numpy and torch rng states."""
-    return {"python": random.getstate(), "numpy": np.random.get_state(), "torch": torch.get_rng_state()}
-
-
-def set_rng_state(state: dict[str, Any]) -> None:
-    """Inverse of ``rng_state``."""
-    random.setstate(state["python"])
-    np.random.set_state(state["numpy"])
-    torch.set_rng_state(state["torch"])
-
-
-def save_checkpoint(path: Path, payload: dict[str, Any]) -> None:
-    """``torch.save`` to a temp file beside ``path``, then rename over it (engine.atomic)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with atomic_path(path) as tmp:
-        torch.save(payload, tmp)
-
-
 def load_checkpoint(path: str | os.PathLike) -> dict[str, Any]:
     """Read a checkpoint written by ``save_checkpoint`` (it holds rng states: not weights-only)."""
     ckpt = torch.load(path, map_location="cpu", weights_only=False)
@@ -176,38 +110,6 @@ def load_agent(path: str | os.PathLike) -> EditAgent:
     agent = EditAgent(AgentConfig(**ckpt["agent_config"]))
     agent.load_state_dict(ckpt["agent"])
     return agent.eval()
-
-
-def hyperparameter_table(sections: dict[str, dict[str, Any]]) -> str:
-    """Markdown table ``|section|param|value|`` for TensorBoard's text tab."""
-    lines = ["|section|param|value|", "|-|-|-|"]
-    for section, values in sections.items():
-        lines += [f"|{section}|{k}|{v}|" for k, v in values.items()]
-    return "\n".join(lines)
-
-
-class _StopFlag:
-    """Set by SIGINT/SIGTERM; the loop saves and exits at the next update boundary."""
-
-    def __init__(self) -> None:
-        self.stop = False
-        self._previous: dict[int, Any] = {}
-
-    def __enter__(self) -> _StopFlag:
-        for sig in (signal.SIGINT, signal.SIGTERM):
-            try:
-                self._previous[sig] = signal.signal(sig, self._handle)
-            except ValueError:  # not the main thread: no handlers
-                pass
-        return self
-
-    def _handle(self, signum: int, frame: Any) -> None:
-        logger.warning("signal %d: saving and stopping after this update", signum)
-        self.stop = True
-
-    def __exit__(self, *exc: Any) -> None:
-        for sig, handler in self._previous.items():
-            signal.signal(sig, handler)
 
 
 def _obs_tensors(obs: dict[str, np.ndarray]) -> tuple[Tensor, Tensor, Tensor, Tensor]:
@@ -390,7 +292,7 @@ def train(
 
     metrics: dict[str, float] = {}
     save_dir.mkdir(parents=True, exist_ok=True)
-    with _StopFlag() as stop:
+    with StopFlag() as stop:
         # ------------------------------------------- behavioural cloning only
         bc_epochs = cfg.bc_epochs or (cfg.epochs if cfg.bc_only else 0)  # --bc-only alone: --epochs BC passes
         if bc_data is not None and bc_epochs_done < bc_epochs:
@@ -419,8 +321,8 @@ def train(
                     losses.append(loss.item())
                     type_acc.append(acc["type"].item())
                 bc_epochs_done = epoch + 1
-                metrics = {"bc/loss": _all_mean(float(np.mean(losses)), ddp),
-                           "bc/accuracy_type": _all_mean(float(np.mean(type_acc)), ddp)}
+                metrics = {"bc/loss": all_mean(float(np.mean(losses)), ddp),
+                           "bc/accuracy_type": all_mean(float(np.mean(type_acc)), ddp)}
                 if writer is not None:
                     for k, v in metrics.items():
                         writer.add_scalar(k, v, bc_epochs_done)
@@ -428,7 +330,7 @@ def train(
                             metrics["bc/loss"], metrics["bc/accuracy_type"])
                 if bc_epochs_done % cfg.checkpoint_every == 0 or bc_epochs_done == bc_epochs:
                     checkpoint(last_path)
-                if _all_mean(float(stop.stop), ddp) > 0:
+                if all_mean(float(stop.stop), ddp) > 0:
                     break
 
         # -------------------------------------------------- envs and storage
@@ -620,7 +522,7 @@ def train(
                     scaler.update()
 
                 # early stop on KL (every rank decides the same)
-                if cfg.target_kl is not None and _all_mean(float(np.mean(approx_kls[-cfg.num_minibatches :])), ddp) > cfg.target_kl:
+                if cfg.target_kl is not None and all_mean(float(np.mean(approx_kls[-cfg.num_minibatches :])), ddp) > cfg.target_kl:
                     break
 
             # logging
@@ -632,7 +534,7 @@ def train(
             n = max(sums["n"], 1)
             sps = int(num_steps * num_envs * ddp.world / max(time.time() - start_time, 1e-9))
             metrics = {
-                "train/episode_reward": _all_mean(float(np.mean(episode_rewards)) if episode_rewards else float("nan"), ddp),
+                "train/episode_reward": all_mean(float(np.mean(episode_rewards)) if episode_rewards else float("nan"), ddp),
                 "train/entropy": sums["entropy_loss"] / n,
                 "losses/pg_loss": sums["pg_loss"] / n,
                 "losses/v_loss": sums["v_loss"] / n,
@@ -674,7 +576,7 @@ def train(
                     best_reward = reward_now
                     checkpoint(best_path)
                 checkpoint(last_path)
-            if _all_mean(float(stop.stop), ddp) > 0:
+            if all_mean(float(stop.stop), ddp) > 0:
                 logger.warning("stopping at update %d on a signal", update)
                 checkpoint(last_path)
                 break
@@ -684,15 +586,7 @@ def train(
         if saved != (update, bc_epochs_done):
             checkpoint(last_path)
 
-    # replicas must agree after DDP
-    if ddp.enabled:
-        hashes: list[str | None] = [None] * ddp.world
-        dist.all_gather_object(hashes, state_hash(agent))
-        if ddp.main:
-            (save_dir / "replicas.json").write_text(json.dumps({"hashes": hashes}, indent=1))
-            if len(set(hashes)) != 1:
-                logger.error("replicas diverged: %s", hashes)
-        dist.barrier()
+    check_replicas(agent, ddp, save_dir)
     if writer is not None:
         writer.close()
     return {

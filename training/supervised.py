@@ -51,16 +51,8 @@ from engine.render import RenderResult
 from training.config import SupervisedConfig
 from training.losses import edit_consistency, l1_log_mel, magnitude, multiscale_stft
 from training.models.supervised import EditSoundModel, FrameLabels, frame_labels, label_tensors
-from training.ppo import (
-    Distributed,
-    _StopFlag,
-    hyperparameter_table,
-    rng_state,
-    save_checkpoint,
-    set_rng_state,
-    setup_distributed,
-    state_hash,
-)
+from training.distributed import Distributed, check_replicas, setup_distributed
+from training.run_state import StopFlag, hyperparameter_table, rng_state, save_checkpoint, set_rng_state
 
 logger = logging.getLogger(__name__)
 
@@ -594,7 +586,7 @@ def train(
     out_of_budget = False
     save_dir.mkdir(parents=True, exist_ok=True)
     model.train()
-    with _StopFlag() as stop:
+    with StopFlag() as stop:
         bar = progress(range(epoch, cfg.epochs), desc="epochs", quiet=quiet or not ddp.main)
         for _ in bar:
             if bad_epochs >= cfg.patience:
@@ -677,14 +669,7 @@ def train(
         if saved_step != step:
             checkpoint(last_path)
 
-    if ddp.enabled:
-        hashes: list[str | None] = [None] * ddp.world
-        dist.all_gather_object(hashes, state_hash(model))
-        if ddp.main:
-            (save_dir / "replicas.json").write_text(json.dumps({"hashes": hashes}, indent=1))
-            if len(set(hashes)) != 1:
-                logger.error("replicas diverged: %s", hashes)
-        dist.barrier()
+    check_replicas(model, ddp, save_dir)
     if writer is not None:
         writer.close()
     return {"step": step, "epoch": epoch, "best_epoch": best_epoch, "best_val": best_val,
