@@ -23,7 +23,7 @@ logger = logging.getLogger(__name__)
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     """Flags of ``train supervised``."""
-    from training.train import _add_config_flags
+    from training.train import add_config_flags
 
     p.add_argument("--data-dir", required=True, metavar="DIR", help="folder with input/, desired_output/, labels/")
     p.add_argument("--save-dir", required=True, metavar="D", help="checkpoints, TensorBoard events, progress log")
@@ -31,7 +31,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--device", default="cpu", choices=("cpu", "cuda", "auto"), help="(default cpu)")
     p.add_argument("--max-steps", type=int, metavar="N", help="stop after N optimiser steps in all")
     p.add_argument("--max-minutes", type=float, metavar="M", help="stop after M minutes of this run")
-    _add_config_flags(p, SupervisedConfig, "model and trainer (SupervisedConfig)")
+    add_config_flags(p, SupervisedConfig, "model and trainer (SupervisedConfig)")
 
 
 def add_parser(sub: Any) -> argparse.ArgumentParser:

@@ -27,7 +27,7 @@ _METAVARS = {"bc_path": "NPZ"}
 _TYPES = {"int": int, "float": float, "str": str}
 
 
-def _add_config_flags(p: argparse.ArgumentParser, cls: type, title: str) -> None:
+def add_config_flags(p: argparse.ArgumentParser, cls: type, title: str) -> None:
     """One flag per dataclass field, default None (= keep the dataclass default)."""
     group = p.add_argument_group(title)
     for f in dataclasses.fields(cls):
@@ -63,8 +63,8 @@ def add_rl_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--device", default="cpu", choices=("cpu", "cuda", "auto"), help="(default cpu)")
     p.add_argument("--reward", action="append", default=[], metavar="TERM=W",
                    help="reward weight, e.g. --reward label=1 --reward density=0.2 (repeatable)")
-    _add_config_flags(p, AgentConfig, "policy (AgentConfig)")
-    _add_config_flags(p, PPOConfig, "PPO + behavioural cloning (PPOConfig)")
+    add_config_flags(p, AgentConfig, "policy (AgentConfig)")
+    add_config_flags(p, PPOConfig, "PPO + behavioural cloning (PPOConfig)")
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
