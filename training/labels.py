@@ -44,7 +44,10 @@ How
    effects (``engine.render`` chains: reverb, delay, distortion,
    compression); PITCH when a pitch-warped variant of the raw frames
    matches the edit clearly better than the raw frames; WIDTH from the
-   stereo side/mid energies. LOOP and SPEED amounts come from the DP, the
+   stereo side/mid energies. Neighbouring forward beats then take their
+   labels together (``smooth_effects``: each beat's candidate distances
+   plus a cost per label change), so one effect over an action reads as
+   one label. LOOP and SPEED amounts come from the DP, the
    STUTTER amount from the shortest slice at which the span repeats.
 6. Walk and plan. Runs of beats with one label become actions whose sizes
    tile the run (largest sizes first; a fade run is one ramp); the plan
@@ -780,6 +783,7 @@ LINEAR_OK_DB = 0.3  # a linear effect or fade this close needs no rendered candi
 SPLICE_GUARD_S = 0.012  # left out at both ends of a beat when judging its effect
 QUIET_BEAT_DB = 45.0  # a raw beat this far below the song's peaks is too quiet to judge effects on
 KEEP_BAND_DB = 0.6  # ... and no band's mean level moved more than this
+EFFECT_SWITCH_DB = 0.3  # cost of a label change between neighbouring forward beats (effect smoothing)
 PRE_ROLL_S = 0.25  # source audio fed to candidate effects before the beat
 LINEAR_TYPES = ("GAIN", "LOWPASS", "HIGHPASS", "BASS", "TREBLE")
 RENDER_TYPES = ("REVERB", "DELAY", "DISTORTION", "COMPRESS")
@@ -867,6 +871,7 @@ class BeatEffect:
     slot: int  # amount slot 0..3 (NEG_LARGE..POS_LARGE); 0 for NEUTRAL-only types
     distance: float  # dB, best candidate
     margin: float  # dB, second best minus best
+    candidates: dict[tuple[str, int], float] | None = None  # dB per (type, slot) judged; None: not to be smoothed
 
     @property
     def amount_idx(self) -> int:
@@ -994,7 +999,10 @@ def beat_effect(
             d = _band_distance(b_r + 20.0 * np.log10(fit)[:, None], b_e, weight)
             cands.append((d, "FADE_IN" if rise > 0 else "FADE_OUT", 0))
     x_r2 = np.ascontiguousarray(x_r[None, :], dtype=np.float32)
-    render_types = RENDER_TYPES if min(c[0] for c in cands[1:]) > LINEAR_OK_DB else ()
+    # a gain change or a gain ramp can also be a compressor riding the level or a reverb's
+    # added energy: only a filter's shape settles the question without rendering
+    settled = min((c[0] for c in cands[1:] if c[1] not in ("GAIN", "FADE_IN", "FADE_OUT")), default=np.inf)
+    render_types = RENDER_TYPES if settled > LINEAR_OK_DB else ()
     for t in render_types:
         for slot in range(4):
             chain = _effect_chain(t, slot, beat_s, FRAME_SR)
@@ -1003,7 +1011,10 @@ def beat_effect(
     cands.sort(key=lambda c: c[0])
     best = cands[0]
     second = next((c for c in cands[1:] if c[1] != best[1]), cands[-1])
-    effect = BeatEffect(best[1], best[2], best[0], second[0] - best[0])
+    judged: dict[tuple[str, int], float] = {}
+    for d, t, slot in cands:
+        judged.setdefault((t, slot), d)
+    effect = BeatEffect(best[1], best[2], best[0], second[0] - best[0], judged)
     if pitch_votes is not None and pitch_votes.shape[0] >= 1 + len(VARIANT_SEMITONES):
         clean = float(pitch_votes[0])
         k = int(np.argmax(pitch_votes[1 : 1 + len(VARIANT_SEMITONES)]))
@@ -1148,6 +1159,41 @@ def _extend_fades(types: list[str], slots: list[int], group: np.ndarray) -> None
                     types[i], slots[i] = t, 0
                 e = max(e, hi)
         b = e
+
+
+def smooth_effects(effects: list[BeatEffect], *, switch_db: float = EFFECT_SWITCH_DB) -> list[tuple[str, int]]:
+    """Labels of consecutive forward beats, chosen together (Viterbi) from each beat's candidates.
+
+    Each beat costs the distance of its label's candidate (a label a beat
+    did not judge costs that beat's worst distance plus ``switch_db``);
+    each change of label between neighbours costs ``switch_db``. An edit
+    applies an effect over whole actions, so a beat whose best candidate is
+    barely better than its neighbours' label (compression read as a gain
+    ramp on every other beat, a delay's amount flickering) takes theirs.
+    """
+    labels = sorted({k for e in effects for k in (e.candidates or {})})
+    if len(effects) < 2 or not labels:
+        return [(e.type, e.slot) for e in effects]
+    n, m = len(effects), len(labels)
+    cost = np.empty((n, m))
+    for i, e in enumerate(effects):
+        c = e.candidates or {}
+        worst = max(c.values()) if c else 0.0
+        cost[i] = [c.get(k, worst + switch_db) for k in labels]
+    acc = cost[0].copy()
+    back = np.zeros((n, m), dtype=np.int64)
+    for i in range(1, n):
+        j = int(np.argmin(acc))
+        stay = acc
+        move = acc[j] + switch_db
+        back[i] = np.where(stay <= move, np.arange(m), j)
+        acc = np.minimum(stay, move) + cost[i]
+    k = int(np.argmin(acc))
+    out = [labels[k]] * n
+    for i in range(n - 1, 0, -1):
+        k = int(back[i, k])
+        out[i - 1] = labels[k]
+    return out
 
 
 def _one_blas_thread() -> Any:
@@ -1441,6 +1487,14 @@ def infer_pair(
         edit_audio = type(edit_audio)(edit_audio.samples * scale, edit_audio.sample_rate, edit_audio.path)
     loud_db = 10.0 * math.log10(float(np.percentile(np.square(an.y, dtype=np.float64), 99.5)) + 1e-20)
     quiet_db = loud_db - QUIET_BEAT_DB
+    run: list[tuple[int, BeatEffect]] = []  # consecutive forward beats judged from candidates
+
+    def flush_run() -> None:
+        if len(run) > 1:
+            for (b, eff), (tname, slot) in zip(run, smooth_effects([e for _, e in run])):
+                ext_type[b], ext_slot[b] = tname, slot
+        run.clear()
+
     for gi, m in enumerate(moves):
         span = range(m.beat, m.beat + m.n_beats)
         conf = float(np.clip(m.match, 0.0, 1.0))
@@ -1473,9 +1527,14 @@ def infer_pair(
                 )
                 ext_type[m.beat] = eff.type
                 ext_slot[m.beat] = eff.slot
+                if eff.candidates is None or (run and run[-1][0] != m.beat - 1):
+                    flush_run()
+                if eff.candidates is not None:
+                    run.append((m.beat, eff))
                 conf *= float(1.0 - math.exp(-max(eff.margin, 0.0) / 0.5))
             ext_group[m.beat] = -1  # grouped later by label
         else:
+            flush_run()
             tname = {CUT: "CUT", SIL: "SILENCE", REV: "REVERSE", LOOP: "LOOP", STUT: "STUTTER", SPEED: "SPEED"}[m.kind]
             slot = m.slot
             if m.kind == STUT:
@@ -1487,6 +1546,7 @@ def infer_pair(
             ext_conf[list(span)] = conf
         if m.kind == FWD:
             ext_conf[m.beat] = conf
+    flush_run()
     if limiter is not None:
         limiter.restore_original_limits()
     seconds["effects"] = time.perf_counter() - t
