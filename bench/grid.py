@@ -34,30 +34,12 @@ import numpy as np
 
 from engine.audio import Audio, analysis_mono
 from engine.grid import beat_grid
+from engine.grid_scores import beat_f_measure
 from engine.spectrum import ANALYSIS_SR, compute_spectrum
 from training.data.synth import synth_song
 
 WINDOW_S = 0.07
 TEMPO_RANGE_BPM = (70.0, 180.0)
-
-
-def f_measure(reference: np.ndarray, estimate: np.ndarray, window_s: float = WINDOW_S) -> float:
-    """Beat F-measure with one-to-one matching inside ``+-window_s`` (greedy; exact while the window is under half a beat)."""
-    if len(reference) == 0 or len(estimate) == 0:
-        return 0.0
-    used = np.zeros(len(estimate), dtype=bool)
-    hits = 0
-    for t in reference:
-        d = np.abs(estimate - t)
-        d[used] = np.inf
-        j = int(np.argmin(d))
-        if d[j] <= window_s:
-            used[j] = True
-            hits += 1
-    if hits == 0:
-        return 0.0
-    precision, recall = hits / len(estimate), hits / len(reference)
-    return 2 * precision * recall / (precision + recall)
 
 
 @dataclass
@@ -134,7 +116,7 @@ def survey_song(seed: int, tempo_bpm: float, seconds: float, cache: Path | None 
         swing=float(meta["swing"]),
         swing_grid=int(meta["swing_grid"]),
         tracked_bpm=float(grid.tempo_bpm),
-        f=f_measure(ref, grid.beat_times),
+        f=beat_f_measure(ref, grid.beat_times),
         downbeat_rate=rate,
         grid_s=grid_s,
         seconds=len(mono) / ANALYSIS_SR,

@@ -14,6 +14,7 @@ import numpy as np
 import pytest
 
 from engine import grid as grid_mod
+from engine.grid_scores import beat_f_measure
 from engine.grid import Grid, beat_grid, estimate_tempo, find_downbeats, phrase_starts, track_beats
 from engine.spectrum import compute_spectrum
 from tests.drumkit import PATTERNS, chord_song, drum_song
@@ -21,32 +22,6 @@ from tests.drumkit import PATTERNS, chord_song, drum_song
 SR = 22050
 WINDOW_S = 0.07
 SWEEP_BPM = (70, 84, 96, 110, 128, 140, 160, 174, 180)
-
-
-def beat_f_measure(reference: np.ndarray, estimated: np.ndarray, window_s: float = WINDOW_S) -> float:
-    """mir_eval-style beat F-measure: one-to-one matches within ``window_s`` seconds.
-
-    Beats are at least 0.33 s apart (180 BPM), more than twice the window, so
-    the nearest unused estimate is the only possible match and greedy
-    matching equals mir_eval's maximum matching.
-    """
-    reference = np.asarray(reference, dtype=np.float64)
-    estimated = np.asarray(estimated, dtype=np.float64)
-    if len(reference) == 0 or len(estimated) == 0:
-        return 0.0
-    used = np.zeros(len(estimated), dtype=bool)
-    hits = 0
-    for r in reference:
-        dist = np.abs(estimated - r)
-        dist[used] = np.inf
-        j = int(np.argmin(dist))
-        if dist[j] <= window_s:
-            used[j] = True
-            hits += 1
-    if hits == 0:
-        return 0.0
-    precision, recall = hits / len(estimated), hits / len(reference)
-    return 2 * precision * recall / (precision + recall)
 
 
 def downbeat_accuracy(ref_beats: np.ndarray, ref_downbeats: np.ndarray, grid: Grid) -> float:

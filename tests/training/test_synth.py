@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 import soundfile
 
+from engine.grid_scores import beat_f_measure
 from training.data.synth import (
     BEATS_PER_BAR,
     BEATS_PER_PHRASE,
@@ -280,33 +281,6 @@ def test_tracker_songs_cover_families_swing_and_tempi() -> None:
     assert tempos.min() == 70.0 and tempos.max() == 180.0 and np.all(np.diff(tempos) < 6.0)
 
 
-def _f_measure(reference: np.ndarray, estimate: np.ndarray, window_s: float = TRACKER_WINDOW_S) -> float:
-    """Beat F-measure with one-to-one matching inside +-window_s (greedy; exact while window < half a beat)."""
-    if len(reference) == 0 or len(estimate) == 0:
-        return 0.0
-    used = np.zeros(len(estimate), dtype=bool)
-    hits = 0
-    for t in reference:
-        d = np.abs(estimate - t)
-        d[used] = np.inf
-        j = int(np.argmin(d))
-        if d[j] <= window_s:
-            used[j] = True
-            hits += 1
-    if hits == 0:
-        return 0.0
-    precision, recall = hits / len(estimate), hits / len(reference)
-    return 2 * precision * recall / (precision + recall)
-
-
-def test_f_measure_helper() -> None:
-    ref = np.arange(0.0, 20.0, 0.5)
-    assert _f_measure(ref, ref) == 1.0
-    assert _f_measure(ref, ref + 0.25) == 0.0  # off-beat phase
-    assert _f_measure(ref, np.arange(0.0, 20.0, 0.25)) == pytest.approx(2 / 3)  # double tempo
-    assert _f_measure(ref, ref + 0.06) == 1.0
-
-
 @pytest.mark.parametrize("seed,tempo_bpm", TRACKER_SONGS)
 def test_beat_tracker_recovers_synthesized_grid(seed: int, tempo_bpm: float) -> None:
     from engine.audio import Audio, analysis_mono
@@ -315,7 +289,7 @@ def test_beat_tracker_recovers_synthesized_grid(seed: int, tempo_bpm: float) -> 
 
     song = synth_song(seed, duration_s=TRACKER_SONG_S, tempo_bpm=tempo_bpm)
     grid = beat_grid(compute_spectrum(analysis_mono(Audio(song.samples, song.sample_rate))))
-    f = _f_measure(song.beat_times, grid.beat_times)
+    f = beat_f_measure(song.beat_times, grid.beat_times)
     true_downbeats = song.beat_times[song.downbeats]
     found = grid.beat_times[grid.downbeats]
     downbeat_rate = float(np.mean([np.min(np.abs(found - t)) <= TRACKER_WINDOW_S for t in true_downbeats])) if len(found) else 0.0
