@@ -1360,6 +1360,89 @@ def grid_shift(
     return float(np.median(found))
 
 
+def _splice_at(
+    raw_y: np.ndarray, edit_y: np.ndarray, tau0: int, da: int, db: int, win: int
+) -> int | None:
+    """Edit sample where the edit stops matching raw at offset ``da`` and starts matching it at ``db``.
+
+    Least squared error within ``win`` samples of ``tau0``; None when the
+    window leaves either file or the edit is not those two pieces spliced there.
+    """
+    n_e, n_r = edit_y.shape[0], raw_y.shape[0]
+    lo, hi = tau0 - win, tau0 + win
+    if lo - da < 0 or lo - db < 0 or hi - da > n_r or hi - db > n_r or lo < 0 or hi > n_e:
+        return None
+    e = edit_y[lo:hi].astype(np.float64)
+    ea = (e - raw_y[lo - da : hi - da]) ** 2
+    eb = (e - raw_y[lo - db : hi - db]) ** 2
+    cost = np.concatenate([[0.0], np.cumsum(ea)]) + (eb.sum() - np.concatenate([[0.0], np.cumsum(eb)]))
+    if float(e @ e) < 1e-6 or cost.min() > 0.05 * float(e @ e):
+        return None
+    return lo + int(np.argmin(cost))
+
+
+def splice_starts(
+    raw_y: np.ndarray,
+    edit_y: np.ndarray,
+    moves: list[Move],
+    starts: np.ndarray,
+    fwd_offset: dict[int, int],
+    *,
+    search_s: float = 0.04,
+) -> dict[int, float]:
+    """Raw start times (s) of the beats at the edit's splices, where the edit says they are.
+
+    After one global grid shift the tracker's local timing error remains;
+    every splice rendered on the grid then moves the rest of the render by
+    that error. Here each splice is measured: at a jump between two forward
+    runs (offsets ``da``, ``db``) the splice sample ``tau`` puts the first
+    run's end at ``tau - da`` and the second run's start at ``tau - db``; a
+    LOOP between two forward runs is ``(db - da) / repeats`` samples long,
+    and the splice into its second pass puts its end at ``tau - da``.
+    Returns ``{beat: start_s}`` for the beats whose start was measured.
+    """
+    win = int(search_s * FRAME_SR)
+    out: dict[int, float] = {}
+
+    def put(beat: int, samples: float) -> None:
+        t = samples / FRAME_SR
+        if 0 < beat < starts.shape[0] and beat not in out and abs(t - starts[beat]) <= 0.75 * search_s:
+            out[beat] = t
+
+    for i, a in enumerate(moves):
+        if a.kind != FWD or a.beat not in fwd_offset:
+            continue
+        k = i + 1
+        while k < len(moves) and moves[k].kind == CUT:
+            k += 1
+        if k >= len(moves):
+            break
+        da = fwd_offset[a.beat]
+        b = moves[k]
+        if b.kind == FWD and b.beat != a.beat + 1 and b.beat in fwd_offset:
+            db = fwd_offset[b.beat]
+            tau = _splice_at(raw_y, edit_y, int(round(starts[b.beat] * FRAME_SR)) + db, da, db, win)
+            if tau is not None and a.beat + 1 < starts.shape[0]:
+                put(a.beat + 1, tau - da)
+                put(b.beat, tau - db)
+        elif b.kind == LOOP and k == i + 1 and b.beat == a.beat + 1 and k + 1 < len(moves):
+            c = moves[k + 1]
+            e = b.beat + b.n_beats
+            if c.kind != FWD or c.beat != e or c.beat not in fwd_offset or e >= starts.shape[0]:
+                continue
+            reps = LOOP_REPEATS[b.slot]
+            length = (fwd_offset[c.beat] - da) / reps
+            grid_len = (starts[e] - starts[b.beat]) * FRAME_SR
+            if abs(length - grid_len) > win:
+                continue
+            L = int(round(length))
+            tau = _splice_at(raw_y, edit_y, int(round(starts[e] * FRAME_SR)) + da, da, da + L, win)
+            if tau is not None:
+                put(e, tau - da)
+                put(b.beat, tau - da - L)
+    return out
+
+
 class _ExtendedAnalysis:
     """What ``plan_from_actions`` reads: the raw audio with the extended grid."""
 
@@ -1479,6 +1562,16 @@ def infer_pair(
         ends = ends.copy()
         starts[1:] += shift_s
         ends[:-1] += shift_s
+    measured = splice_starts(an.y, edit_y, moves, starts, fwd_offset)
+    if measured:
+        fixed = starts.copy()
+        for beat, t_s in measured.items():
+            fixed[beat] = t_s
+        if np.all(np.diff(fixed) > 0.25 * beat_s):
+            log.debug("%s: %d beat starts moved to the edit's splices", name, len(measured))
+            starts = fixed
+            ends = ends.copy()
+            ends[:-1] = starts[1:]
     file_gain_db = edit_file_gain(an.y, edit_y, moves, starts, ends, fwd_offset)
     if file_gain_db:
         log.info("%s: the edit file is %+.1f dB overall: judging effects without it", name, file_gain_db)
