@@ -2,8 +2,8 @@
 
 Every trainer runs the same way under ``torchrun`` (DDP; gloo on CPU, nccl on
 CUDA): each rank joins with ``setup_distributed``, averages the scalars it
-logs with ``all_mean``, and ends with ``check_replicas``, which records each
-rank's parameter hash so a diverged replica is visible.
+logs with ``all_mean``, and ends with ``finish_distributed``, which records
+each rank's parameter hash so a diverged replica is visible.
 """
 
 from __future__ import annotations
@@ -29,6 +29,7 @@ class Distributed:
     rank: int = 0
     world: int = 1
     local_rank: int = 0
+    owns_group: bool = False  # this trainer joined the group, so it leaves it at the end
 
     @property
     def enabled(self) -> bool:
@@ -44,9 +45,10 @@ def setup_distributed(device: torch.device) -> Distributed:
     world = int(os.environ.get("WORLD_SIZE", "1"))
     if world <= 1:
         return Distributed()
-    if not dist.is_initialized():
+    owns_group = not dist.is_initialized()
+    if owns_group:
         dist.init_process_group("nccl" if device.type == "cuda" else "gloo")
-    return Distributed(dist.get_rank(), dist.get_world_size(), int(os.environ.get("LOCAL_RANK", "0")))
+    return Distributed(dist.get_rank(), dist.get_world_size(), int(os.environ.get("LOCAL_RANK", "0")), owns_group)
 
 
 def all_mean(x: float, ddp: Distributed) -> float:
@@ -67,10 +69,12 @@ def state_hash(module: nn.Module) -> str:
     return h.hexdigest()
 
 
-def check_replicas(module: nn.Module, ddp: Distributed, save_dir: Path) -> None:
-    """After a torchrun job: rank 0 writes every rank's ``state_hash`` to ``save_dir/replicas.json``.
+def finish_distributed(module: nn.Module, ddp: Distributed, save_dir: Path) -> None:
+    """End of a torchrun job: rank 0 writes every rank's ``state_hash`` to ``save_dir/replicas.json``.
 
-    Replicas must agree after DDP; a mismatch is logged as an error.
+    Replicas must agree after DDP; a mismatch is logged as an error. The
+    process group is then left (if this trainer joined it): exiting with
+    gloo still set up was seen to abort a rank at interpreter shutdown.
     """
     if not ddp.enabled:
         return
@@ -81,3 +85,5 @@ def check_replicas(module: nn.Module, ddp: Distributed, save_dir: Path) -> None:
         if len(set(hashes)) != 1:
             logger.error("replicas diverged: %s", hashes)
     dist.barrier()
+    if ddp.owns_group:
+        dist.destroy_process_group()

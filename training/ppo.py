@@ -39,7 +39,7 @@ from torch import Tensor, nn
 
 from engine.actions import N_AMOUNTS, N_SIZES, N_TYPES, TYPES
 from engine.progress import progress
-from training.distributed import all_mean, check_replicas, setup_distributed
+from training.distributed import all_mean, finish_distributed, setup_distributed
 from training.run_state import StopFlag, hyperparameter_table, rng_state, save_checkpoint, set_rng_state
 from training.bc import BCData, bc_loss
 from training.config import AgentConfig, PPOConfig
@@ -586,7 +586,7 @@ def train(
         if saved != (update, bc_epochs_done):
             checkpoint(last_path)
 
-    check_replicas(agent, ddp, save_dir)
+    finish_distributed(agent, ddp, save_dir)
     if writer is not None:
         writer.close()
     return {

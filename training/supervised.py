@@ -51,7 +51,7 @@ from engine.render import RenderResult
 from training.config import SupervisedConfig
 from training.losses import edit_consistency, l1_log_mel, magnitude, multiscale_stft
 from training.models.supervised import EditSoundModel, FrameLabels, frame_labels, label_tensors
-from training.distributed import Distributed, check_replicas, setup_distributed
+from training.distributed import Distributed, finish_distributed, setup_distributed
 from training.run_state import StopFlag, hyperparameter_table, rng_state, save_checkpoint, set_rng_state
 
 logger = logging.getLogger(__name__)
@@ -669,7 +669,7 @@ def train(
         if saved_step != step:
             checkpoint(last_path)
 
-    check_replicas(model, ddp, save_dir)
+    finish_distributed(model, ddp, save_dir)
     if writer is not None:
         writer.close()
     return {"step": step, "epoch": epoch, "best_epoch": best_epoch, "best_val": best_val,
