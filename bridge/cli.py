@@ -16,18 +16,18 @@ import logging
 import sys
 
 # name -> (module under bridge.commands, one-line help). Add a line per command.
-COMMANDS: dict[str, tuple[str, str]] = {
+COMMANDS: dict[str, tuple[str, str]] = {  # in the order of DESIGN section 12
     "analyze": ("analyze", "beat grid and per-beat features of an audio file"),
     "edit": ("edit", "edit an audio file with a trained policy: plan, audio, exports, plot"),
-    "export-model": ("export_model", "export a training checkpoint to ONNX with its JSON sidecar"),
-    "data": ("data", "make training pairs: synth, pair"),
+    "render": ("render", "render a plan's edit of its source audio to an audio file"),
     "export": ("export", "write a plan as a REAPER project, MIDI file, Audacity labels or TSV"),
     "plot": ("plot", "before/after picture of a plan's edit"),
-    "train": ("train", "train the edit policy (rl: PPO + behavioural cloning)"),
-    "render": ("render", "render a plan's edit of its source audio to an audio file"),
-    "stems": ("stems", "separate a song into drums, bass, vocals, other; optional per-stem plugin chains"),
+    "data": ("data", "training data: synth, pair, labels, augment"),
+    "train": ("train", "train a model (rl: PPO + behavioural cloning; supervised: the sound of an edit)"),
+    "export-model": ("export_model", "export a training checkpoint to ONNX with its JSON sidecar"),
     "serve": ("serve", "OSC server for DAWs: analyze/edit/render jobs, markers through a DAW dialect"),
     "send": ("send", "send one OSC message to editorbot serve and print the replies"),
+    "stems": ("stems", "separate a song into drums, bass, vocals, other; optional per-stem plugin chains"),
 }
 
 log = logging.getLogger("editorbot")
