@@ -1,7 +1,7 @@
 """torchrun plumbing shared by the trainers: process group, rank-averaged scalars, replica check.
 
 Every trainer runs the same way under ``torchrun`` (DDP; gloo on CPU, nccl on
-CUDA): each rank joins with ``setup_distributed``, averages the scalars it
+CUDA): each rank joins with ``setup_training``, averages the scalars it
 logs with ``all_mean``, and ends with ``finish_distributed``, which records
 each rank's parameter hash so a diverged replica is visible.
 """
@@ -49,6 +49,20 @@ def setup_distributed(device: torch.device) -> Distributed:
     if owns_group:
         dist.init_process_group("nccl" if device.type == "cuda" else "gloo")
     return Distributed(dist.get_rank(), dist.get_world_size(), int(os.environ.get("LOCAL_RANK", "0")), owns_group)
+
+
+def setup_training(device: str) -> tuple[torch.device, Distributed]:
+    """The torch device for ``device`` ("auto": CUDA when available) and this rank's place.
+
+    Under torchrun on CUDA each rank takes its local GPU.
+    """
+    if device == "auto":
+        device = "cuda" if torch.cuda.is_available() else "cpu"
+    dev = torch.device(device)
+    ddp = setup_distributed(dev)
+    if ddp.enabled and dev.type == "cuda":
+        dev = torch.device("cuda", ddp.local_rank)
+    return dev, ddp
 
 
 def all_mean(x: float, ddp: Distributed) -> float:

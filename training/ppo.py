@@ -39,7 +39,7 @@ from torch import Tensor, nn
 
 from engine.actions import N_AMOUNTS, N_SIZES, N_TYPES, TYPES
 from engine.progress import progress
-from training.distributed import all_mean, finish_distributed, setup_distributed
+from training.distributed import all_mean, finish_distributed, setup_training
 from training.run_state import StopFlag, hyperparameter_table, rng_state, save_checkpoint, set_rng_state
 from training.bc import BCData, bc_loss
 from training.config import AgentConfig, PPOConfig
@@ -187,10 +187,7 @@ def train(
     cfg = ppo_config or PPOConfig()
     weights = weights or RewardWeights()
     save_dir = Path(save_dir)
-    dev = torch.device("cuda" if device == "auto" and torch.cuda.is_available() else ("cpu" if device == "auto" else device))
-    ddp = setup_distributed(dev)
-    if ddp.enabled and dev.type == "cuda":
-        dev = torch.device("cuda", ddp.local_rank)
+    dev, ddp = setup_training(device)
     last_path, best_path = save_dir / "last.pt", save_dir / "best.pt"
     ckpt = None
     if resume:

@@ -51,7 +51,7 @@ from engine.render import RenderResult
 from training.config import SupervisedConfig
 from training.losses import edit_consistency, l1_log_mel, magnitude, multiscale_stft
 from training.models.supervised import EditSoundModel, FrameLabels, frame_labels, label_tensors
-from training.distributed import Distributed, finish_distributed, setup_distributed
+from training.distributed import Distributed, finish_distributed, setup_training
 from training.run_state import StopFlag, hyperparameter_table, rng_state, save_checkpoint, set_rng_state
 
 logger = logging.getLogger(__name__)
@@ -461,10 +461,7 @@ def train(
     if not train_songs or not val_songs:
         raise BadInput(None, "need at least one training and one validation song")
     save_dir = Path(save_dir)
-    dev = torch.device("cuda" if device == "auto" and torch.cuda.is_available() else ("cpu" if device == "auto" else device))
-    ddp = setup_distributed(dev)
-    if ddp.enabled and dev.type == "cuda":
-        dev = torch.device("cuda", ddp.local_rank)
+    dev, ddp = setup_training(device)
     last_path, best_path = save_dir / "last.pt", save_dir / "best.pt"
     ckpt = None
     if resume:

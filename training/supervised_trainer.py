@@ -71,22 +71,10 @@ def run(args: argparse.Namespace) -> int:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """``python -m training.supervised_trainer``: the flags of ``editorbot train supervised``."""
-    from engine.errors import BadInput
+    """``python -m training.supervised_trainer``: the same as ``python -m training.train supervised``."""
+    from training.train import main as train_main
 
-    parser = argparse.ArgumentParser(prog="python -m training.supervised_trainer",
-                                     description="Train the supervised edit-sound model.")
-    parser.add_argument("--quiet", "-q", action="store_true", help="no progress bars, warnings only")
-    parser.add_argument("--verbose", "-v", action="store_true", help="debug logging")
-    add_arguments(parser)
-    args = parser.parse_args(argv)
-    level = logging.DEBUG if args.verbose else logging.WARNING if args.quiet else logging.INFO
-    logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s")
-    try:
-        return run(args)
-    except BadInput as err:
-        print(f"training.supervised_trainer: {err}", file=sys.stderr)
-        return 2
+    return train_main(["supervised", *(sys.argv[1:] if argv is None else argv)])
 
 
 if __name__ == "__main__":
