@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+import hashlib
+import json
 
 import numpy as np
 import pytest
@@ -11,6 +13,9 @@ import pytest
 from engine import actions as vocab
 from engine.plan import plan_to_dict, validate_plan
 from training.data.editors import (
+    PERSONA_PROGRAMS,
+    PERSONA_STYLES,
+    STUDIO_STYLES,
     STYLES,
     BeatLabels,
     SectionSpan,
@@ -18,8 +23,12 @@ from training.data.editors import (
     edit,
     edit_song,
     format_coverage,
+    get_style,
     infer_sections,
     label_coverage,
+    parse_persona,
+    persona_params,
+    song_context,
 )
 from training.data.pairs import SynthStructure, editor_rng, synth_structure
 
@@ -44,7 +53,7 @@ def _check_labels(plan, labels: BeatLabels) -> None:
         assert labels.amount_idx[a.beat] == vocab.amount_index(a.amount)
 
 
-@pytest.mark.parametrize("style", list(STYLES))
+@pytest.mark.parametrize("style", [*STYLES, *PERSONA_STYLES])
 @pytest.mark.parametrize("seed,duration_s", [(1, 20.0), (2, None), (7, 180.0)])
 def test_style_plans_are_valid_and_cover_every_beat(style: str, seed: int, duration_s: float | None) -> None:
     st = _structure(seed, duration_s)
@@ -130,7 +139,7 @@ def test_inferred_structure_on_an_irregular_grid() -> None:
     analysis.grid = dataclasses.replace(analysis.grid, phrase_starts=starts)
     rms = np.abs(np.sin(np.arange(n) / 9.0)).astype(np.float32)[:, None]
     analysis.features, analysis.feature_names = rms, ["rms"]
-    for style in STYLES:
+    for style in [*STYLES, *PERSONA_STYLES]:
         plan = edit(style, analysis, None, editor_rng(3, style))
         validate_plan(plan)
         _check_labels(plan, beat_labels(plan))
@@ -179,7 +188,110 @@ def test_random_grids_and_sections_give_valid_plans() -> None:
             ]
         else:
             analysis.features, analysis.feature_names = rng.random((n, 1)).astype(np.float32), ["rms"]
-        for style in STYLES:
+        for style in [*STYLES, *PERSONA_STYLES]:
             plan = edit(style, analysis, sections, editor_rng(trial, style))
             validate_plan(plan)
             _check_labels(plan, beat_labels(plan))
+
+
+# --------------------------------------------------------------------------
+# Existing styles are pinned; persona styles
+
+
+#: sha256 of the walks and params of every non-persona style over ``_pinned_walks``'
+#: songs, generated from the code before persona styles were added: adding
+#: styles must not change a single choice of the existing ones (same seed,
+#: same plan), or every corpus made so far would silently change.
+PINNED_WALKS: dict[str, str] = {
+    "radio_edit": "803a94c92449e535f5f01e75da6ad74b652ba60e50f65045bbe8f26746dfd463",
+    "extended_mix": "4187f0b7838d17aac1f49c231dbee5ec9df335fd2ff94e694c14e964417ebfbf",
+    "dj_edit": "41b618351bdb2cefaecf52185d5c80316351aad26fc9631b34838295914939b9",
+    "fx_heavy": "6fbce9e6d8258f856e080853c8825ac4861d2cef8178274db4e368885a399505",
+    "mastering": "ef3b1ad29fd05644188d7f191decbfb56f94057df85bc42e9847648c1524f40e",
+    "mixed": "49ce81dd1f2f5ff37b34ce27940d33b502d870fc67956470aee7e032ffef958c",
+    "studio": "f2f0915739242c35c5eda84f51bfc1a894243325fd5c505b12fc642e8c7a333e",
+    "studio_edits": "fc489e50e7926bbf91e6f584628d04770a78a5d18e3cd6195ce3a366044fcc2e",
+}
+
+
+def _pinned_walks(style: str) -> str:
+    """sha256 of the style's (walk, params) on 12 songs of 4 lengths, with known and with inferred sections."""
+    walks = []
+    for seed in range(12):
+        st = _structure(seed, (20.0, None, 180.0, 60.0)[seed % 4])
+        for sections in (st.sections, None):
+            song = song_context(st.analysis(), sections)
+            walk, params = get_style(style).walk(song, editor_rng(seed, style))
+            walks.append([walk, params])
+    return hashlib.sha256(json.dumps(walks, sort_keys=True, default=str).encode()).hexdigest()
+
+
+@pytest.mark.parametrize("style", [*STYLES, *STUDIO_STYLES])
+def test_existing_styles_make_the_pinned_walks(style: str) -> None:
+    assert _pinned_walks(style) == PINNED_WALKS[style]
+
+
+def test_persona_names_resolve() -> None:
+    assert set(PERSONA_STYLES) == {f"{b}@1" for b in PERSONA_PROGRAMS}
+    assert parse_persona("dj_edit@12") == ("dj_edit", 12)
+    assert get_style("dj_edit@12").name == "dj_edit@12"
+    assert get_style("radio_edit@1") is PERSONA_STYLES["radio_edit@1"]
+    for bad in ("mixed@1", "radio_edit@", "radio_edit@x", "radio_edit@-1", "radio_edit@01", "house@1"):
+        assert parse_persona(bad) is None
+        with pytest.raises(ValueError, match="unknown style"):
+            get_style(bad)
+    # Personas of one style differ in taste; a persona's taste is fixed.
+    assert len({json.dumps(persona_params("radio_edit", n), sort_keys=True) for n in range(6)}) > 1
+    assert persona_params("mastering", 3) == persona_params("mastering", 3)
+
+
+@pytest.mark.parametrize("style", list(PERSONA_STYLES))
+def test_persona_edit_depends_on_the_song_only(style: str) -> None:
+    """The pair's seed changes nothing, and the generator is not even read."""
+    st = _structure(11)
+    rng = editor_rng(11, style)
+    state = rng.bit_generator.state
+    a = plan_to_dict(edit(style, st.analysis(), st.sections, rng))
+    assert rng.bit_generator.state == state
+    for seed in (12, 13):
+        assert plan_to_dict(edit(style, st.analysis(), st.sections, editor_rng(seed, style))) == a
+
+
+@pytest.mark.parametrize("style", list(PERSONA_STYLES))
+def test_persona_types_follow_the_section_layout(style: str) -> None:
+    """Songs with the same sections (names and lengths) get the same action type on every beat,
+    and the persona still edits: well under half of all beats are kept."""
+    by_layout: dict[tuple, list[int]] = {}
+    kept = total = 0
+    for seed in range(100, 160):
+        st = _structure(seed, 40.0)
+        types = beat_labels(edit(style, st.analysis(), st.sections, editor_rng(seed, style))).type_idx
+        layout = tuple((s.name, s.n_beats) for s in st.sections)
+        assert by_layout.setdefault(layout, list(types)) == list(types), layout
+        kept += int((types == vocab.ActionType.KEEP).sum())
+        total += types.size
+    assert len(by_layout) >= 3, "the songs should have several layouts"
+    assert kept / total < 0.55
+
+
+def test_persona_rules() -> None:
+    """A few rules, on synthesizer songs of two verses and two choruses."""
+    radio, ext = PERSONA_STYLES["radio_edit@1"], PERSONA_STYLES["extended_mix@1"]
+    checked = 0
+    for seed in range(100, 140):
+        st = _structure(seed, 40.0)
+        names = [s.name for s in st.sections]
+        if names.count("verse") < 2 or names.count("chorus") < 2:
+            continue
+        checked += 1
+        types = beat_labels(edit(radio, st.analysis(), st.sections, editor_rng(seed, radio.name))).type_idx
+        verses = [s for s in st.sections if s.name == "verse"]
+        dropped = [v for v in verses if (types[v.start_beat : v.start_beat + v.n_beats] == vocab.ActionType.CUT).all()]
+        assert len(dropped) == 1, "the radio persona always drops exactly one of two verses"
+        last_chorus = [s for s in st.sections if s.name == "chorus"][-1]
+        assert (types[last_chorus.start_beat : last_chorus.start_beat + last_chorus.n_beats] == vocab.ActionType.GAIN).all()
+        types = beat_labels(edit(ext, st.analysis(), st.sections, editor_rng(seed, ext.name))).type_idx
+        for k, s in enumerate(st.sections[:-1]):
+            if s.name == "chorus" and st.sections[k + 1].name in ("verse", "bridge"):
+                assert types[s.start_beat + s.n_beats - 1] == vocab.ActionType.LOOP
+    assert checked >= 5

@@ -33,6 +33,17 @@ studio chain no plan effect expresses (``studio_chain``: ladder low-pass,
 chorus, saturation) over the whole edit or over the edited spans only
 (``apply_studio``). The plan is the label; the chain is the editor's sound.
 
+Persona styles (``PERSONA_STYLES``, outside ``STYLES``; any ``BASE@N`` is
+found by ``get_style``): ``radio_edit@1``, ``extended_mix@1``,
+``dj_edit@1``, ``fx_heavy@1`` and ``mastering@1`` are one editor each, with
+fixed taste. The styles above draw their params per song and flip coins per
+section, choices no audio reveals, so no policy can learn them beat for
+beat; a persona draws the base style's params once (``persona_params``,
+from its own seed, the same for every song) and replaces every per-section
+draw with a rule on what a listener hears: the section's role, its ordinal,
+its length, its energy, its place in the song and what comes next. It never
+reads the generator it is given, so the same song always gets the same edit.
+
 Every random choice comes from the ``np.random.Generator`` passed in, in a
 fixed order, so the same generator state gives the same plan.
 
@@ -43,7 +54,10 @@ and the per-beat loudness otherwise (``infer_sections``).
 
 from __future__ import annotations
 
+import copy
+import functools
 import logging
+import zlib
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -327,6 +341,17 @@ class Walk:
     def keep(self, n_beats: int) -> None:
         """Leave ``n_beats`` beats untouched."""
         self.fill("KEEP", n_beats)
+
+
+def _jsonable(x: Any) -> Any:
+    """``x`` with numpy scalars and tuples turned into plain JSON types."""
+    if isinstance(x, dict):
+        return {str(k): _jsonable(v) for k, v in x.items()}
+    if isinstance(x, (list, tuple)):
+        return [_jsonable(v) for v in x]
+    if isinstance(x, np.generic):
+        return x.item()
+    return x
 
 
 def _fit(n_beats: int, wanted: int) -> int:
@@ -838,14 +863,379 @@ STUDIO_STYLES: dict[str, EditorStyle] = {
 STUDIO_SCOPE_OF: dict[str, str] = {"studio": "all", "studio_edits": "edits"}
 
 
+# -- personas: one editor with fixed taste whose choices follow the song
+
+#: Separator of a persona style's name: ``BASE@N`` is persona ``N`` of style ``BASE``.
+PERSONA_SEP = "@"
+#: First word of every persona's taste generator, so a persona's draw shares no
+#: stream with ``training.data.pairs.editor_rng`` (whose first word differs).
+PERSONA_STREAM = 0x5E_75_0A
+#: The persona that ``PERSONA_STYLES`` lists (``radio_edit@1`` etc.).
+DEFAULT_PERSONA = 1
+#: Section energy from which a section counts as loud (synth choruses are
+#: 0.85-1.0, verses 0.45-0.6; inferred sections are normalised to 0..1).
+LOUD_ENERGY = 0.7
+
+
+def _persona_sweep(n_steps: int, *, rising: bool) -> list[str]:
+    """``_sweep`` without a draw: ``n_steps`` amounts spread evenly from NEG_LARGE to POS_LARGE."""
+    idx = np.round(np.linspace(0, len(AMOUNT_CHOICES) - 1, max(1, n_steps))).astype(int)
+    names = [AMOUNT_CHOICES[int(i)] for i in idx]
+    return names if rising else names[::-1]
+
+
+def _persona_build(kind: str, sec: SectionView) -> list[tuple[str, int, str]]:
+    """``_build_into_chorus`` without a draw: the shape follows the section it ends.
+
+    A long section (two phrases or more) builds longer: two stuttered bars, a
+    two-bar gap. A verse's stutter is four beat slices; other sections end
+    theirs on a silent beat. A reverse is a bar (a beat in a tiny section).
+    """
+    long = sec.n_beats >= 32
+    if kind == "stutter":
+        if long:
+            return [("STUTTER", 4, "POS_SMALL"), ("STUTTER", 4, "NEG_SMALL")]
+        if sec.name == "verse":
+            return [("STUTTER", 1, a) for a in ("POS_LARGE", "POS_SMALL", "NEG_SMALL", "NEG_LARGE")]
+        return [("STUTTER", 1, a) for a in ("POS_LARGE", "POS_SMALL", "NEG_SMALL")] + [("SILENCE", 1, "NEUTRAL")]
+    if kind == "reverse":
+        return [("REVERSE", 4 if sec.n_beats >= 8 else 1, "NEUTRAL")]
+    return [("SILENCE", 8 if long else 4 if sec.n_beats >= 8 else 1, "NEUTRAL")]
+
+
+def _top(weights: Sequence[float], options: Sequence[str], among: Sequence[str]) -> str:
+    """The option of ``among`` with the highest weight (``weights`` aligned with ``options``; ties: first)."""
+    return max(among, key=lambda o: (weights[options.index(o)], -among.index(o)))
+
+
+def _radio_persona_section(w: Walk, song: SongContext, sec: SectionView, p: Params, rng: np.random.Generator) -> None:
+    """``radio_edit`` by one editor: the same intro, verse and ending every time.
+
+    Rules: the intro is cut to the persona's length (faded in if it likes);
+    with two verses or more the persona's verse is dropped (its
+    ``drop_verse``-th, or the last one when the song has fewer); a bridge is
+    cut if the persona cuts bridges; the last chorus is lifted (GAIN, larger
+    when it is not already loud); the section before the last chorus breaks
+    into it (the persona's break, or a gap after a bridge and a stutter
+    after anything else); the song fades out. ``rng`` is not read.
+    """
+    n = sec.n_beats
+    if sec.is_last or (sec.is_first and sec.name == "intro"):
+        _radio_section(w, song, sec, p, rng)  # neither branch draws from rng
+    elif (sec.name == "verse" and sec.count > 1 and sec.ordinal == min(p["drop_verse"], sec.count - 1)) or (
+        sec.name == "bridge" and p["cut_bridge"]
+    ):
+        w.fill("CUT", n)
+    elif sec.name == "chorus" and sec.ordinal == sec.count - 1:
+        w.fill("GAIN", n, "POS_SMALL" if sec.span.energy >= 0.9 else "POS_LARGE")
+    elif sec.next_name == "chorus" and sec.index == _last_chorus_index(song) - 1:
+        kind = p["break_before_last_chorus"] or ("gap" if sec.name == "bridge" else "stutter")
+        _keep_then(w, n, _persona_build(kind, sec))
+    else:
+        w.keep(n)
+
+
+def _extended_persona_section(
+    w: Walk, song: SongContext, sec: SectionView, p: Params, rng: np.random.Generator
+) -> None:
+    """``extended_mix`` by one editor.
+
+    Rules: intro and outro as the persona always does them (looped, faded);
+    a chorus followed by a verse or a bridge (a breakdown comes) loops its
+    last beats, twice over when it is loud; a verse before a chorus builds
+    into it, a stutter the first time and a reversed bar after that; a
+    bridge before a chorus builds with a reversed bar. ``rng`` is not read.
+    """
+    n = sec.n_beats
+    if sec.is_last or (sec.is_first and sec.name == "intro"):
+        _extended_section(w, song, sec, p, rng)  # neither branch draws from rng
+    elif sec.name == "chorus" and sec.next_name in ("verse", "bridge"):
+        loop = _fit(n, p["chorus_loop_beats"])
+        w.keep(n - loop)
+        w.add("LOOP", loop, "NEG_SMALL" if sec.span.energy >= 0.9 else "NEG_LARGE")
+    elif sec.next_name == "chorus" and sec.name in ("verse", "bridge"):
+        kind = "stutter" if sec.name == "verse" and sec.ordinal == 0 else "reverse"
+        _keep_then(w, n, _persona_build(kind, sec))
+    else:
+        w.keep(n)
+
+
+def _dj_persona_tail(kind: str, sec: SectionView, p: Params) -> list[tuple[str, int, str]]:
+    """The decoration ``kind`` on a phrase end of ``sec``, sized by the section: longer in long sections."""
+    long = sec.n_beats >= 32
+    loud = sec.span.energy >= LOUD_ENERGY
+    if kind == "stutter":
+        if long:
+            return [("STUTTER", 4, "POS_LARGE"), ("STUTTER", 4, p["stutter_amount"])]
+        return [("STUTTER", 4, p["stutter_amount"])]
+    if kind in ("delay", "reverb"):
+        return [(kind.upper(), 8 if loud else 4, p["echo_amount"])]
+    if kind in ("highpass", "lowpass"):
+        # A highpass opens upwards into the drop; a lowpass closes down.
+        return [(kind.upper(), 4, a) for a in _persona_sweep(4 if long else 2, rising=kind == "highpass")]
+    if kind == "loop":
+        return [("LOOP", 8 if long else 4, p["loop_amount"])]
+    if kind == "reverse":
+        return [("REVERSE", 8 if long else 4, "NEUTRAL")]
+    return [("SILENCE", 4 if loud else 1, "NEUTRAL")]  # gap
+
+
+def _dj_persona_section(w: Walk, song: SongContext, sec: SectionView, p: Params, rng: np.random.Generator) -> None:
+    """``dj_edit`` by one editor: what decorates a phrase end follows what comes next.
+
+    The persona ranks the decorations by its weights and, at each phrase
+    end, uses its favourite of those that fit the moment: into a chorus a
+    build (highpass sweep, stutter, gap or reverse); out of a chorus an echo
+    (delay, reverb, gap or stutter); into anything else a wind-down
+    (lowpass, loop or reverse). Inside a section of several phrases every
+    second phrase end gets a fill (stutter, loop or reverse); the others are
+    kept. Sizes follow the section: longer tails in long sections, echoes
+    and gaps longer in loud ones. Intro and outro are the persona's own
+    (loop, filter or fade), sized by rule. ``rng`` is not read.
+    """
+    weights = p["weights"]
+    phrases = list(sec.phrases)
+    if sec.is_first and sec.name == "intro" and phrases:
+        _, n = phrases.pop(0)
+        if p["intro"] == "loop":
+            loop = _fit(n, 16 if n >= 16 else 8)
+            w.add("LOOP", loop, p["loop_amount"])
+            w.keep(n - loop)
+        elif p["intro"] == "filter_in":
+            bars = min(4, n // 4)
+            for a in _persona_sweep(bars, rising=p["intro_filter"] == "LOWPASS") if bars else []:
+                w.add(p["intro_filter"], 4, a)
+            w.keep(n - 4 * bars)
+        else:
+            fade = _fit(n, 16)
+            w.add("FADE_IN", fade)
+            w.keep(n - fade)
+    last = phrases.pop() if sec.is_last and phrases else None
+    for k, (_, n) in enumerate(phrases):
+        section_end = k == len(phrases) - 1 and last is None
+        if section_end and sec.next_name == "chorus":
+            kind = _top(weights, DJ_DECORATIONS, ("highpass", "stutter", "gap", "reverse"))
+        elif section_end and sec.name == "chorus":
+            kind = _top(weights, DJ_DECORATIONS, ("delay", "reverb", "gap", "stutter"))
+        elif section_end:
+            kind = _top(weights, DJ_DECORATIONS, ("lowpass", "loop", "reverse"))
+        elif k % 2 == 1:
+            kind = _top(weights, DJ_DECORATIONS, ("stutter", "loop", "reverse"))
+        else:
+            w.keep(n)
+            continue
+        _keep_then(w, n, _dj_persona_tail(kind, sec, p))
+    if last is not None:
+        _, n = last
+        if p["outro"] == "echo_out":
+            echo = _fit(n, 8)
+            w.keep(n - echo)
+            w.add(_top(weights, DJ_DECORATIONS, ("delay", "reverb")).upper(), echo, p["echo_amount"])
+        elif p["outro"] == "filter_out":
+            bars = min(4, n // 4)
+            w.keep(n - 4 * bars)
+            for a in _persona_sweep(bars, rising=False) if bars else []:
+                w.add("LOWPASS", 4, a)
+        else:
+            fade = _fit(n, 16)
+            w.keep(n - fade)
+            w.add("FADE_OUT", fade)
+
+
+def _fx_persona_extra(prng: np.random.Generator) -> Params:
+    """Taste ``_fx_params`` leaves to a per-section draw: the bridge's effect."""
+    return {"bridge_fx": str(_choose(prng, ("SPEED", "PITCH", "REVERSE", "LOWPASS")))}
+
+
+def _fx_persona_section(w: Walk, song: SongContext, sec: SectionView, p: Params, rng: np.random.Generator) -> None:
+    """``fx_heavy`` by one editor.
+
+    Rules: a chorus (and a closing outro) alternates the persona's two
+    chorus effects span by span, each at its favourite amount; an editor
+    who leaves some of a chorus dry (``chorus_keep_p`` >= 0.15) keeps the
+    first span of each phrase; the chorus's last phrase ends on the
+    persona's favourite ending (reversed bar, gap or none). The intro swells
+    in as the persona likes. A verse gets the persona's verse effect on its
+    last half (at most 16 beats); a bridge gets the persona's bridge effect
+    on its first 8 beats. Sections before a chorus build into it with the
+    persona's favourite build: before every chorus when ``into_chorus_p`` >=
+    0.5, else only before the last chorus. ``rng`` is not read.
+    """
+    fav = p["favourite"]
+    if sec.name == "chorus" or (sec.is_last and sec.name == "outro"):
+        end = _top(p["chorus_phrase_end"], ("none", "reverse", "gap"), ("none", "reverse", "gap"))
+        k = 0
+        for j, (_, n) in enumerate(sec.phrases):
+            last_phrase = j == len(sec.phrases) - 1
+            tail = 0 if end == "none" or n < 8 or not last_phrase else 4
+            left = n - tail
+            first = True
+            while left > 0:
+                size = _fit(left, p["fx_beats"])
+                if first and p["chorus_keep_p"] >= 0.15 and size < n:
+                    w.add("KEEP", size)
+                else:
+                    t = p["chorus_fx"][k % len(p["chorus_fx"])]
+                    w.add(t, size, fav[t])
+                    k += 1
+                first = False
+                left -= size
+            if tail:
+                w.add("REVERSE" if end == "reverse" else "SILENCE", tail)
+        return
+    n = sec.n_beats
+    swell = 0
+    if sec.is_first and sec.name == "intro" and p["intro_swell_beats"]:
+        swell = _fit(n, p["intro_swell_beats"])
+        w.add("FADE_IN", swell)
+        n -= swell
+    tail: list[tuple[str, int, str]] = []
+    builds = p["into_chorus_p"] >= 0.5 or sec.index == _last_chorus_index(song) - 1
+    if sec.next_name == "chorus" and builds:
+        kind = _top(p["into_chorus"], ("stutter", "reverse", "gap"), ("stutter", "reverse", "gap"))
+        tail = _persona_build(kind, sec)
+        while tail and sum(b for _, b, _ in tail) > n:
+            tail = tail[1:]
+    body = n - sum(b for _, b, _ in tail)
+    if sec.name == "bridge":
+        t = p["bridge_fx"]
+        size = _fit(body, 8)
+        if size:
+            w.add(t, size, "NEUTRAL" if t == "REVERSE" else fav.get(t, "POS_SMALL"))
+        w.keep(body - size)
+    elif sec.name == "verse":
+        t = p["verse_fx"]
+        size = _fit(body, min(16, max(1, body // 2)))
+        w.keep(body - size)
+        if size:
+            w.add(t, size, fav[t])
+    else:
+        w.keep(body)
+    for t, b, a in tail:
+        w.add(t, b, a)
+
+
+def _master_persona_section(
+    w: Walk, song: SongContext, sec: SectionView, p: Params, rng: np.random.Generator
+) -> None:
+    """``mastering`` by one editor: the persona's treatments per section role, phrase by phrase.
+
+    Rules: spans of the persona's length alternate its two treatments of the
+    section's role; GAIN lifts quiet sections and trims loud ones, the other
+    treatments use the persona's amount; an editor who leaves some spans
+    alone (``keep_p`` >= 0.15) leaves the last span before a chorus dry, so
+    the chorus's treatment stands out. ``rng`` is not read.
+    """
+    treatments = p["roles"].get(sec.name, p["roles"]["verse"])
+    leave_last = p["keep_p"] >= 0.15 and sec.next_name == "chorus"
+    k = 0
+    for j, (_, n) in enumerate(sec.phrases):
+        left = n
+        while left > 0:
+            size = _fit(left, p["span_beats"])
+            if leave_last and j == len(sec.phrases) - 1 and left == size:
+                w.add("KEEP", size)
+            else:
+                t = treatments[k % len(treatments)]
+                if t == "GAIN":
+                    amount = "NEG_SMALL" if sec.span.energy >= LOUD_ENERGY else "POS_SMALL"
+                else:
+                    amount = p["amounts"][t]
+                w.add(t, size, amount)
+                k += 1
+            left -= size
+
+
+#: Base styles that have a persona form, with its section program and the
+#: extra taste (``prng -> params``) the base style draws per section instead.
+PERSONA_PROGRAMS: dict[str, tuple[SectionProgram, Callable[[np.random.Generator], Params] | None]] = {
+    "radio_edit": (_radio_persona_section, None),
+    "extended_mix": (_extended_persona_section, None),
+    "dj_edit": (_dj_persona_section, None),
+    "fx_heavy": (_fx_persona_section, _fx_persona_extra),
+    "mastering": (_master_persona_section, None),
+}
+
+
+def persona_params(base: str, persona: int) -> Params:
+    """The taste of persona ``persona`` of style ``base``: the base style's params, drawn once.
+
+    The draw comes from a generator of its own (``PERSONA_STREAM``, the
+    persona number, the base name), so it is the same for every song and
+    every run.
+    """
+    if base not in PERSONA_PROGRAMS:
+        raise ValueError(f"style {base!r} has no persona form (one of {', '.join(PERSONA_PROGRAMS)})")
+    if int(persona) < 0:
+        raise ValueError(f"persona must be >= 0, got {persona}")
+    prng = np.random.default_rng([PERSONA_STREAM, int(persona), zlib.crc32(base.encode("utf-8"))])
+    params = STYLES[base].draw_params(prng)
+    extra = PERSONA_PROGRAMS[base][1]
+    if extra is not None:
+        params.update(extra(prng))
+    return _jsonable(params)
+
+
+@functools.cache
+def persona_style(base: str, persona: int = DEFAULT_PERSONA) -> EditorStyle:
+    """Style ``BASE@N``: one editor of style ``base`` with fixed taste whose choices follow the song.
+
+    Its params are ``persona_params(base, persona)`` for every song, and its
+    section program replaces the base style's per-section draws with rules
+    on what a listener can hear: the section's role, its ordinal among
+    sections of that role, its length, its energy, its place in the song and
+    the section after it. The generator passed to it is never read, so a
+    persona's edit of a song does not depend on the pair's seed.
+    """
+    params = persona_params(base, persona)
+    section = PERSONA_PROGRAMS[base][0]
+
+    def draw(rng: np.random.Generator) -> Params:
+        return copy.deepcopy(params)
+
+    name = f"{base}{PERSONA_SEP}{int(persona)}"
+    return EditorStyle(name, f"{STYLES[base].summary}; one editor, choices follow the song", draw, section)
+
+
+#: The default persona of every style that has one, by name (``radio_edit@1``, ...).
+#: Other persona numbers are found by ``get_style`` too.
+PERSONA_STYLES: dict[str, EditorStyle] = {
+    f"{base}{PERSONA_SEP}{DEFAULT_PERSONA}": persona_style(base, DEFAULT_PERSONA) for base in PERSONA_PROGRAMS
+}
+
+
+def parse_persona(style: str) -> tuple[str, int] | None:
+    """``("radio_edit", 1)`` for ``"radio_edit@1"``; None for a name that is not of the form ``BASE@N``."""
+    base, sep, number = style.partition(PERSONA_SEP)
+    # One spelling per persona ("radio_edit@01" is refused): the name is the pair's file name.
+    if not sep or base not in PERSONA_PROGRAMS or not number.isdigit() or str(int(number)) != number:
+        return None
+    return base, int(number)
+
+
+def style_names() -> list[str]:
+    """Every style name ``get_style`` lists: ``STYLES``, the studio styles and ``PERSONA_STYLES``."""
+    return [*STYLES, *STUDIO_STYLES, *PERSONA_STYLES]
+
+
 def get_style(style: str | EditorStyle) -> EditorStyle:
-    """The style itself, or the one named ``style``; ValueError naming the choices if unknown."""
+    """The style itself, or the one named ``style``; ValueError naming the choices if unknown.
+
+    Names: those of ``STYLES`` and ``STUDIO_STYLES``, and ``BASE@N`` for
+    persona ``N`` (>= 0) of a style in ``PERSONA_PROGRAMS`` (``persona_style``).
+    """
     if isinstance(style, EditorStyle):
         return style
     if style in STUDIO_STYLES:
         return STUDIO_STYLES[style]
+    persona = parse_persona(style)
+    if persona is not None:
+        return persona_style(*persona)
     if style not in STYLES:
-        raise ValueError(f"unknown style {style!r} (one of {', '.join(STYLES)})")
+        raise ValueError(
+            f"unknown style {style!r} (one of {', '.join(style_names())}; "
+            f"or BASE{PERSONA_SEP}N for any persona N >= 0 of {', '.join(PERSONA_PROGRAMS)})"
+        )
     return STYLES[style]
 
 
@@ -888,7 +1278,8 @@ def edit(
     """Edit a song the way ``style`` does.
 
     Parameters:
-        style: a name in ``STYLES`` or an ``EditorStyle``.
+        style: a name ``get_style`` knows (``STYLES``, studio and persona
+            styles) or an ``EditorStyle``.
         analysis: ``engine.analysis.Analysis`` or anything with ``audio``,
             ``sha256`` and ``grid`` (``tempo_bpm``, ``beat_times`` s,
             ``downbeats``, ``phrase_starts``), as ``plan_from_actions`` takes.
@@ -900,17 +1291,6 @@ def edit(
         The plan; its walk covers every beat.
     """
     return edit_song(style, analysis, sections, rng).plan
-
-
-def _jsonable(x: Any) -> Any:
-    """``x`` with numpy scalars and tuples turned into plain JSON types."""
-    if isinstance(x, dict):
-        return {str(k): _jsonable(v) for k, v in x.items()}
-    if isinstance(x, (list, tuple)):
-        return [_jsonable(v) for v in x]
-    if isinstance(x, np.generic):
-        return x.item()
-    return x
 
 
 # --------------------------------------------------------------------------
