@@ -330,54 +330,97 @@ def evaluate_policy(
 
 
 def _structure_keys(doc: dict[str, Any]) -> tuple[list[tuple[Any, ...]], np.ndarray]:
-    """Per true-grid beat of a label file: its place in the song's sections, and its true type."""
+    """Per true-grid beat of a label file: its place in the song's sections, and its true type.
+
+    A place is (section name, its ordinal among sections of that name, how
+    many there are, whether it is the last section, the section's length in
+    beats, the next section's name, the beat's offset in its section).
+    """
     types = np.asarray(doc["beat_labels"]["type"], dtype=np.int64)
     sections = doc.get("sections") or []
     names = [s["name"] for s in sections]
-    keys: list[tuple[Any, ...]] = [("none", 0, 0, False, b) for b in range(types.shape[0])]
+    keys: list[tuple[Any, ...]] = [("none", 0, 0, False, 0, None, b) for b in range(types.shape[0])]
     for k, sec in enumerate(sections):
         ordinal, count, last = names[:k].count(sec["name"]), names.count(sec["name"]), k == len(sections) - 1
+        nxt = names[k + 1] if k + 1 < len(sections) else None
         for b in range(sec["start_beat"], min(sec["start_beat"] + sec["n_beats"], types.shape[0])):
-            keys[b] = (sec["name"], ordinal, count, last, b - sec["start_beat"])
+            keys[b] = (sec["name"], ordinal, count, last, sec["n_beats"], nxt, b - sec["start_beat"])
     return keys, types
+
+
+def structure_majority(
+    train_docs: Sequence[dict[str, Any]], test_docs: Sequence[dict[str, Any]], *, name: str = "structure-majority"
+) -> Evaluation:
+    """``evaluate_structure_majority`` on label documents already read (``training.data.pairs`` label JSON).
+
+    Each document needs ``beat_labels`` (``type`` at least) and ``sections``
+    (``name``, ``start_beat``, ``n_beats``).
+    """
+    if not train_docs or not test_docs:
+        raise ValueError("structure majority: no training or no held-out label documents")
+    t0 = time.perf_counter()
+    counts: dict[tuple[Any, ...], np.ndarray] = {}
+    overall = np.zeros(N_TYPES, dtype=np.int64)
+    for doc in train_docs:
+        keys, types = _structure_keys(doc)
+        for key, t in zip(keys, types, strict=True):
+            counts.setdefault(key, np.zeros(N_TYPES, dtype=np.int64))[t] += 1
+        overall += np.bincount(types, minlength=N_TYPES)
+    fallback = int(np.argmax(overall))
+    trues, preds = [], []
+    unseen = 0
+    for doc in test_docs:
+        keys, types = _structure_keys(doc)
+        trues.append(types)
+        preds.append(np.array([int(np.argmax(counts[k])) if k in counts else fallback for k in keys], dtype=np.int64))
+        unseen += sum(k not in counts for k in keys)
+    report = type_f1(trues, preds)
+    return Evaluation(name, report, len(test_docs), time.perf_counter() - t0,
+                      {"grid": "true", "n_train_songs": len(train_docs), "unseen_place_beats": unseen})
+
+
+def keep_on_true_grid(docs: Sequence[dict[str, Any]]) -> Evaluation:
+    """Always-KEEP scored on the label documents' true-grid labels (what ``structure_majority`` scores on).
+
+    ``evaluate_baseline`` scores on the episodes' labels, which live on the
+    analysed grid; this one needs no analysis of the audio.
+    """
+    if not docs:
+        raise ValueError("always-KEEP: no label documents")
+    t0 = time.perf_counter()
+    trues = [np.asarray(d["beat_labels"]["type"], dtype=np.int64) for d in docs]
+    report = type_f1(trues, [keep_walk(t.shape[0])[:, 0] for t in trues])
+    return Evaluation("always-KEEP", report, len(docs), time.perf_counter() - t0, {"grid": "true"})
+
+
+def read_label_docs(folder: str | Path) -> list[dict[str, Any]]:
+    """Every ``labels/*.json`` of a pair folder, in name order; ValueError if there is none."""
+    from training.data.pairs import read_label_doc
+
+    files = sorted(Path(folder, "labels").glob("*.json"))
+    if not files:
+        raise ValueError(f"no label files in {folder}/labels")
+    return [read_label_doc(f) for f in files]
 
 
 def evaluate_structure_majority(train_dir: str | Path, test_dir: str | Path) -> Evaluation:
     """A walker that knows each song's true sections: the majority type of each place in a song.
 
     A beat's place is (section name, its ordinal among sections of that name,
-    how many there are, whether it is the last section, the beat's offset in
-    its section). The majority type of every place is counted over the
-    training pairs' label files; each held-out beat (on the true grid)
-    gets the majority of its place, or the overall majority for a place
-    never seen. The editor styles draw some choices per song at random
-    (which verse a radio edit drops, which treatments mastering gives a
-    section, ...): nothing in the audio tells them, and this walker shows how
-    much of a style is predictable from structure and position alone.
+    how many there are, whether it is the last section, the section's length,
+    the next section's name, the beat's offset in its section). The majority
+    type of every place is counted over the training pairs' label files; each
+    held-out beat (on the true grid) gets the majority of its place, or the
+    overall majority for a place never seen. The editor styles draw some
+    choices per song at random (which verse a radio edit drops, which
+    treatments mastering gives a section, ...): nothing in the audio tells
+    them, and this walker shows how much of a style is predictable from
+    structure and position alone. Persona styles (``radio_edit@1``, ...)
+    choose by rules on these places (and on section energy, which sets only
+    amounts and, in ``dj_edit`` personas, tail lengths that follow the
+    section's role on synthesized songs), so for them it is close to 1.
     """
-    from training.data.pairs import read_label_doc
-
-    t0 = time.perf_counter()
-    counts: dict[tuple[Any, ...], np.ndarray] = {}
-    overall = np.zeros(N_TYPES, dtype=np.int64)
-    train_files = sorted(Path(train_dir, "labels").glob("*.json"))
-    test_files = sorted(Path(test_dir, "labels").glob("*.json"))
-    if not train_files or not test_files:
-        raise ValueError(f"no label files in {train_dir}/labels or {test_dir}/labels")
-    for f in train_files:
-        keys, types = _structure_keys(read_label_doc(f))
-        for key, t in zip(keys, types, strict=True):
-            counts.setdefault(key, np.zeros(N_TYPES, dtype=np.int64))[t] += 1
-        overall += np.bincount(types, minlength=N_TYPES)
-    fallback = int(np.argmax(overall))
-    trues, preds = [], []
-    for f in test_files:
-        keys, types = _structure_keys(read_label_doc(f))
-        trues.append(types)
-        preds.append(np.array([int(np.argmax(counts[k])) if k in counts else fallback for k in keys], dtype=np.int64))
-    report = type_f1(trues, preds)
-    return Evaluation("structure-majority", report, len(test_files), time.perf_counter() - t0,
-                      {"grid": "true", "n_train_songs": len(train_files)})
+    return structure_majority(read_label_docs(train_dir), read_label_docs(test_dir))
 
 
 def format_table(evaluations: Sequence[Evaluation]) -> str:

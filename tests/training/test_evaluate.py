@@ -181,3 +181,22 @@ def test_structure_majority_by_hand(tmp_path: Path) -> None:
     assert rows["GAIN"].predicted == 0 and rows["GAIN"].support == 1
     with pytest.raises(ValueError, match="no label files"):
         evaluate_structure_majority(tmp_path / "missing", tmp_path / "test")
+
+
+def test_structure_majority_knows_length_and_next_section() -> None:
+    """Two layouts share their first sections; the place tells them apart by what comes next and by length."""
+    from training.evaluate import keep_on_true_grid, structure_majority
+
+    a = [("verse", 0, 2), ("chorus", 2, 2)]  # the verse leads into a chorus: its last beat LOOPs
+    b = [("verse", 0, 2), ("outro", 2, 2)]  # into an outro: kept
+    c = [("verse", 0, 3), ("chorus", 3, 1)]  # a longer verse: its second beat is kept
+    train = [_label_doc([KEEP, LOOP, KEEP, KEEP], a), _label_doc([KEEP, KEEP, CUT, CUT], b),
+             _label_doc([KEEP, KEEP, LOOP, GAIN], c)]
+    test = [_label_doc([KEEP, LOOP, KEEP, KEEP], a), _label_doc([KEEP, KEEP, CUT, CUT], b),
+            _label_doc([KEEP, KEEP, LOOP, GAIN], c)]
+    ev = structure_majority(train, test)
+    assert ev.report.micro_f1 == 1.0 and ev.extra["unseen_place_beats"] == 0
+    keep = keep_on_true_grid(test)
+    assert keep.report.micro_f1 == pytest.approx(7 / 12)
+    with pytest.raises(ValueError, match="no training"):
+        structure_majority([], test)
