@@ -129,6 +129,7 @@ SMOOTH_BEATS = 8  # half-width in beats of the local line fit that removes beat-
 
 
 
+STUTTER_CORR_MID = 0.8  # self-correlation at the slice length scoring 0 for a stutter frame (1 scores +1)
 SPEED_PROBE = 12  # frames of a SPEED line scored before deciding to score the rest
 SPEED_PROBE_SIM = 0.5  # ... only if their mean similarity reaches this
 
@@ -390,6 +391,47 @@ def _future_bound(s: np.ndarray, frame_best: np.ndarray, r_starts: np.ndarray) -
 
 
 @_njit
+def _relax(
+    val: np.ndarray,
+    pos: np.ndarray,
+    b_t: np.ndarray,
+    b_kind: np.ndarray,
+    b_k: np.ndarray,
+    b_par: np.ndarray,
+    row: int,
+    t: int,
+    pe: float,
+    sc: float,
+    kind: int,
+    k: int,
+    par: int,
+    t_max: int,
+    slack_cost: float,
+) -> None:
+    """Offer the DP state ``(row, round(pe) + d)`` for ``d`` in -1..1 frames, ``slack_cost`` per frame moved.
+
+    A structural move's nominal end comes from the tracker's grid, which can
+    sit a frame off the edit's splice; the forward beat after it then lands
+    off its diagonal, where the sharp frame features score poorly, and a
+    spurious one-beat SPEED wins instead. The slack lets the move end where
+    the edit does (the frame it gains or loses is scored by the next move).
+    """
+    for d in range(-1, 2):
+        ped = pe + d
+        te = int(round(ped))
+        if te < t or te > t_max:
+            continue
+        scd = sc - (slack_cost if d != 0 else 0.0)
+        if scd > val[row, te]:
+            val[row, te] = scd
+            pos[row, te] = ped
+            b_t[row, te] = t
+            b_kind[row, te] = kind
+            b_k[row, te] = k
+            b_par[row, te] = par
+
+
+@_njit
 def _align_dp(
     s: np.ndarray,
     cd: np.ndarray,
@@ -483,34 +525,16 @@ def _align_dp(
                 te = int(round(pe))
                 if te <= t_max:
                     sc = v - action_cost + (sil_cum[min(te, te_n)] - sil_cum[min(t, te_n)])
-                    if sc > val[j + k, te]:
-                        val[j + k, te] = sc
-                        pos[j + k, te] = pe
-                        b_t[j + k, te] = t
-                        b_kind[j + k, te] = 2
-                        b_k[j + k, te] = k
-                        b_par[j + k, te] = 0
+                    _relax(val, pos, b_t, b_kind, b_k, b_par, j + k, t, pe, sc, 2, k, 0, t_max, slack_cost)
                     sc = v - action_cost + _rsum(ca, t, r1, te - t)
-                    if sc > val[j + k, te]:
-                        val[j + k, te] = sc
-                        pos[j + k, te] = pe
-                        b_t[j + k, te] = t
-                        b_kind[j + k, te] = 3
-                        b_k[j + k, te] = k
-                        b_par[j + k, te] = 0
+                    _relax(val, pos, b_t, b_kind, b_k, b_par, j + k, t, pe, sc, 3, k, 0, t_max, slack_cost)
                     # STUTTER: the first slice plays forwards, the rest repeats it
                     for a in range(stut_slices.shape[0]):
                         ns = int(round(stut_slices[a] * beat_len))
                         ns = max(1, min(ns, te - t))
                         sc = v - action_cost + _fsum(cd, t, r0, ns)
                         sc += per_cum[a, min(te, te_n)] - per_cum[a, min(t + ns, te_n)]
-                        if sc > val[j + k, te]:
-                            val[j + k, te] = sc
-                            pos[j + k, te] = pe
-                            b_t[j + k, te] = t
-                            b_kind[j + k, te] = 5
-                            b_k[j + k, te] = k
-                            b_par[j + k, te] = a
+                        _relax(val, pos, b_t, b_kind, b_k, b_par, j + k, t, pe, sc, 5, k, a, t_max, slack_cost)
                 # LOOP: the span plays 1 + reps times
                 for a in range(loop_reps.shape[0]):
                     reps = loop_reps[a]
@@ -523,13 +547,7 @@ def _align_dp(
                         ta = int(round(p + span * m))
                         tb = int(round(p + span * (m + 1)))
                         sc += _fsum(cd, ta, r0, tb - ta)
-                    if sc > val[j + k, te]:
-                        val[j + k, te] = sc
-                        pos[j + k, te] = pe
-                        b_t[j + k, te] = t
-                        b_kind[j + k, te] = 4
-                        b_k[j + k, te] = k
-                        b_par[j + k, te] = a
+                    _relax(val, pos, b_t, b_kind, b_k, b_par, j + k, t, pe, sc, 4, k, a, t_max, slack_cost)
                 # SPEED: the span plays at a rate
                 for a in range(speed_rates.shape[0]):
                     rate = speed_rates[a]
@@ -547,13 +565,7 @@ def _align_dp(
                         if u == SPEED_PROBE - 1 and n_out > 2 * SPEED_PROBE and sc - v + action_cost < SPEED_PROBE_SIM * SPEED_PROBE:
                             sc = neg  # the first frames do not match: not worth the whole line
                             break
-                    if sc > val[j + k, te]:
-                        val[j + k, te] = sc
-                        pos[j + k, te] = pe
-                        b_t[j + k, te] = t
-                        b_kind[j + k, te] = 6
-                        b_k[j + k, te] = k
-                        b_par[j + k, te] = a
+                    _relax(val, pos, b_t, b_kind, b_k, b_par, j + k, t, pe, sc, 6, k, a, t_max, slack_cost)
 
     # the walk ends where the edit ends
     best = neg
@@ -653,6 +665,20 @@ def smooth_beats(beat_times: np.ndarray, *, half_window: int = SMOOTH_BEATS) -> 
     return out
 
 
+def grid_period(beat_times: np.ndarray) -> float:
+    """Beat period (s) of a grid: the slope of the least-squares line through ``(index, time)``.
+
+    The median of the beat lengths sits on the tracker's frame quantisation
+    (seen 10+ samples off per beat at 22,050 Hz); the line through all the
+    beats averages it out (within ~1-3 samples on the synthetic corpus).
+    A stutter's slice and its periodicity lag are multiples of this.
+    """
+    bt = np.asarray(beat_times, dtype=np.float64)
+    if bt.size < 4:
+        return float(np.median(np.diff(bt))) if bt.size > 1 else 0.5
+    return float(np.polyfit(np.arange(bt.size, dtype=np.float64), bt, 1)[0])
+
+
 def extended_grid(beat_times: np.ndarray, duration_s: float, *, tempo_bpm: float = 120.0) -> tuple[np.ndarray, np.ndarray, int]:
     """The analysis grid extended with pseudo-beats so that beats cover ``[0, duration_s)``.
 
@@ -700,6 +726,7 @@ def align(
     edit_duration_s: float,
     *,
     config: AlignConfig | None = None,
+    beat_s: float | None = None,
     debug: dict | None = None,
 ) -> tuple[float, list[Move], np.ndarray]:
     """Structural DP of an edit against the raw beats (see the module docstring).
@@ -708,6 +735,7 @@ def align(
         raw, edit: frame features of the two files.
         starts_s, ends_s: ``(n,)`` extended raw beat grid covering the raw file, seconds.
         edit_duration_s: length of the edit, seconds.
+        beat_s: beat period, seconds (``grid_period``; default the median beat length).
         debug: if a dict, receives ``"table"``: the DP's best score per
             (beat, edit frame) state, ``(n + 1, n_edit_frames + 2)``.
 
@@ -721,12 +749,17 @@ def align(
     te_n = edit.n_frames
     sil = np.where(edit.silent, 1.0, -1.0)
     sil_cum = np.concatenate([[0.0], np.cumsum(sil)])
-    beat_s = float(np.median(ends_s - starts_s))
+    if beat_s is None:
+        beat_s = float(np.median(ends_s - starts_s))
     per = np.zeros((len(STUTTER_SLICES), te_n + 1))
     stutter_best = np.full(te_n, -1.0)
     for a, v in enumerate(STUTTER_SLICES):
         c = periodicity(edit.y, v * beat_s * FRAME_SR, te_n)
-        score = cfg.stutter_weight * np.where(edit.silent, -1.0, 2.0 * c - 1.0)
+        # a stutter repeats its slice sample for sample (correlation ~1); echoes of a
+        # DELAY at that lag correlate ~0.6-0.85 (median ~0.7) and must not pass for one
+        score = cfg.stutter_weight * np.where(
+            edit.silent, -1.0, np.clip((c - STUTTER_CORR_MID) / (1.0 - STUTTER_CORR_MID), -1.0, 1.0)
+        )
         stutter_best = np.maximum(stutter_best, score)
         per[a, 1:] = np.cumsum(score)
     to_f = FRAME_SR / FRAME_HOP
@@ -1398,7 +1431,9 @@ def splice_starts(
     runs (offsets ``da``, ``db``) the splice sample ``tau`` puts the first
     run's end at ``tau - da`` and the second run's start at ``tau - db``; a
     LOOP between two forward runs is ``(db - da) / repeats`` samples long,
-    and the splice into its second pass puts its end at ``tau - da``.
+    and the splice into its second pass puts its end at ``tau - da``. A
+    walk that opens (closes) with CUTs starts (ends) its first (last)
+    forward beat at the edit's first (last) sample.
     Returns ``{beat: start_s}`` for the beats whose start was measured.
     """
     win = int(search_s * FRAME_SR)
@@ -1440,6 +1475,14 @@ def splice_starts(
             if tau is not None:
                 put(e, tau - da)
                 put(b.beat, tau - da - L)
+    # The edit's own ends are splices too: a walk that opens with CUTs plays
+    # its first forward beat from edit sample 0, and one that closes with
+    # CUTs ends its last forward beat at the edit's last sample.
+    played = [m for m in moves if m.kind != CUT]
+    if played and moves[0].kind == CUT and played[0].kind == FWD and played[0].beat in fwd_offset:
+        put(played[0].beat, -fwd_offset[played[0].beat])
+    if played and moves[-1].kind == CUT and played[-1].kind == FWD and played[-1].beat in fwd_offset:
+        put(played[-1].beat + 1, edit_y.shape[0] - fwd_offset[played[-1].beat])
     return out
 
 
@@ -1504,7 +1547,8 @@ def infer_pair(
     starts, ends, first_real = extended_grid(an.grid.beat_times, an.audio.duration_s, tempo_bpm=an.grid.tempo_bpm)
     seconds["frames"] = time.perf_counter() - t
     t = time.perf_counter()
-    score, moves, s = align(raw_f, edit_f, starts, ends, edit_audio.duration_s, config=config)
+    beat_s = grid_period(smooth_beats(an.grid.beat_times)) if an.n_beats >= 4 else float(np.median(ends - starts))
+    score, moves, s = align(raw_f, edit_f, starts, ends, edit_audio.duration_s, config=config, beat_s=beat_s)
     seconds["align"] = time.perf_counter() - t
     n_beats = an.n_beats
     result = PairLabels(
@@ -1544,7 +1588,6 @@ def infer_pair(
     # (idle BLAS threads spinning against other processes cost ~10x here)
     t = time.perf_counter()
     limiter = _one_blas_thread()
-    beat_s = float(np.median(ends - starts))
     n_ext = starts.shape[0]
     ext_type = ["KEEP"] * n_ext
     ext_slot = [0] * n_ext
