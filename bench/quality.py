@@ -17,6 +17,16 @@ Policies walk without a target length (``--no-target``), as ``editorbot
 edit`` does without ``--target-duration``: the labelled edit's length is
 never shown to them.
 
+``--reference-only`` makes the pairs and scores only always-KEEP and the
+structure-majority walker on the true-grid labels (no analysis, no
+training): the ceiling a style leaves a policy, in a few minutes per style.
+
+Persona styles (``radio_edit@1``, ...; ``training.data.editors.get_style``)
+are accepted; ``editorbot data synth`` checks names against
+``training.data.editors.STYLES`` only, so their pairs are made in this
+process (``training.data.pairs.make_synth_pairs``, the same files the
+command would write), recorded like a command.
+
 Every command is printed before it runs and recorded in the JSON, with its
 wall time. The default sizes are a smoke run (a minute or two, what ``make
 bench`` runs); docs/policy_quality.md gives the full command. The ratio
@@ -25,7 +35,7 @@ the same run.
 
     python -m bench.quality [--styles A,B] [--n-train N] [--n-test N] [--duration S]
                             [--bc-epochs N] [--ppo-updates M] [--hidden H] ... [--work DIR]
-                            [--json F] [--markdown F]
+                            [--reference-only] [--json F] [--markdown F]
 """
 
 from __future__ import annotations
@@ -92,6 +102,10 @@ def _make_pairs(style: str, folder: Path, n: int, seed: int, args: argparse.Name
         return 0.0
     if have:
         raise SystemExit(f"bench.quality: {folder} holds other pairs; give an empty --work folder")
+    from training.data.editors import STYLES
+
+    if style not in STYLES:
+        return _make_pairs_here(style, folder, n, seed, args, log)
     return _run(
         [*_editorbot(), "data", "synth", "--n", str(n), "--out", str(folder), "--styles", style,
          "--seed", str(seed), "--duration", f"{args.duration:g}", "--jobs", str(args.jobs), "--quiet"],
@@ -99,10 +113,30 @@ def _make_pairs(style: str, folder: Path, n: int, seed: int, args: argparse.Name
     )
 
 
+def _make_pairs_here(style: str, folder: Path, n: int, seed: int, args: argparse.Namespace, log: list) -> float:
+    """``make_synth_pairs`` in this process, for a style ``editorbot data synth`` does not list (personas).
+
+    Recorded in ``log`` like a command, with its wall time (the CPU time of
+    worker processes is not counted).
+    """
+    from training.data.pairs import make_synth_pairs
+
+    text = (f"training.data.pairs.make_synth_pairs({n}, {str(folder)!r}, [{style!r}], seed={seed}, "
+            f"duration_s={args.duration:g}, jobs={args.jobs})")
+    print(f"$ (in process) {text}", flush=True)
+    t0 = time.perf_counter()
+    make_synth_pairs(n, folder, [style], seed=seed, duration_s=args.duration, jobs=args.jobs, quiet=True)
+    seconds = time.perf_counter() - t0
+    load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
+    log.append({"command": text, "seconds": round(seconds, 1), "cpu_seconds": None, "load_1min": round(load, 1)})
+    print(f"  ({seconds:.1f} s wall, load {load:.1f})", flush=True)
+    return seconds
+
+
 def _agent_flags(args: argparse.Namespace) -> list[str]:
     return [
         "--window", str(args.window), "--hidden", str(args.hidden), "--heads", str(args.heads),
-        "--layers", str(args.layers), "--kernel", str(args.kernel), "--n-pos-feats", "6",
+        "--layers", str(args.layers), "--kernel", str(args.kernel), "--n-pos-feats", str(args.n_pos_feats),
         "--value-hidden", str(args.value_hidden), "--value-heads", str(args.value_heads),
     ]
 
@@ -133,7 +167,8 @@ def run_style(style: str, args: argparse.Namespace, work: Path, env: dict[str, s
     # demonstrations (analysis of the training songs is cached for the trainer)
     t0 = time.perf_counter()
     cfg = AgentConfig(window=args.window, hidden=args.hidden, heads=args.heads, layers=args.layers,
-                      kernel=args.kernel, n_pos_feats=6, value_hidden=args.value_hidden, value_heads=args.value_heads)
+                      kernel=args.kernel, n_pos_feats=args.n_pos_feats, value_hidden=args.value_hidden,
+                      value_heads=args.value_heads)
     train_eps = load_episodes(train_dir, require_labels=True, quiet=True)
     npz = root / "bc.npz"
     bc = bc_examples(train_eps, cfg, quiet=True, use_target=False)
@@ -199,6 +234,39 @@ def run_style(style: str, args: argparse.Namespace, work: Path, env: dict[str, s
     }
 
 
+def run_reference(style: str, args: argparse.Namespace, work: Path, env: dict[str, str]) -> dict[str, Any]:
+    """``--reference-only``: the pairs, then always-KEEP and structure-majority on the true-grid labels."""
+    from training.evaluate import (
+        format_per_type,
+        format_table,
+        keep_on_true_grid,
+        read_label_docs,
+        structure_majority,
+    )
+
+    log: list[dict[str, Any]] = []
+    root = work / style
+    train_dir, test_dir = root / "train", root / "test"
+    t_data = _make_pairs(style, train_dir, args.n_train, args.train_seed, args, log, env)
+    t_data += _make_pairs(style, test_dir, args.n_test, args.test_seed, args, log, env)
+    train_docs, test_docs = read_label_docs(train_dir), read_label_docs(test_dir)
+    evals = [keep_on_true_grid(test_docs), structure_majority(train_docs, test_docs)]
+    print(f"\n{style} (held-out seeds {args.test_seed}-{args.test_seed + args.n_test - 1}, true grid):")
+    print(format_table(evals))
+    print()
+    print(format_per_type(evals[1]))
+    return {
+        "style": style,
+        "train_seeds": [args.train_seed, args.train_seed + args.n_train - 1],
+        "test_seeds": [args.test_seed, args.test_seed + args.n_test - 1],
+        "n_train_songs": len(train_docs),
+        "n_test_songs": len(test_docs),
+        "seconds": {"data": round(t_data, 1)},
+        "commands": log,
+        "evaluations": [ev.to_dict() for ev in evals],
+    }
+
+
 def markdown(results: list[dict[str, Any]]) -> str:
     """The summary table: one row per style and walker."""
     lines = [
@@ -207,8 +275,10 @@ def markdown(results: list[dict[str, Any]]) -> str:
     ]
     for r in results:
         sec = r["seconds"]
-        wall = {"BC-only": f"{sec['bc_only_total']:.0f}", "PPO+BC": f"{sec['ppo_bc_total']:.0f}"}
-        cpu = {"BC-only": f"{sec['bc_only_cpu']:.0f}", "PPO+BC": f"{sec['bc_only_cpu'] + sec['ppo_cpu']:.0f}"}
+        wall, cpu = {}, {}
+        if "bc_only_total" in sec:  # not in --reference-only results
+            wall = {"BC-only": f"{sec['bc_only_total']:.0f}", "PPO+BC": f"{sec['ppo_bc_total']:.0f}"}
+            cpu = {"BC-only": f"{sec['bc_only_cpu']:.0f}", "PPO+BC": f"{sec['bc_only_cpu'] + sec['ppo_cpu']:.0f}"}
         for ev in r["evaluations"]:
             lines.append(
                 f"| {r['style']} | {ev['walker']} | {ev['micro_f1']:.3f} | {ev['macro_f1']:.3f} | "
@@ -241,23 +311,31 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--heads", type=int, default=4, help="(default 4)")
     p.add_argument("--layers", type=int, default=2, help="(default 2)")
     p.add_argument("--kernel", type=int, default=17, help="neighbourhood size in beats (default 17)")
+    p.add_argument("--n-pos-feats", type=int, default=6,
+                   help="position columns the policy reads (default 6, as the published table; the agent may allow fewer)")
     p.add_argument("--value-hidden", type=int, default=64, help="(default 64)")
     p.add_argument("--value-heads", type=int, default=4, help="(default 4)")
     p.add_argument("--seed", type=int, default=1, help="training seed (default 1)")
     p.add_argument("--eval-threads", type=int, default=2, help="torch threads for the evaluation walks (default 2)")
     p.add_argument("--work", help="folder for data, demonstrations and checkpoints (default: a temp folder, removed)")
     p.add_argument("--cache", help="feature cache folder (default WORK/cache)")
+    p.add_argument("--reference-only", action="store_true",
+                   help="no training: make the pairs and score always-KEEP and structure-majority on the true grid")
     p.add_argument("--json", help="write the results as JSON")
     p.add_argument("--markdown", help="write the summary table as Markdown")
     args = p.parse_args(argv)
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
 
-    from training.data.editors import STYLES
+    from training.data.editors import STUDIO_STYLES, get_style
 
     styles = [s.strip() for s in args.styles.split(",") if s.strip()]
     for s in styles:
-        if s not in STYLES:
-            p.error(f"--styles: unknown style {s!r} (one of {', '.join(STYLES)})")
+        try:
+            get_style(s)
+        except ValueError as err:
+            p.error(f"--styles: {err}")
+        if s in STUDIO_STYLES:  # their pairs need the studio chain: training.supervised.make_studio_pairs
+            p.error(f"--styles: {s!r} is a studio style; data synth does not make its pairs")
     temp = None if args.work else tempfile.mkdtemp(prefix="editorbot-quality-")
     work = Path(args.work or temp).resolve()
     work.mkdir(parents=True, exist_ok=True)
@@ -266,7 +344,8 @@ def main(argv: list[str] | None = None) -> int:
     env = dict(os.environ)
     try:
         t0 = time.perf_counter()
-        results = [run_style(s, args, work, env) for s in styles]
+        run = run_reference if args.reference_only else run_style
+        results = [run(s, args, work, env) for s in styles]
         table = markdown(results)
         print()
         print(table)

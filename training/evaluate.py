@@ -388,8 +388,9 @@ def keep_on_true_grid(docs: Sequence[dict[str, Any]]) -> Evaluation:
     if not docs:
         raise ValueError("always-KEEP: no label documents")
     t0 = time.perf_counter()
-    trues = [np.asarray(d["beat_labels"]["type"], dtype=np.int64) for d in docs]
-    report = type_f1(trues, [keep_walk(t.shape[0])[:, 0] for t in trues])
+    trues = [np.stack([np.asarray(d["beat_labels"][k], dtype=np.int64) for k in ("type", "size", "amount")], axis=1)
+             for d in docs]
+    report = type_f1(trues, [keep_walk(t.shape[0]) for t in trues])
     return Evaluation("always-KEEP", report, len(docs), time.perf_counter() - t0, {"grid": "true"})
 
 

@@ -198,5 +198,6 @@ def test_structure_majority_knows_length_and_next_section() -> None:
     assert ev.report.micro_f1 == 1.0 and ev.extra["unseen_place_beats"] == 0
     keep = keep_on_true_grid(test)
     assert keep.report.micro_f1 == pytest.approx(7 / 12)
+    assert keep.report.type_amount_accuracy == pytest.approx(7 / 12)  # KEEP's amount is NEUTRAL (2)
     with pytest.raises(ValueError, match="no training"):
         structure_majority([], test)
