@@ -1,19 +1,21 @@
 """Benchmark the edit policy and ``editorbot edit`` on a 4-minute song.
 
-Builds a policy of the default size (``AgentConfig()``: hidden 512, 8 heads,
-3 layers, kernel 33, window 64; random weights: the timing does not depend
-on them), exports it to ONNX, and on a synthesized 4-minute song measures
-in the same run:
+On a synthesized 4-minute song, in the same run:
 
-- policy time: the whole-song batched evaluation (every cursor window, the
-  call the length-constrained search and the policy walk start from), ONNX
-  Runtime against eager torch (``TorchPolicy``, inference mode) with the
-  same weights and thread count, at the runtime's batch size and at 512
-  windows per call; the ratio is torch / ONNX;
-- the greedy policy walk (fixed-point rounds included), ONNX;
-- end-to-end ``edit`` (analysis with a cold feature cache, decision,
-  plan, render, write, exports, plot), model loading excluded, with and
-  without ``--target-duration``.
+- policy time, for two architectures with random weights (the timing does
+  not depend on them): the DESIGN size (``AgentConfig()``: hidden 512, 8
+  heads, 3 layers, kernel 33) and the bundled default model's size. The
+  whole-song evaluation (encoders once, heads at every beat: what the
+  length-constrained search and the policy walk start from) through ONNX
+  Runtime against eager torch (``TorchPolicy``, inference mode) with the same
+  weights and thread count; torch runs both attention paths (gathered and
+  banded mask) and its faster one is the baseline. The ratio is torch /
+  ONNX; ``song_logprobs`` (graph call plus masks and log-softmax) is shown
+  too;
+- with the bundled default model (``models/default``): the greedy policy
+  walk (fixed-point rounds included) and end-to-end ``edit`` (analysis with
+  a cold feature cache, decision, plan, render, write, exports, plot),
+  model loading excluded, with and without ``--target-duration``.
 
     .venv/bin/python bench/edit.py [--duration S] [--repeats N] [--threads T]
 """
@@ -28,12 +30,21 @@ import tempfile
 import time
 from pathlib import Path
 
+import numpy as np
 import torch
 
 from engine.analysis import analyze
 from export.edit import edit_file
 from export.onnx import Checkpoint, TorchPolicy, export_policy
-from export.runtime import BATCH_SIZE, OnnxPolicy, SongInputs, policy_walk, song_logprobs
+from export.runtime import (
+    OnnxPolicy,
+    SongInputs,
+    WalkHistory,
+    load_policy,
+    policy_inputs,
+    policy_walk,
+    song_logprobs,
+)
 from training.config import AgentConfig
 from training.data.synth import synth_song, write_song
 from training.models.agent import EditAgent
@@ -63,42 +74,47 @@ def main() -> None:
         folder = Path(tmp)
         os.environ["EDITORBOT_CACHE"] = str(folder / "cache")  # cold feature cache
         song_path = write_song(synth_song(2024, duration_s=args.duration), folder / "song.wav")
-        cfg = AgentConfig(backend="torch")
-        torch.manual_seed(0)
-        agent = EditAgent(cfg).eval()
-        torch.nn.init.normal_(agent.policy_head.weight, std=0.05)
-        t = time.perf_counter()
-        exported = export_policy(agent, folder / "policy.onnx")
-        export_s = time.perf_counter() - t
-        onnx_policy = OnnxPolicy(exported.onnx_path, device="auto", threads=args.threads)
-        torch_policy = TorchPolicy(Checkpoint("policy", agent, exported.onnx_path, {}))
-
         analysis = analyze(song_path, cache=False)
         song = SongInputs.of(analysis)
         n = song.n_beats
-        policy_s: dict[tuple[str, int], float] = {}
-        for batch in (BATCH_SIZE, 512):
-            for name, policy in (("onnx", onnx_policy), ("torch", torch_policy)):
-                song_logprobs(policy, song, batch_size=batch)  # warm-up
-                policy_s[name, batch] = _median_s(lambda p=policy, b=batch: song_logprobs(p, song, batch_size=b), args.repeats)
-        walk = policy_walk(onnx_policy, song)
-        walk_s = _median_s(lambda: policy_walk(onnx_policy, song), args.repeats)
+        default = load_policy(None, device="auto")
+        sizes = {"DESIGN": AgentConfig(backend="torch"), "default model": AgentConfig(**{**default.spec.config, "backend": "torch"})}
+        rows = []
+        for label, cfg in sizes.items():
+            torch.manual_seed(0)
+            agent = EditAgent(cfg).eval()
+            torch.nn.init.normal_(agent.policy_head.weight, std=0.05)
+            exported = export_policy(agent, folder / f"{label.split()[0]}.onnx")
+            onnx_policy = OnnxPolicy(exported.onnx_path, device="auto", threads=args.threads)
+            torch_policy = TorchPolicy(Checkpoint("policy", agent, exported.onnx_path, {}))
+            inputs = policy_inputs(song, np.arange(n), WalkHistory.keep_all(n), onnx_policy.spec)
+            onnx_policy.run(inputs)  # warm-up
+            onnx_s = _median_s(lambda p=onnx_policy: p.run(inputs), args.repeats)
+            torch_s = {}
+            for path, gather in (("gathered", True), ("banded", False)):
+                for encoder in (agent.policy_encoder, agent.value_encoder):
+                    encoder.set_gather(gather)
+                torch_policy.run(inputs)
+                torch_s[path] = _median_s(lambda: torch_policy.run(inputs), args.repeats)
+            lp_s = _median_s(lambda p=onnx_policy: song_logprobs(p, song), args.repeats)
+            rows.append((label, cfg, onnx_policy.provider, onnx_s, torch_s, lp_s))
 
-        edit_s = _median_s(lambda: edit_file(song_path, folder / "edit.wav", onnx_policy, exports=("rpp", "midi", "labels", "tsv")), 1)
+        walk = policy_walk(default, song)
+        walk_s = _median_s(lambda: policy_walk(default, song), args.repeats)
+        edit_s = _median_s(lambda: edit_file(song_path, folder / "edit.wav", default, exports=("rpp", "midi", "labels", "tsv")), 1)
         target = 0.8 * analysis.audio.duration_s
-        report = edit_file(song_path, folder / "edit_t.wav", onnx_policy, target_duration_s=target, keep=[(30.0, 45.0)])
+        report = edit_file(song_path, folder / "edit_t.wav", default, target_duration_s=target, keep=[(30.0, 45.0)])
 
-    print(f"song {analysis.audio.duration_s:.1f} s, {n} beats; model hidden {cfg.hidden}, window {cfg.window}; "
-          f"{args.threads} threads; {onnx_policy.provider}; export took {export_s:.1f} s")
-    for batch in (BATCH_SIZE, 512):
-        onnx_s, torch_s = policy_s["onnx", batch], policy_s["torch", batch]
-        print(f"policy, whole song ({n} windows, {batch} per call):  onnx {onnx_s * 1e3:8.1f} ms   "
-              f"torch eager {torch_s * 1e3:8.1f} ms   ratio torch/onnx {torch_s / onnx_s:5.2f}x   "
-              f"(onnx per window {onnx_s / n * 1e3:.2f} ms)")
-    best_onnx, best_torch = min(v for (k, _), v in policy_s.items() if k == "onnx"), min(v for (k, _), v in policy_s.items() if k == "torch")
-    print(f"policy, best batch each:           onnx {best_onnx * 1e3:8.1f} ms   torch eager {best_torch * 1e3:8.1f} ms   ratio {best_torch / best_onnx:5.2f}x")
-    print(f"policy walk, greedy (onnx):        {walk_s * 1e3:8.1f} ms  ({len(walk.walk)} steps, {walk.rounds} rounds, {walk.windows} windows)")
-    print(f"edit end to end, no target:        {edit_s:8.2f} s (model load excluded, cold analysis)")
+    print(f"song {analysis.audio.duration_s:.1f} s, {n} beats; {args.threads} threads")
+    for label, cfg, provider, onnx_s, torch_s, lp_s in rows:
+        best = min(torch_s.values())
+        print(f"policy, whole song, {label} size (hidden {cfg.hidden}, {cfg.layers} layers, kernel {cfg.kernel}), "
+              f"{provider}: onnx {onnx_s * 1e3:7.1f} ms   torch eager {best * 1e3:7.1f} ms "
+              f"(gathered {torch_s['gathered'] * 1e3:.1f}, banded {torch_s['banded'] * 1e3:.1f})   "
+              f"ratio torch/onnx {best / onnx_s:5.2f}x   song_logprobs {lp_s * 1e3:.1f} ms")
+    print(f"policy walk, greedy, default model:  {walk_s * 1e3:8.1f} ms  ({len(walk.walk)} steps, {walk.rounds} rounds, "
+          f"{walk.evaluated} cursors evaluated)")
+    print(f"edit end to end, default model, no target: {edit_s:8.2f} s (model load excluded, cold analysis)")
     stages = "  ".join(f"{k} {v:.2f}s" for k, v in report.timings_s.items())
     print(f"edit with --target-duration {target:.1f} s: {report.total_s:8.2f} s ({stages}); "
           f"out {report.duration_out_s:.2f} s; splice cost {report.splice_cost:.3f} vs pure DP {report.baseline_splice_cost:.3f}")

@@ -91,7 +91,7 @@ def main() -> None:
     print(f"ratio EditEnv / baseline: {env_sps / base_sps:.2f}  (target >= 20,000 steps/s: "
           f"{'met' if env_sps >= 20_000 else 'NOT met'})")
 
-    agent = AgentConfig(hidden=args.hidden, heads=4, value_hidden=32, value_heads=2)
+    agent = AgentConfig(hidden=args.hidden, heads=4, layers=2, kernel=17, value_hidden=32, value_heads=2)
     ppo = PPOConfig(batch_size=256, num_envs=4, max_updates=args.updates, checkpoint_every=1000)
     sps: list[float] = []
     with tempfile.TemporaryDirectory() as tmp:

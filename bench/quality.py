@@ -135,9 +135,10 @@ def _make_pairs_here(style: str, folder: Path, n: int, seed: int, args: argparse
 
 def _agent_flags(args: argparse.Namespace) -> list[str]:
     return [
-        "--window", str(args.window), "--hidden", str(args.hidden), "--heads", str(args.heads),
+        *(["--window", str(args.window)] if args.window else []),
+        "--hidden", str(args.hidden), "--heads", str(args.heads),
         "--layers", str(args.layers), "--kernel", str(args.kernel), "--n-pos-feats", str(args.n_pos_feats),
-        "--value-hidden", str(args.value_hidden), "--value-heads", str(args.value_heads),
+        "--history", str(args.history), "--value-hidden", str(args.value_hidden), "--value-heads", str(args.value_heads),
     ]
 
 
@@ -167,7 +168,8 @@ def run_style(style: str, args: argparse.Namespace, work: Path, env: dict[str, s
     # demonstrations (analysis of the training songs is cached for the trainer)
     t0 = time.perf_counter()
     cfg = AgentConfig(window=args.window, hidden=args.hidden, heads=args.heads, layers=args.layers,
-                      kernel=args.kernel, n_pos_feats=args.n_pos_feats, value_hidden=args.value_hidden,
+                      kernel=args.kernel, n_pos_feats=args.n_pos_feats, history=args.history,
+                      value_hidden=args.value_hidden,
                       value_heads=args.value_heads)
     train_eps = load_episodes(train_dir, require_labels=True, quiet=True)
     npz = root / "bc.npz"
@@ -306,13 +308,14 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--num-minibatches", type=int, default=4, help="(default 4)")
     p.add_argument("--grad-accum", type=int, default=1, help="(default 1)")
     p.add_argument("--update-epochs", type=int, default=4, help="(default 4)")
-    p.add_argument("--window", type=int, default=64, help="beats per observation (default 64)")
+    p.add_argument("--window", type=int, default=None,
+                   help="beats per training observation (default: the encoders' receptive field)")
+    p.add_argument("--history", type=int, default=16, help="beats of walk history the heads read (default 16)")
     p.add_argument("--hidden", type=int, default=128, help="policy width (default 128)")
     p.add_argument("--heads", type=int, default=4, help="(default 4)")
     p.add_argument("--layers", type=int, default=2, help="(default 2)")
     p.add_argument("--kernel", type=int, default=17, help="neighbourhood size in beats (default 17)")
-    p.add_argument("--n-pos-feats", type=int, default=6,
-                   help="position columns the policy reads (default 6, as the published table; the agent may allow fewer)")
+    p.add_argument("--n-pos-feats", type=int, default=4, help="position columns the policy reads (default 4, all)")
     p.add_argument("--value-hidden", type=int, default=64, help="(default 64)")
     p.add_argument("--value-heads", type=int, default=4, help="(default 4)")
     p.add_argument("--seed", type=int, default=1, help="training seed (default 1)")

@@ -5,11 +5,11 @@ the exporter for the kind of model in it (``EXPORTERS``: the edit policy
 now; the supervised model is another entry with its own wrapper and
 sidecar fields) and writes ``MODEL.onnx`` plus ``MODEL.json``.
 
-The policy graph (``PolicyGraph``) runs the encoder once and returns the
-policy logits, the separate value network's estimate and the auxiliary
-heads. It is traced with the dynamo exporter on the pure-torch attention
-backend with a batch of at least 2, with the batch and window (sequence)
-axes dynamic. The sidecar holds the action vocabulary, the feature names
+The policy graph (``PolicyGraph``, ``EditAgent.song_outputs``) encodes one
+(padded) song once and returns the policy logits, the separate value
+network's estimate and the auxiliary heads at a batch of cursors. It is
+traced with the dynamo exporter on the pure-torch attention backend, with
+the song-length and cursor-batch axes dynamic. The sidecar holds the action vocabulary, the feature names
 and ``engine.features.config_hash()``, the model config, the observation
 layout, the graph's inputs and outputs, the format version and the
 .onnx file's sha256; ``export.runtime`` checks all of it on load.
@@ -42,14 +42,13 @@ from engine.actions import AMOUNT_MASK, AMOUNTS, SIZE_BEATS, SIZES, TYPES
 from engine.atomic import atomic_path, write_json_atomic
 from engine.errors import BadInput
 from engine.features import config_hash, feature_names
+from engine.observation import DONE_LAYOUT, POSITION_LAYOUT
 from export.runtime import (
-    DONE_LAYOUT,
     INPUT_NAMES,
     MODEL_SCHEMA,
     OUTPUT_NAMES,
-    POSITION_LAYOUT,
     ModelSpec,
-    ObservationArrays,
+    PolicyInputs,
     sha256_of,
     sidecar_path,
 )
@@ -59,22 +58,24 @@ from training.models.agent import EditAgent
 log = logging.getLogger(__name__)
 
 #: Format version written into sidecars (``export.runtime.MODEL_VERSIONS`` reads it).
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
 #: Loggers of the exporter's graph passes, quietened while exporting.
 EXPORT_LOGGERS: tuple[str, ...] = ("onnx_ir", "onnxscript", "torch.onnx", "torch.export", "torch._dynamo")
-#: Shape the graph is traced at (batch >= 2 so the batch axis stays symbolic).
+#: Shape the graph is traced at (cursors >= 2 so the batch axis stays symbolic).
 TRACE_BATCH = 2
+#: Beats of the song the graph is traced with (before padding).
+TRACE_BEATS = 24
 
 
 class PolicyGraph(nn.Module):
-    """The exported policy: one trunk pass -> logits, value and auxiliary heads.
+    """The exported policy: ``EditAgent.song_outputs`` as a module.
 
-    ``forward(features (B, W, F), done (B, W, 26), position (B, W, 4),
-    padding_mask (B, W) bool)`` returns ``logits (B, 30)`` (unmasked, type
-    | size | amount), ``value (B,)``, ``tempo (B,)`` (normalised),
-    ``energy (B, n_energy_classes)`` logits at the cursor and
-    ``phrase_boundary (B, W)`` logits; all float32, as ``EditAgent``
-    computes them.
+    ``forward(features (1, L, F), position (1, L, P), padding_mask (1, L)
+    bool, summary (1, F), cursors (B,) int64, done (B, K, 26),
+    output_ratio (B,))`` returns ``logits (B, 30)`` (unmasked, type | size
+    | amount), ``value (B,)``, ``tempo (1,)`` (normalised), ``energy (B,
+    n_energy_classes)`` logits at the cursors and ``phrase_boundary (1, L)``
+    logits; all float32.
     """
 
     def __init__(self, agent: EditAgent) -> None:
@@ -82,20 +83,16 @@ class PolicyGraph(nn.Module):
         self.agent = agent
 
     def forward(
-        self, features: Tensor, done: Tensor, position: Tensor, padding_mask: Tensor
+        self,
+        features: Tensor,
+        position: Tensor,
+        padding_mask: Tensor,
+        summary: Tensor,
+        cursors: Tensor,
+        done: Tensor,
+        output_ratio: Tensor,
     ) -> tuple[Tensor, Tensor, Tensor, Tensor, Tensor]:
-        from training.models.agent import Observation
-
-        a = self.agent
-        obs = Observation(features, done, position, padding_mask)
-        h, pooled = a.encode(obs)
-        cursor = a._at_cursor(h)
-        logits = a.policy_head(cursor).float()
-        value = a.get_value(obs)
-        tempo = a.tempo_head(pooled).squeeze(-1).float()
-        energy = a.energy_head(cursor).float()
-        phrase = a.phrase_head(h).squeeze(-1).float()
-        return logits, value, tempo, energy, phrase
+        return self.agent.song_outputs(features, position, padding_mask, summary, cursors, done, output_ratio)
 
 
 # ----------------------------------------------------------------------------- checkpoints
@@ -190,9 +187,9 @@ class TorchPolicy:
         log.info("policy %s runs eagerly with torch on %s", ckpt.path, self.device)
 
     @torch.inference_mode()
-    def run(self, obs: ObservationArrays) -> dict[str, np.ndarray]:
+    def run(self, inputs: PolicyInputs) -> dict[str, np.ndarray]:
         """Outputs by ``export.runtime.OUTPUT_NAMES`` as float32 numpy arrays."""
-        args = [torch.from_numpy(np.ascontiguousarray(getattr(obs, n))).to(self.device) for n in INPUT_NAMES]
+        args = [torch.from_numpy(np.ascontiguousarray(getattr(inputs, n))).to(self.device) for n in INPUT_NAMES]
         out = self.graph(*args)
         return {k: v.float().cpu().numpy() for k, v in zip(OUTPUT_NAMES, out)}
 
@@ -209,15 +206,21 @@ class ExportResult:
     sha256: str
 
 
-def _example_inputs(cfg: AgentConfig, batch: int, window: int) -> tuple[Tensor, ...]:
+def _example_inputs(cfg: AgentConfig, batch: int) -> tuple[Tensor, ...]:
+    """A padded song of ``TRACE_BEATS`` beats and ``batch`` cursors in it."""
     gen = torch.Generator().manual_seed(0)
-    pad = torch.zeros(batch, window, dtype=torch.bool)
-    pad[0, : window // 4] = True
+    pad = cfg.window // 2
+    length = TRACE_BEATS + 2 * pad
+    padding = torch.ones(1, length, dtype=torch.bool)
+    padding[0, pad : pad + TRACE_BEATS] = False
     return (
-        torch.randn(batch, window, cfg.in_dim, generator=gen),
-        torch.rand(batch, window, cfg.n_done_feats, generator=gen),
-        torch.rand(batch, window, cfg.n_pos_feats, generator=gen),
-        pad,
+        torch.randn(1, length, cfg.in_dim, generator=gen),
+        torch.rand(1, length, cfg.n_pos_feats, generator=gen),
+        padding,
+        torch.randn(1, cfg.in_dim, generator=gen),
+        torch.arange(batch, dtype=torch.int64) + pad,
+        torch.rand(batch, cfg.history, cfg.n_done_feats, generator=gen),
+        torch.rand(batch, generator=gen),
     )
 
 
@@ -250,22 +253,26 @@ def policy_sidecar(agent: EditAgent, *, name: str, sha256: str, onnx_file: str, 
         "config": cfg.to_dict(),
         "observation": {
             "window": cfg.window,
-            "cursor_index": cfg.cursor_index,
+            "song_padding": cfg.window // 2,
+            "history": cfg.history,
             "done": list(DONE_LAYOUT),
             "position": list(POSITION_LAYOUT[: cfg.n_pos_feats]),
         },
         "inputs": [
-            _tensor_info("features", ["batch", "window", cfg.in_dim], "float32"),
-            _tensor_info("done", ["batch", "window", cfg.n_done_feats], "float32"),
-            _tensor_info("position", ["batch", "window", cfg.n_pos_feats], "float32"),
-            _tensor_info("padding_mask", ["batch", "window"], "bool"),
+            _tensor_info("features", [1, "length", cfg.in_dim], "float32"),
+            _tensor_info("position", [1, "length", cfg.n_pos_feats], "float32"),
+            _tensor_info("padding_mask", [1, "length"], "bool"),
+            _tensor_info("summary", [1, cfg.in_dim], "float32"),
+            _tensor_info("cursors", ["batch"], "int64"),
+            _tensor_info("done", ["batch", cfg.history, cfg.n_done_feats], "float32"),
+            _tensor_info("output_ratio", ["batch"], "float32"),
         ],
         "outputs": [
             _tensor_info("logits", ["batch", len(TYPES) + len(SIZES) + len(AMOUNTS)], "float32"),
             _tensor_info("value", ["batch"], "float32"),
-            _tensor_info("tempo", ["batch"], "float32"),
+            _tensor_info("tempo", [1], "float32"),
             _tensor_info("energy", ["batch", cfg.n_energy_classes], "float32"),
-            _tensor_info("phrase_boundary", ["batch", "window"], "float32"),
+            _tensor_info("phrase_boundary", [1, "length"], "float32"),
         ],
     }
 
@@ -280,9 +287,9 @@ def export_policy(
 ) -> ExportResult:
     """Export ``agent`` to ``out_path`` (.onnx) and its sidecar (.json), atomically.
 
-    Traced on the pure-torch attention backend (restored afterwards) with
-    ``trace_batch >= 2`` windows of ``config.window`` beats; batch and
-    window axes are dynamic.
+    Traced on the pure-torch attention backend's gathered path (restored
+    afterwards) with ``trace_batch >= 2`` cursors; the song-length and cursor axes are
+    dynamic.
     """
     if trace_batch < 2:
         raise ValueError("trace with a batch of at least 2 so the batch axis stays dynamic")
@@ -293,14 +300,18 @@ def export_policy(
         raise BadInput(out, "its folder does not exist")
     cfg = agent.config
     backends = (agent.policy_encoder.backend, agent.value_encoder.backend)
-    agent.policy_encoder.set_backend("torch")
-    agent.value_encoder.set_backend("torch")
+    for encoder in (agent.policy_encoder, agent.value_encoder):
+        encoder.set_backend("torch")
+        encoder.set_gather(True)  # songs are long: O(L * kernel) attention
     was_training = agent.training
     agent.eval()
     graph = PolicyGraph(agent).eval()
     batch = torch.export.Dim("batch", min=1)
-    window = torch.export.Dim("window", min=1)
-    dynamic = {n: {0: batch, 1: window} for n in INPUT_NAMES}
+    length = torch.export.Dim("length", min=cfg.window)
+    dynamic = {
+        "features": {1: length}, "position": {1: length}, "padding_mask": {1: length}, "summary": None,
+        "cursors": {0: batch}, "done": {0: batch}, "output_ratio": {0: batch},
+    }
     levels = {logger_name: logging.getLogger(logger_name).level for logger_name in EXPORT_LOGGERS}
     try:
         for logger_name in levels:
@@ -310,7 +321,7 @@ def export_policy(
                 warnings.simplefilter("ignore")
                 program = torch.onnx.export(
                     graph,
-                    _example_inputs(cfg, trace_batch, cfg.window),
+                    _example_inputs(cfg, trace_batch),
                     input_names=list(INPUT_NAMES),
                     output_names=list(OUTPUT_NAMES),
                     dynamic_shapes=dynamic,
@@ -323,8 +334,9 @@ def export_policy(
     finally:
         for logger_name, level in levels.items():
             logging.getLogger(logger_name).setLevel(level)
-        agent.policy_encoder.set_backend(backends[0])
-        agent.value_encoder.set_backend(backends[1])
+        for encoder, backend in zip((agent.policy_encoder, agent.value_encoder), backends):
+            encoder.set_backend(backend)
+            encoder.set_gather(None)
         agent.train(was_training)
     side = sidecar_path(out)
     doc = policy_sidecar(agent, name=name or out.stem, sha256=digest, onnx_file=out.name, source=source or {})

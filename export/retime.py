@@ -237,6 +237,32 @@ def protected_beats(
     return out
 
 
+#: Types whose effect rings on past its span (``engine.render`` renders their
+#: tails, up to ``MAX_TAIL_S``, over whatever follows).
+TAIL_TYPES: tuple[str, ...] = ("REVERB", "DELAY")
+
+
+def tail_guard(starts_s: np.ndarray, ends_s: np.ndarray, protected: np.ndarray) -> np.ndarray:
+    """``(N,)`` bool: beats where a ``TAIL_TYPES`` effect could ring into a protected beat.
+
+    An action starting at beat ``c`` covers at most 32 beats; its tail lasts
+    at most ``engine.render.MAX_TAIL_S``. Beats from which that reaches the
+    start of a later protected beat are guarded (protected beats themselves
+    allow only KEEP anyway).
+    """
+    from engine.render import MAX_TAIL_S
+
+    starts_s, ends_s = np.asarray(starts_s, float), np.asarray(ends_s, float)
+    n = len(starts_s)
+    prot = np.asarray(protected, bool)
+    reach = ends_s[np.minimum(np.arange(n) + max(SIZE_BEATS) - 1, n - 1)] + MAX_TAIL_S
+    # start time of the first protected beat at or after each beat (inf when none)
+    next_prot = np.full(n + 1, np.inf)
+    for c in range(n - 1, -1, -1):
+        next_prot[c] = starts_s[c] if prot[c] else next_prot[c + 1]
+    return reach > next_prot[:n]
+
+
 # ----------------------------------------------------------------------------- the search
 
 
@@ -299,12 +325,20 @@ def _size_masks(n_beats: int) -> np.ndarray:
     return np.stack([action_masks(c, n_beats)[1] for c in range(n_beats)]) if n_beats else np.zeros((0, N_SIZES), bool)
 
 
-def _best_other(lp: LogProbs | None, n: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Best length-preserving (type, amount) per cursor: ``(score (N,), type (N,), amount (N,))``."""
+def _best_other(
+    lp: LogProbs | None, n: int, no_tail: np.ndarray | None = None
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Best length-preserving (type, amount) per cursor: ``(score (N,), type (N,), amount (N,))``.
+
+    ``no_tail (N,)`` bool rules out ``TAIL_TYPES`` at those cursors.
+    """
     if lp is None:
         return np.zeros(n), np.full(n, TYPES.index("GAIN")), np.full(n, 3)
     idx = [TYPES.index(t) for t in LENGTH_PRESERVING]
     joint = lp.type[:, idx, None] + lp.amount[:, idx, :]  # (N, T', A)
+    if no_tail is not None:
+        tails = np.isin(np.asarray(LENGTH_PRESERVING), TAIL_TYPES)
+        joint = np.where(np.asarray(no_tail, bool)[:, None, None] & tails[None, :, None], _NEG, joint)
     flat = joint.reshape(n, -1).argmax(axis=1)
     t_local, a = np.divmod(flat, joint.shape[2])
     return joint.reshape(n, -1)[np.arange(n), flat], np.asarray(idx)[t_local], a
@@ -341,6 +375,7 @@ def constrained_search(
     target_beats: float,
     *,
     protected: np.ndarray | None = None,
+    no_tail: np.ndarray | None = None,
     splice_weight: float = 1.0,
     accept: Any = None,
 ) -> RetimeResult:
@@ -358,6 +393,9 @@ def constrained_search(
         fractional).
     protected:
         ``(N,)`` bool: beats only a plain KEEP may cover.
+    no_tail:
+        ``(N,)`` bool: beats where no ``TAIL_TYPES`` effect may start
+        (``tail_guard``).
     splice_weight:
         Weight of splice cost against log-probability.
     accept:
@@ -382,7 +420,7 @@ def constrained_search(
     else:
         lp_t, lp_s, lp_a = np.zeros((n, N_TYPES)), np.zeros((n, N_SIZES)), np.zeros((n, N_TYPES, 5))
     lp_s = np.where(size_ok, lp_s, _NEG)
-    other_score, other_type, other_amount = _best_other(logprobs, n)
+    other_score, other_type, other_amount = _best_other(logprobs, n, no_tail)
     cut_step = lp_t[:, [_CUT]] + lp_s + lp_a[:, _CUT, _NEUTRAL][:, None]
     cut_best, cut_first = _cut_table(cut_step, max(CUT_LENGTHS))
     # prot_before[k] = protected beats among the first k: span [a, b) is free iff equal at a and b.
@@ -559,7 +597,13 @@ def retime(
 
     try:
         result = constrained_search(
-            logprobs, splice, target, protected=prot, splice_weight=splice_weight, accept=within_one_beat
+            logprobs,
+            splice,
+            target,
+            protected=prot,
+            no_tail=tail_guard(starts, ends, prot),
+            splice_weight=splice_weight,
+            accept=within_one_beat,
         )
     except ValueError as err:
         raise BadInput("--target-duration", f"{target_duration_s:g} s cannot be reached: {err}") from None

@@ -20,19 +20,18 @@ an unknown format version. This module imports neither torch nor
 ``training``: numpy, onnxruntime and ``engine`` only. ``export.onnx.TorchPolicy``
 runs a checkpoint eagerly behind the same interface (``PolicyModel``).
 
-Observation layout: the one ``training.env.EditEnv`` produces (the runtime
-may not import ``training``, so it builds the same arrays for whole batches
-of cursors; tests/export/test_runtime.py checks them equal to the env's,
-step by step). A window of ``W`` beats with the cursor at ``W // 2``;
-``features (B, W, F)`` raw per-beat features (0 on padding); ``done (B,
-W, 26)`` = ``DONE_LAYOUT`` (decided flag, one-hot type of the action that
-covered the beat, one-hot amount; zero for beats at or after the cursor);
-``position (B, W, P)`` = the first ``P = n_pos_feats`` of
-``POSITION_LAYOUT`` (offset from the cursor over ``W // 2``, ``beat / N``,
-``(N - beat) / N``, output beats so far over the target, 0 without one,
-then the beat's place in its 16-beat phrase as sin and cos; offset and
-output ratio on padding too, the rest 0); ``padding_mask (B, W)`` True
-outside the song.
+Model inputs (layout in ``engine.observation``, shared with
+``training.env.EditEnv``): one song, padded with ``W // 2`` beats before
+and after it (``W`` the model's window): ``features (1, L, F)`` raw
+per-beat features, ``position (1, L, P)`` the first ``P`` of
+``POSITION_LAYOUT``, ``padding_mask (1, L)`` True outside the song,
+``summary (1, F)`` the song's mean features; and ``B`` cursors:
+``cursors (B,)`` indices into ``L`` (beat + ``W // 2``), ``done (B, K,
+26)`` the ``DONE_LAYOUT`` rows of the ``K`` beats before each cursor under
+the walk so far, ``output_ratio (B,)`` output beats so far over the
+target (0 without one). The graph encodes the song once and evaluates the
+heads at every cursor: its rows equal what the policy computes from
+``EditEnv``'s window observations at those cursors.
 """
 
 from __future__ import annotations
@@ -50,6 +49,7 @@ from typing import Any, Protocol
 import numpy as np
 
 from engine.actions import (
+    AMOUNT_MASK,
     AMOUNT_TABLE,
     N_AMOUNTS,
     N_SIZES,
@@ -57,34 +57,26 @@ from engine.actions import (
     SIZE_BEATS,
     TYPES,
     FactoredAction,
-    action_masks,
 )
 from engine.errors import BadInput
+from engine.observation import DONE_LAYOUT, POSITION_LAYOUT, history_windows, mark_done, song_position, song_summary
 
 log = logging.getLogger(__name__)
 
 #: Sidecar schema and the format versions this runtime reads.
 MODEL_SCHEMA = "editorbot.model/1"
-MODEL_VERSIONS: tuple[int, ...] = (1,)
+MODEL_VERSIONS: tuple[int, ...] = (2,)
 #: Graph inputs and outputs of an exported policy, in order.
-INPUT_NAMES: tuple[str, ...] = ("features", "done", "position", "padding_mask")
+INPUT_NAMES: tuple[str, ...] = ("features", "position", "padding_mask", "summary", "cursors", "done", "output_ratio")
 OUTPUT_NAMES: tuple[str, ...] = ("logits", "value", "tempo", "energy", "phrase_boundary")
-#: Columns of ``done`` and ``position`` (the Observation layout above).
-DONE_LAYOUT: tuple[str, ...] = ("decided",) + tuple(f"type_{k}" for k in range(N_TYPES)) + tuple(
-    f"amount_{k}" for k in range(N_AMOUNTS)
-)
-POSITION_LAYOUT: tuple[str, ...] = ("offset", "progress", "remaining", "output_ratio", "phrase_sin", "phrase_cos")
-PHRASE_BEATS = 16
 #: The bundled model, used when none is named.
 DEFAULT_MODEL = Path(__file__).resolve().parents[1] / "models" / "default" / "policy.onnx"
-#: Windows per onnxruntime call. On the CPU, small batches keep the default
-#: model's activations in cache: a 4-minute song ran fastest at 32 (bench/edit.py).
-BATCH_SIZE = 32
 #: Device choices: "auto" (CUDA when this onnxruntime has it), "cuda" (asked for), "cpu".
 DEVICES: tuple[str, ...] = ("auto", "cuda", "cpu")
 
 _CUT, _LOOP, _SPEED = TYPES.index("CUT"), TYPES.index("LOOP"), TYPES.index("SPEED")
 _KEEP = TYPES.index("KEEP")
+_TAIL_TYPES = (TYPES.index("REVERB"), TYPES.index("DELAY"))  # export.retime.TAIL_TYPES
 _NEG = -1.0e30
 
 
@@ -115,12 +107,17 @@ class ModelSpec:
     feature_names: list[str]
     feature_hash: str
     done_layout: list[str] = field(default_factory=lambda: list(DONE_LAYOUT))
-    position_layout: list[str] = field(default_factory=lambda: list(POSITION_LAYOUT[:4]))
+    position_layout: list[str] = field(default_factory=lambda: list(POSITION_LAYOUT))
 
     @property
     def window(self) -> int:
-        """Beats per observation window."""
+        """Beats per training observation window (the song is padded by ``window // 2``)."""
         return int(self.config["window"])
+
+    @property
+    def history(self) -> int:
+        """``K``: beats before the cursor whose done rows the heads read."""
+        return int(self.config["history"])
 
     @property
     def n_pos_feats(self) -> int:
@@ -144,6 +141,8 @@ class ModelSpec:
         if list(self.done_layout) != list(DONE_LAYOUT) or list(self.position_layout) != list(POSITION_LAYOUT[:n_pos]):
             raise BadInput(where, "its observation layout (done/position columns) is not the one this runtime builds")
         cfg = self.config
+        if not isinstance(cfg.get("window"), int) or not isinstance(cfg.get("history"), int):
+            raise BadInput(where, "its config has no window or history")
         if (cfg.get("n_done_feats"), cfg.get("n_pos_feats"), cfg.get("in_dim")) != (
             len(DONE_LAYOUT),
             n_pos,
@@ -220,17 +219,16 @@ def load_model_spec(model_path: str | os.PathLike) -> ModelSpec:
 
 
 @dataclass
-class ObservationArrays:
-    """A batch of observations as numpy arrays (shapes in the module docstring)."""
+class PolicyInputs:
+    """One graph call as numpy arrays (shapes in the module docstring)."""
 
-    features: np.ndarray  # (B, W, F) float32
-    done: np.ndarray  # (B, W, 26) float32
-    position: np.ndarray  # (B, W, P) float32
-    padding_mask: np.ndarray  # (B, W) bool
-
-    def rows(self, index: slice | np.ndarray) -> ObservationArrays:
-        """Rows ``index`` of the batch."""
-        return ObservationArrays(self.features[index], self.done[index], self.position[index], self.padding_mask[index])
+    features: np.ndarray  # (1, L, F) float32
+    position: np.ndarray  # (1, L, P) float32
+    padding_mask: np.ndarray  # (1, L) bool
+    summary: np.ndarray  # (1, F) float32
+    cursors: np.ndarray  # (B,) int64, indices into L
+    done: np.ndarray  # (B, K, 26) float32
+    output_ratio: np.ndarray  # (B,) float32
 
     def feeds(self) -> dict[str, np.ndarray]:
         """Graph inputs by name."""
@@ -242,9 +240,9 @@ class PolicyModel(Protocol):
 
     spec: ModelSpec
 
-    def run(self, obs: ObservationArrays) -> dict[str, np.ndarray]:
-        """Outputs by ``OUTPUT_NAMES``: ``logits (B, 30)``, ``value (B,)``, ``tempo (B,)``,
-        ``energy (B, n_energy_classes)``, ``phrase_boundary (B, W)``; float32."""
+    def run(self, inputs: PolicyInputs) -> dict[str, np.ndarray]:
+        """Outputs by ``OUTPUT_NAMES``: ``logits (B, 30)``, ``value (B,)``, ``tempo (1,)``,
+        ``energy (B, n_energy_classes)``, ``phrase_boundary (1, L)``; float32."""
         ...
 
 
@@ -306,9 +304,9 @@ class OnnxPolicy:
             )
         log.info("policy %s (%s) runs on %s", self.spec.name, Path(self.path).name, self.provider)
 
-    def run(self, obs: ObservationArrays) -> dict[str, np.ndarray]:
+    def run(self, inputs: PolicyInputs) -> dict[str, np.ndarray]:
         """Outputs by name (see ``PolicyModel.run``)."""
-        out = self.session.run(list(OUTPUT_NAMES), obs.feeds())
+        out = self.session.run(list(OUTPUT_NAMES), inputs.feeds())
         return dict(zip(OUTPUT_NAMES, out))
 
 
@@ -356,16 +354,17 @@ class WalkHistory:
         per_beat = np.ones(n_beats)  # output beats each beat contributes
         for cursor, a in steps:
             b1 = min(cursor + a.beats, n_beats)
-            done[cursor:b1, 0] = 1.0
-            done[cursor:b1, 1 + a.type_idx] = 1.0
-            done[cursor:b1, 1 + N_TYPES + a.amount_idx] = 1.0
+            mark_done(done, cursor, b1, a.type_idx, a.amount_idx)
             per_beat[cursor:b1] = output_multiplier(a)
         return WalkHistory(done, np.concatenate([[0.0], np.cumsum(per_beat)]))
 
     @staticmethod
     def keep_all(n_beats: int) -> WalkHistory:
         """The history every cursor sees if everything before it was kept beat by beat."""
-        return WalkHistory.of([(b, FactoredAction(_KEEP, 0, 2)) for b in range(n_beats)], n_beats)
+        history = WalkHistory.empty(n_beats)
+        mark_done(history.done, 0, n_beats, _KEEP, 2)
+        history.out_before[:] = np.arange(n_beats + 1)
+        return history
 
 
 def output_multiplier(a: FactoredAction) -> float:
@@ -406,37 +405,16 @@ class SongInputs:
         """``N``."""
         return int(self.features.shape[0])
 
-    def static_position(self) -> np.ndarray:
-        """``(N, 6)`` float32: the ``POSITION_LAYOUT`` columns that do not depend on the walk."""
-        n = self.n_beats
-        beats = np.arange(n, dtype=np.float64)
-        out = np.zeros((n, len(POSITION_LAYOUT)), np.float32)
-        out[:, 1] = beats / n
-        out[:, 2] = (n - beats) / n
-        starts = np.asarray(self.phrase_starts, dtype=np.int64)
-        starts = starts[(starts >= 0) & (starts < n)]
-        first = int(starts[0]) if len(starts) else 0
-        since = np.where(
-            beats >= first,
-            beats - np.concatenate([[first], starts])[np.searchsorted(starts, beats, side="right")],
-            (beats - first) % PHRASE_BEATS,
-        )
-        angle = 2 * np.pi * since / PHRASE_BEATS
-        out[:, 4] = np.sin(angle)
-        out[:, 5] = np.cos(angle)
-        return out
 
-
-def build_observations(
+def policy_inputs(
     song: SongInputs,
     cursors: np.ndarray,
     history: WalkHistory,
+    spec: ModelSpec,
     *,
-    window: int,
-    n_pos_feats: int,
     target_beats: float | None = None,
-) -> ObservationArrays:
-    """Observation windows at ``cursors`` of a song whose walk so far is ``history``.
+) -> PolicyInputs:
+    """Graph inputs for ``cursors`` of a song whose walk so far is ``history``.
 
     Parameters
     ----------
@@ -445,35 +423,35 @@ def build_observations(
     cursors:
         ``(B,)`` int beat indices.
     history:
-        The walk's record; at cursor ``c`` only beats ``< c`` show as done.
-    window, n_pos_feats:
-        ``W`` and ``P`` of the model's config.
+        The walk's record; at cursor ``c`` the ``K`` beats before ``c`` show.
+    spec:
+        The model's window, history and position columns.
     target_beats:
-        Target output length in beats (None: no target, ratio column 0).
+        Target output length in beats (None: no target, ratio 0).
 
     Returns
     -------
-    ``ObservationArrays`` with ``B`` rows, equal to what ``training.env``
-    shows at those cursors after that history.
+    ``PolicyInputs`` whose rows equal what ``training.env`` shows at those
+    cursors after that history.
     """
-    features = song.features
-    n = song.n_beats
+    n, pad, n_pos = song.n_beats, spec.window // 2, spec.n_pos_feats
     cursors = np.asarray(cursors, dtype=np.int64)
-    half = window // 2
-    offsets = np.arange(window) - half
-    idx = cursors[:, None] + offsets[None, :]  # (B, W)
-    pad = (idx < 0) | (idx >= n)
-    safe = np.clip(idx, 0, n - 1)
-    valid = ~pad
-    feats = np.where(valid[..., None], features[safe], 0.0).astype(np.float32)
-    seen = valid & (idx < cursors[:, None])
-    done = np.where(seen[..., None], history.done[safe], 0.0).astype(np.float32)
-    static = song.static_position()
-    position = np.where(valid[..., None], static[safe], 0.0).astype(np.float32)
-    position[..., 0] = offsets / max(half, 1)
-    if target_beats:
-        position[..., 3] = (history.out_before[np.clip(cursors, 0, n)] / target_beats)[:, None]
-    return ObservationArrays(feats, done, np.ascontiguousarray(position[..., :n_pos_feats]), pad)
+    features = np.zeros((1, n + 2 * pad, song.features.shape[1]), np.float32)
+    features[0, pad : pad + n] = song.features
+    position = np.zeros((1, n + 2 * pad, n_pos), np.float32)
+    position[0, pad : pad + n] = song_position(n, song.phrase_starts)[:, :n_pos]
+    padding = np.ones((1, n + 2 * pad), bool)
+    padding[0, pad : pad + n] = False
+    ratio = history.out_before[np.clip(cursors, 0, n)] / target_beats if target_beats else np.zeros(len(cursors))
+    return PolicyInputs(
+        features,
+        position,
+        padding,
+        song_summary(song.features)[None],
+        cursors + pad,
+        history_windows(history.done, cursors, spec.history),
+        ratio.astype(np.float32),
+    )
 
 
 # ----------------------------------------------------------------------------- log-probs
@@ -511,37 +489,33 @@ def _log_softmax(x: np.ndarray, mask: np.ndarray) -> np.ndarray:
 
 def cursor_masks(cursors: np.ndarray, n_beats: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """``engine.actions.action_masks`` at each cursor: ``(B, 20)``, ``(B, 5)``, ``(B, 20, 5)`` bool."""
-    masks = [action_masks(int(c), n_beats) for c in cursors]
-    return tuple(np.stack([m[k] for m in masks]) for k in range(3))  # type: ignore[return-value]
+    cursors = np.asarray(cursors, dtype=np.int64)
+    if len(cursors) and (cursors.min() < 0 or cursors.max() >= n_beats):
+        raise ValueError(f"cursors outside the song's beats 0..{n_beats - 1}")
+    b = len(cursors)
+    left = (n_beats - cursors)[:, None]
+    size = np.asarray(SIZE_BEATS)[None, :] <= left
+    size[:, 0] = True  # BEAT is always allowed (action_masks)
+    return np.ones((b, N_TYPES), bool), size, np.broadcast_to(AMOUNT_MASK, (b, N_TYPES, N_AMOUNTS))
 
 
-def evaluate(
-    policy: PolicyModel,
-    obs: ObservationArrays,
-    cursors: np.ndarray,
-    n_beats: int,
-    *,
-    batch_size: int = BATCH_SIZE,
-) -> SongLogProbs:
-    """Observations -> masked log-probabilities, ``batch_size`` windows per call.
+def evaluate(policy: PolicyModel, inputs: PolicyInputs, n_beats: int) -> SongLogProbs:
+    """One graph call -> masked log-probabilities at its cursors.
 
     Masks are ``engine.actions.action_masks`` at each cursor.
     """
-    b = len(cursors)
-    logits = np.empty((b, N_TYPES + N_SIZES + N_AMOUNTS), np.float32)
-    value = np.empty(b, np.float32)
-    for start in range(0, b, batch_size):
-        out = policy.run(obs.rows(slice(start, start + batch_size)))
-        logits[start : start + batch_size] = out["logits"]
-        value[start : start + batch_size] = out["value"]
+    out = policy.run(inputs)
+    logits = np.asarray(out["logits"], np.float32)
+    b = len(inputs.cursors)
+    cursors = inputs.cursors - policy.spec.window // 2
     type_m, size_m, amount_m = cursor_masks(cursors, n_beats)
     lt, ls, la = np.split(logits, [N_TYPES, N_TYPES + N_SIZES], axis=-1)
     return SongLogProbs(
-        cursors=np.asarray(cursors),
+        cursors=cursors,
         type=_log_softmax(lt, type_m),
         size=_log_softmax(ls, size_m),
         amount=_log_softmax(np.broadcast_to(la[:, None, :], (b, N_TYPES, N_AMOUNTS)), amount_m),
-        value=value,
+        value=np.asarray(out["value"], np.float32),
     )
 
 
@@ -553,14 +527,8 @@ def _check_song(policy: PolicyModel, song: SongInputs) -> None:
         raise ValueError("the song has no beats")
 
 
-def song_logprobs(
-    policy: PolicyModel,
-    song: SongInputs,
-    *,
-    target_beats: float | None = None,
-    batch_size: int = BATCH_SIZE,
-) -> SongLogProbs:
-    """Log-probabilities at every beat of a song, in batched calls.
+def song_logprobs(policy: PolicyModel, song: SongInputs, *, target_beats: float | None = None) -> SongLogProbs:
+    """Log-probabilities at every beat of a song, in one graph call.
 
     Each cursor sees the history "every beat before it kept", the context
     the length-constrained search scores moves in.
@@ -569,11 +537,8 @@ def song_logprobs(
     """
     _check_song(policy, song)
     n = song.n_beats
-    cursors = np.arange(n)
-    spec = policy.spec
-    history = WalkHistory.keep_all(n)
-    obs = build_observations(song, cursors, history, window=spec.window, n_pos_feats=spec.n_pos_feats, target_beats=target_beats)
-    return evaluate(policy, obs, cursors, n, batch_size=batch_size)
+    inputs = policy_inputs(song, np.arange(n), WalkHistory.keep_all(n), policy.spec, target_beats=target_beats)
+    return evaluate(policy, inputs, n)
 
 
 # ----------------------------------------------------------------------------- walks
@@ -596,6 +561,7 @@ def decide(
     n_beats: int,
     *,
     protected: np.ndarray | None = None,
+    no_tail: np.ndarray | None = None,
     u: np.ndarray | None = None,
 ) -> FactoredAction:
     """One step: type, then size, then amount given the type.
@@ -603,7 +569,9 @@ def decide(
     ``lp_*`` are one cursor's masked log-probs (``(20,)``, ``(5,)``,
     ``(20, 5)``). Protected beats allow only KEEP at the cursor and keep any
     other type's span off them (the size is renormalised over what is left;
-    BEAT always remains). ``u (3,)`` uniforms sample; None takes the argmax.
+    BEAT always remains); ``no_tail`` beats allow no effect whose tail would
+    ring into them (``export.retime.tail_guard``). ``u (3,)`` uniforms
+    sample; None takes the argmax.
     """
     lp_type = lp_type.copy()
     lp_size = lp_size.copy()
@@ -611,6 +579,8 @@ def decide(
         keep_only = np.full(N_TYPES, -np.inf)
         keep_only[_KEEP] = 0.0
         lp_type = lp_type + keep_only
+    if no_tail is not None and no_tail[cursor]:
+        lp_type[list(_TAIL_TYPES)] = -np.inf
     t = _choose(lp_type, None if u is None else float(u[0]))
     if protected is not None and t != _KEEP:
         for s, k in enumerate(SIZE_BEATS):
@@ -632,16 +602,16 @@ class WalkResult:
     cursors:
         The beat each step starts at.
     rounds:
-        Batched evaluation rounds until every step's observation was its own
-        history's.
-    windows:
-        Observation windows evaluated in all.
+        Graph calls until every step's log-probs were computed under its
+        own walk's history.
+    evaluated:
+        Cursors evaluated in all.
     """
 
     walk: list[FactoredAction]
     cursors: list[int]
     rounds: int
-    windows: int
+    evaluated: int
 
 
 def policy_walk(
@@ -651,23 +621,21 @@ def policy_walk(
     seed: int | None = None,
     greedy: bool | None = None,
     protected: np.ndarray | None = None,
-    batch_size: int = BATCH_SIZE,
-    max_round_windows: int = 512,
+    no_tail: np.ndarray | None = None,
     initial: SongLogProbs | None = None,
 ) -> WalkResult:
     """Walk the song with the policy: greedy, or sampled reproducibly from ``seed``.
 
-    The decision at a cursor depends on what was done before it (the
-    ``done`` and ``position`` columns), which a batch cannot know in
-    advance. The walk is found by fixed-point iteration over batched calls:
-    round 0 evaluates every beat with the "all kept" history; each round
-    walks the song with the latest log-probs, finds the steps whose window
-    was evaluated under a different history than the walk's own, and
-    evaluates those (up to ``max_round_windows``) with the walk's history.
-    The first such step is exact after its round, so the loop ends, and
-    its result is the walk a step-by-step evaluation would take. Sampling
-    draws one uniform per (beat, factor) from ``seed``, so a cursor's
-    choice depends only on its log-probs.
+    The decision at a cursor depends on what was done to the ``K`` beats
+    before it (the ``done`` input), which one batched call cannot know in
+    advance. The walk is found by fixed-point iteration: round 0 evaluates
+    every beat with the "all kept" history; each round walks the song with
+    the latest log-probs, finds the steps whose log-probs were computed
+    under another history than the walk's own, and evaluates all of those
+    in one call with the walk's history. The first such step is exact after
+    its round, so the loop ends, and its result is the walk a step-by-step
+    evaluation would take. Sampling draws one uniform per (beat, factor)
+    from ``seed``, so a cursor's choice depends only on its log-probs.
 
     Parameters
     ----------
@@ -678,30 +646,30 @@ def policy_walk(
         Force greedy (True) or sampling (False, needs ``seed``).
     protected:
         ``(N,)`` bool beats only KEEP may cover (``--keep``).
+    no_tail:
+        ``(N,)`` bool beats where no reverb or delay may start (their tails
+        would reach a protected beat; ``export.retime.tail_guard``).
     initial:
         Round 0's log-probs when already computed (``song_logprobs``).
     """
     _check_song(policy, song)
-    n = song.n_beats
-    window, n_pos = policy.spec.window, policy.spec.n_pos_feats
+    n, k = song.n_beats, policy.spec.history
     greedy = seed is None if greedy is None else greedy
     if not greedy and seed is None:
         raise ValueError("sampling needs a seed")
     uniforms = None if greedy else np.random.default_rng(seed).random((n, 3))
-    lp0 = initial if initial is not None else song_logprobs(policy, song, batch_size=batch_size)
-    # Per cursor: the latest log-probs and the history (done, position) they saw.
+    lp0 = initial if initial is not None else song_logprobs(policy, song)
+    # Per cursor: the latest log-probs and the done rows they saw.
     cache_lp = (lp0.type.copy(), lp0.size.copy(), lp0.amount.copy())
-    seen0 = build_observations(song, np.arange(n), WalkHistory.keep_all(n), window=window, n_pos_feats=n_pos)
-    cache_done = seen0.done.copy()  # (N, W, 26)
-    windows, rounds = n, 1
+    cache_done = history_windows(WalkHistory.keep_all(n).done, np.arange(n), k)  # (N, K, 26)
+    evaluated, rounds = n, 1
     while True:
         steps: list[tuple[int, FactoredAction]] = []
         stale: list[int] = []
         cursor = 0
         history = WalkHistory.empty(n)
         while cursor < n:
-            own = _done_window(history, cursor, window, n)
-            if not np.array_equal(own, cache_done[cursor]):
+            if not np.array_equal(history_windows(history.done, np.array([cursor]), k)[0], cache_done[cursor]):
                 stale.append(cursor)
             a = decide(
                 cache_lp[0][cursor],
@@ -710,37 +678,27 @@ def policy_walk(
                 cursor,
                 n,
                 protected=protected,
+                no_tail=no_tail,
                 u=None if uniforms is None else uniforms[cursor],
             )
             steps.append((cursor, a))
             b1 = min(cursor + a.beats, n)
-            history.done[cursor:b1, 0] = 1.0
-            history.done[cursor:b1, 1 + a.type_idx] = 1.0
-            history.done[cursor:b1, 1 + N_TYPES + a.amount_idx] = 1.0
+            mark_done(history.done, cursor, b1, a.type_idx, a.amount_idx)
             cursor = b1
         # Every step whose log-probs came from another history is stale. The
         # first one's history is made of exact steps, so evaluating it with
         # the walk's own history makes it exact for good: each round progresses.
         if not stale:
             break
-        todo = stale[:max_round_windows]
-        hist = WalkHistory.of(steps, n)
-        cur = np.asarray(todo)
-        obs = build_observations(song, cur, hist, window=window, n_pos_feats=n_pos)
-        lp = evaluate(policy, obs, cur, n, batch_size=batch_size)
+        cur = np.asarray(stale)
+        inputs = policy_inputs(song, cur, WalkHistory.of(steps, n), policy.spec)
+        lp = evaluate(policy, inputs, n)
         cache_lp[0][cur], cache_lp[1][cur], cache_lp[2][cur] = lp.type, lp.size, lp.amount
-        cache_done[cur] = obs.done
-        windows += len(cur)
+        cache_done[cur] = inputs.done
+        evaluated += len(cur)
         rounds += 1
-    log.debug("policy walk: %d steps, %d rounds, %d windows", len(steps), rounds, windows)
-    return WalkResult([a for _, a in steps], [c for c, _ in steps], rounds, windows)
-
-
-def _done_window(history: WalkHistory, cursor: int, window: int, n: int) -> np.ndarray:
-    """``(W, 26)``: the ``done`` rows the window at ``cursor`` shows for ``history``."""
-    idx = cursor + np.arange(window) - window // 2
-    seen = (idx >= 0) & (idx < cursor)
-    return np.where(seen[:, None], history.done[np.clip(idx, 0, n - 1)], 0.0).astype(np.float32)
+    log.debug("policy walk: %d steps, %d rounds, %d cursors evaluated", len(steps), rounds, evaluated)
+    return WalkResult([a for _, a in steps], [c for c, _ in steps], rounds, evaluated)
 
 
 # ----------------------------------------------------------------------------- plans
@@ -787,7 +745,6 @@ def plan_analysis(
     keep: Sequence[tuple[float, float]] = (),
     splice_weight: float = 1.0,
     baseline: bool = True,
-    batch_size: int = BATCH_SIZE,
 ) -> Decision:
     """Analysis -> plan.
 
@@ -807,16 +764,17 @@ def plan_analysis(
     song.features = song.features[: len(starts)]
     features = song.features
     protected = rt.protected_beats(starts, ends, keep) if keep else None
+    no_tail = rt.tail_guard(starts, ends, protected) if keep else None
     splice = rt.SpliceCost(features, analysis.feature_names)
     t0 = time.perf_counter()
     base_cost = None
     if target_duration_s is None:
-        lp = song_logprobs(policy, song, batch_size=batch_size)
+        lp = song_logprobs(policy, song)
         t1 = time.perf_counter()
-        result = policy_walk(policy, song, seed=seed, protected=protected, batch_size=batch_size, initial=lp)
+        result = policy_walk(policy, song, seed=seed, protected=protected, no_tail=no_tail, initial=lp)
         t2 = time.perf_counter()
-        # rounds after the first are policy time too; split by windows evaluated
-        extra = (t2 - t1) * (result.windows - len(starts)) / max(result.windows, 1)
+        # rounds after the first are policy time too; split by cursors evaluated
+        extra = (t2 - t1) * (result.evaluated - len(starts)) / max(result.evaluated, 1)
         policy_s, search_s = (t1 - t0) + extra, (t2 - t1) - extra
         walk, rounds = result.walk, result.rounds
         cost = rt.walk_splice_cost(walk, splice)
@@ -824,7 +782,7 @@ def plan_analysis(
         src = float(analysis.audio.duration_s)
         grid_s = float(ends[-1] - starts[0])
         target_beats = rt.target_beats_for(target_duration_s, src - grid_s, grid_s / len(starts))
-        lp = song_logprobs(policy, song, target_beats=target_beats, batch_size=batch_size)
+        lp = song_logprobs(policy, song, target_beats=target_beats)
         t1 = time.perf_counter()
         res = rt.retime(analysis, target_duration_s, logprobs=lp, keep=keep, splice_weight=splice_weight)
         t2 = time.perf_counter()

@@ -176,7 +176,7 @@ def augment_file(
     bc = BCData(**{f.name: arrays[f.name] for f in fields(BCData)})
     n_before = len(bc)
     before = class_shares(bc.actions[:, 0])
-    config = AgentConfig(window=bc.window if n_before else AgentConfig().window)
+    config = bc.observation_config() if n_before else AgentConfig()
 
     rng = np.random.default_rng(seed)
     counts = np.bincount(bc.actions[:, 0], minlength=vocab.N_TYPES).astype(np.int64)

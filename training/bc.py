@@ -5,17 +5,19 @@ label of the beat at the cursor as the action, so every example's
 observation is exactly what the policy sees at that cursor after following
 the labels so far.
 
-The ``.npz`` format (``BC_FORMAT = "editorbot.bc/1"``), ``N`` examples,
-window ``W``, is one array per name:
+The ``.npz`` format (``BC_FORMAT = "editorbot.bc/2"``), ``N`` examples,
+window ``W``, history ``K``, is one array per name:
 
 ==================  =================  ==========================================
 name                shape / dtype      meaning
 ==================  =================  ==========================================
-format              () str             ``"editorbot.bc/1"``
+format              () str             ``"editorbot.bc/2"``
 features            (N, W, F) float32  ``Observation.features``
-done                (N, W, D) float32  ``Observation.done`` (D = 26)
 position            (N, W, P) float32  ``Observation.position``
 padding_mask        (N, W) bool        ``Observation.padding_mask`` (True = pad)
+summary             (N, F) float32     ``Observation.summary``
+done                (N, K, D) float32  ``Observation.done`` (D = 26)
+output_ratio        (N,) float32       ``Observation.output_ratio``
 mask_type           (N, 20) bool       ``ActionMasks.type``
 mask_size           (N, 5) bool        ``ActionMasks.size``
 mask_amount         (N, 20, 5) bool    ``ActionMasks.amount``
@@ -55,7 +57,7 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger(__name__)
 
-BC_FORMAT = "editorbot.bc/1"
+BC_FORMAT = "editorbot.bc/2"
 
 
 @dataclass
@@ -63,9 +65,11 @@ class BCData:
     """Labelled examples (one per labelled cursor position); fields as the npz table."""
 
     features: np.ndarray
-    done: np.ndarray
     position: np.ndarray
     padding_mask: np.ndarray
+    summary: np.ndarray
+    done: np.ndarray
+    output_ratio: np.ndarray
     mask_type: np.ndarray
     mask_size: np.ndarray
     mask_amount: np.ndarray
@@ -85,14 +89,33 @@ class BCData:
         """``W``."""
         return int(self.features.shape[1])
 
+    def observation_config(self) -> AgentConfig:
+        """An ``AgentConfig`` whose observation (columns, window, history) is this data's.
+
+        What ``EditEnv`` needs to make more examples like these; its network
+        fields are the smallest that window allows (one layer, kernel 1).
+        """
+        from training.config import AgentConfig
+
+        return AgentConfig(
+            in_dim=int(self.features.shape[2]),
+            n_pos_feats=int(self.position.shape[2]),
+            window=self.window,
+            history=int(self.done.shape[1]),
+            layers=1,
+            kernel=1,
+        )
+
     def check(self, config: AgentConfig, where: str = "BC data") -> None:
         """BadInput unless the shapes match ``config`` and each other."""
         n, w = len(self), config.window
         want = {
             "features": (n, w, config.in_dim),
-            "done": (n, w, config.n_done_feats),
             "position": (n, w, config.n_pos_feats),
             "padding_mask": (n, w),
+            "summary": (n, config.in_dim),
+            "done": (n, config.history, config.n_done_feats),
+            "output_ratio": (n,),
             "mask_type": (n, N_TYPES),
             "mask_size": (n, N_SIZES),
             "mask_amount": (n, N_TYPES, N_AMOUNTS),
@@ -124,7 +147,8 @@ class BCData:
         try:
             with np.load(path, allow_pickle=False) as z:
                 if "format" not in z or str(z["format"]) != BC_FORMAT:
-                    raise BadInput(str(path), f"not a {BC_FORMAT} file")
+                    found = str(z["format"]) if "format" in z else "no format"
+                    raise BadInput(str(path), f"not a {BC_FORMAT} file ({found}); make it again with editorbot data labels")
                 missing = [f.name for f in fields(cls) if f.name not in z]
                 if missing:
                     raise BadInput(str(path), f"missing arrays: {', '.join(missing)}")
@@ -151,14 +175,15 @@ class BCData:
         """
         import torch
 
-        from training.models.agent import ActionMasks, Observation
+        from training.models.agent import OBS_FIELDS, ActionMasks, Observation
 
         idx = np.asarray(index)
 
         def t(a: np.ndarray) -> torch.Tensor:
             return torch.from_numpy(np.ascontiguousarray(a[idx])).to(device)
 
-        obs = Observation(t(self.features), t(self.done), t(self.position), t(self.padding_mask).bool())
+        obs = Observation(*(t(getattr(self, name)) for name in OBS_FIELDS))
+        obs.padding_mask = obs.padding_mask.bool()
         masks = ActionMasks(t(self.mask_type).bool(), t(self.mask_size).bool(), t(self.mask_amount).bool())
         aux = {"tempo_bpm": t(self.tempo_bpm).float(), "energy": t(self.energy).long(), "phrase": t(self.phrase).float()}
         return obs, masks, t(self.actions).long(), t(self.confidence).float(), aux
@@ -177,6 +202,7 @@ def bc_examples(
     """
     from engine.progress import progress
     from training.env import EditEnv
+    from training.models.agent import OBS_FIELDS
 
     labelled = [e for e in episodes if e.labels is not None]
     if not labelled:
@@ -191,9 +217,9 @@ def bc_examples(
             known = label[0] >= 0
             action = label if known else np.array((0, 0, 2), dtype=np.int64)
             if known:
-                for k in ("features", "done", "position"):
+                for k in OBS_FIELDS:
                     rows[k].append(obs[k])
-                rows["padding_mask"].append(obs["padding_mask"].astype(bool))
+                rows["padding_mask"][-1] = obs["padding_mask"].astype(bool)
                 masks = info["action_masks"]
                 rows["mask_type"].append(masks["type"])
                 rows["mask_size"].append(masks["size"])

@@ -27,12 +27,18 @@ BACKENDS: tuple[str, ...] = ("auto", "torch", "natten")
 class AgentConfig:
     """Shape of the policy/value networks and of the observation they read.
 
-    Observation (see ``training.models.agent.Observation``): a window of
-    ``window`` beats around the cursor; the cursor sits at index
-    ``window // 2`` (``cursor_index``), so the window holds ``window // 2``
-    beats before the cursor, the cursor beat, and ``window - window // 2 - 1``
-    beats after it. With the default 64 that is 32 before and 31 after: the
-    longest span (TWO_PHRASES, 32 beats from the cursor) is fully in view.
+    Observation (``training.models.agent.Observation``, layout in
+    ``engine.observation``): a window of ``window`` beats around the cursor
+    (the cursor at ``window // 2``) of per-beat features and position
+    columns, the song's mean feature vector, the ``done`` rows of the
+    ``history`` beats before the cursor and the output-length ratio.
+
+    The encoders read only what does not depend on the walk (features,
+    position, song summary), so a beat's encoding is the same in every
+    window that holds its whole receptive field (``layers * (kernel // 2)``
+    beats each side). ``window`` is at least that wide, which makes the
+    per-window encoding used in training equal to one pass over the whole
+    song (what ``export.runtime`` runs); the walk enters only the heads.
 
     Attributes
     ----------
@@ -40,16 +46,16 @@ class AgentConfig:
         Per-beat audio feature columns, ``len(engine.features.feature_names())``
         (109 without stems, 121 with).
     n_done_feats:
-        Per-beat columns describing what has been done so far. Expected
-        layout: 1 flag "already decided" + one-hot of the type that covered
-        the beat (20) + one-hot of its amount (5) = 26.
+        Columns of a ``done`` row (``engine.observation.DONE_LAYOUT``, 26).
     n_pos_feats:
-        Per-beat position columns. Expected layout: offset from the cursor
-        divided by ``window // 2``, song progress ``beat / n_beats``, beats
-        remaining ``/ n_beats``, output length so far over the target length
-        (0 when no target) = 4.
+        Per-beat position columns read, the first ``n_pos_feats`` of
+        ``engine.observation.POSITION_LAYOUT`` (at most 4).
     window:
-        Beats of context in one observation (cursor at ``window // 2``).
+        Beats of context in one training observation; None (the default)
+        is the smallest exact one, ``2 * layers * (kernel // 2) + 1``.
+    history:
+        Beats before the cursor whose ``done`` rows the heads read
+        (summarised: the last beat, the last bar, all of them).
     hidden, heads, layers, kernel:
         Policy encoder width, attention heads, blocks and neighbourhood size
         (beats each query attends to; odd).
@@ -63,7 +69,8 @@ class AgentConfig:
         installed and the tensors are on CUDA, pure torch otherwise),
         ``"torch"`` or ``"natten"``.
     value_hidden, value_heads, value_layers:
-        The separate value network's own (small) encoder.
+        The separate value network's own (small) encoder (its layers count
+        towards the receptive field too).
     n_energy_classes:
         Classes of the auxiliary energy head (low / mid / high).
     tempo_center_bpm, tempo_scale_bpm:
@@ -73,7 +80,8 @@ class AgentConfig:
     in_dim: int = 109
     n_done_feats: int = 26
     n_pos_feats: int = 4
-    window: int = 64
+    window: int | None = None
+    history: int = 16
     hidden: int = 512
     heads: int = 8
     layers: int = 3
@@ -89,9 +97,12 @@ class AgentConfig:
     tempo_scale_bpm: float = 60.0
 
     def __post_init__(self) -> None:
+        if self.window is None:
+            self.window = 2 * self.receptive_field + 1
         positive = {
             "in_dim": self.in_dim,
             "window": self.window,
+            "history": self.history,
             "hidden": self.hidden,
             "heads": self.heads,
             "layers": self.layers,
@@ -108,6 +119,14 @@ class AgentConfig:
         for name in ("n_done_feats", "n_pos_feats"):
             if getattr(self, name) < 0:
                 raise ValueError(f"AgentConfig.{name} must be >= 0, got {getattr(self, name)}")
+        if self.n_pos_feats > 4:
+            raise ValueError(f"AgentConfig.n_pos_feats is at most 4 (engine.observation.POSITION_LAYOUT), got {self.n_pos_feats}")
+        if min(self.window // 2, self.window - 1 - self.window // 2) < self.receptive_field:
+            raise ValueError(
+                f"window {self.window} is narrower than the encoders' receptive field "
+                f"({self.receptive_field} beats each side of the cursor): use at least "
+                f"{2 * self.receptive_field + 1}, or leave it unset"
+            )
         if self.hidden % self.heads:
             raise ValueError(f"hidden {self.hidden} is not divisible by heads {self.heads}")
         if self.value_hidden % self.value_heads:
@@ -125,9 +144,20 @@ class AgentConfig:
             raise ValueError(f"tempo_scale_bpm must be > 0, got {self.tempo_scale_bpm}")
 
     @property
+    def receptive_field(self) -> int:
+        """Beats each side of a beat that its encoding depends on (policy and value encoders)."""
+        return max(self.layers, self.value_layers) * (self.kernel // 2)
+
+    @property
     def obs_dim(self) -> int:
-        """Columns the encoder reads per beat: features + done + position."""
-        return self.in_dim + self.n_done_feats + self.n_pos_feats
+        """Columns the encoders read per beat: features + position."""
+        return self.in_dim + self.n_pos_feats
+
+    @property
+    def context_dim(self) -> int:
+        """Columns the heads read about the walk: three done-row summaries + the output ratio
+        (``EditAgent._context``)."""
+        return 3 * self.n_done_feats + 1
 
     @property
     def cursor_index(self) -> int:

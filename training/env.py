@@ -6,21 +6,26 @@ amount)`` for the span of ``SIZE_BEATS[size]`` beats starting at the cursor
 ends when it passes the last beat. Nothing is rendered: the reward
 (``training.reward``) reads the per-beat features only.
 
-Observation (``training.models.agent.Observation`` fields, one window of
-``W = AgentConfig.window`` beats, cursor at ``W // 2``), a dict of arrays:
+Observation (``training.models.agent.Observation`` fields, layout in
+``engine.observation``; ``W = AgentConfig.window`` beats with the cursor at
+``W // 2``, ``K = AgentConfig.history``), a dict of arrays:
 
 ``features`` ``(W, F)`` float32
     Raw per-beat features (the agent normalises them); 0 on padding.
-``done`` ``(W, n_done_feats)`` float32
-    What has been done so far (``DONE_COLUMNS``): 1 "already decided",
-    one-hot of the covering action's type (20), one-hot of its amount (5).
 ``position`` ``(W, n_pos_feats)`` float32
-    The first ``n_pos_feats`` of ``POSITION_COLUMNS``: offset from the
-    cursor over ``W // 2``, song progress ``beat / n_beats``, beats remaining
-    over ``n_beats``, output length so far over the target length (0 with no
-    target), then the beat's place in its 16-beat phrase as sin and cos.
+    The first ``n_pos_feats`` of ``POSITION_LAYOUT``: song progress ``beat /
+    n_beats``, beats remaining over ``n_beats``, the beat's place in its
+    16-beat phrase as sin and cos; 0 on padding.
 ``padding_mask`` ``(W,)`` int8
     1 where the window runs past the song's start or end.
+``summary`` ``(F,)`` float32
+    The song's mean raw features.
+``done`` ``(K, n_done_feats)`` float32
+    What was done to each of the ``K`` beats before the cursor
+    (``DONE_LAYOUT``: 1 "decided", one-hot of the covering action's type
+    (20), one-hot of its amount (5)); zeros before the song's start.
+``output_ratio`` ``()`` float32
+    Output length so far over the target length (0 with no target).
 
 Action: ``MultiDiscrete([20, 5, 5])``. Allowed choices at the cursor are in
 ``info["action_masks"]`` (``{"type": (20,), "size": (5,), "amount": (20,
@@ -50,19 +55,13 @@ import numpy as np
 from gymnasium import spaces
 
 from engine.actions import AMOUNT_MASK, N_AMOUNTS, N_SIZES, N_TYPES, SIZE_BEATS, action_masks
+from engine.observation import DONE_LAYOUT, POSITION_LAYOUT, mark_done, song_position, song_summary
 from training.config import AgentConfig
 from training.dataset import Episode, energy_classes
 from training.reward import TERMS, EditState, ReferenceStats, RewardWeights, SongReward, step_reward
 
 logger = logging.getLogger(__name__)
 
-#: Layout of the ``done`` columns.
-DONE_COLUMNS: tuple[str, ...] = ("decided",) + tuple(f"type_{k}" for k in range(N_TYPES)) + tuple(
-    f"amount_{k}" for k in range(N_AMOUNTS)
-)
-#: Layout of the ``position`` columns (the env fills the first ``n_pos_feats``).
-POSITION_COLUMNS: tuple[str, ...] = ("offset", "progress", "remaining", "output_ratio", "phrase_sin", "phrase_cos")
-PHRASE_BEATS = 16
 _BIG = float(np.finfo(np.float32).max)  # bounds of the unbounded Box spaces
 
 
@@ -112,8 +111,9 @@ class EditEnv(gym.Env):
     episodes:
         The songs; ``reset`` draws one (or takes ``options={"song": i}``).
     config:
-        ``AgentConfig``: ``window``, ``in_dim``, ``n_done_feats`` (26) and
-        ``n_pos_feats`` (<= 6) shape the observation.
+        ``AgentConfig``: ``window``, ``history``, ``in_dim``,
+        ``n_done_feats`` (26) and ``n_pos_feats`` (<= 4) shape the
+        observation.
     weights:
         Reward term weights.
     reference:
@@ -142,22 +142,23 @@ class EditEnv(gym.Env):
         self.weights = weights or RewardWeights()
         self.reference = reference
         self.use_target = use_target
-        if config.n_done_feats != len(DONE_COLUMNS):
-            raise ValueError(f"EditEnv writes {len(DONE_COLUMNS)} done columns, config has {config.n_done_feats}")
-        if config.n_pos_feats > len(POSITION_COLUMNS):
-            raise ValueError(f"EditEnv writes at most {len(POSITION_COLUMNS)} position columns")
+        if config.n_done_feats != len(DONE_LAYOUT):
+            raise ValueError(f"EditEnv writes {len(DONE_LAYOUT)} done columns, config has {config.n_done_feats}")
+        if config.n_pos_feats > len(POSITION_LAYOUT):
+            raise ValueError(f"EditEnv writes at most {len(POSITION_LAYOUT)} position columns")
         for e in self.episodes:
             if e.features.ndim != 2 or e.features.shape[1] != config.in_dim or e.n_beats < 1:
                 raise ValueError(f"{e.name}: features {e.features.shape}, expected (n_beats >= 1, {config.in_dim})")
         w = config.window
         self._pad = w // 2
-        self._offset = ((np.arange(w) - self._pad) / max(self._pad, 1)).astype(np.float32)
         self.observation_space = spaces.Dict(
             {
                 "features": spaces.Box(-_BIG, _BIG, (w, config.in_dim), np.float32),
-                "done": spaces.Box(0.0, 1.0, (w, config.n_done_feats), np.float32),
                 "position": spaces.Box(-_BIG, _BIG, (w, config.n_pos_feats), np.float32),
                 "padding_mask": spaces.MultiBinary(w),
+                "summary": spaces.Box(-_BIG, _BIG, (config.in_dim,), np.float32),
+                "done": spaces.Box(0.0, 1.0, (config.history, config.n_done_feats), np.float32),
+                "output_ratio": spaces.Box(0.0, _BIG, (), np.float32),
             }
         )
         self.action_space = spaces.MultiDiscrete([N_TYPES, N_SIZES, N_AMOUNTS])
@@ -178,24 +179,12 @@ class EditEnv(gym.Env):
         features[p : p + n] = e.features
         padding = np.ones(rows, dtype=np.int8)
         padding[p : p + n] = 0
-        beats = np.arange(n, dtype=np.float64)
-        position = np.zeros((rows, len(POSITION_COLUMNS)), dtype=np.float32)
-        position[p : p + n, 1] = beats / n
-        position[p : p + n, 2] = (n - beats) / n
+        n_pos = self.config.n_pos_feats
+        position = np.zeros((rows, n_pos), dtype=np.float32)
+        position[p : p + n] = song_position(n, e.phrase_starts)[:, :n_pos]
         phrase = np.zeros(rows, dtype=np.float32)
         starts = np.asarray(e.phrase_starts, dtype=np.int64)
-        starts = starts[(starts >= 0) & (starts < n)]
-        phrase[p + starts] = 1.0
-        # beats since the last phrase start (beats before the first: counted back from it)
-        first = int(starts[0]) if len(starts) else 0
-        since = np.where(
-            beats >= first,
-            beats - np.concatenate([[first], starts])[np.searchsorted(starts, beats, side="right")],
-            (beats - first) % PHRASE_BEATS,
-        )
-        angle = 2 * np.pi * since / PHRASE_BEATS
-        position[p : p + n, 4] = np.sin(angle)
-        position[p : p + n, 5] = np.cos(angle)
+        phrase[p + starts[(starts >= 0) & (starts < n)]] = 1.0
         for a in (features, padding, position, phrase):
             a.setflags(write=False)
         arrays = {
@@ -203,6 +192,7 @@ class EditEnv(gym.Env):
             "padding": padding,
             "position": position,
             "phrase": phrase,
+            "summary": song_summary(e.features),
             "energy": energy_classes(e.features, self.config.n_energy_classes),
             "reward": SongReward.of(e, self.reference),
             "target": float(e.target_beats) if (self.use_target and e.target_beats) else None,
@@ -226,7 +216,8 @@ class EditEnv(gym.Env):
         e = self.episodes[song]
         self._episode = e
         self.cursor = 0
-        self._done = np.zeros((e.n_beats + self.config.window, self.config.n_done_feats), dtype=np.float32)
+        # done rows of beat b at b + K, after K rows of "before the song"
+        self._done = np.zeros((self.config.history + e.n_beats, self.config.n_done_feats), dtype=np.float32)
         self._state = EditState.start(self._arrays["reward"].n_bars)
         self._return = 0.0
         self._steps = 0
@@ -260,10 +251,8 @@ class EditEnv(gym.Env):
             reference=self.reference,
             target_beats=self._arrays["target"],
         )
-        rows = self._done[start + self._pad : stop + self._pad]
-        rows[:, 0] = 1.0
-        rows[:, 1 + t] = 1.0
-        rows[:, 1 + N_TYPES + a] = 1.0
+        k = self.config.history
+        mark_done(self._done, start + k, stop + k, t, a)
         self.cursor = stop
         reward = terms.pop("total")
         self._return += reward
@@ -292,18 +281,16 @@ class EditEnv(gym.Env):
 
     def _observation(self) -> dict[str, np.ndarray]:
         c = self._view_cursor()
-        w = self.config.window
+        w, k = self.config.window, self.config.history
         arr = self._arrays
-        position = arr["position"][c : c + w, : self.config.n_pos_feats].copy()
-        if self.config.n_pos_feats > 0:
-            position[:, 0] = self._offset
-        if self.config.n_pos_feats > 3 and arr["target"]:
-            position[:, 3] = self._state.out_beats / arr["target"]
+        ratio = self._state.out_beats / arr["target"] if arr["target"] else 0.0
         return {
             "features": arr["features"][c : c + w].copy(),
-            "done": self._done[c : c + w].copy(),
-            "position": position,
+            "position": arr["position"][c : c + w].copy(),
             "padding_mask": arr["padding"][c : c + w].copy(),
+            "summary": arr["summary"].copy(),
+            "done": self._done[c : c + k].copy(),
+            "output_ratio": np.float32(ratio),
         }
 
     def _info(self) -> dict[str, Any]:

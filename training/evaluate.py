@@ -232,7 +232,7 @@ def policy_walks(
     import torch
 
     from training.env import EditEnv
-    from training.models.agent import ActionMasks, Observation
+    from training.models.agent import OBS_FIELDS, ActionMasks, Observation
 
     cfg = agent.config
     was_training = agent.training
@@ -246,14 +246,8 @@ def policy_walks(
             state = {i: envs[i].reset(options={"song": 0}) for i in chunk}
             while state:
                 ids = list(state)
-                obs = {k: np.stack([state[i][0][k] for i in ids]) for k in ("features", "done", "position", "padding_mask")}
+                o = Observation.from_numpy({k: np.stack([state[i][0][k] for i in ids]) for k in OBS_FIELDS})
                 masks = [state[i][1]["action_masks"] for i in ids]
-                o = Observation(
-                    torch.from_numpy(obs["features"]),
-                    torch.from_numpy(obs["done"]),
-                    torch.from_numpy(obs["position"]),
-                    torch.from_numpy(obs["padding_mask"]).bool(),
-                )
                 m = ActionMasks(
                     torch.from_numpy(np.stack([x["type"] for x in masks])),
                     torch.from_numpy(np.stack([x["size"] for x in masks])),

@@ -7,8 +7,8 @@ loss, entropy bonus, BC and auxiliary losses (gradient accumulation, mixed
 precision, KL early stop), logging and checkpoints.
 
 Shapes: ``S = num_steps`` per env per rollout, ``E = num_envs`` (per
-process), ``W`` window, ``F`` features, ``D`` done columns, ``P`` position
-columns. With torchrun each process (rank) has its own envs and seeds and
+process), ``W`` window; the observation fields' own shapes are in
+``training.env``. With torchrun each process (rank) has its own envs and seeds and
 collects ``batch_size`` transitions; DDP averages the gradients; rank 0
 writes checkpoints and logs.
 
@@ -45,7 +45,7 @@ from training.bc import BCData, bc_loss
 from training.config import AgentConfig, PPOConfig
 from training.dataset import Episode, feature_stats
 from training.env import make_vector_env
-from training.models.agent import ActionMasks, AuxBatch, EditAgent, Observation
+from training.models.agent import OBS_FIELDS, ActionMasks, AuxBatch, EditAgent, Observation
 from training.reward import TERMS, ReferenceStats, RewardWeights
 
 logger = logging.getLogger(__name__)
@@ -110,16 +110,6 @@ def load_agent(path: str | os.PathLike) -> EditAgent:
     agent = EditAgent(AgentConfig(**ckpt["agent_config"]))
     agent.load_state_dict(ckpt["agent"])
     return agent.eval()
-
-
-def _obs_tensors(obs: dict[str, np.ndarray]) -> tuple[Tensor, Tensor, Tensor, Tensor]:
-    """Vector-env observation dict -> ``(features, done, position, padding_mask bool)``."""
-    return (
-        torch.from_numpy(obs["features"]),
-        torch.from_numpy(obs["done"]),
-        torch.from_numpy(obs["position"]),
-        torch.from_numpy(obs["padding_mask"]).bool(),
-    )
 
 
 def _mask_tensors(info: dict[str, Any]) -> tuple[Tensor, Tensor, Tensor]:
@@ -335,12 +325,12 @@ def train(
         if update < num_updates and not stop.stop:
             envs = make_vector_env(episodes, agent_config, num_envs, weights=weights, reference=reference,
                                    use_target=use_target, subprocess=subprocess)
-            W, F = agent_config.window, agent_config.in_dim
-            D, P = agent_config.n_done_feats, agent_config.n_pos_feats
-            obs_features = torch.zeros((num_steps, num_envs, W, F))
-            obs_done = torch.zeros((num_steps, num_envs, W, D))
-            obs_position = torch.zeros((num_steps, num_envs, W, P))
-            obs_padding = torch.zeros((num_steps, num_envs, W), dtype=torch.bool)
+            W = agent_config.window
+            obs_store = {  # one (S, E, *field shape) tensor per Observation field
+                k: torch.zeros((num_steps, num_envs, *envs.single_observation_space[k].shape),
+                               dtype=torch.bool if k == "padding_mask" else torch.float32)
+                for k in OBS_FIELDS
+            }
             mask_type = torch.zeros((num_steps, num_envs, N_TYPES), dtype=torch.bool)
             mask_size = torch.zeros((num_steps, num_envs, N_SIZES), dtype=torch.bool)
             mask_amount = torch.zeros((num_steps, num_envs, N_TYPES, N_AMOUNTS), dtype=torch.bool)
@@ -354,7 +344,7 @@ def train(
             aux_phrase = torch.zeros((num_steps, num_envs, W))
 
             next_obs, info = envs.reset(seed=cfg.seed + 1000 * ddp.rank + 7919 * update)
-            next_obs_t = _obs_tensors(next_obs)
+            next_obs_t = Observation.from_numpy(next_obs)
             next_masks = _mask_tensors(info)
             next_aux = info["aux"]
             next_done = torch.zeros(num_envs)
@@ -380,14 +370,15 @@ def train(
             agent.eval()
             for step in range(num_steps):
                 global_step += num_envs * ddp.world
-                obs_features[step], obs_done[step], obs_position[step], obs_padding[step] = next_obs_t
+                for k in OBS_FIELDS:
+                    obs_store[k][step] = getattr(next_obs_t, k)
                 mask_type[step], mask_size[step], mask_amount[step] = next_masks
                 dones[step] = next_done
                 aux_tempo[step] = torch.from_numpy(next_aux["tempo_bpm"])
                 aux_energy[step] = torch.from_numpy(next_aux["energy"])
                 aux_phrase[step] = torch.from_numpy(next_aux["phrase"])
                 with torch.no_grad(), autocast():
-                    obs = Observation(*(t.to(dev) for t in next_obs_t))
+                    obs = next_obs_t.to(dev)
                     action, logprob, _, value = agent.get_action_and_value(
                         obs, ActionMasks(*(m.to(dev) for m in next_masks))
                     )
@@ -398,7 +389,7 @@ def train(
                 next_obs, reward, terminations, truncations, info = envs.step(action.cpu().numpy())
                 rewards[step] = torch.as_tensor(reward, dtype=torch.float32)
                 next_done = torch.as_tensor(np.logical_or(terminations, truncations), dtype=torch.float32)
-                next_obs_t = _obs_tensors(next_obs)
+                next_obs_t = Observation.from_numpy(next_obs)
                 next_masks = _mask_tensors(info)
                 next_aux = info["aux"]
                 if "final_info" in info:
@@ -411,7 +402,7 @@ def train(
 
             # bootstrap value, GAE
             with torch.no_grad(), autocast():
-                next_value = agent.get_value(Observation(*(t.to(dev) for t in next_obs_t))).float().cpu()
+                next_value = agent.get_value(next_obs_t.to(dev)).float().cpu()
             advantages = torch.zeros_like(rewards)
             lastgaelam = torch.zeros(num_envs)
             for t in reversed(range(num_steps)):
@@ -428,10 +419,7 @@ def train(
 
             # flatten the batch
             B = num_steps * num_envs
-            b_obs = Observation(
-                obs_features.reshape(B, W, F), obs_done.reshape(B, W, D),
-                obs_position.reshape(B, W, P), obs_padding.reshape(B, W),
-            )
+            b_obs = Observation(*(obs_store[k].reshape(B, *obs_store[k].shape[2:]) for k in OBS_FIELDS))
             b_masks = ActionMasks(mask_type.reshape(B, N_TYPES), mask_size.reshape(B, N_SIZES),
                                   mask_amount.reshape(B, N_TYPES, N_AMOUNTS))
             b_actions = actions.reshape(B, 3)

@@ -82,8 +82,9 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _styles(value: str | None, flag: str) -> list[str]:
+    """Style names of ``--styles`` (default: every style of ``STYLES``); personas ``BASE@N`` too."""
     from engine.errors import BadInput
-    from training.data.editors import STYLES
+    from training.data.editors import STYLES, get_style
 
     if value is None:
         return list(STYLES)
@@ -91,8 +92,10 @@ def _styles(value: str | None, flag: str) -> list[str]:
     if not names:
         raise BadInput(flag, "no style given")
     for name in names:
-        if name not in STYLES:
-            raise BadInput(flag, f"unknown style {name!r} (one of {', '.join(STYLES)})")
+        try:
+            get_style(name)
+        except ValueError as err:
+            raise BadInput(flag, str(err)) from None
     return names
 
 

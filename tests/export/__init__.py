@@ -21,7 +21,8 @@ atexit.register(shutil.rmtree, _ROOT, ignore_errors=True)
 
 
 def tiny_config(n_pos_feats: int = 4):
-    """A small ``AgentConfig`` with the real observation layout (109 features, 26 done columns)."""
+    """A small ``AgentConfig`` with the real observation layout (109 features, 26 done columns);
+    window 16 (receptive field 6 each side), history 8."""
     from training.config import AgentConfig
 
     return AgentConfig(
@@ -33,6 +34,7 @@ def tiny_config(n_pos_feats: int = 4):
         value_hidden=16,
         value_heads=2,
         value_layers=1,
+        history=8,
         n_pos_feats=n_pos_feats,
         backend="torch",
     )
@@ -48,6 +50,7 @@ def tiny_agent(seed: int = 0, n_pos_feats: int = 4):
     agent = EditAgent(tiny_config(n_pos_feats))
     torch.nn.init.normal_(agent.policy_head.weight, std=0.3)
     torch.nn.init.normal_(agent.policy_head.bias, std=0.5)
+    torch.nn.init.normal_(agent.policy_mlp[0].weight, std=0.5)  # the walk context matters
     return agent.eval()
 
 

@@ -21,27 +21,32 @@ from tests.export import scratch, tiny_agent, tiny_config, tiny_model
 logger = logging.getLogger(__name__)
 
 
-def _inputs(batch: int, window: int, seed: int) -> dict[str, np.ndarray]:
-    """Random observation arrays; the first row is padded at the window's start."""
+def _inputs(n_beats: int, batch: int, seed: int) -> dict[str, np.ndarray]:
+    """Graph inputs: a random song padded by ``window // 2`` beats, ``batch`` random cursors in it."""
     cfg = tiny_config()
     rng = np.random.default_rng(seed)
-    pad = np.zeros((batch, window), dtype=bool)
-    pad[0, : window // 3] = True
+    pad = cfg.window // 2
+    length = n_beats + 2 * pad
+    padding = np.ones((1, length), dtype=bool)
+    padding[0, pad : pad + n_beats] = False
     return {
-        "features": (rng.normal(size=(batch, window, cfg.in_dim)) * 3 + 1).astype(np.float32),
-        "done": (rng.random((batch, window, cfg.n_done_feats)) < 0.3).astype(np.float32),
-        "position": rng.random((batch, window, cfg.n_pos_feats)).astype(np.float32),
-        "padding_mask": pad,
+        "features": np.where(padding[..., None], 0, rng.normal(size=(1, length, cfg.in_dim)) * 3 + 1).astype(np.float32),
+        "position": np.where(padding[..., None], 0, rng.random((1, length, cfg.n_pos_feats))).astype(np.float32),
+        "padding_mask": padding,
+        "summary": rng.normal(size=(1, cfg.in_dim)).astype(np.float32),
+        "cursors": (rng.integers(0, n_beats, batch) + pad).astype(np.int64),
+        "done": (rng.random((batch, cfg.history, cfg.n_done_feats)) < 0.3).astype(np.float32),
+        "output_ratio": rng.random(batch).astype(np.float32),
     }
 
 
 @pytest.mark.parametrize("batch", [1, 6])
-@pytest.mark.parametrize("window", [16, 41])
-def test_onnx_matches_torch(batch: int, window: int) -> None:
-    """All five outputs agree to 1e-4 at two batch sizes and two window lengths."""
+@pytest.mark.parametrize("n_beats", [16, 200])
+def test_onnx_matches_torch(batch: int, n_beats: int) -> None:
+    """All five outputs agree to 1e-4 at two batch sizes and two song lengths."""
     model, _ = tiny_model()
     session = ort.InferenceSession(str(model), providers=["CPUExecutionProvider"])
-    feeds = _inputs(batch, window, seed=batch * 100 + window)
+    feeds = _inputs(n_beats, batch, seed=batch * 1000 + n_beats)
     got = session.run(list(OUTPUT_NAMES), feeds)
     graph = PolicyGraph(tiny_agent()).eval()
     with torch.no_grad():
@@ -53,10 +58,31 @@ def test_onnx_matches_torch(batch: int, window: int) -> None:
     assert np.ptp(got[0], axis=-1).min() > 0.1
 
 
+def test_onnx_equals_the_training_windows() -> None:
+    """The exported whole-song graph gives what the agent computes on the env's windows."""
+    from training.models.agent import Observation
+
+    model, _ = tiny_model()
+    session = ort.InferenceSession(str(model), providers=["CPUExecutionProvider"])
+    feeds = _inputs(60, 12, seed=7)
+    logits, value = session.run(["logits", "value"], feeds)[:2]
+    cfg = tiny_config()
+    idx = feeds["cursors"][:, None] + np.arange(cfg.window) - cfg.window // 2
+    obs = Observation.from_numpy({
+        "features": feeds["features"][0, idx], "position": feeds["position"][0, idx],
+        "padding_mask": feeds["padding_mask"][0, idx], "summary": np.repeat(feeds["summary"], 12, axis=0),
+        "done": feeds["done"], "output_ratio": feeds["output_ratio"],
+    })
+    agent = tiny_agent()
+    with torch.no_grad():
+        np.testing.assert_allclose(logits, agent.policy_logits(obs).numpy(), atol=1e-4, rtol=0)
+        np.testing.assert_allclose(value, agent.get_value(obs).numpy(), atol=1e-4, rtol=0)
+
+
 def test_sidecar_describes_the_model() -> None:
     model, ckpt = tiny_model()
     doc = json.loads(model.with_suffix(".json").read_text())
-    assert doc["schema"] == MODEL_SCHEMA and doc["version"] == 1 and doc["kind"] == "policy"
+    assert doc["schema"] == MODEL_SCHEMA and doc["version"] == 2 and doc["kind"] == "policy"
     assert doc["name"] == "tiny" and doc["file"] == "tiny.onnx"
     assert doc["sha256"] == sha256_of(model)
     assert doc["vocabulary"]["types"] == list(TYPES)
@@ -68,10 +94,12 @@ def test_sidecar_describes_the_model() -> None:
     assert [i["name"] for i in doc["inputs"]] == list(INPUT_NAMES)
     assert [o["name"] for o in doc["outputs"]] == list(OUTPUT_NAMES)
     assert doc["source"]["checkpoint"] == ckpt.name and doc["source"]["update"] == 3
-    # the graph's axes are named and dynamic
+    assert doc["observation"]["history"] == 8 and doc["observation"]["song_padding"] == 8
+    # the song-length and cursor axes are named and dynamic
     session = ort.InferenceSession(str(model), providers=["CPUExecutionProvider"])
     shapes = {i.name: i.shape for i in session.get_inputs()}
-    assert all(isinstance(shapes[n][0], str) and isinstance(shapes[n][1], str) for n in INPUT_NAMES)
+    assert all(isinstance(shapes[n][1], str) for n in ("features", "position", "padding_mask"))
+    assert all(isinstance(shapes[n][0], str) for n in ("cursors", "done", "output_ratio"))
 
 
 def test_checkpoint_round_trip() -> None:

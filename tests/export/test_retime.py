@@ -13,7 +13,7 @@ from engine.errors import BadInput
 from engine.features import feature_names
 from engine.plan import beat_spans, plan_from_actions
 from engine.render import render_plan
-from export.retime import SpliceCost, parse_keep, protected_beats, retime, walk_splice_cost
+from export.retime import SpliceCost, parse_keep, protected_beats, retime, tail_guard, walk_splice_cost
 from export.runtime import OnnxPolicy, SongInputs, plan_analysis, song_logprobs
 from tests.export import median_beat_s, song_analysis, tiny_model
 
@@ -38,6 +38,21 @@ def test_target_duration_met_within_one_beat(seed: int, duration_s: float) -> No
             assert abs(plan.duration_s - target) <= beat_s, (ratio, logprobs is None, plan.duration_s, target)
             if ratio != 1.0:
                 assert any(a.type in ("CUT", "LOOP") for a in plan.actions)
+
+
+def test_tail_guard_stops_effect_tails_short_of_protected_beats() -> None:
+    from engine.render import MAX_TAIL_S
+
+    starts = np.arange(100) * 0.5
+    ends = starts + 0.5
+    prot = np.zeros(100, bool)
+    prot[80:90] = True
+    guard = tail_guard(starts, ends, prot)
+    # a 32-beat span from beat c ends at (c + 32) * 0.5 s; its tail must end before beat 80 (40 s)
+    reach = (np.arange(100) + 32) * 0.5 + MAX_TAIL_S
+    np.testing.assert_array_equal(guard[:80], reach[:80] > 40.0)
+    assert guard[80:90].all() and not guard[90:].any()
+    assert not tail_guard(starts, ends, np.zeros(100, bool)).any()
 
 
 def test_keep_ranges_survive_unchanged() -> None:

@@ -15,16 +15,15 @@ from engine.actions import AMOUNT_MASK, SIZE_BEATS, TYPES, FactoredAction, actio
 from engine.errors import BadInput
 from export import runtime
 from export.onnx import TorchPolicy
+from engine.observation import DONE_LAYOUT
 from export.runtime import (
-    DONE_LAYOUT,
-    POSITION_LAYOUT,
     OnnxPolicy,
     SongInputs,
     WalkHistory,
-    build_observations,
     decide,
     evaluate,
     load_policy,
+    policy_inputs,
     policy_walk,
     song_logprobs,
 )
@@ -72,6 +71,14 @@ def test_unknown_version_and_changed_file_are_refused() -> None:
         OnnxPolicy(path)
 
 
+def test_bundled_default_model_runs() -> None:
+    """models/default/policy.onnx is one this runtime reads (retrain it when the format changes)."""
+    policy = load_policy(None, device="cpu")
+    song = SongInputs.of(song_analysis(11, 20.0))
+    lp = song_logprobs(policy, song)
+    assert np.isfinite(lp.value).all() and lp.type.shape == (song.n_beats, len(TYPES))
+
+
 def test_missing_default_model_says_how_to_make_one(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(runtime, "DEFAULT_MODEL", scratch("nodefault") / "policy.onnx")
     with pytest.raises(BadInput, match="no model found.*export-model"):
@@ -98,7 +105,7 @@ def test_cuda_request_falls_back_to_cpu(caplog: pytest.LogCaptureFixture) -> Non
 def test_song_logprobs_match_torch_and_masks() -> None:
     model, ckpt = tiny_model()
     song = SongInputs.of(song_analysis(11, 20.0))
-    onnx_lp = song_logprobs(OnnxPolicy(model, device="cpu"), song, batch_size=7)  # several calls
+    onnx_lp = song_logprobs(OnnxPolicy(model, device="cpu"), song)
     torch_lp = song_logprobs(TorchPolicy(ckpt), song)
     for name in ("type", "size", "amount", "value"):
         got, want = getattr(onnx_lp, name), getattr(torch_lp, name)
@@ -120,10 +127,7 @@ def _stepwise_walk(policy, song: SongInputs, *, seed: int | None, protected=None
     steps: list[tuple[int, FactoredAction]] = []
     cursor = 0
     while cursor < n:
-        obs = build_observations(
-            song, np.array([cursor]), WalkHistory.of(steps, n), window=policy.spec.window, n_pos_feats=4
-        )
-        lp = evaluate(policy, obs, np.array([cursor]), n)
+        lp = evaluate(policy, policy_inputs(song, np.array([cursor]), WalkHistory.of(steps, n), policy.spec), n)
         a = decide(lp.type[0], lp.size[0], lp.amount[0], cursor, n, protected=protected, u=None if uniforms is None else uniforms[cursor])
         steps.append((cursor, a))
         cursor = min(cursor + a.beats, n)
@@ -163,15 +167,16 @@ def test_sampling_respects_masks_and_protected_beats() -> None:
     assert policy_walk(policy, song, seed=3).walk == policy_walk(policy, song, seed=3).walk
 
 
-def test_observations_equal_the_training_env() -> None:
-    """Same arrays as training.env.EditEnv after the same steps (6 position columns)."""
+def test_inputs_equal_the_training_env() -> None:
+    """The runtime's inputs at each cursor hold exactly training.env.EditEnv's observation."""
     from training.dataset import Episode
-    from training.env import DONE_COLUMNS, POSITION_COLUMNS, EditEnv
+    from training.env import EditEnv
 
-    assert DONE_LAYOUT == DONE_COLUMNS and POSITION_LAYOUT == POSITION_COLUMNS
+    model, _ = tiny_model()
+    spec = OnnxPolicy(model, device="cpu").spec
     analysis = song_analysis(11, 20.0)
     song = SongInputs.of(analysis)
-    cfg = tiny_agent(n_pos_feats=6).config
+    cfg = tiny_agent().config
     episode = Episode(
         name="song",
         features=song.features,
@@ -186,13 +191,16 @@ def test_observations_equal_the_training_env() -> None:
     steps: list[tuple[int, FactoredAction]] = []
     cursor = 0
     n = song.n_beats
+    window = np.arange(cfg.window) - cfg.window // 2
     while cursor < n:
-        mine = build_observations(
-            song, np.array([cursor]), WalkHistory.of(steps, n), window=cfg.window, n_pos_feats=6, target_beats=40.0
-        )
-        for name in ("features", "done", "position"):
-            np.testing.assert_allclose(getattr(mine, name)[0], obs[name], atol=1e-6, err_msg=f"{name} at {cursor}")
-        assert np.array_equal(mine.padding_mask[0], obs["padding_mask"].astype(bool))
+        mine = policy_inputs(song, np.array([cursor]), WalkHistory.of(steps, n), spec, target_beats=40.0)
+        rows = mine.cursors[0] + window  # the window of the padded song around the cursor
+        np.testing.assert_array_equal(mine.features[0, rows], obs["features"], err_msg=f"features at {cursor}")
+        np.testing.assert_allclose(mine.position[0, rows], obs["position"], atol=1e-6, err_msg=f"position at {cursor}")
+        assert np.array_equal(mine.padding_mask[0, rows], obs["padding_mask"].astype(bool))
+        np.testing.assert_array_equal(mine.summary[0], obs["summary"])
+        np.testing.assert_array_equal(mine.done[0], obs["done"], err_msg=f"done at {cursor}")
+        assert mine.output_ratio[0] == pytest.approx(float(obs["output_ratio"]), abs=1e-6)
         t = int(rng.choice([TYPES.index(x) for x in ("KEEP", "CUT", "LOOP", "SPEED", "GAIN")]))
         allowed_sizes = np.flatnonzero(action_masks(cursor, n)[1])
         a = FactoredAction(t, int(rng.choice(allowed_sizes)), int(rng.choice(np.flatnonzero(AMOUNT_MASK[t]))))

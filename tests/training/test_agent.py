@@ -50,9 +50,36 @@ def _obs(batch: int, window: int = TINY.window, seed: int = 0) -> Observation:
     pad[: batch // 2, : window // 4] = True
     return Observation(
         features=torch.randn(batch, window, TINY.in_dim, generator=gen) * 5 + 3,
-        done=torch.rand(batch, window, TINY.n_done_feats, generator=gen),
         position=torch.rand(batch, window, TINY.n_pos_feats, generator=gen),
         padding_mask=pad,
+        summary=torch.randn(batch, TINY.in_dim, generator=gen) + 3,
+        done=torch.rand(batch, TINY.history, TINY.n_done_feats, generator=gen),
+        output_ratio=torch.rand(batch, generator=gen),
+    )
+
+
+def _song(n_beats: int, seed: int = 0) -> dict[str, torch.Tensor]:
+    """A random song padded by ``window // 2`` beats each side, as ``song_outputs`` reads it."""
+    gen = torch.Generator().manual_seed(seed)
+    pad = TINY.window // 2
+    length = n_beats + 2 * pad
+    padding = torch.ones(1, length, dtype=torch.bool)
+    padding[0, pad : pad + n_beats] = False
+    return {
+        "features": (torch.randn(1, length, TINY.in_dim, generator=gen) * 5 + 3).masked_fill(padding[..., None], 0.0),
+        "position": torch.rand(1, length, TINY.n_pos_feats, generator=gen).masked_fill(padding[..., None], 0.0),
+        "padding_mask": padding,
+        "summary": torch.randn(1, TINY.in_dim, generator=gen) + 3,
+    }
+
+
+def _windows(song: dict[str, torch.Tensor], cursors: torch.Tensor, done: torch.Tensor, ratio: torch.Tensor) -> Observation:
+    """The training observations (windows) at ``cursors`` (indices into the padded song)."""
+    half = TINY.window // 2
+    idx = cursors[:, None] + torch.arange(TINY.window) - half
+    return Observation(
+        song["features"][0, idx], song["position"][0, idx], song["padding_mask"][0, idx],
+        song["summary"].expand(len(cursors), -1), done, ratio,
     )
 
 
@@ -172,11 +199,12 @@ def test_deterministic_takes_the_most_likely_allowed_choice() -> None:
     obs, masks = _obs(4), _masks(4, seed=7)
     with torch.no_grad():
         action, *_ = agent.get_action_and_value(obs, masks, deterministic=True)
-        song = agent.evaluate_all(obs, masks)
+        logits = agent.policy_logits(obs)
+    type_l, size_l, amount_l = torch.split(logits, ACTION_DIMS, dim=-1)
     rows = torch.arange(4)
-    assert torch.equal(action[:, 0], song.type_logp.argmax(-1))
-    assert torch.equal(action[:, 1], song.size_logp.argmax(-1))
-    assert torch.equal(action[:, 2], song.amount_logp[rows, action[:, 0]].argmax(-1))
+    assert torch.equal(action[:, 0], type_l.masked_fill(~masks.type, -1e9).argmax(-1))
+    assert torch.equal(action[:, 1], size_l.masked_fill(~masks.size, -1e9).argmax(-1))
+    assert torch.equal(action[:, 2], amount_l.masked_fill(~masks.amount[rows, action[:, 0]], -1e9).argmax(-1))
 
 
 def test_mask_allowing_nothing_is_refused() -> None:
@@ -188,25 +216,40 @@ def test_mask_allowing_nothing_is_refused() -> None:
         agent.get_action_and_value(_obs(2), ActionMasks(masks.type, empty, masks.amount))
 
 
-def test_evaluate_all_matches_per_step_logprob() -> None:
-    agent = _agent()
-    obs, masks = _obs(7), _masks(7, seed=4)
+@pytest.mark.parametrize("n_beats", [1, 5, 40])
+def test_whole_song_equals_training_windows(n_beats: int) -> None:
+    """One pass over the song gives, at every cursor, what the cursor's window gives."""
+    agent = _agent().eval()
+    song = _song(n_beats, seed=n_beats)
+    pad = TINY.window // 2
+    cursors = torch.arange(n_beats) + pad
+    gen = torch.Generator().manual_seed(1)
+    done = torch.rand(n_beats, TINY.history, TINY.n_done_feats, generator=gen)
+    ratio = torch.rand(n_beats, generator=gen)
+    obs = _windows(song, cursors, done, ratio)
     with torch.no_grad():
-        action, logprob, _, value = agent.get_action_and_value(obs, masks)
-    song = agent.evaluate_all(obs, masks, chunk_size=3)
-    assert song.type_logp.shape == (7, N_TYPES)
-    assert song.size_logp.shape == (7, N_SIZES)
-    assert song.amount_logp.shape == (7, N_TYPES, N_AMOUNTS)
-    rows = torch.arange(7)
-    t, s, a = action.unbind(-1)
-    total = song.type_logp[rows, t] + song.size_logp[rows, s] + song.amount_logp[rows, t, a]
-    torch.testing.assert_close(total, logprob, atol=1e-5, rtol=1e-5)
-    torch.testing.assert_close(song.value, value, atol=1e-5, rtol=1e-5)
+        logits, value, tempo, energy, phrase = agent.song_outputs(**song, cursors=cursors, done=done, output_ratio=ratio)
+        torch.testing.assert_close(logits, agent.policy_logits(obs), atol=1e-5, rtol=1e-5)
+        torch.testing.assert_close(value, agent.get_value(obs), atol=1e-5, rtol=1e-5)
+        aux = agent.aux_outputs(obs)
+    torch.testing.assert_close(energy, aux["energy"], atol=1e-5, rtol=1e-5)
+    torch.testing.assert_close(tempo.expand(n_beats), aux["tempo"], atol=1e-5, rtol=1e-5)
+    torch.testing.assert_close(phrase[0, cursors], aux["phrase_boundary"][:, pad], atol=1e-5, rtol=1e-5)
+
+
+def test_walk_context_reaches_only_the_heads() -> None:
+    """The done rows and the output ratio change the policy, not the encoding."""
+    agent = _agent()
+    obs = _obs(3)
+    other = Observation(obs.features, obs.position, obs.padding_mask, obs.summary, 1 - obs.done, obs.output_ratio + 1)
+    with torch.no_grad():
+        torch.testing.assert_close(agent.encode(obs)[0], agent.encode(other)[0])
+        assert not torch.allclose(agent.policy_logits(obs), agent.policy_logits(other))
 
 
 def test_value_network_is_separate() -> None:
     agent = _agent()
-    policy = {id(p) for m in (agent.policy_encoder, agent.policy_head) for p in m.parameters()}
+    policy = {id(p) for m in (agent.policy_encoder, agent.policy_mlp, agent.policy_head) for p in m.parameters()}
     value = {id(p) for m in (agent.value_encoder, agent.value_head) for p in m.parameters()}
     assert policy and value and not policy & value
     agent.get_value(_obs(3)).sum().backward()
@@ -219,7 +262,7 @@ def test_gradients_reach_policy_and_value() -> None:
     obs, masks = _obs(4), _masks(4)
     _, logprob, entropy, value = agent.get_action_and_value(obs, masks)
     (logprob.mean() + 0.01 * entropy.mean() + value.square().mean()).backward()
-    for module in (agent.policy_encoder, agent.policy_head, agent.value_encoder):
+    for module in (agent.policy_encoder, agent.policy_mlp, agent.policy_head, agent.value_encoder):
         for name, p in module.named_parameters():
             assert p.grad is not None and bool(torch.isfinite(p.grad).all()), name
 
@@ -254,16 +297,12 @@ def test_phrase_loss_ignores_padded_beats() -> None:
     torch.testing.assert_close(a, b)
 
 
-@pytest.mark.parametrize("batch,window", [(1, 8), (3, 16), (2, 41)])
+@pytest.mark.parametrize("batch,window", [(1, 13), (3, 16), (2, 41)])
 def test_dynamic_batch_and_window(batch: int, window: int) -> None:
     agent = _agent()
     action, logprob, entropy, value = agent.get_action_and_value(_obs(batch, window))
     assert action.shape == (batch, 3) and action.dtype == torch.int64
     assert logprob.shape == entropy.shape == value.shape == (batch,)
-    logits, value2 = agent(*(getattr(_obs(batch, window), f) for f in (
-        "features", "done", "position", "padding_mask"
-    )))
-    assert logits.shape == (batch, sum(ACTION_DIMS)) and value2.shape == (batch,)
 
 
 def test_feature_stats_normalise_inputs() -> None:
@@ -292,7 +331,7 @@ def test_parameter_counts() -> None:
         logger.info("%s: %d parameters", name, n)
     print(counts)  # shown with pytest -s: the sizes reviewers ask about
     # hidden 512, 3 blocks: ~3.4M per block (attention 1.05M, global 0.26M,
-    # MLP 2.1M) plus the input projection.
+    # MLP 2.1M) plus the input and summary projections.
     assert 9_500_000 < counts["default policy encoder"] < 11_000_000
     assert counts["default value network"] < counts["default policy encoder"] // 20
     assert counts["tiny total"] < 100_000
@@ -302,9 +341,15 @@ def test_agent_config_defaults_and_checks() -> None:
     cfg = AgentConfig()
     assert (cfg.hidden, cfg.heads, cfg.layers, cfg.kernel) == (512, 8, 3, 33)
     assert (cfg.in_dim, cfg.backend) == (109, "auto")
-    assert cfg.obs_dim == cfg.in_dim + cfg.n_done_feats + cfg.n_pos_feats
+    assert cfg.obs_dim == cfg.in_dim + cfg.n_pos_feats
+    assert cfg.context_dim == 3 * cfg.n_done_feats + 1
     assert cfg.cursor_index == cfg.window // 2
-    for bad in ({"kernel": 32}, {"hidden": 100, "heads": 8}, {"backend": "cuda"}, {"layers": 0}):
+    # the smallest window that holds the encoders' receptive field: 3 * 16 each side
+    assert cfg.receptive_field == 48 and cfg.window == 97
+    assert AgentConfig(layers=2, kernel=9).window == 17
+    bad_configs = ({"kernel": 32}, {"hidden": 100, "heads": 8}, {"backend": "cuda"}, {"layers": 0},
+                   {"window": 64}, {"n_pos_feats": 6})
+    for bad in bad_configs:
         with pytest.raises(ValueError):
             AgentConfig(**bad)
 
@@ -324,22 +369,33 @@ def test_ppo_config_defaults_and_checks() -> None:
             PPOConfig(**bad)
 
 
-def test_exports_with_dynamic_batch_and_window() -> None:
-    """The pure-torch path traces once (batch >= 2) and runs at other shapes."""
+def test_song_outputs_export_with_dynamic_length_and_cursors() -> None:
+    """The whole-song graph traces once and runs at other song lengths and cursor counts."""
     agent = _agent().eval()
-    names = ("features", "done", "position", "padding_mask")
-    batch, window = torch.export.Dim("batch"), torch.export.Dim("window", min=1)
-    obs = _obs(3)
-    program = torch.export.export(
-        agent,
-        tuple(getattr(obs, n) for n in names),
-        dynamic_shapes={n: {0: batch, 1: window} for n in names},
-    )
-    for b, w in ((5, 40), (1, 16), (2, 7)):
-        other = _obs(b, w, seed=b)
-        args = tuple(getattr(other, n) for n in names)
+    for encoder in (agent.policy_encoder, agent.value_encoder):
+        encoder.set_gather(True)
+    names = ("features", "position", "padding_mask", "summary", "cursors", "done", "output_ratio")
+    batch, length = torch.export.Dim("batch"), torch.export.Dim("length", min=TINY.window)
+
+    def inputs(n_beats: int, b: int, seed: int) -> tuple[torch.Tensor, ...]:
+        song = _song(n_beats, seed)
+        gen = torch.Generator().manual_seed(seed)
+        cursors = torch.randint(0, n_beats, (b,), generator=gen) + TINY.window // 2
+        done = torch.rand(b, TINY.history, TINY.n_done_feats, generator=gen)
+        return (*song.values(), cursors, done, torch.rand(b, generator=gen))
+
+    dynamic = {"features": {1: length}, "position": {1: length}, "padding_mask": {1: length}, "summary": None,
+               "cursors": {0: batch}, "done": {0: batch}, "output_ratio": {0: batch}}
+
+    class Graph(torch.nn.Module):
+        def forward(self, *args: torch.Tensor) -> tuple[torch.Tensor, ...]:
+            return agent.song_outputs(*args)
+
+    program = torch.export.export(Graph(), inputs(20, 3, 0), dynamic_shapes=(tuple(dynamic[n] for n in names),))
+    for n_beats, b in ((50, 5), (3, 1), (9, 2)):
+        args = inputs(n_beats, b, n_beats)
         with torch.no_grad():
-            want = agent(*args)
+            want = agent.song_outputs(*args)
             got = program.module()(*args)
         for g, x in zip(got, want):
             torch.testing.assert_close(g, x, atol=1e-5, rtol=1e-5)

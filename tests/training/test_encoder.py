@@ -13,6 +13,7 @@ from training.models.encoder import (
     NeighborhoodSelfAttention,
     load_na1d,
     masked_mean,
+    neighborhood_attention_gather,
     neighborhood_attention_torch,
     neighborhood_mask,
     window_starts,
@@ -72,6 +73,34 @@ def test_banded_attention_matches_loop(length: int, kernel: int, padded: bool) -
     got = neighborhood_attention_torch(q, k, v, kernel, pad)
     want = _loop_attention(q, k, v, kernel, pad)
     torch.testing.assert_close(got, want, atol=1e-5, rtol=1e-5)
+
+
+@pytest.mark.parametrize("padded", [False, True])
+@pytest.mark.parametrize("kernel,length", [(7, 7), (7, 40), (33, 33), (33, 100)])
+def test_gathered_attention_matches_banded(length: int, kernel: int, padded: bool) -> None:
+    """The O(L * kernel) path computes the banded mask's function, padded rows included."""
+    gen = torch.Generator().manual_seed(length + kernel)
+    q, k, v = (torch.randn(3, 2, length, 4, generator=gen) for _ in range(3))
+    pad = _padding(3, length) if padded else None
+    got = neighborhood_attention_gather(q, k, v, kernel, pad)
+    torch.testing.assert_close(got, neighborhood_attention_torch(q, k, v, kernel, pad), atol=1e-5, rtol=1e-5)
+
+
+def test_summary_replaces_pooling_and_keeps_encoding_local() -> None:
+    """With a summary vector, a beat's encoding depends only on its receptive field."""
+    torch.manual_seed(0)
+    enc = HybridNATTENEncoder(6, hidden=16, heads=2, layers=2, kernel=5, backend="torch", summary_dim=3).eval()
+    x, summary = torch.randn(1, 30, 6), torch.randn(1, 3)
+    far = x.clone()
+    far[0, 20:] += 5.0  # beats 20.. are more than 2 * (5 // 2) = 4 beats from beat 15
+    with torch.no_grad():
+        h, pooled = enc(x, None, summary)
+        h_far, pooled_far = enc(far, None, summary)
+    torch.testing.assert_close(h[0, :16], h_far[0, :16])
+    assert not torch.allclose(h[0, 16:], h_far[0, 16:])
+    torch.testing.assert_close(pooled, pooled_far)
+    with pytest.raises(ValueError, match="summary"):
+        enc(x)
 
 
 def test_masked_mean_ignores_padding() -> None:

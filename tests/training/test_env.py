@@ -11,10 +11,11 @@ from gymnasium.utils.env_checker import check_env
 from engine.actions import AMOUNT_MASK, SIZE_BEATS, ActionType, Amount, Size, action_masks
 from training.config import AgentConfig
 from training.dataset import synthetic_episodes
-from training.env import DONE_COLUMNS, EditEnv, legal_action, make_vector_env
+from engine.observation import DONE_LAYOUT, song_position, song_summary
+from training.env import EditEnv, legal_action, make_vector_env
 
-CFG = AgentConfig(window=16, hidden=32, heads=2, layers=1, kernel=5, value_hidden=16, value_heads=2, n_pos_feats=6)
-W, HALF = CFG.window, CFG.window // 2
+CFG = AgentConfig(window=16, hidden=32, heads=2, layers=1, kernel=5, value_hidden=16, value_heads=2, history=6)
+W, HALF, K = CFG.window, CFG.window // 2, CFG.history
 
 
 @pytest.fixture(scope="module")
@@ -37,14 +38,18 @@ def test_observation_layout_at_reset(episodes) -> None:
     obs, info = env.reset(seed=0, options={"song": 1})
     e = episodes[1]
     assert obs["features"].shape == (W, CFG.in_dim) and obs["features"].dtype == np.float32
-    assert obs["done"].shape == (W, len(DONE_COLUMNS)) and not obs["done"].any()
-    assert obs["position"].shape == (W, 6)
+    assert obs["done"].shape == (K, len(DONE_LAYOUT)) and not obs["done"].any()
+    assert obs["position"].shape == (W, 4)
     # the cursor (beat 0) sits at W // 2; everything before it is padding
     assert obs["padding_mask"][:HALF].all() and not obs["padding_mask"][HALF:].any()
     np.testing.assert_array_equal(obs["features"][HALF], e.features[0])
     np.testing.assert_array_equal(obs["features"][HALF + 3], e.features[3])
-    assert obs["position"][HALF, 0] == 0 and obs["position"][HALF, 1] == 0 and obs["position"][HALF, 2] == 1
-    assert obs["position"][HALF + 4, 0] == pytest.approx(4 / HALF)
+    np.testing.assert_array_equal(obs["position"][HALF:], song_position(e.n_beats, e.phrase_starts)[: W - HALF])
+    assert obs["position"][HALF, 0] == 0 and obs["position"][HALF, 1] == 1  # progress, remaining
+    assert not obs["position"][:HALF].any()
+    np.testing.assert_allclose(obs["summary"], e.features.mean(axis=0), rtol=1e-5, atol=1e-6)
+    np.testing.assert_array_equal(obs["summary"], song_summary(e.features))
+    assert obs["output_ratio"] == 0.0
     assert info["cursor"] == 0 and info["song"] == 1
     assert info["aux"]["phrase"][HALF] == 1 and info["aux"]["phrase"][HALF + 1] == 0
 
@@ -56,11 +61,14 @@ def test_walk_marks_done_and_ends_at_song_end(episodes) -> None:
     loop = np.array([ActionType.LOOP, Size.BAR, Amount.NEG_SMALL])
     obs, _, terminated, _, info = env.step(loop)
     assert env.cursor == 4 and not terminated and not info["invalid_action"]
-    # the four looped beats are now just before the cursor, marked decided LOOP / NEG_SMALL
-    rows = obs["done"][HALF - 4 : HALF]
+    # the four looped beats are now the last history rows, marked decided LOOP / NEG_SMALL
+    rows = obs["done"][K - 4 :]
     assert rows[:, 0].all() and rows[:, 1 + ActionType.LOOP].all()
     assert rows[:, 1 + len(ActionType) + Amount.NEG_SMALL].all()
-    assert not obs["done"][HALF:].any()
+    assert not obs["done"][: K - 4].any()  # before the song's start
+    # the bar played three times (12 output beats): the ratio to the labelled target shows it
+    assert episodes[0].target_beats
+    assert obs["output_ratio"] == pytest.approx(12 / episodes[0].target_beats)
     assert "episode" not in info
     steps = 1
     while not terminated:

@@ -27,7 +27,7 @@ from training.models.agent import EditAgent
 torch.set_num_threads(1)
 
 KEEP, CUT, LOOP, GAIN = (int(ActionType[n]) for n in ("KEEP", "CUT", "LOOP", "GAIN"))
-TINY = AgentConfig(window=16, hidden=32, heads=2, layers=1, kernel=5, value_hidden=16, value_heads=2, n_pos_feats=6)
+TINY = AgentConfig(window=16, hidden=32, heads=2, layers=1, kernel=5, value_hidden=16, value_heads=2)
 
 
 def test_f1_by_hand() -> None:

@@ -25,7 +25,7 @@ from training.reward import TERMS
 
 torch.set_num_threads(1)
 
-TINY = dict(window=16, hidden=32, heads=2, layers=1, kernel=5, value_hidden=16, value_heads=2, n_pos_feats=6)
+TINY = dict(window=16, hidden=32, heads=2, layers=1, kernel=5, value_hidden=16, value_heads=2, history=8)
 CFG = AgentConfig(**TINY)
 PPO = dict(batch_size=64, num_envs=2, num_minibatches=2, grad_accum=2, update_epochs=2, checkpoint_every=2)
 
@@ -85,12 +85,12 @@ def test_collapse_warning(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> N
 def test_bc_only_learns_the_label_rule(tmp_path: Path) -> None:
     """The synthetic labels' type is a function of the cursor beat's features:
     BC alone must reach > 90% type accuracy on songs it never saw."""
-    train_eps = synthetic_episodes(64, n_beats=64, seed=10)
+    train_eps = synthetic_episodes(128, n_beats=64, seed=10)
     held_out = bc_examples(synthetic_episodes(8, n_beats=64, seed=99), CFG)
     data = bc_examples(train_eps, CFG)
     path = data.save(tmp_path / "bc.npz")
     data = BCData.load(path)
-    assert len(data) == 64 * 16 and set(np.unique(data.actions[:, 0])) <= {0, 1, 2, 8}
+    assert len(data) == 128 * 16 and set(np.unique(data.actions[:, 0])) <= {0, 1, 2, 8}
 
     def held_out_accuracy(agent) -> float:
         obs, masks, actions, _, _ = held_out.batch(np.arange(len(held_out)))

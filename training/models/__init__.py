@@ -1,6 +1,6 @@
 """Learned models: the RL edit policy (``agent``) and its encoder (``encoder``)."""
 
-from training.models.agent import ActionMasks, AuxBatch, EditAgent, Observation, SongPolicy
+from training.models.agent import ActionMasks, AuxBatch, EditAgent, Observation
 from training.models.encoder import HybridNATTENEncoder
 
 __all__ = [
@@ -9,5 +9,4 @@ __all__ = [
     "EditAgent",
     "HybridNATTENEncoder",
     "Observation",
-    "SongPolicy",
 ]

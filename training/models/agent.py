@@ -2,15 +2,25 @@
 and auxiliary heads (DESIGN sections 4, 7).
 
 Shapes: ``B`` batch (one row per cursor position), ``W`` beats in an
-observation window, cursor at index ``W // 2`` (``AgentConfig.cursor_index``).
+observation window, cursor at index ``W // 2``, ``K`` history beats, ``L``
+beats of a padded song.
 
-The policy trunk is a ``HybridNATTENEncoder`` over the window; the cursor
-beat's embedding feeds ONE linear layer that emits ``20 + 5 + 5`` logits,
-split with ``torch.split`` into one categorical per factor
-(stable-baselines3 ``MultiCategoricalDistribution`` style). Masks set
-disallowed logits to ``MASK_LOGIT`` before the split; the amount mask depends
-on the type, so its row is picked by the sampled (or given) type. Log-prob
-and entropy are summed over the three factors.
+The policy trunk is a ``HybridNATTENEncoder`` over the walk-independent
+columns (features, position, the song summary as its global context). The
+cursor beat's embedding and the walk context (the ``done`` rows of the
+``K`` beats before the cursor and the output-length ratio) feed a small
+MLP whose last linear layer emits ``20 + 5 + 5`` logits, split with
+``torch.split`` into one categorical per factor (stable-baselines3
+``MultiCategoricalDistribution`` style). Masks set disallowed logits to
+``MASK_LOGIT`` before the split; the amount mask depends on the type, so its
+row is picked by the sampled (or given) type. Log-prob and entropy are
+summed over the three factors.
+
+Because the encoders never see the walk and the window covers their
+receptive field (``AgentConfig.window``), encoding a window gives at its
+cursor exactly what encoding the whole song gives at that beat:
+``song_outputs`` runs the encoders once per song and the heads at any
+number of cursors, which is the exported graph (``export.onnx``).
 
 The value network is separate: its own small encoder and MLP, sharing no
 parameter with the policy trunk (the input normalisation buffers are
@@ -22,8 +32,9 @@ from __future__ import annotations
 import logging
 import math
 from dataclasses import dataclass, fields
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
@@ -31,6 +42,9 @@ from torch import Tensor, nn
 from engine.actions import N_AMOUNTS, N_SIZES, N_TYPES
 from training.config import AgentConfig
 from training.models.encoder import HybridNATTENEncoder
+
+#: ``Observation`` fields in order (also the keys of ``training.env.EditEnv``'s observation dict).
+OBS_FIELDS: tuple[str, ...] = ("features", "position", "padding_mask", "summary", "done", "output_ratio")
 
 logger = logging.getLogger(__name__)
 
@@ -51,21 +65,36 @@ class Observation:
     features:
         ``(B, W, in_dim)`` float: per-beat audio features
         (``engine.features``), raw; the agent normalises them.
-    done:
-        ``(B, W, n_done_feats)`` float: what has been done so far at each
-        beat (layout in ``AgentConfig.n_done_feats``).
     position:
-        ``(B, W, n_pos_feats)`` float: where each beat is (layout in
-        ``AgentConfig.n_pos_feats``).
+        ``(B, W, n_pos_feats)`` float: where each beat is
+        (``engine.observation.POSITION_LAYOUT``).
     padding_mask:
         ``(B, W)`` bool, True where the window runs past the song's start or
         end (those rows' contents are ignored).
+    summary:
+        ``(B, in_dim)`` float: the song's mean raw features.
+    done:
+        ``(B, K, n_done_feats)`` float: what was done to each of the ``K``
+        beats before the cursor (``engine.observation.DONE_LAYOUT``; zeros
+        before the song's start).
+    output_ratio:
+        ``(B,)`` float: output beats so far over the target length (0
+        without a target).
     """
 
     features: Tensor
-    done: Tensor
     position: Tensor
     padding_mask: Tensor
+    summary: Tensor
+    done: Tensor
+    output_ratio: Tensor
+
+    @staticmethod
+    def from_numpy(obs: dict[str, Any], device: torch.device | str = "cpu") -> Observation:
+        """From an ``EditEnv`` observation dict (one env or a vector env's stacked arrays)."""
+        t = {k: torch.as_tensor(np.asarray(obs[k])) for k in OBS_FIELDS}
+        t["padding_mask"] = t["padding_mask"].bool()
+        return Observation(**t).to(device)
 
     @property
     def batch_size(self) -> int:
@@ -140,29 +169,6 @@ class AuxBatch:
     phrase_boundary: Tensor | None = None
 
 
-@dataclass
-class SongPolicy:
-    """Masked log-probabilities at every cursor position of a song.
-
-    Attributes
-    ----------
-    type_logp:
-        ``(N, N_TYPES)``.
-    size_logp:
-        ``(N, N_SIZES)``.
-    amount_logp:
-        ``(N, N_TYPES, N_AMOUNTS)``: amount log-probabilities given each type
-        (the amount mask depends on the type).
-    value:
-        ``(N,)``.
-    """
-
-    type_logp: Tensor
-    size_logp: Tensor
-    amount_logp: Tensor
-    value: Tensor
-
-
 def _check_masks(masks: ActionMasks) -> None:
     """ValueError if some row allows nothing in a factor (sampling would be undefined)."""
     checks = (("type", masks.type), ("size", masks.size), ("amount", masks.amount))
@@ -216,8 +222,11 @@ class EditAgent(nn.Module):
             config.backend,
             mlp_ratio=config.mlp_ratio,
             dropout=config.dropout,
+            summary_dim=config.in_dim,
         )
-        # One layer for all three factors; zero init = uniform initial policy.
+        # Cursor embedding (+ an MLP of it and the walk context) -> one layer
+        # for all three factors; its zero init makes the initial policy uniform.
+        self.policy_mlp = nn.Sequential(nn.Linear(config.context_dim, config.hidden), nn.GELU())
         self.policy_head = nn.Linear(config.hidden, sum(ACTION_DIMS))
         nn.init.zeros_(self.policy_head.weight)
         nn.init.zeros_(self.policy_head.bias)
@@ -231,9 +240,10 @@ class EditAgent(nn.Module):
             config.backend,
             mlp_ratio=config.mlp_ratio,
             dropout=config.dropout,
+            summary_dim=config.in_dim,
         )
         self.value_head = nn.Sequential(
-            nn.Linear(2 * config.value_hidden, config.value_hidden),
+            nn.Linear(2 * config.value_hidden + config.context_dim, config.value_hidden),
             nn.Tanh(),
             nn.Linear(config.value_hidden, 1),
         )
@@ -252,50 +262,105 @@ class EditAgent(nn.Module):
         self.feature_mean.copy_(mean)
         self.feature_std.copy_(std.clamp(min=1e-6))
 
-    def _inputs(self, obs: Observation) -> Tensor:
-        """``(B, W, obs_dim)``: normalised features, done and position columns,
-        zero at padded beats."""
-        features = (obs.features - self.feature_mean) / self.feature_std
-        x = torch.cat([features, obs.done.to(features.dtype), obs.position.to(features.dtype)], -1)
-        return x.masked_fill(obs.padding_mask[..., None], 0.0)
+    def _inputs(self, features: Tensor, position: Tensor, padding_mask: Tensor) -> Tensor:
+        """``(B, L, obs_dim)``: normalised features and position columns, zero at padded beats."""
+        x = torch.cat([(features - self.feature_mean) / self.feature_std, position.to(features.dtype)], -1)
+        return x.masked_fill(padding_mask[..., None], 0.0)
+
+    def _summary(self, summary: Tensor) -> Tensor:
+        """``(B, in_dim)`` normalised song summary."""
+        return (summary - self.feature_mean) / self.feature_std
+
+    @staticmethod
+    def _context(done: Tensor, output_ratio: Tensor) -> Tensor:
+        """``(B, context_dim)``: the walk at the cursor, from ``done (B, K, D)`` and ``output_ratio (B,)``.
+
+        The last beat's row, the mean row of the last bar (4 beats) and of
+        all ``K``, then the ratio: a few smooth numbers rather than ``K * D``
+        raw flags, which a policy trained on a few hundred songs would
+        otherwise fit to noise.
+        """
+        return torch.cat(
+            [done[:, -1], done[:, -4:].mean(1), done.mean(1), output_ratio.to(done.dtype)[:, None]], dim=-1
+        )
 
     @staticmethod
     def _at_cursor(h: Tensor) -> Tensor:
-        """``(B, W, C)`` -> ``(B, C)``: the cursor beat (index ``W // 2``).
-
-        Selected with a one-hot product rather than indexing, so that export
-        with a dynamic window axis needs no guard on ``W // 2 < W``.
-        """
-        positions = torch.arange(h.shape[1], device=h.device)
-        one_hot = (positions == h.shape[1] // 2).to(h.dtype)
-        return torch.einsum("bwc,w->bc", h, one_hot)
+        """``(B, W, C)`` -> ``(B, C)``: the cursor beat (index ``W // 2``)."""
+        return h[:, h.shape[1] // 2]
 
     # ------------------------------------------------------------------ trunk
 
     def encode(self, obs: Observation) -> tuple[Tensor, Tensor]:
-        """Policy trunk: ``(h (B, W, hidden), pooled (B, hidden))``."""
-        return self.policy_encoder(self._inputs(obs), obs.padding_mask)
+        """Policy trunk: ``(h (B, W, hidden), song (B, hidden))``."""
+        x = self._inputs(obs.features, obs.position, obs.padding_mask)
+        return self.policy_encoder(x, obs.padding_mask, self._summary(obs.summary))
+
+    def _policy_from(self, cursor_h: Tensor, context: Tensor) -> Tensor:
+        """``(B, hidden)``, ``(B, context_dim)`` -> unmasked logits ``(B, 30)`` float32."""
+        # residual: the cursor embedding reaches the head linearly, the walk context adds to it
+        z = cursor_h + self.policy_mlp(context.to(cursor_h.dtype))
+        return self.policy_head(z).float()
+
+    def _value_from(self, cursor_h: Tensor, song: Tensor, context: Tensor) -> Tensor:
+        """Value head: ``(B, value_hidden)`` x2, ``(B, context_dim)`` -> ``(B,)`` float32."""
+        return self.value_head(torch.cat([cursor_h, song, context.to(cursor_h.dtype)], dim=-1)).squeeze(-1).float()
 
     def policy_logits(self, obs: Observation) -> Tensor:
         """Unmasked logits ``(B, 20 + 5 + 5)`` in float32, type | size | amount."""
         h, _ = self.encode(obs)
-        return self.policy_head(self._at_cursor(h)).float()
+        return self._policy_from(self._at_cursor(h), self._context(obs.done, obs.output_ratio))
 
     def get_value(self, obs: Observation) -> Tensor:
         """Value estimate ``(B,)`` float32 from the separate value network."""
-        h, pooled = self.value_encoder(self._inputs(obs), obs.padding_mask)
-        features = torch.cat([self._at_cursor(h), pooled], dim=-1)
-        return self.value_head(features).squeeze(-1).float()
+        x = self._inputs(obs.features, obs.position, obs.padding_mask)
+        h, song = self.value_encoder(x, obs.padding_mask, self._summary(obs.summary))
+        return self._value_from(self._at_cursor(h), song, self._context(obs.done, obs.output_ratio))
 
-    def forward(
-        self, features: Tensor, done: Tensor, position: Tensor, padding_mask: Tensor
-    ) -> tuple[Tensor, Tensor]:
-        """Plain-tensor entry point (for export): ``(logits (B, 30), value (B,))``.
+    def song_outputs(
+        self,
+        features: Tensor,
+        position: Tensor,
+        padding_mask: Tensor,
+        summary: Tensor,
+        cursors: Tensor,
+        done: Tensor,
+        output_ratio: Tensor,
+    ) -> tuple[Tensor, Tensor, Tensor, Tensor, Tensor]:
+        """Whole-song evaluation: encoders once, heads at ``B`` cursors (the exported graph).
 
-        Arguments as the fields of ``Observation``; logits are unmasked.
+        Parameters
+        ----------
+        features, position, padding_mask:
+            ``(1, L, in_dim)``, ``(1, L, n_pos_feats)``, ``(1, L)`` bool: one
+            song with ``window // 2`` padded beats before and after it.
+        summary:
+            ``(1, in_dim)`` the song's mean raw features.
+        cursors:
+            ``(B,)`` int64 indices into ``L`` (beat + ``window // 2``).
+        done, output_ratio:
+            ``(B, K, n_done_feats)`` and ``(B,)``: each cursor's walk context.
+
+        Returns
+        -------
+        ``logits (B, 30)`` (unmasked), ``value (B,)``, ``tempo (1,)``
+        (normalised), ``energy (B, n_energy_classes)`` logits at the cursors
+        and ``phrase_boundary (1, L)`` logits; float32. Row ``b`` equals
+        ``policy_logits`` / ``get_value`` / the aux heads of the window
+        observation centred on cursor ``b``.
         """
-        obs = Observation(features, done, position, padding_mask)
-        return self.policy_logits(obs), self.get_value(obs)
+        x = self._inputs(features, position, padding_mask)
+        s = self._summary(summary)
+        context = self._context(done, output_ratio)
+        h, song = self.policy_encoder(x, padding_mask, s)
+        hv, song_v = self.value_encoder(x, padding_mask, s)
+        cursor_h, cursor_hv = h[0, cursors], hv[0, cursors]
+        logits = self._policy_from(cursor_h, context)
+        value = self._value_from(cursor_hv, song_v.expand(cursor_hv.shape[0], -1), context)
+        tempo = self.tempo_head(song).squeeze(-1).float()
+        energy = self.energy_head(cursor_h).float()
+        phrase = self.phrase_head(h).squeeze(-1).float()
+        return logits, value, tempo, energy, phrase
 
     # ----------------------------------------------------------------- policy
 
@@ -372,54 +437,6 @@ class EditAgent(nn.Module):
             entropy = entropy + ent
         return action, logprob, entropy, self.get_value(obs)
 
-    @torch.no_grad()
-    def evaluate_all(
-        self,
-        obs_song: Observation,
-        masks: ActionMasks | tuple[Tensor, Tensor, Tensor] | None = None,
-        *,
-        chunk_size: int = 512,
-    ) -> SongPolicy:
-        """Masked log-probabilities and values at every cursor position at once.
-
-        Parameters
-        ----------
-        obs_song:
-            One window per beat of a song: ``B = n_beats`` rows.
-        masks:
-            ``ActionMasks`` with ``B = n_beats`` rows, or None.
-        chunk_size:
-            Windows per forward pass (bounds memory on long songs).
-
-        Returns
-        -------
-        ``SongPolicy`` with ``N = n_beats``: what the length-constrained
-        decoder (DESIGN section 10) searches over.
-        """
-        n = obs_song.batch_size
-        parts: list[SongPolicy] = []
-        for start in range(0, n, chunk_size):
-            obs = obs_song[start : start + chunk_size]
-            type_l, size_l, amount_l = torch.split(self.policy_logits(obs), ACTION_DIMS, dim=-1)
-            amount_all = amount_l[:, None, :].expand(-1, N_TYPES, -1)
-            if masks is not None:
-                m = ActionMasks(*masks).rows(slice(start, start + chunk_size))
-                _check_masks(m)
-                type_l = type_l.masked_fill(~m.type, MASK_LOGIT)
-                size_l = size_l.masked_fill(~m.size, MASK_LOGIT)
-                amount_all = amount_all.masked_fill(~m.amount, MASK_LOGIT)
-            parts.append(
-                SongPolicy(
-                    torch.log_softmax(type_l, dim=-1),
-                    torch.log_softmax(size_l, dim=-1),
-                    torch.log_softmax(amount_all, dim=-1),
-                    self.get_value(obs),
-                )
-            )
-        return SongPolicy(
-            *(torch.cat([getattr(p, f.name) for p in parts]) for f in fields(SongPolicy))
-        )
-
     # -------------------------------------------------------------- auxiliary
 
     def tempo_target(self, bpm: Tensor) -> Tensor:
@@ -440,17 +457,18 @@ class EditAgent(nn.Module):
         """
         return self._aux_from(*self.encode(obs))
 
-    def _aux_from(self, h: Tensor, pooled: Tensor) -> dict[str, Tensor]:
+    def _aux_from(self, h: Tensor, song: Tensor) -> dict[str, Tensor]:
         return {
-            "tempo": self.tempo_head(pooled).squeeze(-1).float(),
+            "tempo": self.tempo_head(song).squeeze(-1).float(),
             "energy": self.energy_head(self._at_cursor(h)).float(),
             "phrase_boundary": self.phrase_head(h).squeeze(-1).float(),
         }
 
     def policy_and_aux(self, obs: Observation) -> tuple[Tensor, dict[str, Tensor]]:
         """``(policy_logits(obs), aux_outputs(obs))`` from one pass of the policy trunk."""
-        h, pooled = self.encode(obs)
-        return self.policy_head(self._at_cursor(h)).float(), self._aux_from(h, pooled)
+        h, song = self.encode(obs)
+        logits = self._policy_from(self._at_cursor(h), self._context(obs.done, obs.output_ratio))
+        return logits, self._aux_from(h, song)
 
     def aux_losses(self, batch: AuxBatch, outputs: dict[str, Tensor] | None = None) -> dict[str, Tensor]:
         """Auxiliary losses, one scalar per given target.

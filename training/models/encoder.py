@@ -48,6 +48,9 @@ BACKENDS: tuple[str, ...] = ("auto", "torch", "natten")
 # Key bias for padded positions in the natten path: far below any real logit,
 # and finite in fp16 / bf16.
 _NATTEN_PAD_BIAS = -1.0e4
+#: Sequences longer than this many kernels use the gathered pure-torch path
+#: (a song); shorter ones (training windows) the banded mask.
+GATHER_FROM = 4
 # Extra head channels used to carry that bias; a multiple of 8 keeps the head
 # width one that natten's fused kernels accept.
 _NATTEN_EXTRA_CHANNELS = 8
@@ -153,6 +156,28 @@ def neighborhood_attention_torch(
     return F.scaled_dot_product_attention(q, k, v, attn_mask=mask)
 
 
+def neighborhood_attention_gather(
+    q: Tensor, k: Tensor, v: Tensor, kernel: int, padding_mask: Tensor | None = None
+) -> Tensor:
+    """The same function as ``neighborhood_attention_torch``, in ``O(L * kernel)``.
+
+    Each query's ``kernel`` keys are gathered (``(B, H, L, kernel, D)``)
+    instead of masking an ``L x L`` score matrix, which pays off on long
+    sequences (a whole song) and costs memory on large batches of short
+    ones (training windows). Needs ``L >= kernel``.
+    """
+    length = q.shape[2]
+    idx = window_starts(length, kernel, device=q.device)[:, None] + torch.arange(kernel, device=q.device)  # (L, K)
+    kg, vg = k[:, :, idx], v[:, :, idx]  # (B, H, L, K, D)
+    scores = torch.einsum("bhld,bhlkd->bhlk", q, kg) * q.shape[-1] ** -0.5
+    if padding_mask is not None:
+        # as in attention_mask: valid queries see valid keys, a padded query only itself
+        own = idx == torch.arange(length, device=q.device)[:, None]  # (L, K)
+        allowed = (~padding_mask[:, idx] & ~padding_mask[:, :, None]) | own  # (B, L, K)
+        scores = scores.masked_fill(~allowed[:, None], float("-inf"))
+    return torch.einsum("bhlk,bhlkd->bhld", scores.softmax(dim=-1), vg)
+
+
 def neighborhood_attention_natten(
     q: Tensor,
     k: Tensor,
@@ -249,6 +274,9 @@ class NeighborhoodSelfAttention(nn.Module):
         self._na1d: Callable[..., Tensor] | None = None
         self.backend = "torch"
         self.set_backend(backend, log=False)
+        #: Pure-torch path: gather the neighbourhoods (True), mask (False) or
+        #: choose by length (None: gather when ``L > GATHER_FROM * kernel``).
+        self.gather: bool | None = None
 
     def set_backend(self, backend: str, *, log: bool = True) -> None:
         """Choose the backend (e.g. ``"torch"`` before ONNX export)."""
@@ -279,6 +307,8 @@ class NeighborhoodSelfAttention(nn.Module):
             y = neighborhood_attention_natten(
                 q, k, v, self.kernel, padding_mask, na1d=self._na1d
             )
+        elif self.gather or (self.gather is None and length > GATHER_FROM * self.kernel):
+            y = neighborhood_attention_gather(q, k, v, self.kernel, padding_mask)
         else:
             y = neighborhood_attention_torch(q, k, v, self.kernel, padding_mask)
         return self.out(y.transpose(1, 2).reshape(batch, length, dim))
@@ -298,10 +328,11 @@ def describe_backend(backend: str, natten_installed: bool) -> str:
 class HybridBlock(nn.Module):
     """Pre-norm block: neighbourhood attention, global summary, feed-forward.
 
-    ``x = x + NA(LN(x))``; ``x = x + W_g · masked_mean(LN(x))`` (the pooled
-    summary of the whole sequence, projected and *added* to every position,
-    so the width stays ``dim``); ``x = x + MLP(LN(x))``; padded positions are
-    then zeroed.
+    ``x = x + NA(LN(x))``; ``x = x + W_g · g`` where ``g`` is the global
+    summary: the given one (``summary``, e.g. the whole song's, the same
+    for every window of it) or else ``masked_mean(LN(x))`` over the
+    sequence; projected and *added* to every position, so the width stays
+    ``dim``; ``x = x + MLP(LN(x))``; padded positions are then zeroed.
     """
 
     def __init__(
@@ -328,10 +359,13 @@ class HybridBlock(nn.Module):
         )
         self.drop = nn.Dropout(dropout)
 
-    def forward(self, x: Tensor, padding_mask: Tensor | None = None) -> Tensor:
-        """``x (B, L, C)``, ``padding_mask (B, L)`` bool -> ``(B, L, C)``."""
+    def forward(self, x: Tensor, padding_mask: Tensor | None = None, summary: Tensor | None = None) -> Tensor:
+        """``x (B, L, C)``, ``padding_mask (B, L)`` bool, ``summary (B, C)`` or None -> ``(B, L, C)``."""
         x = x + self.drop(self.attn(self.norm_attn(x), padding_mask))
-        summary = masked_mean(self.norm_global(x), padding_mask)  # (B, C)
+        if summary is None:
+            summary = masked_mean(self.norm_global(x), padding_mask)  # (B, C)
+        else:
+            summary = self.norm_global(summary)
         x = x + self.global_proj(summary)[:, None, :]
         x = x + self.drop(self.mlp(self.norm_mlp(x)))
         if padding_mask is not None:
@@ -362,6 +396,9 @@ class HybridNATTENEncoder(nn.Module):
         ``"auto"``, ``"torch"`` or ``"natten"`` (see the module docstring).
     mlp_ratio, dropout:
         Feed-forward width multiple and dropout of each block.
+    summary_dim:
+        Columns of a per-sequence summary vector given to ``forward`` (e.g.
+        a song's mean features); 0: the blocks pool the sequence instead.
     """
 
     def __init__(
@@ -375,10 +412,12 @@ class HybridNATTENEncoder(nn.Module):
         *,
         mlp_ratio: int = 4,
         dropout: float = 0.0,
+        summary_dim: int = 0,
     ) -> None:
         super().__init__()
         self.in_dim, self.hidden, self.kernel = in_dim, hidden, kernel
         self.input_proj = nn.Linear(in_dim, hidden)
+        self.summary_proj = nn.Linear(summary_dim, hidden) if summary_dim else None
         self.blocks = nn.ModuleList(
             HybridBlock(
                 hidden, heads, kernel, mlp_ratio=mlp_ratio, dropout=dropout, backend=backend
@@ -405,7 +444,14 @@ class HybridNATTENEncoder(nn.Module):
         installed = bool(self.blocks) and self.blocks[0].attn._na1d is not None
         logger.info("HybridNATTENEncoder backend: %s", describe_backend(backend, installed))
 
-    def forward(self, x: Tensor, padding_mask: Tensor | None = None) -> tuple[Tensor, Tensor]:
+    def set_gather(self, gather: bool | None) -> None:
+        """Pure-torch attention path of every block (``NeighborhoodSelfAttention.gather``)."""
+        for block in self.blocks:
+            block.attn.gather = gather
+
+    def forward(
+        self, x: Tensor, padding_mask: Tensor | None = None, summary: Tensor | None = None
+    ) -> tuple[Tensor, Tensor]:
         """Encode a batch of sequences.
 
         Parameters
@@ -414,19 +460,29 @@ class HybridNATTENEncoder(nn.Module):
             ``(B, L, in_dim)``.
         padding_mask:
             ``(B, L)`` bool, True at padded positions, or None.
+        summary:
+            ``(B, summary_dim)`` per-sequence summary (required when the
+            encoder was built with ``summary_dim``; ignored otherwise).
 
         Returns
         -------
         ``(h, pooled)``: ``h (B, L, hidden)`` per position (zero where
-        padded) and ``pooled (B, hidden)``, the mean of ``h`` over valid
-        positions.
+        padded) and ``pooled (B, hidden)``: the projected summary when one
+        is given, else the mean of ``h`` over valid positions. With a
+        summary, position ``i`` of ``h`` depends only on the inputs within
+        ``layers * (kernel // 2)`` positions of it (and on the summary).
         """
         h = self.input_proj(x)
         if padding_mask is not None:
             h = h.masked_fill(padding_mask[..., None], 0.0)
+        g = None
+        if self.summary_proj is not None:
+            if summary is None:
+                raise ValueError("this encoder reads a summary vector; pass summary=")
+            g = self.summary_proj(summary)
         for block in self.blocks:
-            h = block(h, padding_mask)
+            h = block(h, padding_mask, g)
         h = self.norm(h)
         if padding_mask is not None:
             h = h.masked_fill(padding_mask[..., None], 0.0)
-        return h, masked_mean(h, padding_mask)
+        return h, (self.norm(g) if g is not None else masked_mean(h, padding_mask))
