@@ -811,6 +811,7 @@ BAND_NFFT = 1024
 BAND_HOP = 256
 N_EFFECT_BANDS = 24
 KEEP_DB = 0.35  # mean band difference (dB) under which a forward beat is unchanged
+LOOP_PHASE_MARGIN = 0.05  # correlation a one-beat loop shift must gain to be taken (loop_phase)
 OFFSET_PROBES = 8  # beats of a forward run cross-correlated to find its offset
 LINEAR_OK_DB = 0.3  # a linear effect or fade this close needs no rendered candidates
 SPLICE_GUARD_S = 0.012  # left out at both ends of a beat when judging its effect
@@ -932,6 +933,87 @@ def refine_offset(raw_y: np.ndarray, edit_y: np.ndarray, src0: int, dst0: int, n
     score = c / np.sqrt(np.maximum(win, 1e-12))
     k = int(np.argmax(score))
     return lo + k - max(src0, 0)
+
+
+def match_at(raw_y: np.ndarray, edit_y: np.ndarray, src0: int, dst0: int, n: int, *, search: int = 600) -> float:
+    """Best normalised correlation (-1..1) of ``n`` raw samples from ``src0`` with the edit within ``search`` of ``dst0``.
+
+    Both at ``FRAME_SR``; 0 when either side has too little signal or leaves its file.
+    """
+    n = int(min(n, FRAME_SR * 2))
+    if src0 < 0 or src0 + n > raw_y.shape[0] or dst0 + n + search > edit_y.shape[0]:
+        return 0.0
+    a = raw_y[src0 : src0 + n].astype(np.float64)
+    lo = max(dst0 - search, 0)
+    b = edit_y[lo : dst0 + n + search].astype(np.float64)
+    ea = float(a @ a)
+    if a.size < 256 or b.size < a.size or ea < 1e-9:
+        return 0.0
+    from scipy.signal import correlate
+
+    c = correlate(b, a, mode="valid", method="fft")
+    energy = np.concatenate([[0.0], np.cumsum(b * b)])
+    win = energy[a.size :] - energy[: -a.size]
+    return float(np.max(c / np.sqrt(np.maximum(win, 1e-12) * ea)))
+
+
+def loop_phase(
+    raw_y: np.ndarray, edit_y: np.ndarray, moves: list[Move], starts: np.ndarray, ends: np.ndarray
+) -> list[Move]:
+    """Moves with each LOOP shifted by one beat where the edit's repeats say so.
+
+    The frame features cannot tell a loop of beats ``j..j+k-1`` after a
+    forward beat ``j-1`` from a loop of ``j-1..j+k-2`` before a forward beat
+    ``j+k-1`` when the song repeats itself bar by bar; the repeats can: each
+    starts with exactly the loop's first raw beat. For a LOOP next to a
+    forward beat of the right raw beat (and edit time), the hypotheses
+    "as found", "one beat earlier" and "one beat later" are scored by the
+    normalised correlation of the loop's first raw beat with the edit where
+    each repeat would start; a shift is taken when it scores clearly
+    higher (by ``LOOP_PHASE_MARGIN``).
+    """
+    out = list(moves)
+    to_samples = FRAME_SR
+
+    def score(b: int, k: int, reps: int, e0: float) -> float:
+        if b < 0 or b + k > starts.shape[0]:
+            return -1.0
+        src0 = int(round(starts[b] * to_samples))
+        n = int(round((ends[b] - starts[b]) * to_samples))
+        span = (ends[b + k - 1] - starts[b]) * to_samples
+        vals = [match_at(raw_y, edit_y, src0, int(round(e0 * to_samples + m * span)), n) for m in range(1, reps + 1)]
+        return float(np.mean(vals)) if vals else -1.0
+
+    i = 0
+    while i < len(out):
+        m = out[i]
+        if m.kind != LOOP:
+            i += 1
+            continue
+        reps = LOOP_REPEATS[m.slot]
+        k = m.n_beats
+        best = (score(m.beat, k, reps, m.dst_start_s), 0)
+        prev = out[i - 1] if i > 0 else None
+        nxt = out[i + 1] if i + 1 < len(out) else None
+        if prev is not None and prev.kind == FWD and prev.beat == m.beat - 1 and abs(prev.dst_end_s - m.dst_start_s) < 1e-6:
+            best = max(best, (score(m.beat - 1, k, reps, prev.dst_start_s) - LOOP_PHASE_MARGIN, -1))
+        if nxt is not None and nxt.kind == FWD and nxt.beat == m.beat + k and abs(nxt.dst_start_s - m.dst_end_s) < 1e-6:
+            e0 = m.dst_start_s + (ends[m.beat] - starts[m.beat])
+            best = max(best, (score(m.beat + 1, k, reps, e0) - LOOP_PHASE_MARGIN, 1))
+        if best[1] == -1:
+            tail = ends[m.beat + k - 1] - starts[m.beat + k - 1]  # the old loop's last beat now plays after it
+            loop = Move(m.beat - 1, k, LOOP, m.slot, prev.dst_start_s, m.dst_end_s - tail)
+            fwd = Move(m.beat + k - 1, 1, FWD, 0, m.dst_end_s - tail, m.dst_end_s)
+            out[i - 1 : i + 1] = [loop, fwd]
+            log.debug("loop at beat %d moved one beat earlier (its repeats match %.2f)", m.beat, best[0] + LOOP_PHASE_MARGIN)
+        elif best[1] == 1:
+            head = ends[m.beat] - starts[m.beat]
+            fwd = Move(m.beat, 1, FWD, 0, m.dst_start_s, m.dst_start_s + head)
+            loop = Move(m.beat + 1, k, LOOP, m.slot, m.dst_start_s + head, nxt.dst_end_s)
+            out[i : i + 2] = [fwd, loop]
+            log.debug("loop at beat %d moved one beat later (its repeats match %.2f)", m.beat, best[0] + LOOP_PHASE_MARGIN)
+        i += 1
+    return out
 
 
 def _width_slot(raw_st: np.ndarray, edit_st: np.ndarray) -> tuple[int, float] | None:
@@ -1387,10 +1469,22 @@ def grid_shift(
         cost = np.concatenate([[0.0], np.cumsum(ea)]) + (eb.sum() - np.concatenate([[0.0], np.cumsum(eb)]))
         if float(e @ e) < 1e-6 or cost.min() > 0.05 * float(e @ e):
             continue  # the edit is not the two runs spliced here
-        found.append((lo + int(np.argmin(cost)) - tau0) / FRAME_SR)
+        found.append((lo + int(np.argmin(cost)) + _splice_bias() - tau0) / FRAME_SR)
     if not found:
         return None
     return float(np.median(found))
+
+
+def _splice_bias() -> int:
+    """Samples (``FRAME_SR``) from a rendered splice's least-squares split point to the splice itself.
+
+    ``engine.render`` crossfades a splice over the ``CROSSFADE_S`` before it
+    (equal power, so symmetric): the split between "outgoing" and
+    "incoming" lands mid-crossfade, half a crossfade early.
+    """
+    from engine.render import CROSSFADE_S
+
+    return int(round(0.5 * CROSSFADE_S * FRAME_SR))
 
 
 def _splice_at(
@@ -1411,7 +1505,65 @@ def _splice_at(
     cost = np.concatenate([[0.0], np.cumsum(ea)]) + (eb.sum() - np.concatenate([[0.0], np.cumsum(eb)]))
     if float(e @ e) < 1e-6 or cost.min() > 0.05 * float(e @ e):
         return None
-    return lo + int(np.argmin(cost))
+    return lo + int(np.argmin(cost)) + _splice_bias()
+
+
+def _edge_at(raw_y: np.ndarray, edit_y: np.ndarray, tau0: int, d: int, win: int, *, ends: bool) -> int | None:
+    """Edit sample where the edit stops (``ends``) or starts matching raw at offset ``d``, within ``win`` of ``tau0``.
+
+    A one-sided splice: the other side is something that is not raw at
+    ``d`` (reversed, muted, stretched audio), modelled as anything but it:
+    its cost per sample is the edit's own power. None when the window
+    leaves either file, or the matching side does not match (residual over
+    5 % of its power), or the best split is at the window's edge.
+    """
+    n_e, n_r = edit_y.shape[0], raw_y.shape[0]
+    lo, hi = tau0 - win, tau0 + win
+    if lo < 0 or hi > n_e or lo - d < 0 or hi - d > n_r:
+        return None
+    e = edit_y[lo:hi].astype(np.float64)
+    res = (e - raw_y[lo - d : hi - d]) ** 2
+    pw = e * e
+    c_res = np.concatenate([[0.0], np.cumsum(res)])
+    c_pw = np.concatenate([[0.0], np.cumsum(pw)])
+    if ends:  # matching before the split, other after it
+        cost = c_res + (c_pw[-1] - c_pw)
+    else:  # other before the split, matching after it
+        cost = c_pw + (c_res[-1] - c_res)
+    k = int(np.argmin(cost))
+    if k < 16 or k > cost.shape[0] - 17:
+        return None
+    match_res = c_res[k] if ends else c_res[-1] - c_res[k]
+    match_pw = c_pw[k] if ends else c_pw[-1] - c_pw[k]
+    if match_pw < 1e-6 or match_res > 0.05 * match_pw:
+        return None
+    return lo + k + _splice_bias()
+
+
+def _period_at(edit_y: np.ndarray, a: int, b: int, lag0: int, spread: int) -> int | None:
+    """Lag (samples) within ``spread`` of ``lag0`` at which ``edit_y[a:b]`` best repeats itself (None if it does not).
+
+    A stutter's slices repeat sample for sample: the normalised correlation
+    of the span with itself one slice later is ~1 at the exact slice length.
+    """
+    lo_lag = max(1, lag0 - spread)
+    a = max(a, 0)
+    b = min(b, edit_y.shape[0])
+    if b - a - (lag0 + spread) < 256:
+        return None
+    n = b - a - (lag0 + spread)
+    x = edit_y[a : a + n].astype(np.float64)
+    best, best_c = None, 0.9
+    ex = float(x @ x)
+    for lag in range(lo_lag, lag0 + spread + 1):
+        y = edit_y[a + lag : a + lag + n].astype(np.float64)
+        den = math.sqrt(ex * float(y @ y))
+        if den <= 0:
+            continue
+        c = float(x @ y) / den
+        if c > best_c:
+            best, best_c = lag, c
+    return best
 
 
 def splice_starts(
@@ -1421,6 +1573,7 @@ def splice_starts(
     starts: np.ndarray,
     fwd_offset: dict[int, int],
     *,
+    ends: np.ndarray | None = None,
     search_s: float = 0.04,
 ) -> dict[int, float]:
     """Raw start times (s) of the beats at the edit's splices, where the edit says they are.
@@ -1438,6 +1591,8 @@ def splice_starts(
     """
     win = int(search_s * FRAME_SR)
     out: dict[int, float] = {}
+    if ends is None:
+        ends = np.append(starts[1:], starts[-1] + np.median(np.diff(starts)))
 
     def put(beat: int, samples: float) -> None:
         t = samples / FRAME_SR
@@ -1475,6 +1630,71 @@ def splice_starts(
             if tau is not None:
                 put(e, tau - da)
                 put(b.beat, tau - da - L)
+    # Every other structural move between forward beats: its own splices.
+    for i, m in enumerate(moves):
+        if m.kind in (FWD, CUT):
+            continue
+        b, e = m.beat, m.beat + m.n_beats
+        prev = moves[i - 1] if i > 0 else None
+        nxt = moves[i + 1] if i + 1 < len(moves) else None
+        da = dc = None
+        if prev is not None and prev.kind == FWD and prev.beat == b - 1 and abs(prev.dst_end_s - m.dst_start_s) < 1e-6:
+            da = fwd_offset.get(prev.beat)
+        if nxt is not None and nxt.kind == FWD and nxt.beat == e and abs(nxt.dst_start_s - m.dst_end_s) < 1e-6:
+            dc = fwd_offset.get(nxt.beat)
+        s0 = int(round(starts[b] * FRAME_SR))
+        n_beat = int(round((ends[b] - starts[b]) * FRAME_SR))
+        dst0 = int(round(m.dst_start_s * FRAME_SR))
+        if m.kind == LOOP and e < starts.shape[0]:
+            reps = LOOP_REPEATS[m.slot]
+            grid_len = (starts[e] - starts[b]) * FRAME_SR
+            d0 = da if da is not None else refine_offset(raw_y, edit_y, s0, dst0, n_beat)
+            if dc is not None:
+                length = (dc - d0) / reps
+            else:  # where the second pass starts matching the loop's first beat
+                length = refine_offset(raw_y, edit_y, s0, dst0 + int(round(grid_len)), n_beat) - d0
+            if abs(length - grid_len) > win:
+                continue
+            L = int(round(length))
+            tau = _splice_at(raw_y, edit_y, int(round(starts[e] * FRAME_SR)) + d0, d0, d0 + L, win)
+            if tau is not None:
+                put(e, tau - d0)
+                put(b, tau - d0 - L)
+        elif m.kind == STUT:
+            slot = _stutter_slot(edit_y, m, float(ends[b] - starts[b]), m.slot)
+            v = STUTTER_SLICES[slot]
+            p_grid = int(round(v * n_beat))
+            end = int(round(m.dst_end_s * FRAME_SR))
+            period = _period_at(edit_y, dst0 + 200, end - 200, p_grid, max(4, min(60, p_grid // 8)))
+            if period is None:
+                continue
+            first = None
+            if da is not None:  # the first slice continues the forward run: the splice back into it
+                tau = _splice_at(raw_y, edit_y, s0 + da + period, da, da + period, min(win, period // 2 - 1))
+                if tau is not None:
+                    first = tau - da - period
+            if first is not None:
+                put(b, first)
+            base = out.get(b, starts[b]) * FRAME_SR
+            if b + 1 < starts.shape[0]:
+                put(b + 1, base + period / v)
+        elif m.kind in (REV, SIL, SPEED):
+            if da is not None:
+                tau = _edge_at(raw_y, edit_y, s0 + da, da, win, ends=True)
+                if tau is not None:
+                    put(b, tau - da)
+            if m.kind == SPEED:
+                # the stretcher's last samples still resemble the raw just before the
+                # next run: its start is read from the offsets instead. Playing the
+                # span at rate r moves the edit by span * (1 / r - 1) samples.
+                rate = SPEED_RATES[m.slot]
+                if da is not None and dc is not None and b in out and e < starts.shape[0]:
+                    put(e, out[b] * FRAME_SR + (dc - da) / (1.0 / rate - 1.0))
+                continue
+            if dc is not None and e < starts.shape[0]:
+                tau = _edge_at(raw_y, edit_y, int(round(starts[e] * FRAME_SR)) + dc, dc, win, ends=False)
+                if tau is not None:
+                    put(e, tau - dc)
     # The edit's own ends are splices too: a walk that opens with CUTs plays
     # its first forward beat from edit sample 0, and one that closes with
     # CUTs ends its last forward beat at the edit's last sample.
@@ -1549,6 +1769,7 @@ def infer_pair(
     t = time.perf_counter()
     beat_s = grid_period(smooth_beats(an.grid.beat_times)) if an.n_beats >= 4 else float(np.median(ends - starts))
     score, moves, s = align(raw_f, edit_f, starts, ends, edit_audio.duration_s, config=config, beat_s=beat_s)
+    moves = loop_phase(an.y, edit_y, moves, starts, ends)
     seconds["align"] = time.perf_counter() - t
     n_beats = an.n_beats
     result = PairLabels(
@@ -1605,7 +1826,7 @@ def infer_pair(
         ends = ends.copy()
         starts[1:] += shift_s
         ends[:-1] += shift_s
-    measured = splice_starts(an.y, edit_y, moves, starts, fwd_offset)
+    measured = splice_starts(an.y, edit_y, moves, starts, fwd_offset, ends=ends)
     if measured:
         fixed = starts.copy()
         for beat, t_s in measured.items():
@@ -1675,10 +1896,17 @@ def infer_pair(
             slot = m.slot
             if m.kind == STUT:
                 slot = _stutter_slot(edit_y, m, float(ends[m.beat] - starts[m.beat]), m.slot)
+            group = gi + 1
+            if m.kind == SPEED and gi > 0:
+                # one SPEED played over several DP moves at one rate is one action
+                # (one stretched segment, as an editor makes it)
+                pm = moves[gi - 1]
+                if pm.kind == SPEED and pm.slot == m.slot and pm.beat + pm.n_beats == m.beat:
+                    group = int(ext_group[pm.beat])
             for b in span:
                 ext_type[b] = tname
                 ext_slot[b] = slot
-                ext_group[b] = gi + 1
+                ext_group[b] = group
             ext_conf[list(span)] = conf
         if m.kind == FWD:
             ext_conf[m.beat] = conf
