@@ -22,6 +22,12 @@ Two searches over the same move set and the same splice continuity cost:
 
   Score = policy log-probability - ``splice_weight`` x splice cost.
   SPEED changes the length by a non-integer factor and is left out.
+  Given a splice budget (``retime(max_splice_cost=)``, the pure DP's cost
+  in ``export.runtime.plan_analysis``), the weight is raised step by step
+  (``SPLICE_WEIGHT_STEPS``) until the walk splices no worse than the
+  budget; the last step is large enough to make splice cost decide and the
+  policy only break ties, so the policy never buys its preferences with
+  audible splices.
 
 - ``dp_retime``: the pure DP retimer, the same search with every policy
   term at zero: the least-cost jump path (cuts forward, loops back) whose
@@ -263,6 +269,14 @@ def tail_guard(starts_s: np.ndarray, ends_s: np.ndarray, protected: np.ndarray) 
     return reach > next_prot[:n]
 
 
+#: Multipliers of the splice weight tried, in order, until a walk meets its
+#: splice budget (``retime(max_splice_cost=)``); the last one makes the
+#: splice cost decide and the policy only break ties.
+SPLICE_WEIGHT_STEPS: tuple[float, ...] = (1.0, 4.0, 16.0, 64.0, 1.0e6)
+#: Float slack when comparing a walk's splice cost with its budget.
+SPLICE_COST_TOLERANCE = 1e-6
+
+
 # ----------------------------------------------------------------------------- the search
 
 
@@ -290,12 +304,15 @@ class RetimeResult:
         splice cost (the searched objective).
     splice_cost:
         Total ``SpliceCost`` of the walk's splices.
+    splice_weight:
+        The splice weight the walk was found with.
     """
 
     walk: list[FactoredAction]
     out_beats: int
     score: float
     splice_cost: float
+    splice_weight: float = 1.0
 
 
 @dataclass
@@ -545,6 +562,7 @@ def retime(
     logprobs: LogProbs | None = None,
     keep: Sequence[tuple[float, float]] = (),
     splice_weight: float = 1.0,
+    max_splice_cost: float | None = None,
 ) -> RetimeResult:
     """Walk of ``analysis``'s beats whose plan lasts ``target_duration_s`` within one beat.
 
@@ -561,6 +579,10 @@ def retime(
         Protected ranges ``(start_s, end_s)``.
     splice_weight:
         Weight of the splice cost against the policy's log-probabilities.
+    max_splice_cost:
+        Splice budget: the weight is multiplied by ``SPLICE_WEIGHT_STEPS``
+        in turn until the walk's splice cost is at most this (None: one
+        search at ``splice_weight``).
 
     Returns
     -------
@@ -595,24 +617,31 @@ def retime(
         plan = plan_from_actions(analysis, walk)
         return abs(plan.duration_s - target_duration_s) <= beat_s
 
-    try:
-        result = constrained_search(
-            logprobs,
-            splice,
-            target,
-            protected=prot,
-            no_tail=tail_guard(starts, ends, prot),
-            splice_weight=splice_weight,
-            accept=within_one_beat,
-        )
-    except ValueError as err:
-        raise BadInput("--target-duration", f"{target_duration_s:g} s cannot be reached: {err}") from None
+    no_tail = tail_guard(starts, ends, prot)
+    steps = (1.0,) if max_splice_cost is None or logprobs is None else SPLICE_WEIGHT_STEPS
+    for step in steps:
+        try:
+            result = constrained_search(
+                logprobs,
+                splice,
+                target,
+                protected=prot,
+                no_tail=no_tail,
+                splice_weight=splice_weight * step,
+                accept=within_one_beat,
+            )
+        except ValueError as err:
+            raise BadInput("--target-duration", f"{target_duration_s:g} s cannot be reached: {err}") from None
+        result.splice_weight = splice_weight * step
+        if max_splice_cost is None or result.splice_cost <= max_splice_cost + SPLICE_COST_TOLERANCE:
+            break
     log.info(
-        "retime to %.2f s (%.1f beats): %d steps, splice cost %.3f, %s",
+        "retime to %.2f s (%.1f beats): %d steps, splice cost %.3f, %s (splice weight %g)",
         target_duration_s,
         target,
         len(result.walk),
         result.splice_cost,
         "policy-guided" if logprobs is not None else "pure DP",
+        result.splice_weight,
     )
     return result

@@ -725,6 +725,9 @@ class Decision:
         target (None otherwise).
     rounds:
         Batched evaluation rounds (policy walk), 1 for the search.
+    splice_weight:
+        With a target duration: the splice weight the search ended at
+        (raised until the walk splices no worse than the pure DP).
     """
 
     plan: Any
@@ -734,6 +737,7 @@ class Decision:
     splice_cost: float
     baseline_splice_cost: float | None = None
     rounds: int = 1
+    splice_weight: float | None = None
 
 
 def plan_analysis(
@@ -750,8 +754,9 @@ def plan_analysis(
 
     Without a target: the policy walk (greedy, or sampled from ``seed``),
     protected ranges kept. With ``target_duration_s``: the length-constrained
-    search over the policy's log-probabilities (``export.retime``), and
-    (``baseline``) the pure DP retimer's splice cost for comparison.
+    search over the policy's log-probabilities (``export.retime``); with
+    ``baseline`` the pure DP retimer runs first and its splice cost is the
+    search's budget (``retime(max_splice_cost=)``) and is reported.
     """
     from engine.plan import ModelInfo, beat_spans, plan_from_actions
     from export import retime as rt
@@ -767,7 +772,7 @@ def plan_analysis(
     no_tail = rt.tail_guard(starts, ends, protected) if keep else None
     splice = rt.SpliceCost(features, analysis.feature_names)
     t0 = time.perf_counter()
-    base_cost = None
+    base_cost, weight_used = None, None
     if target_duration_s is None:
         lp = song_logprobs(policy, song)
         t1 = time.perf_counter()
@@ -784,16 +789,19 @@ def plan_analysis(
         target_beats = rt.target_beats_for(target_duration_s, src - grid_s, grid_s / len(starts))
         lp = song_logprobs(policy, song, target_beats=target_beats)
         t1 = time.perf_counter()
-        res = rt.retime(analysis, target_duration_s, logprobs=lp, keep=keep, splice_weight=splice_weight)
+        if baseline:  # the pure DP's splice cost is the policy search's budget
+            base_cost = rt.retime(analysis, target_duration_s, keep=keep).splice_cost
+        res = rt.retime(
+            analysis, target_duration_s, logprobs=lp, keep=keep, splice_weight=splice_weight, max_splice_cost=base_cost
+        )
         t2 = time.perf_counter()
         policy_s, search_s = t1 - t0, t2 - t1
         walk, rounds, cost = res.walk, 1, res.splice_cost
-        if baseline:
-            base_cost = rt.retime(analysis, target_duration_s, keep=keep).splice_cost
+        weight_used = res.splice_weight
     plan = plan_from_actions(analysis, walk)
     spec = policy.spec
     plan.model = ModelInfo(name=spec.name, version=spec.version, sha256=spec.sha256)
-    return Decision(plan, walk, policy_s, search_s, cost, base_cost, rounds)
+    return Decision(plan, walk, policy_s, search_s, cost, base_cost, rounds, weight_used)
 
 
 def plan_file(path: str | os.PathLike, policy: PolicyModel, **options: Any) -> Decision:

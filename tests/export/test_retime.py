@@ -94,9 +94,16 @@ def test_policy_retime_reports_continuity_next_to_baseline() -> None:
         assert decision.baseline_splice_cost is not None
         splice = SpliceCost(analysis.features, analysis.feature_names)
         assert decision.splice_cost == pytest.approx(walk_splice_cost(decision.walk, splice))
-        # the pure DP minimises exactly this cost over the same moves and length
-        assert decision.baseline_splice_cost <= decision.splice_cost + 1e-9
+        # the pure DP minimises exactly this cost over the same moves and length, and it is
+        # the policy search's budget: the splice weight rises until the policy meets it
+        assert decision.splice_cost == pytest.approx(decision.baseline_splice_cost, abs=1e-6)
+        assert decision.splice_weight is not None and decision.splice_weight >= 1.0
         assert decision.splice_cost > 0 and decision.plan.model.name == "tiny"
+    # without the budget, the random tiny policy buys its preferences with worse splices
+    lp = song_logprobs(policy, SongInputs.of(analysis))
+    free = retime(analysis, 0.6 * analysis.audio.duration_s, logprobs=lp)
+    capped = retime(analysis, 0.6 * analysis.audio.duration_s, logprobs=lp, max_splice_cost=0.0)
+    assert free.splice_cost > capped.splice_cost and capped.splice_weight == 1.0e6
 
 
 def test_pure_dp_objective_is_the_splice_cost() -> None:
