@@ -1492,20 +1492,40 @@ def _splice_at(
 ) -> int | None:
     """Edit sample where the edit stops matching raw at offset ``da`` and starts matching it at ``db``.
 
-    Least squared error within ``win`` samples of ``tau0``; None when the
-    window leaves either file or the edit is not those two pieces spliced there.
+    Least squared error within ``win`` samples of ``tau0`` (each side as
+    it is, else each side with its own least-squares gain: a GAIN, a fade);
+    None when the window leaves either file or the edit is not those two
+    pieces spliced there.
     """
     n_e, n_r = edit_y.shape[0], raw_y.shape[0]
     lo, hi = tau0 - win, tau0 + win
     if lo - da < 0 or lo - db < 0 or hi - da > n_r or hi - db > n_r or lo < 0 or hi > n_e:
         return None
     e = edit_y[lo:hi].astype(np.float64)
-    ea = (e - raw_y[lo - da : hi - da]) ** 2
-    eb = (e - raw_y[lo - db : hi - db]) ** 2
-    cost = np.concatenate([[0.0], np.cumsum(ea)]) + (eb.sum() - np.concatenate([[0.0], np.cumsum(eb)]))
-    if float(e @ e) < 1e-6 or cost.min() > 0.05 * float(e @ e):
+    ra = raw_y[lo - da : hi - da].astype(np.float64)
+    rb = raw_y[lo - db : hi - db].astype(np.float64)
+    ee = float(e @ e)
+    if ee < 1e-6:
         return None
-    return lo + int(np.argmin(cost)) + _splice_bias()
+    ea = (e - ra) ** 2
+    eb = (e - rb) ** 2
+    cost = np.concatenate([[0.0], np.cumsum(ea)]) + (eb.sum() - np.concatenate([[0.0], np.cumsum(eb)]))
+    if cost.min() <= 0.05 * ee:
+        return lo + int(np.argmin(cost)) + _splice_bias()
+    # A side with a gain, a fade or a ramp's near-silent start (a FADE_IN after a
+    # cut): each side scaled by its own least-squares gain.
+    z = np.zeros(1)
+    c_ee = np.concatenate([z, np.cumsum(e * e)])
+    c_ea, c_aa = np.concatenate([z, np.cumsum(e * ra)]), np.concatenate([z, np.cumsum(ra * ra)])
+    c_eb, c_bb = np.concatenate([z, np.cumsum(e * rb)]), np.concatenate([z, np.cumsum(rb * rb)])
+    res_a = c_ee - c_ea**2 / np.maximum(c_aa, 1e-12)
+    eb_sum, bb_sum = c_eb[-1] - c_eb, c_bb[-1] - c_bb
+    res_b = (c_ee[-1] - c_ee) - eb_sum**2 / np.maximum(bb_sum, 1e-12)
+    cost = res_a + res_b
+    k = int(np.argmin(cost))
+    if cost[k] > 0.05 * ee or k < 16 or k > cost.shape[0] - 17:
+        return None
+    return lo + k + _splice_bias()
 
 
 def _edge_at(raw_y: np.ndarray, edit_y: np.ndarray, tau0: int, d: int, win: int, *, ends: bool) -> int | None:
@@ -1612,7 +1632,11 @@ def splice_starts(
         if b.kind == FWD and b.beat != a.beat + 1 and b.beat in fwd_offset:
             db = fwd_offset[b.beat]
             tau = _splice_at(raw_y, edit_y, int(round(starts[b.beat] * FRAME_SR)) + db, da, db, win)
-            if tau is not None and a.beat + 1 < starts.shape[0]:
+            if tau is None:
+                # no clean splice to see (a quiet passage, effects on a side): the jump
+                # is still da - db exactly; put the splice midway between the grid's guesses
+                tau = 0.5 * (starts[a.beat + 1] * FRAME_SR + da + starts[b.beat] * FRAME_SR + db)
+            if a.beat + 1 < starts.shape[0]:
                 put(a.beat + 1, tau - da)
                 put(b.beat, tau - db)
         elif b.kind == LOOP and k == i + 1 and b.beat == a.beat + 1 and k + 1 < len(moves):
