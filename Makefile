@@ -49,6 +49,7 @@ bench: $(STAMP) $(STEMS_STAMP)
 	$(PY) bench/labels.py --n 20
 	$(PY) bench/env.py
 	$(PY) bench/edit.py
+	$(PY) bench/retime.py --n 10
 	$(PY) bench/osc.py
 	$(PY) bench/stems.py --demucs-seconds 10
 

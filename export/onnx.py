@@ -315,7 +315,7 @@ def export_policy(
     levels = {logger_name: logging.getLogger(logger_name).level for logger_name in EXPORT_LOGGERS}
     try:
         for logger_name in levels:
-            logging.getLogger(logger_name).setLevel(logging.WARNING)
+            logging.getLogger(logger_name).setLevel(logging.ERROR)
         with atomic_path(out) as tmp:
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")
