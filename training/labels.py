@@ -935,6 +935,34 @@ def refine_offset(raw_y: np.ndarray, edit_y: np.ndarray, src0: int, dst0: int, n
     return lo + k - max(src0, 0)
 
 
+def merge_speed_runs(moves: list[Move]) -> list[Move]:
+    """Moves with each run of one-rate SPEED moves over consecutive beats made one move.
+
+    The DP scores a SPEED line from the tracker's beat start: a few frames
+    off, a long line scores worse than short lines that each restart on
+    the diagonal, so one stretched bar comes out as several one-beat SPEED
+    moves, sometimes with a forward beat between them. An editor's SPEED
+    is one stretched segment: a single forward beat between two SPEED
+    moves of one rate joins them, and the run becomes one move.
+    """
+    out = list(moves)
+    for i in range(1, len(out) - 1):
+        a, m, c = out[i - 1], out[i], out[i + 1]
+        if (
+            m.kind == FWD and a.kind == SPEED and c.kind == SPEED and a.slot == c.slot
+            and a.beat + a.n_beats == m.beat and m.beat + m.n_beats == c.beat
+        ):
+            out[i] = Move(m.beat, m.n_beats, SPEED, a.slot, m.dst_start_s, m.dst_end_s, m.match)
+    merged: list[Move] = []
+    for m in out:
+        p = merged[-1] if merged else None
+        if p is not None and m.kind == SPEED and p.kind == SPEED and p.slot == m.slot and p.beat + p.n_beats == m.beat:
+            merged[-1] = Move(p.beat, p.n_beats + m.n_beats, SPEED, p.slot, p.dst_start_s, m.dst_end_s)
+        else:
+            merged.append(m)
+    return merged
+
+
 def match_at(raw_y: np.ndarray, edit_y: np.ndarray, src0: int, dst0: int, n: int, *, search: int = 600) -> float:
     """Best normalised correlation (-1..1) of ``n`` raw samples from ``src0`` with the edit within ``search`` of ``dst0``.
 
@@ -1793,7 +1821,7 @@ def infer_pair(
     t = time.perf_counter()
     beat_s = grid_period(smooth_beats(an.grid.beat_times)) if an.n_beats >= 4 else float(np.median(ends - starts))
     score, moves, s = align(raw_f, edit_f, starts, ends, edit_audio.duration_s, config=config, beat_s=beat_s)
-    moves = loop_phase(an.y, edit_y, moves, starts, ends)
+    moves = merge_speed_runs(loop_phase(an.y, edit_y, moves, starts, ends))
     seconds["align"] = time.perf_counter() - t
     n_beats = an.n_beats
     result = PairLabels(
