@@ -153,6 +153,8 @@ class AlignConfig:
         slack_cost: cost of moving a forward beat's end by one frame.
         beam: states kept per raw beat (retried 4x wider when no path survives).
         stutter_weight: scale of the periodicity score of stutter frames.
+        retry_score: DP score per edit frame under which the search is
+            repeated with a 4x wider beam (the better path is kept).
     """
 
     action_cost: float = 1.5
@@ -160,6 +162,7 @@ class AlignConfig:
     slack_cost: float = 0.4
     beam: int = 256
     stutter_weight: float = 1.0
+    retry_score: float = 0.8
 
 
 # --------------------------------------------------------------------------- frames
@@ -788,6 +791,16 @@ def align(
     if rows.shape[0] == 0:
         log.debug("no path with a beam of %d: retrying with %d", cfg.beam, 4 * cfg.beam)
         score, rows, table = _align_dp(*args, 4 * cfg.beam, cfg.stutter_weight, bound)
+    elif score < cfg.retry_score * te_n:
+        # The beam ranks states by score so far plus an optimistic bound on the rest,
+        # which flatters states that skipped edit frames (a long CUT): on effect-heavy
+        # edits it can drop the true path for a CUT + long LOOP walk scoring far
+        # lower (seen 0.57-0.76 per frame against >= 0.85 for every good path).
+        wide = _align_dp(*args, 4 * cfg.beam, cfg.stutter_weight, bound)
+        log.debug("poor path (%.2f per frame) with a beam of %d: %d gives %.2f",
+                  score / te_n, cfg.beam, 4 * cfg.beam, wide[0] / te_n)
+        if wide[1].shape[0] and wide[0] > score:
+            score, rows, table = wide
     moves = []
     for beat, k, kind, par, t0, t1 in rows.tolist():
         moves.append(
@@ -819,6 +832,7 @@ QUIET_BEAT_DB = 45.0  # a raw beat this far below the song's peaks is too quiet 
 KEEP_BAND_DB = 0.6  # ... and no band's mean level moved more than this
 EFFECT_SWITCH_DB = 0.3  # cost of a label change between neighbouring forward beats (effect smoothing)
 PRE_ROLL_S = 0.25  # source audio fed to candidate effects before the beat
+TAIL_PRE_ROLL_S = 2.0  # ... at most, to reverb and delay candidates (engine.render.MAX_TAIL_S)
 LINEAR_TYPES = ("GAIN", "LOWPASS", "HIGHPASS", "BASS", "TREBLE")
 RENDER_TYPES = ("REVERB", "DELAY", "DISTORTION", "COMPRESS")
 WIDTH_VALUES = tuple(v for v in vocab.AMOUNT_TABLE["WIDTH"] if not math.isnan(v))
@@ -1068,6 +1082,26 @@ def _width_slot(raw_st: np.ndarray, edit_st: np.ndarray) -> tuple[int, float] | 
     return slot, abs(w - WIDTH_VALUES[slot])
 
 
+def _reverb_input(x: np.ndarray, sr: int) -> np.ndarray:
+    """``(2, m)`` float32: mono ``x`` ``(1, n)`` at ``FRAME_SR`` resampled to ``sr``, on both channels."""
+    import soxr
+
+    y = soxr.resample(np.asarray(x[0], dtype=np.float32), FRAME_SR, sr) if sr != FRAME_SR else x[0]
+    return np.ascontiguousarray(np.stack([y, y]).astype(np.float32))
+
+
+def _reverb_output(y: np.ndarray, sr: int, n: int) -> np.ndarray:
+    """``(n,)`` mono at ``FRAME_SR`` of a ``(2, m)`` render at ``sr`` (``engine.audio.analysis_mono``'s mix)."""
+    import soxr
+
+    mono = np.asarray(y, dtype=np.float32).mean(axis=0)
+    if sr != FRAME_SR:
+        mono = soxr.resample(mono, sr, FRAME_SR)
+    if mono.shape[0] < n:
+        mono = np.pad(mono, (0, n - mono.shape[0]))
+    return mono[:n]
+
+
 def beat_effect(
     raw_y: np.ndarray,
     edit_y: np.ndarray,
@@ -1080,6 +1114,8 @@ def beat_effect(
     edit_st: np.ndarray | None = None,
     pitch_votes: np.ndarray | None = None,
     quiet_db: float = -np.inf,
+    run_start: int | None = None,
+    effect_sr: int = 44100,
 ) -> BeatEffect:
     """What was done to one forward-played beat.
 
@@ -1094,6 +1130,12 @@ def beat_effect(
             warp and the distorted frames.
         quiet_db: a raw beat quieter than this (dB re full scale power) is
             KEEP: nothing can be told from it.
+        run_start: first raw sample of the forward run the beat is in (the
+            earliest an effect over it can have started); reverb and delay
+            candidates are fed the source from there (up to
+            ``TAIL_PRE_ROLL_S``), so that a beat deep in a reverb carries
+            the tail the edit built up before it.
+        effect_sr: the song's sample rate: reverb candidates render at it.
 
     Returns:
         The best ``BeatEffect`` among KEEP, the linear effects (from their
@@ -1146,10 +1188,25 @@ def beat_effect(
     # added energy: only a filter's shape settles the question without rendering
     settled = min((c[0] for c in cands[1:] if c[1] not in ("GAIN", "FADE_IN", "FADE_OUT")), default=np.inf)
     render_types = RENDER_TYPES if settled > LINEAR_OK_DB else ()
+    # reverb and delay build up over their whole segment: a beat inside one carries
+    # the tail of everything since it started (read as GAIN from a 0.25 s pre-roll)
+    long_pre = int(min(TAIL_PRE_ROLL_S * FRAME_SR, max(pre, src0 - run_start))) if run_start is not None else pre
+    l0 = max(src0 - long_pre, 0)
+    x_long = np.ascontiguousarray(raw_y[None, l0 : src0 + n], dtype=np.float32)
     for t in render_types:
+        x_in, x_lead = (x_long, src0 - l0) if t in ("REVERB", "DELAY") else (x_r2, lead)
+        if t == "REVERB":
+            x_rev = _reverb_input(x_long, effect_sr)
         for slot in range(4):
-            chain = _effect_chain(t, slot, beat_s, FRAME_SR)
-            y = chain(x_r2.copy(), FRAME_SR)[0, lead + trim : lead + n - trim]
+            if t == "REVERB":
+                # the reverb sounds different in mono and at 22 kHz (seen 2-4 dB per band
+                # off the edit's): rendered as the edit was, stereo at the song's rate
+                chain = _effect_chain(t, slot, beat_s, effect_sr)
+                y = _reverb_output(chain(x_rev.copy(), effect_sr), effect_sr, x_long.shape[1])
+                y = y[x_lead + trim : x_lead + n - trim]
+            else:
+                chain = _effect_chain(t, slot, beat_s, FRAME_SR)
+                y = chain(x_in.copy(), FRAME_SR)[0, x_lead + trim : x_lead + n - trim]
             cands.append((_band_distance(band_db(y), b_e, weight), t, slot))
     cands.sort(key=lambda c: c[0])
     best = cands[0]
@@ -1897,6 +1954,7 @@ def infer_pair(
     loud_db = 10.0 * math.log10(float(np.percentile(np.square(an.y, dtype=np.float64), 99.5)) + 1e-20)
     quiet_db = loud_db - QUIET_BEAT_DB
     run: list[tuple[int, BeatEffect]] = []  # consecutive forward beats judged from candidates
+    run_start = 0  # raw sample (FRAME_SR) where the current forward run began
 
     def flush_run() -> None:
         if len(run) > 1:
@@ -1930,9 +1988,12 @@ def infer_pair(
                     votes = np.array(
                         [float(np.mean(np.sum(e * v[r0 : r0 + k], axis=1))) for v in [raw_f.shape, *raw_f.variants]]
                     )
+                if gi == 0 or moves[gi - 1].kind != FWD or moves[gi - 1].beat != m.beat - 1:
+                    run_start = src0
                 eff = beat_effect(
                     an.y, edit_y, src0, d0, n,
                     beat_s=beat_s, raw_st=raw_st, edit_st=edit_st, pitch_votes=votes, quiet_db=quiet_db,
+                    run_start=run_start, effect_sr=int(raw_sr),
                 )
                 ext_type[m.beat] = eff.type
                 ext_slot[m.beat] = eff.slot
