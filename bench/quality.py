@@ -22,10 +22,7 @@ structure-majority walker on the true-grid labels (no analysis, no
 training): the ceiling a style leaves a policy, in a few minutes per style.
 
 Persona styles (``radio_edit@1``, ...; ``training.data.editors.get_style``)
-are accepted; ``editorbot data synth`` checks names against
-``training.data.editors.STYLES`` only, so their pairs are made in this
-process (``training.data.pairs.make_synth_pairs``, the same files the
-command would write), recorded like a command.
+are accepted: one editor with fixed taste, whose choices the songs decide.
 
 Every command is printed before it runs and recorded in the JSON, with its
 wall time. The default sizes are a smoke run (a minute or two, what ``make
@@ -102,35 +99,11 @@ def _make_pairs(style: str, folder: Path, n: int, seed: int, args: argparse.Name
         return 0.0
     if have:
         raise SystemExit(f"bench.quality: {folder} holds other pairs; give an empty --work folder")
-    from training.data.editors import STYLES
-
-    if style not in STYLES:
-        return _make_pairs_here(style, folder, n, seed, args, log)
     return _run(
         [*_editorbot(), "data", "synth", "--n", str(n), "--out", str(folder), "--styles", style,
          "--seed", str(seed), "--duration", f"{args.duration:g}", "--jobs", str(args.jobs), "--quiet"],
         log, env,
     )
-
-
-def _make_pairs_here(style: str, folder: Path, n: int, seed: int, args: argparse.Namespace, log: list) -> float:
-    """``make_synth_pairs`` in this process, for a style ``editorbot data synth`` does not list (personas).
-
-    Recorded in ``log`` like a command, with its wall time (the CPU time of
-    worker processes is not counted).
-    """
-    from training.data.pairs import make_synth_pairs
-
-    text = (f"training.data.pairs.make_synth_pairs({n}, {str(folder)!r}, [{style!r}], seed={seed}, "
-            f"duration_s={args.duration:g}, jobs={args.jobs})")
-    print(f"$ (in process) {text}", flush=True)
-    t0 = time.perf_counter()
-    make_synth_pairs(n, folder, [style], seed=seed, duration_s=args.duration, jobs=args.jobs, quiet=True)
-    seconds = time.perf_counter() - t0
-    load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
-    log.append({"command": text, "seconds": round(seconds, 1), "cpu_seconds": None, "load_1min": round(load, 1)})
-    print(f"  ({seconds:.1f} s wall, load {load:.1f})", flush=True)
-    return seconds
 
 
 def _agent_flags(args: argparse.Namespace) -> list[str]:
