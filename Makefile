@@ -54,9 +54,9 @@ bench: $(STAMP) $(STEMS_STAMP)
 	$(PY) bench/stems.py --demucs-seconds 10
 
 bench-quality: $(STAMP)
-	$(PY) -m bench.quality --styles radio_edit,extended_mix,mastering,dj_edit --n-train 200 --n-test 50 \
+	$(PY) -m bench.quality --styles radio_edit@1,extended_mix@1,mastering@1,dj_edit@1 --n-train 200 --n-test 50 \
 		--train-seed 1000 --test-seed 900000 --duration 40 --bc-epochs 25 --bc-lr 3e-3 --ppo-updates 6 \
-		--window 32 --hidden 64 --layers 2 --heads 4 --kernel 9 --value-hidden 32 --value-heads 4
+		--hidden 64 --layers 2 --heads 4 --kernel 17 --value-hidden 32 --value-heads 4
 
 bench-supervised: $(STAMP)
 	$(PY) bench/supervised.py

@@ -84,7 +84,7 @@ def run(args: argparse.Namespace) -> int:
 def _styles(value: str | None, flag: str) -> list[str]:
     """Style names of ``--styles`` (default: every style of ``STYLES``); personas ``BASE@N`` too."""
     from engine.errors import BadInput
-    from training.data.editors import STYLES, get_style
+    from training.data.editors import STUDIO_STYLES, STYLES, get_style
 
     if value is None:
         return list(STYLES)
@@ -92,6 +92,8 @@ def _styles(value: str | None, flag: str) -> list[str]:
     if not names:
         raise BadInput(flag, "no style given")
     for name in names:
+        if name in STUDIO_STYLES:  # their sound chain is the supervised benchmark's, not a plan's
+            raise BadInput(flag, f"{name!r} is a studio style: bench/supervised.py makes its pairs")
         try:
             get_style(name)
         except ValueError as err:

@@ -63,9 +63,19 @@ def test_data_synth_stats_on_new_and_existing_corpus(tmp_path: Path, capsys: pyt
     assert f"labelled beats: {n_beats}" in existing
 
 
+def test_data_synth_makes_persona_pairs(tmp_path: Path) -> None:
+    out = tmp_path / "persona"
+    assert main(["data", "synth", "--n", "1", "--out", str(out), "--styles", "radio_edit@1",
+                 "--duration", "12", "--quiet"]) == 0
+    (label,) = (out / "labels").glob("*.json")
+    assert json.loads(label.read_text())["style"] == "radio_edit@1"
+
+
 def test_data_synth_bad_flags_name_the_flag(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     for argv, flag in (
         (["--n", "1", "--styles", "dj_edit,house"], "--styles"),
+        (["--n", "1", "--styles", "studio"], "--styles"),
+        (["--n", "1", "--styles", "radio_edit@x"], "--styles"),
         (["--n", "0"], "--n"),
         (["--n", "1", "--duration", "0.5"], "--duration"),
         ([], "--n"),
