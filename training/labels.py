@@ -833,6 +833,8 @@ KEEP_BAND_DB = 0.6  # ... and no band's mean level moved more than this
 EFFECT_SWITCH_DB = 0.3  # cost of a label change between neighbouring forward beats (effect smoothing)
 PRE_ROLL_S = 0.25  # source audio fed to candidate effects before the beat
 TAIL_PRE_ROLL_S = 2.0  # ... at most, to reverb and delay candidates (engine.render.MAX_TAIL_S)
+TAIL_CHUNK_BEATS = 16  # reverb/delay candidates render this many beats ahead at once
+REVERB_SCREEN_DB = 1.5  # a quick mono reverb this close to the best candidate earns the true render
 LINEAR_TYPES = ("GAIN", "LOWPASS", "HIGHPASS", "BASS", "TREBLE")
 RENDER_TYPES = ("REVERB", "DELAY", "DISTORTION", "COMPRESS")
 WIDTH_VALUES = tuple(v for v in vocab.AMOUNT_TABLE["WIDTH"] if not math.isnan(v))
@@ -1082,6 +1084,48 @@ def _width_slot(raw_st: np.ndarray, edit_st: np.ndarray) -> tuple[int, float] | 
     return slot, abs(w - WIDTH_VALUES[slot])
 
 
+def _tail_render(
+    raw_y: np.ndarray,
+    type_name: str,
+    slot: int,
+    beat_s: float,
+    want0: int,
+    src0: int,
+    n: int,
+    effect_sr: int,
+    cache: dict | None,
+    run_key: int | None = None,
+) -> np.ndarray:
+    """``(n,)`` mono at ``FRAME_SR``: raw samples ``[src0, src0 + n)`` through a REVERB or DELAY candidate fed from ``want0``.
+
+    Rendered in chunks from ``want0`` to ``TAIL_CHUNK_BEATS`` beats past
+    the beat and kept in ``cache`` per forward run (``run_key``): a later
+    beat of the run inside the chunk whose wanted start is not before the
+    chunk's start reads its render from it (a longer pre-roll within the
+    run only adds older, fainter tail). A reverb at ``effect_sr`` other
+    than ``FRAME_SR`` renders as the edit was made, stereo at the song's
+    rate (in mono at 22 kHz it is 2-4 dB per band off); at ``FRAME_SR``,
+    plain mono (a quick screen).
+    """
+    key = (type_name, slot, run_key, effect_sr)
+    hit = cache.get(key) if cache is not None else None
+    if hit is not None and hit[0] <= want0 and src0 + n <= hit[1]:
+        c0, _, y = hit
+        return y[src0 - c0 : src0 - c0 + n]
+    c0 = want0
+    c1 = min(src0 + n + int(TAIL_CHUNK_BEATS * beat_s * FRAME_SR), raw_y.shape[0])
+    x = np.ascontiguousarray(raw_y[None, c0:c1], dtype=np.float32)
+    if type_name == "REVERB" and effect_sr != FRAME_SR:
+        chain = _effect_chain(type_name, slot, beat_s, effect_sr)
+        y = _reverb_output(chain(_reverb_input(x, effect_sr), effect_sr), effect_sr, x.shape[1])
+    else:
+        chain = _effect_chain(type_name, slot, beat_s, FRAME_SR)
+        y = chain(x, FRAME_SR)[0]
+    if cache is not None:
+        cache[key] = (c0, c1, y)
+    return y[src0 - c0 : src0 - c0 + n]
+
+
 def _reverb_input(x: np.ndarray, sr: int) -> np.ndarray:
     """``(2, m)`` float32: mono ``x`` ``(1, n)`` at ``FRAME_SR`` resampled to ``sr``, on both channels."""
     import soxr
@@ -1116,6 +1160,7 @@ def beat_effect(
     quiet_db: float = -np.inf,
     run_start: int | None = None,
     effect_sr: int = 44100,
+    tail_cache: dict | None = None,
 ) -> BeatEffect:
     """What was done to one forward-played beat.
 
@@ -1136,6 +1181,8 @@ def beat_effect(
             ``TAIL_PRE_ROLL_S``), so that a beat deep in a reverb carries
             the tail the edit built up before it.
         effect_sr: the song's sample rate: reverb candidates render at it.
+        tail_cache: a dict kept over one pair's beats (in order): reverb and
+            delay renders cover ``TAIL_CHUNK_BEATS`` beats at once.
 
     Returns:
         The best ``BeatEffect`` among KEEP, the linear effects (from their
@@ -1190,24 +1237,34 @@ def beat_effect(
     render_types = RENDER_TYPES if settled > LINEAR_OK_DB else ()
     # reverb and delay build up over their whole segment: a beat inside one carries
     # the tail of everything since it started (read as GAIN from a 0.25 s pre-roll)
-    long_pre = int(min(TAIL_PRE_ROLL_S * FRAME_SR, max(pre, src0 - run_start))) if run_start is not None else pre
-    l0 = max(src0 - long_pre, 0)
-    x_long = np.ascontiguousarray(raw_y[None, l0 : src0 + n], dtype=np.float32)
+    want0 = max(src0 - int(min(TAIL_PRE_ROLL_S * FRAME_SR, max(pre, src0 - run_start))), 0) if run_start is not None else a0
     for t in render_types:
-        x_in, x_lead = (x_long, src0 - l0) if t in ("REVERB", "DELAY") else (x_r2, lead)
         if t == "REVERB":
-            x_rev = _reverb_input(x_long, effect_sr)
+            continue  # last: only where it can win
         for slot in range(4):
-            if t == "REVERB":
-                # the reverb sounds different in mono and at 22 kHz (seen 2-4 dB per band
-                # off the edit's): rendered as the edit was, stereo at the song's rate
-                chain = _effect_chain(t, slot, beat_s, effect_sr)
-                y = _reverb_output(chain(x_rev.copy(), effect_sr), effect_sr, x_long.shape[1])
-                y = y[x_lead + trim : x_lead + n - trim]
+            if t == "DELAY":
+                y = _tail_render(raw_y, t, slot, beat_s, want0, src0, n, FRAME_SR, tail_cache, run_start)
+                y = y[trim : n - trim]
             else:
                 chain = _effect_chain(t, slot, beat_s, FRAME_SR)
-                y = chain(x_in.copy(), FRAME_SR)[0, x_lead + trim : x_lead + n - trim]
+                y = chain(x_r2.copy(), FRAME_SR)[0, lead + trim : lead + n - trim]
             cands.append((_band_distance(band_db(y), b_e, weight), t, slot))
+    if "REVERB" in render_types:
+        # The reverb has to render as the edit's did (both channels at the song's
+        # rate, ~5x the work); its quick mono 22 kHz render, a few dB off, says
+        # whether it can come near the best other candidate.
+        best_other = min(c[0] for c in cands)
+        quick = [
+            (_band_distance(band_db(_tail_render(raw_y, "REVERB", slot, beat_s, want0, src0, n, FRAME_SR,
+                                                 tail_cache, run_start)[trim : n - trim]), b_e, weight), slot)
+            for slot in range(4)
+        ]
+        if best_other > LINEAR_OK_DB and min(q[0] for q in quick) <= best_other + REVERB_SCREEN_DB:
+            for slot in range(4):
+                y = _tail_render(raw_y, "REVERB", slot, beat_s, want0, src0, n, effect_sr, tail_cache, run_start)
+                cands.append((_band_distance(band_db(y[trim : n - trim]), b_e, weight), "REVERB", slot))
+        else:
+            cands.extend((d, "REVERB", slot) for d, slot in quick)
     cands.sort(key=lambda c: c[0])
     best = cands[0]
     second = next((c for c in cands[1:] if c[1] != best[1]), cands[-1])
@@ -1955,6 +2012,7 @@ def infer_pair(
     quiet_db = loud_db - QUIET_BEAT_DB
     run: list[tuple[int, BeatEffect]] = []  # consecutive forward beats judged from candidates
     run_start = 0  # raw sample (FRAME_SR) where the current forward run began
+    tail_cache: dict = {}  # reverb/delay candidate renders (beat_effect)
 
     def flush_run() -> None:
         if len(run) > 1:
@@ -1993,7 +2051,7 @@ def infer_pair(
                 eff = beat_effect(
                     an.y, edit_y, src0, d0, n,
                     beat_s=beat_s, raw_st=raw_st, edit_st=edit_st, pitch_votes=votes, quiet_db=quiet_db,
-                    run_start=run_start, effect_sr=int(raw_sr),
+                    run_start=run_start, effect_sr=int(raw_sr), tail_cache=tail_cache,
                 )
                 ext_type[m.beat] = eff.type
                 ext_slot[m.beat] = eff.slot
