@@ -1649,11 +1649,9 @@ def _splice_at(
     ee = float(e @ e)
     if ee < 1e-6:
         return None
-    ea = (e - ra) ** 2
-    eb = (e - rb) ** 2
-    cost = np.concatenate([[0.0], np.cumsum(ea)]) + (eb.sum() - np.concatenate([[0.0], np.cumsum(eb)]))
-    if cost.min() <= 0.05 * ee:
-        return lo + int(np.argmin(cost)) + _splice_bias()
+    k = _split(e, ra, rb)
+    if k is not None:
+        return lo + k
     # A side with a gain, a fade or a ramp's near-silent start (a FADE_IN after a
     # cut): each side scaled by its own least-squares gain.
     z = np.zeros(1)
@@ -1700,6 +1698,78 @@ def _edge_at(raw_y: np.ndarray, edit_y: np.ndarray, tau0: int, d: int, win: int,
     if match_pw < 1e-6 or match_res > 0.05 * match_pw:
         return None
     return lo + k + _splice_bias()
+
+
+def _xfade_split(e: np.ndarray, pa: np.ndarray, pb: np.ndarray, k0: int, *, span: int = 48) -> tuple[int, float]:
+    """The splice index (and its squared error) of ``e`` = ``pa`` then ``pb`` with ``engine.render``'s crossfade.
+
+    The renderer fades ``pa`` out and ``pb`` in over the ``CROSSFADE_S``
+    before the splice (equal power, over ``sqrt(1 + 2 r cos sin)`` with
+    ``r`` the two sides' correlation there). A two-piece least-squares
+    split lands inside that window, how far in depending on the sides'
+    levels; modelling the window puts the splice on the sample. Searched
+    within ``span`` of ``k0``; ``(k0, inf)`` when nothing fits the window.
+    """
+    from engine.render import CROSSFADE_S
+
+    xf = int(round(CROSSFADE_S * FRAME_SR))
+    n = e.shape[0]
+    ca = np.concatenate([[0.0], np.cumsum((e - pa) ** 2)])
+    cb = np.concatenate([[0.0], np.cumsum((e - pb) ** 2)])
+    t = (np.arange(xf, dtype=np.float64) + 0.5) / xf
+    f_in, f_out = np.sin(0.5 * np.pi * t), np.cos(0.5 * np.pi * t)
+    best, best_cost = k0, np.inf
+    for k in range(max(xf, k0 - span), min(n, k0 + span) + 1):
+        a, b = pa[k - xf : k], pb[k - xf : k]
+        den = math.sqrt(float(a @ a) * float(b @ b))
+        r = min(1.0, max(0.0, float(a @ b) / den)) if den > 0 else 0.0
+        norm = np.sqrt(1.0 + 2.0 * r * f_in * f_out)
+        mix = (f_out * a + f_in * b) / norm
+        cost = ca[k - xf] + float(np.sum((e[k - xf : k] - mix) ** 2)) + (cb[n] - cb[k])
+        if cost < best_cost:
+            best, best_cost = k, cost
+    return best, best_cost
+
+
+def _split(e: np.ndarray, pa: np.ndarray, pb: np.ndarray) -> int | None:
+    """Index where ``e`` stops being ``pa`` and starts being ``pb`` (same lengths), or None.
+
+    A two-piece least-squares split, then placed on the sample with the
+    render's crossfade modelled (``_xfade_split``). None when that fit
+    leaves over 5 % of ``e``'s power or the split sits at the window's edge.
+    """
+    ea = (e - pa) ** 2
+    eb = (e - pb) ** 2
+    cost = np.concatenate([[0.0], np.cumsum(ea)]) + (eb.sum() - np.concatenate([[0.0], np.cumsum(eb)]))
+    ee = float(e @ e)
+    k = int(np.argmin(cost))
+    if ee < 1e-6 or k < 16 or k > cost.shape[0] - 17:
+        return None
+    k, c = _xfade_split(e, pa, pb, k + _splice_bias())
+    return k if c <= 0.05 * ee else None
+
+
+def _reverse_anchor(raw_y: np.ndarray, edit_y: np.ndarray, t0: int, n: int, c_guess: int, search: int) -> int | None:
+    """``c`` with ``edit[t] == raw[c - t]`` over edit samples ``[t0, t0 + n)`` (a reversed span), searched within ``search`` of ``c_guess``.
+
+    None when no lag correlates above 0.9 or the windows leave the files.
+    """
+    p0 = c_guess - t0 - n + 1  # raw start of the time-reversed edit window
+    lo, hi = p0 - search, p0 + n + search
+    if t0 < 0 or t0 + n > edit_y.shape[0] or lo < 0 or hi > raw_y.shape[0] or n < 256:
+        return None
+    seg = edit_y[t0 : t0 + n][::-1].astype(np.float64)
+    b = raw_y[lo:hi].astype(np.float64)
+    from scipy.signal import correlate
+
+    c = correlate(b, seg, mode="valid", method="fft")
+    energy = np.concatenate([[0.0], np.cumsum(b * b)])
+    win = energy[n:] - energy[:-n]
+    score = c / np.sqrt(np.maximum(win, 1e-12) * max(float(seg @ seg), 1e-12))
+    k = int(np.argmax(score))
+    if score[k] < 0.9:
+        return None
+    return lo + k + t0 + n - 1
 
 
 def _period_at(edit_y: np.ndarray, a: int, b: int, lag0: int, spread: int) -> int | None:
@@ -1844,23 +1914,59 @@ def splice_starts(
             base = out.get(b, starts[b]) * FRAME_SR
             if b + 1 < starts.shape[0]:
                 put(b + 1, base + period / v)
-        elif m.kind in (REV, SIL, SPEED):
+        elif m.kind == REV and e < starts.shape[0]:
+            # the reversed span is known up to one constant c (edit[t] = raw[c - t]):
+            # found from its middle, then both of its splices are two-sided
+            s1 = int(round(starts[e] * FRAME_SR))
+            end = int(round(m.dst_end_s * FRAME_SR))
+            mid_n = min(end - dst0 - 2 * win, 2 * FRAME_SR)
+            c_guess = dst0 + s1 - 1
+            c = _reverse_anchor(raw_y, edit_y, dst0 + win, mid_n, c_guess, win) if mid_n > 0 else None
+            if c is None:
+                continue
+            if da is not None:
+                lo, hi = s0 + da - win, s0 + da + win
+                if lo - da >= 0 and c - hi + 1 >= 0 and hi <= edit_y.shape[0] and c - lo < raw_y.shape[0]:
+                    k = _split(edit_y[lo:hi].astype(np.float64), raw_y[lo - da : hi - da].astype(np.float64),
+                               raw_y[c - hi + 1 : c - lo + 1][::-1].astype(np.float64))
+                    if k is not None:
+                        put(b, lo + k - da)
+            if dc is not None:
+                lo, hi = s1 + dc - win, s1 + dc + win
+                if lo - dc >= 0 and hi - dc <= raw_y.shape[0] and c - hi + 1 >= 0 and hi <= edit_y.shape[0] and c - lo < raw_y.shape[0]:
+                    k = _split(edit_y[lo:hi].astype(np.float64), raw_y[c - hi + 1 : c - lo + 1][::-1].astype(np.float64),
+                               raw_y[lo - dc : hi - dc].astype(np.float64))
+                    if k is not None:
+                        put(e, lo + k - dc)
+        elif m.kind == SIL:
+            # the muted span is known too: zeros, crossfaded like any other side
+            if da is not None:
+                lo, hi = s0 + da - win, s0 + da + win
+                if lo - da >= 0 and lo >= 0 and hi <= edit_y.shape[0] and hi - da <= raw_y.shape[0]:
+                    e_w = edit_y[lo:hi].astype(np.float64)
+                    k = _split(e_w, raw_y[lo - da : hi - da].astype(np.float64), np.zeros_like(e_w))
+                    if k is not None:
+                        put(b, lo + k - da)
+            if dc is not None and e < starts.shape[0]:
+                s1 = int(round(starts[e] * FRAME_SR))
+                lo, hi = s1 + dc - win, s1 + dc + win
+                if lo - dc >= 0 and lo >= 0 and hi <= edit_y.shape[0] and hi - dc <= raw_y.shape[0]:
+                    e_w = edit_y[lo:hi].astype(np.float64)
+                    k = _split(e_w, np.zeros_like(e_w), raw_y[lo - dc : hi - dc].astype(np.float64))
+                    if k is not None:
+                        put(e, lo + k - dc)
+        elif m.kind == SPEED:
+            # the stretched side is unknown sample for sample: a one-sided splice
             if da is not None:
                 tau = _edge_at(raw_y, edit_y, s0 + da, da, win, ends=True)
                 if tau is not None:
                     put(b, tau - da)
-            if m.kind == SPEED:
-                # the stretcher's last samples still resemble the raw just before the
-                # next run: its start is read from the offsets instead. Playing the
-                # span at rate r moves the edit by span * (1 / r - 1) samples.
-                rate = SPEED_RATES[m.slot]
-                if da is not None and dc is not None and b in out and e < starts.shape[0]:
-                    put(e, out[b] * FRAME_SR + (dc - da) / (1.0 / rate - 1.0))
-                continue
-            if dc is not None and e < starts.shape[0]:
-                tau = _edge_at(raw_y, edit_y, int(round(starts[e] * FRAME_SR)) + dc, dc, win, ends=False)
-                if tau is not None:
-                    put(e, tau - dc)
+            # the stretcher's last samples still resemble the raw just before the
+            # next run: its end is read from the offsets instead. Playing the
+            # span at rate r moves the edit by span * (1 / r - 1) samples.
+            rate = SPEED_RATES[m.slot]
+            if da is not None and dc is not None and b in out and e < starts.shape[0]:
+                put(e, out[b] * FRAME_SR + (dc - da) / (1.0 / rate - 1.0))
     # The edit's own ends are splices too: a walk that opens with CUTs plays
     # its first forward beat from edit sample 0, and one that closes with
     # CUTs ends its last forward beat at the edit's last sample.
