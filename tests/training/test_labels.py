@@ -135,6 +135,51 @@ def test_inferred_plan_renders_like_the_edit(struct_result):
     assert d_plan <= 0.2 * d_raw, (d_plan, d_raw)
 
 
+def test_structural_splices_measured(corpus, struct_result):
+    """LOOP, REVERSE, STUTTER, SILENCE and SPEED spans render from where the edit has them (within 2 ms)."""
+    truth = corpus["struct"]["plan"]["segments"]
+    inferred = plan_to_dict(struct_result.plan)["segments"]
+    for seg in truth:
+        if seg.get("action") not in ("LOOP", "REVERSE", "STUTTER", "SILENCE", "SPEED"):
+            continue
+        same = [s for s in inferred if s["action"] == seg["action"]]
+        assert same, seg
+        best = min(same, key=lambda s: abs(s["src_start_s"] - seg["src_start_s"]) + abs(s["dst_start_s"] - seg["dst_start_s"]))
+        for key in ("src_start_s", "src_end_s", "dst_start_s"):
+            assert abs(best[key] - seg[key]) <= 0.002, (seg["action"], key, best[key], seg[key])
+
+
+def test_grid_period_is_the_line_through_the_beats():
+    """Frame-quantised beats: the fitted period is within 0.1 ms of the true one, the median beat is not."""
+    period = 0.4321
+    hop = 512 / 22050
+    beats = np.round(np.arange(64) * period / hop) * hop  # a tracker's frame grid
+    assert abs(L.grid_period(beats) - period) < 1e-4
+    assert abs(float(np.median(np.diff(beats))) - period) > 1e-3
+
+
+def test_loop_phase_moves_a_loop_to_where_its_repeats_start():
+    """A loop found one beat early (after a beat it should include) is moved to the beat its repeats start on."""
+    rng = np.random.default_rng(3)
+    beat = 2000  # samples at FRAME_SR
+    raw = rng.standard_normal(12 * beat).astype(np.float32)
+    # the edit: beat 0, then beats 1..4 played twice (LOOP BAR, one repeat), then beats 5..11
+    edit = np.concatenate([raw[:beat], raw[beat : 5 * beat], raw[beat : 5 * beat], raw[5 * beat :]])
+    starts = np.arange(12) * beat / L.FRAME_SR
+    ends = starts + beat / L.FRAME_SR
+    sec = beat / L.FRAME_SR
+    slot = L.LOOP_REPEATS.index(1)
+    found = [  # what the frames could not tell apart: loop of beats 0..3, then beat 4
+        L.Move(0, 4, L.LOOP, slot, 0.0, 8 * sec),
+        L.Move(4, 1, L.FWD, 0, 8 * sec, 9 * sec),
+    ] + [L.Move(b, 1, L.FWD, 0, (b + 4) * sec, (b + 5) * sec) for b in range(5, 12)]
+    fixed = L.loop_phase(raw, edit, found, starts, ends)
+    assert (fixed[0].kind, fixed[0].beat) == (L.FWD, 0)
+    assert (fixed[1].kind, fixed[1].beat, fixed[1].n_beats) == (L.LOOP, 1, 4)
+    assert abs(fixed[1].dst_start_s - sec) < 1e-6 and abs(fixed[1].dst_end_s - 9 * sec) < 1e-6
+    assert [m.beat for m in fixed[2:]] == list(range(5, 12))
+
+
 def test_effects_and_amounts(corpus):
     p = corpus["fx"]
     res = L.infer_pair(p["raw"], p["edit"], name="fx", cache=False)
