@@ -283,7 +283,7 @@ def test_module_entry_serves_until_interrupted(tmp_path: Path) -> None:
         assert json.loads((tmp_path / "sp" / "outbox" / "m1.json").read_text())["status"] == "error"
     finally:
         proc.send_signal(2)
-        out, err = proc.communicate(timeout=20)
+        out, err = proc.communicate(timeout=60)  # a heartbeat fsync can wait on a busy disk
     assert proc.returncode == 130, err
     bad = subprocess.run([sys.executable, "-m", "bridge.spool", "--spool", str(heartbeat)], cwd=ROOT, capture_output=True, text=True, timeout=60)
     assert bad.returncode == 2 and "cannot use as a spool folder" in bad.stderr
