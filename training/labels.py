@@ -951,7 +951,7 @@ def refine_offset(raw_y: np.ndarray, edit_y: np.ndarray, src0: int, dst0: int, n
     return lo + k - max(src0, 0)
 
 
-def merge_speed_runs(moves: list[Move]) -> list[Move]:
+def merge_speed_runs(moves: list[Move], starts: np.ndarray, ends: np.ndarray) -> list[Move]:
     """Moves with each run of one-rate SPEED moves over consecutive beats made one move.
 
     The DP scores a SPEED line from the tracker's beat start: a few frames
@@ -959,16 +959,22 @@ def merge_speed_runs(moves: list[Move]) -> list[Move]:
     the diagonal, so one stretched bar comes out as several one-beat SPEED
     moves, sometimes with a forward beat between them. An editor's SPEED
     is one stretched segment: a single forward beat between two SPEED
-    moves of one rate joins them, and the run becomes one move.
+    moves of one rate joins them when the DP had to stretch that beat the
+    rate's way too (its edit span at least half a frame off its raw length
+    in the direction of ``1 / rate``: a forward beat with an effect between
+    two SPEEDs keeps its length), and the run becomes one move.
     """
     out = list(moves)
+    half_frame = 0.5 * FRAME_HOP / FRAME_SR
     for i in range(1, len(out) - 1):
         a, m, c = out[i - 1], out[i], out[i + 1]
         if (
             m.kind == FWD and a.kind == SPEED and c.kind == SPEED and a.slot == c.slot
             and a.beat + a.n_beats == m.beat and m.beat + m.n_beats == c.beat
         ):
-            out[i] = Move(m.beat, m.n_beats, SPEED, a.slot, m.dst_start_s, m.dst_end_s, m.match)
+            stretch = (m.dst_end_s - m.dst_start_s) - (ends[m.beat] - starts[m.beat])
+            if stretch * (1.0 / SPEED_RATES[a.slot] - 1.0) > 0 and abs(stretch) >= half_frame:
+                out[i] = Move(m.beat, m.n_beats, SPEED, a.slot, m.dst_start_s, m.dst_end_s, m.match)
     merged: list[Move] = []
     for m in out:
         p = merged[-1] if merged else None
@@ -2041,7 +2047,7 @@ def infer_pair(
     t = time.perf_counter()
     beat_s = grid_period(smooth_beats(an.grid.beat_times)) if an.n_beats >= 4 else float(np.median(ends - starts))
     score, moves, s = align(raw_f, edit_f, starts, ends, edit_audio.duration_s, config=config, beat_s=beat_s)
-    moves = merge_speed_runs(loop_phase(an.y, edit_y, moves, starts, ends))
+    moves = merge_speed_runs(loop_phase(an.y, edit_y, moves, starts, ends), starts, ends)
     seconds["align"] = time.perf_counter() - t
     n_beats = an.n_beats
     result = PairLabels(
