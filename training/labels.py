@@ -277,15 +277,24 @@ def periodicity(y: np.ndarray, lag: float, n_frames: int, *, half_window: int = 
     e = np.concatenate([[0.0], np.cumsum(y * y)])
     best = np.zeros(n_frames)
     base = int(round(lag))
+    # window sums of the lagged product from block sums where the window edges
+    # fall on blocks (all but the first and last few frames), the rest directly
+    blk = math.gcd(FRAME_HOP, half_window)
+    nb = n // blk
     for lg in range(max(1, base - spread), base + spread + 1):
         if lg >= n:
             continue
-        prod = np.zeros(n)
-        prod[lg:] = y[lg:] * y[:-lg]
-        c = np.concatenate([[0.0], np.cumsum(prod)])
+        prod = np.zeros(nb * blk)
+        m = min(n, nb * blk)
+        prod[lg:m] = y[lg:m] * y[: m - lg]
+        c_blk = np.concatenate([[0.0], np.cumsum(prod.reshape(nb, blk).sum(axis=1))])
         a = np.maximum(lo, lg)
         b = np.maximum(hi, a)
-        num = c[b] - c[a]
+        aligned = (a % blk == 0) & (b % blk == 0) & (b <= nb * blk)
+        num = np.zeros(n_frames)
+        num[aligned] = c_blk[b[aligned] // blk] - c_blk[a[aligned] // blk]
+        for i in np.nonzero(~aligned)[0]:
+            num[i] = float(y[a[i] : b[i]] @ y[a[i] - lg : b[i] - lg])
         e1 = e[b] - e[a]
         e0 = e[b - lg] - e[a - lg]
         den = np.sqrt(e1 * e0)
