@@ -1141,6 +1141,26 @@ def _tail_render(
     return y[src0 - c0 : src0 - c0 + n]
 
 
+def _effect_tail(
+    raw_y: np.ndarray, type_name: str, slot: int, beat_s: float, c0: int, src0: int, n: int, effect_sr: int
+) -> np.ndarray:
+    """``(n,)`` at ``FRAME_SR``: what a REVERB/DELAY over raw ``[c0, src0)`` still sounds over the next ``n`` samples.
+
+    The effect fed the source then zeros, as ``engine.render`` renders a
+    run's tail (its fade-out over the tail's second half is not modelled:
+    one beat after the run it has not begun).
+    """
+    x = np.zeros((1, src0 - c0 + n), dtype=np.float32)
+    x[0, : src0 - c0] = raw_y[c0:src0]
+    if type_name == "REVERB":
+        chain = _effect_chain(type_name, slot, beat_s, effect_sr)
+        y = _reverb_output(chain(_reverb_input(x, effect_sr), effect_sr), effect_sr, x.shape[1])
+    else:
+        chain = _effect_chain(type_name, slot, beat_s, FRAME_SR)
+        y = chain(x, FRAME_SR)[0]
+    return y[src0 - c0 :].astype(np.float32)
+
+
 def _reverb_input(x: np.ndarray, sr: int) -> np.ndarray:
     """``(2, m)`` float32: mono ``x`` ``(1, n)`` at ``FRAME_SR`` resampled to ``sr``, on both channels."""
     import soxr
@@ -1176,6 +1196,7 @@ def beat_effect(
     run_start: int | None = None,
     effect_sr: int = 44100,
     tail_cache: dict | None = None,
+    prev_effect: tuple[str, int] | None = None,
 ) -> BeatEffect:
     """What was done to one forward-played beat.
 
@@ -1198,6 +1219,10 @@ def beat_effect(
         effect_sr: the song's sample rate: reverb candidates render at it.
         tail_cache: a dict kept over one pair's beats (in order): reverb and
             delay renders cover ``TAIL_CHUNK_BEATS`` beats at once.
+        prev_effect: ``(type, slot)`` the previous beat of the run was
+            judged; after a REVERB or DELAY, "unchanged plus that effect's
+            tail" (what ``engine.render`` overlap-adds after an effect run)
+            is one more way for the beat to be KEEP.
 
     Returns:
         The best ``BeatEffect`` among KEEP, the linear effects (from their
@@ -1280,6 +1305,12 @@ def beat_effect(
                 cands.append((_band_distance(band_db(y[trim : n - trim]), b_e, weight), "REVERB", slot))
         else:
             cands.extend((d, "REVERB", slot) for d, slot in quick)
+    if prev_effect is not None and prev_effect[0] in ("REVERB", "DELAY") and run_start is not None and src0 > run_start:
+        tail = _effect_tail(raw_y, prev_effect[0], prev_effect[1], beat_s, max(run_start, src0 - int(TAIL_PRE_ROLL_S * FRAME_SR)),
+                            src0, n, effect_sr)
+        y = x_r[lead:] + tail
+        d = _band_distance(band_db(y[trim : n - trim]), b_e, weight)
+        cands = [(min(c[0], d), c[1], c[2]) if c[1] == "KEEP" else c for c in cands]
     cands.sort(key=lambda c: c[0])
     best = cands[0]
     second = next((c for c in cands[1:] if c[1] != best[1]), cands[-1])
@@ -2173,6 +2204,7 @@ def infer_pair(
                     an.y, edit_y, src0, d0, n,
                     beat_s=beat_s, raw_st=raw_st, edit_st=edit_st, pitch_votes=votes, quiet_db=quiet_db,
                     run_start=run_start, effect_sr=int(raw_sr), tail_cache=tail_cache,
+                    prev_effect=(ext_type[m.beat - 1], ext_slot[m.beat - 1]) if run_start < src0 and m.beat > 0 else None,
                 )
                 ext_type[m.beat] = eff.type
                 ext_slot[m.beat] = eff.slot
