@@ -994,6 +994,41 @@ def merge_speed_runs(moves: list[Move], starts: np.ndarray, ends: np.ndarray) ->
     return merged
 
 
+def drop_false_speeds(moves: list[Move], fwd_offset: dict[int, int], starts: np.ndarray, ends: np.ndarray) -> list[Move]:
+    """Moves with each SPEED the forward offsets around it contradict played forwards instead.
+
+    A SPEED at rate ``r`` over ``L`` raw samples moves everything after it
+    in the edit by ``L (1 / r - 1)``; REVERSE, SILENCE and STUTTER keep the
+    length. Where the forward runs on either side of a SPEED (with only
+    such moves between) sit at the same offset, within a third of that
+    shift, the DP's SPEED was a patch over a frame or two of misfit (a
+    reverb tail, a grid error), not the edit's.
+    """
+    out: list[Move] = []
+    for i, m in enumerate(moves):
+        if m.kind != SPEED or i == 0 or moves[i - 1].kind != FWD or moves[i - 1].beat not in fwd_offset:
+            out.append(m)
+            continue
+        k = i + 1
+        while k < len(moves) and moves[k].kind in (REV, SIL, STUT):
+            k += 1
+        if k >= len(moves) or moves[k].kind != FWD or moves[k].beat not in fwd_offset:
+            out.append(m)
+            continue
+        shift = (ends[m.beat + m.n_beats - 1] - starts[m.beat]) * FRAME_SR * (1.0 / SPEED_RATES[m.slot] - 1.0)
+        seen = fwd_offset[moves[k].beat] - fwd_offset[moves[i - 1].beat]
+        if abs(seen) < abs(shift) / 3.0:
+            log.debug("SPEED at beat %d dropped: the offsets around it moved %d samples, not %.0f", m.beat, seen, shift)
+            t = m.dst_start_s
+            step = (m.dst_end_s - m.dst_start_s) / m.n_beats
+            for b in range(m.beat, m.beat + m.n_beats):
+                out.append(Move(b, 1, FWD, 0, t, t + step, m.match))
+                t += step
+        else:
+            out.append(m)
+    return out
+
+
 def match_at(raw_y: np.ndarray, edit_y: np.ndarray, src0: int, dst0: int, n: int, *, search: int = 600) -> float:
     """Best normalised correlation (-1..1) of ``n`` raw samples from ``src0`` with the edit within ``search`` of ``dst0``.
 
@@ -2134,6 +2169,10 @@ def infer_pair(
     ext_group = np.zeros(n_ext, dtype=np.int64)  # moves that are one action
     raw_sr, edit_sr = an.audio.sample_rate, edit_audio.sample_rate
     fwd_offset = forward_offsets(an.y, edit_y, moves, starts, beat_s)
+    kept = drop_false_speeds(moves, fwd_offset, starts, ends)
+    if sum(m.kind == SPEED for m in kept) != sum(m.kind == SPEED for m in moves):
+        moves = kept
+        fwd_offset = forward_offsets(an.y, edit_y, moves, starts, beat_s)
     # the grid's phase: where the edit's splices really are, else where the raw beats' attacks are
     shift_s = grid_shift(an.y, edit_y, moves, starts, fwd_offset)
     if shift_s is None:
