@@ -31,18 +31,34 @@ How
    anti-diagonal, repeated diagonal or sloped line it implies); stutter
    frames score their periodicity at the slice length; silence frames
    score whether the edit is silent there. Every non-KEEP move pays a
-   small prior cost so that ties go to the simplest edit. The path must end
-   where the edit ends; a beam keeps the DP fast.
-4. Grid phase. The tracker's beats sit a few ms off the beats the edit
-   was cut on; the exact splice samples between forward runs (or, without
-   splices, the raw song's attacks) give one shift for the whole grid.
+   small prior cost so that ties go to the simplest edit; structural moves
+   may end a frame off the grid's guess. The path must end where the edit
+   ends; a beam keeps the DP fast (a path scoring poorly per frame is
+   searched again with a wider one). The walk is then checked on the
+   samples: a LOOP moves one beat where its repeats start there
+   (``loop_phase``), one-rate SPEED moves over consecutive beats merge
+   (``merge_speed_runs``), and a SPEED the forward offsets around it
+   contradict is played forwards (``drop_false_speeds``).
+4. Grid phase and splices. The tracker's beats sit a few ms off the beats
+   the edit was cut on; the exact splice samples between forward runs
+   (or, without splices, the raw song's attacks) give one shift for the
+   whole grid, then every splice is measured on the sample, with the
+   render's crossfade modelled (``splice_starts``): jumps between forward
+   runs, loop lengths and starts, stutter slices (the edit's exact
+   repetition period), reversed and muted spans (two-sided against the
+   reversed raw and zeros), SPEED ends from the offsets, and the edit's
+   first and last samples. The beat period is the line through the grid
+   (``grid_period``), not the median beat.
 5. Effects. Each beat played forwards is compared with the raw beat it
    came from (band powers, splice edges left out): unchanged -> KEEP;
    else the closest of the linear effects (GAIN, filters, shelves: their
    measured band responses added to the raw beat), a straight gain ramp
    (FADE_IN / FADE_OUT), renders of the raw beat through the nonlinear
    effects (``engine.render`` chains: reverb, delay, distortion,
-   compression); PITCH when a pitch-warped variant of the raw frames
+   compression; reverb and delay fed the source since their forward run
+   began, the reverb rendered in stereo at the song's rate as the edit's
+   was; after a reverb or delay beat, "unchanged plus its tail" counts
+   as KEEP); PITCH when a pitch-warped variant of the raw frames
    matches the edit clearly better than the raw frames; WIDTH from the
    stereo side/mid energies. Neighbouring forward beats then take their
    labels together (``smooth_effects``: each beat's candidate distances
