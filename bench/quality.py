@@ -106,6 +106,11 @@ def _make_pairs(style: str, folder: Path, n: int, seed: int, args: argparse.Name
     )
 
 
+def _fmt(x: float) -> str:
+    """Three decimals, or "-" for a figure the walker does not have (NaN)."""
+    return "-" if x != x else f"{x:.3f}"
+
+
 def _agent_flags(args: argparse.Namespace) -> list[str]:
     return [
         *(["--window", str(args.window)] if args.window else []),
@@ -188,7 +193,10 @@ def run_style(style: str, args: argparse.Namespace, work: Path, env: dict[str, s
     print(format_table(evals))
     keep = evals[0].report.micro_f1
     for ev in evals[1:3]:
-        print(f"ratio {ev.walker} / always-KEEP micro F1: {ev.report.micro_f1 / max(keep, 1e-9):.2f}")
+        if keep > 0:
+            print(f"ratio {ev.walker} / always-KEEP micro F1: {ev.report.micro_f1 / keep:.2f}")
+        else:  # this style edits every beat: no ratio to a walker that scores 0
+            print(f"{ev.walker} micro F1 {ev.report.micro_f1:.3f}; always-KEEP scores 0 (every beat is edited)")
     for ev in evals:
         print()
         print(format_per_type(ev))
@@ -257,7 +265,7 @@ def markdown(results: list[dict[str, Any]]) -> str:
         for ev in r["evaluations"]:
             lines.append(
                 f"| {r['style']} | {ev['walker']} | {ev['micro_f1']:.3f} | {ev['macro_f1']:.3f} | "
-                f"{ev['type_amount_accuracy']:.3f} | {wall.get(ev['walker'], '-')} | {cpu.get(ev['walker'], '-')} |"
+                f"{_fmt(ev['type_amount_accuracy'])} | {wall.get(ev['walker'], '-')} | {cpu.get(ev['walker'], '-')} |"
             )
     return "\n".join(lines)
 
