@@ -5,6 +5,7 @@ edit handler (pure DP retimer on a real song) and ``python -m bridge.spool``."""
 from __future__ import annotations
 
 import json
+import signal
 import os
 import subprocess
 import sys
@@ -268,6 +269,8 @@ def test_module_entry_serves_until_interrupted(tmp_path: Path) -> None:
     proc = subprocess.Popen(
         [sys.executable, "-m", "bridge.spool", "--spool", str(tmp_path / "sp")],
         cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        # a test run started in the background inherits SIGINT ignored; the server must see it
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
     )  # fmt: skip
     try:
         heartbeat = tmp_path / "sp" / "heartbeat"
@@ -283,7 +286,7 @@ def test_module_entry_serves_until_interrupted(tmp_path: Path) -> None:
         assert json.loads((tmp_path / "sp" / "outbox" / "m1.json").read_text())["status"] == "error"
     finally:
         proc.send_signal(2)
-        out, err = proc.communicate(timeout=60)  # a heartbeat fsync can wait on a busy disk
+        out, err = proc.communicate(timeout=20)
     assert proc.returncode == 130, err
     bad = subprocess.run([sys.executable, "-m", "bridge.spool", "--spool", str(heartbeat)], cwd=ROOT, capture_output=True, text=True, timeout=60)
     assert bad.returncode == 2 and "cannot use as a spool folder" in bad.stderr
