@@ -17,6 +17,7 @@ import pytest
 import torch
 
 from engine.actions import TYPES
+from tests.training import torchrun_two
 from training.bc import BCData, bc_examples, bc_loss
 from training.config import AgentConfig, PPOConfig
 from training.dataset import synthetic_episodes
@@ -200,12 +201,7 @@ def test_torchrun_two_processes_keep_replicas_identical(tmp_path: Path) -> None:
     script.write_text(DDP_RUNNER)
     save_dir = tmp_path / "run"
     args = {"save_dir": str(save_dir), "agent": TINY, "ppo": {**PPO, "max_updates": 2, "bc_epochs": 1, "bc_batch_size": 16}}
-    env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    proc = subprocess.run(
-        [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--standalone",
-         str(script), json.dumps(args)],
-        env=env, capture_output=True, timeout=180,
-    )
+    proc = torchrun_two(script, json.dumps(args), save_dir, timeout=180)
     assert proc.returncode == 0, proc.stderr.decode()[-3000:]
     hashes = json.loads((save_dir / "replicas.json").read_text())["hashes"]
     assert len(hashes) == 2 and hashes[0] == hashes[1]

@@ -19,6 +19,7 @@ import torch
 
 from engine.audio import load_audio, write_audio
 from engine.render import render_plan
+from tests.training import torchrun_two
 from training.config import SupervisedConfig
 from training.data.editors import apply_studio
 from training.data.pairs import load_pair_plan, make_synth_pair, read_label_doc
@@ -371,11 +372,7 @@ def test_torchrun_two_processes_keep_replicas_identical(studio_data: dict[str, P
     save_dir = tmp_path / "run"
     cfg = {**TINY, "batch_size": 2, "crops_per_epoch": 8, "epochs": 1}
     args = {"data": str(studio_data["data"]), "save_dir": str(save_dir), "config": cfg}
-    proc = subprocess.run(
-        [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--standalone", str(script),
-         json.dumps(args)],
-        env={**os.environ, "OMP_NUM_THREADS": "1"}, cwd=REPO, capture_output=True, timeout=300,
-    )
+    proc = torchrun_two(script, json.dumps(args), save_dir, cwd=REPO, timeout=300)
     assert proc.returncode == 0, proc.stderr.decode()[-3000:]
     hashes = json.loads((save_dir / "replicas.json").read_text())["hashes"]
     assert len(hashes) == 2 and hashes[0] == hashes[1]
