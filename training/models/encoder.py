@@ -166,16 +166,20 @@ def neighborhood_attention_gather(
     sequences (a whole song) and costs memory on large batches of short
     ones (training windows). Needs ``L >= kernel``.
     """
-    length = q.shape[2]
+    batch, heads, length, dim = q.shape
     idx = window_starts(length, kernel, device=q.device)[:, None] + torch.arange(kernel, device=q.device)  # (L, K)
-    kg, vg = k[:, :, idx], v[:, :, idx]  # (B, H, L, K, D)
-    scores = torch.einsum("bhld,bhlkd->bhlk", q, kg) * q.shape[-1] ** -0.5
+    # one flat index_select per tensor (ONNX Gather), then products summed over the
+    # small axes: no advanced indexing, no Einsum/transposes of 5-D tensors
+    kg = k.index_select(2, idx.reshape(-1)).view(batch, heads, length, kernel, dim)
+    vg = v.index_select(2, idx.reshape(-1)).view(batch, heads, length, kernel, dim)
+    scores = (q.unsqueeze(3) * kg).sum(-1) * dim**-0.5  # (B, H, L, K)
     if padding_mask is not None:
         # as in attention_mask: valid queries see valid keys, a padded query only itself
         own = idx == torch.arange(length, device=q.device)[:, None]  # (L, K)
-        allowed = (~padding_mask[:, idx] & ~padding_mask[:, :, None]) | own  # (B, L, K)
+        key_pad = padding_mask.index_select(1, idx.reshape(-1)).view(batch, length, kernel)
+        allowed = (~key_pad & ~padding_mask[:, :, None]) | own  # (B, L, K)
         scores = scores.masked_fill(~allowed[:, None], float("-inf"))
-    return torch.einsum("bhlk,bhlkd->bhld", scores.softmax(dim=-1), vg)
+    return (scores.softmax(dim=-1).unsqueeze(-1) * vg).sum(3)
 
 
 def neighborhood_attention_natten(
