@@ -60,6 +60,7 @@ from engine.actions import (
 )
 from engine.errors import BadInput
 from engine.observation import DONE_LAYOUT, POSITION_LAYOUT, history_windows, mark_done, song_position, song_summary
+from export.retime import TAIL_TYPES
 
 log = logging.getLogger(__name__)
 
@@ -76,7 +77,7 @@ DEVICES: tuple[str, ...] = ("auto", "cuda", "cpu")
 
 _CUT, _LOOP, _SPEED = TYPES.index("CUT"), TYPES.index("LOOP"), TYPES.index("SPEED")
 _KEEP = TYPES.index("KEEP")
-_TAIL_TYPES = (TYPES.index("REVERB"), TYPES.index("DELAY"))  # export.retime.TAIL_TYPES
+_TAIL_TYPES = [TYPES.index(t) for t in TAIL_TYPES]
 _NEG = -1.0e30
 
 
@@ -580,7 +581,7 @@ def decide(
         keep_only[_KEEP] = 0.0
         lp_type = lp_type + keep_only
     if no_tail is not None and no_tail[cursor]:
-        lp_type[list(_TAIL_TYPES)] = -np.inf
+        lp_type[_TAIL_TYPES] = -np.inf
     t = _choose(lp_type, None if u is None else float(u[0]))
     if protected is not None and t != _KEEP:
         for s, k in enumerate(SIZE_BEATS):
