@@ -4,8 +4,9 @@ DESIGN section 7. The policy reads two kinds of input:
 
 - per-beat columns that do not depend on the walk, which an encoder can read
   over a whole song at once: the audio features ``(N, F)``, the position
-  columns ``POSITION_LAYOUT`` ``(N, 4)`` (``song_position``) and the song's
-  mean feature vector ``(F,)`` (``song_summary``, its global context);
+  columns ``POSITION_LAYOUT`` ``(N, 4)`` (``song_position``; both padded
+  around the song by ``padded_song``) and the song's mean feature vector
+  ``(F,)`` (``song_summary``, its global context);
 - the walk so far at the cursor: the ``DONE_LAYOUT`` rows of the ``K``
   beats before it (``history_windows``) and the output length so far over
   the target length (0 without a target).
@@ -64,6 +65,39 @@ def song_position(n_beats: int, phrase_starts: np.ndarray) -> np.ndarray:
     out[:, 2] = np.sin(angle)
     out[:, 3] = np.cos(angle)
     return out
+
+
+def padded_song(
+    features: np.ndarray, phrase_starts: np.ndarray, *, before: int, after: int, n_pos_feats: int
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The walk-independent per-beat columns of a song with padding beats around it.
+
+    Parameters
+    ----------
+    features:
+        ``(N, F)`` per-beat features.
+    phrase_starts:
+        Beat indices of phrase starts.
+    before, after:
+        Padding beats before and after the song.
+    n_pos_feats:
+        Position columns kept (the first of ``POSITION_LAYOUT``).
+
+    Returns
+    -------
+    ``features (L, F)`` float32, ``position (L, n_pos_feats)`` float32 (both
+    0 on padding) and ``padding (L,)`` bool (True outside the song), ``L =
+    before + N + after``; beat ``b`` is row ``before + b``.
+    """
+    n = len(features)
+    rows = before + n + after
+    out_features = np.zeros((rows, features.shape[1]), np.float32)
+    out_features[before : before + n] = features
+    position = np.zeros((rows, n_pos_feats), np.float32)
+    position[before : before + n] = song_position(n, phrase_starts)[:, :n_pos_feats]
+    padding = np.ones(rows, bool)
+    padding[before : before + n] = False
+    return out_features, position, padding
 
 
 def song_summary(features: np.ndarray) -> np.ndarray:

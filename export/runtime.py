@@ -59,7 +59,7 @@ from engine.actions import (
     FactoredAction,
 )
 from engine.errors import BadInput
-from engine.observation import DONE_LAYOUT, POSITION_LAYOUT, history_windows, mark_done, song_position, song_summary
+from engine.observation import DONE_LAYOUT, POSITION_LAYOUT, history_windows, mark_done, padded_song, song_summary
 from export.retime import TAIL_TYPES
 
 log = logging.getLogger(__name__)
@@ -437,17 +437,12 @@ def policy_inputs(
     """
     n, pad, n_pos = song.n_beats, spec.window // 2, spec.n_pos_feats
     cursors = np.asarray(cursors, dtype=np.int64)
-    features = np.zeros((1, n + 2 * pad, song.features.shape[1]), np.float32)
-    features[0, pad : pad + n] = song.features
-    position = np.zeros((1, n + 2 * pad, n_pos), np.float32)
-    position[0, pad : pad + n] = song_position(n, song.phrase_starts)[:, :n_pos]
-    padding = np.ones((1, n + 2 * pad), bool)
-    padding[0, pad : pad + n] = False
+    features, position, padding = padded_song(song.features, song.phrase_starts, before=pad, after=pad, n_pos_feats=n_pos)
     ratio = history.out_before[np.clip(cursors, 0, n)] / target_beats if target_beats else np.zeros(len(cursors))
     return PolicyInputs(
-        features,
-        position,
-        padding,
+        features[None],
+        position[None],
+        padding[None],
         song_summary(song.features)[None],
         cursors + pad,
         history_windows(history.done, cursors, spec.history),

@@ -55,7 +55,7 @@ import numpy as np
 from gymnasium import spaces
 
 from engine.actions import AMOUNT_MASK, N_AMOUNTS, N_SIZES, N_TYPES, SIZE_BEATS, action_masks
-from engine.observation import DONE_LAYOUT, POSITION_LAYOUT, mark_done, song_position, song_summary
+from engine.observation import DONE_LAYOUT, POSITION_LAYOUT, mark_done, padded_song, song_summary
 from training.config import AgentConfig
 from training.dataset import Episode, energy_classes
 from training.reward import TERMS, EditState, ReferenceStats, RewardWeights, SongReward, step_reward
@@ -174,15 +174,11 @@ class EditEnv(gym.Env):
             return self._songs[index]
         e = self.episodes[index]
         n, w, p = e.n_beats, self.config.window, self._pad
-        rows = n + w
-        features = np.zeros((rows, e.features.shape[1]), dtype=np.float32)
-        features[p : p + n] = e.features
-        padding = np.ones(rows, dtype=np.int8)
-        padding[p : p + n] = 0
-        n_pos = self.config.n_pos_feats
-        position = np.zeros((rows, n_pos), dtype=np.float32)
-        position[p : p + n] = song_position(n, e.phrase_starts)[:, :n_pos]
-        phrase = np.zeros(rows, dtype=np.float32)
+        features, position, padding = padded_song(
+            e.features, e.phrase_starts, before=p, after=w - p, n_pos_feats=self.config.n_pos_feats
+        )
+        padding = padding.astype(np.int8)  # the MultiBinary observation
+        phrase = np.zeros(n + w, dtype=np.float32)
         starts = np.asarray(e.phrase_starts, dtype=np.int64)
         phrase[p + starts[(starts >= 0) & (starts < n)]] = 1.0
         for a in (features, padding, position, phrase):
