@@ -8,7 +8,7 @@ On a synthesized 4-minute song, in the same run:
   whole-song evaluation (encoders once, heads at every beat: what the
   length-constrained search and the policy walk start from) through ONNX
   Runtime against eager torch (``TorchPolicy``, inference mode) with the same
-  weights and thread count; torch runs both attention paths (gathered and
+  weights and thread count; torch runs both attention paths (blocked and
   banded mask) and its faster one is the baseline. The ratio is torch /
   ONNX; ``song_logprobs`` (graph call plus masks and log-softmax) is shown
   too;
@@ -91,9 +91,9 @@ def main() -> None:
             onnx_policy.run(inputs)  # warm-up
             onnx_s = _median_s(lambda p=onnx_policy: p.run(inputs), args.repeats)
             torch_s = {}
-            for path, gather in (("gathered", True), ("banded", False)):
+            for path, blocked in (("blocked", True), ("banded", False)):
                 for encoder in (agent.policy_encoder, agent.value_encoder):
-                    encoder.set_gather(gather)
+                    encoder.set_blocked(blocked)
                 torch_policy.run(inputs)
                 torch_s[path] = _median_s(lambda: torch_policy.run(inputs), args.repeats)
             lp_s = _median_s(lambda p=onnx_policy: song_logprobs(p, song), args.repeats)
@@ -110,7 +110,7 @@ def main() -> None:
         best = min(torch_s.values())
         print(f"policy, whole song, {label} size (hidden {cfg.hidden}, {cfg.layers} layers, kernel {cfg.kernel}), "
               f"{provider}: onnx {onnx_s * 1e3:7.1f} ms   torch eager {best * 1e3:7.1f} ms "
-              f"(gathered {torch_s['gathered'] * 1e3:.1f}, banded {torch_s['banded'] * 1e3:.1f})   "
+              f"(blocked {torch_s['blocked'] * 1e3:.1f}, banded {torch_s['banded'] * 1e3:.1f})   "
               f"ratio torch/onnx {best / onnx_s:5.2f}x   song_logprobs {lp_s * 1e3:.1f} ms")
     print(f"policy walk, greedy, default model:  {walk_s * 1e3:8.1f} ms  ({len(walk.walk)} steps, {walk.rounds} rounds, "
           f"{walk.evaluated} cursors evaluated)")

@@ -9,7 +9,8 @@ The policy graph (``PolicyGraph``, ``EditAgent.song_outputs``) encodes one
 (padded) song once and returns the policy logits, the separate value
 network's estimate and the auxiliary heads at a batch of cursors. It is
 traced with the dynamo exporter on the pure-torch attention backend, with
-the song-length and cursor-batch axes dynamic. The sidecar holds the action vocabulary, the feature names
+the cursor-batch axis dynamic and the song length any multiple of
+``QUERY_BLOCK`` (the sidecar's ``length_multiple``). The sidecar holds the action vocabulary, the feature names
 and ``engine.features.config_hash()``, the model config, the observation
 layout, the graph's inputs and outputs, the format version and the
 .onnx file's sha256; ``export.runtime`` checks all of it on load.
@@ -54,6 +55,7 @@ from export.runtime import (
 )
 from training.config import AgentConfig
 from training.models.agent import EditAgent
+from training.models.encoder import QUERY_BLOCK
 
 log = logging.getLogger(__name__)
 
@@ -210,7 +212,7 @@ def _example_inputs(cfg: AgentConfig, batch: int) -> tuple[Tensor, ...]:
     """A padded song of ``TRACE_BEATS`` beats and ``batch`` cursors in it."""
     gen = torch.Generator().manual_seed(0)
     pad = cfg.window // 2
-    length = TRACE_BEATS + 2 * pad
+    length = -(-(TRACE_BEATS + 2 * pad) // QUERY_BLOCK) * QUERY_BLOCK  # padded to whole blocks
     padding = torch.ones(1, length, dtype=torch.bool)
     padding[0, pad : pad + TRACE_BEATS] = False
     return (
@@ -254,6 +256,7 @@ def policy_sidecar(agent: EditAgent, *, name: str, sha256: str, onnx_file: str, 
         "observation": {
             "window": cfg.window,
             "song_padding": cfg.window // 2,
+            "length_multiple": QUERY_BLOCK,
             "history": cfg.history,
             "done": list(DONE_LAYOUT),
             "position": list(POSITION_LAYOUT[: cfg.n_pos_feats]),
@@ -287,9 +290,10 @@ def export_policy(
 ) -> ExportResult:
     """Export ``agent`` to ``out_path`` (.onnx) and its sidecar (.json), atomically.
 
-    Traced on the pure-torch attention backend's gathered path (restored
-    afterwards) with ``trace_batch >= 2`` cursors; the song-length and cursor axes are
-    dynamic.
+    Traced on the pure-torch attention backend's blocked path (restored
+    afterwards) with ``trace_batch >= 2`` cursors; the cursor axis is dynamic
+    and the song-length axis takes any multiple of ``QUERY_BLOCK`` (the
+    runtime pads songs to one; the sidecar's ``length_multiple``).
     """
     if trace_batch < 2:
         raise ValueError("trace with a batch of at least 2 so the batch axis stays dynamic")
@@ -302,12 +306,12 @@ def export_policy(
     backends = (agent.policy_encoder.backend, agent.value_encoder.backend)
     for encoder in (agent.policy_encoder, agent.value_encoder):
         encoder.set_backend("torch")
-        encoder.set_gather(True)  # songs are long: O(L * kernel) attention
+        encoder.set_blocked(True)  # songs are long: O(L * (block + kernel)) attention
     was_training = agent.training
     agent.eval()
     graph = PolicyGraph(agent).eval()
     batch = torch.export.Dim("batch", min=1)
-    length = torch.export.Dim("length", min=cfg.window)
+    length = QUERY_BLOCK * torch.export.Dim("blocks", min=max(2, -(-cfg.window // QUERY_BLOCK)))
     dynamic = {
         "features": {1: length}, "position": {1: length}, "padding_mask": {1: length}, "summary": None,
         "cursors": {0: batch}, "done": {0: batch}, "output_ratio": {0: batch},
@@ -336,7 +340,7 @@ def export_policy(
             logging.getLogger(logger_name).setLevel(level)
         for encoder, backend in zip((agent.policy_encoder, agent.value_encoder), backends):
             encoder.set_backend(backend)
-            encoder.set_gather(None)
+            encoder.set_blocked(None)
         agent.train(was_training)
     side = sidecar_path(out)
     doc = policy_sidecar(agent, name=name or out.stem, sha256=digest, onnx_file=out.name, source=source or {})

@@ -22,7 +22,8 @@ runs a checkpoint eagerly behind the same interface (``PolicyModel``).
 
 Model inputs (layout in ``engine.observation``, shared with
 ``training.env.EditEnv``): one song, padded with ``W // 2`` beats before
-and after it (``W`` the model's window): ``features (1, L, F)`` raw
+and after it (``W`` the model's window), and after it up to a multiple of
+the sidecar's ``length_multiple``: ``features (1, L, F)`` raw
 per-beat features, ``position (1, L, P)`` the first ``P`` of
 ``POSITION_LAYOUT``, ``padding_mask (1, L)`` True outside the song,
 ``summary (1, F)`` the song's mean features; and ``B`` cursors:
@@ -99,6 +100,8 @@ class ModelSpec:
     feature_names, feature_hash:
         The per-beat feature columns the model reads and
         ``engine.features.config_hash()`` at export time.
+    length_multiple:
+        The padded song's length ``L`` must be a multiple of it (1: any).
     """
 
     name: str
@@ -109,6 +112,7 @@ class ModelSpec:
     feature_hash: str
     done_layout: list[str] = field(default_factory=lambda: list(DONE_LAYOUT))
     position_layout: list[str] = field(default_factory=lambda: list(POSITION_LAYOUT))
+    length_multiple: int = 1
 
     @property
     def window(self) -> int:
@@ -202,6 +206,7 @@ def load_model_spec(model_path: str | os.PathLike) -> ModelSpec:
             feature_hash=str(feats["spec_hash"]),
             done_layout=list(obs["done"]),
             position_layout=list(obs["position"]),
+            length_multiple=int(obs.get("length_multiple", 1)),
         )
         inputs = [i["name"] for i in doc["inputs"]]
         outputs = [o["name"] for o in doc["outputs"]]
@@ -437,7 +442,8 @@ def policy_inputs(
     """
     n, pad, n_pos = song.n_beats, spec.window // 2, spec.n_pos_feats
     cursors = np.asarray(cursors, dtype=np.int64)
-    features, position, padding = padded_song(song.features, song.phrase_starts, before=pad, after=pad, n_pos_feats=n_pos)
+    after = pad + (-(n + 2 * pad)) % spec.length_multiple  # the graph takes whole blocks of beats
+    features, position, padding = padded_song(song.features, song.phrase_starts, before=pad, after=after, n_pos_feats=n_pos)
     ratio = history.out_before[np.clip(cursors, 0, n)] / target_beats if target_beats else np.zeros(len(cursors))
     return PolicyInputs(
         features[None],

@@ -17,16 +17,19 @@ from engine.features import config_hash, feature_names
 from export.onnx import PolicyGraph, export_policy, load_checkpoint
 from export.runtime import INPUT_NAMES, OUTPUT_NAMES, MODEL_SCHEMA, sha256_of
 from tests.export import scratch, tiny_agent, tiny_config, tiny_model
+from training.models.encoder import QUERY_BLOCK
 
 logger = logging.getLogger(__name__)
 
 
 def _inputs(n_beats: int, batch: int, seed: int) -> dict[str, np.ndarray]:
-    """Graph inputs: a random song padded by ``window // 2`` beats, ``batch`` random cursors in it."""
+    """Graph inputs: a random song padded by ``window // 2`` beats (and at the end to whole
+    blocks, as the sidecar's ``length_multiple`` asks), ``batch`` random cursors in it."""
     cfg = tiny_config()
     rng = np.random.default_rng(seed)
     pad = cfg.window // 2
     length = n_beats + 2 * pad
+    length += (-length) % QUERY_BLOCK
     padding = np.ones((1, length), dtype=bool)
     padding[0, pad : pad + n_beats] = False
     return {
@@ -95,6 +98,7 @@ def test_sidecar_describes_the_model() -> None:
     assert [o["name"] for o in doc["outputs"]] == list(OUTPUT_NAMES)
     assert doc["source"]["checkpoint"] == ckpt.name and doc["source"]["update"] == 3
     assert doc["observation"]["history"] == 8 and doc["observation"]["song_padding"] == 8
+    assert doc["observation"]["length_multiple"] == QUERY_BLOCK
     # the song-length and cursor axes are named and dynamic
     session = ort.InferenceSession(str(model), providers=["CPUExecutionProvider"])
     shapes = {i.name: i.shape for i in session.get_inputs()}

@@ -24,6 +24,7 @@ from training.models.agent import (
     Observation,
     count_parameters,
 )
+from training.models.encoder import QUERY_BLOCK
 
 logger = logging.getLogger(__name__)
 
@@ -58,11 +59,13 @@ def _obs(batch: int, window: int = TINY.window, seed: int = 0) -> Observation:
     )
 
 
-def _song(n_beats: int, seed: int = 0) -> dict[str, torch.Tensor]:
-    """A random song padded by ``window // 2`` beats each side, as ``song_outputs`` reads it."""
+def _song(n_beats: int, seed: int = 0, multiple: int = 1) -> dict[str, torch.Tensor]:
+    """A random song padded by ``window // 2`` beats each side (and at the end up to
+    a multiple of ``multiple``), as ``song_outputs`` reads it."""
     gen = torch.Generator().manual_seed(seed)
     pad = TINY.window // 2
     length = n_beats + 2 * pad
+    length += (-length) % multiple
     padding = torch.ones(1, length, dtype=torch.bool)
     padding[0, pad : pad + n_beats] = False
     return {
@@ -370,15 +373,15 @@ def test_ppo_config_defaults_and_checks() -> None:
 
 
 def test_song_outputs_export_with_dynamic_length_and_cursors() -> None:
-    """The whole-song graph traces once and runs at other song lengths and cursor counts."""
+    """The whole-song graph traces once and runs at other song lengths (whole blocks) and cursor counts."""
     agent = _agent().eval()
     for encoder in (agent.policy_encoder, agent.value_encoder):
-        encoder.set_gather(True)
+        encoder.set_blocked(True)
     names = ("features", "position", "padding_mask", "summary", "cursors", "done", "output_ratio")
-    batch, length = torch.export.Dim("batch"), torch.export.Dim("length", min=TINY.window)
+    batch, length = torch.export.Dim("batch"), QUERY_BLOCK * torch.export.Dim("blocks", min=2)
 
     def inputs(n_beats: int, b: int, seed: int) -> tuple[torch.Tensor, ...]:
-        song = _song(n_beats, seed)
+        song = _song(n_beats, seed, multiple=QUERY_BLOCK)
         gen = torch.Generator().manual_seed(seed)
         cursors = torch.randint(0, n_beats, (b,), generator=gen) + TINY.window // 2
         done = torch.rand(b, TINY.history, TINY.n_done_feats, generator=gen)
@@ -392,7 +395,7 @@ def test_song_outputs_export_with_dynamic_length_and_cursors() -> None:
             return agent.song_outputs(*args)
 
     program = torch.export.export(Graph(), inputs(20, 3, 0), dynamic_shapes=(tuple(dynamic[n] for n in names),))
-    for n_beats, b in ((50, 5), (3, 1), (9, 2)):
+    for n_beats, b in ((50, 5), (17, 1), (33, 2), (100, 4)):
         args = inputs(n_beats, b, n_beats)
         with torch.no_grad():
             want = agent.song_outputs(*args)

@@ -13,7 +13,8 @@ from training.models.encoder import (
     NeighborhoodSelfAttention,
     load_na1d,
     masked_mean,
-    neighborhood_attention_gather,
+    BlockedNeighborhood,
+    neighborhood_attention_blocked,
     neighborhood_attention_torch,
     neighborhood_mask,
     window_starts,
@@ -76,13 +77,16 @@ def test_banded_attention_matches_loop(length: int, kernel: int, padded: bool) -
 
 
 @pytest.mark.parametrize("padded", [False, True])
-@pytest.mark.parametrize("kernel,length", [(7, 7), (7, 40), (33, 33), (33, 100)])
-def test_gathered_attention_matches_banded(length: int, kernel: int, padded: bool) -> None:
-    """The O(L * kernel) path computes the banded mask's function, padded rows included."""
+@pytest.mark.parametrize("block", [4, 32])
+@pytest.mark.parametrize("kernel,length", [(7, 3), (7, 7), (7, 40), (33, 33), (33, 64), (33, 100)])
+def test_blocked_attention_matches_banded(length: int, kernel: int, block: int, padded: bool) -> None:
+    """The blocked path computes the banded mask's function, padded rows and partial blocks included."""
     gen = torch.Generator().manual_seed(length + kernel)
     q, k, v = (torch.randn(3, 2, length, 4, generator=gen) for _ in range(3))
     pad = _padding(3, length) if padded else None
-    got = neighborhood_attention_gather(q, k, v, kernel, pad)
+    plan = BlockedNeighborhood.build(length, kernel, pad, block=block)
+    assert plan.bias.shape == (3 if padded else 1, 1, -(-length // block), block, block + kernel - 1)
+    got = neighborhood_attention_blocked(q, k, v, plan)
     torch.testing.assert_close(got, neighborhood_attention_torch(q, k, v, kernel, pad), atol=1e-5, rtol=1e-5)
 
 

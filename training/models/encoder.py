@@ -17,11 +17,16 @@ are then dropped from them, so a query next to padding sees fewer than
 
 Two interchangeable backends compute the same function:
 
-- ``"torch"``: a banded boolean mask built from the rule above, fed to
-  ``F.scaled_dot_product_attention``. No Python control flow on tensor values
-  and no data-dependent shapes, so it works for any batch and length, on any
-  device, with autograd, and traces with ``torch.onnx.export(dynamo=True)``
-  with dynamic batch and sequence axes.
+- ``"torch"``: on short sequences (training windows) a banded boolean mask
+  built from the rule above, fed to ``F.scaled_dot_product_attention``; on
+  long ones (a song) blocks of ``QUERY_BLOCK`` queries, each one matrix
+  product with the keys its windows span and an additive mask
+  (``BlockedNeighborhood``, built once per forward and shared by the layers).
+  No Python control flow on tensor values and no data-dependent shapes, so
+  it works for any batch and length, on any device, with autograd, and
+  traces with ``torch.onnx.export(dynamo=True)`` with dynamic batch and
+  sequence axes (the blocked path: lengths that are a multiple of
+  ``QUERY_BLOCK``).
 - ``"natten"``: ``natten.functional.na1d`` (heads-last layout
   ``(B, L, H, D)``). natten has no key padding mask; padding is applied as an
   additive key bias carried by one extra head channel (query 1, key -1e4 at
@@ -36,6 +41,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
+from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
@@ -48,9 +54,12 @@ BACKENDS: tuple[str, ...] = ("auto", "torch", "natten")
 # Key bias for padded positions in the natten path: far below any real logit,
 # and finite in fp16 / bf16.
 _NATTEN_PAD_BIAS = -1.0e4
-#: Sequences longer than this many kernels use the gathered pure-torch path
+#: Sequences longer than this many kernels use the blocked pure-torch path
 #: (a song); shorter ones (training windows) the banded mask.
-GATHER_FROM = 4
+BLOCKED_FROM = 4
+#: Queries per block on the blocked path; an exported graph takes song
+#: lengths that are a multiple of it (``export.onnx``).
+QUERY_BLOCK = 32
 # Extra head channels used to carry that bias; a multiple of 8 keeps the head
 # width one that natten's fused kernels accept.
 _NATTEN_EXTRA_CHANNELS = 8
@@ -156,30 +165,80 @@ def neighborhood_attention_torch(
     return F.scaled_dot_product_attention(q, k, v, attn_mask=mask)
 
 
-def neighborhood_attention_gather(
-    q: Tensor, k: Tensor, v: Tensor, kernel: int, padding_mask: Tensor | None = None
-) -> Tensor:
-    """The same function as ``neighborhood_attention_torch``, in ``O(L * kernel)``.
+@dataclass(frozen=True)
+class BlockedNeighborhood:
+    """Where each block of queries reads its keys, built once per batch and shared by every layer.
 
-    Each query's ``kernel`` keys are gathered (``(B, H, L, kernel, D)``)
-    instead of masking an ``L x L`` score matrix, which pays off on long
-    sequences (a whole song) and costs memory on large batches of short
-    ones (training windows). Needs ``L >= kernel``.
+    Queries are taken ``block`` at a time (the sequence is padded at the end
+    to ``nb`` whole blocks). The windows of a block's queries all lie in
+    ``span = block + kernel - 1`` consecutive keys starting at its first
+    query's window, since window starts rise by at most one per query.
+
+    Attributes
+    ----------
+    key_index:
+        ``(nb * span,)`` int64: rows ``[b * span, (b + 1) * span)`` are the
+        keys of block ``b`` (clamped to ``L - 1``; clamped repeats are masked).
+    bias:
+        ``(B, 1, nb, block, span)`` float32 added to the scores: 0 where the
+        query may attend to the key, ``-inf`` elsewhere (the rule of
+        ``attention_mask``: valid queries see valid keys in their window, a
+        padded query sees itself only).
+    """
+
+    key_index: Tensor
+    bias: Tensor
+
+    @staticmethod
+    def build(
+        length: int, kernel: int, padding_mask: Tensor | None = None, *, block: int = QUERY_BLOCK,
+        device: torch.device | None = None,
+    ) -> BlockedNeighborhood:
+        """The plan for sequences of ``length`` with ``padding_mask (B, L)`` bool (True = padding) or None."""
+        pad = (-length) % block
+        starts = window_starts(length, kernel, device=device)  # (L,)
+        nb = (length + pad) // block
+        queries = torch.arange(nb * block, device=device).view(nb, block)
+        span = block + kernel - 1
+        keys = starts.index_select(0, queries[:, 0])[:, None] + torch.arange(span, device=device)  # (nb, span)
+        key_index = keys.clamp(max=length - 1).reshape(-1)
+        offset = keys[:, None, :] - F.pad(starts, (0, pad)).view(nb, block)[:, :, None]  # (nb, block, span)
+        allowed = ((offset >= 0) & (offset < kernel) & (keys < length)[:, None, :])[None]
+        if padding_mask is not None:
+            key_pad = padding_mask.index_select(1, key_index).view(-1, nb, 1, span)
+            query_pad = F.pad(padding_mask, (0, pad), value=True).view(-1, nb, block, 1)
+            allowed = allowed & ~key_pad & ~query_pad
+        allowed = allowed | (keys[:, None, :] == queries[:, :, None])[None]  # (B, nb, block, span)
+        bias = torch.zeros(allowed.shape, device=device).masked_fill(~allowed, float("-inf"))
+        return BlockedNeighborhood(key_index, bias[:, None])
+
+
+def neighborhood_attention_blocked(q: Tensor, k: Tensor, v: Tensor, plan: BlockedNeighborhood) -> Tensor:
+    """The same function as ``neighborhood_attention_torch``, in ``O(L * (block + kernel))``.
+
+    Each block of queries is one small matrix product with its span of keys
+    (``plan``), instead of masking an ``L x L`` score matrix; this pays off on
+    long sequences (a whole song).
+
+    Parameters
+    ----------
+    q, k, v:
+        ``(B, H, L, D)``.
+    plan:
+        ``BlockedNeighborhood.build(L, kernel, padding_mask)``.
+
+    Returns
+    -------
+    ``(B, H, L, D)``.
     """
     batch, heads, length, dim = q.shape
-    idx = window_starts(length, kernel, device=q.device)[:, None] + torch.arange(kernel, device=q.device)  # (L, K)
-    # one flat index_select per tensor (ONNX Gather), then products summed over the
-    # small axes: no advanced indexing, no Einsum/transposes of 5-D tensors
-    kg = k.index_select(2, idx.reshape(-1)).view(batch, heads, length, kernel, dim)
-    vg = v.index_select(2, idx.reshape(-1)).view(batch, heads, length, kernel, dim)
-    scores = (q.unsqueeze(3) * kg).sum(-1) * dim**-0.5  # (B, H, L, K)
-    if padding_mask is not None:
-        # as in attention_mask: valid queries see valid keys, a padded query only itself
-        own = idx == torch.arange(length, device=q.device)[:, None]  # (L, K)
-        key_pad = padding_mask.index_select(1, idx.reshape(-1)).view(batch, length, kernel)
-        allowed = (~key_pad & ~padding_mask[:, :, None]) | own  # (B, L, K)
-        scores = scores.masked_fill(~allowed[:, None], float("-inf"))
-    return (scores.softmax(dim=-1).unsqueeze(-1) * vg).sum(3)
+    _, _, nb, block, span = plan.bias.shape
+    qb = F.pad(q, (0, 0, 0, nb * block - length)).view(batch, heads, nb, block, dim)
+    kb = k.index_select(2, plan.key_index).view(batch, heads, nb, span, dim)
+    vb = v.index_select(2, plan.key_index).view(batch, heads, nb, span, dim)
+    scores = torch.matmul(qb, kb.transpose(-1, -2)) * dim**-0.5 + plan.bias.to(q.dtype)  # (B, H, nb, block, span)
+    out = torch.matmul(scores.softmax(dim=-1), vb)  # (B, H, nb, block, D)
+    return out.reshape(batch, heads, nb * block, dim)[:, :, :length]
 
 
 def neighborhood_attention_natten(
@@ -278,9 +337,9 @@ class NeighborhoodSelfAttention(nn.Module):
         self._na1d: Callable[..., Tensor] | None = None
         self.backend = "torch"
         self.set_backend(backend, log=False)
-        #: Pure-torch path: gather the neighbourhoods (True), mask (False) or
-        #: choose by length (None: gather when ``L > GATHER_FROM * kernel``).
-        self.gather: bool | None = None
+        #: Pure-torch path: blocks of queries (True), banded mask (False) or
+        #: choose by length (None: blocks when ``L > BLOCKED_FROM * kernel``).
+        self.blocked: bool | None = None
 
     def set_backend(self, backend: str, *, log: bool = True) -> None:
         """Choose the backend (e.g. ``"torch"`` before ONNX export)."""
@@ -302,17 +361,31 @@ class NeighborhoodSelfAttention(nn.Module):
             return False
         return self.backend == "natten" or x.is_cuda
 
-    def forward(self, x: Tensor, padding_mask: Tensor | None = None) -> Tensor:
-        """``x (B, L, C)``, ``padding_mask (B, L)`` bool -> ``(B, L, C)``."""
+    def plan(self, x: Tensor, padding_mask: Tensor | None = None) -> BlockedNeighborhood | None:
+        """The blocked path's plan when a forward pass on ``x (B, L, C)`` takes that path, else None."""
+        length = x.shape[1]
+        if self.uses_natten(x) or not (self.blocked or (self.blocked is None and length > BLOCKED_FROM * self.kernel)):
+            return None
+        return BlockedNeighborhood.build(length, self.kernel, padding_mask, device=x.device)
+
+    def forward(
+        self, x: Tensor, padding_mask: Tensor | None = None, plan: BlockedNeighborhood | None = None
+    ) -> Tensor:
+        """``x (B, L, C)``, ``padding_mask (B, L)`` bool -> ``(B, L, C)``.
+
+        ``plan``: ``self.plan(x, padding_mask)``, when the caller shares one
+        between layers (it is built here otherwise).
+        """
         batch, length, dim = x.shape
         qkv = self.qkv(x).view(batch, length, 3, self.heads, dim // self.heads)
         q, k, v = qkv.permute(2, 0, 3, 1, 4).unbind(0)  # each (B, H, L, D)
+        plan = plan or self.plan(x, padding_mask)
         if self.uses_natten(x):
             y = neighborhood_attention_natten(
                 q, k, v, self.kernel, padding_mask, na1d=self._na1d
             )
-        elif self.gather or (self.gather is None and length > GATHER_FROM * self.kernel):
-            y = neighborhood_attention_gather(q, k, v, self.kernel, padding_mask)
+        elif plan is not None:
+            y = neighborhood_attention_blocked(q, k, v, plan)
         else:
             y = neighborhood_attention_torch(q, k, v, self.kernel, padding_mask)
         return self.out(y.transpose(1, 2).reshape(batch, length, dim))
@@ -363,9 +436,18 @@ class HybridBlock(nn.Module):
         )
         self.drop = nn.Dropout(dropout)
 
-    def forward(self, x: Tensor, padding_mask: Tensor | None = None, summary: Tensor | None = None) -> Tensor:
-        """``x (B, L, C)``, ``padding_mask (B, L)`` bool, ``summary (B, C)`` or None -> ``(B, L, C)``."""
-        x = x + self.drop(self.attn(self.norm_attn(x), padding_mask))
+    def forward(
+        self,
+        x: Tensor,
+        padding_mask: Tensor | None = None,
+        summary: Tensor | None = None,
+        plan: BlockedNeighborhood | None = None,
+    ) -> Tensor:
+        """``x (B, L, C)``, ``padding_mask (B, L)`` bool, ``summary (B, C)`` or None -> ``(B, L, C)``.
+
+        ``plan``: the attention's shared ``BlockedNeighborhood``, if any.
+        """
+        x = x + self.drop(self.attn(self.norm_attn(x), padding_mask, plan))
         if summary is None:
             summary = masked_mean(self.norm_global(x), padding_mask)  # (B, C)
         else:
@@ -448,10 +530,10 @@ class HybridNATTENEncoder(nn.Module):
         installed = bool(self.blocks) and self.blocks[0].attn._na1d is not None
         logger.info("HybridNATTENEncoder backend: %s", describe_backend(backend, installed))
 
-    def set_gather(self, gather: bool | None) -> None:
-        """Pure-torch attention path of every block (``NeighborhoodSelfAttention.gather``)."""
+    def set_blocked(self, blocked: bool | None) -> None:
+        """Pure-torch attention path of every block (``NeighborhoodSelfAttention.blocked``)."""
         for block in self.blocks:
-            block.attn.gather = gather
+            block.attn.blocked = blocked
 
     def forward(
         self, x: Tensor, padding_mask: Tensor | None = None, summary: Tensor | None = None
@@ -484,8 +566,9 @@ class HybridNATTENEncoder(nn.Module):
             if summary is None:
                 raise ValueError("this encoder reads a summary vector; pass summary=")
             g = self.summary_proj(summary)
+        plan = self.blocks[0].attn.plan(h, padding_mask) if self.blocks else None  # one for every layer
         for block in self.blocks:
-            h = block(h, padding_mask, g)
+            h = block(h, padding_mask, g, plan)
         h = self.norm(h)
         if padding_mask is not None:
             h = h.masked_fill(padding_mask[..., None], 0.0)
