@@ -9,7 +9,9 @@ On a synthesized 4-minute song, in the same run:
   length-constrained search and the policy walk start from) through ONNX
   Runtime against eager torch (``TorchPolicy``, inference mode) with the same
   weights and thread count; torch runs both attention paths (blocked and
-  banded mask) and its faster one is the baseline. The ratio is torch /
+  banded mask) and its faster one is the baseline. The three are timed in
+  alternating blocks (``--rounds`` x ``--repeats``) so that a drifting
+  machine slows them alike. The ratio is torch /
   ONNX; ``song_logprobs`` (graph call plus masks and log-softmax) is shown
   too;
 - with the bundled default model (``models/default``): the greedy policy
@@ -17,7 +19,7 @@ On a synthesized 4-minute song, in the same run:
   a cold feature cache, decision, plan, render, write, exports, plot),
   model loading excluded, with and without ``--target-duration``.
 
-    .venv/bin/python bench/edit.py [--duration S] [--repeats N] [--threads T]
+    .venv/bin/python bench/edit.py [--duration S] [--rounds R] [--repeats N] [--threads T]
 """
 
 from __future__ import annotations
@@ -28,6 +30,7 @@ import os
 import statistics
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -50,6 +53,8 @@ from training.data.synth import synth_song, write_song
 from training.models.agent import EditAgent
 
 log = logging.getLogger("bench.edit")
+#: Pause before each timed block, far longer than onnxruntime or OpenMP spin.
+_SETTLE_S = 0.2
 
 
 def _median_s(fn, repeats: int) -> float:
@@ -61,10 +66,33 @@ def _median_s(fn, repeats: int) -> float:
     return statistics.median(times)
 
 
+def _alternating_s(fns: dict[str, Callable[[], object]], rounds: int, repeats: int) -> dict[str, float]:
+    """Median seconds per call of each of ``fns``, measured in alternating blocks.
+
+    Each round gives every function a pause (the other library's worker
+    threads stop spinning and sleep: spinning threads of onnxruntime and
+    OpenMP would slow whoever runs next), one untimed call (its threads wake,
+    its caches fill) and then ``repeats`` timed ones; the median is over all
+    rounds. Alternating keeps the backends under the same conditions on a
+    shared machine whose speed drifts.
+    """
+    times: dict[str, list[float]] = {name: [] for name in fns}
+    for _ in range(rounds):
+        for name, fn in fns.items():
+            time.sleep(_SETTLE_S)
+            fn()
+            for _ in range(repeats):
+                t = time.perf_counter()
+                fn()
+                times[name].append(time.perf_counter() - t)
+    return {name: statistics.median(ts) for name, ts in times.items()}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--duration", type=float, default=240.0, help="song length in seconds (default 240)")
-    parser.add_argument("--repeats", type=int, default=3, help="timed runs per measurement (median)")
+    parser.add_argument("--repeats", type=int, default=10, help="timed runs per block (policy) or measurement (median)")
+    parser.add_argument("--rounds", type=int, default=5, help="alternating rounds of onnx / torch policy blocks")
     parser.add_argument("--threads", type=int, default=os.cpu_count() or 1, help="threads for torch and onnxruntime")
     args = parser.parse_args()
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
@@ -88,14 +116,23 @@ def main() -> None:
             onnx_policy = OnnxPolicy(exported.onnx_path, device="auto", threads=args.threads)
             torch_policy = TorchPolicy(Checkpoint("policy", agent, exported.onnx_path, {}))
             inputs = policy_inputs(song, np.arange(n), WalkHistory.keep_all(n), onnx_policy.spec)
-            onnx_policy.run(inputs)  # warm-up
-            onnx_s = _median_s(lambda p=onnx_policy: p.run(inputs), args.repeats)
-            torch_s = {}
-            for path, blocked in (("blocked", True), ("banded", False)):
-                for encoder in (agent.policy_encoder, agent.value_encoder):
+            encoders = (agent.policy_encoder, agent.value_encoder)
+
+            def torch_run(blocked: bool, encoders=encoders, policy=torch_policy, inputs=inputs) -> None:
+                for encoder in encoders:
                     encoder.set_blocked(blocked)
-                torch_policy.run(inputs)
-                torch_s[path] = _median_s(lambda: torch_policy.run(inputs), args.repeats)
+                policy.run(inputs)
+
+            times = _alternating_s(
+                {
+                    "onnx": lambda p=onnx_policy, i=inputs: p.run(i),
+                    "blocked": lambda: torch_run(True),
+                    "banded": lambda: torch_run(False),
+                },
+                args.rounds,
+                args.repeats,
+            )
+            onnx_s, torch_s = times.pop("onnx"), times
             lp_s = _median_s(lambda p=onnx_policy: song_logprobs(p, song), args.repeats)
             rows.append((label, cfg, onnx_policy.provider, onnx_s, torch_s, lp_s))
 

@@ -212,7 +212,8 @@ def _example_inputs(cfg: AgentConfig, batch: int) -> tuple[Tensor, ...]:
     """A padded song of ``TRACE_BEATS`` beats and ``batch`` cursors in it."""
     gen = torch.Generator().manual_seed(0)
     pad = cfg.window // 2
-    length = -(-(TRACE_BEATS + 2 * pad) // QUERY_BLOCK) * QUERY_BLOCK  # padded to whole blocks
+    # whole blocks, at least two (a traced size of 1 would be specialised)
+    length = max(2, -(-(TRACE_BEATS + 2 * pad) // QUERY_BLOCK)) * QUERY_BLOCK
     padding = torch.ones(1, length, dtype=torch.bool)
     padding[0, pad : pad + TRACE_BEATS] = False
     return (

@@ -352,8 +352,9 @@ class EditAgent(nn.Module):
         x = self._inputs(features, position, padding_mask)
         s = self._summary(summary)
         context = self._context(done, output_ratio)
-        h, song = self.policy_encoder(x, padding_mask, s)
-        hv, song_v = self.value_encoder(x, padding_mask, s)
+        plan = self.policy_encoder.plan(x, padding_mask)  # the value encoder has the same kernel
+        h, song = self.policy_encoder(x, padding_mask, s, plan)
+        hv, song_v = self.value_encoder(x, padding_mask, s, plan)
         cursor_h, cursor_hv = h[0, cursors], hv[0, cursors]
         logits = self._policy_from(cursor_h, context)
         value = self._value_from(cursor_hv, song_v.expand(cursor_hv.shape[0], -1), context)

@@ -455,7 +455,9 @@ class HybridBlock(nn.Module):
         x = x + self.global_proj(summary)[:, None, :]
         x = x + self.drop(self.mlp(self.norm_mlp(x)))
         if padding_mask is not None:
-            x = x.masked_fill(padding_mask[..., None], 0.0)
+            # a product, not masked_fill: padded rows are finite here (the
+            # encoder zeroed them on entry) and onnxruntime's Where is slow
+            x = x * (~padding_mask)[..., None].to(x.dtype)
         return x
 
 
@@ -535,8 +537,16 @@ class HybridNATTENEncoder(nn.Module):
         for block in self.blocks:
             block.attn.blocked = blocked
 
+    def plan(self, x: Tensor, padding_mask: Tensor | None = None) -> BlockedNeighborhood | None:
+        """The blocks' shared attention plan for ``x (B, L, ·)``, or None off the blocked path."""
+        return self.blocks[0].attn.plan(x, padding_mask) if self.blocks else None
+
     def forward(
-        self, x: Tensor, padding_mask: Tensor | None = None, summary: Tensor | None = None
+        self,
+        x: Tensor,
+        padding_mask: Tensor | None = None,
+        summary: Tensor | None = None,
+        plan: BlockedNeighborhood | None = None,
     ) -> tuple[Tensor, Tensor]:
         """Encode a batch of sequences.
 
@@ -549,6 +559,9 @@ class HybridNATTENEncoder(nn.Module):
         summary:
             ``(B, summary_dim)`` per-sequence summary (required when the
             encoder was built with ``summary_dim``; ignored otherwise).
+        plan:
+            ``self.plan(x, padding_mask)`` when the caller shares one with
+            another encoder of the same kernel (built here otherwise).
 
         Returns
         -------
@@ -566,10 +579,10 @@ class HybridNATTENEncoder(nn.Module):
             if summary is None:
                 raise ValueError("this encoder reads a summary vector; pass summary=")
             g = self.summary_proj(summary)
-        plan = self.blocks[0].attn.plan(h, padding_mask) if self.blocks else None  # one for every layer
+        plan = plan or self.plan(x, padding_mask)  # one for every layer
         for block in self.blocks:
             h = block(h, padding_mask, g, plan)
         h = self.norm(h)
         if padding_mask is not None:
-            h = h.masked_fill(padding_mask[..., None], 0.0)
+            h = h * (~padding_mask)[..., None].to(h.dtype)
         return h, (self.norm(g) if g is not None else masked_mean(h, padding_mask))
