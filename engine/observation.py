@@ -131,7 +131,9 @@ def history_windows(done: np.ndarray, cursors: np.ndarray, history: int) -> np.n
     before the song's start.
     """
     cursors = np.asarray(cursors, dtype=np.int64)
-    idx = cursors[:, None] + np.arange(-history, 0)[None, :]
-    valid = idx >= 0
-    rows = done[np.clip(idx, 0, max(len(done) - 1, 0))] if len(done) else np.zeros((*idx.shape, done.shape[1]))
-    return np.where(valid[..., None], rows, 0.0).astype(np.float32)
+    if len(cursors) and (cursors.min() < 0 or cursors.max() > len(done)):
+        raise ValueError(f"cursors outside 0..{len(done)}")
+    # ``history`` zero rows stand for the beats before the song: one gather, no mask
+    padded = np.zeros((history + len(done), done.shape[1]), np.float32)
+    padded[history:] = done
+    return padded[cursors[:, None] + np.arange(history)[None, :]]

@@ -80,6 +80,10 @@ _CUT, _LOOP, _SPEED = TYPES.index("CUT"), TYPES.index("LOOP"), TYPES.index("SPEE
 _KEEP = TYPES.index("KEEP")
 _TAIL_TYPES = [TYPES.index(t) for t in TAIL_TYPES]
 _NEG = -1.0e30
+# The distinct rows of AMOUNT_MASK (2) and the one each type uses: amount
+# log-probabilities are normalised once per distinct mask, not once per type.
+_AMOUNT_PATTERNS, _AMOUNT_PATTERN_OF_TYPE = np.unique(AMOUNT_MASK, axis=0, return_inverse=True)
+_AMOUNT_PATTERN_OF_TYPE = _AMOUNT_PATTERN_OF_TYPE.reshape(-1)
 
 
 # ----------------------------------------------------------------------------- model spec
@@ -489,8 +493,9 @@ def _log_softmax(x: np.ndarray, mask: np.ndarray) -> np.ndarray:
     return np.where(mask, out, -np.inf)
 
 
-def cursor_masks(cursors: np.ndarray, n_beats: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """``engine.actions.action_masks`` at each cursor: ``(B, 20)``, ``(B, 5)``, ``(B, 20, 5)`` bool."""
+def cursor_masks(cursors: np.ndarray, n_beats: int) -> tuple[np.ndarray, np.ndarray]:
+    """``engine.actions.action_masks`` at each cursor: type ``(B, 20)`` and size ``(B, 5)`` bool
+    (the amount mask is ``AMOUNT_MASK`` at every cursor)."""
     cursors = np.asarray(cursors, dtype=np.int64)
     if len(cursors) and (cursors.min() < 0 or cursors.max() >= n_beats):
         raise ValueError(f"cursors outside the song's beats 0..{n_beats - 1}")
@@ -498,7 +503,7 @@ def cursor_masks(cursors: np.ndarray, n_beats: int) -> tuple[np.ndarray, np.ndar
     left = (n_beats - cursors)[:, None]
     size = np.asarray(SIZE_BEATS)[None, :] <= left
     size[:, 0] = True  # BEAT is always allowed (action_masks)
-    return np.ones((b, N_TYPES), bool), size, np.broadcast_to(AMOUNT_MASK, (b, N_TYPES, N_AMOUNTS))
+    return np.ones((b, N_TYPES), bool), size
 
 
 def evaluate(policy: PolicyModel, inputs: PolicyInputs, n_beats: int) -> SongLogProbs:
@@ -510,13 +515,14 @@ def evaluate(policy: PolicyModel, inputs: PolicyInputs, n_beats: int) -> SongLog
     logits = np.asarray(out["logits"], np.float32)
     b = len(inputs.cursors)
     cursors = inputs.cursors - policy.spec.window // 2
-    type_m, size_m, amount_m = cursor_masks(cursors, n_beats)
+    type_m, size_m = cursor_masks(cursors, n_beats)
     lt, ls, la = np.split(logits, [N_TYPES, N_TYPES + N_SIZES], axis=-1)
+    patterns = np.broadcast_to(la[:, None, :], (b, len(_AMOUNT_PATTERNS), N_AMOUNTS))
     return SongLogProbs(
         cursors=cursors,
         type=_log_softmax(lt, type_m),
         size=_log_softmax(ls, size_m),
-        amount=_log_softmax(np.broadcast_to(la[:, None, :], (b, N_TYPES, N_AMOUNTS)), amount_m),
+        amount=_log_softmax(patterns, _AMOUNT_PATTERNS)[:, _AMOUNT_PATTERN_OF_TYPE],
         value=np.asarray(out["value"], np.float32),
     )
 
