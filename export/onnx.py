@@ -1,27 +1,35 @@
 """torch -> ONNX export of trained models, with a JSON sidecar (DESIGN section 7).
 
-``export_checkpoint(checkpoint, out)`` reads a training checkpoint, picks
-the exporter for the kind of model in it (``EXPORTERS``: the edit policy
-now; the supervised model is another entry with its own wrapper and
-sidecar fields) and writes ``MODEL.onnx`` plus ``MODEL.json``.
+``export_checkpoint(checkpoint, out)`` reads a training checkpoint
+(``read_checkpoint``), picks the exporter for the kind of model in it
+(``EXPORTERS``: the edit policy and the supervised edit-sound model) and
+writes ``MODEL.onnx`` plus ``MODEL.json``.
 
 The policy graph (``PolicyGraph``, ``EditAgent.song_outputs``) encodes one
 (padded) song once and returns the policy logits, the separate value
 network's estimate and the auxiliary heads at a batch of cursors. It is
 traced with the dynamo exporter on the pure-torch attention backend, with
 the cursor-batch axis dynamic and the song length any multiple of
-``QUERY_BLOCK`` (the sidecar's ``length_multiple``). The sidecar holds the action vocabulary, the feature names
-and ``engine.features.config_hash()``, the model config, the observation
-layout, the graph's inputs and outputs, the format version and the
-.onnx file's sha256; ``export.runtime`` checks all of it on load.
+``QUERY_BLOCK`` (the sidecar's ``length_multiple``). The sidecar holds the
+action vocabulary, the feature names and ``engine.features.config_hash()``,
+the model config, the observation layout, the graph's inputs and outputs,
+the format version and the .onnx file's sha256; ``export.runtime`` checks
+all of it on load.
 
-``load_checkpoint`` / ``TorchPolicy`` run a checkpoint eagerly behind the
-runtime's ``PolicyModel`` interface (``editorbot edit --checkpoint``).
+The supervised graph (``SupervisedGraph``, ``EditSoundModel.forward``) maps
+log-mels and frame labels to a gain in dB, batch and frame axes dynamic;
+its sidecar records the spectral front end's ``spec_hash`` instead of the
+beat features (``export.learned`` runs it).
 
-Checkpoints are the trainer's (``training.ppo.save_checkpoint``: format
-``editorbot.ppo/1``, the model config under ``"agent_config"``, the state
-dict under ``"agent"``), read with ``training.ppo.load_checkpoint``; the
-optimiser and rng states in them are ignored here.
+``load_checkpoint`` / ``TorchPolicy`` run a policy checkpoint eagerly
+behind the runtime's ``PolicyModel`` interface (``editorbot edit
+--checkpoint``).
+
+Checkpoints are the trainers' (``training.ppo``: format ``editorbot.ppo/1``,
+the model config under ``"agent_config"``, the state dict under
+``"agent"``; ``training.supervised``: format ``editorbot.supervised/1``,
+``"config"``, ``"sample_rate"`` and ``"model"``); the optimiser and rng
+states in them are ignored here.
 """
 
 from __future__ import annotations
@@ -44,6 +52,7 @@ from engine.atomic import atomic_path, write_json_atomic
 from engine.errors import BadInput
 from engine.features import config_hash, feature_names
 from engine.observation import DONE_LAYOUT, POSITION_LAYOUT
+from export.learned import SUPERVISED_INPUTS, SUPERVISED_OUTPUTS, SUPERVISED_VERSIONS
 from export.runtime import (
     INPUT_NAMES,
     MODEL_SCHEMA,
@@ -53,9 +62,10 @@ from export.runtime import (
     sha256_of,
     sidecar_path,
 )
-from training.config import AgentConfig
+from training.config import AgentConfig, SupervisedConfig
 from training.models.agent import EditAgent
 from training.models.encoder import QUERY_BLOCK
+from training.models.supervised import EditSoundModel
 
 log = logging.getLogger(__name__)
 
@@ -67,6 +77,10 @@ EXPORT_LOGGERS: tuple[str, ...] = ("onnx_ir", "onnxscript", "torch.onnx", "torch
 TRACE_BATCH = 2
 #: Beats of the song the graph is traced with (before padding).
 TRACE_BEATS = 24
+#: Frames the supervised graph is traced with.
+TRACE_FRAMES = 24
+#: Numeric checkpoint entries of a policy recorded in its sidecar's ``source``.
+POLICY_META: tuple[str, ...] = ("update", "global_step", "best_reward")
 
 
 class PolicyGraph(nn.Module):
@@ -107,7 +121,8 @@ class Checkpoint:
     Attributes
     ----------
     kind:
-        ``"policy"`` (the only kind exported so far).
+        ``"policy"`` (a supervised checkpoint becomes an ``EditSoundModel``
+        instead: ``training.supervised.model_from_checkpoint``).
     agent:
         The model in eval mode on the CPU.
     path:
@@ -130,17 +145,37 @@ def _agent_config(raw: dict[str, Any]) -> AgentConfig:
     return AgentConfig(**{k: v for k, v in raw.items() if k in names})
 
 
-def load_checkpoint(path: str | os.PathLike) -> Checkpoint:
-    """Read a trainer checkpoint (``training.ppo``); BadInput naming the file on any problem."""
-    from training.ppo import load_checkpoint as read_checkpoint
+def read_checkpoint(path: str | os.PathLike) -> tuple[str, dict[str, Any]]:
+    """``(kind, contents)`` of a trainer checkpoint: kind ``"policy"`` (``training.ppo``) or
+    ``"supervised"`` (``training.supervised``); BadInput naming the file on any problem."""
+    from training.ppo import CHECKPOINT_FORMAT as POLICY_FORMAT
+    from training.supervised import CHECKPOINT_FORMAT as SUPERVISED_FORMAT
 
     p = os.fspath(path)
     if not os.path.isfile(p):
         raise BadInput(p, "no such checkpoint file")
     try:
-        doc = read_checkpoint(p)
+        # the trainers' own checkpoints hold rng states and configs: not weights-only
+        doc = torch.load(p, map_location="cpu", weights_only=False)
     except Exception as err:  # torch and pickle raise many types for a corrupt or foreign file
         raise BadInput(p, f"not a readable editorbot checkpoint ({str(err).splitlines()[0][:200]})") from None
+    kinds = {POLICY_FORMAT: "policy", SUPERVISED_FORMAT: "supervised"}
+    fmt = doc.get("format") if isinstance(doc, dict) else None
+    if fmt not in kinds:
+        raise BadInput(p, f"not a readable editorbot checkpoint (format {fmt!r}, expected one of {', '.join(kinds)})")
+    return kinds[fmt], doc
+
+
+def load_checkpoint(path: str | os.PathLike) -> Checkpoint:
+    """Read a policy checkpoint (``training.ppo``); BadInput naming the file on any problem."""
+    p = os.fspath(path)
+    kind, doc = read_checkpoint(p)
+    if kind != "policy":
+        raise BadInput(p, f"a {kind} checkpoint, not an edit policy")
+    return _policy_checkpoint(p, doc)
+
+
+def _policy_checkpoint(p: str, doc: dict[str, Any]) -> Checkpoint:
     raw_cfg, state = doc.get("agent_config"), doc.get("agent")
     if not isinstance(raw_cfg, dict) or not isinstance(state, dict):
         raise BadInput(p, "no agent_config or agent weights in it")
@@ -151,8 +186,7 @@ def load_checkpoint(path: str | os.PathLike) -> Checkpoint:
     except (TypeError, ValueError, RuntimeError) as err:
         raise BadInput(p, f"weights do not fit the model config: {str(err).splitlines()[0][:200]}") from None
     agent.eval()
-    meta = {k: doc[k] for k in ("update", "global_step", "best_reward") if isinstance(doc.get(k), (int, float))}
-    return Checkpoint("policy", agent, p, meta)
+    return Checkpoint("policy", agent, p, _numbers(doc, POLICY_META))
 
 
 def _spec_for(agent: EditAgent, name: str, sha256: str, version: str) -> ModelSpec:
@@ -298,11 +332,7 @@ def export_policy(
     """
     if trace_batch < 2:
         raise ValueError("trace with a batch of at least 2 so the batch axis stays dynamic")
-    out = Path(out_path)
-    if out.suffix != ".onnx":
-        raise BadInput(out, "the model file name must end in .onnx (the sidecar goes beside it as .json)")
-    if not out.parent.is_dir():
-        raise BadInput(out, "its folder does not exist")
+    out = _check_output(out_path)
     cfg = agent.config
     backends = (agent.policy_encoder.backend, agent.value_encoder.backend)
     for encoder in (agent.policy_encoder, agent.value_encoder):
@@ -310,35 +340,15 @@ def export_policy(
         encoder.set_blocked(True)  # songs are long: O(L * (block + kernel)) attention
     was_training = agent.training
     agent.eval()
-    graph = PolicyGraph(agent).eval()
     batch = torch.export.Dim("batch", min=1)
     length = QUERY_BLOCK * torch.export.Dim("blocks", min=max(2, -(-cfg.window // QUERY_BLOCK)))
     dynamic = {
         "features": {1: length}, "position": {1: length}, "padding_mask": {1: length}, "summary": None,
         "cursors": {0: batch}, "done": {0: batch}, "output_ratio": {0: batch},
     }
-    levels = {logger_name: logging.getLogger(logger_name).level for logger_name in EXPORT_LOGGERS}
     try:
-        for logger_name in levels:
-            logging.getLogger(logger_name).setLevel(logging.ERROR)
-        with atomic_path(out) as tmp:
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore")
-                program = torch.onnx.export(
-                    graph,
-                    _example_inputs(cfg, trace_batch),
-                    input_names=list(INPUT_NAMES),
-                    output_names=list(OUTPUT_NAMES),
-                    dynamic_shapes=dynamic,
-                    dynamo=True,
-                    external_data=False,
-                    verbose=False,
-                )
-            program.save(tmp, external_data=False)
-            digest = sha256_of(tmp)
+        digest = _trace(PolicyGraph(agent).eval(), _example_inputs(cfg, trace_batch), INPUT_NAMES, OUTPUT_NAMES, dynamic, out)
     finally:
-        for logger_name, level in levels.items():
-            logging.getLogger(logger_name).setLevel(level)
         for encoder, backend in zip((agent.policy_encoder, agent.value_encoder), backends):
             encoder.set_backend(backend)
             encoder.set_blocked(None)
@@ -354,21 +364,174 @@ def _size(path: Path) -> str:
     return f"{path.stat().st_size / 1e6:.1f} MB"
 
 
-def _export_policy_checkpoint(ckpt: Checkpoint, out_path: str | os.PathLike, name: str | None) -> ExportResult:
-    source = {"checkpoint": os.path.basename(ckpt.path), "checkpoint_sha256": sha256_of(ckpt.path), **ckpt.meta}
-    return export_policy(ckpt.agent, out_path, name=name, source=source)
+def _check_output(out_path: str | os.PathLike) -> Path:
+    out = Path(out_path)
+    if out.suffix != ".onnx":
+        raise BadInput(out, "the model file name must end in .onnx (the sidecar goes beside it as .json)")
+    if not out.parent.is_dir():
+        raise BadInput(out, "its folder does not exist")
+    return out
 
 
-#: Exporter per checkpoint kind (the supervised model adds an entry).
-EXPORTERS: dict[str, Callable[[Checkpoint, str | os.PathLike, str | None], ExportResult]] = {
+def _trace(
+    graph: nn.Module,
+    example: tuple[Tensor, ...],
+    input_names: tuple[str, ...],
+    output_names: tuple[str, ...],
+    dynamic: dict[str, Any],
+    out: Path,
+) -> str:
+    """Trace ``graph`` with the dynamo exporter into ``out`` atomically; the file's sha256.
+
+    The exporter's own loggers and warnings are quietened while it runs.
+    """
+    levels = {logger_name: logging.getLogger(logger_name).level for logger_name in EXPORT_LOGGERS}
+    try:
+        for logger_name in levels:
+            logging.getLogger(logger_name).setLevel(logging.ERROR)
+        with atomic_path(out) as tmp:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                program = torch.onnx.export(
+                    graph,
+                    example,
+                    input_names=list(input_names),
+                    output_names=list(output_names),
+                    dynamic_shapes=dynamic,
+                    dynamo=True,
+                    external_data=False,
+                    verbose=False,
+                )
+            program.save(tmp, external_data=False)
+            return sha256_of(tmp)
+    finally:
+        for logger_name, level in levels.items():
+            logging.getLogger(logger_name).setLevel(level)
+
+
+# ----------------------------------------------------------------------------- supervised model
+
+
+class SupervisedGraph(nn.Module):
+    """The exported supervised model: ``EditSoundModel.forward`` with the graph's input names."""
+
+    def __init__(self, model: EditSoundModel) -> None:
+        super().__init__()
+        self.model = model
+
+    def forward(
+        self, base_log_mel: Tensor, raw_log_mel: Tensor, types: Tensor, sizes: Tensor, amounts: Tensor, position: Tensor
+    ) -> Tensor:
+        return self.model(base_log_mel, raw_log_mel, types, sizes, amounts, position)
+
+
+def _supervised_example(cfg: SupervisedConfig, batch: int = TRACE_BATCH, frames: int = TRACE_FRAMES) -> tuple[Tensor, ...]:
+    gen = torch.Generator().manual_seed(0)
+    log_mel = lambda: torch.randn(batch, frames, cfg.n_mels, generator=gen) - 5.0  # noqa: E731
+    labels = lambda n: torch.randint(0, n, (batch, frames), generator=gen)  # noqa: E731
+    return (log_mel(), log_mel(), labels(len(TYPES)), labels(len(SIZES)), labels(len(AMOUNTS)),
+            torch.rand(batch, frames, generator=gen))
+
+
+def supervised_sidecar(model: EditSoundModel, *, name: str, sha256: str, onnx_file: str, source: dict[str, Any]) -> dict[str, Any]:
+    """The sidecar JSON of an exported supervised model (what ``export.learned.OnnxEditSound`` reads)."""
+    cfg, fe = model.cfg, model.frontend
+    frames = ["batch", "frames"]
+    return {
+        "schema": MODEL_SCHEMA,
+        "version": SUPERVISED_VERSIONS[-1],
+        "kind": "supervised",
+        "name": name,
+        "file": onnx_file,
+        "sha256": sha256,
+        "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+        "exporter": {"torch": torch.__version__, "dynamo": True},
+        "source": source,
+        "vocabulary": {"types": list(TYPES), "sizes": list(SIZES), "amounts": list(AMOUNTS)},
+        "features": {
+            "spec_hash": fe.spec_hash(),
+            "sample_rate": fe.sample_rate, "n_fft": fe.n_fft, "hop": fe.hop, "n_mels": cfg.n_mels,
+            "log_mel": "natural log of the mel magnitude, frames first",
+        },
+        "sample_rate": model.sample_rate,
+        "config": cfg.to_dict(),
+        "inputs": [
+            _tensor_info("base_log_mel", [*frames, cfg.n_mels], "float32"),
+            _tensor_info("raw_log_mel", [*frames, cfg.n_mels], "float32"),
+            _tensor_info("types", frames, "int64"),
+            _tensor_info("sizes", frames, "int64"),
+            _tensor_info("amounts", frames, "int64"),
+            _tensor_info("position", frames, "float32"),
+        ],
+        "outputs": [_tensor_info("gain_db", [*frames, cfg.n_mels], "float32")],
+    }
+
+
+def export_supervised(
+    model: EditSoundModel, out_path: str | os.PathLike, *, name: str | None = None, source: dict[str, Any] | None = None
+) -> ExportResult:
+    """Export the network of ``model`` to ``out_path`` (.onnx) and its sidecar (.json), atomically.
+
+    The batch and frame axes are dynamic (traced at ``TRACE_BATCH`` x
+    ``TRACE_FRAMES``); the front end stays outside (``export.learned``).
+    """
+    out = _check_output(out_path)
+    was_training = model.training
+    model.eval()
+    batch, frames = torch.export.Dim("batch", min=1), torch.export.Dim("frames", min=2)
+    dynamic = {n: {0: batch, 1: frames} for n in SUPERVISED_INPUTS}
+    try:
+        digest = _trace(SupervisedGraph(model).eval(), _supervised_example(model.cfg), SUPERVISED_INPUTS,
+                        SUPERVISED_OUTPUTS, dynamic, out)
+    finally:
+        model.train(was_training)
+    side = sidecar_path(out)
+    write_json_atomic(side, supervised_sidecar(model, name=name or out.stem, sha256=digest, onnx_file=out.name,
+                                               source=source or {}))
+    log.info("exported %s (%s, sha256 %s) and %s", out, _size(out), digest[:12], side.name)
+    return ExportResult(str(out), str(side), digest)
+
+
+# ----------------------------------------------------------------------------- checkpoint files
+
+
+def _numbers(doc: dict[str, Any], keys: tuple[str, ...]) -> dict[str, Any]:
+    """The numeric entries ``keys`` of a checkpoint, for a sidecar."""
+    return {k: doc[k] for k in keys if isinstance(doc.get(k), (int, float))}
+
+
+def _source(path: str, meta: dict[str, Any]) -> dict[str, Any]:
+    """The sidecar's ``source``: the checkpoint's name and sha256, and ``meta``."""
+    return {"checkpoint": os.path.basename(path), "checkpoint_sha256": sha256_of(path), **meta}
+
+
+def _export_policy_checkpoint(path: str, doc: dict[str, Any], out_path: str | os.PathLike, name: str | None) -> ExportResult:
+    ckpt = _policy_checkpoint(path, doc)
+    return export_policy(ckpt.agent, out_path, name=name, source=_source(path, ckpt.meta))
+
+
+def _export_supervised_checkpoint(path: str, doc: dict[str, Any], out_path: str | os.PathLike, name: str | None) -> ExportResult:
+    from training.supervised import model_from_checkpoint
+
+    try:
+        model = model_from_checkpoint(doc)
+    except (KeyError, TypeError, ValueError, RuntimeError) as err:
+        raise BadInput(path, f"weights do not fit the model config: {str(err).splitlines()[0][:200]}") from None
+    return export_supervised(model, out_path, name=name, source=_source(path, _numbers(doc, ("step", "epoch", "best_epoch"))))
+
+
+#: Exporter per checkpoint kind (``read_checkpoint``).
+EXPORTERS: dict[str, Callable[[str, dict[str, Any], str | os.PathLike, str | None], ExportResult]] = {
     "policy": _export_policy_checkpoint,
+    "supervised": _export_supervised_checkpoint,
 }
 
 
 def export_checkpoint(checkpoint: str | os.PathLike, out_path: str | os.PathLike, *, name: str | None = None) -> ExportResult:
-    """Checkpoint file -> ``MODEL.onnx`` + ``MODEL.json`` (never over the checkpoint)."""
-    ckpt = load_checkpoint(checkpoint)
-    for path in (Path(out_path), sidecar_path(out_path)):
-        if path.exists() and os.path.samefile(path, ckpt.path):
-            raise BadInput(path, "is the checkpoint itself; choose another output name")
-    return EXPORTERS[ckpt.kind](ckpt, out_path, name)
+    """Checkpoint file (a policy or a supervised model) -> ``MODEL.onnx`` + ``MODEL.json`` (never over the checkpoint)."""
+    path = os.fspath(checkpoint)
+    kind, doc = read_checkpoint(path)
+    for target in (Path(out_path), sidecar_path(out_path)):
+        if target.exists() and os.path.samefile(target, path):
+            raise BadInput(target, "is the checkpoint itself; choose another output name")
+    return EXPORTERS[kind](path, doc, out_path, name)

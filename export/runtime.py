@@ -71,6 +71,7 @@ MODEL_VERSIONS: tuple[int, ...] = (2,)
 #: Graph inputs and outputs of an exported policy, in order.
 INPUT_NAMES: tuple[str, ...] = ("features", "position", "padding_mask", "summary", "cursors", "done", "output_ratio")
 OUTPUT_NAMES: tuple[str, ...] = ("logits", "value", "tempo", "energy", "phrase_boundary")
+_KIND_NAMES = {"policy": "an edit policy", "supervised": "a supervised edit-sound model"}
 #: The bundled model, used when none is named.
 DEFAULT_MODEL = Path(__file__).resolve().parents[1] / "models" / "default" / "policy.onnx"
 #: Device choices: "auto" (CUDA when this onnxruntime has it), "cuda" (asked for), "cpu".
@@ -174,13 +175,12 @@ def sidecar_path(model_path: str | os.PathLike) -> Path:
     return Path(model_path).with_suffix(".json")
 
 
-def load_model_spec(model_path: str | os.PathLike) -> ModelSpec:
-    """Read and check the sidecar of ``model_path`` (and the model file's sha256).
+def read_sidecar(model_path: str | os.PathLike, kind: str, versions: tuple[int, ...]) -> dict[str, Any]:
+    """The sidecar of ``model_path`` as a dict, checked up to its kind and format version.
 
     BadInput naming the model file for: a missing model or sidecar, a
-    sidecar that is not JSON or lacks a field, an unknown schema or format
-    version, a model file that is not the one the sidecar describes, or a
-    feature spec / observation layout this editorbot does not produce.
+    sidecar that is not JSON, an unknown schema, another kind of model
+    (``"policy"``, ``"supervised"``) or a format version not in ``versions``.
     """
     path = Path(model_path)
     if not path.is_file():
@@ -194,11 +194,31 @@ def load_model_spec(model_path: str | os.PathLike) -> ModelSpec:
         raise BadInput(side, f"not a readable JSON sidecar ({err})") from None
     if not isinstance(doc, dict) or doc.get("schema") != MODEL_SCHEMA:
         raise BadInput(path, f"sidecar schema {doc.get('schema') if isinstance(doc, dict) else None!r}, expected {MODEL_SCHEMA!r}")
+    if doc.get("kind") != kind:
+        raise BadInput(path, f"a {doc.get('kind')!r} model, not {_KIND_NAMES.get(kind, kind)}")
     version = doc.get("version")
-    if version not in MODEL_VERSIONS:
-        raise BadInput(path, f"model format version {version!r} is not one this editorbot reads ({', '.join(map(str, MODEL_VERSIONS))})")
-    if doc.get("kind") != "policy":
-        raise BadInput(path, f"a {doc.get('kind')!r} model, not an edit policy")
+    if version not in versions:
+        raise BadInput(path, f"model format version {version!r} is not one this editorbot reads ({', '.join(map(str, versions))})")
+    return doc
+
+
+def check_file_digest(model_path: str | os.PathLike, sha256: str) -> None:
+    """BadInput unless the model file's sha256 is the sidecar's."""
+    if sha256_of(model_path) != sha256:
+        raise BadInput(model_path, "the model file's sha256 differs from its sidecar's (a changed or mismatched file)")
+
+
+def load_model_spec(model_path: str | os.PathLike) -> ModelSpec:
+    """Read and check the sidecar of ``model_path`` (and the model file's sha256).
+
+    BadInput naming the model file for what ``read_sidecar`` refuses, a
+    sidecar that lacks a field, a model file that is not the one the sidecar
+    describes, or a feature spec / observation layout this editorbot does
+    not produce.
+    """
+    path = Path(model_path)
+    doc = read_sidecar(path, "policy", MODEL_VERSIONS)
+    version = doc["version"]
     try:
         feats, obs = doc["features"], doc["observation"]
         spec = ModelSpec(
@@ -218,9 +238,7 @@ def load_model_spec(model_path: str | os.PathLike) -> ModelSpec:
         raise BadInput(path, f"sidecar field {err} missing or malformed") from None
     if tuple(inputs) != INPUT_NAMES or tuple(outputs) != OUTPUT_NAMES:
         raise BadInput(path, f"graph inputs {inputs} / outputs {outputs} are not {list(INPUT_NAMES)} / {list(OUTPUT_NAMES)}")
-    digest = sha256_of(path)
-    if digest != spec.sha256:
-        raise BadInput(path, "the model file's sha256 differs from its sidecar's (a changed or mismatched file)")
+    check_file_digest(path, spec.sha256)
     spec.check_compatible(str(path))
     return spec
 

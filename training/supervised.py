@@ -50,7 +50,7 @@ from engine.progress import progress
 from engine.render import RenderResult
 from training.config import SupervisedConfig
 from training.losses import edit_consistency, l1_log_mel, magnitude, multiscale_stft
-from training.models.supervised import EditSoundModel, FrameLabels, frame_labels, label_tensors
+from training.models.supervised import EditSoundModel, FrameLabels, GainModel, frame_labels, label_tensors
 from training.distributed import Distributed, finish_distributed, setup_training
 from training.run_state import StopFlag, hyperparameter_table, rng_state, save_checkpoint, set_rng_state
 
@@ -216,16 +216,20 @@ def load_model(path: str | os.PathLike) -> EditSoundModel:
     if not os.path.isfile(p):
         raise BadInput(p, "no such checkpoint")
     try:
-        ckpt = load_supervised_checkpoint(p)
-        model = EditSoundModel(SupervisedConfig(**ckpt["config"]), int(ckpt["sample_rate"]))
-        model.load_state_dict(ckpt["model"])
+        return model_from_checkpoint(load_supervised_checkpoint(p))
     except (OSError, ValueError, RuntimeError, EOFError, KeyError, TypeError, pickle.UnpicklingError) as err:
         raise BadInput(p, f"not a supervised checkpoint ({str(err).splitlines()[0] if str(err) else type(err).__name__})") from None
+
+
+def model_from_checkpoint(ckpt: dict[str, Any]) -> EditSoundModel:
+    """The model (eval mode, CPU) of a loaded checkpoint dict (KeyError / TypeError / RuntimeError if it does not fit)."""
+    model = EditSoundModel(SupervisedConfig(**ckpt["config"]), int(ckpt["sample_rate"]))
+    model.load_state_dict(ckpt["model"])
     return model.eval()
 
 
 def predict_gain_db(
-    model: EditSoundModel, base_log_mel: Tensor, raw_log_mel: Tensor, labels: FrameLabels,
+    model: GainModel, base_log_mel: Tensor, raw_log_mel: Tensor, labels: FrameLabels,
     *, chunk_frames: int | None = None, overlap_frames: int | None = None,
 ) -> Tensor:
     """Gain in dB ``(T, n_mels)`` for a whole timeline, in overlapping chunks cross-faded linearly.
@@ -258,14 +262,14 @@ def predict_gain_db(
     return out / weight.clamp_min(1e-8)
 
 
-def render_learned(plan: EditPlan, samples: np.ndarray, sample_rate: int, model: EditSoundModel) -> np.ndarray:
+def render_learned(plan: EditPlan, samples: np.ndarray, sample_rate: int, model: GainModel) -> np.ndarray:
     """The learned render: the DSP render of ``plan`` with the model's gains applied to its STFT.
 
     Parameters:
         plan: the edit.
         samples: source audio ``(n_channels, n_samples)`` float32.
         sample_rate: Hz; must be the model's.
-        model: a trained ``EditSoundModel``.
+        model: a trained ``EditSoundModel`` or its ONNX export (``GainModel``).
 
     Returns:
         ``(n_channels, n_out)`` float32, the length of the DSP render. One
@@ -280,7 +284,7 @@ def render_learned(plan: EditPlan, samples: np.ndarray, sample_rate: int, model:
     n = base.shape[1]
     fe = model.frontend
     with torch.no_grad():
-        _, base_lm, raw_lm = model.features(torch.from_numpy(_mono(base))[None], torch.from_numpy(_mono(raw))[None])
+        _, base_lm, raw_lm = fe.features(torch.from_numpy(_mono(base))[None], torch.from_numpy(_mono(raw))[None])
         labels = frame_labels(plan, base_lm.shape[1], fe.hop_s)
         gain = predict_gain_db(model, base_lm[0], raw_lm[0], labels)
         lin = fe.linear_gain(gain[None])  # (1, n_bins, T)
@@ -292,12 +296,20 @@ def render_learned(plan: EditPlan, samples: np.ndarray, sample_rate: int, model:
 
 
 def render_learned_to_file(
-    plan: EditPlan, out_path: str | os.PathLike, checkpoint: str | os.PathLike, *, source_path: str | None = None
+    plan: EditPlan,
+    out_path: str | os.PathLike,
+    checkpoint: str | os.PathLike,
+    *,
+    model: GainModel | None = None,
+    source_path: str | None = None,
 ) -> RenderResult:
     """Load the plan's source and the checkpoint, render with ``render_learned``, write ``out_path`` atomically.
 
-    Source checks as ``engine.render.render_to_file`` (present, unchanged,
-    never overwritten); a model/source mismatch is a BadInput naming the
+    ``model``: the model of ``checkpoint`` when the caller has loaded it
+    (e.g. an ONNX export, ``export.learned.OnnxEditSound``); else the
+    checkpoint is loaded here. Source checks as
+    ``engine.render.render_to_file`` (present, unchanged, never
+    overwritten); a model/source mismatch is a BadInput naming the
     checkpoint.
     """
     from engine.atomic import check_destination
@@ -307,7 +319,7 @@ def render_learned_to_file(
     dest = os.fspath(out_path)
     src = check_source(plan, source_path)
     check_destination(dest, [src, os.fspath(checkpoint)])
-    model = load_model(checkpoint)
+    model = model or load_model(checkpoint)
     audio = load_audio(src)
     try:
         rendered = render_learned(plan, audio.samples, audio.sample_rate, model)

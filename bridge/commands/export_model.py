@@ -10,7 +10,8 @@ log = logging.getLogger(__name__)
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     """Flags of ``editorbot export-model``."""
-    p.add_argument("checkpoint", metavar="CHECKPOINT", help="training checkpoint (best.pt / last.pt)")
+    p.add_argument("checkpoint", metavar="CHECKPOINT",
+                   help="training checkpoint (best.pt / last.pt) of train rl (a policy) or train supervised")
     p.add_argument("-o", "--output", required=True, metavar="MODEL.onnx", help="model file to write; MODEL.json goes beside it")
     p.add_argument("--name", help="model name recorded in the sidecar and in plans (default: the file's stem)")
 

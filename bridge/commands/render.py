@@ -6,8 +6,10 @@ the plan was made. The output format follows OUT's extension; OUT is written
 atomically and never over the source or the plan.
 
 ``--renderer learned --checkpoint C`` renders with a supervised checkpoint
-(``editorbot train supervised``): the DSP render with the sound the model
-learned on top (``training.supervised.render_learned``).
+(``editorbot train supervised``), ``--renderer learned --model M.onnx`` with
+its ONNX export (``editorbot export-model C -o M.onnx``): the DSP render
+with the sound the model learned on top
+(``training.supervised.render_learned``).
 """
 
 from __future__ import annotations
@@ -24,7 +26,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("-o", "--output", required=True, metavar="OUT", help="audio file to write (wav, flac, aiff, ogg, mp3)")
     p.add_argument("--renderer", choices=("dsp", "learned"), default="dsp",
                    help="dsp: the plan's segments and effects (default); learned: plus a supervised model's sound")
-    p.add_argument("--checkpoint", metavar="C", help="supervised checkpoint (.pt) for --renderer learned")
+    model = p.add_mutually_exclusive_group()
+    model.add_argument("--checkpoint", metavar="C", help="supervised checkpoint (.pt) for --renderer learned")
+    model.add_argument("--model", metavar="M", help="its ONNX export (.onnx, export-model) for --renderer learned")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -34,8 +38,8 @@ def run(args: argparse.Namespace) -> int:
     from engine.plan import load_plan, resolve_source
     from engine.render import render_to_file
 
-    if args.renderer == "learned" and not args.checkpoint:
-        raise BadInput("--checkpoint", "required with --renderer learned")
+    if args.renderer == "learned" and not (args.checkpoint or args.model):
+        raise BadInput("--checkpoint", "--checkpoint C or --model M.onnx is required with --renderer learned")
     check_destination(args.output, [args.plan])
     plan = load_plan(args.plan)
     resolve_source(plan, args.plan)
@@ -43,7 +47,12 @@ def run(args: argparse.Namespace) -> int:
         if args.renderer == "learned":
             from training.supervised import render_learned_to_file
 
-            result = render_learned_to_file(plan, args.output, args.checkpoint)
+            model = None
+            if args.model:
+                from export.learned import OnnxEditSound
+
+                model = OnnxEditSound(args.model)
+            result = render_learned_to_file(plan, args.output, args.model or args.checkpoint, model=model)
         else:
             result = render_to_file(plan, args.output)
     except BadInput as err:

@@ -28,9 +28,11 @@ gain``). Frame parameters follow the sample rate: ``frame_params(sr)``.
 
 from __future__ import annotations
 
+import hashlib
+import json
 import math
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
 import numpy as np
 import torch
@@ -39,7 +41,7 @@ from torch import Tensor, nn
 from engine import actions as vocab
 from engine.spectrum import mel_basis
 from training.config import SupervisedConfig
-from training.losses import NEPER_PER_DB, log_mel, magnitude
+from training.losses import LOG_EPS, MAG_FLOOR, NEPER_PER_DB, log_mel, magnitude
 
 #: Log-mel normalisation for the network input: ``(x - LOG_MEL_CENTER) / LOG_MEL_SCALE``.
 LOG_MEL_CENTER = -5.0
@@ -195,6 +197,26 @@ class SpectralFrontEnd(nn.Module):
         lin_db = torch.matmul(gain_db.float(), self.mel_to_linear.T).transpose(1, 2)
         return torch.exp(lin_db * NEPER_PER_DB)
 
+    def features(self, base: Tensor, raw: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+        """Waveforms ``(B, n_samples)`` -> base STFT (complex ``(B, n_bins, T)``) and both log-mels ``(B, T, n_mels)``."""
+        spec = self.stft(base)
+        return spec, self.log_mel(magnitude(spec)), self.log_mel(magnitude(self.stft(raw)))
+
+    def spec_hash(self) -> str:
+        """sha256 of what this front end computes around a model: frames, window, mel bands, log and gain maps.
+
+        An exported model records it; a front end that would feed it
+        different log-mels or spread its gains differently has another hash.
+        """
+        h = hashlib.sha256()
+        h.update(json.dumps({
+            "sample_rate": self.sample_rate, "n_fft": self.n_fft, "hop": self.hop, "window": "hann",
+            "log_mel": [MAG_FLOOR, LOG_EPS], "neper_per_db": NEPER_PER_DB,
+        }, sort_keys=True).encode())
+        for buf in (self.mel, self.mel_to_linear):
+            h.update(np.round(buf.numpy().astype(np.float64), 6).tobytes())
+        return h.hexdigest()
+
 
 # --------------------------------------------------------------------------- network
 
@@ -295,12 +317,31 @@ class EditSoundModel(nn.Module):
         return self.decoder(encoded, base_log_mel)
 
     def features(self, base: Tensor, raw: Tensor) -> tuple[Tensor, Tensor, Tensor]:
-        """Waveforms ``(B, n_samples)`` -> base STFT (complex ``(B, n_bins, T)``) and both log-mels ``(B, T, n_mels)``."""
-        spec = self.frontend.stft(base)
-        return spec, self.frontend.log_mel(magnitude(spec)), self.frontend.log_mel(magnitude(self.frontend.stft(raw)))
+        """``SpectralFrontEnd.features`` of this model's front end."""
+        return self.frontend.features(base, raw)
 
     def masked(self, base_spec: Tensor, gain_db: Tensor, length: int) -> tuple[Tensor, Tensor]:
         """Apply mel gains to the base STFT: ``(output STFT (B, n_bins, T), waveform (B, length))``."""
         out_spec = base_spec * self.frontend.linear_gain(gain_db)
         return out_spec, self.frontend.istft(out_spec, length)
 
+
+
+class GainModel(Protocol):
+    """What the learned render reads of a model: ``EditSoundModel`` or its ONNX export
+    (``export.learned.OnnxEditSound``).
+
+    ``cfg`` (chunking: ``chunk_frames``, ``overlap_frames``), ``frontend``
+    (the spectral front end of ``sample_rate``) and a call with the
+    arguments of ``EditSoundModel.forward`` returning the gain in dB.
+    """
+
+    cfg: SupervisedConfig
+    frontend: SpectralFrontEnd
+
+    @property
+    def sample_rate(self) -> int: ...
+
+    def __call__(
+        self, base_log_mel: Tensor, raw_log_mel: Tensor, types: Tensor, sizes: Tensor, amounts: Tensor, position: Tensor
+    ) -> Tensor: ...
