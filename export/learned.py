@@ -31,7 +31,7 @@ import torch
 from torch import Tensor
 
 from engine.errors import BadInput
-from export.runtime import check_file_digest, read_sidecar
+from export.runtime import check_file_digest, open_session, read_sidecar
 from training.config import SupervisedConfig
 from training.models.supervised import SpectralFrontEnd
 
@@ -51,17 +51,16 @@ class OnnxEditSound:
     ----------
     model_path:
         ``MODEL.onnx`` with ``MODEL.json`` beside it.
-    threads:
-        Intra-op threads (None: onnxruntime's default).
+    device, threads:
+        As ``export.runtime.open_session`` (CUDA when asked for or, with
+        ``"auto"``, available; else the CPU).
 
     BadInput naming the file for a missing or unreadable sidecar, another
     kind of model, an unknown format version, a changed model file or a
     front end this editorbot does not reproduce.
     """
 
-    def __init__(self, model_path: str | os.PathLike, *, threads: int | None = None) -> None:
-        import onnxruntime as ort
-
+    def __init__(self, model_path: str | os.PathLike, *, device: str = "auto", threads: int | None = None) -> None:
         self.path = str(model_path)
         doc = read_sidecar(self.path, "supervised", SUPERVISED_VERSIONS)
         try:
@@ -80,16 +79,9 @@ class OnnxEditSound:
                 f"front-end spec hash {spec_hash[:12]} does not match this editorbot's "
                 f"{self.frontend.spec_hash()[:12]} (STFT, mel bands or log-mel changed): re-export the checkpoint",
             )
-        options = ort.SessionOptions()
-        options.log_severity_level = 3
-        if threads:
-            options.intra_op_num_threads = int(threads)
-        try:
-            self.session = ort.InferenceSession(self.path, options, providers=["CPUExecutionProvider"])
-        except Exception as err:  # onnxruntime raises its own types for a malformed graph
-            raise BadInput(self.path, f"onnxruntime cannot load it: {str(err).splitlines()[0]}") from None
-        log.info("supervised model %s (%d Hz, %d mels) runs on onnxruntime", Path(self.path).name,
-                 self.sample_rate, self.cfg.n_mels)
+        self.session, self.provider = open_session(self.path, device=device, threads=threads)
+        log.info("supervised model %s (%d Hz, %d mels) runs on %s", Path(self.path).name,
+                 self.sample_rate, self.cfg.n_mels, self.provider)
 
     @property
     def sample_rate(self) -> int:

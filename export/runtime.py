@@ -278,6 +278,42 @@ def _cuda_providers(ort: Any) -> list[Any]:
     return [("CUDAExecutionProvider", {}), "CPUExecutionProvider"]
 
 
+def open_session(model_path: str, *, device: str = "auto", threads: int | None = None) -> tuple[Any, str]:
+    """An onnxruntime session of ``model_path`` and the execution provider that runs it.
+
+    ``device`` as ``DEVICES``: CUDA is tried when asked for (or, with
+    ``"auto"``, when this onnxruntime has it); when it is missing or cannot
+    start, an error is logged and the CPU runs the model. ``threads``:
+    intra-op threads (None: onnxruntime's default). BadInput naming the
+    file when onnxruntime cannot load it.
+    """
+    import onnxruntime as ort
+
+    available = ort.get_available_providers()
+    want_cuda = device == "cuda" or (device == "auto" and "CUDAExecutionProvider" in available)
+    if want_cuda and "CUDAExecutionProvider" not in available:
+        log.error(
+            "CUDA was asked for but this onnxruntime has no CUDAExecutionProvider (available: %s); "
+            "running on CPUExecutionProvider. onnxruntime-gpu replaces onnxruntime: make gpu",
+            ", ".join(available),
+        )
+        want_cuda = False
+    options = ort.SessionOptions()
+    options.log_severity_level = 3  # onnxruntime's own warnings: errors only; ours say what ran
+    if threads:
+        options.intra_op_num_threads = int(threads)
+    providers = _cuda_providers(ort) if want_cuda else ["CPUExecutionProvider"]
+    try:
+        session = ort.InferenceSession(model_path, options, providers=providers)
+    except Exception as err:  # onnxruntime raises its own types for a malformed graph
+        raise BadInput(model_path, f"onnxruntime cannot load it: {str(err).splitlines()[0]}") from None
+    ran = session.get_providers()
+    provider = ran[0] if ran else "CPUExecutionProvider"
+    if want_cuda and provider != "CUDAExecutionProvider":
+        log.error("CUDAExecutionProvider could not start (CUDA/cuDNN libraries missing?); running on %s", provider)
+    return session, provider
+
+
 class OnnxPolicy:
     """An exported policy run by onnxruntime.
 
@@ -299,37 +335,11 @@ class OnnxPolicy:
     """
 
     def __init__(self, model_path: str | os.PathLike, *, device: str = "auto", threads: int | None = None) -> None:
-        import onnxruntime as ort
-
         if device not in DEVICES:
             raise BadInput("--device", f"unknown device {device!r} (one of {', '.join(DEVICES)})")
         self.path = str(model_path)
         self.spec = load_model_spec(model_path)
-        available = ort.get_available_providers()
-        want_cuda = device == "cuda" or (device == "auto" and "CUDAExecutionProvider" in available)
-        if want_cuda and "CUDAExecutionProvider" not in available:
-            log.error(
-                "CUDA was asked for but this onnxruntime has no CUDAExecutionProvider (available: %s); "
-                "running on CPUExecutionProvider. onnxruntime-gpu replaces onnxruntime: make gpu",
-                ", ".join(available),
-            )
-            want_cuda = False
-        options = ort.SessionOptions()
-        options.log_severity_level = 3  # onnxruntime's own warnings: errors only; ours say what ran
-        if threads:
-            options.intra_op_num_threads = int(threads)
-        providers = _cuda_providers(ort) if want_cuda else ["CPUExecutionProvider"]
-        try:
-            self.session = ort.InferenceSession(self.path, options, providers=providers)
-        except Exception as err:  # onnxruntime raises its own types for a malformed graph
-            raise BadInput(self.path, f"onnxruntime cannot load it: {str(err).splitlines()[0]}") from None
-        ran = self.session.get_providers()
-        self.provider = ran[0] if ran else "CPUExecutionProvider"
-        if want_cuda and self.provider != "CUDAExecutionProvider":
-            log.error(
-                "CUDAExecutionProvider could not start (CUDA/cuDNN libraries missing?); running on %s",
-                self.provider,
-            )
+        self.session, self.provider = open_session(self.path, device=device, threads=threads)
         log.info("policy %s (%s) runs on %s", self.spec.name, Path(self.path).name, self.provider)
 
     def run(self, inputs: PolicyInputs) -> dict[str, np.ndarray]:
