@@ -27,7 +27,9 @@ Two searches over the same move set and the same splice continuity cost:
   (``SPLICE_WEIGHT_STEPS``) until the walk splices no worse than the
   budget; the last step is large enough to make splice cost decide and the
   policy only break ties, so the policy never buys its preferences with
-  audible splices.
+  audible splices. The steps' searches run as one (``search_tables``: a
+  weight axis on every table, the array operations shared) and their
+  walks are read back in order (``best_walk``).
 
 - ``dp_retime``: the pure DP retimer, the same search with every policy
   term at zero: the least-cost jump path (cuts forward, loops back) whose
@@ -398,6 +400,8 @@ def constrained_search(
 ) -> RetimeResult:
     """Best walk whose output length (beats) is the nearest feasible to ``target_beats``.
 
+    One weight of ``search_tables`` and ``best_walk``.
+
     Parameters
     ----------
     logprobs:
@@ -424,6 +428,46 @@ def constrained_search(
     -------
     ``RetimeResult``. Raises ``ValueError`` when no candidate is accepted.
     """
+    tables = search_tables(
+        logprobs, splice, target_beats, protected=protected, no_tail=no_tail, splice_weights=(splice_weight,)
+    )
+    return best_walk(tables, 0, splice, accept=accept)
+
+
+@dataclass
+class SearchTables:
+    """The length-constrained search's dynamic-programming tables, for ``W`` splice weights.
+
+    ``score``, ``bp_move``, ``bp_flag``: ``(W, N + 1, 2, l_max + 1)``: the
+    best objective of reaching beat ``c`` with ``L`` output beats (flag 1:
+    the last move was a cut) and the move and flag that did it.
+    """
+
+    target_beats: float
+    splice_weights: tuple[float, ...]
+    score: np.ndarray
+    bp_move: np.ndarray
+    bp_flag: np.ndarray
+    cut_first: np.ndarray
+    other_type: np.ndarray
+    other_amount: np.ndarray
+
+
+def search_tables(
+    logprobs: LogProbs | None,
+    splice: SpliceCost,
+    target_beats: float,
+    *,
+    protected: np.ndarray | None = None,
+    no_tail: np.ndarray | None = None,
+    splice_weights: Sequence[float] = (1.0,),
+) -> SearchTables:
+    """The search of ``constrained_search`` for several splice weights at once.
+
+    Each weight's tables are what a search at that weight alone computes;
+    the weights share every array operation, whose cost here is mostly the
+    call, so ``W`` weights cost far less than ``W`` searches.
+    """
     n = splice.n_beats
     if n < 1:
         raise ValueError("the song has no beats")
@@ -446,37 +490,40 @@ def constrained_search(
     cut_cost = {m: splice.cost(beats - 1, np.minimum(beats + m, n)) for m in CUT_LENGTHS}
     loop_cost = {k: splice.cost(np.minimum(beats + k, n) - 1, beats) for k in set(SIZE_BEATS)}
 
-    score = np.full((n + 1, 2, l_max + 1), _NEG)
-    score[0, 0, 0] = 0.0
-    bp_move = np.full((n + 1, 2, l_max + 1), -1, dtype=np.int16)
-    bp_flag = np.zeros((n + 1, 2, l_max + 1), dtype=np.int8)
+    weights = np.asarray(splice_weights, np.float64)[:, None]  # (W, 1)
+    n_w = len(weights)
+    score = np.full((n_w, n + 1, 2, l_max + 1), _NEG)
+    score[:, 0, 0, 0] = 0.0
+    bp_move = np.full((n_w, n + 1, 2, l_max + 1), -1, dtype=np.int16)
+    bp_flag = np.zeros((n_w, n + 1, 2, l_max + 1), dtype=np.int8)
 
-    def push(c2: int, flag2: int, dl: int, row: np.ndarray, flags: np.ndarray | int, add: float, mid: int) -> None:
+    def push(c2: int, flag2: int, dl: int, row: np.ndarray, flags: np.ndarray | int, add: Any, mid: int) -> None:
+        # row, flags (W, l_max + 1); add a number or (W, 1)
         if dl > l_max:
             return
-        cand = row[: l_max + 1 - dl] + add
-        tgt = score[c2, flag2, dl:]
+        cand = row[:, : l_max + 1 - dl] + add
+        tgt = score[:, c2, flag2, dl:]
         better = cand > tgt
         if better.any():
             tgt[better] = cand[better]
-            bp_move[c2, flag2, dl:][better] = mid
-            bp_flag[c2, flag2, dl:][better] = flags if np.isscalar(flags) else flags[: l_max + 1 - dl][better]
+            bp_move[:, c2, flag2, dl:][better] = mid
+            bp_flag[:, c2, flag2, dl:][better] = flags if np.isscalar(flags) else flags[:, : l_max + 1 - dl][better]
 
     for c in range(n):
-        both = score[c]
+        both = score[:, c]  # (W, 2, l_max + 1)
         if not np.isfinite(both).any():
             continue
-        flag_of = np.argmax(both, axis=0).astype(np.int8)
-        row = both.max(axis=0)
+        flag_of = np.argmax(both, axis=1).astype(np.int8)
+        row = both.max(axis=1)
         for mid, mv in enumerate(MOVES):
             if mv.kind == "cut":
-                if c + mv.beats > n or prot_before[c + mv.beats] != prot_before[c] or not np.isfinite(both[0]).any():
+                if c + mv.beats > n or prot_before[c + mv.beats] != prot_before[c] or not np.isfinite(both[:, 0]).any():
                     continue
                 lp = cut_best[c, mv.beats]
                 if not np.isfinite(lp):
                     continue
                 cost = float(cut_cost[mv.beats][c])
-                push(c + mv.beats, 1, 0, both[0], 0, lp - splice_weight * cost, mid)
+                push(c + mv.beats, 1, 0, both[:, 0], 0, lp - weights * cost, mid)
                 continue
             if not size_ok[c, mv.size]:
                 continue
@@ -490,21 +537,34 @@ def constrained_search(
                 push(b1, 0, span, row, flag_of, other_score[c] + lp_s[c, mv.size], mid)
             elif mv.kind == "loop" and free:
                 add = lp_t[c, _LOOP] + lp_s[c, mv.size] + lp_a[c, _LOOP, mv.amount]
-                add -= splice_weight * mv.extra * float(loop_cost[mv.beats][c])
+                add = add - weights * mv.extra * float(loop_cost[mv.beats][c])
                 push(b1, 0, span * (1 + mv.extra), row, flag_of, add, mid)
 
+    return SearchTables(
+        target_beats, tuple(float(w) for w in splice_weights), score, bp_move, bp_flag, cut_first, other_type, other_amount
+    )
+
+
+def best_walk(tables: SearchTables, k: int, splice: SpliceCost, *, accept: Any = None) -> RetimeResult:
+    """The walk of weight ``k`` of ``tables`` whose output length is nearest the target (within 3 beats).
+
+    ``accept``: optional ``callable(walk, out_beats) -> bool``; final
+    lengths are tried nearest first and the first accepted one wins.
+    ValueError when none is.
+    """
+    score, target_beats = tables.score[k], tables.target_beats
+    n = score.shape[0] - 1
     # A walk ending in a cut that runs to the end splices into the tail: already
     # charged by splice.cost(c - 1, n). Candidates: final lengths nearest the target first.
     final = score[n].max(axis=0)
-    order = sorted((abs(L - target_beats), -final[L], L) for L in range(l_max + 1) if np.isfinite(final[L]))
+    order = sorted((abs(L - target_beats), -final[L], L) for L in range(len(final)) if np.isfinite(final[L]))
     for distance, _, L in order:
         if distance > 3:
             break
-        walk = _backtrack(n, L, score, bp_move, bp_flag, cut_first, other_type, other_amount)
+        walk = _backtrack(n, L, score, tables.bp_move[k], tables.bp_flag[k], tables.cut_first, tables.other_type,
+                          tables.other_amount)
         if accept is None or accept(walk, L):
-            total = float(final[L])
-            cost = walk_splice_cost(walk, splice)
-            return RetimeResult(walk, L, total, cost)
+            return RetimeResult(walk, L, float(final[L]), walk_splice_cost(walk, splice), tables.splice_weights[k])
     raise ValueError(f"no walk of the song's {n} beats reaches about {target_beats:.1f} beats")
 
 
@@ -619,22 +679,16 @@ def retime(
 
     no_tail = tail_guard(starts, ends, prot)
     steps = (1.0,) if max_splice_cost is None or logprobs is None else SPLICE_WEIGHT_STEPS
-    for step in steps:
-        try:
-            result = constrained_search(
-                logprobs,
-                splice,
-                target,
-                protected=prot,
-                no_tail=no_tail,
-                splice_weight=splice_weight * step,
-                accept=within_one_beat,
-            )
-        except ValueError as err:
-            raise BadInput("--target-duration", f"{target_duration_s:g} s cannot be reached: {err}") from None
-        result.splice_weight = splice_weight * step
-        if max_splice_cost is None or result.splice_cost <= max_splice_cost + SPLICE_COST_TOLERANCE:
-            break
+    try:
+        tables = search_tables(
+            logprobs, splice, target, protected=prot, no_tail=no_tail, splice_weights=[splice_weight * s for s in steps]
+        )
+        for k in range(len(steps)):
+            result = best_walk(tables, k, splice, accept=within_one_beat)
+            if max_splice_cost is None or result.splice_cost <= max_splice_cost + SPLICE_COST_TOLERANCE:
+                break
+    except ValueError as err:
+        raise BadInput("--target-duration", f"{target_duration_s:g} s cannot be reached: {err}") from None
     log.info(
         "retime to %.2f s (%.1f beats): %d steps, splice cost %.3f, %s (splice weight %g)",
         target_duration_s,
