@@ -427,10 +427,9 @@ class SupervisedGraph(nn.Module):
 
 def _supervised_example(cfg: SupervisedConfig, batch: int = TRACE_BATCH, frames: int = TRACE_FRAMES) -> tuple[Tensor, ...]:
     gen = torch.Generator().manual_seed(0)
-    log_mel = lambda: torch.randn(batch, frames, cfg.n_mels, generator=gen) - 5.0  # noqa: E731
-    labels = lambda n: torch.randint(0, n, (batch, frames), generator=gen)  # noqa: E731
-    return (log_mel(), log_mel(), labels(len(TYPES)), labels(len(SIZES)), labels(len(AMOUNTS)),
-            torch.rand(batch, frames, generator=gen))
+    log_mels = [torch.randn(batch, frames, cfg.n_mels, generator=gen) - 5.0 for _ in range(2)]
+    labels = [torch.randint(0, len(v), (batch, frames), generator=gen) for v in (TYPES, SIZES, AMOUNTS)]
+    return (*log_mels, *labels, torch.rand(batch, frames, generator=gen))
 
 
 def supervised_sidecar(model: EditSoundModel, *, name: str, sha256: str, onnx_file: str, source: dict[str, Any]) -> dict[str, Any]:

@@ -44,7 +44,7 @@ def _tiny_sound_model() -> EditSoundModel:
     return model.eval()
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _exported() -> tuple[Path, Path]:
     """``(model.onnx, checkpoint.pt)``: a supervised checkpoint exported with ``editorbot export-model``."""
     folder = scratch("learned")
@@ -59,10 +59,9 @@ def _exported() -> tuple[Path, Path]:
 
 def _inputs(batch: int, frames: int, seed: int) -> tuple[torch.Tensor, ...]:
     gen = torch.Generator().manual_seed(seed)
-    log_mel = lambda: torch.randn(batch, frames, TINY.n_mels, generator=gen) * 2 - 5  # noqa: E731
-    labels = lambda n: torch.randint(0, n, (batch, frames), generator=gen)  # noqa: E731
-    return (log_mel(), log_mel(), labels(len(TYPES)), labels(len(SIZES)), labels(len(AMOUNTS)),
-            torch.rand(batch, frames, generator=gen))
+    log_mels = [torch.randn(batch, frames, TINY.n_mels, generator=gen) * 2 - 5 for _ in range(2)]
+    labels = [torch.randint(0, len(v), (batch, frames), generator=gen) for v in (TYPES, SIZES, AMOUNTS)]
+    return (*log_mels, *labels, torch.rand(batch, frames, generator=gen))
 
 
 @pytest.mark.parametrize("batch", [1, 3])
@@ -139,7 +138,7 @@ def test_bad_models_are_refused(capsys: pytest.CaptureFixture) -> None:
         OnnxEditSound(_copy("hash", lambda d: d["features"].update(spec_hash="0" * 64)))
     with pytest.raises(BadInput, match="format version 9"):
         OnnxEditSound(_copy("version", lambda d: d.update(version=9)))
-    policy, policy_ckpt = tiny_model()
+    policy, _ = tiny_model()
     with pytest.raises(BadInput, match="a 'policy' model, not a supervised edit-sound model"):
         OnnxEditSound(policy)
     with pytest.raises(BadInput, match="a 'supervised' model, not an edit policy"):

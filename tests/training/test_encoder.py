@@ -9,11 +9,11 @@ import pytest
 import torch
 
 from training.models.encoder import (
+    BlockedNeighborhood,
     HybridNATTENEncoder,
     NeighborhoodSelfAttention,
     load_na1d,
     masked_mean,
-    BlockedNeighborhood,
     neighborhood_attention_blocked,
     neighborhood_attention_torch,
     neighborhood_mask,
