@@ -265,14 +265,12 @@ def _tensor_info(name: str, dims: list[str | int], dtype: str) -> dict[str, Any]
     return {"name": name, "shape": dims, "dtype": dtype}
 
 
-def policy_sidecar(agent: EditAgent, *, name: str, sha256: str, onnx_file: str, source: dict[str, Any]) -> dict[str, Any]:
-    """The sidecar JSON of an exported policy (what ``export.runtime.load_model_spec`` reads)."""
-    cfg = agent.config
-    names = feature_names(stems=cfg.in_dim > len(feature_names()))
+def _sidecar_head(kind: str, version: int, *, name: str, sha256: str, onnx_file: str, source: dict[str, Any]) -> dict[str, Any]:
+    """The fields every sidecar starts with: schema, kind, version, file, provenance and the action vocabulary."""
     return {
         "schema": MODEL_SCHEMA,
-        "version": FORMAT_VERSION,
-        "kind": "policy",
+        "version": version,
+        "kind": kind,
         "name": name,
         "file": onnx_file,
         "sha256": sha256,
@@ -286,6 +284,15 @@ def policy_sidecar(agent: EditAgent, *, name: str, sha256: str, onnx_file: str, 
             "amounts": list(AMOUNTS),
             "amount_mask": AMOUNT_MASK.astype(int).tolist(),
         },
+    }
+
+
+def policy_sidecar(agent: EditAgent, *, name: str, sha256: str, onnx_file: str, source: dict[str, Any]) -> dict[str, Any]:
+    """The sidecar JSON of an exported policy (what ``export.runtime.load_model_spec`` reads)."""
+    cfg = agent.config
+    names = feature_names(stems=cfg.in_dim > len(feature_names()))
+    return {
+        **_sidecar_head("policy", FORMAT_VERSION, name=name, sha256=sha256, onnx_file=onnx_file, source=source),
         "features": {"names": names, "spec_hash": config_hash()},
         "config": cfg.to_dict(),
         "observation": {
@@ -353,15 +360,20 @@ def export_policy(
             encoder.set_backend(backend)
             encoder.set_blocked(None)
         agent.train(was_training)
-    side = sidecar_path(out)
     doc = policy_sidecar(agent, name=name or out.stem, sha256=digest, onnx_file=out.name, source=source or {})
-    write_json_atomic(side, doc)
-    log.info("exported %s (%s, sha256 %s) and %s", out, _size(out), digest[:12], side.name)
-    return ExportResult(str(out), str(side), digest)
+    return _write_sidecar(out, doc, digest)
 
 
 def _size(path: Path) -> str:
     return f"{path.stat().st_size / 1e6:.1f} MB"
+
+
+def _write_sidecar(out: Path, doc: dict[str, Any], digest: str) -> ExportResult:
+    """Write the sidecar of the model just exported to ``out``, atomically, and say so."""
+    side = sidecar_path(out)
+    write_json_atomic(side, doc)
+    log.info("exported %s (%s, sha256 %s) and %s", out, _size(out), digest[:12], side.name)
+    return ExportResult(str(out), str(side), digest)
 
 
 def _check_output(out_path: str | os.PathLike) -> Path:
@@ -437,16 +449,7 @@ def supervised_sidecar(model: EditSoundModel, *, name: str, sha256: str, onnx_fi
     cfg, fe = model.cfg, model.frontend
     frames = ["batch", "frames"]
     return {
-        "schema": MODEL_SCHEMA,
-        "version": SUPERVISED_VERSIONS[-1],
-        "kind": "supervised",
-        "name": name,
-        "file": onnx_file,
-        "sha256": sha256,
-        "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
-        "exporter": {"torch": torch.__version__, "dynamo": True},
-        "source": source,
-        "vocabulary": {"types": list(TYPES), "sizes": list(SIZES), "amounts": list(AMOUNTS)},
+        **_sidecar_head("supervised", SUPERVISED_VERSIONS[-1], name=name, sha256=sha256, onnx_file=onnx_file, source=source),
         "features": {
             "spec_hash": fe.spec_hash(),
             "sample_rate": fe.sample_rate, "n_fft": fe.n_fft, "hop": fe.hop, "n_mels": cfg.n_mels,
@@ -484,11 +487,8 @@ def export_supervised(
                         SUPERVISED_OUTPUTS, dynamic, out)
     finally:
         model.train(was_training)
-    side = sidecar_path(out)
-    write_json_atomic(side, supervised_sidecar(model, name=name or out.stem, sha256=digest, onnx_file=out.name,
-                                               source=source or {}))
-    log.info("exported %s (%s, sha256 %s) and %s", out, _size(out), digest[:12], side.name)
-    return ExportResult(str(out), str(side), digest)
+    doc = supervised_sidecar(model, name=name or out.stem, sha256=digest, onnx_file=out.name, source=source or {})
+    return _write_sidecar(out, doc, digest)
 
 
 # ----------------------------------------------------------------------------- checkpoint files
