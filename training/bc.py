@@ -38,7 +38,7 @@ from __future__ import annotations
 
 import logging
 import os
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, fields, replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -105,6 +105,39 @@ class BCData:
             layers=1,
             kernel=1,
         )
+
+    def fitted(self, config: AgentConfig, where: str = "BC data") -> BCData:
+        """These examples as a model of ``config`` sees them, then ``check``-ed.
+
+        Data made for a wider window, a longer history or more position
+        columns is cropped, which is exact: a window is centred on the
+        cursor and its position columns are per beat, ``done`` row ``k`` is
+        beat ``cursor - K + k`` and the position columns read are the first
+        ones. So one ``data labels`` file serves models of every size.
+        BadInput when the data has less than the model reads.
+        """
+        w, k, p = config.window, config.history, config.n_pos_feats
+        if self.window < w or (self.window - w) % 2:
+            raise BadInput(where, f"examples have a {self.window}-beat window, the model reads {w} beats; "
+                                  f"make the file again with editorbot data labels for this model")
+        if self.done.shape[1] < k or self.position.shape[2] < p:
+            raise BadInput(where, f"examples have {self.done.shape[1]} history beats and {self.position.shape[2]} "
+                                  f"position columns, the model reads {k} and {p}")
+        lo = (self.window - w) // 2
+        cols = slice(lo, lo + w)
+        cropped = replace(
+            self,
+            features=self.features[:, cols],
+            position=self.position[:, cols, :p],
+            padding_mask=self.padding_mask[:, cols],
+            done=self.done[:, self.done.shape[1] - k :],
+            phrase=self.phrase[:, cols],
+        )
+        if (self.window, self.done.shape[1], self.position.shape[2]) != (w, k, p):
+            logger.info("%s: examples cropped to the model's %d-beat window, %d history beats, %d position columns",
+                        where, w, k, p)
+        cropped.check(config, where)
+        return cropped
 
     def check(self, config: AgentConfig, where: str = "BC data") -> None:
         """BadInput unless the shapes match ``config`` and each other."""

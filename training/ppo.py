@@ -189,7 +189,7 @@ def train(
             logger.warning("--resume: %s not found, starting from scratch", last_path)
     agent_config = agent_config or AgentConfig()
     if bc_data is not None:
-        bc_data.check(agent_config, "--bc-mixed")
+        bc_data = bc_data.fitted(agent_config, "--bc-mixed")
 
     random.seed(cfg.seed)
     np.random.seed(cfg.seed)
