@@ -27,9 +27,9 @@ Two searches over the same move set and the same splice continuity cost:
   (``SPLICE_WEIGHT_STEPS``) until the walk splices no worse than the
   budget; the last step is large enough to make splice cost decide and the
   policy only break ties, so the policy never buys its preferences with
-  audible splices. The steps' searches run as one (``search_tables``: a
-  weight axis on every table, the array operations shared) and their
-  walks are read back in order (``best_walk``).
+  audible splices. The steps' tables are filled in one call
+  (``search_tables``; the beat-by-beat loop is compiled by numba) and
+  their walks are read back in order (``best_walk``).
 
 - ``dp_retime``: the pure DP retimer, the same search with every policy
   term at zero: the least-cost jump path (cuts forward, loops back) whose
@@ -46,6 +46,7 @@ Shapes: ``N`` beats, ``F`` feature columns, ``L`` output length in beats.
 
 from __future__ import annotations
 
+import functools
 import logging
 import math
 from collections.abc import Iterable, Sequence
@@ -337,6 +338,13 @@ def _moves() -> list[_Move]:
 
 
 MOVES: list[_Move] = _moves()
+#: ``MOVES`` as arrays for ``_search_loop``: source beats, splices per unit
+#: of splice cost (loop: its extra repeats; cut: 1) and whether it is a cut.
+_MOVE_ARRAYS = (
+    np.array([mv.beats for mv in MOVES], np.int64),
+    np.array([mv.extra if mv.kind == "loop" else int(mv.kind == "cut") for mv in MOVES], np.int64),
+    np.array([mv.kind == "cut" for mv in MOVES]),
+)
 
 
 def _size_masks(n_beats: int) -> np.ndarray:
@@ -464,9 +472,9 @@ def search_tables(
 ) -> SearchTables:
     """The search of ``constrained_search`` for several splice weights at once.
 
-    Each weight's tables are what a search at that weight alone computes;
-    the weights share every array operation, whose cost here is mostly the
-    call, so ``W`` weights cost far less than ``W`` searches.
+    Each weight's tables are what a search at that weight alone computes.
+    The per-cursor scores of every move are arrays made here; the loop over
+    cursors, moves and output lengths is ``_search_loop``.
     """
     n = splice.n_beats
     if n < 1:
@@ -490,55 +498,35 @@ def search_tables(
     cut_cost = {m: splice.cost(beats - 1, np.minimum(beats + m, n)) for m in CUT_LENGTHS}
     loop_cost = {k: splice.cost(np.minimum(beats + k, n) - 1, beats) for k in set(SIZE_BEATS)}
 
-    weights = np.asarray(splice_weights, np.float64)[:, None]  # (W, 1)
+    # Per cursor and move: the policy's part of the move's score (-inf where
+    # it may not start) and the cost of each of its splices.
+    move_lp = np.full((n, len(MOVES)), _NEG)
+    move_cost = np.zeros((n, len(MOVES)))
+    for mid, mv in enumerate(MOVES):
+        b1 = np.minimum(beats + mv.beats, n)
+        free = prot_before[b1] == prot_before[beats]
+        if mv.kind == "cut":
+            ok = (beats + mv.beats <= n) & free
+            lp = cut_best[:n, mv.beats]
+            move_cost[:, mid] = cut_cost[mv.beats]
+        elif mv.kind == "keep":
+            lp = lp_t[:, _KEEP] + lp_s[:, mv.size] + lp_a[:, _KEEP, _NEUTRAL]
+            ok = size_ok[:, mv.size]
+        elif mv.kind == "other":
+            lp, ok = other_score + lp_s[:, mv.size], size_ok[:, mv.size] & free
+        else:
+            lp = lp_t[:, _LOOP] + lp_s[:, mv.size] + lp_a[:, _LOOP, mv.amount]
+            ok = size_ok[:, mv.size] & free
+            move_cost[:, mid] = loop_cost[mv.beats]
+        move_lp[:, mid] = np.where(ok, lp, _NEG)
+
+    weights = np.asarray(splice_weights, np.float64)
     n_w = len(weights)
     score = np.full((n_w, n + 1, 2, l_max + 1), _NEG)
     score[:, 0, 0, 0] = 0.0
     bp_move = np.full((n_w, n + 1, 2, l_max + 1), -1, dtype=np.int16)
     bp_flag = np.zeros((n_w, n + 1, 2, l_max + 1), dtype=np.int8)
-
-    def push(c2: int, flag2: int, dl: int, row: np.ndarray, flags: np.ndarray | int, add: Any, mid: int) -> None:
-        # row, flags (W, l_max + 1); add a number or (W, 1)
-        if dl > l_max:
-            return
-        cand = row[:, : l_max + 1 - dl] + add
-        tgt = score[:, c2, flag2, dl:]
-        better = cand > tgt
-        if better.any():
-            tgt[better] = cand[better]
-            bp_move[:, c2, flag2, dl:][better] = mid
-            bp_flag[:, c2, flag2, dl:][better] = flags if np.isscalar(flags) else flags[:, : l_max + 1 - dl][better]
-
-    for c in range(n):
-        both = score[:, c]  # (W, 2, l_max + 1)
-        if not np.isfinite(both).any():
-            continue
-        flag_of = np.argmax(both, axis=1).astype(np.int8)
-        row = both.max(axis=1)
-        for mid, mv in enumerate(MOVES):
-            if mv.kind == "cut":
-                if c + mv.beats > n or prot_before[c + mv.beats] != prot_before[c] or not np.isfinite(both[:, 0]).any():
-                    continue
-                lp = cut_best[c, mv.beats]
-                if not np.isfinite(lp):
-                    continue
-                cost = float(cut_cost[mv.beats][c])
-                push(c + mv.beats, 1, 0, both[:, 0], 0, lp - weights * cost, mid)
-                continue
-            if not size_ok[c, mv.size]:
-                continue
-            b1 = min(c + mv.beats, n)
-            span = b1 - c
-            free = prot_before[b1] == prot_before[c]
-            if mv.kind == "keep":
-                add = lp_t[c, _KEEP] + lp_s[c, mv.size] + lp_a[c, _KEEP, _NEUTRAL]
-                push(b1, 0, span, row, flag_of, add, mid)
-            elif mv.kind == "other" and free:
-                push(b1, 0, span, row, flag_of, other_score[c] + lp_s[c, mv.size], mid)
-            elif mv.kind == "loop" and free:
-                add = lp_t[c, _LOOP] + lp_s[c, mv.size] + lp_a[c, _LOOP, mv.amount]
-                add = add - weights * mv.extra * float(loop_cost[mv.beats][c])
-                push(b1, 0, span * (1 + mv.extra), row, flag_of, add, mid)
+    _compiled_search_loop()(score, bp_move, bp_flag, weights, move_lp, move_cost, *_MOVE_ARRAYS)
 
     return SearchTables(
         target_beats, tuple(float(w) for w in splice_weights), score, bp_move, bp_flag, cut_first, other_type, other_amount
@@ -566,6 +554,73 @@ def best_walk(tables: SearchTables, k: int, splice: SpliceCost, *, accept: Any =
         if accept is None or accept(walk, L):
             return RetimeResult(walk, L, float(final[L]), walk_splice_cost(walk, splice), tables.splice_weights[k])
     raise ValueError(f"no walk of the song's {n} beats reaches about {target_beats:.1f} beats")
+
+
+
+@functools.cache
+def _compiled_search_loop() -> Any:
+    """``_search_loop`` compiled by numba (imported here: plain edits never load it), cached on disk."""
+    import numba
+
+    return numba.njit(cache=True, nogil=True)(_search_loop)
+
+
+def _search_loop(
+    score: np.ndarray,
+    bp_move: np.ndarray,
+    bp_flag: np.ndarray,
+    weights: np.ndarray,
+    move_lp: np.ndarray,
+    move_cost: np.ndarray,
+    move_beats: np.ndarray,
+    move_splices: np.ndarray,
+    move_is_cut: np.ndarray,
+) -> None:
+    """Fill ``score``, ``bp_move``, ``bp_flag`` ``(W, N + 1, 2, l_max + 1)`` in place, beat by beat.
+
+    From each reachable state ``(c, flag, L)`` every move ``m`` with a finite
+    ``move_lp (N, M)`` at ``c`` pushes ``score + move_lp - weight *
+    move_splices[m] * move_cost (N, M)`` to its end state; a strictly better
+    score wins, so ties keep the earlier cursor and move. A cut reads the
+    flag-0 row only (a cut never follows a cut) and lands on flag 1 with the
+    same ``L``; any other move reads the better flag and lands on flag 0,
+    ``L`` grown by its span (clipped at the song's end) times ``1 + extra``.
+    """
+    n_w, n1, _, l1 = score.shape
+    n = n1 - 1
+    row = np.empty(l1)
+    flag_of = np.empty(l1, np.int8)
+    for w in range(n_w):
+        for c in range(n):
+            reachable = False
+            for L in range(l1):
+                a, b = score[w, c, 0, L], score[w, c, 1, L]
+                row[L], flag_of[L] = (b, 1) if b > a else (a, 0)
+                reachable |= row[L] > -np.inf
+            if not reachable:
+                continue
+            for m in range(move_beats.shape[0]):
+                lp = move_lp[c, m]
+                if lp == -np.inf:
+                    continue
+                add = lp - weights[w] * move_splices[m] * move_cost[c, m]
+                if move_is_cut[m]:
+                    c2 = c + move_beats[m]
+                    for L in range(l1):
+                        cand = score[w, c, 0, L] + add
+                        if cand > score[w, c2, 1, L]:
+                            score[w, c2, 1, L] = cand
+                            bp_move[w, c2, 1, L] = m
+                            bp_flag[w, c2, 1, L] = 0
+                    continue
+                c2 = min(c + move_beats[m], n)
+                grow = (c2 - c) * (1 + move_splices[m])  # a loop's splices are its extra repeats
+                for L in range(l1 - grow):
+                    cand = row[L] + add
+                    if cand > score[w, c2, 0, L + grow]:
+                        score[w, c2, 0, L + grow] = cand
+                        bp_move[w, c2, 0, L + grow] = m
+                        bp_flag[w, c2, 0, L + grow] = flag_of[L]
 
 
 def _backtrack(

@@ -12,7 +12,7 @@ from training.bc import bc_examples
 from training.config import AgentConfig
 from training.dataset import synthetic_episodes
 
-NET = dict(hidden=32, heads=2, layers=1, kernel=5, value_hidden=16, value_heads=2)
+NET = {"hidden": 32, "heads": 2, "layers": 1, "kernel": 5, "value_hidden": 16, "value_heads": 2}
 
 
 def test_wider_examples_cropped_equal_examples_made_for_the_model() -> None:
