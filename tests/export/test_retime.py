@@ -9,6 +9,7 @@ import logging
 import numpy as np
 import pytest
 
+from engine.actions import SIZE_BEATS
 from engine.errors import BadInput
 from engine.features import feature_names
 from engine.plan import beat_spans, plan_from_actions
@@ -104,6 +105,23 @@ def test_policy_retime_reports_continuity_next_to_baseline() -> None:
     free = retime(analysis, 0.6 * analysis.audio.duration_s, logprobs=lp)
     capped = retime(analysis, 0.6 * analysis.audio.duration_s, logprobs=lp, max_splice_cost=0.0)
     assert free.splice_cost > capped.splice_cost and capped.splice_weight == 1.0e6
+
+
+def test_policy_search_score_is_the_walks_logprob_less_its_weighted_splices() -> None:
+    """Re-scoring the returned walk action by action gives the search's own objective."""
+    analysis = song_analysis(22, 38.0)
+    model, _ = tiny_model()
+    lp = song_logprobs(OnnxPolicy(model, device="cpu"), SongInputs.of(analysis))
+    n = len(lp.type)
+    for ratio, weight in ((0.6, 1.0), (1.3, 4.0), (0.8, 64.0)):
+        result = retime(analysis, ratio * analysis.audio.duration_s, logprobs=lp, splice_weight=weight)
+        cursor, logprob = 0, 0.0
+        for a in result.walk:
+            logprob += lp.type[cursor, a.type_idx] + lp.size[cursor, a.size_idx] + lp.amount[cursor, a.type_idx, a.amount_idx]
+            cursor = min(cursor + SIZE_BEATS[a.size_idx], n)
+        assert cursor == n and result.splice_weight == weight
+        assert any(a.type == "CUT" for a in result.walk) or any(a.type == "LOOP" for a in result.walk)
+        assert result.score == pytest.approx(logprob - weight * result.splice_cost, rel=1e-9, abs=1e-9)
 
 
 def test_pure_dp_objective_is_the_splice_cost() -> None:
