@@ -556,7 +556,6 @@ def best_walk(tables: SearchTables, k: int, splice: SpliceCost, *, accept: Any =
     raise ValueError(f"no walk of the song's {n} beats reaches about {target_beats:.1f} beats")
 
 
-
 @functools.cache
 def _compiled_search_loop() -> Any:
     """``_search_loop`` compiled by numba (imported here: plain edits never load it), cached on disk."""
