@@ -63,7 +63,11 @@ How
    stereo side/mid energies. Neighbouring forward beats then take their
    labels together (``smooth_effects``: each beat's candidate distances
    plus a cost per label change), so one effect over an action reads as
-   one label. LOOP and SPEED amounts come from the DP, the
+   one label. A run labelled a fade must be one ramp from or to silence
+   (``false_fades``): a compressor riding each beat's level also fits a
+   short ramp per beat, but restarts it every beat and may lift the
+   level; such a run is labelled again without its fade candidates
+   (``label_run``). LOOP and SPEED amounts come from the DP, the
    STUTTER amount from the shortest slice at which the span repeats.
 6. Walk and plan. Runs of beats with one label become actions whose sizes
    tile the run (largest sizes first; a fade run is one ramp); the plan
@@ -114,6 +118,7 @@ grid.
 
 from __future__ import annotations
 
+import itertools
 import json
 import logging
 import math
@@ -856,6 +861,11 @@ SPLICE_GUARD_S = 0.012  # left out at both ends of a beat when judging its effec
 QUIET_BEAT_DB = 45.0  # a raw beat this far below the song's peaks is too quiet to judge effects on
 KEEP_BAND_DB = 0.6  # ... and no band's mean level moved more than this
 EFFECT_SWITCH_DB = 0.3  # cost of a label change between neighbouring forward beats (effect smoothing)
+# A fade is one straight gain ramp from or to silence, never above unity; a compressor riding
+# each beat's level fits a short ramp too, but restarts it every beat (a sawtooth) and may lift.
+FADE_MAX_GAIN = 1.08  # edit/raw gain a fade's ramp may reach (fit noise)
+FADE_STEP_BACK = 0.15  # how far a fade's gain may step back from one beat's end to the next's start
+FADE_EDGE_GAIN = 0.08  # a one-beat fade starts (in) or ends (out) within this of silence
 PRE_ROLL_S = 0.25  # source audio fed to candidate effects before the beat
 TAIL_PRE_ROLL_S = 2.0  # ... at most, to reverb and delay candidates (engine.render.MAX_TAIL_S)
 TAIL_CHUNK_BEATS = 16  # reverb/delay candidates render this many beats ahead at once
@@ -947,6 +957,7 @@ class BeatEffect:
     distance: float  # dB, best candidate
     margin: float  # dB, second best minus best
     candidates: dict[tuple[str, int], float] | None = None  # dB per (type, slot) judged; None: not to be smoothed
+    ramp: tuple[float, float] | None = None  # fitted edit/raw gain at the first and last judged frame (fade candidate)
 
     @property
     def amount_idx(self) -> int:
@@ -1312,6 +1323,7 @@ def beat_effect(
     lr = 10.0 * np.log10(np.sum(10.0 ** (b_r / 10.0), axis=1) + 1e-10)
     le = 10.0 * np.log10(np.sum(10.0 ** (b_e / 10.0), axis=1) + 1e-10)
     ok = lr > lr.max() - 40.0
+    ramp = None
     if ok.sum() >= 4:
         g = 10.0 ** ((le - lr) / 20.0)
         x = np.arange(g.shape[0], dtype=np.float64)
@@ -1321,6 +1333,7 @@ def beat_effect(
         if abs(rise) > 0.02:
             d = _band_distance(b_r + 20.0 * np.log10(fit)[:, None], b_e, weight)
             cands.append((d, "FADE_IN" if rise > 0 else "FADE_OUT", 0))
+            ramp = (float(icpt), float(icpt + slope * x[-1]))
     x_r2 = np.ascontiguousarray(x_r[None, :], dtype=np.float32)
     # a gain change or a gain ramp can also be a compressor riding the level or a reverb's
     # added energy: only a filter's shape settles the question without rendering
@@ -1368,7 +1381,7 @@ def beat_effect(
     judged: dict[tuple[str, int], float] = {}
     for d, t, slot in cands:
         judged.setdefault((t, slot), d)
-    effect = BeatEffect(best[1], best[2], best[0], second[0] - best[0], judged)
+    effect = BeatEffect(best[1], best[2], best[0], second[0] - best[0], judged, ramp)
     if pitch_votes is not None and pitch_votes.shape[0] >= 1 + len(VARIANT_SEMITONES):
         clean = float(pitch_votes[0])
         k = int(np.argmax(pitch_votes[1 : 1 + len(VARIANT_SEMITONES)]))
@@ -1513,6 +1526,55 @@ def _extend_fades(types: list[str], slots: list[int], group: np.ndarray) -> None
                     types[i], slots[i] = t, 0
                 e = max(e, hi)
         b = e
+
+
+def false_fades(effects: list[BeatEffect], labels: list[tuple[str, int]]) -> set[int]:
+    """Beats of consecutive forward beats whose FADE_IN/FADE_OUT run is not one fade.
+
+    A run labelled a fade is rejected when the gain ramps fitted on its beats
+    (``BeatEffect.ramp``) go above unity (``FADE_MAX_GAIN``), step back
+    between neighbours by more than ``FADE_STEP_BACK`` (each beat restarting
+    its ramp: a compressor), or, for a one-beat run, do not start (in) or end
+    (out) at silence (``FADE_EDGE_GAIN``).
+    """
+    bad: set[int] = set()
+    i = 0
+    while i < len(labels):
+        kind = labels[i][0]
+        j = i + 1
+        while j < len(labels) and labels[j][0] == kind:
+            j += 1
+        if kind in ("FADE_IN", "FADE_OUT"):
+            sign = 1.0 if kind == "FADE_IN" else -1.0  # gain rises along a fade-in, falls along a fade-out
+            ramps = [effects[k].ramp for k in range(i, j)]
+            known = [r for r in ramps if r is not None]
+            loud = any(max(r) > FADE_MAX_GAIN for r in known)
+            back = any(
+                a is not None and b is not None and sign * (b[0] - a[1]) < -FADE_STEP_BACK for a, b in itertools.pairwise(ramps)
+            )
+            lone = j - i == 1 and bool(known) and known[0][0 if kind == "FADE_IN" else 1] > FADE_EDGE_GAIN
+            if loud or back or lone:
+                bad.update(range(i, j))
+        i = j
+    return bad
+
+
+def _without_fades(effect: BeatEffect) -> BeatEffect:
+    """``effect`` with its fade candidates dropped and its best remaining candidate as the label."""
+    cands = {k: d for k, d in (effect.candidates or {}).items() if k[0] not in ("FADE_IN", "FADE_OUT")}
+    if not cands:
+        return BeatEffect("KEEP", 0, effect.distance, 0.0, {("KEEP", 0): effect.distance})
+    (t, slot), d = min(cands.items(), key=lambda kv: kv[1])
+    return BeatEffect(t, slot, d, effect.margin, cands)
+
+
+def label_run(effects: list[BeatEffect]) -> list[tuple[str, int]]:
+    """Labels of consecutive forward beats: ``smooth_effects``, then again without the fades that are not fades."""
+    labels = smooth_effects(effects)
+    bad = false_fades(effects, labels)
+    if not bad:
+        return labels
+    return smooth_effects([_without_fades(e) if k in bad else e for k, e in enumerate(effects)])
 
 
 def smooth_effects(effects: list[BeatEffect], *, switch_db: float = EFFECT_SWITCH_DB) -> list[tuple[str, int]]:
@@ -2222,9 +2284,8 @@ def infer_pair(
     tail_cache: dict = {}  # reverb/delay candidate renders (beat_effect)
 
     def flush_run() -> None:
-        if len(run) > 1:
-            for (b, eff), (tname, slot) in zip(run, smooth_effects([e for _, e in run])):
-                ext_type[b], ext_slot[b] = tname, slot
+        for (b, _), (tname, slot) in zip(run, label_run([e for _, e in run])):
+            ext_type[b], ext_slot[b] = tname, slot
         run.clear()
 
     for gi, m in enumerate(moves):
