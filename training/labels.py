@@ -916,28 +916,37 @@ def _effect_chain(type_name: str, slot: int, beat_s: float, sr: int) -> Any:
 _RESPONSES: dict[tuple[int, float], np.ndarray] = {}
 
 
-def linear_responses(*, sr: int = FRAME_SR, beat_s: float = 0.5) -> np.ndarray:
-    """``(len(LINEAR_TYPES), 4, N_EFFECT_BANDS)`` dB band responses of the linear effects.
+def linear_responses(*, effect_sr: int = FRAME_SR, beat_s: float = 0.5) -> np.ndarray:
+    """``(len(LINEAR_TYPES), 4, N_EFFECT_BANDS)`` dB band responses of the linear effects at ``FRAME_SR``.
 
     Measured once per rate by filtering white noise through each effect
-    (GAIN: its flat gain), so the prediction of an effect on a beat is the
-    raw beat's band powers plus this response.
+    (GAIN: its flat gain) at ``effect_sr``, the rate the edit was rendered
+    at, and reading both noises' bands at ``FRAME_SR``: a filter made at a
+    lower rate bends differently near its Nyquist frequency (a 5 kHz
+    low-pass made at 22 kHz would read as a treble cut). The prediction of
+    an effect on a beat is the raw beat's band powers plus this response.
     """
-    key = (sr, round(beat_s, 3))
+    import soxr
+
+    key = (effect_sr, round(beat_s, 3))
     if key in _RESPONSES:
         return _RESPONSES[key]
     rng = np.random.default_rng(0)
-    noise = (0.05 * rng.standard_normal(sr * 4)).astype(np.float32)
-    ref = band_db(noise, sr=sr)[8:-8].mean(axis=0)
+    noise = (0.05 * rng.standard_normal(effect_sr * 4)).astype(np.float32)
+
+    def bands(y: np.ndarray) -> np.ndarray:
+        y = soxr.resample(y, effect_sr, FRAME_SR) if effect_sr != FRAME_SR else y
+        return band_db(y)[8:-8].mean(axis=0)
+
+    ref = bands(noise)
     out = np.zeros((len(LINEAR_TYPES), 4, N_EFFECT_BANDS))
     for ti, t in enumerate(LINEAR_TYPES):
         for slot in range(4):
             if t == "GAIN":
                 out[ti, slot] = vocab.amount_value(t, AMOUNT_SLOTS[slot])
                 continue
-            chain = _effect_chain(t, slot, beat_s, sr)
-            y = chain(noise[None, :].copy(), sr)[0]
-            out[ti, slot] = band_db(y, sr=sr)[8:-8].mean(axis=0) - ref
+            chain = _effect_chain(t, slot, beat_s, effect_sr)
+            out[ti, slot] = bands(chain(noise[None, :].copy(), effect_sr)[0]) - ref
     _RESPONSES[key] = out
     return out
 
@@ -1315,7 +1324,7 @@ def beat_effect(
         if w is not None:
             return BeatEffect("WIDTH", w[0], cands[0][0], 1.0)
         return BeatEffect("KEEP", 0, cands[0][0], 1.0)
-    resp = linear_responses(beat_s=beat_s)
+    resp = linear_responses(effect_sr=effect_sr, beat_s=beat_s)
     for ti, t in enumerate(LINEAR_TYPES):
         for slot in range(4):
             cands.append((_band_distance(b_r + resp[ti, slot], b_e, weight), t, slot))
