@@ -40,7 +40,7 @@ from torch import Tensor, nn
 from engine.actions import N_AMOUNTS, N_SIZES, N_TYPES, TYPES
 from engine.progress import progress
 from training.distributed import all_mean, finish_distributed, setup_training
-from training.run_state import StopFlag, hyperparameter_table, rng_state, save_checkpoint, set_rng_state
+from training.run_state import StopFlag, hyperparameter_table, read_checkpoint, rng_state, save_checkpoint, set_rng_state
 from training.bc import BCData, bc_loss
 from training.config import AgentConfig, PPOConfig
 from training.dataset import Episode, feature_stats
@@ -97,11 +97,8 @@ class AgentStep(nn.Module):
 
 
 def load_checkpoint(path: str | os.PathLike) -> dict[str, Any]:
-    """Read a checkpoint written by ``save_checkpoint`` (it holds rng states: not weights-only)."""
-    ckpt = torch.load(path, map_location="cpu", weights_only=False)
-    if not isinstance(ckpt, dict) or ckpt.get("format") != CHECKPOINT_FORMAT:
-        raise ValueError(f"{path}: not a {CHECKPOINT_FORMAT} checkpoint")
-    return ckpt
+    """Read a checkpoint written by ``save_checkpoint`` (``run_state.read_checkpoint``)."""
+    return read_checkpoint(path, CHECKPOINT_FORMAT)
 
 
 def load_agent(path: str | os.PathLike) -> EditAgent:

@@ -42,6 +42,17 @@ def save_checkpoint(path: Path, payload: dict[str, Any]) -> None:
         torch.save(payload, tmp)
 
 
+def read_checkpoint(path: str | Path, fmt: str) -> dict[str, Any]:
+    """A checkpoint ``save_checkpoint`` wrote in format ``fmt``; ValueError naming the file otherwise.
+
+    It holds rng states, so it is not weights-only: read only trusted files.
+    """
+    ckpt = torch.load(path, map_location="cpu", weights_only=False)
+    if not isinstance(ckpt, dict) or ckpt.get("format") != fmt:
+        raise ValueError(f"{path}: not a {fmt} checkpoint")
+    return ckpt
+
+
 def hyperparameter_table(sections: dict[str, dict[str, Any]]) -> str:
     """Markdown table ``|section|param|value|`` for TensorBoard's text tab."""
     lines = ["|section|param|value|", "|-|-|-|"]

@@ -52,7 +52,7 @@ from training.config import SupervisedConfig
 from training.losses import edit_consistency, l1_log_mel, magnitude, multiscale_stft
 from training.models.supervised import EditSoundModel, FrameLabels, GainModel, frame_labels, label_tensors
 from training.distributed import Distributed, finish_distributed, setup_training
-from training.run_state import StopFlag, hyperparameter_table, rng_state, save_checkpoint, set_rng_state
+from training.run_state import StopFlag, hyperparameter_table, read_checkpoint, rng_state, save_checkpoint, set_rng_state
 
 logger = logging.getLogger(__name__)
 
@@ -421,11 +421,8 @@ def val_crops(songs: Sequence[SongPair], crop_frames: int, hop: int) -> list[tup
 
 
 def load_supervised_checkpoint(path: str | os.PathLike) -> dict[str, Any]:
-    """Read a checkpoint written by ``train`` (it holds rng states: not weights-only)."""
-    ckpt = torch.load(path, map_location="cpu", weights_only=False)
-    if not isinstance(ckpt, dict) or ckpt.get("format") != CHECKPOINT_FORMAT:
-        raise ValueError(f"{path}: not a {CHECKPOINT_FORMAT} checkpoint")
-    return ckpt
+    """Read a checkpoint written by ``train`` (``run_state.read_checkpoint``)."""
+    return read_checkpoint(path, CHECKPOINT_FORMAT)
 
 
 # --------------------------------------------------------------------------- train
