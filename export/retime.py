@@ -446,14 +446,15 @@ def constrained_search(
 class SearchTables:
     """The length-constrained search's dynamic-programming tables, for ``W`` splice weights.
 
-    ``score``, ``bp_move``, ``bp_flag``: ``(W, N + 1, 2, l_max + 1)``: the
-    best objective of reaching beat ``c`` with ``L`` output beats (flag 1:
-    the last move was a cut) and the move and flag that did it.
+    ``bp_move``, ``bp_flag``: ``(W, N + 1, 2, l_max + 1)``: the move and
+    flag that reached beat ``c`` with ``L`` output beats (flag 1: the last
+    move was a cut) with the best objective; ``final (W, 2, l_max + 1)``:
+    that best objective at the song's end (beat ``N``).
     """
 
     target_beats: float
     splice_weights: tuple[float, ...]
-    score: np.ndarray
+    final: np.ndarray
     bp_move: np.ndarray
     bp_flag: np.ndarray
     cut_first: np.ndarray
@@ -522,14 +523,13 @@ def search_tables(
 
     weights = np.asarray(splice_weights, np.float64)
     n_w = len(weights)
-    score = np.full((n_w, n + 1, 2, l_max + 1), _NEG)
-    score[:, 0, 0, 0] = 0.0
+    final = np.empty((n_w, 2, l_max + 1))
     bp_move = np.full((n_w, n + 1, 2, l_max + 1), -1, dtype=np.int16)
     bp_flag = np.zeros((n_w, n + 1, 2, l_max + 1), dtype=np.int8)
-    _compiled_search_loop()(score, bp_move, bp_flag, weights, move_lp, move_cost, *_MOVE_ARRAYS)
+    _compiled_search_loop()(final, bp_move, bp_flag, weights, move_lp, move_cost, *_MOVE_ARRAYS)
 
     return SearchTables(
-        target_beats, tuple(float(w) for w in splice_weights), score, bp_move, bp_flag, cut_first, other_type, other_amount
+        target_beats, tuple(float(w) for w in splice_weights), final, bp_move, bp_flag, cut_first, other_type, other_amount
     )
 
 
@@ -540,16 +540,17 @@ def best_walk(tables: SearchTables, k: int, splice: SpliceCost, *, accept: Any =
     lengths are tried nearest first and the first accepted one wins.
     ValueError when none is.
     """
-    score, target_beats = tables.score[k], tables.target_beats
-    n = score.shape[0] - 1
+    target_beats = tables.target_beats
+    n = tables.bp_move.shape[1] - 1
     # A walk ending in a cut that runs to the end splices into the tail: already
     # charged by splice.cost(c - 1, n). Candidates: final lengths nearest the target first.
-    final = score[n].max(axis=0)
+    final = tables.final[k].max(axis=0)
     order = sorted((abs(L - target_beats), -final[L], L) for L in range(len(final)) if np.isfinite(final[L]))
     for distance, _, L in order:
         if distance > 3:
             break
-        walk = _backtrack(n, L, score, tables.bp_move[k], tables.bp_flag[k], tables.cut_first, tables.other_type,
+        flag = int(np.argmax(tables.final[k, :, L]))
+        walk = _backtrack(n, L, flag, tables.bp_move[k], tables.bp_flag[k], tables.cut_first, tables.other_type,
                           tables.other_amount)
         if accept is None or accept(walk, L):
             return RetimeResult(walk, L, float(final[L]), walk_splice_cost(walk, splice), tables.splice_weights[k])
@@ -565,7 +566,7 @@ def _compiled_search_loop() -> Any:
 
 
 def _search_loop(
-    score: np.ndarray,
+    final: np.ndarray,
     bp_move: np.ndarray,
     bp_flag: np.ndarray,
     weights: np.ndarray,
@@ -575,66 +576,77 @@ def _search_loop(
     move_splices: np.ndarray,
     move_is_cut: np.ndarray,
 ) -> None:
-    """Fill ``score``, ``bp_move``, ``bp_flag`` ``(W, N + 1, 2, l_max + 1)`` in place, beat by beat.
+    """Fill ``bp_move``, ``bp_flag`` ``(W, N + 1, 2, l_max + 1)`` and ``final (W, 2, l_max + 1)`` in place.
 
-    From each reachable state ``(c, flag, L)`` every move ``m`` with a finite
-    ``move_lp (N, M)`` at ``c`` pushes ``score + move_lp - weight *
-    move_splices[m] * move_cost (N, M)`` to its end state; a strictly better
-    score wins, so ties keep the earlier cursor and move. A cut reads the
-    flag-0 row only (a cut never follows a cut) and lands on flag 1 with the
-    same ``L``; any other move reads the better flag and lands on flag 0,
-    ``L`` grown by its span (clipped at the song's end) times ``1 + extra``.
+    The best objective of each state ``(c, flag, L)`` starts at beat 0 with
+    0 output beats; from each reachable state, beat by beat, every move
+    ``m`` with a finite ``move_lp (N, M)`` at ``c`` pushes ``objective +
+    move_lp - weight * move_splices[m] * move_cost (N, M)`` to its end
+    state; a strictly better objective wins, so ties keep the earlier cursor
+    and move. A cut reads the flag-0 row only (a cut never follows a cut)
+    and lands on flag 1 with the same ``L``; any other move reads the
+    better flag and lands on flag 0, ``L`` grown by its span (clipped at the
+    song's end) times ``1 + extra``. No move reaches further than the
+    longest, so the objectives live in a ring of that many beats plus one;
+    only beat ``N``'s are kept (``final``).
     """
-    n_w, n1, _, l1 = score.shape
+    n_w, n1, _, l1 = bp_move.shape
     n = n1 - 1
+    ring_beats = move_beats.max() + 1
+    score = np.empty((ring_beats, 2, l1))
     row = np.empty(l1)
     flag_of = np.empty(l1, np.int8)
     for w in range(n_w):
+        score[:] = -np.inf
+        score[0, 0, 0] = 0.0
         for c in range(n):
+            here = c % ring_beats
             reachable = False
             for L in range(l1):
-                a, b = score[w, c, 0, L], score[w, c, 1, L]
+                a, b = score[here, 0, L], score[here, 1, L]
                 row[L], flag_of[L] = (b, 1) if b > a else (a, 0)
                 reachable |= row[L] > -np.inf
-            if not reachable:
-                continue
-            for m in range(move_beats.shape[0]):
-                lp = move_lp[c, m]
-                if lp == -np.inf:
-                    continue
-                add = lp - weights[w] * move_splices[m] * move_cost[c, m]
-                if move_is_cut[m]:
-                    c2 = c + move_beats[m]
-                    for L in range(l1):
-                        cand = score[w, c, 0, L] + add
-                        if cand > score[w, c2, 1, L]:
-                            score[w, c2, 1, L] = cand
-                            bp_move[w, c2, 1, L] = m
-                            bp_flag[w, c2, 1, L] = 0
-                    continue
-                c2 = min(c + move_beats[m], n)
-                grow = (c2 - c) * (1 + move_splices[m])  # a loop's splices are its extra repeats
-                for L in range(l1 - grow):
-                    cand = row[L] + add
-                    if cand > score[w, c2, 0, L + grow]:
-                        score[w, c2, 0, L + grow] = cand
-                        bp_move[w, c2, 0, L + grow] = m
-                        bp_flag[w, c2, 0, L + grow] = flag_of[L]
+            if reachable:
+                for m in range(move_beats.shape[0]):
+                    lp = move_lp[c, m]
+                    if lp == -np.inf:
+                        continue
+                    add = lp - weights[w] * move_splices[m] * move_cost[c, m]
+                    if move_is_cut[m]:
+                        c2 = c + move_beats[m]
+                        there = c2 % ring_beats
+                        for L in range(l1):
+                            cand = score[here, 0, L] + add
+                            if cand > score[there, 1, L]:
+                                score[there, 1, L] = cand
+                                bp_move[w, c2, 1, L] = m
+                                bp_flag[w, c2, 1, L] = 0
+                        continue
+                    c2 = min(c + move_beats[m], n)
+                    there = c2 % ring_beats
+                    grow = (c2 - c) * (1 + move_splices[m])  # a loop's splices are its extra repeats
+                    for L in range(l1 - grow):
+                        cand = row[L] + add
+                        if cand > score[there, 0, L + grow]:
+                            score[there, 0, L + grow] = cand
+                            bp_move[w, c2, 0, L + grow] = m
+                            bp_flag[w, c2, 0, L + grow] = flag_of[L]
+            score[here] = -np.inf  # free the slot for beat c + ring_beats
+        final[w] = score[n % ring_beats]
 
 
 def _backtrack(
     n: int,
     length: int,
-    score: np.ndarray,
+    flag: int,
     bp_move: np.ndarray,
     bp_flag: np.ndarray,
     cut_first: np.ndarray,
     other_type: np.ndarray,
     other_amount: np.ndarray,
 ) -> list[FactoredAction]:
-    """The walk ending at state ``(n, best flag, length)``, from beat 0."""
+    """The walk ending at state ``(n, flag, length)``, from beat 0."""
     c, L = n, length
-    flag = int(np.argmax(score[n, :, length]))
     steps: list[list[FactoredAction]] = []
     while c > 0:
         mv = MOVES[int(bp_move[c, flag, L])]
