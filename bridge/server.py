@@ -666,7 +666,7 @@ class Server:
         audio_out = self._out_path(job, Path(job.path).stem, "." + o.get("format", "wav"))
         report = edit_file(
             job.path, audio_out, policy, exports=exports, target_duration_s=o.get("target_duration"),
-            keep=keep, seed=o.get("seed"),
+            keep=keep, seed=o.get("seed"), quiet=True,  # the job's progress goes to the DAW
         )
         self.progress(job, 0.95, "daw")
         written = report.written

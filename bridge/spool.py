@@ -506,6 +506,7 @@ def edit_handler(job: Job) -> dict[str, Any]:
             exports=["tsv"],
             target_duration_s=req.target_duration_s,
             keep=req.keep,
+            quiet=True,  # the job's progress goes to the spool
         )
         plan = report.plan
         tsv_path = Path(report.written["tsv"])

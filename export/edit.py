@@ -123,8 +123,12 @@ def edit_file(
     keep: Sequence[tuple[float, float]] = (),
     plot_png: str | None = None,
     seed: int | None = None,
+    quiet: bool = False,
 ) -> EditReport:
     """Analyse, decide, write the plan, render, export and plot.
+
+    A bar names the stage running (``engine.progress.stage_bar``; none
+    when ``quiet`` or off a terminal).
 
     Returns the ``EditReport``. BadInput (one line naming the file or flag)
     for bad audio, an output that would overwrite the input or another
@@ -135,6 +139,7 @@ def edit_file(
     from engine.exporters import export_plan
     from engine.atomic import check_destination
     from engine.plan import save_plan
+    from engine.progress import stage_bar
     from engine.render import render_plan
     from export.runtime import plan_analysis
 
@@ -152,43 +157,53 @@ def edit_file(
         seen[key] = what
         check_destination(p, [src])
 
+    deciding = "searching" if target_duration_s is not None else "deciding"
+    stages = ["analysing", deciding, "rendering", "writing", *(["exporting"] if exports else []), *(["plotting"] if plot_png else [])]
     timings: dict[str, float] = {}
-    t = time.perf_counter()
-    analysis = analyze(src)
-    timings["analysis"] = time.perf_counter() - t
-    decision = plan_analysis(analysis, policy, seed=seed, target_duration_s=target_duration_s, keep=keep)
-    timings["policy"], timings["search"] = decision.policy_s, decision.search_s
-    plan = decision.plan
-
-    report = EditReport(
-        plan=plan,
-        duration_in_s=float(analysis.audio.duration_s),
-        duration_out_s=float(plan.duration_s),
-        actions=Counter(a.type for a in plan.actions),
-        splice_cost=decision.splice_cost,
-        baseline_splice_cost=decision.baseline_splice_cost,
-        target_duration_s=target_duration_s,
-        rounds=decision.rounds,
-    )
-    t = time.perf_counter()
-    save_plan(plan, paths["plan"])
-    report.written["plan"] = paths["plan"]
-    audio = analysis.audio
-    edited = render_plan(plan, audio.samples, audio.sample_rate)
-    timings["render"] = time.perf_counter() - t
-    t = time.perf_counter()
-    report.written["audio"] = write_audio(paths["audio"], edited, audio.sample_rate, protect=(src,))
-    timings["write"] = time.perf_counter() - t
-    t = time.perf_counter()
-    for fmt in exports:
-        report.written[fmt] = export_plan(plan, fmt, paths[fmt])
-    timings["exports"] = time.perf_counter() - t
-    if plot_png:
-        from engine.plot import plot_plan
-
+    with stage_bar(stages, desc=os.path.basename(src), quiet=quiet) as stage:
+        stage("analysing")
         t = time.perf_counter()
-        report.written["plot"] = plot_plan(plan, audio.samples, audio.sample_rate, edited, plot_png)
-        timings["plot"] = time.perf_counter() - t
+        analysis = analyze(src)
+        timings["analysis"] = time.perf_counter() - t
+        stage(deciding)
+        decision = plan_analysis(analysis, policy, seed=seed, target_duration_s=target_duration_s, keep=keep)
+        timings["policy"], timings["search"] = decision.policy_s, decision.search_s
+        plan = decision.plan
+
+        report = EditReport(
+            plan=plan,
+            duration_in_s=float(analysis.audio.duration_s),
+            duration_out_s=float(plan.duration_s),
+            actions=Counter(a.type for a in plan.actions),
+            splice_cost=decision.splice_cost,
+            baseline_splice_cost=decision.baseline_splice_cost,
+            target_duration_s=target_duration_s,
+            rounds=decision.rounds,
+        )
+        stage("rendering")
+        t = time.perf_counter()
+        save_plan(plan, paths["plan"])
+        report.written["plan"] = paths["plan"]
+        audio = analysis.audio
+        edited = render_plan(plan, audio.samples, audio.sample_rate)
+        timings["render"] = time.perf_counter() - t
+        stage("writing")
+        t = time.perf_counter()
+        report.written["audio"] = write_audio(paths["audio"], edited, audio.sample_rate, protect=(src,))
+        timings["write"] = time.perf_counter() - t
+        if exports:
+            stage("exporting")
+        t = time.perf_counter()
+        for fmt in exports:
+            report.written[fmt] = export_plan(plan, fmt, paths[fmt])
+        timings["exports"] = time.perf_counter() - t
+        if plot_png:
+            from engine.plot import plot_plan
+
+            stage("plotting")
+            t = time.perf_counter()
+            report.written["plot"] = plot_plan(plan, audio.samples, audio.sample_rate, edited, plot_png)
+            timings["plot"] = time.perf_counter() - t
     report.timings_s = timings
     log.info("edited %s -> %s in %.2f s", src, report.written["audio"], report.total_s)
     return report

@@ -46,6 +46,7 @@ def run(args: argparse.Namespace) -> int:
         keep=keep,
         plot_png=args.plot,
         seed=args.seed,
+        quiet=bool(getattr(args, "quiet", False)),
     )
     print(format_report(report))
     return 0
