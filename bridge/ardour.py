@@ -26,6 +26,7 @@ in ``ArdourSession.approximations``.
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import os
 import re
@@ -44,7 +45,7 @@ log = logging.getLogger(__name__)
 
 LUA_BIN = "ardour7-lua"
 EXPORT_BIN = "ardour7-export"
-EXPORT_ATTEMPTS = 3  # runs of ardour7-export when it dies by a signal
+EXPORT_ATTEMPTS = 5  # runs of ardour7-export at most until two renders agree
 #: Ardour 7's superclock rate: timeline positions are integer ticks of this rate.
 SUPERCLOCK_PER_S = 282_240_000
 #: Printed by the generated scripts when they reach their end.
@@ -357,30 +358,56 @@ def build_session(
 
 
 def export_session(session: ArdourSession, out_path: str | os.PathLike, *, timeout_s: float = 300.0) -> str:
-    """Render the session range with ``ardour7-export`` as a float WAV at the session rate."""
+    """Render the session range with ``ardour7-export`` as a float WAV at the session rate.
+
+    ardour7-export now and then corrupts its heap: mostly it then aborts
+    ("double free or corruption", a death by signal), but a run that exited
+    cleanly has also rendered wrong audio. Its samples are otherwise the
+    same on every run, so the session is exported until two runs agree
+    (at most ``EXPORT_ATTEMPTS`` runs); a run that fails without a signal
+    is an error at once.
+    """
     if shutil.which(EXPORT_BIN) is None:
         raise ArdourError(f"{EXPORT_BIN} not found (apt-get install ardour)")
-    out = str(Path(out_path).resolve())
-    for attempt in range(1, EXPORT_ATTEMPTS + 1):
-        try:
-            proc = subprocess.run(
-                [EXPORT_BIN, "-b", "float", "-o", out, str(session.directory), session.name],
-                capture_output=True, text=True, timeout=timeout_s, stdin=subprocess.DEVNULL,
-            )  # fmt: skip
-        except subprocess.TimeoutExpired as err:
-            raise ArdourError(f"{EXPORT_BIN} did not finish within {timeout_s:g} s") from err
-        # ardour7-export now and then aborts on a heap error ("double free or
-        # corruption") before writing anything; the same session exports on a
-        # second run, so a death by signal is retried and any other failure is not.
-        if proc.returncode >= 0 or attempt == EXPORT_ATTEMPTS:
-            break
-        log.warning("%s died with signal %d (attempt %d of %d); retrying", EXPORT_BIN, -proc.returncode, attempt,
-                    EXPORT_ATTEMPTS)  # fmt: skip
-    if proc.returncode != 0 or not os.path.isfile(out):
-        tail = "\n".join((proc.stdout + proc.stderr).strip().splitlines()[-12:])
-        raise ArdourError(f"{EXPORT_BIN} failed (exit {proc.returncode}):\n{tail}")
-    session.exported = out
-    return out
+    out = Path(out_path).resolve()
+    renders: dict[bytes, Path] = {}  # audio digest -> the run's file
+    try:
+        for attempt in range(1, EXPORT_ATTEMPTS + 1):
+            run_out = out.with_name(f".{out.stem}.run{attempt}{out.suffix}")
+            try:
+                proc = subprocess.run(
+                    [EXPORT_BIN, "-b", "float", "-o", str(run_out), str(session.directory), session.name],
+                    capture_output=True, text=True, timeout=timeout_s, stdin=subprocess.DEVNULL,
+                )  # fmt: skip
+            except subprocess.TimeoutExpired as err:
+                raise ArdourError(f"{EXPORT_BIN} did not finish within {timeout_s:g} s") from err
+            if proc.returncode < 0:
+                log.warning("%s died with signal %d (run %d of at most %d)", EXPORT_BIN, -proc.returncode, attempt,
+                            EXPORT_ATTEMPTS)  # fmt: skip
+                continue
+            if proc.returncode != 0 or not run_out.is_file():
+                tail = "\n".join((proc.stdout + proc.stderr).strip().splitlines()[-12:])
+                raise ArdourError(f"{EXPORT_BIN} failed (exit {proc.returncode}):\n{tail}")
+            digest = _audio_digest(run_out)
+            if digest in renders:
+                os.replace(run_out, out)
+                session.exported = str(out)
+                return str(out)
+            if renders:
+                log.warning("%s rendered %s differently on run %d; exporting again", EXPORT_BIN, session.name, attempt)
+            renders[digest] = run_out
+    finally:
+        for path in out.parent.glob(f".{out.stem}.run*{out.suffix}"):
+            path.unlink(missing_ok=True)
+    raise ArdourError(f"{EXPORT_BIN}: no two of {EXPORT_ATTEMPTS} runs rendered {session.name} alike")
+
+
+def _audio_digest(path: Path) -> bytes:
+    """sha256 of a WAV's samples (the file's other chunks differ from run to run)."""
+    import soundfile as sf
+
+    samples, rate = sf.read(path, dtype="float32", always_2d=True)
+    return hashlib.sha256(samples.tobytes() + str(rate).encode()).digest()
 
 
 def session_markers(session_file: str | os.PathLike) -> list[tuple[float, str, float | None]]:
