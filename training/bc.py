@@ -119,10 +119,10 @@ class BCData:
         w, k, p = config.window, config.history, config.n_pos_feats
         if self.window < w or (self.window - w) % 2:
             raise BadInput(where, f"examples have a {self.window}-beat window, the model reads {w} beats; "
-                                  f"make the file again with editorbot data labels for this model")
+                                  f"make the file again with editorbot data labels --window {w}")
         if self.done.shape[1] < k or self.position.shape[2] < p:
             raise BadInput(where, f"examples have {self.done.shape[1]} history beats and {self.position.shape[2]} "
-                                  f"position columns, the model reads {k} and {p}")
+                                  f"position columns, the model reads {k} and {p} (editorbot data labels --history)")
         lo = (self.window - w) // 2
         cols = slice(lo, lo + w)
         cropped = replace(

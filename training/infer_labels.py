@@ -1,13 +1,14 @@
 """``editorbot data labels`` / ``editorbot data augment`` and ``python -m training.infer_labels``.
 
-``labels --data-dir DIR --out bc_rich.npz [--eval]``
+``labels --data-dir DIR --out bc_rich.npz [--eval] [--window W] [--history K]``
     Infer beat-by-beat labels for every (raw, edit) pair of DIR from the
     audio alone (``training.labels``), write the behavioural-cloning file
     and each pair's inferred plan (``<out stem>_plans/``). Pairs whose edit
     does not come from their raw song are reported, one line each, and left
     out. ``--eval`` compares with ``labels/*.json`` where present and prints
     per-type precision/recall, beat accuracy, amount accuracy and boundary
-    error.
+    error. The examples' window and history are the default policy's unless
+    given (``train rl`` crops wider ones to its model's).
 
 ``augment --in bc_rich.npz --out bc_aug.npz [--min-share 0.02] [--pairs-out DIR]``
     Add exactly-labelled examples of rare action types, rendered onto the
@@ -34,6 +35,10 @@ def add_labels_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--out", required=True, metavar="NPZ", help="behavioural-cloning file to write (.npz)")
     p.add_argument("--eval", action="store_true", help="score against labels/*.json where present")
     p.add_argument("--no-cache", action="store_true", help="do not read or write the feature cache")
+    p.add_argument("--window", type=int, default=None, metavar="W",
+                   help="beats per example window (default: the default policy's; narrower models crop it)")
+    p.add_argument("--history", type=int, default=None, metavar="K",
+                   help="beats of walk history per example (default: the default policy's)")
 
 
 def add_augment_arguments(p: argparse.ArgumentParser) -> None:
@@ -55,6 +60,7 @@ def run_labels(args: argparse.Namespace) -> int:
         evaluate=bool(args.eval),
         cache=not getattr(args, "no_cache", False),
         quiet=bool(getattr(args, "quiet", False)),
+        agent_config=_observation_config(args.window, args.history),
     )
     for name, reason in report.unalignable:
         print(f"unalignable: {name}: {reason}")
@@ -67,6 +73,22 @@ def run_labels(args: argparse.Namespace) -> int:
         for line in report.evaluation.lines():
             print(line)
     return 0 if report.n_alignable else 2
+
+
+def _observation_config(window: int | None, history: int | None) -> object:
+    """The ``AgentConfig`` whose observation the examples take (None: the default policy's)."""
+    if window is None and history is None:
+        return None
+    from engine.errors import BadInput
+    from training.config import AgentConfig
+
+    default = AgentConfig()
+    window = default.window if window is None else window
+    history = default.history if history is None else history
+    try:  # one layer of kernel 1: the smallest network any window holds
+        return AgentConfig(window=window, history=history, layers=1, kernel=1)
+    except ValueError as err:
+        raise BadInput("--window" if "window" in str(err) else "--history", str(err)) from None
 
 
 def run_augment(args: argparse.Namespace) -> int:

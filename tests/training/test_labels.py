@@ -265,6 +265,25 @@ def test_cli_labels_reports_unalignable(corpus, tmp_path, capsys):
     assert code == 2
     assert "unalignable: a:" in out
     assert main(["data", "labels", "--data-dir", str(tmp_path / "missing"), "--out", str(tmp_path / "y.npz")]) == 2
+    assert main(["data", "labels", "--data-dir", str(folder), "--out", str(tmp_path / "z.npz"), "--window", "0"]) == 2
+    assert "--window: AgentConfig.window must be >= 1" in capsys.readouterr().err
+
+
+def test_cli_labels_window_and_history(corpus, tmp_path):
+    import shutil
+
+    from bridge.cli import main
+    from training.bc import BCData
+
+    folder = tmp_path / "d"
+    for d, key in (("input", "raw"), ("desired_output", "edit")):
+        (folder / d).mkdir(parents=True)
+        shutil.copy(corpus["struct"][key], folder / d / f"a_{key}.wav")
+    out = tmp_path / "wide.npz"
+    assert main(["data", "labels", "--data-dir", str(folder), "--out", str(out), "-q", "--no-cache",
+                 "--window", "121", "--history", "20"]) == 0
+    bc = BCData.load(out)
+    assert (bc.window, bc.done.shape[1]) == (121, 20)
 
 
 def _beat(ramp: tuple[float, float] | None, judged: dict[tuple[str, int], float]) -> L.BeatEffect:
