@@ -1188,7 +1188,8 @@ def _tail_render(
     the beat and kept in ``cache`` per forward run (``run_key``): a later
     beat of the run inside the chunk whose wanted start is not before the
     chunk's start reads its render from it (a longer pre-roll within the
-    run only adds older, fainter tail). A reverb at ``effect_sr`` other
+    run only adds older, fainter tail); without a ``cache``, just the
+    beat is rendered. A reverb at ``effect_sr`` other
     than ``FRAME_SR`` renders as the edit was made, stereo at the song's
     rate (in mono at 22 kHz it is 2-4 dB per band off); at ``FRAME_SR``,
     plain mono (a quick screen).
@@ -1199,7 +1200,8 @@ def _tail_render(
         c0, _, y = hit
         return y[src0 - c0 : src0 - c0 + n]
     c0 = want0
-    c1 = min(src0 + n + int(TAIL_CHUNK_BEATS * beat_s * FRAME_SR), raw_y.shape[0])
+    ahead = int(TAIL_CHUNK_BEATS * beat_s * FRAME_SR) if cache is not None else 0
+    c1 = min(src0 + n + ahead, raw_y.shape[0])
     x = np.ascontiguousarray(raw_y[None, c0:c1], dtype=np.float32)
     if type_name == "REVERB" and effect_sr != FRAME_SR:
         chain = _effect_chain(type_name, slot, beat_s, effect_sr)
@@ -1351,12 +1353,21 @@ def beat_effect(
     # reverb and delay build up over their whole segment: a beat inside one carries
     # the tail of everything since it started (read as GAIN from a 0.25 s pre-roll)
     want0 = max(src0 - int(min(TAIL_PRE_ROLL_S * FRAME_SR, max(pre, src0 - run_start))), 0) if run_start is not None else a0
+
+    def tail(t: str, slot: int, sr: int) -> np.ndarray:
+        # A beat after one judged otherwise would start the effect, and the renderer
+        # begins an effect at its segment with none of the source before it in memory:
+        # the beat alone, uncached. Inside the effect's run, from the run's render.
+        if prev_effect is None or prev_effect[0] != t:
+            return _tail_render(raw_y, t, slot, beat_s, src0, src0, n, sr, None)
+        return _tail_render(raw_y, t, slot, beat_s, want0, src0, n, sr, tail_cache, run_start)
+
     for t in render_types:
         if t == "REVERB":
             continue  # last: only where it can win
         for slot in range(4):
             if t == "DELAY":
-                y = _tail_render(raw_y, t, slot, beat_s, want0, src0, n, FRAME_SR, tail_cache, run_start)
+                y = tail(t, slot, FRAME_SR)
                 y = y[trim : n - trim]
             else:
                 chain = _effect_chain(t, slot, beat_s, FRAME_SR)
@@ -1368,13 +1379,12 @@ def beat_effect(
         # whether it can come near the best other candidate.
         best_other = min(c[0] for c in cands)
         quick = [
-            (_band_distance(band_db(_tail_render(raw_y, "REVERB", slot, beat_s, want0, src0, n, FRAME_SR,
-                                                 tail_cache, run_start)[trim : n - trim]), b_e, weight), slot)
+            (_band_distance(band_db(tail("REVERB", slot, FRAME_SR)[trim : n - trim]), b_e, weight), slot)
             for slot in range(4)
         ]
         if best_other > LINEAR_OK_DB and min(q[0] for q in quick) <= best_other + REVERB_SCREEN_DB:
             for slot in range(4):
-                y = _tail_render(raw_y, "REVERB", slot, beat_s, want0, src0, n, effect_sr, tail_cache, run_start)
+                y = tail("REVERB", slot, effect_sr)
                 cands.append((_band_distance(band_db(y[trim : n - trim]), b_e, weight), "REVERB", slot))
         else:
             cands.extend((d, "REVERB", slot) for d, slot in quick)
