@@ -56,8 +56,9 @@ How
    (FADE_IN / FADE_OUT), renders of the raw beat through the nonlinear
    effects (``engine.render`` chains: reverb, delay, distortion,
    compression; reverb and delay fed the source since their forward run
-   began, the reverb rendered in stereo at the song's rate as the edit's
-   was; after a reverb or delay beat, "unchanged plus its tail" counts
+   began, or only the beat itself where the beat before was judged
+   otherwise (an effect starts at its segment with an empty memory), the
+   reverb rendered in stereo at the song's rate as the edit's was; after a reverb or delay beat, "unchanged plus its tail" counts
    as KEEP); PITCH when a pitch-warped variant of the raw frames
    matches the edit clearly better than the raw frames; WIDTH from the
    stereo side/mid energies. Neighbouring forward beats then take their
