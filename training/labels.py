@@ -58,8 +58,9 @@ How
    compression; reverb and delay fed the source since their forward run
    began, or only the beat itself where the beat before was judged
    otherwise (an effect starts at its segment with an empty memory), the
-   reverb rendered in stereo at the song's rate as the edit's was; after a reverb or delay beat, "unchanged plus its tail" counts
-   as KEEP); PITCH when a pitch-warped variant of the raw frames
+   reverb rendered in stereo at the song's rate as the edit's was; after
+   a reverb or delay beat, "unchanged plus its tail" counts as KEEP);
+   PITCH when a pitch-warped variant of the raw frames
    matches the edit clearly better than the raw frames; WIDTH from the
    stereo side/mid energies. Neighbouring forward beats then take their
    labels together (``smooth_effects``: each beat's candidate distances
@@ -914,24 +915,24 @@ def _effect_chain(type_name: str, slot: int, beat_s: float, sr: int) -> Any:
     return build_chain([Effect(name, params)], sr)
 
 
-_RESPONSES: dict[tuple[int, float], np.ndarray] = {}
+_RESPONSES: dict[int, np.ndarray] = {}
 
 
-def linear_responses(*, effect_sr: int = FRAME_SR, beat_s: float = 0.5) -> np.ndarray:
+def linear_responses(*, effect_sr: int = FRAME_SR) -> np.ndarray:
     """``(len(LINEAR_TYPES), 4, N_EFFECT_BANDS)`` dB band responses of the linear effects at ``FRAME_SR``.
 
-    Measured once per rate by filtering white noise through each effect
-    (GAIN: its flat gain) at ``effect_sr``, the rate the edit was rendered
-    at, and reading both noises' bands at ``FRAME_SR``: a filter made at a
+    Measured once per rate (no linear effect depends on the tempo) by
+    filtering white noise through each effect (GAIN: its flat gain) at
+    ``effect_sr``, the rate the edit was rendered at, and reading both
+    noises' bands at ``FRAME_SR``: a filter made at a
     lower rate bends differently near its Nyquist frequency (a 5 kHz
     low-pass made at 22 kHz would read as a treble cut). The prediction of
     an effect on a beat is the raw beat's band powers plus this response.
     """
     import soxr
 
-    key = (effect_sr, round(beat_s, 3))
-    if key in _RESPONSES:
-        return _RESPONSES[key]
+    if effect_sr in _RESPONSES:
+        return _RESPONSES[effect_sr]
     rng = np.random.default_rng(0)
     noise = (0.05 * rng.standard_normal(effect_sr * 4)).astype(np.float32)
 
@@ -946,9 +947,9 @@ def linear_responses(*, effect_sr: int = FRAME_SR, beat_s: float = 0.5) -> np.nd
             if t == "GAIN":
                 out[ti, slot] = vocab.amount_value(t, AMOUNT_SLOTS[slot])
                 continue
-            chain = _effect_chain(t, slot, beat_s, effect_sr)
+            chain = _effect_chain(t, slot, 0.5, effect_sr)  # any beat: the linear effects take none
             out[ti, slot] = bands(chain(noise[None, :].copy(), effect_sr)[0]) - ref
-    _RESPONSES[key] = out
+    _RESPONSES[effect_sr] = out
     return out
 
 
@@ -1327,7 +1328,7 @@ def beat_effect(
         if w is not None:
             return BeatEffect("WIDTH", w[0], cands[0][0], 1.0)
         return BeatEffect("KEEP", 0, cands[0][0], 1.0)
-    resp = linear_responses(effect_sr=effect_sr, beat_s=beat_s)
+    resp = linear_responses(effect_sr=effect_sr)
     for ti, t in enumerate(LINEAR_TYPES):
         for slot in range(4):
             cands.append((_band_distance(b_r + resp[ti, slot], b_e, weight), t, slot))
