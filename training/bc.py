@@ -92,18 +92,16 @@ class BCData:
     def observation_config(self) -> AgentConfig:
         """An ``AgentConfig`` whose observation (columns, window, history) is this data's.
 
-        What ``EditEnv`` needs to make more examples like these; its network
-        fields are the smallest that window allows (one layer, kernel 1).
+        What ``EditEnv`` needs to make more examples like these
+        (``AgentConfig.observation_only``).
         """
         from training.config import AgentConfig
 
-        return AgentConfig(
+        return AgentConfig.observation_only(
             in_dim=int(self.features.shape[2]),
             n_pos_feats=int(self.position.shape[2]),
             window=self.window,
             history=int(self.done.shape[1]),
-            layers=1,
-            kernel=1,
         )
 
     def fitted(self, config: AgentConfig, where: str = "BC data") -> BCData:

@@ -168,6 +168,15 @@ class AgentConfig:
         """Plain dict (for checkpoints and the export sidecar)."""
         return asdict(self)
 
+    @classmethod
+    def observation_only(cls, **observation: Any) -> AgentConfig:
+        """A config for making observations (window, history, columns) and no model.
+
+        Its network fields are the smallest any window holds (one layer,
+        kernel 1), so only the observation fields' own limits apply.
+        """
+        return cls(**observation, layers=1, kernel=1)
+
 
 @dataclass
 class PPOConfig:

@@ -85,8 +85,8 @@ def _observation_config(window: int | None, history: int | None) -> object:
     default = AgentConfig()
     window = default.window if window is None else window
     history = default.history if history is None else history
-    try:  # one layer of kernel 1: the smallest network any window holds
-        return AgentConfig(window=window, history=history, layers=1, kernel=1)
+    try:
+        return AgentConfig.observation_only(window=window, history=history)
     except ValueError as err:
         raise BadInput("--window" if "window" in str(err) else "--history", str(err)) from None
 
