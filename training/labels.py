@@ -1559,24 +1559,20 @@ def false_fades(effects: list[BeatEffect], labels: list[tuple[str, int]]) -> set
     (out) at silence (``FADE_EDGE_GAIN``).
     """
     bad: set[int] = set()
-    i = 0
-    while i < len(labels):
-        kind = labels[i][0]
-        j = i + 1
-        while j < len(labels) and labels[j][0] == kind:
-            j += 1
-        if kind in ("FADE_IN", "FADE_OUT"):
-            sign = 1.0 if kind == "FADE_IN" else -1.0  # gain rises along a fade-in, falls along a fade-out
-            ramps = [effects[k].ramp for k in range(i, j)]
-            known = [r for r in ramps if r is not None]
-            loud = any(max(r) > FADE_MAX_GAIN for r in known)
-            back = any(
-                a is not None and b is not None and sign * (b[0] - a[1]) < -FADE_STEP_BACK for a, b in itertools.pairwise(ramps)
-            )
-            lone = j - i == 1 and bool(known) and known[0][0 if kind == "FADE_IN" else 1] > FADE_EDGE_GAIN
-            if loud or back or lone:
-                bad.update(range(i, j))
-        i = j
+    for kind, beats in itertools.groupby(range(len(labels)), key=lambda k: labels[k][0]):
+        if kind not in ("FADE_IN", "FADE_OUT"):
+            continue
+        run = list(beats)
+        sign = 1.0 if kind == "FADE_IN" else -1.0  # gain rises along a fade-in, falls along a fade-out
+        ramps = [effects[k].ramp for k in run]
+        known = [r for r in ramps if r is not None]
+        loud = any(max(r) > FADE_MAX_GAIN for r in known)
+        back = any(
+            a is not None and b is not None and sign * (b[0] - a[1]) < -FADE_STEP_BACK for a, b in itertools.pairwise(ramps)
+        )
+        lone = len(run) == 1 and bool(known) and known[0][0 if kind == "FADE_IN" else 1] > FADE_EDGE_GAIN
+        if loud or back or lone:
+            bad.update(run)
     return bad
 
 
