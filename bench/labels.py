@@ -6,12 +6,12 @@
 Makes ``--n`` pairs with ``training.data.pairs.make_synth_pair`` (styles
 round robin, song ``i`` from seed ``SEED + i``, length drawn in
 ``[min-s, max-s]``), infers their labels from the audio alone
-(``training.labels.infer_pair``; label files are only read afterwards, to
-score) and prints:
+(``training.labels.infer.infer_pair``; truth label files are only read
+afterwards, to score) and prints:
 
 - beat accuracy, accuracy on the structural types, macro-F1 over the types,
   amount accuracy where the type is right, boundaries within 1 beat, and
-  the per-type table (``training.labels.Evaluation``);
+  the per-type table (``training.labels.evaluate.Evaluation``);
 - render check: multi-scale STFT distance (512/1024/2048) of the inferred
   plan's render to the edit, divided by the raw-to-edit distance: the
   share of pairs at or under 0.2, the corpus ratio (sum over pairs of the
@@ -42,17 +42,19 @@ import numpy as np
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from engine import actions as vocab  # noqa: E402
-from training import labels as L  # noqa: E402
+from training.labels.evaluate import STRUCTURAL_TYPES, Evaluator, read_label_plan, truth_on_beats  # noqa: E402
+from training.labels.infer import PairLabels, infer_pair  # noqa: E402
+from training.labels.render_check import render_check  # noqa: E402
 
 log = logging.getLogger("bench.labels")
 
 
-def _structural_accuracy(result: L.PairLabels, plan_doc: dict) -> float:
+def _structural_accuracy(result: PairLabels, plan_doc: dict) -> float:
     """Share of beats with a true structural type whose type is right (effects count as KEEP both sides)."""
-    tt, _ = L.truth_on_beats(plan_doc, result.beat_times)
+    tt, _ = truth_on_beats(plan_doc, result.beat_times)
     pt = result.labels[:, 0]
     keep = vocab.type_index("KEEP")
-    structural_idx = [vocab.type_index(t) for t in L.STRUCTURAL_TYPES]
+    structural_idx = [vocab.type_index(t) for t in STRUCTURAL_TYPES]
     tt = np.where(np.isin(tt, structural_idx), tt, keep)
     pt = np.where(np.isin(pt, structural_idx), pt, keep)
     return float(np.mean(pt == tt))
@@ -65,11 +67,11 @@ def _type_counts(types: np.ndarray) -> str:
     return " ".join(f"{vocab.TYPES[names[i]]}:{counts[i]}" for i in order if vocab.TYPES[names[i]] != "KEEP")
 
 
-def _pair_row(name: str, result: L.PairLabels, plan_doc: dict, ratio: float) -> str:
+def _pair_row(name: str, result: PairLabels, plan_doc: dict, ratio: float) -> str:
     """One ``--per-pair`` line: render ratio, structural and beat accuracy, true and inferred type counts."""
     if not result.alignable:
         return f"{name:<28} unalignable: {result.reason}"
-    tt, _ = L.truth_on_beats(plan_doc, result.beat_times)
+    tt, _ = truth_on_beats(plan_doc, result.beat_times)
     pt = result.labels[:, 0]
     return (f"{name:<28} {ratio:6.3f} {_structural_accuracy(result, plan_doc):6.3f} {float(np.mean(pt == tt)):6.3f}  "
             f"{_type_counts(tt)} / {_type_counts(pt)}")
@@ -145,23 +147,23 @@ def main(argv: list[str] | None = None) -> int:
           f"{args.min_s:g}-{args.max_s:g} s songs, styles {', '.join(styles)} ({time.perf_counter() - t:.0f} s to make)")
 
     # warm the compiled alignment code on a short pair so its one-off compile time is not counted
-    L.infer_pair(records[0].raw_path, records[0].edit_path, cache=False)
+    infer_pair(records[0].raw_path, records[0].edit_path, cache=False)
 
-    evaluator = L.Evaluator()
+    evaluator = Evaluator()
     rtf, rtf_cpu, ratios, results, docs = [], [], [], [], []
     d_plans, d_raws, rows = [], [], []
     for rec in records:
         t, c = time.perf_counter(), time.process_time()
-        res = L.infer_pair(rec.raw_path, rec.edit_path, name=rec.name)
+        res = infer_pair(rec.raw_path, rec.edit_path, name=rec.name)
         dt, dc = time.perf_counter() - t, time.process_time() - c
         rtf_cpu.append(rec.raw_duration_s / dc)
-        doc = L.read_label_plan(rec.label_path)
+        doc = read_label_plan(rec.label_path)
         evaluator.add(res, doc)
         rtf.append(rec.raw_duration_s / dt)
         results.append(res)
         docs.append(doc)
         if res.alignable:
-            d_plan, d_raw = L.render_check(res)
+            d_plan, d_raw = render_check(res)
             ratios.append(d_plan / max(d_raw, 1e-9))
             d_plans.append(d_plan)
             d_raws.append(d_raw)
@@ -194,7 +196,7 @@ def main(argv: list[str] | None = None) -> int:
             accs = []
             for rec, doc in zip(records[: args.damage], docs):
                 path = _damaged(rec.edit_path, kind, damage_dir)
-                res = L.infer_pair(rec.raw_path, path, name=rec.name, effects=False)
+                res = infer_pair(rec.raw_path, path, name=rec.name, effects=False)
                 accs.append(_structural_accuracy(res, doc) if res.alignable else 0.0)
             clean = [_structural_accuracy(r, d) if r.alignable else 0.0 for r, d in zip(results[: args.damage], docs)]
             print(f"damage {kind:>4}: structural beat accuracy {np.mean(accs):.4f} (clean {np.mean(clean):.4f}, {len(accs)} pairs)")
@@ -203,7 +205,7 @@ def main(argv: list[str] | None = None) -> int:
         flagged = 0
         for k in range(args.swaps):
             a, b = records[k], records[(k + 1 + len(records) // 2) % len(records)]
-            res = L.infer_pair(a.raw_path, b.edit_path, name=f"{a.name}x{b.name}")
+            res = infer_pair(a.raw_path, b.edit_path, name=f"{a.name}x{b.name}")
             flagged += not res.alignable
         false_flags = sum(not r.alignable for r in results)
         print(f"\nunalignable: {flagged} of {args.swaps} mismatched pairs flagged; "

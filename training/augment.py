@@ -138,7 +138,7 @@ def augment_file(
     """Lift every action type to at least ``min_share`` of the examples (module docstring).
 
     Parameters:
-        in_path: npz written by ``training.labels.build_dataset``.
+        in_path: npz written by ``training.labels.dataset.build_dataset``.
         out_path: augmented npz to write (atomically; never over ``in_path``).
         min_share: wanted share per type, in [0, 1 / 20].
         seed: seed of the walks.
@@ -156,7 +156,7 @@ def augment_file(
     from training.bc import BCData, bc_examples
     from training.config import AgentConfig
     from training.dataset import Episode
-    from training.labels import write_npz
+    from training.labels.dataset import write_npz
 
     in_path, out_path = os.fspath(in_path), os.fspath(out_path)
     if not 0.0 <= min_share <= 1.0 / vocab.N_TYPES:

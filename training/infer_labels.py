@@ -52,7 +52,7 @@ def add_augment_arguments(p: argparse.ArgumentParser) -> None:
 
 def run_labels(args: argparse.Namespace) -> int:
     """``data labels``: exit code 0, or 2 when no pair could be labelled."""
-    from training.labels import build_dataset
+    from training.labels.dataset import build_dataset
 
     report = build_dataset(
         args.data_dir,

@@ -8,9 +8,9 @@ import numpy as np
 import pytest
 
 from engine import actions as vocab
-from tests.training.test_labels import STRUCT_WALK, make_pair
+from tests.training.labels.pairs import STRUCT_WALK, make_pair
 from training import augment as A
-from training import labels as L
+from training.labels.dataset import build_dataset
 
 
 @pytest.fixture(scope="module")
@@ -18,7 +18,7 @@ def labels_npz(tmp_path_factory):
     folder = str(tmp_path_factory.mktemp("aug_pairs"))
     make_pair(folder, "one", 21, STRUCT_WALK)
     out = os.path.join(folder, "bc_rich.npz")
-    L.build_dataset(folder, out, cache=False, quiet=True)
+    build_dataset(folder, out, cache=False, quiet=True)
     return out
 
 

@@ -1,0 +1,39 @@
+"""training.labels.align: the beat period and the walk's checks on the samples."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from training.labels.align import FWD, LOOP, LOOP_REPEATS, Move, grid_period, loop_phase
+from training.labels.frames import FRAME_SR
+
+
+def test_grid_period_is_the_line_through_the_beats():
+    """Frame-quantised beats: the fitted period is within 0.1 ms of the true one, the median beat is not."""
+    period = 0.4321
+    hop = 512 / 22050
+    beats = np.round(np.arange(64) * period / hop) * hop  # a tracker's frame grid
+    assert abs(grid_period(beats) - period) < 1e-4
+    assert abs(float(np.median(np.diff(beats))) - period) > 1e-3
+
+
+def test_loop_phase_moves_a_loop_to_where_its_repeats_start():
+    """A loop found one beat early (after a beat it should include) is moved to the beat its repeats start on."""
+    rng = np.random.default_rng(3)
+    beat = 2000  # samples at FRAME_SR
+    raw = rng.standard_normal(12 * beat).astype(np.float32)
+    # the edit: beat 0, then beats 1..4 played twice (LOOP BAR, one repeat), then beats 5..11
+    edit = np.concatenate([raw[:beat], raw[beat : 5 * beat], raw[beat : 5 * beat], raw[5 * beat :]])
+    starts = np.arange(12) * beat / FRAME_SR
+    ends = starts + beat / FRAME_SR
+    sec = beat / FRAME_SR
+    slot = LOOP_REPEATS.index(1)
+    found = [  # what the frames could not tell apart: loop of beats 0..3, then beat 4
+        Move(0, 4, LOOP, slot, 0.0, 8 * sec),
+        Move(4, 1, FWD, 0, 8 * sec, 9 * sec),
+    ] + [Move(b, 1, FWD, 0, (b + 4) * sec, (b + 5) * sec) for b in range(5, 12)]
+    fixed = loop_phase(raw, edit, found, starts, ends)
+    assert (fixed[0].kind, fixed[0].beat) == (FWD, 0)
+    assert (fixed[1].kind, fixed[1].beat, fixed[1].n_beats) == (LOOP, 1, 4)
+    assert abs(fixed[1].dst_start_s - sec) < 1e-6 and abs(fixed[1].dst_end_s - 9 * sec) < 1e-6
+    assert [m.beat for m in fixed[2:]] == list(range(5, 12))

@@ -1,0 +1,60 @@
+"""training.labels.dataset: the BC file of inferred labels, and ``editorbot data labels`` over it."""
+
+from __future__ import annotations
+
+import json
+import shutil
+
+import numpy as np
+
+from bridge.cli import main
+from training.bc import BCData
+from training.config import AgentConfig
+from training.labels.dataset import build_dataset
+
+
+def test_build_dataset_writes_bc_npz_and_evaluates(corpus, tmp_path):
+    out = tmp_path / "bc_rich.npz"
+    report = build_dataset(corpus["dir"], out, evaluate=True, cache=False, quiet=True)
+    assert report.n_pairs == 2 and report.n_alignable == 2
+    bc = BCData.load(out)
+    bc.check(AgentConfig())
+    assert len(bc) == report.n_examples > 0
+    assert np.all((bc.confidence >= 0) & (bc.confidence <= 1))
+    with np.load(out, allow_pickle=False) as z:
+        assert z["beat_labels"].shape == (int(z["pair_offsets"][-1]), 3)
+        assert z["beat_features"].shape[0] == z["beat_labels"].shape[0]
+        assert len(z["raw_paths"]) == len(z["plans"]) == 2
+        assert json.loads(str(z["plans"][0]))["schema"] == "editorbot.editplan/1"
+    assert (tmp_path / "bc_rich_plans" / "struct.plan.json").is_file()
+    ev = report.evaluation
+    assert ev is not None and ev.n_pairs == 2
+    assert ev.structural_accuracy >= 0.9 and ev.boundary_within_1 >= 0.8
+    assert "KEEP" in ev.per_type and any("macro-F1" in line for line in ev.lines())
+
+
+def test_cli_labels_reports_unalignable(corpus, tmp_path, capsys):
+    folder = tmp_path / "d"
+    for d in ("input", "desired_output"):
+        (folder / d).mkdir(parents=True)
+    shutil.copy(corpus["struct"]["raw"], folder / "input" / "a_raw.wav")
+    shutil.copy(corpus["fx"]["edit"], folder / "desired_output" / "a_edit.wav")
+    code = main(["data", "labels", "--data-dir", str(folder), "--out", str(tmp_path / "x.npz"), "-q", "--no-cache"])
+    out = capsys.readouterr().out
+    assert code == 2
+    assert "unalignable: a:" in out
+    assert main(["data", "labels", "--data-dir", str(tmp_path / "missing"), "--out", str(tmp_path / "y.npz")]) == 2
+    assert main(["data", "labels", "--data-dir", str(folder), "--out", str(tmp_path / "z.npz"), "--window", "0"]) == 2
+    assert "--window: AgentConfig.window must be >= 1" in capsys.readouterr().err
+
+
+def test_cli_labels_window_and_history(corpus, tmp_path):
+    folder = tmp_path / "d"
+    for d, key in (("input", "raw"), ("desired_output", "edit")):
+        (folder / d).mkdir(parents=True)
+        shutil.copy(corpus["struct"][key], folder / d / f"a_{key}.wav")
+    out = tmp_path / "wide.npz"
+    assert main(["data", "labels", "--data-dir", str(folder), "--out", str(out), "-q", "--no-cache",
+                 "--window", "121", "--history", "20"]) == 0
+    bc = BCData.load(out)
+    assert (bc.window, bc.done.shape[1]) == (121, 20)

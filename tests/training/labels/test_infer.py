@@ -1,0 +1,98 @@
+"""training.labels.infer: structure, effects and amounts recovered from short (raw, edit) pairs."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from engine import actions as vocab
+from engine.audio import load_audio, write_audio
+from engine.plan import plan_to_dict
+from tests.training.labels.pairs import STRUCT_WALK
+from training.labels.evaluate import STRUCTURAL_TYPES, truth_on_beats
+from training.labels.infer import PairLabels, infer_pair
+
+
+def _scores(result: PairLabels, plan: dict) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """True types and amounts, then inferred ones, per analysis beat."""
+    tt, ta = truth_on_beats(plan, result.beat_times)
+    return tt, ta, result.labels[:, 0], result.labels[:, 2]
+
+
+def test_structural_types_recovered(corpus, struct_result):
+    res = struct_result
+    assert res.alignable and res.match > 0.8
+    tt, ta, pt, pa = _scores(res, corpus["struct"]["plan"])
+    acc = float(np.mean(pt == tt))
+    assert acc >= 0.95, f"beat accuracy {acc:.3f}"
+    for name in ("CUT", "LOOP", "REVERSE", "STUTTER", "SILENCE", "SPEED"):
+        sel = tt == vocab.type_index(name)
+        assert sel.any()
+        assert np.mean(pt[sel] == tt[sel]) >= 0.75, name
+    for name in ("LOOP", "SPEED"):
+        sel = (tt == vocab.type_index(name)) & (pt == tt)
+        assert np.all(pa[sel] == ta[sel]), f"{name} amount"
+    # the walk covers the extended grid and every beat has a valid label
+    assert np.all(vocab.AMOUNT_MASK[res.labels[:, 0], res.labels[:, 2]])
+    assert res.action_start.any() and len(res.walk) >= len(STRUCT_WALK) - 2
+
+
+def test_structural_splices_measured(corpus, struct_result):
+    """LOOP, REVERSE, STUTTER, SILENCE and SPEED spans render from where the edit has them (within 2 ms)."""
+    truth = corpus["struct"]["plan"]["segments"]
+    inferred = plan_to_dict(struct_result.plan)["segments"]
+    for seg in truth:
+        if seg.get("action") not in ("LOOP", "REVERSE", "STUTTER", "SILENCE", "SPEED"):
+            continue
+        same = [s for s in inferred if s["action"] == seg["action"]]
+        assert same, seg
+        best = min(same, key=lambda s: abs(s["src_start_s"] - seg["src_start_s"]) + abs(s["dst_start_s"] - seg["dst_start_s"]))
+        for key in ("src_start_s", "src_end_s", "dst_start_s"):
+            assert abs(best[key] - seg[key]) <= 0.002, (seg["action"], key, best[key], seg[key])
+
+
+def test_effects_and_amounts(corpus):
+    p = corpus["fx"]
+    res = infer_pair(p["raw"], p["edit"], name="fx", cache=False)
+    assert res.alignable
+    tt, ta, pt, pa = _scores(res, p["plan"])
+    assert np.mean(pt == tt) >= 0.85, np.mean(pt == tt)
+    for name in ("GAIN", "LOWPASS", "DISTORTION", "WIDTH", "PITCH", "TREBLE", "FADE_IN", "FADE_OUT"):
+        sel = tt == vocab.type_index(name)
+        assert np.mean(pt[sel] == tt[sel]) >= 0.5, name
+    right = (pt == tt) & np.array([vocab.TYPES[t] not in vocab.NEUTRAL_ONLY for t in tt])
+    assert np.mean(pa[right] == ta[right]) >= 0.8
+
+
+def test_different_songs_are_unalignable(corpus):
+    res = infer_pair(corpus["struct"]["raw"], corpus["fx"]["edit"], name="mixed_up", cache=False)
+    assert not res.alignable
+    assert "does not match" in res.reason or "no alignment" in res.reason
+    assert res.labels.shape == (0, 3)
+
+
+@pytest.mark.parametrize("damage", ["mp3", "48k", "gain"])
+def test_damaged_edit_keeps_structure(corpus, struct_result, tmp_path, damage):
+    import pedalboard
+    import soxr
+
+    p = corpus["struct"]
+    y, sr = p["rendered"], p["sr"]
+    if damage == "mp3":
+        out = str(tmp_path / "edit.mp3")
+        with pedalboard.io.AudioFile(out, "w", sr, y.shape[0], quality="128k") as f:
+            f.write(y)
+    elif damage == "48k":
+        out = str(tmp_path / "edit.wav")
+        write_audio(out, soxr.resample(y.T, sr, 48000).T.copy(), 48000)
+    else:
+        out = str(tmp_path / "edit.wav")
+        write_audio(out, y * 10 ** (3 / 20), sr)
+    assert load_audio(out).duration_s > 10
+    res = infer_pair(p["raw"], out, name=damage, cache=False, effects=False)
+    assert res.alignable
+    tt, _, pt, _ = _scores(res, p["plan"])
+    structural = np.isin(tt, [vocab.type_index(t) for t in STRUCTURAL_TYPES])
+    fwd = np.isin(pt, [vocab.type_index(t) for t in vocab.TYPES if t not in STRUCTURAL_TYPES[1:]])
+    pt = np.where(fwd, vocab.type_index("KEEP"), pt)  # effects off: forward beats are KEEP
+    assert np.mean(pt[structural] == tt[structural]) >= 0.9

@@ -1,0 +1,707 @@
+"""Step 3 of inferring BC labels: the structure of the edit, as a walk of moves over the raw beats.
+
+A dynamic programme walks the raw beat grid (the analysis grid, extended
+with pseudo-beats over the lead-in and the tail so that every raw sample
+belongs to a beat: ``extended_grid``) and the edit timeline together:
+state ``(raw beat j, edit frame t)``. Moves: play beat ``j`` forwards
+(every effect type, fades, gain and pitch play forwards), CUT it, mute it
+(SILENCE), reverse ``k`` beats, loop ``k`` beats ``n`` extra times,
+stutter ``k`` beats, play ``k`` beats at a SPEED rate. A move scores the
+sum of ``S`` (``frames.similarity``) over the edit frames it explains
+(along the diagonal, anti-diagonal, repeated diagonal or sloped line it
+implies); stutter frames score their periodicity at the slice length;
+silence frames score whether the edit is silent there. Every non-KEEP move
+pays a small prior cost so that ties go to the simplest edit; structural
+moves may end a frame off the grid's guess. The path must end where the
+edit ends; a beam keeps the DP fast (a path scoring poorly per frame is
+searched again with a wider one). The search runs in numba kernels
+compiled once and cached on disk beside this file.
+
+The walk is then checked on the samples: a LOOP moves one beat where its
+repeats start there (``loop_phase``), one-rate SPEED moves over
+consecutive beats merge (``merge_speed_runs``), and a SPEED the forward
+offsets around it contradict is played forwards (``drop_false_speeds``).
+The beat period is the line through the grid (``grid_period``), not the
+median beat.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from dataclasses import dataclass
+
+import numba
+import numpy as np
+
+from engine import actions as vocab
+from engine.plan import beat_spans
+from training.labels.frames import FRAME_HOP, FRAME_SR, Frames, match_at, periodicity, similarity
+
+log = logging.getLogger(__name__)
+
+SMOOTH_BEATS = 8  # half-width in beats of the local line fit that removes beat-tracker jitter
+STUTTER_CORR_MID = 0.8  # self-correlation at the slice length scoring 0 for a stutter frame (1 scores +1)
+SPEED_PROBE = 12  # frames of a SPEED line scored before deciding to score the rest
+SPEED_PROBE_SIM = 0.5  # ... only if their mean similarity reaches this
+
+# Structural move kinds of the alignment DP.
+FWD, CUT, SIL, REV, LOOP, STUT, SPEED = range(7)
+KIND_NAMES = ("FWD", "CUT", "SILENCE", "REVERSE", "LOOP", "STUTTER", "SPEED")
+
+LOOP_REPEATS = tuple(int(v) for v in vocab.AMOUNT_TABLE["LOOP"] if not math.isnan(v))  # (1, 2, 3, 4)
+STUTTER_SLICES = tuple(v for v in vocab.AMOUNT_TABLE["STUTTER"] if not math.isnan(v))  # beats per slice
+SPEED_RATES = tuple(v for v in vocab.AMOUNT_TABLE["SPEED"] if not math.isnan(v))
+AMOUNT_SLOTS = (0, 1, 3, 4)  # amount indices of the four non-NEUTRAL amounts, ascending value
+LOOP_PHASE_MARGIN = 0.05  # correlation a one-beat loop shift must gain to be taken (loop_phase)
+
+
+@dataclass
+class AlignConfig:
+    """Scores and search limits of the structural DP (units: similarity x frames).
+
+    Attributes:
+        action_cost: prior cost of each non-KEEP move.
+        cut_cost: extra cost per CUT beat.
+        slack_cost: cost of moving a forward beat's end by one frame.
+        beam: states kept per raw beat (retried 4x wider when no path survives).
+        stutter_weight: scale of the periodicity score of stutter frames.
+        retry_score: DP score per edit frame under which the search is
+            repeated with a 4x wider beam (the better path is kept).
+    """
+
+    action_cost: float = 1.5
+    cut_cost: float = 0.3
+    slack_cost: float = 0.4
+    beam: int = 256
+    stutter_weight: float = 1.0
+    retry_score: float = 0.8
+
+
+# --------------------------------------------------------------------------- structural DP kernels
+
+# numba is a librosa dependency; compiled functions are cached on disk (in __pycache__ beside this file)
+_njit = numba.njit(cache=True, nogil=True)
+
+
+@_njit
+def _diag_cumsum(s: np.ndarray) -> np.ndarray:
+    """``C[t + 1, r + 1] = C[t, r] + S[t, r]``: sums along diagonals, ``(Te + 1, Tr + 1)``."""
+    te, tr = s.shape
+    c = np.zeros((te + 1, tr + 1), dtype=np.float32)
+    for t in range(te):
+        for r in range(tr):
+            c[t + 1, r + 1] = c[t, r] + s[t, r]
+    return c
+
+
+@_njit
+def _anti_cumsum(s: np.ndarray) -> np.ndarray:
+    """``C[t + 1, r] = C[t, r + 1] + S[t, r]``: sums along anti-diagonals, ``(Te + 1, Tr + 1)``."""
+    te, tr = s.shape
+    c = np.zeros((te + 1, tr + 1), dtype=np.float32)
+    for t in range(te):
+        for r in range(tr):
+            c[t + 1, r] = c[t, r + 1] + s[t, r]
+    return c
+
+
+@_njit
+def _fsum(cd: np.ndarray, t: int, r: int, n: int) -> float:
+    """Sum of ``S[t + u, r + u]`` for ``u`` in ``[0, n)``; frames outside ``S`` count 0."""
+    te = cd.shape[0] - 1
+    tr = cd.shape[1] - 1
+    if n <= 0:
+        return 0.0
+    if r < 0:  # skip the part before the raw start
+        t -= r
+        n += r
+        r = 0
+    m = min(n, te - t, tr - r)
+    if m <= 0 or t < 0:
+        return 0.0
+    return float(cd[t + m, r + m] - cd[t, r])
+
+
+@_njit
+def _rsum(ca: np.ndarray, t: int, r1: int, n: int) -> float:
+    """Sum of ``S[t + u, r1 - 1 - u]`` for ``u`` in ``[0, n)``; frames outside ``S`` count 0."""
+    te = ca.shape[0] - 1
+    tr = ca.shape[1] - 1
+    if n <= 0 or t < 0:
+        return 0.0
+    if r1 > tr:
+        skip = r1 - tr
+        t += skip
+        n -= skip
+        r1 = tr
+    m = min(n, te - t, r1)
+    if m <= 0:
+        return 0.0
+    return float(ca[t + m, r1 - m] - ca[t, r1])
+
+
+@_njit
+def _future_bound(s: np.ndarray, frame_best: np.ndarray, r_starts: np.ndarray) -> np.ndarray:
+    """Optimistic score of the edit frames from ``t`` on, given raw beat ``j`` is next.
+
+    Every later edit frame comes from raw beat ``j`` or later (the walk only
+    moves forwards; loops and reversals stay inside their span), so frame
+    ``u`` scores at most ``max(max_{r >= r_j} S[u, r], frame_best[u])``
+    (``frame_best``: the best non-similarity score of the frame: silence or
+    stutter). Returns ``H (Te + 1, n_beats + 1)`` with ``H[t, j]`` the sum of
+    those bounds over ``u >= t`` (``H[:, n_beats] = 0``).
+    """
+    te, tr = s.shape
+    nb = r_starts.shape[0]
+    m = np.zeros((te, nb))
+    for u in range(te):
+        run = -1.0
+        jj = nb - 1
+        for r in range(tr - 1, -1, -1):
+            if s[u, r] > run:
+                run = s[u, r]
+            while jj >= 0 and r_starts[jj] >= r:
+                m[u, jj] = max(run, frame_best[u])
+                jj -= 1
+        while jj >= 0:
+            m[u, jj] = max(run, frame_best[u])
+            jj -= 1
+    h = np.zeros((te + 1, nb + 1))
+    for u in range(te - 1, -1, -1):
+        for j in range(nb):
+            h[u, j] = h[u + 1, j] + m[u, j]
+    return h
+
+
+@_njit
+def _relax(
+    val: np.ndarray,
+    pos: np.ndarray,
+    b_t: np.ndarray,
+    b_kind: np.ndarray,
+    b_k: np.ndarray,
+    b_par: np.ndarray,
+    row: int,
+    t: int,
+    pe: float,
+    sc: float,
+    kind: int,
+    k: int,
+    par: int,
+    t_max: int,
+    slack_cost: float,
+) -> None:
+    """Offer the DP state ``(row, round(pe) + d)`` for ``d`` in -1..1 frames, ``slack_cost`` per frame moved.
+
+    A structural move's nominal end comes from the tracker's grid, which can
+    sit a frame off the edit's splice; the forward beat after it then lands
+    off its diagonal, where the sharp frame features score poorly, and a
+    spurious one-beat SPEED wins instead. The slack lets the move end where
+    the edit does (the frame it gains or loses is scored by the next move).
+    """
+    for d in range(-1, 2):
+        ped = pe + d
+        te = int(round(ped))
+        if te < t or te > t_max:
+            continue
+        scd = sc - (slack_cost if d != 0 else 0.0)
+        if scd > val[row, te]:
+            val[row, te] = scd
+            pos[row, te] = ped
+            b_t[row, te] = t
+            b_kind[row, te] = kind
+            b_k[row, te] = k
+            b_par[row, te] = par
+
+
+@_njit
+def _align_dp(
+    s: np.ndarray,
+    cd: np.ndarray,
+    ca: np.ndarray,
+    sil_cum: np.ndarray,
+    per_cum: np.ndarray,
+    starts_f: np.ndarray,
+    ends_f: np.ndarray,
+    sizes: np.ndarray,
+    loop_reps: np.ndarray,
+    stut_slices: np.ndarray,
+    speed_rates: np.ndarray,
+    beat_frames: float,
+    t_end: float,
+    action_cost: float,
+    cut_cost: float,
+    slack_cost: float,
+    beam: int,
+    stutter_weight: float,
+    bound: np.ndarray,
+) -> tuple:
+    """Best walk over raw beats explaining the edit frames; see the module docstring.
+
+    Returns ``(score, moves)`` with moves ``(n_moves, 6)`` int64 rows
+    ``(beat, n_beats, kind, param, t0, t1)`` in walk order (``param``: the
+    amount slot of LOOP/STUTTER/SPEED, else 0), or ``(-inf, empty)``.
+    """
+    te_n = s.shape[0]
+    tr_n = s.shape[1]
+    n = starts_f.shape[0]
+    neg = -1e30
+    width = te_n + 2
+    val = np.full((n + 1, width), neg)
+    pos = np.zeros((n + 1, width))
+    b_t = np.full((n + 1, width), -1, dtype=np.int64)
+    b_kind = np.zeros((n + 1, width), dtype=np.int64)
+    b_k = np.zeros((n + 1, width), dtype=np.int64)
+    b_par = np.zeros((n + 1, width), dtype=np.int64)
+    val[0, 0] = 0.0
+    t_max = width - 1
+
+    for j in range(n):
+        alive = np.nonzero(val[j] > neg / 2)[0]
+        if alive.shape[0] == 0:
+            continue
+        if alive.shape[0] > beam:
+            keys = np.empty(alive.shape[0])
+            for q in range(alive.shape[0]):
+                tq = alive[q]
+                keys[q] = -(val[j, tq] + bound[min(tq, te_n), j])
+            order = np.argsort(keys)[:beam]
+            alive = alive[order]
+        r0f = starts_f[j]
+        r0 = int(round(r0f))
+        beat_len = ends_f[j] - starts_f[j]
+        for q in range(alive.shape[0]):
+            t = alive[q]
+            v = val[j, t]
+            p = pos[j, t]
+            # play one beat forwards (KEEP and every effect)
+            for d in range(-1, 2):
+                pe = p + beat_len + d
+                te = int(round(pe))
+                if te < t or te > t_max:
+                    continue
+                sc = v + _fsum(cd, t, r0, te - t) - (slack_cost if d != 0 else 0.0)
+                if sc > val[j + 1, te]:
+                    val[j + 1, te] = sc
+                    pos[j + 1, te] = pe
+                    b_t[j + 1, te] = t
+                    b_kind[j + 1, te] = 0
+                    b_k[j + 1, te] = 1
+                    b_par[j + 1, te] = d + 1
+            for si in range(sizes.shape[0]):
+                k = sizes[si]
+                if j + k > n:
+                    break
+                span = ends_f[j + k - 1] - r0f
+                r1 = int(round(ends_f[j + k - 1]))
+                # CUT
+                sc = v - action_cost - cut_cost * k
+                if sc > val[j + k, t]:
+                    val[j + k, t] = sc
+                    pos[j + k, t] = p
+                    b_t[j + k, t] = t
+                    b_kind[j + k, t] = 1
+                    b_k[j + k, t] = k
+                    b_par[j + k, t] = 0
+                # SILENCE and REVERSE: same length
+                pe = p + span
+                te = int(round(pe))
+                if te <= t_max:
+                    sc = v - action_cost + (sil_cum[min(te, te_n)] - sil_cum[min(t, te_n)])
+                    _relax(val, pos, b_t, b_kind, b_k, b_par, j + k, t, pe, sc, 2, k, 0, t_max, slack_cost)
+                    sc = v - action_cost + _rsum(ca, t, r1, te - t)
+                    _relax(val, pos, b_t, b_kind, b_k, b_par, j + k, t, pe, sc, 3, k, 0, t_max, slack_cost)
+                    # STUTTER: the first slice plays forwards, the rest repeats it
+                    for a in range(stut_slices.shape[0]):
+                        ns = int(round(stut_slices[a] * beat_len))
+                        ns = max(1, min(ns, te - t))
+                        sc = v - action_cost + _fsum(cd, t, r0, ns)
+                        sc += per_cum[a, min(te, te_n)] - per_cum[a, min(t + ns, te_n)]
+                        _relax(val, pos, b_t, b_kind, b_k, b_par, j + k, t, pe, sc, 5, k, a, t_max, slack_cost)
+                # LOOP: the span plays 1 + reps times
+                for a in range(loop_reps.shape[0]):
+                    reps = loop_reps[a]
+                    pe = p + span * (reps + 1)
+                    te = int(round(pe))
+                    if te > t_max:
+                        break
+                    sc = v - action_cost
+                    for m in range(reps + 1):
+                        ta = int(round(p + span * m))
+                        tb = int(round(p + span * (m + 1)))
+                        sc += _fsum(cd, ta, r0, tb - ta)
+                    _relax(val, pos, b_t, b_kind, b_k, b_par, j + k, t, pe, sc, 4, k, a, t_max, slack_cost)
+                # SPEED: the span plays at a rate
+                for a in range(speed_rates.shape[0]):
+                    rate = speed_rates[a]
+                    pe = p + span / rate
+                    te = int(round(pe))
+                    if te > t_max:
+                        continue
+                    sc = v - action_cost
+                    n_out = te - t
+                    for u in range(n_out):
+                        tt = t + u
+                        rr = int(round(r0f + rate * u))
+                        if tt < te_n and 0 <= rr < tr_n:
+                            sc += s[tt, rr]
+                        if u == SPEED_PROBE - 1 and n_out > 2 * SPEED_PROBE and sc - v + action_cost < SPEED_PROBE_SIM * SPEED_PROBE:
+                            sc = neg  # the first frames do not match: not worth the whole line
+                            break
+                    _relax(val, pos, b_t, b_kind, b_k, b_par, j + k, t, pe, sc, 6, k, a, t_max, slack_cost)
+
+    # the walk ends where the edit ends
+    best = neg
+    best_t = -1
+    te_want = int(round(t_end))
+    for t in range(max(0, te_want - 3), min(t_max, te_want + 3) + 1):
+        sc = val[n, t] - slack_cost * abs(t - te_want)
+        if val[n, t] > neg / 2 and sc > best:
+            best = sc
+            best_t = t
+    if best_t < 0:
+        return neg, np.zeros((0, 6), dtype=np.int64), val
+    rows = []
+    j = n
+    t = best_t
+    while j > 0:
+        k = b_k[j, t]
+        t0 = b_t[j, t]
+        rows.append((j - k, k, b_kind[j, t], b_par[j, t], t0, t))
+        j -= k
+        t = t0
+    out = np.zeros((len(rows), 6), dtype=np.int64)
+    for i in range(len(rows)):
+        r = rows[len(rows) - 1 - i]
+        for c in range(6):
+            out[i, c] = r[c]
+    return best, out, val
+
+
+# --------------------------------------------------------------------------- alignment
+
+
+@dataclass
+class Move:
+    """One move of the alignment: raw beats ``[beat, beat + n_beats)`` -> edit ``[dst_start_s, dst_end_s)``.
+
+    Attributes:
+        beat: first beat (index into the extended grid).
+        n_beats: beats covered.
+        kind: ``FWD``, ``CUT``, ``SIL``, ``REV``, ``LOOP``, ``STUT`` or ``SPEED``.
+        slot: amount slot 0..3 (NEG_LARGE..POS_LARGE) for LOOP/STUTTER/SPEED.
+        dst_start_s, dst_end_s: the edit span it explains, seconds.
+        match: mean frame similarity over that span (1 for a CUT).
+    """
+
+    beat: int
+    n_beats: int
+    kind: int
+    slot: int
+    dst_start_s: float
+    dst_end_s: float
+    match: float = 1.0
+
+
+def smooth_beats(beat_times: np.ndarray, *, half_window: int = SMOOTH_BEATS) -> np.ndarray:
+    """Beat times ``(n,)`` s with tracker jitter removed: a local straight-line fit per beat.
+
+    Beat ``i`` moves to the least-squares line through beats
+    ``i - half_window .. i + half_window`` (fewer at the ends), evaluated
+    at ``i``. A constant tempo comes out exact; a tempo that drifts is
+    followed. The result is still strictly increasing (else the input is
+    returned).
+    """
+    bt = np.asarray(beat_times, dtype=np.float64)
+    n = bt.shape[0]
+    if n < 4:
+        return bt.copy()
+    idx = np.arange(n, dtype=np.float64)
+    out = np.empty(n)
+    for i in range(n):
+        lo, hi = max(0, i - half_window), min(n, i + half_window + 1)
+        x, y = idx[lo:hi], bt[lo:hi]
+        slope, icpt = np.polyfit(x, y, 1)
+        out[i] = icpt + slope * i
+    if np.any(np.diff(out) <= 0) or out[0] < 0:
+        return bt.copy()
+    return out
+
+
+def grid_period(beat_times: np.ndarray) -> float:
+    """Beat period (s) of a grid: the slope of the least-squares line through ``(index, time)``.
+
+    The median of the beat lengths sits on the tracker's frame quantisation
+    (seen 10+ samples off per beat at 22,050 Hz); the line through all the
+    beats averages it out (within ~1-3 samples on the synthetic corpus).
+    A stutter's slice and its periodicity lag are multiples of this.
+    """
+    bt = np.asarray(beat_times, dtype=np.float64)
+    if bt.size < 4:
+        return float(np.median(np.diff(bt))) if bt.size > 1 else 0.5
+    return float(np.polyfit(np.arange(bt.size, dtype=np.float64), bt, 1)[0])
+
+
+def extended_grid(beat_times: np.ndarray, duration_s: float, *, tempo_bpm: float = 120.0) -> tuple[np.ndarray, np.ndarray, int]:
+    """The analysis grid extended with pseudo-beats so that beats cover ``[0, duration_s)``.
+
+    Pseudo-beats one median period long are added before the first beat
+    and after the last one (the first may be up to 1.25 periods, starting
+    at 0; the last ends at ``duration_s``).
+
+    Returns:
+        ``starts_s (n,)``, ``ends_s (n,)`` float64 seconds and the index of
+        the first analysis beat.
+    """
+    bt = smooth_beats(np.asarray(beat_times, dtype=np.float64))
+    starts, ends = beat_spans(bt, duration_s, tempo_bpm=tempo_bpm)
+    if starts.size == 0:
+        period = 60.0 / max(tempo_bpm, 1.0)
+        starts = np.array([0.0])
+        ends = np.array([min(duration_s, period)])
+    period = float(np.median(ends - starts)) if starts.size > 1 else float(ends[0] - starts[0])
+    period = max(period, 1e-3)
+    pre: list[float] = []
+    first = float(starts[0])
+    while first > 0.25 * period:
+        first = max(0.0, first - period)
+        pre.insert(0, first)
+    n_pre = len(pre)
+    st = list(pre) + [float(x) for x in starts]
+    en = [float(x) for x in starts[:0]]
+    en = pre[1:] + [float(starts[0])] if pre else []
+    en += [float(x) for x in ends]
+    st[0] = 0.0
+    while en[-1] < duration_s - 0.25 * period:
+        st.append(en[-1])
+        en.append(min(duration_s, en[-1] + period))
+    en[-1] = duration_s
+    return np.asarray(st), np.asarray(en), n_pre
+
+
+def align(
+    raw: Frames,
+    edit: Frames,
+    starts_s: np.ndarray,
+    ends_s: np.ndarray,
+    edit_duration_s: float,
+    *,
+    config: AlignConfig | None = None,
+    beat_s: float | None = None,
+    debug: dict | None = None,
+) -> tuple[float, list[Move], np.ndarray]:
+    """Structural DP of an edit against the raw beats (see the module docstring).
+
+    Parameters:
+        raw, edit: frame features of the two files.
+        starts_s, ends_s: ``(n,)`` extended raw beat grid covering the raw file, seconds.
+        edit_duration_s: length of the edit, seconds.
+        beat_s: beat period, seconds (``grid_period``; default the median beat length).
+        debug: if a dict, receives ``"table"``: the DP's best score per
+            (beat, edit frame) state, ``(n + 1, n_edit_frames + 2)``.
+
+    Returns:
+        ``(score, moves, S)`` with ``S (n_edit_frames, n_raw_frames)`` the frame similarity.
+    """
+    cfg = config or AlignConfig()
+    s = similarity(edit, raw)
+    cd = _diag_cumsum(s)
+    ca = _anti_cumsum(s)
+    te_n = edit.n_frames
+    sil = np.where(edit.silent, 1.0, -1.0)
+    sil_cum = np.concatenate([[0.0], np.cumsum(sil)])
+    if beat_s is None:
+        beat_s = float(np.median(ends_s - starts_s))
+    per, stutter_best = _stutter_scores(edit, beat_s, cfg.stutter_weight)
+    to_f = FRAME_SR / FRAME_HOP
+    frame_best = np.maximum(sil, stutter_best)
+    r_starts = np.maximum(np.round(np.asarray(starts_s) * to_f).astype(np.int64) - 2, 0)
+    bound = _future_bound(s, frame_best, r_starts)
+    args = (
+        s,
+        cd,
+        ca,
+        sil_cum,
+        per,
+        np.asarray(starts_s, dtype=np.float64) * to_f,
+        np.asarray(ends_s, dtype=np.float64) * to_f,
+        np.asarray(vocab.SIZE_BEATS, dtype=np.int64),
+        np.asarray(LOOP_REPEATS, dtype=np.int64),
+        np.asarray(STUTTER_SLICES, dtype=np.float64),
+        np.asarray(SPEED_RATES, dtype=np.float64),
+        beat_s * to_f,
+        edit_duration_s * to_f,
+        cfg.action_cost,
+        cfg.cut_cost,
+        cfg.slack_cost,
+    )
+    score, rows, table = _align_dp(*args, cfg.beam, cfg.stutter_weight, bound)
+    if rows.shape[0] == 0:
+        log.debug("no path with a beam of %d: retrying with %d", cfg.beam, 4 * cfg.beam)
+        score, rows, table = _align_dp(*args, 4 * cfg.beam, cfg.stutter_weight, bound)
+    elif score < cfg.retry_score * te_n:
+        # The beam ranks states by score so far plus an optimistic bound on the rest,
+        # which flatters states that skipped edit frames (a long CUT): on effect-heavy
+        # edits it can drop the true path for a CUT + long LOOP walk scoring far
+        # lower (seen 0.57-0.76 per frame against >= 0.85 for every good path).
+        wide = _align_dp(*args, 4 * cfg.beam, cfg.stutter_weight, bound)
+        log.debug("poor path (%.2f per frame) with a beam of %d: %d gives %.2f",
+                  score / te_n, cfg.beam, 4 * cfg.beam, wide[0] / te_n)
+        if wide[1].shape[0] and wide[0] > score:
+            score, rows, table = wide
+    moves = [
+        Move(beat=beat, n_beats=k, kind=kind, slot=par if kind in (LOOP, STUT, SPEED) else 0, dst_start_s=t0 / to_f, dst_end_s=t1 / to_f)
+        for beat, k, kind, par, t0, t1 in rows.tolist()
+    ]
+    if debug is not None:
+        debug["table"] = table
+    return float(score), moves, s
+
+
+def _stutter_scores(edit: Frames, beat_s: float, weight: float) -> tuple[np.ndarray, np.ndarray]:
+    """Stutter score of each edit frame per slice length: how exactly the edit repeats itself one slice earlier.
+
+    Returns ``per (len(STUTTER_SLICES), n_frames + 1)``, the cumulative sums
+    of each slice's frame scores (in -``weight``..``weight``, silent frames
+    -``weight``), and ``(n_frames,)`` the best score of each frame over the slices.
+    """
+    te_n = edit.n_frames
+    per = np.zeros((len(STUTTER_SLICES), te_n + 1))
+    stutter_best = np.full(te_n, -1.0)
+    for a, v in enumerate(STUTTER_SLICES):
+        c = periodicity(edit.y, v * beat_s * FRAME_SR, te_n)
+        # a stutter repeats its slice sample for sample (correlation ~1); echoes of a
+        # DELAY at that lag correlate ~0.6-0.85 (median ~0.7) and must not pass for one
+        score = weight * np.where(edit.silent, -1.0, np.clip((c - STUTTER_CORR_MID) / (1.0 - STUTTER_CORR_MID), -1.0, 1.0))
+        stutter_best = np.maximum(stutter_best, score)
+        per[a, 1:] = np.cumsum(score)
+    return per, stutter_best
+
+
+def merge_speed_runs(moves: list[Move], starts: np.ndarray, ends: np.ndarray) -> list[Move]:
+    """Moves with each run of one-rate SPEED moves over consecutive beats made one move.
+
+    The DP scores a SPEED line from the tracker's beat start: a few frames
+    off, a long line scores worse than short lines that each restart on
+    the diagonal, so one stretched bar comes out as several one-beat SPEED
+    moves, sometimes with a forward beat between them. An editor's SPEED
+    is one stretched segment: a single forward beat between two SPEED
+    moves of one rate joins them when the DP had to stretch that beat the
+    rate's way too (its edit span at least half a frame off its raw length
+    in the direction of ``1 / rate``: a forward beat with an effect between
+    two SPEEDs keeps its length), and the run becomes one move.
+    """
+    out = list(moves)
+    half_frame = 0.5 * FRAME_HOP / FRAME_SR
+    for i in range(1, len(out) - 1):
+        a, m, c = out[i - 1], out[i], out[i + 1]
+        if (
+            m.kind == FWD and a.kind == SPEED and c.kind == SPEED and a.slot == c.slot
+            and a.beat + a.n_beats == m.beat and m.beat + m.n_beats == c.beat
+        ):
+            stretch = (m.dst_end_s - m.dst_start_s) - (ends[m.beat] - starts[m.beat])
+            if stretch * (1.0 / SPEED_RATES[a.slot] - 1.0) > 0 and abs(stretch) >= half_frame:
+                out[i] = Move(m.beat, m.n_beats, SPEED, a.slot, m.dst_start_s, m.dst_end_s, m.match)
+    merged: list[Move] = []
+    for m in out:
+        p = merged[-1] if merged else None
+        if p is not None and m.kind == SPEED and p.kind == SPEED and p.slot == m.slot and p.beat + p.n_beats == m.beat:
+            merged[-1] = Move(p.beat, p.n_beats + m.n_beats, SPEED, p.slot, p.dst_start_s, m.dst_end_s)
+        else:
+            merged.append(m)
+    return merged
+
+
+def drop_false_speeds(moves: list[Move], fwd_offset: dict[int, int], starts: np.ndarray, ends: np.ndarray) -> list[Move]:
+    """Moves with each SPEED the forward offsets around it contradict played forwards instead.
+
+    A SPEED at rate ``r`` over ``L`` raw samples moves everything after it
+    in the edit by ``L (1 / r - 1)``; REVERSE, SILENCE and STUTTER keep the
+    length. Where the forward runs on either side of a SPEED (with only
+    such moves between) sit at the same offset, within a third of that
+    shift, the DP's SPEED was a patch over a frame or two of misfit (a
+    reverb tail, a grid error), not the edit's.
+    """
+    out: list[Move] = []
+    for i, m in enumerate(moves):
+        if m.kind != SPEED or i == 0 or moves[i - 1].kind != FWD or moves[i - 1].beat not in fwd_offset:
+            out.append(m)
+            continue
+        k = i + 1
+        while k < len(moves) and moves[k].kind in (REV, SIL, STUT):
+            k += 1
+        if k >= len(moves) or moves[k].kind != FWD or moves[k].beat not in fwd_offset:
+            out.append(m)
+            continue
+        shift = (ends[m.beat + m.n_beats - 1] - starts[m.beat]) * FRAME_SR * (1.0 / SPEED_RATES[m.slot] - 1.0)
+        seen = fwd_offset[moves[k].beat] - fwd_offset[moves[i - 1].beat]
+        if abs(seen) < abs(shift) / 3.0:
+            log.debug("SPEED at beat %d dropped: the offsets around it moved %d samples, not %.0f", m.beat, seen, shift)
+            t = m.dst_start_s
+            step = (m.dst_end_s - m.dst_start_s) / m.n_beats
+            for b in range(m.beat, m.beat + m.n_beats):
+                out.append(Move(b, 1, FWD, 0, t, t + step, m.match))
+                t += step
+        else:
+            out.append(m)
+    return out
+
+
+def loop_phase(
+    raw_y: np.ndarray, edit_y: np.ndarray, moves: list[Move], starts: np.ndarray, ends: np.ndarray
+) -> list[Move]:
+    """Moves with each LOOP shifted by one beat where the edit's repeats say so.
+
+    The frame features cannot tell a loop of beats ``j..j+k-1`` after a
+    forward beat ``j-1`` from a loop of ``j-1..j+k-2`` before a forward beat
+    ``j+k-1`` when the song repeats itself bar by bar; the repeats can: each
+    starts with exactly the loop's first raw beat. For a LOOP next to a
+    forward beat of the right raw beat (and edit time), the hypotheses
+    "as found", "one beat earlier" and "one beat later" are scored by the
+    normalised correlation of the loop's first raw beat with the edit where
+    each repeat would start; a shift is taken when it scores clearly
+    higher (by ``LOOP_PHASE_MARGIN``).
+    """
+    out = list(moves)
+    to_samples = FRAME_SR
+
+    def score(b: int, k: int, reps: int, e0: float) -> float:
+        if b < 0 or b + k > starts.shape[0]:
+            return -1.0
+        src0 = int(round(starts[b] * to_samples))
+        n = int(round((ends[b] - starts[b]) * to_samples))
+        span = (ends[b + k - 1] - starts[b]) * to_samples
+        vals = [match_at(raw_y, edit_y, src0, int(round(e0 * to_samples + m * span)), n) for m in range(1, reps + 1)]
+        return float(np.mean(vals)) if vals else -1.0
+
+    i = 0
+    while i < len(out):
+        m = out[i]
+        if m.kind != LOOP:
+            i += 1
+            continue
+        reps = LOOP_REPEATS[m.slot]
+        k = m.n_beats
+        best = (score(m.beat, k, reps, m.dst_start_s), 0)
+        prev = out[i - 1] if i > 0 else None
+        nxt = out[i + 1] if i + 1 < len(out) else None
+        if prev is not None and prev.kind == FWD and prev.beat == m.beat - 1 and abs(prev.dst_end_s - m.dst_start_s) < 1e-6:
+            best = max(best, (score(m.beat - 1, k, reps, prev.dst_start_s) - LOOP_PHASE_MARGIN, -1))
+        if nxt is not None and nxt.kind == FWD and nxt.beat == m.beat + k and abs(nxt.dst_start_s - m.dst_end_s) < 1e-6:
+            e0 = m.dst_start_s + (ends[m.beat] - starts[m.beat])
+            best = max(best, (score(m.beat + 1, k, reps, e0) - LOOP_PHASE_MARGIN, 1))
+        if best[1] == -1:
+            tail = ends[m.beat + k - 1] - starts[m.beat + k - 1]  # the old loop's last beat now plays after it
+            loop = Move(m.beat - 1, k, LOOP, m.slot, prev.dst_start_s, m.dst_end_s - tail)
+            fwd = Move(m.beat + k - 1, 1, FWD, 0, m.dst_end_s - tail, m.dst_end_s)
+            out[i - 1 : i + 1] = [loop, fwd]
+            log.debug("loop at beat %d moved one beat earlier (its repeats match %.2f)", m.beat, best[0] + LOOP_PHASE_MARGIN)
+        elif best[1] == 1:
+            head = ends[m.beat] - starts[m.beat]
+            fwd = Move(m.beat, 1, FWD, 0, m.dst_start_s, m.dst_start_s + head)
+            loop = Move(m.beat + 1, k, LOOP, m.slot, m.dst_start_s + head, nxt.dst_end_s)
+            out[i : i + 2] = [fwd, loop]
+            log.debug("loop at beat %d moved one beat later (its repeats match %.2f)", m.beat, best[0] + LOOP_PHASE_MARGIN)
+        i += 1
+    return out

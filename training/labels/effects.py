@@ -1,0 +1,577 @@
+"""Step 5 of inferring BC labels: the effect on each beat played forwards, and the amounts.
+
+Each beat played forwards is compared with the raw beat it came from (band
+powers, splice edges left out): unchanged -> KEEP; else the closest of the
+linear effects (GAIN, filters, shelves: their measured band responses added
+to the raw beat), a straight gain ramp (FADE_IN / FADE_OUT), renders of the
+raw beat through the nonlinear effects (``engine.render`` chains: reverb,
+delay, distortion, compression; reverb and delay fed the source since their
+forward run began, or only the beat itself where the beat before was judged
+otherwise (an effect starts at its segment with an empty memory), the
+reverb rendered in stereo at the song's rate as the edit's was; after a
+reverb or delay beat, "unchanged plus its tail" counts as KEEP); PITCH when
+a pitch-warped variant of the raw frames matches the edit clearly better
+than the raw frames; WIDTH from the stereo side/mid energies
+(``beat_effect``).
+
+Neighbouring forward beats then take their inferred labels together
+(``smooth_effects``: each beat's candidate distances plus a cost per label
+change), so one effect over an action reads as one label. A run labelled a
+fade must be one ramp from or to silence (``false_fades``): a compressor
+riding each beat's level also fits a short ramp per beat, but restarts it
+every beat and may lift the level; such a run is labelled again without its
+fade candidates (``label_run``). LOOP and SPEED amounts come from the DP,
+the STUTTER amount from the shortest slice at which the span repeats
+(``stutter_slot``).
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import soxr
+
+from engine import actions as vocab
+from engine.plan import Effect
+from engine.render import build_chain
+from engine.spectrum import mel_basis
+from training.labels.align import AMOUNT_SLOTS, STUTTER_SLICES, Move
+from training.labels.frames import FRAME_SR, VARIANT_SEMITONES
+
+BAND_NFFT = 1024
+BAND_HOP = 256
+N_EFFECT_BANDS = 24
+KEEP_DB = 0.35  # mean band difference (dB) under which a forward beat is unchanged
+LINEAR_OK_DB = 0.3  # a linear effect or fade this close needs no rendered candidates
+SPLICE_GUARD_S = 0.012  # left out at both ends of a beat when judging its effect
+QUIET_BEAT_DB = 45.0  # a raw beat this far below the song's peaks is too quiet to judge effects on
+KEEP_BAND_DB = 0.6  # ... and no band's mean level moved more than this
+EFFECT_SWITCH_DB = 0.3  # cost of a label change between neighbouring forward beats (effect smoothing)
+# A fade is one straight gain ramp from or to silence, never above unity; a compressor riding
+# each beat's level fits a short ramp too, but restarts it every beat (a sawtooth) and may lift.
+FADE_MAX_GAIN = 1.08  # edit/raw gain a fade's ramp may reach (fit noise)
+FADE_STEP_BACK = 0.15  # how far a fade's gain may step back from one beat's end to the next's start
+FADE_EDGE_GAIN = 0.08  # a one-beat fade starts (in) or ends (out) within this of silence
+PRE_ROLL_S = 0.25  # source audio fed to candidate effects before the beat
+TAIL_PRE_ROLL_S = 2.0  # ... at most, to reverb and delay candidates (engine.render.MAX_TAIL_S)
+TAIL_CHUNK_BEATS = 16  # reverb/delay candidates render this many beats ahead at once
+REVERB_SCREEN_DB = 1.5  # a quick mono reverb this close to the best candidate earns the true render
+LINEAR_TYPES = ("GAIN", "LOWPASS", "HIGHPASS", "BASS", "TREBLE")
+RENDER_TYPES = ("REVERB", "DELAY", "DISTORTION", "COMPRESS")
+WIDTH_VALUES = tuple(v for v in vocab.AMOUNT_TABLE["WIDTH"] if not math.isnan(v))
+
+
+def band_db(y: np.ndarray, *, sr: int = FRAME_SR) -> np.ndarray:
+    """``(n_frames, N_EFFECT_BANDS)`` mel band power in dB (floor -100) of mono ``y``.
+
+    Centred Hann frames of ``BAND_NFFT`` every ``BAND_HOP`` samples (as
+    ``engine.spectrum.stft_magnitude``), on one thread: these are short
+    snippets, where a thread pool costs more than the transform.
+    """
+    y = np.asarray(y, dtype=np.float32)
+    pad = BAND_NFFT // 2
+    padded = np.pad(y, (pad, pad))
+    frames = np.lib.stride_tricks.sliding_window_view(padded, BAND_NFFT)[::BAND_HOP]
+    spec = np.fft.rfft(frames * _hann(BAND_NFFT), axis=1)
+    power = (spec.real**2 + spec.imag**2).astype(np.float32) @ mel_basis(sr, BAND_NFFT, N_EFFECT_BANDS).T
+    return 10.0 * np.log10(power + 1e-10)
+
+
+_HANN: dict[int, np.ndarray] = {}
+
+
+def _hann(n: int) -> np.ndarray:
+    """``(n,)`` float32 periodic Hann window."""
+    if n not in _HANN:
+        _HANN[n] = np.hanning(n + 1)[:-1].astype(np.float32)
+    return _HANN[n]
+
+
+def _effect_chain(type_name: str, slot: int, beat_s: float, sr: int) -> Any:
+    name, params = vocab.effect_params(type_name, AMOUNT_SLOTS[slot], beat_s=beat_s)
+    if "cutoff_hz" in params:
+        params["cutoff_hz"] = min(params["cutoff_hz"], 0.45 * sr)
+    return build_chain([Effect(name, params)], sr)
+
+
+_RESPONSES: dict[int, np.ndarray] = {}
+
+
+def linear_responses(*, effect_sr: int = FRAME_SR) -> np.ndarray:
+    """``(len(LINEAR_TYPES), 4, N_EFFECT_BANDS)`` dB band responses of the linear effects at ``FRAME_SR``.
+
+    Measured once per rate (no linear effect depends on the tempo) by
+    filtering white noise through each effect (GAIN: its flat gain) at
+    ``effect_sr``, the rate the edit was rendered at, and reading both
+    noises' bands at ``FRAME_SR``: a filter made at a
+    lower rate bends differently near its Nyquist frequency (a 5 kHz
+    low-pass made at 22 kHz would read as a treble cut). The prediction of
+    an effect on a beat is the raw beat's band powers plus this response.
+    """
+    if effect_sr in _RESPONSES:
+        return _RESPONSES[effect_sr]
+    rng = np.random.default_rng(0)
+    noise = (0.05 * rng.standard_normal(effect_sr * 4)).astype(np.float32)
+
+    def bands(y: np.ndarray) -> np.ndarray:
+        y = soxr.resample(y, effect_sr, FRAME_SR) if effect_sr != FRAME_SR else y
+        return band_db(y)[8:-8].mean(axis=0)
+
+    ref = bands(noise)
+    out = np.zeros((len(LINEAR_TYPES), 4, N_EFFECT_BANDS))
+    for ti, t in enumerate(LINEAR_TYPES):
+        for slot in range(4):
+            if t == "GAIN":
+                out[ti, slot] = vocab.amount_value(t, AMOUNT_SLOTS[slot])
+                continue
+            chain = _effect_chain(t, slot, 0.5, effect_sr)  # any beat: the linear effects take none
+            out[ti, slot] = bands(chain(noise[None, :].copy(), effect_sr)[0]) - ref
+    _RESPONSES[effect_sr] = out
+    return out
+
+
+def _band_distance(pred: np.ndarray, target: np.ndarray, weight: np.ndarray) -> float:
+    """Weighted mean absolute dB difference of ``(n_frames, bands)`` arrays."""
+    d = np.abs(np.clip(pred, -100.0, None) - np.clip(target, -100.0, None))
+    return float((np.minimum(d, 30.0) * weight).sum() / max(weight.sum(), 1e-9))
+
+
+@dataclass
+class BeatEffect:
+    """The effect found on one forward beat."""
+
+    type: str
+    slot: int  # amount slot 0..3 (NEG_LARGE..POS_LARGE); 0 for NEUTRAL-only types
+    distance: float  # dB, best candidate
+    margin: float  # dB, second best minus best
+    candidates: dict[tuple[str, int], float] | None = None  # dB per (type, slot) judged; None: not to be smoothed
+    ramp: tuple[float, float] | None = None  # fitted edit/raw gain at the first and last judged frame (fade candidate)
+
+    @property
+    def amount_idx(self) -> int:
+        return int(vocab.Amount.NEUTRAL) if self.type in vocab.NEUTRAL_ONLY else AMOUNT_SLOTS[self.slot]
+
+
+def _width_slot(raw_st: np.ndarray, edit_st: np.ndarray) -> tuple[int, float] | None:
+    """Amount slot of a WIDTH change between stereo beats ``(2, n)``, with its dB error; None if none.
+
+    WIDTH scales the side signal and keeps the mid one.
+    """
+    if raw_st.shape[0] < 2 or edit_st.shape[0] < 2:
+        return None
+    mid_r = 0.5 * (raw_st[0] + raw_st[1])
+    mid_e = 0.5 * (edit_st[0] + edit_st[1])
+    side_r = 0.5 * (raw_st[0] - raw_st[1])
+    side_e = 0.5 * (edit_st[0] - edit_st[1])
+    em_r, em_e = float(mid_r @ mid_r), float(mid_e @ mid_e)
+    es_r, es_e = float(side_r @ side_r), float(side_e @ side_e)
+    if em_r <= 1e-9 or es_r <= 1e-4 * em_r:
+        return None  # mono source: width means nothing
+    if abs(10.0 * math.log10(max(em_e, 1e-12) / em_r)) > 1.0:
+        return None  # the mid changed too: not a width change
+    w = math.sqrt(es_e / es_r)
+    if abs(w - 1.0) < 0.2:
+        return None
+    slot = int(np.argmin([abs(w - v) for v in WIDTH_VALUES]))
+    return slot, abs(w - WIDTH_VALUES[slot])
+
+
+def _tail_render(
+    raw_y: np.ndarray,
+    type_name: str,
+    slot: int,
+    beat_s: float,
+    want0: int,
+    src0: int,
+    n: int,
+    effect_sr: int,
+    cache: dict | None,
+    run_key: int | None = None,
+) -> np.ndarray:
+    """``(n,)`` mono at ``FRAME_SR``: raw samples ``[src0, src0 + n)`` through a REVERB or DELAY candidate fed from ``want0``.
+
+    Rendered in chunks from ``want0`` to ``TAIL_CHUNK_BEATS`` beats past
+    the beat and kept in ``cache`` per forward run (``run_key``): a later
+    beat of the run inside the chunk whose wanted start is not before the
+    chunk's start reads its render from it (a longer pre-roll within the
+    run only adds older, fainter tail); without a ``cache``, just the
+    beat is rendered. A reverb at ``effect_sr`` other
+    than ``FRAME_SR`` renders as the edit was made, stereo at the song's
+    rate (in mono at 22 kHz it is 2-4 dB per band off); at ``FRAME_SR``,
+    plain mono (a quick screen).
+    """
+    key = (type_name, slot, run_key, effect_sr)
+    hit = cache.get(key) if cache is not None else None
+    if hit is not None and hit[0] <= want0 and src0 + n <= hit[1]:
+        c0, _, y = hit
+        return y[src0 - c0 : src0 - c0 + n]
+    c0 = want0
+    ahead = int(TAIL_CHUNK_BEATS * beat_s * FRAME_SR) if cache is not None else 0
+    c1 = min(src0 + n + ahead, raw_y.shape[0])
+    x = np.ascontiguousarray(raw_y[None, c0:c1], dtype=np.float32)
+    if type_name == "REVERB" and effect_sr != FRAME_SR:
+        chain = _effect_chain(type_name, slot, beat_s, effect_sr)
+        y = _reverb_output(chain(_reverb_input(x, effect_sr), effect_sr), effect_sr, x.shape[1])
+    else:
+        chain = _effect_chain(type_name, slot, beat_s, FRAME_SR)
+        y = chain(x, FRAME_SR)[0]
+    if cache is not None:
+        cache[key] = (c0, c1, y)
+    return y[src0 - c0 : src0 - c0 + n]
+
+
+def _effect_tail(
+    raw_y: np.ndarray, type_name: str, slot: int, beat_s: float, c0: int, src0: int, n: int, effect_sr: int
+) -> np.ndarray:
+    """``(n,)`` at ``FRAME_SR``: what a REVERB/DELAY over raw ``[c0, src0)`` still sounds over the next ``n`` samples.
+
+    The effect fed the source then zeros, as ``engine.render`` renders a
+    run's tail (its fade-out over the tail's second half is not modelled:
+    one beat after the run it has not begun).
+    """
+    x = np.zeros((1, src0 - c0 + n), dtype=np.float32)
+    x[0, : src0 - c0] = raw_y[c0:src0]
+    if type_name == "REVERB":
+        chain = _effect_chain(type_name, slot, beat_s, effect_sr)
+        y = _reverb_output(chain(_reverb_input(x, effect_sr), effect_sr), effect_sr, x.shape[1])
+    else:
+        chain = _effect_chain(type_name, slot, beat_s, FRAME_SR)
+        y = chain(x, FRAME_SR)[0]
+    return y[src0 - c0 :].astype(np.float32)
+
+
+def _reverb_input(x: np.ndarray, sr: int) -> np.ndarray:
+    """``(2, m)`` float32: mono ``x`` ``(1, n)`` at ``FRAME_SR`` resampled to ``sr``, on both channels."""
+    y = soxr.resample(np.asarray(x[0], dtype=np.float32), FRAME_SR, sr) if sr != FRAME_SR else x[0]
+    return np.ascontiguousarray(np.stack([y, y]).astype(np.float32))
+
+
+def _reverb_output(y: np.ndarray, sr: int, n: int) -> np.ndarray:
+    """``(n,)`` mono at ``FRAME_SR`` of a ``(2, m)`` render at ``sr`` (``engine.audio.analysis_mono``'s mix)."""
+    mono = np.asarray(y, dtype=np.float32).mean(axis=0)
+    if sr != FRAME_SR:
+        mono = soxr.resample(mono, sr, FRAME_SR)
+    if mono.shape[0] < n:
+        mono = np.pad(mono, (0, n - mono.shape[0]))
+    return mono[:n]
+
+
+def beat_effect(
+    raw_y: np.ndarray,
+    edit_y: np.ndarray,
+    src0: int,
+    dst0: int,
+    n: int,
+    *,
+    beat_s: float,
+    raw_st: np.ndarray | None = None,
+    edit_st: np.ndarray | None = None,
+    pitch_votes: np.ndarray | None = None,
+    quiet_db: float = -np.inf,
+    run_start: int | None = None,
+    effect_sr: int = 44100,
+    tail_cache: dict | None = None,
+    prev_effect: tuple[str, int] | None = None,
+) -> BeatEffect:
+    """What was done to one forward-played beat.
+
+    Parameters:
+        raw_y, edit_y: mono signals at ``FRAME_SR``.
+        src0, dst0: first sample of the beat in the raw song and in the edit.
+        n: beat length, samples.
+        beat_s: beat period, seconds (sets the delay time).
+        raw_st, edit_st: the same beat in stereo ``(2, m)`` at any common rate, or None.
+        pitch_votes: ``(1 + len(VARIANT_SEMITONES) + 1,)`` mean frame
+            similarity of the beat against the clean raw frames, each pitch
+            warp and the distorted frames.
+        quiet_db: a raw beat quieter than this (dB re full scale power) is
+            KEEP: nothing can be told from it.
+        run_start: first raw sample of the forward run the beat is in (the
+            earliest an effect over it can have started); reverb and delay
+            candidates are fed the source from there (up to
+            ``TAIL_PRE_ROLL_S``), so that a beat deep in a reverb carries
+            the tail the edit built up before it.
+        effect_sr: the song's sample rate: reverb candidates render at it.
+        tail_cache: a dict kept over one pair's beats (in order): reverb and
+            delay renders cover ``TAIL_CHUNK_BEATS`` beats at once.
+        prev_effect: ``(type, slot)`` the previous beat of the run was
+            judged; after a REVERB or DELAY, "unchanged plus that effect's
+            tail" (what ``engine.render`` overlap-adds after an effect run)
+            is one more way for the beat to be KEEP.
+
+    Returns:
+        The best ``BeatEffect`` among KEEP, the linear effects (from their
+        band responses), FADE_IN/FADE_OUT (a straight gain ramp), the
+        rendered effects (reverb, delay, distortion, compression), PITCH
+        (from ``pitch_votes``) and WIDTH (stereo side/mid).
+    """
+    pre = int(PRE_ROLL_S * FRAME_SR)
+    a0 = max(src0 - pre, 0)
+    lead = src0 - a0
+    x_r = raw_y[a0 : src0 + n]
+    x_e = edit_y[max(dst0, 0) : dst0 + n]
+    if x_e.shape[0] < n or x_r.shape[0] < lead + n or n < BAND_NFFT:
+        return BeatEffect("KEEP", 0, 0.0, 0.0)
+    raw_power = float(np.mean(np.square(x_r[lead:], dtype=np.float64)))
+    if 10.0 * math.log10(raw_power + 1e-20) < quiet_db:
+        return BeatEffect("KEEP", 0, 0.0, 0.0)
+    # splice crossfades blur a beat's first and last few milliseconds: judge the inside
+    trim = min(int(SPLICE_GUARD_S * FRAME_SR), n // 8)
+    b_r = band_db(x_r[lead + trim : lead + n - trim])
+    b_e = band_db(x_e[trim : n - trim])
+    ref = np.maximum(b_r, b_e)
+    weight = (ref > ref.max() - 60.0).astype(np.float64)
+    cands: list[tuple[float, str, int]] = [(_band_distance(b_r, b_e, weight), "KEEP", 0)]
+    band_shift = np.abs(((b_e - b_r) * weight).sum(axis=0) / np.maximum(weight.sum(axis=0), 1e-9))
+    if cands[0][0] < KEEP_DB and float(band_shift.max()) < KEEP_BAND_DB:
+        w = _width_slot(raw_st, edit_st) if raw_st is not None and edit_st is not None else None
+        if w is not None:
+            return BeatEffect("WIDTH", w[0], cands[0][0], 1.0)
+        return BeatEffect("KEEP", 0, cands[0][0], 1.0)
+    cands += _linear_candidates(b_r, b_e, weight, effect_sr)
+    fade, ramp = _fade_candidate(b_r, b_e, weight)
+    if fade is not None:
+        cands.append(fade)
+    # a gain change or a gain ramp can also be a compressor riding the level or a reverb's
+    # added energy: only a filter's shape settles the question without rendering
+    settled = min((c[0] for c in cands[1:] if c[1] not in ("GAIN", "FADE_IN", "FADE_OUT")), default=np.inf)
+    if settled > LINEAR_OK_DB:
+        # reverb and delay build up over their whole segment: a beat inside one carries
+        # the tail of everything since it started (read as GAIN from a 0.25 s pre-roll)
+        want0 = max(src0 - int(min(TAIL_PRE_ROLL_S * FRAME_SR, max(pre, src0 - run_start))), 0) if run_start is not None else a0
+        tails = _TailRenders(raw_y, beat_s, src0, n, want0, run_start, prev_effect, tail_cache)
+        x_r2 = np.ascontiguousarray(x_r[None, :], dtype=np.float32)
+        _add_rendered_candidates(cands, x_r2, lead, trim, n, beat_s, b_e, weight, tails, effect_sr)
+    if prev_effect is not None and prev_effect[0] in ("REVERB", "DELAY") and run_start is not None and src0 > run_start:
+        tail = _effect_tail(raw_y, prev_effect[0], prev_effect[1], beat_s, max(run_start, src0 - int(TAIL_PRE_ROLL_S * FRAME_SR)),
+                            src0, n, effect_sr)
+        y = x_r[lead:] + tail
+        d = _band_distance(band_db(y[trim : n - trim]), b_e, weight)
+        cands = [(min(c[0], d), c[1], c[2]) if c[1] == "KEEP" else c for c in cands]
+    return _pitch_or_width(_best_effect(cands, ramp), pitch_votes, raw_st, edit_st)
+
+
+def _linear_candidates(b_r: np.ndarray, b_e: np.ndarray, weight: np.ndarray, effect_sr: int) -> list[tuple[float, str, int]]:
+    """``(dB, type, slot)`` of each linear effect: its band response added to the raw beat's bands ``(n_frames, bands)``."""
+    resp = linear_responses(effect_sr=effect_sr)
+    return [(_band_distance(b_r + resp[ti, slot], b_e, weight), t, slot) for ti, t in enumerate(LINEAR_TYPES) for slot in range(4)]
+
+
+def _fade_candidate(
+    b_r: np.ndarray, b_e: np.ndarray, weight: np.ndarray
+) -> tuple[tuple[float, str, int] | None, tuple[float, float] | None]:
+    """The FADE_IN/FADE_OUT candidate ``(dB, type, 0)``: the level ratio fitted as a straight line in gain; with its ramp.
+
+    Returns ``(None, None)`` when too few frames are loud enough to fit or
+    the fitted gain hardly moves.
+    """
+    lr = 10.0 * np.log10(np.sum(10.0 ** (b_r / 10.0), axis=1) + 1e-10)
+    le = 10.0 * np.log10(np.sum(10.0 ** (b_e / 10.0), axis=1) + 1e-10)
+    ok = lr > lr.max() - 40.0
+    if ok.sum() < 4:
+        return None, None
+    g = 10.0 ** ((le - lr) / 20.0)
+    x = np.arange(g.shape[0], dtype=np.float64)
+    slope, icpt = np.polyfit(x[ok], np.clip(g[ok], 0.0, 2.0), 1)
+    fit = np.clip(icpt + slope * x, 1e-3, 1.5)
+    rise = slope * g.shape[0]
+    if abs(rise) <= 0.02:
+        return None, None
+    d = _band_distance(b_r + 20.0 * np.log10(fit)[:, None], b_e, weight)
+    return (d, "FADE_IN" if rise > 0 else "FADE_OUT", 0), (float(icpt), float(icpt + slope * x[-1]))
+
+
+@dataclass
+class _TailRenders:
+    """One beat through a REVERB or DELAY candidate (``beat_effect``'s ``run_start``, ``tail_cache`` and ``prev_effect``).
+
+    A beat after one judged otherwise would start the effect, and the
+    renderer begins an effect at its segment with none of the source before
+    it in memory: the beat alone, uncached. Inside the effect's run, from the
+    run's render (fed from ``want0``).
+    """
+
+    raw_y: np.ndarray
+    beat_s: float
+    src0: int
+    n: int
+    want0: int
+    run_start: int | None
+    prev_effect: tuple[str, int] | None
+    cache: dict | None
+
+    def __call__(self, type_name: str, slot: int, sr: int) -> np.ndarray:
+        """``(n,)`` mono at ``FRAME_SR``: the beat through ``type_name`` at amount slot ``slot``, rendered at ``sr``."""
+        if self.prev_effect is None or self.prev_effect[0] != type_name:
+            return _tail_render(self.raw_y, type_name, slot, self.beat_s, self.src0, self.src0, self.n, sr, None)
+        return _tail_render(self.raw_y, type_name, slot, self.beat_s, self.want0, self.src0, self.n, sr, self.cache, self.run_start)
+
+
+def _add_rendered_candidates(
+    cands: list[tuple[float, str, int]],
+    x_r2: np.ndarray,
+    lead: int,
+    trim: int,
+    n: int,
+    beat_s: float,
+    b_e: np.ndarray,
+    weight: np.ndarray,
+    tails: _TailRenders,
+    effect_sr: int,
+) -> None:
+    """Append ``(dB, type, slot)`` of the rendered effects (``RENDER_TYPES``) to ``cands``; the reverb last, where it can win.
+
+    ``x_r2`` ``(1, lead + n)``: the raw beat with ``lead`` samples of
+    pre-roll; ``trim`` samples are left out at both ends of the beat.
+    """
+    for t in RENDER_TYPES:
+        if t == "REVERB":
+            continue  # last: only where it can win
+        for slot in range(4):
+            if t == "DELAY":
+                y = tails(t, slot, FRAME_SR)
+                y = y[trim : n - trim]
+            else:
+                chain = _effect_chain(t, slot, beat_s, FRAME_SR)
+                y = chain(x_r2.copy(), FRAME_SR)[0, lead + trim : lead + n - trim]
+            cands.append((_band_distance(band_db(y), b_e, weight), t, slot))
+    # The reverb has to render as the edit's did (both channels at the song's
+    # rate, ~5x the work); its quick mono 22 kHz render, a few dB off, says
+    # whether it can come near the best other candidate.
+    best_other = min(c[0] for c in cands)
+    quick = [(_band_distance(band_db(tails("REVERB", slot, FRAME_SR)[trim : n - trim]), b_e, weight), slot) for slot in range(4)]
+    if best_other > LINEAR_OK_DB and min(q[0] for q in quick) <= best_other + REVERB_SCREEN_DB:
+        for slot in range(4):
+            y = tails("REVERB", slot, effect_sr)
+            cands.append((_band_distance(band_db(y[trim : n - trim]), b_e, weight), "REVERB", slot))
+    else:
+        cands.extend((d, "REVERB", slot) for d, slot in quick)
+
+
+def _best_effect(cands: list[tuple[float, str, int]], ramp: tuple[float, float] | None) -> BeatEffect:
+    """The closest candidate, its margin to the best of another type, and every ``(type, slot)`` judged."""
+    cands.sort(key=lambda c: c[0])
+    best = cands[0]
+    second = next((c for c in cands[1:] if c[1] != best[1]), cands[-1])
+    judged: dict[tuple[str, int], float] = {}
+    for d, t, slot in cands:
+        judged.setdefault((t, slot), d)
+    return BeatEffect(best[1], best[2], best[0], second[0] - best[0], judged, ramp)
+
+
+def _pitch_or_width(
+    effect: BeatEffect, pitch_votes: np.ndarray | None, raw_st: np.ndarray | None, edit_st: np.ndarray | None
+) -> BeatEffect:
+    """``effect``, or PITCH where a pitch-warped variant matches clearly better, or WIDTH where only the side changed."""
+    if pitch_votes is not None and pitch_votes.shape[0] >= 1 + len(VARIANT_SEMITONES):
+        clean = float(pitch_votes[0])
+        k = int(np.argmax(pitch_votes[1 : 1 + len(VARIANT_SEMITONES)]))
+        if pitch_votes[1 + k] > clean + 0.08 and effect.distance > 1.0:
+            semis = VARIANT_SEMITONES[k]
+            slot = int(np.argmin([abs(semis - v) for v in (-2.0, -1.0, 1.0, 2.0)]))
+            return BeatEffect("PITCH", slot, effect.distance, float(pitch_votes[1 + k] - clean))
+    if effect.type in ("KEEP", "GAIN") and raw_st is not None and edit_st is not None:
+        w = _width_slot(raw_st, edit_st)
+        if w is not None:
+            return BeatEffect("WIDTH", w[0], effect.distance, 1.0)
+    return effect
+
+
+def false_fades(effects: list[BeatEffect], labels: list[tuple[str, int]]) -> set[int]:
+    """Beats of consecutive forward beats whose FADE_IN/FADE_OUT run is not one fade.
+
+    A run labelled a fade is rejected when the gain ramps fitted on its beats
+    (``BeatEffect.ramp``) go above unity (``FADE_MAX_GAIN``), step back
+    between neighbours by more than ``FADE_STEP_BACK`` (each beat restarting
+    its ramp: a compressor), or, for a one-beat run, do not start (in) or end
+    (out) at silence (``FADE_EDGE_GAIN``).
+    """
+    bad: set[int] = set()
+    for kind, beats in itertools.groupby(range(len(labels)), key=lambda k: labels[k][0]):
+        if kind not in ("FADE_IN", "FADE_OUT"):
+            continue
+        run = list(beats)
+        sign = 1.0 if kind == "FADE_IN" else -1.0  # gain rises along a fade-in, falls along a fade-out
+        ramps = [effects[k].ramp for k in run]
+        known = [r for r in ramps if r is not None]
+        loud = any(max(r) > FADE_MAX_GAIN for r in known)
+        back = any(
+            a is not None and b is not None and sign * (b[0] - a[1]) < -FADE_STEP_BACK for a, b in itertools.pairwise(ramps)
+        )
+        lone = len(run) == 1 and bool(known) and known[0][0 if kind == "FADE_IN" else 1] > FADE_EDGE_GAIN
+        if loud or back or lone:
+            bad.update(run)
+    return bad
+
+
+def _without_fades(effect: BeatEffect) -> BeatEffect:
+    """``effect`` with its fade candidates dropped and its best remaining candidate as the label."""
+    cands = {k: d for k, d in (effect.candidates or {}).items() if k[0] not in ("FADE_IN", "FADE_OUT")}
+    if not cands:
+        return BeatEffect("KEEP", 0, effect.distance, 0.0, {("KEEP", 0): effect.distance})
+    (t, slot), d = min(cands.items(), key=lambda kv: kv[1])
+    return BeatEffect(t, slot, d, effect.margin, cands)
+
+
+def label_run(effects: list[BeatEffect]) -> list[tuple[str, int]]:
+    """Labels of consecutive forward beats: ``smooth_effects``, then again without the fades that are not fades."""
+    labels = smooth_effects(effects)
+    bad = false_fades(effects, labels)
+    if not bad:
+        return labels
+    return smooth_effects([_without_fades(e) if k in bad else e for k, e in enumerate(effects)])
+
+
+def smooth_effects(effects: list[BeatEffect], *, switch_db: float = EFFECT_SWITCH_DB) -> list[tuple[str, int]]:
+    """Labels of consecutive forward beats, chosen together (Viterbi) from each beat's candidates.
+
+    Each beat costs the distance of its label's candidate (a label a beat
+    did not judge costs that beat's worst distance plus ``switch_db``);
+    each change of label between neighbours costs ``switch_db``. An edit
+    applies an effect over whole actions, so a beat whose best candidate is
+    barely better than its neighbours' label (compression read as a gain
+    ramp on every other beat, a delay's amount flickering) takes theirs.
+    """
+    labels = sorted({k for e in effects for k in (e.candidates or {})})
+    if len(effects) < 2 or not labels:
+        return [(e.type, e.slot) for e in effects]
+    n, m = len(effects), len(labels)
+    cost = np.empty((n, m))
+    for i, e in enumerate(effects):
+        c = e.candidates or {}
+        worst = max(c.values()) if c else 0.0
+        cost[i] = [c.get(k, worst + switch_db) for k in labels]
+    acc = cost[0].copy()
+    back = np.zeros((n, m), dtype=np.int64)
+    for i in range(1, n):
+        j = int(np.argmin(acc))
+        stay = acc
+        move = acc[j] + switch_db
+        back[i] = np.where(stay <= move, np.arange(m), j)
+        acc = np.minimum(stay, move) + cost[i]
+    k = int(np.argmin(acc))
+    out = [labels[k]] * n
+    for i in range(n - 1, 0, -1):
+        k = int(back[i, k])
+        out[i - 1] = labels[k]
+    return out
+
+
+def stutter_slot(edit_y: np.ndarray, mv: Move, beat_s: float, dp_slot: int) -> int:
+    """Amount slot of a stutter: the shortest slice at which the span repeats."""
+    a = int(round(mv.dst_start_s * FRAME_SR))
+    b = int(round(mv.dst_end_s * FRAME_SR))
+    seg = edit_y[max(a, 0) : b].astype(np.float64)
+    for slot, v in enumerate(STUTTER_SLICES):
+        lag = int(round(v * beat_s * FRAME_SR))
+        if seg.shape[0] < 2 * lag + 64:
+            continue
+        x, y = seg[lag:], seg[:-lag]
+        den = math.sqrt(float(x @ x) * float(y @ y))
+        if den > 0 and float(x @ y) / den > 0.8:
+            return slot
+    return dp_slot

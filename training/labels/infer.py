@@ -1,0 +1,675 @@
+"""Inferred labels of one (raw, edit) pair: ``infer_pair``, one call per step of the package docstring.
+
+``infer_pair`` reads the two files, then runs the steps in order:
+
+1-2. ``_frame_pair``: frame features of both files and the extended beat
+     grid (``frames``, ``align.extended_grid``).
+3.   ``_structure``: the alignment DP and the walk's checks on the samples
+     (``align``); ``_check_alignable`` stops a pair whose best path matches
+     poorly (mean similarity below ``UNALIGNABLE_SIM``): it is reported as
+     unalignable and gets no labels.
+4.   ``_place_splices``: the grid's phase and every splice measured on the
+     samples, an overall gain of the edit file taken off (``splices``).
+5.   ``_judge_beats``: the inferred label of every extended beat: the effect
+     on each forward beat (``effects``), the structural moves' types and
+     amounts, a confidence per beat.
+6.   ``_walk_and_plan``: walk and plan. Runs of beats with one label become
+     actions whose sizes tile the run (largest sizes first; a fade run is
+     one ramp); the plan comes from ``engine.plan.plan_from_actions`` on the
+     extended grid; the labels are read back on the analysis grid.
+
+Steps 3-6 share two objects: ``_Pair`` (the two songs and the extended grid,
+which step 4 moves onto the edit's splices) and ``ExtendedLabels`` (the
+per-beat state: type, amount slot, confidence, action group, size and
+action starts of every extended beat, filled in by steps 5 and 6).
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import os
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from engine import actions as vocab
+from engine.analysis import Analysis, analyze
+from engine.audio import Audio, analysis_mono, load_audio
+from engine.grid import Grid
+from engine.plan import EditPlan, plan_from_actions
+from training.labels.align import (
+    AMOUNT_SLOTS,
+    CUT,
+    FWD,
+    LOOP,
+    REV,
+    SIL,
+    SPEED,
+    SPEED_RATES,
+    STUT,
+    AlignConfig,
+    Move,
+    align,
+    drop_false_speeds,
+    extended_grid,
+    grid_period,
+    loop_phase,
+    merge_speed_runs,
+    smooth_beats,
+)
+from training.labels.effects import QUIET_BEAT_DB, BeatEffect, beat_effect, label_run, stutter_slot
+from training.labels.frames import FRAME_HOP, FRAME_SR, Frames, frame_features
+from training.labels.splices import edit_file_gain, forward_offsets, grid_shift, onset_shift, splice_starts
+
+try:
+    from threadpoolctl import threadpool_limits
+except ImportError:  # pragma: no cover - a librosa dependency
+    threadpool_limits = None
+
+log = logging.getLogger(__name__)
+
+#: Mean similarity along the best path below which a pair is unalignable.
+UNALIGNABLE_SIM = 0.55
+
+#: Action type of each structural move kind of the DP.
+STRUCTURAL_NAMES = {CUT: "CUT", SIL: "SILENCE", REV: "REVERSE", LOOP: "LOOP", STUT: "STUTTER", SPEED: "SPEED"}
+
+
+@dataclass
+class PairLabels:
+    """The inferred (BC) labels of one (raw, edit) pair.
+
+    Attributes:
+        name: pair name.
+        raw_path, edit_path: the two files.
+        alignable: False when the edit does not come from the raw song.
+        match: mean frame similarity along the alignment path (0..1).
+        reason: why a pair is unalignable ("" otherwise).
+        beat_times: ``(n_beats,)`` analysis beat times, seconds.
+        labels: ``(n_beats, 3)`` int64 (type, size, amount) per analysis beat.
+        confidence: ``(n_beats,)`` float32 in [0, 1].
+        action_start: ``(n_beats,)`` bool, an action of the walk starts here.
+        walk: ``(type, size, amount)`` names from the extended grid's beat 0.
+        plan: the inferred EditPlan (extended grid), or None.
+        features: ``(n_beats, n_features)`` float32 analysis features.
+        feature_names: their names.
+        grid: the raw song's ``engine.grid.Grid``.
+        duration_s: the raw song's length, seconds.
+        seconds: wall time spent, by stage.
+    """
+
+    name: str
+    raw_path: str
+    edit_path: str
+    alignable: bool
+    match: float
+    reason: str = ""
+    beat_times: np.ndarray = field(default_factory=lambda: np.zeros(0))
+    labels: np.ndarray = field(default_factory=lambda: np.zeros((0, 3), dtype=np.int64))
+    confidence: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.float32))
+    action_start: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=bool))
+    walk: list[tuple[str, str, str]] = field(default_factory=list)
+    plan: EditPlan | None = None
+    features: np.ndarray = field(default_factory=lambda: np.zeros((0, 0), dtype=np.float32))
+    feature_names: list[str] = field(default_factory=list)
+    grid: Grid | None = None
+    duration_s: float = 0.0
+    seconds: dict[str, float] = field(default_factory=dict)
+
+
+@dataclass
+class ExtendedLabels:
+    """The inferred label of every beat of the extended grid, as steps 5 and 6 fill it in.
+
+    Attributes:
+        types: ``n`` action type names (KEEP until a step says otherwise).
+        slots: ``n`` amount slots 0..3 (``align.AMOUNT_SLOTS``; 0 for NEUTRAL-only types).
+        confidence: ``(n,)`` float32 in [0, 1].
+        group: ``(n,)`` int64: ``g > 0`` on the beats of one structural
+            action (one DP move, or one SPEED over several), -1 on forward
+            beats (they group by label in the walk), 0 on beats no move reached.
+        size: ``(n,)`` int64 size index of the walk's action over each beat.
+        action_start: ``(n,)`` bool, an action of the walk starts here.
+    """
+
+    types: list[str]
+    slots: list[int]
+    confidence: np.ndarray
+    group: np.ndarray
+    size: np.ndarray
+    action_start: np.ndarray
+
+    @classmethod
+    def keep(cls, n: int) -> ExtendedLabels:
+        """``n`` beats, each KEEP with confidence 1, no group, no action yet."""
+        return cls(
+            types=["KEEP"] * n,
+            slots=[0] * n,
+            confidence=np.ones(n, dtype=np.float32),
+            group=np.zeros(n, dtype=np.int64),
+            size=np.zeros(n, dtype=np.int64),
+            action_start=np.zeros(n, dtype=bool),
+        )
+
+    def label_run(self, run: list[tuple[int, BeatEffect]]) -> None:
+        """Label a run of consecutive forward beats together (``effects.label_run``) and empty it."""
+        for (b, _), (tname, slot) in zip(run, label_run([e for _, e in run])):
+            self.types[b], self.slots[b] = tname, slot
+        run.clear()
+
+
+@dataclass
+class _Pair:
+    """The two songs as steps 3-6 see them.
+
+    Attributes:
+        name: pair name (for log lines).
+        analysis: the raw song's analysis (``y`` at ``FRAME_SR``).
+        edit_audio: the edit file; ``edit_y`` its mono copy at ``FRAME_SR``
+            (both without the file's overall gain after step 4).
+        raw_frames, edit_frames: step 1's frame features.
+        starts, ends: ``(n,)`` extended beat grid of the raw song, seconds
+            (moved onto the edit's splices by step 4).
+        first_real: index in it of the analysis grid's first beat.
+        beat_s: beat period, seconds (``align.grid_period``).
+    """
+
+    name: str
+    analysis: Analysis
+    edit_audio: Audio
+    edit_y: np.ndarray
+    raw_frames: Frames
+    edit_frames: Frames
+    starts: np.ndarray
+    ends: np.ndarray
+    first_real: int
+    beat_s: float
+
+
+class _ExtendedAnalysis:
+    """What ``plan_from_actions`` reads: the raw audio with the extended grid."""
+
+    def __init__(self, audio: Audio, sha256: str, tempo_bpm: float, starts_s: np.ndarray, first_real: int, downbeats: np.ndarray) -> None:
+        self.audio = audio
+        self.sha256 = sha256
+        n = starts_s.shape[0]
+        db = np.asarray(downbeats, dtype=np.int64) + first_real
+        self.grid = Grid(
+            tempo_bpm=float(tempo_bpm),
+            beat_times=np.asarray(starts_s, dtype=np.float64),
+            downbeats=db[(db >= 0) & (db < n)],
+            beats_per_bar=4,
+            phrase_starts=np.zeros(0, dtype=np.int64),
+        )
+
+
+def infer_pair(
+    raw_path: str | os.PathLike,
+    edit_path: str | os.PathLike,
+    *,
+    name: str | None = None,
+    cache: Any = True,
+    config: AlignConfig | None = None,
+    effects: bool = True,
+) -> PairLabels:
+    """Infer the edit that turned ``raw_path`` into ``edit_path`` (see the module docstring).
+
+    Parameters:
+        raw_path, edit_path: the two audio files (any format ``engine.audio`` reads).
+        name: pair name (default: the raw file's stem).
+        cache: the feature cache for ``engine.analysis.analyze``.
+        config: DP scores (``AlignConfig``).
+        effects: also find effects on forward-played beats (else they are KEEP).
+
+    Returns:
+        ``PairLabels``; ``alignable`` False (and no labels) when the edit
+        does not match the raw song.
+
+    Examples:
+        >>> res = infer_pair("input/song_raw.wav", "desired_output/song_edit.wav")  # doctest: +SKIP
+        >>> res.labels.shape  # (type, size, amount) per analysis beat  # doctest: +SKIP
+        (96, 3)
+    """
+    raw_path, edit_path = os.fspath(raw_path), os.fspath(edit_path)
+    name = name or os.path.splitext(os.path.basename(raw_path))[0]
+    seconds: dict[str, float] = {}
+    with _timed(seconds, "load"):
+        analysis = analyze(raw_path, cache=cache)
+        edit_audio = load_audio(edit_path)
+    with _timed(seconds, "frames"):
+        pair = _frame_pair(name, analysis, edit_audio)
+    with _timed(seconds, "align"):
+        moves, s = _structure(pair, config)
+    result = _empty_result(pair, raw_path, edit_path, seconds)
+    if not _check_alignable(result, moves, s, pair):
+        return result
+    # many tiny BLAS products from here on: one thread (idle BLAS threads
+    # spinning against other processes cost ~10x here)
+    with _one_blas_thread():
+        with _timed(seconds, "splices"):
+            moves, fwd_offset = _place_splices(pair, moves)
+        with _timed(seconds, "effects"):
+            beats = _judge_beats(pair, moves, fwd_offset, effects=effects)
+    _walk_and_plan(result, pair, beats)
+    return result
+
+
+@contextmanager
+def _timed(seconds: dict[str, float], stage: str) -> Iterator[None]:
+    """Add the block's wall time to ``seconds[stage]``."""
+    t = time.perf_counter()
+    yield
+    seconds[stage] = seconds.get(stage, 0.0) + time.perf_counter() - t
+
+
+@contextmanager
+def _one_blas_thread() -> Iterator[None]:
+    """BLAS on one thread inside the block (no limit without threadpoolctl)."""
+    if threadpool_limits is None:  # pragma: no cover - a librosa dependency
+        yield
+        return
+    with threadpool_limits(limits=1, user_api="blas"):
+        yield
+
+
+# --------------------------------------------------------------------------- steps 1-3
+
+
+def _frame_pair(name: str, analysis: Analysis, edit_audio: Audio) -> _Pair:
+    """Steps 1-2: frame features of both songs (the raw one with its variants), the extended grid and its period."""
+    edit_y = analysis_mono(edit_audio)
+    raw_f = frame_features(analysis.y, variants=True)
+    edit_f = frame_features(edit_y)
+    grid = analysis.grid
+    starts, ends, first_real = extended_grid(grid.beat_times, analysis.audio.duration_s, tempo_bpm=grid.tempo_bpm)
+    beat_s = grid_period(smooth_beats(grid.beat_times)) if analysis.n_beats >= 4 else float(np.median(ends - starts))
+    return _Pair(name, analysis, edit_audio, edit_y, raw_f, edit_f, starts, ends, first_real, beat_s)
+
+
+def _structure(pair: _Pair, config: AlignConfig | None) -> tuple[list[Move], np.ndarray]:
+    """Step 3: the DP's walk, checked on the samples (``loop_phase``, ``merge_speed_runs``), and the frame similarity."""
+    _, moves, s = align(
+        pair.raw_frames, pair.edit_frames, pair.starts, pair.ends, pair.edit_audio.duration_s, config=config, beat_s=pair.beat_s
+    )
+    raw_y = pair.analysis.y
+    moves = merge_speed_runs(loop_phase(raw_y, pair.edit_y, moves, pair.starts, pair.ends), pair.starts, pair.ends)
+    return moves, s
+
+
+def _empty_result(pair: _Pair, raw_path: str, edit_path: str, seconds: dict[str, float]) -> PairLabels:
+    """An unalignable ``PairLabels`` with the raw song's grid and features: what every pair starts as."""
+    an = pair.analysis
+    return PairLabels(
+        name=pair.name,
+        raw_path=raw_path,
+        edit_path=edit_path,
+        alignable=False,
+        match=0.0,
+        beat_times=np.asarray(an.grid.beat_times, dtype=np.float64),
+        features=an.features,
+        feature_names=list(an.feature_names),
+        grid=an.grid,
+        duration_s=float(an.audio.duration_s),
+        seconds=seconds,
+    )
+
+
+def _check_alignable(result: PairLabels, moves: list[Move], s: np.ndarray, pair: _Pair) -> bool:
+    """Set ``result.match`` (and each move's) and whether the pair is alignable; False with a reason when not."""
+    if not moves:
+        result.reason = "no alignment path reaches the end of the edit"
+        return False
+    to_f = FRAME_SR / FRAME_HOP
+    result.match = _path_match(moves, s, pair.edit_frames, pair.starts * to_f, pair.ends * to_f)
+    if result.match < UNALIGNABLE_SIM:
+        result.reason = f"the edit does not match the raw song (mean similarity {result.match:.2f} < {UNALIGNABLE_SIM})"
+        log.warning("%s: unalignable: %s", pair.name, result.reason)
+        return False
+    result.alignable = True
+    return True
+
+
+def _path_match(moves: list[Move], s: np.ndarray, edit: Frames, starts_f: np.ndarray, ends_f: np.ndarray) -> float:
+    """Mean similarity of the non-silent edit frames along the walk; sets each move's ``match``."""
+    to_f = FRAME_SR / FRAME_HOP
+    frame_scores = [_move_frame_scores(m, s, edit, starts_f, ends_f) for m in moves]
+    for m, fs in zip(moves, frame_scores):
+        m.match = float(fs.mean()) if fs.size else 1.0
+    loud = ~edit.silent
+    path = np.zeros(edit.n_frames)
+    for m, fs in zip(moves, frame_scores):
+        t0 = int(round(m.dst_start_s * to_f))
+        path[t0 : t0 + fs.size] = fs[: max(0, edit.n_frames - t0)]
+    return float(path[loud].mean()) if loud.any() else 0.0
+
+
+def _move_frame_scores(mv: Move, s: np.ndarray, edit: Frames, starts_f: np.ndarray, ends_f: np.ndarray) -> np.ndarray:
+    """Per-frame similarity of the edit frames a move explains (empty for a CUT)."""
+    to_f = FRAME_SR / FRAME_HOP
+    t0, t1 = int(round(mv.dst_start_s * to_f)), int(round(mv.dst_end_s * to_f))
+    t1 = min(t1, s.shape[0])
+    if t1 <= t0 or mv.kind == CUT:
+        return np.zeros(0)
+    u = np.arange(t1 - t0)
+    r0 = starts_f[mv.beat]
+    if mv.kind == SIL:
+        return np.where(edit.silent[t0:t1], 1.0, 0.0)
+    if mv.kind == REV:
+        r = int(round(ends_f[mv.beat + mv.n_beats - 1])) - 1 - u
+    elif mv.kind == LOOP:
+        span = ends_f[mv.beat + mv.n_beats - 1] - r0
+        r = np.round(r0 + np.mod(u, max(span, 1.0))).astype(np.int64)
+    elif mv.kind == SPEED:
+        r = np.round(r0 + SPEED_RATES[mv.slot] * u).astype(np.int64)
+    elif mv.kind == STUT:
+        return np.full(t1 - t0, 1.0)  # scored by periodicity in the DP
+    else:
+        r = np.round(r0 + u).astype(np.int64)
+    ok = (r >= 0) & (r < s.shape[1])
+    out = np.zeros(t1 - t0)
+    out[ok] = s[t0 + u[ok], r[ok]]
+    return out
+
+
+# --------------------------------------------------------------------------- step 4
+
+
+def _place_splices(pair: _Pair, moves: list[Move]) -> tuple[list[Move], dict[int, int]]:
+    """Step 4: the walk without false SPEEDs, its forward offsets, and the grid and edit made to fit the edit's splices.
+
+    Moves ``pair.starts``/``pair.ends`` by the grid's phase, then each
+    measured splice; takes the edit file's overall gain off ``pair.edit_y``
+    and ``pair.edit_audio``. Returns the moves and ``{beat: edit - raw
+    samples}`` of every forward beat.
+    """
+    raw_y = pair.analysis.y
+    fwd_offset = forward_offsets(raw_y, pair.edit_y, moves, pair.starts, pair.beat_s)
+    kept = drop_false_speeds(moves, fwd_offset, pair.starts, pair.ends)
+    if sum(m.kind == SPEED for m in kept) != sum(m.kind == SPEED for m in moves):
+        moves = kept
+        fwd_offset = forward_offsets(raw_y, pair.edit_y, moves, pair.starts, pair.beat_s)
+    _shift_grid(pair, moves, fwd_offset)
+    _grid_to_splices(pair, moves, fwd_offset)
+    _without_file_gain(pair, moves, fwd_offset)
+    return moves, fwd_offset
+
+
+def _shift_grid(pair: _Pair, moves: list[Move], fwd_offset: dict[int, int]) -> None:
+    """Move the grid by its phase: where the edit's splices really are, else where the raw beats' attacks are."""
+    raw_y, n_beats = pair.analysis.y, pair.analysis.n_beats
+    shift_s = grid_shift(raw_y, pair.edit_y, moves, pair.starts, fwd_offset)
+    if shift_s is None:
+        shift_s = onset_shift(raw_y, pair.starts[pair.first_real : pair.first_real + n_beats])
+    if shift_s:
+        log.debug("%s: beat grid moved by %+.1f ms to the edit's splices", pair.name, 1e3 * shift_s)
+        pair.starts = pair.starts.copy()
+        pair.ends = pair.ends.copy()
+        pair.starts[1:] += shift_s
+        pair.ends[:-1] += shift_s
+
+
+def _grid_to_splices(pair: _Pair, moves: list[Move], fwd_offset: dict[int, int]) -> None:
+    """Move each beat start the edit has a splice at onto it (unless that would squeeze a beat)."""
+    measured = splice_starts(pair.analysis.y, pair.edit_y, moves, pair.starts, fwd_offset, ends=pair.ends)
+    if not measured:
+        return
+    fixed = pair.starts.copy()
+    for beat, t_s in measured.items():
+        fixed[beat] = t_s
+    if np.all(np.diff(fixed) > 0.25 * pair.beat_s):
+        log.debug("%s: %d beat starts moved to the edit's splices", pair.name, len(measured))
+        pair.starts = fixed
+        pair.ends = pair.ends.copy()
+        pair.ends[:-1] = pair.starts[1:]
+
+
+def _without_file_gain(pair: _Pair, moves: list[Move], fwd_offset: dict[int, int]) -> None:
+    """Take an overall gain of the edit file off the edit, so that effects are judged without it."""
+    file_gain_db = edit_file_gain(pair.analysis.y, pair.edit_y, moves, pair.starts, pair.ends, fwd_offset)
+    if not file_gain_db:
+        return
+    log.info("%s: the edit file is %+.1f dB overall: judging effects without it", pair.name, file_gain_db)
+    scale = np.float32(10.0 ** (-file_gain_db / 20.0))
+    pair.edit_y = pair.edit_y * scale
+    audio = pair.edit_audio
+    pair.edit_audio = type(audio)(audio.samples * scale, audio.sample_rate, audio.path)
+
+
+# --------------------------------------------------------------------------- step 5
+
+
+def _judge_beats(pair: _Pair, moves: list[Move], fwd_offset: dict[int, int], *, effects: bool) -> ExtendedLabels:
+    """Step 5: the label, amount slot, confidence and action group of every extended beat.
+
+    A forward beat's confidence is its move's match, times (with
+    ``effects``) how clearly its effect won; a structural move's beats take
+    its match.
+    """
+    beats = ExtendedLabels.keep(pair.starts.shape[0])
+    judge = _ForwardJudge(pair, fwd_offset) if effects else None
+    for gi, m in enumerate(moves):
+        conf = float(np.clip(m.match, 0.0, 1.0))
+        if m.kind == FWD:
+            if judge is not None:
+                conf *= judge.judge(beats, m, moves[gi - 1] if gi > 0 else None)
+            beats.group[m.beat] = -1  # grouped later by label
+            beats.confidence[m.beat] = conf
+        else:
+            if judge is not None:
+                judge.flush(beats)
+            _label_structural(beats, pair, moves, gi, conf)
+    if judge is not None:
+        judge.flush(beats)
+    return beats
+
+
+def _label_structural(beats: ExtendedLabels, pair: _Pair, moves: list[Move], gi: int, conf: float) -> None:
+    """Label the beats of structural move ``moves[gi]``: its type, amount slot, confidence and action group."""
+    m = moves[gi]
+    slot = m.slot
+    if m.kind == STUT:
+        slot = stutter_slot(pair.edit_y, m, float(pair.ends[m.beat] - pair.starts[m.beat]), m.slot)
+    group = gi + 1
+    if m.kind == SPEED and gi > 0:
+        # one SPEED played over several DP moves at one rate is one action
+        # (one stretched segment, as an editor makes it)
+        pm = moves[gi - 1]
+        if pm.kind == SPEED and pm.slot == m.slot and pm.beat + pm.n_beats == m.beat:
+            group = int(beats.group[pm.beat])
+    span = range(m.beat, m.beat + m.n_beats)
+    for b in span:
+        beats.types[b] = STRUCTURAL_NAMES[m.kind]
+        beats.slots[b] = slot
+        beats.group[b] = group
+    beats.confidence[list(span)] = conf
+
+
+class _ForwardJudge:
+    """Step 5 on the beats played forwards: each judged by ``beat_effect``; runs of them labelled together.
+
+    Holds what one pair's forward beats share: the current run of
+    consecutive beats judged from candidates (labelled together when it
+    ends, ``ExtendedLabels.label_run``), where the current forward run began
+    in the raw song, and the reverb/delay candidate renders.
+    """
+
+    def __init__(self, pair: _Pair, fwd_offset: dict[int, int]) -> None:
+        self.pair = pair
+        self.fwd_offset = fwd_offset
+        raw_y = pair.analysis.y
+        loud_db = 10.0 * math.log10(float(np.percentile(np.square(raw_y, dtype=np.float64), 99.5)) + 1e-20)
+        self.quiet_db = loud_db - QUIET_BEAT_DB
+        self.run: list[tuple[int, BeatEffect]] = []
+        self.run_start = 0  # raw sample (FRAME_SR) where the current forward run began
+        self.tail_cache: dict = {}
+
+    def judge(self, beats: ExtendedLabels, m: Move, prev: Move | None) -> float:
+        """Label forward beat ``m.beat`` (``prev``: the move before it); returns its confidence factor (0..1)."""
+        p = self.pair
+        src0 = int(round(p.starts[m.beat] * FRAME_SR))
+        n = int(round((p.ends[m.beat] - p.starts[m.beat]) * FRAME_SR))
+        d0 = src0 + self.fwd_offset[m.beat]
+        raw_st, edit_st = self._stereo(m.beat, d0)
+        if prev is None or prev.kind != FWD or prev.beat != m.beat - 1:
+            self.run_start = src0
+        eff = beat_effect(
+            p.analysis.y, p.edit_y, src0, d0, n,
+            beat_s=p.beat_s, raw_st=raw_st, edit_st=edit_st, pitch_votes=self._pitch_votes(src0, d0, n),
+            quiet_db=self.quiet_db, run_start=self.run_start, effect_sr=int(p.analysis.audio.sample_rate),
+            tail_cache=self.tail_cache,
+            prev_effect=(beats.types[m.beat - 1], beats.slots[m.beat - 1]) if self.run_start < src0 and m.beat > 0 else None,
+        )
+        beats.types[m.beat] = eff.type
+        beats.slots[m.beat] = eff.slot
+        if eff.candidates is None or (self.run and self.run[-1][0] != m.beat - 1):
+            self.flush(beats)
+        if eff.candidates is not None:
+            self.run.append((m.beat, eff))
+        return float(1.0 - math.exp(-max(eff.margin, 0.0) / 0.5))
+
+    def flush(self, beats: ExtendedLabels) -> None:
+        """Label the current run together and start a new one."""
+        beats.label_run(self.run)
+
+    def _stereo(self, beat: int, d0: int) -> tuple[np.ndarray | None, np.ndarray | None]:
+        """Raw beat ``beat`` and the edit from ``d0`` (``FRAME_SR`` samples), stereo at their own rates; Nones if their lengths differ."""
+        p = self.pair
+        raw_sr, edit_sr = p.analysis.audio.sample_rate, p.edit_audio.sample_rate
+        rs = int(round(p.starts[beat] * raw_sr))
+        rn = int(round((p.ends[beat] - p.starts[beat]) * raw_sr))
+        es = int(round(d0 / FRAME_SR * edit_sr))
+        en = int(round(rn / raw_sr * edit_sr))
+        raw_st = p.analysis.audio.samples[:, rs : rs + rn]
+        edit_st = p.edit_audio.samples[:, max(es, 0) : es + en]
+        if edit_st.shape[1] != raw_st.shape[1]:
+            return None, None
+        return raw_st, edit_st
+
+    def _pitch_votes(self, src0: int, d0: int, n: int) -> np.ndarray | None:
+        """Mean frame similarity of the beat's edit frames with the raw frames and each raw variant (``beat_effect``)."""
+        raw_f, edit_f = self.pair.raw_frames, self.pair.edit_frames
+        t0 = int(round(d0 / FRAME_HOP))
+        r0 = int(round(src0 / FRAME_HOP))
+        k = max(1, min(int(n / FRAME_HOP), edit_f.n_frames - t0, raw_f.n_frames - r0))
+        if k <= 0 or t0 < 0:
+            return None
+        e = edit_f.shape[t0 : t0 + k]
+        return np.array([float(np.mean(np.sum(e * v[r0 : r0 + k], axis=1))) for v in [raw_f.shape, *raw_f.variants]])
+
+
+# --------------------------------------------------------------------------- step 6
+
+
+def _walk_and_plan(result: PairLabels, pair: _Pair, beats: ExtendedLabels) -> None:
+    """Step 6: the walk of actions over the extended grid, its plan, and the labels on the analysis grid."""
+    _extend_fades(beats.types, beats.slots, beats.group)
+    walk = _walk(beats)
+    an = pair.analysis
+    result.plan = plan_from_actions(
+        _ExtendedAnalysis(an.audio, an.sha256, an.grid.tempo_bpm, pair.starts, pair.first_real, an.grid.downbeats), walk
+    )
+    result.walk = walk
+    n_ext = len(beats.types)
+    real = np.clip(np.arange(pair.first_real, pair.first_real + an.n_beats), 0, n_ext - 1)
+    labels = np.zeros((an.n_beats, 3), dtype=np.int64)
+    for i, b in enumerate(real):
+        tname = beats.types[b]
+        labels[i, 0] = vocab.type_index(tname)
+        labels[i, 1] = beats.size[b]
+        labels[i, 2] = int(vocab.Amount.NEUTRAL) if tname in vocab.NEUTRAL_ONLY else AMOUNT_SLOTS[beats.slots[b]]
+    result.labels = labels
+    result.confidence = beats.confidence[real].astype(np.float32)
+    result.action_start = beats.action_start[real]
+
+
+def _walk(beats: ExtendedLabels) -> list[tuple[str, str, str]]:
+    """The walk's ``(type, size, amount)`` names from extended beat 0; sets ``beats.size`` and ``beats.action_start``.
+
+    Each structural action group is one run; forward beats with one label
+    are another. A run's sizes tile it, largest first; a fade run longer
+    than one size is one ramp of the largest size that fits (after a
+    fade-in, before a fade-out) and KEEP for the rest (the ramp's near-unity end).
+    """
+    types, slots, group = beats.types, beats.slots, beats.group
+    n_ext = len(types)
+    walk: list[tuple[str, str, str]] = []
+    b = 0
+    while b < n_ext:
+        e = b + 1
+        if group[b] > 0:
+            while e < n_ext and group[e] == group[b]:
+                e += 1
+            size_list = _sizes_for(e - b)
+        else:
+            while e < n_ext and group[e] < 0 and types[e] == types[b] and slots[e] == slots[b]:
+                e += 1
+            size_list = _sizes_for(e - b)
+            if types[b] in ("FADE_IN", "FADE_OUT") and len(size_list) > 1:
+                ramp = vocab.SIZE_BEATS[size_list[0]]
+                if types[b] == "FADE_IN":
+                    for i in range(b + ramp, e):
+                        types[i] = "KEEP"
+                    e = b + ramp
+                else:
+                    for i in range(b, e - ramp):
+                        types[i] = "KEEP"
+                    continue  # re-read from b: the KEEP beats, then the ramp
+                size_list = [size_list[0]]
+        tname = types[b]
+        amount = "NEUTRAL" if tname in vocab.NEUTRAL_ONLY else vocab.AMOUNTS[AMOUNT_SLOTS[slots[b]]]
+        c = b
+        for si in size_list:
+            walk.append((tname, vocab.SIZES[si], amount))
+            beats.action_start[c] = True
+            beats.size[c : c + vocab.SIZE_BEATS[si]] = si
+            c += vocab.SIZE_BEATS[si]
+        b = e
+    return walk
+
+
+def _sizes_for(n: int) -> list[int]:
+    """Size indices tiling ``n`` beats, largest first."""
+    out = []
+    left = n
+    while left > 0:
+        for si in range(len(vocab.SIZE_BEATS) - 1, -1, -1):
+            if vocab.SIZE_BEATS[si] <= left:
+                out.append(si)
+                left -= vocab.SIZE_BEATS[si]
+                break
+    return out
+
+
+def _extend_fades(types: list[str], slots: list[int], group: np.ndarray) -> None:
+    """Grow fade runs over the near-unity end of their ramp to a whole action size, in place.
+
+    A FADE_IN's last beats (and a FADE_OUT's first) are barely changed and
+    read as KEEP; a run one size short of an action size (by at most a
+    quarter of it) takes those KEEP beats so that the walk has one fade
+    with one ramp, as the edit has.
+    """
+    n = len(types)
+    b = 0
+    while b < n:
+        t = types[b]
+        if t not in ("FADE_IN", "FADE_OUT") or group[b] >= 0:
+            b += 1
+            continue
+        e = b
+        while e < n and types[e] == t and group[e] < 0:
+            e += 1
+        length = e - b
+        target = next((k for k in vocab.SIZE_BEATS if k >= length), length)
+        extra = target - length
+        if 0 < extra <= target // 4:
+            lo, hi = (e, e + extra) if t == "FADE_IN" else (b - extra, b)
+            if lo >= 0 and hi <= n and all(types[i] == "KEEP" and group[i] < 0 for i in range(lo, hi)):
+                for i in range(lo, hi):
+                    types[i], slots[i] = t, 0
+                e = max(e, hi)
+        b = e
