@@ -22,9 +22,9 @@ from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 from engine.errors import BadInput, BadRequest
+from engine.plan import EditPlan
 from export.request import EditRequest
 from export.runtime import PolicyModel, load_policy
 
@@ -70,7 +70,7 @@ class EditReport:
         Batched policy evaluation rounds.
     """
 
-    plan: Any
+    plan: EditPlan
     written: dict[str, str] = field(default_factory=dict)
     duration_in_s: float = 0.0
     duration_out_s: float = 0.0

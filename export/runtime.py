@@ -59,7 +59,9 @@ from engine.actions import (
     TYPES,
     FactoredAction,
 )
+from engine.analysis import Analysis
 from engine.errors import BadInput
+from engine.plan import EditPlan
 from engine.observation import DONE_LAYOUT, POSITION_LAYOUT, history_windows, mark_done, padded_song, song_summary
 from export.retime import TAIL_TYPES
 
@@ -432,7 +434,7 @@ class SongInputs:
     phrase_starts: np.ndarray
 
     @staticmethod
-    def of(analysis: Any) -> SongInputs:
+    def of(analysis: Analysis) -> SongInputs:
         """From an ``engine.analysis.Analysis``."""
         return SongInputs(
             np.asarray(analysis.features, dtype=np.float32), np.asarray(analysis.grid.phrase_starts, dtype=np.int64)
@@ -766,7 +768,7 @@ class Decision:
         (raised until the walk splices no worse than the pure DP).
     """
 
-    plan: Any
+    plan: EditPlan
     walk: list[FactoredAction]
     policy_s: float
     search_s: float
@@ -777,7 +779,7 @@ class Decision:
 
 
 def plan_analysis(
-    analysis: Any,
+    analysis: Analysis,
     policy: PolicyModel,
     *,
     seed: int | None = None,
