@@ -752,6 +752,15 @@ def retime(
     ``RetimeResult``; its walk gives a plan within one beat of the target
     (checked on the plan itself). BadRequest (naming ``target_duration_s``)
     for a target outside the range or one the protected ranges rule out.
+
+    Examples
+    --------
+    >>> from engine.analysis import analyze
+    >>> from engine.plan import plan_from_actions
+    >>> analysis = analyze("song.wav")  # doctest: +SKIP
+    >>> result = retime(analysis, 90.0, keep=[(0.0, 12.0)])  # doctest: +SKIP
+    >>> plan_from_actions(analysis, result.walk).duration_s  # within one beat of 90  # doctest: +SKIP
+    89.87
     """
     from engine.plan import plan_from_actions
 

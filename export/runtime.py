@@ -795,6 +795,13 @@ def plan_analysis(
     search over the policy's log-probabilities (``export.retime``); with
     ``baseline`` the pure DP retimer runs first and its splice cost is the
     search's budget (``retime(max_splice_cost=)``) and is reported.
+
+    Examples
+    --------
+    >>> from engine.analysis import analyze
+    >>> decision = plan_analysis(analyze("song.wav"), load_policy(), target_duration_s=90.0)  # doctest: +SKIP
+    >>> decision.plan.duration_s, decision.splice_cost <= decision.baseline_splice_cost  # doctest: +SKIP
+    (89.87, True)
     """
     from engine.plan import ModelInfo, plan_from_actions
     from export import retime as rt
