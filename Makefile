@@ -34,7 +34,7 @@ demo: $(STAMP)
 	mkdir -p $(DEMO_DIR)
 	test -f $(DEMO_DIR)/song.wav || $(PY) -m training.data.synth --seed 7 --duration 60 --out $(DEMO_DIR)/song.wav
 	$(VENV)/bin/editorbot analyze $(DEMO_DIR)/song.wav --json $(DEMO_DIR)/song.analysis.json --npz $(DEMO_DIR)/song.features.npz
-	$(VENV)/bin/editorbot edit $(DEMO_DIR)/song.wav -o $(DEMO_DIR)/song.edit.wav --export rpp,midi,labels,tsv --plot $(DEMO_DIR)/song.edit.png
+	$(VENV)/bin/editorbot edit $(DEMO_DIR)/song.wav -o $(DEMO_DIR)/song.edit.wav --export rpp,midi,audacity,tsv --plot $(DEMO_DIR)/song.edit.png
 
 test: $(STAMP) $(STEMS_STAMP)
 	$(PY) -m pytest -q $(PYTEST_ARGS)

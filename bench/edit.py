@@ -37,7 +37,9 @@ import numpy as np
 import torch
 
 from engine.analysis import analyze
+from engine.formats import EXPORT_FORMATS
 from export.edit import edit_file
+from export.request import EditRequest
 from export.onnx import Checkpoint, TorchPolicy, export_policy
 from export.runtime import (
     OnnxPolicy,
@@ -138,9 +140,9 @@ def main() -> None:
 
         walk = policy_walk(default, song)
         walk_s = _median_s(lambda: policy_walk(default, song), args.repeats)
-        edit_s = _median_s(lambda: edit_file(song_path, folder / "edit.wav", default, exports=("rpp", "midi", "labels", "tsv")), 1)
+        edit_s = _median_s(lambda: edit_file(EditRequest(str(song_path), exports=EXPORT_FORMATS), folder / "edit.wav", default), 1)
         target = 0.8 * analysis.audio.duration_s
-        report = edit_file(song_path, folder / "edit_t.wav", default, target_duration_s=target, keep=[(30.0, 45.0)])
+        report = edit_file(EditRequest(str(song_path), target_duration_s=target, keep=((30.0, 45.0),)), folder / "edit_t.wav", default)
 
     print(f"song {analysis.audio.duration_s:.1f} s, {n} beats; {args.threads} threads")
     for label, cfg, provider, onnx_s, torch_s, lp_s in rows:

@@ -181,12 +181,13 @@ def main() -> int:
             rows = [("analyze", t_an, t_an_direct), ("render (retimer plan)", t_re, t_re_direct)]
             if args.model:
                 from export.edit import edit_file, load_model
+                from export.request import EditRequest
 
                 t_ed, _ = job_latency(port, "/editorbot/edit", str(song), json.dumps({"model": str(Path(args.model).resolve())}))
                 policy = load_model(args.model)  # the server keeps its model loaded too
                 analyze(song)  # fill this process's feature cache, as the analyze job did the server's
                 t0 = time.perf_counter()
-                edit_file(song, folder / "direct-edit.wav", policy)
+                edit_file(EditRequest(str(song)), folder / "direct-edit.wav", policy)
                 t_ed_direct = time.perf_counter() - t0
                 rows.append(("edit (cached analysis)", t_ed, t_ed_direct))
             print(f"\njob latency, {args.seconds:.0f} s song, request to done (s)")

@@ -41,6 +41,8 @@ from typing import Any
 
 import numpy as np
 
+from engine.plan import EditPlan, Marker
+
 log = logging.getLogger(__name__)
 
 LUA_BIN = "ardour7-lua"
@@ -209,7 +211,7 @@ def _write_sources(session: ArdourSession, samples: np.ndarray, stem: str) -> li
 
 
 def _patch_session_xml(
-    session: ArdourSession, source_names: list[str], n_samples: int, total_samples: int, markers: list[Any]
+    session: ArdourSession, source_names: list[str], n_samples: int, total_samples: int, markers: list[Marker]
 ) -> int:
     """Add Sources, the whole-file Region, markers and the session range; returns the region id."""
     path = session.session_file
@@ -289,7 +291,7 @@ def _connect_to_master(root: ET.Element) -> None:
                 ET.SubElement(port, "Connection", {"other": other})
 
 
-def _segment_rows(plan: Any, sr: int, n_source: int) -> tuple[list[tuple[int, int, int, int, int, float]], list[str]]:
+def _segment_rows(plan: EditPlan, sr: int, n_source: int) -> tuple[list[tuple[int, int, int, int, int, float]], list[str]]:
     rows, approx = [], []
     for i, seg in enumerate(plan.segments):
         if seg.mute:
@@ -316,7 +318,7 @@ def _segment_rows(plan: Any, sr: int, n_source: int) -> tuple[list[tuple[int, in
 
 
 def build_session(
-    plan: Any, directory: str | os.PathLike, *, name: str = "editorbot", source_path: str | None = None,
+    plan: EditPlan, directory: str | os.PathLike, *, name: str = "editorbot", source_path: str | None = None,
     timeout_s: float = 180.0,
 ) -> ArdourSession:
     """Make the Ardour session ``directory`` (must not exist) for ``plan`` from its raw song.

@@ -33,6 +33,7 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from engine.atomic import write_json_atomic
+from engine.plan import EditPlan
 
 log = logging.getLogger(__name__)
 
@@ -85,7 +86,7 @@ class JobResult:
         ``{format: path}`` of other files written (tsv, rpp, ...).
     """
 
-    plan: Any = None
+    plan: EditPlan | None = None
     plan_path: str | None = None
     audio_path: str | None = None
     exports: dict[str, str] = field(default_factory=dict)
@@ -97,7 +98,7 @@ def _marker_name(name: str) -> str:
     return text[:MAX_MARKER_NAME] or "marker"
 
 
-def client_markers(plan: Any) -> list[Outgoing]:
+def client_markers(plan: EditPlan) -> list[Outgoing]:
     """``/editorbot/marker time_s name [end_s]`` for each plan marker, in time order."""
     out: list[Outgoing] = []
     if plan is None:

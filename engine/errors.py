@@ -17,3 +17,15 @@ class BadInput(Exception):
         self.path = None if path is None else os.fspath(path)
         self.problem = " ".join(str(problem).split())  # always one line
         super().__init__(f"{self.path}: {self.problem}" if self.path else self.problem)
+
+
+class BadRequest(BadInput):
+    """A request field with a bad value: ``str(err)`` is ``"FIELD: problem"``.
+
+    ``field`` is the name the edit request gives it (``export.request``);
+    the CLI says it as its flag, the server and the spool as the JSON key.
+    """
+
+    def __init__(self, field: str, problem: str) -> None:
+        self.field = field
+        super().__init__(field, problem)

@@ -568,6 +568,16 @@ def render_plan(
 
     Raises ``BadInput`` for a malformed segment, overlapping segments, an
     unknown effect or an out-of-range effect parameter.
+
+    Examples
+    --------
+    >>> from engine.audio import load_audio
+    >>> from engine.plan import load_plan
+    >>> plan = load_plan("song.edit.plan.json")  # doctest: +SKIP
+    >>> audio = load_audio(plan.source.path)  # doctest: +SKIP
+    >>> edited = render_plan(plan, audio.samples, audio.sample_rate)  # doctest: +SKIP
+    >>> edited.shape[1] == round(plan.duration_s * audio.sample_rate)  # doctest: +SKIP
+    True
     """
     samples = np.asarray(samples)
     if samples.ndim != 2 or samples.shape[0] < 1:

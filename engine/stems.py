@@ -36,11 +36,10 @@ import scipy.fft
 from engine.cache import FeatureCache, default_cache_dir
 from engine.errors import BadInput
 from engine.features import STEM_COLUMN_NAMES, STEM_NAMES
+from engine.formats import SEPARATOR_NAMES
 from engine.progress import progress
 
 log = logging.getLogger(__name__)
-
-SEPARATOR_NAMES = ("auto", "demucs", "builtin")
 
 # --------------------------------------------------------------------------- interface
 

@@ -1,13 +1,16 @@
 """The ``edit`` pipeline: audio file -> plan -> audio, exports and plot.
 
-``edit_file(audio, out, policy, ...)`` analyses the file, lets the policy
+``edit_file(request, out, policy, ...)`` analyses the file, lets the policy
 decide (``export.runtime.plan_analysis``: a policy walk, or with a target
 duration the length-constrained search), writes the plan, renders the edit
 from the already decoded audio, writes the requested exports and the
 before/after plot, and returns an ``EditReport``. ``load_model`` gives the
 policy: an exported ONNX model, a torch checkpoint run eagerly, or the
 bundled default (BadInput when none has been made yet). Every output is
-checked before the slow part and never written over the input.
+checked before the slow part and never written over the input. The
+request (``export.request.EditRequest``) is validated by whoever built it;
+the stages report through ``on_stage``, which the server and the spool use
+for progress and cancellation.
 """
 
 from __future__ import annotations
@@ -16,46 +19,30 @@ import logging
 import os
 import time
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
-from engine.errors import BadInput
+from engine.errors import BadInput, BadRequest
+from engine.plan import EditPlan
+from export.request import EditRequest
 from export.runtime import PolicyModel, load_policy
 
 log = logging.getLogger(__name__)
 
-#: Export formats ``--export`` accepts (``engine.exporters.EXPORTERS`` keys).
-EXPORT_FORMATS: tuple[str, ...] = ("rpp", "midi", "labels", "tsv")
+#: ``on_stage(stage, fraction)``: a stage starts, ``fraction`` of the edit done; may raise to stop the edit.
+StageCallback = Callable[[str, float], None]
 
 
 def load_model(model: str | None = None, checkpoint: str | None = None, *, device: str = "auto") -> PolicyModel:
     """The policy to edit with: ``checkpoint`` (torch, eager), ``model`` (ONNX) or the default model."""
     if model and checkpoint:
-        raise BadInput("--checkpoint", "give either --model or --checkpoint, not both")
+        raise BadRequest("checkpoint", "give either model or checkpoint, not both")
     if checkpoint:
         from export.onnx import TorchPolicy
 
         return TorchPolicy(checkpoint, device="cuda" if device == "cuda" else "cpu")
     return load_policy(model, device=device)
-
-
-def parse_exports(text: str | Sequence[str] | None) -> list[str]:
-    """``"rpp,midi"`` (or a list of such) -> formats, in order, no repeats; BadInput for an unknown one."""
-    if not text:
-        return []
-    items = [text] if isinstance(text, str) else list(text)
-    out: list[str] = []
-    for item in items:
-        for fmt in (f.strip() for f in item.split(",")):
-            if not fmt:
-                continue
-            if fmt not in EXPORT_FORMATS:
-                raise BadInput("--export", f"unknown format {fmt!r} (choose from {', '.join(EXPORT_FORMATS)})")
-            if fmt not in out:
-                out.append(fmt)
-    return out
 
 
 @dataclass
@@ -83,7 +70,7 @@ class EditReport:
         Batched policy evaluation rounds.
     """
 
-    plan: Any
+    plan: EditPlan
     written: dict[str, str] = field(default_factory=dict)
     duration_in_s: float = 0.0
     duration_out_s: float = 0.0
@@ -113,39 +100,60 @@ def output_paths(out: str | os.PathLike, *, plan: str | None, exports: Sequence[
 
 
 def edit_file(
-    audio_path: str | os.PathLike,
+    request: EditRequest,
     out_path: str | os.PathLike,
     policy: PolicyModel,
     *,
     plan_path: str | None = None,
-    exports: Sequence[str] = (),
-    target_duration_s: float | None = None,
-    keep: Sequence[tuple[float, float]] = (),
     plot_png: str | None = None,
-    seed: int | None = None,
     quiet: bool = False,
+    on_stage: StageCallback | None = None,
 ) -> EditReport:
     """Analyse, decide, write the plan, render, export and plot.
 
-    A bar names the stage running (``engine.progress.stage_bar``; none
-    when ``quiet`` or off a terminal).
+    Parameters
+    ----------
+    request:
+        What to edit and how (audio, target, keep ranges, seed, exports).
+    out_path:
+        The edited audio to write; the plan and exports go beside it.
+    policy:
+        The model that decides (``load_model``).
+    plan_path, plot_png:
+        Where the plan goes (default beside ``out_path``) and an optional
+        before/after picture.
+    quiet:
+        No progress bar (one names the stage running otherwise, on a terminal).
+    on_stage:
+        Called as ``on_stage(stage, fraction_done)`` when each stage starts
+        (analysing, deciding or searching, rendering, writing, exporting,
+        plotting); an exception it raises stops the edit there.
 
-    Returns the ``EditReport``. BadInput (one line naming the file or flag)
-    for bad audio, an output that would overwrite the input or another
-    output, a missing output folder, or a target out of range.
+    Returns
+    -------
+    EditReport
+        What was written and how long each stage took. BadInput (one line
+        naming the file or field) for bad audio, an output that would
+        overwrite the input or another output, a missing output folder, or a
+        target out of range.
+
+    Examples
+    --------
+    >>> report = edit_file(EditRequest("song.wav", target_duration_s=90.0), "song.edit.wav", load_model())  # doctest: +SKIP
+    >>> report.written["plan"]  # doctest: +SKIP
+    'song.edit.plan.json'
     """
     from engine.analysis import analyze
+    from engine.atomic import check_destination
     from engine.audio import write_audio
     from engine.exporters import export_plan
-    from engine.atomic import check_destination
     from engine.plan import save_plan
     from engine.progress import stage_bar
     from engine.render import render_plan
     from export.runtime import plan_analysis
 
-    src = os.path.abspath(os.fspath(audio_path))
-    if target_duration_s is not None and not target_duration_s > 0:
-        raise BadInput("--target-duration", f"must be a positive number of seconds, got {target_duration_s:g}")
+    src = os.path.abspath(os.fspath(request.audio))
+    exports = request.exports
     paths = output_paths(out_path, plan=plan_path, exports=exports)
     if plot_png:
         paths["plot"] = plot_png
@@ -157,19 +165,26 @@ def edit_file(
         seen[key] = what
         check_destination(p, [src])
 
-    deciding = "searching" if target_duration_s is not None else "deciding"
+    deciding = "searching" if request.target_duration_s is not None else "deciding"
     stages = ["analysing", deciding, "rendering", "writing", *(["exporting"] if exports else []), *(["plotting"] if plot_png else [])]
     timings: dict[str, float] = {}
-    with stage_bar(stages, desc=os.path.basename(src), quiet=quiet) as stage:
-        stage("analysing")
-        t = time.perf_counter()
+    with stage_bar(stages, desc=os.path.basename(src), quiet=quiet) as bar:
+
+        def stage(name: str) -> float:
+            bar(name)
+            if on_stage is not None:
+                on_stage(name, stages.index(name) / len(stages))
+            return time.perf_counter()
+
+        t = stage("analysing")
         analysis = analyze(src)
         timings["analysis"] = time.perf_counter() - t
         stage(deciding)
-        decision = plan_analysis(analysis, policy, seed=seed, target_duration_s=target_duration_s, keep=keep)
+        decision = plan_analysis(
+            analysis, policy, seed=request.seed, target_duration_s=request.target_duration_s, keep=request.keep
+        )
         timings["policy"], timings["search"] = decision.policy_s, decision.search_s
         plan = decision.plan
-
         report = EditReport(
             plan=plan,
             duration_in_s=float(analysis.audio.duration_s),
@@ -177,31 +192,26 @@ def edit_file(
             actions=Counter(a.type for a in plan.actions),
             splice_cost=decision.splice_cost,
             baseline_splice_cost=decision.baseline_splice_cost,
-            target_duration_s=target_duration_s,
+            target_duration_s=request.target_duration_s,
             rounds=decision.rounds,
         )
-        stage("rendering")
-        t = time.perf_counter()
+        t = stage("rendering")
         save_plan(plan, paths["plan"])
         report.written["plan"] = paths["plan"]
         audio = analysis.audio
         edited = render_plan(plan, audio.samples, audio.sample_rate)
         timings["render"] = time.perf_counter() - t
-        stage("writing")
-        t = time.perf_counter()
+        t = stage("writing")
         report.written["audio"] = write_audio(paths["audio"], edited, audio.sample_rate, protect=(src,))
         timings["write"] = time.perf_counter() - t
-        if exports:
-            stage("exporting")
-        t = time.perf_counter()
+        t = stage("exporting") if exports else time.perf_counter()
         for fmt in exports:
             report.written[fmt] = export_plan(plan, fmt, paths[fmt])
         timings["exports"] = time.perf_counter() - t
         if plot_png:
             from engine.plot import plot_plan
 
-            stage("plotting")
-            t = time.perf_counter()
+            t = stage("plotting")
             report.written["plot"] = plot_plan(plan, audio.samples, audio.sample_rate, edited, plot_png)
             timings["plot"] = time.perf_counter() - t
     report.timings_s = timings

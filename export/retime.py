@@ -37,7 +37,7 @@ Two searches over the same move set and the same splice continuity cost:
 
 ``SpliceCost`` is the one definition of the continuity cost of a splice,
 used by both searches and by ``walk_splice_cost`` to report any walk's
-total. Protected ranges (``--keep START-END``) become protected beats:
+total. Protected ranges (``keep``: ``(start_s, end_s)`` pairs) become protected beats:
 only plain KEEP may cover them, so they play once, unchanged, with no
 splice inside them.
 
@@ -66,7 +66,8 @@ from engine.actions import (
     FactoredAction,
     action_masks,
 )
-from engine.errors import BadInput
+from engine.analysis import Analysis
+from engine.errors import BadInput, BadRequest
 
 log = logging.getLogger(__name__)
 
@@ -219,20 +220,6 @@ def walk_splice_cost(walk: Iterable[Any], splice: SpliceCost) -> float:
 
 
 # ----------------------------------------------------------------------------- keep ranges
-
-
-def parse_keep(text: str) -> tuple[float, float]:
-    """``"START-END"`` (seconds) -> ``(start_s, end_s)``; BadInput naming ``--keep`` otherwise."""
-    parts = text.split("-")
-    try:
-        if len(parts) != 2:
-            raise ValueError
-        start, end = float(parts[0]), float(parts[1])
-    except ValueError:
-        raise BadInput("--keep", f"expected START-END in seconds, e.g. 12.5-30, got {text!r}") from None
-    if not (math.isfinite(start) and math.isfinite(end)) or start < 0 or end <= start:
-        raise BadInput("--keep", f"{text!r}: need 0 <= START < END")
-    return start, end
 
 
 def protected_beats(
@@ -676,15 +663,63 @@ def _backtrack(
     return [a for part in reversed(steps) for a in part]
 
 
-def target_beats_for(duration_s: float, fixed_s: float, beat_s: float) -> float:
-    """Beats of grid output that make ``fixed_s + beats * beat_s == duration_s``."""
-    return max(0.0, (duration_s - fixed_s) / beat_s)
+@dataclass(frozen=True)
+class SongSpans:
+    """A song's beats as the searches see them, derived once per analysis.
+
+    Attributes
+    ----------
+    starts_s, ends_s:
+        ``(N,)`` start and end of each beat's span, seconds
+        (``engine.plan.beat_spans``: the last beat ends at the song's end or
+        one beat later, whichever is first).
+    duration_s:
+        Length of the source, seconds.
+    """
+
+    starts_s: np.ndarray
+    ends_s: np.ndarray
+    duration_s: float
+
+    @classmethod
+    def of(cls, analysis: Analysis) -> SongSpans:
+        """The spans of ``analysis``'s grid."""
+        from engine.plan import beat_spans
+
+        duration_s = float(analysis.audio.duration_s)
+        starts, ends = beat_spans(analysis.grid.beat_times, duration_s, tempo_bpm=float(analysis.grid.tempo_bpm))
+        return cls(starts, ends, duration_s)
+
+    @property
+    def n_beats(self) -> int:
+        """N, the number of beats."""
+        return len(self.starts_s)
+
+    @property
+    def grid_s(self) -> float:
+        """Seconds from the first beat's start to the last beat's end."""
+        return float(self.ends_s[-1] - self.starts_s[0])
+
+    @property
+    def beat_s(self) -> float:
+        """Median beat length, seconds."""
+        return float(np.median(self.ends_s - self.starts_s))
+
+    def target_beats(self, duration_s: float) -> float:
+        """Beats of grid output that make an edit last ``duration_s`` seconds.
+
+        The source outside the grid (``duration_s - grid_s``) is kept as it
+        is; each output beat lasts the mean beat, ``grid_s / N`` seconds.
+        """
+        fixed_s = self.duration_s - self.grid_s
+        return max(0.0, (duration_s - fixed_s) / (self.grid_s / self.n_beats))
 
 
 def retime(
-    analysis: Any,
+    analysis: Analysis,
     target_duration_s: float,
     *,
+    spans: SongSpans | None = None,
     logprobs: LogProbs | None = None,
     keep: Sequence[tuple[float, float]] = (),
     splice_weight: float = 1.0,
@@ -698,6 +733,8 @@ def retime(
         ``engine.analysis.Analysis`` (grid, features, feature names, audio).
     target_duration_s:
         Wanted length of the edit in seconds, 50%..150% of the source.
+    spans:
+        ``SongSpans.of(analysis)``, when the caller has it already.
     logprobs:
         Per-beat log-probabilities from a policy (``export.runtime``); None
         runs the pure DP retimer.
@@ -713,31 +750,37 @@ def retime(
     Returns
     -------
     ``RetimeResult``; its walk gives a plan within one beat of the target
-    (checked on the plan itself). BadInput (naming ``--target-duration``)
+    (checked on the plan itself). BadRequest (naming ``target_duration_s``)
     for a target outside the range or one the protected ranges rule out.
-    """
-    from engine.plan import beat_spans, plan_from_actions
 
-    audio = analysis.audio
-    src_s = float(audio.duration_s)
+    Examples
+    --------
+    >>> from engine.analysis import analyze
+    >>> from engine.plan import plan_from_actions
+    >>> analysis = analyze("song.wav")  # doctest: +SKIP
+    >>> result = retime(analysis, 90.0, keep=[(0.0, 12.0)])  # doctest: +SKIP
+    >>> plan_from_actions(analysis, result.walk).duration_s  # within one beat of 90  # doctest: +SKIP
+    89.87
+    """
+    from engine.plan import plan_from_actions
+
+    spans = spans or SongSpans.of(analysis)
+    src_s = spans.duration_s
     ratio = target_duration_s / src_s
     if not (MIN_TARGET_RATIO - 1e-9 <= ratio <= MAX_TARGET_RATIO + 1e-9):
-        raise BadInput(
-            "--target-duration",
+        raise BadRequest(
+            "target_duration_s",
             f"{target_duration_s:g} s is {ratio:.0%} of the source ({src_s:.2f} s); "
             f"targets must be {MIN_TARGET_RATIO:.0%}..{MAX_TARGET_RATIO:.0%} of it",
         )
-    starts, ends = beat_spans(analysis.grid.beat_times, src_s, tempo_bpm=float(analysis.grid.tempo_bpm))
-    n = len(starts)
+    starts, ends, n = spans.starts_s, spans.ends_s, spans.n_beats
     if n < 2:
-        raise BadInput(audio.path, "too few beats to re-time")
-    beat_s = float(np.median(ends - starts))
-    grid_s = float(ends[-1] - starts[0])
-    fixed_s = src_s - grid_s
+        raise BadInput(analysis.audio.path, "too few beats to re-time")
+    beat_s = spans.beat_s
     features = np.asarray(analysis.features)[:n]
     splice = SpliceCost(features, analysis.feature_names)
     prot = protected_beats(starts, ends, keep)
-    target = target_beats_for(target_duration_s, fixed_s, grid_s / n)
+    target = spans.target_beats(target_duration_s)
 
     def within_one_beat(walk: list[FactoredAction], out_beats: int) -> bool:
         plan = plan_from_actions(analysis, walk)
@@ -754,7 +797,7 @@ def retime(
             if max_splice_cost is None or result.splice_cost <= max_splice_cost + SPLICE_COST_TOLERANCE:
                 break
     except ValueError as err:
-        raise BadInput("--target-duration", f"{target_duration_s:g} s cannot be reached: {err}") from None
+        raise BadRequest("target_duration_s", f"{target_duration_s:g} s cannot be reached: {err}") from None
     log.info(
         "retime to %.2f s (%.1f beats): %d steps, splice cost %.3f, %s (splice weight %g)",
         target_duration_s,

@@ -59,7 +59,9 @@ from engine.actions import (
     TYPES,
     FactoredAction,
 )
+from engine.analysis import Analysis
 from engine.errors import BadInput
+from engine.plan import EditPlan
 from engine.observation import DONE_LAYOUT, POSITION_LAYOUT, history_windows, mark_done, padded_song, song_summary
 from export.retime import TAIL_TYPES
 
@@ -432,7 +434,7 @@ class SongInputs:
     phrase_starts: np.ndarray
 
     @staticmethod
-    def of(analysis: Any) -> SongInputs:
+    def of(analysis: Analysis) -> SongInputs:
         """From an ``engine.analysis.Analysis``."""
         return SongInputs(
             np.asarray(analysis.features, dtype=np.float32), np.asarray(analysis.grid.phrase_starts, dtype=np.int64)
@@ -766,7 +768,7 @@ class Decision:
         (raised until the walk splices no worse than the pure DP).
     """
 
-    plan: Any
+    plan: EditPlan
     walk: list[FactoredAction]
     policy_s: float
     search_s: float
@@ -777,7 +779,7 @@ class Decision:
 
 
 def plan_analysis(
-    analysis: Any,
+    analysis: Analysis,
     policy: PolicyModel,
     *,
     seed: int | None = None,
@@ -793,14 +795,22 @@ def plan_analysis(
     search over the policy's log-probabilities (``export.retime``); with
     ``baseline`` the pure DP retimer runs first and its splice cost is the
     search's budget (``retime(max_splice_cost=)``) and is reported.
+
+    Examples
+    --------
+    >>> from engine.analysis import analyze
+    >>> decision = plan_analysis(analyze("song.wav"), load_policy(), target_duration_s=90.0)  # doctest: +SKIP
+    >>> decision.plan.duration_s, decision.splice_cost <= decision.baseline_splice_cost  # doctest: +SKIP
+    (89.87, True)
     """
-    from engine.plan import ModelInfo, beat_spans, plan_from_actions
+    from engine.plan import ModelInfo, plan_from_actions
     from export import retime as rt
 
     n = analysis.n_beats
     if n < 1:
         raise BadInput(analysis.audio.path, "no beats found: nothing to decide on")
-    starts, ends = beat_spans(analysis.grid.beat_times, float(analysis.audio.duration_s), tempo_bpm=float(analysis.grid.tempo_bpm))
+    spans = rt.SongSpans.of(analysis)
+    starts, ends = spans.starts_s, spans.ends_s
     song = SongInputs.of(analysis)
     song.features = song.features[: len(starts)]
     features = song.features
@@ -820,15 +830,13 @@ def plan_analysis(
         walk, rounds = result.walk, result.rounds
         cost = rt.walk_splice_cost(walk, splice)
     else:
-        src = float(analysis.audio.duration_s)
-        grid_s = float(ends[-1] - starts[0])
-        target_beats = rt.target_beats_for(target_duration_s, src - grid_s, grid_s / len(starts))
-        lp = song_logprobs(policy, song, target_beats=target_beats)
+        lp = song_logprobs(policy, song, target_beats=spans.target_beats(target_duration_s))
         t1 = time.perf_counter()
         if baseline:  # the pure DP's splice cost is the policy search's budget
-            base_cost = rt.retime(analysis, target_duration_s, keep=keep).splice_cost
+            base_cost = rt.retime(analysis, target_duration_s, spans=spans, keep=keep).splice_cost
         res = rt.retime(
-            analysis, target_duration_s, logprobs=lp, keep=keep, splice_weight=splice_weight, max_splice_cost=base_cost
+            analysis, target_duration_s, spans=spans, logprobs=lp, keep=keep, splice_weight=splice_weight,
+            max_splice_cost=base_cost,
         )
         t2 = time.perf_counter()
         policy_s, search_s = t1 - t0, t2 - t1

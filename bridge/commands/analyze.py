@@ -9,6 +9,8 @@ from __future__ import annotations
 import argparse
 import os
 
+from engine.formats import SEPARATOR_NAMES
+
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("audio", metavar="AUDIO", help="wav, flac, ogg, mp3 or aiff file")
@@ -21,7 +23,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--stems", action="store_true", help="add 12 stem columns (121 features per beat)")
     p.add_argument(
         "--separator",
-        choices=("auto", "demucs", "builtin"),
+        choices=SEPARATOR_NAMES,
         default="auto",
         help="stem separator for --stems (default auto: demucs when its weights are present)",
     )

@@ -9,6 +9,10 @@ from __future__ import annotations
 import argparse
 import logging
 
+from engine.errors import BadInput, BadRequest
+from engine.formats import EXPORT_FORMATS
+from export.request import EditRequest
+
 log = logging.getLogger(__name__)
 
 
@@ -20,7 +24,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     model.add_argument("--model", metavar="M", help="exported policy (MODEL.onnx with MODEL.json beside it); default: models/default/policy.onnx")
     model.add_argument("--checkpoint", metavar="C", help="training checkpoint (best.pt) run directly with torch")
     p.add_argument("--plan", metavar="F", help="where to write the EditPlan JSON (default: OUT's name + .plan.json)")
-    p.add_argument("--export", metavar="FORMATS", action="append", help="comma-separated: rpp, midi, labels, tsv (written beside OUT)")
+    p.add_argument("--export", metavar="FORMATS", action="append", help=f"comma-separated: {', '.join(EXPORT_FORMATS)} (written beside OUT)")
     p.add_argument("--target-duration", type=float, metavar="S", help="make the edit last S seconds (within one beat; 50%%-150%% of the source)")
     p.add_argument("--keep", action="append", default=[], metavar="A-B", help="protect A-B seconds of the source from any change (repeatable)")
     p.add_argument("--plot", metavar="PNG", help="write a before/after picture")
@@ -28,25 +32,37 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--device", choices=("auto", "cuda", "cpu"), default="auto", help="where the policy runs (default auto)")
 
 
-def run(args: argparse.Namespace) -> int:
-    """Edit the file; print the report table; 0 on success."""
-    from export.edit import edit_file, format_report, load_model, parse_exports
-    from export.retime import parse_keep
+#: Edit request field -> the flag that sets it, to name the flag in an error.
+FLAGS: dict[str, str] = {
+    "audio": "AUDIO", "model": "--model", "checkpoint": "--checkpoint", "target_duration_s": "--target-duration",
+    "keep": "--keep", "seed": "--seed", "exports": "--export",
+}
 
-    exports = parse_exports(args.export)
-    keep = [parse_keep(k) for k in args.keep]
-    policy = load_model(args.model, args.checkpoint, device=args.device)
-    report = edit_file(
-        args.audio,
-        args.output,
-        policy,
-        plan_path=args.plan,
-        exports=exports,
-        target_duration_s=args.target_duration,
-        keep=keep,
-        plot_png=args.plot,
-        seed=args.seed,
-        quiet=bool(getattr(args, "quiet", False)),
-    )
+
+def request_of(args: argparse.Namespace) -> EditRequest:
+    """The flags as an ``EditRequest`` (BadRequest naming the field for a bad value)."""
+    return EditRequest.from_fields({
+        "audio": args.audio, "model": args.model, "checkpoint": args.checkpoint,
+        "target_duration_s": args.target_duration, "keep": args.keep, "seed": args.seed, "exports": args.export,
+    })
+
+
+def run(args: argparse.Namespace) -> int:
+    """Edit the file; print the report table; 0 on success.
+
+    The flags are checked before the model loads, so a bad value costs no
+    wait and no log line. A bad request field, found here or later (a target
+    the song cannot reach), is reported as its flag.
+    """
+    from export.edit import edit_file, format_report, load_model
+
+    try:
+        request = request_of(args)
+        policy = load_model(request.model, request.checkpoint, device=args.device)
+        report = edit_file(
+            request, args.output, policy, plan_path=args.plan, plot_png=args.plot, quiet=bool(getattr(args, "quiet", False))
+        )
+    except BadRequest as err:
+        raise BadInput(FLAGS.get(err.field, err.field), err.problem) from None
     print(format_report(report))
     return 0

@@ -1,4 +1,4 @@
-"""``editorbot export PLAN --format rpp|midi|labels|tsv -o F``: a plan as a DAW file."""
+"""``editorbot export PLAN --format rpp|midi|audacity|tsv -o F``: a plan as a DAW file."""
 
 from __future__ import annotations
 
@@ -6,10 +6,9 @@ import argparse
 import logging
 import os
 
+from engine.formats import EXPORT_FORMATS
+
 log = logging.getLogger(__name__)
-
-FORMATS = ("rpp", "midi", "labels", "tsv")  # keys of engine.exporters.EXPORTERS
-
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     """Flags of ``editorbot export``."""
@@ -18,9 +17,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         "--format",
         "-f",
         required=True,
-        choices=FORMATS,
+        choices=EXPORT_FORMATS,
         help="rpp: REAPER project; midi: tempo, markers and CC automation; "
-        "labels: Audacity label track; tsv: table for the Lua scripts",
+        "audacity: Audacity label track; tsv: table for the Lua scripts",
     )
     p.add_argument("-o", "--output", required=True, metavar="F", help="file to write (atomically)")
 

@@ -13,7 +13,7 @@ from __future__ import annotations
 import argparse
 import os
 
-EXTENSIONS = ("wav", "flac", "aiff")
+from engine.formats import AUDIO_OUTPUT_FORMATS, SEPARATOR_NAMES
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -23,12 +23,12 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--chain", metavar="F", help="chain file (JSON, or YAML with pyyaml): per-stem plugins and gains")
     p.add_argument(
         "--separator",
-        choices=("auto", "demucs", "builtin"),
+        choices=SEPARATOR_NAMES,
         default="auto",
         help="demucs (HTDemucs, local weights), builtin (HPSS + bands), or auto: demucs when its weights are present",
     )
     p.add_argument("--model-dir", metavar="D", help="demucs weights folder or file (default $EDITORBOT_DEMUCS_DIR)")
-    p.add_argument("--format", choices=EXTENSIONS, default="wav", help="file type of the written stems (default wav)")
+    p.add_argument("--format", choices=AUDIO_OUTPUT_FORMATS, default="wav", help="file type of the written stems (default wav)")
     p.add_argument("--no-cache", action="store_true", help="neither read nor write the stem cache")
     p.add_argument("--cache-dir", metavar="D", help="stem cache folder (default stems/ in the feature cache)")
 

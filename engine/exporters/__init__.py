@@ -6,7 +6,7 @@ plan's source audio (``engine.errors.BadInput``).
 - ``rpp``: REAPER project (``engine.exporters.reaper``)
 - ``midi``: standard MIDI file with tempo, markers, CC automation
   (``engine.exporters.midi``)
-- ``labels``: Audacity label track (``engine.exporters.labels``)
+- ``audacity``: Audacity label track (``engine.exporters.audacity``)
 - ``tsv``: tab-separated plan for the Lua scripts (``engine.exporters.tsv``)
 """
 
@@ -16,7 +16,8 @@ import os
 from collections.abc import Callable
 
 from engine.errors import BadInput
-from engine.exporters.labels import write_labels
+from engine.formats import EXPORT_EXTENSIONS
+from engine.exporters.audacity import write_label_track
 from engine.exporters.midi import write_midi
 from engine.exporters.reaper import write_rpp
 from engine.exporters.tsv import write_tsv
@@ -25,11 +26,11 @@ from engine.plan import EditPlan
 EXPORTERS: dict[str, Callable[[EditPlan, str | os.PathLike], str]] = {
     "rpp": write_rpp,
     "midi": write_midi,
-    "labels": write_labels,
+    "audacity": write_label_track,
     "tsv": write_tsv,
 }
 
-EXTENSIONS: dict[str, str] = {"rpp": ".rpp", "midi": ".mid", "labels": ".txt", "tsv": ".tsv"}
+EXTENSIONS: dict[str, str] = EXPORT_EXTENSIONS
 """The usual file extension per format (for callers that derive file names)."""
 
 

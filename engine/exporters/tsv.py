@@ -52,7 +52,7 @@ from dataclasses import dataclass, field
 
 from engine.errors import BadInput
 from engine.atomic import write_text_atomic
-from engine.exporters.labels import label_text
+from engine.exporters.audacity import marker_text
 from engine.plan import Automation, EditPlan, Effect, Marker, Segment
 
 COLUMNS: tuple[str, ...] = (
@@ -88,7 +88,7 @@ def _num(x: float, what: str) -> str:
 
 def _field(text: str) -> str:
     """One field: no tabs or line breaks."""
-    return label_text(text)
+    return marker_text(text)
 
 
 def _row(**values: str) -> str:

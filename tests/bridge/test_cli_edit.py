@@ -35,7 +35,7 @@ def test_edit_end_to_end(capsys: pytest.CaptureFixture[str]) -> None:
     rc = main(
         [
             "edit", str(song), "-o", str(out), "--model", str(model),
-            "--export", "rpp,midi", "--export", "labels,tsv",
+            "--export", "rpp,midi", "--export", "audacity,tsv",
             "--target-duration", f"{target:.3f}", "--keep", "3-6",
             "--plot", str(out_dir / "edit.png"), "--seed", "4", "--quiet",
         ]

@@ -14,7 +14,7 @@ import mido
 import pytest
 
 from bridge.cli import main
-from bridge.commands.export import FORMATS
+from engine.formats import EXPORT_FORMATS as FORMATS
 from engine.exporters import EXPORTERS, EXTENSIONS
 from engine.exporters.tsv import read_tsv
 
@@ -39,7 +39,7 @@ def test_export_each_format(saved_plan, tmp_path, monkeypatch, capsys, fmt):
     elif fmt == "midi":
         names = [m.text for t in mido.MidiFile(out).tracks for m in t if m.type == "marker"]
         assert names == ["loop", "quiet part", "quiet part end"]  # a region's end is a marker too
-    elif fmt == "labels":
+    elif fmt == "audacity":
         rows = [line.split("\t") for line in out.read_text().splitlines()]
         assert [r[2] for r in rows] == [m.name for m in plan.markers]
     else:
@@ -99,9 +99,9 @@ def test_bad_input_exits_2_with_one_line(saved_plan, tmp_path, capsys, problem):
 
 def test_exit_codes_of_the_installed_command(saved_plan, tmp_path):
     run = [EDITORBOT, "export", str(saved_plan.plan_path), "-q", "-o"]
-    ok = subprocess.run([*run, str(tmp_path / "e.txt"), "-f", "labels"], capture_output=True, text=True, timeout=120)
+    ok = subprocess.run([*run, str(tmp_path / "e.txt"), "-f", "audacity"], capture_output=True, text=True, timeout=120)
     assert ok.returncode == 0, ok.stderr
-    bad = subprocess.run([*run, str(saved_plan.wav), "-f", "labels"], capture_output=True, text=True, timeout=120)
+    bad = subprocess.run([*run, str(saved_plan.wav), "-f", "audacity"], capture_output=True, text=True, timeout=120)
     assert bad.returncode == 2 and bad.stderr.strip().splitlines() == [bad.stderr.strip()]
     usage = subprocess.run([*run, str(tmp_path / "e.wav"), "-f", "wav"], capture_output=True, text=True, timeout=120)
     assert usage.returncode == 2 and "invalid choice" in usage.stderr

@@ -319,7 +319,7 @@ def test_cc_mapping_documented_ranges():
 
 def test_labels_match_markers(plan, tmp_path):
     out = tmp_path / "labels.txt"
-    export_plan(plan, "labels", out)
+    export_plan(plan, "audacity", out)
     lines = out.read_text().splitlines()
     assert len(lines) == len(plan.markers)
     rows = []
@@ -427,7 +427,7 @@ def test_written_file_has_umask_permissions(plan, tmp_path):
     umask = os.umask(0o022)
     try:
         out = tmp_path / "perm.txt"
-        export_plan(plan, "labels", out)
+        export_plan(plan, "audacity", out)
     finally:
         os.umask(umask)
     assert out.stat().st_mode & 0o777 == 0o644
@@ -437,7 +437,7 @@ def test_unknown_format_and_missing_directory(plan, tmp_path):
     with pytest.raises(BadInput, match="unknown export format"):
         export_plan(plan, "wav", tmp_path / "x")
     with pytest.raises(BadInput, match="does not exist"):
-        export_plan(plan, "labels", tmp_path / "nope" / "x.txt")
+        export_plan(plan, "audacity", tmp_path / "nope" / "x.txt")
 
 
 @pytest.mark.parametrize("fmt", sorted(EXPORTERS))
@@ -450,7 +450,7 @@ def test_empty_plan_exports(tmp_path, fmt):
         assert parse_rpp(out.read_text()).child("TRACK").kids("ITEM") == []
     elif fmt == "midi":
         assert [m for t in mido.MidiFile(out).tracks for m in t if m.type in ("marker", "control_change")] == []
-    elif fmt == "labels":
+    elif fmt == "audacity":
         assert out.read_text() == ""
     else:
         assert out.read_text().splitlines() == ["\t".join(COLUMNS)]

@@ -17,12 +17,12 @@ from engine.atomic import write_text_atomic
 from engine.plan import EditPlan
 
 
-def label_text(name: str) -> str:
+def marker_text(name: str) -> str:
     """A marker name made safe for one label field (no tabs, no line breaks)."""
     return " ".join(str(name).replace("\t", " ").splitlines()).strip()
 
 
-def format_labels(plan: EditPlan) -> str:
+def format_label_track(plan: EditPlan) -> str:
     """The label track text for ``plan.markers`` (``""`` when there are none)."""
     rows: list[tuple[float, float, str]] = []
     for marker in plan.markers:
@@ -32,15 +32,15 @@ def format_labels(plan: EditPlan) -> str:
             raise BadInput(None, f"marker {marker.name!r} has a non-finite time")
         if end < start:
             raise BadInput(None, f"region {marker.name!r} ends ({end}) before it starts ({start})")
-        rows.append((start, end, label_text(marker.name)))
+        rows.append((start, end, marker_text(marker.name)))
     rows.sort(key=lambda r: (r[0], r[1]))
     return "".join(f"{start:.6f}\t{end:.6f}\t{name}\n" for start, end, name in rows)
 
 
-def write_labels(plan: EditPlan, path: str | os.PathLike) -> str:
+def write_label_track(plan: EditPlan, path: str | os.PathLike) -> str:
     """Write the plan's markers and regions as an Audacity label file.
 
     Never writes over ``plan.source.path`` (``BadInput``); atomic.
     Returns the path written.
     """
-    return write_text_atomic(path, format_labels(plan), protect=[plan.source.path])
+    return write_text_atomic(path, format_label_track(plan), protect=[plan.source.path])

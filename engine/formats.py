@@ -1,0 +1,18 @@
+"""Names of the file formats and separators every front end offers, defined once.
+
+Light on purpose (no imports beyond the standard library): the CLI builds
+its flags' choices from here at start-up.
+"""
+
+from __future__ import annotations
+
+#: Plan export format -> the usual file extension (``engine.exporters``).
+EXPORT_EXTENSIONS: dict[str, str] = {"rpp": ".rpp", "midi": ".mid", "audacity": ".txt", "tsv": ".tsv"}
+#: Plan export formats, in the order they are listed to users.
+EXPORT_FORMATS: tuple[str, ...] = tuple(EXPORT_EXTENSIONS)
+#: Audio formats an edit, a render or a stem split may write.
+AUDIO_OUTPUT_FORMATS: tuple[str, ...] = ("wav", "flac", "aiff")
+#: Audio formats a server job may write (a DAW imports both without a plug-in).
+JOB_AUDIO_FORMATS: tuple[str, ...] = ("wav", "flac")
+#: Stem separators: ``auto`` is demucs when its weights are installed, else the built-in one.
+SEPARATOR_NAMES: tuple[str, ...] = ("auto", "demucs", "builtin")
