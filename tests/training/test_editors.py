@@ -17,9 +17,8 @@ from training.data.editors import (
     PERSONA_STYLES,
     STUDIO_STYLES,
     STYLES,
-    BeatLabels,
     SectionSpan,
-    beat_labels,
+    TruthLabels,
     edit,
     edit_song,
     format_coverage,
@@ -29,6 +28,7 @@ from training.data.editors import (
     parse_persona,
     persona_params,
     song_context,
+    truth_labels,
 )
 from training.data.pairs import SynthStructure, editor_rng, synth_structure
 
@@ -40,7 +40,7 @@ def _structure(seed: int, duration_s: float | None = None) -> SynthStructure:
     return synth_structure(seed, duration_s=duration_s)
 
 
-def _check_labels(plan, labels: BeatLabels) -> None:
+def _check_labels(plan, labels: TruthLabels) -> None:
     """Labels cover every beat and agree with the plan's actions and the amount mask."""
     n = len(plan.grid.beat_times)
     assert labels.n_beats == n
@@ -59,7 +59,7 @@ def test_style_plans_are_valid_and_cover_every_beat(style: str, seed: int, durat
     st = _structure(seed, duration_s)
     plan = edit(style, st.analysis(), st.sections, editor_rng(seed, style))
     validate_plan(plan)
-    _check_labels(plan, beat_labels(plan))
+    _check_labels(plan, truth_labels(plan))
     assert plan.segments, "a plan always has output"
 
 
@@ -142,7 +142,7 @@ def test_inferred_structure_on_an_irregular_grid() -> None:
     for style in [*STYLES, *PERSONA_STYLES]:
         plan = edit(style, analysis, None, editor_rng(3, style))
         validate_plan(plan)
-        _check_labels(plan, beat_labels(plan))
+        _check_labels(plan, truth_labels(plan))
 
 
 def test_corpus_covers_all_20_types_at_least_1_percent() -> None:
@@ -152,7 +152,7 @@ def test_corpus_covers_all_20_types_at_least_1_percent() -> None:
     for seed in range(CORPUS_SIZE):
         style = styles[seed % len(styles)]
         st = _structure(seed)
-        labels.append(beat_labels(edit(style, st.analysis(), st.sections, editor_rng(seed, style))))
+        labels.append(truth_labels(edit(style, st.analysis(), st.sections, editor_rng(seed, style))))
     coverage = label_coverage(labels)
     print("\n" + format_coverage(coverage))
     shares = coverage["type"]
@@ -191,7 +191,7 @@ def test_random_grids_and_sections_give_valid_plans() -> None:
         for style in [*STYLES, *PERSONA_STYLES]:
             plan = edit(style, analysis, sections, editor_rng(trial, style))
             validate_plan(plan)
-            _check_labels(plan, beat_labels(plan))
+            _check_labels(plan, truth_labels(plan))
 
 
 # --------------------------------------------------------------------------
@@ -245,6 +245,20 @@ def test_persona_names_resolve() -> None:
     assert persona_params("mastering", 3) == persona_params("mastering", 3)
 
 
+@pytest.mark.parametrize("base", list(PERSONA_PROGRAMS))
+def test_persona_is_its_style_with_every_choice_replaced(base: str) -> None:
+    """A persona runs its style's own section program; its choices replace every drawn one and hold no generator."""
+    style = STYLES[base]
+    drawn, persona = style.section, style.persona_section
+    assert persona.skeleton is drawn.skeleton
+    assert PERSONA_STYLES[f"{base}@1"].section is persona
+    assert issubclass(persona.choices, drawn.choices) and persona.choices.persona
+    decisions = {n for n, v in vars(drawn.choices).items() if callable(v) and not n.startswith("__")}
+    assert decisions, "the drawn choices should have decision methods"
+    assert decisions <= set(vars(persona.choices)), f"not replaced: {decisions - set(vars(persona.choices))}"
+    assert not hasattr(persona.choices(persona_params(base, 1), np.random.default_rng(0)), "rng")
+
+
 @pytest.mark.parametrize("style", list(PERSONA_STYLES))
 def test_persona_edit_depends_on_the_song_only(style: str) -> None:
     """The pair's seed changes nothing, and the generator is not even read."""
@@ -265,7 +279,7 @@ def test_persona_types_follow_the_section_layout(style: str) -> None:
     kept = total = 0
     for seed in range(100, 160):
         st = _structure(seed, 40.0)
-        types = beat_labels(edit(style, st.analysis(), st.sections, editor_rng(seed, style))).type_idx
+        types = truth_labels(edit(style, st.analysis(), st.sections, editor_rng(seed, style))).type_idx
         layout = tuple((s.name, s.n_beats) for s in st.sections)
         assert by_layout.setdefault(layout, list(types)) == list(types), layout
         kept += int((types == vocab.ActionType.KEEP).sum())
@@ -284,13 +298,13 @@ def test_persona_rules() -> None:
         if names.count("verse") < 2 or names.count("chorus") < 2:
             continue
         checked += 1
-        types = beat_labels(edit(radio, st.analysis(), st.sections, editor_rng(seed, radio.name))).type_idx
+        types = truth_labels(edit(radio, st.analysis(), st.sections, editor_rng(seed, radio.name))).type_idx
         verses = [s for s in st.sections if s.name == "verse"]
         dropped = [v for v in verses if (types[v.start_beat : v.start_beat + v.n_beats] == vocab.ActionType.CUT).all()]
         assert len(dropped) == 1, "the radio persona always drops exactly one of two verses"
         last_chorus = [s for s in st.sections if s.name == "chorus"][-1]
         assert (types[last_chorus.start_beat : last_chorus.start_beat + last_chorus.n_beats] == vocab.ActionType.GAIN).all()
-        types = beat_labels(edit(ext, st.analysis(), st.sections, editor_rng(seed, ext.name))).type_idx
+        types = truth_labels(edit(ext, st.analysis(), st.sections, editor_rng(seed, ext.name))).type_idx
         for k, s in enumerate(st.sections[:-1]):
             if s.name == "chorus" and st.sections[k + 1].name in ("verse", "bridge"):
                 assert types[s.start_beat + s.n_beats - 1] == vocab.ActionType.LOOP

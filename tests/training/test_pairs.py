@@ -14,7 +14,7 @@ from engine.audio import load_audio, write_audio
 from engine.errors import BadInput
 from engine.plan import validate_plan
 from engine.render import render_to_file
-from training.data.editors import BeatLabels, beat_labels
+from training.data.editors import TruthLabels, truth_labels
 from training.data.pairs import (
     LABEL_SCHEMA,
     LAYOUT_DIRS,
@@ -67,9 +67,9 @@ def test_labels_are_the_synthesizers_truth(pair: PairRecord) -> None:
     ]
     plan = load_pair_plan(pair.label_path)
     validate_plan(plan)
-    labels = BeatLabels.from_dict(doc["beat_labels"])
+    labels = TruthLabels.from_dict(doc["beat_labels"])
     assert labels.n_beats == len(song.beat_times)
-    recomputed = beat_labels(plan)
+    recomputed = truth_labels(plan)
     for a, b in zip((labels.type_idx, labels.size_idx, labels.amount_idx), (recomputed.type_idx, recomputed.size_idx, recomputed.amount_idx), strict=True):
         np.testing.assert_array_equal(a, b)
     assert vocab.AMOUNT_MASK[labels.type_idx, labels.amount_idx].all()
@@ -121,7 +121,7 @@ def test_same_seed_same_bytes(pair: PairRecord, tmp_path: Path) -> None:
 def test_corpus_coverage_reads_label_files(pair: PairRecord) -> None:
     root = Path(pair.label_path).parent.parent
     cov = corpus_coverage(root)
-    labels = BeatLabels.from_dict(read_label_doc(pair.label_path)["beat_labels"])
+    labels = TruthLabels.from_dict(read_label_doc(pair.label_path)["beat_labels"])
     assert cov["n_beats"]["total"] == labels.n_beats
     keep = float(np.mean(labels.type_idx == vocab.ActionType.KEEP))
     assert cov["type"]["KEEP"] == pytest.approx(keep)

@@ -44,7 +44,7 @@ from engine.audio import Audio, load_audio, sha256_file, write_audio
 from engine.errors import BadInput
 from engine.grid import Grid
 from engine.plan import EditPlan, plan_from_dict, plan_to_dict
-from training.data.editors import BeatLabels, StyledEdit, beat_labels, edit_song, get_style, label_coverage
+from training.data.editors import StyledEdit, TruthLabels, edit_song, get_style, label_coverage, truth_labels
 
 log = logging.getLogger(__name__)
 
@@ -221,7 +221,7 @@ def _label_doc(
     name: str,
     styled: StyledEdit,
     seed: int,
-    labels: BeatLabels,
+    labels: TruthLabels,
     grid: Grid,
     grid_source: str,
     extra: dict[str, Any],
@@ -276,7 +276,7 @@ def _finish_pair(
     styled = edit_song(style, analysis, sections, editor_rng(seed, style))
     # Relative to the label file, so the folder can move.
     styled.plan.source.path = os.path.relpath(raw_path, os.path.dirname(label_path))
-    labels = beat_labels(styled.plan)
+    labels = truth_labels(styled.plan)
     timings["edit"] = time.perf_counter() - t
 
     t = time.perf_counter()
@@ -487,11 +487,13 @@ def load_pair_plan(label_path: str | os.PathLike) -> EditPlan:
     return plan
 
 
-def read_beat_labels(out_dir: str | os.PathLike) -> list[tuple[str, BeatLabels]]:
-    """``(label file, labels)`` of every ``labels/*.json`` under ``out_dir``, sorted by name.
+def read_truth_labels(out_dir: str | os.PathLike) -> list[tuple[str, TruthLabels]]:
+    """``(label file, truth labels)`` of every ``labels/*.json`` under ``out_dir``, sorted by name.
 
-    Raises:
-        BadInput: no label files, or one that is not a label file.
+    Raises
+    ------
+    BadInput
+        No label files, or one that is not a label file.
     """
     folder = os.path.join(os.fspath(out_dir), "labels")
     files = sorted(glob.glob(os.path.join(folder, "*.json")))
@@ -501,7 +503,7 @@ def read_beat_labels(out_dir: str | os.PathLike) -> list[tuple[str, BeatLabels]]
     for f in files:
         doc = read_label_doc(f)
         try:
-            out.append((f, BeatLabels.from_dict(doc["beat_labels"])))
+            out.append((f, TruthLabels.from_dict(doc["beat_labels"])))
         except (KeyError, TypeError, ValueError) as err:
             raise BadInput(f, f"bad beat_labels: {err}") from None
     return out
@@ -509,4 +511,4 @@ def read_beat_labels(out_dir: str | os.PathLike) -> list[tuple[str, BeatLabels]]
 
 def corpus_coverage(out_dir: str | os.PathLike) -> dict[str, dict[str, float]]:
     """``label_coverage`` of the pairs under ``out_dir``."""
-    return label_coverage(lab for _, lab in read_beat_labels(out_dir))
+    return label_coverage(lab for _, lab in read_truth_labels(out_dir))

@@ -1,0 +1,68 @@
+"""EditPlan: the one contract between deciding and doing (DESIGN section 5).
+
+Times are seconds. Source times are positions in the source file; output
+("dst") times are positions in the rendered edit.
+
+Modules: ``model`` (the dataclasses), ``schema`` (the JSON form and its
+validation: ``plan_to_dict``, ``plan_from_dict``, ``validate_plan``),
+``io`` (plan files: ``load_plan``, ``save_plan`` atomically,
+``resolve_source``, ``check_source``) and ``build`` (``plan_from_actions``
+turns an action walk over a song's beat grid into a plan; ``beat_spans``).
+``load_plan`` validates everything and turns the first problem into one
+``engine.errors.BadInput`` line naming the field, e.g.
+``plan.json: segments[3].src_end_s: must be > src_start_s``.
+"""
+
+from __future__ import annotations
+
+from engine.plan.build import (
+    FADE_POINTS,
+    HIGHPASS_OPEN_HZ,
+    LOWPASS_OPEN_HZ,
+    MAX_CUTOFF_FRACTION,
+    VOLUME_FLOOR_DB,
+    beat_spans,
+    plan_from_actions,
+)
+from engine.plan.io import check_source, load_plan, resolve_source, save_plan
+from engine.plan.model import (
+    SCHEMA,
+    Action,
+    Automation,
+    EditPlan,
+    Effect,
+    Grid,
+    Marker,
+    ModelInfo,
+    Segment,
+    Source,
+)
+from engine.plan.schema import TIME_TOLERANCE_S, plan_from_dict, plan_to_dict, validate_plan
+
+__all__ = [
+    "FADE_POINTS",
+    "HIGHPASS_OPEN_HZ",
+    "LOWPASS_OPEN_HZ",
+    "MAX_CUTOFF_FRACTION",
+    "SCHEMA",
+    "TIME_TOLERANCE_S",
+    "VOLUME_FLOOR_DB",
+    "Action",
+    "Automation",
+    "EditPlan",
+    "Effect",
+    "Grid",
+    "Marker",
+    "ModelInfo",
+    "Segment",
+    "Source",
+    "beat_spans",
+    "check_source",
+    "load_plan",
+    "plan_from_actions",
+    "plan_from_dict",
+    "plan_to_dict",
+    "resolve_source",
+    "save_plan",
+    "validate_plan",
+]
