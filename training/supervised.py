@@ -52,7 +52,15 @@ from training.config import SupervisedConfig
 from training.losses import edit_consistency, l1_log_mel, magnitude, multiscale_stft
 from training.models.supervised import EditSoundModel, FrameLabels, GainModel, frame_labels, label_tensors
 from training.distributed import Distributed, finish_distributed, setup_training
-from training.run_state import StopFlag, hyperparameter_table, read_checkpoint, rng_state, save_checkpoint, set_rng_state
+from training.run_state import (
+    StopFlag,
+    gather_rng_states,
+    hyperparameter_table,
+    load_resume_checkpoint,
+    read_checkpoint,
+    restore_training_state,
+    save_checkpoint,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -472,14 +480,9 @@ def train(
     save_dir = Path(save_dir)
     dev, ddp = setup_training(device)
     last_path, best_path = save_dir / "last.pt", save_dir / "best.pt"
-    ckpt = None
-    if resume:
-        if last_path.is_file():
-            ckpt = load_supervised_checkpoint(last_path)
-            config = SupervisedConfig(**ckpt["config"])
-            logger.info("resuming from %s at step %d (epoch %d)", last_path, ckpt["step"], ckpt["epoch"])
-        else:
-            logger.warning("--resume: %s not found, starting from scratch", last_path)
+    ckpt = load_resume_checkpoint(last_path, CHECKPOINT_FORMAT, ("step", "epoch")) if resume else None
+    if ckpt is not None:
+        config = SupervisedConfig(**ckpt["config"])
     cfg = config or SupervisedConfig()
     sr = train_songs[0].sample_rate
     if any(s.sample_rate != sr for s in [*train_songs, *val_songs]):
@@ -501,13 +504,10 @@ def train(
     best_val, best_epoch, bad_epochs = math.inf, -1, 0
     history: list[dict[str, float]] = []
     if ckpt is not None:
-        model.load_state_dict(ckpt["model"])
-        optimizer.load_state_dict(ckpt["optimizer"])
-        scaler.load_state_dict(ckpt["scaler"])
+        restore_training_state(ckpt, "model", model, optimizer, scaler, ddp.rank)
         step, epoch, step_in_epoch = ckpt["step"], ckpt["epoch"], ckpt["step_in_epoch"]
         best_val, best_epoch, bad_epochs = ckpt["best_val"], ckpt["best_epoch"], ckpt["bad_epochs"]
         history = list(ckpt["history"])
-        set_rng_state(ckpt["rng"][min(ddp.rank, len(ckpt["rng"]) - 1)])
         if ckpt.get("val_songs") and sorted(ckpt["val_songs"]) != sorted({s.song for s in val_songs}):
             logger.warning("resuming with a different validation split than the checkpoint's")
     else:
@@ -544,10 +544,7 @@ def train(
         nonlocal saved_step
         if path == last_path:
             saved_step = step
-        states = [rng_state()]
-        if ddp.enabled:
-            states = [None] * ddp.world
-            dist.all_gather_object(states, rng_state())
+        states = gather_rng_states(ddp)
         if ddp.main:
             save_checkpoint(path, {
                 "format": CHECKPOINT_FORMAT,
