@@ -318,6 +318,26 @@ def amount_value(type: str | int, amount: str | int) -> float:  # noqa: A002
     return float(v)
 
 
+def output_beats(type_idx: int, amount_idx: int, span: int) -> float:
+    """Length in output beats of an action covering ``span`` source beats."""
+    if type_idx == int(ActionType.CUT):
+        return 0.0
+    if type_idx == int(ActionType.LOOP):
+        return span * (1.0 + AMOUNT_TABLE["LOOP"][amount_idx])
+    if type_idx == int(ActionType.SPEED):
+        return span / AMOUNT_TABLE["SPEED"][amount_idx]
+    return float(span)
+
+
+def output_multiplicity(type_idx: int, amount_idx: int) -> float:
+    """How many times each covered source beat is heard in the output (0 for a CUT)."""
+    if type_idx == int(ActionType.CUT):
+        return 0.0
+    if type_idx == int(ActionType.LOOP):
+        return 1.0 + AMOUNT_TABLE["LOOP"][amount_idx]
+    return 1.0
+
+
 def effect_params(
     type: str | int,  # noqa: A002
     amount: str | int,

@@ -39,7 +39,7 @@ import numpy as np
 from engine.errors import BadInput
 from engine.features import STEM_NAMES
 from engine.progress import progress
-from engine.stems import Separator, check_mix
+from engine.separator import Separator, check_mix
 
 log = logging.getLogger(__name__)
 

@@ -29,7 +29,17 @@ from typing import Any
 
 import numpy as np
 
-from engine.actions import AMOUNT_MASK, N_TYPES, SIZE_BEATS, Amount, Size, amount_index, size_index, type_index
+from engine.actions import (
+    AMOUNT_MASK,
+    N_TYPES,
+    SIZE_BEATS,
+    Amount,
+    Size,
+    amount_index,
+    output_beats,
+    size_index,
+    type_index,
+)
 from engine.errors import BadInput
 
 logger = logging.getLogger(__name__)
@@ -135,8 +145,6 @@ def synthetic_episodes(
     otherwise), so a policy can reach full agreement from the cursor beat's
     features alone. The target length is that of the labelled walk.
     """
-    from training.reward import output_beats
-
     rng = np.random.default_rng(seed)
     rule_types = (0, 1, 2, 8)  # KEEP, CUT, LOOP, GAIN
     out: list[Episode] = []
@@ -262,8 +270,6 @@ def read_labels(path: str | os.PathLike, beat_times: np.ndarray) -> dict[str, An
     BadInput
         The file is not JSON or holds neither per-beat labels nor a plan.
     """
-    from training.reward import output_beats
-
     try:
         with open(path, encoding="utf-8") as fh:
             doc = json.load(fh)
