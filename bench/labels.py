@@ -41,8 +41,8 @@ import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from engine import actions as vocab  # noqa: E402
-from training import labels as L  # noqa: E402
+from engine import actions as vocab
+from training import labels as L
 
 log = logging.getLogger("bench.labels")
 

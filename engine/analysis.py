@@ -20,6 +20,7 @@ from typing import Any
 
 import numpy as np
 
+from engine.atomic import atomic_path, check_destination
 from engine.audio import (
     ANALYSIS_SR,
     DEFAULT_MAX_DURATION_S,
@@ -29,7 +30,6 @@ from engine.audio import (
     load_audio,
     sha256_file,
 )
-from engine.atomic import atomic_path, check_destination
 from engine.cache import FeatureCache
 from engine.errors import BadInput
 from engine.grid import Grid

@@ -348,7 +348,7 @@ class DemucsSeparator(Separator):
         groups = [list(range(c, min(c + 2, n_channels))) for c in range(0, n_channels, 2)]
         stems = {name: np.zeros((n_channels, work.shape[1]), dtype=np.float32) for name in STEM_NAMES}
         sources = list(self.model.sources)
-        for i, group in enumerate(groups):
+        for group in groups:
             pair = work[group] if len(group) == 2 else np.repeat(work[group], 2, axis=0)
             mix = torch.from_numpy(np.ascontiguousarray(pair))
             reference = mix.mean(0)

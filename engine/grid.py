@@ -217,6 +217,7 @@ def estimate_tempo(
     by ``beat_grid`` from other cues. Parameters:
         onset_env: ``(n_frames,)`` onset strength.
         sr: sample rate (Hz); hop_length: frame hop (samples).
+
     Returns:
         tempo in BPM (``DEFAULT_TEMPO_BPM`` if the envelope has no pulse).
     """
@@ -269,6 +270,7 @@ def track_beats(
         tempo_bpm: the expected tempo (BPM).
         sr: sample rate (Hz); hop_length: frame hop (samples).
         tightness: how strongly intervals are held to the period.
+
     Returns:
         ``(n_beats,)`` float64 beat times in seconds (empty if there is no onset energy).
     """
@@ -545,6 +547,7 @@ def bar_contrast(
         spec: the song's spectrum.
         beat_frames: ``(n_beats,)`` onset-envelope frames of the tracked beats.
         sustained: from ``sustained_spectrum`` (recomputed if omitted).
+
     Returns:
         ``{multiplier: contrast}``: the largest over phases of the mean
         distance at bar lines minus the mean distance at mid-bars (0..1; 0
@@ -738,6 +741,7 @@ def find_downbeats(
         beats_per_bar: beats in a bar.
         envs: onset envelopes from ``band_onsets`` (recomputed if omitted).
         sustained: from ``sustained_spectrum`` (recomputed if omitted).
+
     Returns:
         ``(n_bars,)`` int64 increasing indices.
     """
@@ -763,6 +767,7 @@ def phrase_starts(n_beats: int, downbeats: np.ndarray, *, phrase_beats: int = PH
         n_beats: number of beats.
         downbeats: ``(n_bars,)`` increasing indices into the beats.
         phrase_beats: phrase length in beats.
+
     Returns:
         ``(n_phrases,)`` int64 increasing indices.
     """
@@ -801,6 +806,7 @@ def beat_grid(spec: Spectrum) -> Grid:
 
     Parameters:
         spec: the shared STFT of the 22,050 Hz analysis signal.
+
     Returns:
         a ``Grid``. Silence or a clip too short for a pulse gives
         ``DEFAULT_TEMPO_BPM`` (or the best estimate) and whatever beats were found.

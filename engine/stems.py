@@ -426,7 +426,6 @@ def stem_columns(stems: dict[str, np.ndarray], sample_rate: int, grid) -> np.nda
     Returns:
         ``(n_beats, 12)`` float64 in ``STEM_COLUMN_NAMES`` order.
     """
-
     beat_times = np.asarray(grid.beat_times, dtype=np.float64)
     period_s = 60.0 / grid.tempo_bpm if grid.tempo_bpm and grid.tempo_bpm > 0 else 0.5
     freqs = np.fft.rfftfreq(N_FFT, 1.0 / ANALYSIS_SR).astype(np.float32)

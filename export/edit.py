@@ -135,9 +135,9 @@ def edit_file(
     output, a missing output folder, or a target out of range.
     """
     from engine.analysis import analyze
+    from engine.atomic import check_destination
     from engine.audio import write_audio
     from engine.exporters import export_plan
-    from engine.atomic import check_destination
     from engine.plan import save_plan
     from engine.progress import stage_bar
     from engine.render import render_plan

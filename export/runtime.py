@@ -305,7 +305,7 @@ def open_session(model_path: str, *, device: str = "auto", threads: int | None =
     providers = _cuda_providers(ort) if want_cuda else ["CPUExecutionProvider"]
     try:
         session = ort.InferenceSession(model_path, options, providers=providers)
-    except Exception as err:  # onnxruntime raises its own types for a malformed graph
+    except Exception as err:  # noqa: BLE001 - onnxruntime raises its own types for a malformed graph
         raise BadInput(model_path, f"onnxruntime cannot load it: {str(err).splitlines()[0]}") from None
     ran = session.get_providers()
     provider = ran[0] if ran else "CPUExecutionProvider"

@@ -46,7 +46,7 @@ from typing import Any
 
 import numpy as np
 
-from engine.actions import AMOUNT_TABLE, N_AMOUNTS, N_SIZES, N_TYPES, ActionType, output_beats, output_multiplicity
+from engine.actions import N_AMOUNTS, N_SIZES, N_TYPES, ActionType, output_beats, output_multiplicity
 from training.dataset import Episode
 
 logger = logging.getLogger(__name__)

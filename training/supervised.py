@@ -49,9 +49,9 @@ from engine.plan import EditPlan
 from engine.progress import progress
 from engine.render import RenderResult
 from training.config import SupervisedConfig
+from training.distributed import Distributed, finish_distributed, setup_training
 from training.losses import edit_consistency, l1_log_mel, magnitude, multiscale_stft
 from training.models.supervised import EditSoundModel, FrameLabels, GainModel, frame_labels, label_tensors
-from training.distributed import Distributed, finish_distributed, setup_training
 from training.run_state import (
     StopFlag,
     gather_rng_states,

@@ -8,8 +8,8 @@ from matplotlib.image import imread
 
 from engine.actions import TYPES
 from engine.errors import BadInput
-from engine.plot import ACTION_COLOURS, envelope, plot_plan
 from engine.plan import EditPlan, Grid, Marker, Segment, Source
+from engine.plot import ACTION_COLOURS, envelope, plot_plan
 
 SR = 8000
 

@@ -15,7 +15,7 @@ from engine.actions import AMOUNTS, SIZES, TYPES
 from engine.errors import BadInput
 from engine.features import config_hash, feature_names
 from export.onnx import PolicyGraph, export_policy, load_checkpoint
-from export.runtime import INPUT_NAMES, OUTPUT_NAMES, MODEL_SCHEMA, sha256_of
+from export.runtime import INPUT_NAMES, MODEL_SCHEMA, OUTPUT_NAMES, sha256_of
 from tests.export import scratch, tiny_agent, tiny_config, tiny_model
 from training.models.encoder import QUERY_BLOCK
 

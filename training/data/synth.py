@@ -853,7 +853,7 @@ class _Renderer:
             for (step, length, interval), start in zip(pattern, starts, strict=True):
                 midi = root + interval
                 n_gate = int(self.steps_s(length) * self.sr * 0.85)
-                wave = self.cached(("bass", midi, n_gate, bright), lambda: self._bass_note(midi, n_gate, bright))
+                wave = self.cached(("bass", midi, n_gate, bright), lambda: self._bass_note(midi, n_gate, bright))  # noqa: B023 - called at once
                 vel = 1.0 if step == 0 else 0.8
                 bus.add(int(start), wave, 0.65 * vel)
         return bus.buf
@@ -895,7 +895,7 @@ class _Renderer:
             pos = bar * BEATS_PER_BAR + np.array([s for s, _ in rhythm]) / STEPS_PER_BEAT
             for (step, length), start in zip(rhythm, self.sample_at(pos), strict=True):
                 n_gate = int(self.steps_s(length if pad else min(length, 2) * 0.6) * self.sr)
-                wave = self.cached(("chord", midis, n_gate, cutoff, pad), lambda: self._chord_wave(midis, n_gate, cutoff, pad))
+                wave = self.cached(("chord", midis, n_gate, cutoff, pad), lambda: self._chord_wave(midis, n_gate, cutoff, pad))  # noqa: B023 - called at once
                 vel = 1.0 if step == 0 else 0.75
                 bus.add(int(start), wave, (0.4 if pad else 0.5) * vel)
         return bus.buf
@@ -960,7 +960,7 @@ class _Renderer:
             cutoff = float(round(1500.0 + 3500.0 * sec.energy, -2))
             for (p, length, midi), start in zip(melody, self.sample_at(pos), strict=True):
                 n_gate = int(length * self.beat_s * self.sr * 0.9)
-                wave = self.cached(("lead", midi, n_gate, cutoff), lambda: self._lead_note(midi, n_gate, cutoff))
+                wave = self.cached(("lead", midi, n_gate, cutoff), lambda: self._lead_note(midi, n_gate, cutoff))  # noqa: B023 - called at once
                 vel = 1.0 if (p % 1.0) == 0 else 0.85
                 bus.add(int(start), wave, 0.4 * vel * gl, 0.4 * vel * gr)
         return bus.buf
