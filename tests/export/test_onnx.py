@@ -109,9 +109,12 @@ def test_sidecar_describes_the_model() -> None:
 def test_checkpoint_round_trip() -> None:
     _, ckpt = tiny_model()
     loaded = load_checkpoint(ckpt)
-    want = tiny_agent().state_dict()
-    for k, v in loaded.agent.state_dict().items():
-        torch.testing.assert_close(v, want[k])
+    saved = tiny_agent()
+    assert loaded.agent.config == saved.config
+    want, got = saved.state_dict(), loaded.agent.state_dict()
+    assert list(got) == list(want)  # every tensor of the saved agent, none extra
+    for k, v in want.items():
+        assert torch.equal(got[k], v), k
 
 
 def test_bad_checkpoints_are_refused() -> None:
