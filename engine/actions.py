@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import math
 from enum import IntEnum
-from typing import NamedTuple
+from typing import Any, NamedTuple, cast
 
 import numpy as np
 
@@ -220,7 +220,7 @@ class FactoredAction(NamedTuple):
         return SIZE_BEATS[self.size_idx]
 
     @property
-    def index(self) -> int:
+    def index(self) -> int:  # type: ignore[override]  # DESIGN's name; tuple.index is not used on actions
         """Flat index in ``[0, N_ACTIONS)``."""
         return action_index(self.type_idx, self.size_idx, self.amount_idx)
 
@@ -294,7 +294,7 @@ def as_action(x: object) -> FactoredAction:
         act = action_from_index(int(x))
     else:
         try:
-            t, s, a = x  # type: ignore[misc]
+            t, s, a = cast("tuple[Any, Any, Any]", x)  # any other shape raises here
         except (TypeError, ValueError):
             raise ValueError(
                 f"an action is a flat index or a (type, size, amount) triple, got {x!r}"

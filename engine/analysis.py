@@ -118,7 +118,7 @@ class Analysis:
 
     def save_npz(self, path: str | os.PathLike) -> str:
         """Write the grid and features as ``.npz`` (no pickles), atomically; never over the audio."""
-        arrays = {
+        arrays: dict[str, Any] = {
             "features": self.features,
             "feature_names": np.asarray(self.feature_names),
             "tempo_bpm": np.asarray(self.grid.tempo_bpm, dtype=np.float64),
@@ -282,7 +282,7 @@ def analyze(
         config += "-stems-" + hashlib.sha256(separator.cache_id.encode("utf-8")).hexdigest()[:12]
 
     store = _resolve_cache(cache)
-    key = store.key(sha256, config) if store is not None else None
+    key = FeatureCache.key(sha256, config)
     cached = None
     if store is not None:
         entry = store.get(key)
@@ -290,9 +290,10 @@ def analyze(
             cached = _arrays_to_grid(entry, names)
             if cached is None:
                 store.discard(key, "fields missing or inconsistent")
+            else:
+                log.debug("%s: grid and features from cache %s", path, store.path(key))
     if cached is not None:
         grid, features = cached
-        log.debug("%s: grid and features from cache %s", path, store.path(key))
     else:
         spec = compute_spectrum(y, sr=ANALYSIS_SR)
         grid = beat_grid(spec)

@@ -33,6 +33,7 @@ import logging
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -310,7 +311,7 @@ class DemucsSeparator(Separator):
     segment_s: float | None = None
     device: str | None = None
     quiet: bool = True
-    model: object | None = field(default=None, repr=False)
+    model: Any = field(default=None, repr=False)  # a demucs model or BagOfModels (the optional extra)
     note: str | None = None
     weights: WeightFiles | None = field(default=None, init=False)
 

@@ -311,13 +311,12 @@ def track_beats(
     # maximum is the last real beat even when the song ends in silence.
     last = int(np.argmax(cum))
 
-    frames = []
+    path = []
     i = last
     while i >= 0:
-        frames.append(i)
+        path.append(i)
         i = int(back[i])
-    frames = np.asarray(frames[::-1], dtype=np.int64)
-    frames = _trim_weak_beats(frames, local)
+    frames = _trim_weak_beats(np.asarray(path[::-1], dtype=np.int64), local)
     # The lead correction must not put a beat after the last frame.
     frames = frames[frames + ONSET_LEAD_FRAMES <= n - 1]
     return (frames + ONSET_LEAD_FRAMES) * (hop_length / sr)
@@ -825,7 +824,7 @@ def beat_grid(spec: Spectrum) -> Grid:
 
     sustained = sustained_spectrum(spec)
     scores = _octave_scores(spec, envs, sustained, beats, reference_bpm)
-    multiplier = max(scores, key=scores.get)
+    multiplier = max(scores, key=lambda m: scores[m])
     frames = _beat_frames(beats, sr=sr, hop_length=hop, n_frames=spec.n_frames)
     if multiplier == 2.0:
         # Tracked again at the faster level rather than by adding midpoints:

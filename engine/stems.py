@@ -166,8 +166,7 @@ def median9(x: np.ndarray, *, axis: int, dilation: int = 1) -> np.ndarray:
     work = x if axis == 1 else x.T
     reach = 4 * dilation
     n = work.shape[1]
-    mode = "reflect" if n > 1 else "edge"
-    padded = np.pad(work, ((0, 0), (reach, reach)), mode=mode)
+    padded = np.pad(work, ((0, 0), (reach, reach)), mode="reflect" if n > 1 else "edge")
     result = np.empty_like(work)
     rows_per_block = max(1, _MEDIAN_BLOCK_ELEMENTS // max(n, 1))
     taps = np.empty((9, min(rows_per_block, work.shape[0]), n), dtype=np.float32)

@@ -38,7 +38,7 @@ import datetime as _dt
 import logging
 import os
 import warnings
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any
@@ -261,7 +261,7 @@ def _example_inputs(cfg: AgentConfig, batch: int) -> tuple[Tensor, ...]:
     )
 
 
-def _tensor_info(name: str, dims: list[str | int], dtype: str) -> dict[str, Any]:
+def _tensor_info(name: str, dims: Sequence[str | int], dtype: str) -> dict[str, Any]:
     return {"name": name, "shape": dims, "dtype": dtype}
 
 
@@ -414,6 +414,8 @@ def _trace(
                     external_data=False,
                     verbose=False,
                 )
+            if program is None:  # only the legacy exporter (dynamo=False) returns none
+                raise RuntimeError("torch.onnx.export returned no program")
             program.save(tmp, external_data=False)
             return sha256_of(tmp)
     finally:

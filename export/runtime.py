@@ -805,7 +805,7 @@ def plan_analysis(
     song.features = song.features[: len(starts)]
     features = song.features
     protected = rt.protected_beats(starts, ends, keep) if keep else None
-    no_tail = rt.tail_guard(starts, ends, protected) if keep else None
+    no_tail = rt.tail_guard(starts, ends, protected) if protected is not None else None
     splice = rt.SpliceCost(features, analysis.feature_names)
     t0 = time.perf_counter()
     base_cost, weight_used = None, None

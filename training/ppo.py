@@ -109,7 +109,7 @@ class AgentStep(nn.Module):
 
 def load_checkpoint(path: str | os.PathLike) -> dict[str, Any]:
     """Read a checkpoint written by ``save_checkpoint`` (``run_state.read_checkpoint``)."""
-    return read_checkpoint(path, CHECKPOINT_FORMAT)
+    return read_checkpoint(Path(path), CHECKPOINT_FORMAT)
 
 
 def load_agent(path: str | os.PathLike) -> EditAgent:
@@ -667,7 +667,8 @@ def minibatch_step(run: Run, batch: FlatBatch, mb_all: np.ndarray, bc_data: BCDa
         if bc_data is not None and run.cfg.bc_weight > 0:
             bc = bc_data.batch(np.random.randint(0, len(bc_data), size=len(mb)), run.dev)
         # DDP averages gradients on the last micro-batch only
-        with nullcontext() if (not run.ddp.enabled or last) else run.step_module.no_sync():
+        ddp_module = run.step_module if isinstance(run.step_module, nn.parallel.DistributedDataParallel) else None
+        with nullcontext() if (ddp_module is None or last) else ddp_module.no_sync():
             terms = ppo_loss(run, batch, torch.from_numpy(mb), bc)
             run.scaler.scale(terms.loss / len(micro_batches)).backward()
         stats.add(terms)

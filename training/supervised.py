@@ -350,7 +350,7 @@ class Batch:
     base: Tensor
     raw: Tensor
     target: Tensor
-    labels: tuple[Tensor, Tensor, Tensor, Tensor]
+    labels: tuple[Tensor, ...]  # types, sizes, amounts, position (label_tensors)
     keep: Tensor
 
 
@@ -368,8 +368,9 @@ def make_batch(songs: Sequence[SongPair], crops: Sequence[tuple[int, int]], crop
         lab = s.labels.slice(f0, f0 + crop_frames + 1)
         labels.append(lab)
         keep.append(lab.keep & s.consistency)
+    base, raw, target = (torch.from_numpy(np.stack(cols[k])) for k in ("base", "raw", "target"))
     return Batch(
-        *(torch.from_numpy(np.stack(cols[k])) for k in ("base", "raw", "target")),
+        base, raw, target,
         labels=label_tensors(labels),
         keep=torch.from_numpy(np.stack(keep)),
     )
@@ -430,7 +431,7 @@ def val_crops(songs: Sequence[SongPair], crop_frames: int, hop: int) -> list[tup
 
 def load_supervised_checkpoint(path: str | os.PathLike) -> dict[str, Any]:
     """Read a checkpoint written by ``train`` (``run_state.read_checkpoint``)."""
-    return read_checkpoint(path, CHECKPOINT_FORMAT)
+    return read_checkpoint(Path(path), CHECKPOINT_FORMAT)
 
 
 # --------------------------------------------------------------------------- train

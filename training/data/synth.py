@@ -38,6 +38,7 @@ hundred milliseconds on one core.
 from __future__ import annotations
 
 import argparse
+import functools
 import logging
 import os
 import sys
@@ -45,6 +46,7 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import cast
 
 import numpy as np
 from scipy import signal
@@ -524,6 +526,8 @@ def _choose_family(rng: np.random.Generator, tempo_bpm: float) -> str:
     its notated beat would not be the beat a listener taps. Half-time stays
     at 135-155 BPM, where its hats keep the notated beat audible.
     """
+    choices: tuple[str, ...]
+    weights: tuple[float, ...]
     if tempo_bpm < 95.0:
         choices, weights = ("backbeat", "breakbeat", "four_on_the_floor"), (0.5, 0.35, 0.15)
     elif tempo_bpm < 135.0:
@@ -794,11 +798,11 @@ class _Renderer:
             if not evs:
                 continue
             pos = np.array([p for p, _ in evs])
-            vel = np.array([v for _, v in evs])
-            vel = vel * (1.0 + 0.06 * rng.standard_normal(len(vel))) * energy_gain[(pos // BEATS_PER_BAR).astype(int)]
+            vels = np.array([v for _, v in evs])
+            vels = vels * (1.0 + 0.06 * rng.standard_normal(len(vels))) * energy_gain[(pos // BEATS_PER_BAR).astype(int)]
             starts = self.sample_at(pos)
             variants = rng.integers(0, 4, size=len(evs))
-            for start, v, var in zip(starts, vel, variants, strict=True):
+            for start, v, var in zip(starts, vels, variants, strict=True):
                 g = float(levels[name] * v)
                 if name == "kick":
                     bus.add(int(start), kit.kick, g)
@@ -871,7 +875,7 @@ class _Renderer:
         """``(2, m)`` chord: the voices of ``midis`` summed, lowpassed at ``cutoff_hz`` and enveloped."""
         release_s = 0.6 if pad else 0.08
         n = n_gate + int(release_s * self.sr)
-        x = sum(self.cached(("tone", m, n), lambda m=m: self._chord_tone(m, n)) for m in midis)
+        x = cast(np.ndarray, sum(self.cached(("tone", m, n), functools.partial(self._chord_tone, m, n)) for m in midis))
         x = signal.sosfilt(_sos("lowpass", cutoff_hz, self.sr, order=2), x, axis=-1)
         if pad:
             env = _adsr(n, self.sr, min(0.25, 0.3 * n_gate / self.sr), 0.4, 0.8, release_s, n_gate)
