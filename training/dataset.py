@@ -40,7 +40,9 @@ from engine.actions import (
     size_index,
     type_index,
 )
+from engine.analysis import analyze
 from engine.errors import BadInput
+from engine.progress import progress
 
 logger = logging.getLogger(__name__)
 
@@ -339,9 +341,6 @@ def load_episodes(
     BadInput
         The folder does not exist or holds no ``input/*_raw.*`` audio.
     """
-    from engine.analysis import analyze
-    from engine.progress import progress
-
     root = Path(data_dir)
     if not root.is_dir():
         raise BadInput(str(root), "data directory not found")
@@ -377,9 +376,6 @@ def load_episodes(
 
 def load_reference_features(folder: str | os.PathLike, *, quiet: bool = False) -> list[np.ndarray]:
     """``(n_beats, F)`` features of every audio file in ``folder`` (empty if none)."""
-    from engine.analysis import analyze
-    from engine.progress import progress
-
     root = Path(folder)
     if not root.is_dir():
         return []
