@@ -1,10 +1,15 @@
 """PPO + behavioural cloning for the factored edit policy, CleanRL style.
 
-``train`` reads top to bottom: setup (distributed, seeds, envs, agent,
-optimiser, resume), optional behavioural-cloning-only passes, then the PPO
-loop: rollout into preallocated storage, GAE, the clipped update with value
-loss, entropy bonus, BC and auxiliary losses (gradient accumulation, mixed
-precision, KL early stop), logging and checkpoints.
+``train`` reads top to bottom as named steps: setup (``make_run``:
+distributed, seeds, agent, optimiser; resume through
+``training.run_state``), optional behavioural-cloning-only passes
+(``behavioural_cloning``), then the PPO loop (``ppo_updates``), one update
+being ``collect_rollout`` into preallocated ``RolloutStorage``,
+``compute_gae``, ``ppo_update`` (minibatches with gradient accumulation,
+mixed precision and a KL early stop; ``ppo_loss`` names every term:
+``policy_loss``, ``value_loss``, entropy, BC and auxiliary losses), then
+``update_metrics``, ``log_update`` and ``save_update``. What the steps share
+(agent, optimiser, counters) is one ``Run``.
 
 Shapes: ``S = num_steps`` per env per rollout, ``E = num_envs`` (per
 process), ``W`` window; the observation fields' own shapes are in
