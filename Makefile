@@ -7,7 +7,7 @@ STEMS_STAMP := $(VENV)/.stems-stamp
 DEMO_DIR ?= demo
 PYTEST_ARGS ?=
 
-.PHONY: install demo test bench bench-quality bench-supervised gpu clean
+.PHONY: install demo lint test bench bench-quality bench-supervised gpu clean
 
 install: $(STAMP) $(STEMS_STAMP)
 
@@ -36,7 +36,14 @@ demo: $(STAMP)
 	$(VENV)/bin/editorbot analyze $(DEMO_DIR)/song.wav --json $(DEMO_DIR)/song.analysis.json --npz $(DEMO_DIR)/song.features.npz
 	$(VENV)/bin/editorbot edit $(DEMO_DIR)/song.wav -o $(DEMO_DIR)/song.edit.wav --export rpp,midi,audacity,tsv --plot $(DEMO_DIR)/song.edit.png
 
+# ruff (style, imports, bugbear, docstrings) and mypy (types) as configured in
+# pyproject.toml; `make test` runs it first, so CI (.ci/run) does too.
+lint: $(STAMP)
+	$(PY) -m ruff check engine training export bridge tests bench
+	$(PY) -m mypy
+
 test: $(STAMP) $(STEMS_STAMP)
+	$(MAKE) --no-print-directory lint
 	$(PY) -m pytest -q $(PYTEST_ARGS)
 
 # Each benchmark prints its figure next to a baseline measured in the same run.
@@ -69,4 +76,4 @@ gpu: $(STAMP)
 	$(PY) -c "import onnxruntime as ort; print('onnxruntime providers:', ', '.join(ort.get_available_providers()))"
 
 clean:
-	rm -rf $(VENV) $(DEMO_DIR) .pytest_cache
+	rm -rf $(VENV) $(DEMO_DIR) .pytest_cache .mypy_cache .ruff_cache

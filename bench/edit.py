@@ -39,8 +39,8 @@ import torch
 from engine.analysis import analyze
 from engine.formats import EXPORT_FORMATS
 from export.edit import edit_file
-from export.request import EditRequest
 from export.onnx import Checkpoint, TorchPolicy, export_policy
+from export.request import EditRequest
 from export.runtime import (
     OnnxPolicy,
     SongInputs,

@@ -41,10 +41,10 @@ import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from engine import actions as vocab  # noqa: E402
-from training.labels.evaluate import STRUCTURAL_TYPES, Evaluator, read_label_plan, truth_on_beats  # noqa: E402
-from training.labels.infer import PairLabels, infer_pair  # noqa: E402
-from training.labels.render_check import render_check  # noqa: E402
+from engine import actions as vocab
+from training.labels.evaluate import STRUCTURAL_TYPES, Evaluator, read_label_plan, truth_on_beats
+from training.labels.infer import PairLabels, infer_pair
+from training.labels.render_check import render_check
 
 log = logging.getLogger("bench.labels")
 

@@ -1,4 +1,4 @@
-"""Benchmark: does the learned render beat the DSP render on an editor with a studio chain?
+"""Benchmark: does the learned render beat the DSP render on an editor with a studio chain.
 
 Makes synthetic pairs of the ``studio`` style (``training.data.editors``: the
 ``mixed`` walk, then a fixed ladder-filter + chorus + saturation chain over

@@ -37,7 +37,6 @@ import time
 import xml.etree.ElementTree as ET
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 
@@ -154,7 +153,7 @@ close_session()
 
 
 def _edit_script(directory: Path, name: str, region_id: int, segments: list[tuple[int, int, int, int, int, float]]) -> str:
-    rows = ",\n".join("{%d, %d, %d, %d, %d, %.9g}" % seg for seg in segments)
+    rows = ",\n".join("{%d, %d, %d, %d, %d, %.9g}" % seg for seg in segments)  # noqa: UP031 - Lua braces unescaped
     return f"""
 AudioEngine:set_backend("None (Dummy)", "", "")
 local s = load_session({_lua_string(str(directory))}, {_lua_string(name)})
@@ -229,7 +228,7 @@ def _patch_session_xml(
     if sources is None:
         sources = ET.SubElement(root, "Sources")
     source_ids = []
-    for c, fname in enumerate(source_names):
+    for fname in source_names:
         sid = new_id()
         source_ids.append(sid)
         ET.SubElement(sources, "Source", {

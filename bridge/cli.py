@@ -70,7 +70,7 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("editorbot: interrupted", file=sys.stderr)
         return 130
-    except Exception:  # noqa: BLE001 - the one place that turns crashes into exit 1
+    except Exception:  # the one place that turns crashes into exit 1
         log.exception("unexpected failure")
         return 1
 

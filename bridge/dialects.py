@@ -98,7 +98,7 @@ def _marker_name(name: str) -> str:
     return text[:MAX_MARKER_NAME] or "marker"
 
 
-def client_markers(plan: EditPlan) -> list[Outgoing]:
+def client_markers(plan: EditPlan | None) -> list[Outgoing]:
     """``/editorbot/marker time_s name [end_s]`` for each plan marker, in time order."""
     out: list[Outgoing] = []
     if plan is None:

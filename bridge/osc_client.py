@@ -93,7 +93,7 @@ class OscClient:
             self.sock.settimeout(left)
             try:
                 data, _ = self.sock.recvfrom(65535)
-            except (TimeoutError, socket.timeout):
+            except TimeoutError:
                 return None
             reply = decode(data)
             if reply is not None:

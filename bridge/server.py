@@ -58,8 +58,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from pythonosc.osc_server import BlockingOSCUDPServer
 from pythonosc.dispatcher import Dispatcher
+from pythonosc.osc_server import BlockingOSCUDPServer
 
 from bridge.dialects import Dialect, JobResult, Outgoing, make_dialect
 from bridge.osc_client import DEFAULT_PORT, encode
@@ -350,7 +350,7 @@ class Server:
             self.counters["refused"] += 1
             log.info("refused from %s:%d: %s", sender[0], sender[1], err, extra={"event": "refused"})
             self._reply(sender, "error", str(err))
-        except Exception as err:  # noqa: BLE001 - nothing a client sends may stop the server
+        except Exception as err:  # nothing a client sends may stop the server
             self.counters["handler_errors"] += 1
             log.exception("request from %s failed", sender, extra={"event": "handler_error"})
             self._reply(sender, "error", f"internal error: {type(err).__name__}")
@@ -571,7 +571,7 @@ class Server:
             if not isinstance(job, Job):  # a call queued by run_on_worker (spool requests)
                 try:
                     job()
-                except Exception:  # noqa: BLE001 - the worker goes on
+                except Exception:  # the worker goes on
                     log.exception("queued call failed", extra={"event": "call_failed"})
                 continue
             with self._lock:
@@ -604,7 +604,7 @@ class Server:
             log.info("job %d: bad input: %s", job.id, err, extra={"event": "job_bad_input", "job": job.id})
             self._reply(job.reply_to, "error", str(err), job.id)
             return
-        except Exception as err:  # noqa: BLE001 - a failed job is an error reply, the server goes on
+        except Exception as err:  # a failed job is an error reply, the server goes on
             self.counters["jobs_failed"] += 1
             log.exception("job %d failed", job.id, extra={"event": "job_failed", "job": job.id})
             self._reply(job.reply_to, "error", f"job failed: {type(err).__name__}: {err}", job.id)

@@ -385,7 +385,7 @@ class Spool:
             return None
         except BadInput as err:
             return self.answer(job.id, "error", str(err))
-        except Exception as err:  # noqa: BLE001 - the client gets a line, the log the trace
+        except Exception as err:  # the client gets a line, the log the trace
             log.exception("spool: %s failed", job.id)
             return self.answer(job.id, "error", f"unexpected failure: {type(err).__name__}: {err}")
         finally:

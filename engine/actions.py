@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import math
 from enum import IntEnum
-from typing import NamedTuple
+from typing import Any, NamedTuple, cast
 
 import numpy as np
 
@@ -220,7 +220,7 @@ class FactoredAction(NamedTuple):
         return SIZE_BEATS[self.size_idx]
 
     @property
-    def index(self) -> int:
+    def index(self) -> int:  # type: ignore[override]  # DESIGN's name; tuple.index is not used on actions
         """Flat index in ``[0, N_ACTIONS)``."""
         return action_index(self.type_idx, self.size_idx, self.amount_idx)
 
@@ -294,7 +294,7 @@ def as_action(x: object) -> FactoredAction:
         act = action_from_index(int(x))
     else:
         try:
-            t, s, a = x  # type: ignore[misc]
+            t, s, a = cast("tuple[Any, Any, Any]", x)  # any other shape raises here
         except (TypeError, ValueError):
             raise ValueError(
                 f"an action is a flat index or a (type, size, amount) triple, got {x!r}"
@@ -316,6 +316,26 @@ def amount_value(type: str | int, amount: str | int) -> float:  # noqa: A002
     if math.isnan(v):
         raise ValueError(f"{TYPES[t]} does not allow amount {AMOUNTS[a]}")
     return float(v)
+
+
+def output_beats(type_idx: int, amount_idx: int, span: int) -> float:
+    """Length in output beats of an action covering ``span`` source beats."""
+    if type_idx == int(ActionType.CUT):
+        return 0.0
+    if type_idx == int(ActionType.LOOP):
+        return span * (1.0 + AMOUNT_TABLE["LOOP"][amount_idx])
+    if type_idx == int(ActionType.SPEED):
+        return span / AMOUNT_TABLE["SPEED"][amount_idx]
+    return float(span)
+
+
+def output_multiplicity(type_idx: int, amount_idx: int) -> float:
+    """How many times each covered source beat is heard in the output (0 for a CUT)."""
+    if type_idx == int(ActionType.CUT):
+        return 0.0
+    if type_idx == int(ActionType.LOOP):
+        return 1.0 + AMOUNT_TABLE["LOOP"][amount_idx]
+    return 1.0
 
 
 def effect_params(

@@ -20,6 +20,10 @@ from typing import Any
 
 import numpy as np
 
+from engine import features as feature_mod
+from engine import grid as grid_mod
+from engine import spectrum as spectrum_mod
+from engine.atomic import atomic_path, check_destination
 from engine.audio import (
     ANALYSIS_SR,
     DEFAULT_MAX_DURATION_S,
@@ -29,10 +33,10 @@ from engine.audio import (
     load_audio,
     sha256_file,
 )
-from engine.atomic import atomic_path, check_destination
 from engine.cache import FeatureCache
 from engine.errors import BadInput
 from engine.grid import Grid
+from engine.spectrum import compute_spectrum
 
 log = logging.getLogger(__name__)
 
@@ -118,7 +122,7 @@ class Analysis:
 
     def save_npz(self, path: str | os.PathLike) -> str:
         """Write the grid and features as ``.npz`` (no pickles), atomically; never over the audio."""
-        arrays = {
+        arrays: dict[str, Any] = {
             "features": self.features,
             "feature_names": np.asarray(self.feature_names),
             "tempo_bpm": np.asarray(self.grid.tempo_bpm, dtype=np.float64),
@@ -159,12 +163,8 @@ def _code_fingerprint() -> str:
     when the beat tracker or feature code changes, so a stale grid is never
     served after an upgrade.
     """
-    import engine.features
-    import engine.grid
-    import engine.spectrum
-
     digest = hashlib.sha256()
-    for module in (engine.spectrum, engine.grid, engine.features):
+    for module in (spectrum_mod, grid_mod, feature_mod):
         try:
             digest.update(inspect.getsource(module).encode("utf-8"))
         except (OSError, TypeError):  # no source shipped: fall back to the version
@@ -174,11 +174,9 @@ def _code_fingerprint() -> str:
 
 def analysis_config_hash() -> str:
     """Hash of everything that shapes the cached grid and features (hex, 16 chars)."""
-    from engine import features
-
     config = {
         "cache_format": CACHE_FORMAT,
-        "features": features.config_hash(),
+        "features": feature_mod.config_hash(),
         "analysis_sr": ANALYSIS_SR,
         "code": _code_fingerprint(),
     }
@@ -261,10 +259,6 @@ def analyze(
         BadInput: anything ``load_audio`` rejects, or channels that cancel out
             when mixed to mono.
     """
-    from engine import features as feature_mod
-    from engine.grid import beat_grid
-    from engine.spectrum import compute_spectrum
-
     path = os.fspath(path)
     audio = load_audio(path, max_duration_s=max_duration_s)
     sha256 = sha256_file(path)
@@ -275,6 +269,8 @@ def analyze(
     names = feature_mod.feature_names(stems=stems)
     config = analysis_config_hash()
     if stems:
+        # engine.stems brings pedalboard and the separators (about 0.15 s of
+        # start-up): only analyses with stems load it
         from engine.stems import separator_for
 
         if separator is None:
@@ -282,7 +278,7 @@ def analyze(
         config += "-stems-" + hashlib.sha256(separator.cache_id.encode("utf-8")).hexdigest()[:12]
 
     store = _resolve_cache(cache)
-    key = store.key(sha256, config) if store is not None else None
+    key = FeatureCache.key(sha256, config)
     cached = None
     if store is not None:
         entry = store.get(key)
@@ -290,12 +286,13 @@ def analyze(
             cached = _arrays_to_grid(entry, names)
             if cached is None:
                 store.discard(key, "fields missing or inconsistent")
+            else:
+                log.debug("%s: grid and features from cache %s", path, store.path(key))
     if cached is not None:
         grid, features = cached
-        log.debug("%s: grid and features from cache %s", path, store.path(key))
     else:
         spec = compute_spectrum(y, sr=ANALYSIS_SR)
-        grid = beat_grid(spec)
+        grid = grid_mod.beat_grid(spec)
         stem_matrix = _stem_matrix(audio, sha256, grid, separator, store) if stems else None
         features = np.ascontiguousarray(feature_mod.beat_features(spec, grid, y=y, stems=stem_matrix), dtype=np.float32)
         if store is not None:
@@ -317,7 +314,7 @@ def analyze(
 
 def _stem_matrix(audio: Audio, sha256: str, grid: Grid, separator, store: FeatureCache | None) -> np.ndarray:
     """``(n_beats, 12)`` stem columns; the stems are cached next to the feature cache."""
-    from engine.stems import StemCache, separate_cached, stem_columns
+    from engine.stems import StemCache, separate_cached, stem_columns  # start-up: see analyze
 
     stem_cache = StemCache(os.path.join(store.directory, "stems")) if store is not None else None
     separated, _ = separate_cached(

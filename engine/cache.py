@@ -14,6 +14,7 @@ import os
 import re
 import zipfile
 from collections.abc import Mapping
+from typing import Any
 
 import numpy as np
 
@@ -87,7 +88,7 @@ class FeatureCache:
             raise ValueError(f"{_KEY_FIELD} is reserved")
         os.makedirs(self.directory, exist_ok=True)
         path = self.path(key)
-        payload = {name: np.asarray(value) for name, value in arrays.items()}
+        payload: dict[str, Any] = {name: np.asarray(value) for name, value in arrays.items()}
         payload[_KEY_FIELD] = np.asarray(key)
         with atomic_path(path) as tmp:
             with open(tmp, "wb") as f:

@@ -33,13 +33,14 @@ import logging
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
 from engine.errors import BadInput
 from engine.features import STEM_NAMES
 from engine.progress import progress
-from engine.stems import Separator, check_mix
+from engine.separator import Separator, check_mix
 
 log = logging.getLogger(__name__)
 
@@ -310,7 +311,7 @@ class DemucsSeparator(Separator):
     segment_s: float | None = None
     device: str | None = None
     quiet: bool = True
-    model: object | None = field(default=None, repr=False)
+    model: Any = field(default=None, repr=False)  # a demucs model or BagOfModels (the optional extra)
     note: str | None = None
     weights: WeightFiles | None = field(default=None, init=False)
 
@@ -348,7 +349,7 @@ class DemucsSeparator(Separator):
         groups = [list(range(c, min(c + 2, n_channels))) for c in range(0, n_channels, 2)]
         stems = {name: np.zeros((n_channels, work.shape[1]), dtype=np.float32) for name in STEM_NAMES}
         sources = list(self.model.sources)
-        for i, group in enumerate(groups):
+        for group in groups:
             pair = work[group] if len(group) == 2 else np.repeat(work[group], 2, axis=0)
             mix = torch.from_numpy(np.ascontiguousarray(pair))
             reference = mix.mean(0)

@@ -107,10 +107,14 @@ N_FEATURES_WITH_STEMS = N_FEATURES + len(STEM_COLUMN_NAMES)  # 121
 class GridLike(Protocol):
     """The fields of ``engine.grid.Grid`` this module reads."""
 
-    tempo_bpm: float
-    beat_times: np.ndarray
-    downbeats: np.ndarray
-    beats_per_bar: int
+    @property
+    def tempo_bpm(self) -> float: ...
+    @property
+    def beat_times(self) -> np.ndarray: ...
+    @property
+    def downbeats(self) -> np.ndarray: ...
+    @property
+    def beats_per_bar(self) -> int: ...
 
 
 def feature_names(stems: bool = False) -> list[str]:
@@ -391,7 +395,7 @@ def _rolloff_hz(magnitude: np.ndarray, sr: int, n_fft: int) -> np.ndarray:
     return bin_index * (sr / n_fft)
 
 
-def _hop_blocks(y: np.ndarray, n_frames: int, n_fft: int, hop_length: int, mode: str) -> np.ndarray:
+def _hop_blocks(y: np.ndarray, n_frames: int, n_fft: int, hop_length: int, mode: Any) -> np.ndarray:
     """``(n_frames - 1 + n_fft // hop, hop)`` view of ``y`` centred-padded by ``n_fft // 2`` (``mode`` as np.pad)."""
     pad = n_fft // 2
     padded = np.pad(y, (pad, pad), mode=mode) if len(y) else np.zeros(2 * pad, dtype=np.float32)
@@ -731,7 +735,7 @@ def reference_features(
     if y.ndim != 1:
         raise ValueError(f"reference_features expects a mono (n_samples,) signal, got shape {y.shape}")
     n_fft, hop = N_FFT, HOP_LENGTH
-    common = {"n_fft": n_fft, "hop_length": hop}
+    common: dict[str, Any] = {"n_fft": n_fft, "hop_length": hop}
     # center=False keeps frame t at time t, as engine.spectrum.onset_strength (see there)
     onset_env = librosa.onset.onset_strength(y=y, sr=sr, lag=1, center=False, n_mels=N_MELS, **common)
     rms = librosa.feature.rms(y=y, frame_length=n_fft, hop_length=hop)[0]

@@ -217,6 +217,7 @@ def estimate_tempo(
     by ``beat_grid`` from other cues. Parameters:
         onset_env: ``(n_frames,)`` onset strength.
         sr: sample rate (Hz); hop_length: frame hop (samples).
+
     Returns:
         tempo in BPM (``DEFAULT_TEMPO_BPM`` if the envelope has no pulse).
     """
@@ -269,6 +270,7 @@ def track_beats(
         tempo_bpm: the expected tempo (BPM).
         sr: sample rate (Hz); hop_length: frame hop (samples).
         tightness: how strongly intervals are held to the period.
+
     Returns:
         ``(n_beats,)`` float64 beat times in seconds (empty if there is no onset energy).
     """
@@ -309,13 +311,12 @@ def track_beats(
     # maximum is the last real beat even when the song ends in silence.
     last = int(np.argmax(cum))
 
-    frames = []
+    path = []
     i = last
     while i >= 0:
-        frames.append(i)
+        path.append(i)
         i = int(back[i])
-    frames = np.asarray(frames[::-1], dtype=np.int64)
-    frames = _trim_weak_beats(frames, local)
+    frames = _trim_weak_beats(np.asarray(path[::-1], dtype=np.int64), local)
     # The lead correction must not put a beat after the last frame.
     frames = frames[frames + ONSET_LEAD_FRAMES <= n - 1]
     return (frames + ONSET_LEAD_FRAMES) * (hop_length / sr)
@@ -545,6 +546,7 @@ def bar_contrast(
         spec: the song's spectrum.
         beat_frames: ``(n_beats,)`` onset-envelope frames of the tracked beats.
         sustained: from ``sustained_spectrum`` (recomputed if omitted).
+
     Returns:
         ``{multiplier: contrast}``: the largest over phases of the mean
         distance at bar lines minus the mean distance at mid-bars (0..1; 0
@@ -738,6 +740,7 @@ def find_downbeats(
         beats_per_bar: beats in a bar.
         envs: onset envelopes from ``band_onsets`` (recomputed if omitted).
         sustained: from ``sustained_spectrum`` (recomputed if omitted).
+
     Returns:
         ``(n_bars,)`` int64 increasing indices.
     """
@@ -763,6 +766,7 @@ def phrase_starts(n_beats: int, downbeats: np.ndarray, *, phrase_beats: int = PH
         n_beats: number of beats.
         downbeats: ``(n_bars,)`` increasing indices into the beats.
         phrase_beats: phrase length in beats.
+
     Returns:
         ``(n_phrases,)`` int64 increasing indices.
     """
@@ -801,6 +805,7 @@ def beat_grid(spec: Spectrum) -> Grid:
 
     Parameters:
         spec: the shared STFT of the 22,050 Hz analysis signal.
+
     Returns:
         a ``Grid``. Silence or a clip too short for a pulse gives
         ``DEFAULT_TEMPO_BPM`` (or the best estimate) and whatever beats were found.
@@ -819,7 +824,7 @@ def beat_grid(spec: Spectrum) -> Grid:
 
     sustained = sustained_spectrum(spec)
     scores = _octave_scores(spec, envs, sustained, beats, reference_bpm)
-    multiplier = max(scores, key=scores.get)
+    multiplier = max(scores, key=lambda m: scores[m])
     frames = _beat_frames(beats, sr=sr, hop_length=hop, n_frames=spec.n_frames)
     if multiplier == 2.0:
         # Tracked again at the faster level rather than by adding midpoints:

@@ -206,12 +206,12 @@ def plot_plan(
         y_top = ax_src.get_ylim()[0]
         y_bot = ax_out.get_ylim()[1]
         for seg in plan.segments:
-            a = to_fig.transform(ax_src.transData.transform([(seg.src_start_s, y_top), (seg.src_end_s, y_top)]))
-            b = to_fig.transform(ax_out.transData.transform([(seg.dst_start_s + seg.length_s, y_bot), (seg.dst_start_s, y_bot)]))
+            src_xy = to_fig.transform(ax_src.transData.transform([(seg.src_start_s, y_top), (seg.src_end_s, y_top)]))
+            out_xy = to_fig.transform(ax_out.transData.transform([(seg.dst_start_s + seg.length_s, y_bot), (seg.dst_start_s, y_bot)]))
             if seg.reverse:
-                b = b[::-1]
+                out_xy = out_xy[::-1]
             fig.patches.append(
-                Polygon(np.vstack([a, b]), closed=True, transform=fig.transFigure, facecolor=action_colour(seg.action), alpha=0.15, edgecolor="none")
+                Polygon(np.vstack([src_xy, out_xy]), closed=True, transform=fig.transFigure, facecolor=action_colour(seg.action), alpha=0.15, edgecolor="none")
             )
 
     label_markers = len(plan.markers) <= MAX_MARKER_LABELS

@@ -67,6 +67,7 @@ import math
 import os
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
+from typing import TypeAlias
 
 import numpy as np
 import pedalboard
@@ -116,7 +117,7 @@ class Width:
         return f"Width(width={self.width})"
 
 
-Stage = pedalboard.Plugin | Width
+Stage: TypeAlias = "pedalboard.Plugin | Width"
 """One step of an effect chain: a pedalboard plugin or a plain callable ``f(audio, sample_rate)``."""
 
 
@@ -351,15 +352,16 @@ def _build_runs(segments: Sequence[Segment], sr: int, n_source: int) -> list[_Ru
             gap = Segment(src_start_s=0.0, src_end_s=(dst0 - cursor) / sr, dst_start_s=cursor / sr, mute=True)
             runs.append(_Run(cursor, dst0, gap, 0.0, EffectChain()))
         src0 = (seg.src_end_s if seg.reverse else seg.src_start_s) * sr
+        # the run this segment may extend: same processing, no fades on either side
         prev = runs[-1] if runs else None
-        mergeable = (
-            prev is not None
-            and _processing_key(prev.segment) == key
-            and not (prev.segment.fade_in_s or prev.segment.fade_out_s or seg.fade_in_s or seg.fade_out_s)
-        )
-        if mergeable and seg.mute:
+        if prev is not None and (
+            _processing_key(prev.segment) != key
+            or prev.segment.fade_in_s or prev.segment.fade_out_s or seg.fade_in_s or seg.fade_out_s
+        ):
+            prev = None
+        if prev is not None and seg.mute:
             prev.dst1 = dst1
-        elif mergeable:
+        elif prev is not None:
             prev_end = prev.segment.src_start_s if seg.reverse else prev.segment.src_end_s
             this_start = seg.src_end_s if seg.reverse else seg.src_start_s
             if abs(prev_end - this_start) * sr < 0.5:
@@ -367,8 +369,8 @@ def _build_runs(segments: Sequence[Segment], sr: int, n_source: int) -> list[_Ru
                 # the merged run's template spans both segments' source
                 prev.segment = _span_segment(prev.segment, seg)
             else:
-                mergeable = False
-        if not mergeable:
+                prev = None
+        if prev is None:
             runs.append(_Run(dst0, dst1, seg, float(round(src0)), chains[key]))
         cursor = dst1
     return runs

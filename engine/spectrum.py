@@ -60,7 +60,7 @@ class Spectrum:
         return np.arange(self.n_frames) * (self.hop_length / self.sr)
 
 
-def hz_to_mel(frequencies_hz: np.ndarray) -> np.ndarray:
+def hz_to_mel(frequencies_hz: np.ndarray | float) -> np.ndarray:
     """Slaney mel scale (librosa's default, ``htk=False``): linear below 1 kHz, logarithmic above."""
     f = np.asarray(frequencies_hz, dtype=np.float64)
     f_sp = 200.0 / 3.0
@@ -70,7 +70,7 @@ def hz_to_mel(frequencies_hz: np.ndarray) -> np.ndarray:
     return np.where(f >= min_log_hz, log_part, f / f_sp)
 
 
-def mel_to_hz(mels: np.ndarray) -> np.ndarray:
+def mel_to_hz(mels: np.ndarray | float) -> np.ndarray:
     """Inverse of ``hz_to_mel``."""
     m = np.asarray(mels, dtype=np.float64)
     f_sp = 200.0 / 3.0

@@ -1,7 +1,8 @@
-"""Stem separation: the ``Separator`` interface, the built-in separator, stem features.
+"""Stem separation: the built-in separator, choosing a separator, stem caching and features.
 
-A separator turns a mix ``(n_channels, n_samples)`` into four stems of the same
-shape, named as ``engine.features.STEM_NAMES``: drums, bass, vocals, other.
+A separator (``engine.separator.Separator``, also importable from here) turns a
+mix ``(n_channels, n_samples)`` into four stems of the same shape, named as
+``engine.features.STEM_NAMES``: drums, bass, vocals, other.
 
 - ``BuiltinSeparator``: numpy/scipy only, always available. Harmonic/percussive
   separation by median filtering of the STFT magnitude (Fitzgerald 2010), then
@@ -27,65 +28,24 @@ from __future__ import annotations
 import hashlib
 import logging
 import os
-from abc import ABC, abstractmethod
+import time
 from dataclasses import dataclass
 
 import numpy as np
 import scipy.fft
 
+from engine import demucs_separator, features
+from engine.audio import ANALYSIS_SR, Audio, analysis_mono, load_audio, sha256_file, write_audio
 from engine.cache import FeatureCache, default_cache_dir
+from engine.chains import StemChain, load_chain
 from engine.errors import BadInput
 from engine.features import STEM_COLUMN_NAMES, STEM_NAMES
 from engine.formats import SEPARATOR_NAMES
 from engine.progress import progress
+from engine.separator import Separator, check_mix
+from engine.spectrum import HOP_LENGTH, N_FFT, compute_spectrum, onset_strength
 
 log = logging.getLogger(__name__)
-
-# --------------------------------------------------------------------------- interface
-
-
-class Separator(ABC):
-    """Splits a mix into the four stems of ``STEM_NAMES``.
-
-    Attributes:
-        name: shown to the user (e.g. ``"builtin"``, ``"demucs htdemucs"``).
-        cache_id: everything that changes the stems (model, weights, settings);
-            cached stems are keyed on it.
-        note: why this separator was chosen, when it was not asked for by name.
-    """
-
-    name: str = "separator"
-    note: str | None = None
-
-    @property
-    def cache_id(self) -> str:
-        return self.name
-
-    @abstractmethod
-    def separate(self, samples: np.ndarray, sample_rate: int) -> dict[str, np.ndarray]:
-        """Stems of a mix.
-
-        Parameters:
-            samples: ``(n_channels, n_samples)`` float mix.
-            sample_rate: Hz.
-
-        Returns:
-            ``{stem: (n_channels, n_samples) float32}`` for each of ``STEM_NAMES``.
-        """
-
-    def __call__(self, samples: np.ndarray, sample_rate: int) -> dict[str, np.ndarray]:
-        return self.separate(samples, sample_rate)
-
-
-def check_mix(samples: np.ndarray) -> np.ndarray:
-    """``samples`` as float32 ``(n_channels, n_samples)``; ValueError otherwise."""
-    x = np.asarray(samples, dtype=np.float32)
-    if x.ndim == 1:
-        x = x[None, :]
-    if x.ndim != 2 or x.shape[0] < 1 or x.shape[0] > x.shape[1]:
-        raise ValueError(f"samples must be (n_channels, n_samples), got {np.shape(samples)}")
-    return x
-
 
 # --------------------------------------------------------------------------- STFT with perfect reconstruction
 
@@ -205,8 +165,7 @@ def median9(x: np.ndarray, *, axis: int, dilation: int = 1) -> np.ndarray:
     work = x if axis == 1 else x.T
     reach = 4 * dilation
     n = work.shape[1]
-    mode = "reflect" if n > 1 else "edge"
-    padded = np.pad(work, ((0, 0), (reach, reach)), mode=mode)
+    padded = np.pad(work, ((0, 0), (reach, reach)), mode="reflect" if n > 1 else "edge")
     result = np.empty_like(work)
     rows_per_block = max(1, _MEDIAN_BLOCK_ELEMENTS // max(n, 1))
     taps = np.empty((9, min(rows_per_block, work.shape[0]), n), dtype=np.float32)
@@ -353,8 +312,6 @@ def separator_for(
         raise BadInput(None, f"--separator: unknown separator {name!r} (known: {', '.join(SEPARATOR_NAMES)})")
     if name == "builtin":
         return BuiltinSeparator(quiet=quiet)
-    from engine import demucs_separator
-
     weights = demucs_separator.resolve_model_dir(model_dir)
     if name == "demucs":
         return demucs_separator.DemucsSeparator(weights, quiet=quiet)
@@ -467,10 +424,6 @@ def stem_columns(stems: dict[str, np.ndarray], sample_rate: int, grid) -> np.nda
     Returns:
         ``(n_beats, 12)`` float64 in ``STEM_COLUMN_NAMES`` order.
     """
-    from engine import features
-    from engine.audio import ANALYSIS_SR, Audio, analysis_mono
-    from engine.spectrum import HOP_LENGTH, N_FFT, compute_spectrum, onset_strength
-
     beat_times = np.asarray(grid.beat_times, dtype=np.float64)
     period_s = 60.0 / grid.tempo_bpm if grid.tempo_bpm and grid.tempo_bpm > 0 else 0.5
     freqs = np.fft.rfftfreq(N_FFT, 1.0 / ANALYSIS_SR).astype(np.float32)
@@ -535,11 +488,6 @@ def split_file(
     Raises:
         BadInput: bad song, chain, separator, weights or output folder.
     """
-    import time
-
-    from engine.audio import load_audio, sha256_file, write_audio
-    from engine.chains import StemChain, load_chain
-
     path, out_dir = os.fspath(path), os.fspath(out_dir)
     if os.path.exists(out_dir) and not os.path.isdir(out_dir):
         raise BadInput(out_dir, "must be a folder; a file of that name exists")

@@ -38,7 +38,7 @@ import datetime as _dt
 import logging
 import os
 import warnings
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any
@@ -157,7 +157,7 @@ def read_checkpoint(path: str | os.PathLike) -> tuple[str, dict[str, Any]]:
     try:
         # the trainers' own checkpoints hold rng states and configs: not weights-only
         doc = torch.load(p, map_location="cpu", weights_only=False)
-    except Exception as err:  # torch and pickle raise many types for a corrupt or foreign file
+    except Exception as err:  # noqa: BLE001 - torch and pickle raise many types for a corrupt or foreign file
         raise BadInput(p, f"not a readable editorbot checkpoint ({str(err).splitlines()[0][:200]})") from None
     kinds = {POLICY_FORMAT: "policy", SUPERVISED_FORMAT: "supervised"}
     fmt = doc.get("format") if isinstance(doc, dict) else None
@@ -261,7 +261,7 @@ def _example_inputs(cfg: AgentConfig, batch: int) -> tuple[Tensor, ...]:
     )
 
 
-def _tensor_info(name: str, dims: list[str | int], dtype: str) -> dict[str, Any]:
+def _tensor_info(name: str, dims: Sequence[str | int], dtype: str) -> dict[str, Any]:
     return {"name": name, "shape": dims, "dtype": dtype}
 
 
@@ -274,7 +274,7 @@ def _sidecar_head(kind: str, version: int, *, name: str, sha256: str, onnx_file:
         "name": name,
         "file": onnx_file,
         "sha256": sha256,
-        "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+        "created": _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds"),
         "exporter": {"torch": torch.__version__, "dynamo": True},
         "source": source,
         "vocabulary": {
@@ -414,6 +414,8 @@ def _trace(
                     external_data=False,
                     verbose=False,
                 )
+            if program is None:  # only the legacy exporter (dynamo=False) returns none
+                raise RuntimeError("torch.onnx.export returned no program")
             program.save(tmp, external_data=False)
             return sha256_of(tmp)
     finally:

@@ -61,8 +61,8 @@ from engine.actions import (
 )
 from engine.analysis import Analysis
 from engine.errors import BadInput
-from engine.plan import EditPlan
 from engine.observation import DONE_LAYOUT, POSITION_LAYOUT, history_windows, mark_done, padded_song, song_summary
+from engine.plan import EditPlan
 from export.retime import TAIL_TYPES
 
 log = logging.getLogger(__name__)
@@ -307,7 +307,7 @@ def open_session(model_path: str, *, device: str = "auto", threads: int | None =
     providers = _cuda_providers(ort) if want_cuda else ["CPUExecutionProvider"]
     try:
         session = ort.InferenceSession(model_path, options, providers=providers)
-    except Exception as err:  # onnxruntime raises its own types for a malformed graph
+    except Exception as err:  # noqa: BLE001 - onnxruntime raises its own types for a malformed graph
         raise BadInput(model_path, f"onnxruntime cannot load it: {str(err).splitlines()[0]}") from None
     ran = session.get_providers()
     provider = ran[0] if ran else "CPUExecutionProvider"
@@ -815,7 +815,7 @@ def plan_analysis(
     song.features = song.features[: len(starts)]
     features = song.features
     protected = rt.protected_beats(starts, ends, keep) if keep else None
-    no_tail = rt.tail_guard(starts, ends, protected) if keep else None
+    no_tail = rt.tail_guard(starts, ends, protected) if protected is not None else None
     splice = rt.SpliceCost(features, analysis.feature_names)
     t0 = time.perf_counter()
     base_cost, weight_used = None, None

@@ -40,7 +40,7 @@ import logging
 import os
 from dataclasses import dataclass, fields, replace
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any, cast
 
 import numpy as np
 
@@ -239,12 +239,13 @@ def bc_examples(
     if not labelled:
         raise ValueError("no labelled songs for behavioural cloning")
     env = EditEnv(labelled, config, use_target=use_target)
-    rows: dict[str, list[np.ndarray]] = {f.name: [] for f in fields(BCData) if f.name != "pair_names"}
+    rows: dict[str, list[Any]] = {f.name: [] for f in fields(BCData) if f.name != "pair_names"}
     for song, e in enumerate(progress(labelled, desc="BC examples", quiet=quiet)):
         obs, info = env.reset(options={"song": song})
+        labels = cast(np.ndarray, e.labels)  # labelled songs only
         terminated = False
         while not terminated:
-            label = e.labels[env.cursor]
+            label = labels[env.cursor]
             known = label[0] >= 0
             action = label if known else np.array((0, 0, 2), dtype=np.int64)
             if known:
@@ -299,8 +300,8 @@ def bc_loss(
     rows = torch.arange(logits.shape[0], device=logits.device)
     amount_row = masks.amount[rows, actions[:, 0]]
     flat_mask = torch.cat([masks.type, masks.size, amount_row], dim=-1)
-    heads = torch.split(logits.masked_fill(~flat_mask, MASK_LOGIT), ACTION_DIMS, dim=-1)
-    ce = sum(F.cross_entropy(h, actions[:, k], reduction="none") for k, h in enumerate(heads))
+    heads = torch.split(logits.masked_fill(~flat_mask, MASK_LOGIT), list(ACTION_DIMS), dim=-1)
+    ce = cast(torch.Tensor, sum(F.cross_entropy(h, actions[:, k], reduction="none") for k, h in enumerate(heads)))
     if weight is None:
         loss = ce.mean()
     else:

@@ -80,7 +80,8 @@ class AgentConfig:
     in_dim: int = 109
     n_done_feats: int = 26
     n_pos_feats: int = 4
-    window: int | None = None
+    # None until __post_init__ sets it: every user of a built config reads an int
+    window: int = None  # type: ignore[assignment]
     history: int = 16
     hidden: int = 512
     heads: int = 8

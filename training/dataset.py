@@ -29,8 +29,20 @@ from typing import Any
 
 import numpy as np
 
-from engine.actions import AMOUNT_MASK, N_TYPES, SIZE_BEATS, Amount, Size, amount_index, size_index, type_index
+from engine.actions import (
+    AMOUNT_MASK,
+    N_TYPES,
+    SIZE_BEATS,
+    Amount,
+    Size,
+    amount_index,
+    output_beats,
+    size_index,
+    type_index,
+)
+from engine.analysis import analyze
 from engine.errors import BadInput
+from engine.progress import progress
 
 logger = logging.getLogger(__name__)
 
@@ -135,8 +147,6 @@ def synthetic_episodes(
     otherwise), so a policy can reach full agreement from the cursor beat's
     features alone. The target length is that of the labelled walk.
     """
-    from training.reward import output_beats
-
     rng = np.random.default_rng(seed)
     rule_types = (0, 1, 2, 8)  # KEEP, CUT, LOOP, GAIN
     out: list[Episode] = []
@@ -262,8 +272,6 @@ def read_labels(path: str | os.PathLike, beat_times: np.ndarray) -> dict[str, An
     BadInput
         The file is not JSON or holds neither per-beat labels nor a plan.
     """
-    from training.reward import output_beats
-
     try:
         with open(path, encoding="utf-8") as fh:
             doc = json.load(fh)
@@ -333,9 +341,6 @@ def load_episodes(
     BadInput
         The folder does not exist or holds no ``input/*_raw.*`` audio.
     """
-    from engine.analysis import analyze
-    from engine.progress import progress
-
     root = Path(data_dir)
     if not root.is_dir():
         raise BadInput(str(root), "data directory not found")
@@ -371,9 +376,6 @@ def load_episodes(
 
 def load_reference_features(folder: str | os.PathLike, *, quiet: bool = False) -> list[np.ndarray]:
     """``(n_beats, F)`` features of every audio file in ``folder`` (empty if none)."""
-    from engine.analysis import analyze
-    from engine.progress import progress
-
     root = Path(folder)
     if not root.is_dir():
         return []

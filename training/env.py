@@ -253,8 +253,8 @@ class EditEnv(gym.Env):
         reward = terms.pop("total")
         self._return += reward
         self._steps += 1
-        for k, v in terms.items():
-            self._term_sums[k] += v
+        for name, v in terms.items():
+            self._term_sums[name] += v
         terminated = stop >= n
         info = self._info()
         info["reward_terms"] = terms

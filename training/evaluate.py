@@ -46,7 +46,7 @@ import time
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 import numpy as np
 
@@ -170,7 +170,7 @@ def type_f1(
     hits = np.bincount(tt[tt == pt], minlength=N_TYPES)
     present = np.flatnonzero((support > 0) | (predicted > 0))
     rows = []
-    for k in present:
+    for k in present.tolist():
         precision = hits[k] / predicted[k] if predicted[k] else 0.0
         recall = hits[k] / support[k] if support[k] else 0.0
         f1 = 2 * precision * recall / (precision + recall) if precision + recall > 0 else 0.0
@@ -308,7 +308,7 @@ def evaluate_baseline(episodes: Sequence[Episode], baseline: str = "keep") -> Ev
     t0 = time.perf_counter()
     songs = _labelled(episodes)
     pred = [keep_walk(e.n_beats) for e in songs]
-    report = type_f1([e.labels for e in songs], pred)
+    report = type_f1([cast(np.ndarray, e.labels) for e in songs], pred)  # _labelled: never None
     return Evaluation(f"always-{baseline.upper()}", report, len(songs), time.perf_counter() - t0)
 
 
@@ -319,7 +319,7 @@ def evaluate_policy(
     t0 = time.perf_counter()
     songs = _labelled(episodes)
     pred = policy_walks(agent, songs, use_target=use_target)
-    report = type_f1([e.labels for e in songs], pred)
+    report = type_f1([cast(np.ndarray, e.labels) for e in songs], pred)  # _labelled: never None
     return Evaluation(name, report, len(songs), time.perf_counter() - t0, {"use_target": use_target})
 
 

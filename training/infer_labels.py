@@ -25,6 +25,10 @@ import argparse
 import logging
 import sys
 from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from training.config import AgentConfig
 
 log = logging.getLogger(__name__)
 
@@ -75,7 +79,7 @@ def run_labels(args: argparse.Namespace) -> int:
     return 0 if report.n_alignable else 2
 
 
-def _observation_config(window: int | None, history: int | None) -> object:
+def _observation_config(window: int | None, history: int | None) -> AgentConfig | None:
     """The ``AgentConfig`` whose observation the examples take (None: the default policy's)."""
     if window is None and history is None:
         return None

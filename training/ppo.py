@@ -1,10 +1,15 @@
 """PPO + behavioural cloning for the factored edit policy, CleanRL style.
 
-``train`` reads top to bottom: setup (distributed, seeds, envs, agent,
-optimiser, resume), optional behavioural-cloning-only passes, then the PPO
-loop: rollout into preallocated storage, GAE, the clipped update with value
-loss, entropy bonus, BC and auxiliary losses (gradient accumulation, mixed
-precision, KL early stop), logging and checkpoints.
+``train`` reads top to bottom as named steps: setup (``make_run``:
+distributed, seeds, agent, optimiser; resume through
+``training.run_state``), optional behavioural-cloning-only passes
+(``behavioural_cloning``), then the PPO loop (``ppo_updates``), one update
+being ``collect_rollout`` into preallocated ``RolloutStorage``,
+``compute_gae``, ``ppo_update`` (minibatches with gradient accumulation,
+mixed precision and a KL early stop; ``ppo_loss`` names every term:
+``policy_loss``, ``value_loss``, entropy, BC and auxiliary losses), then
+``update_metrics``, ``log_update`` and ``save_update``. What the steps share
+(agent, optimiser, counters) is one ``Run``.
 
 Shapes: ``S = num_steps`` per env per rollout, ``E = num_envs`` (per
 process), ``W`` window; the observation fields' own shapes are in
@@ -28,29 +33,40 @@ import random
 import time
 from collections import deque
 from collections.abc import Callable
-from contextlib import nullcontext
+from contextlib import AbstractContextManager, nullcontext
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
-import torch.distributed as dist
 from torch import Tensor, nn
+from torch.utils.tensorboard import SummaryWriter
 
 from engine.actions import N_AMOUNTS, N_SIZES, N_TYPES, TYPES
 from engine.progress import progress
-from training.distributed import all_mean, finish_distributed, setup_training
-from training.run_state import StopFlag, hyperparameter_table, read_checkpoint, rng_state, save_checkpoint, set_rng_state
 from training.bc import BCData, bc_loss
 from training.config import AgentConfig, PPOConfig
 from training.dataset import Episode, feature_stats
+from training.distributed import Distributed, all_mean, finish_distributed, setup_training
 from training.env import make_vector_env
 from training.models.agent import OBS_FIELDS, ActionMasks, AuxBatch, EditAgent, Observation
 from training.reward import TERMS, ReferenceStats, RewardWeights
+from training.run_state import (
+    StopFlag,
+    gather_rng_states,
+    hyperparameter_table,
+    load_resume_checkpoint,
+    read_checkpoint,
+    restore_training_state,
+    save_checkpoint,
+)
 
 logger = logging.getLogger(__name__)
 
 CHECKPOINT_FORMAT = "editorbot.ppo/1"
+#: The loss terms summed per micro-batch and logged as ``losses/<name>``.
+LOSS_TERMS = ("pg_loss", "v_loss", "entropy_loss", "bc_loss", "aux_loss")
 
 
 # --------------------------------------------------------------------- helpers
@@ -98,7 +114,7 @@ class AgentStep(nn.Module):
 
 def load_checkpoint(path: str | os.PathLike) -> dict[str, Any]:
     """Read a checkpoint written by ``save_checkpoint`` (``run_state.read_checkpoint``)."""
-    return read_checkpoint(path, CHECKPOINT_FORMAT)
+    return read_checkpoint(Path(path), CHECKPOINT_FORMAT)
 
 
 def load_agent(path: str | os.PathLike) -> EditAgent:
@@ -112,6 +128,243 @@ def load_agent(path: str | os.PathLike) -> EditAgent:
 def _mask_tensors(info: dict[str, Any]) -> tuple[Tensor, Tensor, Tensor]:
     m = info["action_masks"]
     return torch.from_numpy(m["type"]), torch.from_numpy(m["size"]), torch.from_numpy(m["amount"])
+
+
+# ------------------------------------------------------------------------ state
+
+
+@dataclass
+class Run:
+    """One run's objects and counters: what the named steps of ``train`` share.
+
+    ``update``, ``global_step``, ``bc_epochs`` and ``best_reward`` are what a
+    checkpoint restores; ``saved`` is ``(update, bc_epochs)`` of the last
+    ``last.pt`` written, so the end of ``train`` writes one only when it is stale.
+    """
+
+    cfg: PPOConfig
+    agent_config: AgentConfig
+    weights: RewardWeights
+    dev: torch.device
+    ddp: Distributed
+    agent: EditAgent
+    step_module: nn.Module  # AgentStep, DDP-wrapped under torchrun
+    optimizer: torch.optim.Optimizer
+    scaler: torch.amp.GradScaler
+    amp_dtype: torch.dtype | None
+    save_dir: Path
+    writer: SummaryWriter | None = None
+    update: int = 0
+    global_step: int = 0
+    bc_epochs: int = 0
+    best_reward: float = -float("inf")
+    saved: tuple[int, int] | None = None
+
+    @property
+    def last_path(self) -> Path:
+        return self.save_dir / "last.pt"
+
+    @property
+    def best_path(self) -> Path:
+        return self.save_dir / "best.pt"
+
+    def autocast(self) -> AbstractContextManager[Any]:
+        """bf16/fp16 autocast when mixed precision is on, else nothing."""
+        return torch.autocast(self.dev.type, dtype=self.amp_dtype) if self.amp_dtype is not None else nullcontext()
+
+    def aux_batch(self, obs: Observation, targets: dict[str, Tensor]) -> AuxBatch | None:
+        """The auxiliary heads' batch for ``obs``, None when ``aux_weight`` is 0."""
+        if not self.cfg.aux_weight:
+            return None
+        return AuxBatch(obs, self.agent.tempo_target(targets["tempo_bpm"]), targets["energy"], targets["phrase"])
+
+    def set_lr(self, lr: float) -> None:
+        for group in self.optimizer.param_groups:
+            group["lr"] = lr
+
+    def optimizer_step(self) -> None:
+        """Unscale, clip the gradient norm to ``max_grad_norm``, step, update the scaler."""
+        self.scaler.unscale_(self.optimizer)
+        nn.utils.clip_grad_norm_(self.agent.parameters(), self.cfg.max_grad_norm)
+        self.scaler.step(self.optimizer)
+        self.scaler.update()
+
+    def checkpoint(self, path: Path) -> None:
+        """Gather every rank's rng state and let rank 0 write ``path`` (every rank calls it)."""
+        if path == self.last_path:
+            self.saved = (self.update, self.bc_epochs)
+        states = gather_rng_states(self.ddp)
+        if self.ddp.main:
+            save_checkpoint(path, {
+                "format": CHECKPOINT_FORMAT,
+                "agent": self.agent.state_dict(),
+                "agent_config": self.agent_config.to_dict(),
+                "ppo_config": self.cfg.to_dict(),
+                "reward_weights": self.weights.to_dict(),
+                "optimizer": self.optimizer.state_dict(),
+                "scaler": self.scaler.state_dict(),
+                "update": self.update,
+                "global_step": self.global_step,
+                "bc_epochs": self.bc_epochs,
+                "best_reward": self.best_reward,
+                "rng": states,
+                "world": self.ddp.world,
+            })
+
+
+@dataclass
+class RolloutStorage:
+    """One rollout, preallocated: every tensor is ``(S, E, ...)``."""
+
+    obs: dict[str, Tensor]  # one (S, E, *field shape) tensor per Observation field
+    mask_type: Tensor  # (S, E, N_TYPES) bool
+    mask_size: Tensor  # (S, E, N_SIZES) bool
+    mask_amount: Tensor  # (S, E, N_TYPES, N_AMOUNTS) bool
+    actions: Tensor  # (S, E, 3) long: type, size, amount
+    logprobs: Tensor  # (S, E)
+    rewards: Tensor  # (S, E)
+    dones: Tensor  # (S, E): 1 where the step starts a new episode
+    values: Tensor  # (S, E)
+    aux_tempo: Tensor  # (S, E) bpm
+    aux_energy: Tensor  # (S, E) long
+    aux_phrase: Tensor  # (S, E, W)
+
+    @classmethod
+    def allocate(cls, space: Any, num_steps: int, num_envs: int, window: int) -> RolloutStorage:
+        """Zeros for ``num_steps`` steps of ``num_envs`` envs with observation space ``space``."""
+        S, E = num_steps, num_envs
+        return cls(
+            obs={k: torch.zeros((S, E, *space[k].shape), dtype=torch.bool if k == "padding_mask" else torch.float32)
+                 for k in OBS_FIELDS},
+            mask_type=torch.zeros((S, E, N_TYPES), dtype=torch.bool),
+            mask_size=torch.zeros((S, E, N_SIZES), dtype=torch.bool),
+            mask_amount=torch.zeros((S, E, N_TYPES, N_AMOUNTS), dtype=torch.bool),
+            actions=torch.zeros((S, E, 3), dtype=torch.long),
+            logprobs=torch.zeros((S, E)),
+            rewards=torch.zeros((S, E)),
+            dones=torch.zeros((S, E)),
+            values=torch.zeros((S, E)),
+            aux_tempo=torch.zeros((S, E)),
+            aux_energy=torch.zeros((S, E), dtype=torch.long),
+            aux_phrase=torch.zeros((S, E, window)),
+        )
+
+    def store_inputs(self, step: int, env: EnvState) -> None:
+        """Record what the policy sees at ``step``: observation, masks, done flag, aux targets."""
+        for k in OBS_FIELDS:
+            self.obs[k][step] = getattr(env.obs, k)
+        self.mask_type[step], self.mask_size[step], self.mask_amount[step] = env.masks
+        self.dones[step] = env.done
+        self.aux_tempo[step] = torch.from_numpy(env.aux["tempo_bpm"])
+        self.aux_energy[step] = torch.from_numpy(env.aux["energy"])
+        self.aux_phrase[step] = torch.from_numpy(env.aux["phrase"])
+
+
+@dataclass
+class EnvState:
+    """What the vector env returned last (the next step's inputs) and the finished episodes' returns."""
+
+    obs: Observation  # (E, ...) per field
+    masks: tuple[Tensor, Tensor, Tensor]  # type (E, N_TYPES), size (E, N_SIZES), amount (E, N_TYPES, N_AMOUNTS)
+    aux: dict[str, np.ndarray]
+    done: Tensor  # (E,)
+    episode_rewards: deque[float] = field(default_factory=lambda: deque(maxlen=50))
+    term_sums: dict[str, deque[float]] = field(default_factory=lambda: {k: deque(maxlen=50) for k in TERMS})
+
+    @classmethod
+    def reset(cls, envs: Any, seed: int, num_envs: int) -> EnvState:
+        obs, info = envs.reset(seed=seed)
+        return cls(Observation.from_numpy(obs), _mask_tensors(info), info["aux"], torch.zeros(num_envs))
+
+    def advance(self, obs: dict[str, np.ndarray], terminations: np.ndarray, truncations: np.ndarray,
+                info: dict[str, Any]) -> None:
+        """Take one ``envs.step`` result; keep the returns and reward terms of episodes that ended."""
+        self.done = torch.as_tensor(np.logical_or(terminations, truncations), dtype=torch.float32)
+        self.obs = Observation.from_numpy(obs)
+        self.masks = _mask_tensors(info)
+        self.aux = info["aux"]
+        if "final_info" not in info:
+            return
+        ep = info["final_info"]["episode"]
+        for i in np.flatnonzero(info["_final_info"]):
+            self.episode_rewards.append(float(ep["r"][i]))
+            for k in TERMS:
+                self.term_sums[k].append(float(ep[f"term_{k}"][i]))
+
+
+@dataclass
+class FlatBatch:
+    """A rollout with its advantages, flattened to ``B = S * E`` rows."""
+
+    obs: Observation
+    masks: ActionMasks
+    actions: Tensor  # (B, 3)
+    logprobs: Tensor  # (B,)
+    advantages: Tensor  # (B,)
+    returns: Tensor  # (B,)
+    values: Tensor  # (B,)
+    aux: dict[str, Tensor]  # tempo_bpm (B,), energy (B,), phrase (B, W)
+
+    @classmethod
+    def from_rollout(cls, buf: RolloutStorage, advantages: Tensor, returns: Tensor) -> FlatBatch:
+        S, E, W = buf.aux_phrase.shape
+        B = S * E
+        return cls(
+            obs=Observation(*(buf.obs[k].reshape(B, *buf.obs[k].shape[2:]) for k in OBS_FIELDS)),
+            masks=ActionMasks(buf.mask_type.reshape(B, N_TYPES), buf.mask_size.reshape(B, N_SIZES),
+                              buf.mask_amount.reshape(B, N_TYPES, N_AMOUNTS)),
+            actions=buf.actions.reshape(B, 3),
+            logprobs=buf.logprobs.reshape(B),
+            advantages=advantages.reshape(B),
+            returns=returns.reshape(B),
+            values=buf.values.reshape(B),
+            aux={"tempo_bpm": buf.aux_tempo.reshape(B), "energy": buf.aux_energy.reshape(B),
+                 "phrase": buf.aux_phrase.reshape(B, W)},
+        )
+
+    def __len__(self) -> int:
+        return len(self.logprobs)
+
+
+@dataclass
+class LossTerms:
+    """One micro-batch's losses, each named as it is logged."""
+
+    loss: Tensor  # what is differentiated
+    pg_loss: Tensor
+    v_loss: Tensor
+    entropy_loss: Tensor
+    bc_loss: Tensor
+    aux_loss: Tensor
+    approx_kl: Tensor  # ((ratio - 1) - log ratio).mean()
+    old_approx_kl: Tensor  # (-log ratio).mean()
+    clipfrac: float
+    bc_accuracy_type: float | None
+
+
+@dataclass
+class UpdateStats:
+    """What one PPO update logs, summed or collected over its micro-batches."""
+
+    sums: dict[str, float] = field(default_factory=lambda: dict.fromkeys(LOSS_TERMS, 0.0))
+    n: int = 0
+    clipfracs: list[float] = field(default_factory=list)
+    approx_kls: list[float] = field(default_factory=list)  # one per minibatch (its last micro-batch's)
+    bc_type_acc: list[float] = field(default_factory=list)
+    approx_kl: Tensor = field(default_factory=lambda: torch.zeros(()))
+    old_approx_kl: Tensor = field(default_factory=lambda: torch.zeros(()))
+
+    def add(self, terms: LossTerms) -> None:
+        for name in LOSS_TERMS:
+            self.sums[name] += getattr(terms, name).item()
+        self.n += 1
+        self.approx_kl, self.old_approx_kl = terms.approx_kl, terms.old_approx_kl
+        self.clipfracs.append(terms.clipfrac)
+        if terms.bc_accuracy_type is not None:
+            self.bc_type_acc.append(terms.bc_accuracy_type)
+
+    def mean(self, name: str) -> float:
+        return self.sums[name] / max(self.n, 1)
 
 
 # ------------------------------------------------------------------------ train
@@ -169,25 +422,73 @@ def train(
     -------
     ``{"updates", "global_step", "bc_epochs", "episode_reward", "metrics"}``
     (metrics of the last update).
+
+    Examples
+    --------
+    >>> from training.dataset import synthetic_episodes
+    >>> result = train(synthetic_episodes(2, n_beats=32, seed=0), "runs/tiny",
+    ...                ppo_config=PPOConfig(batch_size=64, num_envs=2, max_updates=1))  # doctest: +SKIP
+    >>> result["updates"]  # doctest: +SKIP
+    1
     """
-    # ------------------------------------------------------------------ setup
     cfg = ppo_config or PPOConfig()
     weights = weights or RewardWeights()
     save_dir = Path(save_dir)
     dev, ddp = setup_training(device)
-    last_path, best_path = save_dir / "last.pt", save_dir / "best.pt"
-    ckpt = None
-    if resume:
-        if last_path.is_file():
-            ckpt = load_checkpoint(last_path)
-            agent_config = AgentConfig(**ckpt["agent_config"])
-            logger.info("resuming from %s at update %d", last_path, ckpt["update"])
-        else:
-            logger.warning("--resume: %s not found, starting from scratch", last_path)
+    ckpt = load_resume_checkpoint(save_dir / "last.pt", CHECKPOINT_FORMAT, ("update",)) if resume else None
+    if ckpt is not None:
+        agent_config = AgentConfig(**ckpt["agent_config"])
     agent_config = agent_config or AgentConfig()
     if bc_data is not None:
         bc_data = bc_data.fitted(agent_config, "--bc-mixed")
+    run = make_run(episodes, cfg, agent_config, weights, dev, ddp, save_dir)
+    if ckpt is not None:
+        restore_training_state(ckpt, "agent", run.agent, run.optimizer, run.scaler, ddp.rank)
+        run.update, run.global_step, run.bc_epochs = ckpt["update"], ckpt["global_step"], ckpt["bc_epochs"]
+        run.best_reward = ckpt["best_reward"]
+    else:
+        torch.manual_seed(cfg.seed + 1000 * ddp.rank)  # each rank samples its own actions
+        np.random.seed(cfg.seed + 1000 * ddp.rank)
+        random.seed(cfg.seed + 1000 * ddp.rank)
 
+    budget = min(cfg.total_timesteps, cfg.epochs * sum(e.n_beats for e in episodes))
+    num_updates = 0 if cfg.bc_only else cfg.max_updates or max(1, -(-budget // (cfg.batch_size * ddp.world)))
+    if ddp.main:
+        run.writer = SummaryWriter(str(save_dir / "tb"))
+        run.writer.add_text("hyperparameters", hyperparameter_table(
+            {"agent": agent_config.to_dict(), "ppo": cfg.to_dict(), "reward": weights.to_dict(),
+             "run": {"songs": len(episodes), "num_updates": num_updates, "world": ddp.world, "device": str(dev)}}
+        ), run.global_step)
+
+    metrics: dict[str, float] = {}
+    save_dir.mkdir(parents=True, exist_ok=True)
+    with StopFlag() as stop:
+        bc_epochs = cfg.bc_epochs or (cfg.epochs if cfg.bc_only else 0)  # --bc-only alone: --epochs BC passes
+        if bc_data is not None and run.bc_epochs < bc_epochs:
+            metrics = behavioural_cloning(run, bc_data, bc_epochs, stop, quiet=quiet)
+        if run.update < num_updates and not stop.stop:
+            envs = make_vector_env(episodes, agent_config, cfg.num_envs, weights=weights, reference=reference,
+                                   use_target=use_target, subprocess=subprocess)
+            metrics = ppo_updates(run, envs, bc_data, num_updates, stop, quiet=quiet, on_update=on_update) or metrics
+            envs.close()
+        if run.saved != (run.update, run.bc_epochs):
+            run.checkpoint(run.last_path)
+
+    finish_distributed(run.agent, ddp, save_dir)
+    if run.writer is not None:
+        run.writer.close()
+    return {
+        "updates": run.update,
+        "global_step": run.global_step,
+        "bc_epochs": run.bc_epochs,
+        "episode_reward": metrics.get("train/episode_reward", float("nan")),
+        "metrics": metrics,
+    }
+
+
+def make_run(episodes: list[Episode], cfg: PPOConfig, agent_config: AgentConfig, weights: RewardWeights,
+             dev: torch.device, ddp: Distributed, save_dir: Path) -> Run:
+    """Seed, build the agent (feature statistics of ``episodes``), optimiser and grad scaler."""
     random.seed(cfg.seed)
     np.random.seed(cfg.seed)
     torch.manual_seed(cfg.seed)  # the same initial weights on every rank
@@ -200,381 +501,302 @@ def train(
     step_module: nn.Module = AgentStep(agent)
     if ddp.enabled:
         step_module = nn.parallel.DistributedDataParallel(step_module, find_unused_parameters=True)
+    return Run(cfg, agent_config, weights, dev, ddp, agent, step_module, optimizer, scaler, amp_dtype, save_dir)
 
-    update, global_step, bc_epochs_done = 0, 0, 0
-    best_reward = -float("inf")
-    if ckpt is not None:
-        agent.load_state_dict(ckpt["agent"])
-        optimizer.load_state_dict(ckpt["optimizer"])
-        scaler.load_state_dict(ckpt["scaler"])
-        update, global_step, bc_epochs_done = ckpt["update"], ckpt["global_step"], ckpt["bc_epochs"]
-        best_reward = ckpt["best_reward"]
-        set_rng_state(ckpt["rng"][min(ddp.rank, len(ckpt["rng"]) - 1)])
-    else:
-        torch.manual_seed(cfg.seed + 1000 * ddp.rank)  # each rank samples its own actions
-        np.random.seed(cfg.seed + 1000 * ddp.rank)
-        random.seed(cfg.seed + 1000 * ddp.rank)
 
-    num_envs, num_steps = cfg.num_envs, cfg.num_steps
-    total_beats = sum(e.n_beats for e in episodes)
-    budget = min(cfg.total_timesteps, cfg.epochs * total_beats)
-    num_updates = cfg.max_updates or max(1, -(-budget // (cfg.batch_size * ddp.world)))
-    if cfg.bc_only:
-        num_updates = 0
+# ------------------------------------------------------------ behavioural cloning
 
-    writer = None
-    if ddp.main:
-        from torch.utils.tensorboard import SummaryWriter
 
-        writer = SummaryWriter(str(save_dir / "tb"))
-        writer.add_text(
-            "hyperparameters",
-            hyperparameter_table(
-                {"agent": agent_config.to_dict(), "ppo": cfg.to_dict(), "reward": weights.to_dict(),
-                 "run": {"songs": len(episodes), "num_updates": num_updates, "world": ddp.world, "device": str(dev)}}
-            ),
-            global_step,
-        )
-    progress_log = save_dir / "progress.jsonl"
+def behavioural_cloning(run: Run, bc_data: BCData, bc_epochs: int, stop: StopFlag, *, quiet: bool) -> dict[str, float]:
+    """BC-only passes over ``bc_data`` (this rank's shard) from ``run.bc_epochs`` to ``bc_epochs``.
 
-    saved: tuple[int, int] | None = None  # (update, bc epochs) of the last last.pt
-
-    def checkpoint(path: Path) -> None:
-        """Gather every rank's rng state and let rank 0 write ``path`` (every rank calls it)."""
-        nonlocal saved
-        if path == last_path:
-            saved = (update, bc_epochs_done)
-        states = [rng_state()]
-        if ddp.enabled:
-            states = [None] * ddp.world
-            dist.all_gather_object(states, rng_state())
-        if ddp.main:
-            save_checkpoint(
-                path,
-                {
-                    "format": CHECKPOINT_FORMAT,
-                    "agent": agent.state_dict(),
-                    "agent_config": agent_config.to_dict(),
-                    "ppo_config": cfg.to_dict(),
-                    "reward_weights": weights.to_dict(),
-                    "optimizer": optimizer.state_dict(),
-                    "scaler": scaler.state_dict(),
-                    "update": update,
-                    "global_step": global_step,
-                    "bc_epochs": bc_epochs_done,
-                    "best_reward": best_reward,
-                    "rng": states,
-                    "world": ddp.world,
-                },
-            )
-
-    def autocast():
-        return torch.autocast(dev.type, dtype=amp_dtype) if amp_dtype is not None else nullcontext()
-
-    def aux_batch(obs: Observation, targets: dict[str, Tensor]) -> AuxBatch:
-        return AuxBatch(obs, agent.tempo_target(targets["tempo_bpm"]), targets["energy"], targets["phrase"])
-
+    Returns the last epoch's ``{"bc/loss", "bc/accuracy_type"}`` (rank means).
+    """
+    cfg, ddp = run.cfg, run.ddp
+    shard = np.arange(ddp.rank, len(bc_data), ddp.world)
+    steps_per_epoch = max(1, -(-len(shard) // cfg.bc_batch_size))
+    if ddp.enabled:  # equal step counts on every rank
+        steps_per_epoch = -(-len(bc_data) // (cfg.bc_batch_size * ddp.world))
+    run.set_lr(cfg.bc_lr)
     metrics: dict[str, float] = {}
-    save_dir.mkdir(parents=True, exist_ok=True)
-    with StopFlag() as stop:
-        # ------------------------------------------- behavioural cloning only
-        bc_epochs = cfg.bc_epochs or (cfg.epochs if cfg.bc_only else 0)  # --bc-only alone: --epochs BC passes
-        if bc_data is not None and bc_epochs_done < bc_epochs:
-            shard = np.arange(ddp.rank, len(bc_data), ddp.world)
-            steps_per_epoch = max(1, -(-len(shard) // cfg.bc_batch_size))
-            if ddp.enabled:  # equal step counts on every rank
-                steps_per_epoch = -(-len(bc_data) // (cfg.bc_batch_size * ddp.world))
-            for group in optimizer.param_groups:
-                group["lr"] = cfg.bc_lr
-            for epoch in progress(range(bc_epochs_done, bc_epochs), desc="BC epochs", quiet=quiet or not ddp.main):
-                order = np.random.permutation(shard)
-                losses, type_acc = [], []
-                for k in range(steps_per_epoch):
-                    idx = np.take(order, np.arange(k * cfg.bc_batch_size, (k + 1) * cfg.bc_batch_size), mode="wrap")
-                    obs, masks, actions, conf, aux_t = bc_data.batch(idx, dev)
-                    with autocast():
-                        out = step_module(bc_obs=obs, aux=aux_batch(obs, aux_t) if cfg.aux_weight else None)
-                    loss, acc = bc_loss(out["bc_logits"], masks, actions, conf)
-                    aux_loss = sum(v for k_, v in out.items() if k_.startswith("aux_"))
-                    optimizer.zero_grad()
-                    scaler.scale(loss + cfg.aux_weight * aux_loss).backward()
-                    scaler.unscale_(optimizer)
-                    nn.utils.clip_grad_norm_(agent.parameters(), cfg.max_grad_norm)
-                    scaler.step(optimizer)
-                    scaler.update()
-                    losses.append(loss.item())
-                    type_acc.append(acc["type"].item())
-                bc_epochs_done = epoch + 1
-                metrics = {"bc/loss": all_mean(float(np.mean(losses)), ddp),
-                           "bc/accuracy_type": all_mean(float(np.mean(type_acc)), ddp)}
-                if writer is not None:
-                    for k, v in metrics.items():
-                        writer.add_scalar(k, v, bc_epochs_done)
-                logger.info("BC epoch %d/%d: loss %.4f, type accuracy %.3f", bc_epochs_done, bc_epochs,
-                            metrics["bc/loss"], metrics["bc/accuracy_type"])
-                if bc_epochs_done % cfg.checkpoint_every == 0 or bc_epochs_done == bc_epochs:
-                    checkpoint(last_path)
-                if all_mean(float(stop.stop), ddp) > 0:
-                    break
+    for epoch in progress(range(run.bc_epochs, bc_epochs), desc="BC epochs", quiet=quiet or not ddp.main):
+        order = np.random.permutation(shard)
+        losses, type_acc = [], []
+        for k in range(steps_per_epoch):
+            idx = np.take(order, np.arange(k * cfg.bc_batch_size, (k + 1) * cfg.bc_batch_size), mode="wrap")
+            loss, acc = bc_step(run, bc_data, idx)
+            losses.append(loss)
+            type_acc.append(acc)
+        run.bc_epochs = epoch + 1
+        metrics = {"bc/loss": all_mean(float(np.mean(losses)), ddp),
+                   "bc/accuracy_type": all_mean(float(np.mean(type_acc)), ddp)}
+        write_scalars(run.writer, metrics, run.bc_epochs)
+        logger.info("BC epoch %d/%d: loss %.4f, type accuracy %.3f", run.bc_epochs, bc_epochs,
+                    metrics["bc/loss"], metrics["bc/accuracy_type"])
+        if run.bc_epochs % cfg.checkpoint_every == 0 or run.bc_epochs == bc_epochs:
+            run.checkpoint(run.last_path)
+        if all_mean(float(stop.stop), ddp) > 0:
+            break
+    return metrics
 
-        # -------------------------------------------------- envs and storage
-        envs = None
-        if update < num_updates and not stop.stop:
-            envs = make_vector_env(episodes, agent_config, num_envs, weights=weights, reference=reference,
-                                   use_target=use_target, subprocess=subprocess)
-            W = agent_config.window
-            obs_store = {  # one (S, E, *field shape) tensor per Observation field
-                k: torch.zeros((num_steps, num_envs, *envs.single_observation_space[k].shape),
-                               dtype=torch.bool if k == "padding_mask" else torch.float32)
-                for k in OBS_FIELDS
-            }
-            mask_type = torch.zeros((num_steps, num_envs, N_TYPES), dtype=torch.bool)
-            mask_size = torch.zeros((num_steps, num_envs, N_SIZES), dtype=torch.bool)
-            mask_amount = torch.zeros((num_steps, num_envs, N_TYPES, N_AMOUNTS), dtype=torch.bool)
-            actions = torch.zeros((num_steps, num_envs, 3), dtype=torch.long)
-            logprobs = torch.zeros((num_steps, num_envs))
-            rewards = torch.zeros((num_steps, num_envs))
-            dones = torch.zeros((num_steps, num_envs))
-            values = torch.zeros((num_steps, num_envs))
-            aux_tempo = torch.zeros((num_steps, num_envs))
-            aux_energy = torch.zeros((num_steps, num_envs), dtype=torch.long)
-            aux_phrase = torch.zeros((num_steps, num_envs, W))
 
-            next_obs, info = envs.reset(seed=cfg.seed + 1000 * ddp.rank + 7919 * update)
-            next_obs_t = Observation.from_numpy(next_obs)
-            next_masks = _mask_tensors(info)
-            next_aux = info["aux"]
-            next_done = torch.zeros(num_envs)
-            episode_rewards: deque[float] = deque(maxlen=50)
-            term_sums: dict[str, deque[float]] = {k: deque(maxlen=50) for k in TERMS}
-            for group in optimizer.param_groups:
-                group["lr"] = cfg.lr
-            if bc_data is not None and cfg.bc_weight > 0:
-                logger.info("BC mixing: %d demonstrations, weight %g", len(bc_data), cfg.bc_weight)
+def bc_step(run: Run, bc_data: BCData, idx: np.ndarray) -> tuple[float, float]:
+    """One optimiser step on the BC (and auxiliary) loss of demonstrations ``idx``; ``(bc loss, type accuracy)``."""
+    obs, masks, actions, conf, aux_t = bc_data.batch(idx, run.dev)
+    with run.autocast():
+        out = run.step_module(bc_obs=obs, aux=run.aux_batch(obs, aux_t))
+    loss, acc = bc_loss(out["bc_logits"], masks, actions, conf)
+    aux_loss = sum(v for k, v in out.items() if k.startswith("aux_"))
+    run.optimizer.zero_grad()
+    run.scaler.scale(loss + run.cfg.aux_weight * aux_loss).backward()
+    run.optimizer_step()
+    return loss.item(), acc["type"].item()
 
-        # ------------------------------------------------------------ PPO loop
-        bar = progress(range(update, num_updates), desc="PPO updates", quiet=quiet or not ddp.main)
-        for _ in bar:
-            if envs is None:
-                break
-            update += 1
-            start_time = time.time()
-            if cfg.anneal_lr:
-                for group in optimizer.param_groups:
-                    group["lr"] = cfg.lr * (1.0 - (update - 1.0) / num_updates)
 
-            # rollout
-            agent.eval()
-            for step in range(num_steps):
-                global_step += num_envs * ddp.world
-                for k in OBS_FIELDS:
-                    obs_store[k][step] = getattr(next_obs_t, k)
-                mask_type[step], mask_size[step], mask_amount[step] = next_masks
-                dones[step] = next_done
-                aux_tempo[step] = torch.from_numpy(next_aux["tempo_bpm"])
-                aux_energy[step] = torch.from_numpy(next_aux["energy"])
-                aux_phrase[step] = torch.from_numpy(next_aux["phrase"])
-                with torch.no_grad(), autocast():
-                    obs = next_obs_t.to(dev)
-                    action, logprob, _, value = agent.get_action_and_value(
-                        obs, ActionMasks(*(m.to(dev) for m in next_masks))
-                    )
-                values[step] = value.float().cpu()
-                actions[step] = action.cpu()
-                logprobs[step] = logprob.float().cpu()
+# ------------------------------------------------------------------------- PPO
 
-                next_obs, reward, terminations, truncations, info = envs.step(action.cpu().numpy())
-                rewards[step] = torch.as_tensor(reward, dtype=torch.float32)
-                next_done = torch.as_tensor(np.logical_or(terminations, truncations), dtype=torch.float32)
-                next_obs_t = Observation.from_numpy(next_obs)
-                next_masks = _mask_tensors(info)
-                next_aux = info["aux"]
-                if "final_info" in info:
-                    final = info["final_info"]
-                    for i in np.flatnonzero(info["_final_info"]):
-                        ep = final["episode"]
-                        episode_rewards.append(float(ep["r"][i]))
-                        for k in TERMS:
-                            term_sums[k].append(float(ep[f"term_{k}"][i]))
 
-            # bootstrap value, GAE
-            with torch.no_grad(), autocast():
-                next_value = agent.get_value(next_obs_t.to(dev)).float().cpu()
-            advantages = torch.zeros_like(rewards)
-            lastgaelam = torch.zeros(num_envs)
-            for t in reversed(range(num_steps)):
-                if t == num_steps - 1:
-                    nextnonterminal = 1.0 - next_done
-                    nextvalues = next_value
-                else:
-                    nextnonterminal = 1.0 - dones[t + 1]
-                    nextvalues = values[t + 1]
-                delta = rewards[t] + cfg.gamma * nextvalues * nextnonterminal - values[t]
-                lastgaelam = delta + cfg.gamma * cfg.gae_lambda * nextnonterminal * lastgaelam
-                advantages[t] = lastgaelam
-            returns = advantages + values
+def ppo_updates(run: Run, envs: Any, bc_data: BCData | None, num_updates: int, stop: StopFlag, *, quiet: bool,
+                on_update: Callable[[int, dict[str, float]], None] | None) -> dict[str, float]:
+    """PPO updates ``run.update + 1 .. num_updates``: rollout, GAE, update, log, checkpoint.
 
-            # flatten the batch
-            B = num_steps * num_envs
-            b_obs = Observation(*(obs_store[k].reshape(B, *obs_store[k].shape[2:]) for k in OBS_FIELDS))
-            b_masks = ActionMasks(mask_type.reshape(B, N_TYPES), mask_size.reshape(B, N_SIZES),
-                                  mask_amount.reshape(B, N_TYPES, N_AMOUNTS))
-            b_actions = actions.reshape(B, 3)
-            b_logprobs, b_advantages = logprobs.reshape(B), advantages.reshape(B)
-            b_returns, b_values = returns.reshape(B), values.reshape(B)
-            b_aux = {"tempo_bpm": aux_tempo.reshape(B), "energy": aux_energy.reshape(B), "phrase": aux_phrase.reshape(B, W)}
+    Returns the last update's metrics.
+    """
+    cfg, ddp = run.cfg, run.ddp
+    buf = RolloutStorage.allocate(envs.single_observation_space, cfg.num_steps, cfg.num_envs, run.agent_config.window)
+    env = EnvState.reset(envs, cfg.seed + 1000 * ddp.rank + 7919 * run.update, cfg.num_envs)
+    run.set_lr(cfg.lr)
+    if bc_data is not None and cfg.bc_weight > 0:
+        logger.info("BC mixing: %d demonstrations, weight %g", len(bc_data), cfg.bc_weight)
+    metrics: dict[str, float] = {}
+    for _ in progress(range(run.update, num_updates), desc="PPO updates", quiet=quiet or not ddp.main):
+        run.update += 1
+        start_time = time.time()
+        if cfg.anneal_lr:
+            run.set_lr(cfg.lr * (1.0 - (run.update - 1.0) / num_updates))
+        next_value = collect_rollout(run, envs, buf, env)
+        advantages, returns = compute_gae(buf.rewards, buf.values, buf.dones, next_value, env.done,
+                                          cfg.gamma, cfg.gae_lambda)
+        batch = FlatBatch.from_rollout(buf, advantages, returns)
+        stats = ppo_update(run, batch, bc_data)
+        metrics = update_metrics(run, batch, stats, env, start_time)
+        log_update(run, metrics)
+        if on_update is not None:
+            on_update(run.update, metrics)
+        save_update(run, metrics["train/episode_reward"], num_updates)
+        if all_mean(float(stop.stop), ddp) > 0:
+            logger.warning("stopping at update %d on a signal", run.update)
+            run.checkpoint(run.last_path)
+            break
+    return metrics
 
-            # optimise policy and value
-            agent.train()
-            clipfracs, approx_kls = [], []
-            sums = {"pg_loss": 0.0, "v_loss": 0.0, "entropy_loss": 0.0, "bc_loss": 0.0, "aux_loss": 0.0, "n": 0}
-            bc_type_acc: list[float] = []
-            old_approx_kl = approx_kl = torch.zeros(())
-            for epoch in range(cfg.update_epochs):
-                b_inds = np.random.permutation(B)
-                for start in range(0, B, cfg.minibatch_size):
-                    mb_all = b_inds[start : start + cfg.minibatch_size]
-                    optimizer.zero_grad()
-                    micro_batches = np.array_split(mb_all, cfg.grad_accum)
-                    for k, mb in enumerate(micro_batches):
-                        sync = nullcontext() if (not ddp.enabled or k == len(micro_batches) - 1) else step_module.no_sync()
-                        mb_t = torch.from_numpy(mb)
-                        obs = b_obs[mb_t].to(dev)
-                        bc_obs = bc_masks = bc_actions = bc_conf = None
-                        if bc_data is not None and cfg.bc_weight > 0:
-                            bc_idx = np.random.randint(0, len(bc_data), size=len(mb))
-                            bc_obs, bc_masks, bc_actions, bc_conf, _ = bc_data.batch(bc_idx, dev)
-                        with sync:
-                            with autocast():
-                                out = step_module(
-                                    obs, ActionMasks(*(m[mb_t].to(dev) for m in b_masks)),
-                                    b_actions[mb_t].to(dev), bc_obs,
-                                    aux_batch(obs, {k_: v[mb_t].to(dev) for k_, v in b_aux.items()}) if cfg.aux_weight else None,
-                                )
-                            newlogprob, entropy, newvalue = out["logprob"], out["entropy"].float(), out["value"].float()
-                            logratio = newlogprob - b_logprobs[mb_t].to(dev)
-                            ratio = logratio.exp()
-                            with torch.no_grad():
-                                old_approx_kl = (-logratio).mean()
-                                approx_kl = ((ratio - 1) - logratio).mean()
-                                clipfracs.append(((ratio - 1.0).abs() > cfg.clip_coef).float().mean().item())
 
-                            mb_advantages = b_advantages[mb_t].to(dev)
-                            if cfg.norm_adv and len(mb) > 1:
-                                mb_advantages = (mb_advantages - mb_advantages.mean()) / (mb_advantages.std() + 1e-8)
+def collect_rollout(run: Run, envs: Any, buf: RolloutStorage, env: EnvState) -> Tensor:
+    """Step ``envs`` ``num_steps`` times with the current policy, filling ``buf``; ``env`` advances.
 
-                            # policy loss
-                            pg_loss1 = -mb_advantages * ratio
-                            pg_loss2 = -mb_advantages * torch.clamp(ratio, 1 - cfg.clip_coef, 1 + cfg.clip_coef)
-                            pg_loss = torch.max(pg_loss1, pg_loss2).mean()
+    Returns the value estimate of the observation after the last step, ``(E,)``.
+    """
+    agent, dev = run.agent, run.dev
+    agent.eval()
+    for step in range(run.cfg.num_steps):
+        run.global_step += run.cfg.num_envs * run.ddp.world
+        buf.store_inputs(step, env)
+        with torch.no_grad(), run.autocast():
+            action, logprob, _, value = agent.get_action_and_value(
+                env.obs.to(dev), ActionMasks(*(m.to(dev) for m in env.masks))
+            )
+        buf.values[step] = value.float().cpu()
+        buf.actions[step] = action.cpu()
+        buf.logprobs[step] = logprob.float().cpu()
+        next_obs, reward, terminations, truncations, info = envs.step(action.cpu().numpy())
+        buf.rewards[step] = torch.as_tensor(reward, dtype=torch.float32)
+        env.advance(next_obs, terminations, truncations, info)
+    with torch.no_grad(), run.autocast():
+        return agent.get_value(env.obs.to(dev)).float().cpu()
 
-                            # value loss
-                            mb_returns, mb_values = b_returns[mb_t].to(dev), b_values[mb_t].to(dev)
-                            if cfg.clip_vloss:
-                                v_loss_unclipped = (newvalue - mb_returns) ** 2
-                                v_clipped = mb_values + torch.clamp(newvalue - mb_values, -cfg.clip_coef, cfg.clip_coef)
-                                v_loss_clipped = (v_clipped - mb_returns) ** 2
-                                v_loss = 0.5 * torch.max(v_loss_unclipped, v_loss_clipped).mean()
-                            else:
-                                v_loss = 0.5 * ((newvalue - mb_returns) ** 2).mean()
 
-                            entropy_loss = entropy.mean()
-                            loss = pg_loss - cfg.ent_coef * entropy_loss + v_loss * cfg.vf_coef
+def compute_gae(rewards: Tensor, values: Tensor, dones: Tensor, next_value: Tensor, next_done: Tensor,
+                gamma: float, gae_lambda: float) -> tuple[Tensor, Tensor]:
+    """Generalised advantage estimation over a rollout.
 
-                            # behavioural cloning and auxiliary losses
-                            bc_l = torch.zeros((), device=dev)
-                            if bc_obs is not None:
-                                bc_l, bc_acc = bc_loss(out["bc_logits"], bc_masks, bc_actions, bc_conf)
-                                bc_type_acc.append(bc_acc["type"].item())
-                                loss = loss + cfg.bc_weight * bc_l
-                            aux_l = sum((v for k_, v in out.items() if k_.startswith("aux_")), torch.zeros((), device=dev))
-                            loss = loss + cfg.aux_weight * aux_l
+    ``delta_t = r_t + gamma * V(s_{t+1}) * (1 - done_{t+1}) - V(s_t)``,
+    ``A_t = delta_t + gamma * lambda * (1 - done_{t+1}) * A_{t+1}``.
 
-                            scaler.scale(loss / len(micro_batches)).backward()
-                        sums["pg_loss"] += pg_loss.item()
-                        sums["v_loss"] += v_loss.item()
-                        sums["entropy_loss"] += entropy_loss.item()
-                        sums["bc_loss"] += bc_l.item()
-                        sums["aux_loss"] += aux_l.item()
-                        sums["n"] += 1
-                    approx_kls.append(approx_kl.item())
-                    scaler.unscale_(optimizer)
-                    nn.utils.clip_grad_norm_(agent.parameters(), cfg.max_grad_norm)
-                    scaler.step(optimizer)
-                    scaler.update()
+    Parameters
+    ----------
+    rewards, values, dones:
+        ``(S, E)``; ``dones[t]`` is 1 where step ``t`` starts a new episode.
+    next_value, next_done:
+        ``(E,)``: the value and done flag after the last step.
 
-                # early stop on KL (every rank decides the same)
-                if cfg.target_kl is not None and all_mean(float(np.mean(approx_kls[-cfg.num_minibatches :])), ddp) > cfg.target_kl:
-                    break
+    Returns
+    -------
+    ``(advantages, returns)``, each ``(S, E)``; ``returns = advantages + values``.
+    """
+    num_steps = rewards.shape[0]
+    advantages = torch.zeros_like(rewards)
+    lastgaelam = torch.zeros(rewards.shape[1])
+    for t in reversed(range(num_steps)):
+        if t == num_steps - 1:
+            nextnonterminal, nextvalues = 1.0 - next_done, next_value
+        else:
+            nextnonterminal, nextvalues = 1.0 - dones[t + 1], values[t + 1]
+        delta = rewards[t] + gamma * nextvalues * nextnonterminal - values[t]
+        lastgaelam = delta + gamma * gae_lambda * nextnonterminal * lastgaelam
+        advantages[t] = lastgaelam
+    return advantages, advantages + values
 
-            # logging
-            y_pred, y_true = b_values.numpy(), b_returns.numpy()
-            var_y = np.var(y_true)
-            explained_var = np.nan if var_y == 0 else 1 - np.var(y_true - y_pred) / var_y
-            type_counts = np.bincount(b_actions[:, 0].numpy(), minlength=N_TYPES).astype(np.float64)
-            type_share = type_counts / type_counts.sum()
-            n = max(sums["n"], 1)
-            sps = int(num_steps * num_envs * ddp.world / max(time.time() - start_time, 1e-9))
-            metrics = {
-                "train/episode_reward": all_mean(float(np.mean(episode_rewards)) if episode_rewards else float("nan"), ddp),
-                "train/entropy": sums["entropy_loss"] / n,
-                "losses/pg_loss": sums["pg_loss"] / n,
-                "losses/v_loss": sums["v_loss"] / n,
-                "losses/entropy_loss": sums["entropy_loss"] / n,
-                "losses/bc_loss": sums["bc_loss"] / n,
-                "losses/aux_loss": sums["aux_loss"] / n,
-                "losses/approx_kl": float(np.mean(approx_kls)),
-                "losses/old_approx_kl": old_approx_kl.item(),
-                "losses/clipfrac": float(np.mean(clipfracs)),
-                "losses/explained_variance": float(explained_var),
-                "charts/learning_rate": optimizer.param_groups[0]["lr"],
-                "charts/SPS": float(sps),
-                "actions/top_type_share": float(type_share.max()),
-            }
-            if bc_type_acc:
-                metrics["losses/bc_accuracy_type"] = float(np.mean(bc_type_acc))
-            for k in TERMS:
-                metrics[f"reward/{k}"] = float(np.mean(term_sums[k])) if term_sums[k] else 0.0
-            for t, name in enumerate(TYPES):
-                metrics[f"actions/type_share/{name}"] = float(type_share[t])
-            if type_share.max() > cfg.collapse_share:
-                logger.warning(
-                    "update %d: action collapse, %s is %.0f%% of the actions (threshold %.0f%%)",
-                    update, TYPES[int(type_share.argmax())], 100 * type_share.max(), 100 * cfg.collapse_share,
-                )
-            if writer is not None:
-                for k, v in metrics.items():
-                    writer.add_scalar(k, v, global_step)
-                with open(progress_log, "a", encoding="utf-8") as fh:
-                    fh.write(json.dumps({"update": update, "global_step": global_step,
-                                         "episode_reward": metrics["train/episode_reward"]}) + "\n")
-            if on_update is not None:
-                on_update(update, metrics)
 
-            # checkpoints
-            reward_now = metrics["train/episode_reward"]
-            if update % cfg.checkpoint_every == 0 or update == num_updates:
-                if np.isfinite(reward_now) and reward_now > best_reward:
-                    best_reward = reward_now
-                    checkpoint(best_path)
-                checkpoint(last_path)
-            if all_mean(float(stop.stop), ddp) > 0:
-                logger.warning("stopping at update %d on a signal", update)
-                checkpoint(last_path)
-                break
+def ppo_update(run: Run, batch: FlatBatch, bc_data: BCData | None) -> UpdateStats:
+    """``update_epochs`` shuffled passes of minibatches over ``batch``; stops early past ``target_kl``."""
+    cfg = run.cfg
+    run.agent.train()
+    stats = UpdateStats()
+    for _ in range(cfg.update_epochs):
+        b_inds = np.random.permutation(len(batch))
+        for start in range(0, len(batch), cfg.minibatch_size):
+            minibatch_step(run, batch, b_inds[start : start + cfg.minibatch_size], bc_data, stats)
+        # every rank decides the same
+        if cfg.target_kl is not None and all_mean(float(np.mean(stats.approx_kls[-cfg.num_minibatches :])), run.ddp) > cfg.target_kl:
+            break
+    return stats
 
-        if envs is not None:
-            envs.close()
-        if saved != (update, bc_epochs_done):
-            checkpoint(last_path)
 
-    finish_distributed(agent, ddp, save_dir)
-    if writer is not None:
-        writer.close()
-    return {
-        "updates": update,
-        "global_step": global_step,
-        "bc_epochs": bc_epochs_done,
-        "episode_reward": metrics.get("train/episode_reward", float("nan")),
-        "metrics": metrics,
+def minibatch_step(run: Run, batch: FlatBatch, mb_all: np.ndarray, bc_data: BCData | None, stats: UpdateStats) -> None:
+    """One optimiser step on minibatch ``mb_all``, accumulated over ``grad_accum`` micro-batches."""
+    run.optimizer.zero_grad()
+    micro_batches = np.array_split(mb_all, run.cfg.grad_accum)
+    for k, mb in enumerate(micro_batches):
+        last = k == len(micro_batches) - 1
+        bc = None
+        if bc_data is not None and run.cfg.bc_weight > 0:
+            bc = bc_data.batch(np.random.randint(0, len(bc_data), size=len(mb)), run.dev)
+        # DDP averages gradients on the last micro-batch only
+        ddp_module = run.step_module if isinstance(run.step_module, nn.parallel.DistributedDataParallel) else None
+        with nullcontext() if (ddp_module is None or last) else ddp_module.no_sync():
+            terms = ppo_loss(run, batch, torch.from_numpy(mb), bc)
+            run.scaler.scale(terms.loss / len(micro_batches)).backward()
+        stats.add(terms)
+    stats.approx_kls.append(stats.approx_kl.item())
+    run.optimizer_step()
+
+
+def ppo_loss(run: Run, batch: FlatBatch, mb: Tensor, bc: tuple[Any, ...] | None) -> LossTerms:
+    """The clipped PPO objective on rows ``mb`` of ``batch``, plus the BC (``bc``) and auxiliary losses.
+
+    ``loss = pg_loss - ent_coef * entropy_loss + vf_coef * v_loss + bc_weight * bc_loss + aux_weight * aux_loss``.
+    """
+    cfg, dev = run.cfg, run.dev
+    obs = batch.obs[mb].to(dev)
+    bc_obs, bc_masks, bc_actions, bc_conf, _ = bc if bc is not None else (None,) * 5
+    with run.autocast():
+        out = run.step_module(
+            obs, ActionMasks(*(m[mb].to(dev) for m in batch.masks)), batch.actions[mb].to(dev), bc_obs,
+            run.aux_batch(obs, {k: v[mb].to(dev) for k, v in batch.aux.items()}) if cfg.aux_weight else None,
+        )
+    newlogprob, entropy, newvalue = out["logprob"], out["entropy"].float(), out["value"].float()
+    logratio = newlogprob - batch.logprobs[mb].to(dev)
+    ratio = logratio.exp()
+    with torch.no_grad():
+        old_approx_kl = (-logratio).mean()
+        approx_kl = ((ratio - 1) - logratio).mean()
+        clipfrac = ((ratio - 1.0).abs() > cfg.clip_coef).float().mean().item()
+
+    mb_advantages = batch.advantages[mb].to(dev)
+    if cfg.norm_adv and len(mb) > 1:
+        mb_advantages = (mb_advantages - mb_advantages.mean()) / (mb_advantages.std() + 1e-8)
+    pg_loss = policy_loss(mb_advantages, ratio, cfg.clip_coef)
+    v_loss = value_loss(newvalue, batch.returns[mb].to(dev), batch.values[mb].to(dev),
+                        cfg.clip_coef if cfg.clip_vloss else None)
+    entropy_loss = entropy.mean()
+    loss = pg_loss - cfg.ent_coef * entropy_loss + v_loss * cfg.vf_coef
+
+    bc_l, bc_type = torch.zeros((), device=dev), None
+    if bc_obs is not None:
+        bc_l, bc_acc = bc_loss(out["bc_logits"], bc_masks, bc_actions, bc_conf)
+        bc_type = bc_acc["type"].item()
+        loss = loss + cfg.bc_weight * bc_l
+    aux_l = sum((v for k, v in out.items() if k.startswith("aux_")), torch.zeros((), device=dev))
+    loss = loss + cfg.aux_weight * aux_l
+    return LossTerms(loss, pg_loss, v_loss, entropy_loss, bc_l, aux_l, approx_kl, old_approx_kl, clipfrac, bc_type)
+
+
+def policy_loss(advantages: Tensor, ratio: Tensor, clip_coef: float) -> Tensor:
+    """Clipped surrogate: ``mean(max(-A * r, -A * clip(r, 1 - c, 1 + c)))``."""
+    pg_loss1 = -advantages * ratio
+    pg_loss2 = -advantages * torch.clamp(ratio, 1 - clip_coef, 1 + clip_coef)
+    return torch.max(pg_loss1, pg_loss2).mean()
+
+
+def value_loss(newvalue: Tensor, returns: Tensor, old_values: Tensor, clip_coef: float | None) -> Tensor:
+    """``0.5 * mean((V - R)^2)``; with ``clip_coef``, the max of that and the clipped value's error."""
+    if clip_coef is None:
+        return 0.5 * ((newvalue - returns) ** 2).mean()
+    v_loss_unclipped = (newvalue - returns) ** 2
+    v_clipped = old_values + torch.clamp(newvalue - old_values, -clip_coef, clip_coef)
+    v_loss_clipped = (v_clipped - returns) ** 2
+    return 0.5 * torch.max(v_loss_unclipped, v_loss_clipped).mean()
+
+
+# --------------------------------------------------------------------- logging
+
+
+def update_metrics(run: Run, batch: FlatBatch, stats: UpdateStats, env: EnvState, start_time: float) -> dict[str, float]:
+    """Every scalar one update logs: losses, KL, clip fraction, explained variance, SPS, reward terms, action shares."""
+    y_pred, y_true = batch.values.numpy(), batch.returns.numpy()
+    var_y = np.var(y_true)
+    explained_var = np.nan if var_y == 0 else 1 - np.var(y_true - y_pred) / var_y
+    type_counts = np.bincount(batch.actions[:, 0].numpy(), minlength=N_TYPES).astype(np.float64)
+    type_share = type_counts / type_counts.sum()
+    sps = int(len(batch) * run.ddp.world / max(time.time() - start_time, 1e-9))
+    rewards = env.episode_rewards
+    metrics = {
+        "train/episode_reward": all_mean(float(np.mean(rewards)) if rewards else float("nan"), run.ddp),
+        "train/entropy": stats.mean("entropy_loss"),
+        **{f"losses/{name}": stats.mean(name) for name in LOSS_TERMS},
+        "losses/approx_kl": float(np.mean(stats.approx_kls)),
+        "losses/old_approx_kl": stats.old_approx_kl.item(),
+        "losses/clipfrac": float(np.mean(stats.clipfracs)),
+        "losses/explained_variance": float(explained_var),
+        "charts/learning_rate": run.optimizer.param_groups[0]["lr"],
+        "charts/SPS": float(sps),
+        "actions/top_type_share": float(type_share.max()),
     }
+    if stats.bc_type_acc:
+        metrics["losses/bc_accuracy_type"] = float(np.mean(stats.bc_type_acc))
+    for k in TERMS:
+        metrics[f"reward/{k}"] = float(np.mean(env.term_sums[k])) if env.term_sums[k] else 0.0
+    for t, name in enumerate(TYPES):
+        metrics[f"actions/type_share/{name}"] = float(type_share[t])
+    if type_share.max() > run.cfg.collapse_share:
+        logger.warning(
+            "update %d: action collapse, %s is %.0f%% of the actions (threshold %.0f%%)",
+            run.update, TYPES[int(type_share.argmax())], 100 * type_share.max(), 100 * run.cfg.collapse_share,
+        )
+    return metrics
+
+
+def write_scalars(writer: SummaryWriter | None, metrics: dict[str, float], step: int) -> None:
+    if writer is not None:
+        for k, v in metrics.items():
+            writer.add_scalar(k, v, step)
+
+
+def log_update(run: Run, metrics: dict[str, float]) -> None:
+    """TensorBoard scalars and a ``progress.jsonl`` line (rank 0)."""
+    if run.writer is None:
+        return
+    write_scalars(run.writer, metrics, run.global_step)
+    with open(run.save_dir / "progress.jsonl", "a", encoding="utf-8") as fh:
+        fh.write(json.dumps({"update": run.update, "global_step": run.global_step,
+                             "episode_reward": metrics["train/episode_reward"]}) + "\n")
+
+
+def save_update(run: Run, reward_now: float, num_updates: int) -> None:
+    """Every ``checkpoint_every`` updates and at the last: ``best.pt`` when the reward improved, ``last.pt``."""
+    if run.update % run.cfg.checkpoint_every != 0 and run.update != num_updates:
+        return
+    if np.isfinite(reward_now) and reward_now > run.best_reward:
+        run.best_reward = reward_now
+        run.checkpoint(run.best_path)
+    run.checkpoint(run.last_path)

@@ -42,14 +42,12 @@ from __future__ import annotations
 
 import logging
 from dataclasses import asdict, dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 
-from engine.actions import AMOUNT_TABLE, N_AMOUNTS, N_SIZES, N_TYPES, ActionType
-
-if TYPE_CHECKING:
-    from training.dataset import Episode
+from engine.actions import N_AMOUNTS, N_SIZES, N_TYPES, ActionType, output_beats, output_multiplicity
+from training.dataset import Episode
 
 logger = logging.getLogger(__name__)
 
@@ -129,26 +127,6 @@ class ReferenceStats:
     def distance(self, mean: np.ndarray, std: np.ndarray) -> float:
         """Mean over columns of ``(|mean - ref mean| + |std - ref std|) / scale``."""
         return float(np.mean((np.abs(mean - self.mean) + np.abs(std - self.std)) / self.scale))
-
-
-def output_beats(type_idx: int, amount_idx: int, span: int) -> float:
-    """Length in output beats of an action covering ``span`` source beats."""
-    if type_idx == _CUT:
-        return 0.0
-    if type_idx == _LOOP:
-        return span * (1.0 + AMOUNT_TABLE["LOOP"][amount_idx])
-    if type_idx == _SPEED:
-        return span / AMOUNT_TABLE["SPEED"][amount_idx]
-    return float(span)
-
-
-def output_multiplicity(type_idx: int, amount_idx: int) -> float:
-    """How many times each covered source beat is heard in the output (0 for a CUT)."""
-    if type_idx == _CUT:
-        return 0.0
-    if type_idx == _LOOP:
-        return 1.0 + AMOUNT_TABLE["LOOP"][amount_idx]
-    return 1.0
 
 
 @dataclass

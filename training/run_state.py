@@ -4,7 +4,9 @@ Checkpoints carry the python/numpy/torch rng states so a resumed run
 continues the same random streams; they are written atomically so a kill
 never leaves half a file. ``StopFlag`` turns SIGINT/SIGTERM into a clean
 save at the next update boundary. ``hyperparameter_table`` is the config
-table both trainers log to TensorBoard at start.
+table both trainers log to TensorBoard at start. ``load_resume_checkpoint``,
+``restore_training_state`` and ``gather_rng_states`` are the resume code
+both trainers share.
 """
 
 from __future__ import annotations
@@ -17,8 +19,10 @@ from typing import Any
 
 import numpy as np
 import torch
+import torch.distributed as dist
 
 from engine.atomic import atomic_path
+from training.distributed import Distributed
 
 logger = logging.getLogger(__name__)
 
@@ -85,3 +89,42 @@ class StopFlag:
             signal.signal(sig, handler)
 
 
+
+
+# --------------------------------------------------------------------- resume
+
+
+def load_resume_checkpoint(path: Path, fmt: str, counters: tuple[str, ...]) -> dict[str, Any] | None:
+    """The ``fmt`` checkpoint at ``path`` to resume from, or None (with a warning) when there is none.
+
+    ``counters`` name the checkpoint's progress fields the log line reports
+    (``("update",)``, ``("step", "epoch")``).
+    """
+    if not path.is_file():
+        logger.warning("--resume: %s not found, starting from scratch", path)
+        return None
+    ckpt = read_checkpoint(path, fmt)
+    logger.info("resuming from %s at %s", path, ", ".join(f"{k} {ckpt[k]}" for k in counters))
+    return ckpt
+
+
+def restore_training_state(ckpt: dict[str, Any], model_key: str, model: torch.nn.Module,
+                           optimizer: torch.optim.Optimizer, scaler: torch.amp.GradScaler, rank: int) -> None:
+    """Load a checkpoint's weights (``ckpt[model_key]``), optimiser and grad scaler, and this rank's rng state.
+
+    A run resumed on more ranks than it was saved from gives the extra ranks
+    the last saved rank's state.
+    """
+    model.load_state_dict(ckpt[model_key])
+    optimizer.load_state_dict(ckpt["optimizer"])
+    scaler.load_state_dict(ckpt["scaler"])
+    set_rng_state(ckpt["rng"][min(rank, len(ckpt["rng"]) - 1)])
+
+
+def gather_rng_states(ddp: Distributed) -> list[dict[str, Any]]:
+    """Every rank's ``rng_state()``, in rank order (a collective: every rank calls it)."""
+    if not ddp.enabled:
+        return [rng_state()]
+    states: list[Any] = [None] * ddp.world
+    dist.all_gather_object(states, rng_state())
+    return states

@@ -49,10 +49,18 @@ from engine.plan import EditPlan
 from engine.progress import progress
 from engine.render import RenderResult
 from training.config import SupervisedConfig
+from training.distributed import Distributed, finish_distributed, setup_training
 from training.losses import edit_consistency, l1_log_mel, magnitude, multiscale_stft
 from training.models.supervised import EditSoundModel, FrameLabels, GainModel, frame_labels, label_tensors
-from training.distributed import Distributed, finish_distributed, setup_training
-from training.run_state import StopFlag, hyperparameter_table, read_checkpoint, rng_state, save_checkpoint, set_rng_state
+from training.run_state import (
+    StopFlag,
+    gather_rng_states,
+    hyperparameter_table,
+    load_resume_checkpoint,
+    read_checkpoint,
+    restore_training_state,
+    save_checkpoint,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -342,7 +350,7 @@ class Batch:
     base: Tensor
     raw: Tensor
     target: Tensor
-    labels: tuple[Tensor, Tensor, Tensor, Tensor]
+    labels: tuple[Tensor, ...]  # types, sizes, amounts, position (label_tensors)
     keep: Tensor
 
 
@@ -360,8 +368,9 @@ def make_batch(songs: Sequence[SongPair], crops: Sequence[tuple[int, int]], crop
         lab = s.labels.slice(f0, f0 + crop_frames + 1)
         labels.append(lab)
         keep.append(lab.keep & s.consistency)
+    base, raw, target = (torch.from_numpy(np.stack(cols[k])) for k in ("base", "raw", "target"))
     return Batch(
-        *(torch.from_numpy(np.stack(cols[k])) for k in ("base", "raw", "target")),
+        base, raw, target,
         labels=label_tensors(labels),
         keep=torch.from_numpy(np.stack(keep)),
     )
@@ -422,7 +431,7 @@ def val_crops(songs: Sequence[SongPair], crop_frames: int, hop: int) -> list[tup
 
 def load_supervised_checkpoint(path: str | os.PathLike) -> dict[str, Any]:
     """Read a checkpoint written by ``train`` (``run_state.read_checkpoint``)."""
-    return read_checkpoint(path, CHECKPOINT_FORMAT)
+    return read_checkpoint(Path(path), CHECKPOINT_FORMAT)
 
 
 # --------------------------------------------------------------------------- train
@@ -472,14 +481,9 @@ def train(
     save_dir = Path(save_dir)
     dev, ddp = setup_training(device)
     last_path, best_path = save_dir / "last.pt", save_dir / "best.pt"
-    ckpt = None
-    if resume:
-        if last_path.is_file():
-            ckpt = load_supervised_checkpoint(last_path)
-            config = SupervisedConfig(**ckpt["config"])
-            logger.info("resuming from %s at step %d (epoch %d)", last_path, ckpt["step"], ckpt["epoch"])
-        else:
-            logger.warning("--resume: %s not found, starting from scratch", last_path)
+    ckpt = load_resume_checkpoint(last_path, CHECKPOINT_FORMAT, ("step", "epoch")) if resume else None
+    if ckpt is not None:
+        config = SupervisedConfig(**ckpt["config"])
     cfg = config or SupervisedConfig()
     sr = train_songs[0].sample_rate
     if any(s.sample_rate != sr for s in [*train_songs, *val_songs]):
@@ -501,13 +505,10 @@ def train(
     best_val, best_epoch, bad_epochs = math.inf, -1, 0
     history: list[dict[str, float]] = []
     if ckpt is not None:
-        model.load_state_dict(ckpt["model"])
-        optimizer.load_state_dict(ckpt["optimizer"])
-        scaler.load_state_dict(ckpt["scaler"])
+        restore_training_state(ckpt, "model", model, optimizer, scaler, ddp.rank)
         step, epoch, step_in_epoch = ckpt["step"], ckpt["epoch"], ckpt["step_in_epoch"]
         best_val, best_epoch, bad_epochs = ckpt["best_val"], ckpt["best_epoch"], ckpt["bad_epochs"]
         history = list(ckpt["history"])
-        set_rng_state(ckpt["rng"][min(ddp.rank, len(ckpt["rng"]) - 1)])
         if ckpt.get("val_songs") and sorted(ckpt["val_songs"]) != sorted({s.song for s in val_songs}):
             logger.warning("resuming with a different validation split than the checkpoint's")
     else:
@@ -544,10 +545,7 @@ def train(
         nonlocal saved_step
         if path == last_path:
             saved_step = step
-        states = [rng_state()]
-        if ddp.enabled:
-            states = [None] * ddp.world
-            dist.all_gather_object(states, rng_state())
+        states = gather_rng_states(ddp)
         if ddp.main:
             save_checkpoint(path, {
                 "format": CHECKPOINT_FORMAT,

@@ -16,6 +16,8 @@ import sys
 from collections.abc import Sequence
 from typing import Any
 
+from engine.errors import BadInput
+from training.cli_flags import add_config_flags, config_from_args, run_trainer_command
 from training.config import SupervisedConfig
 
 logger = logging.getLogger(__name__)
@@ -23,8 +25,6 @@ logger = logging.getLogger(__name__)
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     """Flags of ``train supervised``."""
-    from training.train import add_config_flags
-
     p.add_argument("--data-dir", required=True, metavar="DIR", help="folder with input/, desired_output/, labels/")
     p.add_argument("--save-dir", required=True, metavar="D", help="checkpoints, TensorBoard events, progress log")
     p.add_argument("--resume", action="store_true", help="continue from SAVE_DIR/last.pt")
@@ -48,9 +48,8 @@ def add_parser(sub: Any) -> argparse.ArgumentParser:
 
 def run(args: argparse.Namespace) -> int:
     """Load the pairs, split by song, train; 0 on success."""
-    from engine.errors import BadInput
+    # torch and the trainer load here, not at import: `editorbot --help` builds this parser
     from training.supervised import load_song_pairs, split_by_song, train
-    from training.train import config_from_args
 
     try:
         config = config_from_args(SupervisedConfig, args)
@@ -71,10 +70,13 @@ def run(args: argparse.Namespace) -> int:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """``python -m training.supervised_trainer``: the same as ``python -m training.train supervised``."""
-    from training.train import main as train_main
+    """``python -m training.supervised_trainer``: the flags of ``python -m training.train supervised``."""
 
-    return train_main(["supervised", *(sys.argv[1:] if argv is None else argv)])
+    def add_supervised(p: argparse.ArgumentParser) -> None:
+        add_arguments(p)
+        p.set_defaults(_train=run)
+
+    return run_trainer_command("training.supervised_trainer", add_supervised, argv)
 
 
 if __name__ == "__main__":

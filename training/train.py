@@ -17,36 +17,12 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from engine.errors import BadInput
+from training.cli_flags import add_config_flags, config_from_args, run_trainer_command
 from training.config import AgentConfig, PPOConfig
+from training.supervised_trainer import add_parser as add_supervised_parser
 
 logger = logging.getLogger(__name__)
-
-#: Fields set by a named flag of their own instead of the generated one.
-_RENAMED = {"bc_path": "--bc-mixed"}
-_METAVARS = {"bc_path": "NPZ"}
-_TYPES = {"int": int, "float": float, "str": str}
-
-
-def add_config_flags(p: argparse.ArgumentParser, cls: type, title: str) -> None:
-    """One flag per dataclass field, default None (= keep the dataclass default)."""
-    group = p.add_argument_group(title)
-    for f in dataclasses.fields(cls):
-        flag = _RENAMED.get(f.name, "--" + f.name.replace("_", "-"))
-        type_name = str(f.type).replace(" | None", "")
-        default = f.default
-        if type_name == "bool":
-            group.add_argument(flag, dest=f.name, action=argparse.BooleanOptionalAction, default=None,
-                               help=f"(default {default})")
-        else:
-            group.add_argument(flag, dest=f.name, type=_TYPES[type_name], default=None,
-                               metavar=_METAVARS.get(f.name, type_name.upper()), help=f"(default {default})")
-
-
-def config_from_args(cls: type, args: argparse.Namespace) -> Any:
-    """A ``cls`` instance with the fields given on the command line."""
-    given = {f.name: getattr(args, f.name) for f in dataclasses.fields(cls) if getattr(args, f.name, None) is not None}
-    return cls(**given)
-
 
 def add_rl_arguments(p: argparse.ArgumentParser) -> None:
     """Flags of ``train rl``."""
@@ -76,14 +52,11 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     rl.add_argument("--verbose", "-v", action="store_true", default=argparse.SUPPRESS, help="debug logging")
     add_rl_arguments(rl)
     rl.set_defaults(_train=run_rl)
-    from training.supervised_trainer import add_parser as add_supervised_parser
-
     add_supervised_parser(sub)
 
 
 def _reward_weights(items: list[str]) -> Any:
-    from engine.errors import BadInput
-    from training.reward import RewardWeights
+    from training.reward import RewardWeights  # numpy: not on the path of `editorbot --help`
 
     values: dict[str, Any] = {}
     names = {f.name: f.type for f in dataclasses.fields(RewardWeights)}
@@ -103,7 +76,7 @@ def _reward_weights(items: list[str]) -> Any:
 
 def run_rl(args: argparse.Namespace) -> int:
     """Load the data, build the configs, train; 0 on success."""
-    from engine.errors import BadInput
+    # torch and the trainer load here, not at import: `editorbot --help` builds this parser
     from training.bc import BCData, bc_examples
     from training.dataset import load_episodes, load_reference_features
     from training.ppo import train
@@ -162,20 +135,7 @@ def run(args: argparse.Namespace) -> int:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """``python -m training.train``: same flags and exit codes as ``editorbot train``."""
-    from engine.errors import BadInput
-
-    parser = argparse.ArgumentParser(prog="python -m training.train", description="Train editorbot's models.")
-    parser.add_argument("--quiet", "-q", action="store_true", help="no progress bars, warnings only")
-    parser.add_argument("--verbose", "-v", action="store_true", help="debug logging")
-    add_arguments(parser)
-    args = parser.parse_args(argv)
-    level = logging.DEBUG if args.verbose else logging.WARNING if args.quiet else logging.INFO
-    logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s")
-    try:
-        return run(args)
-    except BadInput as err:
-        print(f"training.train: {err}", file=sys.stderr)
-        return 2
+    return run_trainer_command("training.train", add_arguments, argv)
 
 
 if __name__ == "__main__":

@@ -16,11 +16,11 @@ import os
 from collections.abc import Callable
 
 from engine.errors import BadInput
-from engine.formats import EXPORT_EXTENSIONS
 from engine.exporters.audacity import write_label_track
 from engine.exporters.midi import write_midi
 from engine.exporters.reaper import write_rpp
 from engine.exporters.tsv import write_tsv
+from engine.formats import EXPORT_EXTENSIONS
 from engine.plan import EditPlan
 
 EXPORTERS: dict[str, Callable[[EditPlan, str | os.PathLike], str]] = {

@@ -12,8 +12,8 @@ from __future__ import annotations
 import math
 import os
 
-from engine.errors import BadInput
 from engine.atomic import write_text_atomic
+from engine.errors import BadInput
 from engine.plan import EditPlan
 
 

@@ -55,8 +55,8 @@ import os
 import statistics
 import uuid
 
-from engine.errors import BadInput
 from engine.atomic import write_text_atomic
+from engine.errors import BadInput
 from engine.plan import EditPlan, Effect, Grid, Segment
 
 log = logging.getLogger(__name__)

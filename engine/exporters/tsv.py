@@ -50,8 +50,8 @@ import math
 import os
 from dataclasses import dataclass, field
 
-from engine.errors import BadInput
 from engine.atomic import write_text_atomic
+from engine.errors import BadInput
 from engine.exporters.audacity import marker_text
 from engine.plan import Automation, EditPlan, Effect, Marker, Segment
 

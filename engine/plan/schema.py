@@ -420,7 +420,7 @@ def _string(v: Any, where: str, *, nonempty: bool = False) -> str:
 
 
 def _boolean(v: Any, where: str) -> bool:
-    """true or false."""
+    """True or false."""
     if not isinstance(v, bool):
         raise FieldError(where, f"must be true or false, got {_kind(v)}")
     return v

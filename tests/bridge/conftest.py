@@ -8,8 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from engine.audio import write_audio
-from engine.audio import sha256_file
+from engine.audio import sha256_file, write_audio
 from engine.plan import EditPlan, Effect, Grid, Marker, Segment, Source, save_plan
 
 SR = 44_100

@@ -14,9 +14,9 @@ import mido
 import pytest
 
 from bridge.cli import main
-from engine.formats import EXPORT_FORMATS as FORMATS
 from engine.exporters import EXPORTERS, EXTENSIONS
 from engine.exporters.tsv import read_tsv
+from engine.formats import EXPORT_FORMATS as FORMATS
 
 EDITORBOT = str(Path(sys.executable).with_name("editorbot"))
 

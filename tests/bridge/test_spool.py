@@ -5,8 +5,8 @@ edit handler (pure DP retimer on a real song) and ``python -m bridge.spool``."""
 from __future__ import annotations
 
 import json
-import signal
 import os
+import signal
 import subprocess
 import sys
 import threading

@@ -13,7 +13,7 @@ import pytest
 from engine import atomic as atomic_mod
 from engine.errors import BadInput
 from engine.exporters import EXPORTERS, export_plan
-from engine.exporters.midi import CC_LANES, CcLane, TICKS_PER_BEAT
+from engine.exporters.midi import CC_LANES, TICKS_PER_BEAT, CcLane
 from engine.exporters.reaper import SPLICE_S
 from engine.exporters.tsv import COLUMNS, read_tsv
 from engine.plan import Automation, EditPlan, Effect, Grid, Marker, Segment, Source
@@ -277,7 +277,7 @@ def test_midi_markers_and_cc_read_back(tmp_path, tempo_bpm):
 
     # automation: find each lane's mapping from its text event, then check the points
     lanes = {}
-    for t, m in events:
+    for _, m in events:
         if m.type == "text":
             lane = CcLane.parse(m.text)
             if lane is not None:

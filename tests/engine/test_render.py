@@ -548,8 +548,7 @@ def test_gap_in_the_timeline_is_silence():
 @pytest.fixture
 def song_and_plan(tmp_path):
     """A 4 s stereo wav and a saved plan for it: first beat twice, -3 dB, one beat cut."""
-    from engine.audio import write_audio
-    from engine.audio import sha256_file
+    from engine.audio import sha256_file, write_audio
     from engine.plan import save_plan
 
     src = drum_chord_mix(4.0, attack_s=0.004)

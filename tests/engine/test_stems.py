@@ -300,7 +300,7 @@ def test_stem_columns_pool_like_the_features(song):
     # a stem that is the mix scaled by g has the mix's rms scaled by g and its centroid
     rms = a.features[:, a.feature_names.index("rms")]
     centroid = a.features[:, a.feature_names.index("centroid")]
-    for k, name in enumerate(STEM_NAMES):
+    for k in range(len(STEM_NAMES)):
         np.testing.assert_allclose(cols[:, 3 * k], rms * (k + 1) / 10, rtol=1e-4, atol=1e-7)
         np.testing.assert_allclose(cols[:, 3 * k + 1], centroid, rtol=1e-3)
 

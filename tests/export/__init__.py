@@ -65,7 +65,7 @@ def save_tiny_checkpoint(path: Path, agent) -> Path:
     return path
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def tiny_model() -> tuple[Path, Path]:
     """``(model.onnx, checkpoint.pt)`` of ``tiny_agent()``, exported once with ``editorbot export-model``."""
     from bridge.cli import main
@@ -80,7 +80,7 @@ def tiny_model() -> tuple[Path, Path]:
     return out, ckpt
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def song_file(seed: int, duration_s: float) -> Path:
     """A synthesized song (``training.data.synth``) written as WAV."""
     from training.data.synth import synth_song, write_song
@@ -88,7 +88,7 @@ def song_file(seed: int, duration_s: float) -> Path:
     return write_song(synth_song(seed, duration_s=duration_s), _ROOT / f"song{seed}_{duration_s:g}.wav")
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def song_analysis(seed: int, duration_s: float):
     """``engine.analysis.analyze`` of ``song_file`` (no feature cache)."""
     from engine.analysis import analyze

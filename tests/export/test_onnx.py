@@ -15,7 +15,7 @@ from engine.actions import AMOUNTS, SIZES, TYPES
 from engine.errors import BadInput
 from engine.features import config_hash, feature_names
 from export.onnx import PolicyGraph, export_policy, load_checkpoint
-from export.runtime import INPUT_NAMES, OUTPUT_NAMES, MODEL_SCHEMA, sha256_of
+from export.runtime import INPUT_NAMES, MODEL_SCHEMA, OUTPUT_NAMES, sha256_of
 from tests.export import scratch, tiny_agent, tiny_config, tiny_model
 from training.models.encoder import QUERY_BLOCK
 
@@ -109,9 +109,12 @@ def test_sidecar_describes_the_model() -> None:
 def test_checkpoint_round_trip() -> None:
     _, ckpt = tiny_model()
     loaded = load_checkpoint(ckpt)
-    want = tiny_agent().state_dict()
-    for k, v in loaded.agent.state_dict().items():
-        torch.testing.assert_close(v, want[k])
+    saved = tiny_agent()
+    assert loaded.agent.config == saved.config
+    want, got = saved.state_dict(), loaded.agent.state_dict()
+    assert list(got) == list(want)  # every tensor of the saved agent, none extra
+    for k, v in want.items():
+        assert torch.equal(got[k], v), k
 
 
 def test_bad_checkpoints_are_refused() -> None:

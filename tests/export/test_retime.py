@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from engine.actions import SIZE_BEATS
-from engine.errors import BadInput, BadRequest
+from engine.errors import BadRequest
 from engine.features import feature_names
 from engine.plan import beat_spans, plan_from_actions
 from engine.render import render_plan

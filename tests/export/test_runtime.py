@@ -13,9 +13,9 @@ import pytest
 
 from engine.actions import AMOUNT_MASK, SIZE_BEATS, TYPES, FactoredAction, action_masks
 from engine.errors import BadInput
+from engine.observation import DONE_LAYOUT
 from export import runtime
 from export.onnx import TorchPolicy
-from engine.observation import DONE_LAYOUT
 from export.runtime import (
     OnnxPolicy,
     SongInputs,

@@ -256,7 +256,7 @@ class ReaperModel:
             gfx.w, gfx.h = w, h
             return 1
 
-        def quit() -> None:
+        def quit_() -> None:
             model.window_open = False
 
         def getchar(*_: Any) -> int:
@@ -272,7 +272,7 @@ class ReaperModel:
         def noop(*_: Any) -> None:
             return None
 
-        for name, fn in {"init": init, "quit": quit, "getchar": getchar, "drawstr": drawstr, "set": noop, "rect": noop, "update": noop}.items():
+        for name, fn in {"init": init, "quit": quit_, "getchar": getchar, "drawstr": drawstr, "set": noop, "rect": noop, "update": noop}.items():
             gfx[name] = fn
         return gfx
 

@@ -53,5 +53,5 @@ def test_augment_lifts_every_type_to_min_share(labels_npz, tmp_path):
     # rendered pairs: one per augmented walk, each with its plan
     edits = sorted(os.listdir(pairs / "desired_output"))
     assert edits and len(edits) == len(os.listdir(pairs / "labels"))
-    with pytest.raises(Exception):
+    with pytest.raises(Exception, match="is the input file"):  # BadInput
         A.augment_file(labels_npz, labels_npz)

@@ -35,7 +35,7 @@ from training.data.pairs import SynthStructure, editor_rng, synth_structure
 CORPUS_SIZE = 200
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _structure(seed: int, duration_s: float | None = None) -> SynthStructure:
     return synth_structure(seed, duration_s=duration_s)
 

@@ -77,10 +77,30 @@ def test_short_run_logs_every_scalar_and_checkpoints(tmp_path: Path) -> None:
 
 
 def test_collapse_warning(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    """The warning fires exactly when the top action type's share of an update passes ``collapse_share``.
+
+    Seeded runs repeat the same actions, so one run measures the top share and
+    two more put the threshold just under and just over it.
+    """
     episodes = synthetic_episodes(2, n_beats=32, seed=2)
-    train(episodes, tmp_path, agent_config=CFG, ppo_config=PPOConfig(**PPO, max_updates=1, collapse_share=0.01),
-          quiet=True)
-    assert any("action collapse" in r.getMessage() for r in caplog.records)
+
+    def run(collapse_share: float, name: str) -> tuple[dict[str, float], list[str]]:
+        seen: list[dict[str, float]] = []
+        caplog.clear()
+        train(episodes, tmp_path / name, agent_config=CFG,
+              ppo_config=PPOConfig(**PPO, max_updates=1, collapse_share=collapse_share), quiet=True,
+              on_update=lambda u, m: seen.append(m))
+        return seen[-1], [r.getMessage() for r in caplog.records if "action collapse" in r.getMessage()]
+
+    metrics, warned = run(1.0, "never")
+    top = metrics["actions/top_type_share"]
+    top_type = max(TYPES, key=lambda t: metrics[f"actions/type_share/{t}"])
+    assert not warned and 1 / len(TYPES) <= top < 0.99
+    metrics, warned = run(top - 0.01, "under")
+    assert metrics["actions/top_type_share"] == top
+    assert len(warned) == 1 and f"{top_type} is {100 * top:.0f}%" in warned[0], warned
+    _, warned = run(top + 0.01, "over")
+    assert not warned
 
 
 def test_bc_only_learns_the_label_rule(tmp_path: Path) -> None:

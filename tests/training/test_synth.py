@@ -14,8 +14,8 @@ from engine.grid_scores import beat_f_measure
 from training.data.synth import (
     BEATS_PER_BAR,
     BEATS_PER_PHRASE,
-    INSTRUMENTS,
     DRUM_FAMILIES,
+    INSTRUMENTS,
     PEAK_DBFS,
     Song,
     main,

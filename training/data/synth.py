@@ -38,6 +38,7 @@ hundred milliseconds on one core.
 from __future__ import annotations
 
 import argparse
+import functools
 import logging
 import os
 import sys
@@ -45,6 +46,7 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import cast
 
 import numpy as np
 from scipy import signal
@@ -524,6 +526,8 @@ def _choose_family(rng: np.random.Generator, tempo_bpm: float) -> str:
     its notated beat would not be the beat a listener taps. Half-time stays
     at 135-155 BPM, where its hats keep the notated beat audible.
     """
+    choices: tuple[str, ...]
+    weights: tuple[float, ...]
     if tempo_bpm < 95.0:
         choices, weights = ("backbeat", "breakbeat", "four_on_the_floor"), (0.5, 0.35, 0.15)
     elif tempo_bpm < 135.0:
@@ -794,11 +798,11 @@ class _Renderer:
             if not evs:
                 continue
             pos = np.array([p for p, _ in evs])
-            vel = np.array([v for _, v in evs])
-            vel = vel * (1.0 + 0.06 * rng.standard_normal(len(vel))) * energy_gain[(pos // BEATS_PER_BAR).astype(int)]
+            vels = np.array([v for _, v in evs])
+            vels = vels * (1.0 + 0.06 * rng.standard_normal(len(vels))) * energy_gain[(pos // BEATS_PER_BAR).astype(int)]
             starts = self.sample_at(pos)
             variants = rng.integers(0, 4, size=len(evs))
-            for start, v, var in zip(starts, vel, variants, strict=True):
+            for start, v, var in zip(starts, vels, variants, strict=True):
                 g = float(levels[name] * v)
                 if name == "kick":
                     bus.add(int(start), kit.kick, g)
@@ -853,7 +857,7 @@ class _Renderer:
             for (step, length, interval), start in zip(pattern, starts, strict=True):
                 midi = root + interval
                 n_gate = int(self.steps_s(length) * self.sr * 0.85)
-                wave = self.cached(("bass", midi, n_gate, bright), lambda: self._bass_note(midi, n_gate, bright))
+                wave = self.cached(("bass", midi, n_gate, bright), lambda: self._bass_note(midi, n_gate, bright))  # noqa: B023 - called at once
                 vel = 1.0 if step == 0 else 0.8
                 bus.add(int(start), wave, 0.65 * vel)
         return bus.buf
@@ -871,7 +875,7 @@ class _Renderer:
         """``(2, m)`` chord: the voices of ``midis`` summed, lowpassed at ``cutoff_hz`` and enveloped."""
         release_s = 0.6 if pad else 0.08
         n = n_gate + int(release_s * self.sr)
-        x = sum(self.cached(("tone", m, n), lambda m=m: self._chord_tone(m, n)) for m in midis)
+        x = cast(np.ndarray, sum(self.cached(("tone", m, n), functools.partial(self._chord_tone, m, n)) for m in midis))
         x = signal.sosfilt(_sos("lowpass", cutoff_hz, self.sr, order=2), x, axis=-1)
         if pad:
             env = _adsr(n, self.sr, min(0.25, 0.3 * n_gate / self.sr), 0.4, 0.8, release_s, n_gate)
@@ -895,7 +899,7 @@ class _Renderer:
             pos = bar * BEATS_PER_BAR + np.array([s for s, _ in rhythm]) / STEPS_PER_BEAT
             for (step, length), start in zip(rhythm, self.sample_at(pos), strict=True):
                 n_gate = int(self.steps_s(length if pad else min(length, 2) * 0.6) * self.sr)
-                wave = self.cached(("chord", midis, n_gate, cutoff, pad), lambda: self._chord_wave(midis, n_gate, cutoff, pad))
+                wave = self.cached(("chord", midis, n_gate, cutoff, pad), lambda: self._chord_wave(midis, n_gate, cutoff, pad))  # noqa: B023 - called at once
                 vel = 1.0 if step == 0 else 0.75
                 bus.add(int(start), wave, (0.4 if pad else 0.5) * vel)
         return bus.buf
@@ -960,7 +964,7 @@ class _Renderer:
             cutoff = float(round(1500.0 + 3500.0 * sec.energy, -2))
             for (p, length, midi), start in zip(melody, self.sample_at(pos), strict=True):
                 n_gate = int(length * self.beat_s * self.sr * 0.9)
-                wave = self.cached(("lead", midi, n_gate, cutoff), lambda: self._lead_note(midi, n_gate, cutoff))
+                wave = self.cached(("lead", midi, n_gate, cutoff), lambda: self._lead_note(midi, n_gate, cutoff))  # noqa: B023 - called at once
                 vel = 1.0 if (p % 1.0) == 0 else 0.85
                 bus.add(int(start), wave, 0.4 * vel * gl, 0.4 * vel * gr)
         return bus.buf

@@ -205,6 +205,9 @@ class EditAgent(nn.Module):
         ``AgentConfig`` (sizes, window, backend).
     """
 
+    feature_mean: Tensor  # (in_dim,) buffer
+    feature_std: Tensor  # (in_dim,) buffer
+
     def __init__(self, config: AgentConfig | None = None) -> None:
         super().__init__()
         self.config = config = config or AgentConfig()
@@ -412,7 +415,7 @@ class EditAgent(nn.Module):
             masks = ActionMasks(*masks)
             _check_masks(masks)
 
-        type_logits = torch.split(logits, ACTION_DIMS, dim=-1)[0]
+        type_logits = torch.split(logits, list(ACTION_DIMS), dim=-1)[0]
         if action is None:
             type_choice = _sample(type_logits.masked_fill(~masks.type, MASK_LOGIT), deterministic)
         else:
@@ -421,7 +424,7 @@ class EditAgent(nn.Module):
         amount_row = masks.amount[rows, type_choice]  # (B, N_AMOUNTS)
         flat_mask = torch.cat([masks.type, masks.size, amount_row], dim=-1)
         type_l, size_l, amount_l = torch.split(
-            logits.masked_fill(~flat_mask, MASK_LOGIT), ACTION_DIMS, dim=-1
+            logits.masked_fill(~flat_mask, MASK_LOGIT), list(ACTION_DIMS), dim=-1
         )
 
         if action is None:

@@ -42,6 +42,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import cast
 
 import torch
 import torch.nn.functional as F
@@ -514,7 +515,7 @@ class HybridNATTENEncoder(nn.Module):
         )
         self.norm = nn.LayerNorm(hidden)
         self.backend = backend
-        installed = bool(self.blocks) and self.blocks[0].attn._na1d is not None
+        installed = bool(self.blocks) and self._attention(0)._na1d is not None
         logger.info(
             "HybridNATTENEncoder(hidden=%d, heads=%d, layers=%d, kernel=%d): %s",
             hidden,
@@ -524,22 +525,26 @@ class HybridNATTENEncoder(nn.Module):
             describe_backend(backend, installed),
         )
 
+    def _attention(self, k: int) -> NeighborhoodSelfAttention:
+        """Block ``k``'s attention (``nn.ModuleList`` items are typed as plain modules)."""
+        return cast(HybridBlock, self.blocks[k]).attn
+
     def set_backend(self, backend: str) -> None:
         """Switch every block's attention backend (e.g. to "torch" for export)."""
-        for block in self.blocks:
-            block.attn.set_backend(backend, log=False)
+        for k in range(len(self.blocks)):
+            self._attention(k).set_backend(backend, log=False)
         self.backend = backend
-        installed = bool(self.blocks) and self.blocks[0].attn._na1d is not None
+        installed = bool(self.blocks) and self._attention(0)._na1d is not None
         logger.info("HybridNATTENEncoder backend: %s", describe_backend(backend, installed))
 
     def set_blocked(self, blocked: bool | None) -> None:
         """Pure-torch attention path of every block (``NeighborhoodSelfAttention.blocked``)."""
-        for block in self.blocks:
-            block.attn.blocked = blocked
+        for k in range(len(self.blocks)):
+            self._attention(k).blocked = blocked
 
     def plan(self, x: Tensor, padding_mask: Tensor | None = None) -> BlockedNeighborhood | None:
         """The blocks' shared attention plan for ``x (B, L, ·)``, or None off the blocked path."""
-        return self.blocks[0].attn.plan(x, padding_mask) if self.blocks else None
+        return self._attention(0).plan(x, padding_mask) if self.blocks else None
 
     def forward(
         self,

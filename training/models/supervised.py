@@ -157,6 +157,10 @@ class SpectralFrontEnd(nn.Module):
     (bins no band covers take the nearest band's gain).
     """
 
+    window: Tensor  # (n_fft,) buffer
+    mel: Tensor  # (n_mels, n_bins) buffer
+    mel_to_linear: Tensor  # buffer
+
     def __init__(self, sample_rate: int, n_mels: int) -> None:
         super().__init__()
         self.sample_rate = int(sample_rate)

@@ -3,7 +3,7 @@
 These are the ground truth of a synthetic pair (its label file's
 ``beat_labels``), known exactly because a style made the plan. They are
 distinct from the labels ``training.labels`` infers from audio pairs and
-from the label-track export (``engine.exporters.labels``).
+from the label-track export (``engine.exporters.audacity``).
 """
 
 from __future__ import annotations
