@@ -692,12 +692,14 @@ def loop_phase(
             e0 = m.dst_start_s + (ends[m.beat] - starts[m.beat])
             best = max(best, (score(m.beat + 1, k, reps, e0) - LOOP_PHASE_MARGIN, 1))
         if best[1] == -1:
+            assert prev is not None  # best[1] == -1 only when the earlier move was checked
             tail = ends[m.beat + k - 1] - starts[m.beat + k - 1]  # the old loop's last beat now plays after it
             loop = Move(m.beat - 1, k, LOOP, m.slot, prev.dst_start_s, m.dst_end_s - tail)
             fwd = Move(m.beat + k - 1, 1, FWD, 0, m.dst_end_s - tail, m.dst_end_s)
             out[i - 1 : i + 1] = [loop, fwd]
             log.debug("loop at beat %d moved one beat earlier (its repeats match %.2f)", m.beat, best[0] + LOOP_PHASE_MARGIN)
         elif best[1] == 1:
+            assert nxt is not None  # best[1] == 1 only when the next move was checked
             head = ends[m.beat] - starts[m.beat]
             fwd = Move(m.beat, 1, FWD, 0, m.dst_start_s, m.dst_start_s + head)
             loop = Move(m.beat + 1, k, LOOP, m.slot, m.dst_start_s + head, nxt.dst_end_s)

@@ -153,7 +153,7 @@ def write_npz(path: str | os.PathLike, arrays: dict[str, np.ndarray]) -> str:
     os.makedirs(os.path.dirname(os.path.abspath(path)) or ".", exist_ok=True)
     with atomic_path(path) as tmp:
         with open(tmp, "wb") as f:
-            np.savez_compressed(f, **arrays)
+            np.savez_compressed(f, **arrays)  # type: ignore[arg-type]  # numpy's stub types **kwds as allow_pickle's bool
     return path
 
 
@@ -202,7 +202,7 @@ def build_dataset(
     evaluator = Evaluator() if evaluate else None
     t_start = time.perf_counter()
     results, unalignable, audio_s = _label_pairs(pairs, plan_dir, evaluator, cache=cache, quiet=quiet)
-    episodes = [episode_of(r, r.grid) for r in results]
+    episodes = [episode_of(r, r.aligned()[1]) for r in results]
     elapsed = time.perf_counter() - t_start
     arrays, n_examples = _bc_arrays(results, episodes, agent_config or AgentConfig(), quiet=quiet)
     arrays["format"] = np.array(BC_FORMAT)
@@ -257,7 +257,7 @@ def _label_pairs(
             unalignable.append((name, res.reason))
             continue
         results.append(res)
-        save_plan(res.plan, os.path.join(plan_dir, f"{name}.plan.json"))
+        save_plan(res.aligned()[0], os.path.join(plan_dir, f"{name}.plan.json"))
     return results, unalignable, audio_s
 
 
@@ -295,7 +295,7 @@ def _beat_arrays(results: list[PairLabels], unalignable: list[tuple[str, str]]) 
         pair_offsets=offsets,
         raw_paths=np.asarray([os.path.abspath(r.raw_path) for r in results], dtype=str),
         edit_paths=np.asarray([os.path.abspath(r.edit_path) for r in results], dtype=str),
-        plans=np.asarray([json.dumps(plan_to_dict(r.plan)) for r in results], dtype=str),
+        plans=np.asarray([json.dumps(plan_to_dict(r.aligned()[0])) for r in results], dtype=str),
         match=np.asarray([r.match for r in results], dtype=np.float32),
         unalignable_names=np.asarray([u[0] for u in unalignable], dtype=str),
         unalignable_reasons=np.asarray([u[1] for u in unalignable], dtype=str),

@@ -121,6 +121,12 @@ class PairLabels:
     duration_s: float = 0.0
     seconds: dict[str, float] = field(default_factory=dict)
 
+    def aligned(self) -> tuple[EditPlan, Grid]:
+        """The inferred plan and the raw song's grid of an alignable pair (ValueError otherwise)."""
+        if self.plan is None or self.grid is None:
+            raise ValueError(f"{self.edit_path}: an unalignable pair has no inferred plan ({self.reason})")
+        return self.plan, self.grid
+
 
 @dataclass
 class ExtendedLabels:

@@ -30,7 +30,7 @@ def msstft_distance(a: np.ndarray, b: np.ndarray, *, sizes: tuple[int, ...] = (5
     for n_fft in sizes:
         ma = stft_magnitude(a, n_fft=n_fft, hop_length=n_fft // 4)
         mb = stft_magnitude(b, n_fft=n_fft, hop_length=n_fft // 4)
-        sc = float(np.linalg.norm(ma - mb) / max(np.linalg.norm(mb), 1e-9))
+        sc = float(np.linalg.norm(ma - mb) / max(float(np.linalg.norm(mb)), 1e-9))
         lm = float(np.mean(np.abs(np.log(ma + 1e-5) - np.log(mb + 1e-5))))
         total += sc + lm
     return total
@@ -40,6 +40,6 @@ def render_check(result: PairLabels) -> tuple[float, float]:
     """``(d(render of the inferred plan, edit), d(raw, edit))`` in ``msstft_distance`` units (mono, 22,050 Hz)."""
     raw = load_audio(result.raw_path)
     edit = analysis_mono(load_audio(result.edit_path))
-    rendered = render_plan(result.plan, raw.samples, raw.sample_rate)
+    rendered = render_plan(result.aligned()[0], raw.samples, raw.sample_rate)
     mono = analysis_mono(Audio(rendered, raw.sample_rate))
     return msstft_distance(mono, edit), msstft_distance(analysis_mono(raw), edit)
