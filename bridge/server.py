@@ -32,16 +32,23 @@ stage already running, e.g. the analysis, finishes first); a queued job is
 dropped at once. Without an id, cancel means the running job.
 
 Paths must be absolute and resolve (symlinks followed) inside an allowed root
-(``--allow``; default: the user's home and the server's working directory),
-and the output folder is the server's own. Bad input of any kind (not OSC,
-unknown address, wrong argument count or types, oversized strings, paths
-outside the roots, files that are not audio) gets ``/editorbot/error`` or is
-dropped with a log line; it never stops the server.
+(``--allow``; default: the user's home and the server's working directory;
+``bridge.paths``), and the output folder is the server's own. Bad input of
+any kind (not OSC, unknown address, wrong argument count or types, oversized
+strings, paths outside the roots, files that are not audio) gets
+``/editorbot/error`` or is dropped with a log line; it never stops the server.
+
+Security: the server listens on loopback only unless ``allow_remote`` is set
+(``--allow-remote``), as OSC has no authentication. Checkpoints load
+weights-only (no code runs from a file), external plugins only from the
+plugin folders (``plugin_dirs``), outputs are created exclusively under job
+ids that go on from the last run's (``.editorbot-jobs.json`` in the output
+folder), and a job can be cancelled only from the reply address that queued
+it (docs/daws.md, Security).
 """
 
 from __future__ import annotations
 
-import itertools
 import json
 import logging
 import math
@@ -63,6 +70,9 @@ from pythonosc.dispatcher import Dispatcher
 
 from bridge.dialects import Dialect, JobResult, Outgoing, make_dialect
 from bridge.osc_client import DEFAULT_PORT, encode
+from bridge.paths import PathRefused, default_roots, resolve_roots
+from bridge.paths import allowed_path as check_path
+from engine.atomic import reserve_path, write_json_atomic
 from engine.errors import BadInput
 
 log = logging.getLogger(__name__)
@@ -72,8 +82,6 @@ PREFIX = "/editorbot/"
 MAX_DATAGRAM = 65535
 #: Receive buffer asked of the kernel (bytes); a 1,000-message burst needs far more than the default.
 RECV_BUFFER_BYTES = 8 << 20
-#: Longest path accepted (characters).
-MAX_PATH_CHARS = 4096
 #: Longest options JSON accepted (characters).
 MAX_OPTIONS_CHARS = 16384
 #: Jobs waiting behind the running one.
@@ -95,6 +103,12 @@ EDIT_OPTIONS = ("model", "checkpoint", "target_duration", "keep", "seed", "expor
 RENDER_OPTIONS = ("name", "format")
 STEMS_OPTIONS = ("chain", "separator", "name", "format")
 AUDIO_FORMATS = ("wav", "flac")
+#: Hosts that mean "this machine only".
+LOOPBACK_HOSTS = ("127.0.0.1", "::1", "localhost")
+#: The next job id, kept in the output folder so ids (and output names) go on across restarts.
+JOB_COUNTER_FILE = ".editorbot-jobs.json"
+#: Largest job id (OSC int32) before the counter wraps to 1.
+MAX_JOB_ID = 2**31 - 1
 
 
 class JobCancelled(Exception):
@@ -127,6 +141,12 @@ class ServerConfig:
         Folders input paths must resolve into.
     reply_port:
         Send replies to the sender's host on this port instead of its source port.
+    plugin_dirs:
+        Folders external plugins in a chain may load from (None: the platform's
+        standard VST3/AU folders, ``engine.chains.default_plugin_dirs``).
+    allow_remote:
+        Listen on a host other than loopback (refused otherwise: OSC has no
+        authentication, so anyone who can reach the port could start jobs).
     progress_interval_s:
         Seconds between repeated progress replies.
     max_queued:
@@ -145,11 +165,8 @@ class ServerConfig:
     reply_port: int | None = None
     progress_interval_s: float = PROGRESS_INTERVAL_S
     max_queued: int = MAX_QUEUED
-
-
-def default_roots() -> list[Path]:
-    """The user's home and the working directory."""
-    return [Path.home(), Path.cwd()]
+    plugin_dirs: Sequence[Path] | None = None
+    allow_remote: bool = False
 
 
 @dataclass
@@ -162,6 +179,7 @@ class Job:
     options: dict[str, Any]
     reply_to: tuple[str, int]
     cancel: threading.Event = field(default_factory=threading.Event)
+    reserved: list[str] = field(default_factory=list)  # output names created empty for it
     fraction: float = 0.0
     stage: str = "queued"
     started: float | None = None
@@ -234,10 +252,16 @@ class Server:
     """The editorbot OSC server: receive thread, job worker, progress ticker."""
 
     def __init__(self, config: ServerConfig) -> None:
+        if config.host not in LOOPBACK_HOSTS and not config.allow_remote:
+            raise ValueError(
+                f"{config.host}: not a loopback address; OSC has no authentication, so editorbot listens on"
+                " 127.0.0.1 unless told otherwise (--allow-remote)"
+            )
         self.config = config
         self.out_dir = Path(config.out_dir).resolve()
         self.out_dir.mkdir(parents=True, exist_ok=True)
-        self.roots = [Path(r).resolve() for r in config.allowed_roots]
+        self.roots = resolve_roots(config.allowed_roots)
+        self.plugin_dirs = config.plugin_dirs
         kwargs: dict[str, Any] = {"out_dir": self.out_dir, "sample_rate": config.daw_sample_rate}
         if config.reaper_command_id:
             kwargs["command_id"] = config.reaper_command_id
@@ -246,7 +270,7 @@ class Server:
         self.daw_address = None if port is None else (config.daw_host, int(port))
         self.models = ModelCache()
         self.counters: Counter[str] = Counter()
-        self._ids = itertools.count(1)
+        self._next_id = self._read_job_counter()
         self._queue: queue.Queue[Job | None] = queue.Queue()
         self._queued: dict[int, Job] = {}
         self._lock = threading.Lock()
@@ -263,9 +287,9 @@ class Server:
             "status": self._on_status,
             "stems": self._on_stems,
         }
-        if config.host not in ("127.0.0.1", "::1", "localhost"):
+        if config.host not in LOOPBACK_HOSTS:
             log.warning(
-                "listening on %s: any host that can reach this address can start jobs", config.host,
+                "listening on %s (--allow-remote): any host that can reach this address can start jobs", config.host,
                 extra={"event": "non_loopback_bind", "host": config.host},
             )
 
@@ -408,18 +432,12 @@ class Server:
         return value
 
     def allowed_path(self, name: str, value: Any, *, what: str = "path") -> str:
-        """An absolute path inside an allowed root, symlinks resolved, naming an existing regular file."""
-        text = self._string(name, what, value, MAX_PATH_CHARS)
-        if not text or "\x00" in text:
-            raise RequestError(f"/editorbot/{name}: empty {what} or {what} with a NUL character")
-        if not os.path.isabs(text):
-            raise RequestError(f"{text}: {what} must be absolute")
-        real = Path(os.path.realpath(text))
-        if not any(real == root or root in real.parents for root in self.roots):
-            raise RequestError(f"{text}: outside the allowed folders ({', '.join(map(str, self.roots))})")
-        if not real.is_file():
-            raise RequestError(f"{text}: no such file" if not real.exists() else f"{text}: not a regular file")
-        return str(real)
+        """An absolute path inside an allowed root, symlinks resolved, naming an existing regular file
+        (``bridge.paths.allowed_path``, the check the spool makes too)."""
+        try:
+            return check_path(value, self.roots, what=what, context=f"/editorbot/{name}")
+        except PathRefused as err:
+            raise RequestError(str(err)) from None
 
     def _options(self, name: str, args: list[Any], allowed: Sequence[str]) -> dict[str, Any]:
         if len(args) < 2 or args[1] == "":
@@ -519,6 +537,9 @@ class Server:
                 job = self._queued.get(job_id) or (self._running if self._running and self._running.id == job_id else None)
                 if job is None:
                     raise RequestError(f"/editorbot/cancel: no queued or running job {job_id}")
+            if self._reply_address(sender) != self._reply_address(job.reply_to):
+                # the job's replies go to whoever queued it; only that address may stop it
+                raise RequestError(f"/editorbot/cancel: job {job.id} was queued from another address")
             job.cancel.set()
             dropped = self._queued.pop(job.id, None) is not None
         log.info("cancel requested for job %d", job.id, extra={"event": "cancel", "job": job.id, "queued": dropped})
@@ -545,13 +566,59 @@ class Server:
                 raise RequestError("server shutting down")
             if len(self._queued) >= self.config.max_queued:
                 raise RequestError(f"queue full ({self.config.max_queued} jobs waiting); try again later")
-            job = Job(next(self._ids), kind, path, options, sender)
+            job = Job(self._take_job_id(), kind, path, options, sender)
             self._queued[job.id] = job
             position = len(self._queued) - (0 if self._running else 1)
         self.counters["jobs_queued"] += 1
         log.info("job %d queued: %s %s", job.id, kind, path, extra={"event": "queued", "job": job.id, "kind": kind})
         self._reply(sender, "queued", job.id, position)
         self._queue.put(job)
+
+    # ------------------------------------------------------------------ job ids and outputs
+
+    def _read_job_counter(self) -> int:
+        path = self.out_dir / JOB_COUNTER_FILE
+        try:
+            with open(path, "rb") as f:
+                doc = json.loads(f.read(4096))
+            next_id = doc["next"] if isinstance(doc, dict) else None
+        except FileNotFoundError:
+            return 1
+        except (OSError, ValueError, KeyError) as err:
+            log.warning("%s unreadable (%s): job ids start at 1 (outputs are still never replaced)", path, err)
+            return 1
+        if isinstance(next_id, bool) or not isinstance(next_id, int) or not 1 <= next_id <= MAX_JOB_ID:
+            return 1
+        return next_id
+
+    def _take_job_id(self) -> int:
+        """The next job id, recorded before it is used (called with ``_lock`` held)."""
+        job_id = self._next_id
+        self._next_id = job_id + 1 if job_id < MAX_JOB_ID else 1
+        try:
+            write_json_atomic(self.out_dir / JOB_COUNTER_FILE, {"next": self._next_id}, indent=None)
+        except (OSError, BadInput) as err:
+            log.warning("could not record the job counter: %s", err, extra={"event": "counter_not_saved"})
+        return job_id
+
+    def _reserve(self, job: Job, paths: Sequence[str]) -> None:
+        """Create each output of ``job`` empty and exclusively: an earlier file of that name is never replaced."""
+        for p in paths:
+            reserve_path(p)
+            job.reserved.append(p)
+
+    @staticmethod
+    def _release(job: Job) -> None:
+        """Remove the reserved outputs a failed job left empty (they are the server's own)."""
+        for p in job.reserved:
+            try:
+                if os.path.isdir(p) and not os.path.islink(p):
+                    os.rmdir(p)  # only when empty
+                elif os.lstat(p).st_size == 0:
+                    os.unlink(p)
+            except OSError:
+                continue
+        job.reserved.clear()
 
     # ------------------------------------------------------------------ jobs
 
@@ -583,6 +650,7 @@ class Server:
             finally:
                 with self._lock:
                     self._running = None
+                self._release(job)
 
     def _run(self, job: Job) -> None:
         t0 = time.perf_counter()
@@ -593,6 +661,7 @@ class Server:
             result = {
                 "analyze": self._job_analyze, "edit": self._job_edit, "render": self._job_render, "stems": self._job_stems,
             }[job.kind](job)
+            job.reserved.clear()  # filled: they stay
             self.progress(job, 1.0, "done")
         except JobCancelled:
             self.counters["jobs_cancelled"] += 1
@@ -639,18 +708,18 @@ class Server:
         return str(self.out_dir / f"{stem}-{job.id}{suffix}")
 
     def _job_analyze(self, job: Job) -> tuple[str]:
+        out = self._out_path(job, Path(job.path).stem, ".analysis.json")
+        self._reserve(job, [out])
         self.progress(job, 0.0, "analysis")
         from engine.analysis import analyze
 
         analysis = analyze(job.path)
         self.progress(job, 0.9, "write")
-        out = analysis.save_json(self._out_path(job, Path(job.path).stem, ".analysis.json"))
-        return (out,)
+        return (analysis.save_json(out),)
 
     def _job_edit(self, job: Job) -> tuple[str, str]:
-        self.progress(job, 0.0, "analysis")
         from engine.analysis import analyze
-        from export.edit import edit_file, parse_exports
+        from export.edit import edit_file, output_paths, parse_exports
         from export.retime import parse_keep
 
         o = job.options
@@ -659,11 +728,13 @@ class Server:
             if fmt not in exports:
                 exports.append(fmt)
         keep = [parse_keep(k) for k in o.get("keep", [])]
+        audio_out = self._out_path(job, Path(job.path).stem, "." + o.get("format", "wav"))
+        self._reserve(job, list(output_paths(audio_out, plan=None, exports=exports).values()))
+        self.progress(job, 0.0, "analysis")
         analyze(job.path)  # fills the feature cache; edit_file's own analysis then reads it
         self.progress(job, 0.4, "model")
         policy = self.models.get(o.get("model"), o.get("checkpoint"))
         self.progress(job, 0.5, "edit")
-        audio_out = self._out_path(job, Path(job.path).stem, "." + o.get("format", "wav"))
         report = edit_file(
             job.path, audio_out, policy, exports=exports, target_duration_s=o.get("target_duration"),
             keep=keep, seed=o.get("seed"), quiet=True,  # the job's progress goes to the DAW
@@ -687,22 +758,34 @@ class Server:
         self.progress(job, 0.1, "render")
         stem = Path(job.path).name.removesuffix(".json").removesuffix(".plan")
         audio_out = self._out_path(job, stem, "." + job.options.get("format", "wav"))
+        export_paths = {fmt: str(Path(audio_out).with_suffix(EXTENSIONS[fmt])) for fmt in self.dialect.exports_needed()}
+        self._reserve(job, [audio_out, *export_paths.values()])
         render_to_file(plan, audio_out)
         exports = {}
-        for fmt in self.dialect.exports_needed():
-            exports[fmt] = export_plan(plan, fmt, str(Path(audio_out).with_suffix(EXTENSIONS[fmt])))
+        for fmt, path in export_paths.items():
+            exports[fmt] = export_plan(plan, fmt, path)
         self.progress(job, 0.95, "daw")
         self._deliver(job, JobResult(plan=plan, plan_path=job.path, audio_path=audio_out, exports=exports))
         return job.path, audio_out
 
     def _job_stems(self, job: Job) -> tuple[str, str]:
         self.progress(job, 0.0, "stems")
+        from engine.chains import load_chain
         from engine.stems import split_file
 
         o = job.options
         folder = self._out_path(job, Path(job.path).stem, ".stems")
+        chain = None
+        if o.get("chain"):  # plugins only from the plugin folders, impulse responses also from --allow
+            chain = load_chain(o["chain"], plugin_dirs=self.plugin_dirs, file_roots=self.roots)
+        try:
+            os.mkdir(folder)  # exclusive: an earlier run's folder is never written into
+        except FileExistsError:
+            raise BadInput(folder, "exists already; outputs never replace an earlier file") from None
+        job.reserved.append(folder)
         result = split_file(
-            job.path, folder, chain=o.get("chain"), separator=o.get("separator", "auto"), fmt=o.get("format", "wav")
+            job.path, folder, chain=chain, separator=o.get("separator", "auto"), fmt=o.get("format", "wav"),
+            protect=(o["chain"],) if o.get("chain") else (),
         )
         return folder, result.paths["mix"]
 

@@ -30,9 +30,17 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Edit the file; print the report table; 0 on success."""
+    import math
+
+    from engine.errors import BadInput
     from export.edit import edit_file, format_report, load_model, parse_exports
     from export.retime import parse_keep
 
+    # every flag is checked before the model loads (a second, and log lines) so a typo costs nothing
+    if args.target_duration is not None and not (math.isfinite(args.target_duration) and args.target_duration > 0):
+        raise BadInput("--target-duration", f"must be a positive number of seconds, got {args.target_duration:g}")
+    if args.seed is not None and not 0 <= args.seed < 2**32:
+        raise BadInput("--seed", f"must be an integer 0 to 2**32-1, got {args.seed}")
     exports = parse_exports(args.export)
     keep = [parse_keep(k) for k in args.keep]
     policy = load_model(args.model, args.checkpoint, device=args.device)

@@ -114,3 +114,20 @@ def test_bad_input_exits_2(capsys: pytest.CaptureFixture[str], monkeypatch: pyte
     # nothing was written by any of the refused runs
     assert not (out_dir / "out.wav").exists() and not (out_dir / "out.plan.json").exists()
     assert not (out_dir / "m.onnx").exists() and not (out_dir / "m.json").exists()
+
+
+def test_bad_flags_are_refused_before_the_model_loads(monkeypatch: pytest.MonkeyPatch) -> None:
+    """``--target-duration -5``: one line, exit 2, and no model load (nor its INFO log line) first."""
+    import subprocess
+
+    from tests.bridge.test_server import EDITORBOT
+
+    song = song_file(31, 24.0)
+    out = scratch("flags") / "out.wav"
+    for flag, value in (("--target-duration", "-5"), ("--target-duration", "nan"), ("--seed", "-1")):
+        proc = subprocess.run(
+            [EDITORBOT, "edit", str(song), "-o", str(out), flag, value], capture_output=True, text=True, timeout=60
+        )
+        assert proc.returncode == 2, proc.stderr
+        assert proc.stderr.count("\n") == 1 and proc.stderr.startswith(f"editorbot: {flag}: "), proc.stderr
+    assert not out.exists()
