@@ -17,7 +17,7 @@ from engine.errors import BadInput
 from export.onnx import load_checkpoint as load_policy_checkpoint
 from training.ppo import CHECKPOINT_FORMAT
 from training.ppo import load_checkpoint as load_ppo_checkpoint
-from training.run_state import UnsafeCheckpoint, read_checkpoint, rng_state, save_checkpoint, set_rng_state
+from training.run_state import read_checkpoint, rng_state, save_checkpoint, set_rng_state
 from training.supervised import load_model as load_supervised_model
 
 
@@ -73,7 +73,7 @@ def test_rng_state_is_plain_and_round_trips(tmp_path: Path) -> None:
 
 def test_old_checkpoint_is_refused_then_converted(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     old = old_checkpoint(tmp_path / "old.pt")
-    with pytest.raises(UnsafeCheckpoint, match="old.pt: .*editorbot convert-checkpoint"):
+    with pytest.raises(BadInput, match="old.pt: .*editorbot convert-checkpoint"):
         read_checkpoint(old, CHECKPOINT_FORMAT)
     new = tmp_path / "new.pt"
     assert main(["convert-checkpoint", str(old), str(new)]) == 0
