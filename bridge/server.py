@@ -49,6 +49,7 @@ it (docs/daws.md, Security).
 
 from __future__ import annotations
 
+import ipaddress
 import json
 import logging
 import math
@@ -109,6 +110,16 @@ LOOPBACK_HOSTS = ("127.0.0.1", "::1", "localhost")
 JOB_COUNTER_FILE = ".editorbot-jobs.json"
 #: Largest job id (OSC int32) before the counter wraps to 1.
 MAX_JOB_ID = 2**31 - 1
+
+
+def is_loopback(host: str) -> bool:
+    """True for ``localhost`` and loopback addresses (127.0.0.0/8, ::1)."""
+    if host in LOOPBACK_HOSTS:
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
 
 
 class JobCancelled(Exception):
@@ -252,7 +263,7 @@ class Server:
     """The editorbot OSC server: receive thread, job worker, progress ticker."""
 
     def __init__(self, config: ServerConfig) -> None:
-        if config.host not in LOOPBACK_HOSTS and not config.allow_remote:
+        if not is_loopback(config.host) and not config.allow_remote:
             raise ValueError(
                 f"{config.host}: not a loopback address; OSC has no authentication, so editorbot listens on"
                 " 127.0.0.1 unless told otherwise (--allow-remote)"
@@ -287,7 +298,7 @@ class Server:
             "status": self._on_status,
             "stems": self._on_stems,
         }
-        if config.host not in LOOPBACK_HOSTS:
+        if not is_loopback(config.host):
             log.warning(
                 "listening on %s (--allow-remote): any host that can reach this address can start jobs", config.host,
                 extra={"event": "non_loopback_bind", "host": config.host},
@@ -751,10 +762,15 @@ class Server:
     def _job_render(self, job: Job) -> tuple[str, str]:
         self.progress(job, 0.0, "load")
         from engine.exporters import EXTENSIONS, export_plan
-        from engine.plan import load_plan
+        from engine.plan import load_plan, resolve_source
         from engine.render import render_to_file
 
         plan = load_plan(job.path)
+        resolve_source(plan, job.path)
+        try:  # the plan names the audio it cuts: a file from the request, so inside --allow too
+            plan.source.path = self.allowed_path("render", plan.source.path, what="plan source")
+        except RequestError as err:
+            raise BadInput(job.path, f"source: {err}") from None
         self.progress(job, 0.1, "render")
         stem = Path(job.path).name.removesuffix(".json").removesuffix(".plan")
         audio_out = self._out_path(job, stem, "." + job.options.get("format", "wav"))

@@ -398,6 +398,7 @@ class Spool:
         self.roots = resolve_roots(default_roots() if allowed_roots is None else allowed_roots)
         self.busy: str | None = None
         self.last_beat = self.last_sweep = -math.inf  # run_spool's timers (time.monotonic)
+        self._bad_names: set[str] = set()
         self._folders: dict[Path, tuple[int, int]] = {}
         for d in (self.inbox, self.work, self.outbox, self.cancel_dir, self.alive):
             if os.path.islink(d):
@@ -530,7 +531,9 @@ class Spool:
     def _claim_one(self, name: str, request_id: str) -> Job | None:
         p, dest = self.inbox / name, self.work / name
         if not _ID.match(request_id):
-            log.warning("spool: ignoring request with a bad name %r", name)
+            if name not in self._bad_names:  # once: it stays until the sweep drops it as stale
+                self._bad_names.add(name)
+                log.warning("spool: ignoring request with a bad name %r", name)
             return None
         try:
             os.rename(p, dest)  # atomic: another server may take it first; moves a link, not its target

@@ -80,7 +80,7 @@ def _validate_port(flag: str, port: int | None, *, zero_ok: bool = False) -> Non
 def run(args: argparse.Namespace) -> int:
     """Serve until SIGTERM or Ctrl-C; 0 after a clean stop."""
     from bridge.dialects import DIALECTS
-    from bridge.server import LOOPBACK_HOSTS, Server, ServerConfig, default_roots
+    from bridge.server import Server, ServerConfig, default_roots, is_loopback
     from engine.errors import BadInput
 
     if args.capabilities:
@@ -92,7 +92,7 @@ def run(args: argparse.Namespace) -> int:
     _validate_port("--port", args.port, zero_ok=True)
     _validate_port("--daw-port", args.daw_port)
     _validate_port("--reply-port", args.reply_port)
-    if args.host not in LOOPBACK_HOSTS and not args.allow_remote:
+    if not is_loopback(args.host) and not args.allow_remote:
         raise BadInput("--host", f"{args.host} is not loopback; anyone who can reach it could start jobs (add --allow-remote to mean it)")
     roots = [Path(a) for a in args.allow] if args.allow else default_roots()
     for root in roots:

@@ -258,6 +258,24 @@ def test_chain_plugin_outside_the_plugin_folders_is_never_loaded(
     assert not any((tmp_path / "out").glob("song-*.stems/*"))
 
 
+def test_plan_whose_source_is_outside_allow_is_not_rendered(saved_plan, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("EDITORBOT_CACHE", str(tmp_path / "cache"))
+    root = tmp_path / "allowed"
+    root.mkdir()
+    doc = json.loads(saved_plan.plan_path.read_text())
+    doc["source"]["path"] = str(saved_plan.wav)  # a real file with the right checksum, outside --allow
+    (root / "evil.plan.json").write_text(json.dumps(doc))
+    server = start_server(tmp_path, [root])
+    try:
+        with OscClient("127.0.0.1", server.port) as c:
+            job = submit(c, "/editorbot/render", str(root / "evil.plan.json"))
+            end = collect(c, until_done_of=job, timeout=30.0)[-1]
+    finally:
+        server.close()
+    assert end[1] == "/editorbot/error" and "outside the allowed folders" in end[2][0], end
+    assert not any((tmp_path / "out").glob("*.wav"))
+
+
 @pytest.mark.parametrize("folder", ["work", "outbox", "cancel", "inbox"])
 def test_symlinked_spool_folder_is_refused_and_nothing_is_deleted(tmp_path: Path, folder: str) -> None:
     victim = tmp_path / "music"
