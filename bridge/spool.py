@@ -101,7 +101,6 @@ a worker thread so the heartbeat keeps beating); ``python -m bridge.spool
 from __future__ import annotations
 
 import argparse
-import errno
 import json
 import logging
 import math
@@ -117,6 +116,15 @@ from pathlib import Path
 from typing import Any
 
 from bridge.paths import allowed_path, default_roots, resolve_roots
+from bridge.spool_files import (
+    MAX_REQUEST_BYTES,
+    Ledger,
+    age_s,
+    entry_owner,
+    read_request_file,
+    remove_entry,
+    size_bytes,
+)
 from engine.atomic import reserve_path, write_json_atomic
 from engine.errors import BadInput
 
@@ -126,7 +134,6 @@ REQUEST_SCHEMA = "editorbot.spool.request/1"
 RESULT_SCHEMA = "editorbot.spool.result/1"
 PROGRESS_SCHEMA = "editorbot.spool.progress/1"
 HEARTBEAT_SCHEMA = "editorbot.spool.heartbeat/1"
-LEDGER_SCHEMA = "editorbot.spool.ledger/1"
 
 KINDS: tuple[str, ...] = ("edit",)
 #: Seconds between heartbeats.
@@ -137,8 +144,6 @@ MAX_AGE_S = 600.0
 CLIENT_TIMEOUT_S = 30.0
 #: A request covering all but this much of its file is edited whole (seconds).
 WHOLE_FILE_SLACK_S = 1e-3
-#: Largest request file read (bytes).
-MAX_REQUEST_BYTES = 1 << 20
 #: Subfolders of a spool, each a real folder (never a link).
 FOLDERS = ("inbox", "work", "outbox", "cancel", "alive")
 
@@ -226,98 +231,6 @@ def parse_request(d: Any, request_id: str, roots: Sequence[str | os.PathLike] | 
             raise ValueError(f"keep[{i}]: end must be > start ({b:g} <= {a:g})")
         req.keep.append((a, b))
     return req
-
-
-def _remove(path: Path) -> bool:
-    """Unlink the directory entry ``path`` (a link itself, never its target); folders are left."""
-    try:
-        if stat.S_ISDIR(os.lstat(path).st_mode):
-            return False
-        path.unlink()
-        return True
-    except FileNotFoundError:
-        return False
-
-
-def _age_s(path: Path, now: float) -> float | None:
-    """Seconds since ``path`` itself (not a link's target) changed; None when it is gone."""
-    try:
-        return now - os.lstat(path).st_mtime
-    except FileNotFoundError:
-        return None
-
-
-def read_request_file(path: Path) -> tuple[bytes, int]:
-    """``(content, owner uid)`` of a request file; ``ValueError`` unless it is a regular file of
-    at most ``MAX_REQUEST_BYTES``. Never follows a link and never blocks (a FIFO is refused)."""
-    try:
-        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_NOFOLLOW", 0))
-    except OSError as err:
-        if err.errno == errno.ELOOP:
-            raise ValueError("a symbolic link; a request must be a regular file") from None
-        raise ValueError(f"cannot open: {err.strerror or err}") from None
-    try:
-        st = os.fstat(fd)
-        if not stat.S_ISREG(st.st_mode):
-            raise ValueError("not a regular file (a request must be one)")
-        if st.st_size > MAX_REQUEST_BYTES:
-            raise ValueError(f"{st.st_size} bytes; a request is at most {MAX_REQUEST_BYTES} bytes")
-        data = os.read(fd, MAX_REQUEST_BYTES + 1)
-        if len(data) > MAX_REQUEST_BYTES:
-            raise ValueError(f"more than {MAX_REQUEST_BYTES} bytes; a request is at most that")
-        return data, st.st_uid
-    finally:
-        os.close(fd)
-
-
-class Ledger:
-    """The files a spool wrote (``work/NAME`` and ``outbox/NAME``), kept in ``SPOOL/ledger.json``.
-
-    Only files named here are ever swept or removed by the spool. The file is
-    rewritten atomically when the set changes; a damaged ledger counts as empty.
-    """
-
-    def __init__(self, path: Path) -> None:
-        self.path = path
-        self._names: set[str] = set()
-        self._lock = threading.Lock()
-        try:
-            doc = json.loads(read_request_file(path)[0]) if os.path.lexists(path) else {}
-            names = doc.get("files", []) if isinstance(doc, dict) and doc.get("schema") == LEDGER_SCHEMA else []
-            self._names = {n for n in names if isinstance(n, str) and _ledger_name_ok(n)}
-        except (ValueError, RecursionError) as err:
-            log.warning("spool: %s unreadable (%s): starting an empty ledger", path, err)
-
-    def __contains__(self, name: str) -> bool:
-        with self._lock:
-            return name in self._names
-
-    def names(self, folder: str, prefix: str = "") -> list[str]:
-        """Recorded names in ``folder`` (``work`` or ``outbox``) starting with ``prefix``."""
-        with self._lock:
-            return sorted(n.split("/", 1)[1] for n in self._names if n.startswith(f"{folder}/{prefix}"))
-
-    def add(self, name: str) -> None:
-        with self._lock:
-            if name in self._names:
-                return
-            self._names.add(name)
-            self._save()
-
-    def discard(self, name: str) -> None:
-        with self._lock:
-            if name not in self._names:
-                return
-            self._names.discard(name)
-            self._save()
-
-    def _save(self) -> None:
-        write_json_atomic(self.path, {"schema": LEDGER_SCHEMA, "files": sorted(self._names)}, indent=None)
-
-
-def _ledger_name_ok(name: str) -> bool:
-    folder, _, base = name.partition("/")
-    return folder in ("work", "outbox") and bool(base) and "/" not in base and base not in (".", "..")
 
 
 class Job:
@@ -426,7 +339,7 @@ class Spool:
         key = f"{folder.name}/{name}"
         if key not in self.ledger or not self._folder_ok(folder):
             return False
-        removed = _remove(folder / name)
+        removed = remove_entry(folder / name)
         self.ledger.discard(key)
         return removed
 
@@ -570,13 +483,13 @@ class Spool:
         result.update(fields)
         path = self.write_result_file(f"{request_id}.json", result)
         if self._folder_ok(self.work):
-            _remove(self.work / f"{request_id}.json")  # the request itself, handed over by its client
+            remove_entry(self.work / f"{request_id}.json")  # the request itself, handed over by its client
         self._remove_own(self.outbox, f"{request_id}.progress.json")
         for name in self.ledger.names("work", f"{request_id}."):
             self._remove_own(self.work, name)
         if status != "done":  # reserved outputs the failed job never filled
             for name in self.ledger.names("outbox", f"{request_id}."):
-                if name != f"{request_id}.json" and _size(self.outbox / name) == 0:
+                if name != f"{request_id}.json" and size_bytes(self.outbox / name) == 0:
                     self._remove_own(self.outbox, name)
         log.info("spool: %s %s: %s", request_id, status, result["message"])
         return path
@@ -599,7 +512,7 @@ class Spool:
             (self.cancel_dir, request_id), (self.alive, request_id),
         ):
             if self._folder_ok(folder):
-                _remove(folder / name)
+                remove_entry(folder / name)
 
     def run(self, job: Job, handler: Handler) -> Path | None:
         """Run ``handler`` on ``job`` and answer; returns the result path (None when cancelled)."""
@@ -650,27 +563,27 @@ class Spool:
                 continue
             request_id = name[: -len(".json")]
             p = self.inbox / name
-            age = _age_s(p, now)
+            age = age_s(p, now)
             if age is None:
                 continue
             if age > self.max_age_s:
                 log.info("spool: dropping %s: waited %.0f s", name, age)
-                if _remove(p):
+                if remove_entry(p):
                     removed.append(name)
-            elif self.is_cancelled(request_id, _owner(p)):
+            elif self.is_cancelled(request_id, entry_owner(p)):
                 log.info("spool: dropping %s: cancelled or its client is gone", name)
                 self.discard(request_id)
                 removed.append(name)
         for name in os.listdir(self.outbox):  # temp files of the spool's own writes, left by a crash
             own = _PARTIAL.match(name)
             if own and f"outbox/{own.group(1)}" in self.ledger:
-                age = _age_s(self.outbox / name, now)
-                if age is not None and age > self.max_age_s and _remove(self.outbox / name):
+                age = age_s(self.outbox / name, now)
+                if age is not None and age > self.max_age_s and remove_entry(self.outbox / name):
                     removed.append(name)
         for name in self.ledger.names("outbox"):
             if self.busy and name.startswith(self.busy + "."):
                 continue
-            age = _age_s(self.outbox / name, now)
+            age = age_s(self.outbox / name, now)
             if age is None:
                 self.ledger.discard(f"outbox/{name}")
             elif age > self.max_age_s and self._remove_own(self.outbox, name):
@@ -681,24 +594,10 @@ class Spool:
                     continue  # requests handled above; only stray temp files here
                 if self.busy and (name == self.busy or name.startswith(self.busy + ".")):
                     continue
-                age = _age_s(folder / name, now)
-                if age is not None and age > self.max_age_s and _remove(folder / name):
+                age = age_s(folder / name, now)
+                if age is not None and age > self.max_age_s and remove_entry(folder / name):
                     removed.append(name)
         return removed
-
-
-def _owner(path: Path) -> int | None:
-    try:
-        return os.lstat(path).st_uid
-    except FileNotFoundError:
-        return None
-
-
-def _size(path: Path) -> int | None:
-    try:
-        return os.lstat(path).st_size
-    except FileNotFoundError:
-        return None
 
 
 # ------------------------------------------------------------------------- handler
@@ -823,7 +722,7 @@ def run_spool(
         stop.wait(poll_s)
     if isinstance(worker, threading.Thread):
         worker.join(timeout=5.0)
-    _remove(sp.heartbeat)
+    remove_entry(sp.heartbeat)
     log.info("spool: stopped")
 
 
