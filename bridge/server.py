@@ -661,7 +661,7 @@ class Server:
             finally:
                 with self._lock:
                     self._running = None
-                self._release(job)
+                self._release(job)  # whatever ended the job, no empty reserved file stays
 
     def _run(self, job: Job) -> None:
         t0 = time.perf_counter()
@@ -675,16 +675,19 @@ class Server:
             job.reserved.clear()  # filled: they stay
             self.progress(job, 1.0, "done")
         except JobCancelled:
+            self._release(job)  # before the reply: a client that sees the end sees no empty file
             self.counters["jobs_cancelled"] += 1
             log.info("job %d cancelled", job.id, extra={"event": "job_cancelled", "job": job.id})
             self._reply(job.reply_to, "error", "cancelled", job.id)
             return
         except BadInput as err:
+            self._release(job)
             self.counters["jobs_failed"] += 1
             log.info("job %d: bad input: %s", job.id, err, extra={"event": "job_bad_input", "job": job.id})
             self._reply(job.reply_to, "error", str(err), job.id)
             return
         except Exception as err:  # noqa: BLE001 - a failed job is an error reply, the server goes on
+            self._release(job)
             self.counters["jobs_failed"] += 1
             log.exception("job %d failed", job.id, extra={"event": "job_failed", "job": job.id})
             self._reply(job.reply_to, "error", f"job failed: {type(err).__name__}: {err}", job.id)
