@@ -25,6 +25,7 @@ COMMANDS: dict[str, tuple[str, str]] = {  # in the order of DESIGN section 12
     "data": ("data", "training data: synth, pair, labels, augment"),
     "train": ("train", "train a model (rl: PPO + behavioural cloning; supervised: the sound of an edit)"),
     "export-model": ("export_model", "export a training checkpoint to ONNX with its JSON sidecar"),
+    "convert-checkpoint": ("convert_checkpoint", "rewrite an old (pickled) checkpoint of your own so it loads weights-only"),
     "serve": ("serve", "OSC server for DAWs: analyze/edit/render jobs, markers through a DAW dialect"),
     "send": ("send", "send one OSC message to editorbot serve and print the replies"),
     "stems": ("stems", "separate a song into drums, bass, vocals, other; optional per-stem plugin chains"),

@@ -32,22 +32,29 @@ stage already running, e.g. the analysis, finishes first); a queued job is
 dropped at once. Without an id, cancel means the running job.
 
 Paths must be absolute and resolve (symlinks followed) inside an allowed root
-(``--allow``; default: the user's home and the server's working directory),
-and the output folder is the server's own. Bad input of any kind (not OSC,
-unknown address, wrong argument count or types, oversized strings, paths
-outside the roots, files that are not audio) gets ``/editorbot/error`` or is
-dropped with a log line; it never stops the server.
+(``--allow``; default: the user's home and the server's working directory;
+``bridge.paths``), and the output folder is the server's own. Bad input of
+any kind (not OSC, unknown address, wrong argument count or types, oversized
+strings, paths outside the roots, files that are not audio) gets
+``/editorbot/error`` or is dropped with a log line; it never stops the server.
+
+Security: the server listens on loopback only unless ``allow_remote`` is set
+(``--allow-remote``), as OSC has no authentication. Checkpoints load
+weights-only (no code runs from a file), external plugins only from the
+plugin folders (``plugin_dirs``), outputs are created exclusively under job
+ids that go on from the last run's (``.editorbot-jobs.json`` in the output
+folder), and a job can be cancelled only from the reply address that queued
+it (docs/daws.md, Security).
 """
 
 from __future__ import annotations
 
-import itertools
+import dataclasses
+import ipaddress
 import json
 import logging
-import math
 import os
 import queue
-import re
 import socket
 import struct
 import threading
@@ -63,7 +70,12 @@ from pythonosc.osc_server import BlockingOSCUDPServer
 
 from bridge.dialects import Dialect, JobResult, Outgoing, make_dialect
 from bridge.osc_client import DEFAULT_PORT, encode
-from engine.errors import BadInput
+from bridge.paths import PathRefused, default_roots, resolve_roots
+from bridge.paths import allowed_path as check_path
+from engine.atomic import reserve_path, write_json_atomic
+from engine.errors import BadInput, BadRequest
+from engine.formats import JOB_AUDIO_FORMATS, SEPARATOR_NAMES
+from export.request import EditRequest, parse_name, safe_stem
 
 log = logging.getLogger(__name__)
 
@@ -72,8 +84,6 @@ PREFIX = "/editorbot/"
 MAX_DATAGRAM = 65535
 #: Receive buffer asked of the kernel (bytes); a 1,000-message burst needs far more than the default.
 RECV_BUFFER_BYTES = 8 << 20
-#: Longest path accepted (characters).
-MAX_PATH_CHARS = 4096
 #: Longest options JSON accepted (characters).
 MAX_OPTIONS_CHARS = 16384
 #: Jobs waiting behind the running one.
@@ -83,7 +93,6 @@ MAX_ERROR_CHARS = 300
 #: Seconds between repeated progress replies of a running job.
 PROGRESS_INTERVAL_S = 0.5
 #: Output name stems: letters, digits, dot, dash, underscore.
-_SAFE_STEM = re.compile(r"[^A-Za-z0-9._-]+")
 #: OSC address-pattern characters; patterns are refused, not expanded.
 _PATTERN_CHARS = set("*?[]{}!,")
 #: Deepest bundle nesting accepted (python-osc copies each level while parsing it recursively).
@@ -91,10 +100,25 @@ MAX_BUNDLE_DEPTH = 8
 #: OSC 1.0/1.1 type tags python-osc decodes (it skips others silently, so they are refused here).
 _KNOWN_TAGS = set("ifsbhdtTFNIcrm[]")
 #: Edit options accepted in the OPTIONS_JSON argument.
-EDIT_OPTIONS = ("model", "checkpoint", "target_duration", "keep", "seed", "export", "name", "format")
+EDIT_OPTIONS = tuple(f for f in EditRequest.field_names() if f not in ("audio", "start_s", "end_s"))
 RENDER_OPTIONS = ("name", "format")
 STEMS_OPTIONS = ("chain", "separator", "name", "format")
-AUDIO_FORMATS = ("wav", "flac")
+#: Hosts that mean "this machine only".
+LOOPBACK_HOSTS = ("127.0.0.1", "::1", "localhost")
+#: The next job id, kept in the output folder so ids (and output names) go on across restarts.
+JOB_COUNTER_FILE = ".editorbot-jobs.json"
+#: Largest job id (OSC int32) before the counter wraps to 1.
+MAX_JOB_ID = 2**31 - 1
+
+
+def is_loopback(host: str) -> bool:
+    """True for ``localhost`` and loopback addresses (127.0.0.0/8, ::1)."""
+    if host in LOOPBACK_HOSTS:
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
 
 
 class JobCancelled(Exception):
@@ -127,6 +151,12 @@ class ServerConfig:
         Folders input paths must resolve into.
     reply_port:
         Send replies to the sender's host on this port instead of its source port.
+    plugin_dirs:
+        Folders external plugins in a chain may load from (None: the platform's
+        standard VST3/AU folders, ``engine.chains.default_plugin_dirs``).
+    allow_remote:
+        Listen on a host other than loopback (refused otherwise: OSC has no
+        authentication, so anyone who can reach the port could start jobs).
     progress_interval_s:
         Seconds between repeated progress replies.
     max_queued:
@@ -145,11 +175,8 @@ class ServerConfig:
     reply_port: int | None = None
     progress_interval_s: float = PROGRESS_INTERVAL_S
     max_queued: int = MAX_QUEUED
-
-
-def default_roots() -> list[Path]:
-    """The user's home and the working directory."""
-    return [Path.home(), Path.cwd()]
+    plugin_dirs: Sequence[Path] | None = None
+    allow_remote: bool = False
 
 
 @dataclass
@@ -161,7 +188,9 @@ class Job:
     path: str
     options: dict[str, Any]
     reply_to: tuple[str, int]
+    request: EditRequest | None = None  # an edit job's request
     cancel: threading.Event = field(default_factory=threading.Event)
+    reserved: list[str] = field(default_factory=list)  # output names created empty for it
     fraction: float = 0.0
     stage: str = "queued"
     started: float | None = None
@@ -234,10 +263,16 @@ class Server:
     """The editorbot OSC server: receive thread, job worker, progress ticker."""
 
     def __init__(self, config: ServerConfig) -> None:
+        if not is_loopback(config.host) and not config.allow_remote:
+            raise ValueError(
+                f"{config.host}: not a loopback address; OSC has no authentication, so editorbot listens on"
+                " 127.0.0.1 unless told otherwise (--allow-remote)"
+            )
         self.config = config
         self.out_dir = Path(config.out_dir).resolve()
         self.out_dir.mkdir(parents=True, exist_ok=True)
-        self.roots = [Path(r).resolve() for r in config.allowed_roots]
+        self.roots = resolve_roots(config.allowed_roots)
+        self.plugin_dirs = config.plugin_dirs
         kwargs: dict[str, Any] = {"out_dir": self.out_dir, "sample_rate": config.daw_sample_rate}
         if config.reaper_command_id:
             kwargs["command_id"] = config.reaper_command_id
@@ -246,7 +281,7 @@ class Server:
         self.daw_address = None if port is None else (config.daw_host, int(port))
         self.models = ModelCache()
         self.counters: Counter[str] = Counter()
-        self._ids = itertools.count(1)
+        self._next_id = self._read_job_counter()
         self._queue: queue.Queue[Job | None] = queue.Queue()
         self._queued: dict[int, Job] = {}
         self._lock = threading.Lock()
@@ -263,9 +298,9 @@ class Server:
             "status": self._on_status,
             "stems": self._on_stems,
         }
-        if config.host not in ("127.0.0.1", "::1", "localhost"):
+        if not is_loopback(config.host):
             log.warning(
-                "listening on %s: any host that can reach this address can start jobs", config.host,
+                "listening on %s (--allow-remote): any host that can reach this address can start jobs", config.host,
                 extra={"event": "non_loopback_bind", "host": config.host},
             )
 
@@ -408,18 +443,12 @@ class Server:
         return value
 
     def allowed_path(self, name: str, value: Any, *, what: str = "path") -> str:
-        """An absolute path inside an allowed root, symlinks resolved, naming an existing regular file."""
-        text = self._string(name, what, value, MAX_PATH_CHARS)
-        if not text or "\x00" in text:
-            raise RequestError(f"/editorbot/{name}: empty {what} or {what} with a NUL character")
-        if not os.path.isabs(text):
-            raise RequestError(f"{text}: {what} must be absolute")
-        real = Path(os.path.realpath(text))
-        if not any(real == root or root in real.parents for root in self.roots):
-            raise RequestError(f"{text}: outside the allowed folders ({', '.join(map(str, self.roots))})")
-        if not real.is_file():
-            raise RequestError(f"{text}: no such file" if not real.exists() else f"{text}: not a regular file")
-        return str(real)
+        """An absolute path inside an allowed root, symlinks resolved, naming an existing regular file
+        (``bridge.paths.allowed_path``, the check the spool makes too)."""
+        try:
+            return check_path(value, self.roots, what=what, context=f"/editorbot/{name}")
+        except PathRefused as err:
+            raise RequestError(str(err)) from None
 
     def _options(self, name: str, args: list[Any], allowed: Sequence[str]) -> dict[str, Any]:
         if len(args) < 2 or args[1] == "":
@@ -434,50 +463,39 @@ class Server:
         unknown = sorted(set(options) - set(allowed))
         if unknown:
             raise RequestError(f"/editorbot/{name}: unknown option(s) {', '.join(map(str, unknown))[:100]} (known: {', '.join(allowed)})")
-        return self._check_options(name, options)
+        return options
 
     def _check_options(self, name: str, o: dict[str, Any]) -> dict[str, Any]:
-        out: dict[str, Any] = {}
-        for key in ("model", "checkpoint"):
-            if o.get(key) is not None:
-                out[key] = self.allowed_path(name, o[key], what=key)
-        if out.get("model") and out.get("checkpoint"):
-            raise RequestError(f"/editorbot/{name}: give either model or checkpoint, not both")
-        if o.get("target_duration") is not None:
-            t = o["target_duration"]
-            if isinstance(t, bool) or not isinstance(t, (int, float)) or not math.isfinite(t) or t <= 0:
-                raise RequestError(f"/editorbot/{name}: target_duration must be a positive number of seconds")
-            out["target_duration"] = float(t)
-        if o.get("seed") is not None:
-            if isinstance(o["seed"], bool) or not isinstance(o["seed"], int) or not 0 <= o["seed"] < 2**32:
-                raise RequestError(f"/editorbot/{name}: seed must be an integer 0 to 2**32-1")
-            out["seed"] = o["seed"]
-        if o.get("keep") is not None:
-            keep = o["keep"]
-            if not isinstance(keep, list) or len(keep) > 64 or not all(isinstance(k, str) and len(k) < 64 for k in keep):
-                raise RequestError(f"/editorbot/{name}: keep must be a list of 'A-B' strings (seconds)")
-            out["keep"] = keep
-        if o.get("export") is not None:
-            exp = o["export"]
-            if not isinstance(exp, (str, list)) or len(str(exp)) > 100:
-                raise RequestError(f"/editorbot/{name}: export must be a string like 'rpp,midi' or a list")
-            out["export"] = exp if isinstance(exp, str) else ",".join(map(str, exp))
+        """Options of render and stems jobs: output name and format, stems' chain and separator."""
+        out: dict[str, Any] = {"format": o.get("format", "wav")}
+        if out["format"] not in JOB_AUDIO_FORMATS:
+            raise RequestError(f"/editorbot/{name}: format must be one of {', '.join(JOB_AUDIO_FORMATS)}")
         if o.get("name") is not None:
-            stem = _SAFE_STEM.sub("_", self._string(name, "name", o["name"], 64)).strip("._")
-            if not stem:
-                raise RequestError(f"/editorbot/{name}: name has no usable characters")
-            out["name"] = stem
+            try:
+                out["name"] = parse_name(o["name"])
+            except BadRequest as err:
+                raise RequestError(f"/editorbot/{name}: {err}") from None
         if o.get("chain") is not None:
             out["chain"] = self.allowed_path(name, o["chain"], what="chain")
         if o.get("separator") is not None:
-            if o["separator"] not in ("auto", "demucs", "builtin"):
-                raise RequestError(f"/editorbot/{name}: separator must be auto, demucs or builtin")
+            if o["separator"] not in SEPARATOR_NAMES:
+                raise RequestError(f"/editorbot/{name}: separator must be one of {', '.join(SEPARATOR_NAMES)}")
             out["separator"] = o["separator"]
-        fmt = o.get("format", "wav")
-        if fmt not in AUDIO_FORMATS:
-            raise RequestError(f"/editorbot/{name}: format must be one of {', '.join(AUDIO_FORMATS)}")
-        out["format"] = fmt
         return out
+
+    def edit_request(self, path: str, options: dict[str, Any]) -> EditRequest:
+        """The ``EditRequest`` of ``/editorbot/edit PATH OPTIONS``: every path inside ``--allow``."""
+
+        def allowed(field: str, value: str) -> str:
+            try:
+                return check_path(value, self.roots, what=field, context="/editorbot/edit")
+            except PathRefused as err:
+                raise BadRequest(field, str(err)) from None
+
+        try:
+            return EditRequest.from_fields({**options, "audio": path}, resolve_path=allowed)
+        except BadRequest as err:
+            raise RequestError(f"/editorbot/edit: {err}") from None
 
     # ------------------------------------------------------------------ handlers
 
@@ -492,18 +510,18 @@ class Server:
 
     def _on_edit(self, sender: tuple[str, int], args: list[Any]) -> None:
         self._count("edit", args, 1, 2)
-        path = self.allowed_path("edit", args[0])
-        self._enqueue("edit", path, self._options("edit", args, EDIT_OPTIONS), sender)
+        request = self.edit_request(self.allowed_path("edit", args[0]), self._options("edit", args, EDIT_OPTIONS))
+        self._enqueue("edit", request.audio, {"name": request.name, "format": request.format}, sender, request=request)
 
     def _on_render(self, sender: tuple[str, int], args: list[Any]) -> None:
         self._count("render", args, 1, 2)
         path = self.allowed_path("render", args[0], what="plan path")
-        self._enqueue("render", path, self._options("render", args, RENDER_OPTIONS), sender)
+        self._enqueue("render", path, self._check_options("render", self._options("render", args, RENDER_OPTIONS)), sender)
 
     def _on_stems(self, sender: tuple[str, int], args: list[Any]) -> None:
         self._count("stems", args, 1, 2)
         path = self.allowed_path("stems", args[0])
-        self._enqueue("stems", path, self._options("stems", args, STEMS_OPTIONS), sender)
+        self._enqueue("stems", path, self._check_options("stems", self._options("stems", args, STEMS_OPTIONS)), sender)
 
     def _on_cancel(self, sender: tuple[str, int], args: list[Any]) -> None:
         self._count("cancel", args, 0, 1)
@@ -519,6 +537,9 @@ class Server:
                 job = self._queued.get(job_id) or (self._running if self._running and self._running.id == job_id else None)
                 if job is None:
                     raise RequestError(f"/editorbot/cancel: no queued or running job {job_id}")
+            if self._reply_address(sender) != self._reply_address(job.reply_to):
+                # the job's replies go to whoever queued it; only that address may stop it
+                raise RequestError(f"/editorbot/cancel: job {job.id} was queued from another address")
             job.cancel.set()
             dropped = self._queued.pop(job.id, None) is not None
         log.info("cancel requested for job %d", job.id, extra={"event": "cancel", "job": job.id, "queued": dropped})
@@ -539,19 +560,67 @@ class Server:
             }
         self._reply(sender, "status", json.dumps(doc))
 
-    def _enqueue(self, kind: str, path: str, options: dict[str, Any], sender: tuple[str, int]) -> None:
+    def _enqueue(
+        self, kind: str, path: str, options: dict[str, Any], sender: tuple[str, int], *, request: EditRequest | None = None
+    ) -> None:
         with self._lock:
             if self._stop.is_set():
                 raise RequestError("server shutting down")
             if len(self._queued) >= self.config.max_queued:
                 raise RequestError(f"queue full ({self.config.max_queued} jobs waiting); try again later")
-            job = Job(next(self._ids), kind, path, options, sender)
+            job = Job(self._take_job_id(), kind, path, options, sender, request=request)
             self._queued[job.id] = job
             position = len(self._queued) - (0 if self._running else 1)
         self.counters["jobs_queued"] += 1
         log.info("job %d queued: %s %s", job.id, kind, path, extra={"event": "queued", "job": job.id, "kind": kind})
         self._reply(sender, "queued", job.id, position)
         self._queue.put(job)
+
+    # ------------------------------------------------------------------ job ids and outputs
+
+    def _read_job_counter(self) -> int:
+        path = self.out_dir / JOB_COUNTER_FILE
+        try:
+            with open(path, "rb") as f:
+                doc = json.loads(f.read(4096))
+            next_id = doc["next"] if isinstance(doc, dict) else None
+        except FileNotFoundError:
+            return 1
+        except (OSError, ValueError, KeyError) as err:
+            log.warning("%s unreadable (%s): job ids start at 1 (outputs are still never replaced)", path, err)
+            return 1
+        if isinstance(next_id, bool) or not isinstance(next_id, int) or not 1 <= next_id <= MAX_JOB_ID:
+            return 1
+        return next_id
+
+    def _take_job_id(self) -> int:
+        """The next job id, recorded before it is used (called with ``_lock`` held)."""
+        job_id = self._next_id
+        self._next_id = job_id + 1 if job_id < MAX_JOB_ID else 1
+        try:
+            write_json_atomic(self.out_dir / JOB_COUNTER_FILE, {"next": self._next_id}, indent=None)
+        except (OSError, BadInput) as err:
+            log.warning("could not record the job counter: %s", err, extra={"event": "counter_not_saved"})
+        return job_id
+
+    def _reserve(self, job: Job, paths: Sequence[str]) -> None:
+        """Create each output of ``job`` empty and exclusively: an earlier file of that name is never replaced."""
+        for p in paths:
+            reserve_path(p)
+            job.reserved.append(p)
+
+    @staticmethod
+    def _release(job: Job) -> None:
+        """Remove the reserved outputs a failed job left empty (they are the server's own)."""
+        for p in job.reserved:
+            try:
+                if os.path.isdir(p) and not os.path.islink(p):
+                    os.rmdir(p)  # only when empty
+                elif os.lstat(p).st_size == 0:
+                    os.unlink(p)
+            except OSError:
+                continue
+        job.reserved.clear()
 
     # ------------------------------------------------------------------ jobs
 
@@ -583,6 +652,7 @@ class Server:
             finally:
                 with self._lock:
                     self._running = None
+                self._release(job)  # whatever ended the job, no empty reserved file stays
 
     def _run(self, job: Job) -> None:
         t0 = time.perf_counter()
@@ -593,18 +663,22 @@ class Server:
             result = {
                 "analyze": self._job_analyze, "edit": self._job_edit, "render": self._job_render, "stems": self._job_stems,
             }[job.kind](job)
+            job.reserved.clear()  # filled: they stay
             self.progress(job, 1.0, "done")
         except JobCancelled:
+            self._release(job)  # before the reply: a client that sees the end sees no empty file
             self.counters["jobs_cancelled"] += 1
             log.info("job %d cancelled", job.id, extra={"event": "job_cancelled", "job": job.id})
             self._reply(job.reply_to, "error", "cancelled", job.id)
             return
         except BadInput as err:
+            self._release(job)
             self.counters["jobs_failed"] += 1
             log.info("job %d: bad input: %s", job.id, err, extra={"event": "job_bad_input", "job": job.id})
             self._reply(job.reply_to, "error", str(err), job.id)
             return
         except Exception as err:  # a failed job is an error reply, the server goes on
+            self._release(job)
             self.counters["jobs_failed"] += 1
             log.exception("job %d failed", job.id, extra={"event": "job_failed", "job": job.id})
             self._reply(job.reply_to, "error", f"job failed: {type(err).__name__}: {err}", job.id)
@@ -635,39 +709,34 @@ class Server:
                 self._send_progress(job)
 
     def _out_path(self, job: Job, stem: str, suffix: str) -> str:
-        stem = job.options.get("name") or _SAFE_STEM.sub("_", stem)[:64] or "out"
+        stem = job.options.get("name") or safe_stem(stem) or "out"
         return str(self.out_dir / f"{stem}-{job.id}{suffix}")
 
     def _job_analyze(self, job: Job) -> tuple[str]:
+        out = self._out_path(job, Path(job.path).stem, ".analysis.json")
+        self._reserve(job, [out])
         self.progress(job, 0.0, "analysis")
         from engine.analysis import analyze
 
         analysis = analyze(job.path)
         self.progress(job, 0.9, "write")
-        out = analysis.save_json(self._out_path(job, Path(job.path).stem, ".analysis.json"))
-        return (out,)
+        return (analysis.save_json(out),)
 
     def _job_edit(self, job: Job) -> tuple[str, str]:
-        self.progress(job, 0.0, "analysis")
-        from engine.analysis import analyze
-        from export.edit import edit_file, parse_exports
-        from export.retime import parse_keep
+        from export.edit import edit_file, output_paths
 
-        o = job.options
-        exports = parse_exports(o.get("export"))
-        for fmt in self.dialect.exports_needed():
-            if fmt not in exports:
-                exports.append(fmt)
-        keep = [parse_keep(k) for k in o.get("keep", [])]
-        analyze(job.path)  # fills the feature cache; edit_file's own analysis then reads it
-        self.progress(job, 0.4, "model")
-        policy = self.models.get(o.get("model"), o.get("checkpoint"))
-        self.progress(job, 0.5, "edit")
-        audio_out = self._out_path(job, Path(job.path).stem, "." + o.get("format", "wav"))
-        report = edit_file(
-            job.path, audio_out, policy, exports=exports, target_duration_s=o.get("target_duration"),
-            keep=keep, seed=o.get("seed"), quiet=True,  # the job's progress goes to the DAW
-        )
+        assert job.request is not None  # _on_edit queues every edit with its request
+        exports = tuple(dict.fromkeys((*job.request.exports, *self.dialect.exports_needed())))
+        request = dataclasses.replace(job.request, exports=exports)
+        audio_out = self._out_path(job, Path(job.path).stem, "." + request.format)
+        self._reserve(job, list(output_paths(audio_out, plan=None, exports=exports).values()))
+        self.progress(job, 0.0, "model")
+        policy = self.models.get(request.model, request.checkpoint)
+
+        def on_stage(stage: str, fraction: float) -> None:  # the edit's stages fill 5%..95% of the job
+            self.progress(job, 0.05 + 0.9 * fraction, stage)
+
+        report = edit_file(request, audio_out, policy, quiet=True, on_stage=on_stage)  # progress goes to the DAW
         self.progress(job, 0.95, "daw")
         written = report.written
         result = JobResult(
@@ -680,29 +749,46 @@ class Server:
     def _job_render(self, job: Job) -> tuple[str, str]:
         self.progress(job, 0.0, "load")
         from engine.exporters import EXTENSIONS, export_plan
-        from engine.plan import load_plan
+        from engine.plan import load_plan, resolve_source
         from engine.render import render_to_file
 
         plan = load_plan(job.path)
+        resolve_source(plan, job.path)
+        try:  # the plan names the audio it cuts: a file from the request, so inside --allow too
+            plan.source.path = self.allowed_path("render", plan.source.path, what="plan source")
+        except RequestError as err:
+            raise BadInput(job.path, f"source: {err}") from None
         self.progress(job, 0.1, "render")
         stem = Path(job.path).name.removesuffix(".json").removesuffix(".plan")
         audio_out = self._out_path(job, stem, "." + job.options.get("format", "wav"))
+        export_paths = {fmt: str(Path(audio_out).with_suffix(EXTENSIONS[fmt])) for fmt in self.dialect.exports_needed()}
+        self._reserve(job, [audio_out, *export_paths.values()])
         render_to_file(plan, audio_out)
         exports = {}
-        for fmt in self.dialect.exports_needed():
-            exports[fmt] = export_plan(plan, fmt, str(Path(audio_out).with_suffix(EXTENSIONS[fmt])))
+        for fmt, path in export_paths.items():
+            exports[fmt] = export_plan(plan, fmt, path)
         self.progress(job, 0.95, "daw")
         self._deliver(job, JobResult(plan=plan, plan_path=job.path, audio_path=audio_out, exports=exports))
         return job.path, audio_out
 
     def _job_stems(self, job: Job) -> tuple[str, str]:
         self.progress(job, 0.0, "stems")
+        from engine.chains import load_chain
         from engine.stems import split_file
 
         o = job.options
         folder = self._out_path(job, Path(job.path).stem, ".stems")
+        chain = None
+        if o.get("chain"):  # plugins only from the plugin folders, impulse responses also from --allow
+            chain = load_chain(o["chain"], plugin_dirs=self.plugin_dirs, file_roots=self.roots)
+        try:
+            os.mkdir(folder)  # exclusive: an earlier run's folder is never written into
+        except FileExistsError:
+            raise BadInput(folder, "exists already; outputs never replace an earlier file") from None
+        job.reserved.append(folder)
         result = split_file(
-            job.path, folder, chain=o.get("chain"), separator=o.get("separator", "auto"), fmt=o.get("format", "wav")
+            job.path, folder, chain=chain, separator=o.get("separator", "auto"), fmt=o.get("format", "wav"),
+            protect=(o["chain"],) if o.get("chain") else (),
         )
         return folder, result.paths["mix"]
 

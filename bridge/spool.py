@@ -71,6 +71,27 @@ alive files older than ``max_age_s`` are removed, and so are a cancelled
 request's files. A claimed request found in ``work/`` when the server starts
 (a server that died mid-job) goes back to ``inbox/``.
 
+Safety (anyone who can write into ``inbox/`` is untrusted):
+
+- ``inbox``, ``work``, ``outbox``, ``cancel`` and ``alive`` must be real
+  folders: a symbolic link there is refused at start-up (``BadInput``), and
+  every clean-up first checks that the folder is still the one it was.
+- The spool records every file it writes in ``ledger.json`` (names under
+  ``work/`` and ``outbox/``) and removes or moves only those, the requests
+  handed to it, and the cancel and alive markers of its requests; it removes
+  directory entries, never anything a link points to.
+- A request must be a regular file (opened with ``O_NOFOLLOW|O_NONBLOCK``, so
+  a link, FIFO or device gets an error result and never blocks the loop) of at
+  most ``MAX_REQUEST_BYTES``; its ``audio`` and ``model`` paths must lie inside
+  the allowed roots (``--allow``, as on the OSC side: ``bridge.paths``).
+- Anything raised while one request is handled becomes that request's
+  ``error`` result; the loop goes on.
+- The files a result names are created exclusively (``engine.atomic.reserve_path``):
+  a request reusing the id of one whose files are still in ``outbox/`` gets
+  an error, and no earlier file is replaced.
+- Only the request's owner (the user id owning its request file) can cancel
+  it: a cancel or alive file owned by anyone else is ignored.
+
 ``run_spool(dir, handler)`` is a complete server loop (one job at a time, in
 a worker thread so the heartbeat keeps beating); ``python -m bridge.spool
 --spool DIR`` runs it with ``edit_handler``, the edit pipeline
@@ -80,21 +101,33 @@ a worker thread so the heartbeat keeps beating); ``python -m bridge.spool
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import logging
 import math
 import os
 import re
+import stat
 import sys
 import threading
 import time
-from collections.abc import Callable
-from dataclasses import dataclass, field
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from engine.atomic import write_json_atomic
-from engine.errors import BadInput
+from bridge.paths import PathRefused, allowed_path, default_roots, resolve_roots
+from bridge.spool_files import (
+    Ledger,
+    age_s,
+    entry_owner,
+    read_request_file,
+    remove_entry,
+    size_bytes,
+)
+from engine.atomic import reserve_path, write_json_atomic
+from engine.errors import BadInput, BadRequest
+from export.request import DP_MODEL, EditRequest
 
 log = logging.getLogger(__name__)
 
@@ -112,45 +145,57 @@ MAX_AGE_S = 600.0
 CLIENT_TIMEOUT_S = 30.0
 #: A request covering all but this much of its file is edited whole (seconds).
 WHOLE_FILE_SLACK_S = 1e-3
+#: Subfolders of a spool, each a real folder (never a link).
+FOLDERS = ("inbox", "work", "outbox", "cancel", "alive")
 
 _ID = re.compile(r"^[A-Za-z0-9_\-][A-Za-z0-9_.\-]{0,63}$")
+#: A temp file of ``engine.atomic`` (``.NAME.<12 hex>.partial<ext>``); group 1 is NAME.
+_PARTIAL = re.compile(r"^\.(.+)\.[0-9a-f]{12}\.partial")
 
 
 class Cancelled(Exception):
     """The request was cancelled (cancel file, or its client is gone)."""
 
 
+#: Fields of a request file besides the edit request's own (``export.request.EditRequest``).
+ENVELOPE_FIELDS: tuple[str, ...] = ("schema", "id", "kind", "created")
+
+
 @dataclass
 class Request:
-    """A parsed, validated request (see the module docstring for the fields)."""
+    """A parsed, validated request (see the module docstring for the fields).
+
+    Attributes
+    ----------
+    id, kind:
+        The request's id (its file name) and kind.
+    edit:
+        What to edit and how, validated as every front end's edit is.
+    created:
+        The client's clock when it wrote the request (informational), seconds.
+    owner_uid:
+        Owner of the request file: only their cancel and alive files count.
+    """
 
     id: str
+    edit: EditRequest
     kind: str = "edit"
-    audio: str = ""
-    start_s: float | None = None
-    end_s: float | None = None
-    target_duration_s: float | None = None
-    keep: list[tuple[float, float]] = field(default_factory=list)
-    model: str = ""
     created: float | None = None
+    owner_uid: int | None = None
+
+    @property
+    def audio(self) -> str:
+        """The file to edit."""
+        return self.edit.audio
 
 
-def _number(d: dict[str, Any], key: str, *, required: bool = False, positive: bool = False) -> float | None:
-    if key not in d or d[key] is None:
-        if required:
-            raise ValueError(f"{key}: missing")
-        return None
-    v = d[key]
-    if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(float(v)):
-        raise ValueError(f"{key}: must be a finite number, got {json.dumps(v)[:40]}")
-    x = float(v)
-    if x < 0 or (positive and x == 0):
-        raise ValueError(f"{key}: must be {'> 0' if positive else '>= 0'}, got {x:g}")
-    return x
+def parse_request(d: Any, request_id: str, roots: Sequence[str | os.PathLike] | None = None) -> Request:
+    """Validate a request object; ``ValueError`` naming the first bad field.
 
-
-def parse_request(d: Any, request_id: str) -> Request:
-    """Validate a request object; ``ValueError`` naming the first bad field."""
+    ``audio`` and a ``model`` or ``checkpoint`` path must be files inside
+    ``roots`` (default: ``bridge.paths.default_roots()``), checked as the OSC
+    server checks its paths; the other fields are ``EditRequest``'s.
+    """
     if not isinstance(d, dict):
         raise ValueError("request must be a JSON object")
     if d.get("schema") != REQUEST_SCHEMA:
@@ -160,47 +205,25 @@ def parse_request(d: Any, request_id: str) -> Request:
     kind = d.get("kind", "edit")
     if kind not in KINDS:
         raise ValueError(f"kind: unknown {kind!r} (one of {', '.join(KINDS)})")
-    audio = d.get("audio")
-    if not isinstance(audio, str) or not audio:
-        raise ValueError("audio: must be a non-empty path")
-    model = d.get("model", "") or ""
-    if not isinstance(model, str):
-        raise ValueError("model: must be a string")
-    req = Request(id=request_id, kind=kind, audio=audio, model=model)
-    req.start_s = _number(d, "start_s")
-    req.end_s = _number(d, "end_s")
-    if req.start_s is not None and req.end_s is not None and req.end_s <= req.start_s:
-        raise ValueError(f"end_s: must be > start_s ({req.end_s:g} <= {req.start_s:g})")
-    req.target_duration_s = _number(d, "target_duration_s", positive=True)
-    req.created = _number(d, "created")
-    keep = d.get("keep", []) or []
-    if not isinstance(keep, list):
-        raise ValueError("keep: must be a list of [start_s, end_s] pairs")
-    for i, pair in enumerate(keep):
-        if not (isinstance(pair, list) and len(pair) == 2):
-            raise ValueError(f"keep[{i}]: must be [start_s, end_s]")
-        a = _number({"v": pair[0]}, "v", required=True)
-        b = _number({"v": pair[1]}, "v", required=True)
-        assert a is not None and b is not None
-        if b <= a:
-            raise ValueError(f"keep[{i}]: end must be > start ({b:g} <= {a:g})")
-        req.keep.append((a, b))
-    return req
+    created = d.get("created")
+    if created is not None and (isinstance(created, bool) or not isinstance(created, (int, float))):
+        raise ValueError(f"created: must be a number of seconds, got {json.dumps(created)[:40]}")
+    allowed = resolve_roots(default_roots() if roots is None else roots)
 
+    def check(field: str, value: str) -> str:
+        try:
+            return allowed_path(value, allowed, what=field, context=field)
+        except PathRefused as err:
+            raise BadRequest(field, str(err)) from None
 
-def _remove(path: Path) -> bool:
+    given = {k: v for k, v in d.items() if k not in ENVELOPE_FIELDS}
+    if given.get("model") == "":  # the scripts' "default model"
+        given["model"] = None
     try:
-        path.unlink()
-        return True
-    except FileNotFoundError:
-        return False
-
-
-def _age_s(path: Path, now: float) -> float | None:
-    try:
-        return now - path.stat().st_mtime
-    except FileNotFoundError:
-        return None
+        edit = EditRequest.from_fields(given, resolve_path=check)
+    except BadRequest as err:
+        raise ValueError(str(err)) from None
+    return Request(id=request_id, edit=edit, kind=kind, created=None if created is None else float(created))
 
 
 class Job:
@@ -223,12 +246,24 @@ class Job:
         """``outbox/ID<suffix>``, e.g. ``out(".plan.json")``."""
         return self.spool.outbox / f"{self.id}{suffix}"
 
+    def create(self, suffix: str) -> Path:
+        """``out(suffix)`` created empty and exclusively, recorded as the spool's; BadInput if it exists."""
+        path = self.out(suffix)
+        try:
+            reserve_path(path)
+        except BadInput:
+            raise BadInput(path, f"exists from an earlier request with id {self.id}; a request needs a new id") from None
+        self.spool.ledger.add(f"outbox/{path.name}")
+        return path
+
     def scratch(self, suffix: str) -> Path:
         """``work/ID<suffix>``: a scratch file removed when the job ends."""
-        return self.spool.work / f"{self.id}{suffix}"
+        path = self.spool.work / f"{self.id}{suffix}"
+        self.spool.ledger.add(f"work/{path.name}")
+        return path
 
     def cancelled(self) -> bool:
-        return self.spool.is_cancelled(self.id)
+        return self.spool.is_cancelled(self.id, self.request.owner_uid)
 
     def check_cancel(self) -> None:
         if self.cancelled():
@@ -254,6 +289,7 @@ class Spool:
         max_age_s: float = MAX_AGE_S,
         client_timeout_s: float = CLIENT_TIMEOUT_S,
         clock: Callable[[], float] = time.time,
+        allowed_roots: Sequence[str | os.PathLike] | None = None,
     ) -> None:
         self.root = Path(root)
         self.inbox = self.root / "inbox"
@@ -265,9 +301,40 @@ class Spool:
         self.max_age_s = max_age_s
         self.client_timeout_s = client_timeout_s
         self.clock = clock
+        self.roots = resolve_roots(default_roots() if allowed_roots is None else allowed_roots)
         self.busy: str | None = None
+        self.last_beat = self.last_sweep = -math.inf  # run_spool's timers (time.monotonic)
+        self._bad_names: set[str] = set()
+        self._folders: dict[Path, tuple[int, int]] = {}
         for d in (self.inbox, self.work, self.outbox, self.cancel_dir, self.alive):
+            if os.path.islink(d):
+                raise BadInput(d, "is a symbolic link; a spool's folders must be real folders (the spool deletes files in them)")
             d.mkdir(parents=True, exist_ok=True)
+            st = os.lstat(d)
+            if not stat.S_ISDIR(st.st_mode):
+                raise BadInput(d, "is not a folder")
+            self._folders[d] = (st.st_dev, st.st_ino)
+        self.ledger = Ledger(self.root / "ledger.json")
+
+    def _folder_ok(self, d: Path) -> bool:
+        """``d`` is still the real folder found at start-up (not swapped for a link since)."""
+        try:
+            st = os.lstat(d)
+        except FileNotFoundError:
+            return False
+        ok = stat.S_ISDIR(st.st_mode) and (st.st_dev, st.st_ino) == self._folders[d]
+        if not ok:
+            log.error("spool: %s is no longer the folder it was at start-up (a link?): not touching it", d)
+        return ok
+
+    def _remove_own(self, folder: Path, name: str) -> bool:
+        """Remove ``folder/name`` if the ledger says the spool wrote it; forget it either way."""
+        key = f"{folder.name}/{name}"
+        if key not in self.ledger or not self._folder_ok(folder):
+            return False
+        removed = remove_entry(folder / name)
+        self.ledger.discard(key)
+        return removed
 
     # ---------------------------------------------------------------- liveness
 
@@ -278,37 +345,62 @@ class Spool:
             indent=None,
         )
 
-    def is_cancelled(self, request_id: str) -> bool:
-        """A cancel file exists, or the client's alive file went stale."""
-        if (self.cancel_dir / request_id).exists():
+    def is_cancelled(self, request_id: str, owner_uid: int | None = None) -> bool:
+        """A cancel file exists, or the client's alive file went stale.
+
+        With ``owner_uid``, only files owned by that user count (another user
+        cannot cancel someone's request).
+        """
+
+        def own(path: Path) -> os.stat_result | None:
+            try:
+                st = os.lstat(path)
+            except FileNotFoundError:
+                return None
+            if owner_uid is not None and st.st_uid != owner_uid:
+                log.warning("spool: ignoring %s: not owned by the request's owner (uid %d)", path, owner_uid)
+                return None
+            return st
+
+        if own(self.cancel_dir / request_id) is not None:
             return True
-        age = _age_s(self.alive / request_id, self.clock())
-        return age is not None and age > self.client_timeout_s
+        alive = own(self.alive / request_id)
+        return alive is not None and self.clock() - alive.st_mtime > self.client_timeout_s
+
+    def write_result_file(self, name: str, doc: dict[str, Any]) -> Path | None:
+        """Write ``outbox/name`` atomically, if it is new or the spool's own; None (logged) otherwise."""
+        path = self.outbox / name
+        if os.path.lexists(path) and f"outbox/{name}" not in self.ledger:
+            log.error("spool: %s exists and was not written by this spool: not replacing it", path)
+            return None
+        self.ledger.add(f"outbox/{name}")
+        write_json_atomic(path, doc, indent=None)
+        return path
 
     def write_progress(self, request_id: str, fraction: float, stage: str) -> None:
         f = min(max(float(fraction), 0.0), 1.0)
-        write_json_atomic(
-            self.outbox / f"{request_id}.progress.json",
+        self.write_result_file(
+            f"{request_id}.progress.json",
             {"schema": PROGRESS_SCHEMA, "id": request_id, "fraction": f, "stage": stage, "time": self.clock()},
-            indent=None,
         )
 
     # ---------------------------------------------------------------- requests
 
     def requeue_orphans(self) -> int:
-        """Move requests left in ``work/`` by a dead server back to ``inbox/``."""
+        """Move requests left in ``work/`` by a dead server back to ``inbox/``; remove its scratch files."""
+        if not (self._folder_ok(self.work) and self._folder_ok(self.inbox)):
+            return 0
         n = 0
-        for p in sorted(self.work.glob("*.json")):
-            if p.name.startswith("."):
+        for name in sorted(os.listdir(self.work)):
+            if name.startswith(".") or not name.endswith(".json") or f"work/{name}" in self.ledger:
                 continue
             try:
-                os.rename(p, self.inbox / p.name)
+                os.rename(self.work / name, self.inbox / name)  # moves the entry, never a link's target
                 n += 1
-            except FileNotFoundError:
+            except OSError:
                 continue
-        for p in self.work.iterdir():  # scratch files of the dead job
-            if not p.name.endswith(".json"):
-                _remove(p)
+        for name in self.ledger.names("work"):  # scratch files of the dead job
+            self._remove_own(self.work, name)
         if n:
             log.info("spool: %d unfinished request(s) back in the inbox", n)
         return n
@@ -316,61 +408,104 @@ class Spool:
     def claim(self) -> Job | None:
         """Claim the oldest waiting request (rename into ``work/``).
 
-        A request that cannot be parsed is answered with an error result at
-        once and the next one is tried. Returns None when the inbox is empty.
+        A request that cannot be read or parsed, or whose handling raises
+        anything, is answered with an error result at once and the next one
+        is tried. Returns None when the inbox is empty.
         """
+        if not (self._folder_ok(self.inbox) and self._folder_ok(self.work)):
+            return None
         candidates = []
-        for p in self.inbox.glob("*.json"):
-            if p.name.startswith("."):
+        for entry in os.scandir(self.inbox):
+            if entry.name.startswith(".") or not entry.name.endswith(".json"):
                 continue
             try:
-                candidates.append((p.stat().st_mtime, p.name, p))
+                candidates.append((entry.stat(follow_symlinks=False).st_mtime, entry.name))
             except FileNotFoundError:
                 continue
-        for _, _, p in sorted(candidates):
-            request_id = p.name[: -len(".json")]
-            dest = self.work / p.name
+        for _, name in sorted(candidates):
+            request_id = name[: -len(".json")]
             try:
-                os.rename(p, dest)  # atomic: another server may take it first
-            except FileNotFoundError:
+                job = self._claim_one(name, request_id)
+            except Exception as err:
+                log.exception("spool: request %s failed while being claimed", name)
+                self._answer_safely(request_id, "error", f"{self.inbox / name}: bad request: {type(err).__name__}: {err}")
                 continue
-            if not _ID.match(request_id):
-                log.warning("spool: ignoring request with a bad name %r", p.name)
-                _remove(dest)
-                continue
-            try:
-                raw = dest.read_text(encoding="utf-8")
-                request = parse_request(json.loads(raw), request_id)
-            except (ValueError, UnicodeDecodeError) as err:
-                problem = f"not JSON: {err}" if isinstance(err, json.JSONDecodeError) else str(err)
-                self.answer(request_id, "error", f"{p}: bad request: {problem}")
-                continue
-            if self.is_cancelled(request_id):
-                self.answer(request_id, "cancelled", "cancelled before it started")
-                continue
-            log.info("spool: claimed %s (%s %s)", request_id, request.kind, request.audio)
-            return Job(self, request)
+            if job is not None:
+                return job
         return None
 
-    def answer(self, request_id: str, status: str, message: str, **fields: Any) -> Path:
-        """Write ``outbox/ID.json`` and remove the request's work and progress files."""
+    def _claim_one(self, name: str, request_id: str) -> Job | None:
+        p, dest = self.inbox / name, self.work / name
+        if not _ID.match(request_id):
+            if name not in self._bad_names:  # once: it stays until the sweep drops it as stale
+                self._bad_names.add(name)
+                log.warning("spool: ignoring request with a bad name %r", name)
+            return None
+        try:
+            os.rename(p, dest)  # atomic: another server may take it first; moves a link, not its target
+        except FileNotFoundError:
+            return None
+        try:
+            raw, owner = read_request_file(dest)
+            try:
+                doc = json.loads(raw.decode("utf-8"))
+            except RecursionError:
+                raise ValueError("not JSON: nested too deeply") from None
+            except json.JSONDecodeError as err:
+                raise ValueError(f"not JSON: {err}") from None
+            except UnicodeDecodeError:
+                raise ValueError("not JSON: not UTF-8 text") from None
+            request = parse_request(doc, request_id, self.roots)
+        except ValueError as err:  # PathRefused included
+            self.answer(request_id, "error", f"{p}: bad request: {err}")
+            return None
+        request.owner_uid = owner
+        if self.is_cancelled(request_id, owner):
+            self.answer(request_id, "cancelled", "cancelled before it started")
+            return None
+        log.info("spool: claimed %s (%s %s)", request_id, request.kind, request.audio)
+        return Job(self, request)
+
+    def answer(self, request_id: str, status: str, message: str, **fields: Any) -> Path | None:
+        """Write ``outbox/ID.json`` and remove the request's work and progress files.
+
+        Returns the result's path, or None when ``outbox/ID.json`` exists and
+        is not the spool's (it is never replaced; the refusal is logged).
+        """
         result = {"schema": RESULT_SCHEMA, "id": request_id, "status": status, "message": " ".join(message.split())}
         result.update(fields)
-        path = self.outbox / f"{request_id}.json"
-        write_json_atomic(path, result, indent=None)
-        _remove(self.work / f"{request_id}.json")
-        _remove(self.outbox / f"{request_id}.progress.json")
-        for p in self.work.glob(f"{request_id}.*"):
-            _remove(p)
+        path = self.write_result_file(f"{request_id}.json", result)
+        if self._folder_ok(self.work):
+            remove_entry(self.work / f"{request_id}.json")  # the request itself, handed over by its client
+        self._remove_own(self.outbox, f"{request_id}.progress.json")
+        for name in self.ledger.names("work", f"{request_id}."):
+            self._remove_own(self.work, name)
+        if status != "done":  # reserved outputs the failed job never filled
+            for name in self.ledger.names("outbox", f"{request_id}."):
+                if name != f"{request_id}.json" and size_bytes(self.outbox / name) == 0:
+                    self._remove_own(self.outbox, name)
         log.info("spool: %s %s: %s", request_id, status, result["message"])
         return path
 
+    def _answer_safely(self, request_id: str, status: str, message: str) -> None:
+        try:
+            self.answer(request_id, status, message)
+        except Exception:
+            log.exception("spool: could not answer %s", request_id)
+
     def discard(self, request_id: str) -> None:
-        """Remove every file of a cancelled request (nobody will read its result)."""
-        for folder in (self.inbox, self.work, self.outbox, self.cancel_dir, self.alive):
-            for p in folder.glob(f"{request_id}*"):
-                if p.name == request_id or p.name.startswith(request_id + "."):
-                    _remove(p)
+        """Remove every file of a cancelled request (nobody will read its result):
+        the spool's own files, the request and its cancel and alive markers."""
+        for folder in (self.work, self.outbox):
+            for name in self.ledger.names(folder.name, request_id):
+                if name == request_id or name.startswith(request_id + "."):
+                    self._remove_own(folder, name)
+        for folder, name in (
+            (self.inbox, f"{request_id}.json"), (self.work, f"{request_id}.json"),
+            (self.cancel_dir, request_id), (self.alive, request_id),
+        ):
+            if self._folder_ok(folder):
+                remove_entry(folder / name)
 
     def run(self, job: Job, handler: Handler) -> Path | None:
         """Run ``handler`` on ``job`` and answer; returns the result path (None when cancelled)."""
@@ -397,39 +532,64 @@ class Spool:
         fields.setdefault("n_segments", len(plan.get("segments", [])))
         fields.setdefault("n_markers", len(plan.get("markers", [])))
         message = fields.pop("message", f"{fields['n_segments']} segments, {fields['n_markers']} markers")
-        return self.answer(job.id, "done", message, **fields)
+        try:
+            return self.answer(job.id, "done", message, **fields)
+        except Exception as err:
+            log.exception("spool: %s: could not write its result", job.id)
+            return self.answer(job.id, "error", f"unexpected failure writing the result: {type(err).__name__}: {err}")
 
     # ---------------------------------------------------------------- clean-up
 
     def sweep(self) -> list[str]:
-        """Remove stale requests and leftovers; returns what was removed (names)."""
+        """Remove stale requests and leftovers; returns what was removed (names).
+
+        In ``outbox/`` only the spool's own files (the ledger's) are removed;
+        in ``inbox/``, ``cancel/`` and ``alive/`` the clients' protocol files
+        (directory entries: a link is removed, never what it points to).
+        """
         now = self.clock()
         removed: list[str] = []
-        for p in self.inbox.glob("*.json"):
-            if p.name.startswith("."):
+        if not all(self._folder_ok(d) for d in (self.inbox, self.outbox, self.cancel_dir, self.alive, self.work)):
+            return removed
+        for name in os.listdir(self.inbox):
+            if name.startswith(".") or not name.endswith(".json"):
                 continue
-            request_id = p.name[: -len(".json")]
-            age = _age_s(p, now)
+            request_id = name[: -len(".json")]
+            p = self.inbox / name
+            age = age_s(p, now)
             if age is None:
                 continue
             if age > self.max_age_s:
-                log.info("spool: dropping %s: waited %.0f s", p.name, age)
-                if _remove(p):
-                    removed.append(p.name)
-            elif self.is_cancelled(request_id):
-                log.info("spool: dropping %s: cancelled or its client is gone", p.name)
+                log.info("spool: dropping %s: waited %.0f s", name, age)
+                if remove_entry(p):
+                    removed.append(name)
+            elif self.is_cancelled(request_id, entry_owner(p)):
+                log.info("spool: dropping %s: cancelled or its client is gone", name)
                 self.discard(request_id)
-                removed.append(p.name)
-        for folder in (self.outbox, self.cancel_dir, self.alive, self.inbox):
-            for p in folder.iterdir():
-                if folder is self.inbox and not p.name.startswith("."):
+                removed.append(name)
+        for name in os.listdir(self.outbox):  # temp files of the spool's own writes, left by a crash
+            own = _PARTIAL.match(name)
+            if own and f"outbox/{own.group(1)}" in self.ledger:
+                age = age_s(self.outbox / name, now)
+                if age is not None and age > self.max_age_s and remove_entry(self.outbox / name):
+                    removed.append(name)
+        for name in self.ledger.names("outbox"):
+            if self.busy and name.startswith(self.busy + "."):
+                continue
+            age = age_s(self.outbox / name, now)
+            if age is None:
+                self.ledger.discard(f"outbox/{name}")
+            elif age > self.max_age_s and self._remove_own(self.outbox, name):
+                removed.append(name)
+        for folder in (self.cancel_dir, self.alive, self.inbox):
+            for name in os.listdir(folder):
+                if folder is self.inbox and not name.startswith("."):
                     continue  # requests handled above; only stray temp files here
-                age = _age_s(p, now)
-                if age is not None and age > self.max_age_s and p.is_file():
-                    if self.busy and p.name.startswith(self.busy):
-                        continue
-                    if _remove(p):
-                        removed.append(p.name)
+                if self.busy and (name == self.busy or name.startswith(self.busy + ".")):
+                    continue
+                age = age_s(folder / name, now)
+                if age is not None and age > self.max_age_s and remove_entry(folder / name):
+                    removed.append(name)
         return removed
 
 
@@ -441,7 +601,7 @@ def _excerpt(job: Job) -> tuple[str, float]:
     or ``work/ID.excerpt.wav`` holding ``start_s..end_s`` of it."""
     from engine.audio import load_audio, write_audio
 
-    req = job.request
+    req = job.request.edit
     if req.start_s is None and req.end_s is None:
         return req.audio, 0.0
     audio = load_audio(req.audio)
@@ -466,21 +626,20 @@ def edit_handler(job: Job) -> dict[str, Any]:
     from engine.exporters.tsv import write_tsv
     from engine.plan import plan_to_dict, save_plan
 
-    req = job.request
+    req = job.request.edit
     if not os.path.isfile(req.audio):
         raise BadInput(req.audio, "no such file")
+    plan_path, tsv_path = job.create(".plan.json"), job.create(".tsv")
     job.progress(0.05, "reading audio")
     audio_path, offset_s = _excerpt(job)
     job.check_cancel()
-    plan_path, tsv_path = job.out(".plan.json"), job.out(".tsv")
     fields: dict[str, Any] = {"source_offset_s": offset_s}
-    if req.model == "dp":
+    if req.model == DP_MODEL:
         from engine.analysis import analyze
         from engine.plan import plan_from_actions
         from export.retime import retime
 
-        if req.target_duration_s is None:
-            raise BadInput("model", "the pure DP retimer (model \"dp\") needs a target duration")
+        assert req.target_duration_s is not None  # EditRequest refuses "dp" without a target
         job.progress(0.15, "analysing")
         analysis = analyze(audio_path)
         job.check_cancel()
@@ -494,19 +653,22 @@ def edit_handler(job: Job) -> dict[str, Any]:
     else:
         from export.edit import edit_file, load_model
 
+        audio_out = job.create(".wav")
         job.progress(0.1, "loading model")
-        policy = load_model(req.model or None)
+        policy = load_model(req.model, req.checkpoint)
         job.check_cancel()
-        job.progress(0.2, "editing")
+
+        def on_stage(stage: str, fraction: float) -> None:  # the edit fills 20%..95% of the job
+            job.progress(0.2 + 0.75 * fraction, stage)
+            job.check_cancel()
+
         report = edit_file(
-            audio_path,
-            job.out(".wav"),
+            dataclasses.replace(req, audio=audio_path, exports=("tsv",)),
+            audio_out,
             policy,
             plan_path=str(plan_path),
-            exports=["tsv"],
-            target_duration_s=req.target_duration_s,
-            keep=req.keep,
             quiet=True,  # the job's progress goes to the spool
+            on_stage=on_stage,
         )
         plan = report.plan
         tsv_path = Path(report.written["tsv"])
@@ -540,46 +702,61 @@ def run_spool(
     """
     sp = spool or Spool(root)
     stop = stop or threading.Event()
-    sp.requeue_orphans()
+    try:
+        sp.requeue_orphans()
+    except Exception:
+        log.exception("spool: requeueing unfinished requests failed; going on")
     worker: threading.Thread | threading.Event | None = None
-    last_beat = last_sweep = -math.inf
     log.info("spool: serving %s", sp.root)
     while not stop.is_set():
-        now = time.monotonic()
-        if now - last_beat >= HEARTBEAT_INTERVAL_S:
-            sp.write_heartbeat()
-            last_beat = now
-        if now - last_sweep >= HEARTBEAT_INTERVAL_S:
-            sp.sweep()
-            last_sweep = now
-        if isinstance(worker, threading.Thread) and not worker.is_alive():
-            worker = None
-        elif isinstance(worker, threading.Event) and worker.is_set():
-            worker = None
-        if worker is None:
-            job = sp.claim()
-            if job is not None:
-                sp.busy = job.id
-                sp.write_heartbeat()
-                if submit is None:
-                    worker = threading.Thread(target=sp.run, args=(job, handler), name=f"spool-{job.id}", daemon=True)
-                    worker.start()
-                else:
-                    done = threading.Event()
-
-                    def call(job: Job = job, done: threading.Event = done) -> None:
-                        try:
-                            sp.run(job, handler)
-                        finally:
-                            done.set()
-
-                    worker = done
-                    submit(call)
+        try:
+            worker = _tick(sp, handler, worker, submit)
+        except Exception:
+            log.exception("spool: loop step failed; going on")
         stop.wait(poll_s)
     if isinstance(worker, threading.Thread):
         worker.join(timeout=5.0)
-    _remove(sp.heartbeat)
+    remove_entry(sp.heartbeat)
     log.info("spool: stopped")
+
+
+def _tick(
+    sp: Spool, handler: Handler, worker: threading.Thread | threading.Event | None,
+    submit: Callable[[Callable[[], Any]], Any] | None,
+) -> threading.Thread | threading.Event | None:
+    """One pass of the loop: heartbeat and sweep when due, then claim and start a job when idle."""
+    now = time.monotonic()
+    if now - sp.last_beat >= HEARTBEAT_INTERVAL_S:
+        sp.last_beat = now
+        sp.write_heartbeat()
+    if now - sp.last_sweep >= HEARTBEAT_INTERVAL_S:
+        sp.last_sweep = now
+        sp.sweep()
+    if isinstance(worker, threading.Thread) and not worker.is_alive():
+        worker = None
+    elif isinstance(worker, threading.Event) and worker.is_set():
+        worker = None
+    if worker is not None:
+        return worker
+    job = sp.claim()
+    if job is None:
+        return None
+    sp.busy = job.id
+    sp.write_heartbeat()
+    if submit is None:
+        thread = threading.Thread(target=sp.run, args=(job, handler), name=f"spool-{job.id}", daemon=True)
+        thread.start()
+        return thread
+    done = threading.Event()
+
+    def call() -> None:
+        try:
+            sp.run(job, handler)
+        finally:
+            done.set()
+
+    submit(call)
+    return done
 
 
 def start_spool_thread(
@@ -588,9 +765,11 @@ def start_spool_thread(
     *,
     stop: threading.Event,
     submit: Callable[[Callable[[], Any]], Any] | None = None,
+    allowed_roots: Sequence[str | os.PathLike] | None = None,
 ) -> threading.Thread:
-    """``run_spool`` in a daemon thread (``editorbot serve --spool``: ``submit`` is the OSC server's queue)."""
-    spool = Spool(root)  # folder problems surface here, in the caller's thread
+    """``run_spool`` in a daemon thread (``editorbot serve --spool``: ``submit`` is the OSC server's
+    queue, ``allowed_roots`` its ``--allow`` folders)."""
+    spool = Spool(root, allowed_roots=allowed_roots)  # folder problems surface here, in the caller's thread
     thread = threading.Thread(
         target=run_spool, args=(root, handler), kwargs={"stop": stop, "spool": spool, "submit": submit},
         name="spool", daemon=True,
@@ -604,11 +783,15 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bridge.spool", description="serve a spool folder for the Reaper scripts")
     parser.add_argument("--spool", required=True, metavar="DIR", help="spool folder (created if missing)")
     parser.add_argument("--max-age", type=float, default=MAX_AGE_S, metavar="S", help="drop requests and files older than S seconds")
+    parser.add_argument("--allow", action="append", metavar="DIR", help="folder request paths may name (repeatable; default: home and the working directory)")
     parser.add_argument("--verbose", "-v", action="store_true")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     try:
-        spool = Spool(args.spool, max_age_s=args.max_age)
+        spool = Spool(args.spool, max_age_s=args.max_age, allowed_roots=args.allow)
+    except BadInput as err:
+        print(f"editorbot: {err}", file=sys.stderr)
+        return 2
     except OSError as err:
         print(f"editorbot: {args.spool}: cannot use as a spool folder: {err.strerror or err}", file=sys.stderr)
         return 2

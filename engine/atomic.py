@@ -6,6 +6,11 @@ exception the temp file is synced and ``os.replace``d over the destination,
 so readers see the old file or the complete new one, never a partial write.
 On an exception the temp file is removed and the destination is untouched.
 
+``reserve_path`` claims a new output name by creating it empty with
+``O_EXCL`` (never through a symbolic link): a server picking names for its
+jobs' outputs reserves them first, so an earlier run's file is never
+replaced; the atomic write then renames over the reserved, empty file.
+
 ``check_destination`` validates an output path before anything is written:
 it refuses a path that is (or links to, symbolically or by a hard link) one
 of the protected inputs, a directory, or a path whose folder does not exist,
@@ -59,6 +64,24 @@ def atomic_path(path: PathLike, *, suffix: str | None = None) -> Iterator[str]:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(tmp)
         raise
+
+
+def reserve_path(path: PathLike) -> str:
+    """Create ``path`` empty and exclusively; returns it as ``str``.
+
+    Raises:
+        BadInput: ``path`` exists (a file, folder or link of that name): it is
+            never replaced; or its folder does not exist.
+    """
+    dest = os.fspath(path)
+    try:
+        fd = os.open(dest, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_NOFOLLOW", 0), 0o666)
+    except FileExistsError:
+        raise BadInput(dest, "exists already; outputs never replace an earlier file") from None
+    except FileNotFoundError:
+        raise BadInput(dest, f"directory {os.path.dirname(os.path.abspath(dest))} does not exist") from None
+    os.close(fd)
+    return dest
 
 
 def _same_file(a: str, b: str) -> bool:

@@ -13,16 +13,25 @@ while pedalboard pads it with zeros. A truncated WAV/AIFF is found from its
 chunk headers and a truncated MP3 from its Xing header, for the same reason.
 An Ogg stream carries no up-front length, so a cut-off Ogg file decodes as a
 shorter song.
+
+libmpg123 (soundfile's MP3 decoder) writes notes such as "Illegal
+Audio-MPEG-Header" straight to file descriptor 2; ``_native_stderr_to_log``
+points fd 2 at a temp file around soundfile's calls and logs what it caught
+at debug level, so bad input still prints only editorbot's one line.
 """
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import logging
 import os
 import stat
 import struct
-from collections.abc import Iterable
+import sys
+import tempfile
+import threading
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 
 import numpy as np
@@ -45,6 +54,40 @@ _CHUNK_FRAMES = 1 << 20
 # mpg123/LAME convention: the decoder's own delay on top of the encoder delay
 # stored in the LAME tag (pedalboard's decoder shows exactly this offset).
 _MP3_DECODER_DELAY = 529
+# fd 2 is process-wide: one redirection at a time.
+_STDERR_LOCK = threading.Lock()
+# Most decoder chatter kept for the debug log (bytes).
+_CHATTER_BYTES = 4096
+
+
+@contextlib.contextmanager
+def _native_stderr_to_log(path: str, *, enabled: bool = True) -> Iterator[None]:
+    """Send what native code writes to fd 2 in the block to the debug log instead.
+
+    While the block runs, other threads' writes to fd 2 land in the log too
+    (at debug level), so callers keep the block to the decoder calls.
+    """
+    if not enabled:
+        yield
+        return
+    with _STDERR_LOCK:
+        try:
+            sys.stderr.flush()
+            saved = os.dup(2)
+        except (OSError, ValueError, AttributeError):  # no fd 2 (closed, or an embedding host)
+            yield
+            return
+        with tempfile.TemporaryFile() as caught:
+            os.dup2(caught.fileno(), 2)
+            try:
+                yield
+            finally:
+                os.dup2(saved, 2)
+                os.close(saved)
+                caught.seek(0)
+                text = caught.read(_CHATTER_BYTES).decode("utf-8", "replace").strip()
+                if text:
+                    log.debug("%s: the decoder wrote: %s", path, " | ".join(text.splitlines()))
 
 
 @dataclass
@@ -261,14 +304,17 @@ def _decode_soundfile(path: str, max_duration_s: float, mp3_info: _Mp3Info | Non
     import soundfile as sf
 
     try:
-        f = sf.SoundFile(path)
+        with _native_stderr_to_log(path):
+            f = sf.SoundFile(path)
     except Exception as err:  # noqa: BLE001 - any open failure means "try the next decoder"
         raise _CannotOpen(f"soundfile: {err}") from None
     with f:
         sample_rate, n_channels, n_frames = f.samplerate, int(f.channels), int(f.frames)
         _check_header(path, sample_rate, n_channels, n_frames, max_duration_s)
         try:
-            data = f.read(n_frames, dtype="float32", always_2d=True)
+            # only mpg123 talks while decoding; a long FLAC read keeps the terminal
+            with _native_stderr_to_log(path, enabled=f.format in ("MPEG", "MP3")):
+                data = f.read(n_frames, dtype="float32", always_2d=True)
         except Exception as err:  # noqa: BLE001 - a decoder failure mid-stream is bad data
             raise BadInput(path, f"truncated or corrupt audio data ({err})") from None
     if data.shape[0] < n_frames:

@@ -25,6 +25,14 @@ each stem in order and a gain per stem::
 - ``gains_db`` scales each processed stem before the stems are summed into
   the mix; stems not named anywhere pass through unchanged.
 
+External plugins are native code that runs when loaded, so they load only
+from the plugin folders named when editorbot starts (``plugin_dirs``;
+``--plugin-dir``; default ``default_plugin_dirs()``, the platform's standard
+VST3 and AU folders): a plugin path that resolves (links followed) anywhere
+else is refused before anything is opened. An impulse response must lie in
+the plugin folders or in ``file_roots`` (the server's ``--allow`` folders;
+``None``, the command line's default, accepts any file).
+
 ``load_chain(path)`` parses and builds everything up front, so a bad file
 fails before any audio is processed, with one line naming the entry:
 ``chain.json: stems.drums[1]: unknown plugin "Reverbb" (did you mean Reverb?)``.
@@ -39,6 +47,8 @@ import inspect
 import json
 import math
 import os
+import sys
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from functools import lru_cache
 from typing import Any
@@ -53,6 +63,42 @@ EXTERNAL_SUFFIXES = (".vst3", ".component", ".vst", ".dll", ".so")
 _READ_ONLY = {"is_effect", "is_instrument"}
 # Built-ins that are not single effects: containers, bases, and hosts of external plugins.
 _NOT_EFFECTS = {"Plugin", "PluginContainer", "Chain", "Mix", "Pedalboard", "IIRFilter", "ExternalPlugin"}
+
+
+def default_plugin_dirs() -> list[str]:
+    """The platform's standard VST3 and AU folders (system-wide and the user's)."""
+    home = os.path.expanduser("~")
+    if sys.platform == "darwin":
+        return [
+            "/Library/Audio/Plug-Ins/VST3", f"{home}/Library/Audio/Plug-Ins/VST3",
+            "/Library/Audio/Plug-Ins/Components", f"{home}/Library/Audio/Plug-Ins/Components",
+        ]
+    if sys.platform == "win32":
+        common = os.environ.get("COMMONPROGRAMFILES", r"C:\Program Files\Common Files")
+        local = os.environ.get("LOCALAPPDATA", os.path.join(home, "AppData", "Local"))
+        return [os.path.join(common, "VST3"), os.path.join(local, "Programs", "Common", "VST3")]
+    return [f"{home}/.vst3", "/usr/lib/vst3", "/usr/local/lib/vst3"]
+
+
+@dataclass(frozen=True)
+class _Places:
+    """Where a chain's files may come from (resolved folders; ``file_roots`` None: anywhere)."""
+
+    plugin_dirs: tuple[str, ...]
+    file_roots: tuple[str, ...] | None
+
+    @staticmethod
+    def make(plugin_dirs: Sequence[str | os.PathLike] | None, file_roots: Sequence[str | os.PathLike] | None) -> _Places:
+        dirs = default_plugin_dirs() if plugin_dirs is None else plugin_dirs
+        return _Places(
+            tuple(os.path.realpath(d) for d in dirs),
+            None if file_roots is None else tuple(os.path.realpath(r) for r in file_roots),
+        )
+
+
+def _within(path: str, folders: Sequence[str]) -> bool:
+    real = os.path.realpath(path)
+    return any(real == f or real.startswith(f.rstrip(os.sep) + os.sep) for f in folders)
 
 
 @lru_cache(maxsize=1)
@@ -161,13 +207,23 @@ def _plugin_label(plugin: pedalboard.Plugin) -> str:
 # --------------------------------------------------------------------------- parsing
 
 
-def load_chain(path: str | os.PathLike) -> StemChain:
+def load_chain(
+    path: str | os.PathLike,
+    *,
+    plugin_dirs: Sequence[str | os.PathLike] | None = None,
+    file_roots: Sequence[str | os.PathLike] | None = None,
+) -> StemChain:
     """Read and build a chain file (``.json``; ``.yaml`` / ``.yml`` with pyyaml).
+
+    ``plugin_dirs`` (default ``default_plugin_dirs()``) are the only folders
+    external plugins load from; impulse responses come from those or from
+    ``file_roots`` (None: anywhere).
 
     Raises:
         BadInput: unreadable or malformed file, unknown stem, plugin or
-            parameter, a value a plugin refuses, or an external plugin that
-            does not exist or does not load; one line naming the entry.
+            parameter, a value a plugin refuses, an external plugin or impulse
+            response outside its folders, or one that does not exist or does
+            not load; one line naming the entry.
     """
     path = os.fspath(path)
     try:
@@ -194,16 +250,27 @@ def load_chain(path: str | os.PathLike) -> StemChain:
             doc = json.loads(text)
         except json.JSONDecodeError as err:
             raise BadInput(path, f"not valid JSON: {err.msg} at line {err.lineno} column {err.colno}") from None
-    return parse_chain(doc, source=path, base_dir=os.path.dirname(os.path.abspath(path)))
+    return parse_chain(
+        doc, source=path, base_dir=os.path.dirname(os.path.abspath(path)), plugin_dirs=plugin_dirs, file_roots=file_roots
+    )
 
 
-def parse_chain(doc: Any, *, source: str | None = None, base_dir: str | None = None) -> StemChain:
+def parse_chain(
+    doc: Any,
+    *,
+    source: str | None = None,
+    base_dir: str | None = None,
+    plugin_dirs: Sequence[str | os.PathLike] | None = None,
+    file_roots: Sequence[str | os.PathLike] | None = None,
+) -> StemChain:
     """Build a ``StemChain`` from a parsed chain document (see the module docstring).
 
     ``base_dir`` resolves relative plugin and impulse-response paths (default:
-    the current directory). Errors are ``BadInput(source, "<entry>: problem")``.
+    the current directory); ``plugin_dirs`` and ``file_roots`` as in
+    ``load_chain``. Errors are ``BadInput(source, "<entry>: problem")``.
     """
     base_dir = base_dir or os.getcwd()
+    places = _Places.make(plugin_dirs, file_roots)
 
     def bad(where: str, problem: str) -> BadInput:
         return BadInput(source, f"{where}: {problem}" if where else problem)
@@ -228,7 +295,7 @@ def parse_chain(doc: Any, *, source: str | None = None, base_dir: str | None = N
             entries = []
         if not isinstance(entries, list):
             raise bad(where, "must be a list of plugins")
-        plugins = [_build_plugin(entry, f"{where}[{i}]", base_dir, bad) for i, entry in enumerate(entries)]
+        plugins = [_build_plugin(entry, f"{where}[{i}]", base_dir, places, bad) for i, entry in enumerate(entries)]
         chain.boards[stem] = pedalboard.Pedalboard(plugins)
     for stem, gain in gains_doc.items():
         where = f"gains_db.{stem}"
@@ -250,7 +317,7 @@ def _is_external(name: str) -> bool:
     return name.lower().endswith(EXTERNAL_SUFFIXES) or "/" in name or os.sep in name
 
 
-def _build_plugin(entry: Any, where: str, base_dir: str, bad) -> pedalboard.Plugin:
+def _build_plugin(entry: Any, where: str, base_dir: str, places: _Places, bad) -> pedalboard.Plugin:
     if isinstance(entry, str):
         entry = {"plugin": entry}
     if not isinstance(entry, dict):
@@ -267,7 +334,7 @@ def _build_plugin(entry: Any, where: str, base_dir: str, bad) -> pedalboard.Plug
     if not isinstance(params, dict):
         raise bad(where, "'params' must map parameter names to values")
     if _is_external(name):
-        return _build_external(name, entry.get("plugin_name"), params, where, base_dir, bad)
+        return _build_external(name, entry.get("plugin_name"), params, where, base_dir, places, bad)
     if "plugin_name" in entry:
         raise bad(where, "'plugin_name' is only for external plugins")
     cls = builtin_plugins().get(name)
@@ -276,7 +343,7 @@ def _build_plugin(entry: Any, where: str, base_dir: str, bad) -> pedalboard.Plug
         hint = f" (did you mean {close[0]}?)" if close else f" (built-ins: {', '.join(builtin_plugins())})"
         raise bad(where, f'unknown plugin "{name}"{hint}')
     if cls is pedalboard.Convolution:
-        return _build_convolution(params, where, base_dir, bad)
+        return _build_convolution(params, where, base_dir, places, bad)
     plugin = cls()
     known = plugin_parameters(cls)
     for key, value in params.items():
@@ -304,7 +371,7 @@ def _set_parameter(plugin: pedalboard.Plugin, key: str, value: Any, where: str, 
         raise bad(where, f"{value!r} refused: {' '.join(str(err).split())[:200]}") from None
 
 
-def _build_convolution(params: dict, where: str, base_dir: str, bad) -> pedalboard.Plugin:
+def _build_convolution(params: dict, where: str, base_dir: str, places: _Places, bad) -> pedalboard.Plugin:
     unknown = sorted(set(params) - {"impulse_response_filename", "mix"})
     if unknown:
         raise bad(f"{where}.{unknown[0]}", "Convolution has no such parameter (it has impulse_response_filename, mix)")
@@ -312,6 +379,9 @@ def _build_convolution(params: dict, where: str, base_dir: str, bad) -> pedalboa
     if not isinstance(ir, str) or not ir:
         raise bad(where, "Convolution needs impulse_response_filename (an audio file, relative to the chain file)")
     ir_path = ir if os.path.isabs(ir) else os.path.join(base_dir, ir)
+    if places.file_roots is not None and not _within(ir_path, places.plugin_dirs + places.file_roots):
+        folders = ", ".join(places.plugin_dirs + places.file_roots)
+        raise bad(f"{where}.impulse_response_filename", f"impulse response {ir_path} is outside the allowed folders ({folders})")
     if not os.path.isfile(ir_path):
         raise bad(f"{where}.impulse_response_filename", f"impulse response {ir_path} does not exist")
     mix = params.get("mix", 1.0)
@@ -324,10 +394,15 @@ def _build_convolution(params: dict, where: str, base_dir: str, bad) -> pedalboa
         raise bad(f"{where}.impulse_response_filename", f"cannot load {ir_path}: {detail}") from None
 
 
-def _build_external(name: str, plugin_name: Any, params: dict, where: str, base_dir: str, bad) -> pedalboard.Plugin:
+def _build_external(
+    name: str, plugin_name: Any, params: dict, where: str, base_dir: str, places: _Places, bad
+) -> pedalboard.Plugin:
     path = os.path.expanduser(name)
     if not os.path.isabs(path):
         path = os.path.join(base_dir, path)
+    if not _within(path, places.plugin_dirs):  # before anything opens it: loading runs its code
+        folders = ", ".join(places.plugin_dirs) or "none"
+        raise bad(where, f"plugin {path} is outside the plugin folders ({folders}); name its folder with --plugin-dir")
     if not os.path.exists(path):
         raise bad(where, f"plugin {path} does not exist")
     if plugin_name is not None and not isinstance(plugin_name, str):

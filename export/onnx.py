@@ -66,6 +66,7 @@ from training.config import AgentConfig, SupervisedConfig
 from training.models.agent import EditAgent
 from training.models.encoder import QUERY_BLOCK
 from training.models.supervised import EditSoundModel
+from training.run_state import UnsafeCheckpoint, load_weights_only
 
 log = logging.getLogger(__name__)
 
@@ -155,8 +156,10 @@ def read_checkpoint(path: str | os.PathLike) -> tuple[str, dict[str, Any]]:
     if not os.path.isfile(p):
         raise BadInput(p, "no such checkpoint file")
     try:
-        # the trainers' own checkpoints hold rng states and configs: not weights-only
-        doc = torch.load(p, map_location="cpu", weights_only=False)
+        # weights-only: a checkpoint named by a request must never run code (training.run_state)
+        doc = load_weights_only(p)
+    except UnsafeCheckpoint:
+        raise
     except Exception as err:  # noqa: BLE001 - torch and pickle raise many types for a corrupt or foreign file
         raise BadInput(p, f"not a readable editorbot checkpoint ({str(err).splitlines()[0][:200]})") from None
     kinds = {POLICY_FORMAT: "policy", SUPERVISED_FORMAT: "supervised"}

@@ -201,13 +201,21 @@ class EditRequest:
             exports=parse_exports(g.get("exports")),
             start_s=start,
             end_s=end,
-            name=_stem(g["name"]) if "name" in g else None,
+            name=parse_name(g["name"]) if "name" in g else None,
             format=fmt,
         )
 
 
-def _stem(value: Any) -> str:
-    stem = _SAFE_STEM.sub("_", _text("name", value, MAX_NAME_CHARS)).strip("._")
+def safe_stem(text: str) -> str:
+    """``text`` as a file name stem: runs of other characters than ``A-Z a-z 0-9 _ . -``
+    become ``_``, no leading or trailing dot or underscore, at most ``MAX_NAME_CHARS``
+    (may be empty)."""
+    return _SAFE_STEM.sub("_", text).strip("._")[:MAX_NAME_CHARS]
+
+
+def parse_name(value: Any) -> str:
+    """An output name stem a request asked for (``safe_stem``); BadRequest naming ``name``."""
+    stem = safe_stem(_text("name", value, MAX_NAME_CHARS))
     if not stem:
         raise BadRequest("name", "has no usable characters")
     return stem

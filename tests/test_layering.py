@@ -35,8 +35,10 @@ ALLOWED = {
 #: export modules that may import training (design.md: "and training for those two").
 EXPORT_USES_TRAINING = {"export.onnx", "export.learned"}
 #: bridge modules that may import training, inside functions only (design.md: "only lazily
-#: from the CLI's train/data commands and `render --renderer learned`").
-BRIDGE_USES_TRAINING_LAZILY = {"bridge.commands.train", "bridge.commands.data", "bridge.commands.render"}
+#: from the CLI's train/data commands, `render --renderer learned` and `convert-checkpoint`").
+BRIDGE_USES_TRAINING_LAZILY = {
+    "bridge.commands.train", "bridge.commands.data", "bridge.commands.render", "bridge.commands.convert_checkpoint",
+}
 NEVER_IMPORTED = ("tests", "bench")
 
 

@@ -2,7 +2,12 @@
 
 Checkpoints carry the python/numpy/torch rng states so a resumed run
 continues the same random streams; they are written atomically so a kill
-never leaves half a file. ``StopFlag`` turns SIGINT/SIGTERM into a clean
+never leaves half a file. A checkpoint holds only tensors and plain
+containers (dict, list, tuple, str, int, float, bool, None), so it is read
+with ``torch.load(weights_only=True)`` and no file, trusted or not, runs code
+when loaded. A file from before that rule (numpy rng state) is refused with a
+line naming ``editorbot convert-checkpoint``, the one place that unpickles a
+file, on the user's word that they trust it. ``StopFlag`` turns SIGINT/SIGTERM into a clean
 save at the next update boundary. ``hyperparameter_table`` is the config
 table both trainers log to TensorBoard at start. ``load_resume_checkpoint``,
 ``restore_training_state`` and ``gather_rng_states`` are the resume code
@@ -12,8 +17,11 @@ both trainers share.
 from __future__ import annotations
 
 import logging
+import os
 import random
+import re
 import signal
+from collections import OrderedDict
 from pathlib import Path
 from typing import Any
 
@@ -22,20 +30,32 @@ import torch
 import torch.distributed as dist
 
 from engine.atomic import atomic_path
+from engine.errors import BadInput
 from training.distributed import Distributed
 
 logger = logging.getLogger(__name__)
 
 
+CONVERT_HINT = "if you trust the file, convert it once with: editorbot convert-checkpoint OLD NEW"
+
+
+class UnsafeCheckpoint(BadInput, ValueError):
+    """A checkpoint holding objects a weights-only load refuses (an old format, or a hostile file)."""
+
+
 def rng_state() -> dict[str, Any]:
-    """python, numpy and torch rng states."""
-    return {"python": random.getstate(), "numpy": np.random.get_state(), "torch": torch.get_rng_state()}
+    """python, numpy and torch rng states, as plain types (the numpy key table as an int64 tensor)."""
+    name, keys, pos, has_gauss, cached = np.random.get_state()
+    numpy_state = (str(name), torch.from_numpy(np.asarray(keys).astype(np.int64)), int(pos), int(has_gauss), float(cached))
+    return {"python": random.getstate(), "numpy": numpy_state, "torch": torch.get_rng_state()}
 
 
 def set_rng_state(state: dict[str, Any]) -> None:
     """Inverse of ``rng_state``."""
     random.setstate(state["python"])
-    np.random.set_state(state["numpy"])
+    name, keys, pos, has_gauss, cached = state["numpy"]
+    keys = keys.numpy() if isinstance(keys, torch.Tensor) else np.asarray(keys)
+    np.random.set_state((name, keys.astype(np.uint32), pos, has_gauss, cached))
     torch.set_rng_state(state["torch"])
 
 
@@ -46,15 +66,72 @@ def save_checkpoint(path: Path, payload: dict[str, Any]) -> None:
         torch.save(payload, tmp)
 
 
-def read_checkpoint(path: str | Path, fmt: str) -> dict[str, Any]:
-    """A checkpoint ``save_checkpoint`` wrote in format ``fmt``; ValueError naming the file otherwise.
+def load_weights_only(path: str | os.PathLike) -> Any:
+    """``torch.load(path, weights_only=True)`` on the CPU: tensors and plain containers, no code run.
 
-    It holds rng states, so it is not weights-only: read only trusted files.
+    Raises:
+        UnsafeCheckpoint: the file pickles other objects; the message names the
+            file, the first refused object and ``editorbot convert-checkpoint``.
+        Other exceptions of ``torch.load`` for a missing, corrupt or foreign file.
     """
-    ckpt = torch.load(path, map_location="cpu", weights_only=False)
+    try:
+        return torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as err:  # torch raises UnpicklingError, RuntimeError, ... for refused objects
+        refused = re.search(r"GLOBAL (\S+)", str(err))
+        if refused is None:
+            raise
+        what = refused.group(1).rstrip(".,")
+        problem = f"holds pickled objects ({what}) a weights-only load refuses; {CONVERT_HINT}"
+        raise UnsafeCheckpoint(path, problem) from None
+
+
+def read_checkpoint(path: str | Path, fmt: str) -> dict[str, Any]:
+    """A checkpoint ``save_checkpoint`` wrote in format ``fmt``; ValueError naming the file otherwise."""
+    ckpt = load_weights_only(path)
     if not isinstance(ckpt, dict) or ckpt.get("format") != fmt:
         raise ValueError(f"{path}: not a {fmt} checkpoint")
     return ckpt
+
+
+def _plain(obj: Any, where: str) -> Any:
+    """``obj`` with numpy arrays as tensors and numpy scalars as numbers; TypeError for anything else."""
+    if isinstance(obj, (torch.Tensor, str, int, float, bool, type(None))):
+        return obj
+    if isinstance(obj, np.ndarray):
+        return torch.from_numpy(obj.astype(np.int64) if obj.dtype == np.uint32 else obj.copy())
+    if isinstance(obj, np.generic):
+        return obj.item()
+    if isinstance(obj, dict):
+        items = [(k, _plain(v, f"{where}.{k}")) for k, v in obj.items()]
+        return OrderedDict(items) if isinstance(obj, OrderedDict) else dict(items)
+    if isinstance(obj, (list, tuple)):
+        return type(obj)(_plain(v, f"{where}[{i}]") for i, v in enumerate(obj))
+    raise TypeError(f"{where}: a {type(obj).__module__}.{type(obj).__qualname__}, not a tensor or plain value")
+
+
+def convert_checkpoint(old: str | os.PathLike, new: str | os.PathLike) -> Path:
+    """Rewrite an old checkpoint so ``load_weights_only`` reads it; returns ``new``.
+
+    This unpickles ``old`` in full (it may run code): the caller must trust
+    the file. Only the CLI calls it, on the user's explicit command. Numpy
+    arrays become tensors and numpy scalars numbers; any other object is
+    refused. ``new`` must not exist (nothing is overwritten).
+
+    Raises:
+        ValueError: ``new`` exists or is ``old``, or ``old`` holds an object
+            that has no plain form; the message names the file.
+    """
+    new_path = Path(new)
+    if new_path.exists() or os.path.lexists(new_path):
+        raise ValueError(f"{new_path}: exists; converting never overwrites a file")
+    doc = torch.load(old, map_location="cpu", weights_only=False)
+    try:
+        plain = _plain(doc, "checkpoint")
+    except TypeError as err:
+        raise ValueError(f"{os.fspath(old)}: {err}") from None
+    save_checkpoint(new_path, plain)
+    load_weights_only(new_path)  # proof that the converted file reads safely
+    return new_path
 
 
 def hyperparameter_table(sections: dict[str, dict[str, Any]]) -> str:

@@ -1,6 +1,7 @@
 """``editorbot serve``: the OSC server for DAWs (DESIGN section 8).
 
-Listens on 127.0.0.1 unless ``--host`` says otherwise (then warns), runs one
+Listens on 127.0.0.1; another ``--host`` is refused unless ``--allow-remote``
+is given too (then it warns: OSC has no authentication). Runs one
 job at a time from a queue, writes results into ``--out-dir`` and tells the
 DAW through the ``--daw`` dialect. SIGTERM or Ctrl-C stops it cleanly: the
 running job is cancelled at its next progress point and queued jobs get an
@@ -46,7 +47,11 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     from bridge.dialects import DIALECTS
     from bridge.osc_client import DEFAULT_PORT
 
-    p.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1; others warn)")
+    p.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1; others need --allow-remote)")
+    p.add_argument(
+        "--allow-remote", action="store_true",
+        help="allow a --host other than loopback: anyone who can reach it can start jobs (OSC has no authentication)",
+    )
     p.add_argument("--port", type=int, default=DEFAULT_PORT, help=f"UDP port (default {DEFAULT_PORT}; 0 picks a free one)")
     p.add_argument("--daw", choices=sorted(DIALECTS), default="generic", help="how results are told to the DAW (default generic)")
     p.add_argument("--daw-host", default="127.0.0.1", help="the DAW's OSC address (default 127.0.0.1)")
@@ -56,6 +61,10 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--out-dir", default="editorbot-out", metavar="D", help="folder for every file jobs write (default ./editorbot-out)")
     p.add_argument("--allow", action="append", metavar="DIR", help="folder input paths may come from (repeatable; default: home and the working directory)")
     p.add_argument("--reply-port", type=int, metavar="P", help="send replies to the sender's host on this port instead of its source port")
+    p.add_argument(
+        "--plugin-dir", action="append", metavar="DIR",
+        help="folder external plugins in a stems chain may load from (repeatable; default: the platform's standard VST3/AU folders)",
+    )
     p.add_argument("--log-format", choices=("text", "json"), default="text", help="log lines as text or one JSON object each")
     p.add_argument("--capabilities", action="store_true", help="print what the --daw dialect can and cannot do, then exit")
     p.add_argument("--spool", metavar="DIR", help="also serve this spool folder for the Reaper scripts (bridge.spool), through the same job queue")
@@ -71,7 +80,7 @@ def _validate_port(flag: str, port: int | None, *, zero_ok: bool = False) -> Non
 def run(args: argparse.Namespace) -> int:
     """Serve until SIGTERM or Ctrl-C; 0 after a clean stop."""
     from bridge.dialects import DIALECTS
-    from bridge.server import Server, ServerConfig, default_roots
+    from bridge.server import Server, ServerConfig, default_roots, is_loopback
     from engine.errors import BadInput
 
     if args.capabilities:
@@ -83,20 +92,23 @@ def run(args: argparse.Namespace) -> int:
     _validate_port("--port", args.port, zero_ok=True)
     _validate_port("--daw-port", args.daw_port)
     _validate_port("--reply-port", args.reply_port)
+    if not is_loopback(args.host) and not args.allow_remote:
+        raise BadInput("--host", f"{args.host} is not loopback; anyone who can reach it could start jobs (add --allow-remote to mean it)")
     roots = [Path(a) for a in args.allow] if args.allow else default_roots()
     for root in roots:
         if not root.is_dir():
             raise BadInput(root, "--allow: not a folder")
+    plugin_dirs = [Path(d) for d in args.plugin_dir] if args.plugin_dir else None
     config = ServerConfig(
         host=args.host, port=args.port, out_dir=Path(args.out_dir), daw=args.daw, daw_host=args.daw_host,
         daw_port=args.daw_port, daw_sample_rate=args.daw_sample_rate, reaper_command_id=args.reaper_command_id,
-        allowed_roots=roots, reply_port=args.reply_port,
+        allowed_roots=roots, reply_port=args.reply_port, plugin_dirs=plugin_dirs, allow_remote=args.allow_remote,
     )
     if args.spool:
         from bridge.spool import Spool
 
         try:
-            Spool(args.spool)
+            Spool(args.spool, allowed_roots=roots)
         except OSError as err:
             raise BadInput(args.spool, f"--spool: cannot use as a spool folder: {err.strerror or err}") from None
     try:
@@ -117,7 +129,9 @@ def run(args: argparse.Namespace) -> int:
     if args.spool:
         from bridge.spool import edit_handler, start_spool_thread
 
-        spool_thread = start_spool_thread(args.spool, edit_handler, stop=stop, submit=server.run_on_worker)
+        spool_thread = start_spool_thread(
+            args.spool, edit_handler, stop=stop, submit=server.run_on_worker, allowed_roots=roots
+        )
     server.start()
     try:
         while not stop.wait(0.5):

@@ -31,6 +31,10 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--format", choices=AUDIO_OUTPUT_FORMATS, default="wav", help="file type of the written stems (default wav)")
     p.add_argument("--no-cache", action="store_true", help="neither read nor write the stem cache")
     p.add_argument("--cache-dir", metavar="D", help="stem cache folder (default stems/ in the feature cache)")
+    p.add_argument(
+        "--plugin-dir", action="append", metavar="DIR",
+        help="folder external plugins in a chain may load from (repeatable; default: the platform's standard VST3/AU folders)",
+    )
 
 
 def run(args: argparse.Namespace) -> int:
@@ -41,7 +45,7 @@ def run(args: argparse.Namespace) -> int:
 
     if os.path.exists(args.output) and not os.path.isdir(args.output):
         raise BadInput(args.output, "-o must be a folder; a file of that name exists")
-    chain = load_chain(args.chain) if args.chain else StemChain()
+    chain = load_chain(args.chain, plugin_dirs=args.plugin_dir) if args.chain else StemChain()
     separator = separator_for(args.separator, args.model_dir, quiet=args.quiet)
     print(f"separator {separator.name}" + (f" ({separator.note})" if separator.note else ""))
     for line in chain.describe():

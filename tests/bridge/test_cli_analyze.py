@@ -90,6 +90,8 @@ BAD_INPUTS: dict[str, tuple[Callable[[Path], None] | None, str, str]] = {
     "truncated_flac": (make_truncated_flac, "cut.flac", "truncated"),
     "truncated_mp3": (make_truncated_mp3, "cut.mp3", "truncated"),
     "text": (lambda p: p.write_text("not a song\n" * 100), "notes.wav", "not an audio file"),
+    # libmpg123 writes "Note: Illegal Audio-MPEG-Header" to fd 2 for this one: it must not show
+    "text_mp3": (lambda p: p.write_text("hello this is text\n" * 50), "text.mp3", "not an audio file"),
     "random_bytes": (lambda p: p.write_bytes(b"\x00" + np.random.default_rng(7).bytes(30000)), "noise.wav", "not an audio file"),
     "silence": (lambda p: sf.write(p, np.zeros((88200, 2), np.float32), 44100), "silence.wav", "silent"),
     "sub_second": (lambda p: sf.write(p, tone(44100, 0.6), 44100), "blip.wav", "too short"),
@@ -119,7 +121,7 @@ def test_bad_input_one_line_exit_2_file_untouched(case, tmp_path, capsys):
     assert not (tmp_path / "out.json").exists()
 
 
-@pytest.mark.parametrize("case", ["truncated_mp3", "nan"])
+@pytest.mark.parametrize("case", ["truncated_mp3", "nan", "text_mp3"])
 def test_bad_input_through_the_installed_command(case, tmp_path):
     """The real console script: nothing else (warnings, logging) reaches stderr."""
     build, name, problem = BAD_INPUTS[case]

@@ -114,3 +114,30 @@ def test_bad_input_exits_2(capsys: pytest.CaptureFixture[str], monkeypatch: pyte
     # nothing was written by any of the refused runs
     assert not (out_dir / "out.wav").exists() and not (out_dir / "out.plan.json").exists()
     assert not (out_dir / "m.onnx").exists() and not (out_dir / "m.json").exists()
+
+
+def test_bad_flags_are_refused_before_the_model_loads(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``--target-duration -5``: one line, exit 2, and no model load (nor its INFO log line) first."""
+    import subprocess
+
+    import export.edit
+    from tests.bridge.test_server import EDITORBOT
+
+    folder = scratch("flags")
+    song, out = folder / "song.wav", folder / "out.wav"  # flags are checked before the song is read, too
+    proc = subprocess.run(  # the installed command: nothing but the one line on stderr
+        [EDITORBOT, "edit", str(song), "-o", str(out), "--target-duration", "-5"], capture_output=True, text=True, timeout=60
+    )
+    assert proc.returncode == 2 and proc.stderr == "editorbot: --target-duration: must be > 0 seconds, got -5\n"
+
+    def no_model(*args, **kwargs):
+        raise AssertionError("the model was loaded before the flags were checked")
+
+    monkeypatch.setattr(export.edit, "load_model", no_model)
+    for flag, value in (("--target-duration", "nan"), ("--target-duration", "0"), ("--seed", "-1")):
+        assert main(["edit", str(song), "-o", str(out), flag, value]) == 2
+        err = capsys.readouterr().err
+        assert err.count("\n") == 1 and err.startswith(f"editorbot: {flag}: "), err
+    assert not out.exists()

@@ -87,9 +87,13 @@ def test_bad_vst3_in_chain_exits_2(song, tmp_path, capsys):
     (tmp_path / "Broken.vst3").write_bytes(b"\0" * 64)
     chain = tmp_path / "chain.json"
     chain.write_text(json.dumps({"stems": {"vocals": [{"plugin": "Broken.vst3", "params": {"mix": 1}}]}}))
-    assert main(["stems", str(song), "-o", str(tmp_path / "out"), "--chain", str(chain)]) == 2
+    assert main(["stems", str(song), "-o", str(tmp_path / "out"), "--chain", str(chain), "--plugin-dir", str(tmp_path)]) == 2
     line = one_error_line(capsys)
     assert line.startswith(f"editorbot: {chain}: stems.vocals[0]: cannot load plugin {tmp_path / 'Broken.vst3'}")
+    # without --plugin-dir naming its folder, the plugin is never opened
+    assert main(["stems", str(song), "-o", str(tmp_path / "out"), "--chain", str(chain)]) == 2
+    line = one_error_line(capsys)
+    assert line.startswith(f"editorbot: {chain}: stems.vocals[0]: plugin {tmp_path / 'Broken.vst3'} is outside the plugin folders")
 
 
 def test_demucs_without_weights_names_the_folder(song, tmp_path, capsys):
@@ -154,6 +158,6 @@ def test_stems_over_osc(song, tmp_path):
 
             c.send("/editorbot/stems", str(song), json.dumps({"separator": "spleeter"}))
             reply = c.receive(5.0)
-            assert reply == ("/editorbot/error", ["/editorbot/stems: separator must be auto, demucs or builtin"])
+            assert reply == ("/editorbot/error", ["/editorbot/stems: separator must be one of auto, demucs, builtin"])
     finally:
         server.close()

@@ -109,7 +109,7 @@ def test_edit_job_with_a_model_gives_markers_and_done(server: Server) -> None:
     model, _ = tiny_model()
     song = song_file(41, 20.0)
     server.roots.append(model.parent.resolve())
-    options = json.dumps({"model": str(model), "target_duration": 15.0, "seed": 3, "export": "tsv"})
+    options = json.dumps({"model": str(model), "target_duration_s": 15.0, "seed": 3, "exports": "tsv"})
     with OscClient("127.0.0.1", server.port) as c:
         job = submit(c, "/editorbot/edit", str(song), options)
         replies = collect(c, until_done_of=job)
@@ -244,7 +244,7 @@ def test_bad_requests_get_error_replies(server: Server, tmp_path: Path) -> None:
         (("/editorbot/analyze", str(tmp_path)), "not a regular file"),
         (("/editorbot/edit", str(song), "{bad json"), "not valid JSON"),
         (("/editorbot/edit", str(song), '{"volume": 11}'), "unknown option"),
-        (("/editorbot/edit", str(song), '{"target_duration": -1}'), "positive number"),
+        (("/editorbot/edit", str(song), '{"target_duration_s": -1}'), "target_duration_s: must be > 0"),
         (("/editorbot/edit", str(song), '{"model": "/etc/hostname"}'), "outside the allowed folders"),
         (("/editorbot/cancel", "x"), "must be an integer"),
         (("/editorbot/cancel", 12345), "no queued or running job"),

@@ -31,10 +31,20 @@ from engine.exporters.tsv import read_tsv
 from engine.plan import load_plan, plan_from_dict
 
 ROOT = Path(__file__).resolve().parents[2]
+#: A file inside the allowed folders, for requests whose handler never reads it.
+SOME_FILE = str(Path(__file__).resolve())
+
+
+@pytest.fixture(autouse=True)
+def _allowed(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Requests here name files in the repository, the test's folder and the synthesized songs' folder."""
+    from tests.export import _ROOT as songs
+
+    monkeypatch.setattr("bridge.spool.default_roots", lambda: [ROOT, tmp_path, songs])
 
 
 def request(request_id: str, **fields: Any) -> dict[str, Any]:
-    return {"schema": REQUEST_SCHEMA, "id": request_id, "kind": "edit", "audio": "/nowhere.wav", **fields}
+    return {"schema": REQUEST_SCHEMA, "id": request_id, "kind": "edit", "audio": SOME_FILE, **fields}
 
 
 def put(spool: Spool, request_id: str, body: Any) -> Path:
@@ -56,19 +66,21 @@ def fake_plan() -> dict[str, Any]:
 
 def test_parse_request_names_the_bad_field() -> None:
     ok = parse_request(request("a1", start_s=2, end_s=5.5, keep=[[1, 2]], target_duration_s=3), "a1")
-    assert (ok.start_s, ok.end_s, ok.keep, ok.target_duration_s) == (2.0, 5.5, [(1.0, 2.0)], 3.0)
+    assert (ok.edit.start_s, ok.edit.end_s, ok.edit.keep, ok.edit.target_duration_s) == (2.0, 5.5, ((1.0, 2.0),), 3.0)
     bad = {
         "schema": ({"schema": "x"}, "schema"),
         "id": ({"id": "other"}, "id"),
         "kind": ({"kind": "dance"}, "kind"),
         "audio": ({"audio": ""}, "audio"),
         "span": ({"start_s": 5, "end_s": 2}, "end_s"),
-        "keep": ({"keep": [[3, 1]]}, "keep[0]"),
+        "keep": ({"keep": [[3, 1]]}, "keep"),
+        "unknown": ({"colour": "red"}, "colour"),
+        "dp": ({"model": "dp"}, "model"),
         "nan": ({"target_duration_s": "long"}, "target_duration_s"),
         "zero": ({"target_duration_s": 0}, "target_duration_s"),
     }
     for name, (fields, word) in bad.items():
-        with pytest.raises(ValueError, match=word.replace("[", r"\[").replace("]", r"\]")):
+        with pytest.raises(ValueError, match=f"^{word}: "):
             parse_request({**request("a1"), **fields}, "a1")
         assert name
 
@@ -176,24 +188,28 @@ def test_stale_requests_and_leftovers_are_removed(tmp_path: Path) -> None:
     spool = Spool(tmp_path, max_age_s=600, clock=lambda: clock[0])
     put(spool, "old", request("old"))
     put(spool, "new", request("new"))
-    (spool.outbox / "gone.json").write_text("{}")
-    (spool.outbox / ".gone.json.123.tmp").write_text("{")
+    spool.write_result_file("gone.json", {})  # the spool's own result
+    (spool.outbox / ".gone.json.0123456789ab.partial.json").write_text("{")  # its temp file, left by a crash
+    (spool.outbox / "mine.wav").write_text("a user's file")  # not the spool's: never removed
     long_ago = clock[0] - 700
-    for p in (spool.inbox / "old.json", spool.outbox / "gone.json", spool.outbox / ".gone.json.123.tmp"):
-        os.utime(p, (long_ago, long_ago))
+    for name in ("gone.json", ".gone.json.0123456789ab.partial.json", "mine.wav"):
+        os.utime(spool.outbox / name, (long_ago, long_ago))
+    os.utime(spool.inbox / "old.json", (long_ago, long_ago))
     removed = spool.sweep()
-    assert sorted(removed) == [".gone.json.123.tmp", "gone.json", "old.json"]
-    assert (spool.inbox / "new.json").exists()
+    assert sorted(removed) == [".gone.json.0123456789ab.partial.json", "gone.json", "old.json"]
+    assert (spool.inbox / "new.json").exists() and (spool.outbox / "mine.wav").exists()
 
 
 def test_orphaned_work_goes_back_to_the_inbox(tmp_path: Path) -> None:
     spool = Spool(tmp_path)
     put(spool, "o1", request("o1"))
-    assert spool.claim() is not None
-    (spool.work / "o1.excerpt.wav").write_bytes(b"x")
+    job = spool.claim()
+    assert job is not None
+    job.scratch(".excerpt.wav").write_bytes(b"x")  # the spool's scratch file: removed
+    (spool.work / "notes.txt").write_text("not the spool's")  # never removed
     restarted = Spool(tmp_path)
     assert restarted.requeue_orphans() == 1
-    assert (spool.inbox / "o1.json").exists() and list(spool.work.iterdir()) == []
+    assert (spool.inbox / "o1.json").exists() and [p.name for p in spool.work.iterdir()] == ["notes.txt"]
 
 
 def test_run_spool_beats_every_second_while_a_job_runs(tmp_path: Path) -> None:
@@ -254,14 +270,10 @@ def test_edit_handler_dp_on_part_of_a_song(tmp_path: Path, monkeypatch: pytest.M
     assert len(read_tsv(r["tsv_path"]).segments) == r["n_segments"] == len(plan.segments)
     # without a target the retimer has nothing to aim at: one line naming the problem
     put(spool, "dp2", request("dp2", audio=str(song), model="dp"))
-    job = spool.claim()
-    assert job is not None
-    spool.run(job, edit_handler)
-    assert result(spool, "dp2")["status"] == "error" and "target duration" in result(spool, "dp2")["message"]
+    assert spool.claim() is None  # refused when read, as every bad field
+    assert result(spool, "dp2")["status"] == "error" and "model: the dp retimer needs target_duration_s" in result(spool, "dp2")["message"]
     put(spool, "dp3", request("dp3", audio=str(tmp_path / "missing.wav"), model="dp", target_duration_s=5.0))
-    job = spool.claim()
-    assert job is not None
-    spool.run(job, edit_handler)
+    assert spool.claim() is None  # refused when read, as every path outside or missing
     assert result(spool, "dp3")["message"].endswith("missing.wav: no such file")
 
 

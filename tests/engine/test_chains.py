@@ -171,22 +171,47 @@ def test_unreadable_chain_files(tmp_path):
 
 
 def test_bad_vst3_paths_are_one_clear_line(tmp_path):
+    here = {"source": "chain.json", "base_dir": str(tmp_path), "plugin_dirs": [tmp_path]}
     missing = {"stems": {"vocals": [{"plugin": "plugins/Nope.vst3", "params": {"mix": 0.5}}]}}
     with pytest.raises(BadInput) as err:
-        parse_chain(missing, source="chain.json", base_dir=str(tmp_path))
+        parse_chain(missing, **here)
     assert str(err.value) == f"chain.json: stems.vocals[0]: plugin {tmp_path / 'plugins' / 'Nope.vst3'} does not exist"
 
     fake = tmp_path / "Fake.vst3"
     fake.write_bytes(b"not a plugin")
     with pytest.raises(BadInput) as err:
-        parse_chain({"stems": {"drums": [{"plugin": "Fake.vst3"}]}}, source="chain.json", base_dir=str(tmp_path))
+        parse_chain({"stems": {"drums": [{"plugin": "Fake.vst3"}]}}, **here)
     message = str(err.value)
     assert message.startswith(f"chain.json: stems.drums[0]: cannot load plugin {fake}: ")
     assert "\n" not in message
 
     (tmp_path / "Dir.vst3").mkdir()
     with pytest.raises(BadInput, match=r"stems.bass\[0\]: cannot load plugin .*Dir.vst3"):
-        parse_chain({"stems": {"bass": ["Dir.vst3"]}}, source="chain.json", base_dir=str(tmp_path))
+        parse_chain({"stems": {"bass": ["Dir.vst3"]}}, **here)
+
+
+def test_plugins_and_impulse_responses_outside_their_folders_are_never_opened(tmp_path, monkeypatch):
+    """A chain naming a plugin outside the plugin folders (directly, relative, or through a link)
+    is refused before pedalboard opens anything: loading a plugin runs its code."""
+    plugins, elsewhere = tmp_path / "plugins", tmp_path / "elsewhere"
+    plugins.mkdir()
+    elsewhere.mkdir()
+    evil = elsewhere / "Evil.vst3"
+    evil.write_bytes(b"native code")
+    (plugins / "Link.vst3").symlink_to(evil)
+    opened: list[str] = []
+    monkeypatch.setattr("pedalboard.load_plugin", lambda path, **kw: opened.append(path))
+    for name in (str(evil), "../elsewhere/Evil.vst3", "Link.vst3"):
+        doc = {"stems": {"drums": [{"plugin": name}]}}
+        with pytest.raises(BadInput) as err:
+            parse_chain(doc, source="chain.json", base_dir=str(plugins), plugin_dirs=[plugins])
+        assert str(err.value).startswith("chain.json: stems.drums[0]: plugin ") and "outside the plugin folders" in str(err.value)
+    ir = elsewhere / "ir.wav"
+    sf.write(ir, np.full(4410, 0.1, np.float32), SR, subtype="FLOAT")
+    doc = {"stems": {"vocals": [{"plugin": "Convolution", "params": {"impulse_response_filename": str(ir)}}]}}
+    with pytest.raises(BadInput, match=r"impulse_response_filename: impulse response .*ir.wav is outside the allowed folders"):
+        parse_chain(doc, source="chain.json", plugin_dirs=[plugins], file_roots=[plugins])
+    assert opened == []
 
 
 def test_chain_keeps_shape_and_resets_between_calls(noise):

@@ -72,7 +72,10 @@ def server(tmp_path: Path) -> Iterator[Callable[[Any], threading.Thread]]:
     threads: list[threading.Thread] = []
 
     def start(handler: Any) -> threading.Thread:
-        t = threading.Thread(target=run_spool, args=(tmp_path / "spool", handler), kwargs={"stop": stop, "poll_s": 0.05})
+        # request paths must lie in the allowed folders (--allow): the songs' folder and the test's
+        spool = Spool(tmp_path / "spool", allowed_roots=[song_file(*SONG).parent, tmp_path])
+        kwargs = {"stop": stop, "poll_s": 0.05, "spool": spool}
+        t = threading.Thread(target=run_spool, args=(tmp_path / "spool", handler), kwargs=kwargs)
         t.start()
         threads.append(t)
         return t
