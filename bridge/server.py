@@ -24,7 +24,7 @@ Requests (addresses under ``/editorbot/``; no OSC address patterns):
 Replies (to the sender's address, or its host and ``reply_port`` when set):
 ``queued JOB_ID POSITION``, ``progress FRACTION STAGE JOB_ID``,
 ``marker TIME_S NAME [END_S]``, ``done PATH [PATH] JOB_ID``,
-``error MESSAGE [JOB_ID]``. Job replies carry the job id last so that the
+``error MESSAGE [JOB_ID]``. OscJob replies carry the job id last so that the
 first arguments are what DESIGN section 8 names.
 
 Cancel stops a running job at its next progress point (between stages: a
@@ -180,7 +180,7 @@ class ServerConfig:
 
 
 @dataclass
-class Job:
+class OscJob:
     """One queued or running job."""
 
     id: int
@@ -282,10 +282,10 @@ class Server:
         self.models = ModelCache()
         self.counters: Counter[str] = Counter()
         self._next_id = self._read_job_counter()
-        self._queue: queue.Queue[Job | None] = queue.Queue()
-        self._queued: dict[int, Job] = {}
+        self._queue: queue.Queue[OscJob | None] = queue.Queue()
+        self._queued: dict[int, OscJob] = {}
         self._lock = threading.Lock()
-        self._running: Job | None = None
+        self._running: OscJob | None = None
         self._stop = threading.Event()
         self._threads: list[threading.Thread] = []
         self._udp = _UDPServer((config.host, config.port), self)
@@ -568,7 +568,7 @@ class Server:
                 raise RequestError("server shutting down")
             if len(self._queued) >= self.config.max_queued:
                 raise RequestError(f"queue full ({self.config.max_queued} jobs waiting); try again later")
-            job = Job(self._take_job_id(), kind, path, options, sender, request=request)
+            job = OscJob(self._take_job_id(), kind, path, options, sender, request=request)
             self._queued[job.id] = job
             position = len(self._queued) - (0 if self._running else 1)
         self.counters["jobs_queued"] += 1
@@ -603,14 +603,14 @@ class Server:
             log.warning("could not record the job counter: %s", err, extra={"event": "counter_not_saved"})
         return job_id
 
-    def _reserve(self, job: Job, paths: Sequence[str]) -> None:
+    def _reserve(self, job: OscJob, paths: Sequence[str]) -> None:
         """Create each output of ``job`` empty and exclusively: an earlier file of that name is never replaced."""
         for p in paths:
             reserve_path(p)
             job.reserved.append(p)
 
     @staticmethod
-    def _release(job: Job) -> None:
+    def _release(job: OscJob) -> None:
         """Remove the reserved outputs a failed job left empty (they are the server's own)."""
         for p in job.reserved:
             try:
@@ -637,7 +637,7 @@ class Server:
             job = self._queue.get()
             if job is None or self._stop.is_set():
                 return
-            if not isinstance(job, Job):  # a call queued by run_on_worker (spool requests)
+            if not isinstance(job, OscJob):  # a call queued by run_on_worker (spool requests)
                 try:
                     job()
                 except Exception:  # the worker goes on
@@ -654,7 +654,7 @@ class Server:
                     self._running = None
                 self._release(job)  # whatever ended the job, no empty reserved file stays
 
-    def _run(self, job: Job) -> None:
+    def _run(self, job: OscJob) -> None:
         t0 = time.perf_counter()
         job.started = time.monotonic()
         try:
@@ -690,14 +690,14 @@ class Server:
         )
         self._reply(job.reply_to, "done", *result, job.id)
 
-    def progress(self, job: Job, fraction: float, stage: str) -> None:
+    def progress(self, job: OscJob, fraction: float, stage: str) -> None:
         """A progress point: reply, then stop here if the job was cancelled."""
         job.fraction, job.stage = float(fraction), stage
         self._send_progress(job)
         if job.cancel.is_set() and fraction < 1.0:
             raise JobCancelled
 
-    def _send_progress(self, job: Job) -> None:
+    def _send_progress(self, job: OscJob) -> None:
         job.last_progress = time.monotonic()
         self._reply(job.reply_to, "progress", round(job.fraction, 4), job.stage, job.id)
 
@@ -708,11 +708,11 @@ class Server:
             if job is not None and time.monotonic() - job.last_progress >= interval:
                 self._send_progress(job)
 
-    def _out_path(self, job: Job, stem: str, suffix: str) -> str:
+    def _out_path(self, job: OscJob, stem: str, suffix: str) -> str:
         stem = job.options.get("name") or safe_stem(stem) or "out"
         return str(self.out_dir / f"{stem}-{job.id}{suffix}")
 
-    def _job_analyze(self, job: Job) -> tuple[str]:
+    def _job_analyze(self, job: OscJob) -> tuple[str]:
         out = self._out_path(job, Path(job.path).stem, ".analysis.json")
         self._reserve(job, [out])
         self.progress(job, 0.0, "analysis")
@@ -722,7 +722,7 @@ class Server:
         self.progress(job, 0.9, "write")
         return (analysis.save_json(out),)
 
-    def _job_edit(self, job: Job) -> tuple[str, str]:
+    def _job_edit(self, job: OscJob) -> tuple[str, str]:
         from export.edit import edit_file, output_paths
 
         assert job.request is not None  # _on_edit queues every edit with its request
@@ -746,7 +746,7 @@ class Server:
         self._deliver(job, result)
         return written["plan"], written["audio"]
 
-    def _job_render(self, job: Job) -> tuple[str, str]:
+    def _job_render(self, job: OscJob) -> tuple[str, str]:
         self.progress(job, 0.0, "load")
         from engine.exporters import EXTENSIONS, export_plan
         from engine.plan import load_plan, resolve_source
@@ -771,7 +771,7 @@ class Server:
         self._deliver(job, JobResult(plan=plan, plan_path=job.path, audio_path=audio_out, exports=exports))
         return job.path, audio_out
 
-    def _job_stems(self, job: Job) -> tuple[str, str]:
+    def _job_stems(self, job: OscJob) -> tuple[str, str]:
         self.progress(job, 0.0, "stems")
         from engine.chains import load_chain
         from engine.stems import split_file
@@ -792,7 +792,7 @@ class Server:
         )
         return folder, result.paths["mix"]
 
-    def _deliver(self, job: Job, result: JobResult) -> None:
+    def _deliver(self, job: OscJob, result: JobResult) -> None:
         """Send the dialect's messages: markers to the client, DAW commands to the DAW (paced)."""
         messages: list[Outgoing] = self.dialect.messages(result)
         for m in messages:

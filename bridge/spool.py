@@ -226,7 +226,7 @@ def parse_request(d: Any, request_id: str, roots: Sequence[str | os.PathLike] | 
     return Request(id=request_id, edit=edit, kind=kind, created=None if created is None else float(created))
 
 
-class Job:
+class SpoolJob:
     """A claimed request, handed to a handler.
 
     ``progress(fraction, stage)`` publishes progress; ``check_cancel()``
@@ -273,7 +273,7 @@ class Job:
         self.spool.write_progress(self.id, fraction, stage)
 
 
-Handler = Callable[[Job], dict[str, Any]]
+Handler = Callable[[SpoolJob], dict[str, Any]]
 """Runs a job; returns the result's fields (``plan`` required, ``plan_path``,
 ``tsv_path``, ``audio_path``, ``source_offset_s``, ``message`` optional).
 Raises ``BadInput`` for bad input (answered as an error), ``Cancelled``."""
@@ -405,7 +405,7 @@ class Spool:
             log.info("spool: %d unfinished request(s) back in the inbox", n)
         return n
 
-    def claim(self) -> Job | None:
+    def claim(self) -> SpoolJob | None:
         """Claim the oldest waiting request (rename into ``work/``).
 
         A request that cannot be read or parsed, or whose handling raises
@@ -434,7 +434,7 @@ class Spool:
                 return job
         return None
 
-    def _claim_one(self, name: str, request_id: str) -> Job | None:
+    def _claim_one(self, name: str, request_id: str) -> SpoolJob | None:
         p, dest = self.inbox / name, self.work / name
         if not _ID.match(request_id):
             if name not in self._bad_names:  # once: it stays until the sweep drops it as stale
@@ -464,7 +464,7 @@ class Spool:
             self.answer(request_id, "cancelled", "cancelled before it started")
             return None
         log.info("spool: claimed %s (%s %s)", request_id, request.kind, request.audio)
-        return Job(self, request)
+        return SpoolJob(self, request)
 
     def answer(self, request_id: str, status: str, message: str, **fields: Any) -> Path | None:
         """Write ``outbox/ID.json`` and remove the request's work and progress files.
@@ -507,7 +507,7 @@ class Spool:
             if self._folder_ok(folder):
                 remove_entry(folder / name)
 
-    def run(self, job: Job, handler: Handler) -> Path | None:
+    def run(self, job: SpoolJob, handler: Handler) -> Path | None:
         """Run ``handler`` on ``job`` and answer; returns the result path (None when cancelled)."""
         self.busy = job.id
         try:
@@ -596,7 +596,7 @@ class Spool:
 # ------------------------------------------------------------------------- handler
 
 
-def _excerpt(job: Job) -> tuple[str, float]:
+def _excerpt(job: SpoolJob) -> tuple[str, float]:
     """The audio to edit and its offset in the request's file: the file itself,
     or ``work/ID.excerpt.wav`` holding ``start_s..end_s`` of it."""
     from engine.audio import load_audio, write_audio
@@ -617,7 +617,7 @@ def _excerpt(job: Job) -> tuple[str, float]:
     return str(path), i0 / audio.sample_rate
 
 
-def edit_handler(job: Job) -> dict[str, Any]:
+def edit_handler(job: SpoolJob) -> dict[str, Any]:
     """Edit the request's audio: the edit pipeline, or the pure DP retimer (``model: "dp"``).
 
     Writes ``outbox/ID.plan.json`` and ``outbox/ID.tsv`` (and the rendered

@@ -33,7 +33,7 @@ import torch
 
 from bridge.osc_client import OscClient, encode
 from bridge.server import Server, ServerConfig
-from bridge.spool import REQUEST_SCHEMA, Job, Spool, run_spool
+from bridge.spool import REQUEST_SCHEMA, Spool, SpoolJob, run_spool
 from engine.audio import write_audio
 from engine.errors import BadInput
 from tests.bridge.conftest import SR, song
@@ -304,8 +304,8 @@ def _request(request_id: str, audio: str, **fields: Any) -> str:
     return json.dumps({"schema": REQUEST_SCHEMA, "id": request_id, "kind": "edit", "audio": audio, **fields})
 
 
-def _plan_handler(calls: list[str]) -> Callable[[Job], dict[str, Any]]:
-    def handler(job: Job) -> dict[str, Any]:
+def _plan_handler(calls: list[str]) -> Callable[[SpoolJob], dict[str, Any]]:
+    def handler(job: SpoolJob) -> dict[str, Any]:
         calls.append(job.id)
         return {"plan": {"segments": [], "markers": []}}
 
@@ -318,7 +318,7 @@ def spool_loop(tmp_path: Path) -> Iterator[Callable[..., dict[str, Any]]]:
     ``ids`` has a result (at most 10 s), stop it, and return the results by id."""
     threads: list[tuple[threading.Thread, threading.Event]] = []
 
-    def serve(spool_dir: Path, roots: list[Path], handler: Callable[[Job], dict[str, Any]], ids: list[str]) -> dict[str, Any]:
+    def serve(spool_dir: Path, roots: list[Path], handler: Callable[[SpoolJob], dict[str, Any]], ids: list[str]) -> dict[str, Any]:
         stop = threading.Event()
         spool = Spool(spool_dir, allowed_roots=roots)
         thread = threading.Thread(

@@ -20,8 +20,8 @@ from bridge.spool import (
     HEARTBEAT_SCHEMA,
     REQUEST_SCHEMA,
     RESULT_SCHEMA,
-    Job,
     Spool,
+    SpoolJob,
     edit_handler,
     parse_request,
     run_spool,
@@ -118,7 +118,7 @@ def test_answers_are_atomic_and_clean_up_work(tmp_path: Path) -> None:
     put(spool, "ok1", request("ok1"))
     seen: list[str] = []
 
-    def handler(job: Job) -> dict[str, Any]:
+    def handler(job: SpoolJob) -> dict[str, Any]:
         job.progress(0.5, "half")
         progress = json.loads(job.out(".progress.json").read_text())
         seen.append(progress["stage"])
@@ -142,7 +142,7 @@ def test_handler_errors_become_error_results(tmp_path: Path) -> None:
         job = spool.claim()
         assert job is not None
 
-        def handler(job: Job, exc: Exception = exc) -> dict[str, Any]:
+        def handler(job: SpoolJob, exc: Exception = exc) -> dict[str, Any]:
             raise exc
 
         spool.run(job, handler)
@@ -164,7 +164,7 @@ def test_cancel_file_and_gone_client_drop_the_job(tmp_path: Path) -> None:
     job = spool.claim()
     assert job is not None
 
-    def handler(job: Job) -> dict[str, Any]:
+    def handler(job: SpoolJob) -> dict[str, Any]:
         (spool.cancel_dir / job.id).write_text("1")
         job.check_cancel()
         raise AssertionError("check_cancel did not raise")
@@ -215,7 +215,7 @@ def test_orphaned_work_goes_back_to_the_inbox(tmp_path: Path) -> None:
 def test_run_spool_beats_every_second_while_a_job_runs(tmp_path: Path) -> None:
     release = threading.Event()
 
-    def slow(job: Job) -> dict[str, Any]:
+    def slow(job: SpoolJob) -> dict[str, Any]:
         release.wait(10)
         return {"plan": fake_plan()}
 
@@ -313,7 +313,7 @@ def test_spool_jobs_run_on_the_osc_servers_worker(tmp_path: Path) -> None:
     stop = threading.Event()
     ran_on: list[str] = []
 
-    def handler(job: Job) -> dict[str, Any]:
+    def handler(job: SpoolJob) -> dict[str, Any]:
         ran_on.append(threading.current_thread().name)
         return {"plan": fake_plan()}
 

@@ -23,7 +23,7 @@ from typing import Any
 
 import pytest
 
-from bridge.spool import RESULT_SCHEMA, Job, Spool, edit_handler, run_spool
+from bridge.spool import RESULT_SCHEMA, Spool, SpoolJob, edit_handler, run_spool
 from engine.exporters.tsv import write_tsv
 from engine.plan import EditPlan, plan_from_actions, plan_from_dict, plan_to_dict, save_plan
 from tests.export import song_analysis, song_file
@@ -208,7 +208,7 @@ def test_auto_edit_whole_item_applies_every_property(model: ReaperModel, server:
     assert {s.action for s in plan.segments} >= {"FADE_IN", "LOOP", "SPEED", "PITCH", "REVERSE", "GAIN", "SILENCE", "FADE_OUT"}
     seen: list[Any] = []
 
-    def handler(job: Job) -> dict[str, Any]:
+    def handler(job: SpoolJob) -> dict[str, Any]:
         seen.append((job.request.start_s, job.request.end_s, job.request.keep))
         job.progress(0.5, "deciding")
         return {"plan": plan_to_dict(plan)}
@@ -374,7 +374,7 @@ def test_cancel_leaves_project_untouched_and_drops_the_job(model: ReaperModel, s
     running = threading.Event()
     outcome: list[str] = []
 
-    def slow(job: Job) -> dict[str, Any]:
+    def slow(job: SpoolJob) -> dict[str, Any]:
         running.set()
         job.progress(0.3, "analysing")
         deadline = time.monotonic() + 30
