@@ -209,7 +209,7 @@ def test_auto_edit_whole_item_applies_every_property(model: ReaperModel, server:
     seen: list[Any] = []
 
     def handler(job: SpoolJob) -> dict[str, Any]:
-        seen.append((job.request.start_s, job.request.end_s, job.request.keep))
+        seen.append((job.request.edit.start_s, job.request.edit.end_s, list(job.request.edit.keep)))
         job.progress(0.5, "deciding")
         return {"plan": plan_to_dict(plan)}
 
