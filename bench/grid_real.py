@@ -12,7 +12,8 @@ tracked two ways in the same run:
   (hop 512), for beats only.
 
 Scores (beats before 5 s are dropped on both sides first, as
-``mir_eval.beat.evaluate`` trims them):
+``mir_eval.beat.evaluate`` trims them, and so are reference beats past the
+excerpt):
 
 - beat F: mir_eval's F-measure, one-to-one matches within 70 ms;
 - downbeat F: the same on bar starts;
@@ -102,8 +103,9 @@ def tempo_class(bpm: float, ref_bpm: float) -> str:
 
 
 def _trim(times: np.ndarray) -> np.ndarray:
+    """The times scored: from ``TRIM_S`` to the end of the excerpt (a reference may run longer)."""
     times = np.asarray(times, dtype=np.float64)
-    return times[times >= TRIM_S]
+    return times[(times >= TRIM_S) & (times < EXCERPT_S)]
 
 
 def reference_tempo(beat_times: np.ndarray) -> float:
@@ -162,6 +164,7 @@ def score_track(track: Track, root: Path, *, with_librosa: bool = True) -> Track
         return None
     ref = json.loads(ref_file.read_text())
     ref_beats = np.asarray(ref["beat_times"], dtype=np.float64)
+    ref_beats = ref_beats[ref_beats < EXCERPT_S]
     ref_down = np.asarray(ref["downbeat_times"], dtype=np.float64)
     mono = _mono(track, root)
 

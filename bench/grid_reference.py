@@ -54,6 +54,12 @@ MADMOM_SR = 44100
 FPS = 100
 
 
+def _cached(root: Path, track: Track) -> bool:
+    """Whether a reference of at least ``EXCERPT_S`` seconds of ``track`` is cached."""
+    path = reference_path(root, track.track_id)
+    return path.exists() and json.loads(path.read_text()).get("excerpt_s", 0.0) >= EXCERPT_S
+
+
 def _mono_44k(path: Path) -> np.ndarray:
     """The track's first ``EXCERPT_S`` seconds as float32 mono at 44.1 kHz (the rate madmom's networks were trained at)."""
     from scipy.signal import resample_poly
@@ -90,7 +96,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     root = corpus_dir(args.dir)
     tracks = load_tracks(root, split=args.split)
-    todo = [t for t in tracks if not reference_path(root, t.track_id).exists()]
+    todo = [t for t in tracks if not _cached(root, t)]
     print(f"{len(tracks) - len(todo)}/{len(tracks)} references cached; computing {len(todo)}", flush=True)
     if not todo:
         return 0
@@ -100,7 +106,7 @@ def main(argv: list[str] | None = None) -> int:
     }
     # Dev first: tuning can start while the test half is still being computed.
     for track in sorted(todo, key=lambda t: (t.split != "dev", t.track_id)):
-        if reference_path(root, track.track_id).exists():
+        if _cached(root, track):
             continue  # another run (e.g. one per split) got there first
         t0 = time.perf_counter()
         ref = compute(track, procs)
