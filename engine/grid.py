@@ -25,10 +25,14 @@ The grid is computed from the shared ``Spectrum`` (no second STFT):
 5. Beats per bar: 3 where the chords clearly change every 3 beats, else 4.
    Downbeats: a Viterbi pass over the position-in-bar of each beat, with
    beat-synchronous evidence from chord change (chroma of the sustained
-   spectrum over the half-bars either side of each beat), low-band onsets and
-   full-band onsets. Onset envelopes treat the time before the first frame
-   as silence, so a song that starts on a beat at t = 0 keeps that beat.
+   spectrum over the half-bars either side of each beat), kick/snare
+   (backbone) onsets and low-band onsets. Onset envelopes treat the time
+   before the first frame as silence, so a song that starts on a beat at
+   t = 0 keeps that beat.
 6. Phrases: every 16 beats from the first downbeat, snapped to downbeats.
+7. Confidence (``grid_confidence``): whether the onset envelope repeats at
+   the beat period and the beats sit on its peaks; free-tempo music and
+   songs without a pulse score low instead of passing for a sure grid.
 
 Everything is vectorised over frames; the Python loops run over beats or over
 half-period chunks (a few hundred to a few thousand iterations for a
