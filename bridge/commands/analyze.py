@@ -11,6 +11,9 @@ import os
 
 from engine.formats import SEPARATOR_NAMES
 
+# Below this ``grid.confidence`` the report warns that the grid is not to be trusted.
+LOW_CONFIDENCE = 0.5
+
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("audio", metavar="AUDIO", help="wav, flac, ogg, mp3 or aiff file")
@@ -48,7 +51,8 @@ def format_report(analysis) -> str:
     lines = [
         f"file      {s['path']}",
         f"audio     {s['duration_s']:.2f} s, {s['sample_rate']} Hz, {s['n_channels']} ch, sha256 {s['sha256'][:12]}",
-        f"tempo     {s['tempo_bpm']:.1f} BPM",
+        f"tempo     {s['tempo_bpm']:.1f} BPM, grid confidence {s['grid_confidence']:.2f}"
+        + (" (weak pulse: free tempo or no beat; the grid is a guess)" if s["grid_confidence"] < LOW_CONFIDENCE else ""),
         f"beats     {s['n_beats']}",
         f"bars      {s['n_bars']} ({s['beats_per_bar']} beats per bar)",
         f"phrases   {s['n_phrases']}",

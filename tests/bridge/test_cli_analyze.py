@@ -156,6 +156,7 @@ def test_analyze_prints_summary_and_writes_outputs(song, tmp_path, capsys):
         assert word in out
     assert "6.00 s" in out
     doc = json.loads((tmp_path / "a.json").read_text())
+    assert f"grid confidence {doc['grid']['confidence']:.2f}" in out
     assert len(doc["features"]) == doc["summary"]["n_beats"] and len(doc["features"][0]) == 109
     with np.load(tmp_path / "a.npz") as npz:
         assert npz["features"].shape == (doc["summary"]["n_beats"], 109)
@@ -202,3 +203,16 @@ def test_help_is_fast_and_imports_nothing_heavy():
         capture_output=True, text=True, timeout=30,
     )
     assert probe.stdout.strip() == "[]", probe.stdout + probe.stderr
+
+
+def test_report_flags_a_grid_it_cannot_trust(song):
+    import dataclasses
+
+    from bridge.commands.analyze import LOW_CONFIDENCE, format_report
+    from engine.analysis import analyze
+
+    a = analyze(song, cache=False)
+    a.grid = dataclasses.replace(a.grid, confidence=1.0)
+    assert "weak pulse" not in format_report(a)
+    a.grid = dataclasses.replace(a.grid, confidence=LOW_CONFIDENCE - 0.1)
+    assert "grid confidence 0.40 (weak pulse" in format_report(a)

@@ -83,6 +83,7 @@ def test_cache_hit_is_equal_and_faster(song, tmp_path, count_grids):
     np.testing.assert_array_equal(warm.grid.phrase_starts, cold.grid.phrase_starts)
     assert warm.grid.tempo_bpm == cold.grid.tempo_bpm
     assert warm.grid.beats_per_bar == cold.grid.beats_per_bar
+    assert warm.grid.confidence == cold.grid.confidence
     # the audio is decoded either way: rendering needs it
     np.testing.assert_array_equal(warm.audio.samples, cold.audio.samples)
 
@@ -149,6 +150,8 @@ def test_save_json_and_npz(song, tmp_path):
     np.testing.assert_allclose(np.asarray(doc["features"], dtype=np.float32), a.features)
     assert doc["grid"]["beat_times"] == pytest.approx(a.grid.beat_times.tolist())
     assert doc["summary"]["n_beats"] == len(a.grid.beat_times)
+    assert 0.0 <= doc["grid"]["confidence"] == a.grid.confidence <= 1.0
+    assert doc["summary"]["grid_confidence"] == a.grid.confidence
     with np.load(a.save_npz(tmp_path / "a.npz"), allow_pickle=False) as npz:
         np.testing.assert_array_equal(npz["features"], a.features)
         np.testing.assert_array_equal(npz["downbeats"], a.grid.downbeats)

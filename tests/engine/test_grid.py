@@ -200,6 +200,34 @@ def test_silence_gives_default_tempo_and_no_beats() -> None:
     assert g.n_beats == 0 and len(g.downbeats) == 0 and len(g.phrase_starts) == 0
 
 
+def _random_bursts(seconds: float, seed: int) -> np.ndarray:
+    """Noise bursts at random times (exponential gaps, mean 0.35 s): onsets with no pulse."""
+    rng = np.random.default_rng(seed)
+    y = np.zeros(int(seconds * SR), dtype=np.float32)
+    n = int(0.05 * SR)
+    burst_decay = np.exp(-np.arange(n) / (0.01 * SR))
+    for t in np.cumsum(rng.exponential(0.35, int(seconds / 0.2))):
+        i = int(t * SR)
+        if i + n > len(y):
+            break
+        y[i : i + n] += (0.5 * rng.standard_normal(n) * burst_decay).astype(np.float32)
+    return y
+
+
+def test_confidence_is_high_on_a_pulse_and_low_without_one() -> None:
+    for bpm in (80, 128, 174):
+        y, _, _ = drum_song(bpm, seconds=20, pattern="backbeat", seed=1)
+        assert analyse(y).confidence >= 0.8, bpm
+    y, _, _ = chord_song(100, seconds=20)
+    assert analyse(y).confidence >= 0.8
+    # The tracker still lays beats over random onsets (many on them), but
+    # the envelope does not repeat at their period.
+    for seed in range(3):
+        g = analyse(_random_bursts(20.0, seed))
+        assert 0.0 <= g.confidence < 0.3, seed
+    assert analyse(np.zeros(5 * SR, dtype=np.float32)).confidence == 0.0
+
+
 # ---------------------------------------------------------------------------
 # The array functions on their own.
 
