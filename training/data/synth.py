@@ -216,7 +216,7 @@ class Song:
     drum_family : str
         one of ``DRUM_FAMILIES``.
     offset_s : float
-        time of the first beat (silence or a riser before it).
+        time of the first beat in seconds (silence or a riser before it).
     """
 
     samples: np.ndarray

@@ -282,7 +282,7 @@ def beat_effect(
     Parameters
     ----------
     raw_y, edit_y : np.ndarray
-        mono signals at ``FRAME_SR``.
+        ``(n_samples,)`` float32 mono signals at ``FRAME_SR``.
     src0, dst0 : int
         first sample of the beat in the raw song and in the edit.
     n : int
