@@ -56,12 +56,18 @@ EXCERPT_S = 60.0
 class Track:
     """One corpus recording.
 
-    Attributes:
-        track_id: ``package/relative/path.ogg``, stable across machines; the split hashes it.
-        split: ``"dev"`` or ``"test"``.
-        duration_s: length in seconds.
-        package: the Debian package it comes from.
-        path: the file in the cache folder.
+    Attributes
+    ----------
+    track_id : str
+        ``package/relative/path.ogg``, stable across machines; the split hashes it.
+    split : str
+        ``"dev"`` or ``"test"``.
+    duration_s : float
+        length in seconds.
+    package : str
+        the Debian package it comes from.
+    path : Path
+        the file in the cache folder.
     """
 
     track_id: str
@@ -158,8 +164,10 @@ def write_list(root: Path, tracks: list[Track]) -> Path:
 def load_tracks(root: Path | None = None, *, split: str | None = None) -> list[Track]:
     """The tracks listed by ``make corpus`` (``split`` = "dev" or "test" keeps one half).
 
-    Raises:
-        FileNotFoundError: naming the missing list and ``make corpus``.
+    Raises
+    ------
+    FileNotFoundError
+        naming the missing list and ``make corpus``.
     """
     root = corpus_dir(root)
     listing = root / TRACKS_FILE

@@ -52,15 +52,23 @@ SUMMARY_FEATURES = ("onset_strength", "rms", "centroid", "zcr", "flatness", "bea
 class Analysis:
     """Everything later stages need from one song.
 
-    Attributes:
-        audio: the decoded file, ``samples (n_channels, n_samples)`` float32 at
-            its own rate.
-        y: ``(n,)`` float32 mono analysis copy at ``sr``.
-        sr: analysis sample rate (22,050 Hz).
-        grid: tempo, beat times (s), downbeat and phrase-start beat indices.
-        features: ``(n_beats, n_features)`` float32, 109 columns (121 with stems).
-        feature_names: ``n_features`` column names.
-        sha256: hex digest of the audio file's bytes.
+    Attributes
+    ----------
+    audio : Audio
+        the decoded file, ``samples (n_channels, n_samples)`` float32 at
+        its own rate.
+    y : np.ndarray
+        ``(n,)`` float32 mono analysis copy at ``sr``.
+    sr : int
+        analysis sample rate (22,050 Hz).
+    grid : Grid
+        tempo, beat times (s), downbeat and phrase-start beat indices.
+    features : np.ndarray
+        ``(n_beats, n_features)`` float32, 109 columns (121 with stems).
+    feature_names : list[str]
+        ``n_features`` column names.
+    sha256 : str
+        hex digest of the audio file's bytes.
     """
 
     audio: Audio
@@ -247,22 +255,40 @@ def analyze(
 ) -> Analysis:
     """Decode ``path`` and compute its beat grid and per-beat features.
 
-    Parameters:
-        path: audio file (see ``engine.audio.load_audio`` for what is accepted).
-        cache: True for the default ``FeatureCache()``, a ``FeatureCache`` to
-            use that one, False/None to compute without reading or writing one.
-        max_duration_s: longest accepted file (seconds).
-        stems: append the 12 stem columns (``engine.stems.stem_columns``),
-            from stems separated by ``separator`` (an ``engine.stems.Separator``;
-            default ``separator_for("auto")``). Separated stems are cached in
-            ``stems/`` inside the feature cache's directory.
+    Parameters
+    ----------
+    path : str | os.PathLike
+        audio file (see ``engine.audio.load_audio`` for what is accepted).
+    cache : FeatureCache | None | bool
+        True for the default ``FeatureCache()``, a ``FeatureCache`` to
+        use that one, False/None to compute without reading or writing one.
+    max_duration_s : float
+        longest accepted file (seconds).
+    stems : bool
+        append the 12 stem columns (``engine.stems.stem_columns``),
+        from stems separated by ``separator`` (an ``engine.stems.Separator``;
+        default ``separator_for("auto")``). Separated stems are cached in
+        ``stems/`` inside the feature cache's directory.
 
-    Returns:
+    Returns
+    -------
+    Analysis
         ``Analysis`` with ``features (n_beats, 109)`` float32 (121 with ``stems``).
 
-    Raises:
-        BadInput: anything ``load_audio`` rejects, or channels that cancel out
-            when mixed to mono.
+    Raises
+    ------
+    BadInput
+        anything ``load_audio`` rejects, or channels that cancel out
+        when mixed to mono.
+
+    Examples
+    --------
+    >>> from engine.analysis import analyze
+    >>> a = analyze("song.wav", cache=False)  # doctest: +SKIP
+    >>> a.features.shape  # (n_beats, 109)  # doctest: +SKIP
+    (40, 109)
+    >>> a.sr, a.grid.beat_times.dtype  # Hz; beat times in seconds  # doctest: +SKIP
+    (22050, dtype('float64'))
     """
     path = os.fspath(path)
     audio = load_audio(path, max_duration_s=max_duration_s)

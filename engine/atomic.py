@@ -69,9 +69,11 @@ def atomic_path(path: PathLike, *, suffix: str | None = None) -> Iterator[str]:
 def reserve_path(path: PathLike) -> str:
     """Create ``path`` empty and exclusively; returns it as ``str``.
 
-    Raises:
-        BadInput: ``path`` exists (a file, folder or link of that name): it is
-            never replaced; or its folder does not exist.
+    Raises
+    ------
+    BadInput
+        ``path`` exists (a file, folder or link of that name): it is
+        never replaced; or its folder does not exist.
     """
     dest = os.fspath(path)
     try:
@@ -98,15 +100,20 @@ def _same_file(a: str, b: str) -> bool:
 def check_destination(path: PathLike, protect: Iterable[PathLike | None] = ()) -> str:
     """Validate an output path before writing; returns it as ``str``.
 
-    Parameters:
-        path: the file about to be written.
-        protect: inputs that must never be overwritten (the source audio,
-            the plan); ``None`` and empty entries are skipped.
+    Parameters
+    ----------
+    path : PathLike
+        the file about to be written.
+    protect : Iterable[PathLike | None]
+        inputs that must never be overwritten (the source audio,
+        the plan); ``None`` and empty entries are skipped.
 
-    Raises:
-        BadInput: ``path`` is empty, is the same file as a protected one
-            (also through a symbolic or hard link), is a directory, or its
-            folder does not exist.
+    Raises
+    ------
+    BadInput
+        ``path`` is empty, is the same file as a protected one
+        (also through a symbolic or hard link), is a directory, or its
+        folder does not exist.
     """
     dest = os.fspath(path)
     if not dest:

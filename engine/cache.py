@@ -40,9 +40,11 @@ def default_cache_dir() -> str:
 class FeatureCache:
     """``.npz`` entries of named arrays, keyed by audio sha256 + config hash.
 
-    Parameters:
-        directory: where entries live; default ``default_cache_dir()``. It is
-            created on the first ``put``.
+    Parameters
+    ----------
+    directory : str | os.PathLike | None
+        where entries live; default ``default_cache_dir()``. It is
+        created on the first ``put``.
     """
 
     def __init__(self, directory: str | os.PathLike | None = None) -> None:

@@ -143,10 +143,14 @@ def plugin_parameters(cls: type) -> list[str]:
 class StemChain:
     """Per-stem boards and gains; ``chain(stems, sample_rate) -> (processed, mix)``.
 
-    Attributes:
-        boards: stem -> ``pedalboard.Pedalboard`` (stems without one pass through).
-        gains_db: stem -> gain applied after the board (default 0 dB).
-        source: the chain file it came from (for messages), if any.
+    Attributes
+    ----------
+    boards : dict[str, pedalboard.Pedalboard]
+        stem -> ``pedalboard.Pedalboard`` (stems without one pass through).
+    gains_db : dict[str, float]
+        stem -> gain applied after the board (default 0 dB).
+    source : str | None
+        the chain file it came from (for messages), if any.
     """
 
     boards: dict[str, pedalboard.Pedalboard] = field(default_factory=dict)
@@ -219,11 +223,13 @@ def load_chain(
     external plugins load from; impulse responses come from those or from
     ``file_roots`` (None: anywhere).
 
-    Raises:
-        BadInput: unreadable or malformed file, unknown stem, plugin or
-            parameter, a value a plugin refuses, an external plugin or impulse
-            response outside its folders, or one that does not exist or does
-            not load; one line naming the entry.
+    Raises
+    ------
+    BadInput
+        unreadable or malformed file, unknown stem, plugin or
+        parameter, a value a plugin refuses, an external plugin or impulse
+        response outside its folders, or one that does not exist or does
+        not load; one line naming the entry.
     """
     path = os.fspath(path)
     try:

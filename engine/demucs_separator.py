@@ -117,9 +117,11 @@ def _signature(file: Path) -> tuple[str, str | None]:
 def find_weights(model_dir: str | os.PathLike, name: str = DEFAULT_MODEL) -> WeightFiles:
     """Locate the model files of ``name`` under ``model_dir`` (or ``model_dir`` itself if it is a file).
 
-    Raises:
-        BadInput: the path is missing, holds no model, names a signature it
-            does not hold, or holds several models and no bag yaml to choose.
+    Raises
+    ------
+    BadInput
+        the path is missing, holds no model, names a signature it
+        does not hold, or holds several models and no bag yaml to choose.
     """
     root = Path(model_dir)
     if root.is_file():
@@ -174,8 +176,10 @@ def find_weights(model_dir: str | os.PathLike, name: str = DEFAULT_MODEL) -> Wei
 def load_model(found: WeightFiles):
     """The model (or ``demucs.apply.BagOfModels``) described by ``found``, in eval mode, on the CPU.
 
-    Raises:
-        BadInput: a file fails its checksum or is not a demucs model package.
+    Raises
+    ------
+    BadInput
+        a file fails its checksum or is not a demucs model package.
     """
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     try:
@@ -244,14 +248,27 @@ def apply_chunked(
     real audio around it; outputs are overlap-added with triangular weights
     (highest mid-segment) and normalised by the summed weight.
 
-    Parameters:
-        model: an HTDemucs/HDemucs/Demucs or a BagOfModels.
-        mix: ``(batch, channels, n_samples)`` float tensor at ``model.samplerate``.
-        overlap: fraction of a segment shared with the next (0 <= overlap < 1).
-        device: where the model runs (``"cuda"``, ...); default the CPU. The
-            song and the result stay on the CPU.
+    Parameters
+    ----------
+    model : torch.nn.Module
+        an HTDemucs/HDemucs/Demucs or a BagOfModels.
+    mix : torch.Tensor
+        ``(batch, channels, n_samples)`` float tensor at ``model.samplerate``.
+    overlap : float
+        fraction of a segment shared with the next (0 <= overlap < 1).
+    segment_s : float | None
+        segment length (seconds); default the model's training segment.
+    device : str | None
+        where the model runs (``"cuda"``, ...); default the CPU. The
+        song and the result stay on the CPU.
+    quiet : bool
+        no progress bar.
+    desc : str
+        the progress bar's label.
 
-    Returns:
+    Returns
+    -------
+    torch.Tensor
         ``(batch, n_sources, channels, n_samples)`` tensor, sources in ``model.sources`` order.
     """
     import torch
@@ -287,22 +304,31 @@ def apply_chunked(
 class DemucsSeparator(Separator):
     """HTDemucs (or any demucs model package) loaded from local weights.
 
-    Parameters:
-        model_dir: folder or model file (see ``find_weights``); default as
-            ``resolve_model_dir``.
-        model_name: the bag to load from a folder (``htdemucs.yaml``).
-        overlap: segment overlap for ``apply_chunked``.
-        segment_s: segment length override (seconds; default the model's).
-        device: torch device the model runs on (default the CPU).
-        quiet: no progress bar.
-        model: an already-loaded model instead of loading one (tests, benchmarks).
-
     Mono input is separated as two identical channels and averaged back;
     more than two channels are separated in pairs (0-1, 2-3, ...; an odd last
     channel as mono). Input at another rate is resampled to the model's
     (soxr) and the stems back to the input's. Stems are denormalised by the
     mix's mean and standard deviation, as ``demucs.separate`` does. Sources
     beyond the four (``htdemucs_6s``: guitar, piano) are added to ``other``.
+
+    Parameters
+    ----------
+    model_dir : str | os.PathLike | None
+        folder or model file (see ``find_weights``); default as
+        ``resolve_model_dir``.
+    model_name : str
+        the bag to load from a folder (``htdemucs.yaml``).
+    overlap : float
+        segment overlap for ``apply_chunked``.
+    segment_s : float | None
+        segment length override (seconds; default the model's).
+    device : str | None
+        torch device the model runs on (default the CPU).
+    quiet : bool
+        no progress bar.
+    model : Any
+        an already-loaded demucs model or ``BagOfModels`` instead of loading
+        one (tests, benchmarks).
     """
 
     model_dir: str | os.PathLike | None = None

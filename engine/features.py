@@ -139,14 +139,23 @@ def beat_frame_spans(
 ) -> tuple[np.ndarray, np.ndarray]:
     """Frame range ``[start, stop)`` of each beat.
 
-    Parameters:
-        beat_times: ``(n_beats,)`` ascending beat times in seconds.
-        n_frames: number of STFT frames of the song.
-        sr: sample rate (Hz); hop_length: hop (samples).
-        single_beat_period_s: length of the last beat's span when there is no
-            beat interval to take the median of (a one-beat grid).
+    Parameters
+    ----------
+    beat_times : np.ndarray
+        ``(n_beats,)`` ascending beat times in seconds.
+    n_frames : int
+        number of STFT frames of the song.
+    sr : int
+        sample rate (Hz).
+    hop_length : int
+        hop (samples).
+    single_beat_period_s : float
+        length of the last beat's span when there is no
+        beat interval to take the median of (a one-beat grid).
 
-    Returns:
+    Returns
+    -------
+    tuple[np.ndarray, np.ndarray]
         ``(starts, stops)``, each ``(n_beats,)`` int64, with
         ``0 <= start < stop <= n_frames`` (never empty, so every beat has a value).
     """
@@ -172,11 +181,16 @@ def beat_frame_spans(
 def pool_frames(frames: np.ndarray, starts: np.ndarray, stops: np.ndarray) -> np.ndarray:
     """Mean of per-frame values over each beat span.
 
-    Parameters:
-        frames: ``(n_features, n_frames)`` per-frame values.
-        starts, stops: ``(n_beats,)`` frame spans from ``beat_frame_spans``.
+    Parameters
+    ----------
+    frames : np.ndarray
+        ``(n_features, n_frames)`` per-frame values.
+    starts, stops : np.ndarray
+        ``(n_beats,)`` frame spans from ``beat_frame_spans``.
 
-    Returns:
+    Returns
+    -------
+    np.ndarray
         ``(n_beats, n_features)`` float64 means.
     """
     # One float64 cumulative sum serves every span, overlapping or not, in O(n_frames).
@@ -199,12 +213,17 @@ def _beat_index_spans(grid: GridLike, n_frames: int, sr: int, hop_length: int) -
 def rhythmic_columns(grid: GridLike, onset_env: np.ndarray, *, sr: int, hop_length: int) -> np.ndarray:
     """The 5 rhythmic columns, shared by both paths.
 
-    Parameters:
-        grid: beat grid (``beat_times`` s, ``downbeats`` indices, ``beats_per_bar``,
-            ``tempo_bpm``).
-        onset_env: ``(n_frames,)`` onset envelope (frame ``t`` at ``t * hop / sr`` s).
+    Parameters
+    ----------
+    grid : GridLike
+        beat grid (``beat_times`` s, ``downbeats`` indices, ``beats_per_bar``,
+        ``tempo_bpm``).
+    onset_env : np.ndarray
+        ``(n_frames,)`` onset envelope (frame ``t`` at ``t * hop / sr`` s).
 
-    Returns:
+    Returns
+    -------
+    np.ndarray
         ``(n_beats, 5)`` float64: ``beat_phase_sin``, ``beat_phase_cos`` (position in
         the bar as an angle, downbeat = (0, 1)); ``tempo_deviation`` (local tempo over
         ``tempo_bpm`` minus 1, local tempo from the interval to the next beat);
@@ -479,8 +498,10 @@ def estimate_tuning(power: np.ndarray, *, sr: int, n_fft: int) -> float:
     (piptrack over 150-4000 Hz, threshold 0.1 x frame max, keep peaks above the
     median magnitude, histogram of semitone residuals at 0.01 resolution).
 
-    Parameters:
-        power: ``(n_bins, n_frames)`` power spectrogram (|STFT|^2), as chroma_stft passes it.
+    Parameters
+    ----------
+    power : np.ndarray
+        ``(n_bins, n_frames)`` power spectrogram (|STFT|^2), as chroma_stft passes it.
     """
     n_bins = power.shape[0]
     freqs = np.fft.rfftfreq(n_fft, 1.0 / sr)
@@ -623,18 +644,25 @@ def beat_features(
 ) -> np.ndarray:
     """Per-beat features from the shared STFT (fast path).
 
-    Parameters:
-        spec: the song's ``Spectrum`` (``magnitude (1 + n_fft // 2, n_frames)``).
-        grid: beat grid; ``beat_times`` in seconds, ascending.
-        y: ``(n_samples,)`` analysed signal at ``spec.sr``; defaults to ``spec.y``
-            (``compute_spectrum`` keeps it). It gives the exact frame RMS and
-            zero-crossing rate in O(n_samples). Without any signal both are
-            estimated from the spectrum (RMS by Parseval; zcr by Rice's formula,
-            2 x RMS frequency / sr), which follows the trend but not the values.
-        stems: optional ``(n_beats, 12)`` stem columns (``STEM_COLUMN_NAMES`` order),
-            appended as-is.
+    Parameters
+    ----------
+    spec : Spectrum
+        the song's ``Spectrum`` (``magnitude (1 + n_fft // 2, n_frames)``).
+    grid : GridLike
+        beat grid; ``beat_times`` in seconds, ascending.
+    y : np.ndarray | None
+        ``(n_samples,)`` analysed signal at ``spec.sr``; defaults to ``spec.y``
+        (``compute_spectrum`` keeps it). It gives the exact frame RMS and
+        zero-crossing rate in O(n_samples). Without any signal both are
+        estimated from the spectrum (RMS by Parseval; zcr by Rice's formula,
+        2 x RMS frequency / sr), which follows the trend but not the values.
+    stems : np.ndarray | None
+        optional ``(n_beats, 12)`` stem columns (``STEM_COLUMN_NAMES`` order),
+        appended as-is.
 
-    Returns:
+    Returns
+    -------
+    np.ndarray
         ``(n_beats, 109)`` float32, or ``(n_beats, 121)`` with ``stems``; column
         ``k`` is ``feature_names(stems is not None)[k]``.
     """
@@ -720,13 +748,20 @@ def reference_features(
 ) -> np.ndarray:
     """Per-beat features from separate librosa calls (each its own STFT), pooled as ``beat_features``.
 
-    Parameters:
-        y: ``(n_samples,)`` mono float signal at ``sr`` Hz.
-        sr: sample rate (Hz).
-        grid: beat grid; ``beat_times`` in seconds, ascending.
-        stems: optional ``(n_beats, 12)`` stem columns, appended as-is.
+    Parameters
+    ----------
+    y : np.ndarray
+        ``(n_samples,)`` mono float signal at ``sr`` Hz.
+    sr : int
+        sample rate (Hz).
+    grid : GridLike
+        beat grid; ``beat_times`` in seconds, ascending.
+    stems : np.ndarray | None
+        optional ``(n_beats, 12)`` stem columns, appended as-is.
 
-    Returns:
+    Returns
+    -------
+    np.ndarray
         ``(n_beats, 109)`` float32 (121 with ``stems``), columns as ``feature_names()``.
     """
     import librosa

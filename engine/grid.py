@@ -88,20 +88,27 @@ CONFIDENCE_CONTRAST = (1.1, 1.6)
 class Grid:
     """The beat grid of a song.
 
-    Attributes:
-        tempo_bpm: global tempo (beats per minute), from a least-squares fit
-            of beat times against beat index.
-        beat_times: ``(n_beats,)`` float64 seconds, strictly increasing.
-        downbeats: ``(n_bars,)`` int64 indices into ``beat_times`` of bar starts.
-        beats_per_bar: beats in a bar: 4, or 3 where the harmony clearly
-            changes every 3 beats (``detect_beats_per_bar``).
-        phrase_starts: ``(n_phrases,)`` int64 indices into ``beat_times``: one
-            every 16 beats starting at the first downbeat (beats before it are
-            a pickup), each on a downbeat.
-        confidence: 0..1, how clearly the onsets mark the beats
-            (``grid_confidence``): under about 0.5 the song has a weak or free
-            pulse and the grid is a guess. Grids built from known beats keep
-            the default 1.
+    Attributes
+    ----------
+    tempo_bpm : float
+        global tempo (beats per minute), from a least-squares fit
+        of beat times against beat index.
+    beat_times : np.ndarray
+        ``(n_beats,)`` float64 seconds, strictly increasing.
+    downbeats : np.ndarray
+        ``(n_bars,)`` int64 indices into ``beat_times`` of bar starts.
+    beats_per_bar : int
+        beats in a bar: 4, or 3 where the harmony clearly
+        changes every 3 beats (``detect_beats_per_bar``).
+    phrase_starts : np.ndarray
+        ``(n_phrases,)`` int64 indices into ``beat_times``: one
+        every 16 beats starting at the first downbeat (beats before it are
+        a pickup), each on a downbeat.
+    confidence : float
+        0..1, how clearly the onsets mark the beats
+        (``grid_confidence``): under about 0.5 the song has a weak or free
+        pulse and the grid is a guess. Grids built from known beats keep
+        the default 1.
     """
 
     tempo_bpm: float
@@ -136,7 +143,9 @@ def _mel_centres_hz(n_mels: int, fmax_hz: float) -> np.ndarray:
 def band_onsets(spec: Spectrum) -> dict[str, np.ndarray]:
     """Onset envelopes of the spectrum, each ``(n_frames,)`` float32, frame-aligned.
 
-    Returns:
+    Returns
+    -------
+    dict[str, np.ndarray]
         ``"full"``: mean positive dB flux over all mel bands (``onset_strength``);
         ``"low"``: the same below 150 Hz (kick and bass);
         ``"high"``: the same above 2 kHz (snare noise, kick click, hats,
@@ -239,11 +248,22 @@ def estimate_tempo(
     tempo, so a pulse wins by being regular at the beat and the bar scale
     rather than by one strong lag (which is how 8th-note hats double a
     tempo). The range is about one octave: the octave itself is decided later
-    by ``beat_grid`` from other cues. Parameters:
-        onset_env: ``(n_frames,)`` onset strength.
-        sr: sample rate (Hz); hop_length: frame hop (samples).
+    by ``beat_grid`` from other cues.
 
-    Returns:
+    Parameters
+    ----------
+    onset_env : np.ndarray
+        ``(n_frames,)`` onset strength.
+    sr : int
+        sample rate (Hz).
+    hop_length : int
+        frame hop (samples).
+    min_bpm, max_bpm : float
+        the tempo range searched (BPM).
+
+    Returns
+    -------
+    float
         tempo in BPM (``DEFAULT_TEMPO_BPM`` if the envelope has no pulse).
     """
     env = np.asarray(onset_env, dtype=np.float64)
@@ -290,13 +310,22 @@ def track_beats(
     least half a period back, a whole half-period chunk of frames is scored
     at once from earlier chunks.
 
-    Parameters:
-        onset_env: ``(n_frames,)`` onset strength.
-        tempo_bpm: the expected tempo (BPM).
-        sr: sample rate (Hz); hop_length: frame hop (samples).
-        tightness: how strongly intervals are held to the period.
+    Parameters
+    ----------
+    onset_env : np.ndarray
+        ``(n_frames,)`` onset strength.
+    tempo_bpm : float
+        the expected tempo (BPM).
+    sr : int
+        sample rate (Hz).
+    hop_length : int
+        frame hop (samples).
+    tightness : float
+        how strongly intervals are held to the period.
 
-    Returns:
+    Returns
+    -------
+    np.ndarray
         ``(n_beats,)`` float64 beat times in seconds (empty if there is no onset energy).
     """
     env = np.asarray(onset_env, dtype=np.float64)
@@ -436,16 +465,20 @@ def _cosine_change(x: np.ndarray) -> np.ndarray:
 class SustainedSpectrum:
     """The tonal part of a spectrum: what lasts longer than a drum hit.
 
-    Attributes:
-        magnitude: ``(n_bins, n_frames)`` running minimum over ~0.2 s of
-            ``|STFT|`` for bins up to 2.1 kHz (bass notes, chords); drum
-            attacks and short tones drop out.
-        tonal_weight: 0..1, how much sustained content the song has: the
-            sustained share of the 60-2100 Hz power, divided by 0.05 and
-            clipped. Drum-only audio gives ~0.005 (weight ~0.1), a drum song
-            with a bass line ~0.15 (weight 1).
-        chroma: ``(12, n_frames)`` ``magnitude`` summed by pitch class over
-            60-2100 Hz (C = 0), what every harmonic cue reads.
+    Attributes
+    ----------
+    magnitude : np.ndarray
+        ``(n_bins, n_frames)`` running minimum over ~0.2 s of
+        ``|STFT|`` for bins up to 2.1 kHz (bass notes, chords); drum
+        attacks and short tones drop out.
+    tonal_weight : float
+        0..1, how much sustained content the song has: the
+        sustained share of the 60-2100 Hz power, divided by 0.05 and
+        clipped. Drum-only audio gives ~0.005 (weight ~0.1), a drum song
+        with a bass line ~0.15 (weight 1).
+    chroma : np.ndarray
+        ``(12, n_frames)`` ``magnitude`` summed by pitch class over
+        60-2100 Hz (C = 0), what every harmonic cue reads.
     """
 
     magnitude: np.ndarray
@@ -567,12 +600,18 @@ def bar_contrast(
     Comparing half-bar windows on either side, rather than neighbouring beats,
     makes a rhythm that repeats within the bar (stabs, a bass riff) cancel out.
 
-    Parameters:
-        spec: the song's spectrum.
-        beat_frames: ``(n_beats,)`` onset-envelope frames of the tracked beats.
-        sustained: from ``sustained_spectrum`` (recomputed if omitted).
+    Parameters
+    ----------
+    spec : Spectrum
+        the song's spectrum.
+    beat_frames : np.ndarray
+        ``(n_beats,)`` onset-envelope frames of the tracked beats.
+    sustained : SustainedSpectrum | None
+        from ``sustained_spectrum`` (recomputed if omitted).
 
-    Returns:
+    Returns
+    -------
+    dict[float, float]
         ``{multiplier: contrast}``: the largest over phases of the mean
         distance at bar lines minus the mean distance at mid-bars (0..1; 0
         where the song is too short for two such bars).
@@ -762,14 +801,22 @@ def find_downbeats(
 ) -> np.ndarray:
     """Indices into ``beat_times`` of the bar starts.
 
-    Parameters:
-        spec: the song's spectrum.
-        beat_times: ``(n_beats,)`` seconds.
-        beats_per_bar: beats in a bar.
-        envs: onset envelopes from ``band_onsets`` (recomputed if omitted).
-        sustained: from ``sustained_spectrum`` (recomputed if omitted).
+    Parameters
+    ----------
+    spec : Spectrum
+        the song's spectrum.
+    beat_times : np.ndarray
+        ``(n_beats,)`` seconds.
+    beats_per_bar : int
+        beats in a bar.
+    envs : dict[str, np.ndarray] | None
+        onset envelopes from ``band_onsets`` (recomputed if omitted).
+    sustained : SustainedSpectrum | None
+        from ``sustained_spectrum`` (recomputed if omitted).
 
-    Returns:
+    Returns
+    -------
+    np.ndarray
         ``(n_bars,)`` int64 increasing indices.
     """
     n = len(beat_times)
@@ -790,12 +837,18 @@ def phrase_starts(n_beats: int, downbeats: np.ndarray, *, phrase_beats: int = PH
     phrase is the whole number of bars nearest 16 beats); beats before the
     first downbeat are a pickup and start no phrase.
 
-    Parameters:
-        n_beats: number of beats.
-        downbeats: ``(n_bars,)`` increasing indices into the beats.
-        phrase_beats: phrase length in beats.
+    Parameters
+    ----------
+    n_beats : int
+        number of beats.
+    downbeats : np.ndarray
+        ``(n_bars,)`` increasing indices into the beats.
+    phrase_beats : int
+        phrase length in beats.
 
-    Returns:
+    Returns
+    -------
+    np.ndarray
         ``(n_phrases,)`` int64 increasing indices.
     """
     downbeats = np.asarray(downbeats, dtype=np.int64)
@@ -835,12 +888,20 @@ def grid_confidence(onset_env: np.ndarray, beat_times: np.ndarray, *, sr: int, h
       three-quarter points between them, so that a steady pulse the beats
       miss is not trusted either.
 
-    Parameters:
-        onset_env: ``(n_frames,)`` the envelope the beats were tracked on.
-        beat_times: ``(n_beats,)`` seconds.
-        sr: sample rate (Hz); hop_length: frame hop (samples).
+    Parameters
+    ----------
+    onset_env : np.ndarray
+        ``(n_frames,)`` the envelope the beats were tracked on.
+    beat_times : np.ndarray
+        ``(n_beats,)`` seconds.
+    sr : int
+        sample rate (Hz).
+    hop_length : int
+        frame hop (samples).
 
-    Returns:
+    Returns
+    -------
+    float
         confidence in [0, 1]; 0 with under 8 beats.
     """
     frames = _beat_frames(beat_times, sr=sr, hop_length=hop_length, n_frames=len(onset_env))
@@ -880,12 +941,26 @@ def _fit_tempo(beat_times: np.ndarray) -> float | None:
 def beat_grid(spec: Spectrum) -> Grid:
     """Tempo, beats, downbeats and phrases of a song from its spectrum.
 
-    Parameters:
-        spec: the shared STFT of the 22,050 Hz analysis signal.
+    Parameters
+    ----------
+    spec : Spectrum
+        the shared STFT of the 22,050 Hz analysis signal.
 
-    Returns:
+    Returns
+    -------
+    Grid
         a ``Grid``. Silence or a clip too short for a pulse gives
         ``DEFAULT_TEMPO_BPM`` (or the best estimate) and whatever beats were found.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from engine.spectrum import compute_spectrum
+    >>> y = np.zeros(22050 * 10, dtype=np.float32)
+    >>> y[::11025] = 1.0  # a click every 0.5 s at 22,050 Hz: 120 BPM
+    >>> grid = beat_grid(compute_spectrum(y))
+    >>> round(grid.tempo_bpm), grid.n_beats
+    (120, 20)
     """
     sr, hop = spec.sr, spec.hop_length
     if not np.all(np.isfinite(spec.mel_db)):

@@ -10,12 +10,18 @@ BEAT_WINDOW_S = 0.07  # the usual beat-tracking tolerance (mir_eval's default)
 def beat_f_measure(reference: np.ndarray, estimated: np.ndarray, window_s: float = BEAT_WINDOW_S) -> float:
     """mir_eval-style beat F-measure: one-to-one matches within ``+-window_s`` seconds.
 
-    Parameters:
-        reference: ``(n_ref,)`` true beat times in seconds.
-        estimated: ``(n_est,)`` estimated beat times in seconds.
-        window_s: largest distance of a match in seconds.
+    Parameters
+    ----------
+    reference : np.ndarray
+        ``(n_ref,)`` true beat times in seconds.
+    estimated : np.ndarray
+        ``(n_est,)`` estimated beat times in seconds.
+    window_s : float
+        largest distance of a match in seconds.
 
-    Returns:
+    Returns
+    -------
+    float
         F-measure in [0, 1]; 0 when either side is empty. Matching is greedy
         (nearest unused estimate), which equals mir_eval's maximum matching
         while the window is under half the beat period.

@@ -15,11 +15,15 @@ import numpy as np
 class Separator(ABC):
     """Splits a mix into the four stems of ``STEM_NAMES``.
 
-    Attributes:
-        name: shown to the user (e.g. ``"builtin"``, ``"demucs htdemucs"``).
-        cache_id: everything that changes the stems (model, weights, settings);
-            cached stems are keyed on it.
-        note: why this separator was chosen, when it was not asked for by name.
+    Attributes
+    ----------
+    name : str
+        shown to the user (e.g. ``"builtin"``, ``"demucs htdemucs"``).
+    cache_id : str
+        everything that changes the stems (model, weights, settings);
+        cached stems are keyed on it.
+    note : str | None
+        why this separator was chosen, when it was not asked for by name.
     """
 
     name: str = "separator"
@@ -33,11 +37,16 @@ class Separator(ABC):
     def separate(self, samples: np.ndarray, sample_rate: int) -> dict[str, np.ndarray]:
         """Stems of a mix.
 
-        Parameters:
-            samples: ``(n_channels, n_samples)`` float mix.
-            sample_rate: Hz.
+        Parameters
+        ----------
+        samples : np.ndarray
+            ``(n_channels, n_samples)`` float mix.
+        sample_rate : int
+            Hz.
 
-        Returns:
+        Returns
+        -------
+        dict[str, np.ndarray]
             ``{stem: (n_channels, n_samples) float32}`` for each of ``STEM_NAMES``.
         """
 

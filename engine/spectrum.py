@@ -32,16 +32,23 @@ _FRAMES_PER_BLOCK = 512
 class Spectrum:
     """Magnitude STFT and mel spectrogram of a mono analysis signal.
 
-    Attributes:
-        magnitude: ``(1 + n_fft // 2, n_frames)`` float32 |STFT|.
-        mel_db: ``(n_mels, n_frames)`` float32 power mel spectrogram in dB
-            (ref 1.0, floor -80 dB below the peak, as ``librosa.power_to_db``).
-        sr: sample rate of the analysed signal (Hz).
-        n_fft: FFT size (samples).
-        hop_length: hop between frames (samples).
-        y: ``(n_samples,)`` float32 analysed signal, kept (not copied) for the
-            few time-domain features (zero-crossing rate, exact frame RMS);
-            ``None`` when the spectrum was built from elsewhere.
+    Attributes
+    ----------
+    magnitude : np.ndarray
+        ``(1 + n_fft // 2, n_frames)`` float32 |STFT|.
+    mel_db : np.ndarray
+        ``(n_mels, n_frames)`` float32 power mel spectrogram in dB
+        (ref 1.0, floor -80 dB below the peak, as ``librosa.power_to_db``).
+    sr : int
+        sample rate of the analysed signal (Hz).
+    n_fft : int
+        FFT size (samples).
+    hop_length : int
+        hop between frames (samples).
+    y : np.ndarray | None
+        ``(n_samples,)`` float32 analysed signal, kept (not copied) for the
+        few time-domain features (zero-crossing rate, exact frame RMS);
+        ``None`` when the spectrum was built from elsewhere.
     """
 
     magnitude: np.ndarray
@@ -121,10 +128,14 @@ def _mel_row_blocks(sr: int, n_fft: int, n_mels: int) -> tuple[tuple[int, int, i
 def mel_power(power: np.ndarray, *, sr: int, n_fft: int, n_mels: int = N_MELS) -> np.ndarray:
     """Mel power ``mel_basis(sr, n_fft, n_mels) @ power``, computed band by band.
 
-    Parameters:
-        power: ``(1 + n_fft // 2, n_frames)`` power spectrogram (|STFT|^2).
+    Parameters
+    ----------
+    power : np.ndarray
+        ``(1 + n_fft // 2, n_frames)`` power spectrogram (|STFT|^2).
 
-    Returns:
+    Returns
+    -------
+    np.ndarray
         ``(n_mels, n_frames)`` float32.
     """
     basis = mel_basis(sr, n_fft, n_mels)
@@ -144,12 +155,18 @@ def _hann(n_fft: int) -> np.ndarray:
 def stft_magnitude(y: np.ndarray, *, n_fft: int = N_FFT, hop_length: int = HOP_LENGTH) -> np.ndarray:
     """|STFT| of a mono signal, centred frames, Hann window, zero padding.
 
-    Parameters:
-        y: ``(n_samples,)`` float signal.
-        n_fft: FFT size (samples).
-        hop_length: hop between frames (samples).
+    Parameters
+    ----------
+    y : np.ndarray
+        ``(n_samples,)`` float signal.
+    n_fft : int
+        FFT size (samples).
+    hop_length : int
+        hop between frames (samples).
 
-    Returns:
+    Returns
+    -------
+    np.ndarray
         ``(1 + n_fft // 2, n_frames)`` float32 magnitude with
         ``n_frames = 1 + n_samples // hop_length``. The array is a transposed
         view of a C-ordered ``(n_frames, n_bins)`` buffer, so each frame's bins

@@ -60,10 +60,14 @@ def _hann(n_fft: int) -> np.ndarray:
 def stft(x: np.ndarray, *, n_fft: int, hop_length: int) -> np.ndarray:
     """Centred STFT (zero padding ``n_fft // 2``), periodic Hann window.
 
-    Parameters:
-        x: ``(n_channels, n_samples)`` float32.
+    Parameters
+    ----------
+    x : np.ndarray
+        ``(n_channels, n_samples)`` float32.
 
-    Returns:
+    Returns
+    -------
+    np.ndarray
         ``(n_channels, n_frames, 1 + n_fft // 2)`` complex64, frame-major (each
         frame's bins contiguous), ``n_frames = 1 + ceil(n_samples / hop_length)``.
     """
@@ -90,13 +94,19 @@ def istft(
     ``n_fft``, ``istft(stft(x)) == x`` to float rounding, and the transform is
     linear: stems made with masks that sum to one add up to the mix.
 
-    Parameters:
-        spec: ``(n_channels, n_frames, 1 + n_fft // 2)`` complex, from ``stft``.
-        length: samples to return (the signal's length before ``stft``).
-        mask: optional ``(n_frames, 1 + n_fft // 2)`` real mask applied to every
-            channel (block by block, so the masked spectrum is never stored whole).
+    Parameters
+    ----------
+    spec : np.ndarray
+        ``(n_channels, n_frames, 1 + n_fft // 2)`` complex, from ``stft``.
+    length : int
+        samples to return (the signal's length before ``stft``).
+    mask : np.ndarray | None
+        optional ``(n_frames, 1 + n_fft // 2)`` real mask applied to every
+        channel (block by block, so the masked spectrum is never stored whole).
 
-    Returns:
+    Returns
+    -------
+    np.ndarray
         ``(n_channels, length)`` float32.
     """
     if n_fft % hop_length:
@@ -151,12 +161,18 @@ def median9(x: np.ndarray, *, axis: int, dilation: int = 1) -> np.ndarray:
     dilation widens the filter at the cost of a 9-tap median. Runs as a sorting
     network of elementwise min/max over cache-sized blocks.
 
-    Parameters:
-        x: ``(n_rows, n_cols)`` float32.
-        axis: 0 filters down columns, 1 along rows.
-        dilation: spacing of the taps (>= 1).
+    Parameters
+    ----------
+    x : np.ndarray
+        ``(n_rows, n_cols)`` float32.
+    axis : int
+        0 filters down columns, 1 along rows.
+    dilation : int
+        spacing of the taps (>= 1).
 
-    Returns:
+    Returns
+    -------
+    np.ndarray
         float32 array of ``x``'s shape.
     """
     x = np.asarray(x, dtype=np.float32)
@@ -298,15 +314,19 @@ def separator_for(
 ) -> Separator:
     """The separator called ``name``.
 
-    Parameters:
-        name: ``"demucs"`` (HTDemucs; BadInput naming the folder to put weights
-            in when there are none, or when the ``stems`` extra is missing),
-            ``"builtin"``, or ``"auto"``: demucs when it is installed and its
-            weights are found, else the built-in separator with a ``note``
-            saying why.
-        model_dir: demucs weights (a folder or a model file); default
-            ``$EDITORBOT_DEMUCS_DIR``, else ``~/.cache/editorbot/demucs``.
-        quiet: no progress bars.
+    Parameters
+    ----------
+    name : str
+        ``"demucs"`` (HTDemucs; BadInput naming the folder to put weights
+        in when there are none, or when the ``stems`` extra is missing),
+        ``"builtin"``, or ``"auto"``: demucs when it is installed and its
+        weights are found, else the built-in separator with a ``note``
+        saying why.
+    model_dir : str | os.PathLike | None
+        demucs weights (a folder or a model file); default
+        ``$EDITORBOT_DEMUCS_DIR``, else ``~/.cache/editorbot/demucs``.
+    quiet : bool
+        no progress bars.
     """
     if name not in SEPARATOR_NAMES:
         raise BadInput(None, f"--separator: unknown separator {name!r} (known: {', '.join(SEPARATOR_NAMES)})")
@@ -383,7 +403,9 @@ def separate_cached(
 ) -> tuple[dict[str, np.ndarray], bool]:
     """Stems of a mix, from ``cache`` when it holds them for this file and separator.
 
-    Returns:
+    Returns
+    -------
+    tuple[dict[str, np.ndarray], bool]
         ``(stems, from_cache)``.
     """
     x = check_mix(samples)
@@ -416,12 +438,18 @@ def stem_columns(stems: dict[str, np.ndarray], sample_rate: int, grid) -> np.nda
     the three frame features are those of the ``rms``, ``centroid`` and
     ``onset_strength`` columns, pooled per beat by ``engine.features.pool_frames``.
 
-    Parameters:
-        stems: ``{stem: (n_channels, n_samples)}`` for each of ``STEM_NAMES``.
-        sample_rate: of the stems (Hz).
-        grid: the song's beat grid.
+    Parameters
+    ----------
+    stems : dict[str, np.ndarray]
+        ``{stem: (n_channels, n_samples)}`` for each of ``STEM_NAMES``.
+    sample_rate : int
+        of the stems (Hz).
+    grid : engine.grid.Grid
+        the song's beat grid (``beat_times`` in seconds).
 
-    Returns:
+    Returns
+    -------
+    np.ndarray
         ``(n_beats, 12)`` float64 in ``STEM_COLUMN_NAMES`` order.
     """
     beat_times = np.asarray(grid.beat_times, dtype=np.float64)
@@ -475,18 +503,35 @@ def split_file(
 ) -> StemFiles:
     """Separate an audio file, run the stems through ``chain``, write stems and mix.
 
-    Parameters:
-        path: the song (anything ``engine.audio.load_audio`` reads).
-        out_dir: folder for ``drums``, ``bass``, ``vocals``, ``other`` and ``mix``
-            files (created; its parent must exist).
-        chain: an ``engine.chains.StemChain``, a chain file path, or None (no processing).
-        separator: a ``Separator`` or a name for ``separator_for``.
-        cache: True for ``StemCache()``, a ``StemCache``, or False/None.
-        fmt: ``wav`` (float), ``flac`` or ``aiff`` (24-bit).
-        protect: more paths never to write over (the song always is).
+    Parameters
+    ----------
+    path : str | os.PathLike
+        the song (anything ``engine.audio.load_audio`` reads).
+    out_dir : str | os.PathLike
+        folder for ``drums``, ``bass``, ``vocals``, ``other`` and ``mix``
+        files (created; its parent must exist).
+    chain : StemChain | str | os.PathLike | None
+        an ``engine.chains.StemChain``, a chain file path, or None (no processing).
+    separator : Separator | str
+        a ``Separator`` or a name for ``separator_for``.
+    cache : StemCache | bool | None
+        True for ``StemCache()``, a ``StemCache``, or False/None.
+    fmt : str
+        ``wav`` (float), ``flac`` or ``aiff`` (24-bit).
+    protect : tuple[str | os.PathLike, ...]
+        more paths never to write over (the song always is).
 
-    Raises:
-        BadInput: bad song, chain, separator, weights or output folder.
+    Raises
+    ------
+    BadInput
+        bad song, chain, separator, weights or output folder.
+
+    Examples
+    --------
+    >>> from engine.stems import split_file
+    >>> files = split_file("song.wav", "song_stems", separator="builtin", fmt="flac")  # doctest: +SKIP
+    >>> sorted(files.paths)  # doctest: +SKIP
+    ['bass', 'drums', 'mix', 'other', 'vocals']
     """
     path, out_dir = os.fspath(path), os.fspath(out_dir)
     if os.path.exists(out_dir) and not os.path.isdir(out_dir):

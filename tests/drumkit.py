@@ -127,24 +127,38 @@ def drum_song(
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Synthesize a drum song with known beats.
 
-    Parameters:
-        bpm: tempo at the start (beats per minute).
-        seconds: length of the output (seconds).
-        sr: sample rate (Hz).
-        pattern: one of ``PATTERNS``.
-        swing: 0 = straight; 1 = full triplet swing (off-beat 8ths and 16ths
-            are delayed to 2/3 of their pair). Values around 0.3-0.6 are "mild".
-        seed: random seed; the same arguments give the same samples.
-        accent_downbeat: add a bass note on every downbeat (pitch changes each
-            bar) and a crash every 4 bars.
-        drift: relative tempo change over the song, linear in time
-            (0.03 = 3% faster at the end).
-        pickup_beats: beats of pattern (taken from the end of a bar) before
-            the first downbeat.
-        start_s: time of the first beat (seconds).
-        jitter_s: standard deviation of the per-hit timing jitter (seconds).
+    Parameters
+    ----------
+    bpm : float
+        tempo at the start (beats per minute).
+    seconds : float
+        length of the output (seconds).
+    sr : int
+        sample rate (Hz).
+    pattern : str
+        one of ``PATTERNS``.
+    swing : float
+        0 = straight; 1 = full triplet swing (off-beat 8ths and 16ths
+        are delayed to 2/3 of their pair). Values around 0.3-0.6 are "mild".
+    seed : int
+        random seed; the same arguments give the same samples.
+    accent_downbeat : bool
+        add a bass note on every downbeat (pitch changes each
+        bar) and a crash every 4 bars.
+    drift : float
+        relative tempo change over the song, linear in time
+        (0.03 = 3% faster at the end).
+    pickup_beats : int
+        beats of pattern (taken from the end of a bar) before
+        the first downbeat.
+    start_s : float
+        time of the first beat (seconds).
+    jitter_s : float
+        standard deviation of the per-hit timing jitter (seconds).
 
-    Returns:
+    Returns
+    -------
+    tuple[np.ndarray, np.ndarray, np.ndarray]
         ``y``: ``(n_samples,)`` float32 mono signal, peak about 0.9.
         ``beat_times``: ``(n_beats,)`` float64 seconds of every beat inside the signal.
         ``downbeat_indices``: ``(n_bars,)`` int indices into ``beat_times`` of bar starts.
@@ -223,7 +237,9 @@ def chord_song(
     C; the bass plays the chord root on each beat with a plucked envelope.
     There are no drums, so the beat must come from note onsets and harmony.
 
-    Returns:
+    Returns
+    -------
+    tuple[np.ndarray, np.ndarray, np.ndarray]
         ``y`` ``(n_samples,)`` float32, ``beat_times`` ``(n_beats,)`` seconds,
         ``downbeat_indices`` ``(n_bars,)`` indices into ``beat_times``.
     """

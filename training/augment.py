@@ -137,17 +137,27 @@ def augment_file(
 ) -> AugmentReport:
     """Lift every action type to at least ``min_share`` of the examples (module docstring).
 
-    Parameters:
-        in_path: npz written by ``training.labels.dataset.build_dataset``.
-        out_path: augmented npz to write (atomically; never over ``in_path``).
-        min_share: wanted share per type, in [0, 1 / 20].
-        seed: seed of the walks.
-        pairs_out: also write the rendered pairs there.
-        max_songs_per_type: cap on augmented walks per type.
-        cache: the feature cache for ``engine.analysis.analyze``.
+    Parameters
+    ----------
+    in_path : str | os.PathLike
+        npz written by ``training.labels.dataset.build_dataset``.
+    out_path : str | os.PathLike
+        augmented npz to write (atomically; never over ``in_path``).
+    min_share : float
+        wanted share per type, in [0, 1 / 20].
+    seed : int
+        seed of the walks.
+    pairs_out : str | os.PathLike | None
+        also write the rendered pairs there.
+    max_songs_per_type : int
+        cap on augmented walks per type.
+    cache : engine.cache.FeatureCache | bool | None
+        the feature cache for ``engine.analysis.analyze`` (True: the default one).
 
-    Raises:
-        BadInput: unreadable input, no raw paths in it, a bad ``min_share``
+    Raises
+    ------
+    BadInput
+        unreadable input, no raw paths in it, a bad ``min_share``
         or an output that is the input.
     """
     from engine.analysis import analyze

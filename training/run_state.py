@@ -69,10 +69,13 @@ def save_checkpoint(path: Path, payload: dict[str, Any]) -> None:
 def load_weights_only(path: str | os.PathLike) -> Any:
     """``torch.load(path, weights_only=True)`` on the CPU: tensors and plain containers, no code run.
 
-    Raises:
-        UnsafeCheckpoint: the file pickles other objects; the message names the
-            file, the first refused object and ``editorbot convert-checkpoint``.
-        Other exceptions of ``torch.load`` for a missing, corrupt or foreign file.
+    Raises
+    ------
+    UnsafeCheckpoint
+        the file pickles other objects; the message names the
+        file, the first refused object and ``editorbot convert-checkpoint``.
+    Exception
+        other exceptions of ``torch.load`` for a missing, corrupt or foreign file.
     """
     try:
         return torch.load(path, map_location="cpu", weights_only=True)
@@ -117,9 +120,11 @@ def convert_checkpoint(old: str | os.PathLike, new: str | os.PathLike) -> Path:
     arrays become tensors and numpy scalars numbers; any other object is
     refused. ``new`` must not exist (nothing is overwritten).
 
-    Raises:
-        ValueError: ``new`` exists or is ``old``, or ``old`` holds an object
-            that has no plain form; the message names the file.
+    Raises
+    ------
+    ValueError
+        ``new`` exists or is ``old``, or ``old`` holds an object
+        that has no plain form; the message names the file.
     """
     new_path = Path(new)
     if new_path.exists() or os.path.lexists(new_path):

@@ -35,7 +35,9 @@ def make_song(
     moves. The tempo drifts by ``drift`` (sinusoidally over 32 beats) so the
     tempo-deviation column varies too.
 
-    Returns:
+    Returns
+    -------
+    tuple[np.ndarray, Grid]
         ``(y, grid)``: ``(n_samples,)`` float32 peak 0.9, and its true ``Grid``.
     """
     rng = np.random.default_rng(seed)

@@ -62,12 +62,18 @@ RAW_BIT_DEPTH = 24
 class PairAnalysis:
     """What ``plan_from_actions`` and the editors read, for a pair's raw file.
 
-    Attributes:
-        audio: the raw song, ``samples (n_channels, n_samples)`` float32.
-        sha256: hex digest of the raw file's bytes.
-        grid: beat grid (true for synthetic songs).
-        features: ``(n_beats, n_features)`` per-beat features, or None.
-        feature_names: their names, or None.
+    Attributes
+    ----------
+    audio : Audio
+        the raw song, ``samples (n_channels, n_samples)`` float32.
+    sha256 : str
+        hex digest of the raw file's bytes.
+    grid : Grid
+        beat grid (true for synthetic songs).
+    features : np.ndarray | None
+        ``(n_beats, n_features)`` per-beat features, or None.
+    feature_names : list[str] | None
+        their names, or None.
     """
 
     audio: Audio
@@ -81,15 +87,23 @@ class PairAnalysis:
 class PairRecord:
     """One pair written to disk.
 
-    Attributes:
-        name: the pair's name (``NAME`` in the layout).
-        style: editor style.
-        seed: seed of the song (synthetic) and of the editor.
-        raw_path, edit_path, label_path: the three files.
-        n_beats: beats in the song's grid.
-        raw_duration_s, edit_duration_s: lengths in seconds.
-        timings_s: seconds spent per part: ``synth`` (or ``analyze``),
-            ``edit``, ``render``, ``write``.
+    Attributes
+    ----------
+    name : str
+        the pair's name (``NAME`` in the layout).
+    style : str
+        editor style.
+    seed : int
+        seed of the song (synthetic) and of the editor.
+    raw_path, edit_path, label_path : str
+        the three files.
+    n_beats : int
+        beats in the song's grid.
+    raw_duration_s, edit_duration_s : float
+        lengths in seconds.
+    timings_s : dict[str, float]
+        seconds spent per part: ``synth`` (or ``analyze``),
+        ``edit``, ``render``, ``write``.
     """
 
     name: str
@@ -161,13 +175,20 @@ def true_grid(tempo_bpm: float, beat_times: np.ndarray) -> Grid:
 class SynthStructure:
     """A synthetic song's exact structure, drawn without rendering its audio.
 
-    Attributes:
-        seed: the song's seed.
-        tempo_bpm: beats per minute.
-        beat_times: ``(n_beats,)`` seconds.
-        sections: ``training.data.synth.Section`` list.
-        duration_s: length the rendered song would have, in seconds.
-        sample_rate: Hz.
+    Attributes
+    ----------
+    seed : int
+        the song's seed.
+    tempo_bpm : float
+        beats per minute.
+    beat_times : np.ndarray
+        ``(n_beats,)`` seconds.
+    sections : list[Any]
+        ``training.data.synth.Section`` list.
+    duration_s : float
+        length the rendered song would have, in seconds.
+    sample_rate : int
+        Hz.
     """
 
     seed: int
@@ -314,18 +335,32 @@ def make_synth_pair(
 ) -> PairRecord:
     """Synthesize song ``seed``, edit it with ``style`` on its true grid and write the pair.
 
-    Parameters:
-        seed: song and editor seed (>= 0).
-        style: a name in ``training.data.editors.STYLES``.
-        out_dir: pair directory (the layout is created).
-        duration_s: song length in seconds (rounded to whole phrases by the
-            synthesizer); None draws 60-240 s from the seed.
-        tempo_bpm: forced tempo; None draws it from the seed.
+    Parameters
+    ----------
+    seed : int
+        song and editor seed (>= 0).
+    style : str
+        a name in ``training.data.editors.STYLES``.
+    out_dir : str | os.PathLike
+        pair directory (the layout is created).
+    duration_s : float | None
+        song length in seconds (rounded to whole phrases by the
+        synthesizer); None draws 60-240 s from the seed.
+    tempo_bpm : float | None
+        forced tempo; None draws it from the seed.
 
-    Returns:
+    Returns
+    -------
+    PairRecord
         The ``PairRecord``; files ``input/NAME_raw.wav``,
         ``desired_output/NAME_edit.wav`` and ``labels/NAME.json`` with
         ``NAME = synth_pair_name(seed, style)``.
+
+    Examples
+    --------
+    >>> rec = make_synth_pair(3, "radio_edit", "pairs", duration_s=30.0)  # doctest: +SKIP
+    >>> rec.raw_path, rec.n_beats  # doctest: +SKIP
+    ('pairs/input/synth000003_radio_edit_raw.wav', 64)
     """
     from training.data.synth import synth_song
 
@@ -371,9 +406,11 @@ def make_pair_from_audio(
     source is in the pair directory); sections are inferred from the
     analysed phrases and loudness.
 
-    Raises:
-        BadInput: the file is unreadable, too short, silent, ... (one line
-            naming it, from ``engine.analysis.analyze``).
+    Raises
+    ------
+    BadInput
+        the file is unreadable, too short, silent, ... (one line
+        naming it, from ``engine.analysis.analyze``).
     """
     from engine.analysis import analyze
 

@@ -166,12 +166,18 @@ _LEAD_CELLS: tuple[tuple[tuple[int, int], ...], ...] = (
 class Section:
     """One section of a synthesized song.
 
-    Attributes:
-        name: "intro", "verse", "chorus", "bridge" or "outro".
-        start_beat: index of the section's first beat in ``Song.beat_times``.
-        n_beats: length in beats, a multiple of 16 (whole phrases).
-        energy: 0..1, how full and loud the section is.
-        instruments: names from ``INSTRUMENTS`` playing in this section.
+    Attributes
+    ----------
+    name : str
+        "intro", "verse", "chorus", "bridge" or "outro".
+    start_beat : int
+        index of the section's first beat in ``Song.beat_times``.
+    n_beats : int
+        length in beats, a multiple of 16 (whole phrases).
+    energy : float
+        0..1, how full and loud the section is.
+    instruments : tuple[str, ...]
+        names from ``INSTRUMENTS`` playing in this section.
     """
 
     name: str
@@ -185,19 +191,32 @@ class Section:
 class Song:
     """A synthesized song and its exact structure.
 
-    Attributes:
-        samples: ``(2, n_samples)`` float32 stereo, peak at -1 dBFS.
-        sample_rate: Hz.
-        tempo_bpm: beats per minute (constant).
-        beat_times: ``(n_beats,)`` float64 seconds of every beat.
-        downbeats: ``(n_bars,)`` int indices into ``beat_times`` of beat 1 of each bar.
-        sections: in order, covering every beat exactly once.
-        key: e.g. ``"A minor"``.
-        seed: the seed the song was made from.
-        swing: 0..0.3, delay of off-beat subdivisions (see module docstring).
-        swing_grid: 8 or 16, which subdivision swings.
-        drum_family: one of ``DRUM_FAMILIES``.
-        offset_s: time of the first beat (silence or a riser before it).
+    Attributes
+    ----------
+    samples : np.ndarray
+        ``(2, n_samples)`` float32 stereo, peak at -1 dBFS.
+    sample_rate : int
+        Hz.
+    tempo_bpm : float
+        beats per minute (constant).
+    beat_times : np.ndarray
+        ``(n_beats,)`` float64 seconds of every beat.
+    downbeats : np.ndarray
+        ``(n_bars,)`` int indices into ``beat_times`` of beat 1 of each bar.
+    sections : list[Section]
+        in order, covering every beat exactly once.
+    key : str
+        e.g. ``"A minor"``.
+    seed : int
+        the seed the song was made from.
+    swing : float
+        0..0.3, delay of off-beat subdivisions (see module docstring).
+    swing_grid : int
+        8 or 16, which subdivision swings.
+    drum_family : str
+        one of ``DRUM_FAMILIES``.
+    offset_s : float
+        time of the first beat in seconds (silence or a riser before it).
     """
 
     samples: np.ndarray
@@ -260,12 +279,18 @@ def swing_warp(pos_beats: np.ndarray, swing: float, grid: int = 8) -> np.ndarray
     for ``grid=16``): the unit's start stays, its midpoint moves later by
     ``swing / 2`` of the unit. Whole beats never move.
 
-    Args:
-        pos_beats: ``(n,)`` positions in beats from the first beat.
-        swing: 0..0.3 (0 = straight).
-        grid: 8 or 16.
+    Parameters
+    ----------
+    pos_beats : np.ndarray
+        ``(n,)`` positions in beats from the first beat.
+    swing : float
+        0..0.3 (0 = straight).
+    grid : int
+        8 or 16.
 
-    Returns:
+    Returns
+    -------
+    np.ndarray
         ``(n,)`` float64 swung positions in beats.
     """
     pos = np.asarray(pos_beats, dtype=np.float64)
@@ -481,20 +506,44 @@ class SongPlan:
     tempo, family or form); ``synth_song`` renders the same plan. Steps are
     16th notes within a bar (0..15); patterns are tuples of steps.
 
-    Attributes:
-        tempo_bpm: beats per minute.
-        swing: 0..0.3, see ``swing_warp``; swing_grid: 8 or 16.
-        offset_s: time of the first beat (s); riser: a noise swell fills it.
-        root: key root pitch class (0 = C); mode: a key of ``MODES``.
-        progressions: section name -> one scale degree per bar (4 bars).
-        seventh_chords: four-note chords instead of triads.
-        drum_family: one of ``DRUM_FAMILIES``; drum_variant: pattern index.
-        use_clap: clap instead of snare.
-        bass_pattern: ``((step, length_steps, interval_semitones), ...)`` per bar.
-        chord_style: "pad" or "stab"; stab_rhythm: ``((step, length_steps), ...)``.
-        sections: the form, covering every beat.
-        tail_s: release tail after the last bar (s).
-        duck_depth: 0..1 sidechain dip of bass and chords under each kick.
+    Attributes
+    ----------
+    tempo_bpm : float
+        beats per minute.
+    swing : float
+        0..0.3, see ``swing_warp``.
+    swing_grid : int
+        8 or 16.
+    offset_s : float
+        time of the first beat (s).
+    riser : bool
+        a noise swell fills it.
+    root : int
+        key root pitch class (0 = C).
+    mode : str
+        a key of ``MODES``.
+    progressions : dict[str, tuple[int, ...]]
+        section name -> one scale degree per bar (4 bars).
+    seventh_chords : bool
+        four-note chords instead of triads.
+    drum_family : str
+        one of ``DRUM_FAMILIES``.
+    drum_variant : int
+        pattern index.
+    use_clap : bool
+        clap instead of snare.
+    bass_pattern : tuple[tuple[int, int, int], ...]
+        ``((step, length_steps, interval_semitones), ...)`` per bar.
+    chord_style : str
+        "pad" or "stab".
+    stab_rhythm : tuple[tuple[int, int], ...]
+        ``((step, length_steps), ...)``.
+    sections : list[Section]
+        the form, covering every beat.
+    tail_s : float
+        release tail after the last bar (s).
+    duck_depth : float
+        0..1 sidechain dip of bass and chords under each kick.
     """
 
     tempo_bpm: float
@@ -995,13 +1044,20 @@ def _sidechain_gain(kick_hits: Sequence[tuple[int, float]], n_samples: int, sr: 
 def _master(mix: np.ndarray, send: np.ndarray, sr: int, room_size: float) -> np.ndarray:
     """Reverb on ``send``, sum, soft-clip the peaks, normalise the peak to ``PEAK_DBFS``.
 
-    Args:
-        mix: ``(2, n)`` float32 dry mix.
-        send: ``(2, n)`` float32 reverb send.
-        sr: sample rate (Hz).
-        room_size: 0..1 reverb size.
+    Parameters
+    ----------
+    mix : np.ndarray
+        ``(2, n)`` float32 dry mix.
+    send : np.ndarray
+        ``(2, n)`` float32 reverb send.
+    sr : int
+        sample rate (Hz).
+    room_size : float
+        0..1 reverb size.
 
-    Returns:
+    Returns
+    -------
+    np.ndarray
         ``(2, n)`` float32, peak exactly ``PEAK_DBFS`` (unless silent).
     """
     import pedalboard
@@ -1039,17 +1095,32 @@ def synth_song(
 ) -> Song:
     """Render a deterministic stereo song with known beats, bars and sections.
 
-    Args:
-        seed: selects every random choice (tempo, key, form, patterns, sounds).
-        duration_s: wanted length of the beat grid in seconds; rounded to the
-            nearest whole phrase (16 beats, so also a bar line; at least one
-            phrase). A release tail of 1.5-3 s follows. Default: 60-240 s
-            drawn from the seed.
-        tempo_bpm: beats per minute; default drawn from the seed in 70-180.
-        sample_rate: Hz.
+    Parameters
+    ----------
+    seed : int
+        selects every random choice (tempo, key, form, patterns, sounds).
+    duration_s : float | None
+        wanted length of the beat grid in seconds; rounded to the
+        nearest whole phrase (16 beats, so also a bar line; at least one
+        phrase). A release tail of 1.5-3 s follows. Default: 60-240 s
+        drawn from the seed.
+    tempo_bpm : float | None
+        beats per minute; default drawn from the seed in 70-180.
+    sample_rate : int
+        Hz.
 
-    Returns:
+    Returns
+    -------
+    Song
         ``Song`` with ``samples`` ``(2, n_samples)`` float32 peaking at -1 dBFS.
+
+    Examples
+    --------
+    >>> song = synth_song(7, duration_s=30.0)
+    >>> song.samples.shape[0], song.sample_rate
+    (2, 44100)
+    >>> len(song.beat_times) % 16  # whole phrases
+    0
     """
     if sample_rate < 8000:
         raise ValueError(f"sample_rate {sample_rate} below 8000 Hz")

@@ -26,11 +26,12 @@ Beside them: ``dataset`` (the BC file, ``bc_rich.npz``), ``evaluate``
 (inferred labels against truth labels) and ``render_check`` (the inferred
 plan's render against the edit).
 
-Examples:
-    >>> from training.labels import infer_pair
-    >>> res = infer_pair("input/song_raw.wav", "desired_output/song_edit.wav")  # doctest: +SKIP
-    >>> res.alignable, res.labels.shape  # doctest: +SKIP
-    (True, (96, 3))
+Examples
+--------
+>>> from training.labels import infer_pair
+>>> res = infer_pair("input/song_raw.wav", "desired_output/song_edit.wav")  # doctest: +SKIP
+>>> res.alignable, res.labels.shape  # doctest: +SKIP
+(True, (96, 3))
 """
 
 from training.labels.align import AlignConfig

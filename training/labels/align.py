@@ -60,14 +60,21 @@ LOOP_PHASE_MARGIN = 0.05  # correlation a one-beat loop shift must gain to be ta
 class AlignConfig:
     """Scores and search limits of the structural DP (units: similarity x frames).
 
-    Attributes:
-        action_cost: prior cost of each non-KEEP move.
-        cut_cost: extra cost per CUT beat.
-        slack_cost: cost of moving a forward beat's end by one frame.
-        beam: states kept per raw beat (retried 4x wider when no path survives).
-        stutter_weight: scale of the periodicity score of stutter frames.
-        retry_score: DP score per edit frame under which the search is
-            repeated with a 4x wider beam (the better path is kept).
+    Attributes
+    ----------
+    action_cost : float
+        prior cost of each non-KEEP move.
+    cut_cost : float
+        extra cost per CUT beat.
+    slack_cost : float
+        cost of moving a forward beat's end by one frame.
+    beam : int
+        states kept per raw beat (retried 4x wider when no path survives).
+    stutter_weight : float
+        scale of the periodicity score of stutter frames.
+    retry_score : float
+        DP score per edit frame under which the search is
+        repeated with a 4x wider beam (the better path is kept).
     """
 
     action_cost: float = 1.5
@@ -386,13 +393,20 @@ def _align_dp(
 class Move:
     """One move of the alignment: raw beats ``[beat, beat + n_beats)`` -> edit ``[dst_start_s, dst_end_s)``.
 
-    Attributes:
-        beat: first beat (index into the extended grid).
-        n_beats: beats covered.
-        kind: ``FWD``, ``CUT``, ``SIL``, ``REV``, ``LOOP``, ``STUT`` or ``SPEED``.
-        slot: amount slot 0..3 (NEG_LARGE..POS_LARGE) for LOOP/STUTTER/SPEED.
-        dst_start_s, dst_end_s: the edit span it explains, seconds.
-        match: mean frame similarity over that span (1 for a CUT).
+    Attributes
+    ----------
+    beat : int
+        first beat (index into the extended grid).
+    n_beats : int
+        beats covered.
+    kind : int
+        ``FWD``, ``CUT``, ``SIL``, ``REV``, ``LOOP``, ``STUT`` or ``SPEED``.
+    slot : int
+        amount slot 0..3 (NEG_LARGE..POS_LARGE) for LOOP/STUTTER/SPEED.
+    dst_start_s, dst_end_s : float
+        the edit span it explains, seconds.
+    match : float
+        mean frame similarity over that span (1 for a CUT).
     """
 
     beat: int
@@ -450,7 +464,9 @@ def extended_grid(beat_times: np.ndarray, duration_s: float, *, tempo_bpm: float
     and after the last one (the first may be up to 1.25 periods, starting
     at 0; the last ends at ``duration_s``).
 
-    Returns:
+    Returns
+    -------
+    tuple[np.ndarray, np.ndarray, int]
         ``starts_s (n,)``, ``ends_s (n,)`` float64 seconds and the index of
         the first analysis beat.
     """
@@ -493,15 +509,23 @@ def align(
 ) -> tuple[float, list[Move], np.ndarray]:
     """Structural DP of an edit against the raw beats (see the module docstring).
 
-    Parameters:
-        raw, edit: frame features of the two files.
-        starts_s, ends_s: ``(n,)`` extended raw beat grid covering the raw file, seconds.
-        edit_duration_s: length of the edit, seconds.
-        beat_s: beat period, seconds (``grid_period``; default the median beat length).
-        debug: if a dict, receives ``"table"``: the DP's best score per
-            (beat, edit frame) state, ``(n + 1, n_edit_frames + 2)``.
+    Parameters
+    ----------
+    raw, edit : Frames
+        frame features of the two files.
+    starts_s, ends_s : np.ndarray
+        ``(n,)`` extended raw beat grid covering the raw file, seconds.
+    edit_duration_s : float
+        length of the edit, seconds.
+    beat_s : float | None
+        beat period, seconds (``grid_period``; default the median beat length).
+    debug : dict | None
+        if a dict, receives ``"table"``: the DP's best score per
+        (beat, edit frame) state, ``(n + 1, n_edit_frames + 2)``.
 
-    Returns:
+    Returns
+    -------
+    tuple[float, list[Move], np.ndarray]
         ``(score, moves, S)`` with ``S (n_edit_frames, n_raw_frames)`` the frame similarity.
     """
     cfg = config or AlignConfig()

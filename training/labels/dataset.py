@@ -190,8 +190,10 @@ def build_dataset(
     truth labels (``labels/NAME.json``) are scored (``Evaluation``); truth
     label files are never read during inference.
 
-    Raises:
-        BadInput: an output that is not a ``.npz``, or no pairs in ``data_dir``.
+    Raises
+    ------
+    BadInput
+        an output that is not a ``.npz``, or no pairs in ``data_dir``.
     """
     out_path = os.fspath(out_path)
     if not out_path.endswith(".npz"):

@@ -279,31 +279,45 @@ def beat_effect(
 ) -> BeatEffect:
     """What was done to one forward-played beat.
 
-    Parameters:
-        raw_y, edit_y: mono signals at ``FRAME_SR``.
-        src0, dst0: first sample of the beat in the raw song and in the edit.
-        n: beat length, samples.
-        beat_s: beat period, seconds (sets the delay time).
-        raw_st, edit_st: the same beat in stereo ``(2, m)`` at any common rate, or None.
-        pitch_votes: ``(1 + len(VARIANT_SEMITONES) + 1,)`` mean frame
-            similarity of the beat against the clean raw frames, each pitch
-            warp and the distorted frames.
-        quiet_db: a raw beat quieter than this (dB re full scale power) is
-            KEEP: nothing can be told from it.
-        run_start: first raw sample of the forward run the beat is in (the
-            earliest an effect over it can have started); reverb and delay
-            candidates are fed the source from there (up to
-            ``TAIL_PRE_ROLL_S``), so that a beat deep in a reverb carries
-            the tail the edit built up before it.
-        effect_sr: the song's sample rate: reverb candidates render at it.
-        tail_cache: a dict kept over one pair's beats (in order): reverb and
-            delay renders cover ``TAIL_CHUNK_BEATS`` beats at once.
-        prev_effect: ``(type, slot)`` the previous beat of the run was
-            judged; after a REVERB or DELAY, "unchanged plus that effect's
-            tail" (what ``engine.render`` overlap-adds after an effect run)
-            is one more way for the beat to be KEEP.
+    Parameters
+    ----------
+    raw_y, edit_y : np.ndarray
+        ``(n_samples,)`` float32 mono signals at ``FRAME_SR``.
+    src0, dst0 : int
+        first sample of the beat in the raw song and in the edit.
+    n : int
+        beat length, samples.
+    beat_s : float
+        beat period, seconds (sets the delay time).
+    raw_st, edit_st : np.ndarray | None
+        the same beat in stereo ``(2, m)`` at any common rate, or None.
+    pitch_votes : np.ndarray | None
+        ``(1 + len(VARIANT_SEMITONES) + 1,)`` mean frame
+        similarity of the beat against the clean raw frames, each pitch
+        warp and the distorted frames.
+    quiet_db : float
+        a raw beat quieter than this (dB re full scale power) is
+        KEEP: nothing can be told from it.
+    run_start : int | None
+        first raw sample of the forward run the beat is in (the
+        earliest an effect over it can have started); reverb and delay
+        candidates are fed the source from there (up to
+        ``TAIL_PRE_ROLL_S``), so that a beat deep in a reverb carries
+        the tail the edit built up before it.
+    effect_sr : int
+        the song's sample rate: reverb candidates render at it.
+    tail_cache : dict | None
+        a dict kept over one pair's beats (in order): reverb and
+        delay renders cover ``TAIL_CHUNK_BEATS`` beats at once.
+    prev_effect : tuple[str, int] | None
+        ``(type, slot)`` the previous beat of the run was
+        judged; after a REVERB or DELAY, "unchanged plus that effect's
+        tail" (what ``engine.render`` overlap-adds after an effect run)
+        is one more way for the beat to be KEEP.
 
-    Returns:
+    Returns
+    -------
+    BeatEffect
         The best ``BeatEffect`` among KEEP, the linear effects (from their
         band responses), FADE_IN/FADE_OUT (a straight gain ramp), the
         rendered effects (reverb, delay, distortion, compression), PITCH

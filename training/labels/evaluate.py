@@ -81,15 +81,24 @@ def _boundaries_pred(labels: np.ndarray, action_start: np.ndarray) -> np.ndarray
 class Evaluation:
     """Inferred labels against truth labels, over all evaluated beats.
 
-    Attributes:
-        n_pairs, n_beats: how much was compared.
-        beat_accuracy: share of beats whose type is right.
-        structural_accuracy: the same over beats whose true type is structural.
-        macro_f1: mean F1 over the types present in the truth or the predictions.
-        amount_accuracy: share of right amounts where the type is right (amount types only).
-        boundary_within_1: share of true non-KEEP action edges with a predicted edge within 1 beat.
-        per_type: type -> (precision, recall, f1, support).
-        unalignable: names of pairs reported unalignable.
+    Attributes
+    ----------
+    n_pairs, n_beats : int
+        how much was compared.
+    beat_accuracy : float
+        share of beats whose type is right.
+    structural_accuracy : float
+        the same over beats whose true type is structural.
+    macro_f1 : float
+        mean F1 over the types present in the truth or the predictions.
+    amount_accuracy : float
+        share of right amounts where the type is right (amount types only).
+    boundary_within_1 : float
+        share of true non-KEEP action edges with a predicted edge within 1 beat.
+    per_type : dict[str, tuple[float, float, float, int]]
+        type -> (precision, recall, f1, support).
+    unalignable : list[str]
+        names of pairs reported unalignable.
     """
 
     n_pairs: int = 0

@@ -47,13 +47,19 @@ VARIANT_DRIVE_DB = 20.0  # distortion of the raw frames
 class Frames:
     """Frame features of one mono signal.
 
-    Attributes:
-        shape: ``(n_frames, N_BANDS)`` float32 unit rows (zeros where silent).
-        level_db: ``(n_frames,)`` frame power in dB re full scale.
-        silent: ``(n_frames,)`` bool.
-        y: ``(n_samples,)`` float32 the signal at ``FRAME_SR``.
-        variants: more ``(n_frames, N_BANDS)`` shapes of processed versions
-            of the signal (see ``frame_features``).
+    Attributes
+    ----------
+    shape : np.ndarray
+        ``(n_frames, N_BANDS)`` float32 unit rows (zeros where silent).
+    level_db : np.ndarray
+        ``(n_frames,)`` frame power in dB re full scale.
+    silent : np.ndarray
+        ``(n_frames,)`` bool.
+    y : np.ndarray
+        ``(n_samples,)`` float32 the signal at ``FRAME_SR``.
+    variants : list[np.ndarray]
+        more ``(n_frames, N_BANDS)`` shapes of processed versions
+        of the signal (see ``frame_features``).
     """
 
     shape: np.ndarray

@@ -84,23 +84,40 @@ STRUCTURAL_NAMES = {CUT: "CUT", SIL: "SILENCE", REV: "REVERSE", LOOP: "LOOP", ST
 class PairLabels:
     """The inferred (BC) labels of one (raw, edit) pair.
 
-    Attributes:
-        name: pair name.
-        raw_path, edit_path: the two files.
-        alignable: False when the edit does not come from the raw song.
-        match: mean frame similarity along the alignment path (0..1).
-        reason: why a pair is unalignable ("" otherwise).
-        beat_times: ``(n_beats,)`` analysis beat times, seconds.
-        labels: ``(n_beats, 3)`` int64 (type, size, amount) per analysis beat.
-        confidence: ``(n_beats,)`` float32 in [0, 1].
-        action_start: ``(n_beats,)`` bool, an action of the walk starts here.
-        walk: ``(type, size, amount)`` names from the extended grid's beat 0.
-        plan: the inferred EditPlan (extended grid), or None.
-        features: ``(n_beats, n_features)`` float32 analysis features.
-        feature_names: their names.
-        grid: the raw song's ``engine.grid.Grid``.
-        duration_s: the raw song's length, seconds.
-        seconds: wall time spent, by stage.
+    Attributes
+    ----------
+    name : str
+        pair name.
+    raw_path, edit_path : str
+        the two files.
+    alignable : bool
+        False when the edit does not come from the raw song.
+    match : float
+        mean frame similarity along the alignment path (0..1).
+    reason : str
+        why a pair is unalignable ("" otherwise).
+    beat_times : np.ndarray
+        ``(n_beats,)`` analysis beat times, seconds.
+    labels : np.ndarray
+        ``(n_beats, 3)`` int64 (type, size, amount) per analysis beat.
+    confidence : np.ndarray
+        ``(n_beats,)`` float32 in [0, 1].
+    action_start : np.ndarray
+        ``(n_beats,)`` bool, an action of the walk starts here.
+    walk : list[tuple[str, str, str]]
+        ``(type, size, amount)`` names from the extended grid's beat 0.
+    plan : EditPlan | None
+        the inferred EditPlan (extended grid), or None.
+    features : np.ndarray
+        ``(n_beats, n_features)`` float32 analysis features.
+    feature_names : list[str]
+        their names.
+    grid : Grid | None
+        the raw song's ``engine.grid.Grid``.
+    duration_s : float
+        the raw song's length, seconds.
+    seconds : dict[str, float]
+        wall time spent, by stage.
     """
 
     name: str
@@ -132,15 +149,22 @@ class PairLabels:
 class ExtendedLabels:
     """The inferred label of every beat of the extended grid, as steps 5 and 6 fill it in.
 
-    Attributes:
-        types: ``n`` action type names (KEEP until a step says otherwise).
-        slots: ``n`` amount slots 0..3 (``align.AMOUNT_SLOTS``; 0 for NEUTRAL-only types).
-        confidence: ``(n,)`` float32 in [0, 1].
-        group: ``(n,)`` int64: ``g > 0`` on the beats of one structural
-            action (one DP move, or one SPEED over several), -1 on forward
-            beats (they group by label in the walk), 0 on beats no move reached.
-        size: ``(n,)`` int64 size index of the walk's action over each beat.
-        action_start: ``(n,)`` bool, an action of the walk starts here.
+    Attributes
+    ----------
+    types : list[str]
+        ``n`` action type names (KEEP until a step says otherwise).
+    slots : list[int]
+        ``n`` amount slots 0..3 (``align.AMOUNT_SLOTS``; 0 for NEUTRAL-only types).
+    confidence : np.ndarray
+        ``(n,)`` float32 in [0, 1].
+    group : np.ndarray
+        ``(n,)`` int64: ``g > 0`` on the beats of one structural
+        action (one DP move, or one SPEED over several), -1 on forward
+        beats (they group by label in the walk), 0 on beats no move reached.
+    size : np.ndarray
+        ``(n,)`` int64 size index of the walk's action over each beat.
+    action_start : np.ndarray
+        ``(n,)`` bool, an action of the walk starts here.
     """
 
     types: list[str]
@@ -173,16 +197,24 @@ class ExtendedLabels:
 class _Pair:
     """The two songs as steps 3-6 see them.
 
-    Attributes:
-        name: pair name (for log lines).
-        analysis: the raw song's analysis (``y`` at ``FRAME_SR``).
-        edit_audio: the edit file; ``edit_y`` its mono copy at ``FRAME_SR``
-            (both without the file's overall gain after step 4).
-        raw_frames, edit_frames: step 1's frame features.
-        starts, ends: ``(n,)`` extended beat grid of the raw song, seconds
-            (moved onto the edit's splices by step 4).
-        first_real: index in it of the analysis grid's first beat.
-        beat_s: beat period, seconds (``align.grid_period``).
+    Attributes
+    ----------
+    name : str
+        pair name (for log lines).
+    analysis : Analysis
+        the raw song's analysis (``y`` at ``FRAME_SR``).
+    edit_audio : Audio
+        the edit file; ``edit_y`` its mono copy at ``FRAME_SR``
+        (both without the file's overall gain after step 4).
+    raw_frames, edit_frames : Frames
+        step 1's frame features.
+    starts, ends : np.ndarray
+        ``(n,)`` extended beat grid of the raw song, seconds
+        (moved onto the edit's splices by step 4).
+    first_real : int
+        index in it of the analysis grid's first beat.
+    beat_s : float
+        beat period, seconds (``align.grid_period``).
     """
 
     name: str
@@ -225,21 +257,30 @@ def infer_pair(
 ) -> PairLabels:
     """Infer the edit that turned ``raw_path`` into ``edit_path`` (see the module docstring).
 
-    Parameters:
-        raw_path, edit_path: the two audio files (any format ``engine.audio`` reads).
-        name: pair name (default: the raw file's stem).
-        cache: the feature cache for ``engine.analysis.analyze``.
-        config: DP scores (``AlignConfig``).
-        effects: also find effects on forward-played beats (else they are KEEP).
+    Parameters
+    ----------
+    raw_path, edit_path : str | os.PathLike
+        the two audio files (any format ``engine.audio`` reads).
+    name : str | None
+        pair name (default: the raw file's stem).
+    cache : engine.cache.FeatureCache | bool | None
+        the feature cache for ``engine.analysis.analyze`` (True: the default one).
+    config : AlignConfig | None
+        DP scores (``AlignConfig``).
+    effects : bool
+        also find effects on forward-played beats (else they are KEEP).
 
-    Returns:
+    Returns
+    -------
+    PairLabels
         ``PairLabels``; ``alignable`` False (and no labels) when the edit
         does not match the raw song.
 
-    Examples:
-        >>> res = infer_pair("input/song_raw.wav", "desired_output/song_edit.wav")  # doctest: +SKIP
-        >>> res.labels.shape  # (type, size, amount) per analysis beat  # doctest: +SKIP
-        (96, 3)
+    Examples
+    --------
+    >>> res = infer_pair("input/song_raw.wav", "desired_output/song_edit.wav")  # doctest: +SKIP
+    >>> res.labels.shape  # (type, size, amount) per analysis beat  # doctest: +SKIP
+    (96, 3)
     """
     raw_path, edit_path = os.fspath(raw_path), os.fspath(edit_path)
     name = name or os.path.splitext(os.path.basename(raw_path))[0]

@@ -405,9 +405,12 @@ def splice_starts(
 class _SpliceStarts:
     """The beat starts ``splice_starts`` measures, kept first-found per beat, and how each kind of splice is measured.
 
-    Attributes:
-        out: ``{beat: start_s}`` found so far.
-        win: search half-width, samples at ``FRAME_SR``.
+    Attributes
+    ----------
+    out : dict[int, float]
+        ``{beat: start_s}`` found so far.
+    win : int
+        search half-width, samples at ``FRAME_SR``.
     """
 
     def __init__(

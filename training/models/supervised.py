@@ -63,11 +63,14 @@ def frame_params(sample_rate: int) -> tuple[int, int]:
 class FrameLabels:
     """The edit label of every frame of an edited timeline.
 
-    Attributes:
-        type_idx, size_idx, amount_idx: ``(n_frames,)`` int64 indices into
-            ``engine.actions.TYPES`` / ``SIZES`` / ``AMOUNTS``; frames no
-            segment covers are KEEP / BEAT / NEUTRAL.
-        position: ``(n_frames,)`` float32, 0 at the segment's start, 1 at its end.
+    Attributes
+    ----------
+    type_idx, size_idx, amount_idx : np.ndarray
+        ``(n_frames,)`` int64 indices into
+        ``engine.actions.TYPES`` / ``SIZES`` / ``AMOUNTS``; frames no
+        segment covers are KEEP / BEAT / NEUTRAL.
+    position : np.ndarray
+        ``(n_frames,)`` float32, 0 at the segment's start, 1 at its end.
     """
 
     type_idx: np.ndarray
