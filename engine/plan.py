@@ -665,7 +665,7 @@ MAX_CUTOFF_FRACTION = 0.45
 
 
 def beat_spans(
-    beat_times: Any, duration_s: float, *, tempo_bpm: float = 120.0
+    beat_times: Any, duration_s: float, *, tempo_bpm: float = 120.0, fold_edges: bool = False
 ) -> tuple[np.ndarray, np.ndarray]:
     """Source span of every beat.
 
@@ -673,6 +673,11 @@ def beat_spans(
     lasts one beat period (the median beat interval, or ``60 / tempo_bpm``
     with a single beat), clipped at ``duration_s``. Beats at or after
     ``duration_s`` are dropped (they can only be at the end of the list).
+    With ``fold_edges``, audio before the first beat (lead-in) or after the
+    last beat's end (tail) that is shorter than one beat period belongs to
+    the first / last beat: the first span starts at 0, the last ends at
+    ``duration_s``. An edit then never keeps such a sliver on its own (a
+    23 ms lead-in before a cut first bar was one).
 
     Returns
     -------
@@ -691,6 +696,12 @@ def beat_spans(
         period = 60.0 / tempo_bpm if tempo_bpm > 0 else duration_s - float(starts[0])
     last_end = min(duration_s, float(starts[-1]) + period)
     ends = np.append(starts[1:], last_end)
+    if fold_edges:
+        starts = starts.copy()
+        if 0.0 < starts[0] < period:
+            starts[0] = 0.0
+        if 0.0 < duration_s - ends[-1] < period:
+            ends[-1] = duration_s
     return starts, ends
 
 
@@ -795,6 +806,21 @@ def _automation_lanes(segments: list[Segment], sample_rate: int) -> list[Automat
     return lanes
 
 
+def add_output_gain(plan: EditPlan, gain_db: float) -> None:
+    """Turn the whole edit by ``gain_db`` (gain staging): every segment's gain, and the automation.
+
+    The segments' gain is applied after their effects, so the rendered
+    edit scales exactly; the plan itself says it, for every consumer (the
+    renderer, DAW exports, the Reaper scripts).
+    """
+    if gain_db == 0.0:
+        return
+    for s in plan.segments:
+        s.gain_db = float(s.gain_db + gain_db)
+    plan.automation = [a for a in plan.automation if a.parameter != "volume_db"]
+    plan.automation[:0] = [a for a in _automation_lanes(plan.segments, plan.source.sample_rate) if a.parameter == "volume_db"]
+
+
 def plan_from_actions(analysis: Any, actions: Iterable[Any]) -> EditPlan:
     """Turn an action walk over a song's beat grid into an EditPlan.
 
@@ -811,13 +837,16 @@ def plan_from_actions(analysis: Any, actions: Iterable[Any]) -> EditPlan:
         ``SIZE_BEATS[size]`` beats from the cursor, clipped at the last
         beat, and the cursor moves past it. Beats after the walk ends are
         kept; audio before the first beat and after the last beat's end is
-        kept (lead-in and tail).
+        kept (lead-in and tail), except that one shorter than a beat goes
+        with the first / last beat (``beat_spans(fold_edges=True)``) and
+        the tail is left out when the walk ends faded out (a FADE_OUT
+        followed by nothing but CUT and SILENCE).
 
     Returns
     -------
     The plan: ``actions`` (source spans), ``segments`` contiguous in output
     time, ``markers`` (a region per non-KEEP action, a point marker per
-    CUT) and ``automation`` (``volume_db``, ``lowpass_hz``, ``highpass_hz``
+    run of CUTs) and ``automation`` (``volume_db``, ``lowpass_hz``, ``highpass_hz``
     lanes where used), all output times in seconds; ``model`` None.
 
     Raises
@@ -833,7 +862,8 @@ def plan_from_actions(analysis: Any, actions: Iterable[Any]) -> EditPlan:
     duration_s = float(getattr(audio, "duration_s", samples.shape[-1] / sample_rate))
     grid = analysis.grid
     tempo_bpm = float(grid.tempo_bpm)
-    starts, ends = beat_spans(grid.beat_times, duration_s, tempo_bpm=tempo_bpm)
+    beat_times, _ = beat_spans(grid.beat_times, duration_s, tempo_bpm=tempo_bpm)
+    starts, ends = beat_spans(grid.beat_times, duration_s, tempo_bpm=tempo_bpm, fold_edges=True)
     n_beats = int(starts.size)
     tol_s = 0.5 / sample_rate
     max_cutoff_hz = MAX_CUTOFF_FRACTION * sample_rate
@@ -853,6 +883,7 @@ def plan_from_actions(analysis: Any, actions: Iterable[Any]) -> EditPlan:
         place(Segment(0.0, float(starts[0]), 0.0))
 
     cursor = 0
+    faded = False  # after a FADE_OUT, until a FADE_IN (CUT and SILENCE keep it)
     for step, raw in enumerate(actions):
         try:
             a = vocab.as_action(raw)
@@ -909,7 +940,11 @@ def plan_from_actions(analysis: Any, actions: Iterable[Any]) -> EditPlan:
         plan_actions.append(Action(b0, t, a.size, a.amount, s0, s1))
         if t != "KEEP":
             label = vocab.action_label(t, a.amount_idx)
-            markers.append(Marker(dst0, label, end_s=None if dst <= dst0 else dst))
+            marker = Marker(dst0, label, end_s=None if dst <= dst0 else dst)
+            # cuts in a row are one splice in the output: one marker
+            if not (markers and markers[-1] == marker):
+                markers.append(marker)
+        faded = t == "FADE_OUT" or (faded and t in ("CUT", "SILENCE"))
         cursor = b1
 
     if cursor < n_beats:
@@ -917,7 +952,11 @@ def plan_from_actions(analysis: Any, actions: Iterable[Any]) -> EditPlan:
         place(Segment(float(starts[cursor]), float(ends[-1]), 0.0, beat=cursor))
     tail_start = float(ends[-1]) if n_beats else 0.0
     if duration_s - tail_start > tol_s:
-        place(Segment(tail_start, duration_s, 0.0, beat=max(n_beats - 1, 0)))
+        if faded and cursor >= n_beats:
+            # the walk faded the song out: the tail after it would jump back up
+            log.debug("walk ends faded out: the %.2f s tail is left out", duration_s - tail_start)
+        else:
+            place(Segment(tail_start, duration_s, 0.0, beat=max(n_beats - 1, 0)))
 
     segments = _merge_keeps(segments, tol_s=tol_s)
     return EditPlan(
@@ -930,7 +969,7 @@ def plan_from_actions(analysis: Any, actions: Iterable[Any]) -> EditPlan:
         ),
         grid=Grid(
             tempo_bpm=tempo_bpm,
-            beat_times=[float(x) for x in starts],
+            beat_times=[float(x) for x in beat_times],
             downbeats=[int(i) for i in grid.downbeats if 0 <= int(i) < n_beats],
         ),
         actions=plan_actions,

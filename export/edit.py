@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from engine.errors import BadInput
-from export.runtime import PolicyModel, load_policy
+from export.runtime import MIN_KEEP, PolicyModel, load_policy
 
 log = logging.getLogger(__name__)
 
@@ -124,8 +124,17 @@ def edit_file(
     plot_png: str | None = None,
     seed: int | None = None,
     quiet: bool = False,
+    min_keep: float = MIN_KEEP,
+    subtype: str | None = None,
 ) -> EditReport:
     """Analyse, decide, write the plan, render, export and plot.
+
+    Without a target the edit keeps at least ``min_keep`` of the source
+    (``export.runtime.WalkRules``). The render is turned down to peak at
+    most ``engine.render.PEAK_CEILING_DB`` before the plan is written (the
+    plan records it: ``engine.render.stage_gain``). The audio keeps the
+    source's sample format unless ``subtype`` names one
+    (``engine.audio.output_subtype``).
 
     A bar names the stage running (``engine.progress.stage_bar``; none
     when ``quiet`` or off a terminal).
@@ -135,12 +144,12 @@ def edit_file(
     output, a missing output folder, or a target out of range.
     """
     from engine.analysis import analyze
-    from engine.audio import write_audio
+    from engine.audio import output_subtype, source_subtype, write_audio
     from engine.exporters import export_plan
     from engine.atomic import check_destination
     from engine.plan import save_plan
     from engine.progress import stage_bar
-    from engine.render import render_plan
+    from engine.render import render_plan, stage_gain
     from export.runtime import plan_analysis
 
     src = os.path.abspath(os.fspath(audio_path))
@@ -166,7 +175,9 @@ def edit_file(
         analysis = analyze(src)
         timings["analysis"] = time.perf_counter() - t
         stage(deciding)
-        decision = plan_analysis(analysis, policy, seed=seed, target_duration_s=target_duration_s, keep=keep)
+        decision = plan_analysis(
+            analysis, policy, seed=seed, target_duration_s=target_duration_s, keep=keep, min_keep=min_keep
+        )
         timings["policy"], timings["search"] = decision.policy_s, decision.search_s
         plan = decision.plan
 
@@ -182,14 +193,15 @@ def edit_file(
         )
         stage("rendering")
         t = time.perf_counter()
+        audio = analysis.audio
+        edited, _ = stage_gain(plan, render_plan(plan, audio.samples, audio.sample_rate))
         save_plan(plan, paths["plan"])
         report.written["plan"] = paths["plan"]
-        audio = analysis.audio
-        edited = render_plan(plan, audio.samples, audio.sample_rate)
         timings["render"] = time.perf_counter() - t
         stage("writing")
         t = time.perf_counter()
-        report.written["audio"] = write_audio(paths["audio"], edited, audio.sample_rate, protect=(src,))
+        subtype = subtype or output_subtype(paths["audio"], source_subtype(src))
+        report.written["audio"] = write_audio(paths["audio"], edited, audio.sample_rate, protect=(src,), subtype=subtype)
         timings["write"] = time.perf_counter() - t
         if exports:
             stage("exporting")

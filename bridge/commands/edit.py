@@ -25,6 +25,10 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--keep", action="append", default=[], metavar="A-B", help="protect A-B seconds of the source from any change (repeatable)")
     p.add_argument("--plot", metavar="PNG", help="write a before/after picture")
     p.add_argument("--seed", type=int, metavar="N", help="sample the policy with this seed (default: greedy)")
+    p.add_argument("--min-keep", type=float, default=0.3, metavar="SHARE",
+                   help="without --target-duration, keep at least this share of the source's length (0-1, default 0.3)")
+    p.add_argument("--subtype", choices=("PCM_16", "PCM_24", "PCM_32", "FLOAT"), metavar="FORMAT",
+                   help="sample format of OUT: PCM_16, PCM_24, PCM_32 or FLOAT (default: the input's; 16/24-bit dithered)")
     p.add_argument("--device", choices=("auto", "cuda", "cpu"), default="auto", help="where the policy runs (default auto)")
 
 
@@ -33,6 +37,10 @@ def run(args: argparse.Namespace) -> int:
     from export.edit import edit_file, format_report, load_model, parse_exports
     from export.retime import parse_keep
 
+    from engine.errors import BadInput
+
+    if not 0.0 <= args.min_keep <= 1.0:
+        raise BadInput("--min-keep", f"must be a share of the source between 0 and 1, got {args.min_keep:g}")
     exports = parse_exports(args.export)
     keep = [parse_keep(k) for k in args.keep]
     policy = load_model(args.model, args.checkpoint, device=args.device)
@@ -47,6 +55,8 @@ def run(args: argparse.Namespace) -> int:
         plot_png=args.plot,
         seed=args.seed,
         quiet=bool(getattr(args, "quiet", False)),
+        min_keep=args.min_keep,
+        subtype=args.subtype,
     )
     print(format_report(report))
     return 0
