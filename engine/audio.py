@@ -491,6 +491,16 @@ def tpdf_dither(data: np.ndarray, bits: int, *, seed: int = 0) -> np.ndarray:
     return np.where(data == 0.0, data, data + noise).astype(np.float32)
 
 
+def _quantize(data: np.ndarray, bits: int) -> np.ndarray:
+    """Round float audio to ``bits``-bit steps as the integers soundfile writes exactly:
+    int16 for 16 bits, int32 with the low bits zero for 24 (rounding here, not in
+    libsndfile, keeps the dither's error centred)."""
+    full = 16 if bits <= 16 else 32
+    steps = np.round(data.astype(np.float64) * 2.0 ** (bits - 1))
+    steps = np.clip(steps, -(2 ** (bits - 1)), 2 ** (bits - 1) - 1)
+    return (steps * 2 ** (full - bits)).astype(np.int16 if full == 16 else np.int32)
+
+
 def write_audio(
     path: str | os.PathLike,
     samples: np.ndarray | Audio,
@@ -557,7 +567,7 @@ def write_audio(
                 raise ValueError(f"bit_depth {bit_depth} not available for {ext}")
             subtype = table[bit_depth]
     if subtype in _DITHERED_BITS:
-        data = tpdf_dither(data, _DITHERED_BITS[subtype])
+        data = _quantize(tpdf_dither(data, _DITHERED_BITS[subtype]), _DITHERED_BITS[subtype])
 
     with atomic_path(path) as tmp:
         if sf_format == "MP3":

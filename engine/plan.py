@@ -862,7 +862,7 @@ def plan_from_actions(analysis: Any, actions: Iterable[Any]) -> EditPlan:
     duration_s = float(getattr(audio, "duration_s", samples.shape[-1] / sample_rate))
     grid = analysis.grid
     tempo_bpm = float(grid.tempo_bpm)
-    beat_times, _ = beat_spans(grid.beat_times, duration_s, tempo_bpm=tempo_bpm)
+    beat_times, beat_ends = beat_spans(grid.beat_times, duration_s, tempo_bpm=tempo_bpm)
     starts, ends = beat_spans(grid.beat_times, duration_s, tempo_bpm=tempo_bpm, fold_edges=True)
     n_beats = int(starts.size)
     tol_s = 0.5 / sample_rate
@@ -895,7 +895,10 @@ def plan_from_actions(analysis: Any, actions: Iterable[Any]) -> EditPlan:
             )
         b0, b1 = cursor, min(cursor + a.beats, n_beats)
         s0, s1 = float(starts[b0]), float(ends[b1 - 1])
-        beat_s = float(ends[b0] - starts[b0])
+        # the grid's own span: what repeats (a loop, a stutter slice) and what
+        # times effects; a folded lead-in / tail plays once, at the edge
+        g0, g1 = float(beat_times[b0]), float(beat_ends[b1 - 1])
+        beat_s = float(beat_ends[b0] - beat_times[b0])
         t, value = a.type, a.value
         dst0 = dst
 
@@ -905,16 +908,17 @@ def plan_from_actions(analysis: Any, actions: Iterable[Any]) -> EditPlan:
         if t == "CUT":
             pass
         elif t == "LOOP":
-            for _ in range(1 + int(value)):
-                place(seg())
+            plays = 1 + int(value)
+            for k in range(plays):
+                place(seg(s0 if k == 0 else g0, s1 if k == plays - 1 else g1))
         elif t == "STUTTER":
             slice_s = value * beat_s
             n_full = int(math.floor((s1 - s0) / slice_s + 1e-9))
             for _ in range(n_full):
-                place(seg(s0, s0 + slice_s))
+                place(seg(g0, g0 + slice_s))
             rest_s = (s1 - s0) - n_full * slice_s
             if rest_s > tol_s:
-                place(seg(s0, s0 + rest_s))
+                place(seg(g0, g0 + rest_s))
         elif t == "REVERSE":
             place(seg(reverse=True))
         elif t == "SILENCE":

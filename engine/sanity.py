@@ -11,7 +11,7 @@ written once.
   lead-in / tail lasts less than half the median beat, fades excepted.
 - ``silence``: a run of digital silence (``SILENCE_DB`` or below for at
   least ``SILENCE_MIN_S``) where no SILENCE segment plays and the source
-  itself is not silent.
+  is not itself at ``SOURCE_QUIET_DB`` or below.
 - ``fade``: a FADE_OUT followed by anything audible but a FADE_IN (a jump
   back up), or a FADE_IN that follows audible output other than a
   FADE_OUT (it does not rise from silence).
@@ -38,6 +38,8 @@ RULES: tuple[str, ...] = ("kept", "fragment", "silence", "fade", "marker", "peak
 SILENCE_DB = -100.0
 #: ... for at least this long (seconds).
 SILENCE_MIN_S = 0.02
+#: A source span at or below this level (dBFS) explains digital silence in the edit.
+SOURCE_QUIET_DB = -80.0
 #: Half-width of the window a splice's step is measured in (seconds).
 CLICK_WINDOW_S = 0.001
 #: Largest splice step allowed, over the source's 99.9th-percentile step.
@@ -107,13 +109,13 @@ def _silent_runs(x: np.ndarray, sr: int) -> list[tuple[int, int]]:
 
 
 def _source_silent(seg: Segment, t0: float, t1: float, source: np.ndarray, sr: int) -> bool:
-    """Whether the source under output ``[t0, t1)`` of ``seg`` is digitally silent too."""
+    """Whether the source under output ``[t0, t1)`` of ``seg`` is (nearly) silent too."""
     a = seg.src_start_s + (t0 - seg.dst_start_s) * seg.rate
     b = seg.src_start_s + (t1 - seg.dst_start_s) * seg.rate
     if seg.reverse:
         a, b = seg.src_end_s - (b - seg.src_start_s), seg.src_end_s - (a - seg.src_start_s)
     lo, hi = max(0, int(a * sr)), min(source.shape[1], int(math.ceil(b * sr)))
-    return hi <= lo or bool(np.all(np.abs(source[:, lo:hi]) <= 10.0 ** (SILENCE_DB / 20.0)))
+    return hi <= lo or bool(np.all(np.abs(source[:, lo:hi]) <= 10.0 ** (SOURCE_QUIET_DB / 20.0)))
 
 
 def max_step(x: np.ndarray) -> np.ndarray:
