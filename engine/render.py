@@ -673,6 +673,7 @@ def render_to_file(
     source_path: str | os.PathLike | None = None,
     crossfade_s: float = CROSSFADE_S,
     subtype: str | None = None,
+    ceiling_db: float | None = PEAK_CEILING_DB,
 ) -> RenderResult:
     """Load the plan's source, render it and write ``out_path`` atomically.
 
@@ -680,9 +681,10 @@ def render_to_file(
     to the plan file). The output format follows ``out_path``'s extension
     (``engine.audio.write_audio``); its sample format is ``subtype``, by
     default the source's (``engine.audio.source_subtype``). A plan whose
-    render peaks over ``PEAK_CEILING_DB`` (one not made by ``editorbot
-    edit``, which stages its gain) is turned down as ``stage_gain`` does,
-    with a warning; ``plan`` itself is left as it is. Raises ``BadInput`` when ``out_path``
+    render peaks over ``ceiling_db`` (one not made by ``editorbot edit``,
+    which stages its gain) is turned down as ``stage_gain`` does, with a
+    warning; ``plan`` itself is left as it is. ``ceiling_db=None`` writes
+    the render as it is (training pairs, whose edits are data). Raises ``BadInput`` when ``out_path``
     is the source file, when the source is missing, changed since the plan
     was made (sha256) or does not match it (rate, channels, length), or for
     any problem ``render_plan`` finds (those carry no path: the caller
@@ -697,9 +699,10 @@ def render_to_file(
     audio = load_audio(src)
     _check_source(plan, audio.samples, audio.sample_rate, src)
     rendered = render_plan(plan, audio.samples, audio.sample_rate, crossfade_s=crossfade_s)
-    rendered, gain_db = stage_gain(copy.deepcopy(plan), rendered)
-    if gain_db:
-        log.warning("%s: the plan's edit peaks over %.1f dBFS: written %.2f dB down", dest, PEAK_CEILING_DB, -gain_db)
+    if ceiling_db is not None:
+        rendered, gain_db = stage_gain(copy.deepcopy(plan), rendered, ceiling_db=ceiling_db)
+        if gain_db:
+            log.warning("%s: the plan's edit peaks over %.1f dBFS: written %.2f dB down", dest, ceiling_db, -gain_db)
     subtype = subtype or output_subtype(dest, source_subtype(src))
     write_audio(dest, rendered, audio.sample_rate, protect=(src,), subtype=subtype)
     result = RenderResult(
