@@ -460,7 +460,7 @@ def source_subtype(path: str | os.PathLike) -> str | None:
         import soundfile as sf
 
         subtype = sf.info(os.fspath(path)).subtype
-    except Exception:  # libsndfile's errors are its own types; no format to keep then
+    except (RuntimeError, OSError, TypeError):  # libsndfile's own errors are RuntimeErrors: no format to keep then
         return None
     return subtype if subtype in SUBTYPES["WAV"] else None
 

@@ -27,6 +27,7 @@ written once.
 
 from __future__ import annotations
 
+import itertools
 import math
 from dataclasses import dataclass, field
 
@@ -117,7 +118,7 @@ def _source_silent(seg: Segment, t0: float, t1: float, source: np.ndarray, sr: i
     b = seg.src_start_s + (t1 - seg.dst_start_s) * seg.rate
     if seg.reverse:
         a, b = seg.src_end_s - (b - seg.src_start_s), seg.src_end_s - (a - seg.src_start_s)
-    lo, hi = max(0, int(a * sr)), min(source.shape[1], int(math.ceil(b * sr)))
+    lo, hi = max(0, int(a * sr)), min(source.shape[1], math.ceil(b * sr))
     return hi <= lo or bool(np.all(np.abs(source[:, lo:hi]) <= 10.0 ** (SOURCE_QUIET_DB / 20.0)))
 
 
@@ -207,7 +208,7 @@ def check_edit(
     limit = CLICK_RATIO * float(np.percentile(steps, 99.9)) if steps.size else 0.0
     out_steps = max_step(rendered)
     w = max(1, round(CLICK_WINDOW_S * sr))
-    for prev, s in zip(segments, segments[1:]):
+    for prev, s in itertools.pairwise(segments):
         k = round(s.dst_start_s * sr)
         window = out_steps[max(0, k - w) : min(len(out_steps), k + w)]
         if not window.size or float(window.max()) <= limit:

@@ -34,10 +34,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Edit the file; print the report table; 0 on success."""
+    from engine.errors import BadInput
     from export.edit import edit_file, format_report, load_model, parse_exports
     from export.retime import parse_keep
-
-    from engine.errors import BadInput
 
     if not 0.0 <= args.min_keep <= 1.0:
         raise BadInput("--min-keep", f"must be a share of the source between 0 and 1, got {args.min_keep:g}")

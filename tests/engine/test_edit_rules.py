@@ -17,7 +17,13 @@ import soundfile as sf
 from engine.audio import output_subtype, source_subtype, tpdf_dither, write_audio
 from engine.errors import BadInput
 from engine.plan import beat_spans, plan_from_actions
-from engine.render import PEAK_CEILING_DB, peak_dbfs, render_plan, render_to_file, stage_gain
+from engine.render import (
+    PEAK_CEILING_DB,
+    peak_dbfs,
+    render_plan,
+    render_to_file,
+    stage_gain,
+)
 from engine.sanity import check_edit
 
 SR = 8000

@@ -14,7 +14,13 @@ from engine.plan import load_plan, plan_from_actions
 from engine.render import PEAK_CEILING_DB, render_plan
 from engine.sanity import check_edit
 from export.retime import retime
-from export.runtime import OnnxPolicy, SongInputs, policy_walk, song_logprobs, walk_rules
+from export.runtime import (
+    OnnxPolicy,
+    SongInputs,
+    policy_walk,
+    song_logprobs,
+    walk_rules,
+)
 from tests.export import scratch, song_analysis, song_file, tiny_model
 
 
