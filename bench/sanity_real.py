@@ -13,8 +13,9 @@ source length) and the wall time per song.
 
 The baseline is the code of ``--baseline-rev`` (default 49e97fd, before
 these rules), taken from git into a temporary folder and run the same way
-in the same process, each version with a cold feature cache; both
-versions' outputs are checked by this code's rules.
+in the same process, each version with a feature cache of its own (cold
+for the run without a target, which fills it); both versions' outputs
+are checked by this code's rules.
 
     .venv/bin/python bench/sanity_real.py [--n N] [--variants K] [--baseline-rev REV] [--no-baseline]
 """
@@ -180,7 +181,8 @@ def report(results: dict[str, dict[bool, Tally]], n_files: int) -> None:
     print(f"\n{'kept share':14s}min / p10 / median / p90 / max")
     for n, t in cols:
         print(f"  {n + (' +target' if t else ' free'):24s}{_share(results[n][t].kept)}")
-    print(f"\n{'s per song':14s}median (max), wall time of one `editorbot edit` with model load and a cold feature cache")
+    print(f"\n{'s per song':14s}median (max) wall time of one `editorbot edit`, model load included; the run without a target"
+          " analyses the file (cold feature cache), the run with one reads its features from the cache")
     for n, t in cols:
         s = results[n][t].seconds
         print(f"  {n + (' +target' if t else ' free'):24s}{statistics.median(s):.1f} ({max(s):.1f})" if s else "  -")
