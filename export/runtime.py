@@ -8,7 +8,9 @@ Layered like beat_this's inference API; each layer is usable alone:
   ``target_duration_s`` and ``keep`` run the length-constrained search of
   ``export.retime`` over the policy's log-probabilities;
 - ``policy_walk(policy, song)``: the action walk (greedy, or sampled
-  with a seed), evaluated in whole-song batches;
+  with a seed), evaluated in whole-song batches, every step under
+  ``WalkRules`` (``walk_rules``: the shortest edit ``--min-keep`` allows,
+  fades to and from silence);
 - ``song_logprobs(policy, song)``: per-beat masked log-probabilities of
   types, sizes and amounts, every cursor window of the song in one or a
   few batched calls;
