@@ -77,6 +77,7 @@ bench: $(STAMP) $(STEMS_STAMP) corpus
 	$(PY) bench/retime.py --n 10
 	$(PY) bench/osc.py
 	$(PY) bench/stems.py --demucs-seconds 10
+	$(PY) bench/sanity_real.py
 
 bench-quality: $(STAMP)
 	$(PY) -m bench.quality --styles radio_edit@1,extended_mix@1,mastering@1,dj_edit@1 --n-train 200 --n-test 50 \

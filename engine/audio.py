@@ -486,6 +486,65 @@ _WRITE_FORMATS: dict[str, tuple[str, str | None]] = {
     ".mp3": ("MP3", None),
 }
 _SUBTYPES = {"wav": {16: "PCM_16", 24: "PCM_24", 32: "FLOAT"}, "flac": {16: "PCM_16", 24: "PCM_24"}}
+#: Sample formats ``write_audio(subtype=)`` takes, per container (libsndfile names).
+SUBTYPES: dict[str, tuple[str, ...]] = {
+    "WAV": ("PCM_16", "PCM_24", "PCM_32", "FLOAT", "DOUBLE"),
+    "FLAC": ("PCM_16", "PCM_24"),
+    "AIFF": ("PCM_16", "PCM_24", "PCM_32", "FLOAT", "DOUBLE"),
+}
+#: Integer sample formats written with TPDF dither, by bits.
+_DITHERED_BITS = {"PCM_16": 16, "PCM_24": 24}
+
+
+def source_subtype(path: str | os.PathLike) -> str | None:
+    """The sample format of an uncompressed or lossless file (``"PCM_16"``, ``"FLOAT"``, ...).
+
+    None for lossy files (ogg, mp3), whose decoded samples have no stored
+    format, and for files libsndfile cannot read.
+    """
+    try:
+        import soundfile as sf
+
+        subtype = sf.info(os.fspath(path)).subtype
+    except (RuntimeError, OSError, TypeError):  # libsndfile's own errors are RuntimeErrors: no format to keep then
+        return None
+    return subtype if subtype in SUBTYPES["WAV"] else None
+
+
+def output_subtype(path: str | os.PathLike, wanted: str | None) -> str | None:
+    """``wanted`` (e.g. the source's format) as ``path``'s container can store it.
+
+    None (the container's default) for lossy containers or no wish; FLAC,
+    which has no float format, stores float sources as ``PCM_24``.
+    """
+    fmt = _WRITE_FORMATS.get(os.path.splitext(os.fspath(path))[1].lower(), ("", None))[0]
+    if wanted is None or fmt not in SUBTYPES:
+        return None
+    if wanted in SUBTYPES[fmt]:
+        return wanted
+    return "PCM_24"
+
+
+def tpdf_dither(data: np.ndarray, bits: int, *, seed: int = 0) -> np.ndarray:
+    """Add triangular (TPDF) dither of +-1 LSB at ``bits`` bits to ``(n_channels, n_samples)`` float audio.
+
+    Exact zeros stay zero (digital silence is kept silent). The noise is
+    seeded, so a write is reproducible.
+    """
+    lsb = 2.0 ** (1 - bits)
+    rng = np.random.default_rng(seed)
+    noise = (rng.random(data.shape, dtype=np.float32) - rng.random(data.shape, dtype=np.float32)) * np.float32(lsb)
+    return np.where(data == 0.0, data, data + noise).astype(np.float32)
+
+
+def _quantize(data: np.ndarray, bits: int) -> np.ndarray:
+    """Round float audio to ``bits``-bit steps as the integers soundfile writes exactly:
+    int16 for 16 bits, int32 with the low bits zero for 24 (rounding here, not in
+    libsndfile, keeps the dither's error centred)."""
+    full = 16 if bits <= 16 else 32
+    steps = np.round(data.astype(np.float64) * 2.0 ** (bits - 1))
+    steps = np.clip(steps, -(2 ** (bits - 1)), 2 ** (bits - 1) - 1)
+    return (steps * 2 ** (full - bits)).astype(np.int16 if full == 16 else np.int32)
 
 
 def write_audio(
@@ -495,6 +554,7 @@ def write_audio(
     *,
     protect: Iterable[str | os.PathLike | None] = (),
     bit_depth: int | None = None,
+    subtype: str | None = None,
 ) -> str:
     """Write audio atomically (temp file in the same directory, then ``os.replace``).
 
@@ -506,6 +566,9 @@ def write_audio(
         protect: paths that must never be overwritten (the inputs).
         bit_depth: 16 or 24 for PCM (32 = float, wav only); default float
             wav, 24-bit flac/aiff.
+        subtype: sample format by libsndfile name (``SUBTYPES``; wins over
+            ``bit_depth``; ignored for ogg and mp3). 16- and 24-bit PCM are
+            written with TPDF dither (``tpdf_dither``).
 
     Returns:
         The path written.
@@ -538,12 +601,19 @@ def write_audio(
     if not np.isfinite(data).all():
         raise ValueError("refusing to write NaN or infinite samples")
 
-    sf_format, subtype = _WRITE_FORMATS[ext]
-    if bit_depth is not None:
-        table = _SUBTYPES.get(sf_format.lower(), {16: "PCM_16", 24: "PCM_24"})
-        if bit_depth not in table:
-            raise ValueError(f"bit_depth {bit_depth} not available for {ext}")
-        subtype = table[bit_depth]
+    sf_format, default_subtype = _WRITE_FORMATS[ext]
+    if subtype is not None and sf_format in SUBTYPES:
+        if subtype not in SUBTYPES[sf_format]:
+            raise BadInput(path, f"{ext} cannot store {subtype} samples (one of {', '.join(SUBTYPES[sf_format])})")
+    else:
+        subtype = default_subtype
+        if bit_depth is not None:
+            table = _SUBTYPES.get(sf_format.lower(), {16: "PCM_16", 24: "PCM_24"})
+            if bit_depth not in table:
+                raise ValueError(f"bit_depth {bit_depth} not available for {ext}")
+            subtype = table[bit_depth]
+    if subtype in _DITHERED_BITS:
+        data = _quantize(tpdf_dither(data, _DITHERED_BITS[subtype]), _DITHERED_BITS[subtype])
 
     with atomic_path(path) as tmp:
         if sf_format == "MP3":

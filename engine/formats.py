@@ -14,5 +14,7 @@ EXPORT_FORMATS: tuple[str, ...] = tuple(EXPORT_EXTENSIONS)
 AUDIO_OUTPUT_FORMATS: tuple[str, ...] = ("wav", "flac", "aiff")
 #: Audio formats a server job may write (a DAW imports both without a plug-in).
 JOB_AUDIO_FORMATS: tuple[str, ...] = ("wav", "flac")
+#: Sample formats an output may be written in (libsndfile names; 16/24-bit are dithered).
+SAMPLE_FORMATS: tuple[str, ...] = ("PCM_16", "PCM_24", "PCM_32", "FLOAT")
 #: Stem separators: ``auto`` is demucs when its weights are installed, else the built-in one.
 SEPARATOR_NAMES: tuple[str, ...] = ("auto", "demucs", "builtin")

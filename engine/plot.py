@@ -4,7 +4,8 @@ Top panel: the source's waveform envelope over source time, with every
 segment's source span shaded in its action type's colour and the source
 audio no segment uses shaded as CUT. Bottom panel: the edited waveform
 over output time, segments shaded the same way, the plan's markers as
-dashed lines and its regions as light bands with their names. Faint bands
+dashed lines and its regions as light bands, their names in rows above the
+edit that never overlap (``marker_labels``). Faint bands
 between the panels join each segment's source span to its place in the
 edit (for plans up to ``MAX_LINKS`` segments). Both panels share one time
 axis (seconds) so moves and length changes read directly. A legend lists
@@ -19,6 +20,7 @@ from __future__ import annotations
 import io
 import logging
 import os
+from typing import Any
 
 import numpy as np
 
@@ -58,7 +60,10 @@ ACTION_COLOURS: dict[str, str] = {
 OTHER_COLOUR = "#444444"  # an action type not in the table
 WAVE_COLOUR = "#222222"
 MAX_LINKS = 200  # most segments joined by bands between the panels
-MAX_MARKER_LABELS = 60  # more markers than this are drawn without names
+MAX_MARKER_LABELS = 400  # more markers than this are drawn without names
+LABEL_LANES = 5  # rows of marker names above the edit panel
+LABEL_LANE_STEP = 0.045  # height of a row, in the edit panel's axes fraction
+LABEL_GAP_PX = 4.0  # least space between two names in one row
 
 
 def action_colour(action: str) -> str:
@@ -117,6 +122,44 @@ def _draw_wave(ax, samples: np.ndarray, sample_rate: int, n_columns: int) -> flo
     ax.fill_between(t, lo, hi, color=WAVE_COLOUR, linewidth=0.0, zorder=3)
     ax.axhline(0.0, color=WAVE_COLOUR, linewidth=0.3, zorder=3)
     return duration
+
+
+def marker_labels(fig: Any, ax: Any, items: list[tuple[float, str]]) -> list[Any]:
+    """Write marker names above ``ax`` in rows, so that no two overlap.
+
+    Each name starts at its marker's time; it goes in the first of
+    ``LABEL_LANES`` rows where it clears the names already there by
+    ``LABEL_GAP_PX``, and is left out when none has room (the count left
+    out is noted at the right end of the top row). Repeated names at one
+    time are written once.
+
+    Returns the matplotlib ``Text`` objects of the names written.
+    """
+    renderer = fig.canvas.get_renderer()
+    transform = ax.get_xaxis_transform()
+    lanes_end = [-np.inf] * LABEL_LANES  # right edge of the last name in each row, pixels
+    written, hidden, seen = [], 0, set()
+    for time_s, name in sorted(items, key=lambda it: it[0]):
+        label = " ".join(str(name).split())[:24]
+        if (round(time_s, 6), label) in seen:
+            continue
+        seen.add((round(time_s, 6), label))
+        text = ax.text(time_s, 1.02, label, transform=transform, fontsize=7, ha="left", va="bottom", clip_on=False)
+        box = text.get_window_extent(renderer)
+        lane = next((k for k, end in enumerate(lanes_end) if box.x0 >= end + LABEL_GAP_PX), None)
+        if lane is None:
+            text.remove()
+            hidden += 1
+            continue
+        text.set_y(1.02 + lane * LABEL_LANE_STEP)
+        lanes_end[lane] = box.x1
+        written.append(text)
+    if hidden:
+        written.append(
+            ax.text(1.0, 1.02 + LABEL_LANES * LABEL_LANE_STEP, f"{hidden} more markers not named", transform=ax.transAxes,
+                    fontsize=7, ha="right", va="bottom", clip_on=False, color="#555555")
+        )
+    return written
 
 
 def plot_plan(
@@ -214,24 +257,13 @@ def plot_plan(
                 Polygon(np.vstack([src_xy, out_xy]), closed=True, transform=fig.transFigure, facecolor=action_colour(seg.action), alpha=0.15, edgecolor="none")
             )
 
-    label_markers = len(plan.markers) <= MAX_MARKER_LABELS
     for marker in plan.markers:
         if marker.end_s is None:
             ax_out.axvline(marker.time_s, color="#000000", linestyle="--", linewidth=0.8, zorder=4)
         else:
             ax_out.axvspan(marker.time_s, marker.end_s, ymin=0.92, ymax=1.0, color="#000000", alpha=0.25, linewidth=0, zorder=4)
-        if label_markers and marker.time_s <= x_max:
-            ax_out.text(
-                marker.time_s,
-                1.02,
-                " ".join(str(marker.name).split())[:24],
-                transform=ax_out.get_xaxis_transform(),
-                rotation=30,
-                fontsize=7,
-                ha="left",
-                va="bottom",
-                clip_on=False,
-            )
+    if len(plan.markers) <= MAX_MARKER_LABELS:
+        marker_labels(fig, ax_out, [(m.time_s, m.name) for m in plan.markers if m.time_s <= x_max])
 
     name = os.path.basename(plan.source.path) or "source"
     ax_src.set_title(

@@ -62,6 +62,7 @@ Edges
 
 from __future__ import annotations
 
+import copy
 import logging
 import math
 import os
@@ -74,11 +75,13 @@ import pedalboard
 
 from engine.actions import CUTOFF_MAX_FRACTION, EFFECT_RANGES, PITCH_RANGE_SEMITONES, RATE_RANGE
 from engine.errors import BadInput
-from engine.plan import EditPlan, Effect, Segment
+from engine.plan import EditPlan, Effect, Segment, add_output_gain
 
 log = logging.getLogger(__name__)
 
 CROSSFADE_S = 0.010  # splice crossfade length, seconds
+#: Highest sample peak of a written edit, dBFS (``stage_gain``).
+PEAK_CEILING_DB = -0.3
 MAX_TAIL_S = 2.0  # longest effect tail rendered past a run's end, seconds
 REVERB_TAIL_S = 2.0  # reverb tail length, seconds (capped by MAX_TAIL_S)
 TAIL_FLOOR_DB = -60.0  # a delay tail lasts until the echoes fall this far
@@ -633,6 +636,34 @@ def _fade_edges(out: np.ndarray, runs: list[_Run], n_source: int, length: int) -
         out[:, -length:] *= _edge_fade(length, rising=False)
 
 
+def peak_dbfs(samples: np.ndarray) -> float:
+    """Sample peak of ``(n_channels, n_samples)`` audio in dBFS (-inf for silence)."""
+    peak = float(np.max(np.abs(samples))) if samples.size else 0.0
+    return 20.0 * math.log10(peak) if peak > 0.0 else -math.inf
+
+
+def stage_gain(plan: EditPlan, rendered: np.ndarray, *, ceiling_db: float = PEAK_CEILING_DB) -> tuple[np.ndarray, float]:
+    """Bring a rendered edit's sample peak to at most ``ceiling_db``, and say so in the plan.
+
+    When the peak is over the ceiling, the whole edit is turned down
+    (``engine.plan.add_output_gain``: every segment's gain and the volume
+    automation), so a re-render or a DAW import of ``plan`` peaks the same.
+    The gain is rounded down to 0.01 dB.
+
+    Returns
+    -------
+    ``(rendered, gain_db)``: the audio scaled by the gain (``(n_channels,
+    n_samples)`` float32) and the gain in dB (0.0 when under the ceiling).
+    """
+    over = peak_dbfs(rendered) - ceiling_db
+    if not over > 0.0:
+        return rendered, 0.0
+    gain_db = -math.ceil(over * 100.0 + 1e-6) / 100.0
+    add_output_gain(plan, gain_db)
+    log.info("edit peaked %.2f dB over the %.1f dBFS ceiling: turned down %.2f dB", over, ceiling_db, -gain_db)
+    return (rendered * np.float32(10.0 ** (gain_db / 20.0))).astype(np.float32), gain_db
+
+
 # --------------------------------------------------------------------------- files
 
 
@@ -653,19 +684,26 @@ def render_to_file(
     *,
     source_path: str | os.PathLike | None = None,
     crossfade_s: float = CROSSFADE_S,
+    subtype: str | None = None,
+    ceiling_db: float | None = PEAK_CEILING_DB,
 ) -> RenderResult:
     """Load the plan's source, render it and write ``out_path`` atomically.
 
     ``source_path`` overrides ``plan.source.path`` (e.g. resolved relative
     to the plan file). The output format follows ``out_path``'s extension
-    (``engine.audio.write_audio``). Raises ``BadInput`` when ``out_path``
+    (``engine.audio.write_audio``); its sample format is ``subtype``, by
+    default the source's (``engine.audio.source_subtype``). A plan whose
+    render peaks over ``ceiling_db`` (one not made by ``editorbot edit``,
+    which stages its gain) is turned down as ``stage_gain`` does, with a
+    warning; ``plan`` itself is left as it is. ``ceiling_db=None`` writes
+    the render as it is (training pairs, whose edits are data). Raises ``BadInput`` when ``out_path``
     is the source file, when the source is missing, changed since the plan
     was made (sha256) or does not match it (rate, channels, length), or for
     any problem ``render_plan`` finds (those carry no path: the caller
     knows the plan file's name).
     """
     from engine.atomic import check_destination
-    from engine.audio import load_audio, write_audio
+    from engine.audio import load_audio, output_subtype, source_subtype, write_audio
     from engine.plan import check_source
 
     src = check_source(plan, source_path)  # present and unchanged (sha256)
@@ -673,7 +711,12 @@ def render_to_file(
     audio = load_audio(src)
     _check_source(plan, audio.samples, audio.sample_rate, src)
     rendered = render_plan(plan, audio.samples, audio.sample_rate, crossfade_s=crossfade_s)
-    write_audio(dest, rendered, audio.sample_rate, protect=(src,))
+    if ceiling_db is not None:
+        rendered, gain_db = stage_gain(copy.deepcopy(plan), rendered, ceiling_db=ceiling_db)
+        if gain_db:
+            log.warning("%s: the plan's edit peaks over %.1f dBFS: written %.2f dB down", dest, ceiling_db, -gain_db)
+    subtype = subtype or output_subtype(dest, source_subtype(src))
+    write_audio(dest, rendered, audio.sample_rate, protect=(src,), subtype=subtype)
     result = RenderResult(
         path=dest,
         duration_s=rendered.shape[1] / audio.sample_rate,

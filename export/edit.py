@@ -111,10 +111,18 @@ def edit_file(
 ) -> EditReport:
     """Analyse, decide, write the plan, render, export and plot.
 
+    Without a target the edit keeps at least ``request.min_keep`` of the
+    source (``export.runtime.WalkRules``). The render is turned down to peak
+    at most ``engine.render.PEAK_CEILING_DB`` before the plan is written (the
+    plan records it: ``engine.render.stage_gain``). The audio keeps the
+    source's sample format unless ``request.subtype`` names one
+    (``engine.audio.output_subtype``).
+
     Parameters
     ----------
     request:
-        What to edit and how (audio, target, keep ranges, seed, exports).
+        What to edit and how (audio, target, keep ranges, seed, exports,
+        the least share kept, the sample format).
     out_path:
         The edited audio to write; the plan and exports go beside it.
     policy:
@@ -145,11 +153,11 @@ def edit_file(
     """
     from engine.analysis import analyze
     from engine.atomic import check_destination
-    from engine.audio import write_audio
+    from engine.audio import output_subtype, source_subtype, write_audio
     from engine.exporters import export_plan
     from engine.plan import save_plan
     from engine.progress import stage_bar
-    from engine.render import render_plan
+    from engine.render import render_plan, stage_gain
     from export.runtime import plan_analysis
 
     src = os.path.abspath(os.fspath(request.audio))
@@ -181,7 +189,8 @@ def edit_file(
         timings["analysis"] = time.perf_counter() - t
         stage(deciding)
         decision = plan_analysis(
-            analysis, policy, seed=request.seed, target_duration_s=request.target_duration_s, keep=request.keep
+            analysis, policy, seed=request.seed, target_duration_s=request.target_duration_s, keep=request.keep,
+            min_keep=request.min_keep,
         )
         timings["policy"], timings["search"] = decision.policy_s, decision.search_s
         plan = decision.plan
@@ -196,13 +205,14 @@ def edit_file(
             rounds=decision.rounds,
         )
         t = stage("rendering")
+        audio = analysis.audio
+        edited, _ = stage_gain(plan, render_plan(plan, audio.samples, audio.sample_rate))  # the plan records the gain
         save_plan(plan, paths["plan"])
         report.written["plan"] = paths["plan"]
-        audio = analysis.audio
-        edited = render_plan(plan, audio.samples, audio.sample_rate)
         timings["render"] = time.perf_counter() - t
         t = stage("writing")
-        report.written["audio"] = write_audio(paths["audio"], edited, audio.sample_rate, protect=(src,))
+        subtype = request.subtype or output_subtype(paths["audio"], source_subtype(src))
+        report.written["audio"] = write_audio(paths["audio"], edited, audio.sample_rate, protect=(src,), subtype=subtype)
         timings["write"] = time.perf_counter() - t
         t = stage("exporting") if exports else time.perf_counter()
         for fmt in exports:

@@ -27,10 +27,12 @@ from dataclasses import dataclass, fields
 from typing import Any
 
 from engine.errors import BadRequest
-from engine.formats import EXPORT_FORMATS, JOB_AUDIO_FORMATS
+from engine.formats import EXPORT_FORMATS, JOB_AUDIO_FORMATS, SAMPLE_FORMATS
 
 #: ``model`` value that asks for the pure dynamic-programming retimer (no learned model).
 DP_MODEL = "dp"
+#: Share of the source an edit keeps at least without a target duration.
+MIN_KEEP = 0.3
 #: Most keep ranges one request may name.
 MAX_KEEP = 64
 #: Longest output name stem (characters).
@@ -125,6 +127,12 @@ class EditRequest:
         Output file stem for a server job (None: the audio's stem).
     format:
         Audio format of a server job's output (``JOB_AUDIO_FORMATS``).
+    min_keep:
+        Without a target, the edit keeps at least this share of the source's
+        length (0..1; ``export.runtime.WalkRules``).
+    subtype:
+        Sample format of the edited audio (``SAMPLE_FORMATS``; None: the
+        source's).
     """
 
     audio: str
@@ -138,6 +146,8 @@ class EditRequest:
     end_s: float | None = None
     name: str | None = None
     format: str = "wav"
+    min_keep: float = MIN_KEEP
+    subtype: str | None = None
 
     @classmethod
     def field_names(cls) -> tuple[str, ...]:
@@ -188,6 +198,11 @@ class EditRequest:
         end = _seconds("end_s", g["end_s"]) if "end_s" in g else None
         if start is not None and end is not None and end <= start:
             raise BadRequest("end_s", f"must be > start_s ({end:g} <= {start:g})")
+        min_keep = g.get("min_keep", MIN_KEEP)
+        if isinstance(min_keep, bool) or not isinstance(min_keep, (int, float)) or not 0.0 <= min_keep <= 1.0:
+            raise BadRequest("min_keep", f"must be a share of the source between 0 and 1, got {json.dumps(min_keep, default=str)[:40]}")
+        if g.get("subtype") is not None and g["subtype"] not in SAMPLE_FORMATS:
+            raise BadRequest("subtype", f"must be one of {', '.join(SAMPLE_FORMATS)}")
         fmt = g.get("format", "wav")
         if fmt not in JOB_AUDIO_FORMATS:
             raise BadRequest("format", f"must be one of {', '.join(JOB_AUDIO_FORMATS)}")
@@ -203,6 +218,8 @@ class EditRequest:
             end_s=end,
             name=parse_name(g["name"]) if "name" in g else None,
             format=fmt,
+            min_keep=float(min_keep),
+            subtype=g.get("subtype"),
         )
 
 

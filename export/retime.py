@@ -76,6 +76,12 @@ log = logging.getLogger(__name__)
 CUT_LENGTHS: tuple[int, ...] = (1, 2, 3, 4, 6, 8, 12, 16, 20, 24, 28, 32, 40, 48, 56, 64, 80, 96, 128)
 #: Types that keep a span's length (the search's "length-preserving" moves).
 LENGTH_PRESERVING: tuple[str, ...] = tuple(t for t in TYPES if t not in ("KEEP", "CUT", "LOOP", "SPEED"))
+#: Length-preserving types the searches never place: their sound depends on
+#: what surrounds them (a fade-out must lead to silence or the end, a fade-in
+#: rise from silence, a silence sits between the music it interrupts), which
+#: the searches' state does not hold. A fade-in stays allowed at beat 0, where
+#: the output starts from silence.
+CONTEXT_TYPES: tuple[str, ...] = ("FADE_OUT", "FADE_IN", "SILENCE")
 #: Targets the searches accept, as a fraction of the source length.
 MIN_TARGET_RATIO = 0.5
 MAX_TARGET_RATIO = 1.5
@@ -344,12 +350,17 @@ def _best_other(
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Best length-preserving (type, amount) per cursor: ``(score (N,), type (N,), amount (N,))``.
 
-    ``no_tail (N,)`` bool rules out ``TAIL_TYPES`` at those cursors.
+    ``no_tail (N,)`` bool rules out ``TAIL_TYPES`` at those cursors;
+    ``CONTEXT_TYPES`` are ruled out everywhere (FADE_IN but at beat 0).
     """
     if lp is None:
         return np.zeros(n), np.full(n, TYPES.index("GAIN")), np.full(n, 3)
     idx = [TYPES.index(t) for t in LENGTH_PRESERVING]
     joint = lp.type[:, idx, None] + lp.amount[:, idx, :]  # (N, T', A)
+    context = np.isin(np.asarray(LENGTH_PRESERVING), CONTEXT_TYPES)[None, :].repeat(n, axis=0)  # (N, T')
+    if n:
+        context[0, LENGTH_PRESERVING.index("FADE_IN")] = False
+    joint = np.where(context[:, :, None], _NEG, joint)
     if no_tail is not None:
         tails = np.isin(np.asarray(LENGTH_PRESERVING), TAIL_TYPES)
         joint = np.where(np.asarray(no_tail, bool)[:, None, None] & tails[None, :, None], _NEG, joint)

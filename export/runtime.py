@@ -8,7 +8,9 @@ Layered like beat_this's inference API; each layer is usable alone:
   ``target_duration_s`` and ``keep`` run the length-constrained search of
   ``export.retime`` over the policy's log-probabilities;
 - ``policy_walk(policy, song)``: the action walk (greedy, or sampled
-  with a seed), evaluated in whole-song batches;
+  with a seed), evaluated in whole-song batches, every step under
+  ``WalkRules`` (``walk_rules``: the shortest edit ``--min-keep`` allows,
+  fades to and from silence);
 - ``song_logprobs(policy, song)``: per-beat masked log-probabilities of
   types, sizes and amounts, every cursor window of the song in one or a
   few batched calls;
@@ -60,9 +62,10 @@ from engine.actions import (
     FactoredAction,
 )
 from engine.analysis import Analysis
-from engine.errors import BadInput
+from engine.errors import BadInput, BadRequest
 from engine.observation import DONE_LAYOUT, POSITION_LAYOUT, history_windows, mark_done, padded_song, song_summary
 from engine.plan import EditPlan
+from export.request import MIN_KEEP
 from export.retime import TAIL_TYPES
 
 log = logging.getLogger(__name__)
@@ -81,6 +84,7 @@ DEVICES: tuple[str, ...] = ("auto", "cuda", "cpu")
 
 _CUT, _LOOP, _SPEED = TYPES.index("CUT"), TYPES.index("LOOP"), TYPES.index("SPEED")
 _KEEP = TYPES.index("KEEP")
+_SILENCE, _FADE_IN, _FADE_OUT = TYPES.index("SILENCE"), TYPES.index("FADE_IN"), TYPES.index("FADE_OUT")
 _TAIL_TYPES = [TYPES.index(t) for t in TAIL_TYPES]
 _NEG = -1.0e30
 # The distinct rows of AMOUNT_MASK (2) and the one each type uses: amount
@@ -584,7 +588,7 @@ def song_logprobs(policy: PolicyModel, song: SongInputs, *, target_beats: float 
 
 def _choose(logp: np.ndarray, u: float | None) -> int:
     """Argmax (``u`` None) or inverse-CDF sample with uniform ``u`` of a masked log-prob row."""
-    if u is None:
+    if u is None or not np.isfinite(logp).any():
         return int(np.argmax(logp))
     p = np.exp(logp - logp.max())
     cdf = np.cumsum(p / p.sum())
@@ -601,6 +605,7 @@ def decide(
     protected: np.ndarray | None = None,
     no_tail: np.ndarray | None = None,
     u: np.ndarray | None = None,
+    allowed: np.ndarray | None = None,
 ) -> FactoredAction:
     """One step: type, then size, then amount given the type.
 
@@ -608,11 +613,16 @@ def decide(
     ``(20, 5)``). Protected beats allow only KEEP at the cursor and keep any
     other type's span off them (the size is renormalised over what is left;
     BEAT always remains); ``no_tail`` beats allow no effect whose tail would
-    ring into them (``export.retime.tail_guard``). ``u (3,)`` uniforms
-    sample; None takes the argmax.
+    ring into them (``export.retime.tail_guard``). ``allowed (20, 5, 5)``
+    bool (type, size, amount), from ``WalkRules.allowed``, masks what the
+    walk's rules forbid at this step. ``u (3,)`` uniforms sample; None
+    takes the argmax.
     """
     lp_type = lp_type.copy()
     lp_size = lp_size.copy()
+    lp_amount = lp_amount.copy()
+    if allowed is not None:
+        lp_type[~allowed.any(axis=(1, 2))] = -np.inf
     if protected is not None and protected[cursor]:
         keep_only = np.full(N_TYPES, -np.inf)
         keep_only[_KEEP] = 0.0
@@ -624,9 +634,104 @@ def decide(
         for s, k in enumerate(SIZE_BEATS):
             if protected[cursor : min(cursor + k, n_beats)].any():
                 lp_size[s] = -np.inf
+    if allowed is not None:
+        lp_size[~allowed[t].any(axis=1)] = -np.inf
     s = _choose(lp_size, None if u is None else float(u[1]))
+    if allowed is not None:
+        lp_amount[t, ~allowed[t, s]] = -np.inf
     a = _choose(lp_amount[t], None if u is None else float(u[2]))
     return FactoredAction(t, s, a)
+
+
+def _output_factors() -> np.ndarray:
+    """``(N_TYPES, N_AMOUNTS)`` output seconds per source second of each (type, amount)."""
+    f = np.ones((N_TYPES, N_AMOUNTS))
+    for a in range(N_AMOUNTS):
+        f[_CUT, a] = 0.0
+        if AMOUNT_MASK[_LOOP, a]:
+            f[_LOOP, a] = 1.0 + AMOUNT_TABLE["LOOP"][a]
+        if AMOUNT_MASK[_SPEED, a]:
+            f[_SPEED, a] = 1.0 / AMOUNT_TABLE["SPEED"][a]
+    return f
+
+
+_OUTPUT_FACTOR = _output_factors()
+#: Types allowed while the output is faded out (after a FADE_OUT, until a FADE_IN).
+_WHILE_FADED = np.isin(np.arange(N_TYPES), [_FADE_IN, _CUT, _SILENCE])
+
+
+@dataclass
+class WalkRules:
+    """What every step of a policy walk must respect, whatever the policy prefers.
+
+    - Length: the edit lasts at least ``min_out_s`` seconds. A step is
+      allowed only if keeping every beat after it (and the tail, unless
+      the step ends the walk faded out) still reaches it; KEEP always
+      passes when the walk so far did, so the walk can always go on.
+    - Fades: after a FADE_OUT only FADE_IN, CUT or SILENCE until a
+      FADE_IN (so a fade-out is followed by a fade-in, silence or the end,
+      never by a jump back up); a FADE_IN only where the output is silent
+      (its start, after a fade-out or a SILENCE), so it rises from silence.
+      Protected beats (``--keep``) are exempt: they allow KEEP only.
+
+    Attributes
+    ----------
+    beat_s:
+        ``(N,)`` seconds of each beat's source span (``engine.plan.beat_spans``
+        with ``fold_edges``).
+    lead_s, tail_s:
+        Source audio before the first span / after the last one, kept as is.
+    min_out_s:
+        Shortest edit allowed, seconds (0: no length rule).
+    """
+
+    beat_s: np.ndarray
+    lead_s: float = 0.0
+    tail_s: float = 0.0
+    min_out_s: float = 0.0
+
+    def __post_init__(self) -> None:
+        self.beat_s = np.asarray(self.beat_s, dtype=np.float64)
+        self._rest = np.concatenate([np.cumsum(self.beat_s[::-1])[::-1], [0.0]])  # (N + 1,) seconds from beat i on
+
+    @property
+    def max_out_s(self) -> float:
+        """The longest edit without loops or slow-downs: everything kept."""
+        return self.lead_s + float(self._rest[0]) + self.tail_s
+
+    def output_s(self, a: FactoredAction, cursor: int) -> float:
+        """Output seconds of step ``a`` at ``cursor``."""
+        b1 = min(cursor + a.beats, len(self.beat_s))
+        return float(_OUTPUT_FACTOR[a.type_idx, a.amount_idx] * (self._rest[cursor] - self._rest[b1]))
+
+    def allowed(self, cursor: int, out_s: float, faded: bool, silent: bool, protected: bool = False) -> np.ndarray:
+        """``(N_TYPES, N_SIZES, N_AMOUNTS)`` bool: the steps allowed at ``cursor``.
+
+        ``out_s``: output seconds of the steps so far (lead-in included);
+        ``faded``: after a FADE_OUT with no FADE_IN since; ``silent``: the
+        output so far ends in silence (or is empty).
+        """
+        n = len(self.beat_s)
+        b1 = np.minimum(cursor + np.asarray(SIZE_BEATS), n)  # (S,)
+        span = self._rest[cursor] - self._rest[b1]  # (S,) seconds
+        out = _OUTPUT_FACTOR[:, None, :] * span[None, :, None]  # (T, S, A)
+        ends_faded = (np.arange(N_TYPES) == _FADE_OUT) | (faded & _WHILE_FADED & (np.arange(N_TYPES) != _FADE_IN))
+        tail = np.where(ends_faded[:, None] & (b1 == n)[None, :], 0.0, self.tail_s)  # (T, S)
+        best = out_s + out + self._rest[b1][None, :, None] + tail[:, :, None]
+        ok = best >= self.min_out_s - 1e-9
+        if not protected:
+            types_ok = _WHILE_FADED.copy() if faded else np.ones(N_TYPES, bool)
+            types_ok[_FADE_IN] = silent
+            ok &= types_ok[:, None, None]
+        return ok
+
+
+def step_state(a: FactoredAction, faded: bool, silent: bool) -> tuple[bool, bool]:
+    """``(faded, silent)`` after step ``a`` (see ``WalkRules.allowed``)."""
+    t = a.type_idx
+    faded = t == _FADE_OUT or (faded and t in (_CUT, _SILENCE))
+    silent = t in (_FADE_OUT, _SILENCE) or (silent and t == _CUT)
+    return faded, silent
 
 
 @dataclass
@@ -661,6 +766,7 @@ def policy_walk(
     protected: np.ndarray | None = None,
     no_tail: np.ndarray | None = None,
     initial: SongLogProbs | None = None,
+    rules: WalkRules | None = None,
 ) -> WalkResult:
     """Walk the song with the policy: greedy, or sampled reproducibly from ``seed``.
 
@@ -689,6 +795,8 @@ def policy_walk(
         would reach a protected beat; ``export.retime.tail_guard``).
     initial:
         Round 0's log-probs when already computed (``song_logprobs``).
+    rules:
+        Length and fade rules every step obeys (``WalkRules``); None: none.
     """
     _check_song(policy, song)
     n, k = song.n_beats, policy.spec.history
@@ -706,9 +814,14 @@ def policy_walk(
         stale: list[int] = []
         cursor = 0
         history = WalkHistory.empty(n)
+        out_s = rules.lead_s if rules is not None else 0.0
+        faded, silent = False, rules is None or rules.lead_s == 0.0
         while cursor < n:
             if not np.array_equal(history_windows(history.done, np.array([cursor]), k)[0], cache_done[cursor]):
                 stale.append(cursor)
+            allowed = None
+            if rules is not None:
+                allowed = rules.allowed(cursor, out_s, faded, silent, protected is not None and bool(protected[cursor]))
             a = decide(
                 cache_lp[0][cursor],
                 cache_lp[1][cursor],
@@ -718,9 +831,13 @@ def policy_walk(
                 protected=protected,
                 no_tail=no_tail,
                 u=None if uniforms is None else uniforms[cursor],
+                allowed=allowed,
             )
             steps.append((cursor, a))
             b1 = min(cursor + a.beats, n)
+            if rules is not None:
+                out_s += rules.output_s(a, cursor)
+                faded, silent = step_state(a, faded, silent)
             mark_done(history.done, cursor, b1, a.type_idx, a.amount_idx)
             cursor = b1
         # Every step whose log-probs came from another history is stale. The
@@ -787,11 +904,14 @@ def plan_analysis(
     keep: Sequence[tuple[float, float]] = (),
     splice_weight: float = 1.0,
     baseline: bool = True,
+    min_keep: float = MIN_KEEP,
 ) -> Decision:
     """Analysis -> plan.
 
     Without a target: the policy walk (greedy, or sampled from ``seed``),
-    protected ranges kept. With ``target_duration_s``: the length-constrained
+    protected ranges kept, under ``WalkRules``: the edit keeps at least
+    ``min_keep`` of the source's length (0..1) and its fades go to and
+    from silence. With ``target_duration_s``: the length-constrained
     search over the policy's log-probabilities (``export.retime``); with
     ``baseline`` the pure DP retimer runs first and its splice cost is the
     search's budget (``retime(max_splice_cost=)``) and is reported.
@@ -820,9 +940,10 @@ def plan_analysis(
     t0 = time.perf_counter()
     base_cost, weight_used = None, None
     if target_duration_s is None:
+        rules = walk_rules(analysis, min_keep)
         lp = song_logprobs(policy, song)
         t1 = time.perf_counter()
-        result = policy_walk(policy, song, seed=seed, protected=protected, no_tail=no_tail, initial=lp)
+        result = policy_walk(policy, song, seed=seed, protected=protected, no_tail=no_tail, initial=lp, rules=rules)
         t2 = time.perf_counter()
         # rounds after the first are policy time too; split by cursors evaluated
         extra = (t2 - t1) * (result.evaluated - len(starts)) / max(result.evaluated, 1)
@@ -846,6 +967,28 @@ def plan_analysis(
     spec = policy.spec
     plan.model = ModelInfo(name=spec.name, version=spec.version, sha256=spec.sha256)
     return Decision(plan, walk, policy_s, search_s, cost, base_cost, rounds, weight_used)
+
+
+def walk_rules(analysis: Any, min_keep: float = MIN_KEEP) -> WalkRules:
+    """``WalkRules`` for an analysed song: its beat spans as ``plan_from_actions``
+    builds them and the shortest edit ``min_keep`` (a share of the source, 0..1)
+    allows. BadRequest naming ``min_keep`` outside 0..1 or when no edit keeps that much."""
+    from engine.plan import beat_spans
+
+    if not 0.0 <= min_keep <= 1.0:
+        raise BadRequest("min_keep", f"must be a share of the source between 0 and 1, got {min_keep:g}")
+    src = float(analysis.audio.duration_s)
+    starts, ends = beat_spans(analysis.grid.beat_times, src, tempo_bpm=float(analysis.grid.tempo_bpm), fold_edges=True)
+    lead = float(starts[0]) if len(starts) else 0.0
+    tail = src - float(ends[-1]) if len(ends) else 0.0
+    rules = WalkRules(ends - starts, lead_s=lead, tail_s=max(tail, 0.0), min_out_s=min_keep * src)
+    if rules.max_out_s < rules.min_out_s - 1e-6:
+        raise BadRequest(
+            "min_keep",
+            f"no edit of the beats of {analysis.audio.path} can keep {min_keep:.0%} of it"
+            f" ({rules.max_out_s:.2f} of {src:.2f} s at most); ask for less",
+        )
+    return rules
 
 
 def plan_file(path: str | os.PathLike, policy: PolicyModel, **options: Any) -> Decision:

@@ -310,19 +310,23 @@ def render_learned_to_file(
     *,
     model: GainModel | None = None,
     source_path: str | None = None,
+    subtype: str | None = None,
 ) -> RenderResult:
     """Load the plan's source and the checkpoint, render with ``render_learned``, write ``out_path`` atomically.
 
     ``model``: the model of ``checkpoint`` when the caller has loaded it
     (e.g. an ONNX export, ``export.learned.OnnxEditSound``); else the
-    checkpoint is loaded here. Source checks as
+    checkpoint is loaded here. Source checks, peak ceiling and sample format as
     ``engine.render.render_to_file`` (present, unchanged, never
     overwritten); a model/source mismatch is a BadInput naming the
     checkpoint.
     """
+    import copy
+
     from engine.atomic import check_destination
-    from engine.audio import load_audio, write_audio
+    from engine.audio import load_audio, output_subtype, source_subtype, write_audio
     from engine.plan import check_source
+    from engine.render import stage_gain
 
     dest = os.fspath(out_path)
     src = check_source(plan, source_path)
@@ -335,7 +339,11 @@ def render_learned_to_file(
         if err.path is None and "model was trained" in err.problem:
             raise BadInput(os.fspath(checkpoint), err.problem) from None
         raise
-    write_audio(dest, rendered, audio.sample_rate, protect=(src,))
+    rendered, gain_db = stage_gain(copy.deepcopy(plan), rendered)
+    if gain_db:
+        logger.warning("%s: the learned render peaks over the ceiling: written %.2f dB down", dest, -gain_db)
+    subtype = subtype or output_subtype(dest, source_subtype(src))
+    write_audio(dest, rendered, audio.sample_rate, protect=(src,), subtype=subtype)
     return RenderResult(path=dest, duration_s=rendered.shape[1] / audio.sample_rate, sample_rate=audio.sample_rate,
                         n_channels=rendered.shape[0], n_segments=len(plan.segments))
 

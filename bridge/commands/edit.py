@@ -10,8 +10,8 @@ import argparse
 import logging
 
 from engine.errors import BadInput, BadRequest
-from engine.formats import EXPORT_FORMATS
-from export.request import EditRequest
+from engine.formats import EXPORT_FORMATS, SAMPLE_FORMATS
+from export.request import MIN_KEEP, EditRequest
 
 log = logging.getLogger(__name__)
 
@@ -29,13 +29,17 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--keep", action="append", default=[], metavar="A-B", help="protect A-B seconds of the source from any change (repeatable)")
     p.add_argument("--plot", metavar="PNG", help="write a before/after picture")
     p.add_argument("--seed", type=int, metavar="N", help="sample the policy with this seed (default: greedy)")
+    p.add_argument("--min-keep", type=float, default=MIN_KEEP, metavar="SHARE",
+                   help=f"without --target-duration, keep at least this share of the source's length (0-1, default {MIN_KEEP})")
+    p.add_argument("--subtype", choices=SAMPLE_FORMATS, metavar="FORMAT",
+                   help="sample format of OUT: PCM_16, PCM_24, PCM_32 or FLOAT (default: the input's; 16/24-bit dithered)")
     p.add_argument("--device", choices=("auto", "cuda", "cpu"), default="auto", help="where the policy runs (default auto)")
 
 
 #: Edit request field -> the flag that sets it, to name the flag in an error.
 FLAGS: dict[str, str] = {
     "audio": "AUDIO", "model": "--model", "checkpoint": "--checkpoint", "target_duration_s": "--target-duration",
-    "keep": "--keep", "seed": "--seed", "exports": "--export",
+    "keep": "--keep", "seed": "--seed", "exports": "--export", "min_keep": "--min-keep", "subtype": "--subtype",
 }
 
 
@@ -44,6 +48,7 @@ def request_of(args: argparse.Namespace) -> EditRequest:
     return EditRequest.from_fields({
         "audio": args.audio, "model": args.model, "checkpoint": args.checkpoint,
         "target_duration_s": args.target_duration, "keep": args.keep, "seed": args.seed, "exports": args.export,
+        "min_keep": args.min_keep, "subtype": args.subtype,
     })
 
 

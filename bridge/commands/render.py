@@ -17,6 +17,8 @@ from __future__ import annotations
 import argparse
 import logging
 
+from engine.formats import SAMPLE_FORMATS
+
 log = logging.getLogger(__name__)
 
 
@@ -26,6 +28,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("-o", "--output", required=True, metavar="OUT", help="audio file to write (wav, flac, aiff, ogg, mp3)")
     p.add_argument("--renderer", choices=("dsp", "learned"), default="dsp",
                    help="dsp: the plan's segments and effects (default); learned: plus a supervised model's sound")
+    p.add_argument("--subtype", choices=SAMPLE_FORMATS, metavar="FORMAT",
+                   help="sample format of OUT: PCM_16, PCM_24, PCM_32 or FLOAT (default: the source's)")
     model = p.add_mutually_exclusive_group()
     model.add_argument("--checkpoint", metavar="C", help="supervised checkpoint (.pt) for --renderer learned")
     model.add_argument("--model", metavar="M", help="its ONNX export (.onnx, export-model) for --renderer learned")
@@ -52,9 +56,9 @@ def run(args: argparse.Namespace) -> int:
                 from export.learned import OnnxEditSound
 
                 model = OnnxEditSound(args.model)
-            result = render_learned_to_file(plan, args.output, args.model or args.checkpoint, model=model)
+            result = render_learned_to_file(plan, args.output, args.model or args.checkpoint, model=model, subtype=args.subtype)
         else:
-            result = render_to_file(plan, args.output)
+            result = render_to_file(plan, args.output, subtype=args.subtype)
     except BadInput as err:
         if err.path is None:  # a problem in the plan's segments
             raise BadInput(args.plan, err.problem) from None

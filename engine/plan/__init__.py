@@ -21,6 +21,7 @@ from engine.plan.build import (
     LOWPASS_OPEN_HZ,
     MAX_CUTOFF_FRACTION,
     VOLUME_FLOOR_DB,
+    add_output_gain,
     beat_spans,
     plan_from_actions,
 )
@@ -56,6 +57,7 @@ __all__ = [
     "ModelInfo",
     "Segment",
     "Source",
+    "add_output_gain",
     "beat_spans",
     "check_source",
     "load_plan",

@@ -14,6 +14,7 @@ import logging
 import math
 import os
 from collections.abc import Iterable
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -35,7 +36,7 @@ MAX_CUTOFF_FRACTION = 0.45
 
 
 def beat_spans(
-    beat_times: Any, duration_s: float, *, tempo_bpm: float = 120.0
+    beat_times: Any, duration_s: float, *, tempo_bpm: float = 120.0, fold_edges: bool = False
 ) -> tuple[np.ndarray, np.ndarray]:
     """Source span of every beat.
 
@@ -43,6 +44,11 @@ def beat_spans(
     lasts one beat period (the median beat interval, or ``60 / tempo_bpm``
     with a single beat), clipped at ``duration_s``. Beats at or after
     ``duration_s`` are dropped (they can only be at the end of the list).
+    With ``fold_edges``, audio before the first beat (lead-in) or after the
+    last beat's end (tail) that is shorter than one beat period belongs to
+    the first / last beat: the first span starts at 0, the last ends at
+    ``duration_s``. An edit then never keeps such a sliver on its own (a
+    23 ms lead-in before a cut first bar was one).
 
     Parameters
     ----------
@@ -52,6 +58,8 @@ def beat_spans(
         The source's length in seconds.
     tempo_bpm : float
         Beats per minute, for the last beat's length when there is one beat.
+    fold_edges : bool
+        Fold a lead-in or tail shorter than a beat into the edge beats.
 
     Returns
     -------
@@ -76,6 +84,12 @@ def beat_spans(
         period = 60.0 / tempo_bpm if tempo_bpm > 0 else duration_s - float(starts[0])
     last_end = min(duration_s, float(starts[-1]) + period)
     ends = np.append(starts[1:], last_end)
+    if fold_edges:
+        starts = starts.copy()
+        if 0.0 < starts[0] < period:
+            starts[0] = 0.0
+        if 0.0 < duration_s - ends[-1] < period:
+            ends[-1] = duration_s
     return starts, ends
 
 
@@ -95,13 +109,16 @@ def plan_from_actions(analysis: Any, actions: Iterable[Any]) -> EditPlan:
         ``SIZE_BEATS[size]`` beats from the cursor, clipped at the last
         beat, and the cursor moves past it. Beats after the walk ends are
         kept; audio before the first beat and after the last beat's end is
-        kept (lead-in and tail).
+        kept (lead-in and tail), except that one shorter than a beat goes
+        with the first / last beat (``beat_spans(fold_edges=True)``) and
+        the tail is left out when the walk ends faded out (a FADE_OUT
+        followed by nothing but CUT and SILENCE).
 
     Returns
     -------
     EditPlan
         ``actions`` (source spans), ``segments`` contiguous in output time,
-        ``markers`` (a region per non-KEEP action, a point marker per CUT)
+        ``markers`` (a region per non-KEEP action, a point marker per run of CUTs)
         and ``automation`` (``volume_db``, ``lowpass_hz``, ``highpass_hz``
         lanes where used), all output times in seconds; ``model`` None.
 
@@ -133,19 +150,24 @@ def plan_from_actions(analysis: Any, actions: Iterable[Any]) -> EditPlan:
     duration_s = float(getattr(audio, "duration_s", samples.shape[-1] / sample_rate))
     grid = analysis.grid
     tempo_bpm = float(grid.tempo_bpm)
-    starts, ends = beat_spans(grid.beat_times, duration_s, tempo_bpm=tempo_bpm)
+    beat_times, beat_ends = beat_spans(grid.beat_times, duration_s, tempo_bpm=tempo_bpm)
+    starts, ends = beat_spans(grid.beat_times, duration_s, tempo_bpm=tempo_bpm, fold_edges=True)
     n_beats = int(starts.size)
     tol_s = 0.5 / sample_rate
     timeline = _Timeline()
     if n_beats and starts[0] > tol_s:
         timeline.place(Segment(0.0, float(starts[0]), 0.0))
-    plan_actions, markers, cursor = _walk(timeline, actions, starts, ends, tol_s, MAX_CUTOFF_FRACTION * sample_rate)
+    spans = _Spans(starts, ends, beat_times, beat_ends)
+    plan_actions, markers, cursor, faded = _walk(timeline, actions, spans, tol_s, MAX_CUTOFF_FRACTION * sample_rate)
     if cursor < n_beats:
         log.debug("walk ended at beat %d of %d: keeping the rest", cursor, n_beats)
         timeline.place(Segment(float(starts[cursor]), float(ends[-1]), 0.0, beat=cursor))
     tail_start = float(ends[-1]) if n_beats else 0.0
     if duration_s - tail_start > tol_s:
-        timeline.place(Segment(tail_start, duration_s, 0.0, beat=max(n_beats - 1, 0)))
+        if faded and cursor >= n_beats:  # the walk faded the song out: its tail would jump back up
+            log.debug("walk ends faded out: the %.2f s tail is left out", duration_s - tail_start)
+        else:
+            timeline.place(Segment(tail_start, duration_s, 0.0, beat=max(n_beats - 1, 0)))
 
     segments = _merge_keeps(timeline.segments, tol_s=tol_s)
     return EditPlan(
@@ -158,7 +180,7 @@ def plan_from_actions(analysis: Any, actions: Iterable[Any]) -> EditPlan:
         ),
         grid=Grid(
             tempo_bpm=tempo_bpm,
-            beat_times=[float(x) for x in starts],
+            beat_times=[float(x) for x in beat_times],
             downbeats=[int(i) for i in grid.downbeats if 0 <= int(i) < n_beats],
         ),
         actions=plan_actions,
@@ -183,14 +205,34 @@ class _Timeline:
         self.segments.append(seg)
 
 
+@dataclass(frozen=True)
+class _Spans:
+    """A song's beats twice: as the edit plays them and as the grid has them.
+
+    Attributes
+    ----------
+    starts, ends : np.ndarray
+        ``(n_beats,)`` source span of every beat, seconds, a short lead-in and
+        tail folded into the edge beats (``beat_spans(fold_edges=True)``):
+        what an action plays once.
+    grid_starts, grid_ends : np.ndarray
+        ``(n_beats,)`` the grid's own spans, seconds: what a loop repeats, a
+        stutter slices and an effect is timed by.
+    """
+
+    starts: np.ndarray
+    ends: np.ndarray
+    grid_starts: np.ndarray
+    grid_ends: np.ndarray
+
+
 def _walk(
     timeline: _Timeline,
     actions: Iterable[Any],
-    starts: np.ndarray,
-    ends: np.ndarray,
+    spans: _Spans,
     tol_s: float,
     max_cutoff_hz: float,
-) -> tuple[list[Action], list[Marker], int]:
+) -> tuple[list[Action], list[Marker], int, bool]:
     """Apply the walk from beat 0: place each action's segments, note its source span and marker.
 
     Parameters
@@ -199,8 +241,8 @@ def _walk(
         Receives the segments.
     actions : iterable
         As ``plan_from_actions`` takes.
-    starts, ends : np.ndarray
-        ``(n_beats,)`` source span of every beat, seconds (``beat_spans``).
+    spans : _Spans
+        The beats' source spans, seconds.
     tol_s : float
         Half a sample, seconds.
     max_cutoff_hz : float
@@ -212,11 +254,15 @@ def _walk(
     markers : list of Marker
     cursor : int
         The beat after the walk's last action.
+    faded : bool
+        The walk ends faded out (a FADE_OUT, then only CUT and SILENCE).
     """
+    starts, ends = spans.starts, spans.ends
     n_beats = int(starts.size)
     plan_actions: list[Action] = []
     markers: list[Marker] = []
     cursor = 0
+    faded = False
     for step, raw in enumerate(actions):
         try:
             a = vocab.as_action(raw)
@@ -226,21 +272,32 @@ def _walk(
             raise ValueError(f"actions[{step}]: the walk has run past the last beat ({n_beats} beats)")
         b0, b1 = cursor, min(cursor + a.beats, n_beats)
         s0, s1 = float(starts[b0]), float(ends[b1 - 1])
-        beat_s = float(ends[b0] - starts[b0])
+        grid_span = (float(spans.grid_starts[b0]), float(spans.grid_ends[b1 - 1]))
+        beat_s = float(spans.grid_ends[b0] - spans.grid_starts[b0])
         dst0 = timeline.dst_s
-        for seg in _action_segments(a, b0, s0, s1, beat_s, tol_s=tol_s, max_cutoff_hz=max_cutoff_hz):
+        for seg in _action_segments(a, b0, s0, s1, beat_s, grid_span=grid_span, tol_s=tol_s, max_cutoff_hz=max_cutoff_hz):
             timeline.place(seg)
         plan_actions.append(Action(b0, a.type, a.size, a.amount, s0, s1))
         if a.type != "KEEP":
             dst = timeline.dst_s
-            label = vocab.action_label(a.type, a.amount_idx)
-            markers.append(Marker(dst0, label, end_s=None if dst <= dst0 else dst))
+            marker = Marker(dst0, vocab.action_label(a.type, a.amount_idx), end_s=None if dst <= dst0 else dst)
+            if not (markers and markers[-1] == marker):  # cuts in a row are one splice in the output: one marker
+                markers.append(marker)
+        faded = a.type == "FADE_OUT" or (faded and a.type in ("CUT", "SILENCE"))
         cursor = b1
-    return plan_actions, markers, cursor
+    return plan_actions, markers, cursor, faded
 
 
 def _action_segments(
-    a: vocab.FactoredAction, b0: int, s0: float, s1: float, beat_s: float, *, tol_s: float, max_cutoff_hz: float
+    a: vocab.FactoredAction,
+    b0: int,
+    s0: float,
+    s1: float,
+    beat_s: float,
+    *,
+    grid_span: tuple[float, float],
+    tol_s: float,
+    max_cutoff_hz: float,
 ) -> list[Segment]:
     """The segments one action places, in output order (their ``dst_start_s`` still 0).
 
@@ -253,7 +310,11 @@ def _action_segments(
     s0, s1 : float
         The source span it covers, seconds.
     beat_s : float
-        Length of its first beat, seconds (STUTTER slices, DELAY times).
+        Length of its first beat on the grid, seconds (STUTTER slices, DELAY times).
+    grid_span : tuple of float
+        The same beats' span on the grid, seconds: a loop repeats it (the
+        first play starts at ``s0``, the last ends at ``s1``), a stutter
+        slices it.
     tol_s : float
         A STUTTER remainder shorter than this is dropped.
     max_cutoff_hz : float
@@ -266,15 +327,17 @@ def _action_segments(
 
     if t == "CUT":
         return []
+    g0, g1 = grid_span
     if t == "LOOP":
-        return [seg() for _ in range(1 + int(value))]
+        plays = 1 + int(value)
+        return [seg(s0 if k == 0 else g0, s1 if k == plays - 1 else g1) for k in range(plays)]
     if t == "STUTTER":
         slice_s = value * beat_s
         n_full = math.floor((s1 - s0) / slice_s + 1e-9)
-        out = [seg(s0, s0 + slice_s) for _ in range(n_full)]
+        out = [seg(g0, g0 + slice_s) for _ in range(n_full)]
         rest_s = (s1 - s0) - n_full * slice_s
         if rest_s > tol_s:
-            out.append(seg(s0, s0 + rest_s))
+            out.append(seg(g0, g0 + rest_s))
         return out
     if t == "REVERSE":
         return [seg(reverse=True)]
@@ -370,6 +433,28 @@ def _volume_points(s: Segment) -> list[tuple[float, float]]:
         db = VOLUME_FLOOR_DB if g <= floor else 20.0 * math.log10(g)
         points.append((t, max(VOLUME_FLOOR_DB, db + s.gain_db)))
     return points
+
+
+def add_output_gain(plan: EditPlan, gain_db: float) -> None:
+    """Turn the whole edit by ``gain_db`` (gain staging): every segment's gain, and the automation.
+
+    The segments' gain is applied after their effects, so the rendered edit
+    scales exactly; the plan itself says it, for every consumer (the
+    renderer, DAW exports, the Reaper scripts).
+
+    Parameters
+    ----------
+    plan : EditPlan
+        Changed in place: each segment's ``gain_db`` and the ``volume_db`` lane.
+    gain_db : float
+        Gain to add, dB.
+    """
+    if gain_db == 0.0:
+        return
+    for s in plan.segments:
+        s.gain_db = float(s.gain_db + gain_db)
+    plan.automation = [a for a in plan.automation if a.parameter != "volume_db"]
+    plan.automation[:0] = [a for a in _automation_lanes(plan.segments, plan.source.sample_rate) if a.parameter == "volume_db"]
 
 
 def _automation_lanes(segments: list[Segment], sample_rate: int) -> list[Automation]:

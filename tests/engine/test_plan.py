@@ -308,11 +308,11 @@ from engine.plan import beat_spans, plan_from_actions  # noqa: E402
 SR = 8000
 BEAT_S = 0.5
 BAR_S = 4 * BEAT_S
-LEAD_IN_S = 0.25
+LEAD_IN_S = 0.75  # longer than a beat: kept on its own (a shorter one goes with beat 0)
 
 
 def make_analysis(duration_s: float = 35.0, last_beat_s: float | None = None, sr: int = SR):
-    """A stand-in for engine.analysis.Analysis: a 120 bpm grid from 0.25 s."""
+    """A stand-in for engine.analysis.Analysis: a 120 bpm grid from 0.75 s."""
     stop = duration_s if last_beat_s is None else last_beat_s
     beat_times = np.arange(LEAD_IN_S, stop, BEAT_S)
     n = int(round(duration_s * sr))

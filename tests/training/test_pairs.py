@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import json
 import os
 from pathlib import Path
@@ -13,7 +14,7 @@ from engine import actions as vocab
 from engine.audio import load_audio, write_audio
 from engine.errors import BadInput
 from engine.plan import validate_plan
-from engine.render import render_to_file
+from engine.render import render_to_file, stage_gain
 from training.data.editors import TruthLabels, truth_labels
 from training.data.pairs import (
     LABEL_SCHEMA,
@@ -87,12 +88,13 @@ def test_structure_without_audio_matches_the_song() -> None:
 
 
 def test_edit_is_the_render_of_the_label_plan(pair: PairRecord, tmp_path: Path) -> None:
-    """Same bytes as rendering the label plan with the renderer and `editorbot render`."""
+    """Same bytes as rendering the label plan (float, no peak ceiling: training data), and the
+    same samples from `editorbot render`, turned down to the peak ceiling where the edit goes over it."""
     from bridge.cli import main
 
     edit_bytes = wav_bytes(pair.edit_path)
     plan = load_pair_plan(pair.label_path)
-    render_to_file(plan, tmp_path / "api.wav")
+    render_to_file(plan, tmp_path / "api.wav", subtype="FLOAT", ceiling_db=None)
     assert wav_bytes(tmp_path / "api.wav") == edit_bytes
 
     # The plan as its own file next to the pair, rendered by the command line.
@@ -101,8 +103,9 @@ def test_edit_is_the_render_of_the_label_plan(pair: PairRecord, tmp_path: Path) 
     plan_dir.mkdir(exist_ok=True)
     plan_file = plan_dir / f"{pair.name}.json"
     plan_file.write_text(json.dumps(read_label_doc(pair.label_path)["plan"]))
-    assert main(["render", str(plan_file), "-o", str(tmp_path / "cli.wav"), "--quiet"]) == 0
-    assert wav_bytes(tmp_path / "cli.wav") == edit_bytes
+    assert main(["render", str(plan_file), "-o", str(tmp_path / "cli.wav"), "--subtype", "FLOAT", "--quiet"]) == 0
+    staged, _ = stage_gain(copy.deepcopy(plan), load_audio(pair.edit_path).samples)
+    assert np.array_equal(load_audio(tmp_path / "cli.wav").samples, staged)
     # And it is an edit, not a copy of the raw song.
     raw = load_audio(pair.raw_path).samples
     edit = load_audio(pair.edit_path).samples
@@ -140,7 +143,7 @@ def test_pair_from_a_users_song(tmp_path: Path, monkeypatch: pytest.MonkeyPatch)
     assert doc["grid"]["source"] == "analysis"
     assert doc["original"]["file"] == "my song.flac"
     plan = load_pair_plan(rec.label_path)
-    render_to_file(plan, tmp_path / "again.wav")
+    render_to_file(plan, tmp_path / "again.wav", subtype="FLOAT", ceiling_db=None)
     assert wav_bytes(tmp_path / "again.wav") == wav_bytes(rec.edit_path)
     assert user.is_file(), "the user's song is never touched"
 

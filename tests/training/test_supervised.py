@@ -89,7 +89,7 @@ def studio_model(studio_data: dict[str, Path], tmp_path_factory: pytest.TempPath
 
 
 def test_apply_studio_scopes(tmp_path: Path) -> None:
-    rec = make_synth_pair(3, "mixed", tmp_path, DURATION_S)
+    rec = make_synth_pair(4, "mixed", tmp_path, DURATION_S)  # kept and edited spans (seed 3 is one fade-out to the end)
     plan = load_pair_plan(rec.label_path)
     edit = load_audio(rec.edit_path)
     sr = edit.sample_rate
@@ -186,7 +186,8 @@ def test_keep_frames_change_by_at_most_half_a_db(tmp_path: Path) -> None:
     """Trained on an editor whose chain runs over edited spans only, the model changes edited frames
     towards the edit and leaves KEEP frames within 0.5 dB of the DSP render on a held-out song."""
     make_studio_pairs(4, tmp_path / "data", style="studio_edits", seed=20, duration_s=DURATION_S)
-    (test_label,) = make_studio_pairs(1, tmp_path / "test", style="studio_edits", seed=700, duration_s=DURATION_S)
+    # seed 702: kept spans at both ends (700 ends in a fade-out, which now ends the song)
+    (test_label,) = make_studio_pairs(1, tmp_path / "test", style="studio_edits", seed=702, duration_s=DURATION_S)
     songs = load_song_pairs(tmp_path / "data", quiet=True)
     assert all(s.consistency for s in songs)
     train_songs, val_songs = split_by_song(songs, 0.25, 0)
