@@ -16,7 +16,7 @@ import logging
 import os
 from dataclasses import dataclass
 from functools import lru_cache
-from typing import Any
+from typing import Any, Protocol
 
 import numpy as np
 
@@ -46,6 +46,34 @@ CACHE_FORMAT = 2
 # Columns shown by ``summary()`` and the CLI: a quick look at level, timbre and
 # rhythm without printing 109 numbers.
 SUMMARY_FEATURES = ("onset_strength", "rms", "centroid", "zcr", "flatness", "beat_strength")
+
+
+class GriddedSong(Protocol):
+    """What plan building and the synthetic editors read of an analysis.
+
+    ``Analysis`` has it, and so do the lighter stand-ins that label inference
+    (an extended grid over the raw song) and pair making (a pair's raw file
+    with its true grid) build without computing features.
+
+    Attributes
+    ----------
+    audio : Audio
+        The song: ``samples (n_channels, n_samples)`` float32, ``sample_rate``
+        Hz, ``path``, ``duration_s``.
+    grid : Grid
+        Its beat grid (``beat_times`` seconds, ``downbeats`` indices).
+    sha256 : str
+        Hex digest of the audio file's bytes.
+    """
+
+    @property
+    def audio(self) -> Audio: ...
+
+    @property
+    def grid(self) -> Grid: ...
+
+    @property
+    def sha256(self) -> str: ...
 
 
 @dataclass

@@ -969,7 +969,7 @@ def plan_analysis(
     return Decision(plan, walk, policy_s, search_s, cost, base_cost, rounds, weight_used)
 
 
-def walk_rules(analysis: Any, min_keep: float = MIN_KEEP) -> WalkRules:
+def walk_rules(analysis: Analysis, min_keep: float = MIN_KEEP) -> WalkRules:
     """``WalkRules`` for an analysed song: its beat spans as ``plan_from_actions``
     builds them and the shortest edit ``min_keep`` (a share of the source, 0..1)
     allows. BadRequest naming ``min_keep`` outside 0..1 or when no edit keeps that much."""

@@ -25,11 +25,15 @@ import logging
 import math
 import os
 from dataclasses import dataclass, fields
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from engine import actions as vocab
+
+if TYPE_CHECKING:
+    from engine.analysis import Analysis
+    from engine.plan import EditPlan
 
 log = logging.getLogger(__name__)
 
@@ -105,7 +109,7 @@ def walk_labels(walk: list[tuple[str, str, str]], n_beats: int) -> np.ndarray:
     return out
 
 
-def _write_pair(out_dir: str, name: str, analysis: Any, plan: Any, rendered: np.ndarray) -> None:
+def _write_pair(out_dir: str, name: str, analysis: Analysis, plan: EditPlan, rendered: np.ndarray) -> None:
     """Write one augmented pair in the pair-directory layout."""
     from engine.audio import write_audio
     from engine.plan import plan_to_dict

@@ -15,12 +15,15 @@ import math
 import os
 from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from engine import actions as vocab
 from engine.plan.model import Action, Automation, EditPlan, Effect, Grid, Marker, Segment, Source
+
+if TYPE_CHECKING:
+    from engine.analysis import GriddedSong
 
 log = logging.getLogger(__name__)
 
@@ -93,7 +96,7 @@ def beat_spans(
     return starts, ends
 
 
-def plan_from_actions(analysis: Any, actions: Iterable[Any]) -> EditPlan:
+def plan_from_actions(analysis: GriddedSong, actions: Iterable[Any]) -> EditPlan:
     """Turn an action walk over a song's beat grid into an EditPlan.
 
     Parameters
@@ -172,7 +175,7 @@ def plan_from_actions(analysis: Any, actions: Iterable[Any]) -> EditPlan:
     segments = _merge_keeps(timeline.segments, tol_s=tol_s)
     return EditPlan(
         source=Source(
-            path="" if getattr(audio, "path", None) is None else os.fspath(audio.path),
+            path="" if audio.path is None else os.fspath(audio.path),
             sha256=str(analysis.sha256),
             sample_rate=sample_rate,
             channels=channels,

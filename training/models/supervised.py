@@ -42,6 +42,10 @@ from engine import actions as vocab
 from engine.spectrum import mel_basis
 from training.config import SupervisedConfig
 from training.losses import LOG_EPS, MAG_FLOOR, NEPER_PER_DB, log_mel, magnitude
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from engine.plan import EditPlan
 
 #: Log-mel normalisation for the network input: ``(x - LOG_MEL_CENTER) / LOG_MEL_SCALE``.
 LOG_MEL_CENTER = -5.0
@@ -106,7 +110,7 @@ class FrameLabels:
         return out
 
 
-def frame_labels(plan: Any, n_frames: int, hop_s: float) -> FrameLabels:
+def frame_labels(plan: EditPlan, n_frames: int, hop_s: float) -> FrameLabels:
     """Per-frame labels of a plan's output timeline; frame ``t`` is centred at ``t * hop_s`` seconds.
 
     A segment's label is the plan action that made it (matched on its

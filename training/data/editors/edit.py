@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -13,6 +13,9 @@ from engine.plan import EditPlan, plan_from_actions
 from training.data.editors.registry import get_style
 from training.data.editors.sections import SongContext, song_context
 from training.data.editors.style import EditorStyle, Params, jsonable
+
+if TYPE_CHECKING:
+    from engine.analysis import GriddedSong
 
 log = logging.getLogger(__name__)
 
@@ -40,7 +43,7 @@ class StyledEdit:
 
 
 def edit_song(
-    style: str | EditorStyle, analysis: Any, sections: Iterable[Any] | None, rng: np.random.Generator
+    style: str | EditorStyle, analysis: GriddedSong, sections: Iterable[Any] | None, rng: np.random.Generator
 ) -> StyledEdit:
     """Edit a song with a style and keep the params and structure it used.
 
@@ -59,7 +62,7 @@ def edit_song(
 
 
 def edit(
-    style: str | EditorStyle, analysis: Any, sections: Iterable[Any] | None, rng: np.random.Generator
+    style: str | EditorStyle, analysis: GriddedSong, sections: Iterable[Any] | None, rng: np.random.Generator
 ) -> EditPlan:
     """Edit a song the way ``style`` does.
 

@@ -12,11 +12,14 @@ from __future__ import annotations
 import itertools
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from engine.plan import beat_spans
+
+if TYPE_CHECKING:
+    from engine.analysis import GriddedSong
 
 #: Section names the styles know; anything else is treated as a verse.
 SECTION_NAMES: tuple[str, ...] = ("intro", "verse", "chorus", "bridge", "outro")
@@ -105,7 +108,7 @@ class SectionView:
         return self.index == self.n_sections - 1
 
 
-def song_beats(analysis: Any) -> int:
+def song_beats(analysis: GriddedSong) -> int:
     """Number of beats a plan of ``analysis`` walks over (beats starting inside the audio).
 
     Parameters
@@ -125,7 +128,7 @@ def song_beats(analysis: Any) -> int:
     return int(starts.size)
 
 
-def _beat_energy(analysis: Any, n_beats: int) -> np.ndarray | None:
+def _beat_energy(analysis: GriddedSong, n_beats: int) -> np.ndarray | None:
     """``(n_beats,)`` per-beat RMS from the analysis features, or None without them."""
     names = getattr(analysis, "feature_names", None)
     features = getattr(analysis, "features", None)
@@ -282,7 +285,7 @@ class SongContext:
         return idx[-1] if idx else -1
 
 
-def song_context(analysis: Any, sections: Iterable[Any] | None = None) -> SongContext:
+def song_context(analysis: GriddedSong, sections: Iterable[Any] | None = None) -> SongContext:
     """Build the ``SongContext`` of an analysis, with known or inferred sections.
 
     Parameters
