@@ -94,10 +94,14 @@ def _native_stderr_to_log(path: str, *, enabled: bool = True) -> Iterator[None]:
 class Audio:
     """Decoded audio at its original rate.
 
-    Attributes:
-        samples: ``(n_channels, n_samples)`` float32, nominal range [-1, 1].
-        sample_rate: samples per second per channel (Hz).
-        path: the file it came from, or None for generated audio.
+    Attributes
+    ----------
+    samples : np.ndarray
+        ``(n_channels, n_samples)`` float32, nominal range [-1, 1].
+    sample_rate : int
+        Samples per second per channel (Hz).
+    path : str or None
+        The file it came from, or None for generated audio.
     """
 
     samples: np.ndarray
@@ -125,20 +129,32 @@ class Audio:
 def load_audio(path: str | os.PathLike, *, max_duration_s: float = DEFAULT_MAX_DURATION_S) -> Audio:
     """Decode an audio file and validate it as DESIGN section 11 asks.
 
-    Parameters:
-        path: wav, flac, ogg, mp3 or aiff file (the format is read from the
-            content, not the extension).
-        max_duration_s: longest accepted file in seconds (default 30 min);
-            checked from the header before decoding.
+    Parameters
+    ----------
+    path : str or os.PathLike
+        A wav, flac, ogg, mp3 or aiff file (the format is read from the
+        content, not the extension).
+    max_duration_s : float
+        Longest accepted file in seconds (default 30 min); checked from the
+        header before decoding.
 
-    Returns:
-        ``Audio`` with float32 ``(n_channels, n_samples)`` samples at the
-        file's own rate.
+    Returns
+    -------
+    Audio
+        Float32 ``(n_channels, n_samples)`` samples at the file's own rate.
 
-    Raises:
-        BadInput: missing, directory, unreadable, empty, truncated, not audio,
-            outside 1-8 channels or 8-192 kHz, shorter than 1 s, longer than
-            ``max_duration_s``, NaN/inf samples, or silent (peak below -90 dBFS).
+    Raises
+    ------
+    BadInput
+        Missing, directory, unreadable, empty, truncated, not audio, outside
+        1-8 channels or 8-192 kHz, shorter than 1 s, longer than
+        ``max_duration_s``, NaN/inf samples, or silent (peak below -90 dBFS).
+
+    Examples
+    --------
+    >>> audio = load_audio("song.flac")  # doctest: +SKIP
+    >>> audio.samples.shape, audio.sample_rate  # doctest: +SKIP
+    ((2, 10584000), 44100)
     """
     path = os.fspath(path)
     size = _check_regular_file(path)
@@ -461,7 +477,9 @@ def _mp3_header_info(path: str, file_size: int) -> _Mp3Info | None:
 def analysis_mono(audio: Audio, sr: int = ANALYSIS_SR) -> np.ndarray:
     """Mono mix of ``audio`` resampled to ``sr`` Hz.
 
-    Returns:
+    Returns
+    -------
+    np.ndarray
         ``(n,)`` float32 with ``n = round(audio.n_samples * sr / audio.sample_rate)``.
     """
     import soxr
@@ -558,24 +576,35 @@ def write_audio(
 ) -> str:
     """Write audio atomically (temp file in the same directory, then ``os.replace``).
 
-    Parameters:
-        path: output file; its extension picks the format (wav, flac, aiff, ogg, mp3).
-        samples: ``(n_channels, n_samples)`` or ``(n_samples,)`` float audio, or
-            an ``Audio`` (its rate is used and its source path is protected).
-        sample_rate: Hz; required unless ``samples`` is an ``Audio``.
-        protect: paths that must never be overwritten (the inputs).
-        bit_depth: 16 or 24 for PCM (32 = float, wav only); default float
-            wav, 24-bit flac/aiff.
-        subtype: sample format by libsndfile name (``SUBTYPES``; wins over
-            ``bit_depth``; ignored for ogg and mp3). 16- and 24-bit PCM are
-            written with TPDF dither (``tpdf_dither``).
+    Parameters
+    ----------
+    path : str or os.PathLike
+        Output file; its extension picks the format (wav, flac, aiff, ogg, mp3).
+    samples : np.ndarray or Audio
+        ``(n_channels, n_samples)`` or ``(n_samples,)`` float audio, or an
+        ``Audio`` (its rate is used and its source path is protected).
+    sample_rate : int or None
+        Hz; required unless ``samples`` is an ``Audio``.
+    protect : iterable of paths
+        Paths that must never be overwritten (the inputs).
+    bit_depth : int or None
+        16 or 24 for PCM (32 = float, wav only); default float wav, 24-bit
+        flac/aiff.
+    subtype : str or None
+        Sample format by libsndfile name (``SUBTYPES``; wins over
+        ``bit_depth``; ignored for ogg and mp3). 16- and 24-bit PCM are
+        written with TPDF dither (``tpdf_dither``).
 
-    Returns:
+    Returns
+    -------
+    str
         The path written.
 
-    Raises:
-        BadInput: ``path`` is a protected file, a directory, has an unknown
-            extension, or its directory does not exist.
+    Raises
+    ------
+    BadInput
+        ``path`` is a protected file, a directory, has an unknown extension,
+        or its directory does not exist.
     """
     path = os.fspath(path)
     protected = list(protect)

@@ -88,16 +88,25 @@ def structural_plan(plan: EditPlan) -> EditPlan:
 class SongPair:
     """One pair in memory, on the edited timeline, mono float32.
 
-    Attributes:
-        name: the pair's name.
-        song: key of the underlying song (pairs of one song share it; the split is by song).
-        sample_rate: Hz.
-        base: ``(n,)`` DSP render of the plan.
-        raw: ``(n,)`` render of ``structural_plan(plan)``.
-        target: ``(n,)`` the desired edit.
-        labels: per-frame labels over the whole timeline.
-        consistency: whether KEEP frames are held to the base (False when
-            the editor's sound covers every frame).
+    Attributes
+    ----------
+    name : str
+        The pair's name.
+    song : str
+        Key of the underlying song (pairs of one song share it; the split is by song).
+    sample_rate : int
+        Hz.
+    base : np.ndarray
+        ``(n,)`` DSP render of the plan.
+    raw : np.ndarray
+        ``(n,)`` render of ``structural_plan(plan)``.
+    target : np.ndarray
+        ``(n,)`` the desired edit.
+    labels : FrameLabels
+        Per-frame labels over the whole timeline.
+    consistency : bool
+        Whether KEEP frames are held to the base (False when the editor's
+        sound covers every frame).
     """
 
     name: str
@@ -273,13 +282,20 @@ def predict_gain_db(
 def render_learned(plan: EditPlan, samples: np.ndarray, sample_rate: int, model: GainModel) -> np.ndarray:
     """The learned render: the DSP render of ``plan`` with the model's gains applied to its STFT.
 
-    Parameters:
-        plan: the edit.
-        samples: source audio ``(n_channels, n_samples)`` float32.
-        sample_rate: Hz; must be the model's.
-        model: a trained ``EditSoundModel`` or its ONNX export (``GainModel``).
+    Parameters
+    ----------
+    plan : EditPlan
+        The edit.
+    samples : np.ndarray
+        Source audio ``(n_channels, n_samples)`` float32.
+    sample_rate : int
+        Hz; must be the model's.
+    model : GainModel
+        A trained ``EditSoundModel`` or its ONNX export.
 
-    Returns:
+    Returns
+    -------
+    np.ndarray
         ``(n_channels, n_out)`` float32, the length of the DSP render. One
         gain (from the channels' mean) is applied to every channel.
     """
