@@ -12,8 +12,10 @@ over OSC and exits.
 from __future__ import annotations
 
 import argparse
+import io
 import json
 import logging
+import os
 import signal
 import threading
 from pathlib import Path
@@ -77,6 +79,22 @@ def _validate_port(flag: str, port: int | None, *, zero_ok: bool = False) -> Non
         raise BadInput(flag, f"port must be 1-65535, got {port}")
 
 
+def _log_to_a_copy_of_fd2() -> None:
+    """Point the log handlers that write to fd 2 at a duplicate of it.
+
+    While a decoder runs, ``engine.audio`` sends fd 2 to the debug log (the
+    native libraries' chatter); the server's other threads log meanwhile, and
+    their lines must reach the real stderr, not that capture.
+    """
+    for handler in logging.getLogger().handlers:
+        stream = getattr(handler, "stream", None)
+        try:
+            if isinstance(handler, logging.StreamHandler) and stream is not None and stream.fileno() == 2:
+                handler.setStream(os.fdopen(os.dup(2), "w", buffering=1, encoding="utf-8", errors="replace"))
+        except (OSError, ValueError, io.UnsupportedOperation):  # no fd behind the stream (a test's capture)
+            continue
+
+
 def run(args: argparse.Namespace) -> int:
     """Serve until SIGTERM or Ctrl-C; 0 after a clean stop."""
     from bridge.dialects import DIALECTS
@@ -89,6 +107,7 @@ def run(args: argparse.Namespace) -> int:
     if args.log_format == "json":
         for handler in logging.getLogger().handlers:
             handler.setFormatter(JsonLogFormatter())
+    _log_to_a_copy_of_fd2()
     _validate_port("--port", args.port, zero_ok=True)
     _validate_port("--daw-port", args.daw_port)
     _validate_port("--reply-port", args.reply_port)

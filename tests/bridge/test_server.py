@@ -317,3 +317,24 @@ def wait_for_port(log_path: Path, proc: subprocess.Popen, timeout: float = 30.0)
             raise AssertionError(f"serve exited {proc.returncode}: {log_path.read_text()[-2000:]}")
         time.sleep(0.05)
     raise AssertionError("serve did not log its port")
+
+
+def test_log_lines_reach_stderr_while_a_decoder_is_quieted(capfd: pytest.CaptureFixture[str]) -> None:
+    """``serve`` logs to a copy of fd 2: while engine.audio sends fd 2 to the debug log
+    around a decoder call, the other threads' log lines still reach stderr."""
+    import os
+
+    from bridge.commands.serve import _log_to_a_copy_of_fd2
+    from engine.audio import _native_stderr_to_log
+
+    handler = logging.StreamHandler(os.fdopen(2, "w", closefd=False))
+    root = logging.getLogger()
+    root.addHandler(handler)
+    try:
+        _log_to_a_copy_of_fd2()
+        with _native_stderr_to_log("song.mp3"):
+            logging.getLogger("bridge.server").warning("logged while a decoder runs")
+    finally:
+        root.removeHandler(handler)
+        handler.close()
+    assert "logged while a decoder runs" in capfd.readouterr().err
