@@ -15,7 +15,7 @@ Each path then runs ``--repeats`` times and the median of each stage is
 reported, with each path's process CPU time (all threads), which a busy
 shared machine distorts less than wall time.
 
-    .venv/bin/python bench/analysis.py [--seconds 240] [--audio PATH] [--repeats 3] [--check]
+    .venv/bin/python bench/analysis.py [--seconds 240] [--audio PATH] [--repeats 3] [--tracker onset|learned] [--check]
 
 Targets: fast path >= 250x real time and >= 5x faster than the reference;
 ``--check`` turns a miss into exit status 1.
@@ -133,12 +133,12 @@ def _timed(stages: dict[str, float], name: str, fn: Callable[[], object]) -> obj
     return result
 
 
-def run_fast(audio: Audio) -> PathResult:
+def run_fast(audio: Audio, tracker: str = "onset") -> PathResult:
     cpu_start = time.process_time()
     stages: dict[str, float] = {}
     y = _timed(stages, "mix + resample (soxr)", lambda: analysis_mono(audio, ANALYSIS_SR))
     spec = _timed(stages, "compute_spectrum", lambda: compute_spectrum(y, sr=ANALYSIS_SR))
-    grid = _timed(stages, "beat_grid", lambda: beat_grid(spec))
+    grid = _timed(stages, "beat_grid", lambda: beat_grid(spec, tracker=tracker))
     feats = _timed(stages, "beat_features", lambda: beat_features(spec, grid))
     return PathResult(stages, len(grid.beat_times), float(grid.tempo_bpm), feats, time.process_time() - cpu_start)
 
@@ -189,6 +189,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seconds", type=float, default=240.0, help="length of the generated song (default 240)")
     parser.add_argument("--audio", help="benchmark this file instead of a generated song (decode not timed)")
     parser.add_argument("--repeats", type=int, default=3, help="timed runs of each path; medians are reported")
+    parser.add_argument(
+        "--tracker", choices=("onset", "learned"), default="onset", help="engine.grid tracker of the fast path"
+    )
     parser.add_argument("--check", action="store_true", help="exit 1 when a target is missed")
     args = parser.parse_args(argv)
 
@@ -207,7 +210,7 @@ def main(argv: list[str] | None = None) -> int:
 
     excerpt = Audio(audio.samples[:, : int(10 * audio.sample_rate)], audio.sample_rate, None)
     start = time.perf_counter()
-    run_fast(excerpt)
+    run_fast(excerpt, args.tracker)
     warm_fast = time.perf_counter() - start
     start = time.perf_counter()
     run_reference(excerpt)
@@ -218,7 +221,7 @@ def main(argv: list[str] | None = None) -> int:
     ref_runs: list[PathResult] = []
     for _ in range(max(args.repeats, 1)):
         # interleaved, so a burst of load from elsewhere hits both paths alike
-        fast_runs.append(run_fast(audio))
+        fast_runs.append(run_fast(audio, args.tracker))
         ref_runs.append(run_reference(audio))
 
     print(f"medians of {len(fast_runs)} runs each:")

@@ -98,12 +98,14 @@ def _song_audio(seed: int, tempo_bpm: float, seconds: float, cache: Path | None)
     return mono, meta
 
 
-def survey_song(seed: int, tempo_bpm: float, seconds: float, cache: Path | None = None) -> Result:
+def survey_song(
+    seed: int, tempo_bpm: float, seconds: float, cache: Path | None = None, tracker: str = "onset"
+) -> Result:
     """Synthesize (or load) one song, track it, and score the grid."""
     mono, meta = _song_audio(seed, tempo_bpm, seconds, cache)
     spec = compute_spectrum(mono, sr=ANALYSIS_SR)
     t0 = time.perf_counter()
-    grid = beat_grid(spec)
+    grid = beat_grid(spec, tracker=tracker)
     grid_s = time.perf_counter() - t0
     ref = np.asarray(meta["beat_times"])
     true_down = ref[np.asarray(meta["downbeats"])]

@@ -157,7 +157,7 @@ def _librosa_beats(mono: np.ndarray) -> tuple[float, np.ndarray]:
     return float(np.atleast_1d(tempo)[0]), np.asarray(beats, dtype=np.float64)
 
 
-def score_track(track: Track, root: Path, *, with_librosa: bool = True) -> TrackResult | None:
+def score_track(track: Track, root: Path, *, with_librosa: bool = True, tracker: str = "onset") -> TrackResult | None:
     """Track one corpus file both ways and score it against its cached reference (None if not cached)."""
     ref_file = reference_path(root, track.track_id)
     if not ref_file.exists():
@@ -169,7 +169,7 @@ def score_track(track: Track, root: Path, *, with_librosa: bool = True) -> Track
     mono = _mono(track, root)
 
     t0 = time.perf_counter()
-    grid = beat_grid(compute_spectrum(mono, sr=ANALYSIS_SR))
+    grid = beat_grid(compute_spectrum(mono, sr=ANALYSIS_SR), tracker=tracker)
     grid_s = time.perf_counter() - t0
     beats = grid.beat_times
     downs = beats[grid.downbeats]
@@ -239,11 +239,14 @@ def summarise(results: list[TrackResult], name: str) -> dict[str, float]:
     return out
 
 
-def _synthetic(n_songs: int) -> bool:
+def _synthetic(n_songs: int, tracker: str = "onset") -> bool:
     """Run ``bench/grid.py``'s survey on ``n_songs`` songs; True when every song passes."""
     import grid as synthetic_survey  # bench/grid.py
 
-    results = [synthetic_survey.survey_song(s, t, 30.0) for s, t in synthetic_survey.survey_songs(n_songs, 1000)]
+    results = [
+        synthetic_survey.survey_song(s, t, 30.0, tracker=tracker)
+        for s, t in synthetic_survey.survey_songs(n_songs, 1000)
+    ]
     fails = [r for r in results if not r.passed]
     for r in fails:
         print("  " + synthetic_survey._line(r))
@@ -262,6 +265,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--match", default="", help="only tracks whose id contains this text")
     parser.add_argument("--synthetic", type=int, default=20, help="songs of the synthetic survey (0: skip)")
     parser.add_argument("--no-librosa", action="store_true", help="skip the librosa comparison")
+    parser.add_argument(
+        "--tracker", choices=("onset", "learned"), default="onset", help="engine.grid tracker (learned: BeatNet + HMM)"
+    )
     parser.add_argument("--check", action="store_true", help="exit 1 unless the targets are met")
     args = parser.parse_args(argv)
     root = corpus_dir(args.dir)
@@ -274,7 +280,7 @@ def main(argv: list[str] | None = None) -> int:
 
     # Warm-up: imports, librosa's numba compilation and FFT plans are not billed to the first track.
     warm = np.random.default_rng(0).standard_normal(10 * ANALYSIS_SR).astype(np.float32) * 0.1
-    beat_grid(compute_spectrum(warm, sr=ANALYSIS_SR))
+    beat_grid(compute_spectrum(warm, sr=ANALYSIS_SR), tracker=args.tracker)
     if not args.no_librosa:
         _librosa_beats(warm)
 
@@ -284,7 +290,7 @@ def main(argv: list[str] | None = None) -> int:
     for split in ("dev", "test"):
         mine = [t for t in tracks if t.split == split]
         for track in mine[: args.limit or None]:
-            r = score_track(track, root, with_librosa=not args.no_librosa)
+            r = score_track(track, root, with_librosa=not args.no_librosa, tracker=args.tracker)
             if r is None:
                 missing += 1
                 continue
@@ -303,7 +309,7 @@ def main(argv: list[str] | None = None) -> int:
             lib_s = sum(r.librosa_s for r in everything)
             line += f", librosa beat_track {audio_s / lib_s:.0f}x real time, ratio {lib_s / grid_s:.1f}x"
         print(line + f" ({audio_s / 60:.1f} min of audio, shared machine)")
-    synthetic_ok = _synthetic(args.synthetic) if args.synthetic > 0 else True
+    synthetic_ok = _synthetic(args.synthetic, args.tracker) if args.synthetic > 0 else True
     if not args.check:
         return 0
     test = summaries.get("test") or {}

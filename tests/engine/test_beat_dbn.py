@@ -1,0 +1,105 @@
+"""The learned tracker's parts: the HMM beat decoder on made-up activations, BeatNet's front end and weight reader."""
+
+from __future__ import annotations
+
+import importlib.util
+import io
+import pickle
+import zipfile
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from engine import beat_activation, beat_dbn
+
+FPS = 50.0
+
+
+def pulse_activation(
+    period_frames: float, n_frames: int, *, seed: int = 0, jitter: float = 0.0
+) -> tuple[np.ndarray, np.ndarray]:
+    """A noisy beat activation with peaks every ``period_frames``; returns (activation, true beat frames).
+
+    Each peak spans a few frames, as a network's does (a one-frame spike
+    leaves a slow pulse and its double equally likely under the model).
+    """
+    rng = np.random.default_rng(seed)
+    beats = np.arange(5.0, n_frames - 1, period_frames)
+    beats = np.round(beats + rng.normal(0.0, jitter, len(beats))).astype(int)
+    act = rng.uniform(0.0, 0.08, n_frames)
+    height = rng.uniform(0.5, 0.9, len(beats))
+    for offset, scale in ((-2, 0.2), (-1, 0.6), (1, 0.6), (2, 0.2)):
+        idx = np.clip(beats + offset, 0, n_frames - 1)
+        act[idx] = np.maximum(act[idx], scale * height)
+    act[beats] = height
+    return act, beats
+
+
+@pytest.mark.parametrize("bpm", [62.0, 90.0, 120.0, 150.0, 200.0])
+def test_decoder_finds_every_beat_of_a_steady_pulse(bpm: float) -> None:
+    act, truth = pulse_activation(60.0 * FPS / bpm, 1500)
+    found = beat_dbn.decode_beats(act, FPS)
+    assert len(found) == len(truth)
+    assert np.max(np.abs(found - truth)) <= 1
+
+
+def test_decoder_follows_a_tempo_change_and_skips_a_decoy() -> None:
+    slow, t1 = pulse_activation(30.0, 900, seed=1)
+    fast, t2 = pulse_activation(24.0, 900, seed=2)
+    act = np.concatenate([slow, fast])
+    truth = np.concatenate([t1, t2 + 900])
+    act[t1[3] + 15] = 0.6  # one loud off-beat: a single onset must not move the pulse
+    found = beat_dbn.decode_beats(act, FPS)
+    matched = np.mean([np.min(np.abs(found - t)) <= 1 for t in truth])
+    assert matched >= 0.97
+    assert not np.any(np.abs(found - (t1[3] + 15)) <= 1)
+
+
+def test_decoder_quiet_input_gives_no_beats() -> None:
+    assert len(beat_dbn.decode_beats(np.zeros(500), FPS)) == 0
+    assert len(beat_dbn.decode_beats(np.full(500, 0.01), FPS)) == 0
+
+
+def test_front_end_shapes() -> None:
+    fb = beat_activation._filterbank()
+    assert fb.shape == (705, 136)
+    np.testing.assert_allclose(fb.sum(axis=0), 1.0, rtol=1e-5)
+    y = np.random.default_rng(0).standard_normal(22050).astype(np.float32) * 0.1
+    feats = beat_activation.features(y)
+    assert feats.shape == (50, 272)
+    assert np.all(feats[:, 136:] >= 0.0) and np.all(feats[0, 136:] == 0.0)
+
+
+def test_weight_reader_refuses_code(tmp_path: Path) -> None:
+    class Evil:
+        def __reduce__(self):  # type: ignore[no-untyped-def]
+            import os
+
+            return (os.system, ("echo never",))
+
+    path = tmp_path / "evil.pt"
+    with zipfile.ZipFile(path, "w") as zf:
+        buf = io.BytesIO()
+        pickle.dump({"w": Evil()}, buf, protocol=2)
+        zf.writestr("archive/data.pkl", buf.getvalue())
+    with pytest.raises(pickle.UnpicklingError, match="unexpected object"):
+        beat_activation._read_state_dict(path)
+
+
+needs_beatnet = pytest.mark.skipif(importlib.util.find_spec("BeatNet") is None, reason="BeatNet is not installed")
+
+
+@needs_beatnet
+def test_network_marks_the_clicks_of_a_click_track() -> None:
+    sr, bpm = 22050, 120.0
+    y = np.zeros(12 * sr, dtype=np.float32)
+    click = (np.sin(2 * np.pi * 1500 * np.arange(400) / sr) * np.exp(-np.arange(400) / 60.0)).astype(np.float32)
+    times = np.arange(0.5, 11.5, 60.0 / bpm)
+    for t in times:
+        i = int(t * sr)
+        y[i : i + len(click)] += click
+    act = beat_activation.activations(y)
+    beats = beat_dbn.decode_beats(act.sum(axis=1), beat_activation.FPS) / beat_activation.FPS
+    late = times[times > 3.0]
+    assert np.mean([np.min(np.abs(beats - t)) <= 0.07 for t in late]) >= 0.9
