@@ -107,11 +107,6 @@ from training.data.editors.styles.mixed import MIXED_FROM
 from training.data.editors.truth import TruthLabels, format_coverage, label_coverage, truth_labels
 from training.data.editors.walk import Triple, Walk
 
-#: The names before truth labels were named so (the label files keep their
-#: ``beat_labels`` key): callers on other branches still use them.
-BeatLabels = TruthLabels
-beat_labels = truth_labels
-
 __all__ = [
     "AMOUNT_CHOICES",
     "DEFAULT_PERSONA",
@@ -133,7 +128,6 @@ __all__ = [
     "STUDIO_SCOPE_OF",
     "STUDIO_STYLES",
     "STYLES",
-    "BeatLabels",
     "EditorStyle",
     "Params",
     "SectionProgram",
@@ -145,7 +139,6 @@ __all__ = [
     "TruthLabels",
     "Walk",
     "apply_studio",
-    "beat_labels",
     "edit",
     "edit_song",
     "format_coverage",
