@@ -97,7 +97,8 @@ class Grid:
     ----------
     tempo_bpm : float
         global tempo (beats per minute), from a least-squares fit
-        of beat times against beat index.
+        of beat times against beat index (the learned tracker: 60 / the
+        median beat interval).
     beat_times : np.ndarray
         ``(n_beats,)`` float64 seconds, strictly increasing.
     downbeats : np.ndarray
@@ -981,7 +982,10 @@ def learned_beat_grid(spec: Spectrum, envs: dict[str, np.ndarray] | None = None)
     share = np.array([act[a:b, 1].max() / max(float(act[a:b].sum(axis=1).max()), 1e-6) for a, b in zip(lo, hi)])
     evidence = evidence + LEARNED_DOWNBEAT_WEIGHT * _zscore(share)
     downbeats = np.flatnonzero(_viterbi_bar_positions(evidence, beats_per_bar) == 0).astype(np.int64)
-    tempo = _fit_tempo(beats) or 60.0 / float(np.median(np.diff(beats)))
+    # The median interval, not the least-squares line of the onset tracker:
+    # the HMM follows tempo changes, and a song with a slower section would
+    # get a global tempo that none of its sections has.
+    tempo = 60.0 / float(np.median(np.diff(beats)))
     confidence = grid_confidence(beat_envelope(envs), beats, sr=spec.sr, hop_length=spec.hop_length)
     log.info(
         "learned grid: %.2f BPM, %d beats, %d bars, confidence %.2f", tempo, len(beats), len(downbeats), confidence
