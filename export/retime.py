@@ -359,19 +359,20 @@ def _size_masks(n_beats: int) -> np.ndarray:
 
 
 def _best_other(
-    lp: LogProbs | None, n: int, no_tail: np.ndarray | None = None
+    lp: LogProbs | None, n: int, no_tail: np.ndarray | None = None, *, fade_in_at_start: bool = True
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Best length-preserving (type, amount) per cursor: ``(score (N,), type (N,), amount (N,))``.
 
     ``no_tail (N,)`` bool rules out ``TAIL_TYPES`` at those cursors;
-    ``CONTEXT_TYPES`` are ruled out everywhere (FADE_IN but at beat 0).
+    ``CONTEXT_TYPES`` are ruled out everywhere (FADE_IN but at beat 0,
+    with ``fade_in_at_start``: no lead-in plays before it).
     """
     if lp is None:
         return np.zeros(n), np.full(n, TYPES.index("GAIN")), np.full(n, 3)
     idx = [TYPES.index(t) for t in LENGTH_PRESERVING]
     joint = lp.type[:, idx, None] + lp.amount[:, idx, :]  # (N, T', A)
     context = np.isin(np.asarray(LENGTH_PRESERVING), CONTEXT_TYPES)[None, :].repeat(n, axis=0)  # (N, T')
-    if n:
+    if n and fade_in_at_start:
         context[0, LENGTH_PRESERVING.index("FADE_IN")] = False
     joint = np.where(context[:, :, None], _NEG, joint)
     if no_tail is not None:
@@ -481,6 +482,7 @@ def search_tables(
     protected: np.ndarray | None = None,
     no_tail: np.ndarray | None = None,
     splice_weights: Sequence[float] = (1.0,),
+    fade_in_at_start: bool = True,
 ) -> SearchTables:
     """The search of ``constrained_search`` for several splice weights at once.
 
@@ -501,7 +503,7 @@ def search_tables(
     else:
         lp_t, lp_s, lp_a = np.zeros((n, N_TYPES)), np.zeros((n, N_SIZES)), np.zeros((n, N_TYPES, 5))
     lp_s = np.where(size_ok, lp_s, _NEG)
-    other_score, other_type, other_amount = _best_other(logprobs, n, no_tail)
+    other_score, other_type, other_amount = _best_other(logprobs, n, no_tail, fade_in_at_start=fade_in_at_start)
     cut_step = lp_t[:, [_CUT]] + lp_s + lp_a[:, _CUT, _NEUTRAL][:, None]
     cut_best, cut_first = _cut_table(cut_step, max(CUT_LENGTHS))
     # prot_before[k] = protected beats among the first k: span [a, b) is free iff equal at a and b.
@@ -738,7 +740,8 @@ def retime(
             f"{target_duration_s:g} s is {ratio:.0%} of the source ({src_s:.2f} s); "
             f"targets must be {MIN_TARGET_RATIO:.0%}..{MAX_TARGET_RATIO:.0%} of it",
         )
-    starts, ends = beat_spans(analysis.grid.beat_times, src_s, tempo_bpm=float(analysis.grid.tempo_bpm))
+    # the spans plan_from_actions plays: a lead-in or tail under a beat goes with its beat
+    starts, ends = beat_spans(analysis.grid.beat_times, src_s, tempo_bpm=float(analysis.grid.tempo_bpm), fold_edges=True)
     n = len(starts)
     if n < 2:
         raise BadInput(audio.path, "too few beats to re-time")
@@ -758,10 +761,22 @@ def retime(
     steps = (1.0,) if max_splice_cost is None or logprobs is None else SPLICE_WEIGHT_STEPS
     try:
         tables = search_tables(
-            logprobs, splice, target, protected=prot, no_tail=no_tail, splice_weights=[splice_weight * s for s in steps]
+            logprobs,
+            splice,
+            target,
+            protected=prot,
+            no_tail=no_tail,
+            splice_weights=[splice_weight * s for s in steps],
+            fade_in_at_start=bool(starts[0] == 0.0),
         )
+        result = None
         for k in range(len(steps)):
-            result = best_walk(tables, k, splice, accept=within_one_beat)
+            try:
+                result = best_walk(tables, k, splice, accept=within_one_beat)
+            except ValueError:
+                if result is None:
+                    raise
+                break  # a heavier splice weight found no walk of the length: the lighter one's stands
             if max_splice_cost is None or result.splice_cost <= max_splice_cost + SPLICE_COST_TOLERANCE:
                 break
     except ValueError as err:

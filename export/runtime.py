@@ -672,6 +672,9 @@ class WalkRules:
       never by a jump back up); a FADE_IN only where the output is silent
       (its start, after a fade-out or a SILENCE), so it rises from silence.
       Protected beats (``--keep``) are exempt: they allow KEEP only.
+    - A last beat the song's end clips to under half a beat
+      (``sliver_last``) is cut, or kept only after a KEEP (which it then
+      extends): on its own it would be a sliver of sound.
 
     Attributes
     ----------
@@ -682,12 +685,15 @@ class WalkRules:
         Source audio before the first span / after the last one, kept as is.
     min_out_s:
         Shortest edit allowed, seconds (0: no length rule).
+    sliver_last:
+        The last beat lasts under half the median beat.
     """
 
     beat_s: np.ndarray
     lead_s: float = 0.0
     tail_s: float = 0.0
     min_out_s: float = 0.0
+    sliver_last: bool = False
 
     def __post_init__(self) -> None:
         self.beat_s = np.asarray(self.beat_s, dtype=np.float64)
@@ -703,12 +709,15 @@ class WalkRules:
         b1 = min(cursor + a.beats, len(self.beat_s))
         return float(_OUTPUT_FACTOR[a.type_idx, a.amount_idx] * (self._rest[cursor] - self._rest[b1]))
 
-    def allowed(self, cursor: int, out_s: float, faded: bool, silent: bool, protected: bool = False) -> np.ndarray:
+    def allowed(
+        self, cursor: int, out_s: float, faded: bool, silent: bool, protected: bool = False, prev_type: int | None = None
+    ) -> np.ndarray:
         """``(N_TYPES, N_SIZES, N_AMOUNTS)`` bool: the steps allowed at ``cursor``.
 
         ``out_s``: output seconds of the steps so far (lead-in included);
         ``faded``: after a FADE_OUT with no FADE_IN since; ``silent``: the
-        output so far ends in silence (or is empty).
+        output so far ends in silence (or is empty); ``prev_type``: the
+        type of the step before.
         """
         n = len(self.beat_s)
         b1 = np.minimum(cursor + np.asarray(SIZE_BEATS), n)  # (S,)
@@ -722,6 +731,10 @@ class WalkRules:
             types_ok = _WHILE_FADED.copy() if faded else np.ones(N_TYPES, bool)
             types_ok[_FADE_IN] = silent
             ok &= types_ok[:, None, None]
+            if self.sliver_last and cursor == n - 1:
+                sliver_ok = np.isin(np.arange(N_TYPES), [_CUT] + ([_KEEP] if prev_type == _KEEP else []))
+                if (ok & sliver_ok[:, None, None]).any():
+                    ok &= sliver_ok[:, None, None]
         return ok
 
 
@@ -820,7 +833,14 @@ def policy_walk(
                 stale.append(cursor)
             allowed = None
             if rules is not None:
-                allowed = rules.allowed(cursor, out_s, faded, silent, protected is not None and bool(protected[cursor]))
+                allowed = rules.allowed(
+                    cursor,
+                    out_s,
+                    faded,
+                    silent,
+                    protected is not None and bool(protected[cursor]),
+                    steps[-1][1].type_idx if steps else None,
+                )
             a = decide(
                 cache_lp[0][cursor],
                 cache_lp[1][cursor],
@@ -974,7 +994,9 @@ def walk_rules(analysis: Any, min_keep: float = MIN_KEEP) -> WalkRules:
     starts, ends = beat_spans(analysis.grid.beat_times, src, tempo_bpm=float(analysis.grid.tempo_bpm), fold_edges=True)
     lead = float(starts[0]) if len(starts) else 0.0
     tail = src - float(ends[-1]) if len(ends) else 0.0
-    rules = WalkRules(ends - starts, lead_s=lead, tail_s=max(tail, 0.0), min_out_s=min_keep * src)
+    spans = ends - starts
+    sliver = len(spans) >= 2 and spans[-1] < 0.5 * float(np.median(spans))
+    rules = WalkRules(spans, lead_s=lead, tail_s=max(tail, 0.0), min_out_s=min_keep * src, sliver_last=bool(sliver))
     if rules.max_out_s < rules.min_out_s - 1e-6:
         raise BadInput(
             analysis.audio.path,
