@@ -193,6 +193,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--corpus", default=os.environ.get("EDITORBOT_CORPUS", str(Path.home() / ".cache/editorbot/corpus")))
     parser.add_argument("--n", type=int, default=0, help="first N corpus tracks (0: all)")
+    parser.add_argument("--only", help="comma-separated parts of track names: those tracks only")
     parser.add_argument("--variants", type=int, default=4, help="tracks to make 8 kHz / 192 kHz / mono / 8-channel excerpts of")
     parser.add_argument("--baseline-rev", default="49e97fd", help="git revision of the baseline")
     parser.add_argument("--baseline-dir", help="a checked-out tree to run as the baseline instead of --baseline-rev")
@@ -202,6 +203,8 @@ def main() -> None:
     tracks = corpus_tracks(Path(args.corpus))
     if not tracks:
         sys.exit(f"{args.corpus}: no corpus tracks (make corpus fetches them)")
+    if args.only:
+        tracks = [t for t in tracks if any(part in t.name for part in args.only.split(","))]
     tracks = tracks[: args.n] if args.n else tracks
     with tempfile.TemporaryDirectory(prefix="sanity-real-") as tmp:
         work = Path(tmp)

@@ -10,8 +10,9 @@ written once.
 - ``fragment``: an action's output (its run of segments) or the kept
   lead-in / tail lasts less than half the median beat, fades excepted.
 - ``silence``: a run of digital silence (``SILENCE_DB`` or below for at
-  least ``SILENCE_MIN_S``) where no SILENCE segment plays and the source
-  is not itself at ``SOURCE_QUIET_DB`` or below.
+  least ``SILENCE_MIN_S``) where no SILENCE or fade segment plays (a fade
+  goes to silence) and the source is not itself at ``SOURCE_QUIET_DB`` or
+  below.
 - ``fade``: a FADE_OUT followed by anything audible but a FADE_IN (a jump
   back up), or a FADE_IN that follows audible output other than a
   FADE_OUT (it does not rise from silence).
@@ -193,7 +194,7 @@ def check_edit(
         unexplained = 0.0
         for s in segments:
             lo, hi = max(t0, s.dst_start_s), min(t1, s.dst_start_s + s.length_s)
-            if hi <= lo or s.mute or _source_silent(s, lo, hi, source, sr):
+            if hi <= lo or s.mute or s.fade_in_s > 0 or s.fade_out_s > 0 or _source_silent(s, lo, hi, source, sr):
                 continue
             unexplained += hi - lo
         if unexplained >= SILENCE_MIN_S:

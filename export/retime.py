@@ -346,19 +346,20 @@ def _size_masks(n_beats: int) -> np.ndarray:
 
 
 def _best_other(
-    lp: LogProbs | None, n: int, no_tail: np.ndarray | None = None
+    lp: LogProbs | None, n: int, no_tail: np.ndarray | None = None, *, fade_in_at_start: bool = True
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Best length-preserving (type, amount) per cursor: ``(score (N,), type (N,), amount (N,))``.
 
     ``no_tail (N,)`` bool rules out ``TAIL_TYPES`` at those cursors;
-    ``CONTEXT_TYPES`` are ruled out everywhere (FADE_IN but at beat 0).
+    ``CONTEXT_TYPES`` are ruled out everywhere (FADE_IN but at beat 0,
+    with ``fade_in_at_start``: no lead-in plays before it).
     """
     if lp is None:
         return np.zeros(n), np.full(n, TYPES.index("GAIN")), np.full(n, 3)
     idx = [TYPES.index(t) for t in LENGTH_PRESERVING]
     joint = lp.type[:, idx, None] + lp.amount[:, idx, :]  # (N, T', A)
     context = np.isin(np.asarray(LENGTH_PRESERVING), CONTEXT_TYPES)[None, :].repeat(n, axis=0)  # (N, T')
-    if n:
+    if n and fade_in_at_start:
         context[0, LENGTH_PRESERVING.index("FADE_IN")] = False
     joint = np.where(context[:, :, None], _NEG, joint)
     if no_tail is not None:
@@ -468,6 +469,7 @@ def search_tables(
     protected: np.ndarray | None = None,
     no_tail: np.ndarray | None = None,
     splice_weights: Sequence[float] = (1.0,),
+    fade_in_at_start: bool = True,
 ) -> SearchTables:
     """The search of ``constrained_search`` for several splice weights at once.
 
@@ -488,7 +490,7 @@ def search_tables(
     else:
         lp_t, lp_s, lp_a = np.zeros((n, N_TYPES)), np.zeros((n, N_SIZES)), np.zeros((n, N_TYPES, 5))
     lp_s = np.where(size_ok, lp_s, _NEG)
-    other_score, other_type, other_amount = _best_other(logprobs, n, no_tail)
+    other_score, other_type, other_amount = _best_other(logprobs, n, no_tail, fade_in_at_start=fade_in_at_start)
     cut_step = lp_t[:, [_CUT]] + lp_s + lp_a[:, _CUT, _NEUTRAL][:, None]
     cut_best, cut_first = _cut_table(cut_step, max(CUT_LENGTHS))
     # prot_before[k] = protected beats among the first k: span [a, b) is free iff equal at a and b.
@@ -681,9 +683,10 @@ class SongSpans:
     Attributes
     ----------
     starts_s, ends_s:
-        ``(N,)`` start and end of each beat's span, seconds
-        (``engine.plan.beat_spans``: the last beat ends at the song's end or
-        one beat later, whichever is first).
+        ``(N,)`` start and end of each beat's span as ``plan_from_actions``
+        plays them, seconds (``engine.plan.beat_spans(fold_edges=True)``: the
+        last beat ends at the song's end or one beat later, whichever is
+        first, and a lead-in or tail shorter than a beat goes with its beat).
     duration_s:
         Length of the source, seconds.
     """
@@ -698,7 +701,8 @@ class SongSpans:
         from engine.plan import beat_spans
 
         duration_s = float(analysis.audio.duration_s)
-        starts, ends = beat_spans(analysis.grid.beat_times, duration_s, tempo_bpm=float(analysis.grid.tempo_bpm))
+        grid = analysis.grid
+        starts, ends = beat_spans(grid.beat_times, duration_s, tempo_bpm=float(grid.tempo_bpm), fold_edges=True)
         return cls(starts, ends, duration_s)
 
     @property
@@ -801,12 +805,22 @@ def retime(
     steps = (1.0,) if max_splice_cost is None or logprobs is None else SPLICE_WEIGHT_STEPS
     try:
         tables = search_tables(
-            logprobs, splice, target, protected=prot, no_tail=no_tail, splice_weights=[splice_weight * s for s in steps]
+            logprobs,
+            splice,
+            target,
+            protected=prot,
+            no_tail=no_tail,
+            splice_weights=[splice_weight * s for s in steps],
+            fade_in_at_start=bool(starts[0] == 0.0),
         )
-        for k in range(len(steps)):
-            result = best_walk(tables, k, splice, accept=within_one_beat)
+        result = best_walk(tables, 0, splice, accept=within_one_beat)
+        for k in range(1, len(steps)):
             if max_splice_cost is None or result.splice_cost <= max_splice_cost + SPLICE_COST_TOLERANCE:
                 break
+            try:
+                result = best_walk(tables, k, splice, accept=within_one_beat)
+            except ValueError:
+                break  # a heavier splice weight found no walk of the length: the lighter one's stands
     except ValueError as err:
         raise BadRequest("target_duration_s", f"{target_duration_s:g} s cannot be reached: {err}") from None
     log.info(

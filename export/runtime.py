@@ -66,7 +66,7 @@ from engine.errors import BadInput, BadRequest
 from engine.observation import DONE_LAYOUT, POSITION_LAYOUT, history_windows, mark_done, padded_song, song_summary
 from engine.plan import EditPlan
 from export.request import MIN_KEEP
-from export.retime import TAIL_TYPES
+from export.retime import TAIL_TYPES, SongSpans
 
 log = logging.getLogger(__name__)
 
@@ -673,6 +673,9 @@ class WalkRules:
       never by a jump back up); a FADE_IN only where the output is silent
       (its start, after a fade-out or a SILENCE), so it rises from silence.
       Protected beats (``--keep``) are exempt: they allow KEEP only.
+    - A last beat the song's end clips to under half a beat
+      (``sliver_last``) is cut, or kept only after a KEEP (which it then
+      extends): on its own it would be a sliver of sound.
 
     Attributes
     ----------
@@ -683,12 +686,15 @@ class WalkRules:
         Source audio before the first span / after the last one, kept as is.
     min_out_s:
         Shortest edit allowed, seconds (0: no length rule).
+    sliver_last:
+        The last beat lasts under half the median beat.
     """
 
     beat_s: np.ndarray
     lead_s: float = 0.0
     tail_s: float = 0.0
     min_out_s: float = 0.0
+    sliver_last: bool = False
 
     def __post_init__(self) -> None:
         self.beat_s = np.asarray(self.beat_s, dtype=np.float64)
@@ -704,12 +710,15 @@ class WalkRules:
         b1 = min(cursor + a.beats, len(self.beat_s))
         return float(_OUTPUT_FACTOR[a.type_idx, a.amount_idx] * (self._rest[cursor] - self._rest[b1]))
 
-    def allowed(self, cursor: int, out_s: float, faded: bool, silent: bool, protected: bool = False) -> np.ndarray:
+    def allowed(
+        self, cursor: int, out_s: float, faded: bool, silent: bool, protected: bool = False, prev_type: int | None = None
+    ) -> np.ndarray:
         """``(N_TYPES, N_SIZES, N_AMOUNTS)`` bool: the steps allowed at ``cursor``.
 
         ``out_s``: output seconds of the steps so far (lead-in included);
         ``faded``: after a FADE_OUT with no FADE_IN since; ``silent``: the
-        output so far ends in silence (or is empty).
+        output so far ends in silence (or is empty); ``prev_type``: the
+        type of the step before.
         """
         n = len(self.beat_s)
         b1 = np.minimum(cursor + np.asarray(SIZE_BEATS), n)  # (S,)
@@ -723,6 +732,10 @@ class WalkRules:
             types_ok = _WHILE_FADED.copy() if faded else np.ones(N_TYPES, bool)
             types_ok[_FADE_IN] = silent
             ok &= types_ok[:, None, None]
+            if self.sliver_last and cursor == n - 1:
+                sliver_ok = np.isin(np.arange(N_TYPES), [_CUT] + ([_KEEP] if prev_type == _KEEP else []))
+                if (ok & sliver_ok[:, None, None]).any():
+                    ok &= sliver_ok[:, None, None]
         return ok
 
 
@@ -821,7 +834,14 @@ def policy_walk(
                 stale.append(cursor)
             allowed = None
             if rules is not None:
-                allowed = rules.allowed(cursor, out_s, faded, silent, protected is not None and bool(protected[cursor]))
+                allowed = rules.allowed(
+                    cursor,
+                    out_s,
+                    faded,
+                    silent,
+                    protected is not None and bool(protected[cursor]),
+                    steps[-1][1].type_idx if steps else None,
+                )
             a = decide(
                 cache_lp[0][cursor],
                 cache_lp[1][cursor],
@@ -940,7 +960,7 @@ def plan_analysis(
     t0 = time.perf_counter()
     base_cost, weight_used = None, None
     if target_duration_s is None:
-        rules = walk_rules(analysis, min_keep)
+        rules = walk_rules(analysis, min_keep, spans=spans)
         lp = song_logprobs(policy, song)
         t1 = time.perf_counter()
         result = policy_walk(policy, song, seed=seed, protected=protected, no_tail=no_tail, initial=lp, rules=rules)
@@ -969,19 +989,21 @@ def plan_analysis(
     return Decision(plan, walk, policy_s, search_s, cost, base_cost, rounds, weight_used)
 
 
-def walk_rules(analysis: Analysis, min_keep: float = MIN_KEEP) -> WalkRules:
+def walk_rules(analysis: Analysis, min_keep: float = MIN_KEEP, *, spans: SongSpans | None = None) -> WalkRules:
     """``WalkRules`` for an analysed song: its beat spans as ``plan_from_actions``
-    builds them and the shortest edit ``min_keep`` (a share of the source, 0..1)
-    allows. BadRequest naming ``min_keep`` outside 0..1 or when no edit keeps that much."""
-    from engine.plan import beat_spans
-
+    builds them (``spans``, derived when not given) and the shortest edit
+    ``min_keep`` (a share of the source, 0..1) allows. BadRequest naming
+    ``min_keep`` outside 0..1 or when no edit keeps that much."""
     if not 0.0 <= min_keep <= 1.0:
         raise BadRequest("min_keep", f"must be a share of the source between 0 and 1, got {min_keep:g}")
-    src = float(analysis.audio.duration_s)
-    starts, ends = beat_spans(analysis.grid.beat_times, src, tempo_bpm=float(analysis.grid.tempo_bpm), fold_edges=True)
+    spans = spans or SongSpans.of(analysis)
+    src = spans.duration_s
+    starts, ends = spans.starts_s, spans.ends_s
     lead = float(starts[0]) if len(starts) else 0.0
     tail = src - float(ends[-1]) if len(ends) else 0.0
-    rules = WalkRules(ends - starts, lead_s=lead, tail_s=max(tail, 0.0), min_out_s=min_keep * src)
+    beat_s = ends - starts
+    sliver = len(beat_s) >= 2 and beat_s[-1] < 0.5 * float(np.median(beat_s))
+    rules = WalkRules(beat_s, lead_s=lead, tail_s=max(tail, 0.0), min_out_s=min_keep * src, sliver_last=bool(sliver))
     if rules.max_out_s < rules.min_out_s - 1e-6:
         raise BadRequest(
             "min_keep",
