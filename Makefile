@@ -44,7 +44,7 @@ demo: $(STAMP)
 	$(VENV)/bin/editorbot edit $(DEMO_DIR)/song.wav -o $(DEMO_DIR)/song.edit.wav --export rpp,midi,audacity,tsv --plot $(DEMO_DIR)/song.edit.png
 
 # ruff (style, imports, bugbear, docstrings) and mypy (types) as configured in
-# pyproject.toml; `make test` runs it first, so CI (.ci/run) does too.
+# pyproject.toml; CI (.ci/run) runs it before `make test`.
 lint: $(STAMP)
 	$(PY) -m ruff check engine training export bridge tests bench
 	$(PY) -m mypy
@@ -63,7 +63,6 @@ $(MADMOM_STAMP):
 	touch $(MADMOM_STAMP)
 
 test: $(STAMP) $(STEMS_STAMP)
-	$(MAKE) --no-print-directory lint
 	$(PY) -m pytest -q $(PYTEST_ARGS)
 
 # Each benchmark prints its figure next to a baseline measured in the same run.
