@@ -75,6 +75,7 @@ bench: $(STAMP) $(STEMS_STAMP) corpus
 	$(PY) bench/render.py
 	$(PY) bench/pairs.py
 	$(PY) bench/labels.py --n 20
+	$(PY) bench/labels_real.py --n 10
 	$(PY) bench/env.py
 	$(PY) bench/edit.py
 	$(PY) bench/retime.py --n 10
