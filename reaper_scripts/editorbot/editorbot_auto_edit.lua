@@ -1,12 +1,15 @@
 -- @description editorbot: auto-edit the selected item (or the time selection inside it)
 -- @author editorbot
--- @version 0.1.0
+-- @version 0.2.0
 -- @changelog
---   First release: auto-edit through the spool server, import markers, settings.
+--   Effects reach Reaper: each plan effect becomes a take FX (ReaEQ, ReaVerbate, ReaDelay,
+--   ReaComp, and the two JS effects installed with the scripts), inside the one undo step.
 -- @provides
 --   [main] editorbot_import_markers.lua
 --   [main] editorbot_settings.lua
 --   [nomain] editorbot_lib.lua
+--   [effect] editorbot_distortion.jsfx
+--   [effect] editorbot_width.jsfx
 -- @about
 --   # editorbot auto-edit
 --

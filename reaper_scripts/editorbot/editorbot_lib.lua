@@ -1,6 +1,6 @@
 -- @description editorbot: shared library (JSON, spool client, settings, plan checks, applying a plan)
 -- @author editorbot
--- @version 0.1.0
+-- @version 0.2.0
 -- @noindex
 -- @about
 --   Library used by the editorbot scripts; it registers no action.
@@ -752,9 +752,14 @@ M.BASS_SHELF_HZ = 200.0
 M.TREBLE_SHELF_HZ = 4000.0
 -- ReaEQ band types, written with TakeFX_SetNamedConfigParm(take, fx, "BANDTYPE<band>", type).
 M.REAEQ_TYPE = { low_shelf = 0, high_shelf = 1, low_pass = 3, high_pass = 4 }
--- The two JS effects shipped with the scripts (ReaPack installs them below Effects/editorbot/).
-M.JS_DISTORTION = "JS: editorbot/editorbot_distortion.jsfx"
-M.JS_WIDTH = "JS: editorbot/editorbot_width.jsfx"
+-- The two JS effects shipped with the scripts, by their path below <resource path>/Effects:
+-- where ReaPack installs them (Effects/<repository>/<category>/), then where docs/reaper.md
+-- tells a by-hand install to copy them.
+local function js_names(file)
+  return { "JS: editorbot/editorbot/" .. file, "JS: editorbot/" .. file }
+end
+M.JS_DISTORTION = js_names("editorbot_distortion.jsfx")
+M.JS_WIDTH = js_names("editorbot_width.jsfx")
 
 local function amp_db(a) if a <= 0 then return -math.huge end return 20 * math.log(a, 10) end
 
@@ -828,10 +833,14 @@ local function set_shown(take, fx, p, target)
   return shown(take, fx, p, x)
 end
 
-local function add_fx(take, name)
-  local fx = reaper.TakeFX_AddByName(take, name, -1) -- negative: always a new instance
-  if fx < 0 then error("Reaper has no plug-in '" .. name .. "'", 0) end
-  return fx
+-- Add a new instance of a plug-in (a name, or a list of names tried in order) to take.
+local function add_fx(take, names)
+  if type(names) == "string" then names = { names } end
+  for _, name in ipairs(names) do
+    local fx = reaper.TakeFX_AddByName(take, name, -1) -- negative: always a new instance
+    if fx >= 0 then return fx end
+  end
+  error("Reaper has no plug-in '" .. table.concat(names, "' or '") .. "'", 0)
 end
 
 local function set_named(take, fx, match, target, what, n)

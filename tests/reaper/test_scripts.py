@@ -515,8 +515,8 @@ EFFECT_TYPES = ("LOWPASS", "HIGHPASS", "BASS", "TREBLE", "REVERB", "DELAY", "DIS
 
 
 def install_js_effects(m: ReaperModel) -> None:
-    """Put the JS effects where ReaPack installs them (<resource path>/Effects/editorbot/)."""
-    dest = Path(m.resource_path) / "Effects" / "editorbot"
+    """Put the JS effects where ReaPack installs them (<resource path>/Effects/<repository>/<category>/)."""
+    dest = Path(m.resource_path) / "Effects" / "editorbot" / "editorbot"
     dest.mkdir(parents=True, exist_ok=True)
     for path in SCRIPTS.glob("*.jsfx"):
         (dest / path.name).write_bytes(path.read_bytes())
