@@ -727,3 +727,16 @@ def test_js_effects_compute_what_the_renderer_does() -> None:
     assert "a = max(-20, min(20, gain * spl0)); spl0 = 1 - 2 / (exp(2 * a) + 1);" in text and "gain = 10 ^ (drive_db / 20);" in text
     text = (SCRIPTS / "editorbot_width.jsfx").read_text()
     assert "side = 0.5 * width * (spl0 - spl1);" in text and "spl0 = mid + side;" in text and "spl1 = mid - side;" in text
+
+
+def test_tsv_effects_column_reaches_the_plan_check(model: ReaperModel, tmp_path: Path) -> None:
+    """The TSV export carries each segment's effects as JSON; the Lua reader hands them to the same check."""
+    plan = effects_plan()
+    path = write_tsv(plan, tmp_path / "plan.tsv")
+    lib = model.lua.eval(f"dofile({json.dumps(str(SCRIPTS / 'editorbot_lib.lua'))})")
+    parsed = lib.parse_tsv(Path(path).read_text(encoding="utf-8"))
+    checked, err = model.lua.eval("function(lib, p) local c, e = lib.check_plan(p) return c or false, e or '' end")(lib, parsed)
+    assert checked and err == "", err
+    got = [[(e.name, dict(e.params)) for e in s.effects.values()] for s in checked.segments.values()]
+    want = [[(e.name, e.params) for e in s.effects] for s in sorted(plan.segments, key=lambda s: s.dst_start_s)]
+    assert got == want
