@@ -822,6 +822,7 @@ local function set_shown(take, fx, p, target)
     for _ = 1, 48 do
       local mid = 0.5 * (lo + hi)
       local v = shown(take, fx, p, mid)
+      if v == nil then error("parameter " .. p .. " shows no number at " .. mid, 0) end
       if v == target then lo, hi = mid, mid break end
       if (v < target) == rising then lo = mid else hi = mid end
     end
