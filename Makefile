@@ -11,7 +11,7 @@ MADMOM_STAMP := $(MADMOM_VENV)/.installed-stamp
 DEMO_DIR ?= demo
 PYTEST_ARGS ?=
 
-.PHONY: install demo lint test bench bench-quality bench-supervised corpus gpu clean
+.PHONY: install demo lint test bench bench-quality bench-supervised corpus gpu reapack clean
 
 install: $(STAMP) $(STEMS_STAMP)
 
@@ -97,6 +97,15 @@ gpu: $(STAMP)
 	$(PY) -m pip uninstall -q -y onnxruntime
 	$(PY) -m pip install -q "onnxruntime-gpu>=1.18"
 	$(PY) -c "import onnxruntime as ort; print('onnxruntime providers:', ', '.join(ort.get_available_providers()))"
+
+# The ReaPack index of reaper_scripts/ for the URL that folder is served from
+# (docs/reaper.md, "Hosting the index"), e.g.
+#   make reapack BASE=https://example.org/editorbot/raw/main/reaper_scripts/
+BASE ?=
+WEBSITE ?=
+reapack:
+	@test -n "$(BASE)" || { echo "make reapack: set BASE=<URL of reaper_scripts/, ending in />" >&2; exit 2; }
+	$(PYTHON) reaper_scripts/make_index.py --base "$(BASE)" $(if $(WEBSITE),--website "$(WEBSITE)")
 
 clean:
 	rm -rf $(VENV) $(MADMOM_VENV) $(DEMO_DIR) .pytest_cache .mypy_cache .ruff_cache

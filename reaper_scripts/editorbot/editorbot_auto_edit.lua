@@ -1,12 +1,15 @@
 -- @description editorbot: auto-edit the selected item (or the time selection inside it)
 -- @author editorbot
--- @version 0.1.0
+-- @version 0.2.0
 -- @changelog
---   First release: auto-edit through the spool server, import markers, settings.
+--   Effects reach Reaper: each plan effect becomes a take FX (ReaEQ, ReaVerbate, ReaDelay,
+--   ReaComp, and the two JS effects installed with the scripts), inside the one undo step.
 -- @provides
 --   [main] editorbot_import_markers.lua
 --   [main] editorbot_settings.lua
 --   [nomain] editorbot_lib.lua
+--   [effect] editorbot_distortion.jsfx
+--   [effect] editorbot_width.jsfx
 -- @about
 --   # editorbot auto-edit
 --
@@ -16,8 +19,9 @@
 --   plan in one undo block: the part is split off and replaced by one item
 --   per plan segment (moved, repeated, faded, re-timed with preserved pitch,
 --   pitch-shifted, reversed, muted, coloured by action type), the rest of
---   the item follows the edit, and the plan's markers, regions and volume
---   lane are added. Starts the server itself (the command set in
+--   the item follows the edit, each segment's effects become take FX (ReaEQ,
+--   ReaVerbate, ReaDelay, ReaComp and the two editorbot JS effects), and the
+--   plan's markers, regions and volume lane are added. Starts the server itself (the command set in
 --   "editorbot_settings.lua") when it is not running. Reaper never waits on
 --   the server: the script polls with reaper.defer.
 --

@@ -1,6 +1,6 @@
 -- @description editorbot: import the markers and regions of an edit plan at the edit cursor
 -- @author editorbot
--- @version 0.1.0
+-- @version 0.2.0
 -- @noindex
 -- @about
 --   Asks for an editorbot plan (.plan.json from "editorbot edit", or the

@@ -1,6 +1,6 @@
 -- @description editorbot: shared library (JSON, spool client, settings, plan checks, applying a plan)
 -- @author editorbot
--- @version 0.1.0
+-- @version 0.2.0
 -- @noindex
 -- @about
 --   Library used by the editorbot scripts; it registers no action.
@@ -438,6 +438,44 @@ local function opt(t, key, default)
   return v
 end
 
+-- Parameters each plan effect takes and their ranges (engine/actions.py EFFECT_RANGES; a
+-- cutoff's upper bound depends on the sample rate and is left to the plug-in's range).
+M.EFFECT_RANGES = {
+  lowpass = { cutoff_hz = { 1, math.huge } }, highpass = { cutoff_hz = { 1, math.huge } },
+  bass = { gain_db = { -48, 48 } }, treble = { gain_db = { -48, 48 } },
+  reverb = { room_size = { 0, 1 }, wet = { 0, 1 } },
+  delay = { delay_s = { 1e-3, 2 }, feedback = { 0, 0.99 }, mix = { 0, 1 } },
+  distortion = { drive_db = { 0, 100 } }, compress = { threshold_db = { -100, 0 }, ratio = { 1, 100 } },
+  width = { width = { 0, 4 } },
+}
+
+-- A checked copy of a segment's effects list, or nil and why.
+function M.check_effects(list, where)
+  if type(list) ~= "table" then return nil, where .. ".effects is not a list" end
+  local out = {}
+  for i, e in ipairs(list) do
+    local w = string.format("%s.effects[%d]", where, i - 1)
+    if type(e) ~= "table" or type(e.name) ~= "string" or type(e.params) ~= "table" then
+      return nil, w .. " needs a name and params"
+    end
+    local ranges = M.EFFECT_RANGES[e.name]
+    if not ranges then return nil, w .. ": unknown effect '" .. e.name .. "'" end
+    local params = {}
+    w = w .. " " .. e.name
+    for k, r in pairs(ranges) do
+      local v = e.params[k]
+      if not finite(v) then return nil, w .. "." .. k .. " is not a finite number" end
+      if v < r[1] or v > r[2] then return nil, string.format("%s.%s = %g is outside [%g, %g]", w, k, v, r[1], r[2]) end
+      params[k] = v
+    end
+    for k in pairs(e.params) do
+      if not ranges[k] then return nil, w .. ": unknown parameter '" .. tostring(k) .. "'" end
+    end
+    out[#out + 1] = { name = e.name, params = params }
+  end
+  return out
+end
+
 -- Returns a checked copy of the plan's segments, markers and volume lane, or nil and why.
 function M.check_plan(plan)
   if type(plan) ~= "table" then return nil, "the result holds no plan" end
@@ -462,6 +500,9 @@ function M.check_plan(plan)
     if seg.fade_in_s < 0 or seg.fade_out_s < 0 then return nil, where .. " has a negative fade" end
     if type(seg.reverse) ~= "boolean" or type(seg.mute) ~= "boolean" then return nil, where .. ": reverse/mute must be true or false" end
     if type(seg.action) ~= "string" then return nil, where .. ".action must be a string" end
+    local effects, eerr = M.check_effects(opt(s, "effects", {}), where)
+    if not effects then return nil, eerr end
+    seg.effects = effects
     seg.length_s = (seg.src_end_s - seg.src_start_s) / seg.rate
     out.duration_s = math.max(out.duration_s, seg.dst_start_s + seg.length_s)
     out.segments[#out.segments + 1] = seg
@@ -561,6 +602,12 @@ function M.parse_tsv(text)
             fade_in_s = num("fade_in_s"), fade_out_s = num("fade_out_s"),
             reverse = get("reverse") == "1", mute = get("mute") == "1", action = get("action"), beat = num("beat"),
           }
+          local fx_text = index.effects and get("effects") or ""
+          if fx_text ~= "" then
+            local effects, err = M.json_decode(fx_text)
+            if effects == nil then error(string.format("line %d: effects: %s", n, err), 0) end
+            plan.segments[#plan.segments].effects = effects
+          end
         elseif kind == "marker" then
           plan.markers[#plan.markers + 1] = { time_s = num("dst_start_s"), name = get("name") }
         elseif kind == "region" then
@@ -696,6 +743,187 @@ local function set_take(take, key, v)
   if not reaper.SetMediaItemTakeInfo_Value(take, key, v) then error("cannot set " .. key, 0) end
 end
 
+---------------------------------------------------------------------------
+-- Effects as take FX (docs/reaper.md, "Effects")
+---------------------------------------------------------------------------
+
+-- Shelf corners of editorbot's BASS and TREBLE (engine/render.py BASS_SHELF_HZ, TREBLE_SHELF_HZ).
+M.BASS_SHELF_HZ = 200.0
+M.TREBLE_SHELF_HZ = 4000.0
+-- ReaEQ band types, written with TakeFX_SetNamedConfigParm(take, fx, "BANDTYPE<band>", type).
+M.REAEQ_TYPE = { low_shelf = 0, high_shelf = 1, low_pass = 3, high_pass = 4 }
+-- The two JS effects shipped with the scripts, by their path below <resource path>/Effects:
+-- where ReaPack installs them (Effects/<repository>/<category>/), then where docs/reaper.md
+-- tells a by-hand install to copy them.
+local function js_names(file)
+  return { "JS: editorbot/editorbot/" .. file, "JS: editorbot/" .. file }
+end
+M.JS_DISTORTION = js_names("editorbot_distortion.jsfx")
+M.JS_WIDTH = js_names("editorbot_width.jsfx")
+
+local function amp_db(a) if a <= 0 then return -math.huge end return 20 * math.log(a, 10) end
+
+-- The number a plug-in shows for a parameter ("1.20k" -> 1200, "-inf" -> -inf, "4.0:1" -> 4).
+function M.display_number(text)
+  if type(text) ~= "string" then return nil end
+  local t = text:lower()
+  if t:find("^%s*%-inf") then return -math.huge end
+  if t:find("^%s*%+?inf") then return math.huge end
+  local num, suffix = t:match("^%s*([-+]?%d*%.?%d+)%s*(k?)")
+  local v = tonumber(num)
+  if v and suffix == "k" then v = v * 1000 end
+  return v
+end
+
+-- Index of the n-th parameter of take FX fx whose name passes match(name), found through
+-- TakeFX_GetParamName (indices move with a plug-in's band count and version, names do not).
+local function param_index(take, fx, match, n)
+  n = n or 1
+  for p = 0, reaper.TakeFX_GetNumParams(take, fx) - 1 do
+    local ok, name = reaper.TakeFX_GetParamName(take, fx, p, "")
+    if ok and match(name) then
+      n = n - 1
+      if n == 0 then return p end
+    end
+  end
+  return nil
+end
+
+local function named(words)
+  return function(name)
+    local l = name:lower()
+    for _, w in ipairs(words) do if not l:find(w, 1, true) then return false end end
+    return true
+  end
+end
+
+local function starts(prefix)
+  return function(name) return name:lower():sub(1, #prefix) == prefix end
+end
+
+local function shown(take, fx, p, x)
+  local _, text = reaper.TakeFX_FormatParamValueNormalized(take, fx, p, x, "")
+  return M.display_number(text)
+end
+
+-- Set parameter p to the normalized value whose displayed number is target: the plug-in's own
+-- formatter (TakeFX_FormatParamValueNormalized) is bisected, so no undocumented curve is assumed.
+-- Targets outside the parameter's range take the nearest end. Returns the number shown.
+local function set_shown(take, fx, p, target)
+  local lo_v, hi_v = shown(take, fx, p, 0), shown(take, fx, p, 1)
+  if lo_v == nil or hi_v == nil then error("parameter " .. p .. " shows no number", 0) end
+  local rising = hi_v >= lo_v
+  local lo, hi = 0.0, 1.0
+  if (rising and target <= lo_v) or (not rising and target >= lo_v) then
+    hi = 0.0
+  elseif (rising and target >= hi_v) or (not rising and target <= hi_v) then
+    lo = 1.0
+  else
+    for _ = 1, 48 do
+      local mid = 0.5 * (lo + hi)
+      local v = shown(take, fx, p, mid)
+      if v == nil then error("parameter " .. p .. " shows no number at " .. mid, 0) end
+      if v == target then lo, hi = mid, mid break end
+      if (v < target) == rising then lo = mid else hi = mid end
+    end
+  end
+  -- the display is rounded: of the two ends, keep the one showing the nearer number
+  local x = lo
+  if math.abs(shown(take, fx, p, hi) - target) < math.abs(shown(take, fx, p, lo) - target) then x = hi end
+  reaper.TakeFX_SetParamNormalized(take, fx, p, x)
+  return shown(take, fx, p, x)
+end
+
+-- Add a new instance of a plug-in (a name, or a list of names tried in order) to take.
+local function add_fx(take, names)
+  if type(names) == "string" then names = { names } end
+  for _, name in ipairs(names) do
+    local fx = reaper.TakeFX_AddByName(take, name, -1) -- negative: always a new instance
+    if fx >= 0 then return fx end
+  end
+  error("Reaper has no plug-in '" .. table.concat(names, "' or '") .. "'", 0)
+end
+
+local function set_named(take, fx, match, target, what, n)
+  local p = param_index(take, fx, match, n)
+  if not p then error(what .. ": no such parameter", 0) end
+  return set_shown(take, fx, p, target)
+end
+
+-- ReaEQ with band 0 of the given type and the other bands off.
+local function reaeq_band(take, band_type, freq_hz, gain_db)
+  local fx = add_fx(take, "ReaEQ")
+  for b = 0, 15 do
+    if not reaper.TakeFX_SetNamedConfigParm(take, fx, "BANDENABLED" .. b, b == 0 and "1" or "0") then break end
+  end
+  if not reaper.TakeFX_SetNamedConfigParm(take, fx, "BANDTYPE0", tostring(band_type)) then
+    error("ReaEQ: cannot set the band type", 0)
+  end
+  set_named(take, fx, starts("freq"), freq_hz, "ReaEQ frequency")
+  if gain_db ~= nil then set_named(take, fx, starts("gain"), gain_db, "ReaEQ gain") end
+  return fx
+end
+
+-- How each plan effect becomes a take FX. Values are the plan's (engine/actions.py EFFECT_RANGES).
+M.FX = {
+  lowpass = function(take, p) return reaeq_band(take, M.REAEQ_TYPE.low_pass, p.cutoff_hz) end,
+  highpass = function(take, p) return reaeq_band(take, M.REAEQ_TYPE.high_pass, p.cutoff_hz) end,
+  bass = function(take, p) return reaeq_band(take, M.REAEQ_TYPE.low_shelf, M.BASS_SHELF_HZ, p.gain_db) end,
+  treble = function(take, p) return reaeq_band(take, M.REAEQ_TYPE.high_shelf, M.TREBLE_SHELF_HZ, p.gain_db) end,
+  reverb = function(take, p)
+    -- pedalboard.Reverb(room_size, wet_level = wet, dry_level = 1 - wet)
+    local fx = add_fx(take, "ReaVerbate")
+    set_named(take, fx, named({ "wet" }), amp_db(p.wet), "ReaVerbate Wet")
+    set_named(take, fx, named({ "dry" }), amp_db(1 - p.wet), "ReaVerbate Dry")
+    local room = param_index(take, fx, named({ "room" }))
+    if not room then error("ReaVerbate room size: no such parameter", 0) end
+    reaper.TakeFX_SetParamNormalized(take, fx, room, p.room_size) -- both run 0..1 over the full range
+    return fx
+  end,
+  delay = function(take, p)
+    -- pedalboard.Delay(delay_seconds, feedback, mix): dry 1 - mix, wet mix, one feedback tap
+    local fx = add_fx(take, "ReaDelay")
+    set_named(take, fx, function(n) return n:lower() == "wet" end, amp_db(p.mix), "ReaDelay Wet")
+    set_named(take, fx, function(n) return n:lower() == "dry" end, amp_db(1 - p.mix), "ReaDelay Dry")
+    set_named(take, fx, named({ "length", "time" }), p.delay_s * 1000, "ReaDelay length (ms)")
+    set_named(take, fx, named({ "length", "musical" }), 0, "ReaDelay length (musical)")
+    set_named(take, fx, named({ "feedback" }), amp_db(p.feedback), "ReaDelay feedback")
+    return fx
+  end,
+  compress = function(take, p)
+    -- pedalboard.Compressor(threshold_db, ratio) with its attack 1 ms and release 100 ms
+    local fx = add_fx(take, "ReaComp")
+    set_named(take, fx, named({ "thresh" }), p.threshold_db, "ReaComp threshold")
+    set_named(take, fx, named({ "ratio" }), p.ratio, "ReaComp ratio")
+    set_named(take, fx, named({ "attack" }), 1, "ReaComp attack")
+    set_named(take, fx, named({ "release" }), 100, "ReaComp release")
+    return fx
+  end,
+  -- The JS effects take slider values as they are (TakeFX_SetParam in the slider's own units).
+  distortion = function(take, p)
+    local fx = add_fx(take, M.JS_DISTORTION)
+    local i = param_index(take, fx, named({ "drive" }))
+    if not i or not reaper.TakeFX_SetParam(take, fx, i, p.drive_db) then error("editorbot distortion: cannot set Drive", 0) end
+    return fx
+  end,
+  width = function(take, p)
+    local fx = add_fx(take, M.JS_WIDTH)
+    local i = param_index(take, fx, named({ "width" }))
+    if not i or not reaper.TakeFX_SetParam(take, fx, i, p.width) then error("editorbot width: cannot set Width", 0) end
+    return fx
+  end,
+}
+
+-- Add a segment's effects, in plan order, as take FX of take.
+local function add_effects(take, effects, where)
+  for i, e in ipairs(effects) do
+    local build = M.FX[e.name]
+    if not build then error(string.format("%s.effects[%d]: unknown effect '%s'", where, i - 1, tostring(e.name)), 0) end
+    local ok, err = pcall(build, take, e.params)
+    if not ok then error(string.format("%s.effects[%d] %s: %s", where, i - 1, e.name, tostring(err)), 0) end
+  end
+end
+
 local function apply_in_block(target, plan)
   local t0, t1, track = target.t0, target.t1, target.track
   -- split off the part to edit
@@ -731,6 +959,7 @@ local function apply_in_block(target, plan)
     set_item(item, "B_MUTE", seg.mute and 1 or 0)
     set_item(item, "I_CUSTOMCOLOR", M.color_for(seg.action))
     reaper.GetSetMediaItemTakeInfo_String(take, "P_NAME", seg.action .. " b" .. math.floor(seg.beat), true)
+    add_effects(take, seg.effects, "segments[" .. (#made) .. "]")
     made[#made + 1] = item
     if seg.reverse then reversed[#reversed + 1] = item end
   end

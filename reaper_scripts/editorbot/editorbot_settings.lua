@@ -1,6 +1,6 @@
 -- @description editorbot: settings (model, target duration, keep ranges, server command, spool folder)
 -- @author editorbot
--- @version 0.1.0
+-- @version 0.2.0
 -- @noindex
 -- @about
 --   Asks for the editorbot settings and keeps them with SetExtState

@@ -14,6 +14,53 @@ ExtState is per section/key with "" for a missing key; ``defer`` queues a
 function for the next UI cycle, which a test runs with ``step()``; the gfx
 window records what is drawn and takes mouse state from its fields.
 
+Take FX follow these ReaScript signatures (REAPER API reference, Lua form):
+
+- ``integer reaper.TakeFX_AddByName(MediaItem_Take take, string fxname,
+  integer instantiate)``: "See TrackFX_AddByName() for information on fxname
+  and instantiate": a negative ``instantiate`` always adds a new instance, 0
+  only queries, a positive value adds one when none is found; returns the
+  FX's position in the chain or -1 on failure.
+- ``integer reaper.TakeFX_GetCount(MediaItem_Take take)``.
+- ``boolean retval, string buf = reaper.TakeFX_GetFXName(MediaItem_Take take,
+  integer fx, string buf)``.
+- ``integer reaper.TakeFX_GetNumParams(MediaItem_Take take, integer fx)``.
+- ``boolean retval, string buf = reaper.TakeFX_GetParamName(MediaItem_Take
+  take, integer fx, integer param, string buf)``.
+- ``number retval, number minval, number maxval = reaper.TakeFX_GetParam(
+  MediaItem_Take take, integer fx, integer param)`` and ``boolean
+  reaper.TakeFX_SetParam(MediaItem_Take take, integer fx, integer param,
+  number val)``: the value in the plug-in's own range (a JS slider's units;
+  0..1 for the stock Rea* plug-ins).
+- ``number reaper.TakeFX_GetParamNormalized(MediaItem_Take take, integer fx,
+  integer param)`` and ``boolean reaper.TakeFX_SetParamNormalized(
+  MediaItem_Take take, integer fx, integer param, number value)``.
+- ``boolean retval, string buf = reaper.TakeFX_FormatParamValueNormalized(
+  MediaItem_Take take, integer fx, integer param, number value, string buf)``:
+  the text the plug-in shows for a normalized value, without setting it.
+- ``boolean reaper.TakeFX_SetNamedConfigParm(MediaItem_Take take, integer fx,
+  string parmname, string value)`` and ``boolean retval, string buf =
+  reaper.TakeFX_GetNamedConfigParm(MediaItem_Take take, integer fx, string
+  parmname)``; ReaEQ takes ``BANDTYPE<n>`` and ``BANDENABLED<n>``.
+- ``number reaper.ScaleToEnvelopeMode(integer scaling_mode, number val)`` and
+  ``number reaper.ScaleFromEnvelopeMode(integer scaling_mode, number val)``,
+  with ``integer reaper.GetEnvelopeScalingMode(TrackEnvelope env)``: "0=no
+  scaling, 1=fader scaling. All API functions deal with raw envelope point
+  values, to convert raw from/to scaled values see ScaleFromEnvelopeMode,
+  ScaleToEnvelopeMode."
+
+What the documentation does not give, the model states as its own and the
+scripts must not depend on: the reference names fader scaling but prints no
+formula, so mode 1 here is a stand-in taper (``FADER_*`` below: a stored value
+in 0..1000 with 0 dB far from 1.0, exactly inverted by
+``ScaleFromEnvelopeMode``), which catches a script that writes amplitudes
+without scaling them; and the stock plug-ins' parameter curves are not
+documented (they report a 0..1 range whatever they display), so the Rea*
+plug-ins here have parameters with REAPER's names but curves of the model's
+own (``REA_PLUGINS``), reached only through names and displayed values. The JS
+effects are read from the ``.jsfx`` files installed below
+``<resource path>/Effects`` (their slider lines: name, default, range).
+
 The model also checks how it is used: every change to project content made
 outside an undo block is recorded in ``mutations_outside_undo``, and
 ``Undo_DoUndo2`` restores the project as it was when the last block began.
@@ -23,7 +70,9 @@ from __future__ import annotations
 
 import copy
 import logging
+import math
 import os
+import re
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -44,6 +93,121 @@ class Source:
     length_s: float
 
 
+@dataclass(frozen=True)
+class Param:
+    """One plug-in parameter: its name, how a normalized value shows, and its own range."""
+
+    name: str
+    show: Callable[[float], str]
+    default: float = 0.0  # normalized
+    lo: float = 0.0  # the range TakeFX_GetParam reports (0..1 for Rea* plug-ins, a JS slider's own)
+    hi: float = 1.0
+
+
+@dataclass(frozen=True)
+class Plugin:
+    name: str  # as TakeFX_GetFXName reports it
+    params: tuple[Param, ...]
+    config: tuple[str, ...] = ()  # named config parameters it accepts
+
+
+@dataclass(eq=False)
+class FxInstance:
+    plugin: Plugin
+    values: list[float]  # normalized, one per parameter
+    config: dict[str, str] = field(default_factory=dict)
+
+    def shown(self, name: str, n: int = 1) -> str:
+        """The text shown for the n-th parameter called ``name``."""
+        hits = [i for i, p in enumerate(self.plugin.params) if p.name == name]
+        i = hits[n - 1]
+        return self.plugin.params[i].show(self.values[i])
+
+    def value(self, name: str) -> float:
+        """A parameter's value in its own range (a JS slider's units)."""
+        i = next(i for i, p in enumerate(self.plugin.params) if p.name == name)
+        par = self.plugin.params[i]
+        return par.lo + self.values[i] * (par.hi - par.lo)
+
+
+def _db(x: float, scale: float = 1.0) -> str:
+    a = x * scale
+    return "-inf" if a <= 0 else f"{20 * math.log10(a):.2f}"
+
+
+def _hz(x: float) -> str:
+    f = 20.0 * 1200.0**x  # 20 Hz .. 24 kHz, logarithmic
+    return f"{f:.1f}" if f < 1000 else f"{f / 1000:.4f}k"
+
+
+def _lin(lo: float, hi: float, fmt: str, power: float = 1.0) -> Callable[[float], str]:
+    return lambda x: fmt % (lo + (hi - lo) * x**power)
+
+
+def _reaeq() -> Plugin:
+    params: list[Param] = []
+    for band in ("Low Shelf", "Band 2", "Band 3", "High Shelf"):
+        params += [
+            Param(f"Freq-{band}", _hz, 0.5),
+            Param(f"Gain-{band}", _lin(-90.0, 24.0, "%.2f"), 90.0 / 114.0),
+            Param(f"BW-{band}", _lin(0.01, 4.0, "%.2f"), 0.25),
+        ]
+    params.append(Param("Global Gain", _lin(-24.0, 24.0, "%.2f"), 0.5))
+    config = tuple(f"BAND{k}{b}" for k in ("TYPE", "ENABLED") for b in range(4))
+    return Plugin("VST: ReaEQ (Cockos)", tuple(params), config)
+
+
+REA_PLUGINS: dict[str, Plugin] = {
+    "ReaEQ": _reaeq(),
+    "ReaComp": Plugin("VST: ReaComp (Cockos)", (
+        Param("Thresh", lambda x: _db(x, 2.0), 0.5),
+        Param("Ratio", _lin(1.0, 100.0, "%.2f:1", 2.0), 0.01),
+        Param("Attack", _lin(0.0, 500.0, "%.2f", 2.0), 0.05),
+        Param("Release", _lin(0.0, 5000.0, "%.1f", 2.0), 0.1),
+        Param("Pre-comp", _lin(0.0, 250.0, "%.1f"), 0.0),
+        Param("Knee", _lin(0.0, 24.0, "%.1f"), 0.0),
+        Param("Wet", lambda x: _db(x, 2.0), 0.5),
+        Param("Dry", lambda x: _db(x, 2.0), 0.0),
+    )),
+    "ReaVerbate": Plugin("VST: ReaVerbate (Cockos)", (
+        Param("Wet", lambda x: _db(x, 2.0), 0.25),
+        Param("Dry", lambda x: _db(x, 2.0), 0.5),
+        Param("Room size", _lin(0.0, 100.0, "%.1f"), 0.5),
+        Param("Dampening", _lin(0.0, 100.0, "%.1f"), 0.5),
+        Param("Stereo Width", _lin(0.0, 100.0, "%.1f"), 1.0),
+        Param("Initial Delay", _lin(0.0, 500.0, "%.1f"), 0.0),
+        Param("Lowpass", _hz, 1.0),
+        Param("Hipass", _hz, 0.0),
+    )),
+    "ReaDelay": Plugin("VST: ReaDelay (Cockos)", (
+        Param("Wet", lambda x: _db(x, 2.0), 0.5),
+        Param("Dry", lambda x: _db(x, 2.0), 0.5),
+        Param("1: Enabled", _lin(0.0, 1.0, "%.0f"), 1.0),
+        Param("1: Length (time)", _lin(0.0, 10000.0, "%.2f", 2.0), 0.0),
+        Param("1: Length (musical)", _lin(0.0, 16.0, "%.2f"), 0.25),
+        Param("1: Feedback", _db, 0.0),
+        Param("1: Lowpass", _hz, 1.0),
+        Param("1: Hipass", _hz, 0.0),
+        Param("1: Volume", lambda x: _db(x, 2.0), 0.5),
+        Param("1: Pan", _lin(-1.0, 1.0, "%.2f"), 0.5),
+    )),
+}  # fmt: skip
+"""The stock plug-ins the model knows, by the name TakeFX_AddByName is given."""
+
+_SLIDER = re.compile(r"^slider\d+:(?:\w+=)?([-+\d.eE]+)<([-+\d.eE]+),([-+\d.eE]+)(?:,[^>]*)?>([^\n]*)$", re.M)
+
+
+def read_jsfx(path: Path) -> Plugin:
+    """A JS effect as REAPER lists it: ``desc:`` and its sliders (name, default, range)."""
+    text = path.read_text(encoding="utf-8")
+    desc = re.search(r"^desc:\s*(.*)$", text, re.M)
+    params = []
+    for default, lo, hi, name in _SLIDER.findall(text):
+        lo_f, hi_f = float(lo), float(hi)
+        params.append(Param(name.strip(), _lin(lo_f, hi_f, "%.4g"), (float(default) - lo_f) / (hi_f - lo_f), lo_f, hi_f))
+    return Plugin("JS: " + (desc.group(1).strip() if desc else path.stem), tuple(params))
+
+
 @dataclass(eq=False)
 class Take:
     source: Source | None = None
@@ -54,6 +218,7 @@ class Take:
     vol: float = 1.0
     name: str = ""
     reversed: bool = False
+    fx: list[FxInstance] = field(default_factory=list)
 
 
 @dataclass(eq=False)
@@ -109,6 +274,21 @@ class Project:
     cursor: float = 0.0
 
 
+# Mode 1 (fader scaling) stand-in: stored = FADER_TOP * (amp / FADER_MAX_AMP) ** (1 / FADER_POWER),
+# 0 for silence. Not REAPER's curve (undocumented); strictly increasing and exactly inverted.
+FADER_TOP = 1000.0
+FADER_MAX_AMP = 4.0  # +12 dB at the top
+FADER_POWER = 4.0
+
+
+def fader_from_amp(amp: float) -> float:
+    return 0.0 if amp <= 0 else FADER_TOP * (amp / FADER_MAX_AMP) ** (1.0 / FADER_POWER)
+
+
+def amp_from_fader(value: float) -> float:
+    return 0.0 if value <= 0 else FADER_MAX_AMP * (value / FADER_TOP) ** FADER_POWER
+
+
 _ITEM_KEYS = {
     "D_POSITION": "position",
     "D_LENGTH": "length",
@@ -153,6 +333,8 @@ class ReaperModel:
         self.drawn: list[tuple[str, float, float]] = []
         self.chars: deque[int] = deque()
         self.refresh_depth = 0
+        # Preferences > Envelope: scaling of new volume envelopes (0 amplitude, 1 fader)
+        self.volume_scaling_mode = 0
 
         self.lua = lupa54.LuaRuntime(unpack_returned_tuples=True)
         assert self.lua.eval("_VERSION") == "Lua 5.4"
@@ -203,7 +385,8 @@ class ReaperModel:
         """Everything the project holds, as comparable plain values."""
 
         def take(t: Take) -> tuple:
-            return (t.source.filename if t.source else None, t.startoffs, t.playrate, t.preserve_pitch, t.pitch, t.vol, t.name, t.reversed)
+            fx = [(f.plugin.name, tuple(f.values), tuple(sorted(f.config.items()))) for f in t.fx]
+            return (t.source.filename if t.source else None, t.startoffs, t.playrate, t.preserve_pitch, t.pitch, t.vol, t.name, t.reversed, fx)
 
         return (
             [
@@ -402,7 +585,7 @@ class ReaperModel:
                     self._changed("volume envelope shown")
                     env = tr.envelopes.get("Volume")
                     if env is None:
-                        tr.envelopes["Volume"] = Envelope("Volume")
+                        tr.envelopes["Volume"] = Envelope("Volume", scaling_mode=self.volume_scaling_mode)
                     else:
                         env.visible = not env.visible
         elif command == 41051:  # Item properties: Toggle take reverse
@@ -539,6 +722,103 @@ class ReaperModel:
     def GetMediaSourceLength(self, source: Source) -> tuple[float, bool]:
         return source.length_s, False
 
+    # ------------------------------------------------------------------ API: take FX
+
+    def _plugin(self, name: str) -> Plugin | None:
+        if name in REA_PLUGINS:
+            return REA_PLUGINS[name]
+        if name.startswith("JS:"):
+            path = Path(self.resource_path) / "Effects" / name[3:].strip()
+            if path.is_file():
+                return read_jsfx(path)
+        return None
+
+    def _fx(self, take: Take, fx: int) -> FxInstance | None:
+        return take.fx[int(fx)] if 0 <= int(fx) < len(take.fx) else None
+
+    def _param(self, take: Take, fx: int, param: int) -> tuple[FxInstance, Param, int] | None:
+        inst = self._fx(take, fx)
+        if inst is None or not 0 <= int(param) < len(inst.plugin.params):
+            return None
+        return inst, inst.plugin.params[int(param)], int(param)
+
+    def TakeFX_AddByName(self, take: Take, fxname: str, instantiate: int) -> int:
+        plugin = self._plugin(fxname)
+        if plugin is None:
+            return -1
+        if int(instantiate) >= 0:
+            for i, f in enumerate(take.fx):
+                if f.plugin.name == plugin.name:
+                    return i
+            if int(instantiate) == 0:
+                return -1
+        self._changed("take fx")
+        take.fx.append(FxInstance(plugin, [p.default for p in plugin.params]))
+        return len(take.fx) - 1
+
+    def TakeFX_GetCount(self, take: Take) -> int:
+        return len(take.fx)
+
+    def TakeFX_GetFXName(self, take: Take, fx: int, buf: str = "") -> tuple[bool, str]:
+        inst = self._fx(take, fx)
+        return (True, inst.plugin.name) if inst else (False, "")
+
+    def TakeFX_GetNumParams(self, take: Take, fx: int) -> int:
+        inst = self._fx(take, fx)
+        return len(inst.plugin.params) if inst else 0
+
+    def TakeFX_GetParamName(self, take: Take, fx: int, param: int, buf: str = "") -> tuple[bool, str]:
+        hit = self._param(take, fx, param)
+        return (True, hit[1].name) if hit else (False, "")
+
+    def TakeFX_GetParam(self, take: Take, fx: int, param: int) -> tuple[float, float, float]:
+        hit = self._param(take, fx, param)
+        if hit is None:
+            return 0.0, 0.0, 0.0
+        inst, par, i = hit
+        return par.lo + inst.values[i] * (par.hi - par.lo), par.lo, par.hi
+
+    def TakeFX_SetParam(self, take: Take, fx: int, param: int, val: float) -> bool:
+        hit = self._param(take, fx, param)
+        if hit is None:
+            return False
+        inst, par, i = hit
+        self._changed("take fx param")
+        inst.values[i] = min(1.0, max(0.0, (float(val) - par.lo) / (par.hi - par.lo)))
+        return True
+
+    def TakeFX_GetParamNormalized(self, take: Take, fx: int, param: int) -> float:
+        hit = self._param(take, fx, param)
+        return hit[0].values[hit[2]] if hit else 0.0
+
+    def TakeFX_SetParamNormalized(self, take: Take, fx: int, param: int, value: float) -> bool:
+        hit = self._param(take, fx, param)
+        if hit is None:
+            return False
+        self._changed("take fx param")
+        hit[0].values[hit[2]] = min(1.0, max(0.0, float(value)))
+        return True
+
+    def TakeFX_FormatParamValueNormalized(self, take: Take, fx: int, param: int, value: float, buf: str = "") -> tuple[bool, str]:
+        hit = self._param(take, fx, param)
+        if hit is None:
+            return False, ""
+        return True, hit[1].show(min(1.0, max(0.0, float(value))))
+
+    def TakeFX_SetNamedConfigParm(self, take: Take, fx: int, parmname: str, value: str) -> bool:
+        inst = self._fx(take, fx)
+        if inst is None or parmname not in inst.plugin.config:
+            return False
+        self._changed("take fx config")
+        inst.config[parmname] = str(value)
+        return True
+
+    def TakeFX_GetNamedConfigParm(self, take: Take, fx: int, parmname: str) -> tuple[bool, str]:
+        inst = self._fx(take, fx)
+        if inst is None or parmname not in inst.config:
+            return False, ""
+        return True, inst.config[parmname]
+
     # ------------------------------------------------------------------ API: markers
 
     def AddProjectMarker2(self, proj: Any, isrgn: bool, pos: float, rgnend: float, name: str, wantidx: int, color: int) -> int:
@@ -566,9 +846,18 @@ class ReaperModel:
         return env.scaling_mode
 
     def ScaleToEnvelopeMode(self, mode: int, value: float) -> float:
-        if mode != 0:
-            raise NotImplementedError("only envelope scaling mode 0 (amplitude) is modelled")
-        return float(value)
+        if int(mode) == 0:
+            return float(value)
+        if int(mode) != 1:
+            raise ValueError(f"envelope scaling mode {mode} does not exist (0 or 1)")
+        return fader_from_amp(float(value))
+
+    def ScaleFromEnvelopeMode(self, mode: int, value: float) -> float:
+        if int(mode) == 0:
+            return float(value)
+        if int(mode) != 1:
+            raise ValueError(f"envelope scaling mode {mode} does not exist (0 or 1)")
+        return amp_from_fader(float(value))
 
     def InsertEnvelopePoint(self, env: Envelope, time: float, value: float, shape: int, tension: float, selected: bool, no_sort: bool) -> bool:
         self._changed("envelope point")

@@ -15,6 +15,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import re
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -24,10 +25,12 @@ from typing import Any
 import pytest
 
 from bridge.spool import RESULT_SCHEMA, Spool, SpoolJob, edit_handler, run_spool
+from engine.actions import EFFECT_RANGES
 from engine.exporters.tsv import write_tsv
-from engine.plan import EditPlan, plan_from_actions, plan_from_dict, plan_to_dict, save_plan
+from engine.plan import EditPlan, Effect, plan_from_actions, plan_from_dict, plan_to_dict, save_plan
+from engine.render import BASS_SHELF_HZ, TREBLE_SHELF_HZ
 from tests.export import song_analysis, song_file
-from tests.reaper.reaper_model import Item, ReaperModel
+from tests.reaper.reaper_model import SCRIPTS, Item, ReaperModel
 
 SONG = (41, 20.0)
 ITEM_POS = 5.0
@@ -37,7 +40,9 @@ TOL_S = 1e-3
 COLORS = {  # editorbot_lib.lua M.COLORS, as ColorToNative | 0x1000000 in the model
     "KEEP": (110, 130, 150), "CUT": (200, 60, 60), "LOOP": (60, 160, 90), "REVERSE": (150, 90, 200),
     "SILENCE": (80, 80, 80), "FADE_IN": (70, 150, 210), "FADE_OUT": (40, 110, 180), "GAIN": (210, 190, 60),
-    "PITCH": (220, 90, 160), "SPEED": (240, 110, 60),
+    "PITCH": (220, 90, 160), "SPEED": (240, 110, 60), "LOWPASS": (60, 180, 180), "HIGHPASS": (90, 200, 160),
+    "BASS": (120, 90, 60), "TREBLE": (200, 210, 120), "REVERB": (130, 150, 230), "DELAY": (100, 120, 210),
+    "DISTORTION": (190, 40, 100), "COMPRESS": (150, 150, 110), "WIDTH": (110, 200, 230),
 }  # fmt: skip
 
 
@@ -502,3 +507,236 @@ def test_lua_json_round_trips_and_rejects(model: ReaperModel) -> None:
     for bad in ('{"a": 1,}', "[1 2]", '"\\x"', "01", '{"a": tru}', '["\\ud800"]', "[1] [2]", ""):
         value, err = lib.json_decode(bad)
         assert value is None and isinstance(err, str) and "line 1" in err or bad == "", (bad, value, err)
+
+
+# ------------------------------------------------------------------ effects as take FX
+
+EFFECT_TYPES = ("LOWPASS", "HIGHPASS", "BASS", "TREBLE", "REVERB", "DELAY", "DISTORTION", "COMPRESS", "WIDTH")
+
+
+def install_js_effects(m: ReaperModel) -> None:
+    """Put the JS effects where ReaPack installs them (<resource path>/Effects/<repository>/<category>/)."""
+    dest = Path(m.resource_path) / "Effects" / "editorbot" / "editorbot"
+    dest.mkdir(parents=True, exist_ok=True)
+    for path in SCRIPTS.glob("*.jsfx"):
+        (dest / path.name).write_bytes(path.read_bytes())
+
+
+def effects_plan() -> EditPlan:
+    """Every effect action type at two amounts, from a real analysis of the song."""
+    walk = [("KEEP", "BEAT", "NEUTRAL")] + [(t, "BEAT", a) for t in EFFECT_TYPES for a in ("POS_SMALL", "NEG_LARGE")]
+    return plan_from_actions(song_analysis(*SONG), walk)
+
+
+def shown_number(text: str) -> float:
+    """editorbot_lib.lua's display_number, for checking what a plug-in shows."""
+    if text.startswith("-inf"):
+        return -math.inf
+    v = float(re.match(r"[-+]?\d*\.?\d+", text).group(0))
+    return v * 1000 if text.rstrip().endswith("k") else v
+
+
+def db(a: float) -> float:
+    return -math.inf if a <= 0 else 20 * math.log10(a)
+
+
+def close(text: str, want: float, tol: float) -> bool:
+    got = shown_number(text)
+    return got == want if math.isinf(want) else abs(got - want) <= tol
+
+
+def check_take_fx(take: Any, effects: list[Any]) -> None:
+    """The take's FX are the segment's effects, in order, with the plan's values (as the plug-ins show them)."""
+    assert len(take.fx) == len(effects), [f.plugin.name for f in take.fx]
+    for fx, e in zip(take.fx, effects):
+        p = e.params
+        name = fx.plugin.name
+        if e.name in ("lowpass", "highpass", "bass", "treble"):
+            assert name == "VST: ReaEQ (Cockos)"
+            band_type = {"lowpass": "3", "highpass": "4", "bass": "0", "treble": "1"}[e.name]
+            assert fx.config["BANDTYPE0"] == band_type
+            assert [fx.config[f"BANDENABLED{b}"] for b in range(4)] == ["1", "0", "0", "0"]
+            freq = p["cutoff_hz"] if "cutoff_hz" in p else {"bass": BASS_SHELF_HZ, "treble": TREBLE_SHELF_HZ}[e.name]
+            assert close(fx.shown("Freq-Low Shelf"), freq, 1e-4 * freq + 0.05), (fx.shown("Freq-Low Shelf"), freq)
+            if "gain_db" in p:
+                assert close(fx.shown("Gain-Low Shelf"), p["gain_db"], 0.01)
+        elif e.name == "reverb":
+            assert name == "VST: ReaVerbate (Cockos)"
+            assert close(fx.shown("Wet"), db(p["wet"]), 0.01) and close(fx.shown("Dry"), db(1 - p["wet"]), 0.01)
+            assert fx.values[2] == p["room_size"]  # "Room size", normalized 0..1 like pedalboard's
+        elif e.name == "delay":
+            assert name == "VST: ReaDelay (Cockos)"
+            assert close(fx.shown("Wet"), db(p["mix"]), 0.01) and close(fx.shown("Dry"), db(1 - p["mix"]), 0.01)
+            assert close(fx.shown("1: Length (time)"), 1000 * p["delay_s"], 0.01)
+            assert close(fx.shown("1: Length (musical)"), 0.0, 0.0)
+            assert close(fx.shown("1: Feedback"), db(p["feedback"]), 0.01)
+        elif e.name == "compress":
+            assert name == "VST: ReaComp (Cockos)"
+            assert close(fx.shown("Thresh"), p["threshold_db"], 0.01) and close(fx.shown("Ratio"), p["ratio"], 0.01)
+            assert close(fx.shown("Attack"), 1.0, 0.01) and close(fx.shown("Release"), 100.0, 0.05)
+        elif e.name == "distortion":
+            assert name.startswith("JS: editorbot distortion")
+            assert math.isclose(fx.value("Drive (dB)"), p["drive_db"], abs_tol=1e-12)
+        elif e.name == "width":
+            assert name.startswith("JS: editorbot width")
+            assert math.isclose(fx.value("Width"), p["width"], abs_tol=1e-12)
+        else:
+            raise AssertionError(f"unchecked effect {e.name}")
+
+
+def run_fake(m: ReaperModel, plan: EditPlan, edit: Callable[[dict[str, Any]], None] | None = None) -> None:
+    def answer(rid: str) -> str:
+        r = good_result(rid, plan)
+        if edit:
+            edit(r)
+        return json.dumps(r)
+
+    beat = fake_server(m, answer)
+    m.run_script("editorbot_auto_edit.lua")
+    for _ in range(50):
+        if m.idle:
+            break
+        beat()
+        m.step(0.1)
+
+
+def test_every_effect_becomes_take_fx_in_one_undo_step(model: ReaperModel) -> None:
+    install_js_effects(model)
+    plan = effects_plan()
+    assert {e.name for s in plan.segments for e in s.effects} == set(EFFECT_RANGES)
+    before = model.snapshot()
+    run_fake(model, plan)
+    assert model.messages == [], model.messages
+    assert model.undo_begins == 1 and model.undo_points == ["editorbot: auto-edit"]
+    assert model.mutations_outside_undo == []
+    made = check_project_matches(model, plan, t0=ITEM_POS, offset_s=0.0)
+    for it, seg in zip(made, sorted(plan.segments, key=lambda s: s.dst_start_s)):
+        check_take_fx(it.take, seg.effects)
+    assert sum(len(it.take.fx) for it in made) == 2 * len(EFFECT_TYPES)
+    # one undo step takes every item, property and FX away again
+    assert model.Undo_DoUndo2(0) == 1
+    assert model.snapshot() == before
+    assert all(not t.fx for tr in model.project.tracks for it in tr.items for t in it.takes)
+
+
+def test_a_chain_of_effects_keeps_its_order(model: ReaperModel) -> None:
+    install_js_effects(model)
+    plan = structural_plan()
+    chain = [{"name": "highpass", "params": {"cutoff_hz": 80.0}}, {"name": "compress", "params": {"threshold_db": -30.0, "ratio": 8.0}},
+             {"name": "distortion", "params": {"drive_db": 0.0}}, {"name": "width", "params": {"width": 4.0}}]  # fmt: skip
+
+    def edit(r: dict[str, Any]) -> None:
+        r["plan"]["segments"][1]["effects"] = chain
+
+    run_fake(model, plan, edit)
+    assert model.messages == [], model.messages
+    seg = sorted(plan.segments, key=lambda s: s.dst_start_s)[1]
+    item = next(it for it in model.items() if abs(it.position - (ITEM_POS + seg.dst_start_s)) <= TOL_S)
+    check_take_fx(item.take, [Effect(c["name"], c["params"]) for c in chain])
+
+
+def test_a_missing_plugin_undoes_the_whole_edit(model: ReaperModel) -> None:
+    """The JS effects are not installed: nothing changes and the message names the plug-in."""
+    plan = effects_plan()
+    before = model.snapshot()
+    run_fake(model, plan)
+    assert model.snapshot() == before
+    assert model.undo_points == [] and len(model.messages) == 1
+    assert "editorbot_distortion.jsfx" in model.messages[0][1] and "undone" in model.messages[0][1]
+
+
+@pytest.mark.parametrize(
+    "effects,words",
+    [
+        ([{"name": "chorus", "params": {}}], ("unknown effect", "chorus")),
+        ([{"name": "width", "params": {"width": 9.0}}], ("width.width = 9", "outside")),
+        ([{"name": "reverb", "params": {"room_size": 0.5}}], ("reverb.wet", "not a finite number")),
+        ([{"name": "bass", "params": {"gain_db": 1.0, "q": 2.0}}], ("bass: unknown parameter 'q'",)),
+    ],
+)
+def test_bad_effects_leave_the_project_untouched(model: ReaperModel, effects: list[Any], words: tuple[str, ...]) -> None:
+    install_js_effects(model)
+    plan = structural_plan()
+
+    def edit(r: dict[str, Any]) -> None:
+        r["plan"]["segments"][2]["effects"] = effects
+
+    before = model.snapshot()
+    run_fake(model, plan, edit)
+    assert_untouched(model, before, "malformed", "segments[2].effects[0]", *words)
+
+
+def test_volume_lane_in_fader_scaling_restates_the_gain_once(model: ReaperModel) -> None:
+    """A new volume envelope in fader scaling (mode 1): points go through ScaleToEnvelopeMode(1, amp);
+    the envelope stays inactive, so the items' D_VOL is the only gain applied."""
+    model.volume_scaling_mode = 1
+    plan = structural_plan()
+    run_fake(model, plan)
+    assert model.messages == [], model.messages
+    made = check_project_matches(model, plan, t0=ITEM_POS, offset_s=0.0)
+    env = model.project.tracks[0].envelopes["Volume"]
+    assert env.scaling_mode == 1 and not env.active
+    lane = next(a for a in plan.automation if a.parameter == "volume_db")
+    assert len(env.points) == len(lane.points) > 0
+    for (t, v, _), (pt, value_db) in zip(env.points, sorted(lane.points, key=lambda p: p[0])):
+        amp = 10 ** (value_db / 20)
+        assert abs(t - (ITEM_POS + pt)) <= TOL_S
+        assert math.isclose(model.ScaleFromEnvelopeMode(1, v), amp, rel_tol=1e-9)
+        assert not math.isclose(v, amp, rel_tol=1e-3)  # stored scaled, not as a raw amplitude
+    assert any(not math.isclose(it.vol, 1.0) for it in made)  # the gain lives on the items
+
+
+def test_fader_scaling_round_trips_and_rejects_unknown_modes(model: ReaperModel) -> None:
+    lua = model.lua.eval
+    for amp in (0.0, 1e-4, 0.5, 1.0, 2.0, 3.9):
+        raw = lua(f"reaper.ScaleToEnvelopeMode(1, {amp!r})")
+        assert math.isclose(lua(f"reaper.ScaleFromEnvelopeMode(1, {raw!r})"), amp, rel_tol=1e-12, abs_tol=1e-15)
+        assert lua(f"reaper.ScaleToEnvelopeMode(0, {amp!r})") == amp
+    assert lua("reaper.ScaleToEnvelopeMode(1, 0.5) < reaper.ScaleToEnvelopeMode(1, 1.0)")
+    with pytest.raises(Exception, match="scaling mode 2"):
+        lua("reaper.ScaleToEnvelopeMode(2, 1.0)")
+
+
+def test_shelf_corners_match_the_renderer(model: ReaperModel) -> None:
+    lib = model.lua.eval(f"dofile({json.dumps(str(SCRIPTS / 'editorbot_lib.lua'))})")
+    assert (lib.BASS_SHELF_HZ, lib.TREBLE_SHELF_HZ) == (BASS_SHELF_HZ, TREBLE_SHELF_HZ)
+    ranges = {name: {k: tuple(v.values()) for k, v in params.items()} for name, params in lib.EFFECT_RANGES.items()}
+    assert ranges == {name: {k: tuple(r) for k, r in params.items()} for name, params in EFFECT_RANGES.items()}
+    for text, want in (("1.2000k", 1200.0), ("-inf", -math.inf), ("4.00:1", 4.0), (" -18.5", -18.5)):
+        assert lib.display_number(text) == want
+
+
+def test_js_effects_compute_what_the_renderer_does() -> None:
+    """The JSFX bodies are the renderer's formulas: checked by evaluating their @sample code's
+    arithmetic in numpy against pedalboard.Distortion and engine.render.Width."""
+    import numpy as np
+    import pedalboard
+
+    from engine.render import Width
+
+    x = np.random.default_rng(0).uniform(-1, 1, (2, 256)).astype(np.float32)
+    for drive_db in (0.0, 5.0, 20.0, 100.0):
+        gain = 10 ** (drive_db / 20)
+        a = np.clip(gain * x.astype(np.float64), -20, 20)
+        jsfx = 1 - 2 / (np.exp(2 * a) + 1)
+        assert np.allclose(jsfx, pedalboard.Distortion(drive_db=drive_db)(x, 44100), atol=1e-5)
+    for width in (0.0, 0.5, 1.5, 4.0):
+        mid, side = 0.5 * (x[0] + x[1]), 0.5 * width * (x[0] - x[1])
+        assert np.allclose(np.stack([mid + side, mid - side]), Width(width)(x, 44100), atol=1e-6)
+    text = (SCRIPTS / "editorbot_distortion.jsfx").read_text()
+    assert "a = max(-20, min(20, gain * spl0)); spl0 = 1 - 2 / (exp(2 * a) + 1);" in text and "gain = 10 ^ (drive_db / 20);" in text
+    text = (SCRIPTS / "editorbot_width.jsfx").read_text()
+    assert "side = 0.5 * width * (spl0 - spl1);" in text and "spl0 = mid + side;" in text and "spl1 = mid - side;" in text
+
+
+def test_tsv_effects_column_reaches_the_plan_check(model: ReaperModel, tmp_path: Path) -> None:
+    """The TSV export carries each segment's effects as JSON; the Lua reader hands them to the same check."""
+    plan = effects_plan()
+    path = write_tsv(plan, tmp_path / "plan.tsv")
+    lib = model.lua.eval(f"dofile({json.dumps(str(SCRIPTS / 'editorbot_lib.lua'))})")
+    parsed = lib.parse_tsv(Path(path).read_text(encoding="utf-8"))
+    checked, err = model.lua.eval("function(lib, p) local c, e = lib.check_plan(p) return c or false, e or '' end")(lib, parsed)
+    assert checked and err == "", err
+    got = [[(e.name, dict(e.params)) for e in s.effects.values()] for s in checked.segments.values()]
+    want = [[(e.name, e.params) for e in s.effects] for s in sorted(plan.segments, key=lambda s: s.dst_start_s)]
+    assert got == want
