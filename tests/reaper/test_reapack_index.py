@@ -6,6 +6,7 @@ ReaPack header; a bad BASE is refused with one line and exit 2."""
 
 from __future__ import annotations
 
+import importlib.util
 import re
 import subprocess
 import sys
@@ -19,20 +20,15 @@ MAKE_INDEX = SCRIPTS_ROOT / "make_index.py"
 VERSION = re.compile(r"^\d+(\.\d+)*$")
 
 
-def header(path: Path) -> dict[str, str]:
-    """The ``-- @tag value`` lines at the top of a script (multi-line tags joined)."""
-    tags: dict[str, str] = {}
-    last = None
-    for line in path.read_text(encoding="utf-8").splitlines():
-        if not line.startswith("--"):
-            break
-        m = re.match(r"^-- @(\w+)\s*(.*)$", line)
-        if m:
-            last = m.group(1)
-            tags[last] = m.group(2)
-        elif last and line.startswith("--   "):
-            tags[last] += "\n" + line[5:]
-    return tags
+def _load_make_index():  # reaper_scripts/ is not a package: load the script as a module
+    spec = importlib.util.spec_from_file_location("make_index", MAKE_INDEX)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+header = _load_make_index().header
 
 
 def make_index(tmp_path: Path, *args: str) -> subprocess.CompletedProcess[str]:
