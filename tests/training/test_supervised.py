@@ -192,7 +192,7 @@ def test_keep_frames_change_by_at_most_half_a_db(tmp_path: Path) -> None:
     assert all(s.consistency for s in songs)
     train_songs, val_songs = split_by_song(songs, 0.25, 0)
     cfg = SupervisedConfig(**{**TINY, "lr": 5e-3}, epochs=40, patience=40, crops_per_epoch=16)
-    train(train_songs, val_songs, tmp_path / "run", config=cfg, quiet=True, max_steps=160)
+    train(train_songs, val_songs, tmp_path / "run", config=cfg, quiet=True, max_steps=120)
     model = load_model(tmp_path / "run" / "last.pt")
     r = pair_renders(test_label, model)
     plan = load_pair_plan(test_label)
