@@ -57,9 +57,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--port", type=int, default=DEFAULT_PORT, help=f"UDP port (default {DEFAULT_PORT}; 0 picks a free one)")
     p.add_argument("--daw", choices=sorted(DIALECTS), default="generic", help="how results are told to the DAW (default generic)")
     p.add_argument("--daw-host", default="127.0.0.1", help="the DAW's OSC address (default 127.0.0.1)")
-    p.add_argument("--daw-port", type=int, metavar="P", help="the DAW's OSC port (default: reaper 8000, ardour 3819)")
+    p.add_argument("--daw-port", type=int, metavar="P", help="the DAW's OSC port (default: reaper 8000, ardour 3819, ableton 11000)")
     p.add_argument("--daw-sample-rate", type=int, metavar="HZ", help="session rate for Ardour sample positions (default: the song's)")
-    p.add_argument("--reaper-command-id", metavar="ID", help="named command id of the ReaScript that applies a plan (_RS...)")
+    p.add_argument("--reaper-command-id", metavar="ID", help="opt-in: named command id Reaper gave your installed apply script (_RS..., from the action list); without it only /time is sent")
     p.add_argument("--out-dir", default="editorbot-out", metavar="D", help="folder for every file jobs write (default ./editorbot-out)")
     p.add_argument("--allow", action="append", metavar="DIR", help="folder input paths may come from (repeatable; default: home and the working directory)")
     p.add_argument("--reply-port", type=int, metavar="P", help="send replies to the sender's host on this port instead of its source port")
@@ -136,6 +136,8 @@ def run(args: argparse.Namespace) -> int:
         raise BadInput(f"{args.host}:{args.port}", f"cannot listen: {err.strerror or err}") from None
     except ValueError as err:
         raise BadInput("--reaper-command-id", str(err)) from None
+    # dialects that hold a conversation with the DAW (ableton) send to it themselves
+    server.dialect.bind_daw(server.daw_address)
     stop = threading.Event()
 
     def on_signal(signum: int, _frame: object) -> None:

@@ -12,9 +12,9 @@ from pathlib import Path
 import pytest
 
 from bridge.dialects import (
-    DEFAULT_REAPER_COMMAND_ID,
     DIALECTS,
     REAPER_HANDOFF_NAME,
+    AbletonDialect,
     ArdourDialect,
     GenericDialect,
     JobResult,
@@ -68,6 +68,17 @@ def test_reaper_writes_the_handoff_then_triggers_the_script_and_moves_the_cursor
         ReaperDialect(command_id="40044")  # numeric ids shift between installs
 
 
+def test_reaper_without_a_command_id_sends_only_stock_osc_and_writes_nothing(tmp_path: Path) -> None:
+    d = ReaperDialect(out_dir=tmp_path)
+    result = JobResult(plan=small_plan(), plan_path="/o/p.plan.json", audio_path="/o/p.wav")
+    daw = [(m.address, m.args) for m in d.messages(result) if m.target == "daw"]
+    # Default.ReaperOSC: "TIME f/time" moves the edit cursor; no action id is guessed
+    assert daw == [("/time", (1.5,))]
+    assert not (tmp_path / REAPER_HANDOFF_NAME).exists()
+    assert d.exports_needed() == ()
+    assert make_dialect("reaper").command_id is None
+
+
 def test_every_dialect_declares_the_same_capabilities() -> None:
     keys = set(GenericDialect.capabilities)
     for cls in DIALECTS.values():
@@ -75,7 +86,9 @@ def test_every_dialect_declares_the_same_capabilities() -> None:
         table = cls.capability_table()
         assert table.splitlines()[0].startswith(cls.name) and len(table.splitlines()) == len(keys) + 1
     assert not ArdourDialect.capabilities["create_items"].supported
-    assert ReaperDialect.capabilities["run_script"].supported
+    assert "--reaper-command-id" in ReaperDialect.capabilities["run_script"].how
+    assert not ReaperDialect.capabilities["markers"].supported  # stock OSC cannot; only an opt-in script can
+    assert not AbletonDialect.capabilities["create_items"].supported and AbletonDialect.capabilities["markers"].supported
     with pytest.raises(ValueError):
         make_dialect("cubase")
 
@@ -85,6 +98,8 @@ def test_serve_prints_capabilities(daw: str) -> None:
     out = subprocess.run([EDITORBOT, "serve", "--daw", daw, "--capabilities"], capture_output=True, text=True, timeout=60)
     assert out.returncode == 0
     assert out.stdout.splitlines()[0].startswith(f"{daw}:") and "markers" in out.stdout
+    if daw == "ableton":
+        assert "markers only" in out.stdout and "create_items  no" in out.stdout
 
 
 def test_reaper_dialect_end_to_end(tmp_path: Path) -> None:
@@ -114,4 +129,3 @@ def test_reaper_dialect_end_to_end(tmp_path: Path) -> None:
     assert got[1][0] == "/time" and got[1][1][0] == pytest.approx(min(m.time_s for m in plan.markers))
     handoff = json.loads((srv.out_dir / REAPER_HANDOFF_NAME).read_text())
     assert handoff["plan"] == str(plan_path) and Path(handoff["exports"]["tsv"]).is_file()
-    assert DEFAULT_REAPER_COMMAND_ID.startswith("_RS")
