@@ -23,6 +23,7 @@ from __future__ import annotations
 import socket
 import threading
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -30,7 +31,7 @@ from pythonosc.dispatcher import Dispatcher
 from pythonosc.osc_server import BlockingOSCUDPServer
 
 from bridge.dialects import AbletonDialect, AbletonOscError, JobResult
-from bridge.osc_client import encode
+from bridge.osc_client import OscClient, encode
 from engine.plan import EditPlan, Grid, Marker, Segment, Source
 
 #: A fake server still up after this many seconds shuts itself down.
@@ -154,3 +155,40 @@ def test_unreachable_live_is_logged_not_raised(caplog: pytest.LogCaptureFixture)
         d.bind_daw(nobody.getsockname())
         msgs = d.messages(JobResult(plan=plan_with_markers()))
     assert len(msgs) == 4 and "no cue points placed" in caplog.text
+
+
+def test_a_render_job_through_the_server_places_cue_points(live: FakeLive, tmp_path: Path) -> None:
+    import hashlib
+
+    import soundfile as sf
+
+    from engine.plan import save_plan
+    from tests.bridge.test_server import collect, start_server, submit
+    from tests.export import song_file
+
+    song = song_file(41, 6.0)
+    info = sf.info(str(song))
+    plan = EditPlan(
+        source=Source(
+            str(song), hashlib.sha256(song.read_bytes()).hexdigest(), info.samplerate, info.channels, info.duration
+        ),
+        grid=Grid(120.0, [0.0], [0]),
+        segments=[Segment(0.0, 5.0, 0.0)],
+        markers=[Marker(0.5, "intro"), Marker(2.0, "drop")],
+    )
+    plan_path = tmp_path / "p.plan.json"
+    save_plan(plan, plan_path)
+    srv = start_server(tmp_path, [tmp_path, song.parent], daw="ableton", daw_port=live.address[1])
+    srv.dialect.bind_daw(srv.daw_address)  # as `editorbot serve` does
+    srv.dialect.reply_port = 0  # type: ignore[attr-defined]
+    try:
+        with OscClient("127.0.0.1", srv.port) as c:
+            replies = collect(c, until_done_of=submit(c, "/editorbot/render", str(plan_path)))
+    finally:
+        srv.close()
+    assert replies[-1][1] == "/editorbot/done", replies[-1]
+    assert sorted(map(tuple, live.cues), key=lambda c: c[1])[:3] == [
+        ("intro", 1.0),
+        ("user chorus", 3.0),
+        ("drop", 4.0),
+    ]
