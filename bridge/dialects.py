@@ -46,7 +46,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from bridge.osc_client import decode, encode
+from bridge.osc_client import decode, encode, is_loopback
 from engine.atomic import write_json_atomic
 from engine.plan import EditPlan
 
@@ -318,7 +318,8 @@ class AbletonDialect(Dialect):
             disagrees (song time not where it was set, a cue point missing).
         """
         with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
-            sock.bind(("", self.reply_port))
+            # replies from a Live on this machine are awaited on loopback only
+            sock.bind(("127.0.0.1" if is_loopback(address[0]) else "", self.reply_port))
             live = _AbletonLink(sock, address, self.timeout_s)
             (tempo, *_) = live.query("/live/song/get/tempo")
             if not isinstance(tempo, (int, float)) or tempo <= 0:

@@ -9,6 +9,7 @@ the tests and ``bench/osc.py``.
 
 from __future__ import annotations
 
+import ipaddress
 import logging
 import socket
 import time
@@ -123,3 +124,17 @@ class OscClient:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+#: Host names that mean this machine only.
+LOOPBACK_HOSTS = ("127.0.0.1", "::1", "localhost")
+
+
+def is_loopback(host: str) -> bool:
+    """True for ``localhost`` and loopback addresses (127.0.0.0/8, ::1)."""
+    if host in LOOPBACK_HOSTS:
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False

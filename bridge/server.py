@@ -50,7 +50,6 @@ it (docs/daws.md, Security).
 from __future__ import annotations
 
 import dataclasses
-import ipaddress
 import json
 import logging
 import os
@@ -69,7 +68,7 @@ from pythonosc.dispatcher import Dispatcher
 from pythonosc.osc_server import BlockingOSCUDPServer
 
 from bridge.dialects import Dialect, JobResult, Outgoing, make_dialect
-from bridge.osc_client import DEFAULT_PORT, encode
+from bridge.osc_client import DEFAULT_PORT, encode, is_loopback
 from bridge.paths import PathRefused, default_roots, resolve_roots
 from bridge.paths import allowed_path as check_path
 from engine.atomic import reserve_path, write_json_atomic
@@ -104,21 +103,10 @@ EDIT_OPTIONS = tuple(f for f in EditRequest.field_names() if f not in ("audio", 
 RENDER_OPTIONS = ("name", "format")
 STEMS_OPTIONS = ("chain", "separator", "name", "format")
 #: Hosts that mean "this machine only".
-LOOPBACK_HOSTS = ("127.0.0.1", "::1", "localhost")
 #: The next job id, kept in the output folder so ids (and output names) go on across restarts.
 JOB_COUNTER_FILE = ".editorbot-jobs.json"
 #: Largest job id (OSC int32) before the counter wraps to 1.
 MAX_JOB_ID = 2**31 - 1
-
-
-def is_loopback(host: str) -> bool:
-    """True for ``localhost`` and loopback addresses (127.0.0.0/8, ::1)."""
-    if host in LOOPBACK_HOSTS:
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
 
 
 class JobCancelled(Exception):
@@ -279,6 +267,7 @@ class Server:
         self.dialect: Dialect = make_dialect(config.daw, **kwargs)
         port = config.daw_port or self.dialect.default_port
         self.daw_address = None if port is None else (config.daw_host, int(port))
+        self.dialect.bind_daw(self.daw_address)  # dialects that talk with the DAW (ableton) send to it themselves
         self.models = ModelCache()
         self.counters: Counter[str] = Counter()
         self._next_id = self._read_job_counter()

@@ -136,8 +136,6 @@ def run(args: argparse.Namespace) -> int:
         raise BadInput(f"{args.host}:{args.port}", f"cannot listen: {err.strerror or err}") from None
     except ValueError as err:
         raise BadInput("--reaper-command-id", str(err)) from None
-    # dialects that hold a conversation with the DAW (ableton) send to it themselves
-    server.dialect.bind_daw(server.daw_address)
     stop = threading.Event()
 
     def on_signal(signum: int, _frame: object) -> None:

@@ -179,7 +179,6 @@ def test_a_render_job_through_the_server_places_cue_points(live: FakeLive, tmp_p
     plan_path = tmp_path / "p.plan.json"
     save_plan(plan, plan_path)
     srv = start_server(tmp_path, [tmp_path, song.parent], daw="ableton", daw_port=live.address[1])
-    srv.dialect.bind_daw(srv.daw_address)  # as `editorbot serve` does
     srv.dialect.reply_port = 0  # type: ignore[attr-defined]
     try:
         with OscClient("127.0.0.1", srv.port) as c:
