@@ -10,9 +10,11 @@ working directory). The refusal is one line naming the path.
 from __future__ import annotations
 
 import os
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
+
+from engine.errors import BadRequest
 
 #: Longest path accepted (characters).
 MAX_PATH_CHARS = 4096
@@ -67,3 +69,28 @@ def allowed_path(value: Any, roots: Sequence[Path], *, what: str = "path", conte
     if not real.is_file():
         raise PathRefused(f"{value}: no such file" if not real.exists() else f"{value}: not a regular file")
     return str(real)
+
+
+def request_path_check(roots: Sequence[Path], *, context: str | None = None) -> Callable[[str, str], str]:
+    """``resolve_path`` for ``export.request.EditRequest.from_fields``: ``allowed_path`` in ``roots``.
+
+    Parameters
+    ----------
+    roots : sequence of Path
+        Allowed folders, resolved (``resolve_roots``).
+    context : str or None
+        Prefix of messages that cannot name a path (default: the field's name).
+
+    Returns
+    -------
+    callable
+        ``check(field, value) -> resolved path``, raising ``BadRequest`` naming the field.
+    """
+
+    def check(field: str, value: str) -> str:
+        try:
+            return allowed_path(value, roots, what=field, context=context or field)
+        except PathRefused as err:
+            raise BadRequest(field, str(err)) from None
+
+    return check

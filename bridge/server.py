@@ -24,7 +24,7 @@ Requests (addresses under ``/editorbot/``; no OSC address patterns):
 Replies (to the sender's address, or its host and ``reply_port`` when set):
 ``queued JOB_ID POSITION``, ``progress FRACTION STAGE JOB_ID``,
 ``marker TIME_S NAME [END_S]``, ``done PATH [PATH] JOB_ID``,
-``error MESSAGE [JOB_ID]``. OscJob replies carry the job id last so that the
+``error MESSAGE [JOB_ID]``. Job replies carry the job id last so that the
 first arguments are what DESIGN section 8 names.
 
 Cancel stops a running job at its next progress point (between stages: a
@@ -69,7 +69,7 @@ from pythonosc.osc_server import BlockingOSCUDPServer
 
 from bridge.dialects import Dialect, JobResult, Outgoing, make_dialect
 from bridge.osc_client import DEFAULT_PORT, encode, is_loopback
-from bridge.paths import PathRefused, default_roots, resolve_roots
+from bridge.paths import PathRefused, default_roots, request_path_check, resolve_roots
 from bridge.paths import allowed_path as check_path
 from engine.atomic import reserve_path, write_json_atomic
 from engine.errors import BadInput, BadRequest
@@ -91,7 +91,6 @@ MAX_QUEUED = 16
 MAX_ERROR_CHARS = 300
 #: Seconds between repeated progress replies of a running job.
 PROGRESS_INTERVAL_S = 0.5
-#: Output name stems: letters, digits, dot, dash, underscore.
 #: OSC address-pattern characters; patterns are refused, not expanded.
 _PATTERN_CHARS = set("*?[]{}!,")
 #: Deepest bundle nesting accepted (python-osc copies each level while parsing it recursively).
@@ -102,7 +101,6 @@ _KNOWN_TAGS = set("ifsbhdtTFNIcrm[]")
 EDIT_OPTIONS = tuple(f for f in EditRequest.field_names() if f not in ("audio", "start_s", "end_s"))
 RENDER_OPTIONS = ("name", "format")
 STEMS_OPTIONS = ("chain", "separator", "name", "format")
-#: Hosts that mean "this machine only".
 #: The next job id, kept in the output folder so ids (and output names) go on across restarts.
 JOB_COUNTER_FILE = ".editorbot-jobs.json"
 #: Largest job id (OSC int32) before the counter wraps to 1.
@@ -474,15 +472,10 @@ class Server:
 
     def edit_request(self, path: str, options: dict[str, Any]) -> EditRequest:
         """The ``EditRequest`` of ``/editorbot/edit PATH OPTIONS``: every path inside ``--allow``."""
-
-        def allowed(field: str, value: str) -> str:
-            try:
-                return check_path(value, self.roots, what=field, context="/editorbot/edit")
-            except PathRefused as err:
-                raise BadRequest(field, str(err)) from None
-
         try:
-            return EditRequest.from_fields({**options, "audio": path}, resolve_path=allowed)
+            return EditRequest.from_fields(
+                {**options, "audio": path}, resolve_path=request_path_check(self.roots, context="/editorbot/edit")
+            )
         except BadRequest as err:
             raise RequestError(f"/editorbot/edit: {err}") from None
 
@@ -499,7 +492,7 @@ class Server:
 
     def _on_edit(self, sender: tuple[str, int], args: list[Any]) -> None:
         self._count("edit", args, 1, 2)
-        request = self.edit_request(self.allowed_path("edit", args[0]), self._options("edit", args, EDIT_OPTIONS))
+        request = self.edit_request(args[0], self._options("edit", args, EDIT_OPTIONS))  # checks the path too
         self._enqueue("edit", request.audio, {"name": request.name, "format": request.format}, sender, request=request)
 
     def _on_render(self, sender: tuple[str, int], args: list[Any]) -> None:
@@ -641,7 +634,6 @@ class Server:
             finally:
                 with self._lock:
                     self._running = None
-                self._release(job)  # whatever ended the job, no empty reserved file stays
 
     def _run(self, job: OscJob) -> None:
         t0 = time.perf_counter()

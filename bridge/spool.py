@@ -116,7 +116,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from bridge.paths import PathRefused, allowed_path, default_roots, resolve_roots
+from bridge.paths import default_roots, request_path_check, resolve_roots
 from bridge.spool_files import (
     Ledger,
     age_s,
@@ -208,14 +208,7 @@ def parse_request(d: Any, request_id: str, roots: Sequence[str | os.PathLike] | 
     created = d.get("created")
     if created is not None and (isinstance(created, bool) or not isinstance(created, (int, float))):
         raise ValueError(f"created: must be a number of seconds, got {json.dumps(created)[:40]}")
-    allowed = resolve_roots(default_roots() if roots is None else roots)
-
-    def check(field: str, value: str) -> str:
-        try:
-            return allowed_path(value, allowed, what=field, context=field)
-        except PathRefused as err:
-            raise BadRequest(field, str(err)) from None
-
+    check = request_path_check(resolve_roots(default_roots() if roots is None else roots))
     given = {k: v for k, v in d.items() if k not in ENVELOPE_FIELDS}
     if given.get("model") == "":  # the scripts' "default model"
         given["model"] = None
