@@ -53,13 +53,13 @@ import numpy as np
 
 from engine.actions import (
     AMOUNT_MASK,
-    AMOUNT_TABLE,
     N_AMOUNTS,
     N_SIZES,
     N_TYPES,
     SIZE_BEATS,
     TYPES,
     FactoredAction,
+    output_beats,
 )
 from engine.analysis import Analysis
 from engine.errors import BadInput, BadRequest
@@ -413,13 +413,7 @@ class WalkHistory:
 
 def output_multiplier(a: FactoredAction) -> float:
     """Output beats per source beat of an action (CUT 0, LOOP 1 + repeats, SPEED 1 / rate)."""
-    if a.type_idx == _CUT:
-        return 0.0
-    if a.type_idx == _LOOP:
-        return 1.0 + AMOUNT_TABLE["LOOP"][a.amount_idx]
-    if a.type_idx == _SPEED:
-        return 1.0 / AMOUNT_TABLE["SPEED"][a.amount_idx]
-    return 1.0
+    return output_beats(a.type_idx, a.amount_idx, 1)
 
 
 @dataclass
@@ -644,14 +638,12 @@ def decide(
 
 
 def _output_factors() -> np.ndarray:
-    """``(N_TYPES, N_AMOUNTS)`` output seconds per source second of each (type, amount)."""
+    """``(N_TYPES, N_AMOUNTS)`` output seconds per source second of each (type, amount)
+    (``engine.actions.output_beats`` of one beat; 1 where the amount is not the type's, 0 for CUT)."""
     f = np.ones((N_TYPES, N_AMOUNTS))
-    for a in range(N_AMOUNTS):
-        f[_CUT, a] = 0.0
-        if AMOUNT_MASK[_LOOP, a]:
-            f[_LOOP, a] = 1.0 + AMOUNT_TABLE["LOOP"][a]
-        if AMOUNT_MASK[_SPEED, a]:
-            f[_SPEED, a] = 1.0 / AMOUNT_TABLE["SPEED"][a]
+    for t, a in zip(*np.nonzero(AMOUNT_MASK)):
+        f[t, a] = output_beats(int(t), int(a), 1)
+    f[_CUT] = 0.0
     return f
 
 
