@@ -844,6 +844,15 @@ local function add_fx(take, names)
   error("Reaper has no plug-in '" .. table.concat(names, "' or '") .. "'", 0)
 end
 
+-- Add one of the shipped JS effects and set its slider ``word`` to value, in the slider's
+-- own units (TakeFX_SetParam); error(message) when the slider is missing or refused.
+local function js_fx(take, name, word, value, message)
+  local fx = add_fx(take, name)
+  local i = param_index(take, fx, named({ word }))
+  if not i or not reaper.TakeFX_SetParam(take, fx, i, value) then error(message, 0) end
+  return fx
+end
+
 local function set_named(take, fx, match, target, what, n)
   local p = param_index(take, fx, match, n)
   if not p then error(what .. ": no such parameter", 0) end
@@ -900,18 +909,8 @@ M.FX = {
     return fx
   end,
   -- The JS effects take slider values as they are (TakeFX_SetParam in the slider's own units).
-  distortion = function(take, p)
-    local fx = add_fx(take, M.JS_DISTORTION)
-    local i = param_index(take, fx, named({ "drive" }))
-    if not i or not reaper.TakeFX_SetParam(take, fx, i, p.drive_db) then error("editorbot distortion: cannot set Drive", 0) end
-    return fx
-  end,
-  width = function(take, p)
-    local fx = add_fx(take, M.JS_WIDTH)
-    local i = param_index(take, fx, named({ "width" }))
-    if not i or not reaper.TakeFX_SetParam(take, fx, i, p.width) then error("editorbot width: cannot set Width", 0) end
-    return fx
-  end,
+  distortion = function(take, p) return js_fx(take, M.JS_DISTORTION, "drive", p.drive_db, "editorbot distortion: cannot set Drive") end,
+  width = function(take, p) return js_fx(take, M.JS_WIDTH, "width", p.width, "editorbot width: cannot set Width") end,
 }
 
 -- Add a segment's effects, in plan order, as take FX of take.
