@@ -39,14 +39,14 @@ $(STEMS_STAMP): $(STAMP)
 # downloaded. The edit uses the bundled default policy (models/default/).
 demo: $(STAMP)
 	mkdir -p $(DEMO_DIR)
-	test -f $(DEMO_DIR)/song.wav || $(PY) -m training.data.synth --seed 7 --duration 60 --out $(DEMO_DIR)/song.wav
+	test -f $(DEMO_DIR)/song.wav || $(PY) -m editorbot.training.data.synth --seed 7 --duration 60 --out $(DEMO_DIR)/song.wav
 	$(VENV)/bin/editorbot analyze $(DEMO_DIR)/song.wav --json $(DEMO_DIR)/song.analysis.json --npz $(DEMO_DIR)/song.features.npz
 	$(VENV)/bin/editorbot edit $(DEMO_DIR)/song.wav -o $(DEMO_DIR)/song.edit.wav --export rpp,midi,audacity,tsv --plot $(DEMO_DIR)/song.edit.png
 
 # ruff (style, imports, bugbear, docstrings) and mypy (types) as configured in
 # pyproject.toml; CI (.ci/run) runs it before `make test`.
 lint: $(STAMP)
-	$(PY) -m ruff check engine training export bridge tests bench
+	$(PY) -m ruff check editorbot/__init__.py engine training export bridge tests bench
 	$(PY) -m mypy
 
 # The real-music corpus (Debian game soundtracks, unpacked into

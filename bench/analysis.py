@@ -32,10 +32,10 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from engine.audio import Audio, analysis_mono, load_audio
-from engine.features import beat_features, reference_features
-from engine.grid import Grid, beat_grid
-from engine.spectrum import ANALYSIS_SR, compute_spectrum
+from editorbot.engine.audio import Audio, analysis_mono, load_audio
+from editorbot.engine.features import beat_features, reference_features
+from editorbot.engine.grid import Grid, beat_grid
+from editorbot.engine.spectrum import ANALYSIS_SR, compute_spectrum
 
 TARGET_RTF = 250.0
 TARGET_RATIO = 5.0
@@ -190,7 +190,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--audio", help="benchmark this file instead of a generated song (decode not timed)")
     parser.add_argument("--repeats", type=int, default=3, help="timed runs of each path; medians are reported")
     parser.add_argument(
-        "--tracker", choices=("onset", "learned"), default="onset", help="engine.grid tracker of the fast path"
+        "--tracker", choices=("onset", "learned"), default="onset", help="editorbot.engine.grid tracker of the fast path"
     )
     parser.add_argument("--check", action="store_true", help="exit 1 when a target is missed")
     args = parser.parse_args(argv)

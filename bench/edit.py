@@ -36,12 +36,12 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from engine.analysis import analyze
-from engine.formats import EXPORT_FORMATS
-from export.edit import edit_file
-from export.onnx import Checkpoint, TorchPolicy, export_policy
-from export.request import EditRequest
-from export.runtime import (
+from editorbot.engine.analysis import analyze
+from editorbot.engine.formats import EXPORT_FORMATS
+from editorbot.export.edit import edit_file
+from editorbot.export.onnx import Checkpoint, TorchPolicy, export_policy
+from editorbot.export.request import EditRequest
+from editorbot.export.runtime import (
     OnnxPolicy,
     SongInputs,
     WalkHistory,
@@ -50,9 +50,9 @@ from export.runtime import (
     policy_walk,
     song_logprobs,
 )
-from training.config import AgentConfig
-from training.data.synth import synth_song, write_song
-from training.models.agent import EditAgent
+from editorbot.training.config import AgentConfig
+from editorbot.training.data.synth import synth_song, write_song
+from editorbot.training.models.agent import EditAgent
 
 log = logging.getLogger("bench.edit")
 #: Pause before each timed block, far longer than onnxruntime or OpenMP spin.

@@ -70,11 +70,11 @@ def main() -> None:
 
     torch.set_num_threads(1)
     logging.basicConfig(level=logging.WARNING)
-    from engine.actions import AMOUNT_MASK
-    from training.config import AgentConfig, PPOConfig
-    from training.dataset import synthetic_episodes
-    from training.env import EditEnv
-    from training.ppo import train
+    from editorbot.engine.actions import AMOUNT_MASK
+    from editorbot.training.config import AgentConfig, PPOConfig
+    from editorbot.training.dataset import synthetic_episodes
+    from editorbot.training.env import EditEnv
+    from editorbot.training.ppo import train
 
     config = AgentConfig()
     episodes = synthetic_episodes(4, n_beats=args.beats)

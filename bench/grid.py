@@ -32,11 +32,11 @@ from pathlib import Path
 
 import numpy as np
 
-from engine.audio import Audio, analysis_mono
-from engine.grid import beat_grid
-from engine.grid_scores import beat_f_measure
-from engine.spectrum import ANALYSIS_SR, compute_spectrum
-from training.data.synth import synth_song
+from editorbot.engine.audio import Audio, analysis_mono
+from editorbot.engine.grid import beat_grid
+from editorbot.engine.grid_scores import beat_f_measure
+from editorbot.engine.spectrum import ANALYSIS_SR, compute_spectrum
+from editorbot.training.data.synth import synth_song
 
 WINDOW_S = 0.07
 TEMPO_RANGE_BPM = (70.0, 180.0)

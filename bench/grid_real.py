@@ -56,10 +56,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from corpus import EXCERPT_S, Track, corpus_dir, load_tracks, reference_path
 
-from engine.audio import ANALYSIS_SR, analysis_mono, load_audio
-from engine.grid import beat_grid
-from engine.grid_scores import beat_f_measure
-from engine.spectrum import compute_spectrum
+from editorbot.engine.audio import ANALYSIS_SR, analysis_mono, load_audio
+from editorbot.engine.grid import beat_grid
+from editorbot.engine.grid_scores import beat_f_measure
+from editorbot.engine.spectrum import compute_spectrum
 
 TRIM_S = 5.0
 TEMPO_TOLERANCE = 0.04
@@ -266,7 +266,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--synthetic", type=int, default=20, help="songs of the synthetic survey (0: skip)")
     parser.add_argument("--no-librosa", action="store_true", help="skip the librosa comparison")
     parser.add_argument(
-        "--tracker", choices=("onset", "learned"), default="onset", help="engine.grid tracker (learned: BeatNet + HMM)"
+        "--tracker", choices=("onset", "learned"), default="onset", help="editorbot.engine.grid tracker (learned: BeatNet + HMM)"
     )
     parser.add_argument("--check", action="store_true", help="exit 1 unless the targets are met")
     args = parser.parse_args(argv)

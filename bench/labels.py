@@ -41,10 +41,10 @@ import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from engine import actions as vocab
-from training.labels.evaluate import STRUCTURAL_TYPES, Evaluator, read_label_plan, truth_on_beats
-from training.labels.infer import PairLabels, infer_pair
-from training.labels.render_check import render_check
+from editorbot.engine import actions as vocab
+from editorbot.training.labels.evaluate import STRUCTURAL_TYPES, Evaluator, read_label_plan, truth_on_beats
+from editorbot.training.labels.infer import PairLabels, infer_pair
+from editorbot.training.labels.render_check import render_check
 
 log = logging.getLogger("bench.labels")
 
@@ -81,7 +81,7 @@ def _damaged(edit_path: str, kind: str, folder: str) -> str:
     import pedalboard
     import soxr
 
-    from engine.audio import load_audio, write_audio
+    from editorbot.engine.audio import load_audio, write_audio
 
     audio = load_audio(edit_path)
     y, sr = audio.samples, audio.sample_rate
@@ -118,8 +118,8 @@ def main(argv: list[str] | None = None) -> int:
     args = p.parse_args(argv)
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
 
-    from training.data.editors import STYLES
-    from training.data.pairs import make_synth_pair, pair_paths, synth_pair_name
+    from editorbot.training.data.editors import STYLES
+    from editorbot.training.data.pairs import make_synth_pair, pair_paths, synth_pair_name
 
     tmp = None
     if args.dir is None:

@@ -59,7 +59,7 @@ import numpy as np
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from bench.corpus import load_tracks
-from engine import actions as vocab
+from editorbot.engine import actions as vocab
 
 log = logging.getLogger("bench.labels_real")
 
@@ -258,7 +258,7 @@ def _excerpt(track, folder: str, rng: np.random.Generator, min_s: float, max_s: 
 
 def _own_pair(song: str, style: str, seed: int, folder: str) -> tuple[str, str, list[Span]] | None:
     """``(raw, edit, events)`` of the pair ``editorbot data pair`` makes of ``song``, or None where it fails."""
-    cmd = [sys.executable, "-m", "bridge.cli", "data", "pair", song, "--style", style,
+    cmd = [sys.executable, "-m", "editorbot.bridge.cli", "data", "pair", song, "--style", style,
            "--out", folder, "--seed", str(seed), "--quiet"]
     proc = subprocess.run(cmd, capture_output=True, text=True)
     stem = os.path.splitext(os.path.basename(song))[0]
@@ -285,8 +285,8 @@ def _run_pair(tally: Tally, raw: str, edit: str, events: list[Span], name: str, 
     """Infer one pair's labels, score them and time them."""
     import soundfile
 
-    from training.labels.infer import infer_pair
-    from training.labels.render_check import render_check
+    from editorbot.training.labels.infer import infer_pair
+    from editorbot.training.labels.render_check import render_check
 
     duration = float(soundfile.info(raw).duration)
     t = time.perf_counter()
@@ -329,8 +329,8 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
 
     from bench.foreign_editor import edit_file
-    from training.data.editors import STYLES
-    from training.labels.infer import infer_pair
+    from editorbot.training.data.editors import STYLES
+    from editorbot.training.labels.infer import infer_pair
 
     try:
         tracks = load_tracks(args.corpus, split=args.split)

@@ -33,7 +33,7 @@ from pathlib import Path
 
 import numpy as np
 
-from bridge.osc_client import OscClient
+from editorbot.bridge.osc_client import OscClient
 
 TARGET_P50_MS = 1.0
 EDITORBOT = str(Path(sys.executable).with_name("editorbot"))
@@ -141,11 +141,11 @@ def main() -> int:
     p.add_argument("--check", action="store_true", help=f"exit 1 when ping p50 > {TARGET_P50_MS} ms")
     args = p.parse_args()
 
-    from engine.analysis import analyze
-    from engine.plan import plan_from_actions, save_plan
-    from engine.render import render_to_file
-    from export.retime import retime
-    from training.data.synth import synth_song, write_song
+    from editorbot.engine.analysis import analyze
+    from editorbot.engine.plan import plan_from_actions, save_plan
+    from editorbot.engine.render import render_to_file
+    from editorbot.export.retime import retime
+    from editorbot.training.data.synth import synth_song, write_song
 
     with tempfile.TemporaryDirectory(prefix="editorbot-bench-osc-") as tmp:
         folder = Path(tmp)
@@ -180,8 +180,8 @@ def main() -> int:
             t_re_direct = time.perf_counter() - t0
             rows = [("analyze", t_an, t_an_direct), ("render (retimer plan)", t_re, t_re_direct)]
             if args.model:
-                from export.edit import edit_file, load_model
-                from export.request import EditRequest
+                from editorbot.export.edit import edit_file, load_model
+                from editorbot.export.request import EditRequest
 
                 t_ed, _ = job_latency(port, "/editorbot/edit", str(song), json.dumps({"model": str(Path(args.model).resolve())}))
                 policy = load_model(args.model)  # the server keeps its model loaded too

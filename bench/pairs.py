@@ -31,8 +31,8 @@ import tempfile
 import time
 from concurrent.futures import ProcessPoolExecutor
 
-from training.data.editors import STYLES
-from training.data.pairs import PairRecord, make_synth_pairs
+from editorbot.training.data.editors import STYLES
+from editorbot.training.data.pairs import PairRecord, make_synth_pairs
 
 TARGET_PAIRS_PER_MIN = 20.0
 PARTS = ("synth", "edit", "render", "write")
@@ -40,8 +40,8 @@ PARTS = ("synth", "edit", "render", "write")
 
 def synth_and_write(job: tuple[int, str, float]) -> float:
     """Baseline work for one song: synthesize and write the raw file; returns its seconds."""
-    from engine.audio import write_audio
-    from training.data.synth import synth_song
+    from editorbot.engine.audio import write_audio
+    from editorbot.training.data.synth import synth_song
 
     seed, out_dir, duration_s = job
     t = time.perf_counter()

@@ -58,7 +58,7 @@ logger = logging.getLogger("bench.quality")
 def _editorbot() -> list[str]:
     """The ``editorbot`` command of this interpreter's environment (the python -m form as fallback)."""
     exe = Path(sys.executable).with_name("editorbot")
-    return [str(exe)] if exe.is_file() else [sys.executable, "-m", "bridge"]
+    return [str(exe)] if exe.is_file() else [sys.executable, "-m", "editorbot.bridge"]
 
 
 def _children_cpu_s() -> float:
@@ -90,7 +90,7 @@ def _n_labels(folder: Path) -> int:
 
 def _make_pairs(style: str, folder: Path, n: int, seed: int, args: argparse.Namespace, log: list, env: dict) -> float:
     """``editorbot data synth`` unless ``folder`` already holds exactly these ``n`` pairs."""
-    from training.data.pairs import synth_pair_name
+    from editorbot.training.data.pairs import synth_pair_name
 
     names = {synth_pair_name(seed + i, style) for i in range(n)}
     have = {p.stem for p in (folder / "labels").glob("*.json")} if (folder / "labels").is_dir() else set()
@@ -124,18 +124,18 @@ def run_style(style: str, args: argparse.Namespace, work: Path, env: dict[str, s
     """The whole experiment for one style; its results as a dict."""
     import torch
 
-    from training.bc import bc_examples
-    from training.config import AgentConfig
-    from training.dataset import load_episodes
-    from training.evaluate import (
+    from editorbot.training.bc import bc_examples
+    from editorbot.training.config import AgentConfig
+    from editorbot.training.dataset import load_episodes
+    from editorbot.training.evaluate import (
         evaluate_baseline,
         evaluate_policy,
         evaluate_structure_majority,
         format_per_type,
         format_table,
     )
-    from training.models.agent import count_parameters
-    from training.ppo import load_agent
+    from editorbot.training.models.agent import count_parameters
+    from editorbot.training.ppo import load_agent
 
     log: list[dict[str, Any]] = []
     root = work / style
@@ -219,7 +219,7 @@ def run_style(style: str, args: argparse.Namespace, work: Path, env: dict[str, s
 
 def run_reference(style: str, args: argparse.Namespace, work: Path, env: dict[str, str]) -> dict[str, Any]:
     """``--reference-only``: the pairs, then always-KEEP and structure-majority on the true-grid labels."""
-    from training.evaluate import (
+    from editorbot.training.evaluate import (
         format_per_type,
         format_table,
         keep_on_true_grid,
@@ -310,7 +310,7 @@ def main(argv: list[str] | None = None) -> int:
     args = p.parse_args(argv)
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
 
-    from training.data.editors import STUDIO_STYLES, get_style
+    from editorbot.training.data.editors import STUDIO_STYLES, get_style
 
     styles = [s.strip() for s in args.styles.split(",") if s.strip()]
     for s in styles:

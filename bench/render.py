@@ -15,9 +15,9 @@ import time
 
 import numpy as np
 
-from engine.plan import EditPlan, Effect, Grid, Segment, Source
-from engine.render import render_plan
-from training.data.synth import synth_song
+from editorbot.engine.plan import EditPlan, Effect, Grid, Segment, Source
+from editorbot.engine.render import render_plan
+from editorbot.training.data.synth import synth_song
 
 log = logging.getLogger("bench.render")
 

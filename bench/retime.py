@@ -28,10 +28,10 @@ from pathlib import Path
 
 import numpy as np
 
-from engine.analysis import analyze
-from export import retime as rt
-from export.runtime import SongInputs, load_policy, plan_analysis, song_logprobs
-from training.data.synth import synth_song, write_song
+from editorbot.engine.analysis import analyze
+from editorbot.export import retime as rt
+from editorbot.export.runtime import SongInputs, load_policy, plan_analysis, song_logprobs
+from editorbot.training.data.synth import synth_song, write_song
 
 RATIOS = (0.5, 0.75, 1.0, 1.25, 1.5)
 

@@ -38,9 +38,9 @@ import soundfile as sf
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from engine.audio import load_audio, source_subtype
-from engine.plan import load_plan
-from engine.sanity import RULES, check_edit
+from editorbot.engine.audio import load_audio, source_subtype
+from editorbot.engine.plan import load_plan
+from editorbot.engine.sanity import RULES, check_edit
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -95,7 +95,7 @@ class Tally:
 
 def edit_once(code: Path, cache: Path, src: Path, out: Path, target_s: float | None) -> tuple[int, float, str]:
     """Run ``editorbot edit`` of the code in ``code`` on ``src``; ``(exit code, wall seconds, stderr tail)``."""
-    cmd = [sys.executable, "-m", "bridge", "edit", str(src), "-o", str(out), "-q"]
+    cmd = [sys.executable, "-m", "editorbot.bridge", "edit", str(src), "-o", str(out), "-q"]
     if target_s is not None:
         cmd += ["--target-duration", f"{target_s:.3f}"]
     env = dict(os.environ, PYTHONPATH=str(code), EDITORBOT_CACHE=str(cache))

@@ -24,9 +24,9 @@ import warnings
 
 import numpy as np
 
-from engine.chains import parse_chain
-from engine.stems import BuiltinSeparator, istft, stft
-from training.data.synth import synth_song
+from editorbot.engine.chains import parse_chain
+from editorbot.engine.stems import BuiltinSeparator, istft, stft
+from editorbot.training.data.synth import synth_song
 
 CHAIN = {
     "stems": {
@@ -107,7 +107,7 @@ def main() -> None:
     except ImportError as err:
         print(f"demucs: not installed ({err}); make install installs it")
         return
-    from engine.demucs_separator import DemucsSeparator
+    from editorbot.engine.demucs_separator import DemucsSeparator
 
     if args.threads:
         torch.set_num_threads(args.threads)

@@ -31,12 +31,12 @@ import time
 import numpy as np
 import torch
 
-from engine.audio import load_audio
-from engine.render import render_plan
-from training.config import SupervisedConfig
-from training.data.pairs import load_pair_plan, read_label_doc
-from training.losses import multiscale_stft
-from training.supervised import (
+from editorbot.engine.audio import load_audio
+from editorbot.engine.render import render_plan
+from editorbot.training.config import SupervisedConfig
+from editorbot.training.data.pairs import load_pair_plan, read_label_doc
+from editorbot.training.losses import multiscale_stft
+from editorbot.training.supervised import (
     load_model,
     load_song_pairs,
     make_studio_pairs,

@@ -1,5 +1,5 @@
 import sys
 
-from bridge.cli import main
+from editorbot.bridge.cli import main
 
 sys.exit(main())

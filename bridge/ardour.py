@@ -40,7 +40,7 @@ from pathlib import Path
 
 import numpy as np
 
-from engine.plan import EditPlan, Marker
+from editorbot.engine.plan import EditPlan, Marker
 
 log = logging.getLogger(__name__)
 
@@ -325,9 +325,9 @@ def build_session(
     Returns the ``ArdourSession``. ArdourError when Ardour's tools are missing
     or fail; BadInput when the plan's source is missing or changed.
     """
-    from engine.audio import load_audio
-    from engine.errors import BadInput
-    from engine.plan import check_source
+    from editorbot.engine.audio import load_audio
+    from editorbot.engine.errors import BadInput
+    from editorbot.engine.plan import check_source
 
     if not re.fullmatch(r"[A-Za-z0-9_-]{1,64}", name):
         raise BadInput(name, "session name: letters, digits, '-' and '_' only")

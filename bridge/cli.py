@@ -49,7 +49,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     common = _common_options()
     for name, (module_name, help_text) in COMMANDS.items():
-        module = importlib.import_module(f"bridge.commands.{module_name}")
+        module = importlib.import_module(f"editorbot.bridge.commands.{module_name}")
         p = sub.add_parser(name, help=help_text, description=help_text, parents=[common])
         module.add_arguments(p)
         p.set_defaults(_module=module)
@@ -61,7 +61,7 @@ def main(argv: list[str] | None = None) -> int:
     level = logging.DEBUG if args.verbose else logging.WARNING if args.quiet else logging.INFO
     logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s")
 
-    from engine.errors import BadInput
+    from editorbot.engine.errors import BadInput
 
     try:
         return int(args._module.run(args) or 0)

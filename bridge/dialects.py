@@ -46,9 +46,9 @@ import time
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from bridge.osc_client import decode, encode, is_loopback
-from engine.atomic import write_json_atomic
-from engine.plan import EditPlan
+from editorbot.bridge.osc_client import decode, encode, is_loopback
+from editorbot.engine.atomic import write_json_atomic
+from editorbot.engine.plan import EditPlan
 
 log = logging.getLogger(__name__)
 

@@ -14,7 +14,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-from engine.errors import BadRequest
+from editorbot.engine.errors import BadRequest
 
 #: Longest path accepted (characters).
 MAX_PATH_CHARS = 4096

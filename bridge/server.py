@@ -67,14 +67,14 @@ from typing import Any
 from pythonosc.dispatcher import Dispatcher
 from pythonosc.osc_server import BlockingOSCUDPServer
 
-from bridge.dialects import Dialect, JobResult, Outgoing, make_dialect
-from bridge.osc_client import DEFAULT_PORT, encode, is_loopback
-from bridge.paths import PathRefused, default_roots, request_path_check, resolve_roots
-from bridge.paths import allowed_path as check_path
-from engine.atomic import reserve_path, write_json_atomic
-from engine.errors import BadInput, BadRequest
-from engine.formats import JOB_AUDIO_FORMATS, SEPARATOR_NAMES
-from export.request import EditRequest, parse_name, safe_stem
+from editorbot.bridge.dialects import Dialect, JobResult, Outgoing, make_dialect
+from editorbot.bridge.osc_client import DEFAULT_PORT, encode, is_loopback
+from editorbot.bridge.paths import PathRefused, default_roots, request_path_check, resolve_roots
+from editorbot.bridge.paths import allowed_path as check_path
+from editorbot.engine.atomic import reserve_path, write_json_atomic
+from editorbot.engine.errors import BadInput, BadRequest
+from editorbot.engine.formats import JOB_AUDIO_FORMATS, SEPARATOR_NAMES
+from editorbot.export.request import EditRequest, parse_name, safe_stem
 
 log = logging.getLogger(__name__)
 
@@ -196,7 +196,7 @@ class ModelCache:
 
     def get(self, model: str | None, checkpoint: str | None) -> Any:
         """The policy for ``model`` (ONNX) or ``checkpoint`` (torch), or the default model."""
-        from export.edit import load_model
+        from editorbot.export.edit import load_model
 
         target = checkpoint or model
         ident: tuple = ("default",)
@@ -697,14 +697,14 @@ class Server:
         out = self._out_path(job, Path(job.path).stem, ".analysis.json")
         self._reserve(job, [out])
         self.progress(job, 0.0, "analysis")
-        from engine.analysis import analyze
+        from editorbot.engine.analysis import analyze
 
         analysis = analyze(job.path)
         self.progress(job, 0.9, "write")
         return (analysis.save_json(out),)
 
     def _job_edit(self, job: OscJob) -> tuple[str, str]:
-        from export.edit import edit_file, output_paths
+        from editorbot.export.edit import edit_file, output_paths
 
         assert job.request is not None  # _on_edit queues every edit with its request
         exports = tuple(dict.fromkeys((*job.request.exports, *self.dialect.exports_needed())))
@@ -729,9 +729,9 @@ class Server:
 
     def _job_render(self, job: OscJob) -> tuple[str, str]:
         self.progress(job, 0.0, "load")
-        from engine.exporters import EXTENSIONS, export_plan
-        from engine.plan import load_plan, resolve_source
-        from engine.render import render_to_file
+        from editorbot.engine.exporters import EXTENSIONS, export_plan
+        from editorbot.engine.plan import load_plan, resolve_source
+        from editorbot.engine.render import render_to_file
 
         plan = load_plan(job.path)
         resolve_source(plan, job.path)
@@ -754,8 +754,8 @@ class Server:
 
     def _job_stems(self, job: OscJob) -> tuple[str, str]:
         self.progress(job, 0.0, "stems")
-        from engine.chains import load_chain
-        from engine.stems import split_file
+        from editorbot.engine.chains import load_chain
+        from editorbot.engine.stems import split_file
 
         o = job.options
         folder = self._out_path(job, Path(job.path).stem, ".stems")

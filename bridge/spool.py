@@ -28,7 +28,7 @@ Heartbeat (``heartbeat``)::
 ``time`` is the server's wall clock (Unix seconds). A client treats the
 server as gone when ``time`` is more than a few seconds old (the scripts use
 5 s) and may then start one (``editorbot serve --spool SPOOL`` or
-``python -m bridge.spool --spool SPOOL``).
+``python -m editorbot.bridge.spool --spool SPOOL``).
 
 Request (``inbox/ID.json``)::
 
@@ -93,7 +93,7 @@ Safety (anyone who can write into ``inbox/`` is untrusted):
   it: a cancel or alive file owned by anyone else is ignored.
 
 ``run_spool(dir, handler)`` is a complete server loop (one job at a time, in
-a worker thread so the heartbeat keeps beating); ``python -m bridge.spool
+a worker thread so the heartbeat keeps beating); ``python -m editorbot.bridge.spool
 --spool DIR`` runs it with ``edit_handler``, the edit pipeline
 (``export.edit``) or the pure DP retimer.
 """
@@ -116,8 +116,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from bridge.paths import default_roots, request_path_check, resolve_roots
-from bridge.spool_files import (
+from editorbot.bridge.paths import default_roots, request_path_check, resolve_roots
+from editorbot.bridge.spool_files import (
     Ledger,
     age_s,
     entry_owner,
@@ -125,9 +125,9 @@ from bridge.spool_files import (
     remove_entry,
     size_bytes,
 )
-from engine.atomic import reserve_path, write_json_atomic
-from engine.errors import BadInput, BadRequest
-from export.request import DP_MODEL, EditRequest
+from editorbot.engine.atomic import reserve_path, write_json_atomic
+from editorbot.engine.errors import BadInput, BadRequest
+from editorbot.export.request import DP_MODEL, EditRequest
 
 log = logging.getLogger(__name__)
 
@@ -592,7 +592,7 @@ class Spool:
 def _excerpt(job: SpoolJob) -> tuple[str, float]:
     """The audio to edit and its offset in the request's file: the file itself,
     or ``work/ID.excerpt.wav`` holding ``start_s..end_s`` of it."""
-    from engine.audio import load_audio, write_audio
+    from editorbot.engine.audio import load_audio, write_audio
 
     req = job.request.edit
     if req.start_s is None and req.end_s is None:
@@ -616,8 +616,8 @@ def edit_handler(job: SpoolJob) -> dict[str, Any]:
     Writes ``outbox/ID.plan.json`` and ``outbox/ID.tsv`` (and the rendered
     ``outbox/ID.wav`` on the pipeline path) and returns the result fields.
     """
-    from engine.exporters.tsv import write_tsv
-    from engine.plan import plan_to_dict, save_plan
+    from editorbot.engine.exporters.tsv import write_tsv
+    from editorbot.engine.plan import plan_to_dict, save_plan
 
     req = job.request.edit
     if not os.path.isfile(req.audio):
@@ -628,9 +628,9 @@ def edit_handler(job: SpoolJob) -> dict[str, Any]:
     job.check_cancel()
     fields: dict[str, Any] = {"source_offset_s": offset_s}
     if req.model == DP_MODEL:
-        from engine.analysis import analyze
-        from engine.plan import plan_from_actions
-        from export.retime import retime
+        from editorbot.engine.analysis import analyze
+        from editorbot.engine.plan import plan_from_actions
+        from editorbot.export.retime import retime
 
         assert req.target_duration_s is not None  # EditRequest refuses "dp" without a target
         job.progress(0.15, "analysing")
@@ -644,7 +644,7 @@ def edit_handler(job: SpoolJob) -> dict[str, Any]:
         save_plan(plan, plan_path)
         write_tsv(plan, tsv_path)
     else:
-        from export.edit import edit_file, load_model
+        from editorbot.export.edit import edit_file, load_model
 
         audio_out = job.create(".wav")
         job.progress(0.1, "loading model")
@@ -772,8 +772,8 @@ def start_spool_thread(
 
 
 def main(argv: list[str] | None = None) -> int:
-    """``python -m bridge.spool --spool DIR``: serve a spool folder until interrupted."""
-    parser = argparse.ArgumentParser(prog="python -m bridge.spool", description="serve a spool folder for the Reaper scripts")
+    """``python -m editorbot.bridge.spool --spool DIR``: serve a spool folder until interrupted."""
+    parser = argparse.ArgumentParser(prog="python -m editorbot.bridge.spool", description="serve a spool folder for the Reaper scripts")
     parser.add_argument("--spool", required=True, metavar="DIR", help="spool folder (created if missing)")
     parser.add_argument("--max-age", type=float, default=MAX_AGE_S, metavar="S", help="drop requests and files older than S seconds")
     parser.add_argument("--allow", action="append", metavar="DIR", help="folder request paths may name (repeatable; default: home and the working directory)")

@@ -14,7 +14,7 @@ import stat
 import threading
 from pathlib import Path
 
-from engine.atomic import write_json_atomic
+from editorbot.engine.atomic import write_json_atomic
 
 log = logging.getLogger(__name__)
 

@@ -20,11 +20,11 @@ from typing import Any, Protocol
 
 import numpy as np
 
-from engine import features as feature_mod
-from engine import grid as grid_mod
-from engine import spectrum as spectrum_mod
-from engine.atomic import atomic_path, check_destination
-from engine.audio import (
+from editorbot.engine import features as feature_mod
+from editorbot.engine import grid as grid_mod
+from editorbot.engine import spectrum as spectrum_mod
+from editorbot.engine.atomic import atomic_path, check_destination
+from editorbot.engine.audio import (
     ANALYSIS_SR,
     DEFAULT_MAX_DURATION_S,
     SILENCE_DBFS,
@@ -33,10 +33,10 @@ from engine.audio import (
     load_audio,
     sha256_file,
 )
-from engine.cache import FeatureCache
-from engine.errors import BadInput
-from engine.grid import Grid
-from engine.spectrum import compute_spectrum
+from editorbot.engine.cache import FeatureCache
+from editorbot.engine.errors import BadInput
+from editorbot.engine.grid import Grid
+from editorbot.engine.spectrum import compute_spectrum
 
 log = logging.getLogger(__name__)
 
@@ -330,7 +330,7 @@ def analyze(
     if stems:
         # engine.stems brings pedalboard and the separators (about 0.15 s of
         # start-up): only analyses with stems load it
-        from engine.stems import separator_for
+        from editorbot.engine.stems import separator_for
 
         if separator is None:
             separator = separator_for("auto")
@@ -373,7 +373,7 @@ def analyze(
 
 def _stem_matrix(audio: Audio, sha256: str, grid: Grid, separator, store: FeatureCache | None) -> np.ndarray:
     """``(n_beats, 12)`` stem columns; the stems are cached next to the feature cache."""
-    from engine.stems import StemCache, separate_cached, stem_columns  # start-up: see analyze
+    from editorbot.engine.stems import StemCache, separate_cached, stem_columns  # start-up: see analyze
 
     stem_cache = StemCache(os.path.join(store.directory, "stems")) if store is not None else None
     separated, _ = separate_cached(

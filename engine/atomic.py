@@ -28,7 +28,7 @@ import secrets
 from collections.abc import Iterable, Iterator
 from typing import Any
 
-from engine.errors import BadInput
+from editorbot.engine.errors import BadInput
 
 log = logging.getLogger(__name__)
 

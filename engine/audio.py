@@ -36,8 +36,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from engine.atomic import atomic_path, check_destination
-from engine.errors import BadInput
+from editorbot.engine.atomic import atomic_path, check_destination
+from editorbot.engine.errors import BadInput
 
 log = logging.getLogger(__name__)
 

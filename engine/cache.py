@@ -18,7 +18,7 @@ from typing import Any
 
 import numpy as np
 
-from engine.atomic import atomic_path
+from editorbot.engine.atomic import atomic_path
 
 log = logging.getLogger(__name__)
 

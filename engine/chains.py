@@ -56,8 +56,8 @@ from typing import Any
 import numpy as np
 import pedalboard
 
-from engine.errors import BadInput
-from engine.features import STEM_NAMES
+from editorbot.engine.errors import BadInput
+from editorbot.engine.features import STEM_NAMES
 
 EXTERNAL_SUFFIXES = (".vst3", ".component", ".vst", ".dll", ".so")
 _READ_ONLY = {"is_effect", "is_instrument"}

@@ -37,10 +37,10 @@ from typing import Any
 
 import numpy as np
 
-from engine.errors import BadInput
-from engine.features import STEM_NAMES
-from engine.progress import progress
-from engine.separator import Separator, check_mix
+from editorbot.engine.errors import BadInput
+from editorbot.engine.features import STEM_NAMES
+from editorbot.engine.progress import progress
+from editorbot.engine.separator import Separator, check_mix
 
 log = logging.getLogger(__name__)
 

@@ -45,7 +45,7 @@ from typing import Any, Protocol
 import numpy as np
 import scipy.fft
 
-from engine.spectrum import ANALYSIS_SR, HOP_LENGTH, N_FFT, N_MELS, Spectrum, onset_strength
+from editorbot.engine.spectrum import ANALYSIS_SR, HOP_LENGTH, N_FFT, N_MELS, Spectrum, onset_strength
 
 log = logging.getLogger(__name__)
 

@@ -52,7 +52,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from engine.spectrum import Spectrum
+from editorbot.engine.spectrum import Spectrum
 
 log = logging.getLogger(__name__)
 
@@ -964,7 +964,7 @@ def learned_beat_grid(spec: Spectrum, envs: dict[str, np.ndarray] | None = None)
     engine.beat_activation.ActivationUnavailable
         BeatNet is not installed.
     """
-    from engine import beat_activation, beat_dbn
+    from editorbot.engine import beat_activation, beat_dbn
 
     if spec.y is None or spec.sr != beat_activation.SR or len(spec.y) < spec.sr:
         return None

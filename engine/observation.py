@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from engine.actions import N_AMOUNTS, N_TYPES
+from editorbot.engine.actions import N_AMOUNTS, N_TYPES
 
 #: Columns of a ``done`` row: decided flag, one-hot type (20), one-hot amount (5).
 DONE_LAYOUT: tuple[str, ...] = ("decided",) + tuple(f"type_{k}" for k in range(N_TYPES)) + tuple(

@@ -24,9 +24,9 @@ from typing import Any
 
 import numpy as np
 
-from engine.atomic import check_destination, write_bytes_atomic
-from engine.errors import BadInput
-from engine.plan import EditPlan, Segment
+from editorbot.engine.atomic import check_destination, write_bytes_atomic
+from editorbot.engine.errors import BadInput
+from editorbot.engine.plan import EditPlan, Segment
 
 log = logging.getLogger(__name__)
 
@@ -203,7 +203,7 @@ def plot_plan(
     if source.ndim not in (1, 2) or source.shape[-1] == 0:
         raise BadInput(plan.source.path, f"source audio must be (n_channels, n_samples) and non-empty, got {source.shape}")
     if edited_samples is None:
-        from engine.render import render_plan  # heavy (pedalboard); only when needed
+        from editorbot.engine.render import render_plan  # heavy (pedalboard); only when needed
 
         edited_samples = render_plan(plan, source if source.ndim == 2 else source[None, :], sample_rate)
     edited = np.asarray(edited_samples, dtype=np.float32)

@@ -73,9 +73,9 @@ from typing import TypeAlias
 import numpy as np
 import pedalboard
 
-from engine.actions import CUTOFF_MAX_FRACTION, EFFECT_RANGES, PITCH_RANGE_SEMITONES, RATE_RANGE
-from engine.errors import BadInput
-from engine.plan import EditPlan, Effect, Segment, add_output_gain
+from editorbot.engine.actions import CUTOFF_MAX_FRACTION, EFFECT_RANGES, PITCH_RANGE_SEMITONES, RATE_RANGE
+from editorbot.engine.errors import BadInput
+from editorbot.engine.plan import EditPlan, Effect, Segment, add_output_gain
 
 log = logging.getLogger(__name__)
 
@@ -702,9 +702,9 @@ def render_to_file(
     any problem ``render_plan`` finds (those carry no path: the caller
     knows the plan file's name).
     """
-    from engine.atomic import check_destination
-    from engine.audio import load_audio, output_subtype, source_subtype, write_audio
-    from engine.plan import check_source
+    from editorbot.engine.atomic import check_destination
+    from editorbot.engine.audio import load_audio, output_subtype, source_subtype, write_audio
+    from editorbot.engine.plan import check_source
 
     src = check_source(plan, source_path)  # present and unchanged (sha256)
     dest = check_destination(out_path, [src])

@@ -34,8 +34,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from engine.plan import EditPlan, Segment
-from engine.render import PEAK_CEILING_DB
+from editorbot.engine.plan import EditPlan, Segment
+from editorbot.engine.render import PEAK_CEILING_DB
 
 #: The rules, in report order.
 RULES: tuple[str, ...] = ("kept", "fragment", "silence", "fade", "marker", "peak", "click")

@@ -34,16 +34,16 @@ from dataclasses import dataclass
 import numpy as np
 import scipy.fft
 
-from engine import demucs_separator, features
-from engine.audio import ANALYSIS_SR, Audio, analysis_mono, load_audio, sha256_file, write_audio
-from engine.cache import FeatureCache, default_cache_dir
-from engine.chains import StemChain, load_chain
-from engine.errors import BadInput
-from engine.features import STEM_COLUMN_NAMES, STEM_NAMES
-from engine.formats import SEPARATOR_NAMES
-from engine.progress import progress
-from engine.separator import Separator, check_mix
-from engine.spectrum import HOP_LENGTH, N_FFT, compute_spectrum, onset_strength
+from editorbot.engine import demucs_separator, features
+from editorbot.engine.audio import ANALYSIS_SR, Audio, analysis_mono, load_audio, sha256_file, write_audio
+from editorbot.engine.cache import FeatureCache, default_cache_dir
+from editorbot.engine.chains import StemChain, load_chain
+from editorbot.engine.errors import BadInput
+from editorbot.engine.features import STEM_COLUMN_NAMES, STEM_NAMES
+from editorbot.engine.formats import SEPARATOR_NAMES
+from editorbot.engine.progress import progress
+from editorbot.engine.separator import Separator, check_mix
+from editorbot.engine.spectrum import HOP_LENGTH, N_FFT, compute_spectrum, onset_strength
 
 log = logging.getLogger(__name__)
 

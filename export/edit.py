@@ -23,10 +23,10 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from engine.errors import BadInput, BadRequest
-from engine.plan import EditPlan
-from export.request import EditRequest
-from export.runtime import PolicyModel, load_policy
+from editorbot.engine.errors import BadInput, BadRequest
+from editorbot.engine.plan import EditPlan
+from editorbot.export.request import EditRequest
+from editorbot.export.runtime import PolicyModel, load_policy
 
 log = logging.getLogger(__name__)
 
@@ -39,7 +39,7 @@ def load_model(model: str | None = None, checkpoint: str | None = None, *, devic
     if model and checkpoint:
         raise BadRequest("checkpoint", "give either model or checkpoint, not both")
     if checkpoint:
-        from export.onnx import TorchPolicy
+        from editorbot.export.onnx import TorchPolicy
 
         return TorchPolicy(checkpoint, device="cuda" if device == "cuda" else "cpu")
     return load_policy(model, device=device)
@@ -90,7 +90,7 @@ class EditReport:
 def output_paths(out: str | os.PathLike, *, plan: str | None, exports: Sequence[str]) -> dict[str, str]:
     """Where each output goes: the plan beside ``out`` as ``STEM.plan.json`` unless given,
     each export as ``STEM`` + the format's usual extension."""
-    from engine.exporters import EXTENSIONS
+    from editorbot.engine.exporters import EXTENSIONS
 
     o = Path(out)
     paths = {"audio": str(o), "plan": plan or str(o.with_name(o.stem + ".plan.json"))}
@@ -151,14 +151,14 @@ def edit_file(
     >>> report.written["plan"]  # doctest: +SKIP
     'song.edit.plan.json'
     """
-    from engine.analysis import analyze
-    from engine.atomic import check_destination
-    from engine.audio import output_subtype, source_subtype, write_audio
-    from engine.exporters import export_plan
-    from engine.plan import save_plan
-    from engine.progress import stage_bar
-    from engine.render import render_plan, stage_gain
-    from export.runtime import plan_analysis
+    from editorbot.engine.analysis import analyze
+    from editorbot.engine.atomic import check_destination
+    from editorbot.engine.audio import output_subtype, source_subtype, write_audio
+    from editorbot.engine.exporters import export_plan
+    from editorbot.engine.plan import save_plan
+    from editorbot.engine.progress import stage_bar
+    from editorbot.engine.render import render_plan, stage_gain
+    from editorbot.export.runtime import plan_analysis
 
     src = os.path.abspath(os.fspath(request.audio))
     exports = request.exports
@@ -219,7 +219,7 @@ def edit_file(
             report.written[fmt] = export_plan(plan, fmt, paths[fmt])
         timings["exports"] = time.perf_counter() - t
         if plot_png:
-            from engine.plot import plot_plan
+            from editorbot.engine.plot import plot_plan
 
             t = stage("plotting")
             report.written["plot"] = plot_plan(plan, audio.samples, audio.sample_rate, edited, plot_png)

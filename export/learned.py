@@ -30,10 +30,10 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from engine.errors import BadInput
-from export.runtime import check_file_digest, open_session, read_sidecar
-from training.config import SupervisedConfig
-from training.models.supervised import SpectralFrontEnd
+from editorbot.engine.errors import BadInput
+from editorbot.export.runtime import check_file_digest, open_session, read_sidecar
+from editorbot.training.config import SupervisedConfig
+from editorbot.training.models.supervised import SpectralFrontEnd
 
 log = logging.getLogger(__name__)
 

@@ -47,13 +47,13 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
-from engine.actions import AMOUNT_MASK, AMOUNTS, SIZE_BEATS, SIZES, TYPES
-from engine.atomic import atomic_path, write_json_atomic
-from engine.errors import BadInput
-from engine.features import config_hash, feature_names
-from engine.observation import DONE_LAYOUT, POSITION_LAYOUT
-from export.learned import SUPERVISED_INPUTS, SUPERVISED_OUTPUTS, SUPERVISED_VERSIONS
-from export.runtime import (
+from editorbot.engine.actions import AMOUNT_MASK, AMOUNTS, SIZE_BEATS, SIZES, TYPES
+from editorbot.engine.atomic import atomic_path, write_json_atomic
+from editorbot.engine.errors import BadInput
+from editorbot.engine.features import config_hash, feature_names
+from editorbot.engine.observation import DONE_LAYOUT, POSITION_LAYOUT
+from editorbot.export.learned import SUPERVISED_INPUTS, SUPERVISED_OUTPUTS, SUPERVISED_VERSIONS
+from editorbot.export.runtime import (
     INPUT_NAMES,
     MODEL_SCHEMA,
     OUTPUT_NAMES,
@@ -62,11 +62,11 @@ from export.runtime import (
     sha256_of,
     sidecar_path,
 )
-from training.config import AgentConfig, SupervisedConfig
-from training.models.agent import EditAgent
-from training.models.encoder import QUERY_BLOCK
-from training.models.supervised import EditSoundModel
-from training.run_state import UnsafeCheckpoint, load_weights_only
+from editorbot.training.config import AgentConfig, SupervisedConfig
+from editorbot.training.models.agent import EditAgent
+from editorbot.training.models.encoder import QUERY_BLOCK
+from editorbot.training.models.supervised import EditSoundModel
+from editorbot.training.run_state import UnsafeCheckpoint, load_weights_only
 
 log = logging.getLogger(__name__)
 
@@ -149,8 +149,8 @@ def _agent_config(raw: dict[str, Any]) -> AgentConfig:
 def read_checkpoint(path: str | os.PathLike) -> tuple[str, dict[str, Any]]:
     """``(kind, contents)`` of a trainer checkpoint: kind ``"policy"`` (``training.ppo``) or
     ``"supervised"`` (``training.supervised``); BadInput naming the file on any problem."""
-    from training.ppo import CHECKPOINT_FORMAT as POLICY_FORMAT
-    from training.supervised import CHECKPOINT_FORMAT as SUPERVISED_FORMAT
+    from editorbot.training.ppo import CHECKPOINT_FORMAT as POLICY_FORMAT
+    from editorbot.training.supervised import CHECKPOINT_FORMAT as SUPERVISED_FORMAT
 
     p = os.fspath(path)
     if not os.path.isfile(p):
@@ -515,7 +515,7 @@ def _export_policy_checkpoint(path: str, doc: dict[str, Any], out_path: str | os
 
 
 def _export_supervised_checkpoint(path: str, doc: dict[str, Any], out_path: str | os.PathLike, name: str | None) -> ExportResult:
-    from training.supervised import model_from_checkpoint
+    from editorbot.training.supervised import model_from_checkpoint
 
     try:
         model = model_from_checkpoint(doc)

@@ -26,8 +26,8 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, fields
 from typing import Any
 
-from engine.errors import BadRequest
-from engine.formats import EXPORT_FORMATS, JOB_AUDIO_FORMATS, SAMPLE_FORMATS
+from editorbot.engine.errors import BadRequest
+from editorbot.engine.formats import EXPORT_FORMATS, JOB_AUDIO_FORMATS, SAMPLE_FORMATS
 
 #: ``model`` value that asks for the pure dynamic-programming retimer (no learned model).
 DP_MODEL = "dp"

@@ -55,7 +55,7 @@ from typing import Any, Protocol
 
 import numpy as np
 
-from engine.actions import (
+from editorbot.engine.actions import (
     AMOUNT_MASK,
     AMOUNT_TABLE,
     N_SIZES,
@@ -66,8 +66,8 @@ from engine.actions import (
     FactoredAction,
     action_masks,
 )
-from engine.analysis import Analysis
-from engine.errors import BadInput, BadRequest
+from editorbot.engine.analysis import Analysis
+from editorbot.engine.errors import BadInput, BadRequest
 
 log = logging.getLogger(__name__)
 
@@ -252,7 +252,7 @@ def tail_guard(starts_s: np.ndarray, ends_s: np.ndarray, protected: np.ndarray) 
     start of a later protected beat are guarded (protected beats themselves
     allow only KEEP anyway).
     """
-    from engine.render import MAX_TAIL_S
+    from editorbot.engine.render import MAX_TAIL_S
 
     starts_s, ends_s = np.asarray(starts_s, float), np.asarray(ends_s, float)
     n = len(starts_s)
@@ -698,7 +698,7 @@ class SongSpans:
     @classmethod
     def of(cls, analysis: Analysis) -> SongSpans:
         """The spans of ``analysis``'s grid."""
-        from engine.plan import beat_spans
+        from editorbot.engine.plan import beat_spans
 
         duration_s = float(analysis.audio.duration_s)
         grid = analysis.grid
@@ -777,7 +777,7 @@ def retime(
     >>> plan_from_actions(analysis, result.walk).duration_s  # within one beat of 90  # doctest: +SKIP
     89.87
     """
-    from engine.plan import plan_from_actions
+    from editorbot.engine.plan import plan_from_actions
 
     spans = spans or SongSpans.of(analysis)
     src_s = spans.duration_s

@@ -46,12 +46,13 @@ import os
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from importlib import resources
 from pathlib import Path
 from typing import Any, Protocol
 
 import numpy as np
 
-from engine.actions import (
+from editorbot.engine.actions import (
     AMOUNT_MASK,
     N_AMOUNTS,
     N_SIZES,
@@ -61,12 +62,19 @@ from engine.actions import (
     FactoredAction,
     output_beats,
 )
-from engine.analysis import Analysis
-from engine.errors import BadInput, BadRequest
-from engine.observation import DONE_LAYOUT, POSITION_LAYOUT, history_windows, mark_done, padded_song, song_summary
-from engine.plan import EditPlan
-from export.request import MIN_KEEP
-from export.retime import TAIL_TYPES, SongSpans
+from editorbot.engine.analysis import Analysis
+from editorbot.engine.errors import BadInput, BadRequest
+from editorbot.engine.observation import (
+    DONE_LAYOUT,
+    POSITION_LAYOUT,
+    history_windows,
+    mark_done,
+    padded_song,
+    song_summary,
+)
+from editorbot.engine.plan import EditPlan
+from editorbot.export.request import MIN_KEEP
+from editorbot.export.retime import TAIL_TYPES, SongSpans
 
 log = logging.getLogger(__name__)
 
@@ -78,7 +86,8 @@ INPUT_NAMES: tuple[str, ...] = ("features", "position", "padding_mask", "summary
 OUTPUT_NAMES: tuple[str, ...] = ("logits", "value", "tempo", "energy", "phrase_boundary")
 _KIND_NAMES = {"policy": "an edit policy", "supervised": "a supervised edit-sound model"}
 #: The bundled model, used when none is named.
-DEFAULT_MODEL = Path(__file__).resolve().parents[1] / "models" / "default" / "policy.onnx"
+#: Package data: models/default in the repository, editorbot/models/default in a wheel.
+DEFAULT_MODEL = Path(str(resources.files("editorbot") / "models" / "default" / "policy.onnx"))
 #: Device choices: "auto" (CUDA when this onnxruntime has it), "cuda" (asked for), "cpu".
 DEVICES: tuple[str, ...] = ("auto", "cuda", "cpu")
 
@@ -142,7 +151,7 @@ class ModelSpec:
 
     def check_compatible(self, where: str) -> None:
         """BadInput (naming ``where``) unless this editorbot's features and layouts match."""
-        from engine.features import config_hash, feature_names
+        from editorbot.engine.features import config_hash, feature_names
 
         here = config_hash()
         if self.feature_hash != here:
@@ -935,8 +944,8 @@ def plan_analysis(
     >>> decision.plan.duration_s, decision.splice_cost <= decision.baseline_splice_cost  # doctest: +SKIP
     (89.87, True)
     """
-    from engine.plan import ModelInfo, plan_from_actions
-    from export import retime as rt
+    from editorbot.engine.plan import ModelInfo, plan_from_actions
+    from editorbot.export import retime as rt
 
     n = analysis.n_beats
     if n < 1:
@@ -1007,6 +1016,6 @@ def walk_rules(analysis: Analysis, min_keep: float = MIN_KEEP, *, spans: SongSpa
 
 def plan_file(path: str | os.PathLike, policy: PolicyModel, **options: Any) -> Decision:
     """File -> plan: ``engine.analysis.analyze`` then ``plan_analysis`` (same options)."""
-    from engine.analysis import analyze
+    from editorbot.engine.analysis import analyze
 
     return plan_analysis(analyze(path), policy, **options)

@@ -33,11 +33,11 @@ ALLOWED = {
     "bridge": {"engine", "export", "bridge"},
 }
 #: export modules that may import training (design.md: "and training for those two").
-EXPORT_USES_TRAINING = {"export.onnx", "export.learned"}
+EXPORT_USES_TRAINING = {"editorbot.export.onnx", "editorbot.export.learned"}
 #: bridge modules that may import training, inside functions only (design.md: "only lazily
 #: from the CLI's train/data commands, `render --renderer learned` and `convert-checkpoint`").
 BRIDGE_USES_TRAINING_LAZILY = {
-    "bridge.commands.train", "bridge.commands.data", "bridge.commands.render", "bridge.commands.convert_checkpoint",
+    "editorbot.bridge.commands.train", "editorbot.bridge.commands.data", "editorbot.bridge.commands.render", "editorbot.bridge.commands.convert_checkpoint",
 }
 NEVER_IMPORTED = ("tests", "bench")
 
@@ -58,10 +58,17 @@ class Import:
 
 
 def module_name(path: Path, root: Path) -> str:
+    """``engine/plan/__init__.py`` -> ``editorbot.engine.plan``: the folders install under one package."""
     parts = list(path.relative_to(root).with_suffix("").parts)
     if parts[-1] == "__init__":
         parts.pop()
-    return ".".join(parts)
+    return ".".join(["editorbot", *parts])
+
+
+def package_of(module: str) -> str:
+    """The layer a dotted module belongs to: ``editorbot.engine.plan`` -> ``engine``, ``bench.x`` -> ``bench``."""
+    parts = module.split(".")
+    return parts[1] if parts[0] == "editorbot" and len(parts) > 1 else parts[0]
 
 
 def project_modules(root: Path = REPO) -> dict[str, Path]:
@@ -148,7 +155,7 @@ def layering_violations(imports: list[Import]) -> list[str]:
     """Each import that points against ``engine <- training <- export <- bridge`` (design.md section 1)."""
     bad = []
     for imp in imports:
-        src, dst = imp.source.split(".")[0], imp.target.split(".")[0]
+        src, dst = package_of(imp.source), package_of(imp.target)
         if dst in NEVER_IMPORTED:
             bad.append(f"{imp}: packages never import {dst}")
         elif dst == "training" and src == "export" and imp.source in EXPORT_USES_TRAINING:
@@ -211,9 +218,9 @@ def imports() -> list[Import]:
 
 def test_the_walk_sees_every_package_and_lazy_import(imports: list[Import]) -> None:
     # A walk that missed function-level imports or a package would pass vacuously.
-    assert {i.source.split(".")[0] for i in imports} == set(PACKAGES)
+    assert {package_of(i.source) for i in imports} == set(PACKAGES)
     assert any(i.in_function for i in imports)
-    assert any(i.source.startswith("bridge") and i.target.startswith("training") for i in imports)
+    assert any(package_of(i.source) == "bridge" and package_of(i.target) == "training" for i in imports)
 
 
 def test_imports_follow_the_layering(imports: list[Import]) -> None:
@@ -236,31 +243,31 @@ def test_the_checks_catch_a_bad_arrow_and_a_loop(tmp_path: Path) -> None:
         "engine/__init__.py": "",
         "engine/plan/__init__.py": "from .model import EditPlan\n",
         "engine/plan/model.py": "import numpy\nEditPlan = object\n",
-        "engine/render.py": "from engine.plan import EditPlan\n\ndef f():\n    from training import ppo\n",
+        "engine/render.py": "from editorbot.engine.plan import EditPlan\n\ndef f():\n    from editorbot.training import ppo\n",
         "training/__init__.py": "",
-        "training/ppo.py": "from engine import render\n\ndef g():\n    pass\n",
-        "training/reward.py": "def r():\n    import training.env\n",
+        "training/ppo.py": "from editorbot.engine import render\n\ndef g():\n    pass\n",
+        "training/reward.py": "def r():\n    import editorbot.training.env\n",
         "training/env.py": "from . import reward\n",
         "export/__init__.py": "",
-        "export/onnx.py": "from training.ppo import g\n",
-        "export/runtime.py": "import training.env\n",
-        "export/edit.py": "from export import runtime\n\ndef e():\n    from training.ppo import g\n",
+        "export/onnx.py": "from editorbot.training.ppo import g\n",
+        "export/runtime.py": "import editorbot.training.env\n",
+        "export/edit.py": "from editorbot.export import runtime\n\ndef e():\n    from editorbot.training.ppo import g\n",
         "bridge/__init__.py": "",
         "bridge/commands/__init__.py": "",
-        "bridge/commands/train.py": "import training.ppo\n\ndef h():\n    from training import env\n",
-        "bridge/cli.py": "import bench.edit\nfrom export import onnx\n",
+        "bridge/commands/train.py": "import editorbot.training.ppo\n\ndef h():\n    from editorbot.training import env\n",
+        "bridge/cli.py": "import bench.edit\nfrom editorbot.export import onnx\n",
     }
     for rel, text in files.items():
         (tmp_path / rel).parent.mkdir(parents=True, exist_ok=True)
         (tmp_path / rel).write_text(text)
     found = collect_imports(project_modules(tmp_path))
     edges = {(i.source, i.target, i.in_function) for i in found}
-    assert ("engine.plan", "engine.plan.model", False) in edges  # relative import in a package
-    assert ("engine.render", "engine.plan", False) in edges
-    assert ("training.env", "training.reward", False) in edges  # from . import module
-    assert ("training.reward", "training.env", True) in edges
+    assert ("editorbot.engine.plan", "editorbot.engine.plan.model", False) in edges  # relative import in a package
+    assert ("editorbot.engine.render", "editorbot.engine.plan", False) in edges
+    assert ("editorbot.training.env", "editorbot.training.reward", False) in edges  # from . import module
+    assert ("editorbot.training.reward", "editorbot.training.env", True) in edges
     bad = layering_violations(found)
     assert sorted(b.split(":")[0] for b in bad) == [
-        "bridge.cli", "bridge.commands.train", "engine.render", "export.edit", "export.runtime"], bad
+        "editorbot.bridge.cli", "editorbot.bridge.commands.train", "editorbot.engine.render", "editorbot.export.edit", "editorbot.export.runtime"], bad
     cycles = import_cycles(found)
-    assert sorted(cycles) == [["engine.render", "training.ppo"], ["training.env", "training.reward"]]
+    assert sorted(cycles) == [["editorbot.engine.render", "editorbot.training.ppo"], ["editorbot.training.env", "editorbot.training.reward"]]

@@ -29,11 +29,11 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from engine import actions as vocab
+from editorbot.engine import actions as vocab
 
 if TYPE_CHECKING:
-    from engine.analysis import Analysis
-    from engine.plan import EditPlan
+    from editorbot.engine.analysis import Analysis
+    from editorbot.engine.plan import EditPlan
 
 log = logging.getLogger(__name__)
 
@@ -111,8 +111,8 @@ def walk_labels(walk: list[tuple[str, str, str]], n_beats: int) -> np.ndarray:
 
 def _write_pair(out_dir: str, name: str, analysis: Analysis, plan: EditPlan, rendered: np.ndarray) -> None:
     """Write one augmented pair in the pair-directory layout."""
-    from engine.audio import write_audio
-    from engine.plan import plan_to_dict
+    from editorbot.engine.audio import write_audio
+    from editorbot.engine.plan import plan_to_dict
 
     for d in ("input", "desired_output", "labels"):
         os.makedirs(os.path.join(out_dir, d), exist_ok=True)
@@ -122,7 +122,7 @@ def _write_pair(out_dir: str, name: str, analysis: Analysis, plan: EditPlan, ren
     write_audio(edit_path, rendered, analysis.audio.sample_rate, protect=(raw_path,))
     doc = plan_to_dict(plan)
     doc["source"]["path"] = os.path.relpath(raw_path, os.path.join(out_dir, "labels"))
-    from engine.atomic import atomic_path
+    from editorbot.engine.atomic import atomic_path
 
     with atomic_path(os.path.join(out_dir, "labels", f"{name}.json")) as tmp:
         with open(tmp, "w", encoding="utf-8") as f:
@@ -164,13 +164,13 @@ def augment_file(
         unreadable input, no raw paths in it, a bad ``min_share``
         or an output that is the input.
     """
-    from engine.analysis import analyze
-    from engine.errors import BadInput
-    from engine.plan import plan_from_actions
-    from training.bc import BCData, bc_examples
-    from training.config import AgentConfig
-    from training.dataset import Episode
-    from training.labels.dataset import write_npz
+    from editorbot.engine.analysis import analyze
+    from editorbot.engine.errors import BadInput
+    from editorbot.engine.plan import plan_from_actions
+    from editorbot.training.bc import BCData, bc_examples
+    from editorbot.training.config import AgentConfig
+    from editorbot.training.dataset import Episode
+    from editorbot.training.labels.dataset import write_npz
 
     in_path, out_path = os.fspath(in_path), os.fspath(out_path)
     if not 0.0 <= min_share <= 1.0 / vocab.N_TYPES:
@@ -217,7 +217,7 @@ def augment_file(
                 base = os.path.splitext(os.path.basename(raw))[0]
                 name = f"{base}+aug-{rare}-{k}"
                 if pairs_out is not None:
-                    from engine.render import render_plan
+                    from editorbot.engine.render import render_plan
 
                     plan = plan_from_actions(an, walk)
                     rendered = render_plan(plan, an.audio.samples, an.audio.sample_rate)

@@ -44,16 +44,16 @@ from typing import TYPE_CHECKING, Any, cast
 
 import numpy as np
 
-from engine.actions import N_AMOUNTS, N_SIZES, N_TYPES
-from engine.atomic import atomic_path
-from engine.errors import BadInput
+from editorbot.engine.actions import N_AMOUNTS, N_SIZES, N_TYPES
+from editorbot.engine.atomic import atomic_path
+from editorbot.engine.errors import BadInput
 
 if TYPE_CHECKING:
     import torch
 
-    from training.config import AgentConfig
-    from training.dataset import Episode
-    from training.models.agent import ActionMasks, Observation
+    from editorbot.training.config import AgentConfig
+    from editorbot.training.dataset import Episode
+    from editorbot.training.models.agent import ActionMasks, Observation
 
 logger = logging.getLogger(__name__)
 
@@ -95,7 +95,7 @@ class BCData:
         What ``EditEnv`` needs to make more examples like these
         (``AgentConfig.observation_only``).
         """
-        from training.config import AgentConfig
+        from editorbot.training.config import AgentConfig
 
         return AgentConfig.observation_only(
             in_dim=int(self.features.shape[2]),
@@ -206,7 +206,7 @@ class BCData:
         """
         import torch
 
-        from training.models.agent import OBS_FIELDS, ActionMasks, Observation
+        from editorbot.training.models.agent import OBS_FIELDS, ActionMasks, Observation
 
         idx = np.asarray(index)
 
@@ -231,9 +231,9 @@ def bc_examples(
     ``use_target`` is ``EditEnv``'s: False leaves the ``output_ratio``
     column 0 (a walk without a target length).
     """
-    from engine.progress import progress
-    from training.env import EditEnv
-    from training.models.agent import OBS_FIELDS
+    from editorbot.engine.progress import progress
+    from editorbot.training.env import EditEnv
+    from editorbot.training.models.agent import OBS_FIELDS
 
     labelled = [e for e in episodes if e.labels is not None]
     if not labelled:
@@ -294,7 +294,7 @@ def bc_loss(
     import torch
     import torch.nn.functional as F
 
-    from training.models.agent import ACTION_DIMS, MASK_LOGIT
+    from editorbot.training.models.agent import ACTION_DIMS, MASK_LOGIT
 
     logits = logits.float()
     rows = torch.arange(logits.shape[0], device=logits.device)

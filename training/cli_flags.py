@@ -17,7 +17,7 @@ import sys
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from engine.errors import BadInput
+from editorbot.engine.errors import BadInput
 
 #: Fields set by a named flag of their own instead of the generated one.
 _RENAMED = {"bc_path": "--bc-mixed"}

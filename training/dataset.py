@@ -29,7 +29,7 @@ from typing import Any
 
 import numpy as np
 
-from engine.actions import (
+from editorbot.engine.actions import (
     AMOUNT_MASK,
     N_TYPES,
     SIZE_BEATS,
@@ -40,9 +40,9 @@ from engine.actions import (
     size_index,
     type_index,
 )
-from engine.analysis import analyze
-from engine.errors import BadInput
-from engine.progress import progress
+from editorbot.engine.analysis import analyze
+from editorbot.engine.errors import BadInput
+from editorbot.engine.progress import progress
 
 logger = logging.getLogger(__name__)
 

@@ -54,11 +54,11 @@ import gymnasium as gym
 import numpy as np
 from gymnasium import spaces
 
-from engine.actions import AMOUNT_MASK, N_AMOUNTS, N_SIZES, N_TYPES, SIZE_BEATS, action_masks
-from engine.observation import DONE_LAYOUT, POSITION_LAYOUT, mark_done, padded_song, song_summary
-from training.config import AgentConfig
-from training.dataset import Episode, energy_classes
-from training.reward import TERMS, EditState, ReferenceStats, RewardWeights, SongReward, step_reward
+from editorbot.engine.actions import AMOUNT_MASK, N_AMOUNTS, N_SIZES, N_TYPES, SIZE_BEATS, action_masks
+from editorbot.engine.observation import DONE_LAYOUT, POSITION_LAYOUT, mark_done, padded_song, song_summary
+from editorbot.training.config import AgentConfig
+from editorbot.training.dataset import Episode, energy_classes
+from editorbot.training.reward import TERMS, EditState, ReferenceStats, RewardWeights, SongReward, step_reward
 
 logger = logging.getLogger(__name__)
 

@@ -32,7 +32,7 @@ are left out of every score.
 
 Command line::
 
-    python -m training.evaluate --data-dir DIR [--checkpoint C ...] [--baseline keep]
+    python -m editorbot.training.evaluate --data-dir DIR [--checkpoint C ...] [--baseline keep]
                                 [--structure-from TRAIN_DIR] [--json F]
 """
 
@@ -50,11 +50,11 @@ from typing import TYPE_CHECKING, Any, cast
 
 import numpy as np
 
-from engine.actions import N_TYPES, TYPES, ActionType, Amount, Size
+from editorbot.engine.actions import N_TYPES, TYPES, ActionType, Amount, Size
 
 if TYPE_CHECKING:
-    from training.dataset import Episode
-    from training.models.agent import EditAgent
+    from editorbot.training.dataset import Episode
+    from editorbot.training.models.agent import EditAgent
 
 logger = logging.getLogger(__name__)
 
@@ -231,8 +231,8 @@ def policy_walks(
     """
     import torch
 
-    from training.env import EditEnv
-    from training.models.agent import OBS_FIELDS, ActionMasks, Observation
+    from editorbot.training.env import EditEnv
+    from editorbot.training.models.agent import OBS_FIELDS, ActionMasks, Observation
 
     cfg = agent.config
     was_training = agent.training
@@ -390,7 +390,7 @@ def keep_on_true_grid(docs: Sequence[dict[str, Any]]) -> Evaluation:
 
 def read_label_docs(folder: str | Path) -> list[dict[str, Any]]:
     """Every ``labels/*.json`` of a pair folder, in name order; ValueError if there is none."""
-    from training.data.pairs import read_label_doc
+    from editorbot.training.data.pairs import read_label_doc
 
     files = sorted(Path(folder, "labels").glob("*.json"))
     if not files:
@@ -452,11 +452,11 @@ def format_per_type(evaluation: Evaluation) -> str:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """``python -m training.evaluate``: score checkpoints and baselines on a labelled data folder."""
-    from engine.errors import BadInput
+    """``python -m editorbot.training.evaluate``: score checkpoints and baselines on a labelled data folder."""
+    from editorbot.engine.errors import BadInput
 
     p = argparse.ArgumentParser(
-        prog="python -m training.evaluate",
+        prog="python -m editorbot.training.evaluate",
         description="Beat-level type F1 of policies' walks (and baselines) against a data folder's labels.",
     )
     p.add_argument("--data-dir", required=True, metavar="DIR", help="pairs with input/ and labels/ (held-out songs)")
@@ -472,14 +472,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = p.parse_args(argv)
     logging.basicConfig(level=logging.WARNING if args.quiet else logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     if args.name and len(args.name) != len(args.checkpoint):
-        print("training.evaluate: --name: give one per --checkpoint", file=sys.stderr)
+        print("editorbot.training.evaluate: --name: give one per --checkpoint", file=sys.stderr)
         return 2
     if not args.checkpoint and not args.baseline and not args.structure_from:
-        print("training.evaluate: nothing to evaluate (give --checkpoint or --baseline)", file=sys.stderr)
+        print("editorbot.training.evaluate: nothing to evaluate (give --checkpoint or --baseline)", file=sys.stderr)
         return 2
     try:
-        from training.dataset import load_episodes
-        from training.ppo import load_agent
+        from editorbot.training.dataset import load_episodes
+        from editorbot.training.ppo import load_agent
 
         episodes = load_episodes(args.data_dir, require_labels=True, quiet=args.quiet)
         evaluations = [evaluate_baseline(episodes, b) for b in args.baseline]

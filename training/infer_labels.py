@@ -1,4 +1,4 @@
-"""``editorbot data labels`` / ``editorbot data augment`` and ``python -m training.infer_labels``.
+"""``editorbot data labels`` / ``editorbot data augment`` and ``python -m editorbot.training.infer_labels``.
 
 ``labels --data-dir DIR --out bc_rich.npz [--eval] [--window W] [--history K]``
     Infer beat-by-beat labels for every (raw, edit) pair of DIR from the
@@ -28,7 +28,7 @@ from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from training.config import AgentConfig
+    from editorbot.training.config import AgentConfig
 
 log = logging.getLogger(__name__)
 
@@ -56,7 +56,7 @@ def add_augment_arguments(p: argparse.ArgumentParser) -> None:
 
 def run_labels(args: argparse.Namespace) -> int:
     """``data labels``: exit code 0, or 2 when no pair could be labelled."""
-    from training.labels.dataset import build_dataset
+    from editorbot.training.labels.dataset import build_dataset
 
     report = build_dataset(
         args.data_dir,
@@ -83,8 +83,8 @@ def _observation_config(window: int | None, history: int | None) -> AgentConfig 
     """The ``AgentConfig`` whose observation the examples take (None: the default policy's)."""
     if window is None and history is None:
         return None
-    from engine.errors import BadInput
-    from training.config import AgentConfig
+    from editorbot.engine.errors import BadInput
+    from editorbot.training.config import AgentConfig
 
     default = AgentConfig()
     window = default.window if window is None else window
@@ -97,7 +97,7 @@ def _observation_config(window: int | None, history: int | None) -> AgentConfig 
 
 def run_augment(args: argparse.Namespace) -> int:
     """``data augment``: exit code 0."""
-    from training.augment import augment_file, format_shares
+    from editorbot.training.augment import augment_file, format_shares
 
     report = augment_file(args.in_path, args.out, min_share=args.min_share, seed=args.seed, pairs_out=args.pairs_out)
     print("class shares before:")
@@ -137,8 +137,8 @@ def add_data_subcommands(
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """``python -m training.infer_labels {labels,augment} ...``."""
-    parser = argparse.ArgumentParser(prog="python -m training.infer_labels", description=__doc__.splitlines()[0])
+    """``python -m editorbot.training.infer_labels {labels,augment} ...``."""
+    parser = argparse.ArgumentParser(prog="python -m editorbot.training.infer_labels", description=__doc__.splitlines()[0])
     parser.add_argument("--quiet", "-q", action="store_true", help="no progress bars, warnings only")
     parser.add_argument("--verbose", "-v", action="store_true", help="debug logging")
     sub = parser.add_subparsers(dest="data_command", metavar="SUBCOMMAND", required=True)
@@ -146,7 +146,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     level = logging.DEBUG if args.verbose else logging.WARNING if args.quiet else logging.INFO
     logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s")
-    from engine.errors import BadInput
+    from editorbot.engine.errors import BadInput
 
     try:
         return int(args._data_run(args))

@@ -43,16 +43,16 @@ import torch
 from torch import Tensor, nn
 from torch.utils.tensorboard import SummaryWriter
 
-from engine.actions import N_AMOUNTS, N_SIZES, N_TYPES, TYPES
-from engine.progress import progress
-from training.bc import BCData, bc_loss
-from training.config import AgentConfig, PPOConfig
-from training.dataset import Episode, feature_stats
-from training.distributed import Distributed, all_mean, finish_distributed, setup_training
-from training.env import make_vector_env
-from training.models.agent import OBS_FIELDS, ActionMasks, AuxBatch, EditAgent, Observation
-from training.reward import TERMS, ReferenceStats, RewardWeights
-from training.run_state import (
+from editorbot.engine.actions import N_AMOUNTS, N_SIZES, N_TYPES, TYPES
+from editorbot.engine.progress import progress
+from editorbot.training.bc import BCData, bc_loss
+from editorbot.training.config import AgentConfig, PPOConfig
+from editorbot.training.dataset import Episode, feature_stats
+from editorbot.training.distributed import Distributed, all_mean, finish_distributed, setup_training
+from editorbot.training.env import make_vector_env
+from editorbot.training.models.agent import OBS_FIELDS, ActionMasks, AuxBatch, EditAgent, Observation
+from editorbot.training.reward import TERMS, ReferenceStats, RewardWeights
+from editorbot.training.run_state import (
     StopFlag,
     gather_rng_states,
     hyperparameter_table,

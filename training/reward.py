@@ -46,8 +46,8 @@ from typing import Any
 
 import numpy as np
 
-from engine.actions import N_AMOUNTS, N_SIZES, N_TYPES, ActionType, output_beats, output_multiplicity
-from training.dataset import Episode
+from editorbot.engine.actions import N_AMOUNTS, N_SIZES, N_TYPES, ActionType, output_beats, output_multiplicity
+from editorbot.training.dataset import Episode
 
 logger = logging.getLogger(__name__)
 

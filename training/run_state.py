@@ -29,9 +29,9 @@ import numpy as np
 import torch
 import torch.distributed as dist
 
-from engine.atomic import atomic_path
-from engine.errors import BadInput
-from training.distributed import Distributed
+from editorbot.engine.atomic import atomic_path
+from editorbot.engine.errors import BadInput
+from editorbot.training.distributed import Distributed
 
 logger = logging.getLogger(__name__)
 

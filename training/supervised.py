@@ -44,15 +44,15 @@ import torch
 import torch.distributed as dist
 from torch import Tensor, nn
 
-from engine.errors import BadInput
-from engine.plan import EditPlan
-from engine.progress import progress
-from engine.render import RenderResult
-from training.config import SupervisedConfig
-from training.distributed import Distributed, finish_distributed, setup_training
-from training.losses import edit_consistency, l1_log_mel, magnitude, multiscale_stft
-from training.models.supervised import EditSoundModel, FrameLabels, GainModel, frame_labels, label_tensors
-from training.run_state import (
+from editorbot.engine.errors import BadInput
+from editorbot.engine.plan import EditPlan
+from editorbot.engine.progress import progress
+from editorbot.engine.render import RenderResult
+from editorbot.training.config import SupervisedConfig
+from editorbot.training.distributed import Distributed, finish_distributed, setup_training
+from editorbot.training.losses import edit_consistency, l1_log_mel, magnitude, multiscale_stft
+from editorbot.training.models.supervised import EditSoundModel, FrameLabels, GainModel, frame_labels, label_tensors
+from editorbot.training.run_state import (
     StopFlag,
     gather_rng_states,
     hyperparameter_table,
@@ -137,11 +137,11 @@ def load_song_pair(label_path: str | os.PathLike, data_dir: str | os.PathLike | 
     Raises BadInput (naming the file) for a missing or unreadable file or a
     desired edit whose length is not the plan's.
     """
-    from engine.audio import load_audio
-    from engine.render import render_plan
-    from training.data.editors import STUDIO_SCOPE_OF
-    from training.data.pairs import load_pair_plan, read_label_doc
-    from training.models.supervised import frame_params
+    from editorbot.engine.audio import load_audio
+    from editorbot.engine.render import render_plan
+    from editorbot.training.data.editors import STUDIO_SCOPE_OF
+    from editorbot.training.data.pairs import load_pair_plan, read_label_doc
+    from editorbot.training.models.supervised import frame_params
 
     path = os.fspath(label_path)
     root = os.fspath(data_dir) if data_dir is not None else os.path.dirname(os.path.dirname(os.path.abspath(path)))
@@ -208,9 +208,9 @@ def make_studio_pairs(
     chain (``apply_studio``) and written again. Seeds ``seed .. seed+n-1``.
     Returns the label file paths.
     """
-    from engine.audio import load_audio, write_audio
-    from training.data.editors import STUDIO_SCOPE_OF, apply_studio
-    from training.data.pairs import load_pair_plan, make_synth_pair
+    from editorbot.engine.audio import load_audio, write_audio
+    from editorbot.training.data.editors import STUDIO_SCOPE_OF, apply_studio
+    from editorbot.training.data.pairs import load_pair_plan, make_synth_pair
 
     if style not in STUDIO_SCOPE_OF:
         raise ValueError(f"unknown studio style {style!r} (one of {', '.join(STUDIO_SCOPE_OF)})")
@@ -299,7 +299,7 @@ def render_learned(plan: EditPlan, samples: np.ndarray, sample_rate: int, model:
         ``(n_channels, n_out)`` float32, the length of the DSP render. One
         gain (from the channels' mean) is applied to every channel.
     """
-    from engine.render import render_plan
+    from editorbot.engine.render import render_plan
 
     if sample_rate != model.sample_rate:
         raise BadInput(None, f"the model was trained at {model.sample_rate} Hz, the source is {sample_rate} Hz")
@@ -339,10 +339,10 @@ def render_learned_to_file(
     """
     import copy
 
-    from engine.atomic import check_destination
-    from engine.audio import load_audio, output_subtype, source_subtype, write_audio
-    from engine.plan import check_source
-    from engine.render import stage_gain
+    from editorbot.engine.atomic import check_destination
+    from editorbot.engine.audio import load_audio, output_subtype, source_subtype, write_audio
+    from editorbot.engine.plan import check_source
+    from editorbot.engine.render import stage_gain
 
     dest = os.fspath(out_path)
     src = check_source(plan, source_path)

@@ -1,4 +1,4 @@
-"""Entry point of the supervised trainer: ``python -m training.supervised_trainer`` and
+"""Entry point of the supervised trainer: ``python -m editorbot.training.supervised_trainer`` and
 ``editorbot train supervised``.
 
 Every ``SupervisedConfig`` field is a flag (``--epochs``, ``--batch-size``,
@@ -16,9 +16,9 @@ import sys
 from collections.abc import Sequence
 from typing import Any
 
-from engine.errors import BadInput
-from training.cli_flags import add_config_flags, config_from_args, run_trainer_command
-from training.config import SupervisedConfig
+from editorbot.engine.errors import BadInput
+from editorbot.training.cli_flags import add_config_flags, config_from_args, run_trainer_command
+from editorbot.training.config import SupervisedConfig
 
 logger = logging.getLogger(__name__)
 
@@ -49,7 +49,7 @@ def add_parser(sub: Any) -> argparse.ArgumentParser:
 def run(args: argparse.Namespace) -> int:
     """Load the pairs, split by song, train; 0 on success."""
     # torch and the trainer load here, not at import: `editorbot --help` builds this parser
-    from training.supervised import load_song_pairs, split_by_song, train
+    from editorbot.training.supervised import load_song_pairs, split_by_song, train
 
     try:
         config = config_from_args(SupervisedConfig, args)
@@ -70,13 +70,13 @@ def run(args: argparse.Namespace) -> int:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """``python -m training.supervised_trainer``: the flags of ``python -m training.train supervised``."""
+    """``python -m editorbot.training.supervised_trainer``: the flags of ``python -m editorbot.training.train supervised``."""
 
     def add_supervised(p: argparse.ArgumentParser) -> None:
         add_arguments(p)
         p.set_defaults(_train=run)
 
-    return run_trainer_command("training.supervised_trainer", add_supervised, argv)
+    return run_trainer_command("editorbot.training.supervised_trainer", add_supervised, argv)
 
 
 if __name__ == "__main__":

@@ -1,4 +1,4 @@
-"""Trainer entry point: ``python -m training.train rl ...`` (``editorbot train rl``).
+"""Trainer entry point: ``python -m editorbot.training.train rl ...`` (``editorbot train rl``).
 
 Sub-commands live under one parser so that ``train supervised`` can join
 ``rl``. Every ``AgentConfig`` and ``PPOConfig`` field is a flag
@@ -17,10 +17,10 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from engine.errors import BadInput
-from training.cli_flags import add_config_flags, config_from_args, run_trainer_command
-from training.config import AgentConfig, PPOConfig
-from training.supervised_trainer import add_parser as add_supervised_parser
+from editorbot.engine.errors import BadInput
+from editorbot.training.cli_flags import add_config_flags, config_from_args, run_trainer_command
+from editorbot.training.config import AgentConfig, PPOConfig
+from editorbot.training.supervised_trainer import add_parser as add_supervised_parser
 
 logger = logging.getLogger(__name__)
 
@@ -56,7 +56,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def _reward_weights(items: list[str]) -> Any:
-    from training.reward import RewardWeights  # numpy: not on the path of `editorbot --help`
+    from editorbot.training.reward import RewardWeights  # numpy: not on the path of `editorbot --help`
 
     values: dict[str, Any] = {}
     names = {f.name: f.type for f in dataclasses.fields(RewardWeights)}
@@ -77,10 +77,10 @@ def _reward_weights(items: list[str]) -> Any:
 def run_rl(args: argparse.Namespace) -> int:
     """Load the data, build the configs, train; 0 on success."""
     # torch and the trainer load here, not at import: `editorbot --help` builds this parser
-    from training.bc import BCData, bc_examples
-    from training.dataset import load_episodes, load_reference_features
-    from training.ppo import train
-    from training.reward import ReferenceStats
+    from editorbot.training.bc import BCData, bc_examples
+    from editorbot.training.dataset import load_episodes, load_reference_features
+    from editorbot.training.ppo import train
+    from editorbot.training.reward import ReferenceStats
 
     try:
         agent_config = config_from_args(AgentConfig, args)
@@ -134,8 +134,8 @@ def run(args: argparse.Namespace) -> int:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """``python -m training.train``: same flags and exit codes as ``editorbot train``."""
-    return run_trainer_command("training.train", add_arguments, argv)
+    """``python -m editorbot.training.train``: same flags and exit codes as ``editorbot train``."""
+    return run_trainer_command("editorbot.training.train", add_arguments, argv)
 
 
 if __name__ == "__main__":

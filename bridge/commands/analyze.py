@@ -9,7 +9,7 @@ from __future__ import annotations
 import argparse
 import os
 
-from engine.formats import SEPARATOR_NAMES
+from editorbot.engine.formats import SEPARATOR_NAMES
 
 # Below this ``grid.confidence`` the report warns that the grid is not to be trusted.
 LOW_CONFIDENCE = 0.5
@@ -35,8 +35,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 def _check_outputs(args: argparse.Namespace) -> None:
     """Refuse bad output paths before the analysis, not after it."""
-    from engine.atomic import check_destination
-    from engine.errors import BadInput
+    from editorbot.engine.atomic import check_destination
+    from editorbot.engine.errors import BadInput
 
     outputs = [p for p in (args.json, args.npz) if p]
     if len(outputs) == 2 and os.path.realpath(outputs[0]) == os.path.realpath(outputs[1]):
@@ -67,14 +67,14 @@ def format_report(analysis) -> str:
 
 
 def run(args: argparse.Namespace) -> int:
-    from engine.analysis import analyze
-    from engine.cache import FeatureCache
+    from editorbot.engine.analysis import analyze
+    from editorbot.engine.cache import FeatureCache
 
     _check_outputs(args)
     cache = False if args.no_cache else FeatureCache(args.cache_dir)
     separator = None
     if args.stems:
-        from engine.stems import separator_for
+        from editorbot.engine.stems import separator_for
 
         separator = separator_for(args.separator, args.model_dir, quiet=args.quiet)
         print(f"stems     {separator.name}" + (f" ({separator.note})" if separator.note else ""))

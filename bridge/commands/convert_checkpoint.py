@@ -23,8 +23,8 @@ def run(args: argparse.Namespace) -> int:
     """Convert; print the file written; 0 on success."""
     import os
 
-    from engine.errors import BadInput
-    from training.run_state import convert_checkpoint
+    from editorbot.engine.errors import BadInput
+    from editorbot.training.run_state import convert_checkpoint
 
     if not os.path.isfile(args.old):
         raise BadInput(args.old, "no such checkpoint file")

@@ -71,7 +71,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     _common(pair)
     pair.set_defaults(_data_run=_run_pair)
 
-    from training.infer_labels import add_data_subcommands
+    from editorbot.training.infer_labels import add_data_subcommands
 
     add_data_subcommands(sub, _common)  # `data labels` and `data augment`
 
@@ -83,8 +83,8 @@ def run(args: argparse.Namespace) -> int:
 
 def _styles(value: str | None, flag: str) -> list[str]:
     """Style names of ``--styles`` (default: every style of ``STYLES``); personas ``BASE@N`` too."""
-    from engine.errors import BadInput
-    from training.data.editors import STUDIO_STYLES, STYLES, get_style
+    from editorbot.engine.errors import BadInput
+    from editorbot.training.data.editors import STUDIO_STYLES, STYLES, get_style
 
     if value is None:
         return list(STYLES)
@@ -104,7 +104,7 @@ def _styles(value: str | None, flag: str) -> list[str]:
 def _make_dir(path: str) -> None:
     import os
 
-    from engine.errors import BadInput
+    from editorbot.engine.errors import BadInput
 
     if os.path.exists(path) and not os.path.isdir(path):
         raise BadInput(path, "exists and is not a directory")
@@ -117,9 +117,9 @@ def _make_dir(path: str) -> None:
 def _run_synth(args: argparse.Namespace) -> int:
     import time
 
-    from engine.errors import BadInput
-    from training.data.editors import format_coverage
-    from training.data.pairs import corpus_coverage, make_synth_pairs
+    from editorbot.engine.errors import BadInput
+    from editorbot.training.data.editors import format_coverage
+    from editorbot.training.data.pairs import corpus_coverage, make_synth_pairs
 
     styles = _styles(args.styles, "--styles")
     if args.n is None:
@@ -158,9 +158,9 @@ def _run_synth(args: argparse.Namespace) -> int:
 
 
 def _run_pair(args: argparse.Namespace) -> int:
-    from engine.errors import BadInput
-    from engine.progress import progress
-    from training.data.pairs import make_pair_from_audio
+    from editorbot.engine.errors import BadInput
+    from editorbot.engine.progress import progress
+    from editorbot.training.data.pairs import make_pair_from_audio
 
     style = _styles(args.style, "--style")
     if len(style) != 1:

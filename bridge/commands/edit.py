@@ -9,9 +9,9 @@ from __future__ import annotations
 import argparse
 import logging
 
-from engine.errors import BadInput, BadRequest
-from engine.formats import EXPORT_FORMATS, SAMPLE_FORMATS
-from export.request import MIN_KEEP, EditRequest
+from editorbot.engine.errors import BadInput, BadRequest
+from editorbot.engine.formats import EXPORT_FORMATS, SAMPLE_FORMATS
+from editorbot.export.request import MIN_KEEP, EditRequest
 
 log = logging.getLogger(__name__)
 
@@ -59,7 +59,7 @@ def run(args: argparse.Namespace) -> int:
     wait and no log line. A bad request field, found here or later (a target
     the song cannot reach), is reported as its flag.
     """
-    from export.edit import edit_file, format_report, load_model
+    from editorbot.export.edit import edit_file, format_report, load_model
 
     try:
         request = request_of(args)

@@ -6,7 +6,7 @@ import argparse
 import logging
 import os
 
-from engine.formats import EXPORT_FORMATS
+from editorbot.engine.formats import EXPORT_FORMATS
 
 log = logging.getLogger(__name__)
 
@@ -26,9 +26,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Load the plan and write it in the chosen format; 0 on success."""
-    from engine.atomic import check_destination
-    from engine.exporters import export_plan
-    from engine.plan import load_plan, resolve_source
+    from editorbot.engine.atomic import check_destination
+    from editorbot.engine.exporters import export_plan
+    from editorbot.engine.plan import load_plan, resolve_source
 
     check_destination(args.output, [args.plan])  # the plan is an input too
     plan = load_plan(args.plan)

@@ -18,7 +18,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Export; print the two files written; 0 on success."""
-    from export.onnx import export_checkpoint
+    from editorbot.export.onnx import export_checkpoint
 
     result = export_checkpoint(args.checkpoint, args.output, name=args.name)
     print(f"wrote {result.onnx_path} (sha256 {result.sha256})")

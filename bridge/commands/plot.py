@@ -18,12 +18,12 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Load the plan and its source, render the edit, draw both; 0 on success."""
-    from engine.atomic import check_destination
-    from engine.audio import load_audio
-    from engine.errors import BadInput
-    from engine.plan import check_source, load_plan, resolve_source
-    from engine.plot import plot_plan
-    from engine.render import render_plan
+    from editorbot.engine.atomic import check_destination
+    from editorbot.engine.audio import load_audio
+    from editorbot.engine.errors import BadInput
+    from editorbot.engine.plan import check_source, load_plan, resolve_source
+    from editorbot.engine.plot import plot_plan
+    from editorbot.engine.render import render_plan
 
     for flag, value in (("--width", args.width), ("--height", args.height)):
         if not 100 <= value <= 10000:

@@ -17,7 +17,7 @@ from __future__ import annotations
 import argparse
 import logging
 
-from engine.formats import SAMPLE_FORMATS
+from editorbot.engine.formats import SAMPLE_FORMATS
 
 log = logging.getLogger(__name__)
 
@@ -37,10 +37,10 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Load, render and write; print the output path, duration and segment count."""
-    from engine.atomic import check_destination
-    from engine.errors import BadInput
-    from engine.plan import load_plan, resolve_source
-    from engine.render import render_to_file
+    from editorbot.engine.atomic import check_destination
+    from editorbot.engine.errors import BadInput
+    from editorbot.engine.plan import load_plan, resolve_source
+    from editorbot.engine.render import render_to_file
 
     if args.renderer == "learned" and not (args.checkpoint or args.model):
         raise BadInput("--checkpoint", "--checkpoint C or --model M.onnx is required with --renderer learned")
@@ -49,11 +49,11 @@ def run(args: argparse.Namespace) -> int:
     resolve_source(plan, args.plan)
     try:
         if args.renderer == "learned":
-            from training.supervised import render_learned_to_file
+            from editorbot.training.supervised import render_learned_to_file
 
             model = None
             if args.model:
-                from export.learned import OnnxEditSound
+                from editorbot.export.learned import OnnxEditSound
 
                 model = OnnxEditSound(args.model)
             result = render_learned_to_file(plan, args.output, args.model or args.checkpoint, model=model, subtype=args.subtype)

@@ -18,7 +18,7 @@ log = logging.getLogger(__name__)
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     """Flags of ``editorbot send``."""
-    from bridge.osc_client import DEFAULT_PORT
+    from editorbot.bridge.osc_client import DEFAULT_PORT
 
     p.add_argument("address", metavar="ADDRESS", help="e.g. /editorbot/ping, /editorbot/edit (or just ping, edit)")
     p.add_argument("args", nargs="*", metavar="ARGS", help="message arguments (edit: PATH 'OPTIONS_JSON')")
@@ -35,8 +35,8 @@ def format_reply(address: str, args: list) -> str:
 
 def run(args: argparse.Namespace) -> int:
     """Send, print replies; see the module docstring for the exit status."""
-    from bridge.osc_client import OscClient, parse_cli_arg
-    from engine.errors import BadInput
+    from editorbot.bridge.osc_client import OscClient, parse_cli_arg
+    from editorbot.engine.errors import BadInput
 
     if not 1 <= args.port <= 65535:
         raise BadInput("--port", f"port must be 1-65535, got {args.port}")

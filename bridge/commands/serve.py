@@ -46,8 +46,8 @@ class JsonLogFormatter(logging.Formatter):
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     """Flags of ``editorbot serve``."""
-    from bridge.dialects import DIALECTS
-    from bridge.osc_client import DEFAULT_PORT
+    from editorbot.bridge.dialects import DIALECTS
+    from editorbot.bridge.osc_client import DEFAULT_PORT
 
     p.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1; others need --allow-remote)")
     p.add_argument(
@@ -73,7 +73,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def _validate_port(flag: str, port: int | None, *, zero_ok: bool = False) -> None:
-    from engine.errors import BadInput
+    from editorbot.engine.errors import BadInput
 
     if port is not None and not ((0 if zero_ok else 1) <= port <= 65535):
         raise BadInput(flag, f"port must be 1-65535, got {port}")
@@ -97,9 +97,9 @@ def _log_to_a_copy_of_fd2() -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Serve until SIGTERM or Ctrl-C; 0 after a clean stop."""
-    from bridge.dialects import DIALECTS
-    from bridge.server import Server, ServerConfig, default_roots, is_loopback
-    from engine.errors import BadInput
+    from editorbot.bridge.dialects import DIALECTS
+    from editorbot.bridge.server import Server, ServerConfig, default_roots, is_loopback
+    from editorbot.engine.errors import BadInput
 
     if args.capabilities:
         print(DIALECTS[args.daw].capability_table())
@@ -124,7 +124,7 @@ def run(args: argparse.Namespace) -> int:
         allowed_roots=roots, reply_port=args.reply_port, plugin_dirs=plugin_dirs, allow_remote=args.allow_remote,
     )
     if args.spool:
-        from bridge.spool import Spool
+        from editorbot.bridge.spool import Spool
 
         try:
             Spool(args.spool, allowed_roots=roots)
@@ -146,7 +146,7 @@ def run(args: argparse.Namespace) -> int:
     signal.signal(signal.SIGINT, on_signal)
     spool_thread = None
     if args.spool:
-        from bridge.spool import edit_handler, start_spool_thread
+        from editorbot.bridge.spool import edit_handler, start_spool_thread
 
         spool_thread = start_spool_thread(
             args.spool, edit_handler, stop=stop, submit=server.run_on_worker, allowed_roots=roots

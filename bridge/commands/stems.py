@@ -13,7 +13,7 @@ from __future__ import annotations
 import argparse
 import os
 
-from engine.formats import AUDIO_OUTPUT_FORMATS, SEPARATOR_NAMES
+from editorbot.engine.formats import AUDIO_OUTPUT_FORMATS, SEPARATOR_NAMES
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -39,9 +39,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Check the chain, pick the separator, separate (or read the cache), process, write."""
-    from engine.chains import StemChain, load_chain
-    from engine.errors import BadInput
-    from engine.stems import StemCache, separator_for, split_file
+    from editorbot.engine.chains import StemChain, load_chain
+    from editorbot.engine.errors import BadInput
+    from editorbot.engine.stems import StemCache, separator_for, split_file
 
     if os.path.exists(args.output) and not os.path.isdir(args.output):
         raise BadInput(args.output, "-o must be a folder; a file of that name exists")

@@ -11,13 +11,13 @@ import argparse
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     """Trainer sub-commands and their flags (``training.train.add_arguments``)."""
-    from training.train import add_arguments as add_train_arguments
+    from editorbot.training.train import add_arguments as add_train_arguments
 
     add_train_arguments(p)
 
 
 def run(args: argparse.Namespace) -> int:
     """Run the chosen trainer; 0 on success."""
-    from training.train import run as run_train
+    from editorbot.training.train import run as run_train
 
     return run_train(args)

@@ -15,13 +15,13 @@ from __future__ import annotations
 import os
 from collections.abc import Callable
 
-from engine.errors import BadInput
-from engine.exporters.audacity import write_label_track
-from engine.exporters.midi import write_midi
-from engine.exporters.reaper import write_rpp
-from engine.exporters.tsv import write_tsv
-from engine.formats import EXPORT_EXTENSIONS
-from engine.plan import EditPlan
+from editorbot.engine.errors import BadInput
+from editorbot.engine.exporters.audacity import write_label_track
+from editorbot.engine.exporters.midi import write_midi
+from editorbot.engine.exporters.reaper import write_rpp
+from editorbot.engine.exporters.tsv import write_tsv
+from editorbot.engine.formats import EXPORT_EXTENSIONS
+from editorbot.engine.plan import EditPlan
 
 EXPORTERS: dict[str, Callable[[EditPlan, str | os.PathLike], str]] = {
     "rpp": write_rpp,

@@ -12,9 +12,9 @@ from __future__ import annotations
 import math
 import os
 
-from engine.atomic import write_text_atomic
-from engine.errors import BadInput
-from engine.plan import EditPlan
+from editorbot.engine.atomic import write_text_atomic
+from editorbot.engine.errors import BadInput
+from editorbot.engine.plan import EditPlan
 
 
 def marker_text(name: str) -> str:

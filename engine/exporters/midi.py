@@ -47,10 +47,10 @@ from dataclasses import dataclass
 
 import mido
 
-from engine.atomic import write_bytes_atomic
-from engine.errors import BadInput
-from engine.exporters.reaper import beats_per_bar
-from engine.plan import Automation, EditPlan
+from editorbot.engine.atomic import write_bytes_atomic
+from editorbot.engine.errors import BadInput
+from editorbot.engine.exporters.reaper import beats_per_bar
+from editorbot.engine.plan import Automation, EditPlan
 
 log = logging.getLogger(__name__)
 

@@ -55,9 +55,9 @@ import os
 import statistics
 import uuid
 
-from engine.atomic import write_text_atomic
-from engine.errors import BadInput
-from engine.plan import EditPlan, Effect, Grid, Segment
+from editorbot.engine.atomic import write_text_atomic
+from editorbot.engine.errors import BadInput
+from editorbot.engine.plan import EditPlan, Effect, Grid, Segment
 
 log = logging.getLogger(__name__)
 

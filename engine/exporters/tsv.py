@@ -50,10 +50,10 @@ import math
 import os
 from dataclasses import dataclass, field
 
-from engine.atomic import write_text_atomic
-from engine.errors import BadInput
-from engine.exporters.audacity import marker_text
-from engine.plan import Automation, EditPlan, Effect, Marker, Segment
+from editorbot.engine.atomic import write_text_atomic
+from editorbot.engine.errors import BadInput
+from editorbot.engine.exporters.audacity import marker_text
+from editorbot.engine.plan import Automation, EditPlan, Effect, Marker, Segment
 
 COLUMNS: tuple[str, ...] = (
     "kind",

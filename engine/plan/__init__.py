@@ -15,7 +15,7 @@ turns an action walk over a song's beat grid into a plan; ``beat_spans``).
 
 from __future__ import annotations
 
-from engine.plan.build import (
+from editorbot.engine.plan.build import (
     FADE_POINTS,
     HIGHPASS_OPEN_HZ,
     LOWPASS_OPEN_HZ,
@@ -25,8 +25,8 @@ from engine.plan.build import (
     beat_spans,
     plan_from_actions,
 )
-from engine.plan.io import check_source, load_plan, resolve_source, save_plan
-from engine.plan.model import (
+from editorbot.engine.plan.io import check_source, load_plan, resolve_source, save_plan
+from editorbot.engine.plan.model import (
     SCHEMA,
     Action,
     Automation,
@@ -38,7 +38,7 @@ from engine.plan.model import (
     Segment,
     Source,
 )
-from engine.plan.schema import TIME_TOLERANCE_S, plan_from_dict, plan_to_dict, validate_plan
+from editorbot.engine.plan.schema import TIME_TOLERANCE_S, plan_from_dict, plan_to_dict, validate_plan
 
 __all__ = [
     "FADE_POINTS",

@@ -19,11 +19,11 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from engine import actions as vocab
-from engine.plan.model import Action, Automation, EditPlan, Effect, Grid, Marker, Segment, Source
+from editorbot.engine import actions as vocab
+from editorbot.engine.plan.model import Action, Automation, EditPlan, Effect, Grid, Marker, Segment, Source
 
 if TYPE_CHECKING:
-    from engine.analysis import GriddedSong
+    from editorbot.engine.analysis import GriddedSong
 
 log = logging.getLogger(__name__)
 

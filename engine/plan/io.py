@@ -12,11 +12,11 @@ import json
 import logging
 import os
 
-from engine.atomic import check_destination, write_json_atomic
-from engine.audio import sha256_file
-from engine.errors import BadInput
-from engine.plan.model import EditPlan
-from engine.plan.schema import plan_from_dict, plan_to_dict, validate_plan
+from editorbot.engine.atomic import check_destination, write_json_atomic
+from editorbot.engine.audio import sha256_file
+from editorbot.engine.errors import BadInput
+from editorbot.engine.plan.model import EditPlan
+from editorbot.engine.plan.schema import plan_from_dict, plan_to_dict, validate_plan
 
 log = logging.getLogger(__name__)
 

@@ -14,9 +14,9 @@ import math
 import os
 from typing import Any
 
-from engine import actions as vocab
-from engine.errors import BadInput
-from engine.plan.model import (
+from editorbot.engine import actions as vocab
+from editorbot.engine.errors import BadInput
+from editorbot.engine.plan.model import (
     SCHEMA,
     Action,
     Automation,

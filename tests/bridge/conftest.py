@@ -8,8 +8,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from engine.audio import sha256_file, write_audio
-from engine.plan import EditPlan, Effect, Grid, Marker, Segment, Source, save_plan
+from editorbot.engine.audio import sha256_file, write_audio
+from editorbot.engine.plan import EditPlan, Effect, Grid, Marker, Segment, Source, save_plan
 
 SR = 44_100
 BEAT_S = 0.5  # 120 bpm

@@ -30,9 +30,9 @@ import pytest
 from pythonosc.dispatcher import Dispatcher
 from pythonosc.osc_server import BlockingOSCUDPServer
 
-from bridge.dialects import AbletonDialect, AbletonOscError, JobResult
-from bridge.osc_client import OscClient, encode
-from engine.plan import EditPlan, Grid, Marker, Segment, Source
+from editorbot.bridge.dialects import AbletonDialect, AbletonOscError, JobResult
+from editorbot.bridge.osc_client import OscClient, encode
+from editorbot.engine.plan import EditPlan, Grid, Marker, Segment, Source
 
 #: A fake server still up after this many seconds shuts itself down.
 FAKE_LIFETIME_S = 10.0
@@ -162,7 +162,7 @@ def test_a_render_job_through_the_server_places_cue_points(live: FakeLive, tmp_p
 
     import soundfile as sf
 
-    from engine.plan import save_plan
+    from editorbot.engine.plan import save_plan
     from tests.bridge.test_server import collect, start_server, submit
     from tests.export import song_file
 

@@ -20,9 +20,9 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from bridge.ardour import ArdourSession, ardour_available, build_session, export_session, session_markers
-from bridge.osc_client import OscClient
-from engine.plan import Marker, Segment, save_plan
+from editorbot.bridge.ardour import ArdourSession, ardour_available, build_session, export_session, session_markers
+from editorbot.bridge.osc_client import OscClient
+from editorbot.engine.plan import Marker, Segment, save_plan
 from tests.bridge.test_server import collect, start_server, submit
 from tests.export import scratch, song_file
 
@@ -40,9 +40,9 @@ MIN_CORRELATION = 0.95
 
 def structural_plan(song: Path):
     """A plan on ``song`` with a cut (4-8 s), a loop (8-12 s twice), a keep with a fade-out and -3 dB, and markers."""
-    from engine.analysis import analyze
-    from engine.plan import plan_from_actions
-    from export.retime import retime
+    from editorbot.engine.analysis import analyze
+    from editorbot.engine.plan import plan_from_actions
+    from editorbot.export.retime import retime
 
     analysis = analyze(song, cache=False)
     plan = copy.deepcopy(plan_from_actions(analysis, retime(analysis, 0.8 * analysis.audio.duration_s).walk))
@@ -69,7 +69,7 @@ def edited_session() -> tuple[ArdourSession, object, Path]:
 
 
 def test_session_export_matches_editorbot_render(edited_session) -> None:
-    from engine.render import render_to_file
+    from editorbot.engine.render import render_to_file
 
     session, plan, folder = edited_session
     render_to_file(plan, folder / "own.wav")

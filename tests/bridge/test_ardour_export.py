@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from bridge.ardour import EXPORT_ATTEMPTS, EXPORT_BIN, ArdourError, ArdourSession, export_session
+from editorbot.bridge.ardour import EXPORT_ATTEMPTS, EXPORT_BIN, ArdourError, ArdourSession, export_session
 
 # Each run does what its entry says: "abort" (SIGABRT), "fail" (exit 1), or renders a level.
 STAND_IN = """#!{python}

@@ -18,7 +18,7 @@ import pytest
 import soundfile as sf
 from pedalboard.io import AudioFile
 
-from bridge.cli import main
+from editorbot.bridge.cli import main
 from tests.drumkit import drum_song
 
 EDITORBOT = str(Path(sys.executable).with_name("editorbot"))
@@ -208,8 +208,8 @@ def test_help_is_fast_and_imports_nothing_heavy():
 def test_report_flags_a_grid_it_cannot_trust(song):
     import dataclasses
 
-    from bridge.commands.analyze import LOW_CONFIDENCE, format_report
-    from engine.analysis import analyze
+    from editorbot.bridge.commands.analyze import LOW_CONFIDENCE, format_report
+    from editorbot.engine.analysis import analyze
 
     a = analyze(song, cache=False)
     a.grid = dataclasses.replace(a.grid, confidence=1.0)

@@ -7,11 +7,11 @@ from pathlib import Path
 
 import pytest
 
-from bridge.cli import main
-from engine import actions as vocab
-from engine.audio import write_audio
-from training.data.pairs import make_synth_pair, synth_pair_name
-from training.data.synth import synth_song
+from editorbot.bridge.cli import main
+from editorbot.engine import actions as vocab
+from editorbot.engine.audio import write_audio
+from editorbot.training.data.pairs import make_synth_pair, synth_pair_name
+from editorbot.training.data.synth import synth_song
 
 DURATION = "15"
 

@@ -11,10 +11,10 @@ from pathlib import Path
 import pytest
 import soundfile as sf
 
-from bridge.cli import main
-from engine.exporters.tsv import read_tsv
-from engine.plan import load_plan
-from export import runtime
+from editorbot.bridge.cli import main
+from editorbot.engine.exporters.tsv import read_tsv
+from editorbot.engine.plan import load_plan
+from editorbot.export import runtime
 from tests.export import median_beat_s, scratch, song_analysis, song_file, tiny_model
 
 logger = logging.getLogger(__name__)
@@ -122,7 +122,7 @@ def test_bad_flags_are_refused_before_the_model_loads(
     """``--target-duration -5``: one line, exit 2, and no model load (nor its INFO log line) first."""
     import subprocess
 
-    import export.edit
+    import editorbot.export.edit
     from tests.bridge.test_server import EDITORBOT
 
     folder = scratch("flags")
@@ -135,7 +135,7 @@ def test_bad_flags_are_refused_before_the_model_loads(
     def no_model(*args, **kwargs):
         raise AssertionError("the model was loaded before the flags were checked")
 
-    monkeypatch.setattr(export.edit, "load_model", no_model)
+    monkeypatch.setattr(editorbot.export.edit, "load_model", no_model)
     for flag, value in (("--target-duration", "nan"), ("--target-duration", "0"), ("--seed", "-1")):
         assert main(["edit", str(song), "-o", str(out), flag, value]) == 2
         err = capsys.readouterr().err

@@ -13,10 +13,10 @@ from pathlib import Path
 import mido
 import pytest
 
-from bridge.cli import main
-from engine.exporters import EXPORTERS, EXTENSIONS
-from engine.exporters.tsv import read_tsv
-from engine.formats import EXPORT_FORMATS as FORMATS
+from editorbot.bridge.cli import main
+from editorbot.engine.exporters import EXPORTERS, EXTENSIONS
+from editorbot.engine.exporters.tsv import read_tsv
+from editorbot.engine.formats import EXPORT_FORMATS as FORMATS
 
 EDITORBOT = str(Path(sys.executable).with_name("editorbot"))
 

@@ -7,7 +7,7 @@ from __future__ import annotations
 import pytest
 from matplotlib.image import imread
 
-from bridge.cli import main
+from editorbot.bridge.cli import main
 
 
 def test_plot_writes_a_png_of_the_requested_size(saved_plan, tmp_path, monkeypatch):

@@ -7,10 +7,10 @@ import json
 
 import pytest
 
-from bridge.cli import main
-from engine.audio import load_audio
-from engine.plan import resolve_source
-from engine.render import render_plan
+from editorbot.bridge.cli import main
+from editorbot.engine.audio import load_audio
+from editorbot.engine.plan import resolve_source
+from editorbot.engine.render import render_plan
 
 
 def test_cli_render_prints_path_duration_and_segments(saved_plan, tmp_path, capsys, monkeypatch):

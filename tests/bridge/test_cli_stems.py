@@ -11,8 +11,8 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from bridge.cli import main
-from engine.features import STEM_NAMES
+from editorbot.bridge.cli import main
+from editorbot.engine.features import STEM_NAMES
 from tests.drumkit import drum_song
 
 SR = 44100
@@ -131,8 +131,8 @@ def test_analyze_stems_gives_121_columns(song, tmp_path, capsys):
 
 
 def test_stems_over_osc(song, tmp_path):
-    from bridge.osc_client import OscClient
-    from bridge.server import Server, ServerConfig
+    from editorbot.bridge.osc_client import OscClient
+    from editorbot.bridge.server import Server, ServerConfig
     from tests.bridge.test_server import collect, submit
 
     chain = tmp_path / "chain.json"

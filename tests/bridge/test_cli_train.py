@@ -8,9 +8,9 @@ from pathlib import Path
 import pytest
 import torch
 
-from bridge.cli import main
-from training.data.pairs import make_synth_pair
-from training.ppo import load_checkpoint
+from editorbot.bridge.cli import main
+from editorbot.training.data.pairs import make_synth_pair
+from editorbot.training.ppo import load_checkpoint
 
 TINY = ["--hidden", "32", "--heads", "2", "--layers", "1", "--kernel", "5", "--window", "16",
         "--value-hidden", "16", "--value-heads", "2", "--batch-size", "32", "--num-envs", "2",
@@ -44,7 +44,7 @@ def test_train_rl_from_pairs_then_resume(pair_dir: Path, tmp_path: Path) -> None
 
 
 def test_python_m_form_parses_the_same_flags(pair_dir: Path, tmp_path: Path) -> None:
-    from training.train import main as train_main
+    from editorbot.training.train import main as train_main
 
     save = tmp_path / "run"
     assert train_main(["--quiet", "rl", "--data-dir", str(pair_dir), "--save-dir", str(save), *TINY,

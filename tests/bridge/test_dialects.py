@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from bridge.dialects import (
+from editorbot.bridge.dialects import (
     DIALECTS,
     REAPER_HANDOFF_NAME,
     AbletonDialect,
@@ -21,8 +21,8 @@ from bridge.dialects import (
     ReaperDialect,
     make_dialect,
 )
-from bridge.osc_client import OscClient, decode
-from engine.plan import EditPlan, Grid, Marker, Segment, Source, save_plan
+from editorbot.bridge.osc_client import OscClient, decode
+from editorbot.engine.plan import EditPlan, Grid, Marker, Segment, Source, save_plan
 from tests.bridge.test_server import EDITORBOT, collect, start_server, submit
 from tests.export import song_file
 
@@ -103,9 +103,9 @@ def test_serve_prints_capabilities(daw: str) -> None:
 
 
 def test_reaper_dialect_end_to_end(tmp_path: Path) -> None:
-    from engine.analysis import analyze
-    from engine.plan import plan_from_actions
-    from export.retime import retime
+    from editorbot.engine.analysis import analyze
+    from editorbot.engine.plan import plan_from_actions
+    from editorbot.export.retime import retime
 
     song = song_file(41, 20.0)
     analysis = analyze(song)

@@ -31,11 +31,11 @@ from typing import Any
 import pytest
 import torch
 
-from bridge.osc_client import OscClient, encode
-from bridge.server import Server, ServerConfig
-from bridge.spool import REQUEST_SCHEMA, Spool, SpoolJob, run_spool
-from engine.audio import write_audio
-from engine.errors import BadInput
+from editorbot.bridge.osc_client import OscClient, encode
+from editorbot.bridge.server import Server, ServerConfig
+from editorbot.bridge.spool import REQUEST_SCHEMA, Spool, SpoolJob, run_spool
+from editorbot.engine.audio import write_audio
+from editorbot.engine.errors import BadInput
 from tests.bridge.conftest import SR, song
 from tests.bridge.test_server import EDITORBOT, collect, start_server, submit, wait_for_port
 

@@ -16,9 +16,9 @@ from pathlib import Path
 
 import pytest
 
-from bridge.osc_client import OscClient
-from bridge.server import Server, ServerConfig
-from engine.plan import load_plan
+from editorbot.bridge.osc_client import OscClient
+from editorbot.bridge.server import Server, ServerConfig
+from editorbot.engine.plan import load_plan
 from tests.export import song_file, tiny_model
 
 logger = logging.getLogger(__name__)
@@ -132,7 +132,7 @@ def test_edit_job_with_a_model_gives_markers_and_done(server: Server) -> None:
 
 
 def test_edit_without_a_default_model_is_an_error_reply(server: Server, monkeypatch: pytest.MonkeyPatch) -> None:
-    from export import runtime
+    from editorbot.export import runtime
 
     monkeypatch.setattr(runtime, "DEFAULT_MODEL", server.out_dir / "missing" / "policy.onnx")
     song = song_file(41, 20.0)
@@ -145,9 +145,9 @@ def test_edit_without_a_default_model_is_an_error_reply(server: Server, monkeypa
 
 def _retime_plan(song: Path, target_s: float, out: Path) -> Path:
     """A plan made by the pure DP retimer (no policy), saved to ``out``."""
-    from engine.analysis import analyze
-    from engine.plan import plan_from_actions, save_plan
-    from export.retime import retime
+    from editorbot.engine.analysis import analyze
+    from editorbot.engine.plan import plan_from_actions, save_plan
+    from editorbot.export.retime import retime
 
     analysis = analyze(song)
     plan = plan_from_actions(analysis, retime(analysis, target_s).walk)
@@ -324,8 +324,8 @@ def test_log_lines_reach_stderr_while_a_decoder_is_quieted(capfd: pytest.Capture
     around a decoder call, the other threads' log lines still reach stderr."""
     import os
 
-    from bridge.commands.serve import _log_to_a_copy_of_fd2
-    from engine.audio import _native_stderr_to_log
+    from editorbot.bridge.commands.serve import _log_to_a_copy_of_fd2
+    from editorbot.engine.audio import _native_stderr_to_log
 
     handler = logging.StreamHandler(os.fdopen(2, "w", closefd=False))
     root = logging.getLogger()
@@ -333,7 +333,7 @@ def test_log_lines_reach_stderr_while_a_decoder_is_quieted(capfd: pytest.Capture
     try:
         _log_to_a_copy_of_fd2()
         with _native_stderr_to_log("song.mp3"):
-            logging.getLogger("bridge.server").warning("logged while a decoder runs")
+            logging.getLogger("editorbot.bridge.server").warning("logged while a decoder runs")
     finally:
         root.removeHandler(handler)
         handler.close()

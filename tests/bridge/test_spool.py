@@ -1,6 +1,6 @@
 """bridge.spool: claiming by rename, answers written atomically, heartbeat,
 cancel files, clients that went away, stale clean-up, orphaned work, the
-edit handler (pure DP retimer on a real song) and ``python -m bridge.spool``."""
+edit handler (pure DP retimer on a real song) and ``python -m editorbot.bridge.spool``."""
 
 from __future__ import annotations
 
@@ -16,7 +16,7 @@ from typing import Any
 
 import pytest
 
-from bridge.spool import (
+from editorbot.bridge.spool import (
     HEARTBEAT_SCHEMA,
     REQUEST_SCHEMA,
     RESULT_SCHEMA,
@@ -26,9 +26,9 @@ from bridge.spool import (
     parse_request,
     run_spool,
 )
-from engine.errors import BadInput
-from engine.exporters.tsv import read_tsv
-from engine.plan import load_plan, plan_from_dict
+from editorbot.engine.errors import BadInput
+from editorbot.engine.exporters.tsv import read_tsv
+from editorbot.engine.plan import load_plan, plan_from_dict
 
 ROOT = Path(__file__).resolve().parents[2]
 #: A file inside the allowed folders, for requests whose handler never reads it.
@@ -40,7 +40,7 @@ def _allowed(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """Requests here name files in the repository, the test's folder and the synthesized songs' folder."""
     from tests.export import _ROOT as songs
 
-    monkeypatch.setattr("bridge.spool.default_roots", lambda: [ROOT, tmp_path, songs])
+    monkeypatch.setattr("editorbot.bridge.spool.default_roots", lambda: [ROOT, tmp_path, songs])
 
 
 def request(request_id: str, **fields: Any) -> dict[str, Any]:
@@ -279,7 +279,7 @@ def test_edit_handler_dp_on_part_of_a_song(tmp_path: Path, monkeypatch: pytest.M
 
 def test_module_entry_serves_until_interrupted(tmp_path: Path) -> None:
     proc = subprocess.Popen(
-        [sys.executable, "-m", "bridge.spool", "--spool", str(tmp_path / "sp")],
+        [sys.executable, "-m", "editorbot.bridge.spool", "--spool", str(tmp_path / "sp")],
         cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
         # a test run started in the background inherits SIGINT ignored; the server must see it
         preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
@@ -300,14 +300,14 @@ def test_module_entry_serves_until_interrupted(tmp_path: Path) -> None:
         proc.send_signal(2)
         out, err = proc.communicate(timeout=20)
     assert proc.returncode == 130, err
-    bad = subprocess.run([sys.executable, "-m", "bridge.spool", "--spool", str(heartbeat)], cwd=ROOT, capture_output=True, text=True, timeout=60)
+    bad = subprocess.run([sys.executable, "-m", "editorbot.bridge.spool", "--spool", str(heartbeat)], cwd=ROOT, capture_output=True, text=True, timeout=60)
     assert bad.returncode == 2 and "cannot use as a spool folder" in bad.stderr
 
 
 def test_spool_jobs_run_on_the_osc_servers_worker(tmp_path: Path) -> None:
     """``editorbot serve --spool``: spool requests go through the OSC server's job queue."""
-    from bridge.server import Server, ServerConfig
-    from bridge.spool import start_spool_thread
+    from editorbot.bridge.server import Server, ServerConfig
+    from editorbot.bridge.spool import start_spool_thread
 
     server = Server(ServerConfig(port=0, out_dir=tmp_path / "out", allowed_roots=[tmp_path])).start()
     stop = threading.Event()
@@ -335,7 +335,7 @@ def test_spool_jobs_run_on_the_osc_servers_worker(tmp_path: Path) -> None:
 
 def test_serve_with_spool_flag(tmp_path: Path) -> None:
     proc = subprocess.Popen(
-        [sys.executable, "-m", "bridge", "serve", "--port", "0", "--out-dir", str(tmp_path / "out"), "--spool", str(tmp_path / "sp")],
+        [sys.executable, "-m", "editorbot.bridge", "serve", "--port", "0", "--out-dir", str(tmp_path / "out"), "--spool", str(tmp_path / "sp")],
         cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
     )  # fmt: skip
     try:
@@ -356,7 +356,7 @@ def test_serve_with_spool_flag(tmp_path: Path) -> None:
     a_file = tmp_path / "a_file"
     a_file.write_text("not a folder")
     bad = subprocess.run(
-        [sys.executable, "-m", "bridge", "serve", "--port", "0", "--spool", str(a_file)],
+        [sys.executable, "-m", "editorbot.bridge", "serve", "--port", "0", "--spool", str(a_file)],
         cwd=ROOT, capture_output=True, text=True, timeout=60,
     )  # fmt: skip
     assert bad.returncode == 2 and "--spool: cannot use as a spool folder" in bad.stderr, bad.stderr

@@ -7,7 +7,7 @@ import math
 import numpy as np
 import pytest
 
-from engine import actions as A
+from editorbot.engine import actions as A
 
 
 def test_vocabulary_sizes_and_order():

@@ -11,12 +11,12 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-import engine.features
-import engine.grid
-from engine.analysis import Analysis, analyze
-from engine.audio import sha256_file
-from engine.cache import FeatureCache
-from engine.errors import BadInput
+import editorbot.engine.features
+import editorbot.engine.grid
+from editorbot.engine.analysis import Analysis, analyze
+from editorbot.engine.audio import sha256_file
+from editorbot.engine.cache import FeatureCache
+from editorbot.engine.errors import BadInput
 from tests.drumkit import drum_song
 
 BPM = 120.0
@@ -35,13 +35,13 @@ def song(tmp_path_factory) -> str:
 def count_grids(monkeypatch):
     """Counts beat_grid calls: each one means the grid was computed, not read from cache."""
     calls = []
-    real = engine.grid.beat_grid
+    real = editorbot.engine.grid.beat_grid
 
     def counting(spec):
         calls.append(1)
         return real(spec)
 
-    monkeypatch.setattr(engine.grid, "beat_grid", counting)
+    monkeypatch.setattr(editorbot.engine.grid, "beat_grid", counting)
     return calls
 
 
@@ -54,7 +54,7 @@ def test_analysis_contents(song):
     n_beats = len(a.grid.beat_times)
     assert n_beats >= 12
     assert a.features.shape == (n_beats, 109) and a.features.dtype == np.float32
-    assert a.feature_names == engine.features.feature_names() and len(a.feature_names) == 109
+    assert a.feature_names == editorbot.engine.features.feature_names() and len(a.feature_names) == 109
     assert np.isfinite(a.features).all()
     assert a.grid.tempo_bpm == pytest.approx(BPM, rel=0.03)
     s = a.summary()
@@ -93,7 +93,7 @@ def test_config_change_is_a_miss(song, tmp_path, count_grids, monkeypatch):
     analyze(song, cache=cache)
     analyze(song, cache=cache)
     assert len(count_grids) == 1
-    monkeypatch.setattr(engine.features, "config_hash", lambda: "a-different-feature-config")
+    monkeypatch.setattr(editorbot.engine.features, "config_hash", lambda: "a-different-feature-config")
     analyze(song, cache=cache)
     assert len(count_grids) == 2
     assert len([n for n in os.listdir(tmp_path) if n.endswith(".npz")]) == 2

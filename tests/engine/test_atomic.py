@@ -8,9 +8,15 @@ import os
 
 import pytest
 
-from engine import atomic
-from engine.atomic import atomic_path, check_destination, write_bytes_atomic, write_json_atomic, write_text_atomic
-from engine.errors import BadInput
+from editorbot.engine import atomic
+from editorbot.engine.atomic import (
+    atomic_path,
+    check_destination,
+    write_bytes_atomic,
+    write_json_atomic,
+    write_text_atomic,
+)
+from editorbot.engine.errors import BadInput
 
 
 def test_atomic_path_replaces_the_file_in_one_rename(tmp_path):

@@ -11,9 +11,9 @@ import pytest
 import soundfile as sf
 from pedalboard.io import AudioFile
 
-from engine import audio as audio_mod
-from engine.audio import Audio, analysis_mono, load_audio, sha256_file, write_audio
-from engine.errors import BadInput
+from editorbot.engine import audio as audio_mod
+from editorbot.engine.audio import Audio, analysis_mono, load_audio, sha256_file, write_audio
+from editorbot.engine.errors import BadInput
 
 
 def tone(sr: int, seconds: float = 1.5, n_channels: int = 2, freq_hz: float = 440.0, level: float = 0.5) -> np.ndarray:

@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from engine import beat_activation, beat_dbn
+from editorbot.engine import beat_activation, beat_dbn
 
 FPS = 50.0
 

@@ -8,7 +8,7 @@ import os
 import numpy as np
 import pytest
 
-from engine.cache import FeatureCache, default_cache_dir
+from editorbot.engine.cache import FeatureCache, default_cache_dir
 
 
 def arrays() -> dict[str, np.ndarray]:
@@ -61,7 +61,7 @@ def test_corrupt_entry_is_a_miss_and_is_deleted(tmp_path, caplog, damage):
         data = f.read()
     with open(path, "wb") as f:
         f.write(damage(data))
-    with caplog.at_level(logging.WARNING, logger="engine.cache"):
+    with caplog.at_level(logging.WARNING, logger="editorbot.engine.cache"):
         assert cache.get(key) is None
     assert "corrupt cache entry" in caplog.text
     assert not os.path.exists(path)

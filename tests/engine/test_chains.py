@@ -11,9 +11,9 @@ import pedalboard
 import pytest
 import soundfile as sf
 
-from engine.chains import StemChain, builtin_plugins, load_chain, parse_chain
-from engine.errors import BadInput
-from engine.features import STEM_NAMES
+from editorbot.engine.chains import StemChain, builtin_plugins, load_chain, parse_chain
+from editorbot.engine.errors import BadInput
+from editorbot.engine.features import STEM_NAMES
 
 SR = 44100
 

@@ -14,17 +14,17 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from engine.audio import output_subtype, source_subtype, tpdf_dither, write_audio
-from engine.errors import BadInput
-from engine.plan import beat_spans, plan_from_actions
-from engine.render import (
+from editorbot.engine.audio import output_subtype, source_subtype, tpdf_dither, write_audio
+from editorbot.engine.errors import BadInput
+from editorbot.engine.plan import beat_spans, plan_from_actions
+from editorbot.engine.render import (
     PEAK_CEILING_DB,
     peak_dbfs,
     render_plan,
     render_to_file,
     stage_gain,
 )
-from engine.sanity import check_edit
+from editorbot.engine.sanity import check_edit
 
 SR = 8000
 BEAT_S = 0.5
@@ -120,7 +120,7 @@ def test_gain_is_staged_to_the_ceiling_and_recorded_in_the_plan(tmp_path) -> Non
     # render_to_file of an unstaged plan writes under the ceiling too
     src = tmp_path / "song.wav"
     sf.write(src, an.audio.samples.T, SR, subtype="PCM_24")
-    from engine.audio import sha256_file
+    from editorbot.engine.audio import sha256_file
 
     raw = plan_from_actions(an, [("GAIN", "TWO_BARS", "POS_LARGE")])
     raw.source.path, raw.source.sha256 = str(src), sha256_file(src)
@@ -183,7 +183,7 @@ def test_marker_names_never_overprint() -> None:
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
 
-    from engine.plot import marker_labels
+    from editorbot.engine.plot import marker_labels
 
     fig = Figure(figsize=(16, 9), dpi=100)
     FigureCanvasAgg(fig)

@@ -10,13 +10,13 @@ import shlex
 import mido
 import pytest
 
-from engine import atomic as atomic_mod
-from engine.errors import BadInput
-from engine.exporters import EXPORTERS, export_plan
-from engine.exporters.midi import CC_LANES, TICKS_PER_BEAT, CcLane
-from engine.exporters.reaper import SPLICE_S
-from engine.exporters.tsv import COLUMNS, read_tsv
-from engine.plan import Automation, EditPlan, Effect, Grid, Marker, Segment, Source
+from editorbot.engine import atomic as atomic_mod
+from editorbot.engine.errors import BadInput
+from editorbot.engine.exporters import EXPORTERS, export_plan
+from editorbot.engine.exporters.midi import CC_LANES, TICKS_PER_BEAT, CcLane
+from editorbot.engine.exporters.reaper import SPLICE_S
+from editorbot.engine.exporters.tsv import COLUMNS, read_tsv
+from editorbot.engine.plan import Automation, EditPlan, Effect, Grid, Marker, Segment, Source
 
 TOL_S = 1e-3
 
@@ -208,7 +208,7 @@ def test_rpp_items_markers_envelope(plan, tmp_path):
 
 
 def test_rpp_envelope_active_on_request(plan, tmp_path):
-    from engine.exporters.reaper import write_rpp
+    from editorbot.engine.exporters.reaper import write_rpp
 
     out = tmp_path / "active.rpp"
     write_rpp(plan, out, envelope_active=True)

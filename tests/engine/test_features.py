@@ -9,9 +9,9 @@ import librosa
 import numpy as np
 import pytest
 
-from engine import features as F
-from engine.grid import Grid, beat_grid
-from engine.spectrum import compute_spectrum
+from editorbot.engine import features as F
+from editorbot.engine.grid import Grid, beat_grid
+from editorbot.engine.spectrum import compute_spectrum
 
 SR = 22050
 

@@ -13,10 +13,10 @@ import time
 import numpy as np
 import pytest
 
-from engine import grid as grid_mod
-from engine.grid import Grid, beat_grid, estimate_tempo, find_downbeats, phrase_starts, track_beats
-from engine.grid_scores import beat_f_measure
-from engine.spectrum import compute_spectrum
+from editorbot.engine import grid as grid_mod
+from editorbot.engine.grid import Grid, beat_grid, estimate_tempo, find_downbeats, phrase_starts, track_beats
+from editorbot.engine.grid_scores import beat_f_measure
+from editorbot.engine.spectrum import compute_spectrum
 from tests.drumkit import PATTERNS, chord_song, drum_song
 
 SR = 22050

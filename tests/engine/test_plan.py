@@ -9,8 +9,8 @@ import os
 
 import pytest
 
-from engine.errors import BadInput
-from engine.plan import (
+from editorbot.engine.errors import BadInput
+from editorbot.engine.plan import (
     SCHEMA,
     Action,
     Automation,
@@ -302,8 +302,8 @@ from types import SimpleNamespace  # noqa: E402
 
 import numpy as np  # noqa: E402
 
-from engine import actions as A  # noqa: E402
-from engine.plan import beat_spans, plan_from_actions  # noqa: E402
+from editorbot.engine import actions as A  # noqa: E402
+from editorbot.engine.plan import beat_spans, plan_from_actions  # noqa: E402
 
 SR = 8000
 BEAT_S = 0.5

@@ -6,10 +6,10 @@ import numpy as np
 import pytest
 from matplotlib.image import imread
 
-from engine.actions import TYPES
-from engine.errors import BadInput
-from engine.plan import EditPlan, Grid, Marker, Segment, Source
-from engine.plot import ACTION_COLOURS, envelope, plot_plan
+from editorbot.engine.actions import TYPES
+from editorbot.engine.errors import BadInput
+from editorbot.engine.plan import EditPlan, Grid, Marker, Segment, Source
+from editorbot.engine.plot import ACTION_COLOURS, envelope, plot_plan
 
 SR = 8000
 

@@ -7,7 +7,7 @@ import sys
 
 import pytest
 
-from engine.progress import stage_bar
+from editorbot.engine.progress import stage_bar
 
 
 class _Terminal(io.StringIO):

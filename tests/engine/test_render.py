@@ -6,10 +6,10 @@ import numpy as np
 import pytest
 from scipy.signal import butter, lfilter
 
-from engine.actions import CUTOFF_MAX_FRACTION, EFFECT_RANGES, PITCH_RANGE_SEMITONES, RATE_RANGE
-from engine.errors import BadInput
-from engine.plan import EditPlan, Effect, Grid, Segment, Source, plan_from_dict, plan_to_dict
-from engine.render import CROSSFADE_S, EFFECTS, MAX_TAIL_S, Width, build_chain, render_plan
+from editorbot.engine.actions import CUTOFF_MAX_FRACTION, EFFECT_RANGES, PITCH_RANGE_SEMITONES, RATE_RANGE
+from editorbot.engine.errors import BadInput
+from editorbot.engine.plan import EditPlan, Effect, Grid, Segment, Source, plan_from_dict, plan_to_dict
+from editorbot.engine.render import CROSSFADE_S, EFFECTS, MAX_TAIL_S, Width, build_chain, render_plan
 
 SR = 44_100
 BEAT_S = 0.5  # 120 bpm
@@ -548,8 +548,8 @@ def test_gap_in_the_timeline_is_silence():
 @pytest.fixture
 def song_and_plan(tmp_path):
     """A 4 s stereo wav and a saved plan for it: first beat twice, -3 dB, one beat cut."""
-    from engine.audio import sha256_file, write_audio
-    from engine.plan import save_plan
+    from editorbot.engine.audio import sha256_file, write_audio
+    from editorbot.engine.plan import save_plan
 
     src = drum_chord_mix(4.0, attack_s=0.004)
     wav = tmp_path / "song.wav"
@@ -566,8 +566,8 @@ def song_and_plan(tmp_path):
 
 
 def test_render_to_file_writes_the_rendered_audio(song_and_plan, tmp_path):
-    from engine.audio import load_audio
-    from engine.render import render_to_file
+    from editorbot.engine.audio import load_audio
+    from editorbot.engine.render import render_to_file
 
     src, wav, plan, _ = song_and_plan
     out = tmp_path / "edit.wav"
@@ -580,7 +580,7 @@ def test_render_to_file_writes_the_rendered_audio(song_and_plan, tmp_path):
 
 
 def test_render_to_file_never_writes_over_its_source_or_a_changed_source(song_and_plan):
-    from engine.render import render_to_file
+    from editorbot.engine.render import render_to_file
 
     _, wav, plan, _ = song_and_plan
     before = wav.read_bytes()
@@ -593,7 +593,7 @@ def test_render_to_file_never_writes_over_its_source_or_a_changed_source(song_an
 
 
 def test_render_to_file_checks_the_source_matches_the_plan(song_and_plan, tmp_path):
-    from engine.render import render_to_file
+    from editorbot.engine.render import render_to_file
 
     _, wav, plan, _ = song_and_plan
     plan.source.channels = 1

@@ -6,7 +6,7 @@ import librosa
 import numpy as np
 import pytest
 
-from engine.spectrum import Spectrum, compute_spectrum, mel_basis, onset_strength, stft_magnitude
+from editorbot.engine.spectrum import Spectrum, compute_spectrum, mel_basis, onset_strength, stft_magnitude
 
 SR = 22050
 

@@ -15,11 +15,11 @@ import pytest
 import scipy.ndimage
 import soundfile as sf
 
-from engine.analysis import analyze
-from engine.cache import FeatureCache
-from engine.errors import BadInput
-from engine.features import STEM_COLUMN_NAMES, STEM_NAMES, feature_names
-from engine.stems import (
+from editorbot.engine.analysis import analyze
+from editorbot.engine.cache import FeatureCache
+from editorbot.engine.errors import BadInput
+from editorbot.engine.features import STEM_COLUMN_NAMES, STEM_NAMES, feature_names
+from editorbot.engine.stems import (
     BuiltinSeparator,
     Separator,
     StemCache,
@@ -162,7 +162,7 @@ def small_htdemucs():
 def test_demucs_loads_saved_weights_and_separates(small_htdemucs, tmp_path, one_thread, monkeypatch):
     import torch
 
-    from engine.demucs_separator import DemucsSeparator
+    from editorbot.engine.demucs_separator import DemucsSeparator
 
     monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
     path = save_like_demucs(small_htdemucs, tmp_path, "0badc0de")
@@ -188,7 +188,7 @@ def test_demucs_loads_saved_weights_and_separates(small_htdemucs, tmp_path, one_
 
 
 def test_demucs_mono_at_another_rate_keeps_the_shape(small_htdemucs, tmp_path, one_thread, monkeypatch):
-    from engine.demucs_separator import DemucsSeparator
+    from editorbot.engine.demucs_separator import DemucsSeparator
 
     save_like_demucs(small_htdemucs, tmp_path, "0badc0de")
     monkeypatch.setenv("EDITORBOT_DEMUCS_DIR", str(tmp_path))
@@ -201,7 +201,7 @@ def test_demucs_mono_at_another_rate_keeps_the_shape(small_htdemucs, tmp_path, o
 
 def test_missing_weights_fail_at_once_naming_the_folder(tmp_path, monkeypatch):
     pytest.importorskip("demucs")
-    from engine.demucs_separator import DemucsSeparator
+    from editorbot.engine.demucs_separator import DemucsSeparator
 
     empty = tmp_path / "weights"
     empty.mkdir()
@@ -218,7 +218,7 @@ def test_missing_weights_fail_at_once_naming_the_folder(tmp_path, monkeypatch):
 
 
 def test_bag_naming_a_missing_model_and_bad_checksum(small_htdemucs, tmp_path):
-    from engine.demucs_separator import DemucsSeparator
+    from editorbot.engine.demucs_separator import DemucsSeparator
 
     (tmp_path / "htdemucs.yaml").write_text("models: ['955717e8']\n")
     with pytest.raises(BadInput, match="names model 955717e8"):

@@ -23,7 +23,7 @@ atexit.register(shutil.rmtree, _ROOT, ignore_errors=True)
 def tiny_config(n_pos_feats: int = 4):
     """A small ``AgentConfig`` with the real observation layout (109 features, 26 done columns);
     window 16 (receptive field 6 each side), history 8."""
-    from training.config import AgentConfig
+    from editorbot.training.config import AgentConfig
 
     return AgentConfig(
         window=16,
@@ -44,7 +44,7 @@ def tiny_agent(seed: int = 0, n_pos_feats: int = 4):
     """Random weights; a non-zero policy head so that the policy is far from uniform."""
     import torch
 
-    from training.models.agent import EditAgent
+    from editorbot.training.models.agent import EditAgent
 
     torch.manual_seed(seed)
     agent = EditAgent(tiny_config(n_pos_feats))
@@ -56,7 +56,7 @@ def tiny_agent(seed: int = 0, n_pos_feats: int = 4):
 
 def save_tiny_checkpoint(path: Path, agent) -> Path:
     """Write ``agent`` in the trainer's checkpoint format (``training.ppo``)."""
-    from training.ppo import CHECKPOINT_FORMAT, save_checkpoint
+    from editorbot.training.ppo import CHECKPOINT_FORMAT, save_checkpoint
 
     save_checkpoint(
         path,
@@ -68,7 +68,7 @@ def save_tiny_checkpoint(path: Path, agent) -> Path:
 @functools.cache
 def tiny_model() -> tuple[Path, Path]:
     """``(model.onnx, checkpoint.pt)`` of ``tiny_agent()``, exported once with ``editorbot export-model``."""
-    from bridge.cli import main
+    from editorbot.bridge.cli import main
 
     folder = _ROOT / "model"
     folder.mkdir()
@@ -83,7 +83,7 @@ def tiny_model() -> tuple[Path, Path]:
 @functools.cache
 def song_file(seed: int, duration_s: float) -> Path:
     """A synthesized song (``training.data.synth``) written as WAV."""
-    from training.data.synth import synth_song, write_song
+    from editorbot.training.data.synth import synth_song, write_song
 
     return write_song(synth_song(seed, duration_s=duration_s), _ROOT / f"song{seed}_{duration_s:g}.wav")
 
@@ -91,7 +91,7 @@ def song_file(seed: int, duration_s: float) -> Path:
 @functools.cache
 def song_analysis(seed: int, duration_s: float):
     """``engine.analysis.analyze`` of ``song_file`` (no feature cache)."""
-    from engine.analysis import analyze
+    from editorbot.engine.analysis import analyze
 
     return analyze(song_file(seed, duration_s), cache=False)
 

@@ -16,19 +16,19 @@ import onnxruntime as ort
 import pytest
 import torch
 
-from bridge.cli import main
-from engine.actions import AMOUNTS, SIZES, TYPES
-from engine.audio import load_audio
-from engine.errors import BadInput
-from engine.plan import save_plan
-from export.learned import SUPERVISED_INPUTS, SUPERVISED_OUTPUTS, OnnxEditSound
-from export.onnx import load_checkpoint
-from export.runtime import MODEL_SCHEMA, OnnxPolicy, sha256_of
+from editorbot.bridge.cli import main
+from editorbot.engine.actions import AMOUNTS, SIZES, TYPES
+from editorbot.engine.audio import load_audio
+from editorbot.engine.errors import BadInput
+from editorbot.engine.plan import save_plan
+from editorbot.export.learned import SUPERVISED_INPUTS, SUPERVISED_OUTPUTS, OnnxEditSound
+from editorbot.export.onnx import load_checkpoint
+from editorbot.export.runtime import MODEL_SCHEMA, OnnxPolicy, sha256_of
+from editorbot.training.config import SupervisedConfig
+from editorbot.training.data.pairs import load_pair_plan, make_synth_pair
+from editorbot.training.models.supervised import EditSoundModel
+from editorbot.training.supervised import CHECKPOINT_FORMAT, load_model, render_learned
 from tests.export import scratch, tiny_model
-from training.config import SupervisedConfig
-from training.data.pairs import load_pair_plan, make_synth_pair
-from training.models.supervised import EditSoundModel
-from training.supervised import CHECKPOINT_FORMAT, load_model, render_learned
 
 logger = logging.getLogger(__name__)
 

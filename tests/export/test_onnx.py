@@ -11,13 +11,13 @@ import onnxruntime as ort
 import pytest
 import torch
 
-from engine.actions import AMOUNTS, SIZES, TYPES
-from engine.errors import BadInput
-from engine.features import config_hash, feature_names
-from export.onnx import PolicyGraph, export_policy, load_checkpoint
-from export.runtime import INPUT_NAMES, MODEL_SCHEMA, OUTPUT_NAMES, sha256_of
+from editorbot.engine.actions import AMOUNTS, SIZES, TYPES
+from editorbot.engine.errors import BadInput
+from editorbot.engine.features import config_hash, feature_names
+from editorbot.export.onnx import PolicyGraph, export_policy, load_checkpoint
+from editorbot.export.runtime import INPUT_NAMES, MODEL_SCHEMA, OUTPUT_NAMES, sha256_of
+from editorbot.training.models.encoder import QUERY_BLOCK
 from tests.export import scratch, tiny_agent, tiny_config, tiny_model
-from training.models.encoder import QUERY_BLOCK
 
 logger = logging.getLogger(__name__)
 
@@ -63,7 +63,7 @@ def test_onnx_matches_torch(batch: int, n_beats: int) -> None:
 
 def test_onnx_equals_the_training_windows() -> None:
     """The exported whole-song graph gives what the agent computes on the env's windows."""
-    from training.models.agent import Observation
+    from editorbot.training.models.agent import Observation
 
     model, _ = tiny_model()
     session = ort.InferenceSession(str(model), providers=["CPUExecutionProvider"])

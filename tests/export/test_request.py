@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from engine.errors import BadRequest
-from engine.formats import EXPORT_FORMATS
-from export.request import MAX_KEEP, EditRequest, parse_exports, parse_keep_range
+from editorbot.engine.errors import BadRequest
+from editorbot.engine.formats import EXPORT_FORMATS
+from editorbot.export.request import MAX_KEEP, EditRequest, parse_exports, parse_keep_range
 
 
 def test_fields_from_any_front_end_give_one_request() -> None:

@@ -9,13 +9,13 @@ import logging
 import numpy as np
 import pytest
 
-from engine.actions import SIZE_BEATS
-from engine.errors import BadRequest
-from engine.features import feature_names
-from engine.plan import beat_spans, plan_from_actions
-from engine.render import render_plan
-from export.retime import SpliceCost, protected_beats, retime, tail_guard, walk_splice_cost
-from export.runtime import OnnxPolicy, SongInputs, plan_analysis, song_logprobs
+from editorbot.engine.actions import SIZE_BEATS
+from editorbot.engine.errors import BadRequest
+from editorbot.engine.features import feature_names
+from editorbot.engine.plan import beat_spans, plan_from_actions
+from editorbot.engine.render import render_plan
+from editorbot.export.retime import SpliceCost, protected_beats, retime, tail_guard, walk_splice_cost
+from editorbot.export.runtime import OnnxPolicy, SongInputs, plan_analysis, song_logprobs
 from tests.export import median_beat_s, song_analysis, tiny_model
 
 logger = logging.getLogger(__name__)
@@ -42,7 +42,7 @@ def test_target_duration_met_within_one_beat(seed: int, duration_s: float) -> No
 
 
 def test_tail_guard_stops_effect_tails_short_of_protected_beats() -> None:
-    from engine.render import MAX_TAIL_S
+    from editorbot.engine.render import MAX_TAIL_S
 
     starts = np.arange(100) * 0.5
     ends = starts + 0.5

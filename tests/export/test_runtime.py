@@ -11,12 +11,12 @@ import shutil
 import numpy as np
 import pytest
 
-from engine.actions import AMOUNT_MASK, SIZE_BEATS, TYPES, FactoredAction, action_masks
-from engine.errors import BadInput
-from engine.observation import DONE_LAYOUT
-from export import runtime
-from export.onnx import TorchPolicy
-from export.runtime import (
+from editorbot.engine.actions import AMOUNT_MASK, SIZE_BEATS, TYPES, FactoredAction, action_masks
+from editorbot.engine.errors import BadInput
+from editorbot.engine.observation import DONE_LAYOUT
+from editorbot.export import runtime
+from editorbot.export.onnx import TorchPolicy
+from editorbot.export.runtime import (
     OnnxPolicy,
     SongInputs,
     WalkHistory,
@@ -46,7 +46,7 @@ def _copy_model(name: str, edit) -> str:
 
 def test_loads_and_names_its_provider(caplog: pytest.LogCaptureFixture) -> None:
     model, _ = tiny_model()
-    with caplog.at_level(logging.INFO, logger="export.runtime"):
+    with caplog.at_level(logging.INFO, logger="editorbot.export.runtime"):
         policy = OnnxPolicy(model, device="cpu")
     assert policy.provider == "CPUExecutionProvider"
     assert any("runs on CPUExecutionProvider" in r.getMessage() for r in caplog.records)
@@ -91,7 +91,7 @@ def test_cuda_request_falls_back_to_cpu(caplog: pytest.LogCaptureFixture) -> Non
     if "CUDAExecutionProvider" in ort.get_available_providers():
         pytest.skip("this onnxruntime has CUDA: the fallback cannot be provoked")
     model, _ = tiny_model()
-    with caplog.at_level(logging.INFO, logger="export.runtime"):
+    with caplog.at_level(logging.INFO, logger="editorbot.export.runtime"):
         policy = OnnxPolicy(model, device="cuda")
     assert policy.provider == "CPUExecutionProvider"
     errors = [r for r in caplog.records if r.levelno == logging.ERROR]
@@ -169,8 +169,8 @@ def test_sampling_respects_masks_and_protected_beats() -> None:
 
 def test_inputs_equal_the_training_env() -> None:
     """The runtime's inputs at each cursor hold exactly training.env.EditEnv's observation."""
-    from training.dataset import Episode
-    from training.env import EditEnv
+    from editorbot.training.dataset import Episode
+    from editorbot.training.env import EditEnv
 
     model, _ = tiny_model()
     spec = OnnxPolicy(model, device="cpu").spec

@@ -8,13 +8,13 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from engine.actions import N_AMOUNTS, N_SIZES, N_TYPES, TYPES
-from engine.errors import BadRequest
-from engine.plan import load_plan, plan_from_actions
-from engine.render import PEAK_CEILING_DB, render_plan
-from engine.sanity import check_edit
-from export.retime import retime
-from export.runtime import (
+from editorbot.engine.actions import N_AMOUNTS, N_SIZES, N_TYPES, TYPES
+from editorbot.engine.errors import BadRequest
+from editorbot.engine.plan import load_plan, plan_from_actions
+from editorbot.engine.render import PEAK_CEILING_DB, render_plan
+from editorbot.engine.sanity import check_edit
+from editorbot.export.retime import retime
+from editorbot.export.runtime import (
     OnnxPolicy,
     SongInputs,
     policy_walk,
@@ -101,7 +101,7 @@ def test_length_search_places_no_fade_or_silence_mid_song() -> None:
 
 
 def test_cli_edit_and_render_keep_pcm16_and_the_peak_ceiling() -> None:
-    from bridge.cli import main
+    from editorbot.bridge.cli import main
 
     folder = scratch("pcm16")
     x, sr = sf.read(song_file(11, 20.0), always_2d=True, dtype="float32")

@@ -24,11 +24,11 @@ from typing import Any
 
 import pytest
 
-from bridge.spool import RESULT_SCHEMA, Spool, SpoolJob, edit_handler, run_spool
-from engine.actions import EFFECT_RANGES
-from engine.exporters.tsv import write_tsv
-from engine.plan import EditPlan, Effect, plan_from_actions, plan_from_dict, plan_to_dict, save_plan
-from engine.render import BASS_SHELF_HZ, TREBLE_SHELF_HZ
+from editorbot.bridge.spool import RESULT_SCHEMA, Spool, SpoolJob, edit_handler, run_spool
+from editorbot.engine.actions import EFFECT_RANGES
+from editorbot.engine.exporters.tsv import write_tsv
+from editorbot.engine.plan import EditPlan, Effect, plan_from_actions, plan_from_dict, plan_to_dict, save_plan
+from editorbot.engine.render import BASS_SHELF_HZ, TREBLE_SHELF_HZ
 from tests.export import song_analysis, song_file
 from tests.reaper.reaper_model import SCRIPTS, Item, ReaperModel
 
@@ -712,7 +712,7 @@ def test_js_effects_compute_what_the_renderer_does() -> None:
     import numpy as np
     import pedalboard
 
-    from engine.render import Width
+    from editorbot.engine.render import Width
 
     x = np.random.default_rng(0).uniform(-1, 1, (2, 256)).astype(np.float32)
     for drive_db in (0.0, 5.0, 20.0, 100.0):

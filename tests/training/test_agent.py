@@ -10,9 +10,9 @@ import numpy as np
 import pytest
 import torch
 
-from engine.actions import AMOUNT_MASK, SIZE_BEATS, action_masks
-from training.config import AgentConfig, PPOConfig
-from training.models.agent import (
+from editorbot.engine.actions import AMOUNT_MASK, SIZE_BEATS, action_masks
+from editorbot.training.config import AgentConfig, PPOConfig
+from editorbot.training.models.agent import (
     ACTION_DIMS,
     MAX_ENTROPY,
     N_AMOUNTS,
@@ -24,7 +24,7 @@ from training.models.agent import (
     Observation,
     count_parameters,
 )
-from training.models.encoder import QUERY_BLOCK
+from editorbot.training.models.encoder import QUERY_BLOCK
 
 logger = logging.getLogger(__name__)
 

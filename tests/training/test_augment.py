@@ -7,10 +7,10 @@ import os
 import numpy as np
 import pytest
 
-from engine import actions as vocab
+from editorbot.engine import actions as vocab
+from editorbot.training import augment as A
+from editorbot.training.labels.dataset import build_dataset
 from tests.training.labels.pairs import STRUCT_WALK, make_pair
-from training import augment as A
-from training.labels.dataset import build_dataset
 
 
 @pytest.fixture(scope="module")
@@ -33,8 +33,8 @@ def test_rare_walk_is_exact_and_covers_the_song():
 
 
 def test_augment_lifts_every_type_to_min_share(labels_npz, tmp_path):
-    from training.bc import BCData
-    from training.config import AgentConfig
+    from editorbot.training.bc import BCData
+    from editorbot.training.config import AgentConfig
 
     out = tmp_path / "bc_aug.npz"
     pairs = tmp_path / "aug_pairs"

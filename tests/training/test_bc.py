@@ -7,10 +7,10 @@ from dataclasses import fields
 import numpy as np
 import pytest
 
-from engine.errors import BadInput
-from training.bc import bc_examples
-from training.config import AgentConfig
-from training.dataset import synthetic_episodes
+from editorbot.engine.errors import BadInput
+from editorbot.training.bc import bc_examples
+from editorbot.training.config import AgentConfig
+from editorbot.training.dataset import synthetic_episodes
 
 NET = {"hidden": 32, "heads": 2, "layers": 1, "kernel": 5, "value_hidden": 16, "value_heads": 2}
 

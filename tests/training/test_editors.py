@@ -10,9 +10,9 @@ import json
 import numpy as np
 import pytest
 
-from engine import actions as vocab
-from engine.plan import plan_to_dict, validate_plan
-from training.data.editors import (
+from editorbot.engine import actions as vocab
+from editorbot.engine.plan import plan_to_dict, validate_plan
+from editorbot.training.data.editors import (
     PERSONA_PROGRAMS,
     PERSONA_STYLES,
     STUDIO_STYLES,
@@ -30,7 +30,7 @@ from training.data.editors import (
     song_context,
     truth_labels,
 )
-from training.data.pairs import SynthStructure, editor_rng, synth_structure
+from editorbot.training.data.pairs import SynthStructure, editor_rng, synth_structure
 
 CORPUS_SIZE = 200
 

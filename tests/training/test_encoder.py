@@ -8,7 +8,7 @@ import math
 import pytest
 import torch
 
-from training.models.encoder import (
+from editorbot.training.models.encoder import (
     BlockedNeighborhood,
     HybridNATTENEncoder,
     NeighborhoodSelfAttention,

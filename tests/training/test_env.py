@@ -8,11 +8,11 @@ import numpy as np
 import pytest
 from gymnasium.utils.env_checker import check_env
 
-from engine.actions import AMOUNT_MASK, SIZE_BEATS, ActionType, Amount, Size, action_masks
-from engine.observation import DONE_LAYOUT, song_position, song_summary
-from training.config import AgentConfig
-from training.dataset import synthetic_episodes
-from training.env import EditEnv, legal_action, make_vector_env
+from editorbot.engine.actions import AMOUNT_MASK, SIZE_BEATS, ActionType, Amount, Size, action_masks
+from editorbot.engine.observation import DONE_LAYOUT, song_position, song_summary
+from editorbot.training.config import AgentConfig
+from editorbot.training.dataset import synthetic_episodes
+from editorbot.training.env import EditEnv, legal_action, make_vector_env
 
 CFG = AgentConfig(window=16, hidden=32, heads=2, layers=1, kernel=5, value_hidden=16, value_heads=2, history=6)
 W, HALF, K = CFG.window, CFG.window // 2, CFG.history

@@ -9,10 +9,10 @@ import numpy as np
 import pytest
 import torch
 
-from engine.actions import SIZE_BEATS, TYPES, ActionType
-from training.config import AgentConfig
-from training.dataset import synthetic_episodes
-from training.evaluate import (
+from editorbot.engine.actions import SIZE_BEATS, TYPES, ActionType
+from editorbot.training.config import AgentConfig
+from editorbot.training.dataset import synthetic_episodes
+from editorbot.training.evaluate import (
     evaluate_baseline,
     evaluate_policy,
     format_per_type,
@@ -22,7 +22,7 @@ from training.evaluate import (
     policy_walks,
     type_f1,
 )
-from training.models.agent import EditAgent
+from editorbot.training.models.agent import EditAgent
 
 torch.set_num_threads(1)
 
@@ -105,9 +105,9 @@ def test_policy_walk_covers_every_beat_with_legal_steps() -> None:
 
 def test_trained_policy_beats_keep(tmp_path: Path) -> None:
     """A few BC passes on the learnable synthetic rule: the walk's F1 rises above always-KEEP."""
-    from training.bc import bc_examples
-    from training.config import PPOConfig
-    from training.ppo import train
+    from editorbot.training.bc import bc_examples
+    from editorbot.training.config import PPOConfig
+    from editorbot.training.ppo import train
 
     train_eps = synthetic_episodes(12, n_beats=48, seed=4)
     test_eps = synthetic_episodes(6, n_beats=48, seed=5)
@@ -115,7 +115,7 @@ def test_trained_policy_beats_keep(tmp_path: Path) -> None:
     train(train_eps, tmp_path, agent_config=TINY, quiet=True, bc_data=bc,
           ppo_config=PPOConfig(bc_only=True, bc_epochs=30, bc_batch_size=32, bc_lr=3e-3, batch_size=64,
                                num_envs=2, num_minibatches=2, grad_accum=2))
-    from training.ppo import load_agent
+    from editorbot.training.ppo import load_agent
 
     agent = load_agent(tmp_path / "last.pt")
     keep = evaluate_baseline(test_eps).report.micro_f1
@@ -126,8 +126,8 @@ def test_trained_policy_beats_keep(tmp_path: Path) -> None:
 def test_cli_on_a_pair_folder(
     tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from training.data.pairs import make_synth_pairs
-    from training.ppo import save_checkpoint
+    from editorbot.training.data.pairs import make_synth_pairs
+    from editorbot.training.ppo import save_checkpoint
 
     monkeypatch.setenv("EDITORBOT_CACHE", str(tmp_path / "cache"))
     data = tmp_path / "pairs"
@@ -150,7 +150,7 @@ def test_cli_on_a_pair_folder(
 
 
 def _label_doc(types: list[int], sections: list[tuple[str, int, int]]) -> dict:
-    from training.data.pairs import LABEL_SCHEMA
+    from editorbot.training.data.pairs import LABEL_SCHEMA
 
     return {
         "schema": LABEL_SCHEMA,
@@ -160,7 +160,7 @@ def _label_doc(types: list[int], sections: list[tuple[str, int, int]]) -> dict:
 
 
 def test_structure_majority_by_hand(tmp_path: Path) -> None:
-    from training.evaluate import evaluate_structure_majority
+    from editorbot.training.evaluate import evaluate_structure_majority
 
     sections = [("intro", 0, 2), ("verse", 2, 2), ("outro", 4, 2)]
     train = {
@@ -185,7 +185,7 @@ def test_structure_majority_by_hand(tmp_path: Path) -> None:
 
 def test_structure_majority_knows_length_and_next_section() -> None:
     """Two layouts share their first sections; the place tells them apart by what comes next and by length."""
-    from training.evaluate import keep_on_true_grid, structure_majority
+    from editorbot.training.evaluate import keep_on_true_grid, structure_majority
 
     a = [("verse", 0, 2), ("chorus", 2, 2)]  # the verse leads into a chorus: its last beat LOOPs
     b = [("verse", 0, 2), ("outro", 2, 2)]  # into an outro: kept

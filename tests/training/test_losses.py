@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 import torch
 
-from engine.spectrum import mel_basis, mel_power, stft_magnitude
-from training.losses import (
+from editorbot.engine.spectrum import mel_basis, mel_power, stft_magnitude
+from editorbot.training.losses import (
     LOG_EPS,
     MSSTFT_FFT_SIZES,
     NEPER_PER_DB,

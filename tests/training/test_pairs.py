@@ -10,13 +10,13 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from engine import actions as vocab
-from engine.audio import load_audio, write_audio
-from engine.errors import BadInput
-from engine.plan import validate_plan
-from engine.render import render_to_file, stage_gain
-from training.data.editors import TruthLabels, truth_labels
-from training.data.pairs import (
+from editorbot.engine import actions as vocab
+from editorbot.engine.audio import load_audio, write_audio
+from editorbot.engine.errors import BadInput
+from editorbot.engine.plan import validate_plan
+from editorbot.engine.render import render_to_file, stage_gain
+from editorbot.training.data.editors import TruthLabels, truth_labels
+from editorbot.training.data.pairs import (
     LABEL_SCHEMA,
     LAYOUT_DIRS,
     PairRecord,
@@ -27,7 +27,7 @@ from training.data.pairs import (
     read_label_doc,
     synth_structure,
 )
-from training.data.synth import synth_song
+from editorbot.training.data.synth import synth_song
 
 SEED = 5
 STYLE = "fx_heavy"  # effects, speed and pitch on a chorus: the renderer's slow paths
@@ -90,7 +90,7 @@ def test_structure_without_audio_matches_the_song() -> None:
 def test_edit_is_the_render_of_the_label_plan(pair: PairRecord, tmp_path: Path) -> None:
     """Same bytes as rendering the label plan (float, no peak ceiling: training data), and the
     same samples from `editorbot render`, turned down to the peak ceiling where the edit goes over it."""
-    from bridge.cli import main
+    from editorbot.bridge.cli import main
 
     edit_bytes = wav_bytes(pair.edit_path)
     plan = load_pair_plan(pair.label_path)

@@ -16,13 +16,13 @@ import numpy as np
 import pytest
 import torch
 
-from engine.actions import TYPES
+from editorbot.engine.actions import TYPES
+from editorbot.training.bc import BCData, bc_examples, bc_loss
+from editorbot.training.config import AgentConfig, PPOConfig
+from editorbot.training.dataset import synthetic_episodes
+from editorbot.training.ppo import CHECKPOINT_FORMAT, load_agent, load_checkpoint, train
+from editorbot.training.reward import TERMS
 from tests.training import torchrun_two
-from training.bc import BCData, bc_examples, bc_loss
-from training.config import AgentConfig, PPOConfig
-from training.dataset import synthetic_episodes
-from training.ppo import CHECKPOINT_FORMAT, load_agent, load_checkpoint, train
-from training.reward import TERMS
 
 torch.set_num_threads(1)
 
@@ -134,9 +134,9 @@ RUNNER = textwrap.dedent(
     """
     import json, sys, time, torch
     torch.set_num_threads(1)
-    from training.config import AgentConfig, PPOConfig
-    from training.dataset import synthetic_episodes
-    from training.ppo import train
+    from editorbot.training.config import AgentConfig, PPOConfig
+    from editorbot.training.dataset import synthetic_episodes
+    from editorbot.training.ppo import train
     args = json.loads(sys.argv[1])
     eps = synthetic_episodes(3, n_beats=48, seed=1)
     train(eps, args["save_dir"], agent_config=AgentConfig(**args["agent"]), ppo_config=PPOConfig(**args["ppo"]),
@@ -203,10 +203,10 @@ DDP_RUNNER = textwrap.dedent(
     """
     import json, sys, torch
     torch.set_num_threads(1)
-    from training.config import AgentConfig, PPOConfig
-    from training.dataset import synthetic_episodes
-    from training.bc import bc_examples
-    from training.ppo import train
+    from editorbot.training.config import AgentConfig, PPOConfig
+    from editorbot.training.dataset import synthetic_episodes
+    from editorbot.training.bc import bc_examples
+    from editorbot.training.ppo import train
     args = json.loads(sys.argv[1])
     eps = synthetic_episodes(3, n_beats=48, seed=1)
     cfg = AgentConfig(**args["agent"])

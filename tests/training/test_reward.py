@@ -5,11 +5,11 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from engine.actions import ActionType as T
-from engine.actions import Amount as A
-from engine.actions import Size as S
-from training.dataset import Episode
-from training.reward import (
+from editorbot.engine.actions import ActionType as T
+from editorbot.engine.actions import Amount as A
+from editorbot.engine.actions import Size as S
+from editorbot.training.dataset import Episode
+from editorbot.training.reward import (
     TERMS,
     EditState,
     ReferenceStats,

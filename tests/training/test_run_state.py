@@ -12,13 +12,13 @@ import numpy as np
 import pytest
 import torch
 
-from bridge.cli import main
-from engine.errors import BadInput
-from export.onnx import load_checkpoint as load_policy_checkpoint
-from training.ppo import CHECKPOINT_FORMAT
-from training.ppo import load_checkpoint as load_ppo_checkpoint
-from training.run_state import read_checkpoint, rng_state, save_checkpoint, set_rng_state
-from training.supervised import load_model as load_supervised_model
+from editorbot.bridge.cli import main
+from editorbot.engine.errors import BadInput
+from editorbot.export.onnx import load_checkpoint as load_policy_checkpoint
+from editorbot.training.ppo import CHECKPOINT_FORMAT
+from editorbot.training.ppo import load_checkpoint as load_ppo_checkpoint
+from editorbot.training.run_state import read_checkpoint, rng_state, save_checkpoint, set_rng_state
+from editorbot.training.supervised import load_model as load_supervised_model
 
 
 class _Touch:
@@ -53,7 +53,7 @@ def old_checkpoint(path: Path) -> Path:
         load_policy_checkpoint,  # export.onnx: export-model, edit --checkpoint, the server's checkpoint option
         load_supervised_model,
     ],
-    ids=["run_state", "ppo", "export.onnx", "supervised"],
+    ids=["run_state", "ppo", "editorbot.export.onnx", "supervised"],
 )
 def test_a_hostile_pickle_runs_nothing(tmp_path: Path, load) -> None:
     ckpt, marker = hostile_checkpoint(tmp_path)

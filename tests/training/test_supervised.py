@@ -17,15 +17,14 @@ import numpy as np
 import pytest
 import torch
 
-from engine.audio import load_audio, write_audio
-from engine.render import render_plan
-from tests.training import torchrun_two
-from training.config import SupervisedConfig
-from training.data.editors import apply_studio
-from training.data.pairs import load_pair_plan, make_synth_pair, read_label_doc
-from training.losses import multiscale_stft
-from training.models.supervised import EditSoundModel, frame_labels
-from training.supervised import (
+from editorbot.engine.audio import load_audio, write_audio
+from editorbot.engine.render import render_plan
+from editorbot.training.config import SupervisedConfig
+from editorbot.training.data.editors import apply_studio
+from editorbot.training.data.pairs import load_pair_plan, make_synth_pair, read_label_doc
+from editorbot.training.losses import multiscale_stft
+from editorbot.training.models.supervised import EditSoundModel, frame_labels
+from editorbot.training.supervised import (
     load_model,
     load_song_pairs,
     load_supervised_checkpoint,
@@ -35,6 +34,7 @@ from training.supervised import (
     structural_plan,
     train,
 )
+from tests.training import torchrun_two
 
 torch.set_num_threads(1)
 
@@ -122,7 +122,7 @@ def test_frame_labels_follow_the_plan(studio_data: dict[str, Path]) -> None:
     n = 1 + round(plan.duration_s / hop_s)
     labels = frame_labels(plan, n, hop_s)
     actions = {(a.beat, a.type): a for a in plan.actions}
-    from engine import actions as vocab
+    from editorbot.engine import actions as vocab
 
     for seg in plan.segments:
         t = np.arange(n) * hop_s
@@ -261,8 +261,8 @@ RUNNER = textwrap.dedent(
     """
     import json, sys, time, torch
     torch.set_num_threads(1)
-    from training.config import SupervisedConfig
-    from training.supervised import load_song_pairs, split_by_song, train
+    from editorbot.training.config import SupervisedConfig
+    from editorbot.training.supervised import load_song_pairs, split_by_song, train
     args = json.loads(sys.argv[1])
     songs = load_song_pairs(args["data"], quiet=True)
     tr, va = split_by_song(songs, 0.2, 0)
@@ -321,7 +321,7 @@ def test_resume_after_sigkill_loses_at_most_one_interval(studio_data: dict[str, 
 
 
 def test_cli_train_supervised_and_render_learned(studio_data: dict[str, Path], studio_model: Path, tmp_path: Path) -> None:
-    from bridge.cli import main as cli
+    from editorbot.bridge.cli import main as cli
 
     save = tmp_path / "run"
     rc = cli(["train", "-q", "supervised", "--data-dir", str(studio_data["data"]), "--save-dir", str(save),
@@ -334,7 +334,7 @@ def test_cli_train_supervised_and_render_learned(studio_data: dict[str, Path], s
     label = sorted((studio_data["test"] / "labels").glob("*.json"))[0]
     plan_path = tmp_path / "plan.json"
     plan_path.write_text(json.dumps(read_label_doc(label)["plan"]))
-    from engine.plan import load_plan, save_plan
+    from editorbot.engine.plan import load_plan, save_plan
 
     plan = load_plan(plan_path)
     plan.source.path = load_pair_plan(label).source.path
@@ -358,8 +358,8 @@ DDP_RUNNER = textwrap.dedent(
     """
     import json, sys, torch
     torch.set_num_threads(1)
-    from training.config import SupervisedConfig
-    from training.supervised import load_song_pairs, split_by_song, train
+    from editorbot.training.config import SupervisedConfig
+    from editorbot.training.supervised import load_song_pairs, split_by_song, train
     args = json.loads(sys.argv[1])
     tr, va = split_by_song(load_song_pairs(args["data"], quiet=True), 0.2, 0)
     train(tr, va, args["save_dir"], config=SupervisedConfig(**args["config"]), quiet=True, max_steps=2)

@@ -10,8 +10,8 @@ import numpy as np
 import pytest
 import soundfile
 
-from engine.grid_scores import beat_f_measure
-from training.data.synth import (
+from editorbot.engine.grid_scores import beat_f_measure
+from editorbot.training.data.synth import (
     BEATS_PER_BAR,
     BEATS_PER_PHRASE,
     DRUM_FAMILIES,
@@ -283,9 +283,9 @@ def test_tracker_songs_cover_families_swing_and_tempi() -> None:
 
 @pytest.mark.parametrize("seed,tempo_bpm", TRACKER_SONGS)
 def test_beat_tracker_recovers_synthesized_grid(seed: int, tempo_bpm: float) -> None:
-    from engine.audio import Audio, analysis_mono
-    from engine.grid import beat_grid
-    from engine.spectrum import compute_spectrum
+    from editorbot.engine.audio import Audio, analysis_mono
+    from editorbot.engine.grid import beat_grid
+    from editorbot.engine.spectrum import compute_spectrum
 
     song = synth_song(seed, duration_s=TRACKER_SONG_S, tempo_bpm=tempo_bpm)
     grid = beat_grid(compute_spectrum(analysis_mono(Audio(song.samples, song.sample_rate))))

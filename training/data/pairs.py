@@ -39,12 +39,12 @@ from typing import Any
 
 import numpy as np
 
-from engine.atomic import write_json_atomic
-from engine.audio import Audio, load_audio, sha256_file, write_audio
-from engine.errors import BadInput
-from engine.grid import Grid
-from engine.plan import EditPlan, plan_from_dict, plan_to_dict
-from training.data.editors import StyledEdit, TruthLabels, edit_song, get_style, label_coverage, truth_labels
+from editorbot.engine.atomic import write_json_atomic
+from editorbot.engine.audio import Audio, load_audio, sha256_file, write_audio
+from editorbot.engine.errors import BadInput
+from editorbot.engine.grid import Grid
+from editorbot.engine.plan import EditPlan, plan_from_dict, plan_to_dict
+from editorbot.training.data.editors import StyledEdit, TruthLabels, edit_song, get_style, label_coverage, truth_labels
 
 log = logging.getLogger(__name__)
 
@@ -218,7 +218,7 @@ def synth_structure(
 ) -> SynthStructure:
     """The structure ``synth_song(seed, ...)`` would have, without rendering audio
     (``training.data.synth.plan_song``); a test checks the two agree."""
-    from training.data.synth import plan_song
+    from editorbot.training.data.synth import plan_song
 
     plan = plan_song(int(seed), duration_s=duration_s, tempo_bpm=tempo_bpm)
     beat_s = 60.0 / plan.tempo_bpm
@@ -290,7 +290,7 @@ def _finish_pair(
     timings: dict[str, float],
 ) -> PairRecord:
     """Edit the raw song (already written), render and write the edit and the labels."""
-    from engine.render import render_plan
+    from editorbot.engine.render import render_plan
 
     raw_path, edit_path, label_path = pair_paths(out_dir, name)
     t = time.perf_counter()
@@ -362,7 +362,7 @@ def make_synth_pair(
     >>> rec.raw_path, rec.n_beats  # doctest: +SKIP
     ('pairs/input/synth000003_radio_edit_raw.wav', 64)
     """
-    from training.data.synth import synth_song
+    from editorbot.training.data.synth import synth_song
 
     get_style(style)
     if int(seed) < 0:
@@ -412,7 +412,7 @@ def make_pair_from_audio(
         the file is unreadable, too short, silent, ... (one line
         naming it, from ``engine.analysis.analyze``).
     """
-    from engine.analysis import analyze
+    from editorbot.engine.analysis import analyze
 
     get_style(style)
     src = os.fspath(path)
@@ -473,7 +473,7 @@ def make_synth_pairs(
     The files do not depend on ``jobs``: every pair is made from its own seed.
     Returns the records in pair order.
     """
-    from engine.progress import progress
+    from editorbot.engine.progress import progress
 
     if jobs < 1:
         raise ValueError(f"jobs must be >= 1, got {jobs}")

@@ -1171,7 +1171,7 @@ def synth_song(
 
 def write_song(song: Song, out_path: str | os.PathLike[str]) -> Path:
     """Write ``song`` to ``out_path`` (format from the suffix; float WAV for .wav) atomically."""
-    from engine.audio import write_audio
+    from editorbot.engine.audio import write_audio
 
     out = Path(out_path)
     out.parent.mkdir(parents=True, exist_ok=True)
@@ -1180,8 +1180,8 @@ def write_song(song: Song, out_path: str | os.PathLike[str]) -> Path:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """CLI: ``python -m training.data.synth --seed S --duration 30 --out song.wav [--json labels.json]``."""
-    parser = argparse.ArgumentParser(prog="python -m training.data.synth", description=__doc__.split("\n")[0])
+    """CLI: ``python -m editorbot.training.data.synth --seed S --duration 30 --out song.wav [--json labels.json]``."""
+    parser = argparse.ArgumentParser(prog="python -m editorbot.training.data.synth", description=__doc__.split("\n")[0])
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--duration", type=float, default=None, help="seconds (rounded to whole phrases)")
     parser.add_argument("--tempo", type=float, default=None, help="BPM (default: from the seed, 70-180)")
@@ -1200,7 +1200,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.json:
         out = Path(args.json)
         out.parent.mkdir(parents=True, exist_ok=True)
-        from engine.atomic import write_json_atomic
+        from editorbot.engine.atomic import write_json_atomic
 
         write_json_atomic(out, song.labels())
     print(

@@ -34,11 +34,11 @@ Examples
 (True, (96, 3))
 """
 
-from training.labels.align import AlignConfig
-from training.labels.dataset import BC_SCHEMA, DatasetReport, build_dataset, write_npz
-from training.labels.evaluate import STRUCTURAL_TYPES, Evaluation, Evaluator, read_label_plan, truth_on_beats
-from training.labels.infer import PairLabels, infer_pair
-from training.labels.render_check import msstft_distance, render_check
+from editorbot.training.labels.align import AlignConfig
+from editorbot.training.labels.dataset import BC_SCHEMA, DatasetReport, build_dataset, write_npz
+from editorbot.training.labels.evaluate import STRUCTURAL_TYPES, Evaluation, Evaluator, read_label_plan, truth_on_beats
+from editorbot.training.labels.infer import PairLabels, infer_pair
+from editorbot.training.labels.render_check import msstft_distance, render_check
 
 __all__ = [
     "BC_SCHEMA",

@@ -34,9 +34,9 @@ from dataclasses import dataclass
 import numba
 import numpy as np
 
-from engine import actions as vocab
-from engine.plan import beat_spans
-from training.labels.frames import FRAME_HOP, FRAME_SR, Frames, match_at, periodicity, similarity
+from editorbot.engine import actions as vocab
+from editorbot.engine.plan import beat_spans
+from editorbot.training.labels.frames import FRAME_HOP, FRAME_SR, Frames, match_at, periodicity, similarity
 
 log = logging.getLogger(__name__)
 

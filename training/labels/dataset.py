@@ -56,18 +56,18 @@ from typing import Any
 
 import numpy as np
 
-from engine import actions as vocab
-from engine.atomic import atomic_path
-from engine.errors import BadInput
-from engine.grid import Grid
-from engine.plan import plan_to_dict, save_plan
-from engine.progress import progress
-from training.bc import BC_FORMAT, bc_examples
-from training.config import AgentConfig
-from training.dataset import Episode
-from training.labels.evaluate import Evaluation, Evaluator, read_label_plan
-from training.labels.infer import PairLabels, infer_pair
-from training.reward import output_beats
+from editorbot.engine import actions as vocab
+from editorbot.engine.atomic import atomic_path
+from editorbot.engine.errors import BadInput
+from editorbot.engine.grid import Grid
+from editorbot.engine.plan import plan_to_dict, save_plan
+from editorbot.engine.progress import progress
+from editorbot.training.bc import BC_FORMAT, bc_examples
+from editorbot.training.config import AgentConfig
+from editorbot.training.dataset import Episode
+from editorbot.training.labels.evaluate import Evaluation, Evaluator, read_label_plan
+from editorbot.training.labels.infer import PairLabels, infer_pair
+from editorbot.training.reward import output_beats
 
 log = logging.getLogger(__name__)
 

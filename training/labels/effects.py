@@ -35,12 +35,12 @@ from typing import Any
 import numpy as np
 import soxr
 
-from engine import actions as vocab
-from engine.plan import Effect
-from engine.render import build_chain
-from engine.spectrum import mel_basis
-from training.labels.align import AMOUNT_SLOTS, STUTTER_SLICES, Move
-from training.labels.frames import FRAME_SR, VARIANT_SEMITONES
+from editorbot.engine import actions as vocab
+from editorbot.engine.plan import Effect
+from editorbot.engine.render import build_chain
+from editorbot.engine.spectrum import mel_basis
+from editorbot.training.labels.align import AMOUNT_SLOTS, STUTTER_SLICES, Move
+from editorbot.training.labels.frames import FRAME_SR, VARIANT_SEMITONES
 
 BAND_NFFT = 1024
 BAND_HOP = 256

@@ -18,8 +18,8 @@ from typing import Any
 
 import numpy as np
 
-from engine import actions as vocab
-from training.labels.infer import PairLabels
+from editorbot.engine import actions as vocab
+from editorbot.training.labels.infer import PairLabels
 
 log = logging.getLogger(__name__)
 

@@ -30,7 +30,7 @@ import pedalboard
 from scipy.ndimage import uniform_filter1d
 from scipy.signal import correlate
 
-from engine.spectrum import mel_basis, stft_magnitude
+from editorbot.engine.spectrum import mel_basis, stft_magnitude
 
 FRAME_SR = 22050
 FRAME_NFFT = 1024

@@ -37,12 +37,12 @@ from typing import Any
 
 import numpy as np
 
-from engine import actions as vocab
-from engine.analysis import Analysis, analyze
-from engine.audio import Audio, analysis_mono, load_audio
-from engine.grid import Grid
-from engine.plan import EditPlan, plan_from_actions
-from training.labels.align import (
+from editorbot.engine import actions as vocab
+from editorbot.engine.analysis import Analysis, analyze
+from editorbot.engine.audio import Audio, analysis_mono, load_audio
+from editorbot.engine.grid import Grid
+from editorbot.engine.plan import EditPlan, plan_from_actions
+from editorbot.training.labels.align import (
     AMOUNT_SLOTS,
     CUT,
     FWD,
@@ -62,9 +62,9 @@ from training.labels.align import (
     merge_speed_runs,
     smooth_beats,
 )
-from training.labels.effects import QUIET_BEAT_DB, BeatEffect, beat_effect, label_run, stutter_slot
-from training.labels.frames import FRAME_HOP, FRAME_SR, Frames, frame_features
-from training.labels.splices import edit_file_gain, forward_offsets, grid_shift, onset_shift, splice_starts
+from editorbot.training.labels.effects import QUIET_BEAT_DB, BeatEffect, beat_effect, label_run, stutter_slot
+from editorbot.training.labels.frames import FRAME_HOP, FRAME_SR, Frames, frame_features
+from editorbot.training.labels.splices import edit_file_gain, forward_offsets, grid_shift, onset_shift, splice_starts
 
 try:
     from threadpoolctl import threadpool_limits

@@ -10,10 +10,10 @@ from __future__ import annotations
 
 import numpy as np
 
-from engine.audio import Audio, analysis_mono, load_audio
-from engine.render import render_plan
-from engine.spectrum import stft_magnitude
-from training.labels.infer import PairLabels
+from editorbot.engine.audio import Audio, analysis_mono, load_audio
+from editorbot.engine.render import render_plan
+from editorbot.engine.spectrum import stft_magnitude
+from editorbot.training.labels.infer import PairLabels
 
 
 def msstft_distance(a: np.ndarray, b: np.ndarray, *, sizes: tuple[int, ...] = (512, 1024, 2048)) -> float:

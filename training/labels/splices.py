@@ -21,10 +21,22 @@ import math
 import numpy as np
 from scipy.signal import correlate
 
-from engine.render import CROSSFADE_S
-from training.labels.align import CUT, FWD, LOOP, LOOP_REPEATS, REV, SIL, SPEED, SPEED_RATES, STUT, STUTTER_SLICES, Move
-from training.labels.effects import BAND_NFFT, stutter_slot
-from training.labels.frames import FRAME_SR, refine_offset
+from editorbot.engine.render import CROSSFADE_S
+from editorbot.training.labels.align import (
+    CUT,
+    FWD,
+    LOOP,
+    LOOP_REPEATS,
+    REV,
+    SIL,
+    SPEED,
+    SPEED_RATES,
+    STUT,
+    STUTTER_SLICES,
+    Move,
+)
+from editorbot.training.labels.effects import BAND_NFFT, stutter_slot
+from editorbot.training.labels.frames import FRAME_SR, refine_offset
 
 OFFSET_PROBES = 8  # beats of a forward run cross-correlated to find its offset
 

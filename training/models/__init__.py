@@ -1,7 +1,7 @@
 """Learned models: the RL edit policy (``agent``) and its encoder (``encoder``)."""
 
-from training.models.agent import ActionMasks, AuxBatch, EditAgent, Observation
-from training.models.encoder import HybridNATTENEncoder
+from editorbot.training.models.agent import ActionMasks, AuxBatch, EditAgent, Observation
+from editorbot.training.models.encoder import HybridNATTENEncoder
 
 __all__ = [
     "ActionMasks",

@@ -39,9 +39,9 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from engine.actions import N_AMOUNTS, N_SIZES, N_TYPES
-from training.config import AgentConfig
-from training.models.encoder import HybridNATTENEncoder
+from editorbot.engine.actions import N_AMOUNTS, N_SIZES, N_TYPES
+from editorbot.training.config import AgentConfig
+from editorbot.training.models.encoder import HybridNATTENEncoder
 
 #: ``Observation`` fields in order (also the keys of ``training.env.EditEnv``'s observation dict).
 OBS_FIELDS: tuple[str, ...] = ("features", "position", "padding_mask", "summary", "done", "output_ratio")

@@ -38,14 +38,14 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
-from engine import actions as vocab
-from engine.spectrum import mel_basis
-from training.config import SupervisedConfig
-from training.losses import LOG_EPS, MAG_FLOOR, NEPER_PER_DB, log_mel, magnitude
+from editorbot.engine import actions as vocab
+from editorbot.engine.spectrum import mel_basis
+from editorbot.training.config import SupervisedConfig
+from editorbot.training.losses import LOG_EPS, MAG_FLOOR, NEPER_PER_DB, log_mel, magnitude
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from engine.plan import EditPlan
+    from editorbot.engine.plan import EditPlan
 
 #: Log-mel normalisation for the network input: ``(x - LOG_MEL_CENTER) / LOG_MEL_SCALE``.
 LOG_MEL_CENTER = -5.0

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
+from editorbot.training.labels.infer import PairLabels, infer_pair
 from tests.training.labels.pairs import EFFECT_WALK, STRUCT_WALK, make_pair
-from training.labels.infer import PairLabels, infer_pair
 
 
 @pytest.fixture(scope="package")

@@ -13,11 +13,11 @@ from types import SimpleNamespace
 
 import numpy as np
 
-from engine.audio import Audio, sha256_file, write_audio
-from engine.grid import Grid
-from engine.plan import plan_from_actions, plan_to_dict
-from engine.render import render_plan
-from training.data.synth import synth_song
+from editorbot.engine.audio import Audio, sha256_file, write_audio
+from editorbot.engine.grid import Grid
+from editorbot.engine.plan import plan_from_actions, plan_to_dict
+from editorbot.engine.render import render_plan
+from editorbot.training.data.synth import synth_song
 
 DURATION_S = 24.0
 TEMPO_BPM = 120.0

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from training.labels.align import FWD, LOOP, LOOP_REPEATS, Move, grid_period, loop_phase
-from training.labels.frames import FRAME_SR
+from editorbot.training.labels.align import FWD, LOOP, LOOP_REPEATS, Move, grid_period, loop_phase
+from editorbot.training.labels.frames import FRAME_SR
 
 
 def test_grid_period_is_the_line_through_the_beats():

@@ -7,10 +7,10 @@ import shutil
 
 import numpy as np
 
-from bridge.cli import main
-from training.bc import BCData
-from training.config import AgentConfig
-from training.labels.dataset import build_dataset
+from editorbot.bridge.cli import main
+from editorbot.training.bc import BCData
+from editorbot.training.config import AgentConfig
+from editorbot.training.labels.dataset import build_dataset
 
 
 def test_build_dataset_writes_bc_npz_and_evaluates(corpus, tmp_path):

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from training.labels.effects import BeatEffect, false_fades, label_run
+from editorbot.training.labels.effects import BeatEffect, false_fades, label_run
 
 
 def _beat(ramp: tuple[float, float] | None, judged: dict[tuple[str, int], float]) -> BeatEffect:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 from scipy.signal import butter, lfilter
 
-from training.labels.frames import FRAME_SR, frame_features, match_at, refine_offset, similarity
+from editorbot.training.labels.frames import FRAME_SR, frame_features, match_at, refine_offset, similarity
 
 
 def _noise_song(seconds: float, seed: int) -> np.ndarray:

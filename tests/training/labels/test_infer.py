@@ -5,12 +5,12 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from engine import actions as vocab
-from engine.audio import load_audio, write_audio
-from engine.plan import plan_to_dict
+from editorbot.engine import actions as vocab
+from editorbot.engine.audio import load_audio, write_audio
+from editorbot.engine.plan import plan_to_dict
+from editorbot.training.labels.evaluate import STRUCTURAL_TYPES, truth_on_beats
+from editorbot.training.labels.infer import PairLabels, infer_pair
 from tests.training.labels.pairs import STRUCT_WALK
-from training.labels.evaluate import STRUCTURAL_TYPES, truth_on_beats
-from training.labels.infer import PairLabels, infer_pair
 
 
 def _scores(result: PairLabels, plan: dict) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:

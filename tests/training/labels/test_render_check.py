@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from training.labels.infer import PairLabels
-from training.labels.render_check import render_check
+from editorbot.training.labels.infer import PairLabels
+from editorbot.training.labels.render_check import render_check
 
 
 def test_inferred_plan_renders_like_the_edit(struct_result: PairLabels) -> None:

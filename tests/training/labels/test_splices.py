@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import numpy as np
 
-from engine.render import CROSSFADE_S
-from training.labels.align import CUT, FWD, Move
-from training.labels.frames import FRAME_SR
-from training.labels.splices import edit_file_gain, onset_shift, splice_starts
+from editorbot.engine.render import CROSSFADE_S
+from editorbot.training.labels.align import CUT, FWD, Move
+from editorbot.training.labels.frames import FRAME_SR
+from editorbot.training.labels.splices import edit_file_gain, onset_shift, splice_starts
 
 
 def _spliced(raw: np.ndarray, cut: int, skip: int) -> np.ndarray:

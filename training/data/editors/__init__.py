@@ -62,9 +62,9 @@ labels and their coverage).
 
 from __future__ import annotations
 
-from training.data.editors.choices import AMOUNT_CHOICES, LOUD_ENERGY
-from training.data.editors.edit import StyledEdit, edit, edit_song
-from training.data.editors.registry import (
+from editorbot.training.data.editors.choices import AMOUNT_CHOICES, LOUD_ENERGY
+from editorbot.training.data.editors.edit import StyledEdit, edit, edit_song
+from editorbot.training.data.editors.registry import (
     PERSONA_PROGRAMS,
     PERSONA_STYLES,
     STYLES,
@@ -74,7 +74,7 @@ from training.data.editors.registry import (
     persona_style,
     style_names,
 )
-from training.data.editors.sections import (
+from editorbot.training.data.editors.sections import (
     SECTION_NAMES,
     SectionSpan,
     SectionView,
@@ -84,7 +84,7 @@ from training.data.editors.sections import (
     song_beats,
     song_context,
 )
-from training.data.editors.studio import (
+from editorbot.training.data.editors.studio import (
     STUDIO_RAMP_S,
     STUDIO_SCOPE_OF,
     STUDIO_SCOPES,
@@ -92,7 +92,7 @@ from training.data.editors.studio import (
     apply_studio,
     studio_chain,
 )
-from training.data.editors.style import (
+from editorbot.training.data.editors.style import (
     DEFAULT_PERSONA,
     PERSONA_SEP,
     PERSONA_STREAM,
@@ -100,12 +100,12 @@ from training.data.editors.style import (
     Params,
     SectionProgram,
 )
-from training.data.editors.styles.dj_edit import DJ_ALPHA, DJ_DECORATIONS
-from training.data.editors.styles.fx_heavy import FX_CHORUS, FX_CHORUS_P, FX_VERSE
-from training.data.editors.styles.mastering import MASTER_TYPES
-from training.data.editors.styles.mixed import MIXED_FROM
-from training.data.editors.truth import TruthLabels, format_coverage, label_coverage, truth_labels
-from training.data.editors.walk import Triple, Walk
+from editorbot.training.data.editors.styles.dj_edit import DJ_ALPHA, DJ_DECORATIONS
+from editorbot.training.data.editors.styles.fx_heavy import FX_CHORUS, FX_CHORUS_P, FX_VERSE
+from editorbot.training.data.editors.styles.mastering import MASTER_TYPES
+from editorbot.training.data.editors.styles.mixed import MIXED_FROM
+from editorbot.training.data.editors.truth import TruthLabels, format_coverage, label_coverage, truth_labels
+from editorbot.training.data.editors.walk import Triple, Walk
 
 __all__ = [
     "AMOUNT_CHOICES",

@@ -19,8 +19,8 @@ from typing import Any
 
 import numpy as np
 
-from training.data.editors.sections import SectionView
-from training.data.editors.walk import Piece
+from editorbot.training.data.editors.sections import SectionView
+from editorbot.training.data.editors.walk import Piece
 
 #: The four amounts an amount type allows, NEG_LARGE .. POS_LARGE.
 AMOUNT_CHOICES: tuple[str, ...] = ("NEG_LARGE", "NEG_SMALL", "POS_SMALL", "POS_LARGE")

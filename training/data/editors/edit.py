@@ -9,13 +9,13 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from engine.plan import EditPlan, plan_from_actions
-from training.data.editors.registry import get_style
-from training.data.editors.sections import SongContext, song_context
-from training.data.editors.style import EditorStyle, Params, jsonable
+from editorbot.engine.plan import EditPlan, plan_from_actions
+from editorbot.training.data.editors.registry import get_style
+from editorbot.training.data.editors.sections import SongContext, song_context
+from editorbot.training.data.editors.style import EditorStyle, Params, jsonable
 
 if TYPE_CHECKING:
-    from engine.analysis import GriddedSong
+    from editorbot.engine.analysis import GriddedSong
 
 log = logging.getLogger(__name__)
 

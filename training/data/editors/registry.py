@@ -14,9 +14,9 @@ from collections.abc import Callable
 
 import numpy as np
 
-from training.data.editors.studio import STUDIO_STYLES
-from training.data.editors.style import DEFAULT_PERSONA, PERSONA_SEP, EditorStyle, Params, SectionProgram
-from training.data.editors.styles import dj_edit, extended_mix, fx_heavy, mastering, mixed, radio_edit
+from editorbot.training.data.editors.studio import STUDIO_STYLES
+from editorbot.training.data.editors.style import DEFAULT_PERSONA, PERSONA_SEP, EditorStyle, Params, SectionProgram
+from editorbot.training.data.editors.styles import dj_edit, extended_mix, fx_heavy, mastering, mixed, radio_edit
 
 STYLES: dict[str, EditorStyle] = {
     s.STYLE.name: s.STYLE for s in (radio_edit, extended_mix, dj_edit, fx_heavy, mastering, mixed)

@@ -16,10 +16,10 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from engine.plan import beat_spans
+from editorbot.engine.plan import beat_spans
 
 if TYPE_CHECKING:
-    from engine.analysis import GriddedSong
+    from editorbot.engine.analysis import GriddedSong
 
 #: Section names the styles know; anything else is treated as a verse.
 SECTION_NAMES: tuple[str, ...] = ("intro", "verse", "chorus", "bridge", "outro")

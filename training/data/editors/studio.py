@@ -13,9 +13,9 @@ from __future__ import annotations
 import numpy as np
 import pedalboard
 
-from engine.plan import EditPlan
-from training.data.editors.style import EditorStyle
-from training.data.editors.styles import mixed
+from editorbot.engine.plan import EditPlan
+from editorbot.training.data.editors.style import EditorStyle
+from editorbot.training.data.editors.styles import mixed
 
 #: Where a studio style's chain runs: over the whole edited output ("all"), or
 #: only over audio an action other than KEEP placed ("edits").

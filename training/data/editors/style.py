@@ -23,8 +23,8 @@ from typing import Any, ClassVar, Generic, TypeVar
 
 import numpy as np
 
-from training.data.editors.sections import SectionView, SongContext
-from training.data.editors.walk import Triple, Walk
+from editorbot.training.data.editors.sections import SectionView, SongContext
+from editorbot.training.data.editors.walk import Triple, Walk
 
 #: A style's params for one song: JSON-ready after ``jsonable``.
 Params = dict[str, Any]

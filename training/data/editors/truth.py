@@ -13,8 +13,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from engine import actions as vocab
-from engine.plan import EditPlan
+from editorbot.engine import actions as vocab
+from editorbot.engine.plan import EditPlan
 
 
 @dataclass

@@ -10,7 +10,7 @@ covering it.
 
 from __future__ import annotations
 
-from engine import actions as vocab
+from editorbot.engine import actions as vocab
 
 #: One action of a walk: ``(type, size, amount)`` names from ``engine.actions``.
 Triple = tuple[str, str, str]

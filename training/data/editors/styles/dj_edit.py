@@ -26,7 +26,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from training.data.editors.choices import (
+from editorbot.training.data.editors.choices import (
     LONG_BEATS,
     LOUD_ENERGY,
     draw_amount,
@@ -35,9 +35,9 @@ from training.data.editors.choices import (
     rule_sweep,
     top,
 )
-from training.data.editors.sections import SectionView, SongContext
-from training.data.editors.style import ChoiceProgram, Choices, EditorStyle, Params
-from training.data.editors.walk import Piece, Walk, fit, keep_then
+from editorbot.training.data.editors.sections import SectionView, SongContext
+from editorbot.training.data.editors.style import ChoiceProgram, Choices, EditorStyle, Params
+from editorbot.training.data.editors.walk import Piece, Walk, fit, keep_then
 
 DJ_DECORATIONS: tuple[str, ...] = ("stutter", "delay", "reverb", "highpass", "lowpass", "loop", "reverse", "gap")
 #: Dirichlet concentration of each decoration's weight (higher: more common on average).

@@ -18,10 +18,10 @@ from __future__ import annotations
 
 import numpy as np
 
-from training.data.editors.choices import draw_amount, draw_build, draw_choice, rule_build
-from training.data.editors.sections import SectionView, SongContext
-from training.data.editors.style import ChoiceProgram, Choices, EditorStyle, Params
-from training.data.editors.walk import Piece, Walk, fit, keep_then
+from editorbot.training.data.editors.choices import draw_amount, draw_build, draw_choice, rule_build
+from editorbot.training.data.editors.sections import SectionView, SongContext
+from editorbot.training.data.editors.style import ChoiceProgram, Choices, EditorStyle, Params
+from editorbot.training.data.editors.walk import Piece, Walk, fit, keep_then
 
 
 def draw_params(rng: np.random.Generator) -> Params:

@@ -25,10 +25,10 @@ from __future__ import annotations
 
 import numpy as np
 
-from training.data.editors.choices import draw_amount, draw_build, draw_choice, rule_build, top
-from training.data.editors.sections import SectionView, SongContext
-from training.data.editors.style import ChoiceProgram, Choices, EditorStyle, Params
-from training.data.editors.walk import Piece, Walk, fit
+from editorbot.training.data.editors.choices import draw_amount, draw_build, draw_choice, rule_build, top
+from editorbot.training.data.editors.sections import SectionView, SongContext
+from editorbot.training.data.editors.style import ChoiceProgram, Choices, EditorStyle, Params
+from editorbot.training.data.editors.walk import Piece, Walk, fit
 
 FX_CHORUS: tuple[str, ...] = ("PITCH", "SPEED", "REVERB", "DISTORTION")
 FX_CHORUS_P: tuple[float, ...] = (0.25, 0.25, 0.15, 0.35)

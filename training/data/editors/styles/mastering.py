@@ -17,10 +17,10 @@ from __future__ import annotations
 
 import numpy as np
 
-from training.data.editors.choices import LOUD_ENERGY, draw_amount, draw_choice
-from training.data.editors.sections import SECTION_NAMES, SectionView, SongContext
-from training.data.editors.style import ChoiceProgram, Choices, EditorStyle, Params
-from training.data.editors.walk import Walk, fit
+from editorbot.training.data.editors.choices import LOUD_ENERGY, draw_amount, draw_choice
+from editorbot.training.data.editors.sections import SECTION_NAMES, SectionView, SongContext
+from editorbot.training.data.editors.style import ChoiceProgram, Choices, EditorStyle, Params
+from editorbot.training.data.editors.walk import Walk, fit
 
 MASTER_TYPES: tuple[str, ...] = ("GAIN", "COMPRESS", "BASS", "TREBLE", "WIDTH")
 

@@ -9,11 +9,11 @@ from __future__ import annotations
 
 import numpy as np
 
-from training.data.editors.choices import draw_choice
-from training.data.editors.sections import SectionView, SongContext
-from training.data.editors.style import EditorStyle, Params
-from training.data.editors.styles import dj_edit, extended_mix, fx_heavy, mastering, radio_edit
-from training.data.editors.walk import Walk
+from editorbot.training.data.editors.choices import draw_choice
+from editorbot.training.data.editors.sections import SectionView, SongContext
+from editorbot.training.data.editors.style import EditorStyle, Params
+from editorbot.training.data.editors.styles import dj_edit, extended_mix, fx_heavy, mastering, radio_edit
+from editorbot.training.data.editors.walk import Walk
 
 #: The styles ``mixed`` draws from, by name, in draw order.
 MIXED_STYLES: dict[str, EditorStyle] = {
