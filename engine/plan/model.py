@@ -68,6 +68,10 @@ class Action:
         E.g. ``"LOOP"``, ``"BAR"``, ``"POS_SMALL"``.
     start_s, end_s : float
         The source span it covers, seconds.
+    confidence : float or None
+        How sure whoever chose it was, 0-1: the policy's probability of the
+        chosen (type, size, amount), or label inference's confidence in the
+        label. ``None`` when nobody said (hand-written plans).
     """
 
     beat: int
@@ -76,6 +80,7 @@ class Action:
     amount: str
     start_s: float
     end_s: float
+    confidence: float | None = None
 
 
 @dataclass

@@ -62,6 +62,7 @@ def plan_to_dict(plan: EditPlan) -> dict[str, Any]:
                 "amount": a.amount,
                 "start_s": a.start_s,
                 "end_s": a.end_s,
+                **({} if a.confidence is None else {"confidence": a.confidence}),
             }
             for a in plan.actions
         ],
@@ -236,7 +237,7 @@ def _grid(v: Any, duration_s: float) -> Grid:
 
 def _action(v: Any, where: str, n_beats: int, duration_s: float) -> Action:
     """One action: a beat of the grid, known names, an amount its type allows, a source span."""
-    d = _object(v, where, ("beat", "type", "size", "amount", "start_s", "end_s"))
+    d = _object(v, where, ("beat", "type", "size", "amount", "start_s", "end_s"), ("confidence",))
     beat = _integer(d["beat"], f"{where}.beat", ge=0, lt=max(n_beats, 1))
     if n_beats == 0:
         raise FieldError(f"{where}.beat", "the grid has no beats")
@@ -246,7 +247,10 @@ def _action(v: Any, where: str, n_beats: int, duration_s: float) -> Action:
     if not vocab.is_valid(type_, amount):
         raise FieldError(f"{where}.amount", f"{type_} does not allow amount {amount}")
     start_s, end_s = _span(d, where, "start_s", "end_s", duration_s)
-    return Action(beat=beat, type=type_, size=size, amount=amount, start_s=start_s, end_s=end_s)
+    confidence = d.get("confidence")
+    if confidence is not None:
+        confidence = _in_range(confidence, f"{where}.confidence", 0.0, 1.0)
+    return Action(beat=beat, type=type_, size=size, amount=amount, start_s=start_s, end_s=end_s, confidence=confidence)
 
 
 def _segment(v: Any, where: str, duration_s: float, sample_rate: int) -> Segment:

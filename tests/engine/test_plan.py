@@ -39,7 +39,7 @@ def make_plan(source_path: str = "song.wav", sha256: str = SHA) -> EditPlan:
         grid=Grid(tempo_bpm=120.0, beat_times=[0.1 + 0.5 * i for i in range(19)], downbeats=[0, 4, 8, 12, 16]),
         actions=[
             Action(beat=0, type="KEEP", size="BAR", amount="NEUTRAL", start_s=0.1, end_s=2.1),
-            Action(beat=4, type="LOOP", size="BAR", amount="NEG_SMALL", start_s=2.1, end_s=4.1),
+            Action(beat=4, type="LOOP", size="BAR", amount="NEG_SMALL", start_s=2.1, end_s=4.1, confidence=0.75),
             Action(beat=8, type="LOWPASS", size="BAR", amount="POS_SMALL", start_s=4.1, end_s=6.1),
         ],
         segments=[
@@ -68,6 +68,9 @@ def test_dict_round_trip_exact():
     again = plan_from_dict(json.loads(json.dumps(d)))
     assert again == plan
     assert isinstance(again.automation[0].points[0], tuple)
+    # confidence is written only where someone gave one
+    assert "confidence" not in d["actions"][0] and d["actions"][1]["confidence"] == 0.75
+    assert again.actions[0].confidence is None
 
 
 def test_file_round_trip_exact(tmp_path):
@@ -202,6 +205,8 @@ BAD_CASES = [
     ("segments[2].rate", _mutate("segments[2].rate", 0.04)),
     ("segments[2].pitch_semitones", _mutate("segments[2].pitch_semitones", 49.0)),
     ("segments[2].effects[1]", _mutate("segments[2].effects[1]", "delay")),
+    ("actions[1].confidence", _mutate("actions[1].confidence", 1.5)),
+    ("actions[1].confidence", _mutate("actions[1].confidence", "sure")),
     ("markers[0].time_s", _mutate("markers[0].time_s", -1.0)),
     ("markers[0].end_s", _mutate("markers[0].end_s", 1.0)),
     ("markers[1].name", _mutate("markers[1].name", None)),
