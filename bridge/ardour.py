@@ -35,6 +35,7 @@ import subprocess
 import tempfile
 import time
 import xml.etree.ElementTree as ET
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -224,36 +225,7 @@ def _patch_session_xml(
         next_id += 1
         return str(next_id)
 
-    sources = root.find("Sources")
-    if sources is None:
-        sources = ET.SubElement(root, "Sources")
-    source_ids = []
-    for fname in source_names:
-        sid = new_id()
-        source_ids.append(sid)
-        ET.SubElement(sources, "Source", {
-            "name": fname, "type": "audio", "flags": "", "id": sid, "natural-position": "a0",
-            "origin": "", "gain": "1", "channel": "0",
-        })  # fmt: skip
-    regions = root.find("Regions")
-    if regions is None:
-        regions = ET.SubElement(root, "Regions")
-    region_id = new_id()
-    attrs = {
-        "name": "raw", "muted": "0", "opaque": "1", "locked": "0", "video-locked": "0", "automatic": "1",
-        "whole-file": "1", "import": "1", "external": "0", "sync-marked": "0", "left-of-split": "0",
-        "right-of-split": "0", "hidden": "0", "position-locked": "0", "valid-transients": "0", "start": "a0",
-        "length": f"a{superclock(n_samples, sr)}@a0", "sync-position": "a0", "ancestral-start": "a0",
-        "ancestral-length": "a0@a0", "stretch": "1", "shift": "1", "layering-index": "0", "tags": "",
-        "contents": "0", "envelope-active": "0", "default-fade-in": "0", "default-fade-out": "0",
-        "fade-in-active": "1", "fade-out-active": "1", "scale-amplitude": "1", "id": region_id, "type": "audio",
-        "first-edit": "nothing", "channels": str(len(source_ids)),
-    }  # fmt: skip
-    for c, sid in enumerate(source_ids):
-        attrs[f"source-{c}"] = sid
-        attrs[f"master-source-{c}"] = sid
-    ET.SubElement(regions, "Region", attrs)
-
+    region_id = _add_region_xml(root, source_names, n_samples, sr, new_id, "raw")
     _connect_to_master(root)
     locations = root.find("Locations")
     if locations is None:
@@ -275,6 +247,72 @@ def _patch_session_xml(
         })  # fmt: skip
     root.set("id-counter", str(next_id + 1))
     tree.write(path, encoding="UTF-8", xml_declaration=True)
+    return int(region_id)
+
+
+def _add_region_xml(
+    root: ET.Element, source_names: list[str], n_samples: int, sample_rate: int, new_id: Callable[[], str], name: str
+) -> str:
+    """Add one ``<Source>`` per file and a whole-file ``<Region>`` over them; returns the region's id."""
+    sources = root.find("Sources")
+    if sources is None:
+        sources = ET.SubElement(root, "Sources")
+    source_ids = []
+    for fname in source_names:
+        sid = new_id()
+        source_ids.append(sid)
+        ET.SubElement(sources, "Source", {
+            "name": fname, "type": "audio", "flags": "", "id": sid, "natural-position": "a0",
+            "origin": "", "gain": "1", "channel": "0",
+        })  # fmt: skip
+    regions = root.find("Regions")
+    if regions is None:
+        regions = ET.SubElement(root, "Regions")
+    region_id = new_id()
+    attrs = {
+        "name": name, "muted": "0", "opaque": "1", "locked": "0", "video-locked": "0", "automatic": "1",
+        "whole-file": "1", "import": "1", "external": "0", "sync-marked": "0", "left-of-split": "0",
+        "right-of-split": "0", "hidden": "0", "position-locked": "0", "valid-transients": "0", "start": "a0",
+        "length": f"a{superclock(n_samples, sample_rate)}@a0", "sync-position": "a0", "ancestral-start": "a0",
+        "ancestral-length": "a0@a0", "stretch": "1", "shift": "1", "layering-index": "0", "tags": "",
+        "contents": "0", "envelope-active": "0", "default-fade-in": "0", "default-fade-out": "0",
+        "fade-in-active": "1", "fade-out-active": "1", "scale-amplitude": "1", "id": region_id, "type": "audio",
+        "first-edit": "nothing", "channels": str(len(source_ids)),
+    }  # fmt: skip
+    for c, sid in enumerate(source_ids):
+        attrs[f"source-{c}"] = sid
+        attrs[f"master-source-{c}"] = sid
+    ET.SubElement(regions, "Region", attrs)
+    return region_id
+
+
+def import_audio(session: ArdourSession, path: str | os.PathLike) -> int:
+    """Add an audio file to a saved session that is not open, as Ardour's import does: one mono
+    file per channel in the session's audiofiles folder, sources named ``STEM-C.wav`` after the
+    file, and a whole-file region (not placed on any track). Returns the region's id.
+
+    Headless Ardour has no import (``Editor:do_import`` is the GUI's), so this is how a
+    headless session gets a file the GUI would import.
+    """
+    import soundfile as sf
+
+    samples, rate = sf.read(path, dtype="float32", always_2d=True)
+    if rate != session.sample_rate:
+        raise ArdourError(f"{path}: {rate} Hz, the session runs at {session.sample_rate} Hz")
+    stem = Path(path).stem
+    names = _write_sources(session, np.ascontiguousarray(samples.T), stem)
+    tree = ET.parse(session.session_file)
+    root = tree.getroot()
+    next_id = int(root.get("id-counter", "1000")) + 1000
+
+    def new_id() -> str:
+        nonlocal next_id
+        next_id += 1
+        return str(next_id)
+
+    region_id = _add_region_xml(root, names, samples.shape[0], session.sample_rate, new_id, stem)
+    root.set("id-counter", str(next_id + 1))
+    tree.write(session.session_file, encoding="UTF-8", xml_declaration=True)
     return int(region_id)
 
 

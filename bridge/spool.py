@@ -43,6 +43,10 @@ Request (``inbox/ID.json``)::
      "model": "",                     # "" default model, a .onnx path, or
                                       #   "dp" (pure DP retimer, no learned
                                       #   model; needs target_duration_s)
+     "channel_files": ["/abs/R.wav"], # optional: the song's further channels,
+                                      #   one mono file each, same rate and
+                                      #   length as "audio" (Ardour keeps a
+                                      #   stereo region as one file a channel)
      "created": 1700000000}           # client clock, informational
 
 Progress (``outbox/ID.progress.json``)::
@@ -114,7 +118,9 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
 
 from editorbot.bridge.paths import default_roots, request_path_check, resolve_roots
 from editorbot.bridge.spool_files import (
@@ -128,6 +134,9 @@ from editorbot.bridge.spool_files import (
 from editorbot.engine.atomic import reserve_path, write_json_atomic
 from editorbot.engine.errors import BadInput, BadRequest
 from editorbot.export.request import DP_MODEL, EditRequest
+
+if TYPE_CHECKING:
+    from editorbot.engine.audio import Audio
 
 log = logging.getLogger(__name__)
 
@@ -158,7 +167,9 @@ class Cancelled(Exception):
 
 
 #: Fields of a request file besides the edit request's own (``export.request.EditRequest``).
-ENVELOPE_FIELDS: tuple[str, ...] = ("schema", "id", "kind", "created")
+ENVELOPE_FIELDS: tuple[str, ...] = ("schema", "id", "kind", "created", "channel_files")
+#: Channels a request may name in all (``audio`` plus ``channel_files``).
+MAX_CHANNELS = 8
 
 
 @dataclass
@@ -173,6 +184,8 @@ class Request:
         What to edit and how, validated as every front end's edit is.
     created:
         The client's clock when it wrote the request (informational), seconds.
+    channel_files:
+        Further channels of ``audio``, one mono file each (``audio`` is then channel 0).
     owner_uid:
         Owner of the request file: only their cancel and alive files count.
     """
@@ -181,6 +194,7 @@ class Request:
     edit: EditRequest
     kind: str = "edit"
     created: float | None = None
+    channel_files: tuple[str, ...] = ()
     owner_uid: int | None = None
 
     @property
@@ -209,6 +223,15 @@ def parse_request(d: Any, request_id: str, roots: Sequence[str | os.PathLike] | 
     if created is not None and (isinstance(created, bool) or not isinstance(created, (int, float))):
         raise ValueError(f"created: must be a number of seconds, got {json.dumps(created)[:40]}")
     check = request_path_check(resolve_roots(default_roots() if roots is None else roots))
+    channel_files = d.get("channel_files", [])
+    if not isinstance(channel_files, list) or not all(isinstance(p, str) for p in channel_files):
+        raise ValueError("channel_files: must be a list of file paths")
+    if len(channel_files) >= MAX_CHANNELS:
+        raise ValueError(f"channel_files: at most {MAX_CHANNELS - 1} further channels")
+    try:
+        channel_files = [check("channel_files", p) for p in channel_files]
+    except BadRequest as err:
+        raise ValueError(str(err)) from None
     given = {k: v for k, v in d.items() if k not in ENVELOPE_FIELDS}
     if given.get("model") == "":  # the scripts' "default model"
         given["model"] = None
@@ -216,7 +239,10 @@ def parse_request(d: Any, request_id: str, roots: Sequence[str | os.PathLike] | 
         edit = EditRequest.from_fields(given, resolve_path=check)
     except BadRequest as err:
         raise ValueError(str(err)) from None
-    return Request(id=request_id, edit=edit, kind=kind, created=None if created is None else float(created))
+    return Request(
+        id=request_id, edit=edit, kind=kind, created=None if created is None else float(created),
+        channel_files=tuple(channel_files),
+    )
 
 
 class SpoolJob:
@@ -589,24 +615,40 @@ class Spool:
 # ------------------------------------------------------------------------- handler
 
 
+def _channels(job: SpoolJob) -> Audio:
+    """The request's audio with its ``channel_files`` stacked below it as further channels."""
+    from editorbot.engine.audio import Audio, load_audio
+
+    first = load_audio(job.request.audio)
+    parts = [first.samples]
+    for path in job.request.channel_files:
+        more = load_audio(path)
+        if more.sample_rate != first.sample_rate or more.samples.shape[1] != first.samples.shape[1]:
+            raise BadInput(path, f"channel file differs from {job.request.audio} in sample rate or length")
+        parts.append(more.samples)
+    return Audio(np.concatenate(parts, axis=0), first.sample_rate, first.path)
+
+
 def _excerpt(job: SpoolJob) -> tuple[str, float]:
     """The audio to edit and its offset in the request's file: the file itself,
-    or ``work/ID.excerpt.wav`` holding ``start_s..end_s`` of it."""
-    from editorbot.engine.audio import load_audio, write_audio
+    or ``work/ID.excerpt.wav`` holding ``start_s..end_s`` of it (with the
+    request's ``channel_files`` as further channels)."""
+    from editorbot.engine.audio import write_audio
 
     req = job.request.edit
-    if req.start_s is None and req.end_s is None:
+    if req.start_s is None and req.end_s is None and not job.request.channel_files:
         return req.audio, 0.0
-    audio = load_audio(req.audio)
+    audio = _channels(job)
     start = req.start_s or 0.0
     end = audio.duration_s if req.end_s is None else min(req.end_s, audio.duration_s)
-    if start <= WHOLE_FILE_SLACK_S and end >= audio.duration_s - WHOLE_FILE_SLACK_S:
+    whole = start <= WHOLE_FILE_SLACK_S and end >= audio.duration_s - WHOLE_FILE_SLACK_S
+    if whole and not job.request.channel_files:
         return req.audio, 0.0
     if end - start < 1.0:
         raise BadInput(req.audio, f"the part to edit ({start:g}-{end:g} s) is shorter than a second")
-    i0, i1 = int(round(start * audio.sample_rate)), int(round(end * audio.sample_rate))
+    i0, i1 = (0, audio.samples.shape[1]) if whole else (int(round(start * audio.sample_rate)), int(round(end * audio.sample_rate)))
     path = job.scratch(".excerpt.wav")
-    write_audio(path, audio.samples[:, i0:i1], audio.sample_rate, protect=(req.audio,))
+    write_audio(path, audio.samples[:, i0:i1], audio.sample_rate, protect=(req.audio, *job.request.channel_files))
     return str(path), i0 / audio.sample_rate
 
 
