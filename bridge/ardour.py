@@ -18,10 +18,14 @@ session is built in three steps:
    (linear) and gain (``set_scale_amplitude``); repeated spans become
    duplicated regions, cut spans are simply never placed. It saves the session.
 
+Ardour has no per-region reverse, speed, pitch or effects, so a plan with
+such segments is also rendered by editorbot (``engine.render.render_plan``),
+that render is added to the session as a second whole-file region, and those
+segments are its matching output spans (``ArdourSession.rendered_segments``).
 ``ardour7-export`` then renders the session range through the master bus.
-Muted segments become gaps. Reverse, speed, pitch and effects have no
-headless Lua equivalent here: such segments are placed unprocessed and listed
-in ``ArdourSession.approximations``.
+Muted segments become gaps. The editor action
+``ardour_scripts/editorbot_auto_edit.lua`` does the same to a session the
+user has open.
 """
 
 from __future__ import annotations
@@ -72,8 +76,8 @@ class ArdourSession:
         Regions placed on the track's playlist.
     markers:
         ``(time_s, name)`` of the markers written.
-    approximations:
-        Segments placed without their reverse/speed/pitch/effects, as text.
+    rendered_segments:
+        Indices of the plan segments taken from editorbot's render (reverse, speed, pitch, effects).
     exported:
         Path of the audio ``ardour7-export`` wrote, if it ran.
     """
@@ -83,7 +87,7 @@ class ArdourSession:
     sample_rate: int
     n_regions: int = 0
     markers: list[tuple[float, str]] = field(default_factory=list)
-    approximations: list[str] = field(default_factory=list)
+    rendered_segments: list[int] = field(default_factory=list)
     exported: str | None = None
 
     @property
@@ -153,22 +157,27 @@ close_session()
 """
 
 
-def _edit_script(directory: Path, name: str, region_id: int, segments: list[tuple[int, int, int, int, int, float]]) -> str:
-    rows = ",\n".join("{%d, %d, %d, %d, %d, %.9g}" % seg for seg in segments)  # noqa: UP031 - Lua braces unescaped
+def _edit_script(directory: Path, name: str, region_ids: list[int], segments: list[tuple[int, int, int, int, int, float, int]]) -> str:
+    rows = ",\n".join("{%d, %d, %d, %d, %d, %.9g, %d}" % seg for seg in segments)  # noqa: UP031 - Lua braces unescaped
+    lookups = "\n".join(
+        f'wholes[{i + 1}] = ARDOUR.RegionFactory.region_by_id(PBD.ID("{rid}"))\n'
+        f'assert(not wholes[{i + 1}]:isnil(), "whole-file region {rid} not found")'
+        for i, rid in enumerate(region_ids)
+    )
     return f"""
 AudioEngine:set_backend("None (Dummy)", "", "")
 local s = load_session({_lua_string(str(directory))}, {_lua_string(name)})
 assert(s, "could not load the session")
-local whole = ARDOUR.RegionFactory.region_by_id(PBD.ID("{region_id}"))
-assert(not whole:isnil(), "whole-file region {region_id} not found")
+local wholes = {{}}
+{lookups}
 local track = Session:route_by_name("edit"):to_track()
 local playlist = track:playlist()
--- src_start, length, dst_start, fade_in, fade_out (samples), gain (linear)
+-- src_start, length, dst_start, fade_in, fade_out (samples), gain (linear), whole-file region (1 raw, 2 render)
 local segments = {{
 {rows}
 }}
 for i, seg in ipairs(segments) do
-  local r = ARDOUR.RegionFactory.clone_region(whole, true, false)
+  local r = ARDOUR.RegionFactory.clone_region(wholes[seg[7]], true, false)
   r:set_length(Temporal.timecnt_t(seg[2]))
   r:set_start(Temporal.timepos_t(seg[1]))
   assert(r:start():samples() == seg[1] and r:length():samples() == seg[2], "segment " .. i .. ": trim refused")
@@ -299,8 +308,12 @@ def import_audio(session: ArdourSession, path: str | os.PathLike) -> int:
     samples, rate = sf.read(path, dtype="float32", always_2d=True)
     if rate != session.sample_rate:
         raise ArdourError(f"{path}: {rate} Hz, the session runs at {session.sample_rate} Hz")
-    stem = Path(path).stem
-    names = _write_sources(session, np.ascontiguousarray(samples.T), stem)
+    return _import_samples(session, np.ascontiguousarray(samples.T), Path(path).stem)
+
+
+def _import_samples(session: ArdourSession, samples: np.ndarray, stem: str) -> int:
+    """``import_audio`` of ``(n_channels, n_samples)`` audio at the session's rate."""
+    names = _write_sources(session, samples, stem)
     tree = ET.parse(session.session_file)
     root = tree.getroot()
     next_id = int(root.get("id-counter", "1000")) + 1000
@@ -310,7 +323,7 @@ def import_audio(session: ArdourSession, path: str | os.PathLike) -> int:
         next_id += 1
         return str(next_id)
 
-    region_id = _add_region_xml(root, names, samples.shape[0], session.sample_rate, new_id, stem)
+    region_id = _add_region_xml(root, names, samples.shape[1], session.sample_rate, new_id, stem)
     root.set("id-counter", str(next_id + 1))
     tree.write(session.session_file, encoding="UTF-8", xml_declaration=True)
     return int(region_id)
@@ -328,30 +341,27 @@ def _connect_to_master(root: ET.Element) -> None:
                 ET.SubElement(port, "Connection", {"other": other})
 
 
-def _segment_rows(plan: EditPlan, sr: int, n_source: int) -> tuple[list[tuple[int, int, int, int, int, float]], list[str]]:
-    rows, approx = [], []
+def _segment_rows(plan: EditPlan, sr: int, n_source: int) -> tuple[list[tuple[int, int, int, int, int, float, int]], list[int]]:
+    """Rows of the edit script, and the indices of the segments taken from editorbot's render."""
+    rows, rendered = [], []
     for i, seg in enumerate(plan.segments):
         if seg.mute:
+            continue
+        dst0 = max(0, int(round(seg.dst_start_s * sr)))
+        if seg.reverse or seg.rate != 1.0 or seg.pitch_semitones != 0.0 or seg.effects:
+            # the render's span already holds the segment's fades and gain
+            rows.append((dst0, int(round(seg.length_s * sr)), dst0, 0, 0, 1.0, 2))
+            rendered.append(i)
             continue
         src0 = max(0, int(round(seg.src_start_s * sr)))
         src1 = min(n_source, int(round(seg.src_end_s * sr)))
         if src1 <= src0:
             continue
-        dst0 = max(0, int(round(seg.dst_start_s * sr)))
-        changes = [
-            name for name, on in (
-                ("reverse", seg.reverse), (f"rate {seg.rate:g}", seg.rate != 1.0),
-                (f"pitch {seg.pitch_semitones:g}", seg.pitch_semitones != 0.0),
-                ("effects " + ",".join(e.name for e in seg.effects), bool(seg.effects)),
-            ) if on
-        ]  # fmt: skip
-        if changes:
-            approx.append(f"segment {i} ({seg.action}): placed without {'; '.join(changes)}")
         length = src1 - src0
         fade_in = min(length, int(round(seg.fade_in_s * sr)))
         fade_out = min(length, int(round(seg.fade_out_s * sr)))
-        rows.append((src0, length, dst0, fade_in, fade_out, float(10.0 ** (seg.gain_db / 20.0))))
-    return rows, approx
+        rows.append((src0, length, dst0, fade_in, fade_out, float(10.0 ** (seg.gain_db / 20.0)), 1))
+    return rows, rendered
 
 
 def build_session(
@@ -380,15 +390,17 @@ def build_session(
     t0 = time.perf_counter()
     _run_lua(_create_script(directory, name, sr, samples.shape[0]), what="create session", timeout_s=timeout_s)
     source_names = _write_sources(session, samples, "raw")
-    rows, session.approximations = _segment_rows(plan, sr, samples.shape[1])
+    rows, session.rendered_segments = _segment_rows(plan, sr, samples.shape[1])
     total = max(1, int(round(plan.duration_s * sr)))
-    region_id = _patch_session_xml(session, source_names, samples.shape[1], total, plan.markers)
-    out = _run_lua(_edit_script(directory, name, region_id, rows), what="edit session", timeout_s=timeout_s)
+    region_ids = [_patch_session_xml(session, source_names, samples.shape[1], total, plan.markers)]
+    if session.rendered_segments:
+        from editorbot.engine.render import render_plan
+
+        region_ids.append(_import_samples(session, render_plan(plan, samples, sr), "rendered"))
+    out = _run_lua(_edit_script(directory, name, region_ids, rows), what="edit session", timeout_s=timeout_s)
     match = re.search(r"EDITORBOT_REGIONS (\d+)", out)
     session.n_regions = int(match.group(1)) if match else 0
     session.markers = [(float(m.time_s), m.name) for m in plan.markers]
-    for line in session.approximations:
-        log.warning("ardour session %s: %s", name, line)
     log.info(
         "ardour session %s: %d regions, %d markers in %.1f s", directory, session.n_regions, len(session.markers),
         time.perf_counter() - t0,

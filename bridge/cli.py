@@ -21,6 +21,7 @@ COMMANDS: dict[str, tuple[str, str]] = {  # in the order of DESIGN section 12
     "edit": ("edit", "edit an audio file with a trained policy: plan, audio, exports, plot"),
     "render": ("render", "render a plan's edit of its source audio to an audio file"),
     "export": ("export", "write a plan as a REAPER project, MIDI file, Audacity labels or TSV"),
+    "ardour-session": ("ardour_session", "write a plan as a new Ardour 7 session (needs Ardour's ardour7-lua)"),
     "plot": ("plot", "before/after picture of a plan's edit"),
     "data": ("data", "training data: synth, pair, labels, augment"),
     "train": ("train", "train a model (rl: PPO + behavioural cloning; supervised: the sound of an edit)"),
