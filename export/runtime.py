@@ -763,12 +763,16 @@ class WalkResult:
         own walk's history.
     evaluated:
         Cursors evaluated in all.
+    confidence:
+        Per step, the policy's probability of the (type, size, amount) it
+        took there, under the walk's own history (``choice_probability``).
     """
 
     walk: list[FactoredAction]
     cursors: list[int]
     rounds: int
     evaluated: int
+    confidence: list[float] = field(default_factory=list)
 
 
 def policy_walk(
@@ -874,7 +878,27 @@ def policy_walk(
         evaluated += len(cur)
         rounds += 1
     log.debug("policy walk: %d steps, %d rounds, %d cursors evaluated", len(steps), rounds, evaluated)
-    return WalkResult([a for _, a in steps], [c for c, _ in steps], rounds, evaluated)
+    confidence = [choice_probability(cache_lp[0][c], cache_lp[1][c], cache_lp[2][c], a) for c, a in steps]
+    return WalkResult([a for _, a in steps], [c for c, _ in steps], rounds, evaluated, confidence)
+
+
+def choice_probability(lp_type: np.ndarray, lp_size: np.ndarray, lp_amount: np.ndarray, a: FactoredAction) -> float:
+    """The policy's probability (0-1) of choosing ``a`` from one cursor's log-probs
+    (``(20,)``, ``(5,)``, ``(20, 5)``): type, size, and amount given the type. The
+    policy's own distribution, before the walk's rules or ``--keep`` narrow it."""
+    logp = lp_type[a.type_idx] + lp_size[a.size_idx] + lp_amount[a.type_idx, a.amount_idx]
+    return float(np.exp(logp)) if np.isfinite(logp) else 0.0
+
+
+def walk_confidence(lp: SongLogProbs, walk: Sequence[FactoredAction]) -> list[float]:
+    """``choice_probability`` of each step of a walk from beat 0 under one set of log-probs
+    (every beat's, as ``song_logprobs`` gives them): the length-constrained search's walks."""
+    out, cursor = [], 0
+    n = len(lp.cursors)
+    for a in walk:
+        out.append(choice_probability(lp.type[cursor], lp.size[cursor], lp.amount[cursor], a))
+        cursor = min(cursor + a.beats, n)
+    return out
 
 
 # ----------------------------------------------------------------------------- plans
@@ -969,7 +993,7 @@ def plan_analysis(
         # rounds after the first are policy time too; split by cursors evaluated
         extra = (t2 - t1) * (result.evaluated - len(starts)) / max(result.evaluated, 1)
         policy_s, search_s = (t1 - t0) + extra, (t2 - t1) - extra
-        walk, rounds = result.walk, result.rounds
+        walk, rounds, confidence = result.walk, result.rounds, result.confidence
         cost = rt.walk_splice_cost(walk, splice)
     else:
         lp = song_logprobs(policy, song, target_beats=spans.target_beats(target_duration_s))
@@ -984,7 +1008,8 @@ def plan_analysis(
         policy_s, search_s = t1 - t0, t2 - t1
         walk, rounds, cost = res.walk, 1, res.splice_cost
         weight_used = res.splice_weight
-    plan = plan_from_actions(analysis, walk)
+        confidence = walk_confidence(lp, walk)
+    plan = plan_from_actions(analysis, walk, confidence=confidence)
     spec = policy.spec
     plan.model = ModelInfo(name=spec.name, version=spec.version, sha256=spec.sha256)
     return Decision(plan, walk, policy_s, search_s, cost, base_cost, rounds, weight_used)

@@ -18,11 +18,13 @@ from __future__ import annotations
 from editorbot.engine.plan.build import (
     FADE_POINTS,
     HIGHPASS_OPEN_HZ,
+    LOW_CONFIDENCE,
     LOWPASS_OPEN_HZ,
     MAX_CUTOFF_FRACTION,
     VOLUME_FLOOR_DB,
     add_output_gain,
     beat_spans,
+    marker_name,
     plan_from_actions,
 )
 from editorbot.engine.plan.io import check_source, load_plan, resolve_source, save_plan
@@ -44,6 +46,7 @@ __all__ = [
     "FADE_POINTS",
     "HIGHPASS_OPEN_HZ",
     "LOWPASS_OPEN_HZ",
+    "LOW_CONFIDENCE",
     "MAX_CUTOFF_FRACTION",
     "SCHEMA",
     "TIME_TOLERANCE_S",
@@ -61,6 +64,7 @@ __all__ = [
     "beat_spans",
     "check_source",
     "load_plan",
+    "marker_name",
     "plan_from_actions",
     "plan_from_dict",
     "plan_to_dict",

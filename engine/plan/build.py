@@ -13,7 +13,7 @@ from __future__ import annotations
 import logging
 import math
 import os
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -96,7 +96,26 @@ def beat_spans(
     return starts, ends
 
 
-def plan_from_actions(analysis: GriddedSong, actions: Iterable[Any]) -> EditPlan:
+#: Markers of actions the policy chose with a probability under this are low-confidence
+#: (the Reaper scripts colour them); docs/daws.md.
+LOW_CONFIDENCE = 0.5
+
+
+def marker_name(label: str, confidence: float | None) -> str:
+    """A marker's name: the action's label, with the policy's confidence when known.
+
+    ``marker_name("LOOP x2", 0.62)`` is ``"LOOP x2 (62%)"``; without a
+    confidence the label alone. A reader finds the percentage as the
+    name's trailing ``(N%)``.
+    """
+    if confidence is None:
+        return label
+    return f"{label} ({int(round(100.0 * confidence))}%)"
+
+
+def plan_from_actions(
+    analysis: GriddedSong, actions: Iterable[Any], *, confidence: Sequence[float] | None = None
+) -> EditPlan:
     """Turn an action walk over a song's beat grid into an EditPlan.
 
     Parameters
@@ -116,6 +135,10 @@ def plan_from_actions(analysis: GriddedSong, actions: Iterable[Any]) -> EditPlan
         with the first / last beat (``beat_spans(fold_edges=True)``) and
         the tail is left out when the walk ends faded out (a FADE_OUT
         followed by nothing but CUT and SILENCE).
+    confidence : sequence of float, optional
+        Per action, the probability (0-1) its chooser gave it: kept as each
+        ``Action.confidence`` and shown in its marker's name
+        (``marker_name``); a run of CUTs' one marker shows the lowest.
 
     Returns
     -------
@@ -161,7 +184,9 @@ def plan_from_actions(analysis: GriddedSong, actions: Iterable[Any]) -> EditPlan
     if n_beats and starts[0] > tol_s:
         timeline.place(Segment(0.0, float(starts[0]), 0.0))
     spans = _Spans(starts, ends, beat_times, beat_ends)
-    plan_actions, markers, cursor, faded = _walk(timeline, actions, spans, tol_s, MAX_CUTOFF_FRACTION * sample_rate)
+    plan_actions, markers, cursor, faded = _walk(
+        timeline, actions, spans, tol_s, MAX_CUTOFF_FRACTION * sample_rate, confidence=confidence
+    )
     if cursor < n_beats:
         log.debug("walk ended at beat %d of %d: keeping the rest", cursor, n_beats)
         timeline.place(Segment(float(starts[cursor]), float(ends[-1]), 0.0, beat=cursor))
@@ -235,6 +260,8 @@ def _walk(
     spans: _Spans,
     tol_s: float,
     max_cutoff_hz: float,
+    *,
+    confidence: Sequence[float] | None = None,
 ) -> tuple[list[Action], list[Marker], int, bool]:
     """Apply the walk from beat 0: place each action's segments, note its source span and marker.
 
@@ -250,6 +277,8 @@ def _walk(
         Half a sample, seconds.
     max_cutoff_hz : float
         Filter cutoffs are clipped to it.
+    confidence : sequence of float, optional
+        Per action, its chooser's probability (``plan_from_actions``).
 
     Returns
     -------
@@ -264,9 +293,17 @@ def _walk(
     n_beats = int(starts.size)
     plan_actions: list[Action] = []
     markers: list[Marker] = []
+    marker_conf: float | None = None  # the confidence the last marker shows
     cursor = 0
     faded = False
     for step, raw in enumerate(actions):
+        conf = None
+        if confidence is not None:
+            if step >= len(confidence):
+                raise ValueError(f"actions[{step}]: no confidence given for it ({len(confidence)} given)")
+            conf = float(confidence[step])
+            if not 0.0 <= conf <= 1.0:
+                raise ValueError(f"actions[{step}]: confidence must be 0-1, got {conf}")
         try:
             a = vocab.as_action(raw)
         except ValueError as err:
@@ -280,12 +317,20 @@ def _walk(
         dst0 = timeline.dst_s
         for seg in _action_segments(a, b0, s0, s1, beat_s, grid_span=grid_span, tol_s=tol_s, max_cutoff_hz=max_cutoff_hz):
             timeline.place(seg)
-        plan_actions.append(Action(b0, a.type, a.size, a.amount, s0, s1))
+        plan_actions.append(Action(b0, a.type, a.size, a.amount, s0, s1, confidence=conf))
         if a.type != "KEEP":
             dst = timeline.dst_s
-            marker = Marker(dst0, vocab.action_label(a.type, a.amount_idx), end_s=None if dst <= dst0 else dst)
-            if not (markers and markers[-1] == marker):  # cuts in a row are one splice in the output: one marker
-                markers.append(marker)
+            label = vocab.action_label(a.type, a.amount_idx)
+            end_s = None if dst <= dst0 else dst
+            last = markers[-1] if markers else None
+            if last is not None and (last.time_s, last.end_s) == (dst0, end_s) and last.name == marker_name(label, marker_conf):
+                # cuts in a row are one splice in the output: one marker, showing the least sure of them
+                if conf is not None and (marker_conf is None or conf < marker_conf):
+                    marker_conf = conf
+                    last.name = marker_name(label, conf)
+            else:
+                marker_conf = conf
+                markers.append(Marker(dst0, marker_name(label, conf), end_s=end_s))
         faded = a.type == "FADE_OUT" or (faded and a.type in ("CUT", "SILENCE"))
         cursor = b1
     return plan_actions, markers, cursor, faded

@@ -650,15 +650,33 @@ end
 
 local function db_to_amp(db) return 10 ^ (db / 20) end
 
--- Add markers and regions at base_s + their plan times; returns the count.
+-- Markers whose action the policy chose with less than this probability are coloured
+-- M.UNSURE_COLOR (engine.plan.LOW_CONFIDENCE; docs/daws.md).
+M.LOW_CONFIDENCE = 0.5
+M.UNSURE_COLOR = { 235, 40, 40 }
+
+-- The policy's confidence (0-1) a marker's name shows as its trailing "(N%)", or nil.
+function M.marker_confidence(name)
+  local pct = name:match("%((%d+)%%%)$")
+  return pct and tonumber(pct) / 100 or nil
+end
+
+-- Add markers and regions at base_s + their plan times; returns the count. Regions take their
+-- action's colour, points the default; either is red where the policy was unsure.
 function M.add_markers(markers, base_s)
   local n = 0
+  local unsure = M.UNSURE_COLOR
   for _, m in ipairs(markers) do
-    if m.end_s ~= nil and m.end_s > m.time_s then
-      reaper.AddProjectMarker2(0, true, base_s + m.time_s, base_s + m.end_s, m.name, -1, M.color_for(m.name:match("^(%u[%u_]*)") or "KEEP"))
-    else
-      reaper.AddProjectMarker2(0, false, base_s + m.time_s, 0, m.name, -1, 0)
+    local conf = M.marker_confidence(m.name)
+    local low = conf ~= nil and conf < M.LOW_CONFIDENCE
+    local region = m.end_s ~= nil and m.end_s > m.time_s
+    local color = 0
+    if low then
+      color = reaper.ColorToNative(unsure[1], unsure[2], unsure[3]) | 0x1000000
+    elseif region then
+      color = M.color_for(m.name:match("^(%u[%u_]*)") or "KEEP")
     end
+    reaper.AddProjectMarker2(0, region, base_s + m.time_s, region and base_s + m.end_s or 0, m.name, -1, color)
     n = n + 1
   end
   return n

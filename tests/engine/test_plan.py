@@ -526,3 +526,22 @@ def test_automation_lanes():
     assert hp[0] == (0.0, 20.0)
     assert (f1, 20.0) in hp and (f1, 400.0) in hp and (f1 + BAR_S, 400.0) in hp
     assert hp[-1] == (pytest.approx(35.0), 20.0)
+
+
+def test_confidence_reaches_actions_and_marker_names():
+    from editorbot.engine.plan import marker_name
+
+    an = make_analysis()
+    walk = [("KEEP", "BAR", "NEUTRAL"), ("CUT", "BEAT", "NEUTRAL"), ("CUT", "BEAT", "NEUTRAL"), ("LOOP", "BAR", "POS_SMALL")]
+    plan = plan_from_actions(an, walk, confidence=[0.9, 0.81, 0.3749, 0.62])
+    assert [a.confidence for a in plan.actions] == [0.9, 0.81, 0.3749, 0.62]
+    # two cuts in a row: one marker, showing the less sure of them
+    assert [m.name for m in plan.markers] == ["CUT (37%)", "LOOP x3 (62%)"]
+    assert marker_name("GAIN +3 dB", None) == "GAIN +3 dB" and marker_name("CUT", 1.0) == "CUT (100%)"
+    # without confidences the names are the labels, as before
+    assert [m.name for m in plan_from_actions(an, walk).markers] == ["CUT", "LOOP x3"]
+    assert all(a.confidence is None for a in plan_from_actions(an, walk).actions)
+    with pytest.raises(ValueError, match="confidence must be 0-1"):
+        plan_from_actions(an, walk, confidence=[0.9, 1.5, 0.1, 0.1])
+    with pytest.raises(ValueError, match="no confidence given"):
+        plan_from_actions(an, walk, confidence=[0.9])

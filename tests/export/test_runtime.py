@@ -120,18 +120,24 @@ def test_song_logprobs_match_torch_and_masks() -> None:
         np.testing.assert_allclose(np.exp(onnx_lp.type[c]).sum(), 1.0, rtol=1e-6)
 
 
-def _stepwise_walk(policy, song: SongInputs, *, seed: int | None, protected=None) -> list[FactoredAction]:
-    """Reference: one batch-1 evaluation per step, with the walk's own history."""
+def _stepwise_walk(policy, song: SongInputs, *, seed: int | None, protected=None) -> tuple[list[FactoredAction], list[float]]:
+    """Reference: one batch-1 evaluation per step, with the walk's own history; the walk and the
+    probability the policy gave each step's (type, size, amount)."""
     n = song.n_beats
     uniforms = None if seed is None else np.random.default_rng(seed).random((n, 3))
     steps: list[tuple[int, FactoredAction]] = []
+    probs: list[float] = []
     cursor = 0
     while cursor < n:
         lp = evaluate(policy, policy_inputs(song, np.array([cursor]), WalkHistory.of(steps, n), policy.spec), n)
         a = decide(lp.type[0], lp.size[0], lp.amount[0], cursor, n, protected=protected, u=None if uniforms is None else uniforms[cursor])
+        p_type = np.exp(lp.type[0][a.type_idx])
+        p_size = np.exp(lp.size[0][a.size_idx])
+        p_amount = np.exp(lp.amount[0][a.type_idx, a.amount_idx])
+        probs.append(float(p_type * p_size * p_amount))
         steps.append((cursor, a))
         cursor = min(cursor + a.beats, n)
-    return [a for _, a in steps]
+    return [a for _, a in steps], probs
 
 
 @pytest.mark.parametrize("seed", [None, 5])
@@ -140,9 +146,46 @@ def test_batched_walk_equals_stepwise_walk(seed: int | None) -> None:
     policy = OnnxPolicy(model, device="cpu")
     song = SongInputs.of(song_analysis(11, 20.0))
     result = policy_walk(policy, song, seed=seed)
-    assert result.walk == _stepwise_walk(policy, song, seed=seed)
+    walk, probs = _stepwise_walk(policy, song, seed=seed)
+    assert result.walk == walk
+    # each step's confidence is the policy's probability of its choice under the walk's own history
+    np.testing.assert_allclose(result.confidence, probs, rtol=1e-5)
+    assert all(0.0 < p <= 1.0 for p in result.confidence) and len(set(np.round(probs, 3))) > 1
     assert len({a.type for a in result.walk}) > 1  # a walk of some variety, not all KEEP
     assert result.rounds < len(result.walk) + 2
+
+
+@pytest.mark.parametrize("target", [None, 14.0])
+def test_plans_carry_the_policys_confidence_into_actions_and_markers(target: float | None) -> None:
+    """The walk's (no target) or the search's (target) choice probabilities reach the plan:
+    every action's confidence, and each marker's name ends with its action's as a percentage."""
+    from editorbot.engine.actions import action_label
+    from editorbot.engine.plan import marker_name
+    from editorbot.export.runtime import plan_analysis, walk_confidence
+
+    model, _ = tiny_model()
+    policy = OnnxPolicy(model, device="cpu")
+    analysis = song_analysis(11, 20.0)
+    decision = plan_analysis(analysis, policy, target_duration_s=target, baseline=False)
+    plan = decision.plan
+    confidence = [a.confidence for a in plan.actions]
+    assert len(confidence) == len(decision.walk) and all(c is not None and 0.0 < c <= 1.0 for c in confidence)
+    if target is not None:  # the search scores moves with the "all kept" log-probs; so does its confidence
+        from editorbot.export.retime import SongSpans
+
+        spans = SongSpans.of(analysis)
+        song = SongInputs.of(analysis)
+        song.features = song.features[: len(spans.starts_s)]
+        lp = song_logprobs(policy, song, target_beats=spans.target_beats(target))
+        np.testing.assert_allclose(confidence, walk_confidence(lp, decision.walk), rtol=1e-9)
+    named = [a for a in plan.actions if a.type != "KEEP"]
+    assert named, "the tiny policy edits something"
+    names = {m.name for m in plan.markers}
+    for a in named:
+        label = action_label(a.type, a.amount)
+        if a.type != "CUT":  # a run of cuts is one marker showing the lowest of them
+            assert marker_name(label, a.confidence) in names, (label, a.confidence, names)
+    assert all(m.name.endswith("%)") for m in plan.markers)
 
 
 def test_sampling_respects_masks_and_protected_beats() -> None:

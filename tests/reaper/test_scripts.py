@@ -477,6 +477,33 @@ def test_import_markers_at_the_cursor(model: ReaperModel, tmp_path: Path, fmt: s
     assert model.snapshot()[0] == items_before  # items untouched
 
 
+def test_markers_the_policy_was_unsure_of_are_red(model: ReaperModel, tmp_path: Path) -> None:
+    """A marker name's trailing "(N%)" is the policy's confidence (engine.plan.marker_name): under
+    LOW_CONFIDENCE the marker or region is coloured red; regions otherwise keep their action's colour."""
+    from editorbot.engine.plan import LOW_CONFIDENCE, Marker, marker_name
+
+    plan = structural_plan()
+    plan.markers = [
+        Marker(1.0, marker_name("CUT", 0.3)),
+        Marker(2.0, marker_name("CUT", 0.9)),
+        Marker(3.0, marker_name("LOOP x1", 0.49), end_s=5.0),
+        Marker(5.0, marker_name("LOOP x1", LOW_CONFIDENCE), end_s=7.0),
+        Marker(7.0, "GAIN +3 dB", end_s=8.0),
+    ]
+    path = tmp_path / "edit.plan.json"
+    save_plan(plan, path)
+    model.project.cursor = 10.0
+    model.file_answers.append((True, str(path)))
+    model.run_script("editorbot_import_markers.lua")
+    assert model.messages == []
+    red = 235 | 40 << 8 | 40 << 16 | 0x1000000
+    got = [(mk.name, mk.color) for mk in sorted(model.project.markers, key=lambda mk: mk.pos)]
+    assert got == [
+        ("CUT (30%)", red), ("CUT (90%)", 0), ("LOOP x1 (49%)", red), ("LOOP x1 (50%)", native("LOOP")),
+        ("GAIN +3 dB", native("GAIN")),
+    ]  # fmt: skip
+
+
 def test_import_markers_refuses_damaged_files(model: ReaperModel, tmp_path: Path) -> None:
     plan = structural_plan()
     good = tmp_path / "edit.plan.json"
