@@ -728,6 +728,7 @@ function M.find_target()
   local src = reaper.GetMediaItemTake_Source(take)
   local file = reaper.GetMediaSourceFileName(src, "")
   if not file or file == "" then return nil, "The selected item's take has no source file (glue or render it first)." end
+  if not M.exists(file) then return nil, "The selected item's file " .. file .. " is missing." end
   local rate = reaper.GetMediaItemTakeInfo_Value(take, "D_PLAYRATE")
   if math.abs(rate - 1) > 1e-9 then return nil, "The selected item plays at rate " .. rate .. "; set it to 1.0 first." end
   local pos = reaper.GetMediaItemInfo_Value(item, "D_POSITION")

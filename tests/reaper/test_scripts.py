@@ -429,7 +429,12 @@ def test_nothing_selected_and_bad_settings_are_refused(model: ReaperModel) -> No
     model.ext_state[("editorbot", "keep")] = ""
     model.project.time_selection = (40.0, 50.0)
     refused("does not overlap")
-    assert len(model.messages) == 3
+    model.project.time_selection = (0.0, 0.0)
+    source = model.project.tracks[0].items[0].take.source
+    real, source.filename = source.filename, source.filename + ".gone"
+    refused(f"The selected item's file {real}.gone is missing.")
+    source.filename = real
+    assert len(model.messages) == 4
 
 
 def test_settings_saved_with_extstate(model: ReaperModel) -> None:
