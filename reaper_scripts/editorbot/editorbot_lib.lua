@@ -726,7 +726,7 @@ function M.find_target()
   local take = reaper.GetActiveTake(item)
   if not take or reaper.TakeIsMIDI(take) then return nil, "The selected item has no audio take." end
   local src = reaper.GetMediaItemTake_Source(take)
-  local file = reaper.GetMediaSourceFileName(src, "")
+  local file = reaper.GetMediaSourceFileName(src)
   if not file or file == "" then return nil, "The selected item's take has no source file (glue or render it first)." end
   if not M.exists(file) then return nil, "The selected item's file " .. file .. " is missing." end
   local rate = reaper.GetMediaItemTakeInfo_Value(take, "D_PLAYRATE")
@@ -799,7 +799,7 @@ end
 local function param_index(take, fx, match, n)
   n = n or 1
   for p = 0, reaper.TakeFX_GetNumParams(take, fx) - 1 do
-    local ok, name = reaper.TakeFX_GetParamName(take, fx, p, "")
+    local ok, name = reaper.TakeFX_GetParamName(take, fx, p)
     if ok and match(name) then
       n = n - 1
       if n == 0 then return p end

@@ -1,5 +1,8 @@
 """A Python model of the ReaScript functions the editorbot scripts call.
 
+tests/reaper/README.md lists every modelled function with its documented Lua
+name, arguments and return values (REAPER's API reference, 7.08 edition).
+
 Behaviour follows the ReaScript API documentation: positions and lengths in
 seconds; ``SplitMediaItem`` keeps the original as the left-hand part and
 returns the right-hand item (nil when the position is not inside the item),
@@ -23,10 +26,10 @@ Take FX follow these ReaScript signatures (REAPER API reference, Lua form):
   FX's position in the chain or -1 on failure.
 - ``integer reaper.TakeFX_GetCount(MediaItem_Take take)``.
 - ``boolean retval, string buf = reaper.TakeFX_GetFXName(MediaItem_Take take,
-  integer fx, string buf)``.
+  integer fx)``.
 - ``integer reaper.TakeFX_GetNumParams(MediaItem_Take take, integer fx)``.
 - ``boolean retval, string buf = reaper.TakeFX_GetParamName(MediaItem_Take
-  take, integer fx, integer param, string buf)``.
+  take, integer fx, integer param)``.
 - ``number retval, number minval, number maxval = reaper.TakeFX_GetParam(
   MediaItem_Take take, integer fx, integer param)`` and ``boolean
   reaper.TakeFX_SetParam(MediaItem_Take take, integer fx, integer param,
@@ -716,7 +719,7 @@ class ReaperModel:
     def GetMediaItemTake_Source(self, take: Take) -> Source | None:
         return take.source
 
-    def GetMediaSourceFileName(self, source: Source, buf: str = "") -> str:
+    def GetMediaSourceFileName(self, source: Source) -> str:
         return source.filename if source is not None else ""
 
     def GetMediaSourceLength(self, source: Source) -> tuple[float, bool]:
@@ -759,7 +762,7 @@ class ReaperModel:
     def TakeFX_GetCount(self, take: Take) -> int:
         return len(take.fx)
 
-    def TakeFX_GetFXName(self, take: Take, fx: int, buf: str = "") -> tuple[bool, str]:
+    def TakeFX_GetFXName(self, take: Take, fx: int) -> tuple[bool, str]:
         inst = self._fx(take, fx)
         return (True, inst.plugin.name) if inst else (False, "")
 
@@ -767,7 +770,7 @@ class ReaperModel:
         inst = self._fx(take, fx)
         return len(inst.plugin.params) if inst else 0
 
-    def TakeFX_GetParamName(self, take: Take, fx: int, param: int, buf: str = "") -> tuple[bool, str]:
+    def TakeFX_GetParamName(self, take: Take, fx: int, param: int) -> tuple[bool, str]:
         hit = self._param(take, fx, param)
         return (True, hit[1].name) if hit else (False, "")
 
@@ -859,7 +862,9 @@ class ReaperModel:
             raise ValueError(f"envelope scaling mode {mode} does not exist (0 or 1)")
         return amp_from_fader(float(value))
 
-    def InsertEnvelopePoint(self, env: Envelope, time: float, value: float, shape: int, tension: float, selected: bool, no_sort: bool) -> bool:
+    def InsertEnvelopePoint(
+        self, env: Envelope, time: float, value: float, shape: int, tension: float, selected: bool, no_sort: bool = False
+    ) -> bool:
         self._changed("envelope point")
         env.points.append((float(time), float(value), int(shape)))
         if not no_sort:
