@@ -231,12 +231,12 @@ function factory (params)
 	-- What the request needs of a region: its files and source span; or nil and a message.
 	function M.check_region (region, sample_rate)
 		if region == nil or region:isnil() then return nil, "Select one audio region first." end
-		local playlist = region:playlist()
-		if playlist:isnil() then return nil, "'" .. region:name() .. "' is not on a track." end
 		local ar = region:to_audioregion()
 		if ar:isnil() then
 			return nil, "'" .. region:name() .. "' is a MIDI region: editorbot edits audio regions."
 		end
+		local playlist = region:playlist()
+		if playlist:isnil() then return nil, "'" .. region:name() .. "' is not on a track." end
 		local files = {}
 		for c = 0, ar:n_channels() - 1 do
 			local fs = region:source(c):to_filesource()

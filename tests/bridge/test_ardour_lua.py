@@ -92,6 +92,33 @@ def excerpt_plan(excerpt: Path) -> EditPlan:
     )
 
 
+def add_midi_region(session_dir: Path, name: str = "edit") -> None:
+    """A one-note MIDI file and a whole-file MIDI region over it in a closed session (not on a track)."""
+    import mido
+
+    song = mido.MidiFile()
+    track = mido.MidiTrack()
+    song.tracks.append(track)
+    track.append(mido.Message("note_on", note=60, velocity=100, time=0))
+    track.append(mido.Message("note_off", note=60, velocity=0, time=960))
+    folder = next((session_dir / "interchange").iterdir()) / "midifiles"
+    folder.mkdir(exist_ok=True)
+    song.save(folder / "notes.mid")
+    path = session_dir / f"{name}.ardour"
+    tree = ET.parse(path)
+    root = tree.getroot()
+    sid = int(root.get("id-counter", "1000")) + 1000
+    ET.SubElement(root.find("Sources"), "Source", {
+        "name": "notes.mid", "type": "midi", "flags": "", "id": str(sid), "origin": "", "natural-position": "a0",
+    })  # fmt: skip
+    ET.SubElement(root.find("Regions"), "Region", {
+        "name": "notes", "whole-file": "1", "start": "a0", "length": f"a{SUPERCLOCK_PER_S}@a0", "position": "a0",
+        "id": str(sid + 1), "type": "midi", "source-0": str(sid), "master-source-0": str(sid),
+    })  # fmt: skip
+    root.set("id-counter", str(sid + 2))
+    tree.write(path, encoding="UTF-8", xml_declaration=True)
+
+
 def expected_regions(plan: EditPlan, sr: int) -> list[tuple[int, int, int, str, int, int, float]]:
     """(position, start, length, source, fade_in, fade_out, gain) per placed segment, in samples,
     worked out here from the plan (not from the script)."""
@@ -224,6 +251,7 @@ def test_ardours_export_matches_editorbots_render(applied) -> None:
 def test_bad_input_is_one_message_and_changes_nothing(applied, tmp_path: Path) -> None:
     live = tmp_path / "session"
     shutil.copytree(applied["pristine"], live)
+    add_midi_region(live)
     spool = tmp_path / "spool"
     for sub in ("inbox", "outbox", "cancel", "alive"):
         (spool / sub).mkdir(parents=True)
@@ -238,6 +266,9 @@ local function try (what, r)
   print("SAYS\\t" .. what .. "\\t" .. why:gsub("\\n", " "))
 end
 try("no region", nil)
+for _, r in ARDOUR.RegionFactory.regions():iter() do
+  if r:name() == "notes" then try("midi region", r) end
+end
 os.rename({_lua_string(str(raw))}, {_lua_string(str(raw))} .. ".away")
 try("missing file", region)
 os.rename({_lua_string(str(raw))} .. ".away", {_lua_string(str(raw))})
@@ -251,6 +282,7 @@ close_session()
 """, what="bad input", timeout_s=LUA_TIMEOUT_S)  # fmt: skip
     says = dict(line.split("\t")[1:] for line in out.splitlines() if line.startswith("SAYS\t"))
     assert says["no region"] == "Select one audio region first."
+    assert says["midi region"] == "'notes' is a MIDI region: editorbot edits audio regions."
     assert says["missing file"].endswith(f"its audio file {raw} is missing.")
     assert says["no server"].startswith("The editorbot server is not running. Start it with:")
     before, after = out.split("AFTER")
