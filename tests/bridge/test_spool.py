@@ -277,6 +277,44 @@ def test_edit_handler_dp_on_part_of_a_song(tmp_path: Path, monkeypatch: pytest.M
     assert result(spool, "dp3")["message"].endswith("missing.wav: no such file")
 
 
+def test_channel_files_are_the_songs_further_channels(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Ardour keeps a stereo region as one mono file per channel: ``audio`` is channel 0 and
+    ``channel_files`` the others; the edit runs on them stacked, the plan names a stereo excerpt."""
+    import soundfile as sf
+
+    from tests.export import song_file
+
+    monkeypatch.setenv("EDITORBOT_CACHE", str(tmp_path / "cache"))
+    samples, rate = sf.read(song_file(41, 20.0), dtype="float32", always_2d=True)
+    left, right = tmp_path / "song-0.wav", tmp_path / "song-1.wav"
+    sf.write(left, samples[:, 0], rate, subtype="FLOAT")
+    sf.write(right, samples[:, 1], rate, subtype="FLOAT")
+    spool = Spool(tmp_path / "spool")
+    put(spool, "ch1", request("ch1", audio=str(left), channel_files=[str(right)], start_s=4.0, end_s=16.0,
+                              target_duration_s=9.0, model="dp"))  # fmt: skip
+    job = spool.claim()
+    assert job is not None and job.request.channel_files == (str(right),)
+    spool.run(job, edit_handler)
+    r = result(spool, "ch1")
+    assert r["status"] == "done", r["message"]
+    plan = plan_from_dict(r["plan"])
+    assert plan.source.channels == 2 and abs(r["source_offset_s"] - 4.0) < 1e-4
+    assert abs(plan.source.duration_s - 12.0) < 1e-3 and plan.source.sample_rate == rate
+    # a channel outside the allowed folders, a non-list, or one of another length: refused, one line
+    with pytest.raises(ValueError, match="^channel_files: "):
+        parse_request(request("c2", channel_files=["/etc/passwd"]), "c2")
+    with pytest.raises(ValueError, match="^channel_files: must be a list"):
+        parse_request(request("c3", channel_files=str(right)), "c3")
+    short = tmp_path / "short.wav"
+    sf.write(short, samples[: rate * 2, 1], rate, subtype="FLOAT")
+    put(spool, "ch4", request("ch4", audio=str(left), channel_files=[str(short)], target_duration_s=9.0, model="dp"))
+    job = spool.claim()
+    assert job is not None
+    spool.run(job, edit_handler)
+    assert result(spool, "ch4")["status"] == "error"
+    assert result(spool, "ch4")["message"].endswith(f"{short}: channel file differs from {left} in sample rate or length")
+
+
 def test_module_entry_serves_until_interrupted(tmp_path: Path) -> None:
     proc = subprocess.Popen(
         [sys.executable, "-m", "editorbot.bridge.spool", "--spool", str(tmp_path / "sp")],
