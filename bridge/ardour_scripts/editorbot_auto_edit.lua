@@ -257,8 +257,10 @@ function factory (params)
 		}
 	end
 
+	-- Unique per run: each run gets a fresh Lua state (the same math.random sequence), so the
+	-- microsecond clock tells two requests of one second apart.
 	function M.new_request_id ()
-		return string.format("ardour-%d-%04d", os.time(), math.random(0, 9999))
+		return string.format("ardour-%d-%06d", os.time(), ARDOUR.LuaAPI.monotonic_time() % 1000000)
 	end
 
 	function M.make_request (target, id, settings)
