@@ -9,7 +9,9 @@ The project holds:
   source beats, so at the global tempo the project grid follows the edit).
 - ``MARKER`` lines: one per plan marker (flags 0) and a pair per region
   (flags 1, same index, the second line holds the end time). Markers and
-  regions are numbered separately from 1.
+  regions are numbered separately from 1. A marker whose name shows a
+  confidence under ``engine.plan.LOW_CONFIDENCE`` is coloured red, as the
+  Reaper scripts colour it; the others keep REAPER's default colour.
 - One track, ``editorbot edit``, with a post-FX volume envelope
   (``<VOLENV2``) from the ``volume_db`` automation lane, if any: point
   values are amplitudes (no ``VOLTYPE 1``), ``10 ** (dB / 20)``, capped at
@@ -57,7 +59,7 @@ import uuid
 
 from editorbot.engine.atomic import write_text_atomic
 from editorbot.engine.errors import BadInput
-from editorbot.engine.plan import EditPlan, Effect, Grid, Segment
+from editorbot.engine.plan import LOW_CONFIDENCE, EditPlan, Effect, Grid, Segment, marker_confidence
 
 log = logging.getLogger(__name__)
 
@@ -211,21 +213,33 @@ def _volume_envelope_lines(plan: EditPlan, active: bool) -> list[str]:
     return lines
 
 
+#: Markers the policy was unsure of (engine.plan.LOW_CONFIDENCE), as the Reaper
+#: scripts colour them: ColorToNative(235, 40, 40) | 0x1000000 (the "custom colour"
+#: flag), native order 0x00BBGGRR as REAPER writes it on Windows and Linux.
+UNSURE_COLOR = (235 | 40 << 8 | 40 << 16) | 0x1000000
+
+
+def _marker_color(name: str) -> int:
+    """A marker's colour field: red when its name shows a confidence under LOW_CONFIDENCE, else 0 (default)."""
+    confidence = marker_confidence(name)
+    return UNSURE_COLOR if confidence is not None and confidence < LOW_CONFIDENCE else 0
+
+
 def _marker_lines(plan: EditPlan) -> list[str]:
     lines = []
     n_markers = n_regions = 0
     for marker in sorted(plan.markers, key=lambda m: m.time_s):
-        name = _quote(marker.name)
+        name, color = _quote(marker.name), _marker_color(marker.name)
         if marker.end_s is None:
             n_markers += 1
             guid = _guid("marker", n_markers, marker.time_s)
-            lines.append(f"MARKER {n_markers} {_num(marker.time_s)} {name} 0 0 1 B {guid} 0")
+            lines.append(f"MARKER {n_markers} {_num(marker.time_s)} {name} 0 {color} 1 B {guid} 0")
         else:
             if marker.end_s < marker.time_s:
                 raise BadInput(None, f"region {marker.name!r} ends before it starts")
             n_regions += 1
             guid = _guid("region", n_regions, marker.time_s)
-            lines.append(f"MARKER {n_regions} {_num(marker.time_s)} {name} 1 0 1 B {guid} 0")
+            lines.append(f"MARKER {n_regions} {_num(marker.time_s)} {name} 1 {color} 1 B {guid} 0")
             lines.append(f'MARKER {n_regions} {_num(marker.end_s)} "" 1')
     return lines
 

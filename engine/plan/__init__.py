@@ -24,6 +24,7 @@ from editorbot.engine.plan.build import (
     VOLUME_FLOOR_DB,
     add_output_gain,
     beat_spans,
+    marker_confidence,
     marker_name,
     plan_from_actions,
 )
@@ -64,6 +65,7 @@ __all__ = [
     "beat_spans",
     "check_source",
     "load_plan",
+    "marker_confidence",
     "marker_name",
     "plan_from_actions",
     "plan_from_dict",

@@ -13,6 +13,7 @@ from __future__ import annotations
 import logging
 import math
 import os
+import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -111,6 +112,15 @@ def marker_name(label: str, confidence: float | None) -> str:
     if confidence is None:
         return label
     return f"{label} ({int(round(100.0 * confidence))}%)"
+
+
+_CONFIDENCE_SUFFIX = re.compile(r"\((\d+)%\)$")
+
+
+def marker_confidence(name: str) -> float | None:
+    """The confidence (0-1) a marker's name shows as its trailing ``(N%)``, or None (``marker_name``'s inverse)."""
+    m = _CONFIDENCE_SUFFIX.search(name)
+    return None if m is None else int(m.group(1)) / 100.0
 
 
 def plan_from_actions(

@@ -45,10 +45,10 @@ def make_plan(source_path: str, *, tempo_bpm: float = 120.0) -> EditPlan:
     ]
     markers = [
         Marker(0.0, "start"),
-        Marker(8 * beat + 0.0123, "loop\there"),
+        Marker(8 * beat + 0.0123, "loop\there (40%)"),
         Marker(12 * beat, "verse 2", end_s=20 * beat + 0.0371),
         Marker(33.3333, 'say "hi"'),
-        Marker(24 * beat, "drop", end_s=32 * beat),
+        Marker(24 * beat, "drop (90%)", end_s=32 * beat),
     ]
     automation = [
         Automation("volume_db", [(0.0, 0.0), (2.0, -6.0), (4.0, -30.0), (6.0, 3.0), (16.0, 0.0)]),
@@ -182,7 +182,12 @@ def test_rpp_items_markers_envelope(plan, tmp_path):
     points = [m for m in marker_lines if m[3] == "0"]
     region_lines = [m for m in marker_lines if m[3] == "1"]
     expected_points = sorted((m for m in plan.markers if m.end_s is None), key=lambda m: m.time_s)
-    assert [p[2] for p in points] == ["start", "loop here", 'say "hi"']
+    assert [p[2] for p in points] == ["start", "loop here (40%)", 'say "hi"']
+    # the policy's unsure choices are red (as the Reaper scripts colour them), the rest REAPER's default
+    from editorbot.engine.exporters.reaper import UNSURE_COLOR
+
+    assert [int(p[4]) for p in points] == [0, UNSURE_COLOR, 0]
+    assert sorted(int(r[4]) for r in region_lines if len(r) > 4) == [0, 0]
     for p, m in zip(points, expected_points):
         assert float(p[1]) == pytest.approx(m.time_s, abs=TOL_S)
     assert len({p[0] for p in points}) == len(points)  # distinct indices

@@ -529,7 +529,7 @@ def test_automation_lanes():
 
 
 def test_confidence_reaches_actions_and_marker_names():
-    from editorbot.engine.plan import marker_name
+    from editorbot.engine.plan import marker_confidence, marker_name
 
     an = make_analysis()
     walk = [("KEEP", "BAR", "NEUTRAL"), ("CUT", "BEAT", "NEUTRAL"), ("CUT", "BEAT", "NEUTRAL"), ("LOOP", "BAR", "POS_SMALL")]
@@ -538,6 +538,7 @@ def test_confidence_reaches_actions_and_marker_names():
     # two cuts in a row: one marker, showing the less sure of them
     assert [m.name for m in plan.markers] == ["CUT (37%)", "LOOP x3 (62%)"]
     assert marker_name("GAIN +3 dB", None) == "GAIN +3 dB" and marker_name("CUT", 1.0) == "CUT (100%)"
+    assert marker_confidence(marker_name("LOOP x2", 0.62)) == 0.62 and marker_confidence("GAIN +3 dB") is None
     # without confidences the names are the labels, as before
     assert [m.name for m in plan_from_actions(an, walk).markers] == ["CUT", "LOOP x3"]
     assert all(a.confidence is None for a in plan_from_actions(an, walk).actions)
