@@ -10,17 +10,18 @@ MADMOM_VENV ?= .venv-bench-madmom
 MADMOM_STAMP := $(MADMOM_VENV)/.installed-stamp
 DEMO_DIR ?= demo
 PYTEST_ARGS ?=
+# torch is installed first and by exact version: inside the pyproject range
+# this is the CPU build; letting the resolver pick could pull a CUDA build.
+TORCH := torch==2.13.0
 
-.PHONY: install demo lint test bench bench-quality bench-supervised corpus gpu reapack clean
+.PHONY: install demo lint test wheel-check bench bench-quality bench-supervised corpus gpu reapack clean
 
 install: $(STAMP) $(STEMS_STAMP)
 
-# torch is installed first and by exact version: inside the pyproject range
-# this is the CPU build; letting the resolver pick could pull a CUDA build.
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
-	$(PY) -m pip install -q "torch==2.13.0"
+	$(PY) -m pip install -q "$(TORCH)"
 	$(PY) -m pip install -q -e ".[dev]"
 	touch $(STAMP)
 
@@ -46,7 +47,7 @@ demo: $(STAMP)
 # ruff (style, imports, bugbear, docstrings) and mypy (types) as configured in
 # pyproject.toml; CI (.ci/run) runs it before `make test`.
 lint: $(STAMP)
-	$(PY) -m ruff check editorbot/__init__.py engine training export bridge tests bench
+	$(PY) -m ruff check editorbot/__init__.py engine training export bridge tests bench .ci/wheel_check.py
 	$(PY) -m mypy
 
 # The real-music corpus (Debian game soundtracks, unpacked into
@@ -64,6 +65,14 @@ $(MADMOM_STAMP):
 
 test: $(STAMP) $(STEMS_STAMP)
 	$(PY) -m pytest -q $(PYTEST_ARGS)
+	$(MAKE) --no-print-directory wheel-check
+
+# The wheel and sdist of HEAD, built from a clean export, installed into a fresh
+# venv (torch first, as above) and run from outside the repository: version,
+# analyze, edit with the bundled model, serve, export-model, reaper install.
+# Standard library only; needs git. Prints the time of each step.
+wheel-check:
+	$(PYTHON) .ci/wheel_check.py --torch "$(TORCH)"
 
 # Each benchmark prints its figure next to a baseline measured in the same run.
 # The long experiments (policy quality, learned renderer) have targets of their own.

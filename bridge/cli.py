@@ -4,6 +4,9 @@ Each subcommand lives in ``bridge/commands/<name>.py`` with
 ``add_arguments(parser)`` and ``run(args) -> int``. Command modules import
 the heavy libraries inside ``run`` so ``editorbot --help`` stays fast.
 
+``editorbot --version`` prints the version and the bundled model's name and
+sha256 (read from the installed files, without torch).
+
 Exit codes (DESIGN section 12): 0 success, 2 bad input or usage (one line on
 stderr naming the file or flag), 1 unexpected failure (with a log).
 """
@@ -12,8 +15,12 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import json
 import logging
+import os
 import sys
+from collections.abc import Sequence
+from typing import Any
 
 # name -> (module under bridge.commands, one-line help). Add a line per command.
 COMMANDS: dict[str, tuple[str, str]] = {  # in the order of DESIGN section 12
@@ -29,10 +36,45 @@ COMMANDS: dict[str, tuple[str, str]] = {  # in the order of DESIGN section 12
     "convert-checkpoint": ("convert_checkpoint", "rewrite an old (pickled) checkpoint of your own so it loads weights-only"),
     "serve": ("serve", "OSC server for DAWs: analyze/edit/render jobs, markers through a DAW dialect"),
     "send": ("send", "send one OSC message to editorbot serve and print the replies"),
+    "reaper": ("reaper", "install the Reaper scripts and JS effects where Reaper finds them, or print where they are"),
     "stems": ("stems", "separate a song into drums, bass, vocals, other; optional per-stem plugin chains"),
 }
 
 log = logging.getLogger("editorbot")
+
+
+def version_text() -> str:
+    """``editorbot VERSION`` and the bundled model's name (from its sidecar) and sha256 (of the file).
+
+    Names ``$EDITORBOT_MODEL`` too when it is set (``edit`` and ``serve`` use
+    it instead), without loading it.
+    """
+    from editorbot import __version__
+    from editorbot.export.runtime import DEFAULT_MODEL, MODEL_ENV_VAR, sha256_of, sidecar_path
+
+    lines = [f"editorbot {__version__}"]
+    if DEFAULT_MODEL.is_file():
+        try:
+            name = str(json.loads(sidecar_path(DEFAULT_MODEL).read_text(encoding="utf-8"))["name"])
+        except (OSError, ValueError, KeyError, TypeError):
+            name = "(its sidecar is missing or unreadable)"
+        lines.append(f"model {name} sha256 {sha256_of(DEFAULT_MODEL)} ({DEFAULT_MODEL})")
+    else:
+        lines.append(f"model none: {DEFAULT_MODEL} is missing")
+    if os.environ.get(MODEL_ENV_VAR):
+        lines.append(f"{MODEL_ENV_VAR}={os.environ[MODEL_ENV_VAR]} (used instead of the bundled model)")
+    return "\n".join(lines)
+
+
+class _VersionAction(argparse.Action):
+    """``--version``: print ``version_text()`` and exit 0; the model is hashed only when asked."""
+
+    def __init__(self, option_strings: Sequence[str], dest: str = argparse.SUPPRESS, help: str | None = None) -> None:  # noqa: A002 (argparse's keyword)
+        super().__init__(option_strings, dest=dest, default=argparse.SUPPRESS, nargs=0, help=help)
+
+    def __call__(self, parser: argparse.ArgumentParser, namespace: argparse.Namespace, values: Any, option_string: str | None = None) -> None:
+        print(version_text())
+        parser.exit()
 
 
 def _common_options() -> argparse.ArgumentParser:
@@ -47,6 +89,7 @@ def build_parser() -> argparse.ArgumentParser:
         prog="editorbot",
         description="Learn how a person edits music and edit new songs the same way.",
     )
+    parser.add_argument("--version", action=_VersionAction, help="print the version and the bundled model's name and sha256, then exit")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     common = _common_options()
     for name, (module_name, help_text) in COMMANDS.items():

@@ -88,6 +88,8 @@ _KIND_NAMES = {"policy": "an edit policy", "supervised": "a supervised edit-soun
 #: The bundled model, used when none is named.
 #: Package data: models/default in the repository, editorbot/models/default in a wheel.
 DEFAULT_MODEL = Path(str(resources.files("editorbot") / "models" / "default" / "policy.onnx"))
+#: Environment variable naming a model to use instead of the bundled one (an explicit model still wins).
+MODEL_ENV_VAR = "EDITORBOT_MODEL"
 #: Device choices: "auto" (CUDA when this onnxruntime has it), "cuda" (asked for), "cpu".
 DEVICES: tuple[str, ...] = ("auto", "cuda", "cpu")
 
@@ -364,7 +366,18 @@ class OnnxPolicy:
 
 
 def load_policy(model: str | os.PathLike | None = None, *, device: str = "auto") -> OnnxPolicy:
-    """``OnnxPolicy`` for ``model``, or the bundled default (BadInput when it is absent)."""
+    """``OnnxPolicy`` for ``model``; without one, ``$EDITORBOT_MODEL``, else the bundled default.
+
+    An empty ``$EDITORBOT_MODEL`` counts as unset. BadInput when the model
+    cannot be used; for the environment's model it names the variable, so
+    the message says where the path came from.
+    """
+    if model is None and os.environ.get(MODEL_ENV_VAR):
+        override = os.environ[MODEL_ENV_VAR]
+        try:
+            return OnnxPolicy(override, device=device)
+        except BadInput as err:
+            raise BadInput(f"{MODEL_ENV_VAR}={override}", err.problem) from None
     if model is None:
         if not DEFAULT_MODEL.is_file():
             raise BadInput(

@@ -21,7 +21,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("audio", metavar="AUDIO", help="wav, flac, ogg, mp3 or aiff file to edit")
     p.add_argument("-o", "--output", required=True, metavar="OUT", help="edited audio to write (format from the extension)")
     model = p.add_mutually_exclusive_group()
-    model.add_argument("--model", metavar="M", help="exported policy (MODEL.onnx with MODEL.json beside it); default: models/default/policy.onnx")
+    model.add_argument("--model", metavar="M", help="exported policy (MODEL.onnx with MODEL.json beside it); default: $EDITORBOT_MODEL, else the bundled model")
     model.add_argument("--checkpoint", metavar="C", help="training checkpoint (best.pt) run directly with torch")
     p.add_argument("--plan", metavar="F", help="where to write the EditPlan JSON (default: OUT's name + .plan.json)")
     p.add_argument("--export", metavar="FORMATS", action="append", help=f"comma-separated: {', '.join(EXPORT_FORMATS)} (written beside OUT)")

@@ -120,6 +120,41 @@ def test_bad_input_exits_2(capsys: pytest.CaptureFixture[str], monkeypatch: pyte
     assert not (out_dir / "m.onnx").exists() and not (out_dir / "m.json").exists()
 
 
+def test_editorbot_model_stands_in_for_the_bundled_model(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """$EDITORBOT_MODEL is the model when none is named; --model and --checkpoint win over it;
+    a missing or unusable one is one line naming the variable, exit 2; empty counts as unset."""
+    model, ckpt = tiny_model()
+    song = song_file(31, 24.0)
+    out_dir = scratch("env-model")
+    monkeypatch.setenv("EDITORBOT_MODEL", str(model))
+    assert main(["edit", str(song), "-o", str(out_dir / "env.wav"), "--quiet"]) == 0
+    plan = load_plan(out_dir / "env.plan.json")
+    assert plan.model is not None and plan.model.name == "tiny"
+
+    missing = out_dir / "none.onnx"
+    monkeypatch.setenv("EDITORBOT_MODEL", str(missing))
+    assert main(["edit", str(song), "-o", str(out_dir / "flag.wav"), "--model", str(runtime.DEFAULT_MODEL), "--quiet"]) == 0
+    plan = load_plan(out_dir / "flag.plan.json")
+    assert plan.model is not None and plan.model.name == "editorbot-default"
+    assert main(["edit", str(song), "-o", str(out_dir / "ckpt.wav"), "--checkpoint", str(ckpt), "--quiet"]) == 0
+
+    out = str(out_dir / "out.wav")
+    assert _run_bad(["edit", str(song), "-o", out], capsys) == f"editorbot: EDITORBOT_MODEL={missing}: no such model file"
+    junk = out_dir / "junk.onnx"  # not the file its (copied) sidecar describes
+    junk.write_bytes(b"not a model")
+    junk.with_suffix(".json").write_text(model.with_suffix(".json").read_text())
+    monkeypatch.setenv("EDITORBOT_MODEL", str(junk))
+    err = _run_bad(["edit", str(song), "-o", out], capsys)
+    assert err.startswith(f"editorbot: EDITORBOT_MODEL={junk}: ") and "sha256 differs" in err
+    assert not (out_dir / "out.wav").exists() and not (out_dir / "out.plan.json").exists()
+
+    monkeypatch.setenv("EDITORBOT_MODEL", "")
+    monkeypatch.setattr(runtime, "DEFAULT_MODEL", out_dir / "default" / "policy.onnx")
+    assert "no model found" in _run_bad(["edit", str(song), "-o", out], capsys)
+
+
 def test_bad_flags_are_refused_before_the_model_loads(
     capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
