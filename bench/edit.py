@@ -41,15 +41,8 @@ from editorbot.engine.formats import EXPORT_FORMATS
 from editorbot.export.edit import edit_file
 from editorbot.export.onnx import Checkpoint, TorchPolicy, export_policy
 from editorbot.export.request import EditRequest
-from editorbot.export.runtime import (
-    OnnxPolicy,
-    SongInputs,
-    WalkHistory,
-    load_policy,
-    policy_inputs,
-    policy_walk,
-    song_logprobs,
-)
+from editorbot.export.runtime import OnnxPolicy, SongInputs, WalkHistory, load_policy, policy_inputs, song_logprobs
+from editorbot.export.walk import policy_walk
 from editorbot.training.config import AgentConfig
 from editorbot.training.data.synth import synth_song, write_song
 from editorbot.training.models.agent import EditAgent

@@ -3,7 +3,7 @@
 For ``--n`` synthesized songs (seeds ``--seed`` on, never used in training)
 and each target ratio (50% .. 150% of the song), in the same run:
 
-- the policy-guided retime (``export.runtime.plan_analysis`` with the bundled
+- the policy-guided retime (``export.walk.plan_analysis`` with the bundled
   default model, or ``--model``), whose splice budget is the pure DP's cost;
 - the pure DP retimer (``export.retime.retime`` without a policy);
 - the policy search without a budget (one search at splice weight 1), to
@@ -30,7 +30,8 @@ import numpy as np
 
 from editorbot.engine.analysis import analyze
 from editorbot.export import retime as rt
-from editorbot.export.runtime import SongInputs, load_policy, plan_analysis, song_logprobs
+from editorbot.export.runtime import SongInputs, load_policy, song_logprobs
+from editorbot.export.walk import plan_analysis
 from editorbot.training.data.synth import synth_song, write_song
 
 RATIOS = (0.5, 0.75, 1.0, 1.25, 1.5)

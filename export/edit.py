@@ -1,7 +1,7 @@
 """The ``edit`` pipeline: audio file -> plan -> audio, exports and plot.
 
 ``edit_file(request, out, policy, ...)`` analyses the file, lets the policy
-decide (``export.runtime.plan_analysis``: a policy walk, or with a target
+decide (``export.walk.plan_analysis``: a policy walk, or with a target
 duration the length-constrained search), writes the plan, renders the edit
 from the already decoded audio, writes the requested exports and the
 before/after plot, and returns an ``EditReport``. ``load_model`` gives the
@@ -112,7 +112,7 @@ def edit_file(
     """Analyse, decide, write the plan, render, export and plot.
 
     Without a target the edit keeps at least ``request.min_keep`` of the
-    source (``export.runtime.WalkRules``). The render is turned down to peak
+    source (``export.walk.WalkRules``). The render is turned down to peak
     at most ``engine.render.PEAK_CEILING_DB`` before the plan is written (the
     plan records it: ``engine.render.stage_gain``). The audio keeps the
     source's sample format unless ``request.subtype`` names one
@@ -158,7 +158,7 @@ def edit_file(
     from editorbot.engine.plan import save_plan
     from editorbot.engine.progress import stage_bar
     from editorbot.engine.render import render_plan, stage_gain
-    from editorbot.export.runtime import plan_analysis
+    from editorbot.export.walk import plan_analysis
 
     src = os.path.abspath(os.fspath(request.audio))
     exports = request.exports

@@ -129,7 +129,7 @@ class EditRequest:
         Audio format of a server job's output (``JOB_AUDIO_FORMATS``).
     min_keep:
         Without a target, the edit keeps at least this share of the source's
-        length (0..1; ``export.runtime.WalkRules``).
+        length (0..1; ``export.walk.WalkRules``).
     subtype:
         Sample format of the edited audio (``SAMPLE_FORMATS``; None: the
         source's).

@@ -23,7 +23,7 @@ Two searches over the same move set and the same splice continuity cost:
   Score = policy log-probability - ``splice_weight`` x splice cost.
   SPEED changes the length by a non-integer factor and is left out.
   Given a splice budget (``retime(max_splice_cost=)``, the pure DP's cost
-  in ``export.runtime.plan_analysis``), the weight is raised step by step
+  in ``export.walk.plan_analysis``), the weight is raised step by step
   (``SPLICE_WEIGHT_STEPS``) until the walk splices no worse than the
   budget; the last step is large enough to make splice cost decide and the
   policy only break ties, so the policy never buys its preferences with

@@ -15,7 +15,8 @@ from editorbot.engine.features import feature_names
 from editorbot.engine.plan import beat_spans, plan_from_actions
 from editorbot.engine.render import render_plan
 from editorbot.export.retime import SpliceCost, protected_beats, retime, tail_guard, walk_splice_cost
-from editorbot.export.runtime import OnnxPolicy, SongInputs, plan_analysis, song_logprobs
+from editorbot.export.runtime import OnnxPolicy, SongInputs, song_logprobs
+from editorbot.export.walk import plan_analysis
 from tests.export import median_beat_s, song_analysis, tiny_model
 
 logger = logging.getLogger(__name__)

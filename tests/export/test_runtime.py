@@ -24,9 +24,9 @@ from editorbot.export.runtime import (
     evaluate,
     load_policy,
     policy_inputs,
-    policy_walk,
     song_logprobs,
 )
+from editorbot.export.walk import policy_walk
 from tests.export import scratch, song_analysis, tiny_agent, tiny_model
 
 logger = logging.getLogger(__name__)
@@ -161,7 +161,7 @@ def test_plans_carry_the_policys_confidence_into_actions_and_markers(target: flo
     every action's confidence, and each marker's name ends with its action's as a percentage."""
     from editorbot.engine.actions import action_label
     from editorbot.engine.plan import marker_name
-    from editorbot.export.runtime import plan_analysis, walk_confidence
+    from editorbot.export.walk import plan_analysis, walk_confidence
 
     model, _ = tiny_model()
     policy = OnnxPolicy(model, device="cpu")

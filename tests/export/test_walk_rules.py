@@ -1,4 +1,4 @@
-"""The rules every policy edit keeps (export.runtime.WalkRules, the length
+"""The rules every policy edit keeps (export.walk.WalkRules, the length
 search's move set, edit_file's gain staging and sample format): against
 policies that push the other way, and through the CLI on a PCM_16 file."""
 
@@ -14,13 +14,8 @@ from editorbot.engine.plan import load_plan, plan_from_actions
 from editorbot.engine.render import PEAK_CEILING_DB, render_plan
 from editorbot.engine.sanity import check_edit
 from editorbot.export.retime import retime
-from editorbot.export.runtime import (
-    OnnxPolicy,
-    SongInputs,
-    policy_walk,
-    song_logprobs,
-    walk_rules,
-)
+from editorbot.export.runtime import OnnxPolicy, SongInputs, song_logprobs
+from editorbot.export.walk import policy_walk, walk_rules
 from tests.export import scratch, song_analysis, song_file, tiny_model
 
 
