@@ -146,7 +146,8 @@ def run(args: argparse.Namespace) -> int:
     signal.signal(signal.SIGINT, on_signal)
     spool_thread = None
     if args.spool:
-        from editorbot.bridge.spool import edit_handler, start_spool_thread
+        from editorbot.bridge.spool import start_spool_thread
+        from editorbot.bridge.spool_edit import edit_handler
 
         spool_thread = start_spool_thread(
             args.spool, edit_handler, stop=stop, submit=server.run_on_worker, allowed_roots=roots
