@@ -17,7 +17,10 @@ spectrum, 24-band-per-octave triangular filters from 30 Hz to 17 kHz
 positive first difference.
 
 The LSTM runs in numba, one pass over the song (it is causal: its first
-second or two, before the state settles, mark beats weakly).
+second or two, before the state settles, mark beats weakly); the input
+side of its gates, the convolution and the front end are computed for the
+whole song at once, so that only the 150 x 600 recurrent product is left
+inside the loop over frames.
 """
 
 from __future__ import annotations
@@ -41,6 +44,7 @@ FPS = SR / HOP
 BANDS_PER_OCTAVE = 24
 FMIN_HZ, FMAX_HZ, FREF_HZ = 30.0, 17000.0, 440.0
 DEFAULT_MODEL = 1
+FEATURE_BLOCK = 1024  # frames per block of the front end
 
 
 class ActivationUnavailable(RuntimeError):
@@ -159,71 +163,100 @@ def features(mono: np.ndarray) -> np.ndarray:
         padded, shape=(n_frames, FRAME), strides=(HOP * padded.itemsize, padded.itemsize)
     )
     window = np.hanning(FRAME).astype(np.float32)
-    mag = np.abs(sfft.rfft(frames * window, axis=1, workers=1)[:, : FRAME >> 1]).astype(np.float32)
-    spec = np.log10(mag @ _filterbank() + 1.0)
+    fb = _filterbank()
+    spec = np.empty((n_frames, fb.shape[1]), dtype=np.float32)
+    # In blocks that stay in cache: one array of every windowed frame and
+    # its spectrum would be ~150 MB for a 4-minute song, and allocating it
+    # cost more than the FFTs.
+    for start in range(0, n_frames, FEATURE_BLOCK):
+        block = frames[start : start + FEATURE_BLOCK] * window
+        mag = np.abs(sfft.rfft(block, axis=1, workers=1)[:, : FRAME >> 1])
+        np.matmul(mag, fb, out=spec[start : start + len(block)])
+    np.log10(spec + 1.0, out=spec)
     diff = np.zeros_like(spec)
     np.maximum(spec[1:] - spec[:-1], 0.0, out=diff[1:])
     return np.hstack([spec, diff])
 
 
 @njit(cache=True, fastmath=True)
-def _lstm(x: np.ndarray, w_ih: np.ndarray, w_hh: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """One LSTM layer (torch's gate order i, f, g, o) over ``x (batch, time, in)`` from a zero state; ``(batch, time, hidden)``."""
-    n_b, n_t, n_in = x.shape
-    hidden = w_hh.shape[1]
-    gates_in = (x.reshape(n_b * n_t, n_in) @ w_ih.T).reshape(n_b, n_t, 4 * hidden)
-    w_hh_t = np.ascontiguousarray(w_hh.T)
-    h = np.zeros((n_b, hidden), dtype=np.float32)
-    c = np.zeros((n_b, hidden), dtype=np.float32)
-    out = np.empty((n_b, n_t, hidden), dtype=np.float32)
+def _conv_pool(x: np.ndarray, w: np.ndarray, bias: np.ndarray) -> np.ndarray:
+    """BeatNet's 1-D convolution over the 272 inputs, ReLU and max-pool by 2: ``(T, channels, n_pool)``.
+
+    ``x`` ``(T, n_in)``, ``w`` ``(channels, taps)``, ``bias`` ``(channels,)``.
+    """
+    n_t, n_in = x.shape
+    n_ch, k = w.shape
+    n_pool = (n_in - k + 1) // 2
+    out = np.empty((n_t, n_ch, n_pool), dtype=np.float32)
     for t in range(n_t):
-        g = h @ w_hh_t
-        for j in range(n_b):
-            for u in range(hidden):
-                gi = g[j, u] + gates_in[j, t, u] + b[u]
-                gf = g[j, hidden + u] + gates_in[j, t, hidden + u] + b[hidden + u]
-                gg = g[j, 2 * hidden + u] + gates_in[j, t, 2 * hidden + u] + b[2 * hidden + u]
-                go = g[j, 3 * hidden + u] + gates_in[j, t, 3 * hidden + u] + b[3 * hidden + u]
-                i = 1.0 / (1.0 + np.exp(-gi))
-                f = 1.0 / (1.0 + np.exp(-gf))
-                o = 1.0 / (1.0 + np.exp(-go))
-                cc = f * c[j, u] + i * np.tanh(gg)
-                c[j, u] = cc
-                hh = o * np.tanh(cc)
-                h[j, u] = hh
-                out[j, t, u] = hh
+        for ch in range(n_ch):
+            for p in range(n_pool):
+                a = bias[ch]
+                b = bias[ch]
+                for j in range(k):
+                    a += w[ch, j] * x[t, 2 * p + j]
+                    b += w[ch, j] * x[t, 2 * p + 1 + j]
+                out[t, ch, p] = max(a, b, np.float32(0.0))
+    return out
+
+
+@njit(cache=True, fastmath=True)
+def _lstm(gates_in: np.ndarray, w_hh_t: np.ndarray) -> np.ndarray:
+    """One LSTM layer (torch's gate order i, f, g, o) from a zero state: ``(T, hidden)``.
+
+    ``gates_in`` ``(T, 4 * hidden)`` is the input's share of the gates with
+    both biases added (one matrix product for the whole song, outside the
+    recurrence); ``w_hh_t`` ``(hidden, 4 * hidden)`` the recurrent weights,
+    transposed, so that the recurrent product is a run of contiguous
+    multiply-adds the compiler vectorises.
+    """
+    n_t, four_h = gates_in.shape
+    hidden = four_h // 4
+    h = np.zeros(hidden, dtype=np.float32)
+    c = np.zeros(hidden, dtype=np.float32)
+    out = np.empty((n_t, hidden), dtype=np.float32)
+    g = np.empty(four_h, dtype=np.float32)
+    # One sigmoid pass over every gate: tanh(x) = 2 sigmoid(2x) - 1 for the cell input.
+    scale = np.ones(four_h, dtype=np.float32)
+    scale[2 * hidden : 3 * hidden] = 2.0
+    one, two = np.float32(1.0), np.float32(2.0)
+    for t in range(n_t):
+        for u in range(four_h):
+            g[u] = gates_in[t, u]
+        for j in range(hidden):
+            hj = h[j]
+            for u in range(four_h):
+                g[u] += hj * w_hh_t[j, u]
+        for u in range(four_h):
+            g[u] = one / (one + np.exp(-scale[u] * g[u]))
+        for u in range(hidden):
+            cc = g[hidden + u] * c[u] + g[u] * (two * g[2 * hidden + u] - one)
+            c[u] = cc
+            hh = g[3 * hidden + u] * (two / (one + np.exp(-two * cc)) - one)
+            h[u] = hh
+            out[t, u] = hh
     return out
 
 
 def network(feats: np.ndarray, weights: dict[str, np.ndarray]) -> np.ndarray:
     """``(batch, time, 3)`` softmax (beat, downbeat, no beat) of BeatNet's CRNN over ``feats (batch, time, 272)``."""
-    n_b, n_t, n_in = feats.shape
-    x = feats.reshape(-1, n_in)
-    k = weights["conv1.weight"].shape[-1]
-    n_out = n_in - k + 1
-    w = weights["conv1.weight"][:, 0]
-    conv = np.empty((x.shape[0], w.shape[0], n_out), dtype=np.float32)
-    for ch in range(w.shape[0]):
-        acc = np.full((x.shape[0], n_out), weights["conv1.bias"][ch], dtype=np.float32)
-        for j in range(k):
-            acc += w[ch, j] * x[:, j : j + n_out]
-        conv[:, ch] = acc
-    conv = np.maximum(conv, 0.0)
-    n_pool = conv.shape[2] // 2
-    pooled = conv[:, :, : 2 * n_pool].reshape(conv.shape[0], conv.shape[1], n_pool, 2).max(axis=3)
-    h = pooled.reshape(pooled.shape[0], -1) @ weights["linear0.weight"].T + weights["linear0.bias"]
-    h = h.reshape(n_b, n_t, -1).astype(np.float32)
-    for layer in (0, 1):
-        h = _lstm(
-            np.ascontiguousarray(h),
-            np.ascontiguousarray(weights[f"lstm.weight_ih_l{layer}"]),
-            np.ascontiguousarray(weights[f"lstm.weight_hh_l{layer}"]),
-            (weights[f"lstm.bias_ih_l{layer}"] + weights[f"lstm.bias_hh_l{layer}"]).astype(np.float32),
-        )
-    logits = h @ weights["linear.weight"].T + weights["linear.bias"]
-    logits -= logits.max(axis=2, keepdims=True)
-    e = np.exp(logits)
-    return e / e.sum(axis=2, keepdims=True)
+    out = []
+    for x in np.asarray(feats, dtype=np.float32):
+        pooled = _conv_pool(np.ascontiguousarray(x), weights["conv1.weight"][:, 0], weights["conv1.bias"])
+        h = pooled.reshape(len(x), -1) @ weights["linear0.weight"].T + weights["linear0.bias"]
+        for layer in (0, 1):
+            gates = h @ weights[f"lstm.weight_ih_l{layer}"].T + (
+                weights[f"lstm.bias_ih_l{layer}"] + weights[f"lstm.bias_hh_l{layer}"]
+            )
+            h = _lstm(
+                np.ascontiguousarray(gates, dtype=np.float32),
+                np.ascontiguousarray(weights[f"lstm.weight_hh_l{layer}"].T),
+            )
+        logits = h @ weights["linear.weight"].T + weights["linear.bias"]
+        logits -= logits.max(axis=1, keepdims=True)
+        e = np.exp(logits)
+        out.append(e / e.sum(axis=1, keepdims=True))
+    return np.stack(out).astype(np.float32)
 
 
 def activations(mono: np.ndarray, model: int = DEFAULT_MODEL) -> np.ndarray:
