@@ -341,6 +341,8 @@ class DemucsSeparator(Separator):
     note: str | None = None
     weights: WeightFiles | None = field(default=None, init=False)
 
+    kind = "demucs"
+
     def __post_init__(self) -> None:
         if self.model is None:
             if not demucs_available():
