@@ -125,6 +125,22 @@ def test_demucs_without_weights_names_the_folder(song, tmp_path, capsys):
     assert line.startswith(f"editorbot: {weights}: no demucs weights") and "htdemucs.yaml" in line
 
 
+def test_model_dir_with_a_damaged_model_file_names_it(song, tmp_path, capsys):
+    pytest.importorskip("demucs")
+    weights = tmp_path / "weights"
+    weights.mkdir()
+    (weights / "htdemucs.yaml").write_text("models: ['955717e8']\n")
+    damaged = weights / "955717e8-8726e21a.th"
+    damaged.write_bytes(b"\0" * 4096)  # e.g. a download cut short
+    args = ["stems", str(song), "-o", str(tmp_path / "out"), "--separator", "demucs", "--model-dir", str(weights)]
+    assert main(args) == 2
+    assert one_error_line(capsys) == (
+        f"editorbot: {damaged}: checksum mismatch: the name says sha256 8726e21a..., the file's is "
+        "ad7facb2...; it is damaged or incomplete, copy it again"
+    )
+    assert not (tmp_path / "out").exists()
+
+
 def test_bad_audio_and_output(tmp_path, song, capsys):
     text = tmp_path / "notes.txt"
     text.write_text("hello")

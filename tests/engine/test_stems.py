@@ -243,8 +243,23 @@ def test_bag_naming_a_missing_model_and_bad_checksum(small_htdemucs, tmp_path):
     data = bytearray(path.read_bytes())
     data[-100] ^= 0xFF
     path.write_bytes(bytes(data))
-    with pytest.raises(BadInput, match="Invalid checksum"):
+    with pytest.raises(BadInput) as err:
         DemucsSeparator(tmp_path)
+    checksum = path.stem.split("-")[1]
+    assert str(err.value).startswith(f"{path}: checksum mismatch: the name says sha256 {checksum}..., the file's is ")
+    assert "\n" not in str(err.value)
+
+
+def test_bag_under_its_own_name_loads(small_htdemucs, tmp_path, one_thread):
+    """A folder holding htdemucs_ft.yaml (say) and its files is that bag, with no htdemucs.yaml beside it."""
+    from editorbot.engine.demucs_separator import DemucsSeparator
+
+    first = save_like_demucs(small_htdemucs, tmp_path, "0badc0de", bag="mybag")
+    second = save_like_demucs(small_htdemucs, tmp_path, "1badc0de", bag="mybag")
+    (tmp_path / "mybag.yaml").write_text("models: ['0badc0de', '1badc0de']\n")
+    sep = DemucsSeparator(tmp_path)
+    assert sep.name == "demucs mybag" and sep.weights.files == [first, second]
+    assert type(sep.model).__name__ == "BagOfModels"
 
 
 # --------------------------------------------------------------------------- cache and features
