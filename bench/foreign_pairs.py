@@ -5,7 +5,7 @@
 For each of the first ``--songs`` tracks of a corpus half (``bench/corpus.py``:
 ``dev`` for training, ``test`` for held-out evaluation), an excerpt of
 ``--excerpt`` seconds (from ``--start`` seconds in) is written as the raw
-song, the foreign editor edits it (its own splicer, pedalboard effects at
+song (at 44.1 kHz, resampled where the track is not), the foreign editor edits it (its own splicer, pedalboard effects at
 off-grid settings, chorus and phaser outside the vocabulary, peak
 normalisation, some mp3 round trips) once per seed, and label inference
 (``training.labels.infer.infer_pair``) reads the plan back from the
@@ -17,6 +17,9 @@ normalisation, some mp3 round trips) once per seed, and label inference
   ``"inferred"``, so the learned renderer is trained on what a user would
   have: a pair and the plan inference finds;
 - ``foreign_events``: the editor's own truth (for reference only);
+- ``keep_unchanged``: false: the editor's peak normalisation and mp3 round
+  trips change KEEP spans too, so ``train supervised`` does not hold the
+  model's KEEP frames to the plan's render (its edit-consistency loss);
 - ``original``: the corpus track id and the sha256 of its file (pairs of one
   song stay on one side of a train/validation split).
 
@@ -46,6 +49,8 @@ from editorbot.training.data.pairs import LABEL_SCHEMA, RAW_BIT_DEPTH, ensure_la
 log = logging.getLogger("bench.foreign_pairs")
 
 STYLE = "foreign"
+#: Every raw excerpt is written at this rate (the corpus has 44.1 and 48 kHz tracks).
+SAMPLE_RATE = 44100
 
 
 def pair_name(track: Track, seed: int) -> str:
@@ -68,6 +73,11 @@ def make_pair(track: Track, seed: int, out_dir: str, *, start_s: float, excerpt_
     y = audio.samples[:, int(start_s * sr) : int((start_s + excerpt_s) * sr)]
     if y.shape[0] == 1:
         y = np.repeat(y, 2, axis=0)
+    if sr != SAMPLE_RATE:  # one rate per pair folder: a model trains and renders at one rate
+        import soxr
+
+        y = soxr.resample(np.ascontiguousarray(y.T), sr, SAMPLE_RATE, quality="HQ").T
+        sr = SAMPLE_RATE
     if not os.path.exists(raw_path):
         write_audio(raw_path, y[:2], sr, bit_depth=RAW_BIT_DEPTH)
     raw = load_audio(raw_path)  # what the renderer will read: 24-bit
@@ -91,6 +101,8 @@ def make_pair(track: Track, seed: int, out_dir: str, *, start_s: float, excerpt_
         "raw": f"input/{name}_raw.wav",
         "edit": f"desired_output/{name}_edit.wav",
         "plan_source": "inferred",
+        # the editor's peak normalisation and mp3 round trips touch every span, KEEP included
+        "keep_unchanged": False,
         "match": float(result.match),
         "original": {"file": track.track_id, "sha256": sha256_file(track.path), "start_s": start_s},
         "foreign_events": events_doc,

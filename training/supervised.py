@@ -51,7 +51,16 @@ from editorbot.engine.render import RenderResult
 from editorbot.training.config import SupervisedConfig
 from editorbot.training.distributed import Distributed, finish_distributed, setup_training
 from editorbot.training.losses import edit_consistency, l1_log_mel, magnitude, multiscale_stft
-from editorbot.training.models.supervised import EditSoundModel, FrameLabels, GainModel, frame_labels, label_tensors
+from editorbot.training.models.supervised import (
+    GAIN_UNIT_DB,
+    EditSoundModel,
+    FrameLabels,
+    GainModel,
+    apply_output,
+    frame_labels,
+    label_tensors,
+    output_width,
+)
 from editorbot.training.run_state import (
     StopFlag,
     gather_rng_states,
@@ -178,7 +187,8 @@ def load_song_pair(label_path: str | os.PathLike, data_dir: str | os.PathLike | 
         raw=raw[:n],
         target=target[:n],
         labels=frame_labels(plan, 1 + n // hop, hop / sr),
-        consistency=STUDIO_SCOPE_OF.get(str(doc.get("style")), "") != "all",
+        # a label file may say whether the editor leaves KEEP spans as the plan renders them
+        consistency=bool(doc.get("keep_unchanged", STUDIO_SCOPE_OF.get(str(doc.get("style")), "") != "all")),
     )
 
 
@@ -250,15 +260,16 @@ def predict_gain_db(
     model: GainModel, base_log_mel: Tensor, raw_log_mel: Tensor, labels: FrameLabels,
     *, chunk_frames: int | None = None, overlap_frames: int | None = None,
 ) -> Tensor:
-    """Gain in dB ``(T, n_mels)`` for a whole timeline, in overlapping chunks cross-faded linearly.
+    """The network's output for a whole timeline, in overlapping chunks cross-faded linearly.
 
-    ``base_log_mel``, ``raw_log_mel``: ``(T, n_mels)``.
+    ``base_log_mel``, ``raw_log_mel``: ``(T, n_mels)``. Returns gain in dB
+    ``(T, n_mels)`` (``(T, 2 n_mels)``, gain then raw-mix weight, with ``cfg.raw_mix``).
     """
     cfg = model.cfg
     chunk = chunk_frames or cfg.chunk_frames
     overlap = cfg.overlap_frames if overlap_frames is None else overlap_frames
     n = base_log_mel.shape[0]
-    out = torch.zeros_like(base_log_mel)
+    out = torch.zeros(n, output_width(cfg))
     weight = torch.zeros(n, 1)
     step = max(1, chunk - overlap)
     starts = list(range(0, max(1, n - overlap), step))
@@ -281,7 +292,7 @@ def predict_gain_db(
 
 
 def render_learned(plan: EditPlan, samples: np.ndarray, sample_rate: int, model: GainModel) -> np.ndarray:
-    """The learned render: the DSP render of ``plan`` with the model's gains applied to its STFT.
+    """The learned render: the DSP render of ``plan`` with the model's gains (and raw mix) applied to its STFT.
 
     Parameters
     ----------
@@ -312,11 +323,11 @@ def render_learned(plan: EditPlan, samples: np.ndarray, sample_rate: int, model:
         _, base_lm, raw_lm = fe.features(torch.from_numpy(_mono(base))[None], torch.from_numpy(_mono(raw))[None])
         labels = frame_labels(plan, base_lm.shape[1], fe.hop_s)
         gain = predict_gain_db(model, base_lm[0], raw_lm[0], labels)
-        lin = fe.linear_gain(gain[None])  # (1, n_bins, T)
         out = np.empty_like(base)
         for c in range(base.shape[0]):
             spec = fe.stft(torch.from_numpy(base[c])[None])
-            out[c] = fe.istft(spec * lin, n)[0].numpy()
+            raw_spec = fe.stft(torch.from_numpy(raw[c])[None]) if model.cfg.raw_mix else None
+            out[c] = apply_output(fe, model.cfg, spec, gain[None], n, raw_spec)[1][0].numpy()
     return out
 
 
@@ -411,12 +422,16 @@ def compute_losses(
     with autocast():
         gain = net(base_lm, raw_lm, *batch.labels)
     gain = gain.float()
-    out_spec, out_wave = model.masked(spec, gain, n)
+    raw_spec = model.frontend.stft(batch.raw) if cfg.raw_mix else None
+    out_spec, out_wave = model.masked(spec, gain, n, raw_spec)
     target_lm = model.frontend.log_mel(magnitude(model.frontend.stft(batch.target)))
+    consistency = edit_consistency(gain[..., : cfg.n_mels], batch.keep)
+    if cfg.raw_mix:  # KEEP frames hold the base: no raw mixed in either (a weight of 1 counts as GAIN_UNIT_DB)
+        consistency = consistency + edit_consistency(gain[..., cfg.n_mels :] * GAIN_UNIT_DB, batch.keep)
     losses = {
         "l1_loss": l1_log_mel(model.frontend.log_mel(magnitude(out_spec)), target_lm),
         "msstft_loss": multiscale_stft(out_wave, batch.target),
-        "consistency_loss": edit_consistency(gain, batch.keep),
+        "consistency_loss": consistency,
     }
     losses["total_loss"] = (
         cfg.l1_weight * losses["l1_loss"]

@@ -139,13 +139,19 @@ def test_frame_labels_follow_the_plan(studio_data: dict[str, Path]) -> None:
     assert labels.keep.any() and not labels.keep.all()
 
 
-def test_untrained_model_renders_the_dsp_plan(studio_data: dict[str, Path]) -> None:
-    """The decoder starts at 0 dB: the learned render is the DSP render up to the STFT round trip."""
+@pytest.mark.parametrize("raw_mix", [False, True], ids=["gain", "gain+raw"])
+def test_untrained_model_renders_the_dsp_plan(studio_data: dict[str, Path], raw_mix: bool) -> None:
+    """The decoder starts at 0 dB (and no raw mixed in): the learned render is the DSP render up to the STFT round trip."""
     label = str(sorted((studio_data["test"] / "labels").glob("*.json"))[0])
-    model = EditSoundModel(SupervisedConfig(**TINY), 44100).eval()
+    model = EditSoundModel(SupervisedConfig(**TINY, raw_mix=raw_mix), 44100).eval()
     r = pair_renders(label, model)
     assert r["learned"].shape == r["dsp"].shape
     assert np.abs(r["learned"] - r["dsp"]).max() < 1e-4
+    if raw_mix:  # a raw-mix weight of 1 everywhere gives the structural re-sequencing of the raw audio
+        with torch.no_grad():
+            model.decoder.head.bias[TINY["n_mels"] :] = 1.0
+        r = pair_renders(label, model)
+        assert np.abs(r["learned"] - r["raw"]).max() < 1e-4
 
 
 def test_split_is_by_song(studio_data: dict[str, Path], tmp_path: Path) -> None:
