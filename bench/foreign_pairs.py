@@ -17,9 +17,6 @@ normalisation, some mp3 round trips) once per seed, and label inference
   ``"inferred"``, so the learned renderer is trained on what a user would
   have: a pair and the plan inference finds;
 - ``foreign_events``: the editor's own truth (for reference only);
-- ``keep_unchanged``: false: the editor's peak normalisation and mp3 round
-  trips change KEEP spans too, so ``train supervised`` does not hold the
-  model's KEEP frames to the plan's render (its edit-consistency loss);
 - ``original``: the corpus track id and the sha256 of its file (pairs of one
   song stay on one side of a train/validation split).
 
@@ -101,8 +98,6 @@ def make_pair(track: Track, seed: int, out_dir: str, *, start_s: float, excerpt_
         "raw": f"input/{name}_raw.wav",
         "edit": f"desired_output/{name}_edit.wav",
         "plan_source": "inferred",
-        # the editor's peak normalisation and mp3 round trips touch every span, KEEP included
-        "keep_unchanged": False,
         "match": float(result.match),
         "original": {"file": track.track_id, "sha256": sha256_file(track.path), "start_s": start_s},
         "foreign_events": events_doc,

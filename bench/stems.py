@@ -22,8 +22,9 @@ Speed: prints the real-time factor (seconds of audio per second of processing; a
 - demucs: an HTDemucs of the default size (the real architecture, about 27 M
   parameters) with random weights, which costs exactly what trained weights
   cost; ``--demucs-seconds`` times it on the song's first seconds only;
-- a 4-stem chain (compressor + high-pass on drums, low shelf + compressor on
-  bass, reverb + delay on vocals, chorus + low-pass on other, mix gains).
+- a stem chain (compressor + high-pass on drums, low shelf + compressor on
+  bass, reverb + delay on vocals, chorus + low-pass on other, mix gains) over
+  the stems the built-in separator offers (drums, other).
 
     .venv/bin/python bench/stems.py [--duration S] [--demucs-seconds S] [--threads N] [--device cuda]
         [--sdr-songs N] [--sdr-seconds S] [--corpus-songs N] [--model-dir D] [--skip-speed]
@@ -227,7 +228,7 @@ def main() -> None:
 
     chain = parse_chain(CHAIN)
     chain_s, _ = best_of(lambda: chain(stems, sr), args.repeats)
-    line("4-stem chain + mix", audio_s, chain_s)
+    line(f"{len(stems)}-stem chain + mix", audio_s, chain_s)  # the chain's boards for the stems the separator offers
 
     if args.skip_demucs:
         return

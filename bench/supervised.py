@@ -28,7 +28,7 @@ worse there), per song and on average, the ratio learned/dsp (goal <= 0.5)
 and the model size and training time. Pairs already in ``--out`` are reused.
 
     .venv/bin/python bench/supervised.py [--data foreign|studio] [--songs 12] [--seeds 2] [--test-songs 6]
-        [--excerpt 30] [--minutes 8] [--dim 64] [--layers 2] [--out DIR]
+        [--excerpt 30] [--minutes 8] [--dim 64] [--layers 2] [--raw-mix] [--out DIR]
 """
 
 from __future__ import annotations
@@ -131,8 +131,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--layers", type=int, default=2, help="blocks in each of encoder and decoder (default 2)")
     p.add_argument("--crop-s", type=float, default=1.5, help="training crop length in seconds (default 1.5)")
     p.add_argument("--lr", type=float, default=2e-3, help="learning rate (default 2e-3)")
-    p.add_argument("--gain-only", action="store_true",
-                   help="a per-band gain only (SupervisedConfig.raw_mix off; default: gain and raw mix)")
+    p.add_argument("--raw-mix", action="store_true",
+                   help="the decoder also mixes in the raw re-sequencing per band (SupervisedConfig.raw_mix)")
     p.add_argument("--batch-size", type=int, default=8, help="crops per step (default 8)")
     p.add_argument("--threads", type=int, default=2, help="torch threads (default 2)")
     p.add_argument("--out", help="work folder; pairs already there are reused (default: a temporary one)")
@@ -157,7 +157,7 @@ def main(argv: list[str] | None = None) -> int:
 
     cfg = SupervisedConfig(encoder_dim=args.dim, decoder_dim=args.dim, n_layers=args.layers, n_heads=4,
                            lr=args.lr, dropout=0.0, patience=4, epochs=200, checkpoint_every=100, val_fraction=0.2,
-                           crop_s=args.crop_s, raw_mix=not args.gain_only, batch_size=args.batch_size)
+                           crop_s=args.crop_s, raw_mix=args.raw_mix, batch_size=args.batch_size)
     songs = load_song_pairs(data_dir, quiet=True)
     train_songs, val_songs = split_by_song(songs, cfg.val_fraction, cfg.seed)
     t = time.perf_counter()
@@ -168,7 +168,7 @@ def main(argv: list[str] | None = None) -> int:
     rows = evaluate(test_dir, os.path.join(save_dir, "best.pt"))
     print(f"pairs: {what}; {len(train_songs)} train / {len(val_songs)} val pairs (split by song), "
           f"{len(rows)} test pairs; made or found in {data_s:.0f} s")
-    output = "per-band gain" if args.gain_only else "per-band gain and raw mix"
+    output = "per-band gain and raw mix" if args.raw_mix else "per-band gain"
     print(f"model: {output}, dim {args.dim}, {args.layers}+{args.layers} layers, {n_params / 1e3:.0f} k parameters; "
           f"trained {result['step']} steps, {result['epoch']} epochs in {train_s / 60:.1f} min on {args.threads} "
           f"threads{' (early stop)' if result['stopped_early'] else ''}; best val/total_loss "

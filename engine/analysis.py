@@ -92,7 +92,7 @@ class Analysis:
     grid : Grid
         tempo, beat times (s), downbeat and phrase-start beat indices.
     features : np.ndarray
-        ``(n_beats, n_features)`` float32, 109 columns (121 with stems).
+        ``(n_beats, n_features)`` float32, 109 columns (3 more per stem with stems: 115 builtin, 121 demucs).
     feature_names : list[str]
         ``n_features`` column names.
     sha256 : str

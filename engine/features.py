@@ -694,8 +694,8 @@ def beat_features(
     Returns
     -------
     np.ndarray
-        ``(n_beats, 109)`` float32, or ``(n_beats, 121)`` with ``stems``; column
-        ``k`` is ``feature_names(stems is not None)[k]``.
+        ``(n_beats, 109)`` float32, plus 3 per stem with ``stems``; column
+        ``k`` is ``feature_names(stems=<the stem column names>)[k]``.
     """
     sr, n_fft, hop = spec.sr, spec.n_fft, spec.hop_length
     if (sr, n_fft, hop, spec.mel_db.shape[0]) != (

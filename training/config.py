@@ -44,7 +44,7 @@ class AgentConfig:
     ----------
     in_dim:
         Per-beat audio feature columns, ``len(engine.features.feature_names())``
-        (109 without stems, 121 with).
+        (109 without stems; 115 or 121 with, by separator).
     n_done_feats:
         Columns of a ``done`` row (``engine.observation.DONE_LAYOUT``, 26).
     n_pos_feats:

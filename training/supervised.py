@@ -187,8 +187,7 @@ def load_song_pair(label_path: str | os.PathLike, data_dir: str | os.PathLike | 
         raw=raw[:n],
         target=target[:n],
         labels=frame_labels(plan, 1 + n // hop, hop / sr),
-        # a label file may say whether the editor leaves KEEP spans as the plan renders them
-        consistency=bool(doc.get("keep_unchanged", STUDIO_SCOPE_OF.get(str(doc.get("style")), "") != "all")),
+        consistency=STUDIO_SCOPE_OF.get(str(doc.get("style")), "") != "all",
     )
 
 
