@@ -154,6 +154,27 @@ def test_untrained_model_renders_the_dsp_plan(studio_data: dict[str, Path], raw_
         assert np.abs(r["learned"] - r["raw"]).max() < 1e-4
 
 
+def test_an_inferred_plan_may_miss_the_edit_length_by_a_little(tmp_path: Path) -> None:
+    """Another editor's splices are not reproduced to the sample by the plan label inference finds."""
+    from editorbot.engine.errors import BadInput
+    from editorbot.training.supervised import load_song_pair
+
+    rec = make_synth_pair(3, "studio_edits", tmp_path, 8.0)
+    edit = load_audio(rec.edit_path)
+    short = edit.samples[:, : int(0.98 * edit.samples.shape[1])]
+    write_audio(rec.edit_path, short, edit.sample_rate)
+    with pytest.raises(BadInput, match="the plan renders"):
+        load_song_pair(rec.label_path)
+    doc = json.loads(Path(rec.label_path).read_text())
+    Path(rec.label_path).write_text(json.dumps({**doc, "plan_source": "inferred"}))
+    song = load_song_pair(rec.label_path)
+    assert song.n_samples == short.shape[1] == song.target.shape[0] == song.raw.shape[0]
+    np.testing.assert_allclose(song.target, short.mean(axis=0), atol=1e-6)
+    write_audio(rec.edit_path, edit.samples[:, : int(0.9 * edit.samples.shape[1])], edit.sample_rate)
+    with pytest.raises(BadInput, match="the plan renders"):  # 10 % is more than an editor's overlaps
+        load_song_pair(rec.label_path)
+
+
 def test_split_is_by_song(studio_data: dict[str, Path], tmp_path: Path) -> None:
     songs = load_song_pairs(studio_data["data"], quiet=True)
     train_songs, val_songs = split_by_song(songs, 0.2, 0)
