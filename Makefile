@@ -97,7 +97,9 @@ bench-quality: $(STAMP)
 		--train-seed 1000 --test-seed 900000 --duration 40 --bc-epochs 25 --bc-lr 3e-3 --ppo-updates 6 \
 		--hidden 64 --layers 2 --heads 4 --kernel 17 --value-hidden 32 --value-heads 4
 
+# Foreign-editor pairs of real corpus songs (bench/foreign_pairs.py), plans from label inference.
 bench-supervised: $(STAMP)
+	$(PY) bench/corpus.py
 	$(PY) bench/supervised.py
 
 # GPU inference: onnxruntime-gpu replaces onnxruntime (the two cannot share an

@@ -92,7 +92,7 @@ class Analysis:
     grid : Grid
         tempo, beat times (s), downbeat and phrase-start beat indices.
     features : np.ndarray
-        ``(n_beats, n_features)`` float32, 109 columns (121 with stems).
+        ``(n_beats, n_features)`` float32, 109 columns (3 more per stem with stems: 115 builtin, 121 demucs).
     feature_names : list[str]
         ``n_features`` column names.
     sha256 : str
@@ -293,7 +293,8 @@ def analyze(
     max_duration_s : float
         longest accepted file (seconds).
     stems : bool
-        append the 12 stem columns (``engine.stems.stem_columns``),
+        append 3 columns per stem the separator offers
+        (``engine.stems.stem_columns``, named ``stem_<separator kind>_<stem>_<feature>``),
         from stems separated by ``separator`` (an ``engine.stems.Separator``;
         default ``separator_for("auto")``). Separated stems are cached in
         ``stems/`` inside the feature cache's directory.
@@ -301,7 +302,8 @@ def analyze(
     Returns
     -------
     Analysis
-        ``Analysis`` with ``features (n_beats, 109)`` float32 (121 with ``stems``).
+        ``Analysis`` with ``features (n_beats, 109)`` float32 (115 with ``stems``
+        from the built-in separator, 121 from demucs).
 
     Raises
     ------
@@ -325,7 +327,7 @@ def analyze(
     if float(np.abs(y).max(initial=0.0)) < 10.0 ** (SILENCE_DBFS / 20.0):
         # e.g. a stereo file whose right channel is the inverted left
         raise BadInput(path, "silent when mixed to mono (the channels cancel out)")
-    names = feature_mod.feature_names(stems=stems)
+    names = feature_mod.feature_names()
     config = analysis_config_hash()
     if stems:
         # engine.stems brings pedalboard and the separators (about 0.15 s of
@@ -334,7 +336,11 @@ def analyze(
 
         if separator is None:
             separator = separator_for("auto")
-        config += "-stems-" + hashlib.sha256(separator.cache_id.encode("utf-8")).hexdigest()[:12]
+        stem_names = feature_mod.stem_column_names(separator.kind, separator.stems)
+        names += stem_names
+        # the column names (separator kind, stems offered) and the separator's settings key the cache
+        ident = separator.cache_id + "|" + ",".join(stem_names)
+        config += "-stems-" + hashlib.sha256(ident.encode("utf-8")).hexdigest()[:12]
 
     store = _resolve_cache(cache)
     key = FeatureCache.key(sha256, config)
@@ -372,7 +378,7 @@ def analyze(
 
 
 def _stem_matrix(audio: Audio, sha256: str, grid: Grid, separator, store: FeatureCache | None) -> np.ndarray:
-    """``(n_beats, 12)`` stem columns; the stems are cached next to the feature cache."""
+    """``(n_beats, 3 * n_stems)`` stem columns; the stems are cached next to the feature cache."""
     from editorbot.engine.stems import StemCache, separate_cached, stem_columns  # start-up: see analyze
 
     stem_cache = StemCache(os.path.join(store.directory, "stems")) if store is not None else None

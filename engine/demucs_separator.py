@@ -8,9 +8,10 @@ Three jobs, kept apart as demucs keeps them:
   are demucs' own: a local repo (``htdemucs.yaml`` naming signatures, and
   ``SIG-CHECKSUM.th`` or ``SIG.th`` model packages as demucs' ``save_with_checksum``
   writes them), the HuggingFace export (``htdemucs.yaml`` + ``SIG.safetensors``),
-  or a single ``.th`` / ``.safetensors`` model file. Packages are read by
-  ``demucs.states.load_model`` / ``demucs.hf.load_safetensors_model`` with the
-  checksum checked by ``demucs.repo.check_checksum``; the hub and the legacy
+  or a single ``.th`` / ``.safetensors`` model file. A ``SIG-CHECKSUM.th``
+  file's sha256 must begin with ``CHECKSUM`` (``verify_checksum``; one line
+  naming the file when it does not). Packages are read by
+  ``demucs.states.load_model`` / ``demucs.hf.load_safetensors_model``; the hub and the legacy
   download repo are never constructed, and ``HF_HUB_OFFLINE=1`` is set so
   nothing reached from here can fall back to a download.
 - Applying a model to long audio (``apply_chunked``): overlapping segments of
@@ -139,6 +140,11 @@ def find_weights(model_dir: str | os.PathLike, name: str = DEFAULT_MODEL) -> Wei
                 raise BadInput(f, f"two model files for signature {sig} ({models[sig].name}, {f.name}); keep one")
             models[sig] = f
     bag_file = root / f"{name}.yaml"
+    if not bag_file.is_file():
+        # one bag file under another name (htdemucs_ft.yaml, htdemucs_6s.yaml): that is the model meant
+        bags = sorted(f for f in root.iterdir() if f.is_file() and f.suffix == ".yaml")
+        if len(bags) == 1:
+            bag_file, name = bags[0], bags[0].stem
     if bag_file.is_file():
         import yaml
 
@@ -173,6 +179,28 @@ def find_weights(model_dir: str | os.PathLike, name: str = DEFAULT_MODEL) -> Wei
     return WeightFiles(str(root), sig, [f], [_signature(f)[1]])
 
 
+def verify_checksum(file: Path, checksum: str) -> None:
+    """BadInput (one line naming ``file``) unless the file's sha256 hex digest begins with ``checksum``.
+
+    demucs publishes its weights as ``SIGNATURE-CHECKSUM.th``, ``CHECKSUM``
+    being the first 8 hex digits of the file's sha256 (``demucs.states.save_with_checksum``).
+    """
+    digest = hashlib.sha256()
+    try:
+        with open(file, "rb") as f:
+            for block in iter(lambda: f.read(1 << 20), b""):
+                digest.update(block)
+    except OSError as err:
+        raise BadInput(file, f"cannot read the model file: {err.strerror or err}") from None
+    actual = digest.hexdigest()[: len(checksum)]
+    if actual != checksum.lower():
+        raise BadInput(
+            file,
+            f"checksum mismatch: the name says sha256 {checksum}..., the file's is {actual}...; "
+            "it is damaged or incomplete, copy it again",
+        )
+
+
 def load_model(found: WeightFiles):
     """The model (or ``demucs.apply.BagOfModels``) described by ``found``, in eval mode, on the CPU.
 
@@ -185,16 +213,16 @@ def load_model(found: WeightFiles):
     try:
         from demucs.apply import BagOfModels
         from demucs.hf import load_safetensors_model
-        from demucs.repo import ModelLoadingError, check_checksum
+        from demucs.repo import ModelLoadingError
         from demucs.states import load_model as load_package
     except ImportError as err:
         raise BadInput(None, f"demucs separation needs the stems extra ({err}); {INSTALL_HINT}") from None
 
     models = []
     for file, checksum in zip(found.files, found.checksums):
+        if checksum:
+            verify_checksum(file, checksum)
         try:
-            if checksum:
-                check_checksum(file, checksum)
             if file.suffix == ".safetensors":
                 model = load_safetensors_model(file)
             else:
@@ -340,6 +368,8 @@ class DemucsSeparator(Separator):
     model: Any = field(default=None, repr=False)  # a demucs model or BagOfModels (the optional extra)
     note: str | None = None
     weights: WeightFiles | None = field(default=None, init=False)
+
+    kind = "demucs"
 
     def __post_init__(self) -> None:
         if self.model is None:

@@ -10,7 +10,7 @@ Two implementations produce the same ``(n_beats, n_features)`` matrix, column
 - ``reference_features``: separate librosa calls, each recomputing its own
   STFT, then the same pooling. Kept for tests and as the benchmark baseline.
 
-Column layout (109 without stems, 121 with):
+Column layout (109 without stems; 3 more per stem with them, 121 with demucs' four):
 
 ====================  ====  =====================================================
 block                 cols  content
@@ -25,7 +25,8 @@ rhythmic              5     bar phase sin/cos, tempo deviation, beat strength,
                             downbeat flag
 deltas                52    first differences across beats of the 52 columns
                             above the rhythmic block (row 0 is zero)
-stems                 12    drums/bass/vocals/other x rms, centroid, onset
+stems                 3/stem  rms, centroid, onset per stem the separator offers
+                            (``stem_<separator>_<stem>_<feature>``)
 ====================  ====  =====================================================
 
 Pooling: a beat ``i`` spans ``[beat_times[i], beat_times[i + 1])``; the last
@@ -39,6 +40,8 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import re
+from collections.abc import Sequence
 from functools import lru_cache
 from typing import Any, Protocol
 
@@ -97,7 +100,23 @@ SPECTRAL_NAMES: tuple[str, ...] = (
 )
 RHYTHM_NAMES: tuple[str, ...] = ("beat_phase_sin", "beat_phase_cos", "tempo_deviation", "beat_strength", "downbeat")
 DELTA_NAMES: tuple[str, ...] = tuple(f"delta_{name}" for name in SPECTRAL_NAMES)
-STEM_COLUMN_NAMES: tuple[str, ...] = tuple(f"stem_{s}_{f}" for s in STEM_NAMES for f in STEM_FEATURES)
+
+
+def stem_column_names(separator: str, stems: Sequence[str] = STEM_NAMES) -> tuple[str, ...]:
+    """Names of the stem columns: ``stem_<separator>_<stem>_<feature>`` for each stem given.
+
+    The separator's ``kind`` (``"builtin"``, ``"demucs"``) is part of the name,
+    so columns from different separators never pass for one another. Stems
+    follow ``STEM_NAMES`` order whatever order they are given in.
+    """
+    unknown = [s for s in stems if s not in STEM_NAMES]
+    if unknown or not re.fullmatch(r"[a-z][a-z0-9]*", separator):
+        raise ValueError(f"bad stem column source {separator!r} / stems {list(stems)!r}")
+    return tuple(f"stem_{separator}_{s}_{f}" for s in STEM_NAMES if s in stems for f in STEM_FEATURES)
+
+
+# demucs is the one separator that offers all four stems.
+STEM_COLUMN_NAMES: tuple[str, ...] = stem_column_names("demucs")
 
 N_SPECTRAL = len(SPECTRAL_NAMES)  # 52
 N_FEATURES = N_SPECTRAL + len(RHYTHM_NAMES) + len(DELTA_NAMES)  # 109
@@ -117,11 +136,22 @@ class GridLike(Protocol):
     def beats_per_bar(self) -> int: ...
 
 
-def feature_names(stems: bool = False) -> list[str]:
-    """Column names of the per-beat matrix, in order: 109, or 121 with stems."""
+def feature_names(stems: bool | Sequence[str] = False) -> list[str]:
+    """Column names of the per-beat matrix, in order.
+
+    Parameters
+    ----------
+    stems : bool | Sequence[str]
+        False: the 109 audio columns. A sequence: those plus the stem
+        column names given (``stem_column_names(separator.kind,
+        separator.stems)``). True: plus demucs' 12 (``STEM_COLUMN_NAMES``),
+        121 in all.
+    """
     names = list(SPECTRAL_NAMES + RHYTHM_NAMES + DELTA_NAMES)
-    if stems:
+    if stems is True:
         names += STEM_COLUMN_NAMES
+    elif stems is not False:
+        names += list(stems)
     return names
 
 
@@ -283,7 +313,7 @@ def _assemble(
     hop_length: int,
     stems: np.ndarray | None,
 ) -> np.ndarray:
-    """Pool the ``(52, n_frames)`` spectral frames and add rhythm, deltas, stems -> ``(n_beats, 109|121)`` float32."""
+    """Pool the ``(52, n_frames)`` spectral frames and add rhythm, deltas, stems -> ``(n_beats, 109 + 3 * n_stems)`` float32."""
     n_frames = spectral_frames.shape[1]
     starts, stops = _beat_index_spans(grid, n_frames, sr, hop_length)
     spectral = pool_frames(spectral_frames, starts, stops)
@@ -293,10 +323,10 @@ def _assemble(
     blocks = [spectral, rhythm, deltas]
     if stems is not None:
         stems = np.asarray(stems, dtype=np.float64)
-        if stems.shape != (len(spectral), len(STEM_COLUMN_NAMES)):
+        n_cols = stems.shape[1] if stems.ndim == 2 else -1
+        if stems.ndim != 2 or len(stems) != len(spectral) or n_cols % len(STEM_FEATURES) or n_cols > len(STEM_COLUMN_NAMES):
             raise ValueError(
-                f"stems must be (n_beats, {len(STEM_COLUMN_NAMES)}) = ({len(spectral)}, {len(STEM_COLUMN_NAMES)}), "
-                f"got {stems.shape}"
+                f"stems must be (n_beats, 3 per stem) = ({len(spectral)}, 3..{len(STEM_COLUMN_NAMES)}), got {stems.shape}"
             )
         blocks.append(stems)
     out = np.concatenate(blocks, axis=1).astype(np.float32)
@@ -304,7 +334,8 @@ def _assemble(
     # from non-finite input (engine.audio rejects it); fail loudly rather than hand
     # NaN to a model or quietly replace it.
     if not np.all(np.isfinite(out)):
-        bad = sorted({feature_names(stems is not None)[k] for k in np.flatnonzero(~np.isfinite(out).all(axis=0))})
+        names = feature_names() + [f"stem_column_{k}" for k in range(out.shape[1] - N_FEATURES)]
+        bad = sorted({names[k] for k in np.flatnonzero(~np.isfinite(out).all(axis=0))})
         raise ValueError(f"non-finite per-beat features in {', '.join(bad[:5])}: is the input signal finite?")
     return out
 
@@ -657,14 +688,14 @@ def beat_features(
         estimated from the spectrum (RMS by Parseval; zcr by Rice's formula,
         2 x RMS frequency / sr), which follows the trend but not the values.
     stems : np.ndarray | None
-        optional ``(n_beats, 12)`` stem columns (``STEM_COLUMN_NAMES`` order),
-        appended as-is.
+        optional ``(n_beats, 3 * n_stems)`` stem columns (``stem_column_names``
+        order), appended as-is.
 
     Returns
     -------
     np.ndarray
-        ``(n_beats, 109)`` float32, or ``(n_beats, 121)`` with ``stems``; column
-        ``k`` is ``feature_names(stems is not None)[k]``.
+        ``(n_beats, 109)`` float32, plus 3 per stem with ``stems``; column
+        ``k`` is ``feature_names(stems=<the stem column names>)[k]``.
     """
     sr, n_fft, hop = spec.sr, spec.n_fft, spec.hop_length
     if (sr, n_fft, hop, spec.mel_db.shape[0]) != (
@@ -757,12 +788,12 @@ def reference_features(
     grid : GridLike
         beat grid; ``beat_times`` in seconds, ascending.
     stems : np.ndarray | None
-        optional ``(n_beats, 12)`` stem columns, appended as-is.
+        optional ``(n_beats, 3 * n_stems)`` stem columns, appended as-is.
 
     Returns
     -------
     np.ndarray
-        ``(n_beats, 109)`` float32 (121 with ``stems``), columns as ``feature_names()``.
+        ``(n_beats, 109)`` float32 (plus the ``stems`` columns), columns as ``feature_names()``.
     """
     import librosa
 

@@ -13,12 +13,21 @@ import numpy as np
 
 
 class Separator(ABC):
-    """Splits a mix into the four stems of ``STEM_NAMES``.
+    """Splits a mix into stems named as in ``STEM_NAMES``.
+
+    A separator produces only the stems it separates well enough to be worth
+    having (``stems``); what it does not separate stays in ``other``, so the
+    stems always add up to the mix.
 
     Attributes
     ----------
     name : str
         shown to the user (e.g. ``"builtin"``, ``"demucs htdemucs"``).
+    kind : str
+        short name used in feature column names (``"builtin"``, ``"demucs"``).
+    stems : tuple[str, ...]
+        the stems ``separate`` returns, in ``STEM_NAMES`` order; always
+        includes ``"other"``.
     cache_id : str
         everything that changes the stems (model, weights, settings);
         cached stems are keyed on it.
@@ -27,6 +36,8 @@ class Separator(ABC):
     """
 
     name: str = "separator"
+    kind: str = "separator"
+    stems: tuple[str, ...] = ("drums", "bass", "vocals", "other")
     note: str | None = None
 
     @property
@@ -47,7 +58,7 @@ class Separator(ABC):
         Returns
         -------
         dict[str, np.ndarray]
-            ``{stem: (n_channels, n_samples) float32}`` for each of ``STEM_NAMES``.
+            ``{stem: (n_channels, n_samples) float32}`` for each of ``self.stems``.
         """
 
     def __call__(self, samples: np.ndarray, sample_rate: int) -> dict[str, np.ndarray]:

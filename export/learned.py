@@ -10,7 +10,8 @@
   re-sequencing of the raw audio), ``types``, ``sizes``, ``amounts``
   ``(B, T)`` int64 (the edit label of each frame), ``position`` ``(B, T)``
   float32 (0 at the segment's start, 1 at its end);
-- output: ``gain_db`` ``(B, T, n_mels)`` float32.
+- output: ``gain_db`` ``(B, T, n_mels)`` float32 (``(B, T, 2 n_mels)``, gain then
+  raw-mix weight, for a model trained with ``raw_mix``).
 
 The STFT, the log-mels and the spreading of the gains onto the STFT stay
 outside, in ``training.models.supervised.SpectralFrontEnd``; the sidecar

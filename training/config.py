@@ -44,7 +44,7 @@ class AgentConfig:
     ----------
     in_dim:
         Per-beat audio feature columns, ``len(engine.features.feature_names())``
-        (109 without stems, 121 with).
+        (109 without stems; 115 or 121 with, by separator).
     n_done_feats:
         Columns of a ``done`` row (``engine.observation.DONE_LAYOUT``, 26).
     n_pos_feats:
@@ -361,6 +361,12 @@ class SupervisedConfig:
         Mel bands of the model's input and of its gain mask.
     max_gain_db:
         The predicted gain is ``max_gain_db * tanh(x / max_gain_db)`` dB.
+    raw_mix:
+        Also predict, per frame and mel band, a weight in [0, 1] that puts
+        the structural re-sequencing of the raw audio (phase included) in
+        place of the DSP render before the gain: lets the model undo an
+        effect the plan has and the edit has not (a mislabelled span of an
+        inferred plan). Off: a per-band gain only.
     lr, weight_decay, max_grad_norm:
         AdamW settings and the global gradient-norm clip.
     batch_size:
@@ -398,6 +404,7 @@ class SupervisedConfig:
     dropout: float = 0.1
     n_mels: int = 128
     max_gain_db: float = 30.0
+    raw_mix: bool = False
     lr: float = 1e-4
     weight_decay: float = 0.0
     max_grad_norm: float = 1.0

@@ -23,7 +23,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--cache-dir", metavar="D", help="feature cache directory (default $EDITORBOT_CACHE or ~/.cache/editorbot/features)"
     )
-    p.add_argument("--stems", action="store_true", help="add 12 stem columns (121 features per beat)")
+    p.add_argument("--stems", action="store_true", help="add 3 columns per stem the separator offers (115 features per beat with builtin, 121 with demucs)")
     p.add_argument(
         "--separator",
         choices=SEPARATOR_NAMES,

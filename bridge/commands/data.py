@@ -5,7 +5,10 @@ Subcommands (each a sub-parser, so later ones such as ``labels`` and
 
 ``editorbot data synth --n N --out DIR [--styles A,B] [--seed S] [--duration S] [--jobs J] [--stats]``
     Synthesize N songs and edit each with an editor style (round robin over
-    ``--styles``); pair ``i`` uses seed ``S + i``. ``--stats`` prints the
+    ``--styles``); pair ``i`` uses seed ``S + i``. The studio styles
+    (``studio``, ``studio_edits``) run a studio chain over the plan's render,
+    so their edited side is not our DSP render (pairs for ``train
+    supervised``); the default (all styles) leaves them out. ``--stats`` prints the
     share of each action type, size and amount over the labelled beats;
     without ``--n`` it reads an existing DIR's ``labels/*.json``.
 
@@ -47,7 +50,10 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     )
     synth.add_argument("--n", type=int, default=None, metavar="N", help="number of pairs to make")
     synth.add_argument("--out", required=True, metavar="DIR", help="pair directory (created if missing)")
-    synth.add_argument("--styles", default=None, metavar="A,B", help="editor styles, comma-separated (default: all)")
+    synth.add_argument(
+        "--styles", default=None, metavar="A,B",
+        help="editor styles, comma-separated (default: all but the studio styles studio, studio_edits)",
+    )
     synth.add_argument("--seed", type=int, default=0, metavar="S", help="seed of the first pair (default 0)")
     synth.add_argument(
         "--duration", type=float, default=None, metavar="S",
@@ -65,7 +71,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         "used are reported and skipped; exit code 2 if any was skipped.",
     )
     pair.add_argument("audio", nargs="+", metavar="AUDIO", help="songs (wav, flac, ogg, mp3, aiff)")
-    pair.add_argument("--style", required=True, metavar="S", help="editor style")
+    pair.add_argument("--style", required=True, metavar="S", help="editor style (studio, studio_edits: a studio chain over the edit)")
     pair.add_argument("--out", required=True, metavar="DIR", help="pair directory (created if missing)")
     pair.add_argument("--seed", type=int, default=0, metavar="S", help="editor seed (default 0)")
     _common(pair)
@@ -82,9 +88,9 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _styles(value: str | None, flag: str) -> list[str]:
-    """Style names of ``--styles`` (default: every style of ``STYLES``); personas ``BASE@N`` too."""
+    """Style names of ``--styles`` (default: every style of ``STYLES``); studio styles and personas ``BASE@N`` too."""
     from editorbot.engine.errors import BadInput
-    from editorbot.training.data.editors import STUDIO_STYLES, STYLES, get_style
+    from editorbot.training.data.editors import STYLES, get_style
 
     if value is None:
         return list(STYLES)
@@ -92,8 +98,6 @@ def _styles(value: str | None, flag: str) -> list[str]:
     if not names:
         raise BadInput(flag, "no style given")
     for name in names:
-        if name in STUDIO_STYLES:  # their sound chain is the supervised benchmark's, not a plan's
-            raise BadInput(flag, f"{name!r} is a studio style: bench/supervised.py makes its pairs")
         try:
             get_style(name)
         except ValueError as err:

@@ -1,11 +1,13 @@
 """``editorbot stems AUDIO -o DIR``: separate a song into stems, optionally through a chain.
 
-Writes ``DIR/drums.wav``, ``bass.wav``, ``vocals.wav``, ``other.wav`` (each
-after its chain and gain when ``--chain`` is given) and ``DIR/mix.wav``, their
-sum, at the song's rate and channel count (atomically; never over the input).
+Writes one file per stem the separator offers (``DIR/drums.wav``,
+``bass.wav``, ``vocals.wav``, ``other.wav`` from demucs; ``drums.wav`` and
+``other.wav`` from the built-in separator), each after its chain and gain when
+``--chain`` is given, and ``DIR/mix.wav``, their sum, at the song's rate and channel count (atomically; never over the input).
 Separated stems are cached per file and separator, so a second run on the same
 song (with another chain, say) skips the separation. A thin layer over
-``engine.stems.split_file``.
+``engine.stems.split_file``. ``--list`` prints the stems the separator
+offers and separates nothing.
 """
 
 from __future__ import annotations
@@ -18,14 +20,15 @@ from editorbot.engine.formats import AUDIO_OUTPUT_FORMATS, SEPARATOR_NAMES
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     """Flags of ``editorbot stems``."""
-    p.add_argument("audio", metavar="AUDIO", help="wav, flac, ogg, mp3 or aiff file")
-    p.add_argument("-o", "--output", required=True, metavar="DIR", help="folder for the stems and the mix (created)")
+    p.add_argument("audio", metavar="AUDIO", nargs="?", help="wav, flac, ogg, mp3 or aiff file")
+    p.add_argument("-o", "--output", metavar="DIR", help="folder for the stems and the mix (created; required unless --list)")
+    p.add_argument("--list", action="store_true", help="print the separator and the stems it offers, then stop")
     p.add_argument("--chain", metavar="F", help="chain file (JSON, or YAML with pyyaml): per-stem plugins and gains")
     p.add_argument(
         "--separator",
         choices=SEPARATOR_NAMES,
         default="auto",
-        help="demucs (HTDemucs, local weights), builtin (HPSS + bands), or auto: demucs when its weights are present",
+        help="demucs (HTDemucs, local weights; 4 stems), builtin (drums and other), or auto: demucs when its weights are present",
     )
     p.add_argument("--model-dir", metavar="D", help="demucs weights folder or file (default $EDITORBOT_DEMUCS_DIR)")
     p.add_argument("--format", choices=AUDIO_OUTPUT_FORMATS, default="wav", help="file type of the written stems (default wav)")
@@ -43,11 +46,19 @@ def run(args: argparse.Namespace) -> int:
     from editorbot.engine.errors import BadInput
     from editorbot.engine.stems import StemCache, separator_for, split_file
 
+    if args.list:
+        separator = separator_for(args.separator, args.model_dir, quiet=args.quiet)
+        print(f"separator {separator.name}" + (f" ({separator.note})" if separator.note else ""))
+        print(f"offers    {' '.join(separator.stems)}")
+        return 0
+    if not args.audio or not args.output:
+        raise BadInput(None, "stems needs AUDIO and -o DIR (or --list)")
     if os.path.exists(args.output) and not os.path.isdir(args.output):
         raise BadInput(args.output, "-o must be a folder; a file of that name exists")
     chain = load_chain(args.chain, plugin_dirs=args.plugin_dir) if args.chain else StemChain()
     separator = separator_for(args.separator, args.model_dir, quiet=args.quiet)
     print(f"separator {separator.name}" + (f" ({separator.note})" if separator.note else ""))
+    print(f"offers    {' '.join(separator.stems)}")
     for line in chain.describe():
         print(f"chain     {line}")
     result = split_file(

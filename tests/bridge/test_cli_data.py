@@ -5,11 +5,12 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from editorbot.bridge.cli import main
 from editorbot.engine import actions as vocab
-from editorbot.engine.audio import write_audio
+from editorbot.engine.audio import load_audio, write_audio
 from editorbot.training.data.pairs import make_synth_pair, synth_pair_name
 from editorbot.training.data.synth import synth_song
 
@@ -71,10 +72,32 @@ def test_data_synth_makes_persona_pairs(tmp_path: Path) -> None:
     assert json.loads(label.read_text())["style"] == "radio_edit@1"
 
 
+def test_data_synth_and_pair_make_studio_pairs(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The studio styles' edited side is the plan's render through the studio chain, not the render itself."""
+    from editorbot.engine.render import render_plan
+    from editorbot.training.data.pairs import load_pair_plan
+
+    monkeypatch.setenv("EDITORBOT_CACHE", str(tmp_path / "cache"))
+    out = tmp_path / "studio"
+    assert main(["data", "synth", "--n", "1", "--out", str(out), "--styles", "studio", "--duration", "12", "--quiet"]) == 0
+    song = synth_song(3, duration_s=12.0)
+    mine = tmp_path / "mine.wav"
+    write_audio(mine, song.samples, song.sample_rate)
+    assert main(["data", "pair", str(mine), "--style", "studio_edits", "--out", str(out), "--quiet"]) == 0
+    labels = sorted((out / "labels").glob("*.json"))
+    assert [json.loads(p.read_text())["style"] for p in labels] == ["studio_edits", "studio"]
+    for label in labels:
+        plan = load_pair_plan(label)
+        raw = load_audio(plan.source.path)
+        dsp = render_plan(plan, raw.samples, raw.sample_rate)
+        edit = load_audio(out / json.loads(label.read_text())["edit"]).samples
+        assert edit.shape == dsp.shape
+        assert float(np.abs(edit - dsp).max()) > 0.01, label.name  # the chain is in the edit
+
+
 def test_data_synth_bad_flags_name_the_flag(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     for argv, flag in (
         (["--n", "1", "--styles", "dj_edit,house"], "--styles"),
-        (["--n", "1", "--styles", "studio"], "--styles"),
         (["--n", "1", "--styles", "radio_edit@x"], "--styles"),
         (["--n", "0"], "--n"),
         (["--n", "1", "--duration", "0.5"], "--duration"),

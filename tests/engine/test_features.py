@@ -140,8 +140,14 @@ def test_feature_names_count_order_and_uniqueness() -> None:
     assert names[52:57] == ["beat_phase_sin", "beat_phase_cos", "tempo_deviation", "beat_strength", "downbeat"]
     assert names[57:] == [f"delta_{n}" for n in names[:52]]
     assert "delta_rms" in names
-    assert with_stems[109:112] == ["stem_drums_rms", "stem_drums_centroid", "stem_drums_onset_strength"]
-    assert with_stems[-1] == "stem_other_onset_strength"
+    # stem columns name the separator and the stem; True means demucs' four
+    assert with_stems[109:112] == ["stem_demucs_drums_rms", "stem_demucs_drums_centroid", "stem_demucs_drums_onset_strength"]
+    assert with_stems[-1] == "stem_demucs_other_onset_strength"
+    builtin = F.stem_column_names("builtin", ("other", "drums"))
+    assert builtin[0] == "stem_builtin_drums_rms" and len(builtin) == 6
+    assert F.feature_names(stems=builtin)[109:] == list(builtin)
+    with pytest.raises(ValueError):
+        F.stem_column_names("builtin", ("guitar",))
 
 
 def test_config_hash_is_stable_and_tracks_the_config(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -356,6 +362,7 @@ def test_stem_columns_are_appended(computed: dict[str, dict[str, object]]) -> No
     assert out.shape == (n_beats, 121)
     np.testing.assert_array_equal(out[:, :109], song["fast"])
     np.testing.assert_array_equal(out[:, 109:], stems.astype(np.float32))
+    assert F.beat_features(song["spec"], song["grid"], stems=stems[:, :6]).shape == (n_beats, 115)
     with pytest.raises(ValueError, match="stems"):
         F.beat_features(song["spec"], song["grid"], stems=stems[:, :11])
 

@@ -139,13 +139,40 @@ def test_frame_labels_follow_the_plan(studio_data: dict[str, Path]) -> None:
     assert labels.keep.any() and not labels.keep.all()
 
 
-def test_untrained_model_renders_the_dsp_plan(studio_data: dict[str, Path]) -> None:
-    """The decoder starts at 0 dB: the learned render is the DSP render up to the STFT round trip."""
+@pytest.mark.parametrize("raw_mix", [False, True], ids=["gain", "gain+raw"])
+def test_untrained_model_renders_the_dsp_plan(studio_data: dict[str, Path], raw_mix: bool) -> None:
+    """The decoder starts at 0 dB (and no raw mixed in): the learned render is the DSP render up to the STFT round trip."""
     label = str(sorted((studio_data["test"] / "labels").glob("*.json"))[0])
-    model = EditSoundModel(SupervisedConfig(**TINY), 44100).eval()
+    model = EditSoundModel(SupervisedConfig(**TINY, raw_mix=raw_mix), 44100).eval()
     r = pair_renders(label, model)
     assert r["learned"].shape == r["dsp"].shape
     assert np.abs(r["learned"] - r["dsp"]).max() < 1e-4
+    if raw_mix:  # a raw-mix weight of 1 everywhere gives the structural re-sequencing of the raw audio
+        with torch.no_grad():
+            model.decoder.head.bias[TINY["n_mels"] :] = 1.0
+        r = pair_renders(label, model)
+        assert np.abs(r["learned"] - r["raw"]).max() < 1e-4
+
+
+def test_an_inferred_plan_may_miss_the_edit_length_by_a_little(tmp_path: Path) -> None:
+    """Another editor's splices are not reproduced to the sample by the plan label inference finds."""
+    from editorbot.engine.errors import BadInput
+    from editorbot.training.supervised import load_song_pair
+
+    rec = make_synth_pair(3, "studio_edits", tmp_path, 8.0)
+    edit = load_audio(rec.edit_path)
+    short = edit.samples[:, : int(0.98 * edit.samples.shape[1])]
+    write_audio(rec.edit_path, short, edit.sample_rate)
+    with pytest.raises(BadInput, match="the plan renders"):
+        load_song_pair(rec.label_path)
+    doc = json.loads(Path(rec.label_path).read_text())
+    Path(rec.label_path).write_text(json.dumps({**doc, "plan_source": "inferred"}))
+    song = load_song_pair(rec.label_path)
+    assert song.n_samples == short.shape[1] == song.target.shape[0] == song.raw.shape[0]
+    np.testing.assert_allclose(song.target, short.mean(axis=0), atol=1e-6)
+    write_audio(rec.edit_path, edit.samples[:, : int(0.9 * edit.samples.shape[1])], edit.sample_rate)
+    with pytest.raises(BadInput, match="the plan renders"):  # 10 % is more than an editor's overlaps
+        load_song_pair(rec.label_path)
 
 
 def test_split_is_by_song(studio_data: dict[str, Path], tmp_path: Path) -> None:

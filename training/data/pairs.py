@@ -6,7 +6,9 @@ Layout of a pair directory (``training_data/`` by default, see its README):
 - ``desired_output/NAME_edit.wav``: the edit, rendered from the label plan
   by ``engine.render.render_plan`` and written by
   ``engine.audio.write_audio``: the same bytes ``editorbot render`` writes
-  for that plan.
+  for that plan. The studio styles (``training.data.editors.STUDIO_STYLES``)
+  then run their studio chain over it (``apply_studio``): their edit is not
+  our DSP render, which is what the supervised model learns.
 - ``labels/NAME.json``: ``LABEL_SCHEMA``; the EditPlan
   (``engine.plan.plan_to_dict``, its source path relative to the label
   file), per-beat factored labels, the grid (the synthesizer's true grid
@@ -44,7 +46,16 @@ from editorbot.engine.audio import Audio, load_audio, sha256_file, write_audio
 from editorbot.engine.errors import BadInput
 from editorbot.engine.grid import Grid
 from editorbot.engine.plan import EditPlan, plan_from_dict, plan_to_dict
-from editorbot.training.data.editors import StyledEdit, TruthLabels, edit_song, get_style, label_coverage, truth_labels
+from editorbot.training.data.editors import (
+    STUDIO_SCOPE_OF,
+    StyledEdit,
+    TruthLabels,
+    apply_studio,
+    edit_song,
+    get_style,
+    label_coverage,
+    truth_labels,
+)
 
 log = logging.getLogger(__name__)
 
@@ -303,6 +314,8 @@ def _finish_pair(
     t = time.perf_counter()
     audio = analysis.audio
     rendered = render_plan(styled.plan, audio.samples, audio.sample_rate)
+    if style in STUDIO_SCOPE_OF:  # the editor's own sound over the plan's render
+        rendered = apply_studio(rendered, audio.sample_rate, styled.plan, STUDIO_SCOPE_OF[style])
     timings["render"] = time.perf_counter() - t
 
     t = time.perf_counter()

@@ -1086,6 +1086,56 @@ def plan_song(seed: int, *, duration_s: float | None = None, tempo_bpm: float | 
     return _make_plan(plan_rng, duration_s, tempo_bpm)
 
 
+def _render_parts(
+    seed: int, duration_s: float | None, tempo_bpm: float | None, sample_rate: int
+) -> tuple[SongPlan, _Renderer, dict[str, np.ndarray], np.random.Generator]:
+    """The plan, renderer, ducked dry parts ``{drums, bass, chords, lead}: (2, n)`` and the master's generator."""
+    if sample_rate < 8000:
+        raise ValueError(f"sample_rate {sample_rate} below 8000 Hz")
+    plan = plan_song(seed, duration_s=duration_s, tempo_bpm=tempo_bpm)
+    _, drum_rng, tone_rng, master_rng = np.random.default_rng(seed).spawn(4)
+    renderer = _Renderer(plan, drum_rng, sample_rate)
+    drums = renderer.drums()
+    renderer.rng = tone_rng
+    bass = renderer.bass()
+    chords = renderer.chords()
+    lead = renderer.lead()
+    duck = _sidechain_gain(
+        renderer.kick_hits, renderer.n_samples, sample_rate, depth=plan.duck_depth, release_s=0.35 * renderer.beat_s
+    )
+    bass *= duck
+    chords *= duck
+    lead *= 0.5 + 0.5 * duck
+    return plan, renderer, {"drums": drums, "bass": bass, "chords": chords, "lead": lead}, master_rng
+
+
+def synth_stems(
+    seed: int,
+    *,
+    duration_s: float | None = None,
+    tempo_bpm: float | None = None,
+    sample_rate: int = 44100,
+) -> dict[str, np.ndarray]:
+    """The dry stems of ``synth_song(seed, ...)``: the parts before the master bus.
+
+    The song's mix adds a reverb send and a soft clip on top of their sum, so
+    separators are scored on ``sum(stems.values())`` against these, which it
+    equals exactly. There is no singing: ``vocals`` is absent.
+
+    Returns
+    -------
+    dict[str, np.ndarray]
+        ``{"drums", "bass", "other"}`` (chords + lead), each ``(2, n_samples)``
+        float32, the same length as the song.
+    """
+    _, _, parts, _ = _render_parts(seed, duration_s, tempo_bpm, sample_rate)
+    return {
+        "drums": parts["drums"].astype(np.float32),
+        "bass": parts["bass"].astype(np.float32),
+        "other": (parts["chords"] + parts["lead"]).astype(np.float32),
+    }
+
+
 def synth_song(
     seed: int,
     *,
@@ -1122,22 +1172,8 @@ def synth_song(
     >>> len(song.beat_times) % 16  # whole phrases
     0
     """
-    if sample_rate < 8000:
-        raise ValueError(f"sample_rate {sample_rate} below 8000 Hz")
-    plan = plan_song(seed, duration_s=duration_s, tempo_bpm=tempo_bpm)
-    _, drum_rng, tone_rng, master_rng = np.random.default_rng(seed).spawn(4)
-    renderer = _Renderer(plan, drum_rng, sample_rate)
-    drums = renderer.drums()
-    renderer.rng = tone_rng
-    bass = renderer.bass()
-    chords = renderer.chords()
-    lead = renderer.lead()
-    duck = _sidechain_gain(
-        renderer.kick_hits, renderer.n_samples, sample_rate, depth=plan.duck_depth, release_s=0.35 * renderer.beat_s
-    )
-    bass *= duck
-    chords *= duck
-    lead *= 0.5 + 0.5 * duck
+    plan, renderer, parts, master_rng = _render_parts(seed, duration_s, tempo_bpm, sample_rate)
+    drums, bass, chords, lead = parts["drums"], parts["bass"], parts["chords"], parts["lead"]
     mix = drums + bass + chords + lead
     send = 0.6 * chords + 0.5 * lead + 0.1 * drums
     samples = _master(mix, send, sample_rate, room_size=float(master_rng.uniform(0.3, 0.75)))

@@ -280,26 +280,36 @@ class MelDecoder(nn.Module):
 
     The output head starts at zero (gain 0 dB: the DSP render); its output
     is in units of ``GAIN_UNIT_DB`` and the gain is bounded softly to
-    ``+-max_gain_db``.
+    ``+-max_gain_db``. With ``cfg.raw_mix`` it also predicts, per frame and
+    band, how much of the structural re-sequencing of the raw audio to put in
+    place of the base (``(B, T, n_mels)`` in [0, 1], also starting at 0),
+    returned after the gain: ``(B, T, 2 n_mels)``.
     """
 
     def __init__(self, cfg: SupervisedConfig) -> None:
         super().__init__()
         d = cfg.decoder_dim
         self.max_gain_db = float(cfg.max_gain_db)
+        self.n_mels = cfg.n_mels
+        self.raw_mix = bool(cfg.raw_mix)
         self.in_proj = nn.Linear(cfg.encoder_dim, d)
         self.mel_proj = nn.Linear(cfg.n_mels, d)
         self.blocks = _blocks(d, cfg)
         self.norm = nn.LayerNorm(d)
-        self.head = nn.Linear(d, cfg.n_mels)
+        self.head = nn.Linear(d, cfg.n_mels * (2 if self.raw_mix else 1))
         nn.init.zeros_(self.head.weight)
         nn.init.zeros_(self.head.bias)
 
     def forward(self, encoded: Tensor, base_log_mel: Tensor) -> Tensor:
-        """``encoded`` ``(B, T, encoder_dim)``, ``base_log_mel`` ``(B, T, n_mels)`` -> gain dB ``(B, T, n_mels)``."""
+        """``encoded`` ``(B, T, encoder_dim)``, ``base_log_mel`` ``(B, T, n_mels)`` -> gain dB ``(B, T, n_mels)``
+        (``(B, T, 2 n_mels)``, gain then raw-mix weight, with ``raw_mix``)."""
         h = self.in_proj(encoded) + self.mel_proj((base_log_mel - LOG_MEL_CENTER) / LOG_MEL_SCALE)
-        h = self.norm(self.blocks(h))
-        return self.max_gain_db * torch.tanh(self.head(h) * (GAIN_UNIT_DB / self.max_gain_db))
+        out = self.head(self.norm(self.blocks(h)))
+        gain = self.max_gain_db * torch.tanh(out[..., : self.n_mels] * (GAIN_UNIT_DB / self.max_gain_db))
+        if not self.raw_mix:
+            return gain
+        # clamp passes the gradient at its bounds, so the zero-initialised head still learns
+        return torch.cat([gain, out[..., self.n_mels :].clamp(0.0, 1.0)], dim=-1)
 
 
 class EditSoundModel(nn.Module):
@@ -331,11 +341,38 @@ class EditSoundModel(nn.Module):
         """``SpectralFrontEnd.features`` of this model's front end."""
         return self.frontend.features(base, raw)
 
-    def masked(self, base_spec: Tensor, gain_db: Tensor, length: int) -> tuple[Tensor, Tensor]:
-        """Apply mel gains to the base STFT: ``(output STFT (B, n_bins, T), waveform (B, length))``."""
-        out_spec = base_spec * self.frontend.linear_gain(gain_db)
-        return out_spec, self.frontend.istft(out_spec, length)
+    def masked(
+        self, base_spec: Tensor, gain_db: Tensor, length: int, raw_spec: Tensor | None = None
+    ) -> tuple[Tensor, Tensor]:
+        """Apply the network's output to the base STFT: ``(output STFT (B, n_bins, T), waveform (B, length))``.
 
+        ``gain_db`` is ``forward``'s output. With ``cfg.raw_mix`` its second
+        half mixes in ``raw_spec`` (the STFT of the structural re-sequencing,
+        ``(B, n_bins, T)``) per band before the gain: ``((1 - w) base + w raw) * gain``.
+        """
+        return apply_output(self.frontend, self.cfg, base_spec, gain_db, length, raw_spec)
+
+
+
+def apply_output(
+    frontend: SpectralFrontEnd, cfg: SupervisedConfig, base_spec: Tensor, out: Tensor, length: int,
+    raw_spec: Tensor | None = None,
+) -> tuple[Tensor, Tensor]:
+    """``EditSoundModel.masked`` for any ``GainModel``: ``(output STFT (B, n_bins, T), waveform (B, length))``."""
+    n_mels = cfg.n_mels
+    spec = base_spec
+    if cfg.raw_mix:
+        if raw_spec is None:
+            raise ValueError("a raw-mix model needs the raw STFT")
+        w = torch.matmul(out[..., n_mels:].float(), frontend.mel_to_linear.T).transpose(1, 2)
+        spec = base_spec + w * (raw_spec - base_spec)
+    out_spec = spec * frontend.linear_gain(out[..., :n_mels])
+    return out_spec, frontend.istft(out_spec, length)
+
+
+def output_width(cfg: SupervisedConfig) -> int:
+    """Channels of the network's output per frame: ``n_mels``, twice that with ``raw_mix``."""
+    return cfg.n_mels * (2 if cfg.raw_mix else 1)
 
 
 class GainModel(Protocol):

@@ -4,8 +4,9 @@
 ``STYLES``) walk as ``mixed`` does; the editor then runs ``studio_chain``
 (ladder low-pass, chorus, saturation) over the whole edit or over the
 edited spans only (``apply_studio``). The plan is the label; the chain is
-the editor's sound. ``training.data.pairs`` renders plans only, so their
-pairs are written by ``training.supervised.make_studio_pairs``.
+the editor's sound. ``training.data.pairs`` runs the chain over the plan's
+render when it makes their pairs (``editorbot data synth --styles studio``,
+``data pair --style studio_edits``).
 """
 
 from __future__ import annotations
