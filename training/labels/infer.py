@@ -620,6 +620,7 @@ def _walk_and_plan(result: PairLabels, pair: _Pair, beats: ExtendedLabels) -> No
     result.plan = plan_from_actions(
         _ExtendedAnalysis(an.audio, an.sha256, an.grid.tempo_bpm, pair.starts, pair.first_real, an.grid.downbeats), walk
     )
+    _plan_confidence(result.plan, beats.confidence)
     result.walk = walk
     n_ext = len(beats.types)
     real = np.clip(np.arange(pair.first_real, pair.first_real + an.n_beats), 0, n_ext - 1)
@@ -632,6 +633,17 @@ def _walk_and_plan(result: PairLabels, pair: _Pair, beats: ExtendedLabels) -> No
     result.labels = labels
     result.confidence = beats.confidence[real].astype(np.float32)
     result.action_start = beats.action_start[real]
+
+
+def _plan_confidence(plan: EditPlan, confidence: np.ndarray) -> None:
+    """Set each action's ``confidence``: the mean inferred confidence of the extended beats it covers.
+
+    ``confidence`` ``(n,)`` float32 in [0, 1] per extended beat (the plan's grid).
+    """
+    for act in plan.actions:
+        span = confidence[act.beat : act.beat + vocab.SIZE_BEATS[vocab.size_index(act.size)]]
+        if span.size:
+            act.confidence = round(float(np.clip(span.mean(), 0.0, 1.0)), 3)
 
 
 def _walk(beats: ExtendedLabels) -> list[tuple[str, str, str]]:
