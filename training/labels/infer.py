@@ -64,7 +64,14 @@ from editorbot.training.labels.align import (
 )
 from editorbot.training.labels.effects import QUIET_BEAT_DB, BeatEffect, beat_effect, label_run, stutter_slot
 from editorbot.training.labels.frames import FRAME_HOP, FRAME_SR, Frames, frame_features
-from editorbot.training.labels.splices import edit_file_gain, forward_offsets, grid_shift, onset_shift, splice_starts
+from editorbot.training.labels.splices import (
+    edit_file_gain,
+    forward_offsets,
+    grid_shift,
+    onset_shift,
+    overlap_speeds,
+    splice_starts,
+)
 
 try:
     from threadpoolctl import threadpool_limits
@@ -437,6 +444,7 @@ def _place_splices(pair: _Pair, moves: list[Move]) -> tuple[list[Move], dict[int
     raw_y = pair.analysis.y
     fwd_offset = forward_offsets(raw_y, pair.edit_y, moves, pair.starts, pair.beat_s)
     kept = drop_false_speeds(moves, fwd_offset, pair.starts, pair.ends)
+    kept = overlap_speeds(raw_y, pair.edit_y, kept, fwd_offset, pair.starts, pair.ends)
     if sum(m.kind == SPEED for m in kept) != sum(m.kind == SPEED for m in moves):
         moves = kept
         fwd_offset = forward_offsets(raw_y, pair.edit_y, moves, pair.starts, pair.beat_s)
@@ -577,7 +585,7 @@ class _ForwardJudge:
             self.flush(beats)
         if eff.candidates is not None:
             self.run.append((m.beat, eff))
-        return float(1.0 - math.exp(-max(eff.margin, 0.0) / 0.5))
+        return eff.confidence
 
     def flush(self, beats: ExtendedLabels) -> None:
         """Label the current run together and start a new one."""
