@@ -382,7 +382,7 @@ def _check_alignable(result: PairLabels, moves: list[Move], s: np.ndarray, pair:
     result.match = _path_match(moves, s, pair.edit_frames, pair.starts * to_f, pair.ends * to_f)
     if result.match < UNALIGNABLE_SIM:
         result.reason = f"the edit does not match the raw song (mean similarity {result.match:.2f} < {UNALIGNABLE_SIM})"
-        log.warning("%s: unalignable: %s", pair.name, result.reason)
+        log.info("%s: unalignable: %s", pair.name, result.reason)
         return False
     result.alignable = True
     return True
