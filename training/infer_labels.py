@@ -1,14 +1,17 @@
 """``editorbot data labels`` / ``data explain`` / ``data augment`` and ``python -m editorbot.training.infer_labels``.
 
-``labels --data-dir DIR --out bc_rich.npz [--eval] [--window W] [--history K]``
+``labels --data-dir DIR --out bc_rich.npz [--eval] [--jobs N] [--window W] [--history K]``
     Infer beat-by-beat labels for every (raw, edit) pair of DIR from the
     audio alone (``training.labels``), write the behavioural-cloning file
     and each pair's inferred plan (``<out stem>_plans/``). Pairs whose edit
     does not come from their raw song are reported, one line each, and left
-    out. ``--eval`` compares with ``labels/*.json`` where present and prints
-    per-type precision/recall, beat accuracy, amount accuracy and boundary
-    error. The examples' window and history are the default policy's unless
-    given (``train rl`` crops wider ones to its model's).
+    out, as is a pair that cannot be read; the run goes on. ``--eval``
+    compares with ``labels/*.json`` where present and prints per-type
+    precision/recall, beat accuracy, amount accuracy, boundary error and
+    the calibration of the confidence (beat accuracy per confidence
+    decile). ``--jobs N`` infers the pairs in N worker processes. The
+    examples' window and history are the default policy's unless given
+    (``train rl`` crops wider ones to its model's).
 
 ``explain RAW EDIT --plan OUT.json [--plot PNG] [--export rpp,...]``
     The inferred EditPlan of one pair, for seeing what was done to a song
@@ -46,6 +49,7 @@ def add_labels_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--out", required=True, metavar="NPZ", help="behavioural-cloning file to write (.npz)")
     p.add_argument("--eval", action="store_true", help="score against labels/*.json where present")
     p.add_argument("--no-cache", action="store_true", help="do not read or write the feature cache")
+    p.add_argument("--jobs", type=int, default=1, metavar="N", help="pairs inferred in N worker processes (default 1)")
     p.add_argument("--window", type=int, default=None, metavar="W",
                    help="beats per example window (default: the default policy's; narrower models crop it)")
     p.add_argument("--history", type=int, default=None, metavar="K",
@@ -98,6 +102,7 @@ def run_labels(args: argparse.Namespace) -> int:
         cache=not getattr(args, "no_cache", False),
         quiet=bool(getattr(args, "quiet", False)),
         agent_config=_observation_config(args.window, args.history),
+        jobs=int(args.jobs),
     )
     for name, reason in report.unalignable:
         print(f"unalignable: {name}: {reason}")

@@ -93,3 +93,26 @@ def test_bc_min_confidence_drops_low_confidence_examples(corpus, tmp_path):
         bc.confident(1.01)
     with pytest.raises(ValueError, match="bc_min_confidence"):
         PPOConfig(bc_min_confidence=1.5)
+
+
+def test_labels_in_worker_processes_match_and_a_bad_pair_does_not_stop_the_run(corpus, tmp_path, capsys):
+    folder = tmp_path / "d"
+    for d in ("input", "desired_output", "labels"):
+        (folder / d).mkdir(parents=True)
+    for name in ("struct", "fx"):
+        p = corpus[name]
+        shutil.copy(p["raw"], folder / "input" / f"{name}_raw.wav")
+        shutil.copy(p["edit"], folder / "desired_output" / f"{name}_edit.wav")
+        shutil.copy(p["label"], folder / "labels" / f"{name}.json")
+    (folder / "input" / "bad_raw.wav").write_bytes(b"not audio at all")
+    shutil.copy(corpus["fx"]["edit"], folder / "desired_output" / "bad_edit.wav")
+    one, two = tmp_path / "one.npz", tmp_path / "two.npz"
+    assert main(["data", "labels", "--data-dir", str(folder), "--out", str(one), "-q", "--no-cache"]) == 0
+    assert main(["data", "labels", "--data-dir", str(folder), "--out", str(two), "-q", "--no-cache", "--jobs", "2"]) == 0
+    out = capsys.readouterr().out
+    assert out.count("unalignable: bad:") == 2 and "bad_raw.wav" in out
+    with np.load(one, allow_pickle=False) as a, np.load(two, allow_pickle=False) as b:
+        assert list(a["pair_names"]) == list(b["pair_names"]) == ["fx", "struct"]
+        assert np.array_equal(a["beat_labels"], b["beat_labels"])
+        assert np.allclose(a["beat_confidence"], b["beat_confidence"])
+    assert main(["data", "labels", "--data-dir", str(folder), "--out", str(tmp_path / "x.npz"), "--jobs", "0"]) == 2
