@@ -71,7 +71,7 @@ REVERB_SCREEN_DB = 1.5  # a quick mono reverb this close to the best candidate e
 # closely: a small shelf). Tuned on the foreign editor's dev half (bench/labels_real.py --split dev).
 EFFECT_MIN_GAIN_DB = 0.5
 EFFECT_MAX_RATIO = 0.85
-EFFECT_CLEAR_RATIO = 0.4
+EFFECT_CLEAR_RATIO = 0.7
 PITCH_MIN_MATCH = 0.35  # frame similarity a pitch-warped variant needs to read as PITCH
 LINEAR_TYPES = ("GAIN", "LOWPASS", "HIGHPASS", "BASS", "TREBLE")
 RENDER_TYPES = ("REVERB", "DELAY", "DISTORTION", "COMPRESS")

@@ -82,6 +82,8 @@ log = logging.getLogger(__name__)
 
 #: Mean similarity along the best path below which a pair is unalignable.
 UNALIGNABLE_SIM = 0.55
+#: Mean similarity of a SPEED move's frames below which it is read as KEEP with that confidence.
+UNSURE_SPEED_MATCH = 0.3
 
 #: Action type of each structural move kind of the DP.
 STRUCTURAL_NAMES = {CUT: "CUT", SIL: "SILENCE", REV: "REVERSE", LOOP: "LOOP", STUT: "STUTTER", SPEED: "SPEED"}
@@ -514,6 +516,14 @@ def _judge_beats(pair: _Pair, moves: list[Move], fwd_offset: dict[int, int], *, 
                 conf *= judge.judge(beats, m, moves[gi - 1] if gi > 0 else None)
             beats.group[m.beat] = -1  # grouped later by label
             beats.confidence[m.beat] = conf
+        elif m.kind == SPEED and m.match < UNSURE_SPEED_MATCH:
+            # the edit's frames barely match the raw beats at any rate: a patch of the
+            # alignment over audio it cannot read, not a SPEED ("I don't know": KEEP)
+            if judge is not None:
+                judge.flush(beats)
+            span = list(range(m.beat, m.beat + m.n_beats))
+            beats.group[span] = -1
+            beats.confidence[span] = conf
         else:
             if judge is not None:
                 judge.flush(beats)
