@@ -282,7 +282,7 @@ def _infer_one(name: str, raw: str, edit: str, cache: Any) -> PairLabels | str:
         return infer_pair(raw, edit, name=name, cache=cache)
     except BadInput as err:
         return str(err)
-    except Exception as err:  # noqa: BLE001 - one bad pair must not stop the others; the traceback goes to the log
+    except Exception as err:  # one bad pair must not stop the others; the traceback goes to the log
         log.debug("%s: inference failed", name, exc_info=True)
         return f"{edit}: inference failed: {type(err).__name__}: {err}"
 

@@ -7,7 +7,13 @@ import numpy as np
 from editorbot.engine.render import CROSSFADE_S
 from editorbot.training.labels.align import CUT, FWD, SPEED, SPEED_RATES, Move
 from editorbot.training.labels.frames import FRAME_SR
-from editorbot.training.labels.splices import edit_file_gain, forward_offsets, onset_shift, overlap_speeds, splice_starts
+from editorbot.training.labels.splices import (
+    edit_file_gain,
+    forward_offsets,
+    onset_shift,
+    overlap_speeds,
+    splice_starts,
+)
 
 
 def _spliced(raw: np.ndarray, cut: int, skip: int) -> np.ndarray:
