@@ -63,6 +63,8 @@ class Explanation:
             f"{self.result.edit_path}: edit of {self.result.raw_path} (match {self.result.match:.2f}); "
             f"{sum(counts.values())} edits: " + (", ".join(f"{t} {n}" for t, n in counts.most_common()) or "none"),
         ]
+        if self.result.file_gain_db:
+            out.append(f"  the edit file is {self.result.file_gain_db:+.1f} dB overall (an export level, not an edit)")
         for a in plan.actions:
             if a.type == "KEEP":
                 continue

@@ -125,6 +125,9 @@ class PairLabels:
         the raw song's ``engine.grid.Grid``.
     duration_s : float
         the raw song's length, seconds.
+    file_gain_db : float
+        the edit file's overall gain (a louder export, a peak
+        normalisation), dB: not an edit, so in no label or action; 0 when none.
     seconds : dict[str, float]
         wall time spent, by stage.
     """
@@ -145,6 +148,7 @@ class PairLabels:
     feature_names: list[str] = field(default_factory=list)
     grid: Grid | None = None
     duration_s: float = 0.0
+    file_gain_db: float = 0.0
     seconds: dict[str, float] = field(default_factory=dict)
 
     def aligned(self) -> tuple[EditPlan, Grid]:
@@ -224,6 +228,8 @@ class _Pair:
         index in it of the analysis grid's first beat.
     beat_s : float
         beat period, seconds (``align.grid_period``).
+    file_gain_db : float
+        the edit file's overall gain, dB (step 4; 0 when none).
     """
 
     name: str
@@ -236,6 +242,7 @@ class _Pair:
     ends: np.ndarray
     first_real: int
     beat_s: float
+    file_gain_db: float = 0.0
 
 
 class _ExtendedAnalysis:
@@ -491,6 +498,7 @@ def _without_file_gain(pair: _Pair, moves: list[Move], fwd_offset: dict[int, int
     if not file_gain_db:
         return
     log.info("%s: the edit file is %+.1f dB overall: judging effects without it", pair.name, file_gain_db)
+    pair.file_gain_db = float(file_gain_db)
     scale = np.float32(10.0 ** (-file_gain_db / 20.0))
     pair.edit_y = pair.edit_y * scale
     audio = pair.edit_audio
@@ -639,6 +647,7 @@ def _walk_and_plan(result: PairLabels, pair: _Pair, beats: ExtendedLabels) -> No
         _ExtendedAnalysis(an.audio, an.sha256, an.grid.tempo_bpm, pair.starts, pair.first_real, an.grid.downbeats), walk
     )
     _plan_confidence(result.plan, beats.confidence)
+    result.file_gain_db = pair.file_gain_db
     result.walk = walk
     n_ext = len(beats.types)
     real = np.clip(np.arange(pair.first_real, pair.first_real + an.n_beats), 0, n_ext - 1)
