@@ -72,7 +72,8 @@ REVERB_SCREEN_DB = 1.5  # a quick mono reverb this close to the best candidate e
 EFFECT_MIN_GAIN_DB = 0.5
 EFFECT_MAX_RATIO = 0.85
 EFFECT_CLEAR_RATIO = 0.7
-PITCH_MIN_MATCH = 0.35  # frame similarity a pitch-warped variant needs to read as PITCH
+PITCH_MIN_MATCH = 0.3  # frame similarity a pitch-warped variant needs to read as PITCH
+PITCH_MARGIN_SCALE = 0.15  # its lead over the clean frames at which PITCH is 63% sure
 LINEAR_TYPES = ("GAIN", "LOWPASS", "HIGHPASS", "BASS", "TREBLE")
 RENDER_TYPES = ("REVERB", "DELAY", "DISTORTION", "COMPRESS")
 WIDTH_VALUES = tuple(v for v in vocab.AMOUNT_TABLE["WIDTH"] if not math.isnan(v))
@@ -164,6 +165,7 @@ class BeatEffect:
     candidates: dict[tuple[str, int], float] | None = None  # dB per (type, slot) judged; None: not to be smoothed
     ramp: tuple[float, float] | None = None  # fitted edit/raw gain at the first and last judged frame (fade candidate)
     explained: float = 1.0  # share of the beat's distance from its raw beat the label explains (0..1)
+    margin_scale: float = 0.5  # margin at which the label is 63% sure (dB; similarity for PITCH)
 
     @property
     def confidence(self) -> float:
@@ -173,7 +175,7 @@ class BeatEffect:
         its raw beat unexplained is partly a guess (an effect outside the
         vocabulary read as its nearest type).
         """
-        return float((1.0 - math.exp(-max(self.margin, 0.0) / 0.5)) * min(1.0, self.explained / 0.8))
+        return float((1.0 - math.exp(-max(self.margin, 0.0) / self.margin_scale)) * min(1.0, self.explained / 0.8))
 
     @property
     def amount_idx(self) -> int:
@@ -537,7 +539,9 @@ def _pitch_or_width(
         if pitch_votes[1 + k] > clean + 0.08 and pitch_votes[1 + k] >= PITCH_MIN_MATCH and fit_db > 1.0:
             semis = VARIANT_SEMITONES[k]
             slot = int(np.argmin([abs(semis - v) for v in (-2.0, -1.0, 1.0, 2.0)]))
-            return BeatEffect("PITCH", slot, effect.distance, float(pitch_votes[1 + k] - clean))
+            # margin in similarity units; the warped variant's own match says how sure
+            return BeatEffect("PITCH", slot, effect.distance, float(pitch_votes[1 + k] - clean),
+                              explained=float(np.clip(pitch_votes[1 + k], 0.0, 1.0)), margin_scale=PITCH_MARGIN_SCALE)
     if effect.type in ("KEEP", "GAIN") and raw_st is not None and edit_st is not None:
         w = _width_slot(raw_st, edit_st)
         if w is not None:

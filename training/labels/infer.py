@@ -518,7 +518,7 @@ def _judge_beats(pair: _Pair, moves: list[Move], fwd_offset: dict[int, int], *, 
     beats = ExtendedLabels.keep(pair.starts.shape[0])
     judge = _ForwardJudge(pair, fwd_offset) if effects else None
     for gi, m in enumerate(moves):
-        conf = float(np.clip(m.match, 0.0, 1.0))
+        conf = float(np.clip(m.match if m.kind != CUT else _cut_match(moves, gi), 0.0, 1.0))
         if m.kind == FWD:
             if judge is not None:
                 conf *= judge.judge(beats, m, moves[gi - 1] if gi > 0 else None)
@@ -539,6 +539,22 @@ def _judge_beats(pair: _Pair, moves: list[Move], fwd_offset: dict[int, int], *, 
     if judge is not None:
         judge.flush(beats)
     return beats
+
+
+def _cut_match(moves: list[Move], gi: int) -> float:
+    """How sure a CUT ``moves[gi]`` is: the lower match of the moves that play on either side of it.
+
+    A CUT has no edit frames of its own; it is as sure as the audio that
+    jumps over it is placed (1 where nothing plays on either side).
+    """
+    sides = []
+    for step in (-1, 1):
+        k = gi + step
+        while 0 <= k < len(moves) and moves[k].kind == CUT:
+            k += step
+        if 0 <= k < len(moves):
+            sides.append(moves[k].match)
+    return min(sides) if sides else 1.0
 
 
 def _label_structural(beats: ExtendedLabels, pair: _Pair, moves: list[Move], gi: int, conf: float) -> None:
