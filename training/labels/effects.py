@@ -60,6 +60,7 @@ EFFECT_SWITCH_DB = 0.3  # cost of a label change between neighbouring forward be
 FADE_MAX_GAIN = 1.08  # edit/raw gain a fade's ramp may reach (fit noise)
 FADE_STEP_BACK = 0.15  # how far a fade's gain may step back from one beat's end to the next's start
 FADE_EDGE_GAIN = 0.08  # a one-beat fade starts (in) or ends (out) within this of silence
+FADE_RUN_EDGE_GAIN = 0.25  # ... a longer fade run, at its first (in) or last (out) beat
 PRE_ROLL_S = 0.25  # source audio fed to candidate effects before the beat
 TAIL_PRE_ROLL_S = 2.0  # ... at most, to reverb and delay candidates (engine.render.MAX_TAIL_S)
 TAIL_CHUNK_BEATS = 16  # reverb/delay candidates render this many beats ahead at once
@@ -555,8 +556,9 @@ def false_fades(effects: list[BeatEffect], labels: list[tuple[str, int]]) -> set
     A run labelled a fade is rejected when the gain ramps fitted on its beats
     (``BeatEffect.ramp``) go above unity (``FADE_MAX_GAIN``), step back
     between neighbours by more than ``FADE_STEP_BACK`` (each beat restarting
-    its ramp: a compressor), or, for a one-beat run, do not start (in) or end
-    (out) at silence (``FADE_EDGE_GAIN``).
+    its ramp: a compressor), or do not start (in) or end (out) at silence
+    (``FADE_EDGE_GAIN`` for a one-beat run, ``FADE_RUN_EDGE_GAIN`` for a
+    longer one).
     """
     bad: set[int] = set()
     for kind, beats in itertools.groupby(range(len(labels)), key=lambda k: labels[k][0]):
@@ -570,8 +572,12 @@ def false_fades(effects: list[BeatEffect], labels: list[tuple[str, int]]) -> set
         back = any(
             a is not None and b is not None and sign * (b[0] - a[1]) < -FADE_STEP_BACK for a, b in itertools.pairwise(ramps)
         )
-        lone = len(run) == 1 and bool(known) and known[0][0 if kind == "FADE_IN" else 1] > FADE_EDGE_GAIN
-        if loud or back or lone:
+        # a fade-in starts at silence and a fade-out ends there (a one-beat run closely; a longer
+        # run within FADE_RUN_EDGE_GAIN, its edge beat's straight fit being rougher)
+        edge = ramps[0 if kind == "FADE_IN" else -1]
+        limit = FADE_EDGE_GAIN if len(run) == 1 else FADE_RUN_EDGE_GAIN
+        silent_edge = edge is None or edge[0 if kind == "FADE_IN" else 1] <= limit
+        if loud or back or not silent_edge:
             bad.update(run)
     return bad
 

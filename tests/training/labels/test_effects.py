@@ -53,3 +53,12 @@ def test_an_effect_outside_the_vocabulary_is_keep_not_an_invented_effect() -> No
     assert chorus.type == "KEEP" or chorus.confidence < 0.5
     lowpass = judged(pedalboard.Pedalboard([pedalboard.LowpassFilter(cutoff_frequency_hz=1100.0)]))
     assert lowpass.type == "LOWPASS" and lowpass.confidence > 0.8
+
+
+def test_a_fade_run_that_does_not_reach_silence_is_not_a_fade() -> None:
+    """Three beats of gain ramps that never come near silence (a compressor's level ride) are no fade-out."""
+    riding = [_beat((1.0 - 0.05 * k, 0.95 - 0.05 * k), {("FADE_OUT", 0): 0.3, ("COMPRESS", 1): 0.4}) for k in range(3)]
+    assert false_fades(riding, [("FADE_OUT", 0)] * 3) == {0, 1, 2}
+    assert label_run(riding) == [("COMPRESS", 1)] * 3
+    reaching = [_beat((1.0 - k / 3, 1.0 - (k + 1) / 3), {("FADE_OUT", 0): 0.3, ("COMPRESS", 1): 0.4}) for k in range(3)]
+    assert false_fades(reaching, [("FADE_OUT", 0)] * 3) == set()
