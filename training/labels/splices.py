@@ -41,7 +41,7 @@ from editorbot.training.labels.effects import BAND_NFFT, stutter_slot
 from editorbot.training.labels.frames import FRAME_SR, match_at, refine_offset
 
 OFFSET_WINDOW = 5  # beats of a forward run whose median lag is each beat's offset
-OVERLAP_MAX_S = 0.06  # the longest splice overlap (crossfade that shortens the edit) read as a splice, not a SPEED
+OVERLAP_MAX_S = 0.06  # the longest overlap per splice (a crossfade that shortens the edit) read as splices, not a SPEED
 OVERLAP_MATCH = 0.7  # normalised correlation of unstretched forward audio across such a splice
 
 
@@ -106,13 +106,14 @@ def overlap_speeds(
     to ``max_overlap_s``) moves the offset between two forward runs by a few
     tens of ms; the alignment explains that with a short SPEED. A SPEED
     between forward beats whose offsets step back by no more than
-    ``max_overlap_s``, and whose audio matches the raw beats unstretched
+    ``max_overlap_s`` per join it may hold (one more than its beats: the
+    editor's edits need not fall on this grid's beats), and whose audio
+    matches the raw beats unstretched
     (normalised correlation >= ``min_match`` at the offset before or after
     it, on either half of the span), is forward audio with a splice in it.
     Both signals are mono at ``FRAME_SR``.
     """
     out: list[Move] = []
-    max_overlap = int(max_overlap_s * FRAME_SR)
     for i, m in enumerate(moves):
         prev, nxt = (moves[i - 1] if i > 0 else None), (moves[i + 1] if i + 1 < len(moves) else None)
         if (
@@ -127,6 +128,7 @@ def overlap_speeds(
         a = int(round(starts[m.beat] * FRAME_SR))
         b = int(round(ends[m.beat + m.n_beats - 1] * FRAME_SR))
         half = (b - a) // 2
+        max_overlap = int(max_overlap_s * FRAME_SR) * (m.n_beats + 1)
         unstretched = -max_overlap <= o2 - o1 <= 0 and max(
             match_at(raw_y, edit_y, a, a + o1, half), match_at(raw_y, edit_y, a + half, a + half + o2, half)
         ) >= min_match
