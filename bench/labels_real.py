@@ -28,6 +28,8 @@ the raw song's timeline:
   per-type recall, precision and F1 over the vocabulary's types (and their
   macro means);
 - out-of-vocabulary events (``OOV:*``): which labels cover them;
+- label precision by the labels' inferred confidence (mean over their
+  beats, in fifths);
 - false effect labels (the amount types from GAIN on) per 10 minutes of
   unedited audio (raw time outside every event);
 - boundary error of found events in beats (start and end of the union of
@@ -80,12 +82,15 @@ class Span:
         raw timeline, seconds.
     amount : float
         physical value (events) or amount index (labels).
+    confidence : float
+        mean inferred confidence of a label's beats (1 for events).
     """
 
     type: str
     start_s: float
     end_s: float
     amount: float = 0.0
+    confidence: float = 1.0
 
 
 @dataclass
@@ -107,6 +112,7 @@ class Tally:
     raw_s: float = 0.0
     infer_s: float = 0.0
     stages: Counter = field(default_factory=Counter)
+    label_conf: list = field(default_factory=list)
     pairs: int = 0
     unalignable: int = 0
 
@@ -139,7 +145,8 @@ def label_spans(result) -> list[Span]:
         while j < bt.size and types[j] == types[i] and not result.action_start[j]:
             j += 1
         amount = float(Counter(amounts[i:j].tolist()).most_common(1)[0][0])
-        spans.append(Span(vocab.TYPES[types[i]], float(bt[i]), float(ends[j - 1]), amount))
+        conf = float(np.mean(result.confidence[i:j])) if len(result.confidence) >= j else 1.0
+        spans.append(Span(vocab.TYPES[types[i]], float(bt[i]), float(ends[j - 1]), amount, conf))
         i = j
     return spans
 
@@ -188,8 +195,9 @@ def score_pair(tally: Tally, events: list[Span], labels: list[Span], beat_times:
     for lab in labels:
         tally.labels[lab.type] += 1
         span = max(lab.end_s - lab.start_s, 1e-9)
-        if _overlap(lab.start_s, lab.end_s, truth_by_type.get(lab.type, [])) >= 0.5 * span:
-            tally.right[lab.type] += 1
+        right = _overlap(lab.start_s, lab.end_s, truth_by_type.get(lab.type, [])) >= 0.5 * span
+        tally.right[lab.type] += int(right)
+        tally.label_conf.append((lab.confidence, right))
         if lab.type in EFFECT_TYPES and _overlap(lab.start_s, lab.end_s, events) < 0.5 * span:
             tally.false_effects += 1
     tally.unedited_s += max(0.0, duration_s - _overlap(0.0, duration_s, events))
@@ -221,6 +229,16 @@ def report(title: str, t: Tally) -> list[str]:
                  f"{np.mean(precs) if precs else float('nan'):.3f}")
     for oov, got in sorted(t.oov.items()):
         lines.append(f"  {oov}: {sum(got.values())} covered by " + ", ".join(f"{k} {v}" for k, v in got.most_common()))
+    if t.label_conf:
+        conf = np.asarray([c for c, _ in t.label_conf])
+        right = np.asarray([r for _, r in t.label_conf], dtype=bool)
+        bins = [(lo, lo + 0.2) for lo in (0.0, 0.2, 0.4, 0.6, 0.8)]
+        cells = []
+        for lo, hi in bins:
+            sel = (conf >= lo) & ((conf < hi) | (hi >= 1.0))
+            if sel.any():
+                cells.append(f"{lo:.1f}-{hi:.1f} {right[sel].mean():.2f} of {int(sel.sum())}")
+        lines.append("  label precision by confidence: " + ", ".join(cells))
     per10 = t.false_effects / max(t.unedited_s / 600, 1e-9)
     lines.append(f"  false effect labels: {t.false_effects} in {t.unedited_s / 60:.1f} min unedited = {per10:.1f} per 10 min")
     if t.boundary_beats:

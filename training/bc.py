@@ -24,7 +24,8 @@ mask_amount         (N, 20, 5) bool    ``ActionMasks.amount``
 actions             (N, 3) int64       labelled (type, size, amount)
 pair_ids            (N,) int64         index into ``pair_names``
 pair_names          (P,) str           names of the pairs (data folder NAMEs)
-confidence          (N,) float32       0..1 trust in the label (loss weight)
+confidence          (N,) float32       0..1 trust in the label (loss weight;
+                                       absent in older files: read as 1)
 tempo_bpm           (N,) float32       auxiliary target: song tempo
 energy              (N,) int64         auxiliary target: cursor beat energy class
 phrase              (N, W) float32     auxiliary target: 1 at phrase starts
@@ -180,12 +181,32 @@ class BCData:
                 if "format" not in z or str(z["format"]) != BC_FORMAT:
                     found = str(z["format"]) if "format" in z else "no format"
                     raise BadInput(str(path), f"not a {BC_FORMAT} file ({found}); make it again with editorbot data labels")
-                missing = [f.name for f in fields(cls) if f.name not in z]
+                missing = [f.name for f in fields(cls) if f.name not in z and f.name != "confidence"]
                 if missing:
                     raise BadInput(str(path), f"missing arrays: {', '.join(missing)}")
-                return cls(**{f.name: z[f.name] for f in fields(cls)})
+                arrays = {f.name: z[f.name] for f in fields(cls) if f.name in z}
+                # files written before labels carried a confidence trust every label fully
+                arrays.setdefault("confidence", np.ones(arrays["actions"].shape[0], dtype=np.float32))
+                return cls(**arrays)
         except (OSError, ValueError) as err:
             raise BadInput(str(path), f"cannot read BC data: {err}") from None
+
+    def confident(self, min_confidence: float, where: str = "--bc-min-confidence") -> BCData:
+        """The examples whose label confidence is at least ``min_confidence`` (all of them at 0).
+
+        Raises
+        ------
+        BadInput
+            none is left.
+        """
+        if min_confidence <= 0.0:
+            return self
+        keep = np.flatnonzero(self.confidence >= min_confidence)
+        if keep.size == 0:
+            raise BadInput(where, f"no demonstration has a label confidence >= {min_confidence:g} (of {len(self)})")
+        logger.info("%d of %d demonstrations have a label confidence >= %g: the others are left out",
+                    keep.size, len(self), min_confidence)
+        return self.subset(keep)
 
     def subset(self, index: np.ndarray) -> BCData:
         """Rows ``index`` (``pair_names`` kept whole)."""

@@ -241,6 +241,11 @@ class PPOConfig:
         Adam learning rate of the BC-only passes.
     bc_batch_size:
         Demonstrations per optimiser step in the BC-only passes.
+    bc_min_confidence:
+        Leave out demonstrations whose label confidence (inferred labels,
+        ``editorbot data labels``) is below this, 0-1 (CLI
+        ``--bc-min-confidence``); the rest keep their confidence as a loss
+        weight. 0 keeps them all.
     """
 
     lr: float = 1e-4
@@ -273,6 +278,7 @@ class PPOConfig:
     bc_only: bool = False
     bc_lr: float = 3e-4
     bc_batch_size: int = 256
+    bc_min_confidence: float = 0.0
 
     def __post_init__(self) -> None:
         for name in ("batch_size", "num_envs", "num_minibatches", "update_epochs", "grad_accum"):
@@ -302,6 +308,8 @@ class PPOConfig:
             raise ValueError(f"max_updates must be >= 1, got {self.max_updates}")
         if self.bc_epochs < 0 or self.bc_batch_size < 1 or self.bc_lr <= 0 or self.checkpoint_every < 1:
             raise ValueError("bc_epochs must be >= 0, bc_batch_size and checkpoint_every >= 1, bc_lr > 0")
+        if not 0.0 <= self.bc_min_confidence <= 1.0:
+            raise ValueError(f"bc_min_confidence must be in [0, 1], got {self.bc_min_confidence}")
 
     @property
     def num_steps(self) -> int:

@@ -1,14 +1,24 @@
-"""``editorbot data labels`` / ``editorbot data augment`` and ``python -m editorbot.training.infer_labels``.
+"""``editorbot data labels`` / ``data explain`` / ``data augment`` and ``python -m editorbot.training.infer_labels``.
 
-``labels --data-dir DIR --out bc_rich.npz [--eval] [--window W] [--history K]``
+``labels --data-dir DIR --out bc_rich.npz [--eval] [--jobs N] [--window W] [--history K]``
     Infer beat-by-beat labels for every (raw, edit) pair of DIR from the
     audio alone (``training.labels``), write the behavioural-cloning file
     and each pair's inferred plan (``<out stem>_plans/``). Pairs whose edit
     does not come from their raw song are reported, one line each, and left
-    out. ``--eval`` compares with ``labels/*.json`` where present and prints
-    per-type precision/recall, beat accuracy, amount accuracy and boundary
-    error. The examples' window and history are the default policy's unless
-    given (``train rl`` crops wider ones to its model's).
+    out, as is a pair that cannot be read; the run goes on. ``--eval``
+    compares with ``labels/*.json`` where present and prints per-type
+    precision/recall, beat accuracy, amount accuracy, boundary error and
+    the calibration of the confidence (beat accuracy per confidence
+    decile). ``--jobs N`` infers the pairs in N worker processes. The
+    examples' window and history are the default policy's unless given
+    (``train rl`` crops wider ones to its model's).
+
+``explain RAW EDIT --plan OUT.json [--plot PNG] [--export rpp,...]``
+    The inferred EditPlan of one pair, for seeing what was done to a song
+    and bringing it into a DAW (``training.labels.explain``); each action
+    with its confidence. Two files that are not one song and its edit (or
+    a silent one, or lengths far apart) get one line and exit code 2; no
+    output is written over an existing file.
 
 ``augment --in bc_rich.npz --out bc_aug.npz [--min-share 0.02] [--pairs-out DIR]``
     Add exactly-labelled examples of rare action types, rendered onto the
@@ -39,10 +49,37 @@ def add_labels_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--out", required=True, metavar="NPZ", help="behavioural-cloning file to write (.npz)")
     p.add_argument("--eval", action="store_true", help="score against labels/*.json where present")
     p.add_argument("--no-cache", action="store_true", help="do not read or write the feature cache")
+    p.add_argument("--jobs", type=int, default=1, metavar="N", help="pairs inferred in N worker processes (default 1)")
     p.add_argument("--window", type=int, default=None, metavar="W",
                    help="beats per example window (default: the default policy's; narrower models crop it)")
     p.add_argument("--history", type=int, default=None, metavar="K",
                    help="beats of walk history per example (default: the default policy's)")
+
+
+def add_explain_arguments(p: argparse.ArgumentParser) -> None:
+    """Options of ``data explain``."""
+    from editorbot.engine.formats import EXPORT_FORMATS
+
+    p.add_argument("raw", metavar="RAW", help="the song before the edit")
+    p.add_argument("edit", metavar="EDIT", help="the edited song")
+    p.add_argument("--plan", required=True, metavar="OUT.json", help="the inferred EditPlan to write (never over an existing file)")
+    p.add_argument("--plot", default=None, metavar="PNG", help="also write a before/after picture")
+    p.add_argument("--export", action="append", default=[], metavar="FORMATS",
+                   help=f"comma-separated DAW formats written beside the plan: {', '.join(EXPORT_FORMATS)}")
+    p.add_argument("--no-cache", action="store_true", help="do not read or write the feature cache")
+
+
+def run_explain(args: argparse.Namespace) -> int:
+    """``data explain``: exit code 0 (a bad pair raises ``BadInput``: one line, exit 2)."""
+    from editorbot.training.labels.explain import explain_pair
+
+    exports = [f.strip() for value in args.export for f in value.split(",") if f.strip()]
+    report = explain_pair(
+        args.raw, args.edit, args.plan, plot_png=args.plot, exports=exports, cache=not args.no_cache
+    )
+    for line in report.lines():
+        print(line)
+    return 0
 
 
 def add_augment_arguments(p: argparse.ArgumentParser) -> None:
@@ -65,6 +102,7 @@ def run_labels(args: argparse.Namespace) -> int:
         cache=not getattr(args, "no_cache", False),
         quiet=bool(getattr(args, "quiet", False)),
         agent_config=_observation_config(args.window, args.history),
+        jobs=int(args.jobs),
     )
     for name, reason in report.unalignable:
         print(f"unalignable: {name}: {reason}")
@@ -111,7 +149,7 @@ def run_augment(args: argparse.Namespace) -> int:
 def add_data_subcommands(
     sub: argparse._SubParsersAction, common: Callable[[argparse.ArgumentParser], None] | None = None
 ) -> None:
-    """Register ``labels`` and ``augment`` under ``editorbot data``'s sub-parsers.
+    """Register ``labels``, ``augment`` and ``explain`` under ``editorbot data``'s sub-parsers.
 
     They set ``_data_run`` like the other ``data`` subcommands.
     """
@@ -129,15 +167,23 @@ def add_data_subcommands(
         "examples until every action type has --min-share of the examples.",
     )
     add_augment_arguments(augment)
-    for p in (labels, augment):
+    explain = sub.add_parser(
+        "explain",
+        help="show what was done to a song: the inferred EditPlan of one (raw, edit) pair",
+        description="Infer the EditPlan that turned RAW into EDIT from the audio alone and write it "
+        "(--plot: a before/after picture; --export: DAW sessions). Each action carries its confidence.",
+    )
+    add_explain_arguments(explain)
+    for p in (labels, augment, explain):
         if common is not None:
             common(p)
     labels.set_defaults(_data_run=run_labels)
     augment.set_defaults(_data_run=run_augment)
+    explain.set_defaults(_data_run=run_explain)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """``python -m editorbot.training.infer_labels {labels,augment} ...``."""
+    """``python -m editorbot.training.infer_labels {labels,augment,explain} ...``."""
     parser = argparse.ArgumentParser(prog="python -m editorbot.training.infer_labels", description=__doc__.splitlines()[0])
     parser.add_argument("--quiet", "-q", action="store_true", help="no progress bars, warnings only")
     parser.add_argument("--verbose", "-v", action="store_true", help="debug logging")

@@ -440,7 +440,7 @@ def train(
         agent_config = AgentConfig(**ckpt["agent_config"])
     agent_config = agent_config or AgentConfig()
     if bc_data is not None:
-        bc_data = bc_data.fitted(agent_config, "--bc-mixed")
+        bc_data = bc_data.fitted(agent_config, "--bc-mixed").confident(cfg.bc_min_confidence)
     run = make_run(episodes, cfg, agent_config, weights, dev, ddp, save_dir)
     if ckpt is not None:
         restore_training_state(ckpt, "agent", run.agent, run.optimizer, run.scaler, ddp.rank)

@@ -23,8 +23,16 @@ One module per step of ``infer_pair`` (``infer``, the orchestrator):
 6. ``infer``: walk and plan; the labels on the analysis grid.
 
 Beside them: ``dataset`` (the BC file, ``bc_rich.npz``), ``evaluate``
-(inferred labels against truth labels) and ``render_check`` (the inferred
-plan's render against the edit).
+(inferred labels against truth labels, and the calibration of their
+confidence), ``explain`` (one pair's inferred plan, plot and DAW exports:
+``editorbot data explain``) and ``render_check`` (the inferred plan's
+render against the edit).
+
+Every inferred label carries a confidence (0-1): the alignment's match of
+its move, times, for an effect, how clearly it won and how much of the
+beat's change it explains. Where no candidate explains a beat's change
+(an effect outside the vocabulary, a codec, a splice off the grid) the
+label is KEEP: inference says "I don't know" rather than invent an effect.
 
 Examples
 --------

@@ -49,8 +49,11 @@ from __future__ import annotations
 
 import json
 import logging
+import multiprocessing
 import os
 import time
+from collections.abc import Iterator
+from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import dataclass, fields
 from typing import Any
 
@@ -179,6 +182,7 @@ def build_dataset(
     cache: Any = True,
     quiet: bool = False,
     agent_config: AgentConfig | None = None,
+    jobs: int = 1,
 ) -> DatasetReport:
     """Infer BC labels for every pair of ``data_dir`` and write the BC file (module docstring).
 
@@ -188,13 +192,19 @@ def build_dataset(
     ``beat_*``/``pair_*`` arrays of the module docstring. Plans go to
     ``<out stem>_plans/NAME.plan.json``. With ``evaluate``, pairs that have
     truth labels (``labels/NAME.json``) are scored (``Evaluation``); truth
-    label files are never read during inference.
+    label files are never read during inference. With ``jobs`` > 1 the
+    pairs are inferred in that many worker processes (the file does not
+    depend on it). A pair that cannot be read or inferred is reported (one
+    line) and left out; the run goes on.
 
     Raises
     ------
     BadInput
-        an output that is not a ``.npz``, or no pairs in ``data_dir``.
+        an output that is not a ``.npz``, no pairs in ``data_dir``, or
+        ``jobs`` < 1.
     """
+    if jobs < 1:
+        raise BadInput("--jobs", f"must be >= 1, got {jobs}")
     out_path = os.fspath(out_path)
     if not out_path.endswith(".npz"):
         raise BadInput(out_path, "the output must be a .npz file")
@@ -203,7 +213,7 @@ def build_dataset(
     os.makedirs(plan_dir, exist_ok=True)
     evaluator = Evaluator() if evaluate else None
     t_start = time.perf_counter()
-    results, unalignable, audio_s = _label_pairs(pairs, plan_dir, evaluator, cache=cache, quiet=quiet)
+    results, unalignable, audio_s = _label_pairs(pairs, plan_dir, evaluator, cache=cache, quiet=quiet, jobs=jobs)
     episodes = [episode_of(r, r.aligned()[1]) for r in results]
     elapsed = time.perf_counter() - t_start
     arrays, n_examples = _bc_arrays(results, episodes, agent_config or AgentConfig(), quiet=quiet)
@@ -233,6 +243,7 @@ def _label_pairs(
     *,
     cache: Any,
     quiet: bool,
+    jobs: int = 1,
 ) -> tuple[list[PairLabels], list[tuple[str, str]], float]:
     """Infer every pair; save each alignable pair's plan in ``plan_dir`` and score it where it has truth labels.
 
@@ -243,12 +254,10 @@ def _label_pairs(
     results: list[PairLabels] = []
     unalignable: list[tuple[str, str]] = []
     audio_s = 0.0
-    for name, raw, edit, label in progress(pairs, desc="labels", quiet=quiet):
-        try:
-            res = infer_pair(raw, edit, name=name, cache=cache)
-        except BadInput as err:
-            unalignable.append((name, str(err)))
-            log.warning("%s: skipped: %s", name, err)
+    for (name, _, _, label), res in zip(pairs, _inferred(pairs, cache=cache, quiet=quiet, jobs=jobs)):
+        if isinstance(res, str):
+            unalignable.append((name, res))
+            log.warning("%s: skipped: %s", name, res)
             continue
         audio_s += res.duration_s
         if evaluator is not None and label is not None:
@@ -261,6 +270,58 @@ def _label_pairs(
         results.append(res)
         save_plan(res.aligned()[0], os.path.join(plan_dir, f"{name}.plan.json"))
     return results, unalignable, audio_s
+
+
+def _infer_one(name: str, raw: str, edit: str, cache: Any) -> PairLabels | str:
+    """One pair's ``PairLabels``, or why it could not be inferred (one line).
+
+    Anything a pair raises is its own problem, not the run's: a corpus run
+    never stops on one bad pair.
+    """
+    try:
+        return infer_pair(raw, edit, name=name, cache=cache)
+    except BadInput as err:
+        return str(err)
+    except Exception as err:  # one bad pair must not stop the others; the traceback goes to the log
+        log.debug("%s: inference failed", name, exc_info=True)
+        return f"{edit}: inference failed: {type(err).__name__}: {err}"
+
+
+def _inferred(
+    pairs: list[tuple[str, str, str, str | None]], *, cache: Any, quiet: bool, jobs: int
+) -> Iterator[PairLabels | str]:
+    """``_infer_one`` of every pair, in ``pairs`` order; in ``jobs`` worker processes when more than one.
+
+    Workers are spawned (no fork of this process's threads and numba
+    state), each with one BLAS thread: the pairs are the parallel work.
+    """
+    if jobs == 1 or len(pairs) <= 1:
+        for name, raw, edit, _ in progress(pairs, desc="labels", quiet=quiet):
+            yield _infer_one(name, raw, edit, cache)
+        return
+    done: dict[int, PairLabels | str] = {}
+    ctx = multiprocessing.get_context("spawn")
+    with ProcessPoolExecutor(max_workers=min(jobs, len(pairs)), mp_context=ctx, initializer=_one_thread) as pool:
+        futures = {pool.submit(_infer_one, name, raw, edit, cache): i for i, (name, raw, edit, _) in enumerate(pairs)}
+        for fut in progress(as_completed(futures), desc="labels", total=len(pairs), quiet=quiet):
+            i = futures[fut]
+            try:
+                done[i] = fut.result()
+            except Exception as err:  # noqa: BLE001 - a worker that died (killed, out of memory) loses its pair only
+                done[i] = f"{pairs[i][2]}: inference failed: {type(err).__name__}: {err}"
+    for i in range(len(pairs)):
+        yield done[i]
+
+
+def _one_thread() -> None:
+    """Worker start: one thread for BLAS and OpenMP (each worker infers one pair at a time)."""
+    for var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "NUMBA_NUM_THREADS"):
+        os.environ[var] = "1"
+    try:
+        from threadpoolctl import threadpool_limits
+    except ImportError:  # pragma: no cover - a librosa dependency
+        return
+    threadpool_limits(limits=1)
 
 
 def _bc_arrays(

@@ -12,7 +12,11 @@ reverb rendered in stereo at the song's rate as the edit's was; after a
 reverb or delay beat, "unchanged plus its tail" counts as KEEP); PITCH when
 a pitch-warped variant of the raw frames matches the edit clearly better
 than the raw frames; WIDTH from the stereo side/mid energies
-(``beat_effect``).
+(``beat_effect``). "I don't know" rather than an invented effect: an
+effect label has to explain most of the beat's distance from its raw beat
+(``_keep_cost``), else the beat stays KEEP; a label that explains only part
+of it (an effect outside the vocabulary read as its nearest type) carries a
+low confidence (``BeatEffect.confidence``).
 
 Neighbouring forward beats then take their inferred labels together
 (``smooth_effects``: each beat's candidate distances plus a cost per label
@@ -56,10 +60,21 @@ EFFECT_SWITCH_DB = 0.3  # cost of a label change between neighbouring forward be
 FADE_MAX_GAIN = 1.08  # edit/raw gain a fade's ramp may reach (fit noise)
 FADE_STEP_BACK = 0.15  # how far a fade's gain may step back from one beat's end to the next's start
 FADE_EDGE_GAIN = 0.08  # a one-beat fade starts (in) or ends (out) within this of silence
+FADE_RUN_EDGE_GAIN = 0.25  # ... a longer fade run, at its first (in) or last (out) beat
 PRE_ROLL_S = 0.25  # source audio fed to candidate effects before the beat
 TAIL_PRE_ROLL_S = 2.0  # ... at most, to reverb and delay candidates (engine.render.MAX_TAIL_S)
 TAIL_CHUNK_BEATS = 16  # reverb/delay candidates render this many beats ahead at once
 REVERB_SCREEN_DB = 1.5  # a quick mono reverb this close to the best candidate earns the true render
+# "I don't know" rather than an invented effect: a beat that differs from its raw beat in a way
+# no candidate explains (an effect outside the vocabulary, a codec, a splice off the grid) stays
+# KEEP. An effect label must leave at most EFFECT_MAX_RATIO of KEEP's distance and be
+# EFFECT_MIN_GAIN_DB closer, unless it leaves under EFFECT_CLEAR_RATIO (a subtle effect fitted
+# closely: a small shelf). Tuned on the foreign editor's dev half (bench/labels_real.py --split dev).
+EFFECT_MIN_GAIN_DB = 0.5
+EFFECT_MAX_RATIO = 0.85
+EFFECT_CLEAR_RATIO = 0.7
+PITCH_MIN_MATCH = 0.3  # frame similarity a pitch-warped variant needs to read as PITCH
+PITCH_MARGIN_SCALE = 0.15  # its lead over the clean frames at which PITCH is 63% sure
 LINEAR_TYPES = ("GAIN", "LOWPASS", "HIGHPASS", "BASS", "TREBLE")
 RENDER_TYPES = ("REVERB", "DELAY", "DISTORTION", "COMPRESS")
 WIDTH_VALUES = tuple(v for v in vocab.AMOUNT_TABLE["WIDTH"] if not math.isnan(v))
@@ -150,6 +165,18 @@ class BeatEffect:
     margin: float  # dB, second best minus best
     candidates: dict[tuple[str, int], float] | None = None  # dB per (type, slot) judged; None: not to be smoothed
     ramp: tuple[float, float] | None = None  # fitted edit/raw gain at the first and last judged frame (fade candidate)
+    explained: float = 1.0  # share of the beat's distance from its raw beat the label explains (0..1)
+    margin_scale: float = 0.5  # margin at which the label is 63% sure (dB; similarity for PITCH)
+
+    @property
+    def confidence(self) -> float:
+        """0..1: how clearly the label won (its margin), times how much of the beat's change it explains.
+
+        An effect that leaves a fifth or more of the beat's distance from
+        its raw beat unexplained is partly a guess (an effect outside the
+        vocabulary read as its nearest type).
+        """
+        return float((1.0 - math.exp(-max(self.margin, 0.0) / self.margin_scale)) * min(1.0, self.explained / 0.8))
 
     @property
     def amount_idx(self) -> int:
@@ -366,7 +393,22 @@ def beat_effect(
         y = x_r[lead:] + tail
         d = _band_distance(band_db(y[trim : n - trim]), b_e, weight)
         cands = [(min(c[0], d), c[1], c[2]) if c[1] == "KEEP" else c for c in cands]
-    return _pitch_or_width(_best_effect(cands, ramp), pitch_votes, raw_st, edit_st)
+    keep_db = cands[0][0]
+    cands[0] = (_keep_cost(keep_db), "KEEP", 0)
+    best = _best_effect(cands, ramp)
+    if best.type != "KEEP":
+        best.explained = float(np.clip(1.0 - best.distance / max(keep_db, 1e-9), 0.0, 1.0))
+    return _pitch_or_width(best, pitch_votes, raw_st, edit_st, fit_db=keep_db if best.type == "KEEP" else best.distance)
+
+
+def _keep_cost(keep_db: float) -> float:
+    """KEEP's cost for a beat ``keep_db`` dB from its raw beat: what an effect candidate has to beat.
+
+    ``max(EFFECT_CLEAR_RATIO * keep_db, min(keep_db - EFFECT_MIN_GAIN_DB,
+    EFFECT_MAX_RATIO * keep_db))``: a candidate wins only where it explains
+    the difference clearly.
+    """
+    return max(EFFECT_CLEAR_RATIO * keep_db, min(keep_db - EFFECT_MIN_GAIN_DB, EFFECT_MAX_RATIO * keep_db))
 
 
 def _linear_candidates(b_r: np.ndarray, b_e: np.ndarray, weight: np.ndarray, effect_sr: int) -> list[tuple[float, str, int]]:
@@ -478,16 +520,29 @@ def _best_effect(cands: list[tuple[float, str, int]], ramp: tuple[float, float] 
 
 
 def _pitch_or_width(
-    effect: BeatEffect, pitch_votes: np.ndarray | None, raw_st: np.ndarray | None, edit_st: np.ndarray | None
+    effect: BeatEffect,
+    pitch_votes: np.ndarray | None,
+    raw_st: np.ndarray | None,
+    edit_st: np.ndarray | None,
+    *,
+    fit_db: float | None = None,
 ) -> BeatEffect:
-    """``effect``, or PITCH where a pitch-warped variant matches clearly better, or WIDTH where only the side changed."""
+    """``effect``, or PITCH where a pitch-warped variant matches clearly better, or WIDTH where only the side changed.
+
+    ``fit_db``: how far (dB) the best candidate is from the edit (default ``effect.distance``).
+    """
+    fit_db = effect.distance if fit_db is None else fit_db
     if pitch_votes is not None and pitch_votes.shape[0] >= 1 + len(VARIANT_SEMITONES):
         clean = float(pitch_votes[0])
         k = int(np.argmax(pitch_votes[1 : 1 + len(VARIANT_SEMITONES)]))
-        if pitch_votes[1 + k] > clean + 0.08 and effect.distance > 1.0:
+        # the warped frames must match the edit's well, not just less badly than the clean
+        # ones (a beat matched to the wrong raw audio has every vote near 0)
+        if pitch_votes[1 + k] > clean + 0.08 and pitch_votes[1 + k] >= PITCH_MIN_MATCH and fit_db > 1.0:
             semis = VARIANT_SEMITONES[k]
             slot = int(np.argmin([abs(semis - v) for v in (-2.0, -1.0, 1.0, 2.0)]))
-            return BeatEffect("PITCH", slot, effect.distance, float(pitch_votes[1 + k] - clean))
+            # margin in similarity units; the warped variant's own match says how sure
+            return BeatEffect("PITCH", slot, effect.distance, float(pitch_votes[1 + k] - clean),
+                              explained=float(np.clip(pitch_votes[1 + k], 0.0, 1.0)), margin_scale=PITCH_MARGIN_SCALE)
     if effect.type in ("KEEP", "GAIN") and raw_st is not None and edit_st is not None:
         w = _width_slot(raw_st, edit_st)
         if w is not None:
@@ -501,8 +556,9 @@ def false_fades(effects: list[BeatEffect], labels: list[tuple[str, int]]) -> set
     A run labelled a fade is rejected when the gain ramps fitted on its beats
     (``BeatEffect.ramp``) go above unity (``FADE_MAX_GAIN``), step back
     between neighbours by more than ``FADE_STEP_BACK`` (each beat restarting
-    its ramp: a compressor), or, for a one-beat run, do not start (in) or end
-    (out) at silence (``FADE_EDGE_GAIN``).
+    its ramp: a compressor), or do not start (in) or end (out) at silence
+    (``FADE_EDGE_GAIN`` for a one-beat run, ``FADE_RUN_EDGE_GAIN`` for a
+    longer one).
     """
     bad: set[int] = set()
     for kind, beats in itertools.groupby(range(len(labels)), key=lambda k: labels[k][0]):
@@ -516,8 +572,12 @@ def false_fades(effects: list[BeatEffect], labels: list[tuple[str, int]]) -> set
         back = any(
             a is not None and b is not None and sign * (b[0] - a[1]) < -FADE_STEP_BACK for a, b in itertools.pairwise(ramps)
         )
-        lone = len(run) == 1 and bool(known) and known[0][0 if kind == "FADE_IN" else 1] > FADE_EDGE_GAIN
-        if loud or back or lone:
+        # a fade-in starts at silence and a fade-out ends there (a one-beat run closely; a longer
+        # run within FADE_RUN_EDGE_GAIN, its edge beat's straight fit being rougher)
+        edge = ramps[0 if kind == "FADE_IN" else -1]
+        limit = FADE_EDGE_GAIN if len(run) == 1 else FADE_RUN_EDGE_GAIN
+        silent_edge = edge is None or edge[0 if kind == "FADE_IN" else 1] <= limit
+        if loud or back or not silent_edge:
             bad.update(run)
     return bad
 

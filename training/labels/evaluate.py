@@ -4,8 +4,9 @@
 label file's plan, read with ``read_label_plan``); ``Evaluation`` holds the
 figures ``editorbot data labels --eval`` and ``bench/labels.py`` print:
 beat accuracy, accuracy on the structural types, macro-F1 over the types,
-amount accuracy where the type is right, action boundaries within one beat
-and a per-type table. A truth label file is read only after inference,
+amount accuracy where the type is right, action boundaries within one beat,
+a per-type table and the calibration of the inferred confidence (beat
+accuracy per confidence decile). A truth label file is read only after inference,
 never by it.
 """
 
@@ -97,6 +98,10 @@ class Evaluation:
         share of true non-KEEP action edges with a predicted edge within 1 beat.
     per_type : dict[str, tuple[float, float, float, int]]
         type -> (precision, recall, f1, support).
+    calibration : list[tuple[float, float, int, float]]
+        ``(low, high, n_beats, beat_accuracy)`` per confidence decile
+        ``[low, high)`` (the last one holds 1.0) that holds beats: a
+        well-calibrated confidence has accuracy near the decile.
     unalignable : list[str]
         names of pairs reported unalignable.
     """
@@ -109,6 +114,7 @@ class Evaluation:
     amount_accuracy: float = float("nan")
     boundary_within_1: float = float("nan")
     per_type: dict[str, tuple[float, float, float, int]] = field(default_factory=dict)
+    calibration: list[tuple[float, float, int, float]] = field(default_factory=list)
     unalignable: list[str] = field(default_factory=list)
 
     def lines(self) -> list[str]:
@@ -122,6 +128,11 @@ class Evaluation:
         ]
         for t, (p, r, f, n) in self.per_type.items():
             out.append(f"{t:<11} {p:9.3f} {r:7.3f} {f:6.3f} {n:8d}")
+        if self.calibration:
+            out.append("calibration: beat accuracy per confidence decile")
+            out.append(f"{'confidence':<11} {'beats':>7} {'accuracy':>8}")
+            for lo, hi, n, acc in self.calibration:
+                out.append(f"{lo:.1f}-{hi:.1f}    {n:7d} {acc:8.3f}")
         return out
 
 
@@ -132,6 +143,7 @@ class Evaluator:
         self.true_t: list[np.ndarray] = []
         self.true_a: list[np.ndarray] = []
         self.pred: list[np.ndarray] = []
+        self.conf: list[np.ndarray] = []
         self.bound_hits = 0
         self.bound_total = 0
         self.unalignable: list[str] = []
@@ -147,6 +159,7 @@ class Evaluator:
         self.true_t.append(t)
         self.true_a.append(a)
         self.pred.append(result.labels)
+        self.conf.append(np.asarray(result.confidence, dtype=np.float64))
         pb = _boundaries_pred(result.labels, result.action_start)
         for x in _boundaries_true(plan_doc, result.beat_times):
             self.bound_total += 1
@@ -181,7 +194,31 @@ class Evaluator:
         right = (pt == tt) & amount_types[tt]
         ev.amount_accuracy = float(np.mean(pa[right] == ta[right])) if right.any() else float("nan")
         ev.boundary_within_1 = self.bound_hits / self.bound_total if self.bound_total else float("nan")
+        ev.calibration = calibration(np.concatenate(self.conf), pt == tt)
         return ev
+
+
+def calibration(confidence: np.ndarray, right: np.ndarray, n_bins: int = 10) -> list[tuple[float, float, int, float]]:
+    """``(low, high, n, accuracy)`` of each confidence bin ``[low, high)`` holding beats (1.0 in the last bin).
+
+    Parameters
+    ----------
+    confidence : np.ndarray
+        ``(n_beats,)`` inferred confidence in [0, 1].
+    right : np.ndarray
+        ``(n_beats,)`` bool, the inferred type is the true one.
+    n_bins : int
+        equal-width bins over [0, 1] (10: deciles).
+    """
+    conf = np.clip(np.asarray(confidence, dtype=np.float64), 0.0, 1.0)
+    right = np.asarray(right, dtype=bool)
+    k = np.minimum((conf * n_bins).astype(np.int64), n_bins - 1)
+    out = []
+    for b in range(n_bins):
+        sel = k == b
+        if sel.any():
+            out.append((b / n_bins, (b + 1) / n_bins, int(sel.sum()), float(right[sel].mean())))
+    return out
 
 
 def read_label_plan(label_path: str) -> dict[str, Any] | None:

@@ -64,7 +64,14 @@ from editorbot.training.labels.align import (
 )
 from editorbot.training.labels.effects import QUIET_BEAT_DB, BeatEffect, beat_effect, label_run, stutter_slot
 from editorbot.training.labels.frames import FRAME_HOP, FRAME_SR, Frames, frame_features
-from editorbot.training.labels.splices import edit_file_gain, forward_offsets, grid_shift, onset_shift, splice_starts
+from editorbot.training.labels.splices import (
+    edit_file_gain,
+    forward_offsets,
+    grid_shift,
+    onset_shift,
+    overlap_speeds,
+    splice_starts,
+)
 
 try:
     from threadpoolctl import threadpool_limits
@@ -75,6 +82,8 @@ log = logging.getLogger(__name__)
 
 #: Mean similarity along the best path below which a pair is unalignable.
 UNALIGNABLE_SIM = 0.55
+#: Mean similarity of a SPEED move's frames below which it is read as KEEP with that confidence.
+UNSURE_SPEED_MATCH = 0.3
 
 #: Action type of each structural move kind of the DP.
 STRUCTURAL_NAMES = {CUT: "CUT", SIL: "SILENCE", REV: "REVERSE", LOOP: "LOOP", STUT: "STUTTER", SPEED: "SPEED"}
@@ -116,6 +125,9 @@ class PairLabels:
         the raw song's ``engine.grid.Grid``.
     duration_s : float
         the raw song's length, seconds.
+    file_gain_db : float
+        the edit file's overall gain (a louder export, a peak
+        normalisation), dB: not an edit, so in no label or action; 0 when none.
     seconds : dict[str, float]
         wall time spent, by stage.
     """
@@ -136,6 +148,7 @@ class PairLabels:
     feature_names: list[str] = field(default_factory=list)
     grid: Grid | None = None
     duration_s: float = 0.0
+    file_gain_db: float = 0.0
     seconds: dict[str, float] = field(default_factory=dict)
 
     def aligned(self) -> tuple[EditPlan, Grid]:
@@ -215,6 +228,8 @@ class _Pair:
         index in it of the analysis grid's first beat.
     beat_s : float
         beat period, seconds (``align.grid_period``).
+    file_gain_db : float
+        the edit file's overall gain, dB (step 4; 0 when none).
     """
 
     name: str
@@ -227,6 +242,7 @@ class _Pair:
     ends: np.ndarray
     first_real: int
     beat_s: float
+    file_gain_db: float = 0.0
 
 
 class _ExtendedAnalysis:
@@ -375,7 +391,7 @@ def _check_alignable(result: PairLabels, moves: list[Move], s: np.ndarray, pair:
     result.match = _path_match(moves, s, pair.edit_frames, pair.starts * to_f, pair.ends * to_f)
     if result.match < UNALIGNABLE_SIM:
         result.reason = f"the edit does not match the raw song (mean similarity {result.match:.2f} < {UNALIGNABLE_SIM})"
-        log.warning("%s: unalignable: %s", pair.name, result.reason)
+        log.info("%s: unalignable: %s", pair.name, result.reason)
         return False
     result.alignable = True
     return True
@@ -437,6 +453,7 @@ def _place_splices(pair: _Pair, moves: list[Move]) -> tuple[list[Move], dict[int
     raw_y = pair.analysis.y
     fwd_offset = forward_offsets(raw_y, pair.edit_y, moves, pair.starts, pair.beat_s)
     kept = drop_false_speeds(moves, fwd_offset, pair.starts, pair.ends)
+    kept = overlap_speeds(raw_y, pair.edit_y, kept, fwd_offset, pair.starts, pair.ends)
     if sum(m.kind == SPEED for m in kept) != sum(m.kind == SPEED for m in moves):
         moves = kept
         fwd_offset = forward_offsets(raw_y, pair.edit_y, moves, pair.starts, pair.beat_s)
@@ -481,6 +498,7 @@ def _without_file_gain(pair: _Pair, moves: list[Move], fwd_offset: dict[int, int
     if not file_gain_db:
         return
     log.info("%s: the edit file is %+.1f dB overall: judging effects without it", pair.name, file_gain_db)
+    pair.file_gain_db = float(file_gain_db)
     scale = np.float32(10.0 ** (-file_gain_db / 20.0))
     pair.edit_y = pair.edit_y * scale
     audio = pair.edit_audio
@@ -500,12 +518,20 @@ def _judge_beats(pair: _Pair, moves: list[Move], fwd_offset: dict[int, int], *, 
     beats = ExtendedLabels.keep(pair.starts.shape[0])
     judge = _ForwardJudge(pair, fwd_offset) if effects else None
     for gi, m in enumerate(moves):
-        conf = float(np.clip(m.match, 0.0, 1.0))
+        conf = float(np.clip(m.match if m.kind != CUT else _cut_match(moves, gi), 0.0, 1.0))
         if m.kind == FWD:
             if judge is not None:
                 conf *= judge.judge(beats, m, moves[gi - 1] if gi > 0 else None)
             beats.group[m.beat] = -1  # grouped later by label
             beats.confidence[m.beat] = conf
+        elif m.kind == SPEED and m.match < UNSURE_SPEED_MATCH:
+            # the edit's frames barely match the raw beats at any rate: a patch of the
+            # alignment over audio it cannot read, not a SPEED ("I don't know": KEEP)
+            if judge is not None:
+                judge.flush(beats)
+            span = list(range(m.beat, m.beat + m.n_beats))
+            beats.group[span] = -1
+            beats.confidence[span] = conf
         else:
             if judge is not None:
                 judge.flush(beats)
@@ -513,6 +539,22 @@ def _judge_beats(pair: _Pair, moves: list[Move], fwd_offset: dict[int, int], *, 
     if judge is not None:
         judge.flush(beats)
     return beats
+
+
+def _cut_match(moves: list[Move], gi: int) -> float:
+    """How sure a CUT ``moves[gi]`` is: the lower match of the moves that play on either side of it.
+
+    A CUT has no edit frames of its own; it is as sure as the audio that
+    jumps over it is placed (1 where nothing plays on either side).
+    """
+    sides = []
+    for step in (-1, 1):
+        k = gi + step
+        while 0 <= k < len(moves) and moves[k].kind == CUT:
+            k += step
+        if 0 <= k < len(moves):
+            sides.append(moves[k].match)
+    return min(sides) if sides else 1.0
 
 
 def _label_structural(beats: ExtendedLabels, pair: _Pair, moves: list[Move], gi: int, conf: float) -> None:
@@ -577,7 +619,7 @@ class _ForwardJudge:
             self.flush(beats)
         if eff.candidates is not None:
             self.run.append((m.beat, eff))
-        return float(1.0 - math.exp(-max(eff.margin, 0.0) / 0.5))
+        return eff.confidence
 
     def flush(self, beats: ExtendedLabels) -> None:
         """Label the current run together and start a new one."""
@@ -620,6 +662,8 @@ def _walk_and_plan(result: PairLabels, pair: _Pair, beats: ExtendedLabels) -> No
     result.plan = plan_from_actions(
         _ExtendedAnalysis(an.audio, an.sha256, an.grid.tempo_bpm, pair.starts, pair.first_real, an.grid.downbeats), walk
     )
+    _plan_confidence(result.plan, beats.confidence)
+    result.file_gain_db = pair.file_gain_db
     result.walk = walk
     n_ext = len(beats.types)
     real = np.clip(np.arange(pair.first_real, pair.first_real + an.n_beats), 0, n_ext - 1)
@@ -632,6 +676,17 @@ def _walk_and_plan(result: PairLabels, pair: _Pair, beats: ExtendedLabels) -> No
     result.labels = labels
     result.confidence = beats.confidence[real].astype(np.float32)
     result.action_start = beats.action_start[real]
+
+
+def _plan_confidence(plan: EditPlan, confidence: np.ndarray) -> None:
+    """Set each action's ``confidence``: the mean inferred confidence of the extended beats it covers.
+
+    ``confidence`` ``(n,)`` float32 in [0, 1] per extended beat (the plan's grid).
+    """
+    for act in plan.actions:
+        span = confidence[act.beat : act.beat + vocab.SIZE_BEATS[vocab.size_index(act.size)]]
+        if span.size:
+            act.confidence = round(float(np.clip(span.mean(), 0.0, 1.0)), 3)
 
 
 def _walk(beats: ExtendedLabels) -> list[tuple[str, str, str]]:

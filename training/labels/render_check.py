@@ -37,9 +37,15 @@ def msstft_distance(a: np.ndarray, b: np.ndarray, *, sizes: tuple[int, ...] = (5
 
 
 def render_check(result: PairLabels) -> tuple[float, float]:
-    """``(d(render of the inferred plan, edit), d(raw, edit))`` in ``msstft_distance`` units (mono, 22,050 Hz)."""
+    """``(d(render of the inferred plan, edit), d(raw, edit))`` in ``msstft_distance`` units (mono, 22,050 Hz).
+
+    The render is played at the edit file's inferred overall gain
+    (``PairLabels.file_gain_db``), as the edit was exported.
+    """
     raw = load_audio(result.raw_path)
     edit = analysis_mono(load_audio(result.edit_path))
     rendered = render_plan(result.aligned()[0], raw.samples, raw.sample_rate)
+    if result.file_gain_db:
+        rendered = rendered * np.float32(10.0 ** (result.file_gain_db / 20.0))
     mono = analysis_mono(Audio(rendered, raw.sample_rate))
     return msstft_distance(mono, edit), msstft_distance(analysis_mono(raw), edit)

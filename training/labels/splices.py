@@ -1,17 +1,19 @@
 """Step 4 of inferring BC labels: the grid's phase and every splice, measured on the samples.
 
 The tracker's beats sit a few ms off the beats the edit was cut on. Each
-run of forward beats gets one sample offset into the edit
-(``forward_offsets``). The exact splice samples between forward runs (or,
+forward beat gets a sample offset into the edit, the running median of its
+run's cross-correlation lags (``forward_offsets``: it steps where an
+editor's splices overlap); a short SPEED that is only such an overlap is
+forward audio again (``overlap_speeds``). The exact splice samples between forward runs (or,
 without splices, the raw song's attacks) give one shift for the whole grid
 (``grid_shift``, ``onset_shift``), then every splice is measured on the
 sample, with the render's crossfade modelled (``splice_starts``): jumps
 between forward runs, loop lengths and starts, stutter slices (the edit's
 exact repetition period), reversed and muted spans (two-sided against the
 reversed raw and zeros), SPEED ends from the offsets, and the edit's first
-and last samples. An edit file turned up or down as a whole is found here
-too (``edit_file_gain``), so that the effects step does not read it as a
-GAIN on every beat.
+and last samples. An edit file turned up or down as a whole (a louder
+export, a peak normalisation) is found here too (``edit_file_gain``), so
+that the effects step does not read it as a GAIN on every beat.
 """
 
 from __future__ import annotations
@@ -36,9 +38,11 @@ from editorbot.training.labels.align import (
     Move,
 )
 from editorbot.training.labels.effects import BAND_NFFT, stutter_slot
-from editorbot.training.labels.frames import FRAME_SR, refine_offset
+from editorbot.training.labels.frames import FRAME_SR, match_at, refine_offset
 
-OFFSET_PROBES = 8  # beats of a forward run cross-correlated to find its offset
+OFFSET_WINDOW = 5  # beats of a forward run whose median lag is each beat's offset
+OVERLAP_MAX_S = 0.06  # the longest overlap per splice (a crossfade that shortens the edit) read as splices, not a SPEED
+OVERLAP_MATCH = 0.7  # normalised correlation of unstretched forward audio across such a splice
 
 
 def forward_offsets(
@@ -46,10 +50,14 @@ def forward_offsets(
 ) -> dict[int, int]:
     """Edit minus raw position (samples at ``FRAME_SR``) of every forward-played beat.
 
-    A run of forward beats contiguous in both files has one offset: the
-    median of the cross-correlation lags of up to ``OFFSET_PROBES`` of its
-    beats spread over the run (one beat alone can lock onto the wrong
-    period of a filtered or repetitive passage).
+    Each beat's cross-correlation lag near where the alignment put it,
+    then, along each run of forward beats contiguous in both files, the
+    running median over ``OFFSET_WINDOW`` beats: one beat alone can lock
+    onto the wrong period of a filtered or repetitive passage, and an
+    editor whose splices overlap (a crossfade of 2-50 ms that shortens the
+    edit at every join) moves the offset in steps inside what the
+    alignment sees as one run; a running median keeps the steps and drops
+    the lone outliers.
     """
     runs: list[list[Move]] = []
     prev: Move | None = None
@@ -64,17 +72,74 @@ def forward_offsets(
         prev = m
     n_beat = int(beat_s * FRAME_SR)
     out: dict[int, int] = {}
+    half = OFFSET_WINDOW // 2
     for run in runs:
-        picks = np.unique(np.linspace(0, len(run) - 1, min(OFFSET_PROBES, len(run))).round().astype(int))
         lags = []
-        for i in picks:
-            m = run[i]
+        for m in run:
             src0 = int(round(starts[m.beat] * FRAME_SR))
             dst0 = int(round(m.dst_start_s * FRAME_SR))
             lags.append(refine_offset(raw_y, edit_y, src0, dst0, max(n_beat, BAND_NFFT)))
-        offset = int(np.median(lags))
-        for m in run:
-            out[m.beat] = offset
+        if len(run) < OFFSET_WINDOW:
+            for m in run:
+                out[m.beat] = int(np.median(lags))
+            continue
+        for i, m in enumerate(run):
+            lo = min(max(i - half, 0), len(run) - OFFSET_WINDOW)
+            out[m.beat] = int(np.median(lags[lo : lo + OFFSET_WINDOW]))
+    return out
+
+
+def overlap_speeds(
+    raw_y: np.ndarray,
+    edit_y: np.ndarray,
+    moves: list[Move],
+    fwd_offset: dict[int, int],
+    starts: np.ndarray,
+    ends: np.ndarray,
+    *,
+    max_overlap_s: float = OVERLAP_MAX_S,
+    min_match: float = OVERLAP_MATCH,
+) -> list[Move]:
+    """Moves with each SPEED that is a splice overlap played forwards instead.
+
+    An editor whose joins overlap (a crossfade that shortens the edit by up
+    to ``max_overlap_s``) moves the offset between two forward runs by a few
+    tens of ms; the alignment explains that with a short SPEED. A SPEED
+    between forward beats whose offsets step back by no more than
+    ``max_overlap_s`` per join it may hold (one more than its beats: the
+    editor's edits need not fall on this grid's beats), and whose audio
+    matches the raw beats unstretched
+    (normalised correlation >= ``min_match`` at the offset before or after
+    it, on either half of the span), is forward audio with a splice in it.
+    Both signals are mono at ``FRAME_SR``.
+    """
+    out: list[Move] = []
+    for i, m in enumerate(moves):
+        prev, nxt = (moves[i - 1] if i > 0 else None), (moves[i + 1] if i + 1 < len(moves) else None)
+        if (
+            m.kind != SPEED
+            or prev is None or nxt is None
+            or prev.kind != FWD or nxt.kind != FWD
+            or prev.beat not in fwd_offset or nxt.beat not in fwd_offset
+        ):
+            out.append(m)
+            continue
+        o1, o2 = fwd_offset[prev.beat], fwd_offset[nxt.beat]
+        a = int(round(starts[m.beat] * FRAME_SR))
+        b = int(round(ends[m.beat + m.n_beats - 1] * FRAME_SR))
+        half = (b - a) // 2
+        max_overlap = int(max_overlap_s * FRAME_SR) * (m.n_beats + 1)
+        unstretched = -max_overlap <= o2 - o1 <= 0 and max(
+            match_at(raw_y, edit_y, a, a + o1, half), match_at(raw_y, edit_y, a + half, a + half + o2, half)
+        ) >= min_match
+        if not unstretched:
+            out.append(m)
+            continue
+        t = m.dst_start_s
+        step = (m.dst_end_s - m.dst_start_s) / m.n_beats
+        for beat in range(m.beat, m.beat + m.n_beats):
+            out.append(Move(beat, 1, FWD, 0, t, t + step, m.match))
+            t += step
     return out
 
 
@@ -86,14 +151,18 @@ def edit_file_gain(
     ends: np.ndarray,
     fwd_offset: dict[int, int],
     *,
-    share: float = 0.6,
+    share: float = 0.35,
     tolerance_db: float = 0.5,
 ) -> float:
-    """The edit file's overall gain (dB) when most forward beats share one level change, else 0.
+    """The edit file's overall gain (dB): the level change the largest group of forward beats shares, else 0.
 
-    A whole edit turned up or down (a louder export) shows as the same level
-    difference on most forward-played beats; an editor's GAIN covers some
-    sections, not ``share`` of the song at one value.
+    A whole edit turned up or down (a louder export, a peak normalisation
+    after effects that raised the peaks) shows as one level difference on
+    every unedited forward-played beat; beats under effects scatter around
+    it. The largest group of beats within ``tolerance_db`` of one value is
+    the unedited audio when it holds at least ``share`` of the forward
+    beats (an editor's GAIN covers some sections, fewer beats than the
+    song's unedited ones).
     """
     diffs = []
     for m in moves:
@@ -111,10 +180,13 @@ def edit_file_gain(
     if len(diffs) < 8:
         return 0.0
     d = np.asarray(diffs)
-    med = float(np.median(d))
-    if abs(med) < tolerance_db or np.mean(np.abs(d - med) < tolerance_db) < share:
+    close = np.abs(d[:, None] - d[None, :]) < tolerance_db
+    centre = int(np.argmax(close.sum(axis=1)))
+    group = d[close[centre]]
+    level = float(np.median(group))
+    if abs(level) < tolerance_db or group.size < max(8, share * d.size):
         return 0.0
-    return med
+    return level
 
 
 def onset_shift(y: np.ndarray, beat_times: np.ndarray, *, search_s: float = 0.04, hop: int = 32) -> float:

@@ -28,3 +28,37 @@ def test_a_fade_is_one_ramp_from_or_to_silence() -> None:
     late = _beat((0.2, 0.5), {("FADE_IN", 0): 0.2, ("GAIN", 1): 0.3})
     assert false_fades([lifting], [("FADE_IN", 0)]) == false_fades([late], [("FADE_IN", 0)]) == {0}
     assert label_run([late]) == [("GAIN", 1)]
+
+
+def test_an_effect_outside_the_vocabulary_is_keep_not_an_invented_effect() -> None:
+    """A chorus (not in the vocabulary) is KEEP or a low-confidence guess; a low-pass is found with confidence."""
+    import numpy as np
+    import pedalboard
+
+    from editorbot.training.labels.effects import beat_effect
+    from editorbot.training.labels.frames import FRAME_SR
+
+    rng = np.random.default_rng(3)
+    n = FRAME_SR // 2
+    t = np.arange(4 * n) / FRAME_SR
+    tone = sum(np.sin(2 * np.pi * f * t) / k for k, f in enumerate((110.0, 220.0, 440.0, 880.0, 1760.0, 3520.0), 1))
+    raw = (0.2 * tone * np.exp(-6.0 * (t % 0.5)) + 0.01 * rng.standard_normal(t.size)).astype(np.float32)
+
+    def judged(board: pedalboard.Pedalboard):
+        edit = board(raw[None, :].copy(), FRAME_SR)[0].astype(np.float32)
+        return beat_effect(raw, edit, 2 * n, 2 * n, n, beat_s=0.5, effect_sr=FRAME_SR)
+
+    chorus = judged(pedalboard.Pedalboard([pedalboard.Chorus(rate_hz=1.3, depth=0.35, mix=0.6)]))
+    # KEEP, or at most the nearest type with a low confidence: never a confident invented effect
+    assert chorus.type == "KEEP" or chorus.confidence < 0.5
+    lowpass = judged(pedalboard.Pedalboard([pedalboard.LowpassFilter(cutoff_frequency_hz=1100.0)]))
+    assert lowpass.type == "LOWPASS" and lowpass.confidence > 0.8
+
+
+def test_a_fade_run_that_does_not_reach_silence_is_not_a_fade() -> None:
+    """Three beats of gain ramps that never come near silence (a compressor's level ride) are no fade-out."""
+    riding = [_beat((1.0 - 0.05 * k, 0.95 - 0.05 * k), {("FADE_OUT", 0): 0.3, ("COMPRESS", 1): 0.4}) for k in range(3)]
+    assert false_fades(riding, [("FADE_OUT", 0)] * 3) == {0, 1, 2}
+    assert label_run(riding) == [("COMPRESS", 1)] * 3
+    reaching = [_beat((1.0 - k / 3, 1.0 - (k + 1) / 3), {("FADE_OUT", 0): 0.3, ("COMPRESS", 1): 0.4}) for k in range(3)]
+    assert false_fades(reaching, [("FADE_OUT", 0)] * 3) == set()

@@ -5,9 +5,15 @@ from __future__ import annotations
 import numpy as np
 
 from editorbot.engine.render import CROSSFADE_S
-from editorbot.training.labels.align import CUT, FWD, Move
+from editorbot.training.labels.align import CUT, FWD, SPEED, SPEED_RATES, Move
 from editorbot.training.labels.frames import FRAME_SR
-from editorbot.training.labels.splices import edit_file_gain, onset_shift, splice_starts
+from editorbot.training.labels.splices import (
+    edit_file_gain,
+    forward_offsets,
+    onset_shift,
+    overlap_speeds,
+    splice_starts,
+)
 
 
 def _spliced(raw: np.ndarray, cut: int, skip: int) -> np.ndarray:
@@ -53,3 +59,36 @@ def test_a_jump_is_measured_on_its_sample_and_a_louder_file_is_seen() -> None:
     assert edit_file_gain(raw, edit, moves, starts, ends, offsets) == 0.0
     louder = edit * np.float32(10 ** (3 / 20))
     assert abs(edit_file_gain(raw, louder, moves, starts, ends, offsets) - 3.0) < 0.05
+
+
+def test_a_splice_overlap_is_not_a_speed_and_a_normalised_file_is_one_gain() -> None:
+    """Joins that overlap by 30 ms shorten the edit: forward audio, not SPEED; a peak-normalised edit is one file gain."""
+    rng = np.random.default_rng(5)
+    beat = 11025
+    raw = (0.1 * rng.standard_normal(12 * beat)).astype(np.float32)
+    overlap = int(0.03 * FRAME_SR)
+    edit = np.concatenate([raw[: 6 * beat], raw[6 * beat + overlap :]])  # beat 6 loses its first 30 ms
+    sec = beat / FRAME_SR
+    starts = np.arange(12) * sec
+    ends = starts + sec
+    rate = SPEED_RATES[2]
+    moves = [Move(b, 1, FWD, 0, b * sec, (b + 1) * sec) for b in range(6)]
+    moves += [Move(6, 1, SPEED, 2, 6 * sec, 6 * sec + sec / rate)]
+    moves += [Move(b, 1, FWD, 0, b * sec - overlap / FRAME_SR, (b + 1) * sec - overlap / FRAME_SR) for b in range(7, 12)]
+    offsets = forward_offsets(raw, edit, moves, starts, sec)
+    assert offsets[0] == 0 and offsets[11] == -overlap
+    fixed = overlap_speeds(raw, edit, moves, offsets, starts, ends)
+    assert [m.kind for m in fixed] == [FWD] * 12
+    # a resampled beat (faster and higher) is a real SPEED
+    n_fast = int(round(beat / rate))
+    fast = np.interp(np.arange(n_fast) * rate, np.arange(beat), raw[6 * beat : 7 * beat]).astype(np.float32)
+    sped = np.concatenate([raw[: 6 * beat], fast, raw[7 * beat :]])
+    offsets = forward_offsets(raw, sped, moves, starts, sec)
+    assert [m.kind for m in overlap_speeds(raw, sped, moves, offsets, starts, ends)].count(SPEED) == 1
+    # most beats one level lower (a peak normalisation), a few lower still (an editor's GAIN)
+    fwd = [Move(b, 1, FWD, 0, b * sec, (b + 1) * sec) for b in range(12)]
+    quieter = raw * np.float32(10 ** (-6 / 20))
+    quieter[2 * beat : 4 * beat] *= np.float32(10 ** (-4.5 / 20))
+    quieter[8 * beat : 10 * beat] *= np.float32(10 ** (-9 / 20))
+    gain = edit_file_gain(raw, quieter, fwd, starts, ends, {b: 0 for b in range(12)})
+    assert abs(gain + 6.0) < 0.05
