@@ -87,12 +87,25 @@ def on_grid(types: np.ndarray, src_beats: np.ndarray, dst_beats: np.ndarray) -> 
 
 
 def excerpts(split: str, n: int, seconds: float, root: Path, out: Path) -> list[Path]:
-    """The first ``seconds`` of the first ``n`` tracks of one corpus half, as WAV files in ``out``."""
+    """The first ``seconds`` of ``n`` tracks of one corpus half, as WAV files in ``out``.
+
+    Tracks are taken one package at a time in turn (in list order within a
+    package), so a small ``n`` spans several sources of music.
+    """
     from editorbot.engine.audio import load_audio, write_audio
 
+    by_package: dict[str, list[corpus.Track]] = {}
+    for track in corpus.load_tracks(root, split=split):
+        by_package.setdefault(track.package, []).append(track)
+    queues = list(by_package.values())
+    chosen: list[corpus.Track] = []
+    while len(chosen) < n and any(queues):
+        for q in queues:
+            if q and len(chosen) < n:
+                chosen.append(q.pop(0))
     out.mkdir(parents=True, exist_ok=True)
     made = []
-    for track in corpus.load_tracks(root, split=split)[:n]:
+    for track in chosen:
         dest = out / (track.track_id.replace("/", "__").rsplit(".", 1)[0] + ".wav")
         if not dest.exists():
             audio = load_audio(track.path)
