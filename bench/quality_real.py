@@ -175,7 +175,13 @@ def score_test(style: str, records: list[Any], policy: Any, checkpoint: str | No
         eps = {ep.name: ep for ep in load_episodes(folder, require_labels=True, quiet=True)}
         agent = load_agent(checkpoint)
         walks = policy_walks(agent, [eps[n] for n in names])
-        walkers["trained policy"] = [w[: tr.size, 0] for w, tr in zip(walks, truth, strict=True)]
+        walkers["trained policy"] = []
+        for name, w, tr in zip(names, walks, truth, strict=True):
+            if w.shape[0] != tr.size:  # the episode's grid is the label file's: they should agree
+                logger.warning("%s: policy walked %d beats, the truth has %d", name, w.shape[0], tr.size)
+            typ = np.zeros(tr.size, dtype=np.int64)  # KEEP where the walk did not reach
+            typ[: min(tr.size, w.shape[0])] = w[: tr.size, 0]
+            walkers["trained policy"].append(typ)
         seconds["trained policy"] = time.perf_counter() - t
     scores = {k: event_f1(truth, v) for k, v in walkers.items()}
     for k in scores:
