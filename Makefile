@@ -101,7 +101,7 @@ bench-quality: $(STAMP)
 # The relational personas on real corpus songs (needs `make corpus`): event F1 on the test half of
 # always-KEEP, the bundled model, the hand-written rule and label inference; dev-half BC files for training.
 bench-quality-real: $(STAMP)
-	$(PY) -m bench.quality_real --n 4 --excerpt 60
+	$(PY) -m bench.quality_real --n 4 --excerpt 60 --synth 4
 
 bench-supervised: $(STAMP)
 	$(PY) bench/supervised.py

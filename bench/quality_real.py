@@ -16,7 +16,10 @@ For each relational persona (``loud_loop@1``, ``repeat_cut@1``,
    audio-only baseline of the persona's rule (``bench.relational_baselines``),
    label inference on the pair (``training.labels.infer_pair``) and, with
    ``--checkpoint``, a trained policy (``training.ppo.load_agent``, walked
-   greedily without a target).
+   greedily without a target);
+5. with ``--synth N``, the same walkers on ``N`` held-out synthetic songs
+   (``editorbot data synth --seed 900000``, true grid), so a policy's
+   figures on real and synthetic songs sit side by side.
 
 Event F1: beat-level F1 of the edit events, the beats that are not KEEP.
 A predicted beat is a hit when its type equals the true type and the true
@@ -27,7 +30,7 @@ printed beside it. Every row prints the always-KEEP and hand-written
 baseline figures of the same songs in the same run.
 
     python -m bench.quality_real [--personas A,B] [--n 4] [--n-dev 4] [--excerpt 60]
-                                 [--checkpoint CKPT] [--work DIR] [--json F]
+                                 [--synth N] [--checkpoint CKPT] [--work DIR] [--json F]
 """
 
 from __future__ import annotations
@@ -50,6 +53,8 @@ from bench.relational_baselines import baseline_labels
 logger = logging.getLogger("bench.quality_real")
 
 PERSONAS = ("loud_loop@1", "repeat_cut@1", "quiet_filter@1")
+#: First seed of the held-out synthetic songs (``--synth``), far from ``data synth``'s usual training seeds.
+SYNTH_SEED = 900000
 
 
 def event_f1(true: list[np.ndarray], pred: list[np.ndarray]) -> dict[str, float]:
@@ -192,10 +197,10 @@ def score_test(style: str, records: list[Any], policy: Any, checkpoint: str | No
 def table(style: str, scores: dict[str, Any]) -> str:
     """One persona's rows: each walker with the same-run always-KEEP and hand-written figures beside it."""
     keep, rule = scores["always-KEEP"], scores["hand-written rule"]
-    lines = [f"{'persona':<15} {'walker':<18} {'event F1':>8} {'P':>6} {'R':>6} {'acc':>6} "
+    lines = [f"{'persona':<20} {'walker':<18} {'event F1':>8} {'P':>6} {'R':>6} {'acc':>6} "
              f"{'| KEEP F1':>9} {'KEEP acc':>8} {'rule F1':>8} {'events':>7} {'beats':>6}"]
     for name, s in scores.items():
-        lines.append(f"{style:<15} {name:<18} {s['f1']:8.3f} {s['precision']:6.3f} {s['recall']:6.3f} "
+        lines.append(f"{style:<20} {name:<18} {s['f1']:8.3f} {s['precision']:6.3f} {s['recall']:6.3f} "
                      f"{s['accuracy']:6.3f} {keep['f1']:9.3f} {keep['accuracy']:8.3f} {rule['f1']:8.3f} "
                      f"{s['n_true_events']:7d} {s['n_beats']:6d}")
     return "\n".join(lines)
@@ -228,9 +233,22 @@ def run_persona(style: str, args: argparse.Namespace, work: Path, dev: list[Path
         print(f"{style}: dev label inference vs truth ({dev_eval['n_pairs']} pairs): beat accuracy "
               f"{dev_eval['beat_accuracy']:.3f}, macro-F1 {dev_eval['macro_f1']:.3f}; BC file {root / 'dev_bc.npz'}")
     print(f"{style}: pairs {t_pairs:.1f} s, dev labels {t_dev:.1f} s, test scoring {t_test:.1f} s\n", flush=True)
-    return {"persona": style, "n_dev_pairs": len(dev_pairs), "n_test_pairs": len(test_pairs),
-            "test_pairs": [r.name for r in test_pairs], "scores": scores, "dev_label_inference": dev_eval,
-            "seconds": {"pairs": round(t_pairs, 1), "dev_labels": round(t_dev, 1), "test": round(t_test, 1)}}
+    out = {"persona": style, "n_dev_pairs": len(dev_pairs), "n_test_pairs": len(test_pairs),
+           "test_pairs": [r.name for r in test_pairs], "scores": scores, "dev_label_inference": dev_eval,
+           "seconds": {"pairs": round(t_pairs, 1), "dev_labels": round(t_dev, 1), "test": round(t_test, 1)}}
+    if args.synth:
+        from editorbot.training.data.pairs import make_synth_pair
+
+        t = time.perf_counter()
+        synth = [make_synth_pair(SYNTH_SEED + k, style, root / "synth", args.excerpt) for k in range(args.synth)]
+        synth_scores = score_test(style, synth, policy, args.checkpoint, root / "synth")
+        t_synth = time.perf_counter() - t
+        print(table(f"{style} synth", synth_scores))
+        print(f"{style}: {len(synth)} held-out synthetic songs (seeds {SYNTH_SEED}-{SYNTH_SEED + args.synth - 1}), "
+              f"{t_synth:.1f} s\n", flush=True)
+        out["synth"] = {"seeds": [SYNTH_SEED, SYNTH_SEED + args.synth - 1], "scores": synth_scores,
+                        "seconds": round(t_synth, 1)}
+    return out
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -239,6 +257,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--n", type=int, default=4, help="test-half songs (default 4)")
     ap.add_argument("--n-dev", type=int, default=None, help="dev-half songs for the BC file (default --n)")
     ap.add_argument("--excerpt", type=float, default=60.0, metavar="S", help="seconds from each song's start")
+    ap.add_argument("--synth", type=int, default=0, metavar="N",
+                    help="also score N held-out synthetic songs of --excerpt seconds (seeds from 900000)")
     ap.add_argument("--checkpoint", default=None, help="a trained policy (training checkpoint .pt) to score")
     ap.add_argument("--model", default=None, help="the ONNX model to score as the bundled one (default: bundled)")
     ap.add_argument("--corpus", default=None, help="corpus folder (default $EDITORBOT_CORPUS or ~/.cache/editorbot/corpus)")
