@@ -14,7 +14,7 @@ PYTEST_ARGS ?=
 # this is the CPU build; letting the resolver pick could pull a CUDA build.
 TORCH := torch==2.13.0
 
-.PHONY: install demo lint test wheel-check bench bench-quality bench-supervised corpus gpu reapack clean
+.PHONY: install demo lint test wheel-check bench bench-quality bench-quality-real bench-supervised corpus gpu reapack clean
 
 install: $(STAMP) $(STEMS_STAMP)
 
@@ -96,6 +96,12 @@ bench-quality: $(STAMP)
 	$(PY) -m bench.quality --styles radio_edit@1,extended_mix@1,mastering@1,dj_edit@1 --n-train 200 --n-test 50 \
 		--train-seed 1000 --test-seed 900000 --duration 40 --bc-epochs 25 --bc-lr 3e-3 --ppo-updates 6 \
 		--hidden 64 --layers 2 --heads 4 --kernel 17 --value-hidden 32 --value-heads 4
+	$(MAKE) bench-quality-real
+
+# The relational personas on real corpus songs (needs `make corpus`): event F1 on the test half of
+# always-KEEP, the bundled model, the hand-written rule and label inference; dev-half BC files for training.
+bench-quality-real: $(STAMP)
+	$(PY) -m bench.quality_real --n 4 --excerpt 60 --synth 4
 
 # Foreign-editor pairs of real corpus songs (bench/foreign_pairs.py), plans from label inference.
 bench-supervised: $(STAMP)

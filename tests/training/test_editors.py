@@ -245,7 +245,12 @@ def test_persona_names_resolve() -> None:
     assert persona_params("mastering", 3) == persona_params("mastering", 3)
 
 
-@pytest.mark.parametrize("base", list(PERSONA_PROGRAMS))
+#: Personas of the section styles (``STYLES``); the relational ones follow the audio
+#: (tests/training/test_relational_styles.py).
+SECTION_PERSONAS = [s for s in PERSONA_STYLES if s.split("@")[0] in STYLES]
+
+
+@pytest.mark.parametrize("base", [b for b in PERSONA_PROGRAMS if b in STYLES])
 def test_persona_is_its_style_with_every_choice_replaced(base: str) -> None:
     """A persona runs its style's own section program; its choices replace every drawn one and hold no generator."""
     style = STYLES[base]
@@ -271,7 +276,7 @@ def test_persona_edit_depends_on_the_song_only(style: str) -> None:
         assert plan_to_dict(edit(style, st.analysis(), st.sections, editor_rng(seed, style))) == a
 
 
-@pytest.mark.parametrize("style", list(PERSONA_STYLES))
+@pytest.mark.parametrize("style", SECTION_PERSONAS)
 def test_persona_types_follow_the_section_layout(style: str) -> None:
     """Songs with the same sections (names and lengths) get the same action type on every beat,
     and the persona still edits: well under half of all beats are kept."""

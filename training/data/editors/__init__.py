@@ -46,6 +46,17 @@ per-section draw replaced by a rule on what a listener hears
 place in the song and what comes next. It never reads the generator it is
 given, so the same song always gets the same edit.
 
+Relational styles (``RELATIONAL_STYLES``, outside ``STYLES``; each with a
+persona form ``BASE@N``): every choice compares a bar with all the song's
+bars, measured on the audio (``measure``), not on synthesizer metadata, so
+they edit real songs as they edit synthetic ones:
+
+- ``loud_loop``: the loudest bars (ranked by RMS over the song) are looped.
+- ``repeat_cut``: bars that most closely repeat a bar at least 4 bars
+  earlier (chroma and band energies) are cut; the first occurrence stays.
+- ``quiet_filter``: bars below a quantile of the song's bar levels are
+  low- or high-passed, the quietest deeper.
+
 Every random choice comes from the ``np.random.Generator`` passed in, in a
 fixed order, so the same generator state gives the same plan.
 
@@ -53,7 +64,8 @@ Song structure comes from the synthesizer's ground truth when it is known
 (``training.data.synth.Section``) and is inferred from the grid's phrases
 and the per-beat loudness otherwise (``infer_sections``).
 
-Modules: ``sections`` (song structure), ``walk`` (building a walk),
+Modules: ``sections`` (song structure), ``measure`` (whole-song bar
+measurements), ``walk`` (building a walk),
 ``choices`` (draws and rules), ``style`` (``EditorStyle`` and its persona
 form), ``styles/`` (one module per style), ``studio``, ``registry``
 (styles by name), ``edit`` (song -> plan), ``truth`` (per-beat truth
@@ -67,6 +79,7 @@ from editorbot.training.data.editors.edit import StyledEdit, edit, edit_song
 from editorbot.training.data.editors.registry import (
     PERSONA_PROGRAMS,
     PERSONA_STYLES,
+    RELATIONAL_STYLES,
     STYLES,
     get_style,
     parse_persona,
@@ -127,6 +140,7 @@ __all__ = [
     "STUDIO_SCOPES",
     "STUDIO_SCOPE_OF",
     "STUDIO_STYLES",
+    "RELATIONAL_STYLES",
     "STYLES",
     "EditorStyle",
     "Params",

@@ -2,7 +2,8 @@
 
 ``get_style`` resolves a name: one of ``STYLES`` (populations of editors
 that draw their settings per song and flip coins per section), one of
-``STUDIO_STYLES``, or ``BASE@N``, persona ``N`` (>= 0) of a style with a
+``STUDIO_STYLES`` or ``RELATIONAL_STYLES`` (choices that compare each bar
+with the whole song's audio), or ``BASE@N``, persona ``N`` (>= 0) of a style with a
 persona form (``PERSONA_PROGRAMS``): one editor with fixed taste whose
 choices follow the song (``EditorStyle.persona``).
 """
@@ -16,17 +17,34 @@ import numpy as np
 
 from editorbot.training.data.editors.studio import STUDIO_STYLES
 from editorbot.training.data.editors.style import DEFAULT_PERSONA, PERSONA_SEP, EditorStyle, Params, SectionProgram
-from editorbot.training.data.editors.styles import dj_edit, extended_mix, fx_heavy, mastering, mixed, radio_edit
+from editorbot.training.data.editors.styles import (
+    dj_edit,
+    extended_mix,
+    fx_heavy,
+    loud_loop,
+    mastering,
+    mixed,
+    quiet_filter,
+    radio_edit,
+    repeat_cut,
+)
 
 STYLES: dict[str, EditorStyle] = {
     s.STYLE.name: s.STYLE for s in (radio_edit, extended_mix, dj_edit, fx_heavy, mastering, mixed)
 }
 
+#: Relational styles, outside ``STYLES`` (``data synth`` draws from ``STYLES``
+#: by default): every choice compares a bar with the rest of the song,
+#: measured on the audio (``editors.measure``), so they edit real songs too.
+RELATIONAL_STYLES: dict[str, EditorStyle] = {s.STYLE.name: s.STYLE for s in (loud_loop, repeat_cut, quiet_filter)}
+
+_BASES: dict[str, EditorStyle] = {**STYLES, **RELATIONAL_STYLES}
+
 #: Base styles that have a persona form, with its section program and the
 #: extra taste (``prng -> params``) the base style draws per section instead.
 PERSONA_PROGRAMS: dict[str, tuple[SectionProgram, Callable[[np.random.Generator], Params] | None]] = {
     name: (style.persona_section, style.persona_taste)
-    for name, style in STYLES.items()
+    for name, style in _BASES.items()
     if style.persona_section is not None
 }
 
@@ -43,7 +61,7 @@ def persona_params(base: str, persona: int) -> Params:
     """
     if base not in PERSONA_PROGRAMS:
         raise ValueError(f"style {base!r} has no persona form (one of {', '.join(PERSONA_PROGRAMS)})")
-    return STYLES[base].persona_params(persona)
+    return _BASES[base].persona_params(persona)
 
 
 @functools.cache
@@ -57,7 +75,7 @@ def persona_style(base: str, persona: int = DEFAULT_PERSONA) -> EditorStyle:
     """
     if base not in PERSONA_PROGRAMS:
         raise ValueError(f"style {base!r} has no persona form (one of {', '.join(PERSONA_PROGRAMS)})")
-    return STYLES[base].persona(persona)
+    return _BASES[base].persona(persona)
 
 
 #: The default persona of every style that has one, by name (``radio_edit@1``, ...).
@@ -77,14 +95,14 @@ def parse_persona(style: str) -> tuple[str, int] | None:
 
 
 def style_names() -> list[str]:
-    """Every style name ``get_style`` lists: ``STYLES``, the studio styles and ``PERSONA_STYLES``."""
-    return [*STYLES, *STUDIO_STYLES, *PERSONA_STYLES]
+    """Every style name ``get_style`` lists: ``STYLES``, the studio, relational and persona styles."""
+    return [*STYLES, *STUDIO_STYLES, *RELATIONAL_STYLES, *PERSONA_STYLES]
 
 
 def get_style(style: str | EditorStyle) -> EditorStyle:
     """The style itself, or the one named ``style``.
 
-    Names: those of ``STYLES`` and ``STUDIO_STYLES``, and ``BASE@N`` for
+    Names: those of ``STYLES``, ``STUDIO_STYLES`` and ``RELATIONAL_STYLES``, and ``BASE@N`` for
     persona ``N`` (>= 0) of a style in ``PERSONA_PROGRAMS`` (``persona_style``).
 
     Raises
@@ -96,6 +114,8 @@ def get_style(style: str | EditorStyle) -> EditorStyle:
         return style
     if style in STUDIO_STYLES:
         return STUDIO_STYLES[style]
+    if style in RELATIONAL_STYLES:
+        return RELATIONAL_STYLES[style]
     persona = parse_persona(style)
     if persona is not None:
         return persona_style(*persona)

@@ -9,9 +9,10 @@ number of beats.
 
 from __future__ import annotations
 
+import functools
 import itertools
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -20,6 +21,7 @@ from editorbot.engine.plan import beat_spans
 
 if TYPE_CHECKING:
     from editorbot.engine.analysis import GriddedSong
+    from editorbot.training.data.editors.measure import BarMeasures
 
 #: Section names the styles know; anything else is treated as a verse.
 SECTION_NAMES: tuple[str, ...] = ("intro", "verse", "chorus", "bridge", "outro")
@@ -256,12 +258,32 @@ class SongContext:
         Beat indices of phrase starts (the first is 0).
     sections : tuple of SectionSpan
         The song's sections, covering every beat.
+    source : engine.analysis.Analysis or alike, or None
+        The analysis the context was built from (its audio and grid), for
+        the styles that measure the whole song (``bars``); None when built
+        without one.
     """
 
     n_beats: int
     beat_s: float
     phrase_starts: tuple[int, ...]
     sections: tuple[SectionSpan, ...]
+    source: Any = field(default=None, compare=False, repr=False)
+
+    @functools.cached_property
+    def bars(self) -> BarMeasures:
+        """Every bar's loudness and timbre measured on the source audio (``measure.measure_bars``), once.
+
+        Raises
+        ------
+        ValueError
+            The context has no source analysis.
+        """
+        from editorbot.training.data.editors.measure import measure_bars
+
+        if self.source is None:
+            raise ValueError("this song context has no audio to measure (built without a source analysis)")
+        return measure_bars(self, self.source)
 
     def views(self) -> list[SectionView]:
         """A ``SectionView`` per section, in order, with ordinals and phrases filled in."""
@@ -322,4 +344,6 @@ def song_context(analysis: GriddedSong, sections: Iterable[Any] | None = None) -
         spans = infer_sections(n_beats, phrase_starts, _beat_energy(analysis, n_beats))
     else:
         spans = known_sections(sections, n_beats)
-    return SongContext(n_beats=n_beats, beat_s=beat_s, phrase_starts=phrase_starts, sections=tuple(spans))
+    return SongContext(
+        n_beats=n_beats, beat_s=beat_s, phrase_starts=phrase_starts, sections=tuple(spans), source=analysis
+    )
