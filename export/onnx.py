@@ -56,9 +56,12 @@ from editorbot.export.learned import SUPERVISED_INPUTS, SUPERVISED_OUTPUTS, SUPE
 from editorbot.export.runtime import (
     INPUT_NAMES,
     MODEL_SCHEMA,
+    MODEL_VERSIONS,
     OUTPUT_NAMES,
     ModelSpec,
     PolicyInputs,
+    open_session,
+    read_sidecar,
     sha256_of,
     sidecar_path,
 )
@@ -66,7 +69,7 @@ from editorbot.training.config import AgentConfig, SupervisedConfig
 from editorbot.training.models.agent import EditAgent
 from editorbot.training.models.encoder import QUERY_BLOCK
 from editorbot.training.models.supervised import EditSoundModel
-from editorbot.training.run_state import UnsafeCheckpoint, load_weights_only
+from editorbot.training.run_state import UnsafeCheckpoint, load_weights_only, save_checkpoint
 
 log = logging.getLogger(__name__)
 
@@ -245,7 +248,7 @@ class ExportResult:
     sha256: str
 
 
-def _example_inputs(cfg: AgentConfig, batch: int) -> tuple[Tensor, ...]:
+def example_inputs(cfg: AgentConfig, batch: int) -> tuple[Tensor, ...]:
     """A padded song of ``TRACE_BEATS`` beats and ``batch`` cursors in it."""
     gen = torch.Generator().manual_seed(0)
     pad = cfg.window // 2
@@ -357,7 +360,7 @@ def export_policy(
         "cursors": {0: batch}, "done": {0: batch}, "output_ratio": {0: batch},
     }
     try:
-        digest = _trace(PolicyGraph(agent).eval(), _example_inputs(cfg, trace_batch), INPUT_NAMES, OUTPUT_NAMES, dynamic, out)
+        digest = _trace(PolicyGraph(agent).eval(), example_inputs(cfg, trace_batch), INPUT_NAMES, OUTPUT_NAMES, dynamic, out)
     finally:
         for encoder, backend in zip((agent.policy_encoder, agent.value_encoder), backends):
             encoder.set_backend(backend)
@@ -539,3 +542,145 @@ def export_checkpoint(checkpoint: str | os.PathLike, out_path: str | os.PathLike
         if target.exists() and os.path.samefile(target, path):
             raise BadInput(target, "is the checkpoint itself; choose another output name")
     return EXPORTERS[kind](path, doc, out_path, name)
+
+# ----------------------------------------------------------------------------- back from ONNX
+#
+# ``editorbot export-model`` writes a policy as ONNX plus its sidecar; the torch
+# checkpoint it came from is not shipped (the bundled model has only
+# ``models/default/policy.onnx``). Its weights are all in the graph: the exporter
+# keeps most parameters as initializers under their module names
+# (``agent.<parameter>``), but folds the transpose of a linear layer's weight into
+# an anonymous initializer and keeps one copy of equal tensors (a fresh model's
+# LayerNorm weights are all ones). The graph runs the modules in the order torch
+# ran them, so the k-th linear or LayerNorm call of a forward pass (recorded with
+# hooks) is the k-th MatMul/Gemm with a weight initializer or LayerNormalization
+# node; its inputs give that module's weights. ``agent_from_onnx`` proves the
+# result: the rebuilt agent run by torch and the file run by onnxruntime must give
+# the same outputs on the tracing inputs.
+
+#: Largest difference allowed between torch's and onnxruntime's outputs of the rebuilt agent.
+MAX_OUTPUT_DIFF = 1e-3
+
+
+def model_file(path: str | os.PathLike) -> Path:
+    """An exported policy: ``path`` itself, or ``path/policy.onnx`` for a model folder (``models/default``)."""
+    p = Path(path)
+    return p / "policy.onnx" if p.is_dir() else p
+
+
+def _module_calls(agent: EditAgent) -> list[tuple[str, nn.Module]]:
+    """``(name, module)`` of every linear and LayerNorm call of one forward pass, in call order."""
+    names = {m: n for n, m in agent.named_modules()}
+    calls: list[nn.Module] = []
+    hooks = [m.register_forward_hook(lambda mod, _i, _o: calls.append(mod))
+             for m in agent.modules() if isinstance(m, (nn.Linear, nn.LayerNorm))]
+    try:
+        with torch.inference_mode():
+            PolicyGraph(agent)(*example_inputs(agent.config, 3))
+    finally:
+        for h in hooks:
+            h.remove()
+    return [(names[m], m) for m in calls]
+
+
+def _graph_weights(graph: Any, agent: EditAgent, where: str) -> dict[str, np.ndarray]:
+    """The agent's parameters as the graph holds them (see the section comment)."""
+    from onnx import numpy_helper
+
+    inits = {i.name: numpy_helper.to_array(i) for i in graph.graph.initializer}
+    found = {name[len("agent."):]: value for name, value in inits.items() if name.startswith("agent.")}
+    nodes = [n for n in graph.graph.node
+             if n.op_type == "LayerNormalization" or (n.op_type in ("MatMul", "Gemm") and any(x in inits for x in n.input[1:2]))]
+    calls = _module_calls(agent)
+    k = 0
+    unmatched: list[tuple[str, nn.Module]] = []
+    for name, module in calls:
+        node = nodes[k] if k < len(nodes) else None
+        w = _node_weight(node, inits, module) if node is not None else None
+        if w is None:  # the exporter merged this call with an equal one (same weights, same input)
+            unmatched.append((name, module))
+            continue
+        k += 1
+        found.setdefault(f"{name}.weight", w)
+        if node is not None and len(node.input) > 2 and node.input[2] in inits:
+            found.setdefault(f"{name}.bias", inits[node.input[2]])
+    if k != len(nodes):
+        raise BadInput(where, f"{len(nodes) - k} linear/LayerNorm nodes of the graph match no call of the model")
+    for name, module in unmatched:  # equal to a matched module of the same kind: any gives the same output
+        twin = next((n for n, m in reversed(calls) if f"{n}.weight" in found and type(m) is type(module)
+                     and found[f"{n}.weight"].shape == tuple(module.weight.shape)), None)
+        if twin is not None:
+            for part in ("weight", "bias"):
+                if f"{twin}.{part}" in found:
+                    found.setdefault(f"{name}.{part}", found[f"{twin}.{part}"])
+    return found
+
+
+def _node_weight(node: Any, inits: dict[str, np.ndarray], module: nn.Module) -> np.ndarray | None:
+    """``module``'s weight as ``node`` holds it (``(out, in)`` for a linear layer), or None if ``node`` is not its kind or shape."""
+    from onnx import helper
+
+    is_norm = isinstance(module, nn.LayerNorm)
+    if is_norm != (node.op_type == "LayerNormalization") or node.input[1] not in inits:
+        return None
+    w = inits[node.input[1]]
+    if node.op_type == "MatMul":
+        w = w.T
+    elif node.op_type == "Gemm":
+        trans_b = next((helper.get_attribute_value(a) for a in node.attribute if a.name == "transB"), 0)
+        w = w if trans_b else w.T
+    return w if tuple(w.shape) == tuple(module.weight.shape) else None
+
+
+def agent_from_onnx(path: str | os.PathLike) -> EditAgent:
+    """The ``EditAgent`` whose export ``path`` is (eval mode, CPU), proven equal to it.
+
+    Raises
+    ------
+    BadInput
+        Not an exported policy, weights that do not fit its config, or a
+        rebuilt agent whose outputs differ from the file's by more than
+        ``MAX_OUTPUT_DIFF``.
+    """
+    import onnx
+
+    p = model_file(path)
+    doc = read_sidecar(p, "policy", MODEL_VERSIONS)
+    try:
+        agent = EditAgent(_agent_config(doc["config"])).eval()
+        graph = onnx.load(str(p))
+    except (KeyError, TypeError, ValueError, OSError) as err:
+        raise BadInput(str(p), f"cannot rebuild the policy: {str(err).splitlines()[0][:200]}") from None
+    found = _graph_weights(graph, agent, str(p))
+    state = agent.state_dict()
+    missing = [k for k in state if k not in found]
+    if missing:
+        raise BadInput(str(p), f"{len(missing)} weights are not in the graph ({', '.join(missing[:3])}, ...)")
+    for key in state:
+        if tuple(found[key].shape) != tuple(state[key].shape):
+            raise BadInput(str(p), f"weight {key}: {tuple(found[key].shape)} in the file, {tuple(state[key].shape)} in the model")
+    agent.load_state_dict({k: torch.from_numpy(np.array(found[k])) for k in state})
+    diff = _output_diff(agent, p)
+    if not diff <= MAX_OUTPUT_DIFF:
+        raise BadInput(str(p), f"the rebuilt policy differs from the file by {diff:.3g} (more than {MAX_OUTPUT_DIFF:g})")
+    log.info("rebuilt %s: %d weights, outputs equal to %.2g", p, len(state), diff)
+    return agent
+
+
+def _output_diff(agent: EditAgent, model_path: Path) -> float:
+    """Largest |torch - onnxruntime| over every output, on the tracing inputs."""
+    inputs = example_inputs(agent.config, 3)
+    with torch.inference_mode():
+        expected = [t.float().numpy() for t in PolicyGraph(agent)(*inputs)]
+    session, _ = open_session(str(model_path), device="cpu", threads=1)
+    got = session.run(None, {n: t.numpy() for n, t in zip(INPUT_NAMES, inputs)})
+    return max(float(np.max(np.abs(np.asarray(g, dtype=np.float32) - e))) for g, e in zip(got, expected))
+
+
+def write_init_checkpoint(agent: EditAgent, out: str | os.PathLike) -> Path:
+    """Save ``agent`` as a trainer checkpoint holding weights and config only (``train rl --init``)."""
+    from editorbot.training.ppo import CHECKPOINT_FORMAT
+
+    out = Path(out)
+    save_checkpoint(out, {"format": CHECKPOINT_FORMAT, "agent": agent.state_dict(), "agent_config": agent.config.to_dict()})
+    return out

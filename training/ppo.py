@@ -380,6 +380,7 @@ def train(
     reference: ReferenceStats | None = None,
     bc_data: BCData | None = None,
     resume: bool = False,
+    init: str | os.PathLike | None = None,
     subprocess: bool = False,
     use_target: bool = True,
     device: str = "cpu",
@@ -406,6 +407,11 @@ def train(
     resume:
         Continue from ``save_dir/last.pt`` (from scratch, with a warning,
         when there is none).
+    init:
+        Fine-tune: start from this policy checkpoint's weights and agent
+        config (``agent_config`` is then ignored), its feature
+        normalisation included, with a fresh optimiser and counters. A
+        resumed run's own checkpoint wins over it.
     subprocess:
         One process per env (``AsyncVectorEnv``) instead of stepping them in
         this one.
@@ -436,9 +442,15 @@ def train(
     save_dir = Path(save_dir)
     dev, ddp = setup_training(device)
     ckpt = load_resume_checkpoint(save_dir / "last.pt", CHECKPOINT_FORMAT, ("update",)) if resume else None
+    start = load_checkpoint(init) if init is not None and ckpt is None else None
     if ckpt is not None:
         agent_config = AgentConfig(**ckpt["agent_config"])
+    elif start is not None:
+        agent_config = AgentConfig(**start["agent_config"])
+        logger.info("fine-tuning from %s", init)
     agent_config = agent_config or AgentConfig()
+    if episodes and episodes[0].features.shape[1] != agent_config.in_dim:
+        raise ValueError(f"the songs have {episodes[0].features.shape[1]} feature columns, the policy reads {agent_config.in_dim}")
     if bc_data is not None:
         bc_data = bc_data.fitted(agent_config, "--bc-mixed").confident(cfg.bc_min_confidence)
     run = make_run(episodes, cfg, agent_config, weights, dev, ddp, save_dir)
@@ -447,6 +459,8 @@ def train(
         run.update, run.global_step, run.bc_epochs = ckpt["update"], ckpt["global_step"], ckpt["bc_epochs"]
         run.best_reward = ckpt["best_reward"]
     else:
+        if start is not None:  # after make_run: the init's feature statistics replace the songs'
+            run.agent.load_state_dict(start["agent"])
         torch.manual_seed(cfg.seed + 1000 * ddp.rank)  # each rank samples its own actions
         np.random.seed(cfg.seed + 1000 * ddp.rank)
         random.seed(cfg.seed + 1000 * ddp.rank)

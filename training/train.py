@@ -30,6 +30,9 @@ def add_rl_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--save-dir", required=True, metavar="D", help="checkpoints, TensorBoard events, progress log")
     p.add_argument("--subprocess", action="store_true", help="one process per environment (AsyncVectorEnv)")
     p.add_argument("--resume", action="store_true", help="continue from SAVE_DIR/last.pt")
+    p.add_argument("--init", metavar="MODEL",
+                   help="fine-tune: start from this policy's weights and config (a checkpoint .pt; with `editorbot "
+                   "train rl` also an exported .onnx or a model folder such as models/default); policy flags are ignored")
     p.add_argument("--reference-dir", metavar="DIR", help="finished tracks for the reference reward (default DATA_DIR/reference)")
     p.add_argument("--bc-from-labels", action="store_true",
                    help="build the demonstrations from DATA_DIR/labels/*.json when --bc-mixed is not given")
@@ -74,6 +77,20 @@ def _reward_weights(items: list[str]) -> Any:
         raise BadInput("--reward", str(err)) from None
 
 
+def _init_config(path: str) -> AgentConfig:
+    """The agent config of the policy checkpoint ``--init`` names; BadInput on anything else."""
+    from editorbot.training.ppo import load_checkpoint
+
+    if Path(path).is_dir() or path.endswith(".onnx"):
+        raise BadInput(path, "an exported model: `editorbot train rl --init` reads it; this trainer takes a checkpoint (.pt)")
+    if not Path(path).is_file():
+        raise BadInput(path, "no such checkpoint file")
+    try:
+        return AgentConfig(**load_checkpoint(path)["agent_config"])
+    except (ValueError, KeyError, TypeError) as err:
+        raise BadInput(path, f"not a policy checkpoint ({str(err).splitlines()[0][:200]})") from None
+
+
 def run_rl(args: argparse.Namespace) -> int:
     """Load the data, build the configs, train; 0 on success."""
     # torch and the trainer load here, not at import: `editorbot --help` builds this parser
@@ -87,6 +104,8 @@ def run_rl(args: argparse.Namespace) -> int:
         ppo_config = config_from_args(PPOConfig, args)
     except ValueError as err:
         raise BadInput("flags", str(err)) from None
+    if args.init:
+        agent_config = _init_config(args.init)
     weights = _reward_weights(args.reward)
     quiet = bool(getattr(args, "quiet", False))
     episodes = load_episodes(args.data_dir, quiet=quiet)
@@ -118,6 +137,7 @@ def run_rl(args: argparse.Namespace) -> int:
         reference=reference,
         bc_data=bc_data,
         resume=args.resume,
+        init=args.init,
         subprocess=args.subprocess,
         use_target=args.use_target,
         device=args.device,

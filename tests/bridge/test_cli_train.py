@@ -79,3 +79,28 @@ def test_unlabelled_data_cannot_do_bc(pair_dir: Path, tmp_path: Path, capsys: py
     assert main(["train", "rl", "--data-dir", str(bare), "--save-dir", str(tmp_path / "run"), "-q", *TINY,
                  "--bc-only"]) == 2
     assert "labels" in capsys.readouterr().err
+
+
+def test_fine_tune_starts_from_an_exported_model(pair_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """``--init MODEL.onnx``: the run starts from the export's weights and config (its policy flags ignored)."""
+    from tests.export import tiny_agent, tiny_model
+
+    model, _ = tiny_model()
+    save = tmp_path / "ft"
+    argv = ["train", "rl", "--data-dir", str(pair_dir), "--save-dir", str(save), "--quiet", *TINY,
+            "--init", str(model), "--bc-only", "--bc-epochs", "1", "--bc-batch-size", "8", "--bc-lr", "1e-9"]
+    assert main(argv) == 0
+    ckpt = load_checkpoint(save / "last.pt")
+    original = tiny_agent()
+    assert ckpt["agent_config"] == original.config.to_dict()  # not TINY's --hidden 32 --layers 1 ...
+    for key, value in original.state_dict().items():  # one BC epoch at lr 1e-9 moves nothing visible
+        assert torch.allclose(ckpt["agent"][key].float(), value.float(), atol=1e-5), key
+    assert not list(tmp_path.glob("**/init.pt"))  # the rebuilt checkpoint was a temporary file
+
+    # the python -m form takes checkpoints only, and says so in one line
+    from editorbot.training.train import main as train_main
+
+    assert train_main(["--quiet", "rl", "--data-dir", str(pair_dir), "--save-dir", str(tmp_path / "m"), *TINY,
+                       "--init", str(model)]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and str(model) in err[0] and "checkpoint" in err[0]

@@ -136,3 +136,20 @@ def test_export_needs_onnx_suffix() -> None:
     with pytest.raises(BadInput, match=r"\.onnx"):
         export_policy(tiny_agent(), folder / "model.bin")
     assert list(folder.iterdir()) == []
+
+
+def test_an_exported_policy_is_rebuilt_exactly() -> None:
+    """``agent_from_onnx``: the weights of the checkpoint an export came from, and the bundled model proven."""
+    import torch
+
+    from editorbot.export.onnx import agent_from_onnx, model_file
+    from editorbot.export.runtime import DEFAULT_MODEL
+    from tests.export import tiny_agent, tiny_model
+
+    model, _ = tiny_model()
+    rebuilt, original = agent_from_onnx(model).state_dict(), tiny_agent().state_dict()
+    assert rebuilt.keys() == original.keys()
+    for key in original:
+        assert torch.equal(rebuilt[key], original[key]), key
+    assert model_file(DEFAULT_MODEL.parent) == DEFAULT_MODEL
+    agent_from_onnx(DEFAULT_MODEL.parent)  # the bundled model: outputs equal within MAX_OUTPUT_DIFF
