@@ -608,7 +608,7 @@ def _graph_weights(graph: Any, agent: EditAgent, where: str) -> dict[str, np.nda
         raise BadInput(where, f"{len(nodes) - k} linear/LayerNorm nodes of the graph match no call of the model")
     for name, module in unmatched:  # equal to a matched module of the same kind: any gives the same output
         twin = next((n for n, m in reversed(calls) if f"{n}.weight" in found and type(m) is type(module)
-                     and found[f"{n}.weight"].shape == tuple(module.weight.shape)), None)
+                     and found[f"{n}.weight"].shape == _weight_shape(module)), None)
         if twin is not None:
             for part in ("weight", "bias"):
                 if f"{twin}.{part}" in found:
@@ -629,7 +629,14 @@ def _node_weight(node: Any, inits: dict[str, np.ndarray], module: nn.Module) -> 
     elif node.op_type == "Gemm":
         trans_b = next((helper.get_attribute_value(a) for a in node.attribute if a.name == "transB"), 0)
         w = w if trans_b else w.T
-    return w if tuple(w.shape) == tuple(module.weight.shape) else None
+    return w if tuple(w.shape) == _weight_shape(module) else None
+
+
+def _weight_shape(module: nn.Module) -> tuple[int, ...]:
+    """Shape of a linear or LayerNorm module's weight."""
+    weight = module.weight
+    assert isinstance(weight, Tensor)
+    return tuple(weight.shape)
 
 
 def agent_from_onnx(path: str | os.PathLike) -> EditAgent:
