@@ -172,13 +172,14 @@ def score_test(style: str, records: list[Any], policy: Any, checkpoint: str | No
             walkers["label inference"].append(np.zeros_like(true_t))
         seconds["label inference"] += time.perf_counter() - t
     if checkpoint:
-        from editorbot.training.dataset import load_episodes
+        from editorbot.training.dataset import load_episodes, with_context_columns
         from editorbot.training.evaluate import policy_walks
         from editorbot.training.ppo import load_agent
 
         t = time.perf_counter()
-        eps = {ep.name: ep for ep in load_episodes(folder, require_labels=True, quiet=True)}
         agent = load_agent(checkpoint)
+        loaded = load_episodes(folder, require_labels=True, quiet=True)
+        eps = {ep.name: ep for ep in (with_context_columns(loaded) if agent.config.context else loaded)}
         walks = policy_walks(agent, [eps[n] for n in names])
         walkers["trained policy"] = []
         for name, w, tr in zip(names, walks, truth, strict=True):

@@ -78,7 +78,7 @@ def run_rl(args: argparse.Namespace) -> int:
     """Load the data, build the configs, train; 0 on success."""
     # torch and the trainer load here, not at import: `editorbot --help` builds this parser
     from editorbot.training.bc import BCData, bc_examples
-    from editorbot.training.dataset import load_episodes, load_reference_features
+    from editorbot.training.dataset import load_episodes, load_reference_features, with_context_columns
     from editorbot.training.ppo import train
     from editorbot.training.reward import ReferenceStats
 
@@ -90,6 +90,10 @@ def run_rl(args: argparse.Namespace) -> int:
     weights = _reward_weights(args.reward)
     quiet = bool(getattr(args, "quiet", False))
     episodes = load_episodes(args.data_dir, quiet=quiet)
+    if agent_config.context:
+        episodes = with_context_columns(episodes)
+        if args.in_dim is None:  # --context alone: the audio columns plus the context ones
+            agent_config = dataclasses.replace(agent_config, in_dim=int(episodes[0].features.shape[1]))
     if episodes[0].features.shape[1] != agent_config.in_dim:
         raise BadInput(args.data_dir, f"features have {episodes[0].features.shape[1]} columns, --in-dim is {agent_config.in_dim}")
 
