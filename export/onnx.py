@@ -49,8 +49,8 @@ from torch import Tensor, nn
 
 from editorbot.engine.actions import AMOUNT_MASK, AMOUNTS, SIZE_BEATS, SIZES, TYPES
 from editorbot.engine.atomic import atomic_path, write_json_atomic
-from editorbot.engine.errors import BadInput
 from editorbot.engine.context import CONTEXT_NAMES, context_feature_names
+from editorbot.engine.errors import BadInput
 from editorbot.engine.features import config_hash, feature_names
 from editorbot.engine.observation import DONE_LAYOUT, POSITION_LAYOUT
 from editorbot.export.learned import SUPERVISED_INPUTS, SUPERVISED_OUTPUTS, SUPERVISED_VERSIONS
