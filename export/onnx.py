@@ -36,6 +36,7 @@ from __future__ import annotations
 
 import datetime as _dt
 import logging
+import math
 import os
 import warnings
 from collections.abc import Callable, Sequence
@@ -514,8 +515,10 @@ def _numbers(doc: dict[str, Any], keys: tuple[str, ...]) -> dict[str, Any]:
 
 
 def _source(path: str, meta: dict[str, Any]) -> dict[str, Any]:
-    """The sidecar's ``source``: the checkpoint's name and sha256, and ``meta``."""
-    return {"checkpoint": os.path.basename(path), "checkpoint_sha256": sha256_of(path), **meta}
+    """The sidecar's ``source``: the checkpoint's name and sha256, and ``meta`` (a non-finite number as
+    null: a BC-only run's best reward is -inf, and the sidecar is strict JSON)."""
+    plain = {k: None if isinstance(v, float) and not math.isfinite(v) else v for k, v in meta.items()}
+    return {"checkpoint": os.path.basename(path), "checkpoint_sha256": sha256_of(path), **plain}
 
 
 def _export_policy_checkpoint(path: str, doc: dict[str, Any], out_path: str | os.PathLike, name: str | None) -> ExportResult:
