@@ -38,6 +38,7 @@ the same run.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import logging
 import os
@@ -117,6 +118,7 @@ def _agent_flags(args: argparse.Namespace) -> list[str]:
         "--hidden", str(args.hidden), "--heads", str(args.heads),
         "--layers", str(args.layers), "--kernel", str(args.kernel), "--n-pos-feats", str(args.n_pos_feats),
         "--history", str(args.history), "--value-hidden", str(args.value_hidden), "--value-heads", str(args.value_heads),
+        *(["--context"] if args.context else []),
     ]
 
 
@@ -126,7 +128,7 @@ def run_style(style: str, args: argparse.Namespace, work: Path, env: dict[str, s
 
     from editorbot.training.bc import bc_examples
     from editorbot.training.config import AgentConfig
-    from editorbot.training.dataset import load_episodes
+    from editorbot.training.dataset import load_episodes, with_context_columns
     from editorbot.training.evaluate import (
         evaluate_baseline,
         evaluate_policy,
@@ -150,6 +152,9 @@ def run_style(style: str, args: argparse.Namespace, work: Path, env: dict[str, s
                       value_hidden=args.value_hidden,
                       value_heads=args.value_heads)
     train_eps = load_episodes(train_dir, require_labels=True, quiet=True)
+    if args.context:  # the policy reads the whole-song context columns (engine.context) after the audio ones
+        train_eps = with_context_columns(train_eps)
+        cfg = dataclasses.replace(cfg, context=True, in_dim=int(train_eps[0].features.shape[1]))
     npz = root / "bc.npz"
     bc = bc_examples(train_eps, cfg, quiet=True, use_target=False)
     bc.save(npz)
@@ -180,6 +185,8 @@ def run_style(style: str, args: argparse.Namespace, work: Path, env: dict[str, s
     )
 
     test_eps = load_episodes(test_dir, require_labels=True, quiet=True)
+    if args.context:
+        test_eps = with_context_columns(test_eps)
     torch.set_num_threads(max(1, args.eval_threads))
     bc_agent = load_agent(bc_dir / "last.pt")
     ppo_agent = load_agent(ppo_dir / "last.pt")
@@ -299,6 +306,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--n-pos-feats", type=int, default=4, help="position columns the policy reads (default 4, all)")
     p.add_argument("--value-hidden", type=int, default=64, help="(default 64)")
     p.add_argument("--value-heads", type=int, default=4, help="(default 4)")
+    p.add_argument("--context", action="store_true",
+                   help="policies read the whole-song context columns (train rl --context; engine.context)")
     p.add_argument("--seed", type=int, default=1, help="training seed (default 1)")
     p.add_argument("--eval-threads", type=int, default=2, help="torch threads for the evaluation walks (default 2)")
     p.add_argument("--work", help="folder for data, demonstrations and checkpoints (default: a temp folder, removed)")

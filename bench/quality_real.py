@@ -16,7 +16,8 @@ For each relational persona (``loud_loop@1``, ``repeat_cut@1``,
    audio-only baseline of the persona's rule (``bench.relational_baselines``),
    label inference on the pair (``training.labels.infer_pair``) and, with
    ``--checkpoint``, a trained policy (``training.ppo.load_agent``, walked
-   greedily without a target);
+   greedily without a target; repeat the flag to score several on the same
+   songs, each named by its checkpoint's folder);
 5. with ``--synth N``, the same walkers on ``N`` held-out synthetic songs
    (``editorbot data synth --seed 900000``, true grid), so a policy's
    figures on real and synthetic songs sit side by side.
@@ -30,7 +31,7 @@ printed beside it. Every row prints the always-KEEP and hand-written
 baseline figures of the same songs in the same run.
 
     python -m bench.quality_real [--personas A,B] [--n 4] [--n-dev 4] [--excerpt 60]
-                                 [--synth N] [--checkpoint CKPT] [--work DIR] [--json F]
+                                 [--synth N] [--checkpoint CKPT ...] [--work DIR] [--json F]
 """
 
 from __future__ import annotations
@@ -133,7 +134,12 @@ def make_pairs(style: str, songs: list[Path], folder: Path) -> list[Any]:
     return made
 
 
-def score_test(style: str, records: list[Any], policy: Any, checkpoint: str | None, folder: Path) -> dict[str, Any]:
+def checkpoint_walker(checkpoint: str, checkpoints: list[str]) -> str:
+    """The walker name of a trained policy: "trained policy", or its folder's name when several are scored."""
+    return "trained policy" if len(checkpoints) == 1 else f"policy {Path(checkpoint).parent.name}"
+
+
+def score_test(style: str, records: list[Any], policy: Any, checkpoints: list[str], folder: Path) -> dict[str, Any]:
     """Every walker's event F1 on one persona's test pairs (module docstring)."""
     from editorbot.engine.analysis import analyze
     from editorbot.engine.plan import plan_to_dict
@@ -171,23 +177,25 @@ def score_test(style: str, records: list[Any], policy: Any, checkpoint: str | No
             logger.warning("%s: label inference found the pair unalignable (%s)", rec.name, inferred.reason)
             walkers["label inference"].append(np.zeros_like(true_t))
         seconds["label inference"] += time.perf_counter() - t
-    if checkpoint:
-        from editorbot.training.dataset import load_episodes
+    for checkpoint in checkpoints:
+        from editorbot.training.dataset import load_episodes, with_context_columns
         from editorbot.training.evaluate import policy_walks
         from editorbot.training.ppo import load_agent
 
         t = time.perf_counter()
-        eps = {ep.name: ep for ep in load_episodes(folder, require_labels=True, quiet=True)}
         agent = load_agent(checkpoint)
+        loaded = load_episodes(folder, require_labels=True, quiet=True)
+        eps = {ep.name: ep for ep in (with_context_columns(loaded) if agent.config.context else loaded)}
         walks = policy_walks(agent, [eps[n] for n in names])
-        walkers["trained policy"] = []
+        walker = checkpoint_walker(checkpoint, checkpoints)
+        walkers[walker] = []
         for name, w, tr in zip(names, walks, truth, strict=True):
             if w.shape[0] != tr.size:  # the episode's grid is the label file's: they should agree
                 logger.warning("%s: policy walked %d beats, the truth has %d", name, w.shape[0], tr.size)
             typ = np.zeros(tr.size, dtype=np.int64)  # KEEP where the walk did not reach
             typ[: min(tr.size, w.shape[0])] = w[: tr.size, 0]
-            walkers["trained policy"].append(typ)
-        seconds["trained policy"] = time.perf_counter() - t
+            walkers[walker].append(typ)
+        seconds[walker] = time.perf_counter() - t
     scores = {k: event_f1(truth, v) for k, v in walkers.items()}
     for k in scores:
         scores[k]["seconds"] = round(seconds.get(k, 0.0), 1)
@@ -197,10 +205,10 @@ def score_test(style: str, records: list[Any], policy: Any, checkpoint: str | No
 def table(style: str, scores: dict[str, Any]) -> str:
     """One persona's rows: each walker with the same-run always-KEEP and hand-written figures beside it."""
     keep, rule = scores["always-KEEP"], scores["hand-written rule"]
-    lines = [f"{'persona':<20} {'walker':<18} {'event F1':>8} {'P':>6} {'R':>6} {'acc':>6} "
+    lines = [f"{'persona':<20} {'walker':<22} {'event F1':>8} {'P':>6} {'R':>6} {'acc':>6} "
              f"{'| KEEP F1':>9} {'KEEP acc':>8} {'rule F1':>8} {'events':>7} {'beats':>6}"]
     for name, s in scores.items():
-        lines.append(f"{style:<20} {name:<18} {s['f1']:8.3f} {s['precision']:6.3f} {s['recall']:6.3f} "
+        lines.append(f"{style:<20} {name:<22} {s['f1']:8.3f} {s['precision']:6.3f} {s['recall']:6.3f} "
                      f"{s['accuracy']:6.3f} {keep['f1']:9.3f} {keep['accuracy']:8.3f} {rule['f1']:8.3f} "
                      f"{s['n_true_events']:7d} {s['n_beats']:6d}")
     return "\n".join(lines)
@@ -259,7 +267,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--excerpt", type=float, default=60.0, metavar="S", help="seconds from each song's start")
     ap.add_argument("--synth", type=int, default=0, metavar="N",
                     help="also score N held-out synthetic songs of --excerpt seconds (seeds from 900000)")
-    ap.add_argument("--checkpoint", default=None, help="a trained policy (training checkpoint .pt) to score")
+    ap.add_argument("--checkpoint", action="append", default=[],
+                    help="a trained policy (training checkpoint .pt) to score; repeat to score several on the same songs")
     ap.add_argument("--model", default=None, help="the ONNX model to score as the bundled one (default: bundled)")
     ap.add_argument("--corpus", default=None, help="corpus folder (default $EDITORBOT_CORPUS or ~/.cache/editorbot/corpus)")
     ap.add_argument("--work", default=None, help="work folder (default: a new temporary one)")

@@ -55,7 +55,7 @@ def main() -> None:
             analysis = analyze(path, cache=False)
             beat_s = float(np.median(np.diff(analysis.grid.beat_times)))
             src = float(analysis.audio.duration_s)
-            lp = song_logprobs(policy, SongInputs.of(analysis))
+            lp = song_logprobs(policy, SongInputs.of(analysis, policy.spec))
             for ratio in RATIOS:
                 target = ratio * src
                 decision = plan_analysis(analysis, policy, target_duration_s=target)

@@ -36,6 +36,7 @@ from __future__ import annotations
 
 import datetime as _dt
 import logging
+import math
 import os
 import warnings
 from collections.abc import Callable, Sequence
@@ -49,6 +50,7 @@ from torch import Tensor, nn
 
 from editorbot.engine.actions import AMOUNT_MASK, AMOUNTS, SIZE_BEATS, SIZES, TYPES
 from editorbot.engine.atomic import atomic_path, write_json_atomic
+from editorbot.engine.context import CONTEXT_NAMES, context_feature_names
 from editorbot.engine.errors import BadInput
 from editorbot.engine.features import config_hash, feature_names
 from editorbot.engine.observation import DONE_LAYOUT, POSITION_LAYOUT
@@ -149,6 +151,14 @@ def _agent_config(raw: dict[str, Any]) -> AgentConfig:
     return AgentConfig(**{k: v for k, v in raw.items() if k in names})
 
 
+def model_feature_names(cfg: AgentConfig) -> list[str]:
+    """The ``cfg.in_dim`` column names a policy reads: the audio columns (with stems when wider than
+    the builtin set), then the context columns when ``cfg.context``."""
+    audio = cfg.in_dim - (len(CONTEXT_NAMES) if cfg.context else 0)
+    names = feature_names(stems=audio > len(feature_names()))
+    return context_feature_names(names) if cfg.context else names
+
+
 def read_checkpoint(path: str | os.PathLike) -> tuple[str, dict[str, Any]]:
     """``(kind, contents)`` of a trainer checkpoint: kind ``"policy"`` (``training.ppo``) or
     ``"supervised"`` (``training.supervised``); BadInput naming the file on any problem."""
@@ -202,7 +212,7 @@ def _spec_for(agent: EditAgent, name: str, sha256: str, version: str) -> ModelSp
         version=version,
         sha256=sha256,
         config=cfg.to_dict(),
-        feature_names=feature_names(stems=cfg.in_dim > len(feature_names())),
+        feature_names=model_feature_names(cfg),
         feature_hash=config_hash(),
         position_layout=list(POSITION_LAYOUT[: cfg.n_pos_feats]),
     )
@@ -296,7 +306,7 @@ def _sidecar_head(kind: str, version: int, *, name: str, sha256: str, onnx_file:
 def policy_sidecar(agent: EditAgent, *, name: str, sha256: str, onnx_file: str, source: dict[str, Any]) -> dict[str, Any]:
     """The sidecar JSON of an exported policy (what ``export.runtime.load_model_spec`` reads)."""
     cfg = agent.config
-    names = feature_names(stems=cfg.in_dim > len(feature_names()))
+    names = model_feature_names(cfg)
     return {
         **_sidecar_head("policy", FORMAT_VERSION, name=name, sha256=sha256, onnx_file=onnx_file, source=source),
         "features": {"names": names, "spec_hash": config_hash()},
@@ -508,8 +518,10 @@ def _numbers(doc: dict[str, Any], keys: tuple[str, ...]) -> dict[str, Any]:
 
 
 def _source(path: str, meta: dict[str, Any]) -> dict[str, Any]:
-    """The sidecar's ``source``: the checkpoint's name and sha256, and ``meta``."""
-    return {"checkpoint": os.path.basename(path), "checkpoint_sha256": sha256_of(path), **meta}
+    """The sidecar's ``source``: the checkpoint's name and sha256, and ``meta`` (a non-finite number as
+    null: a BC-only run's best reward is -inf, and the sidecar is strict JSON)."""
+    plain = {k: None if isinstance(v, float) and not math.isfinite(v) else v for k, v in meta.items()}
+    return {"checkpoint": os.path.basename(path), "checkpoint_sha256": sha256_of(path), **plain}
 
 
 def _export_policy_checkpoint(path: str, doc: dict[str, Any], out_path: str | os.PathLike, name: str | None) -> ExportResult:

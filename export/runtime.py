@@ -56,6 +56,7 @@ from editorbot.engine.actions import (
     output_beats,
 )
 from editorbot.engine.analysis import Analysis
+from editorbot.engine.context import CONTEXT_NAMES, reads_context, with_context
 from editorbot.engine.errors import BadInput
 from editorbot.engine.observation import (
     DONE_LAYOUT,
@@ -140,6 +141,16 @@ class ModelSpec:
         """Position columns the model reads."""
         return int(self.config["n_pos_feats"])
 
+    @property
+    def reads_context(self) -> bool:
+        """Whether the model reads the whole-song context columns (``engine.context``) after its audio columns."""
+        return reads_context(self.feature_names)
+
+    @property
+    def audio_feature_names(self) -> list[str]:
+        """The audio feature columns the model reads (its columns less the context ones)."""
+        return list(self.feature_names[: len(self.feature_names) - (len(CONTEXT_NAMES) if self.reads_context else 0)])
+
     def check_compatible(self, where: str) -> None:
         """BadInput (naming ``where``) unless this editorbot's features and layouts match."""
         from editorbot.engine.features import config_hash, feature_names
@@ -151,7 +162,8 @@ class ModelSpec:
                 f"feature spec hash {self.feature_hash[:12]} does not match this editorbot's "
                 f"{here[:12]}: the model was made for other features; re-export or retrain it",
             )
-        if list(self.feature_names) != feature_names(stems=len(self.feature_names) > len(feature_names())):
+        audio = self.audio_feature_names
+        if audio != feature_names(stems=len(audio) > len(feature_names())):
             raise BadInput(where, "its feature names differ from this editorbot's; re-export or retrain it")
         n_pos = len(self.position_layout)
         if list(self.done_layout) != list(DONE_LAYOUT) or list(self.position_layout) != list(POSITION_LAYOUT[:n_pos]):
@@ -443,11 +455,13 @@ class SongInputs:
     phrase_starts: np.ndarray
 
     @staticmethod
-    def of(analysis: Analysis) -> SongInputs:
-        """From an ``engine.analysis.Analysis``."""
-        return SongInputs(
-            np.asarray(analysis.features, dtype=np.float32), np.asarray(analysis.grid.phrase_starts, dtype=np.int64)
-        )
+    def of(analysis: Analysis, spec: ModelSpec | None = None) -> SongInputs:
+        """From an ``engine.analysis.Analysis``; with the context columns appended when ``spec``'s model
+        reads them (``ModelSpec.reads_context``)."""
+        features = np.asarray(analysis.features, dtype=np.float32)
+        if spec is not None and spec.reads_context:
+            features = with_context(features, analysis.feature_names, analysis.grid.downbeats)
+        return SongInputs(features, np.asarray(analysis.grid.phrase_starts, dtype=np.int64))
 
     @property
     def n_beats(self) -> int:

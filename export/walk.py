@@ -385,9 +385,9 @@ def plan_analysis(
         raise BadInput(analysis.audio.path, "no beats found: nothing to decide on")
     spans = rt.SongSpans.of(analysis)
     starts, ends = spans.starts_s, spans.ends_s
-    song = SongInputs.of(analysis)
+    song = SongInputs.of(analysis, policy.spec)
     song.features = song.features[: len(starts)]
-    features = song.features
+    features = np.asarray(analysis.features, dtype=np.float32)[: len(starts)]
     protected = rt.protected_beats(starts, ends, keep) if keep else None
     no_tail = rt.tail_guard(starts, ends, protected) if protected is not None else None
     splice = rt.SpliceCost(features, analysis.feature_names)

@@ -43,8 +43,12 @@ class AgentConfig:
     Attributes
     ----------
     in_dim:
-        Per-beat audio feature columns, ``len(engine.features.feature_names())``
-        (109 without stems; 115 or 121 with, by separator).
+        Per-beat feature columns, ``len(engine.features.feature_names())``
+        (109 without stems; 115 or 121 with, by separator), plus the
+        ``engine.context.CONTEXT_NAMES`` columns with ``context``.
+    context:
+        The model reads the whole-song context columns
+        (``engine.context``) after the audio columns.
     n_done_feats:
         Columns of a ``done`` row (``engine.observation.DONE_LAYOUT``, 26).
     n_pos_feats:
@@ -78,6 +82,7 @@ class AgentConfig:
     """
 
     in_dim: int = 109
+    context: bool = False
     n_done_feats: int = 26
     n_pos_feats: int = 4
     # None until __post_init__ sets it: every user of a built config reads an int

@@ -20,6 +20,7 @@ labels follow a learnable rule) for tests and benchmarks.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 import os
@@ -41,7 +42,9 @@ from editorbot.engine.actions import (
     type_index,
 )
 from editorbot.engine.analysis import analyze
+from editorbot.engine.context import context_columns
 from editorbot.engine.errors import BadInput
+from editorbot.engine.features import feature_names
 from editorbot.engine.progress import progress
 
 logger = logging.getLogger(__name__)
@@ -111,6 +114,21 @@ class Episode:
             walk.append((c, (t, s, a)))
             c += SIZE_BEATS[s]
         return walk
+
+
+def with_context_columns(episodes: list[Episode]) -> list[Episode]:
+    """The episodes with the whole-song context columns (``engine.context``) after their features.
+
+    Each song's ``(N, F)`` features become ``(N, F + len(CONTEXT_NAMES))``,
+    measured from its own audio columns and downbeats, as ``export.runtime``
+    builds them for a model that reads them.
+    """
+    base = feature_names()
+    out = []
+    for e in episodes:
+        ctx = context_columns(e.features[:, : len(base)], base, e.downbeats)
+        out.append(dataclasses.replace(e, features=np.concatenate([e.features, ctx], axis=1)))
+    return out
 
 
 def energy_classes(features: np.ndarray, n_classes: int = 3) -> np.ndarray:

@@ -478,7 +478,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         print("editorbot.training.evaluate: nothing to evaluate (give --checkpoint or --baseline)", file=sys.stderr)
         return 2
     try:
-        from editorbot.training.dataset import load_episodes
+        from editorbot.training.dataset import load_episodes, with_context_columns
         from editorbot.training.ppo import load_agent
 
         episodes = load_episodes(args.data_dir, require_labels=True, quiet=args.quiet)
@@ -490,10 +490,11 @@ def main(argv: Sequence[str] | None = None) -> int:
                 agent = load_agent(path)
             except (OSError, ValueError, KeyError) as err:
                 raise BadInput(path, f"cannot load the checkpoint: {err}") from None
-            if agent.config.in_dim != episodes[0].features.shape[1]:
-                raise BadInput(path, f"model reads {agent.config.in_dim} feature columns, the songs have {episodes[0].features.shape[1]}")
+            songs = with_context_columns(episodes) if agent.config.context else episodes
+            if agent.config.in_dim != songs[0].features.shape[1]:
+                raise BadInput(path, f"model reads {agent.config.in_dim} feature columns, the songs have {songs[0].features.shape[1]}")
             name = args.name[k] if args.name else path
-            evaluations.append(evaluate_policy(agent, episodes, name=name, use_target=args.use_target))
+            evaluations.append(evaluate_policy(agent, songs, name=name, use_target=args.use_target))
     except (BadInput, ValueError) as err:
         print(f"training.evaluate: {err}", file=sys.stderr)
         return 2

@@ -95,7 +95,7 @@ def run_rl(args: argparse.Namespace) -> int:
     """Load the data, build the configs, train; 0 on success."""
     # torch and the trainer load here, not at import: `editorbot --help` builds this parser
     from editorbot.training.bc import BCData, bc_examples
-    from editorbot.training.dataset import load_episodes, load_reference_features
+    from editorbot.training.dataset import load_episodes, load_reference_features, with_context_columns
     from editorbot.training.ppo import train
     from editorbot.training.reward import ReferenceStats
 
@@ -108,7 +108,23 @@ def run_rl(args: argparse.Namespace) -> int:
         agent_config = _init_config(args.init)
     weights = _reward_weights(args.reward)
     quiet = bool(getattr(args, "quiet", False))
+    last = Path(args.save_dir) / "last.pt"
+    resuming = bool(args.resume) and last.is_file()
+    if resuming:
+        from editorbot.training.ppo import CHECKPOINT_FORMAT
+        from editorbot.training.run_state import read_checkpoint
+
+        # the resumed model keeps its columns: whether it reads the context ones is the checkpoint's choice
+        try:
+            resumed = AgentConfig(**read_checkpoint(last, CHECKPOINT_FORMAT)["agent_config"])
+        except (OSError, ValueError, KeyError, TypeError) as err:
+            raise BadInput(last, f"cannot read the checkpoint to resume: {err}") from None
+        agent_config = dataclasses.replace(agent_config, context=resumed.context, in_dim=resumed.in_dim)
     episodes = load_episodes(args.data_dir, quiet=quiet)
+    if agent_config.context:
+        episodes = with_context_columns(episodes)
+        if args.in_dim is None and not resuming:  # --context alone: the audio columns plus the context ones
+            agent_config = dataclasses.replace(agent_config, in_dim=int(episodes[0].features.shape[1]))
     if episodes[0].features.shape[1] != agent_config.in_dim:
         raise BadInput(args.data_dir, f"features have {episodes[0].features.shape[1]} columns, --in-dim is {agent_config.in_dim}")
 

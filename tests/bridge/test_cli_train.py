@@ -43,6 +43,21 @@ def test_train_rl_from_pairs_then_resume(pair_dir: Path, tmp_path: Path) -> None
     assert load_checkpoint(save / "last.pt")["update"] == 3
 
 
+def test_train_rl_with_context_then_resume_without_the_flag(pair_dir: Path, tmp_path: Path) -> None:
+    """--context widens the model by the context columns; a resumed run keeps them without the flag."""
+    from editorbot.engine.context import CONTEXT_NAMES
+
+    save = tmp_path / "run"
+    argv = ["train", "rl", "--data-dir", str(pair_dir), "--save-dir", str(save), "--quiet", *TINY,
+            "--bc-epochs", "1", "--bc-batch-size", "8"]
+    assert main([*argv, "--bc-only", "--context"]) == 0
+    cfg = load_checkpoint(save / "last.pt")["agent_config"]
+    assert cfg["context"] is True and cfg["in_dim"] == 109 + len(CONTEXT_NAMES)
+    assert main([*argv, "--max-updates", "1", "--resume"]) == 0
+    ckpt = load_checkpoint(save / "last.pt")
+    assert ckpt["update"] == 1 and ckpt["agent_config"]["context"] is True
+
+
 def test_python_m_form_parses_the_same_flags(pair_dir: Path, tmp_path: Path) -> None:
     from editorbot.training.train import main as train_main
 

@@ -153,3 +153,18 @@ def test_an_exported_policy_is_rebuilt_exactly() -> None:
         assert torch.equal(rebuilt[key], original[key]), key
     assert model_file(DEFAULT_MODEL.parent) == DEFAULT_MODEL
     agent_from_onnx(DEFAULT_MODEL.parent)  # the bundled model: outputs equal within MAX_OUTPUT_DIFF
+
+
+def test_a_bc_only_checkpoint_exports_with_its_infinite_best_reward_as_null() -> None:
+    """A BC-only run never scored a rollout: its best reward is -inf, which strict JSON cannot hold."""
+    from editorbot.bridge.cli import main
+    from editorbot.training.ppo import CHECKPOINT_FORMAT, save_checkpoint
+
+    folder = scratch("bc_only")
+    agent = tiny_agent()
+    ckpt = folder / "last.pt"
+    save_checkpoint(ckpt, {"format": CHECKPOINT_FORMAT, "agent": agent.state_dict(),
+                           "agent_config": agent.config.to_dict(), "update": 0, "best_reward": float("-inf")})
+    assert main(["export-model", str(ckpt), "-o", str(folder / "bc.onnx"), "--quiet"]) == 0
+    doc = json.loads((folder / "bc.json").read_text())
+    assert "best_reward" in doc["source"] and doc["source"]["best_reward"] is None

@@ -252,3 +252,55 @@ def test_inputs_equal_the_training_env() -> None:
         steps.append((cursor, a))
         cursor = min(cursor + a.beats, n)
     assert terminated
+
+
+def test_bundled_model_reads_no_context_columns() -> None:
+    """The bundled model names the audio columns only: its songs stay 109 columns wide."""
+    policy = load_policy(None, device="cpu")
+    assert not policy.spec.reads_context and policy.spec.audio_feature_names == policy.spec.feature_names
+    analysis = song_analysis(11, 20.0)
+    assert SongInputs.of(analysis, policy.spec).features.shape == analysis.features.shape
+
+
+def test_a_context_model_exports_loads_and_edits() -> None:
+    """A model trained with AgentConfig.context names the context columns in its sidecar; the runtime
+    appends them (what training.dataset.with_context_columns shows the trainer) and the walk runs."""
+    import dataclasses
+
+    import torch
+
+    from editorbot.engine.context import CONTEXT_NAMES, with_context
+    from editorbot.export.onnx import export_policy
+    from editorbot.export.walk import plan_analysis
+    from editorbot.training.dataset import Episode, with_context_columns
+    from editorbot.training.env import EditEnv
+    from editorbot.training.models.agent import EditAgent
+    from tests.export import tiny_config
+
+    cfg = dataclasses.replace(tiny_config(), context=True, in_dim=109 + len(CONTEXT_NAMES))
+    torch.manual_seed(0)
+    agent = EditAgent(cfg).eval()
+    torch.nn.init.normal_(agent.policy_head.weight, std=0.3)
+    out = scratch("context") / "ctx.onnx"
+    export_policy(agent, out)
+    policy = OnnxPolicy(out, device="cpu")
+    assert policy.spec.reads_context and tuple(policy.spec.feature_names[-len(CONTEXT_NAMES):]) == CONTEXT_NAMES
+    analysis = song_analysis(11, 20.0)
+    song = SongInputs.of(analysis, policy.spec)
+    expected = with_context(analysis.features, analysis.feature_names, analysis.grid.downbeats)
+    np.testing.assert_array_equal(song.features, expected)
+    # the trainer's episode of the same song sees the same columns
+    episode = Episode(name="song", features=np.asarray(analysis.features, np.float32),
+                      downbeats=np.asarray(analysis.grid.downbeats), phrase_starts=song.phrase_starts)
+    (wide,) = with_context_columns([episode])
+    np.testing.assert_array_equal(wide.features, song.features)
+    obs, _ = EditEnv([wide], cfg).reset(options={"song": 0})
+    mine = policy_inputs(song, np.array([0]), WalkHistory.empty(song.n_beats), policy.spec)
+    np.testing.assert_array_equal(mine.summary[0], obs["summary"])
+    lp = song_logprobs(policy, song)
+    assert np.isfinite(lp.value).all()
+    decision = plan_analysis(analysis, policy)
+    assert decision.plan.actions
+    # a 109-column song given to it is refused, not misread
+    with pytest.raises(ValueError, match="features must be"):
+        song_logprobs(policy, SongInputs.of(analysis))
