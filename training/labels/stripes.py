@@ -1,0 +1,223 @@
+"""The frame similarity of a pair, made a stripe of raw frames at a time: step 3's memory.
+
+The alignment DP (``align``) reads the frame similarity ``S`` (edit frames x
+raw frames, ``frames.similarity``) four ways: ``S`` itself (SPEED lines),
+its cumulative sums along diagonals (forward play) and along
+anti-diagonals (reverse play), and an optimistic bound per (edit frame,
+raw beat) made from each edit frame's best similarity at or after the
+beat. Held whole, the three matrices take 4.6 GB for a 5-minute pair. The
+DP walks the raw beats in order, and at raw beat ``j`` it reads only the
+raw frames from ``j``'s start to the end of the longest move from ``j``
+(32 beats), so ``S`` is made in stripes of ``STRIPE`` raw frames, twice:
+
+1. right to left (``backward_pass``): the bound (a running maximum per
+   edit frame) and, at each stripe's right edge, the column of
+   anti-diagonal sums (a checkpoint);
+2. left to right (``Rings``), with the DP: each stripe's ``S``, its
+   diagonal sums (carried on from the stripe before) and its anti-diagonal
+   sums (from its checkpoint) go into ring buffers that hold the last
+   ``cap`` raw frames; the DP takes the beats whose reads lie in them.
+
+Where ``S`` fits ``cache_mb``, pass 1 keeps it and pass 2 copies it
+instead of making it again. Every sum is the float32 addition, in the same
+order, that whole-matrix cumulative sums make, so the DP's walk is the
+one it would find with the whole matrices.
+"""
+
+from __future__ import annotations
+
+import numba
+import numpy as np
+
+from editorbot.training.labels.frames import Frames, similarity_at, similarity_block
+
+STRIPE = 256  # raw frames per stripe of S (~4.5 s)
+MIN_STRIPE = 16  # a last stripe narrower than this joins the one before (BLAS takes another path for a 1-wide one)
+
+_njit = numba.njit(cache=True, nogil=True)
+
+
+class Stripes:
+    """``S = similarity(edit, raw)`` by stripes of raw frames, kept whole where it fits ``cache_mb``.
+
+    Attributes
+    ----------
+    edges : np.ndarray
+        ``(n_stripes + 1,)`` int64 raw frame edges of the stripes.
+    shape : tuple[int, int]
+        ``(n_edit_frames, n_raw_frames)``.
+    """
+
+    def __init__(self, edit: Frames, raw: Frames, *, cache_mb: float) -> None:
+        self.edit, self.raw = edit, raw
+        te, tr = edit.n_frames, raw.n_frames
+        self.shape = (te, tr)
+        edges = list(range(0, tr, STRIPE)) + [tr]
+        if len(edges) > 2 and edges[-1] - edges[-2] < MIN_STRIPE:
+            del edges[-2]
+        self.edges = np.asarray(edges, dtype=np.int64)
+        self._cache = np.empty((te, tr), dtype=np.float32) if 4.0 * te * tr <= cache_mb * 2**20 else None
+        self._cached = np.zeros(len(edges) - 1, dtype=bool)
+
+    @property
+    def n_stripes(self) -> int:
+        return int(self.edges.shape[0] - 1)
+
+    def stripe(self, k: int) -> np.ndarray:
+        """``S[:, edges[k]:edges[k + 1]]``, ``(n_edit_frames, width)`` float32 (a view of the cache where kept)."""
+        lo, hi = int(self.edges[k]), int(self.edges[k + 1])
+        if self._cache is not None and self._cached[k]:
+            return self._cache[:, lo:hi]
+        s = similarity_block(self.edit, self.raw, lo, hi)
+        if self._cache is not None:
+            self._cache[:, lo:hi] = s
+            self._cached[k] = True
+        return s
+
+    def values(self, t: np.ndarray, r: np.ndarray) -> np.ndarray:
+        """``S[t, r]`` for index arrays of one shape (float32; within ~1e-7 of the matrix where not kept)."""
+        if self._cache is not None and self._cached.all():
+            return self._cache[t, r]
+        return similarity_at(self.edit, self.raw, t, r)
+
+
+@_njit
+def _stripe_back(s: np.ndarray, lo: int, run: np.ndarray, jj: int, r_starts: np.ndarray, frame_best: np.ndarray,
+                 h: np.ndarray, col: np.ndarray) -> int:
+    """Pass 1 over one stripe, its raw frames right to left; returns the next beat to fill.
+
+    ``run[u]``: the best ``S[u, r]`` from the current raw frame ``r`` on;
+    beat ``jj`` gets ``h[u, jj] = max(run[u], frame_best[u])`` once
+    ``r <= r_starts[jj]``. ``col``: anti-diagonal sums at the raw frame
+    after the current one, ``(Te + 1,)``, moved one frame left per frame.
+    """
+    te = s.shape[0]
+    for c in range(s.shape[1] - 1, -1, -1):
+        r = lo + c
+        for u in range(te):
+            if s[u, c] > run[u]:
+                run[u] = s[u, c]
+        while jj >= 0 and r_starts[jj] >= r:
+            for u in range(te):
+                h[u, jj] = max(run[u], frame_best[u])
+            jj -= 1
+        for t in range(te - 1, -1, -1):
+            col[t + 1] = col[t] + s[t, c]
+        col[0] = 0.0
+    return jj
+
+
+@_njit
+def _finish_bound(h: np.ndarray, run: np.ndarray, jj: int, frame_best: np.ndarray) -> None:
+    """Fill the beats left (``r_starts`` before frame 0) and sum ``h`` from the last edit frame up."""
+    te = h.shape[0] - 1
+    nb = h.shape[1] - 1
+    while jj >= 0:
+        for u in range(te):
+            h[u, jj] = max(run[u], frame_best[u])
+        jj -= 1
+    for u in range(te - 1, -1, -1):
+        for j in range(nb):
+            h[u, j] = h[u + 1, j] + h[u, j]
+
+
+def backward_pass(stripes: Stripes, frame_best: np.ndarray, r_starts: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Pass 1: the DP's bound and the anti-diagonal checkpoints.
+
+    Parameters
+    ----------
+    frame_best : np.ndarray
+        ``(Te,)`` best non-similarity score of each edit frame (silence or stutter).
+    r_starts : np.ndarray
+        ``(n_beats,)`` int64 first raw frame a beat may read, ascending.
+
+    Returns
+    -------
+    tuple[np.ndarray, np.ndarray]
+        ``H (Te + 1, n_beats + 1)`` float64: ``H[t, j]`` the sum over edit
+        frames ``u >= t`` of ``max(max_{r >= r_starts[j]} S[u, r],
+        frame_best[u])`` (0 in the last row and column); and
+        ``(n_stripes, Te + 1)`` float32: the anti-diagonal sums
+        (``C[t + 1, r] = C[t, r + 1] + S[t, r]``) at each stripe's right edge.
+    """
+    te, _ = stripes.shape
+    nb = r_starts.shape[0]
+    h = np.zeros((te + 1, nb + 1))
+    run = np.full(te, -1.0)
+    col = np.zeros(te + 1, dtype=np.float32)
+    ckpt = np.zeros((stripes.n_stripes, te + 1), dtype=np.float32)
+    jj = nb - 1
+    fb = np.asarray(frame_best, dtype=np.float64)
+    rs = np.asarray(r_starts, dtype=np.int64)
+    for k in range(stripes.n_stripes - 1, -1, -1):
+        ckpt[k] = col
+        jj = _stripe_back(stripes.stripe(k), int(stripes.edges[k]), run, jj, rs, fb, h, col)
+    _finish_bound(h, run, jj, fb)
+    return h, ckpt
+
+
+@_njit
+def _stripe_forward(s: np.ndarray, lo: int, ckpt: np.ndarray, sbuf: np.ndarray, cdb: np.ndarray, cab: np.ndarray) -> None:
+    """Pass 2: one stripe into the rings (raw frame ``r`` in column ``r % cap``).
+
+    ``cdb`` gets the diagonal sums of raw frames ``lo + 1 .. hi`` from the
+    ring's frame ``lo`` (``C[t + 1, r + 1] = C[t, r] + S[t, r]``); ``cab``
+    the anti-diagonal sums of ``lo .. hi`` from the checkpoint at ``hi``.
+    """
+    te, w = s.shape
+    cap = sbuf.shape[1]
+    for c in range(w):
+        r = lo + c
+        a = r % cap
+        b = (r + 1) % cap
+        cdb[0, b] = 0.0
+        for t in range(te):
+            sbuf[t, a] = s[t, c]
+            cdb[t + 1, b] = cdb[t, a] + s[t, c]
+    b = (lo + w) % cap
+    for t in range(te + 1):
+        cab[t, b] = ckpt[t]
+    for c in range(w - 1, -1, -1):
+        r = lo + c
+        a = r % cap
+        b = (r + 1) % cap
+        cab[0, a] = 0.0
+        for t in range(te):
+            cab[t + 1, a] = cab[t, b] + s[t, c]
+
+
+class Rings:
+    """Pass 2's ring buffers: ``S``, diagonal and anti-diagonal sums of the last ``cap`` raw frames.
+
+    Attributes
+    ----------
+    s : np.ndarray
+        ``(Te, cap)`` float32, raw frame ``r`` in column ``r % cap``.
+    cd, ca : np.ndarray
+        ``(Te + 1, cap)`` float32 diagonal / anti-diagonal sums, same columns.
+    hi : int
+        raw frames ``< hi`` (sums: ``<= hi``) are in; those from
+        ``hi - cap + 1`` on are still there.
+    """
+
+    def __init__(self, stripes: Stripes, ckpt: np.ndarray, width: int) -> None:
+        te, _ = stripes.shape
+        widest = int(np.max(np.diff(stripes.edges))) if stripes.n_stripes else 1
+        self.cap = int(width + widest + 2)
+        self.stripes, self.ckpt = stripes, ckpt
+        self.s = np.zeros((te, self.cap), dtype=np.float32)
+        self.cd = np.zeros((te + 1, self.cap), dtype=np.float32)
+        self.ca = np.zeros((te + 1, self.cap), dtype=np.float32)
+        self.hi = 0
+        self._next = 0
+
+    def cover(self, lo: int, hi: int) -> None:
+        """Load stripes until raw frames ``lo .. hi`` (sum columns) are all in (ValueError if ``cap`` is short)."""
+        st = self.stripes
+        while self.hi < hi and self._next < st.n_stripes:
+            k = self._next
+            _stripe_forward(st.stripe(k), int(st.edges[k]), self.ckpt[k], self.s, self.cd, self.ca)
+            self.hi = int(st.edges[k + 1])
+            self._next += 1
+        if lo < self.hi - self.cap + 1 or hi > self.hi:
+            raise ValueError(f"raw frames {lo}..{hi} do not fit the rings ({self.hi - self.cap + 1}..{self.hi})")
