@@ -81,30 +81,51 @@ class Stripes:
         return similarity_at(self.edit, self.raw, t, r)
 
 
-@_njit
-def _stripe_back(s: np.ndarray, lo: int, run: np.ndarray, jj: int, r_starts: np.ndarray, frame_best: np.ndarray,
-                 h: np.ndarray, col: np.ndarray) -> int:
-    """Pass 1 over one stripe, its raw frames right to left; returns the next beat to fill.
+def _stripe_bound(s: np.ndarray, lo: int, tr: int, run: np.ndarray, jj: int, r_starts: np.ndarray, frame_best: np.ndarray,
+                  h: np.ndarray) -> int:
+    """Pass 1's bound over one stripe (raw frames ``lo ..``); returns the next beat to fill.
 
-    ``run[u]``: the best ``S[u, r]`` from the current raw frame ``r`` on;
-    beat ``jj`` gets ``h[u, jj] = max(run[u], frame_best[u])`` once
-    ``r <= r_starts[jj]``. ``col``: anti-diagonal sums at the raw frame
-    after the current one, ``(Te + 1,)``, moved one frame left per frame.
+    ``run[u]`` comes in as the best ``S[u, r]`` right of the stripe and
+    leaves as the best from ``lo`` on; beat ``jj`` gets ``h[u, jj] =
+    max(max_{r >= min(r_starts[jj], tr - 1)} S[u, r], frame_best[u])``.
     """
-    te = s.shape[0]
-    for c in range(s.shape[1] - 1, -1, -1):
-        r = lo + c
-        for u in range(te):
-            if s[u, c] > run[u]:
-                run[u] = s[u, c]
-        while jj >= 0 and r_starts[jj] >= r:
-            for u in range(te):
-                h[u, jj] = max(run[u], frame_best[u])
-            jj -= 1
-        for t in range(te - 1, -1, -1):
-            col[t + 1] = col[t] + s[t, c]
-        col[0] = 0.0
+    hi = s.shape[1]  # columns from hi on are in run
+    while jj >= 0:
+        c = min(int(r_starts[jj]), tr - 1) - lo
+        if c < 0:
+            break
+        if c < hi:
+            np.maximum(run, s[:, c:hi].max(axis=1), out=run)
+            hi = c
+        h[:-1, jj] = np.maximum(run, frame_best)
+        jj -= 1
+    if hi > 0:
+        np.maximum(run, s[:, :hi].max(axis=1), out=run)
     return jj
+
+
+@_njit
+def _stripe_anti(s: np.ndarray, col: np.ndarray) -> None:
+    """Anti-diagonal sums across one stripe: ``col`` (``(Te + 1,)`` at the raw frame after it) becomes those at its first.
+
+    ``C[t + 1, c] = C[t, c + 1] + S[t, c]``, row by row (``S`` is row-major).
+    """
+    te, w = s.shape
+    prev = np.empty(w + 1, dtype=np.float32)
+    cur = np.empty(w + 1, dtype=np.float32)
+    out = np.empty(te + 1, dtype=np.float32)
+    for c in range(w):
+        prev[c] = 0.0
+    prev[w] = col[0]
+    out[0] = 0.0
+    for t in range(te):
+        for c in range(w):
+            cur[c] = prev[c + 1] + s[t, c]
+        cur[w] = col[t + 1]
+        out[t + 1] = cur[0]
+        prev, cur = cur, prev
+    for t in range(te + 1):
+        col[t] = out[t]
 
 
 @_njit
@@ -151,7 +172,9 @@ def backward_pass(stripes: Stripes, frame_best: np.ndarray, r_starts: np.ndarray
     rs = np.asarray(r_starts, dtype=np.int64)
     for k in range(stripes.n_stripes - 1, -1, -1):
         ckpt[k] = col
-        jj = _stripe_back(stripes.stripe(k), int(stripes.edges[k]), run, jj, rs, fb, h, col)
+        sk = stripes.stripe(k)
+        jj = _stripe_bound(sk, int(stripes.edges[k]), stripes.shape[1], run, jj, rs, fb, h)
+        _stripe_anti(sk, col)
     _finish_bound(h, run, jj, fb)
     return h, ckpt
 
@@ -163,27 +186,29 @@ def _stripe_forward(s: np.ndarray, lo: int, ckpt: np.ndarray, sbuf: np.ndarray, 
     ``cdb`` gets the diagonal sums of raw frames ``lo + 1 .. hi`` from the
     ring's frame ``lo`` (``C[t + 1, r + 1] = C[t, r] + S[t, r]``); ``cab``
     the anti-diagonal sums of ``lo .. hi`` from the checkpoint at ``hi``.
+    Row by row: row ``t + 1`` of either sum needs only row ``t``.
     """
     te, w = s.shape
     cap = sbuf.shape[1]
-    for c in range(w):
-        r = lo + c
-        a = r % cap
-        b = (r + 1) % cap
-        cdb[0, b] = 0.0
-        for t in range(te):
-            sbuf[t, a] = s[t, c]
-            cdb[t + 1, b] = cdb[t, a] + s[t, c]
-    b = (lo + w) % cap
+    a0 = lo % cap
+    hi_slot = (lo + w) % cap
     for t in range(te + 1):
-        cab[t, b] = ckpt[t]
-    for c in range(w - 1, -1, -1):
-        r = lo + c
-        a = r % cap
-        b = (r + 1) % cap
+        cab[t, hi_slot] = ckpt[t]
+    a = a0
+    for c in range(w):
+        b = a + 1 if a + 1 < cap else 0
+        cdb[0, b] = 0.0
         cab[0, a] = 0.0
-        for t in range(te):
-            cab[t + 1, a] = cab[t, b] + s[t, c]
+        a = b
+    for t in range(te):
+        a = a0
+        for c in range(w):
+            b = a + 1 if a + 1 < cap else 0
+            v = s[t, c]
+            sbuf[t, a] = v
+            cdb[t + 1, b] = cdb[t, a] + v
+            cab[t + 1, a] = cab[t, b] + v
+            a = b
 
 
 class Rings:
