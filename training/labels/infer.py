@@ -307,7 +307,11 @@ def infer_pair(
         edit_audio = load_audio(edit_path)
     with _timed(seconds, "frames"):
         pair = _frame_pair(name, analysis, edit_audio)
-    with _timed(seconds, "align"):
+    # the alignment's products are one stripe of raw frames each (labels.stripes):
+    # one BLAS thread makes them in the same wall time on a busy machine with
+    # ~40% less CPU (4-minute pair: 1.5 s against 2.6 s), and leaves the
+    # other cores to ``data labels --jobs``
+    with _timed(seconds, "align"), _one_blas_thread():
         moves, s = _structure(pair, config)
     result = _empty_result(pair, raw_path, edit_path, seconds)
     if not _check_alignable(result, moves, s, pair):

@@ -38,7 +38,7 @@ _njit = numba.njit(cache=True, nogil=True)
 
 
 class Stripes:
-    """``S = similarity(edit, raw)`` by stripes of raw frames, kept whole where it fits ``cache_mb``.
+    """``S = similarity(edit, raw)`` by stripes of raw frames, all kept (stripe by stripe) where ``S`` fits ``cache_mb``.
 
     Attributes
     ----------
@@ -56,29 +56,34 @@ class Stripes:
         if len(edges) > 2 and edges[-1] - edges[-2] < MIN_STRIPE:
             del edges[-2]
         self.edges = np.asarray(edges, dtype=np.int64)
-        self._cache = np.empty((te, tr), dtype=np.float32) if 4.0 * te * tr <= cache_mb * 2**20 else None
-        self._cached = np.zeros(len(edges) - 1, dtype=bool)
+        self._keep = 4.0 * te * tr <= cache_mb * 2**20
+        self._cache: list[np.ndarray | None] = [None] * (len(edges) - 1)
 
     @property
     def n_stripes(self) -> int:
         return int(self.edges.shape[0] - 1)
 
     def stripe(self, k: int) -> np.ndarray:
-        """``S[:, edges[k]:edges[k + 1]]``, ``(n_edit_frames, width)`` float32 (a view of the cache where kept)."""
-        lo, hi = int(self.edges[k]), int(self.edges[k + 1])
-        if self._cache is not None and self._cached[k]:
-            return self._cache[:, lo:hi]
-        s = similarity_block(self.edit, self.raw, lo, hi)
-        if self._cache is not None:
-            self._cache[:, lo:hi] = s
-            self._cached[k] = True
+        """``S[:, edges[k]:edges[k + 1]]``, ``(n_edit_frames, width)`` float32 (the kept array where kept: read only)."""
+        kept = self._cache[k]
+        if kept is not None:
+            return kept
+        s = similarity_block(self.edit, self.raw, int(self.edges[k]), int(self.edges[k + 1]))
+        if self._keep:
+            self._cache[k] = s
         return s
 
     def values(self, t: np.ndarray, r: np.ndarray) -> np.ndarray:
         """``S[t, r]`` for index arrays of one shape (float32; within ~1e-7 of the matrix where not kept)."""
-        if self._cache is not None and self._cached.all():
-            return self._cache[t, r]
-        return similarity_at(self.edit, self.raw, t, r)
+        t, r = np.asarray(t, dtype=np.int64), np.asarray(r, dtype=np.int64)
+        if not self._keep or any(c is None for c in self._cache):
+            return similarity_at(self.edit, self.raw, t, r)
+        out = np.empty(t.shape, dtype=np.float32)
+        k = np.searchsorted(self.edges, r, side="right") - 1
+        for q in np.unique(k):
+            sel = k == q
+            out[sel] = self._cache[q][t[sel], r[sel] - self.edges[q]]
+        return out
 
 
 def _stripe_bound(s: np.ndarray, lo: int, tr: int, run: np.ndarray, jj: int, r_starts: np.ndarray, frame_best: np.ndarray,
@@ -89,19 +94,36 @@ def _stripe_bound(s: np.ndarray, lo: int, tr: int, run: np.ndarray, jj: int, r_s
     leaves as the best from ``lo`` on; beat ``jj`` gets ``h[u, jj] =
     max(max_{r >= min(r_starts[jj], tr - 1)} S[u, r], frame_best[u])``.
     """
-    hi = s.shape[1]  # columns from hi on are in run
+    cols, beats = [], []
     while jj >= 0:
         c = min(int(r_starts[jj]), tr - 1) - lo
         if c < 0:
             break
-        if c < hi:
-            np.maximum(run, s[:, c:hi].max(axis=1), out=run)
-            hi = c
-        h[:-1, jj] = np.maximum(run, frame_best)
+        cols.append(c)
+        beats.append(jj)
         jj -= 1
-    if hi > 0:
-        np.maximum(run, s[:, :hi].max(axis=1), out=run)
+    _bound_rows(s, np.asarray(cols, dtype=np.int64), np.asarray(beats, dtype=np.int64), run, frame_best, h)
     return jj
+
+
+@_njit
+def _bound_rows(s: np.ndarray, cols: np.ndarray, beats: np.ndarray, run: np.ndarray, frame_best: np.ndarray,
+                h: np.ndarray) -> None:
+    """Row by row: ``run[u]`` over the stripe's columns right to left, ``h[u, beats[p]]`` taken at ``cols[p]`` (descending)."""
+    te, w = s.shape
+    for u in range(te):
+        best = run[u]
+        hi = w
+        for p in range(cols.shape[0]):
+            c = cols[p]
+            for cc in range(c, hi):
+                best = max(best, s[u, cc])
+            if c < hi:
+                hi = c
+            h[u, beats[p]] = max(best, frame_best[u])
+        for cc in range(hi):
+            best = max(best, s[u, cc])
+        run[u] = best
 
 
 @_njit
@@ -130,7 +152,7 @@ def _stripe_anti(s: np.ndarray, col: np.ndarray) -> None:
 
 @_njit
 def _finish_bound(h: np.ndarray, run: np.ndarray, jj: int, frame_best: np.ndarray) -> None:
-    """Fill the beats left (``r_starts`` before frame 0) and sum ``h`` from the last edit frame up."""
+    """Fill any beats left and sum ``h`` from the last edit frame up (``h[u, j] += h[u + 1, j]``)."""
     te = h.shape[0] - 1
     nb = h.shape[1] - 1
     while jj >= 0:
@@ -195,7 +217,7 @@ def _stripe_forward(s: np.ndarray, lo: int, ckpt: np.ndarray, sbuf: np.ndarray, 
     for t in range(te + 1):
         cab[t, hi_slot] = ckpt[t]
     a = a0
-    for c in range(w):
+    for _ in range(w):
         b = a + 1 if a + 1 < cap else 0
         cdb[0, b] = 0.0
         cab[0, a] = 0.0
