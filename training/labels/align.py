@@ -322,20 +322,20 @@ def _dp_end(state: tuple, t_end: float, slack_cost: float) -> tuple:
     best = neg
     best_t = -1
     te_want = int(round(t_end))
-    for t in range(max(0, te_want - 3), min(t_max, te_want + 3) + 1):
-        sc = val[n, t] - slack_cost * abs(t - te_want)
-        if val[n, t] > neg / 2 and sc > best:
+    for tq in range(max(0, te_want - 3), min(t_max, te_want + 3) + 1):
+        sc = val[n, tq] - slack_cost * abs(tq - te_want)
+        if val[n, tq] > neg / 2 and sc > best:
             best = sc
-            best_t = t
+            best_t = tq
     if best_t < 0:
         return neg, np.zeros((0, 6), dtype=np.int64)
     rows = []
     j = n
-    t = best_t
+    t = np.int64(best_t)
     while j > 0:
         k = np.int64(b_k[j, t])
         t0 = np.int64(b_t[j, t])
-        rows.append((np.int64(j - k), k, np.int64(b_kind[j, t]), np.int64(b_par[j, t]), t0, np.int64(t)))
+        rows.append((np.int64(j - k), k, np.int64(b_kind[j, t]), np.int64(b_par[j, t]), t0, t))
         j -= k
         t = t0
     out = np.zeros((len(rows), 6), dtype=np.int64)
@@ -587,7 +587,7 @@ class _Sweep:
         while j < n:
             rings.cover(int(self.need_lo[j]), int(self.need_hi[j]))
             j1 = j + 1 + int(np.searchsorted(self.need_hi[j + 1 :], rings.hi, side="right"))
-            _align_dp(rings.s, rings.cd, rings.ca, tr, j, j1, state, *self.dp_args, beam, self.bound)
+            _align_dp(*((rings.s, rings.cd, rings.ca, tr, j, j1, state) + self.dp_args + (beam, self.bound)))
             j = j1
         del rings
         score, rows = _dp_end(state, self.t_end, slack_cost)
