@@ -15,7 +15,9 @@ pays a small prior cost so that ties go to the simplest edit; structural
 moves may end a frame off the grid's guess. The path must end where the
 edit ends; a beam keeps the DP fast (a path scoring poorly per frame is
 searched again with a wider one). The search runs in numba kernels
-compiled once and cached on disk beside this file.
+compiled once and cached on disk beside this file; it reads ``S`` and its
+diagonal sums through ``stripes``, which makes them a stripe of raw
+frames at a time as the DP moves along the raw beats.
 
 The walk is then checked on the samples: a LOOP moves one beat where its
 repeats start there (``loop_phase``), one-rate SPEED moves over
@@ -77,8 +79,11 @@ class AlignConfig:
         DP score per edit frame under which the search is
         repeated with a 4x wider beam (the better path is kept).
     sim_cache_mb : float
-        the frame similarity is kept whole (made once, not twice) when
-        it takes at most this many MiB (``stripes``).
+        the frame similarity is kept (made once, not twice) when it
+        takes at most this many MiB (``stripes``). Off by default: where
+        it was measured, faulting in the kept memory cost as much CPU as
+        making the similarity again (4-minute pair: 9.2 s against 8.9 s
+        in all) for 0.5 GB more.
     """
 
     action_cost: float = 1.5
@@ -87,7 +92,7 @@ class AlignConfig:
     beam: int = 256
     stutter_weight: float = 1.0
     retry_score: float = 0.8
-    sim_cache_mb: float = 768.0
+    sim_cache_mb: float = 0.0
 
 
 # --------------------------------------------------------------------------- structural DP kernels
@@ -537,16 +542,17 @@ def align(
         ),
         edit_duration_s * to_f,
     )
-    score, rows, table = sweep.run(cfg.beam)
+    keep = debug is not None
+    score, rows, table = sweep.run(cfg.beam, keep)
     if rows.shape[0] == 0:
         log.debug("no path with a beam of %d: retrying with %d", cfg.beam, 4 * cfg.beam)
-        score, rows, table = sweep.run(4 * cfg.beam)
+        score, rows, table = sweep.run(4 * cfg.beam, keep)
     elif score < cfg.retry_score * te_n:
         # The beam ranks states by score so far plus an optimistic bound on the rest,
         # which flatters states that skipped edit frames (a long CUT): on effect-heavy
         # edits it can drop the true path for a CUT + long LOOP walk scoring far
         # lower (seen 0.57-0.76 per frame against >= 0.85 for every good path).
-        wide = sweep.run(4 * cfg.beam)
+        wide = sweep.run(4 * cfg.beam, keep)
         log.debug("poor path (%.2f per frame) with a beam of %d: %d gives %.2f",
                   score / te_n, cfg.beam, 4 * cfg.beam, wide[0] / te_n)
         if wide[1].shape[0] and wide[0] > score:
@@ -575,13 +581,27 @@ class _Sweep:
         # longest move from it (a SPEED line's last frame rounds up)
         self.need_lo = np.maximum(np.floor(starts_f).astype(np.int64) - 3, 0)
         self.need_hi = np.minimum(np.ceil(ends_f[last]).astype(np.int64) + 6, tr)
+        self._state: tuple | None = None
+        self._rings: Rings | None = None
 
-    def run(self, beam: int) -> tuple[float, np.ndarray, np.ndarray]:
-        """``(score, moves, table)`` of the DP with ``beam`` states per beat (see ``_dp_end``; table: ``val``)."""
+    def run(self, beam: int, keep_table: bool = False) -> tuple[float, np.ndarray, np.ndarray]:
+        """``(score, moves, table)`` of the DP with ``beam`` states per beat (see ``_dp_end``; table: ``val``).
+
+        A second run reuses the first one's table and rings (fresh memory
+        costs page faults); its table is then the first's unless ``keep_table``
+        made that a copy.
+        """
         te_n, tr = self.stripes.shape
         n = self.need_lo.shape[0]
-        rings = Rings(self.stripes, self.ckpt, int(np.max(self.need_hi - self.need_lo)) + 1 if n else 1)
-        state = _dp_state(n, te_n)
+        if self._state is None or self._rings is None:
+            self._rings = Rings(self.stripes, self.ckpt, int(np.max(self.need_hi - self.need_lo)) + 1 if n else 1)
+            self._state = _dp_state(n, te_n)
+        else:
+            self._rings.rewind()
+            # only the scores need resetting: the rest of a state is read only where its score was set
+            self._state[0].fill(-1e30)
+            self._state[0][0, 0] = 0.0
+        rings, state = self._rings, self._state
         slack_cost = self.dp_args[-1]
         j = 0
         while j < n:
@@ -589,9 +609,8 @@ class _Sweep:
             j1 = j + 1 + int(np.searchsorted(self.need_hi[j + 1 :], rings.hi, side="right"))
             _align_dp(*((rings.s, rings.cd, rings.ca, tr, j, j1, state) + self.dp_args + (beam, self.bound)))
             j = j1
-        del rings
         score, rows = _dp_end(state, self.t_end, slack_cost)
-        return float(score), rows, state[0]
+        return float(score), rows, state[0].copy() if keep_table else state[0]
 
 
 def _stutter_scores(edit: Frames, beat_s: float, weight: float) -> tuple[np.ndarray, np.ndarray]:

@@ -258,6 +258,12 @@ class Rings:
         self.hi = 0
         self._next = 0
 
+    def rewind(self) -> None:
+        """Start again from raw frame 0 (for another DP over the same stripes)."""
+        self.cd[:, 0] = 0.0
+        self.hi = 0
+        self._next = 0
+
     def cover(self, lo: int, hi: int) -> None:
         """Load stripes until raw frames ``lo .. hi`` (sum columns) are all in (ValueError if ``cap`` is short)."""
         st = self.stripes

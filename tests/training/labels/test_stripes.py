@@ -87,3 +87,19 @@ def test_align_is_the_same_in_stripes_as_whole(monkeypatch: pytest.MonkeyPatch) 
     assert np.array_equal(narrow["table"], whole["table"])
     kinds = [m.kind for m in got[1]]
     assert len(got[1]) > 3 and len(set(kinds)) > 1  # the walk has structure, not one long forward run
+
+
+def test_a_second_dp_over_the_same_stripes_starts_clean() -> None:
+    """The wider retry reuses the first run's table and rings: it finds what a fresh run with that beam finds."""
+    rng = np.random.default_rng(6)
+    beat = 11025
+    y = np.concatenate([rng.standard_normal(beat).astype(np.float32) * rng.uniform(0.05, 0.3) for _ in range(20)])
+    edit = np.concatenate([y[: 6 * beat], y[10 * beat : 14 * beat], y[10 * beat :]])
+    raw_f, edit_f = frame_features(y, variants=True), frame_features(edit)
+    starts = np.arange(20) * 0.5
+    args = (raw_f, edit_f, starts, starts + 0.5, edit.shape[0] / FRAME_SR)
+    narrow = align(*args, config=AlignConfig(beam=8, retry_score=-1e9), beat_s=0.5)
+    wide = align(*args, config=AlignConfig(beam=32, retry_score=-1e9), beat_s=0.5)
+    retried = align(*args, config=AlignConfig(beam=8, retry_score=1e9), beat_s=0.5)  # always retried 4x wider
+    best = wide if wide[1] and wide[0] > narrow[0] else narrow
+    assert (retried[0], retried[1]) == (best[0], best[1])
