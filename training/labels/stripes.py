@@ -26,6 +26,9 @@ one it would find with the whole matrices.
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+
 import numba
 import numpy as np
 
@@ -72,6 +75,23 @@ class Stripes:
         if self._keep:
             self._cache[k] = s
         return s
+
+    def iterate(self, order: Iterable[int]) -> Iterator[np.ndarray]:
+        """The stripes in ``order``, each next one made on a worker thread while the caller reads the current one.
+
+        BLAS and the numba kernels let go of the GIL, so on a second core
+        making ``S`` overlaps the work on it.
+        """
+        ks = list(order)
+        if not ks:
+            return
+        with ThreadPoolExecutor(max_workers=1) as pool:
+            fut = pool.submit(self.stripe, ks[0])
+            for i in range(len(ks)):
+                s = fut.result()
+                if i + 1 < len(ks):
+                    fut = pool.submit(self.stripe, ks[i + 1])
+                yield s
 
     def values(self, t: np.ndarray, r: np.ndarray) -> np.ndarray:
         """``S[t, r]`` for index arrays of one shape (float32; within ~1e-7 of the matrix where not kept)."""
@@ -192,9 +212,9 @@ def backward_pass(stripes: Stripes, frame_best: np.ndarray, r_starts: np.ndarray
     jj = nb - 1
     fb = np.asarray(frame_best, dtype=np.float64)
     rs = np.asarray(r_starts, dtype=np.int64)
-    for k in range(stripes.n_stripes - 1, -1, -1):
+    order = range(stripes.n_stripes - 1, -1, -1)
+    for k, sk in zip(order, stripes.iterate(order)):
         ckpt[k] = col
-        sk = stripes.stripe(k)
         jj = _stripe_bound(sk, int(stripes.edges[k]), stripes.shape[1], run, jj, rs, fb, h)
         _stripe_anti(sk, col)
     _finish_bound(h, run, jj, fb)
@@ -257,19 +277,22 @@ class Rings:
         self.ca = np.zeros((te + 1, self.cap), dtype=np.float32)
         self.hi = 0
         self._next = 0
+        self._stream = stripes.iterate(range(stripes.n_stripes))
 
     def rewind(self) -> None:
         """Start again from raw frame 0 (for another DP over the same stripes)."""
+        self._stream.close()
         self.cd[:, 0] = 0.0
         self.hi = 0
         self._next = 0
+        self._stream = self.stripes.iterate(range(self.stripes.n_stripes))
 
     def cover(self, lo: int, hi: int) -> None:
         """Load stripes until raw frames ``lo .. hi`` (sum columns) are all in (ValueError if ``cap`` is short)."""
         st = self.stripes
         while self.hi < hi and self._next < st.n_stripes:
             k = self._next
-            _stripe_forward(st.stripe(k), int(st.edges[k]), self.ckpt[k], self.s, self.cd, self.ca)
+            _stripe_forward(next(self._stream), int(st.edges[k]), self.ckpt[k], self.s, self.cd, self.ca)
             self.hi = int(st.edges[k + 1])
             self._next += 1
         if lo < self.hi - self.cap + 1 or hi > self.hi:
