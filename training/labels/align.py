@@ -80,10 +80,11 @@ class AlignConfig:
         repeated with a 4x wider beam (the better path is kept).
     sim_cache_mb : float
         the frame similarity is kept (made once, not twice) when it
-        takes at most this many MiB (``stripes``). Off by default: where
-        it was measured, faulting in the kept memory cost as much CPU as
-        making the similarity again (a 4-minute pair's whole inference:
-        9.2 s CPU made twice, 8.9 s kept) for 0.5 GB more.
+        takes at most this many MiB (``stripes``): a pair up to ~2.4
+        minutes a side. Longer pairs make it twice: where it was
+        measured, faulting in a kept 0.5 GB cost as much CPU as making it
+        again (a 4-minute pair's whole inference: 9.2 s CPU made twice,
+        8.9 s kept).
     """
 
     action_cost: float = 1.5
@@ -92,7 +93,7 @@ class AlignConfig:
     beam: int = 256
     stutter_weight: float = 1.0
     retry_score: float = 0.8
-    sim_cache_mb: float = 0.0
+    sim_cache_mb: float = 256.0
 
 
 # --------------------------------------------------------------------------- structural DP kernels
