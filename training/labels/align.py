@@ -15,7 +15,9 @@ pays a small prior cost so that ties go to the simplest edit; structural
 moves may end a frame off the grid's guess. The path must end where the
 edit ends; a beam keeps the DP fast (a path scoring poorly per frame is
 searched again with a wider one). The search runs in numba kernels
-compiled once and cached on disk beside this file.
+compiled once and cached on disk beside this file; it reads ``S`` and its
+diagonal sums through ``stripes``, which makes them a stripe of raw
+frames at a time as the DP moves along the raw beats.
 
 The walk is then checked on the samples: a LOOP moves one beat where its
 repeats start there (``loop_phase``), one-rate SPEED moves over
@@ -36,7 +38,8 @@ import numpy as np
 
 from editorbot.engine import actions as vocab
 from editorbot.engine.plan import beat_spans
-from editorbot.training.labels.frames import FRAME_HOP, FRAME_SR, Frames, match_at, periodicity, similarity
+from editorbot.training.labels.frames import FRAME_HOP, FRAME_SR, Frames, match_at, periodicity
+from editorbot.training.labels.stripes import Rings, Stripes, backward_pass
 
 log = logging.getLogger(__name__)
 
@@ -75,6 +78,13 @@ class AlignConfig:
     retry_score : float
         DP score per edit frame under which the search is
         repeated with a 4x wider beam (the better path is kept).
+    sim_cache_mb : float
+        the frame similarity is kept (made once, not twice) when it
+        takes at most this many MiB (``stripes``): a pair up to ~2.4
+        minutes a side. Longer pairs make it twice: where it was
+        measured, faulting in a kept 0.5 GB cost as much CPU as making it
+        again (a 4-minute pair's whole inference: 9.2 s CPU made twice,
+        8.9 s kept).
     """
 
     action_cost: float = 1.5
@@ -83,6 +93,7 @@ class AlignConfig:
     beam: int = 256
     stutter_weight: float = 1.0
     retry_score: float = 0.8
+    sim_cache_mb: float = 256.0
 
 
 # --------------------------------------------------------------------------- structural DP kernels
@@ -92,32 +103,13 @@ _njit = numba.njit(cache=True, nogil=True)
 
 
 @_njit
-def _diag_cumsum(s: np.ndarray) -> np.ndarray:
-    """``C[t + 1, r + 1] = C[t, r] + S[t, r]``: sums along diagonals, ``(Te + 1, Tr + 1)``."""
-    te, tr = s.shape
-    c = np.zeros((te + 1, tr + 1), dtype=np.float32)
-    for t in range(te):
-        for r in range(tr):
-            c[t + 1, r + 1] = c[t, r] + s[t, r]
-    return c
+def _fsum(cd: np.ndarray, tr: int, t: int, r: int, n: int) -> float:
+    """Sum of ``S[t + u, r + u]`` for ``u`` in ``[0, n)``; frames outside ``S`` count 0.
 
-
-@_njit
-def _anti_cumsum(s: np.ndarray) -> np.ndarray:
-    """``C[t + 1, r] = C[t, r + 1] + S[t, r]``: sums along anti-diagonals, ``(Te + 1, Tr + 1)``."""
-    te, tr = s.shape
-    c = np.zeros((te + 1, tr + 1), dtype=np.float32)
-    for t in range(te):
-        for r in range(tr):
-            c[t + 1, r] = c[t, r + 1] + s[t, r]
-    return c
-
-
-@_njit
-def _fsum(cd: np.ndarray, t: int, r: int, n: int) -> float:
-    """Sum of ``S[t + u, r + u]`` for ``u`` in ``[0, n)``; frames outside ``S`` count 0."""
+    ``cd``: the diagonal sums ring (``stripes.Rings``), raw frame ``r`` in column ``r % cap``.
+    """
     te = cd.shape[0] - 1
-    tr = cd.shape[1] - 1
+    cap = cd.shape[1]
     if n <= 0:
         return 0.0
     if r < 0:  # skip the part before the raw start
@@ -127,14 +119,14 @@ def _fsum(cd: np.ndarray, t: int, r: int, n: int) -> float:
     m = min(n, te - t, tr - r)
     if m <= 0 or t < 0:
         return 0.0
-    return float(cd[t + m, r + m] - cd[t, r])
+    return float(cd[t + m, (r + m) % cap] - cd[t, r % cap])
 
 
 @_njit
-def _rsum(ca: np.ndarray, t: int, r1: int, n: int) -> float:
-    """Sum of ``S[t + u, r1 - 1 - u]`` for ``u`` in ``[0, n)``; frames outside ``S`` count 0."""
+def _rsum(ca: np.ndarray, tr: int, t: int, r1: int, n: int) -> float:
+    """Sum of ``S[t + u, r1 - 1 - u]`` for ``u`` in ``[0, n)``; frames outside ``S`` count 0 (``ca`` a ring too)."""
     te = ca.shape[0] - 1
-    tr = ca.shape[1] - 1
+    cap = ca.shape[1]
     if n <= 0 or t < 0:
         return 0.0
     if r1 > tr:
@@ -145,40 +137,7 @@ def _rsum(ca: np.ndarray, t: int, r1: int, n: int) -> float:
     m = min(n, te - t, r1)
     if m <= 0:
         return 0.0
-    return float(ca[t + m, r1 - m] - ca[t, r1])
-
-
-@_njit
-def _future_bound(s: np.ndarray, frame_best: np.ndarray, r_starts: np.ndarray) -> np.ndarray:
-    """Optimistic score of the edit frames from ``t`` on, given raw beat ``j`` is next.
-
-    Every later edit frame comes from raw beat ``j`` or later (the walk only
-    moves forwards; loops and reversals stay inside their span), so frame
-    ``u`` scores at most ``max(max_{r >= r_j} S[u, r], frame_best[u])``
-    (``frame_best``: the best non-similarity score of the frame: silence or
-    stutter). Returns ``H (Te + 1, n_beats + 1)`` with ``H[t, j]`` the sum of
-    those bounds over ``u >= t`` (``H[:, n_beats] = 0``).
-    """
-    te, tr = s.shape
-    nb = r_starts.shape[0]
-    m = np.zeros((te, nb))
-    for u in range(te):
-        run = -1.0
-        jj = nb - 1
-        for r in range(tr - 1, -1, -1):
-            if s[u, r] > run:
-                run = s[u, r]
-            while jj >= 0 and r_starts[jj] >= r:
-                m[u, jj] = max(run, frame_best[u])
-                jj -= 1
-        while jj >= 0:
-            m[u, jj] = max(run, frame_best[u])
-            jj -= 1
-    h = np.zeros((te + 1, nb + 1))
-    for u in range(te - 1, -1, -1):
-        for j in range(nb):
-            h[u, j] = h[u + 1, j] + m[u, j]
-    return h
+    return float(ca[t + m, (r1 - m) % cap] - ca[t, r1 % cap])
 
 
 @_njit
@@ -227,6 +186,10 @@ def _align_dp(
     s: np.ndarray,
     cd: np.ndarray,
     ca: np.ndarray,
+    tr_n: int,
+    j_lo: int,
+    j_hi: int,
+    state: tuple,
     sil_cum: np.ndarray,
     per_cum: np.ndarray,
     starts_f: np.ndarray,
@@ -235,36 +198,27 @@ def _align_dp(
     loop_reps: np.ndarray,
     stut_slices: np.ndarray,
     speed_rates: np.ndarray,
-    beat_frames: float,
-    t_end: float,
     action_cost: float,
     cut_cost: float,
     slack_cost: float,
     beam: int,
-    stutter_weight: float,
     bound: np.ndarray,
-) -> tuple:
-    """Best walk over raw beats explaining the edit frames; see the module docstring.
+) -> None:
+    """The DP's moves from raw beats ``j_lo .. j_hi - 1``; see the module docstring.
 
-    Returns ``(score, moves)`` with moves ``(n_moves, 6)`` int64 rows
-    ``(beat, n_beats, kind, param, t0, t1)`` in walk order (``param``: the
-    amount slot of LOOP/STUTTER/SPEED, else 0), or ``(-inf, empty)``.
+    ``s``, ``cd``, ``ca``: the rings of ``stripes.Rings`` (raw frame ``r`` in
+    column ``r % cap``), holding every raw frame these beats read.
+    ``state``: ``(val, pos, b_t, b_kind, b_k, b_par)`` from ``_dp_state``,
+    updated in place.
     """
+    val, pos, b_t, b_kind, b_k, b_par = state
     te_n = s.shape[0]
-    tr_n = s.shape[1]
+    cap = s.shape[1]
     n = starts_f.shape[0]
     neg = -1e30
-    width = te_n + 2
-    val = np.full((n + 1, width), neg)
-    pos = np.zeros((n + 1, width))
-    b_t = np.full((n + 1, width), -1, dtype=np.int64)
-    b_kind = np.zeros((n + 1, width), dtype=np.int64)
-    b_k = np.zeros((n + 1, width), dtype=np.int64)
-    b_par = np.zeros((n + 1, width), dtype=np.int64)
-    val[0, 0] = 0.0
-    t_max = width - 1
+    t_max = val.shape[1] - 1
 
-    for j in range(n):
+    for j in range(j_lo, j_hi):
         alive = np.nonzero(val[j] > neg / 2)[0]
         if alive.shape[0] == 0:
             continue
@@ -288,7 +242,7 @@ def _align_dp(
                 te = int(round(pe))
                 if te < t or te > t_max:
                     continue
-                sc = v + _fsum(cd, t, r0, te - t) - (slack_cost if d != 0 else 0.0)
+                sc = v + _fsum(cd, tr_n, t, r0, te - t) - (slack_cost if d != 0 else 0.0)
                 if sc > val[j + 1, te]:
                     val[j + 1, te] = sc
                     pos[j + 1, te] = pe
@@ -317,13 +271,13 @@ def _align_dp(
                 if te <= t_max:
                     sc = v - action_cost + (sil_cum[min(te, te_n)] - sil_cum[min(t, te_n)])
                     _relax(val, pos, b_t, b_kind, b_k, b_par, j + k, t, pe, sc, 2, k, 0, t_max, slack_cost)
-                    sc = v - action_cost + _rsum(ca, t, r1, te - t)
+                    sc = v - action_cost + _rsum(ca, tr_n, t, r1, te - t)
                     _relax(val, pos, b_t, b_kind, b_k, b_par, j + k, t, pe, sc, 3, k, 0, t_max, slack_cost)
                     # STUTTER: the first slice plays forwards, the rest repeats it
                     for a in range(stut_slices.shape[0]):
                         ns = int(round(stut_slices[a] * beat_len))
                         ns = max(1, min(ns, te - t))
-                        sc = v - action_cost + _fsum(cd, t, r0, ns)
+                        sc = v - action_cost + _fsum(cd, tr_n, t, r0, ns)
                         sc += per_cum[a, min(te, te_n)] - per_cum[a, min(t + ns, te_n)]
                         _relax(val, pos, b_t, b_kind, b_k, b_par, j + k, t, pe, sc, 5, k, a, t_max, slack_cost)
                 # LOOP: the span plays 1 + reps times
@@ -337,7 +291,7 @@ def _align_dp(
                     for m in range(reps + 1):
                         ta = int(round(p + span * m))
                         tb = int(round(p + span * (m + 1)))
-                        sc += _fsum(cd, ta, r0, tb - ta)
+                        sc += _fsum(cd, tr_n, ta, r0, tb - ta)
                     _relax(val, pos, b_t, b_kind, b_k, b_par, j + k, t, pe, sc, 4, k, a, t_max, slack_cost)
                 # SPEED: the span plays at a rate
                 for a in range(speed_rates.shape[0]):
@@ -352,30 +306,42 @@ def _align_dp(
                         tt = t + u
                         rr = int(round(r0f + rate * u))
                         if tt < te_n and 0 <= rr < tr_n:
-                            sc += s[tt, rr]
+                            sc += s[tt, rr % cap]
                         if u == SPEED_PROBE - 1 and n_out > 2 * SPEED_PROBE and sc - v + action_cost < SPEED_PROBE_SIM * SPEED_PROBE:
                             sc = neg  # the first frames do not match: not worth the whole line
                             break
                     _relax(val, pos, b_t, b_kind, b_k, b_par, j + k, t, pe, sc, 6, k, a, t_max, slack_cost)
 
-    # the walk ends where the edit ends
+
+@_njit
+def _dp_end(state: tuple, t_end: float, slack_cost: float) -> tuple:
+    """The best walk's score and moves from the DP's table: it ends where the edit ends.
+
+    Returns ``(score, moves)`` with moves ``(n_moves, 6)`` int64 rows
+    ``(beat, n_beats, kind, param, t0, t1)`` in walk order (``param``: the
+    amount slot of LOOP/STUTTER/SPEED, else 0), or ``(-inf, empty)``.
+    """
+    val, pos, b_t, b_kind, b_k, b_par = state
+    n = val.shape[0] - 1
+    t_max = val.shape[1] - 1
+    neg = -1e30
     best = neg
     best_t = -1
     te_want = int(round(t_end))
-    for t in range(max(0, te_want - 3), min(t_max, te_want + 3) + 1):
-        sc = val[n, t] - slack_cost * abs(t - te_want)
-        if val[n, t] > neg / 2 and sc > best:
+    for tq in range(max(0, te_want - 3), min(t_max, te_want + 3) + 1):
+        sc = val[n, tq] - slack_cost * abs(tq - te_want)
+        if val[n, tq] > neg / 2 and sc > best:
             best = sc
-            best_t = t
+            best_t = tq
     if best_t < 0:
-        return neg, np.zeros((0, 6), dtype=np.int64), val
+        return neg, np.zeros((0, 6), dtype=np.int64)
     rows = []
     j = n
-    t = best_t
+    t = np.int64(best_t)
     while j > 0:
-        k = b_k[j, t]
-        t0 = b_t[j, t]
-        rows.append((j - k, k, b_kind[j, t], b_par[j, t], t0, t))
+        k = np.int64(b_k[j, t])
+        t0 = np.int64(b_t[j, t])
+        rows.append((np.int64(j - k), k, np.int64(b_kind[j, t]), np.int64(b_par[j, t]), t0, t))
         j -= k
         t = t0
     out = np.zeros((len(rows), 6), dtype=np.int64)
@@ -383,7 +349,22 @@ def _align_dp(
         r = rows[len(rows) - 1 - i]
         for c in range(6):
             out[i, c] = r[c]
-    return best, out, val
+    return best, out
+
+
+def _dp_state(n: int, te_n: int) -> tuple:
+    """The DP's table over (beat 0..n, edit frame 0..Te+1): score, exact end, and the back pointers."""
+    width = te_n + 2
+    val = np.full((n + 1, width), -1e30)
+    val[0, 0] = 0.0
+    return (
+        val,
+        np.zeros((n + 1, width)),
+        np.full((n + 1, width), -1, dtype=np.int32),
+        np.zeros((n + 1, width), dtype=np.int8),
+        np.zeros((n + 1, width), dtype=np.int8),
+        np.zeros((n + 1, width), dtype=np.int8),
+    )
 
 
 # --------------------------------------------------------------------------- alignment
@@ -506,7 +487,7 @@ def align(
     config: AlignConfig | None = None,
     beat_s: float | None = None,
     debug: dict | None = None,
-) -> tuple[float, list[Move], np.ndarray]:
+) -> tuple[float, list[Move], Stripes]:
     """Structural DP of an edit against the raw beats (see the module docstring).
 
     Parameters
@@ -525,13 +506,11 @@ def align(
 
     Returns
     -------
-    tuple[float, list[Move], np.ndarray]
-        ``(score, moves, S)`` with ``S (n_edit_frames, n_raw_frames)`` the frame similarity.
+    tuple[float, list[Move], Stripes]
+        ``(score, moves, S)`` with ``S`` the frame similarity
+        ``(n_edit_frames, n_raw_frames)`` (``Stripes.values`` reads it).
     """
     cfg = config or AlignConfig()
-    s = similarity(edit, raw)
-    cd = _diag_cumsum(s)
-    ca = _anti_cumsum(s)
     te_n = edit.n_frames
     sil = np.where(edit.silent, 1.0, -1.0)
     sil_cum = np.concatenate([[0.0], np.cumsum(sil)])
@@ -540,36 +519,41 @@ def align(
     per, stutter_best = _stutter_scores(edit, beat_s, cfg.stutter_weight)
     to_f = FRAME_SR / FRAME_HOP
     frame_best = np.maximum(sil, stutter_best)
-    r_starts = np.maximum(np.round(np.asarray(starts_s) * to_f).astype(np.int64) - 2, 0)
-    bound = _future_bound(s, frame_best, r_starts)
-    args = (
+    starts_f = np.asarray(starts_s, dtype=np.float64) * to_f
+    ends_f = np.asarray(ends_s, dtype=np.float64) * to_f
+    r_starts = np.maximum(np.round(starts_f).astype(np.int64) - 2, 0)
+    s = Stripes(edit, raw, cache_mb=cfg.sim_cache_mb)
+    bound, ckpt = backward_pass(s, frame_best, r_starts)
+    sweep = _Sweep(
         s,
-        cd,
-        ca,
-        sil_cum,
-        per,
-        np.asarray(starts_s, dtype=np.float64) * to_f,
-        np.asarray(ends_s, dtype=np.float64) * to_f,
-        np.asarray(vocab.SIZE_BEATS, dtype=np.int64),
-        np.asarray(LOOP_REPEATS, dtype=np.int64),
-        np.asarray(STUTTER_SLICES, dtype=np.float64),
-        np.asarray(SPEED_RATES, dtype=np.float64),
-        beat_s * to_f,
+        ckpt,
+        bound,
+        (
+            sil_cum,
+            per,
+            starts_f,
+            ends_f,
+            np.asarray(vocab.SIZE_BEATS, dtype=np.int64),
+            np.asarray(LOOP_REPEATS, dtype=np.int64),
+            np.asarray(STUTTER_SLICES, dtype=np.float64),
+            np.asarray(SPEED_RATES, dtype=np.float64),
+            cfg.action_cost,
+            cfg.cut_cost,
+            cfg.slack_cost,
+        ),
         edit_duration_s * to_f,
-        cfg.action_cost,
-        cfg.cut_cost,
-        cfg.slack_cost,
     )
-    score, rows, table = _align_dp(*args, cfg.beam, cfg.stutter_weight, bound)
+    keep = debug is not None
+    score, rows, table = sweep.run(cfg.beam, keep)
     if rows.shape[0] == 0:
         log.debug("no path with a beam of %d: retrying with %d", cfg.beam, 4 * cfg.beam)
-        score, rows, table = _align_dp(*args, 4 * cfg.beam, cfg.stutter_weight, bound)
+        score, rows, table = sweep.run(4 * cfg.beam, keep)
     elif score < cfg.retry_score * te_n:
         # The beam ranks states by score so far plus an optimistic bound on the rest,
         # which flatters states that skipped edit frames (a long CUT): on effect-heavy
         # edits it can drop the true path for a CUT + long LOOP walk scoring far
         # lower (seen 0.57-0.76 per frame against >= 0.85 for every good path).
-        wide = _align_dp(*args, 4 * cfg.beam, cfg.stutter_weight, bound)
+        wide = sweep.run(4 * cfg.beam, keep)
         log.debug("poor path (%.2f per frame) with a beam of %d: %d gives %.2f",
                   score / te_n, cfg.beam, 4 * cfg.beam, wide[0] / te_n)
         if wide[1].shape[0] and wide[0] > score:
@@ -581,6 +565,53 @@ def align(
     if debug is not None:
         debug["table"] = table
     return float(score), moves, s
+
+
+class _Sweep:
+    """Pass 2 of ``stripes``: the DP over the raw beats in order, with the stripes it reads in the rings."""
+
+    def __init__(self, stripes: Stripes, ckpt: np.ndarray, bound: np.ndarray, dp_args: tuple, t_end: float) -> None:
+        self.stripes, self.ckpt, self.bound, self.dp_args, self.t_end = stripes, ckpt, bound, dp_args, t_end
+        starts_f, ends_f = dp_args[2], dp_args[3]
+        n = starts_f.shape[0]
+        tr = stripes.shape[1]
+        longest = max(vocab.SIZE_BEATS)
+        last = np.minimum(np.arange(n) + longest, n) - 1
+        # the raw frames (sum columns) a move from beat j reads: from just before its
+        # start (a reversal's last frame rounds down) to just after the end of the
+        # longest move from it (a SPEED line's last frame rounds up)
+        self.need_lo = np.maximum(np.floor(starts_f).astype(np.int64) - 3, 0)
+        self.need_hi = np.minimum(np.ceil(ends_f[last]).astype(np.int64) + 6, tr)
+        self._state: tuple | None = None
+        self._rings: Rings | None = None
+
+    def run(self, beam: int, keep_table: bool = False) -> tuple[float, np.ndarray, np.ndarray]:
+        """``(score, moves, table)`` of the DP with ``beam`` states per beat (see ``_dp_end``; table: ``val``).
+
+        A second run reuses the first one's table and rings (fresh memory
+        costs page faults); its table is then the first's unless ``keep_table``
+        made that a copy.
+        """
+        te_n, tr = self.stripes.shape
+        n = self.need_lo.shape[0]
+        if self._state is None or self._rings is None:
+            self._rings = Rings(self.stripes, self.ckpt, int(np.max(self.need_hi - self.need_lo)) + 1 if n else 1)
+            self._state = _dp_state(n, te_n)
+        else:
+            self._rings.rewind()
+            # only the scores need resetting: the rest of a state is read only where its score was set
+            self._state[0].fill(-1e30)
+            self._state[0][0, 0] = 0.0
+        rings, state = self._rings, self._state
+        slack_cost = self.dp_args[-1]
+        j = 0
+        while j < n:
+            rings.cover(int(self.need_lo[j]), int(self.need_hi[j]))
+            j1 = j + 1 + int(np.searchsorted(self.need_hi[j + 1 :], rings.hi, side="right"))
+            _align_dp(*((rings.s, rings.cd, rings.ca, tr, j, j1, state) + self.dp_args + (beam, self.bound)))
+            j = j1
+        score, rows = _dp_end(state, self.t_end, slack_cost)
+        return float(score), rows, state[0].copy() if keep_table else state[0]
 
 
 def _stutter_scores(edit: Frames, beat_s: float, weight: float) -> tuple[np.ndarray, np.ndarray]:

@@ -125,16 +125,40 @@ def similarity(edit: Frames, raw: Frames) -> np.ndarray:
     Cosine of the shape vectors (the best over the raw song's variants);
     1 where both frames are silent, 0 where exactly one is.
     """
-    s = edit.shape @ raw.shape.T
+    return similarity_block(edit, raw, 0, raw.n_frames)
+
+
+def similarity_block(edit: Frames, raw: Frames, lo: int, hi: int) -> np.ndarray:
+    """``similarity(edit, raw)[:, lo:hi]``, ``(n_edit_frames, hi - lo)`` float32, without the rest.
+
+    The same products as the whole matrix (one BLAS call per variant over
+    all edit frames), so the values agree bit for bit for blocks of more
+    than one raw frame.
+    """
+    s = edit.shape @ raw.shape[lo:hi].T
     for v in raw.variants:
-        np.maximum(s, edit.shape @ v.T, out=s)
-    es, rs = edit.silent, raw.silent
+        np.maximum(s, edit.shape @ v[lo:hi].T, out=s)
+    es, rs = edit.silent, raw.silent[lo:hi]
     if es.any():
         s[es, :] = 0.0
-        s[np.ix_(es, rs)] = 1.0
     if rs.any():
-        s[np.ix_(~es, rs)] = 0.0
+        s[:, rs] = es[:, None]
     return s
+
+
+def similarity_at(edit: Frames, raw: Frames, t: np.ndarray, r: np.ndarray) -> np.ndarray:
+    """``similarity(edit, raw)[t, r]`` for index arrays ``t``, ``r`` of one shape, float32.
+
+    Row by row dot products: within a rounding step (~1e-7) of the matrix.
+    """
+    e = edit.shape[t]
+    s = np.einsum("ij,ij->i", e, raw.shape[r])
+    for v in raw.variants:
+        np.maximum(s, np.einsum("ij,ij->i", e, v[r]), out=s)
+    es, rs = edit.silent[t], raw.silent[r]
+    s[es] = 0.0
+    s[rs] = es[rs]
+    return s.astype(np.float32)
 
 
 def periodicity(y: np.ndarray, lag: float, n_frames: int, *, half_window: int = 512, spread: int = 1) -> np.ndarray:
