@@ -26,7 +26,7 @@ one it would find with the whole matrices.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
+from collections.abc import Generator, Iterable
 from concurrent.futures import ThreadPoolExecutor
 
 import numba
@@ -76,7 +76,7 @@ class Stripes:
             self._cache[k] = s
         return s
 
-    def iterate(self, order: Iterable[int]) -> Iterator[np.ndarray]:
+    def iterate(self, order: Iterable[int]) -> Generator[np.ndarray, None, None]:
         """The stripes in ``order``, each next one made on a worker thread while the caller reads the current one.
 
         BLAS and the numba kernels let go of the GIL, so on a second core
