@@ -444,9 +444,9 @@ def test_fast_path_never_imports_librosa() -> None:
 
     code = (
         "import sys, numpy as np\n"
-        "from engine.spectrum import compute_spectrum\n"
-        "from engine.features import beat_features\n"
-        "from engine.grid import Grid\n"
+        "from editorbot.engine.spectrum import compute_spectrum\n"
+        "from editorbot.engine.features import beat_features\n"
+        "from editorbot.engine.grid import Grid\n"
         "y = np.random.default_rng(0).standard_normal(22050 * 3).astype(np.float32) * 0.1\n"
         "g = Grid(120.0, np.arange(0.0, 3.0, 0.5), np.array([0, 4]), 4, np.array([0]))\n"
         "assert beat_features(compute_spectrum(y), g).shape == (6, 109)\n"
