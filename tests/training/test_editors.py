@@ -15,6 +15,7 @@ from editorbot.engine.plan import plan_to_dict, validate_plan
 from editorbot.training.data.editors import (
     PERSONA_PROGRAMS,
     PERSONA_STYLES,
+    RELATIONAL_STYLES,
     STUDIO_STYLES,
     STYLES,
     SectionSpan,
@@ -189,6 +190,8 @@ def test_random_grids_and_sections_give_valid_plans() -> None:
         else:
             analysis.features, analysis.feature_names = rng.random((n, 1)).astype(np.float32), ["rms"]
         for style in [*STYLES, *PERSONA_STYLES]:
+            if style.partition("@")[0] in RELATIONAL_STYLES and trial % 8 > 1:
+                continue  # they measure every bar's audio (about 1 s a song): 20 of the 80 layouts
             plan = edit(style, analysis, sections, editor_rng(trial, style))
             validate_plan(plan)
             _check_labels(plan, truth_labels(plan))
