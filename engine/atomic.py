@@ -25,7 +25,7 @@ import json
 import logging
 import os
 import secrets
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Mapping
 from typing import Any
 
 from editorbot.engine.errors import BadInput
@@ -128,6 +128,24 @@ def check_destination(path: PathLike, protect: Iterable[PathLike | None] = ()) -
     if not os.path.isdir(directory):
         raise BadInput(dest, f"directory {directory} does not exist")
     return dest
+
+
+def check_destinations(paths: Mapping[str, str], protect: Iterable[PathLike | None] = ()) -> None:
+    """``check_destination`` for every output of one command (``{what: path}``), and no two the same file.
+
+    Raises
+    ------
+    BadInput
+        As ``check_destination``, or two outputs would be written to one path.
+    """
+    protect = list(protect)
+    seen: dict[str, str] = {}
+    for what, p in paths.items():
+        key = os.path.abspath(p)
+        if key in seen:
+            raise BadInput(p, f"both the {seen[key]} and the {what} would be written here")
+        seen[key] = what
+        check_destination(p, protect)
 
 
 def write_bytes_atomic(path: PathLike, data: bytes, *, protect: Iterable[PathLike | None] = ()) -> str:

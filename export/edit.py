@@ -23,7 +23,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from editorbot.engine.errors import BadInput, BadRequest
+from editorbot.engine.errors import BadRequest
 from editorbot.engine.plan import EditPlan
 from editorbot.export.request import EditRequest
 from editorbot.export.runtime import PolicyModel, load_policy
@@ -152,7 +152,7 @@ def edit_file(
     'song.edit.plan.json'
     """
     from editorbot.engine.analysis import analyze
-    from editorbot.engine.atomic import check_destination
+    from editorbot.engine.atomic import check_destinations
     from editorbot.engine.audio import output_subtype, source_subtype, write_audio
     from editorbot.engine.exporters import export_plan
     from editorbot.engine.plan import save_plan
@@ -165,13 +165,7 @@ def edit_file(
     paths = output_paths(out_path, plan=plan_path, exports=exports)
     if plot_png:
         paths["plot"] = plot_png
-    seen: dict[str, str] = {}
-    for what, p in paths.items():
-        key = os.path.abspath(p)
-        if key in seen:
-            raise BadInput(p, f"both the {seen[key]} and the {what} would be written here")
-        seen[key] = what
-        check_destination(p, [src])
+    check_destinations(paths, [src])
 
     deciding = "searching" if request.target_duration_s is not None else "deciding"
     stages = ["analysing", deciding, "rendering", "writing", *(["exporting"] if exports else []), *(["plotting"] if plot_png else [])]

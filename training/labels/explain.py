@@ -23,7 +23,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from editorbot.engine.atomic import check_destination
+from editorbot.engine.atomic import check_destinations
 from editorbot.engine.audio import load_audio
 from editorbot.engine.errors import BadInput
 from editorbot.engine.plan import EditPlan, save_plan
@@ -160,13 +160,8 @@ def _output_paths(
         paths[fmt] = os.path.join(folder, stem + EXTENSIONS[fmt])
     if plot_png is not None:
         paths["plot"] = os.fspath(plot_png)
-    seen: dict[str, str] = {}
+    check_destinations(paths, protect)
     for what, p in paths.items():
-        key = os.path.abspath(p)
-        if key in seen:
-            raise BadInput(p, f"both the {seen[key]} and the {what} would be written here")
-        seen[key] = what
-        check_destination(p, protect)
         if os.path.lexists(p):
             raise BadInput(p, f"already exists: the {what} is never written over an earlier file")
     return paths
