@@ -113,3 +113,13 @@ def test_text_bytes_and_json_helpers(tmp_path):
         write_json_atomic(tmp_path / "e.json", {"x": float("nan")})
     assert not (tmp_path / "e.json").exists()
     assert sorted(os.listdir(tmp_path)) == ["a.txt", "b.bin", "c.json", "d.json"]
+
+
+def test_check_destinations_refuses_two_outputs_on_one_file_and_an_input(tmp_path):
+    song = tmp_path / "song.wav"
+    song.write_bytes(b"RIFF")
+    atomic.check_destinations({"audio": str(tmp_path / "a.wav"), "plan": str(tmp_path / "a.json")}, [song])
+    with pytest.raises(BadInput, match="both the audio and the tsv would be written here"):
+        atomic.check_destinations({"audio": str(tmp_path / "a.wav"), "tsv": str(tmp_path / "." / "a.wav")})
+    with pytest.raises(BadInput, match="refusing to overwrite the input file"):
+        atomic.check_destinations({"plan": str(tmp_path / "a.json"), "audio": str(song)}, [song])
