@@ -632,7 +632,7 @@ def decide(
     ``(20, 5)``). Protected beats allow only KEEP at the cursor and keep any
     other type's span off them (the size is renormalised over what is left;
     BEAT always remains); ``no_tail`` beats allow no effect whose tail would
-    ring into them (``export.retime.tail_guard``). ``allowed (20, 5, 5)``
+    ring into them (``export.splice.tail_guard``). ``allowed (20, 5, 5)``
     bool (type, size, amount), from ``WalkRules.allowed``, masks what the
     walk's rules forbid at this step. ``u (3,)`` uniforms sample; None
     takes the argmax.

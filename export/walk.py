@@ -48,6 +48,7 @@ from editorbot.export.runtime import (
     policy_inputs,
     song_logprobs,
 )
+from editorbot.export.splice import SpliceCost, protected_beats, tail_guard, walk_splice_cost
 
 log = logging.getLogger(__name__)
 
@@ -219,7 +220,7 @@ def policy_walk(
         ``(N,)`` bool beats only KEEP may cover (``--keep``).
     no_tail:
         ``(N,)`` bool beats where no reverb or delay may start (their tails
-        would reach a protected beat; ``export.retime.tail_guard``).
+        would reach a protected beat; ``export.splice.tail_guard``).
     initial:
         Round 0's log-probs when already computed (``song_logprobs``).
     rules:
@@ -328,7 +329,7 @@ class Decision:
     search_s:
         Seconds spent walking/searching over its outputs.
     splice_cost:
-        Total ``export.retime.SpliceCost`` of the walk.
+        Total ``export.splice.SpliceCost`` of the walk.
     baseline_splice_cost:
         With a target duration: the pure DP retimer's cost for the same
         target (None otherwise).
@@ -388,9 +389,9 @@ def plan_analysis(
     song = SongInputs.of(analysis, policy.spec)
     song.features = song.features[: len(starts)]
     features = np.asarray(analysis.features, dtype=np.float32)[: len(starts)]
-    protected = rt.protected_beats(starts, ends, keep) if keep else None
-    no_tail = rt.tail_guard(starts, ends, protected) if protected is not None else None
-    splice = rt.SpliceCost(features, analysis.feature_names)
+    protected = protected_beats(starts, ends, keep) if keep else None
+    no_tail = tail_guard(starts, ends, protected) if protected is not None else None
+    splice = SpliceCost(features, analysis.feature_names)
     t0 = time.perf_counter()
     base_cost, weight_used = None, None
     if target_duration_s is None:
@@ -403,7 +404,7 @@ def plan_analysis(
         extra = (t2 - t1) * (result.evaluated - len(starts)) / max(result.evaluated, 1)
         policy_s, search_s = (t1 - t0) + extra, (t2 - t1) - extra
         walk, rounds, confidence = result.walk, result.rounds, result.confidence
-        cost = rt.walk_splice_cost(walk, splice)
+        cost = walk_splice_cost(walk, splice)
     else:
         lp = song_logprobs(policy, song, target_beats=spans.target_beats(target_duration_s))
         t1 = time.perf_counter()

@@ -14,8 +14,9 @@ from editorbot.engine.errors import BadRequest
 from editorbot.engine.features import feature_names
 from editorbot.engine.plan import beat_spans, plan_from_actions
 from editorbot.engine.render import render_plan
-from editorbot.export.retime import SpliceCost, protected_beats, retime, tail_guard, walk_splice_cost
+from editorbot.export.retime import retime
 from editorbot.export.runtime import OnnxPolicy, SongInputs, song_logprobs
+from editorbot.export.splice import SpliceCost, protected_beats, tail_guard, walk_splice_cost
 from editorbot.export.walk import plan_analysis
 from tests.export import median_beat_s, song_analysis, tiny_model
 
