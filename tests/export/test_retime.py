@@ -11,12 +11,11 @@ import pytest
 
 from editorbot.engine.actions import SIZE_BEATS
 from editorbot.engine.errors import BadRequest
-from editorbot.engine.features import feature_names
 from editorbot.engine.plan import beat_spans, plan_from_actions
 from editorbot.engine.render import render_plan
 from editorbot.export.retime import retime
 from editorbot.export.runtime import OnnxPolicy, SongInputs, song_logprobs
-from editorbot.export.splice import SpliceCost, protected_beats, tail_guard, walk_splice_cost
+from editorbot.export.splice import SpliceCost, protected_beats, walk_splice_cost
 from editorbot.export.walk import plan_analysis
 from tests.export import median_beat_s, song_analysis, tiny_model
 
@@ -41,21 +40,6 @@ def test_target_duration_met_within_one_beat(seed: int, duration_s: float) -> No
             assert abs(plan.duration_s - target) <= beat_s, (ratio, logprobs is None, plan.duration_s, target)
             if ratio != 1.0:
                 assert any(a.type in ("CUT", "LOOP") for a in plan.actions)
-
-
-def test_tail_guard_stops_effect_tails_short_of_protected_beats() -> None:
-    from editorbot.engine.render import MAX_TAIL_S
-
-    starts = np.arange(100) * 0.5
-    ends = starts + 0.5
-    prot = np.zeros(100, bool)
-    prot[80:90] = True
-    guard = tail_guard(starts, ends, prot)
-    # a 32-beat span from beat c ends at (c + 32) * 0.5 s; its tail must end before beat 80 (40 s)
-    reach = (np.arange(100) + 32) * 0.5 + MAX_TAIL_S
-    np.testing.assert_array_equal(guard[:80], reach[:80] > 40.0)
-    assert guard[80:90].all() and not guard[90:].any()
-    assert not tail_guard(starts, ends, np.zeros(100, bool)).any()
 
 
 def test_keep_ranges_survive_unchanged() -> None:
@@ -119,7 +103,9 @@ def test_policy_search_score_is_the_walks_logprob_less_its_weighted_splices() ->
         result = retime(analysis, ratio * analysis.audio.duration_s, logprobs=lp, splice_weight=weight)
         cursor, logprob = 0, 0.0
         for a in result.walk:
-            logprob += lp.type[cursor, a.type_idx] + lp.size[cursor, a.size_idx] + lp.amount[cursor, a.type_idx, a.amount_idx]
+            logprob += (
+                lp.type[cursor, a.type_idx] + lp.size[cursor, a.size_idx] + lp.amount[cursor, a.type_idx, a.amount_idx]
+            )
             cursor = min(cursor + SIZE_BEATS[a.size_idx], n)
         assert cursor == n and result.splice_weight == weight
         assert any(a.type == "CUT" for a in result.walk) or any(a.type == "LOOP" for a in result.walk)
@@ -132,29 +118,6 @@ def test_pure_dp_objective_is_the_splice_cost() -> None:
     splice = SpliceCost(analysis.features, analysis.feature_names)
     assert result.score == pytest.approx(-result.splice_cost)
     assert result.splice_cost == pytest.approx(walk_splice_cost(result.walk, splice))
-
-
-def test_splice_cost_terms() -> None:
-    """0 for the source's own continuation; more for breaking the meter or a sustained note."""
-    names = feature_names()
-    n = 16
-    x = np.zeros((n, len(names)))
-    phase = 2 * np.pi * (np.arange(n) % 4) / 4
-    x[:, names.index("beat_phase_sin")] = np.sin(phase)
-    x[:, names.index("beat_phase_cos")] = np.cos(phase)
-    x[:, names.index("onset_strength")] = 1.0
-    x[:, names.index("rms")] = 0.5
-    x[9, names.index("onset_strength")] = 0.0  # beat 9: a note held through it
-    x[9, names.index("rms")] = 1.0
-    cost = SpliceCost(x, names)
-    assert np.all(cost.cost(np.arange(n - 1), np.arange(1, n)) == 0.0)
-    on_meter = float(cost.cost(3, 8))  # after beat 3 comes a downbeat: beat 8 is one
-    off_meter = float(cost.cost(3, 6))
-    into_held_note = float(cost.cost(4, 9))  # 9 is not on the meter of 5 either: compare same phase
-    same_phase_clean = float(cost.cost(4, 13))
-    assert on_meter < off_meter
-    assert into_held_note > same_phase_clean
-    assert cost.sustain.argmax() == 9
 
 
 def test_bad_targets_and_keep_ranges() -> None:
