@@ -10,19 +10,19 @@ because rendering needs it.
 from __future__ import annotations
 
 import hashlib
-import inspect
+import importlib.util
 import json
 import logging
 import os
 from dataclasses import dataclass
 from functools import lru_cache
+from pathlib import Path
 from typing import Any, Protocol
 
 import numpy as np
 
 from editorbot.engine import features as feature_mod
 from editorbot.engine import grid as grid_mod
-from editorbot.engine import spectrum as spectrum_mod
 from editorbot.engine.atomic import atomic_path, check_destination
 from editorbot.engine.audio import (
     ANALYSIS_SR,
@@ -194,20 +194,35 @@ def _write_output(path: str | os.PathLike, source: str | None, write) -> str:
     return path
 
 
+#: Modules whose code computes the cached grid and features (their source is
+#: part of the cache key). Read as files, not imported: the learned tracker's
+#: modules pull in numba, which a cache hit should not pay for.
+CACHED_CODE: tuple[str, ...] = (
+    "spectrum",
+    "grid",
+    "metre",
+    "beat_activation",
+    "beat_dbn",
+    "descriptors",
+    "features",
+)
+
+
 @lru_cache(maxsize=1)
 def _code_fingerprint() -> str:
-    """sha256 of the source of the modules that compute cached arrays.
+    """sha256 of the source of the modules that compute cached arrays (``CACHED_CODE``).
 
     The feature config hash covers parameters; this also invalidates entries
     when the beat tracker or feature code changes, so a stale grid is never
     served after an upgrade.
     """
     digest = hashlib.sha256()
-    for module in (spectrum_mod, grid_mod, feature_mod):
+    for name in CACHED_CODE:
+        spec = importlib.util.find_spec(f"{__package__}.{name}")
         try:
-            digest.update(inspect.getsource(module).encode("utf-8"))
-        except (OSError, TypeError):  # no source shipped: fall back to the version
-            digest.update(module.__name__.encode("utf-8"))
+            digest.update(Path(spec.origin).read_bytes() if spec and spec.origin else name.encode("utf-8"))
+        except OSError:  # no source shipped (a frozen build): the name alone
+            digest.update(name.encode("utf-8"))
     return digest.hexdigest()
 
 
@@ -382,7 +397,5 @@ def _stem_matrix(audio: Audio, sha256: str, grid: Grid, separator, store: Featur
     from editorbot.engine.stems import StemCache, separate_cached, stem_columns  # start-up: see analyze
 
     stem_cache = StemCache(os.path.join(store.directory, "stems")) if store is not None else None
-    separated, _ = separate_cached(
-        audio.samples, audio.sample_rate, separator, audio_sha256=sha256, cache=stem_cache
-    )
+    separated, _ = separate_cached(audio.samples, audio.sample_rate, separator, audio_sha256=sha256, cache=stem_cache)
     return stem_columns(separated, audio.sample_rate, grid)

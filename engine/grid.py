@@ -462,8 +462,12 @@ def _octave_scores(
         scores[m] += BAR_CUE_WEIGHT * sustained.tonal_weight * clarity * bar[m]
     log.debug(
         "octave cues at %.1f BPM: mid_ratio=%.2f alt_ratio=%.2f tonal=%.2f bar contrast=%s scores=%s",
-        tempo_bpm, mid_ratio, alt_ratio, sustained.tonal_weight,
-        {k: round(float(v), 3) for k, v in contrast.items()}, {k: round(v, 2) for k, v in scores.items()},
+        tempo_bpm,
+        mid_ratio,
+        alt_ratio,
+        sustained.tonal_weight,
+        {k: round(float(v), 3) for k, v in contrast.items()},
+        {k: round(v, 2) for k, v in scores.items()},
     )
     return scores
 
@@ -669,7 +673,13 @@ def beat_grid(spec: Spectrum, *, tracker: str = "onset") -> Grid:
     confidence = grid_confidence(env, beats, sr=sr, hop_length=hop)
     log.info(
         "grid: %.2f BPM (reference %.2f x %g), %d beats, %d bars, %d phrases, confidence %.2f",
-        tempo, reference_bpm, multiplier, len(beats), len(downbeats), len(phrases), confidence,
+        tempo,
+        reference_bpm,
+        multiplier,
+        len(beats),
+        len(downbeats),
+        len(phrases),
+        confidence,
     )
     return Grid(
         tempo_bpm=float(tempo),

@@ -34,7 +34,7 @@ import numpy as np
 import scipy.fft
 import scipy.ndimage
 
-from editorbot.engine import demucs_separator, features
+from editorbot.engine import demucs_separator, descriptors, features
 from editorbot.engine.audio import ANALYSIS_SR, Audio, analysis_mono, load_audio, sha256_file, write_audio
 from editorbot.engine.cache import FeatureCache, default_cache_dir
 from editorbot.engine.chains import StemChain, load_chain
@@ -85,9 +85,7 @@ def stft(x: np.ndarray, *, n_fft: int, hop_length: int) -> np.ndarray:
     return out
 
 
-def istft(
-    spec: np.ndarray, *, n_fft: int, hop_length: int, length: int, mask: np.ndarray | None = None
-) -> np.ndarray:
+def istft(spec: np.ndarray, *, n_fft: int, hop_length: int, length: int, mask: np.ndarray | None = None) -> np.ndarray:
     """Inverse of ``stft``: weighted overlap-add, divided by the summed squared window.
 
     With the same window for analysis and synthesis and ``hop_length`` dividing
@@ -312,9 +310,7 @@ class BuiltinSeparator(Separator):
 # --------------------------------------------------------------------------- choosing a separator
 
 
-def separator_for(
-    name: str = "auto", model_dir: str | os.PathLike | None = None, *, quiet: bool = True
-) -> Separator:
+def separator_for(name: str = "auto", model_dir: str | os.PathLike | None = None, *, quiet: bool = True) -> Separator:
     """The separator called ``name``.
 
     Parameters
@@ -469,7 +465,7 @@ def stem_columns(stems: dict[str, np.ndarray], sample_rate: int, grid) -> np.nda
         weighted = (freqs @ magnitude).astype(np.float64)
         centroid = np.zeros_like(total)
         np.divide(weighted, total, out=centroid, where=total > np.finfo(np.float32).tiny)
-        rms = features._frame_rms_exact(y, spec.n_frames, N_FFT, HOP_LENGTH)
+        rms = descriptors.frame_rms_exact(y, spec.n_frames, N_FFT, HOP_LENGTH)
         frames = np.stack([rms, centroid, onset_strength(spec).astype(np.float64)])
         starts, stops = features.beat_frame_spans(
             beat_times, n_frames=spec.n_frames, sr=ANALYSIS_SR, hop_length=HOP_LENGTH, single_beat_period_s=period_s
