@@ -172,3 +172,35 @@ def test_channels_that_cancel_out_are_bad_input(tmp_path):
     with pytest.raises(BadInput, match="cancel out"):
         analyze(path, cache=False)
     assert hashlib.sha256(path.read_bytes()).hexdigest() == digest
+
+
+def test_the_cache_key_covers_every_module_behind_the_grid_and_features(monkeypatch) -> None:
+    """Every engine module that grid, spectrum or features import is hashed; a change to one changes the key."""
+    import ast
+    from pathlib import Path
+
+    from editorbot.engine import analysis
+
+    engine_dir = Path(analysis.__file__).resolve().parent
+    seen, todo = set(), ["spectrum", "grid", "features"]
+    while todo:
+        name = todo.pop()
+        if name in seen:
+            continue
+        seen.add(name)
+        for node in ast.walk(ast.parse((engine_dir / f"{name}.py").read_text())):
+            if isinstance(node, ast.ImportFrom) and node.module and node.module.startswith("editorbot.engine"):
+                parts = node.module.split(".")[2:] or [a.name for a in node.names]
+                todo += [p for p in parts if (engine_dir / f"{p}.py").exists()]
+    # errors/audio/atomic hold no numbers of the analysis; everything else must be keyed
+    assert seen - {"errors", "audio", "atomic", "formats"} <= set(analysis.CACHED_CODE)
+
+    before = analysis.analysis_config_hash()
+    real = Path.read_bytes
+    monkeypatch.setattr(Path, "read_bytes", lambda p: real(p) + (b"#" if p.name == "metre.py" else b""))
+    analysis._code_fingerprint.cache_clear()
+    try:
+        assert analysis.analysis_config_hash() != before
+    finally:
+        monkeypatch.undo()
+        analysis._code_fingerprint.cache_clear()
