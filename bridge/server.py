@@ -55,7 +55,6 @@ import logging
 import os
 import queue
 import socket
-import struct
 import threading
 import time
 from collections import Counter, OrderedDict
@@ -69,6 +68,16 @@ from pythonosc.osc_server import BlockingOSCUDPServer
 
 from editorbot.bridge.dialects import Dialect, JobResult, Outgoing, make_dialect
 from editorbot.bridge.osc_client import DEFAULT_PORT, encode, is_loopback
+from editorbot.bridge.osc_requests import (
+    MAX_BUNDLE_MESSAGES,
+    PREFIX,
+    RequestError,
+    check_bundle_size,
+    check_count,
+    parse_datagram,
+    parse_options,
+    route_name,
+)
 from editorbot.bridge.paths import PathRefused, default_roots, request_path_check, resolve_roots
 from editorbot.bridge.paths import allowed_path as check_path
 from editorbot.engine.atomic import reserve_path, write_json_atomic
@@ -78,25 +87,16 @@ from editorbot.export.request import EditRequest, parse_name, safe_stem
 
 log = logging.getLogger(__name__)
 
-PREFIX = "/editorbot/"
 #: Largest datagram read (bytes): UDP's maximum, so oversized input is seen whole and refused.
 MAX_DATAGRAM = 65535
 #: Receive buffer asked of the kernel (bytes); a 1,000-message burst needs far more than the default.
 RECV_BUFFER_BYTES = 8 << 20
-#: Longest options JSON accepted (characters).
-MAX_OPTIONS_CHARS = 16384
 #: Jobs waiting behind the running one.
 MAX_QUEUED = 16
 #: Error message length cap (characters).
 MAX_ERROR_CHARS = 300
 #: Seconds between repeated progress replies of a running job.
 PROGRESS_INTERVAL_S = 0.5
-#: OSC address-pattern characters; patterns are refused, not expanded.
-_PATTERN_CHARS = set("*?[]{}!,")
-#: Deepest bundle nesting accepted (python-osc copies each level while parsing it recursively).
-MAX_BUNDLE_DEPTH = 8
-#: OSC 1.0/1.1 type tags python-osc decodes (it skips others silently, so they are refused here).
-_KNOWN_TAGS = set("ifsbhdtTFNIcrm[]")
 #: Edit options accepted in the OPTIONS_JSON argument.
 EDIT_OPTIONS = tuple(f for f in EditRequest.field_names() if f not in ("audio", "start_s", "end_s"))
 RENDER_OPTIONS = ("name", "format")
@@ -109,10 +109,6 @@ MAX_JOB_ID = 2**31 - 1
 
 class JobCancelled(Exception):
     """Raised at a progress point of a job whose cancel was requested."""
-
-
-class RequestError(Exception):
-    """A request the server refuses; the message goes back as ``/editorbot/error``."""
 
 
 @dataclass
@@ -287,7 +283,8 @@ class Server:
         }
         if not is_loopback(config.host):
             log.warning(
-                "listening on %s (--allow-remote): any host that can reach this address can start jobs", config.host,
+                "listening on %s (--allow-remote): any host that can reach this address can start jobs",
+                config.host,
                 extra={"event": "non_loopback_bind", "host": config.host},
             )
 
@@ -306,7 +303,11 @@ class Server:
             t.start()
             self._threads.append(t)
         log.info(
-            "listening on %s:%d (dialect %s, output %s)", self.config.host, self.port, self.dialect.name, self.out_dir,
+            "listening on %s:%d (dialect %s, output %s)",
+            self.config.host,
+            self.port,
+            self.dialect.name,
+            self.out_dir,
             extra={"event": "listening", "port": self.port, "rcvbuf": rcvbuf, "dialect": self.dialect.name},
         )
         return self
@@ -378,56 +379,16 @@ class Server:
             self._reply(sender, "error", f"internal error: {type(err).__name__}")
 
     def _handle(self, data: bytes, sender: tuple[str, int]) -> None:
-        from pythonosc.osc_packet import OscPacket, ParseError
-
         if not data:
             self.counters["dropped"] += 1
             log.info("dropped an empty datagram from %s:%d", *sender[:2], extra={"event": "dropped", "why": "empty"})
             return
-        if not _bundle_shape_ok(data):
-            raise RequestError(f"OSC bundle nested deeper than {MAX_BUNDLE_DEPTH} levels or malformed ({len(data)} bytes)")
-        try:
-            packet = OscPacket(data)
-            messages = [m.message for m in packet.messages]
-        except (ParseError, RecursionError, ValueError, IndexError, TypeError, OverflowError, struct.error):
-            raise RequestError(f"not an OSC message or bundle ({len(data)} bytes)") from None
-        if not messages:
-            raise RequestError("empty OSC bundle")
-        for msg in messages[:16]:
-            tags = _type_tags(msg.dgram)
-            if tags is None or not set(tags) <= _KNOWN_TAGS:
-                raise RequestError(f"{msg.address[:80]!r}: unknown or missing OSC type tags")
-            self._dispatch(msg.address, list(msg.params), sender)
-        if len(messages) > 16:
-            raise RequestError(f"bundle of {len(messages)} messages: only the first 16 were handled")
-
-    def _dispatch(self, address: str, args: list[Any], sender: tuple[str, int]) -> None:
-        shown = address[:80]
-        if not address.startswith(PREFIX):
-            raise RequestError(f"unknown address {shown!r} (editorbot answers /editorbot/...)")
-        name = address[len(PREFIX):]
-        if any(c in _PATTERN_CHARS for c in name):
-            raise RequestError(f"address patterns are not accepted: {shown!r}")
-        handler = self._routes.get(name)
-        if handler is None:
-            raise RequestError(f"unknown address {shown!r} (known: {', '.join(PREFIX + r for r in self._routes)})")
-        handler(sender, args)
+        messages = parse_datagram(data)
+        for msg in messages[:MAX_BUNDLE_MESSAGES]:
+            self._routes[route_name(msg.address, self._routes)](sender, list(msg.params))
+        check_bundle_size(len(messages))
 
     # ------------------------------------------------------------------ argument checks
-
-    @staticmethod
-    def _count(name: str, args: list[Any], lo: int, hi: int) -> None:
-        if not lo <= len(args) <= hi:
-            want = str(lo) if lo == hi else f"{lo} to {hi}"
-            raise RequestError(f"/editorbot/{name} takes {want} argument(s), got {len(args)}")
-
-    @staticmethod
-    def _string(name: str, what: str, value: Any, limit: int) -> str:
-        if not isinstance(value, str):
-            raise RequestError(f"/editorbot/{name}: {what} must be a string, got {type(value).__name__}")
-        if len(value) > limit:
-            raise RequestError(f"/editorbot/{name}: {what} is {len(value)} characters (at most {limit})")
-        return value
 
     def allowed_path(self, name: str, value: Any, *, what: str = "path") -> str:
         """An absolute path inside an allowed root, symlinks resolved, naming an existing regular file
@@ -436,21 +397,6 @@ class Server:
             return check_path(value, self.roots, what=what, context=f"/editorbot/{name}")
         except PathRefused as err:
             raise RequestError(str(err)) from None
-
-    def _options(self, name: str, args: list[Any], allowed: Sequence[str]) -> dict[str, Any]:
-        if len(args) < 2 or args[1] == "":
-            return {}
-        text = self._string(name, "options", args[1], MAX_OPTIONS_CHARS)
-        try:
-            options = json.loads(text, parse_constant=lambda c: None)
-        except (ValueError, RecursionError):
-            raise RequestError(f"/editorbot/{name}: options are not valid JSON") from None
-        if not isinstance(options, dict):
-            raise RequestError(f"/editorbot/{name}: options must be a JSON object")
-        unknown = sorted(set(options) - set(allowed))
-        if unknown:
-            raise RequestError(f"/editorbot/{name}: unknown option(s) {', '.join(map(str, unknown))[:100]} (known: {', '.join(allowed)})")
-        return options
 
     def _check_options(self, name: str, o: dict[str, Any]) -> dict[str, Any]:
         """Options of render and stems jobs: output name and format, stems' chain and separator."""
@@ -487,26 +433,28 @@ class Server:
         self._reply(sender, "pong", *echo)
 
     def _on_analyze(self, sender: tuple[str, int], args: list[Any]) -> None:
-        self._count("analyze", args, 1, 1)
+        check_count("analyze", args, 1, 1)
         self._enqueue("analyze", self.allowed_path("analyze", args[0]), {}, sender)
 
     def _on_edit(self, sender: tuple[str, int], args: list[Any]) -> None:
-        self._count("edit", args, 1, 2)
-        request = self.edit_request(args[0], self._options("edit", args, EDIT_OPTIONS))  # checks the path too
+        check_count("edit", args, 1, 2)
+        request = self.edit_request(args[0], parse_options("edit", args, EDIT_OPTIONS))  # checks the path too
         self._enqueue("edit", request.audio, {"name": request.name, "format": request.format}, sender, request=request)
 
     def _on_render(self, sender: tuple[str, int], args: list[Any]) -> None:
-        self._count("render", args, 1, 2)
+        check_count("render", args, 1, 2)
         path = self.allowed_path("render", args[0], what="plan path")
-        self._enqueue("render", path, self._check_options("render", self._options("render", args, RENDER_OPTIONS)), sender)
+        self._enqueue(
+            "render", path, self._check_options("render", parse_options("render", args, RENDER_OPTIONS)), sender
+        )
 
     def _on_stems(self, sender: tuple[str, int], args: list[Any]) -> None:
-        self._count("stems", args, 1, 2)
+        check_count("stems", args, 1, 2)
         path = self.allowed_path("stems", args[0])
-        self._enqueue("stems", path, self._check_options("stems", self._options("stems", args, STEMS_OPTIONS)), sender)
+        self._enqueue("stems", path, self._check_options("stems", parse_options("stems", args, STEMS_OPTIONS)), sender)
 
     def _on_cancel(self, sender: tuple[str, int], args: list[Any]) -> None:
-        self._count("cancel", args, 0, 1)
+        check_count("cancel", args, 0, 1)
         with self._lock:
             if not args:
                 job = self._running
@@ -516,7 +464,9 @@ class Server:
                 job_id = args[0]
                 if isinstance(job_id, bool) or not isinstance(job_id, int):
                     raise RequestError(f"/editorbot/cancel: job id must be an integer, got {type(job_id).__name__}")
-                job = self._queued.get(job_id) or (self._running if self._running and self._running.id == job_id else None)
+                job = self._queued.get(job_id) or (
+                    self._running if self._running and self._running.id == job_id else None
+                )
                 if job is None:
                     raise RequestError(f"/editorbot/cancel: no queued or running job {job_id}")
             if self._reply_address(sender) != self._reply_address(job.reply_to):
@@ -534,7 +484,9 @@ class Server:
         with self._lock:
             running = self._running
             doc = {
-                "running": None if running is None else {"id": running.id, "kind": running.kind, "stage": running.stage, "fraction": running.fraction},
+                "running": None
+                if running is None
+                else {"id": running.id, "kind": running.kind, "stage": running.stage, "fraction": running.fraction},
                 "queued": sorted(self._queued),
                 "dialect": self.dialect.name,
                 "models_loaded": len(self.models),
@@ -543,7 +495,13 @@ class Server:
         self._reply(sender, "status", json.dumps(doc))
 
     def _enqueue(
-        self, kind: str, path: str, options: dict[str, Any], sender: tuple[str, int], *, request: EditRequest | None = None
+        self,
+        kind: str,
+        path: str,
+        options: dict[str, Any],
+        sender: tuple[str, int],
+        *,
+        request: EditRequest | None = None,
     ) -> None:
         with self._lock:
             if self._stop.is_set():
@@ -642,7 +600,10 @@ class Server:
             if job.cancel.is_set():
                 raise JobCancelled
             result = {
-                "analyze": self._job_analyze, "edit": self._job_edit, "render": self._job_render, "stems": self._job_stems,
+                "analyze": self._job_analyze,
+                "edit": self._job_edit,
+                "render": self._job_render,
+                "stems": self._job_stems,
             }[job.kind](job)
             job.reserved.clear()  # filled: they stay
             self.progress(job, 1.0, "done")
@@ -666,7 +627,9 @@ class Server:
             return
         self.counters["jobs_done"] += 1
         log.info(
-            "job %d done in %.2f s", job.id, time.perf_counter() - t0,
+            "job %d done in %.2f s",
+            job.id,
+            time.perf_counter() - t0,
             extra={"event": "job_done", "job": job.id, "kind": job.kind, "seconds": round(time.perf_counter() - t0, 3)},
         )
         self._reply(job.reply_to, "done", *result, job.id)
@@ -721,7 +684,9 @@ class Server:
         self.progress(job, 0.95, "daw")
         written = report.written
         result = JobResult(
-            plan=report.plan, plan_path=written["plan"], audio_path=written["audio"],
+            plan=report.plan,
+            plan_path=written["plan"],
+            audio_path=written["audio"],
             exports={k: v for k, v in written.items() if k not in ("plan", "audio")},
         )
         self._deliver(job, result)
@@ -768,7 +733,11 @@ class Server:
             raise BadInput(folder, "exists already; outputs never replace an earlier file") from None
         job.reserved.append(folder)
         result = split_file(
-            job.path, folder, chain=chain, separator=o.get("separator", "auto"), fmt=o.get("format", "wav"),
+            job.path,
+            folder,
+            chain=chain,
+            separator=o.get("separator", "auto"),
+            fmt=o.get("format", "wav"),
             protect=(o["chain"],) if o.get("chain") else (),
         )
         return folder, result.paths["mix"]
@@ -783,49 +752,9 @@ class Server:
                 self._send(self.daw_address, m.address, m.args)
                 time.sleep(max(m.pause_s, 0.002))  # a DAW's OSC input queue is small: do not burst
         log.info(
-            "job %d: %d messages through the %s dialect", job.id, len(messages), self.dialect.name,
+            "job %d: %d messages through the %s dialect",
+            job.id,
+            len(messages),
+            self.dialect.name,
             extra={"event": "delivered", "job": job.id, "messages": len(messages)},
         )
-
-
-def _type_tags(dgram: bytes) -> str | None:
-    """The type tags of an OSC message datagram (without the comma), None if it has none."""
-    end = dgram.find(b"\x00")
-    if end < 0:
-        return None
-    start = (end // 4 + 1) * 4
-    stop = dgram.find(b"\x00", start)
-    if stop < 0 or dgram[start : start + 1] != b",":
-        return None
-    try:
-        return dgram[start + 1 : stop].decode("ascii")
-    except UnicodeDecodeError:
-        return None
-
-
-def _bundle_shape_ok(data: bytes, max_depth: int = MAX_BUNDLE_DEPTH) -> bool:
-    """False for a bundle nested deeper than ``max_depth`` or whose element sizes overrun it.
-
-    Walks element headers by offset (no copies), so a hostile 64 KiB datagram
-    of thousands of nested bundles costs nothing to refuse.
-    """
-    header = b"#bundle\x00"
-    if not data.startswith(header):
-        return True
-    stack = [(0, len(data), 1)]
-    while stack:
-        start, end, depth = stack.pop()
-        if depth > max_depth:
-            return False
-        pos = start + 16  # "#bundle\0" + 8-byte time tag
-        while pos < end:
-            if pos + 4 > end:
-                return False
-            size = int.from_bytes(data[pos : pos + 4], "big", signed=True)
-            pos += 4
-            if size < 0 or pos + size > end:
-                return False
-            if data.startswith(header, pos):
-                stack.append((pos, pos + size, depth + 1))
-            pos += size
-    return True
