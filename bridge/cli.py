@@ -22,6 +22,8 @@ import sys
 from collections.abc import Sequence
 from typing import Any
 
+from editorbot.engine.formats import TRACKER_ENV, TRACKERS
+
 # name -> (module under bridge.commands, one-line help). Add a line per command.
 COMMANDS: dict[str, tuple[str, str]] = {  # in the order of DESIGN section 12
     "analyze": ("analyze", "beat grid and per-beat features of an audio file"),
@@ -33,7 +35,10 @@ COMMANDS: dict[str, tuple[str, str]] = {  # in the order of DESIGN section 12
     "data": ("data", "training data: synth, pair, labels, augment"),
     "train": ("train", "train a model (rl: PPO + behavioural cloning; supervised: the sound of an edit)"),
     "export-model": ("export_model", "export a training checkpoint to ONNX with its JSON sidecar"),
-    "convert-checkpoint": ("convert_checkpoint", "rewrite an old (pickled) checkpoint of your own so it loads weights-only"),
+    "convert-checkpoint": (
+        "convert_checkpoint",
+        "rewrite an old (pickled) checkpoint of your own so it loads weights-only",
+    ),
     "serve": ("serve", "OSC server for DAWs: analyze/edit/render jobs, markers through a DAW dialect"),
     "send": ("send", "send one OSC message to editorbot serve and print the replies"),
     "reaper": ("reaper", "install the Reaper scripts and JS effects where Reaper finds them, or print where they are"),
@@ -72,7 +77,13 @@ class _VersionAction(argparse.Action):
     def __init__(self, option_strings: Sequence[str], dest: str = argparse.SUPPRESS, help: str | None = None) -> None:  # noqa: A002 (argparse's keyword)
         super().__init__(option_strings, dest=dest, default=argparse.SUPPRESS, nargs=0, help=help)
 
-    def __call__(self, parser: argparse.ArgumentParser, namespace: argparse.Namespace, values: Any, option_string: str | None = None) -> None:
+    def __call__(
+        self,
+        parser: argparse.ArgumentParser,
+        namespace: argparse.Namespace,
+        values: Any,
+        option_string: str | None = None,
+    ) -> None:
         print(version_text())
         parser.exit()
 
@@ -81,6 +92,13 @@ def _common_options() -> argparse.ArgumentParser:
     common = argparse.ArgumentParser(add_help=False)
     common.add_argument("--quiet", "-q", action="store_true", help="no progress bars, warnings only")
     common.add_argument("--verbose", "-v", action="store_true", help="debug logging")
+    common.add_argument(
+        "--tracker",
+        choices=TRACKERS,
+        default=None,
+        help="beat tracker of every analysis: onset (default) or learned (BeatNet's networks: "
+        "far better beats on real recordings, about 3x slower; needs BeatNet); default $EDITORBOT_TRACKER",
+    )
     return common
 
 
@@ -89,7 +107,9 @@ def build_parser() -> argparse.ArgumentParser:
         prog="editorbot",
         description="Learn how a person edits music and edit new songs the same way.",
     )
-    parser.add_argument("--version", action=_VersionAction, help="print the version and the bundled model's name and sha256, then exit")
+    parser.add_argument(
+        "--version", action=_VersionAction, help="print the version and the bundled model's name and sha256, then exit"
+    )
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     common = _common_options()
     for name, (module_name, help_text) in COMMANDS.items():
@@ -104,6 +124,9 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     level = logging.DEBUG if args.verbose else logging.WARNING if args.quiet else logging.INFO
     logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s")
+    if args.tracker:
+        # through the environment, so the worker processes of data commands analyse alike
+        os.environ[TRACKER_ENV] = args.tracker
 
     from editorbot.engine.errors import BadInput
 

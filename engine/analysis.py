@@ -34,7 +34,7 @@ from editorbot.engine.audio import (
     sha256_file,
 )
 from editorbot.engine.cache import FeatureCache
-from editorbot.engine.errors import BadInput
+from editorbot.engine.errors import ActivationUnavailable, BadInput
 from editorbot.engine.grid import Grid
 from editorbot.engine.spectrum import compute_spectrum
 
@@ -107,6 +107,7 @@ class Analysis:
     feature_names: list[str]
     sha256: str
     separator: str | None = None  # the stem separator behind the stem columns, if any
+    tracker: str = "onset"  # the beat tracker asked for (engine.grid.TRACKERS)
 
     @property
     def n_beats(self) -> int:
@@ -127,6 +128,7 @@ class Analysis:
             "n_channels": int(self.audio.n_channels),
             "tempo_bpm": float(self.grid.tempo_bpm),
             "grid_confidence": float(self.grid.confidence),
+            "tracker": self.tracker,
             "beats_per_bar": int(self.grid.beats_per_bar),
             "n_beats": self.n_beats,
             "n_bars": int(len(self.grid.downbeats)),
@@ -295,6 +297,7 @@ def analyze(
     max_duration_s: float = DEFAULT_MAX_DURATION_S,
     stems: bool = False,
     separator=None,
+    tracker: str | None = None,
 ) -> Analysis:
     """Decode ``path`` and compute its beat grid and per-beat features.
 
@@ -313,6 +316,9 @@ def analyze(
         from stems separated by ``separator`` (an ``engine.stems.Separator``;
         default ``separator_for("auto")``). Separated stems are cached in
         ``stems/`` inside the feature cache's directory.
+    tracker : str | None
+        beat tracker (``engine.grid.TRACKERS``); None: ``$EDITORBOT_TRACKER``,
+        else ``"onset"`` (``engine.grid.default_tracker``). It keys the cache.
 
     Returns
     -------
@@ -323,8 +329,8 @@ def analyze(
     Raises
     ------
     BadInput
-        anything ``load_audio`` rejects, or channels that cancel out
-        when mixed to mono.
+        anything ``load_audio`` rejects, channels that cancel out when
+        mixed to mono, an unknown tracker, or ``"learned"`` without BeatNet.
 
     Examples
     --------
@@ -336,6 +342,9 @@ def analyze(
     (22050, dtype('float64'))
     """
     path = os.fspath(path)
+    tracker = grid_mod.default_tracker() if tracker is None else tracker
+    if tracker not in grid_mod.TRACKERS:
+        raise BadInput(f"tracker {tracker}", f"unknown beat tracker (one of {', '.join(grid_mod.TRACKERS)})")
     audio = load_audio(path, max_duration_s=max_duration_s)
     sha256 = sha256_file(path)
     y = analysis_mono(audio, sr=ANALYSIS_SR)
@@ -344,6 +353,8 @@ def analyze(
         raise BadInput(path, "silent when mixed to mono (the channels cancel out)")
     names = feature_mod.feature_names()
     config = analysis_config_hash()
+    if tracker != grid_mod.TRACKERS[0]:
+        config += f"-{tracker}"
     if stems:
         # engine.stems brings pedalboard and the separators (about 0.15 s of
         # start-up): only analyses with stems load it
@@ -372,7 +383,10 @@ def analyze(
         grid, features = cached
     else:
         spec = compute_spectrum(y, sr=ANALYSIS_SR)
-        grid = grid_mod.beat_grid(spec)
+        try:
+            grid = grid_mod.beat_grid(spec, tracker=tracker)
+        except ActivationUnavailable as err:
+            raise BadInput(f"tracker {tracker}", str(err)) from None
         stem_matrix = _stem_matrix(audio, sha256, grid, separator, store) if stems else None
         features = np.ascontiguousarray(feature_mod.beat_features(spec, grid, y=y, stems=stem_matrix), dtype=np.float32)
         if store is not None:
@@ -389,6 +403,7 @@ def analyze(
         feature_names=names,
         sha256=sha256,
         separator=separator.name if stems else None,
+        tracker=tracker,
     )
 
 

@@ -28,12 +28,16 @@ from __future__ import annotations
 import functools
 import io
 import logging
+import os
 import pickle
 import zipfile
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
 from numba import njit
+
+from editorbot.engine.errors import ActivationUnavailable
 
 log = logging.getLogger(__name__)
 
@@ -44,11 +48,9 @@ FPS = SR / HOP
 BANDS_PER_OCTAVE = 24
 FMIN_HZ, FMAX_HZ, FREF_HZ = 30.0, 17000.0, 440.0
 DEFAULT_MODEL = 1
+#: The models whose mean activation the learned tracker reads.
+ENSEMBLE = (1, 2, 3)
 FEATURE_BLOCK = 1024  # frames per block of the front end
-
-
-class ActivationUnavailable(RuntimeError):
-    """BeatNet's weights are not installed."""
 
 
 def weights_path(model: int = DEFAULT_MODEL) -> Path:
@@ -178,7 +180,7 @@ def features(mono: np.ndarray) -> np.ndarray:
     return np.hstack([spec, diff])
 
 
-@njit(cache=True, fastmath=True)
+@njit(cache=True, fastmath=True, nogil=True)
 def _conv_pool(x: np.ndarray, w: np.ndarray, bias: np.ndarray) -> np.ndarray:
     """BeatNet's 1-D convolution over the 272 inputs, ReLU and max-pool by 2: ``(T, channels, n_pool)``.
 
@@ -200,7 +202,7 @@ def _conv_pool(x: np.ndarray, w: np.ndarray, bias: np.ndarray) -> np.ndarray:
     return out
 
 
-@njit(cache=True, fastmath=True)
+@njit(cache=True, fastmath=True, nogil=True)
 def _lstm(gates_in: np.ndarray, w_hh_t: np.ndarray) -> np.ndarray:
     """One LSTM layer (torch's gate order i, f, g, o) from a zero state: ``(T, hidden)``.
 
@@ -259,16 +261,25 @@ def network(feats: np.ndarray, weights: dict[str, np.ndarray]) -> np.ndarray:
     return np.stack(out).astype(np.float32)
 
 
-def activations(mono: np.ndarray, model: int = DEFAULT_MODEL) -> np.ndarray:
+def activations(mono: np.ndarray, models: int | tuple[int, ...] = ENSEMBLE) -> np.ndarray:
     """``(n_frames, 2)`` float32 beat and downbeat activations at ``FPS`` frames/s of 22,050-Hz mono audio.
 
     Column 0 is the probability of a beat that is not a downbeat, column 1
-    of a downbeat (frame ``i`` at ``i / FPS`` seconds).
+    of a downbeat (frame ``i`` at ``i / FPS`` seconds). With several
+    ``models`` (BeatNet's 1, 2, 3 by default), their mean: each was trained
+    without one of BeatNet's corpora and each misreads the metrical level of
+    different songs (on the real-music corpus' dev half, beat-only decoding:
+    median beat F 0.896 / 0.711 / 0.855 alone, 0.943 for the mean).
 
     Raises
     ------
     ActivationUnavailable
         BeatNet (its weights) is not installed.
     """
-    weights = load_weights(model)
-    return network(features(mono)[None], weights)[0, :, :2]
+    ids = (models,) if isinstance(models, int) else tuple(models)
+    feats = features(mono)[None]
+    weights = [load_weights(m) for m in ids]
+    # The networks' sequential LSTM loops release the GIL: one thread each.
+    with ThreadPoolExecutor(max_workers=min(len(ids), os.cpu_count() or 1)) as pool:
+        outs = list(pool.map(lambda w: network(feats, w)[0, :, :2], weights))
+    return np.asarray(np.mean(outs, axis=0, dtype=np.float32))

@@ -29,3 +29,7 @@ class BadRequest(BadInput):
     def __init__(self, field: str, problem: str) -> None:
         self.field = field
         super().__init__(field, problem)
+
+
+class ActivationUnavailable(RuntimeError):
+    """The learned beat tracker's network weights (BeatNet's) are not installed."""

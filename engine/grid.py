@@ -50,10 +50,13 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+import os
 from dataclasses import dataclass
 
 import numpy as np
 
+from editorbot.engine.errors import BadInput
+from editorbot.engine.formats import TRACKER_ENV, TRACKERS
 from editorbot.engine.metre import (
     ONSET_LEAD_FRAMES,
     SustainedSpectrum,
@@ -73,6 +76,24 @@ from editorbot.engine.spectrum import Spectrum
 log = logging.getLogger(__name__)
 
 DEFAULT_TEMPO_BPM = 120.0
+
+
+def default_tracker() -> str:
+    """The tracker named by ``$EDITORBOT_TRACKER`` (unset or empty: ``"onset"``).
+
+    Raises
+    ------
+    BadInput
+        The variable names no tracker of ``TRACKERS``.
+    """
+    value = os.environ.get(TRACKER_ENV, "").strip()
+    if not value:
+        return TRACKERS[0]
+    if value not in TRACKERS:
+        raise BadInput(f"{TRACKER_ENV}={value}", f"unknown beat tracker (one of {', '.join(TRACKERS)})")
+    return value
+
+
 # The octave prior and cue weights hold every synthetic survey song
 # (bench/grid.py), every tests/drumkit.py song and the synthesizer's 70-204 BPM
 # songs (tests/training/test_synth.py) right. A retune on the real corpus's dev
@@ -648,7 +669,7 @@ def beat_grid(spec: Spectrum, *, tracker: str = "onset") -> Grid:
         if learned is not None:
             return learned
     elif tracker != "onset":
-        raise ValueError(f"unknown tracker {tracker!r} (onset or learned)")
+        raise ValueError(f"unknown tracker {tracker!r} (one of {', '.join(TRACKERS)})")
     reference_bpm = estimate_tempo(env, sr=sr, hop_length=hop)
     beats = track_beats(env, reference_bpm, sr=sr, hop_length=hop)
 

@@ -51,7 +51,7 @@ def format_report(analysis) -> str:
     lines = [
         f"file      {s['path']}",
         f"audio     {s['duration_s']:.2f} s, {s['sample_rate']} Hz, {s['n_channels']} ch, sha256 {s['sha256'][:12]}",
-        f"tempo     {s['tempo_bpm']:.1f} BPM, grid confidence {s['grid_confidence']:.2f}"
+        f"tempo     {s['tempo_bpm']:.1f} BPM ({s['tracker']} tracker), grid confidence {s['grid_confidence']:.2f}"
         + (" (weak pulse: free tempo or no beat; the grid is a guess)" if s["grid_confidence"] < LOW_CONFIDENCE else ""),
         f"beats     {s['n_beats']}",
         f"bars      {s['n_bars']} ({s['beats_per_bar']} beats per bar)",

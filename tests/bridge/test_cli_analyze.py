@@ -164,6 +164,20 @@ def test_analyze_prints_summary_and_writes_outputs(song, tmp_path, capsys):
     assert digest(song) == before
 
 
+def test_tracker_flag_and_environment(song, tmp_path, capsys, monkeypatch):
+    pytest.importorskip("BeatNet")
+    monkeypatch.delenv("EDITORBOT_TRACKER", raising=False)
+    assert main(["analyze", str(song), "--tracker", "learned", "--json", str(tmp_path / "a.json"), "--no-cache"]) == 0
+    assert "(learned tracker)" in capsys.readouterr().out
+    assert json.loads((tmp_path / "a.json").read_text())["summary"]["tracker"] == "learned"
+    monkeypatch.setenv("EDITORBOT_TRACKER", "beatroot")
+    assert main(["analyze", str(song), "--no-cache"]) == 2
+    err = capsys.readouterr().err
+    assert len(err.splitlines()) == 1 and "EDITORBOT_TRACKER=beatroot: unknown beat tracker" in err
+    assert main(["analyze", str(song), "--no-cache", "--tracker", "onset"]) == 0  # the flag wins
+    assert "(onset tracker)" in capsys.readouterr().out
+
+
 def test_no_cache_writes_no_cache(song, tmp_path, capsys, monkeypatch):
     monkeypatch.setenv("EDITORBOT_CACHE", str(tmp_path / "cache"))
     assert main(["analyze", str(song), "--no-cache"]) == 0
@@ -197,12 +211,12 @@ def test_help_is_fast_and_imports_nothing_heavy():
     assert proc.returncode == 0 and "analyze" in proc.stdout
     assert wall_s < 1.5, f"editorbot --help took {wall_s:.2f} s"
     probe = subprocess.run(
-        [sys.executable, "-c", "import sys, bridge.commands.analyze as m; import argparse; "
+        [sys.executable, "-c", "import sys, editorbot.bridge.commands.analyze as m; import argparse; "
          "m.add_arguments(argparse.ArgumentParser()); "
          "print(sorted(k for k in ('numpy', 'librosa', 'soundfile', 'pedalboard', 'torch') if k in sys.modules))"],
         capture_output=True, text=True, timeout=30,
     )
-    assert probe.stdout.strip() == "[]", probe.stdout + probe.stderr
+    assert probe.returncode == 0 and probe.stdout.strip() == "[]", probe.stdout + probe.stderr
 
 
 def test_report_flags_a_grid_it_cannot_trust(song):

@@ -37,9 +37,9 @@ def count_grids(monkeypatch):
     calls = []
     real = editorbot.engine.grid.beat_grid
 
-    def counting(spec):
-        calls.append(1)
-        return real(spec)
+    def counting(spec, **kwargs):
+        calls.append(kwargs.get("tracker", "onset"))
+        return real(spec, **kwargs)
 
     monkeypatch.setattr(editorbot.engine.grid, "beat_grid", counting)
     return calls
@@ -139,6 +139,29 @@ def test_cache_flag_and_env(song, tmp_path, monkeypatch):
     assert not (tmp_path / "env").exists()
     analyze(song)  # cache=True: the default cache under $EDITORBOT_CACHE
     assert len(os.listdir(tmp_path / "env")) == 1
+
+
+def test_the_tracker_comes_from_the_argument_or_the_environment_and_keys_the_cache(
+    song, tmp_path, count_grids, monkeypatch
+):
+    pytest.importorskip("BeatNet")
+    cache = FeatureCache(tmp_path / "c")
+    monkeypatch.delenv("EDITORBOT_TRACKER", raising=False)
+    onset = analyze(song, cache=cache)
+    learned = analyze(song, cache=cache, tracker="learned")
+    assert (onset.tracker, learned.tracker) == ("onset", "learned")
+    assert learned.summary()["tracker"] == "learned"
+    assert count_grids == ["onset", "learned"]  # two cache entries, neither served for the other
+    assert abs(learned.grid.tempo_bpm - BPM) < 2.0
+    monkeypatch.setenv("EDITORBOT_TRACKER", "learned")
+    again = analyze(song, cache=cache)
+    assert again.tracker == "learned" and count_grids == ["onset", "learned"]  # a hit
+    np.testing.assert_array_equal(again.grid.beat_times, learned.grid.beat_times)
+    monkeypatch.setenv("EDITORBOT_TRACKER", "madmom")
+    with pytest.raises(BadInput, match="EDITORBOT_TRACKER=madmom: unknown beat tracker"):
+        analyze(song, cache=cache)
+    with pytest.raises(BadInput, match="unknown beat tracker"):
+        analyze(song, cache=cache, tracker="madmom")
 
 
 def test_save_json_and_npz(song, tmp_path):

@@ -103,3 +103,12 @@ def test_network_marks_the_clicks_of_a_click_track() -> None:
     beats = beat_dbn.decode_beats(act.sum(axis=1), beat_activation.FPS) / beat_activation.FPS
     late = times[times > 3.0]
     assert np.mean([np.min(np.abs(beats - t)) <= 0.07 for t in late]) >= 0.9
+
+
+@needs_beatnet
+def test_the_default_activation_is_the_mean_of_three_different_networks() -> None:
+    y = np.random.default_rng(5).standard_normal(3 * 22050).astype(np.float32) * 0.1
+    singles = [beat_activation.activations(y, m) for m in beat_activation.ENSEMBLE]
+    assert len(beat_activation.ENSEMBLE) == 3
+    assert min(np.abs(a - b).max() for a, b in zip(singles, singles[1:])) > 1e-3  # not one network thrice
+    np.testing.assert_allclose(beat_activation.activations(y), np.mean(singles, axis=0), atol=1e-6)
