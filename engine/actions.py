@@ -85,7 +85,9 @@ N_AMOUNTS = len(AMOUNTS)  # 5
 N_ACTIONS = N_TYPES * N_SIZES * N_AMOUNTS  # 500
 
 #: Types whose amount means nothing: NEUTRAL is their only valid amount.
-NEUTRAL_ONLY: frozenset[str] = frozenset({"KEEP", "CUT", "REVERSE", "SILENCE", "FADE_IN", "FADE_OUT"})
+NEUTRAL_ONLY: frozenset[str] = frozenset(
+    {"KEEP", "CUT", "REVERSE", "SILENCE", "FADE_IN", "FADE_OUT"}
+)
 
 #: Physical unit of each type's amount value (empty: the amount means nothing).
 UNITS: dict[str, str] = {
@@ -139,7 +141,9 @@ AMOUNT_TABLE: dict[str, tuple[float, float, float, float, float]] = {
 }
 
 #: (N_TYPES, N_AMOUNTS) bool: which amounts each type allows.
-AMOUNT_MASK: np.ndarray = np.array([[not math.isnan(v) for v in AMOUNT_TABLE[t]] for t in TYPES], dtype=bool)
+AMOUNT_MASK: np.ndarray = np.array(
+    [[not math.isnan(v) for v in AMOUNT_TABLE[t]] for t in TYPES], dtype=bool
+)
 AMOUNT_MASK.setflags(write=False)
 
 #: Effect name (engine.plan.Effect) for the types rendered as one effect.
@@ -292,7 +296,9 @@ def as_action(x: object) -> FactoredAction:
         try:
             t, s, a = cast("tuple[Any, Any, Any]", x)  # any other shape raises here
         except (TypeError, ValueError):
-            raise ValueError(f"an action is a flat index or a (type, size, amount) triple, got {x!r}") from None
+            raise ValueError(
+                f"an action is a flat index or a (type, size, amount) triple, got {x!r}"
+            ) from None
         act = FactoredAction(type_index(t), size_index(s), amount_index(a))
     if not AMOUNT_MASK[act.type_idx, act.amount_idx]:
         raise ValueError(f"{act.type} does not allow amount {act.amount}")

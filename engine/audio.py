@@ -264,7 +264,9 @@ def _check_header(path: str, sample_rate: float, n_channels: int, n_frames: int,
     if n_channels < 1 or n_channels > MAX_CHANNELS:
         raise BadInput(path, f"{n_channels} channels; 1 to {MAX_CHANNELS} are supported")
     if not (MIN_SAMPLE_RATE <= sample_rate <= MAX_SAMPLE_RATE):
-        raise BadInput(path, f"sample rate {sample_rate:g} Hz; {MIN_SAMPLE_RATE} to {MAX_SAMPLE_RATE} Hz are supported")
+        raise BadInput(
+            path, f"sample rate {sample_rate:g} Hz; {MIN_SAMPLE_RATE} to {MAX_SAMPLE_RATE} Hz are supported"
+        )
     if n_frames <= 0:
         raise BadInput(path, "contains no audio samples")
     duration_s = n_frames / sample_rate

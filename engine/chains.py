@@ -70,10 +70,8 @@ def default_plugin_dirs() -> list[str]:
     home = os.path.expanduser("~")
     if sys.platform == "darwin":
         return [
-            "/Library/Audio/Plug-Ins/VST3",
-            f"{home}/Library/Audio/Plug-Ins/VST3",
-            "/Library/Audio/Plug-Ins/Components",
-            f"{home}/Library/Audio/Plug-Ins/Components",
+            "/Library/Audio/Plug-Ins/VST3", f"{home}/Library/Audio/Plug-Ins/VST3",
+            "/Library/Audio/Plug-Ins/Components", f"{home}/Library/Audio/Plug-Ins/Components",
         ]
     if sys.platform == "win32":
         common = os.environ.get("COMMONPROGRAMFILES", r"C:\Program Files\Common Files")
@@ -90,9 +88,7 @@ class _Places:
     file_roots: tuple[str, ...] | None
 
     @staticmethod
-    def make(
-        plugin_dirs: Sequence[str | os.PathLike] | None, file_roots: Sequence[str | os.PathLike] | None
-    ) -> _Places:
+    def make(plugin_dirs: Sequence[str | os.PathLike] | None, file_roots: Sequence[str | os.PathLike] | None) -> _Places:
         dirs = default_plugin_dirs() if plugin_dirs is None else plugin_dirs
         return _Places(
             tuple(os.path.realpath(d) for d in dirs),
@@ -261,11 +257,7 @@ def load_chain(
         except json.JSONDecodeError as err:
             raise BadInput(path, f"not valid JSON: {err.msg} at line {err.lineno} column {err.colno}") from None
     return parse_chain(
-        doc,
-        source=path,
-        base_dir=os.path.dirname(os.path.abspath(path)),
-        plugin_dirs=plugin_dirs,
-        file_roots=file_roots,
+        doc, source=path, base_dir=os.path.dirname(os.path.abspath(path)), plugin_dirs=plugin_dirs, file_roots=file_roots
     )
 
 
@@ -395,10 +387,7 @@ def _build_convolution(params: dict, where: str, base_dir: str, places: _Places,
     ir_path = ir if os.path.isabs(ir) else os.path.join(base_dir, ir)
     if places.file_roots is not None and not _within(ir_path, places.plugin_dirs + places.file_roots):
         folders = ", ".join(places.plugin_dirs + places.file_roots)
-        raise bad(
-            f"{where}.impulse_response_filename",
-            f"impulse response {ir_path} is outside the allowed folders ({folders})",
-        )
+        raise bad(f"{where}.impulse_response_filename", f"impulse response {ir_path} is outside the allowed folders ({folders})")
     if not os.path.isfile(ir_path):
         raise bad(f"{where}.impulse_response_filename", f"impulse response {ir_path} does not exist")
     mix = params.get("mix", 1.0)

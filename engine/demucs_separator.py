@@ -175,7 +175,7 @@ def find_weights(model_dir: str | os.PathLike, name: str = DEFAULT_MODEL) -> Wei
         raise BadInput(
             root, f"{len(models)} model files and no {name}.yaml saying which to use ({', '.join(sorted(models))})"
         )
-    ((sig, f),) = models.items()
+    (sig, f), = models.items()
     return WeightFiles(str(root), sig, [f], [_signature(f)[1]])
 
 

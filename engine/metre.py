@@ -67,9 +67,7 @@ def _segment_means(x: np.ndarray, frames: np.ndarray) -> np.ndarray:
     return sums / np.maximum(lengths, 1)[None, :]
 
 
-def _chroma_bins(
-    n_bins: int, *, sr: int, n_fft: int, fmin_hz: float = 60.0, fmax_hz: float = 2100.0
-) -> tuple[np.ndarray, np.ndarray]:
+def _chroma_bins(n_bins: int, *, sr: int, n_fft: int, fmin_hz: float = 60.0, fmax_hz: float = 2100.0) -> tuple[np.ndarray, np.ndarray]:
     """STFT bins between ``fmin_hz`` and ``fmax_hz`` grouped by pitch class (hard assignment, C = 0).
 
     Returns ``(order, starts)``: bin indices sorted by pitch class, and
@@ -157,7 +155,9 @@ def sustained_spectrum(spec: Spectrum, *, window_s: float = 0.2) -> SustainedSpe
         chroma = np.add.reduceat(sustained[order], starts, axis=0)
     else:
         chroma = np.zeros((12, spec.n_frames), dtype=sustained.dtype)
-    return SustainedSpectrum(magnitude=sustained, tonal_weight=float(np.clip(share / 0.05, 0.0, 1.0)), chroma=chroma)
+    return SustainedSpectrum(
+        magnitude=sustained, tonal_weight=float(np.clip(share / 0.05, 0.0, 1.0)), chroma=chroma
+    )
 
 
 def _beat_chroma(sustained: SustainedSpectrum, beat_frames: np.ndarray) -> np.ndarray:
@@ -340,7 +340,9 @@ def downbeat_evidence(
     return sustained.tonal_weight * zscore(change) + 0.25 * zscore(low) + 0.5 * zscore(backbone)
 
 
-def detect_beats_per_bar(spec: Spectrum, beat_times: np.ndarray, *, sustained: SustainedSpectrum | None = None) -> int:
+def detect_beats_per_bar(
+    spec: Spectrum, beat_times: np.ndarray, *, sustained: SustainedSpectrum | None = None
+) -> int:
     """3 when the harmony clearly changes every 3 beats (a waltz), else 4.
 
     Uses the autocorrelation of ``harmonic_change`` over beats: in 3/4 it

@@ -23,8 +23,8 @@ import numpy as np
 from editorbot.engine.actions import N_AMOUNTS, N_TYPES
 
 #: Columns of a ``done`` row: decided flag, one-hot type (20), one-hot amount (5).
-DONE_LAYOUT: tuple[str, ...] = (
-    ("decided",) + tuple(f"type_{k}" for k in range(N_TYPES)) + tuple(f"amount_{k}" for k in range(N_AMOUNTS))
+DONE_LAYOUT: tuple[str, ...] = ("decided",) + tuple(f"type_{k}" for k in range(N_TYPES)) + tuple(
+    f"amount_{k}" for k in range(N_AMOUNTS)
 )
 #: Per-beat position columns (the first ``n_pos_feats`` are read).
 POSITION_LAYOUT: tuple[str, ...] = ("progress", "remaining", "phrase_sin", "phrase_cos")

@@ -156,17 +156,8 @@ def marker_labels(fig: Any, ax: Any, items: list[tuple[float, str]]) -> list[Any
         written.append(text)
     if hidden:
         written.append(
-            ax.text(
-                1.0,
-                1.02 + LABEL_LANES * LABEL_LANE_STEP,
-                f"{hidden} more markers not named",
-                transform=ax.transAxes,
-                fontsize=7,
-                ha="right",
-                va="bottom",
-                clip_on=False,
-                color="#555555",
-            )
+            ax.text(1.0, 1.02 + LABEL_LANES * LABEL_LANE_STEP, f"{hidden} more markers not named", transform=ax.transAxes,
+                    fontsize=7, ha="right", va="bottom", clip_on=False, color="#555555")
         )
     return written
 
@@ -210,9 +201,7 @@ def plot_plan(
     sample_rate = int(sample_rate)
     source = np.asarray(source_samples, dtype=np.float32)
     if source.ndim not in (1, 2) or source.shape[-1] == 0:
-        raise BadInput(
-            plan.source.path, f"source audio must be (n_channels, n_samples) and non-empty, got {source.shape}"
-        )
+        raise BadInput(plan.source.path, f"source audio must be (n_channels, n_samples) and non-empty, got {source.shape}")
     if edited_samples is None:
         from editorbot.engine.render import render_plan  # heavy (pedalboard); only when needed
 
@@ -235,11 +224,7 @@ def plot_plan(
     src_dur = _draw_wave(ax_src, source, sample_rate, n_columns)
     out_dur = _draw_wave(ax_out, edited, sample_rate, n_columns)
     x_max = max(src_dur, out_dur, plan.duration_s, 1e-3)
-    peak = max(
-        1e-6,
-        float(np.nanmax(np.abs(source))) if source.size else 0.0,
-        float(np.nanmax(np.abs(edited))) if edited.size else 0.0,
-    )
+    peak = max(1e-6, float(np.nanmax(np.abs(source))) if source.size else 0.0, float(np.nanmax(np.abs(edited))) if edited.size else 0.0)
     for ax in (ax_src, ax_out):
         ax.set_xlim(0.0, x_max)
         ax.set_ylim(-1.05 * peak, 1.05 * peak)
@@ -253,15 +238,7 @@ def plot_plan(
         ax_src.axvspan(seg.src_start_s, seg.src_end_s, color=colour, alpha=0.35, linewidth=0, zorder=1)
         ax_out.axvspan(seg.dst_start_s, seg.dst_start_s + seg.length_s, color=colour, alpha=0.35, linewidth=0, zorder=1)
         if seg.mute:
-            ax_out.axvspan(
-                seg.dst_start_s,
-                seg.dst_start_s + seg.length_s,
-                fill=False,
-                hatch="//",
-                edgecolor=colour,
-                linewidth=0,
-                zorder=2,
-            )
+            ax_out.axvspan(seg.dst_start_s, seg.dst_start_s + seg.length_s, fill=False, hatch="//", edgecolor=colour, linewidth=0, zorder=2)
     for a, b in _uncovered(plan.segments, src_dur):
         present.setdefault("CUT", action_colour("CUT"))
         ax_src.axvspan(a, b, color=action_colour("CUT"), alpha=0.35, linewidth=0, zorder=1)
@@ -273,29 +250,18 @@ def plot_plan(
         y_bot = ax_out.get_ylim()[1]
         for seg in plan.segments:
             src_xy = to_fig.transform(ax_src.transData.transform([(seg.src_start_s, y_top), (seg.src_end_s, y_top)]))
-            out_xy = to_fig.transform(
-                ax_out.transData.transform([(seg.dst_start_s + seg.length_s, y_bot), (seg.dst_start_s, y_bot)])
-            )
+            out_xy = to_fig.transform(ax_out.transData.transform([(seg.dst_start_s + seg.length_s, y_bot), (seg.dst_start_s, y_bot)]))
             if seg.reverse:
                 out_xy = out_xy[::-1]
             fig.patches.append(
-                Polygon(
-                    np.vstack([src_xy, out_xy]),
-                    closed=True,
-                    transform=fig.transFigure,
-                    facecolor=action_colour(seg.action),
-                    alpha=0.15,
-                    edgecolor="none",
-                )
+                Polygon(np.vstack([src_xy, out_xy]), closed=True, transform=fig.transFigure, facecolor=action_colour(seg.action), alpha=0.15, edgecolor="none")
             )
 
     for marker in plan.markers:
         if marker.end_s is None:
             ax_out.axvline(marker.time_s, color="#000000", linestyle="--", linewidth=0.8, zorder=4)
         else:
-            ax_out.axvspan(
-                marker.time_s, marker.end_s, ymin=0.92, ymax=1.0, color="#000000", alpha=0.25, linewidth=0, zorder=4
-            )
+            ax_out.axvspan(marker.time_s, marker.end_s, ymin=0.92, ymax=1.0, color="#000000", alpha=0.25, linewidth=0, zorder=4)
     if len(plan.markers) <= MAX_MARKER_LABELS:
         marker_labels(fig, ax_out, [(m.time_s, m.name) for m in plan.markers if m.time_s <= x_max])
 
@@ -312,14 +278,7 @@ def plot_plan(
     order = list(ACTION_COLOURS) + sorted(set(present) - set(ACTION_COLOURS))
     handles = [Patch(facecolor=present[t], alpha=0.6, label=t) for t in order if t in present]
     if handles:
-        fig.legend(
-            handles=handles,
-            loc="upper left",
-            bbox_to_anchor=(left + width + 0.015, 0.91),
-            fontsize=8,
-            title="action",
-            frameon=False,
-        )
+        fig.legend(handles=handles, loc="upper left", bbox_to_anchor=(left + width + 0.015, 0.91), fontsize=8, title="action", frameon=False)
 
     png = io.BytesIO()
     fig.savefig(png, format="png", dpi=dpi)

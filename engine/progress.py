@@ -25,10 +25,7 @@ def stage_bar(stages: Sequence[str], *, desc: str, quiet: bool = False) -> Itera
     stages done and names the one running.
     """
     bar = tqdm(
-        total=len(stages),
-        desc=desc,
-        disable=quiet or not sys.stderr.isatty(),
-        leave=False,
+        total=len(stages), desc=desc, disable=quiet or not sys.stderr.isatty(), leave=False,
         bar_format="{desc}: {n_fmt}/{total_fmt}{postfix} [{elapsed}]",
     )
     started = 0

@@ -359,10 +359,7 @@ def _build_runs(segments: Sequence[Segment], sr: int, n_source: int) -> list[_Ru
         prev = runs[-1] if runs else None
         if prev is not None and (
             _processing_key(prev.segment) != key
-            or prev.segment.fade_in_s
-            or prev.segment.fade_out_s
-            or seg.fade_in_s
-            or seg.fade_out_s
+            or prev.segment.fade_in_s or prev.segment.fade_out_s or seg.fade_in_s or seg.fade_out_s
         ):
             prev = None
         if prev is not None and seg.mute:
@@ -645,9 +642,7 @@ def peak_dbfs(samples: np.ndarray) -> float:
     return 20.0 * math.log10(peak) if peak > 0.0 else -math.inf
 
 
-def stage_gain(
-    plan: EditPlan, rendered: np.ndarray, *, ceiling_db: float = PEAK_CEILING_DB
-) -> tuple[np.ndarray, float]:
+def stage_gain(plan: EditPlan, rendered: np.ndarray, *, ceiling_db: float = PEAK_CEILING_DB) -> tuple[np.ndarray, float]:
     """Bring a rendered edit's sample peak to at most ``ceiling_db``, and say so in the plan.
 
     When the peak is over the ceiling, the whole edit is turned down

@@ -201,9 +201,7 @@ def check_edit(
             check.silence_s += unexplained
             check.add("silence", f"{unexplained:.3f} s of digital silence at {t0:.3f} s")
 
-    check.peak_dbfs = (
-        20.0 * math.log10(float(np.abs(rendered).max())) if rendered.size and np.abs(rendered).max() > 0 else -math.inf
-    )
+    check.peak_dbfs = 20.0 * math.log10(float(np.abs(rendered).max())) if rendered.size and np.abs(rendered).max() > 0 else -math.inf
     if check.peak_dbfs > PEAK_CEILING_DB + 0.005:
         check.add("peak", f"sample peak {check.peak_dbfs:+.2f} dBFS")
 
@@ -218,9 +216,7 @@ def check_edit(
             continue
         material = max(_material_step(prev, steps, sr, w, at_end=True), _material_step(s, steps, sr, w, at_end=False))
         if float(window.max()) > 1.05 * material:  # 5%: the crossfade sums both sides
-            check.add(
-                "click", f"step {float(window.max()):.4f} at the splice at {s.dst_start_s:.3f} s (limit {limit:.4f})"
-            )
+            check.add("click", f"step {float(window.max()):.4f} at the splice at {s.dst_start_s:.3f} s (limit {limit:.4f})")
     return check
 
 

@@ -183,9 +183,7 @@ def _cc_events(lane: Automation, mapping: CcLane, tempo: int, order0: int) -> li
     def emit(tick: int, value: int, force: bool) -> None:
         nonlocal order, last
         if force or value != last:
-            events.append(
-                (tick, order, mido.Message("control_change", channel=CHANNEL, control=mapping.cc, value=value))
-            )
+            events.append((tick, order, mido.Message("control_change", channel=CHANNEL, control=mapping.cc, value=value)))
             order += 1
             last = value
 

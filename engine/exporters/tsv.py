@@ -99,7 +99,10 @@ def _row(**values: str) -> str:
 
 
 def _effects_json(effects: list[Effect]) -> str:
-    items = [{"name": e.name, "params": {str(k): float(v) for k, v in e.params.items()}} for e in effects]
+    items = [
+        {"name": e.name, "params": {str(k): float(v) for k, v in e.params.items()}}
+        for e in effects
+    ]
     # json.dumps escapes tabs and newlines inside strings, so the field stays one line.
     return json.dumps(items, separators=(",", ":"), allow_nan=False, sort_keys=True)
 

@@ -325,9 +325,7 @@ def _walk(
         grid_span = (float(spans.grid_starts[b0]), float(spans.grid_ends[b1 - 1]))
         beat_s = float(spans.grid_ends[b0] - spans.grid_starts[b0])
         dst0 = timeline.dst_s
-        for seg in _action_segments(
-            a, b0, s0, s1, beat_s, grid_span=grid_span, tol_s=tol_s, max_cutoff_hz=max_cutoff_hz
-        ):
+        for seg in _action_segments(a, b0, s0, s1, beat_s, grid_span=grid_span, tol_s=tol_s, max_cutoff_hz=max_cutoff_hz):
             timeline.place(seg)
         plan_actions.append(Action(b0, a.type, a.size, a.amount, s0, s1, confidence=conf))
         if a.type != "KEEP":
@@ -335,11 +333,7 @@ def _walk(
             label = vocab.action_label(a.type, a.amount_idx)
             end_s = None if dst <= dst0 else dst
             last = markers[-1] if markers else None
-            if (
-                last is not None
-                and (last.time_s, last.end_s) == (dst0, end_s)
-                and last.name == marker_name(label, marker_conf)
-            ):
+            if last is not None and (last.time_s, last.end_s) == (dst0, end_s) and last.name == marker_name(label, marker_conf):
                 # cuts in a row are one splice in the output: one marker, showing the least sure of them
                 if conf is not None and (marker_conf is None or conf < marker_conf):
                     marker_conf = conf
@@ -518,9 +512,7 @@ def add_output_gain(plan: EditPlan, gain_db: float) -> None:
     for s in plan.segments:
         s.gain_db = float(s.gain_db + gain_db)
     plan.automation = [a for a in plan.automation if a.parameter != "volume_db"]
-    plan.automation[:0] = [
-        a for a in _automation_lanes(plan.segments, plan.source.sample_rate) if a.parameter == "volume_db"
-    ]
+    plan.automation[:0] = [a for a in _automation_lanes(plan.segments, plan.source.sample_rate) if a.parameter == "volume_db"]
 
 
 def _automation_lanes(segments: list[Segment], sample_rate: int) -> list[Automation]:

@@ -68,7 +68,10 @@ def plan_to_dict(plan: EditPlan) -> dict[str, Any]:
         ],
         "segments": [_segment_to_dict(s) for s in plan.segments],
         "markers": [{"time_s": m.time_s, "name": m.name, "end_s": m.end_s} for m in plan.markers],
-        "automation": [{"parameter": a.parameter, "points": [[t, v] for t, v in a.points]} for a in plan.automation],
+        "automation": [
+            {"parameter": a.parameter, "points": [[t, v] for t, v in a.points]}
+            for a in plan.automation
+        ],
         "model": None
         if plan.model is None
         else {"name": plan.model.name, "version": plan.model.version, "sha256": plan.model.sha256},
@@ -174,7 +177,8 @@ def _plan(d: Any) -> EditPlan:
         source=source,
         grid=grid,
         actions=[
-            _action(a, f"actions[{i}]", n_beats, dur) for i, a in enumerate(_list(d.get("actions", []), "actions"))
+            _action(a, f"actions[{i}]", n_beats, dur)
+            for i, a in enumerate(_list(d.get("actions", []), "actions"))
         ],
         segments=[
             _segment(s, f"segments[{i}]", dur, source.sample_rate)
@@ -182,7 +186,8 @@ def _plan(d: Any) -> EditPlan:
         ],
         markers=[_marker(m, f"markers[{i}]") for i, m in enumerate(_list(d.get("markers", []), "markers"))],
         automation=[
-            _automation(a, f"automation[{i}]") for i, a in enumerate(_list(d.get("automation", []), "automation"))
+            _automation(a, f"automation[{i}]")
+            for i, a in enumerate(_list(d.get("automation", []), "automation"))
         ],
         model=_model(d.get("model")),
         schema=SCHEMA,
@@ -338,7 +343,9 @@ def _model(v: Any) -> ModelInfo | None:
 # -- fields
 
 
-def _object(v: Any, where: str, required: tuple[str, ...], optional: tuple[str, ...] = ()) -> dict[str, Any]:
+def _object(
+    v: Any, where: str, required: tuple[str, ...], optional: tuple[str, ...] = ()
+) -> dict[str, Any]:
     """An object with every ``required`` key and no key outside ``required`` and ``optional``."""
     if not isinstance(v, dict):
         raise FieldError(where, f"must be an object, got {_kind(v)}")

@@ -205,15 +205,11 @@ def test_plugins_and_impulse_responses_outside_their_folders_are_never_opened(tm
         doc = {"stems": {"drums": [{"plugin": name}]}}
         with pytest.raises(BadInput) as err:
             parse_chain(doc, source="chain.json", base_dir=str(plugins), plugin_dirs=[plugins])
-        assert str(err.value).startswith("chain.json: stems.drums[0]: plugin ") and "outside the plugin folders" in str(
-            err.value
-        )
+        assert str(err.value).startswith("chain.json: stems.drums[0]: plugin ") and "outside the plugin folders" in str(err.value)
     ir = elsewhere / "ir.wav"
     sf.write(ir, np.full(4410, 0.1, np.float32), SR, subtype="FLOAT")
     doc = {"stems": {"vocals": [{"plugin": "Convolution", "params": {"impulse_response_filename": str(ir)}}]}}
-    with pytest.raises(
-        BadInput, match=r"impulse_response_filename: impulse response .*ir.wav is outside the allowed folders"
-    ):
+    with pytest.raises(BadInput, match=r"impulse_response_filename: impulse response .*ir.wav is outside the allowed folders"):
         parse_chain(doc, source="chain.json", plugin_dirs=[plugins], file_roots=[plugins])
     assert opened == []
 

@@ -110,9 +110,7 @@ def test_the_loudest_bar_of_an_analysed_song_ranks_one(tmp_path) -> None:
     y = 0.02 * rng.normal(size=t.size)
     for k in range(int(t[-1] / beat_s)):
         at = int(k * beat_s * sr)
-        burst = np.exp(-np.arange(2000) / 300.0) * np.sin(
-            2 * np.pi * (880 if k % 4 == 0 else 440) * np.arange(2000) / sr
-        )
+        burst = np.exp(-np.arange(2000) / 300.0) * np.sin(2 * np.pi * (880 if k % 4 == 0 else 440) * np.arange(2000) / sr)
         y[at : at + 2000] += 0.3 * burst[: len(y[at : at + 2000])]
     loud = (t >= 16 * beat_s) & (t < 20 * beat_s)
     y[loud] *= 5.0

@@ -34,9 +34,7 @@ def _song(duration_s: float = 20.0, lead_s: float = 0.023, sr: int = SR, level: 
     """A stand-in Analysis over a (noisy) chord: a 120 bpm grid from ``lead_s``."""
     rng = np.random.default_rng(0)
     t = np.arange(int(duration_s * sr)) / sr
-    x = level * (
-        0.6 * np.sin(2 * np.pi * 220 * t) + 0.3 * np.sin(2 * np.pi * 331 * t) + noise * rng.standard_normal(t.size)
-    )
+    x = level * (0.6 * np.sin(2 * np.pi * 220 * t) + 0.3 * np.sin(2 * np.pi * 331 * t) + noise * rng.standard_normal(t.size))
     x = (level * x / np.abs(x).max()).astype(np.float32)
     samples = np.vstack([x, 0.9 * x])
     beat_times = np.arange(lead_s, duration_s - BEAT_S / 2, BEAT_S)
@@ -91,11 +89,7 @@ def test_a_closing_fade_out_ends_the_song() -> None:
     n = len(an.grid.beat_times)
     tail_song = _song(duration_s=22.0)  # the same grid, then 2 s without beats
     tail_song.grid.beat_times = an.grid.beat_times
-    walk = [("KEEP", "BEAT", "NEUTRAL")] * (n - 6) + [
-        ("FADE_OUT", "BAR", "NEUTRAL"),
-        ("CUT", "BEAT", "NEUTRAL"),
-        ("CUT", "BEAT", "NEUTRAL"),
-    ]
+    walk = [("KEEP", "BEAT", "NEUTRAL")] * (n - 6) + [("FADE_OUT", "BAR", "NEUTRAL"), ("CUT", "BEAT", "NEUTRAL"), ("CUT", "BEAT", "NEUTRAL")]
     plan = plan_from_actions(tail_song, walk)
     assert plan.segments[-1].action == "FADE_OUT"  # no tail jumping back up after it
     assert _check(tail_song, plan).counts["fade"] == 0
@@ -105,9 +99,7 @@ def test_a_closing_fade_out_ends_the_song() -> None:
 
 def test_fade_check_catches_a_jump_back_up() -> None:
     an = _song()
-    plan = plan_from_actions(
-        an, [("KEEP", "BAR", "NEUTRAL"), ("FADE_OUT", "BAR", "NEUTRAL"), ("FADE_OUT", "BEAT", "NEUTRAL")]
-    )
+    plan = plan_from_actions(an, [("KEEP", "BAR", "NEUTRAL"), ("FADE_OUT", "BAR", "NEUTRAL"), ("FADE_OUT", "BEAT", "NEUTRAL")])
     check = _check(an, plan)
     assert check.counts["fade"] == 2, check.details  # FADE_OUT -> FADE_OUT, FADE_OUT -> KEEP
 

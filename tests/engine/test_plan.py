@@ -532,12 +532,7 @@ def test_confidence_reaches_actions_and_marker_names():
     from editorbot.engine.plan import marker_confidence, marker_name
 
     an = make_analysis()
-    walk = [
-        ("KEEP", "BAR", "NEUTRAL"),
-        ("CUT", "BEAT", "NEUTRAL"),
-        ("CUT", "BEAT", "NEUTRAL"),
-        ("LOOP", "BAR", "POS_SMALL"),
-    ]
+    walk = [("KEEP", "BAR", "NEUTRAL"), ("CUT", "BEAT", "NEUTRAL"), ("CUT", "BEAT", "NEUTRAL"), ("LOOP", "BAR", "POS_SMALL")]
     plan = plan_from_actions(an, walk, confidence=[0.9, 0.81, 0.3749, 0.62])
     assert [a.confidence for a in plan.actions] == [0.9, 0.81, 0.3749, 0.62]
     # two cuts in a row: one marker, showing the less sure of them

@@ -75,10 +75,9 @@ def test_plot_has_both_panels(tmp_path):
     img = imread(out)
     assert img.shape[:2] == (500, 800)
     rgb = img[..., :3]
-    dark = rgb.max(axis=2) < 0.3  # waveform pixels
+    dark = (rgb.max(axis=2) < 0.3)  # waveform pixels
     assert dark[:240, 50:600].sum() > 2000, "top panel has no waveform"
     assert dark[260:, 50:600].sum() > 2000, "bottom panel has no waveform"
-
     # the KEEP colour appears in both panels, the CUT colour (3..5 s unused) in the top one only
     def has(colour_hex: str, rows: slice) -> bool:
         c = np.array([int(colour_hex[i : i + 2], 16) / 255 for i in (1, 3, 5)])

@@ -60,9 +60,7 @@ def drum_chord_mix(duration_s: float, *, attack_s: float, sr: int = SR, seed: in
         k = np.arange(end - start) / sr
         root = roots[bar % 4]
         ramp = np.minimum(1, k / 0.01) * np.minimum(1, (k[-1] - k) / 0.01)
-        chord = sum(
-            np.sin(2 * np.pi * root * m * k + m) + 0.3 * np.sin(4 * np.pi * root * m * k) for m in (1, 1.26, 1.5)
-        )
+        chord = sum(np.sin(2 * np.pi * root * m * k + m) + 0.3 * np.sin(4 * np.pi * root * m * k) for m in (1, 1.26, 1.5))
         y[start:end] += (0.08 * chord + 0.2 * np.sin(2 * np.pi * root / 4 * k)) * ramp
     return np.stack([y, 0.9 * np.roll(y, 7)]).astype(np.float32)
 
@@ -184,13 +182,7 @@ def test_cut_of_a_bar_shortens_by_exactly_one_bar_and_shifts_the_rest():
 
 def test_loop_repeats_the_bar_sample_exactly_apart_from_crossfades():
     src = drum_chord_mix(6.0, attack_s=0.004)
-    spans = [
-        (0.0, BAR_S, {}),
-        (BAR_S, 2 * BAR_S, {}),
-        (BAR_S, 2 * BAR_S, {}),
-        (BAR_S, 2 * BAR_S, {}),
-        (2 * BAR_S, 3 * BAR_S, {}),
-    ]
+    spans = [(0.0, BAR_S, {}), (BAR_S, 2 * BAR_S, {}), (BAR_S, 2 * BAR_S, {}), (BAR_S, 2 * BAR_S, {}), (2 * BAR_S, 3 * BAR_S, {})]
     out = render(spans, src)
     assert out.shape[1] == src.shape[1] + 2 * s2i(BAR_S)
     bar = src[:, s2i(BAR_S) + XF : s2i(2 * BAR_S) - XF]
@@ -324,10 +316,7 @@ def test_bass_and_treble_shelves_move_their_band_the_right_way(name, lo_hz, hi_h
 
 @pytest.mark.parametrize(
     "effect",
-    [
-        Effect("reverb", {"room_size": 0.7, "wet": 0.35}),
-        Effect("delay", {"delay_s": 0.25, "feedback": 0.45, "mix": 0.3}),
-    ],
+    [Effect("reverb", {"room_size": 0.7, "wet": 0.35}), Effect("delay", {"delay_s": 0.25, "feedback": 0.45, "mix": 0.3})],
     ids=["reverb", "delay"],
 )
 def test_reverb_and_delay_tails_ring_into_what_follows(effect):
@@ -529,14 +518,10 @@ def test_a_plan_at_the_edges_of_the_contract_ranges_loads_and_renders():
     segments = []
     for edge in (0, 1):
         effects = [
-            Effect(
-                name, {k: CUTOFF_MAX_FRACTION * SR if k == "cutoff_hz" and edge else r[edge] for k, r in ranges.items()}
-            )
+            Effect(name, {k: CUTOFF_MAX_FRACTION * SR if k == "cutoff_hz" and edge else r[edge] for k, r in ranges.items()})
             for name, ranges in EFFECT_RANGES.items()
         ]
-        segments.append(
-            Segment(0.0, 0.2, 0.0, rate=RATE_RANGE[edge], pitch_semitones=PITCH_RANGE_SEMITONES[edge], effects=effects)
-        )
+        segments.append(Segment(0.0, 0.2, 0.0, rate=RATE_RANGE[edge], pitch_semitones=PITCH_RANGE_SEMITONES[edge], effects=effects))
     for seg in segments:
         plan = plan_from_dict(plan_to_dict(make_plan([seg], src)))  # validates as load_plan does
         assert render_plan(plan, src, SR).shape[0] == 2
@@ -569,9 +554,7 @@ def song_and_plan(tmp_path):
     src = drum_chord_mix(4.0, attack_s=0.004)
     wav = tmp_path / "song.wav"
     write_audio(wav, src, SR)
-    segments = timeline(
-        [(0.0, BEAT_S, {}), (0.0, BEAT_S, {}), (BEAT_S, BAR_S, {"gain_db": -3.0}), (BAR_S + BEAT_S, 4.0, {})]
-    )
+    segments = timeline([(0.0, BEAT_S, {}), (0.0, BEAT_S, {}), (BEAT_S, BAR_S, {"gain_db": -3.0}), (BAR_S + BEAT_S, 4.0, {})])
     plan = EditPlan(
         source=Source("song.wav", sha256_file(wav), SR, 2, src.shape[1] / SR),
         grid=Grid(120.0, [i * BEAT_S for i in range(8)], [0, 4]),

@@ -50,17 +50,8 @@ def _exported() -> tuple[Path, Path]:
     folder = scratch("learned")
     ckpt = folder / "best.pt"
     model = _tiny_sound_model()
-    torch.save(
-        {
-            "format": CHECKPOINT_FORMAT,
-            "config": TINY.to_dict(),
-            "sample_rate": 44100,
-            "model": model.state_dict(),
-            "step": 7,
-            "epoch": 2,
-        },
-        ckpt,
-    )
+    torch.save({"format": CHECKPOINT_FORMAT, "config": TINY.to_dict(), "sample_rate": 44100,
+                "model": model.state_dict(), "step": 7, "epoch": 2}, ckpt)
     out = folder / "sound.onnx"
     assert main(["export-model", str(ckpt), "-o", str(out), "--quiet"]) == 0
     return out, ckpt
@@ -123,9 +114,7 @@ def test_onnx_render_equals_the_checkpoint_render(tmp_path: Path) -> None:
     outs = {}
     for flag, path in (("--checkpoint", ckpt), ("--model", model_path)):
         outs[flag] = tmp_path / f"out{flag}.wav"
-        assert (
-            main(["render", str(plan_path), "-o", str(outs[flag]), "--renderer", "learned", flag, str(path), "-q"]) == 0
-        )
+        assert main(["render", str(plan_path), "-o", str(outs[flag]), "--renderer", "learned", flag, str(path), "-q"]) == 0
     a, b = (load_audio(p).samples for p in outs.values())
     np.testing.assert_allclose(a, b, atol=1e-4, rtol=0)
 
@@ -158,9 +147,6 @@ def test_bad_models_are_refused(capsys: pytest.CaptureFixture) -> None:
         load_checkpoint(_exported()[1])
     # the command line: one line naming the file, exit 2
     bad = _copy("cli", touch=True)
-    assert (
-        main(["render", str(bad), "-o", str(bad.with_suffix(".wav")), "--renderer", "learned", "--model", str(bad)])
-        == 2
-    )
+    assert main(["render", str(bad), "-o", str(bad.with_suffix(".wav")), "--renderer", "learned", "--model", str(bad)]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and str(bad) in err[0]

@@ -33,9 +33,7 @@ def _inputs(n_beats: int, batch: int, seed: int) -> dict[str, np.ndarray]:
     padding = np.ones((1, length), dtype=bool)
     padding[0, pad : pad + n_beats] = False
     return {
-        "features": np.where(padding[..., None], 0, rng.normal(size=(1, length, cfg.in_dim)) * 3 + 1).astype(
-            np.float32
-        ),
+        "features": np.where(padding[..., None], 0, rng.normal(size=(1, length, cfg.in_dim)) * 3 + 1).astype(np.float32),
         "position": np.where(padding[..., None], 0, rng.random((1, length, cfg.n_pos_feats))).astype(np.float32),
         "padding_mask": padding,
         "summary": rng.normal(size=(1, cfg.in_dim)).astype(np.float32),
@@ -73,16 +71,11 @@ def test_onnx_equals_the_training_windows() -> None:
     logits, value = session.run(["logits", "value"], feeds)[:2]
     cfg = tiny_config()
     idx = feeds["cursors"][:, None] + np.arange(cfg.window) - cfg.window // 2
-    obs = Observation.from_numpy(
-        {
-            "features": feeds["features"][0, idx],
-            "position": feeds["position"][0, idx],
-            "padding_mask": feeds["padding_mask"][0, idx],
-            "summary": np.repeat(feeds["summary"], 12, axis=0),
-            "done": feeds["done"],
-            "output_ratio": feeds["output_ratio"],
-        }
-    )
+    obs = Observation.from_numpy({
+        "features": feeds["features"][0, idx], "position": feeds["position"][0, idx],
+        "padding_mask": feeds["padding_mask"][0, idx], "summary": np.repeat(feeds["summary"], 12, axis=0),
+        "done": feeds["done"], "output_ratio": feeds["output_ratio"],
+    })
     agent = tiny_agent()
     with torch.no_grad():
         np.testing.assert_allclose(logits, agent.policy_logits(obs).numpy(), atol=1e-4, rtol=0)
@@ -170,16 +163,8 @@ def test_a_bc_only_checkpoint_exports_with_its_infinite_best_reward_as_null() ->
     folder = scratch("bc_only")
     agent = tiny_agent()
     ckpt = folder / "last.pt"
-    save_checkpoint(
-        ckpt,
-        {
-            "format": CHECKPOINT_FORMAT,
-            "agent": agent.state_dict(),
-            "agent_config": agent.config.to_dict(),
-            "update": 0,
-            "best_reward": float("-inf"),
-        },
-    )
+    save_checkpoint(ckpt, {"format": CHECKPOINT_FORMAT, "agent": agent.state_dict(),
+                           "agent_config": agent.config.to_dict(), "update": 0, "best_reward": float("-inf")})
     assert main(["export-model", str(ckpt), "-o", str(folder / "bc.onnx"), "--quiet"]) == 0
     doc = json.loads((folder / "bc.json").read_text())
     assert "best_reward" in doc["source"] and doc["source"]["best_reward"] is None

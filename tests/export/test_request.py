@@ -10,12 +10,8 @@ from editorbot.export.request import MAX_KEEP, EditRequest, parse_exports, parse
 
 
 def test_fields_from_any_front_end_give_one_request() -> None:
-    cli = EditRequest.from_fields(
-        {"audio": "/a.wav", "target_duration_s": 90, "keep": ["1.5-3", "10-12"], "exports": ["rpp,midi", "tsv"]}
-    )
-    spool = EditRequest.from_fields(
-        {"audio": "/a.wav", "target_duration_s": 90.0, "keep": [[1.5, 3], [10, 12]], "exports": "rpp,midi,tsv"}
-    )
+    cli = EditRequest.from_fields({"audio": "/a.wav", "target_duration_s": 90, "keep": ["1.5-3", "10-12"], "exports": ["rpp,midi", "tsv"]})
+    spool = EditRequest.from_fields({"audio": "/a.wav", "target_duration_s": 90.0, "keep": [[1.5, 3], [10, 12]], "exports": "rpp,midi,tsv"})
     assert cli == spool
     assert cli.keep == ((1.5, 3.0), (10.0, 12.0)) and cli.exports == ("rpp", "midi", "tsv")
     assert EditRequest.from_fields({"audio": "/a.wav", "seed": None}) == EditRequest("/a.wav")
@@ -65,14 +61,8 @@ def test_paths_go_through_the_callers_check_but_dp_is_no_path() -> None:
         return "/real" + value
 
     req = EditRequest.from_fields({"audio": "/a.wav", "model": "/m.onnx"}, resolve_path=check)
-    assert (req.audio, req.model) == ("/real/a.wav", "/real/m.onnx") and seen == [
-        ("model", "/m.onnx"),
-        ("audio", "/a.wav"),
-    ]
-    assert (
-        EditRequest.from_fields({"audio": "/a.wav", "model": "dp", "target_duration_s": 3}, resolve_path=check).model
-        == "dp"
-    )
+    assert (req.audio, req.model) == ("/real/a.wav", "/real/m.onnx") and seen == [("model", "/m.onnx"), ("audio", "/a.wav")]
+    assert EditRequest.from_fields({"audio": "/a.wav", "model": "dp", "target_duration_s": 3}, resolve_path=check).model == "dp"
     with pytest.raises(BadRequest, match="checkpoint: outside"):
         EditRequest.from_fields({"audio": "/a.wav", "checkpoint": "/outside/c.pt"}, resolve_path=check)
 

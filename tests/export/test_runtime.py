@@ -120,9 +120,7 @@ def test_song_logprobs_match_torch_and_masks() -> None:
         np.testing.assert_allclose(np.exp(onnx_lp.type[c]).sum(), 1.0, rtol=1e-6)
 
 
-def _stepwise_walk(
-    policy, song: SongInputs, *, seed: int | None, protected=None
-) -> tuple[list[FactoredAction], list[float]]:
+def _stepwise_walk(policy, song: SongInputs, *, seed: int | None, protected=None) -> tuple[list[FactoredAction], list[float]]:
     """Reference: one batch-1 evaluation per step, with the walk's own history; the walk and the
     probability the policy gave each step's (type, size, amount)."""
     n = song.n_beats
@@ -132,15 +130,7 @@ def _stepwise_walk(
     cursor = 0
     while cursor < n:
         lp = evaluate(policy, policy_inputs(song, np.array([cursor]), WalkHistory.of(steps, n), policy.spec), n)
-        a = decide(
-            lp.type[0],
-            lp.size[0],
-            lp.amount[0],
-            cursor,
-            n,
-            protected=protected,
-            u=None if uniforms is None else uniforms[cursor],
-        )
+        a = decide(lp.type[0], lp.size[0], lp.amount[0], cursor, n, protected=protected, u=None if uniforms is None else uniforms[cursor])
         p_type = np.exp(lp.type[0][a.type_idx])
         p_size = np.exp(lp.size[0][a.size_idx])
         p_amount = np.exp(lp.amount[0][a.type_idx, a.amount_idx])
@@ -294,18 +284,14 @@ def test_a_context_model_exports_loads_and_edits() -> None:
     out = scratch("context") / "ctx.onnx"
     export_policy(agent, out)
     policy = OnnxPolicy(out, device="cpu")
-    assert policy.spec.reads_context and tuple(policy.spec.feature_names[-len(CONTEXT_NAMES) :]) == CONTEXT_NAMES
+    assert policy.spec.reads_context and tuple(policy.spec.feature_names[-len(CONTEXT_NAMES):]) == CONTEXT_NAMES
     analysis = song_analysis(11, 20.0)
     song = SongInputs.of(analysis, policy.spec)
     expected = with_context(analysis.features, analysis.feature_names, analysis.grid.downbeats)
     np.testing.assert_array_equal(song.features, expected)
     # the trainer's episode of the same song sees the same columns
-    episode = Episode(
-        name="song",
-        features=np.asarray(analysis.features, np.float32),
-        downbeats=np.asarray(analysis.grid.downbeats),
-        phrase_starts=song.phrase_starts,
-    )
+    episode = Episode(name="song", features=np.asarray(analysis.features, np.float32),
+                      downbeats=np.asarray(analysis.grid.downbeats), phrase_starts=song.phrase_starts)
     (wide,) = with_context_columns([episode])
     np.testing.assert_array_equal(wide.features, song.features)
     obs, _ = EditEnv([wide], cfg).reset(options={"song": 0})

@@ -33,9 +33,7 @@ class LeaningPolicy:
     def run(self, inputs):
         b = len(inputs.cursors)
         # noise keyed by the cursor, so a cursor's log-probs do not depend on the batch it is in
-        noise = np.stack(
-            [np.random.default_rng([self.seed, int(c)]).normal(0, 1.0, self.bias.shape) for c in inputs.cursors]
-        )
+        noise = np.stack([np.random.default_rng([self.seed, int(c)]).normal(0, 1.0, self.bias.shape) for c in inputs.cursors])
         return {
             "logits": (self.bias[None] + noise).astype(np.float32),
             "value": np.zeros(b, np.float32),
@@ -71,9 +69,7 @@ def test_fades_lead_to_and_from_silence_whatever_the_policy_prefers() -> None:
     for seed in range(6):
         policy = LeaningPolicy({"FADE_OUT": 2.5, "FADE_IN": 2.0, "KEEP": 1.0, "GAIN": 1.0}, seed=seed)
         free_plan, free_render = _edit(analysis, policy_walk(policy, song, seed=seed).walk)
-        free_fade_errors += check_edit(
-            free_plan, analysis.audio.samples, free_render, analysis.audio.sample_rate
-        ).counts["fade"]
+        free_fade_errors += check_edit(free_plan, analysis.audio.samples, free_render, analysis.audio.sample_rate).counts["fade"]
         walk = policy_walk(policy, song, seed=seed, rules=walk_rules(analysis, 0.3)).walk
         plan, rendered = _edit(analysis, walk)
         check = check_edit(plan, analysis.audio.samples, rendered, analysis.audio.sample_rate)
