@@ -52,6 +52,7 @@ log = logging.getLogger(__name__)
 LUA_BIN = "ardour7-lua"
 EXPORT_BIN = "ardour7-export"
 EXPORT_ATTEMPTS = 5  # runs of ardour7-export at most until two renders agree
+EXPORT_RUN_TIMEOUT_S = 60.0  # one run takes about 3 s for a 20-s session; a run past this has hung
 #: Ardour 7's superclock rate: timeline positions are integer ticks of this rate.
 SUPERCLOCK_PER_S = 282_240_000
 #: Printed by the generated scripts when they reach their end.
@@ -408,30 +409,41 @@ def build_session(
     return session
 
 
-def export_session(session: ArdourSession, out_path: str | os.PathLike, *, timeout_s: float = 300.0) -> str:
+def export_session(
+    session: ArdourSession, out_path: str | os.PathLike, *, timeout_s: float = 240.0,
+    run_timeout_s: float = EXPORT_RUN_TIMEOUT_S,
+) -> str:  # fmt: skip
     """Render the session range with ``ardour7-export`` as a float WAV at the session rate.
 
     ardour7-export now and then corrupts its heap: mostly it then aborts
-    ("double free or corruption", a death by signal), but a run that exited
-    cleanly has also rendered wrong audio. Its samples are otherwise the
-    same on every run, so the session is exported until two runs agree
-    (at most ``EXPORT_ATTEMPTS`` runs); a run that fails without a signal
-    is an error at once.
+    ("double free or corruption", a death by signal), sometimes it hangs,
+    and a run that exited cleanly has also rendered wrong audio. Its
+    samples are otherwise the same on every run, so the session is
+    exported until two runs agree (at most ``EXPORT_ATTEMPTS`` runs); a run
+    killed after ``run_timeout_s`` seconds counts as a failed run, a run
+    that fails without a signal is an error at once, and all runs together
+    stop at ``timeout_s`` seconds.
     """
     if shutil.which(EXPORT_BIN) is None:
         raise ArdourError(f"{EXPORT_BIN} not found (apt-get install ardour)")
     out = Path(out_path).resolve()
     renders: dict[bytes, Path] = {}  # audio digest -> the run's file
+    deadline = time.monotonic() + timeout_s
     try:
         for attempt in range(1, EXPORT_ATTEMPTS + 1):
             run_out = out.with_name(f".{out.stem}.run{attempt}{out.suffix}")
+            left_s = deadline - time.monotonic()
+            if left_s <= 0:
+                raise ArdourError(f"{EXPORT_BIN} did not render {session.name} twice alike within {timeout_s:g} s")
             try:
                 proc = subprocess.run(
                     [EXPORT_BIN, "-b", "float", "-o", str(run_out), str(session.directory), session.name],
-                    capture_output=True, text=True, timeout=timeout_s, stdin=subprocess.DEVNULL,
+                    capture_output=True, text=True, timeout=min(run_timeout_s, left_s), stdin=subprocess.DEVNULL,
                 )  # fmt: skip
-            except subprocess.TimeoutExpired as err:
-                raise ArdourError(f"{EXPORT_BIN} did not finish within {timeout_s:g} s") from err
+            except subprocess.TimeoutExpired:
+                log.warning("%s hung and was killed after %.0f s (run %d of at most %d)", EXPORT_BIN,
+                            min(run_timeout_s, left_s), attempt, EXPORT_ATTEMPTS)  # fmt: skip
+                continue
             if proc.returncode < 0:
                 log.warning("%s died with signal %d (run %d of at most %d)", EXPORT_BIN, -proc.returncode, attempt,
                             EXPORT_ATTEMPTS)  # fmt: skip

@@ -124,6 +124,7 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     level = logging.DEBUG if args.verbose else logging.WARNING if args.quiet else logging.INFO
     logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s")
+    before = os.environ.get(TRACKER_ENV)
     if args.tracker:
         # through the environment, so the worker processes of data commands analyse alike
         os.environ[TRACKER_ENV] = args.tracker
@@ -141,6 +142,11 @@ def main(argv: list[str] | None = None) -> int:
     except Exception:  # the one place that turns crashes into exit 1
         log.exception("unexpected failure")
         return 1
+    finally:  # main() called in-process (tests, scripts) leaves the caller's environment as it was
+        if before is None:
+            os.environ.pop(TRACKER_ENV, None)
+        else:
+            os.environ[TRACKER_ENV] = before
 
 
 if __name__ == "__main__":

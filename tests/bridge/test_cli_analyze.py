@@ -176,6 +176,10 @@ def test_tracker_flag_and_environment(song, tmp_path, capsys, monkeypatch):
     assert len(err.splitlines()) == 1 and "EDITORBOT_TRACKER=beatroot: unknown beat tracker" in err
     assert main(["analyze", str(song), "--no-cache", "--tracker", "onset"]) == 0  # the flag wins
     assert "(onset tracker)" in capsys.readouterr().out
+    assert os.environ["EDITORBOT_TRACKER"] == "beatroot"  # the flag did not outlive the call
+    monkeypatch.delenv("EDITORBOT_TRACKER")
+    assert main(["analyze", str(song), "--no-cache", "--tracker", "onset"]) == 0
+    assert "EDITORBOT_TRACKER" not in os.environ
 
 
 def test_no_cache_writes_no_cache(song, tmp_path, capsys, monkeypatch):
