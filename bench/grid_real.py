@@ -56,6 +56,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from corpus import EXCERPT_S, Track, corpus_dir, load_tracks, reference_path
 
+from editorbot.bridge.commands.analyze import LOW_CONFIDENCE
 from editorbot.engine.audio import ANALYSIS_SR, analysis_mono, load_audio
 from editorbot.engine.grid import beat_grid
 from editorbot.engine.grid_scores import beat_f_measure
@@ -235,6 +236,24 @@ def summarise(results: list[TrackResult], name: str) -> dict[str, float]:
         f"tempo ok {100 * out['tempo_ok']:.0f}% (octave {out['octave']}, third {out['third']}, other {out['other']}), "
         f"downbeat F median {out['median_down_f']:.3f}, |phase| median {out['median_phase']:.2f} beats; "
         f"librosa beat F median {out['librosa_median_f']:.3f}"
+    )
+    # What a user is told: analyze warns under LOW_CONFIDENCE, so a wrong grid above it is the costly miss.
+    conf = np.array([r.confidence for r in results])
+    trusted = conf >= LOW_CONFIDENCE
+    tempo_ok = np.array([c == "ok" for c in classes])
+    out.update(
+        flagged=int((~trusted).sum()),
+        flagged_wrong=int(((~trusted) & (f < 0.8)).sum()),
+        confident_wrong=int((trusted & (f < 0.8)).sum()),
+        trusted_median_f=float(np.median(f[trusted])) if trusted.any() else float("nan"),
+        trusted_share_f08=float(np.mean(f[trusted] >= 0.8)) if trusted.any() else float("nan"),
+        trusted_tempo_ok=float(np.mean(tempo_ok[trusted])) if trusted.any() else float("nan"),
+    )
+    print(
+        f"{'':<5} flagged (confidence < {LOW_CONFIDENCE:g}): {out['flagged']}, of them beat F < 0.8: "
+        f"{out['flagged_wrong']}; confident and beat F < 0.8: {out['confident_wrong']}; the {int(trusted.sum())} "
+        f"trusted: beat F median {out['trusted_median_f']:.3f}, F>=0.8 on {100 * out['trusted_share_f08']:.0f}%, "
+        f"tempo ok {100 * out['trusted_tempo_ok']:.0f}%"
     )
     return out
 
