@@ -14,15 +14,13 @@ from editorbot.engine.grid_scores import beat_f_measure
 from editorbot.training.data.synth import (
     BEATS_PER_BAR,
     BEATS_PER_PHRASE,
-    DRUM_FAMILIES,
-    INSTRUMENTS,
     PEAK_DBFS,
     Song,
     main,
     plan_song,
-    swing_warp,
     synth_song,
 )
+from editorbot.training.data.synth_plan import DRUM_FAMILIES, INSTRUMENTS, swing_warp
 
 SECTION_NAMES = {"intro", "verse", "chorus", "bridge", "outro"}
 
