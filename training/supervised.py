@@ -204,7 +204,7 @@ def fit_song_timing(songs: Sequence[SongPair]) -> TimingModel:
 
 def _whole(song: SongPair) -> TimingBlocks:
     """One block over the whole timeline (pairs made without a plan's beats)."""
-    return TimingBlocks(np.zeros(1, dtype=np.int64), np.array([[song.duration_s / 2, 0.0, 1.0]]))
+    return TimingBlocks(np.zeros(1, dtype=np.int64), np.array([[song.duration_s / 2, 0.0, 0.0, 1.0]]))
 
 
 def retimed_songs(songs: Sequence[SongPair], timing: TimingModel) -> list[SongPair]:

@@ -86,15 +86,17 @@ def test_blocks_sit_on_the_plans_beats_mapped_to_the_output() -> None:
     blocks = timing_blocks(plan, int(6.0 * SR), SR)
     # beats 0..1.5 s play at 0..1.5 s, beats 4.5..7.5 s at 2.5..5.5 s, and the splice at 2.0 s
     assert (blocks.starts / SR).tolist() == pytest.approx([0, 0.5, 1.0, 1.5, 2.0, 2.5, 3.0, 3.5, 4.0, 4.5, 5.0, 5.5])
-    seconds, splices = blocks.features[:, 0], blocks.features[:, 1]
+    seconds, beats, splices = blocks.features[:, 0], blocks.features[:, 1], blocks.features[:, 2]
     assert seconds[0] == pytest.approx(0.25) and seconds[-1] == pytest.approx(5.75)
+    # beats played before each block's centre: 0.5, 1.0, 1.5 s, then (the splice at 2.0 s plays no beat) 2.5 s on
+    assert beats.tolist() == [0, 1, 2, 3, 3, 4, 5, 6, 7, 8, 9, 10]
     assert splices.tolist() == [0, 0, 0, 0, 1, 1, 1, 1, 1, 1, 1, 1]
-    assert np.all(blocks.features[:, 2] == 1.0)
+    assert np.all(blocks.features[:, 3] == 1.0)
 
 
 def test_retime_shifts_each_block_and_crossfades_at_the_edges() -> None:
     y = music(4.0, 0)
-    blocks = TimingBlocks(np.array([0, 2 * SR]), np.zeros((2, 3)))
+    blocks = TimingBlocks(np.array([0, 2 * SR]), np.zeros((2, 4)))
     assert retime(y, blocks, np.zeros(2), SR) is y
     out = retime(y, blocks, np.array([0.0, -0.025]), SR)
     k = int(0.025 * SR)
@@ -121,7 +123,8 @@ def test_fitted_drift_brings_held_out_edits_closer() -> None:
     blocks = [timing_blocks(plan_of(10.0), y.size, SR) for y in songs]
     model = fit_timing([(y, e, b) for y, e, b in zip(songs[:5], edits[:5], blocks[:5], strict=True)], SR)
     # the mean join skips 26 ms; joins come every 3.7 beats of 0.5 s on average: about -14 ms per second
-    assert -0.025 < model.weights[0] < -0.005
+    # per second or per beat (every beat is 0.5 s here)
+    assert -0.025 < model.weights[0] + 2 * model.weights[1] < -0.005
     assert model.fit["lag_abs_ms_after"] < 0.6 * model.fit["lag_abs_ms_before"]
     before, after, d_before, d_after = [], [], [], []
     for y, e, b in zip(songs[5:], edits[5:], blocks[5:], strict=True):
@@ -145,7 +148,7 @@ def test_level_rule_learns_a_peak_normalisation() -> None:
     blocks = [timing_blocks(plan_of(6.0), y.size, SR) for y in songs]
     model = fit_timing([(y * g, t, b) for y, g, t, b in zip(songs, gains, targets, blocks, strict=True)], SR)
     assert model.level_rule == "peak" and model.level_db == pytest.approx(-1.0, abs=1e-3)
-    assert model.weights == [0.0, 0.0, 0.0]  # no timing to learn: nothing retimed
+    assert model.weights == [0.0] * 4  # no timing to learn: nothing retimed
     held = music(6.0, 9) * 3.0
     out = model.apply([held], blocks[0], SR)[0]
     assert np.abs(out).max() == pytest.approx(10 ** (-1 / 20), rel=1e-4)
@@ -153,13 +156,13 @@ def test_level_rule_learns_a_peak_normalisation() -> None:
 
 def test_timing_model_round_trip_and_bounds() -> None:
     assert TimingModel.from_dict(None).is_identity
-    m = TimingModel(weights=[-0.01, 0.002, 0.0], level_rule="offset", level_db=-2.0)
+    m = TimingModel(weights=[-0.01, 0.0, 0.002, 0.0], level_rule="offset", level_db=-2.0)
     assert TimingModel.from_dict(m.to_dict()) == m
     with pytest.raises(ValueError):
         TimingModel.from_dict({**m.to_dict(), "weights": [0.0]})
     with pytest.raises(ValueError):
         TimingModel.from_dict({**m.to_dict(), "level_rule": "loud"})
-    far = TimingBlocks(np.array([0]), np.array([[1000.0, 0.0, 1.0]]))
+    far = TimingBlocks(np.array([0]), np.array([[1000.0, 0.0, 0.0, 1.0]]))
     assert m.lags(far)[0] == -MAX_LAG_S
 
 
@@ -180,7 +183,7 @@ def test_trainer_fits_the_timing_first_and_the_checkpoint_keeps_it(tmp_path: Pat
     songs = [song_pair(f"p{s}", s) for s in range(4)]
     train(songs[:3], songs[3:], tmp_path, config=cfg, quiet=True, max_steps=1)
     model = load_model(tmp_path / "best.pt")
-    assert model.timing.weights[0] < -0.003
+    assert model.timing.weights[0] + 2 * model.timing.weights[1] < -0.003
     assert model.timing.fit["pairs"] == 3
     off = SupervisedConfig(**{**cfg.to_dict(), "learn_timing": False})
     train(songs[:3], songs[3:], tmp_path / "off", config=off, quiet=True, max_steps=1)

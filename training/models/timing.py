@@ -17,8 +17,9 @@ DSP render (and to the structural re-sequencing) before it:
 - **timing**: the lag of the edit against the render, in seconds, per block
   of the output timeline (the plan's beats mapped onto it;
   ``timing_blocks``), is a linear function of the block's features
-  (``BLOCK_FEATURES``: seconds since the output's start, splices of the plan
-  before it, a constant), fitted by Huber regression on the lags measured
+  (``BLOCK_FEATURES``: seconds since the output's start, the plan's beats
+  and splices before it, a constant; an editor who joins pieces every few
+  beats drifts by beats, not seconds), fitted by Huber regression on the lags measured
   by cross-correlation between the render and the edit on training pairs
   (``measure_lags``). ``retime`` reads block ``k`` of the render at
   ``t - lag_k`` with a short linear cross-fade at every block edge: what the
@@ -47,7 +48,7 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 #: Names of the per-block features the lag is a linear function of.
-BLOCK_FEATURES: tuple[str, ...] = ("seconds", "splices", "const")
+BLOCK_FEATURES: tuple[str, ...] = ("seconds", "beats", "splices", "const")
 #: Largest lag searched when measuring a block's lag against the edit, seconds.
 MAX_LAG_S = 0.3
 #: Blocks whose best normalised correlation is below this are left out of the fit (effects, wrong labels).
@@ -82,10 +83,12 @@ class TimingBlocks:
         return np.append(self.starts[1:], n_samples).astype(np.int64)
 
 
-def _output_beats(plan: EditPlan) -> list[float]:
-    """The plan's grid beats that some segment plays, mapped onto the output timeline (seconds, sorted)."""
+def _output_beats(plan: EditPlan) -> tuple[list[float], np.ndarray]:
+    """``(block edges, beats)``: the segment starts and the grid beats some segment plays, mapped onto
+    the output timeline (seconds, sorted), and the mapped beats alone."""
     beats = np.asarray(plan.grid.beat_times, dtype=np.float64) if plan.grid is not None else np.zeros(0)
     out: list[float] = [0.0]
+    mapped: list[float] = []
     for seg in plan.segments:
         out.append(float(seg.dst_start_s))
         lo, hi = min(seg.src_start_s, seg.src_end_s), max(seg.src_start_s, seg.src_end_s)
@@ -95,7 +98,8 @@ def _output_beats(plan: EditPlan) -> list[float]:
         else:
             t = seg.dst_start_s + (inside - lo) / seg.rate
         out.extend(float(x) for x in t)
-    return sorted(set(out))
+        mapped.extend(float(x) for x in t)
+    return sorted(set(out)), np.sort(np.asarray(mapped, dtype=np.float64))
 
 
 def _splice_times(plan: EditPlan) -> np.ndarray:
@@ -113,7 +117,8 @@ def timing_blocks(plan: EditPlan, n_samples: int, sample_rate: int) -> TimingBlo
     """Blocks of the plan's output timeline (its beats; none shorter than ``MIN_BLOCK_S``) and their features."""
     sr = float(sample_rate)
     starts: list[int] = []
-    for t in _output_beats(plan):
+    edges, beats = _output_beats(plan)
+    for t in edges:
         s = int(round(t * sr))
         if s >= n_samples:
             break
@@ -125,8 +130,8 @@ def timing_blocks(plan: EditPlan, n_samples: int, sample_rate: int) -> TimingBlo
     ends = np.append(starts_a[1:], n_samples)
     centres = 0.5 * (starts_a + ends) / sr
     splices = _splice_times(plan)
-    feats = np.stack([centres, np.searchsorted(splices, centres, side="right").astype(np.float64),
-                      np.ones_like(centres)], axis=1)
+    feats = np.stack([centres, np.searchsorted(beats, centres, side="right").astype(np.float64),
+                      np.searchsorted(splices, centres, side="right").astype(np.float64), np.ones_like(centres)], axis=1)
     return TimingBlocks(starts_a, feats)
 
 
