@@ -98,7 +98,7 @@ def evaluate(test_dir: str, checkpoint: str) -> list[dict]:
         desired = load_audio(os.path.join(test_dir, read_label_doc(label_path)["edit"])).samples
         sr = raw.sample_rate
         dsp = render_plan(plan, raw.samples, sr)
-        timed = model.timing.apply([dsp], timing_blocks(plan, dsp.shape[1], sr), sr, level_of=dsp.mean(axis=0))[0]
+        timed = model.timing.apply([dsp], timing_blocks(plan, dsp.shape[1], sr), sr)[0]
         renders = {
             "learned": render_learned(plan, raw.samples, sr, model),
             "timing": timed,

@@ -1,6 +1,6 @@
 """What the distance between the DSP render of an inferred plan and another editor's edit is made of.
 
-    .venv/bin/python bench/supervised_parts.py DIR [--limit N]
+    .venv/bin/python bench/supervised_parts.py DIR [--limit N] [--checkpoint RUN/best.pt]
 
 ``DIR`` is a folder of foreign-editor pairs (``bench/foreign_pairs.py``,
 e.g. the dev half ``bench/supervised.py --out`` leaves in ``OUT/data``). For
@@ -22,7 +22,11 @@ hand (oracles: what a perfect model of that part would reach):
   per-band gain can do once the timing is right; what is left is the
   effects' phase, transients and tails, and the lags the oracle missed;
 - ``shift10``: the edit against itself 10 ms late, the metric's sensitivity
-  to timing alone.
+  to timing alone;
+- with ``--checkpoint``, ``learned``: the checkpoint's learned timing and
+  level (``training.models.timing.TimingModel``, no network) on the DSP
+  render: how much of the ``timing`` oracle's share the plan lets a model
+  take (use pairs the checkpoint was not trained on, e.g. ``OUT/test``).
 
 It prints the distances per pair and their means.
 """
@@ -45,7 +49,8 @@ from editorbot.engine.render import render_plan
 from editorbot.training.data.pairs import load_pair_plan, read_label_doc
 from editorbot.training.losses import NEPER_PER_DB, magnitude, multiscale_stft
 from editorbot.training.models.supervised import SpectralFrontEnd
-from editorbot.training.models.timing import MIN_CORRELATION, measure_lags, retime, timing_blocks
+from editorbot.training.models.timing import MIN_CORRELATION, TimingModel, measure_lags, retime, timing_blocks
+from editorbot.training.supervised import load_model
 
 PARTS = ("dsp", "level", "mp3", "xfade", "timing", "timing+band", "shift10")
 
@@ -71,8 +76,8 @@ def band_oracle(x: np.ndarray, target: np.ndarray, fe: SpectralFrontEnd, max_db:
     return np.stack(out)
 
 
-def parts_of(label_path: str, root: str) -> dict:
-    """The distances of ``PARTS`` for one pair."""
+def parts_of(label_path: str, root: str, timing: TimingModel | None = None) -> dict:
+    """The distances of ``PARTS`` (and ``learned`` with ``timing``) for one pair."""
     doc = read_label_doc(label_path)
     plan = load_pair_plan(label_path)
     raw = load_audio(plan.source.path)
@@ -94,6 +99,8 @@ def parts_of(label_path: str, root: str) -> dict:
     row["timing+band"] = distance(band_oracle(timed, edit, SpectralFrontEnd(sr, 128)), edit)
     k = sr // 100
     row["shift10"] = distance(np.concatenate([np.zeros((edit.shape[0], k), edit.dtype), edit[:, :-k]], axis=1), edit)
+    if timing is not None:
+        row["learned"] = distance(timing.apply([dsp], blocks, sr)[0], edit)
     row["lag_ms"] = float(1000 * np.mean(np.abs(lags[scores >= MIN_CORRELATION]))) if np.any(scores >= MIN_CORRELATION) else 0.0
     return row
 
@@ -103,6 +110,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("folder", help="pair folder (labels/, input/, desired_output/)")
     p.add_argument("--limit", type=int, help="the first N pairs only")
     p.add_argument("--threads", type=int, default=1, help="torch threads (default 1)")
+    p.add_argument("--checkpoint", help="a supervised checkpoint: also its learned timing and level alone")
     args = p.parse_args(argv)
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     torch.set_num_threads(args.threads)
@@ -110,17 +118,19 @@ def main(argv: list[str] | None = None) -> int:
     if not files:
         print(f"{args.folder}: no label files (labels/*.json)", file=sys.stderr)
         return 2
+    timing = load_model(args.checkpoint).timing if args.checkpoint else None
+    parts = PARTS + (("learned",) if timing is not None else ())
     rows = []
-    print(f"  {'pair':<48} " + " ".join(f"{k:>11}" for k in PARTS) + "  |lag| ms")
+    print(f"  {'pair':<48} " + " ".join(f"{k:>11}" for k in parts) + "  |lag| ms")
     for f in files:
-        r = parts_of(f, args.folder)
+        r = parts_of(f, args.folder, timing)
         rows.append(r)
-        print(f"  {r['name'][:48]:<48} " + " ".join(f"{r[k]:11.3f}" for k in PARTS) + f"  {r['lag_ms']:7.1f}", flush=True)
-    means = {k: float(np.mean([r[k] for r in rows])) for k in PARTS}
-    print(f"  {'mean of ' + str(len(rows)):<48} " + " ".join(f"{means[k]:11.3f}" for k in PARTS)
+        print(f"  {r['name'][:48]:<48} " + " ".join(f"{r[k]:11.3f}" for k in parts) + f"  {r['lag_ms']:7.1f}", flush=True)
+    means = {k: float(np.mean([r[k] for r in rows])) for k in parts}
+    print(f"  {'mean of ' + str(len(rows)):<48} " + " ".join(f"{means[k]:11.3f}" for k in parts)
           + f"  {np.mean([r['lag_ms'] for r in rows]):7.1f}")
     print("share of the DSP distance removed: " + ", ".join(
-        f"{k} {100 * (means['dsp'] - means[k]) / means['dsp']:.0f} %" for k in PARTS[1:-1]))
+        f"{k} {100 * (means['dsp'] - means[k]) / means['dsp']:.0f} %" for k in parts if k not in ("dsp", "shift10")))
     return 0
 
 

@@ -61,7 +61,14 @@ from editorbot.training.models.supervised import (
     label_tensors,
     output_width,
 )
-from editorbot.training.models.timing import TimingBlocks, TimingModel, fit_timing, timing_blocks
+from editorbot.training.models.timing import (
+    TimingBlocks,
+    TimingExample,
+    TimingModel,
+    fit_timing,
+    peak_dbfs,
+    timing_blocks,
+)
 from editorbot.training.run_state import (
     StopFlag,
     gather_rng_states,
@@ -122,6 +129,9 @@ class SongPair:
         sound covers every frame).
     blocks : TimingBlocks or None
         The plan's output beats and their features (``training.models.timing``).
+    base_peak_db, target_peak_db : float or None
+        Peaks of the DSP render and the edit over all their channels, dBFS
+        (None: the mono signals'), for the level rule.
     """
 
     name: str
@@ -133,6 +143,8 @@ class SongPair:
     labels: FrameLabels
     consistency: bool = True
     blocks: TimingBlocks | None = None
+    base_peak_db: float | None = None
+    target_peak_db: float | None = None
 
     @property
     def n_samples(self) -> int:
@@ -171,7 +183,8 @@ def load_song_pair(label_path: str | os.PathLike, data_dir: str | os.PathLike | 
     if desired.sample_rate != raw_audio.sample_rate:
         raise BadInput(desired.path, f"{desired.sample_rate} Hz, its raw file is {raw_audio.sample_rate} Hz")
     sr = raw_audio.sample_rate
-    base = _mono(render_plan(plan, raw_audio.samples, sr))
+    base_st = render_plan(plan, raw_audio.samples, sr)
+    base = _mono(base_st)
     raw = _mono(render_plan(structural_plan(plan), raw_audio.samples, sr))
     target = _mono(desired.samples)
     # A plan label inference found for another editor's work does not reproduce its splices to the
@@ -193,12 +206,15 @@ def load_song_pair(label_path: str | os.PathLike, data_dir: str | os.PathLike | 
         labels=frame_labels(plan, 1 + n // hop, hop / sr),
         consistency=STUDIO_SCOPE_OF.get(str(doc.get("style")), "") != "all",
         blocks=timing_blocks(plan, n, sr),
+        base_peak_db=peak_dbfs(base_st[:, :n]),
+        target_peak_db=peak_dbfs(desired.samples[:, :n]),
     )
 
 
 def fit_song_timing(songs: Sequence[SongPair]) -> TimingModel:
     """``training.models.timing.fit_timing`` on pairs in memory (DSP render against the desired edit)."""
-    examples = [(s.base, s.target, s.blocks if s.blocks is not None else _whole(s)) for s in songs]
+    examples = [TimingExample(s.base, s.target, s.blocks if s.blocks is not None else _whole(s), s.song,
+                              s.base_peak_db, s.target_peak_db) for s in songs]
     return fit_timing(examples, songs[0].sample_rate)
 
 
@@ -214,7 +230,7 @@ def retimed_songs(songs: Sequence[SongPair], timing: TimingModel) -> list[SongPa
     out = []
     for s in songs:
         blocks = s.blocks if s.blocks is not None else _whole(s)
-        base, raw = timing.apply([s.base, s.raw], blocks, s.sample_rate)
+        base, raw = timing.apply([s.base, s.raw], blocks, s.sample_rate, peak_db=s.base_peak_db)
         out.append(replace(s, base=base, raw=raw))
     return out
 
@@ -349,7 +365,7 @@ def render_learned(plan: EditPlan, samples: np.ndarray, sample_rate: int, model:
     n = base.shape[1]
     if not model.timing.is_identity:
         blocks = timing_blocks(plan, n, sample_rate)
-        base, raw = model.timing.apply([base, raw], blocks, sample_rate, level_of=_mono(base))
+        base, raw = model.timing.apply([base, raw], blocks, sample_rate)
     fe = model.frontend
     with torch.no_grad():
         _, base_lm, raw_lm = fe.features(torch.from_numpy(_mono(base))[None], torch.from_numpy(_mono(raw))[None])
@@ -612,7 +628,7 @@ def train(
                     "crop_frames": crop_frames, "steps_per_epoch": steps_per_epoch, "world": ddp.world,
                     "device": str(dev), "parameters": sum(p.numel() for p in model.parameters())},
             "timing": {"weights_s": timing.weights, "level_rule": timing.level_rule, "level_db": timing.level_db,
-                       **{k: v for k, v in timing.fit.items() if not isinstance(v, dict)}},
+                       "keep_scale": timing.keep_scale, **{k: v for k, v in timing.fit.items() if not isinstance(v, dict)}},
         }), step)
     progress_log = save_dir / "progress.jsonl"
 

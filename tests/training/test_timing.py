@@ -17,7 +17,9 @@ from editorbot.training.models.supervised import FrameLabels
 from editorbot.training.models.timing import (
     MAX_LAG_S,
     TimingBlocks,
+    TimingExample,
     TimingModel,
+    choose_keep_scale,
     fit_timing,
     measure_lags,
     retime,
@@ -121,7 +123,8 @@ def test_fitted_drift_brings_held_out_edits_closer() -> None:
     songs = [music(10.0, s) for s in range(8)]
     edits = [foreign_join(y, 100 + s) for s, y in enumerate(songs)]
     blocks = [timing_blocks(plan_of(10.0), y.size, SR) for y in songs]
-    model = fit_timing([(y, e, b) for y, e, b in zip(songs[:5], edits[:5], blocks[:5], strict=True)], SR)
+    model = fit_timing([TimingExample(y, e, b, f"s{i}") for i, (y, e, b) in enumerate(zip(songs[:5], edits[:5], blocks[:5], strict=True))],
+                       SR, guard_keep=False)
     # the mean join skips 26 ms; joins come every 3.7 beats of 0.5 s on average: about -14 ms per second
     # per second or per beat (every beat is 0.5 s here)
     assert -0.025 < model.weights[0] + 2 * model.weights[1] < -0.005
@@ -146,12 +149,56 @@ def test_level_rule_learns_a_peak_normalisation() -> None:
     gains = [0.3, 1.7, 0.8, 2.5]
     targets = [(y * g) / np.abs(y * g).max() * 10 ** (-1 / 20) for y, g in zip(songs, gains, strict=True)]
     blocks = [timing_blocks(plan_of(6.0), y.size, SR) for y in songs]
-    model = fit_timing([(y * g, t, b) for y, g, t, b in zip(songs, gains, targets, blocks, strict=True)], SR)
+    model = fit_timing([TimingExample(y * g, t, b) for y, g, t, b in zip(songs, gains, targets, blocks, strict=True)], SR)
     assert model.level_rule == "peak" and model.level_db == pytest.approx(-1.0, abs=1e-3)
     assert model.weights == [0.0] * 4  # no timing to learn: nothing retimed
     held = music(6.0, 9) * 3.0
     out = model.apply([held], blocks[0], SR)[0]
     assert np.abs(out).max() == pytest.approx(10 ** (-1 / 20), rel=1e-4)
+
+
+def test_level_rule_reads_the_peak_over_all_channels() -> None:
+    # a wide stereo song: its mono mix peaks well under its loudest channel, and so does the editor's file
+    left, right = music(6.0, 1), music(6.0, 2)
+    stereo = np.stack([left, right]) * 1.6
+    model = TimingModel(level_rule="peak", level_db=-1.0)
+    blocks = timing_blocks(plan_of(6.0), left.size, SR)
+    out = model.apply([stereo], blocks, SR)[0]
+    assert np.abs(out).max() == pytest.approx(10 ** (-1 / 20), rel=1e-4)
+    # the mono copy the trainer holds gets the same gain when told the stereo peak
+    mono = model.apply([stereo.mean(axis=0)], blocks, SR, peak_db=20 * np.log10(np.abs(stereo).max()))[0]
+    assert np.allclose(mono, out.mean(axis=0), atol=1e-6)
+    # fitted from the channels' peaks, not the mono mixes'
+    songs = [np.stack([music(6.0, 10 + s), music(6.0, 20 + s)]) * g for s, g in enumerate([0.4, 1.3, 2.0])]
+    edits = [y / np.abs(y).max() * 10 ** (-1 / 20) for y in songs]
+    ex = [TimingExample(y.mean(axis=0), e.mean(axis=0), blocks, f"s{i}", 20 * np.log10(np.abs(y).max()),
+                        20 * np.log10(np.abs(e).max())) for i, (y, e) in enumerate(zip(songs, edits, strict=True))]
+    fitted = fit_timing(ex, SR)
+    assert fitted.level_rule == "peak" and fitted.level_db == pytest.approx(-1.0, abs=1e-3)
+
+
+def test_keep_blocks_and_the_keep_guard() -> None:
+    plan = plan_of(8.0, cut=(2.0, 4.0))
+    plan.segments[1].action = "LOOP"
+    blocks = timing_blocks(plan, int(6.0 * SR), SR)
+    assert blocks.keep is not None and blocks.keep.tolist() == [True] * 4 + [False] * 8
+    m = TimingModel(weights=[-0.01, 0.0, 0.0, 0.0], keep_scale=0.5)
+    full = TimingModel(weights=[-0.01, 0.0, 0.0, 0.0]).lags(blocks)
+    assert np.allclose(m.lags(blocks), np.where(blocks.keep, 0.5 * full, full))
+    # an editor that leaves KEEP spans where the plan has them: the guard keeps the lag off them
+    songs = [music(6.0, s) for s in range(4)]
+    blocks = [timing_blocks(plan_of(6.0), y.size, SR) for y in songs]
+    ex = [TimingExample(y, y.copy(), b, f"s{i}") for i, (y, b) in enumerate(zip(songs, blocks, strict=True))]
+    measured = [measure_lags(e.render, e.target, e.blocks, SR) for e in ex]
+    drifting = TimingModel(weights=[-0.01, 0.0, 0.0, 0.0])
+    assert choose_keep_scale(drifting, ex, measured, SR) == 0.0
+    assert drifting.fit["keep_guard"]["pairs_worse_than_dsp"][0] == 0
+    # one whose every join skips source: the lag is worth having on KEEP spans too
+    edits = [foreign_join(y, 60 + i) for i, y in enumerate(songs)]
+    ex = [TimingExample(y[: e.size], e[: y.size], timing_blocks(plan_of(6.0), min(y.size, e.size), SR), f"s{i}")
+          for i, (y, e) in enumerate(zip(songs, edits, strict=True))]
+    model = fit_timing(ex, SR)
+    assert any(model.weights) and model.keep_scale > 0.0
 
 
 def test_timing_model_round_trip_and_bounds() -> None:

@@ -26,8 +26,17 @@ DSP render (and to the structural re-sequencing) before it:
   editor's splices do, at the average rate.
 - **level**: one of three rules, the one whose output level is closest to
   the training edits' (mean absolute dB error of the RMS level): ``none``,
-  ``offset`` (a fixed gain) or ``peak`` (normalise the whole render's peak
-  to a learned level).
+  ``offset`` (a fixed gain) or ``peak`` (normalise the whole render's peak,
+  over all its channels, to a learned level: an editor normalises the
+  file it writes, and a mono mix's peak sits 0-3 dB under it depending on
+  the stereo width).
+- **KEEP guard**: on blocks inside the plan's KEEP segments the lag is
+  scaled by ``keep_scale`` (0, 1/4, ... 1), chosen by cross-validation
+  over the training songs (``choose_keep_scale``): the scale whose
+  held-out KEEP spans come out farther from their edit than the DSP
+  render's in the fewest pairs, then the closest on average. Where the
+  drift of one edit is slower than the average, a full shift moves KEEP
+  audio away from where the edit has it; a smaller one risks less.
 
 An identity model (``TimingModel()``) changes nothing, so a model that was
 never fitted renders the DSP plan.
@@ -60,6 +69,9 @@ RETIME_XFADE_S = 0.01
 #: Huber threshold of the lag regression, seconds.
 HUBER_S = 0.02
 LEVEL_RULES: tuple[str, ...] = ("none", "offset", "peak")
+#: Shares of the lag the KEEP guard tries on KEEP blocks, and its cross-validation folds (by song).
+KEEP_SCALES: tuple[float, ...] = (0.0, 0.25, 0.5, 0.75, 1.0)
+KEEP_FOLDS = 3
 
 
 @dataclass
@@ -73,10 +85,14 @@ class TimingBlocks:
         each block ends where the next starts (the last at the timeline's end).
     features : np.ndarray
         ``(n_blocks, len(BLOCK_FEATURES))`` float64, at each block's centre.
+    keep : np.ndarray or None
+        ``(n_blocks,)`` bool: the block's centre lies in a KEEP segment of
+        the plan (None: no plan, no block is KEEP).
     """
 
     starts: np.ndarray
     features: np.ndarray
+    keep: np.ndarray | None = None
 
     def ends(self, n_samples: int) -> np.ndarray:
         """``(n_blocks,)`` one past the last sample of each block."""
@@ -132,7 +148,11 @@ def timing_blocks(plan: EditPlan, n_samples: int, sample_rate: int) -> TimingBlo
     splices = _splice_times(plan)
     feats = np.stack([centres, np.searchsorted(beats, centres, side="right").astype(np.float64),
                       np.searchsorted(splices, centres, side="right").astype(np.float64), np.ones_like(centres)], axis=1)
-    return TimingBlocks(starts_a, feats)
+    keep = np.zeros(centres.size, dtype=bool)
+    for seg in plan.segments:
+        if seg.action == "KEEP":
+            keep |= (centres >= seg.dst_start_s) & (centres < seg.dst_start_s + seg.length_s)
+    return TimingBlocks(starts_a, feats, keep)
 
 
 def measure_lags(render: np.ndarray, target: np.ndarray, blocks: TimingBlocks, sample_rate: int,
@@ -226,7 +246,8 @@ def _rms_db(x: np.ndarray) -> float:
     return float(10.0 * np.log10(max(float(np.mean(np.square(x, dtype=np.float64))), 1e-12)))
 
 
-def _peak_db(x: np.ndarray) -> float:
+def peak_dbfs(x: np.ndarray) -> float:
+    """The peak of ``x`` (any shape: every channel), dBFS (-180 for silence)."""
     return float(20.0 * np.log10(max(float(np.max(np.abs(x))) if x.size else 0.0, 1e-9)))
 
 
@@ -240,8 +261,10 @@ class TimingModel:
         Lag in seconds = ``features @ weights`` (``BLOCK_FEATURES``); zeros: no retiming.
     level_rule : str
         ``"none"``, ``"offset"`` (add ``level_db``) or ``"peak"`` (scale the
-        render so its peak is ``level_db`` dBFS).
+        render so its peak over all channels is ``level_db`` dBFS).
     level_db : float
+    keep_scale : float
+        Share of the predicted lag applied on KEEP blocks (1: all of it).
     fit : dict
         What the fit saw (pairs, blocks used, mean absolute lag before and
         after, level errors per rule), for the record.
@@ -250,6 +273,7 @@ class TimingModel:
     weights: list[float] = field(default_factory=lambda: [0.0] * len(BLOCK_FEATURES))
     level_rule: str = "none"
     level_db: float = 0.0
+    keep_scale: float = 1.0
     fit: dict[str, Any] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
@@ -261,7 +285,8 @@ class TimingModel:
         if not doc:
             return cls()
         model = cls(**doc)
-        if len(model.weights) != len(BLOCK_FEATURES) or model.level_rule not in LEVEL_RULES:
+        if (len(model.weights) != len(BLOCK_FEATURES) or model.level_rule not in LEVEL_RULES
+                or not 0.0 <= model.keep_scale <= 1.0):
             raise ValueError(f"timing model {doc!r} does not fit features {BLOCK_FEATURES} / rules {LEVEL_RULES}")
         return model
 
@@ -269,29 +294,35 @@ class TimingModel:
     def is_identity(self) -> bool:
         return not any(self.weights) and self.level_rule == "none"
 
-    def lags(self, blocks: TimingBlocks) -> np.ndarray:
-        """``(n_blocks,)`` predicted lags, seconds, bounded to ``+-MAX_LAG_S``."""
-        return np.clip(blocks.features @ np.asarray(self.weights, dtype=np.float64), -MAX_LAG_S, MAX_LAG_S)
+    def lags(self, blocks: TimingBlocks, keep_scale: float | None = None) -> np.ndarray:
+        """``(n_blocks,)`` predicted lags, seconds, bounded to ``+-MAX_LAG_S``; KEEP blocks' scaled by
+        ``keep_scale`` (default the model's)."""
+        lags = np.clip(blocks.features @ np.asarray(self.weights, dtype=np.float64), -MAX_LAG_S, MAX_LAG_S)
+        scale = self.keep_scale if keep_scale is None else keep_scale
+        if blocks.keep is not None and scale != 1.0:
+            lags = np.where(blocks.keep, scale * lags, lags)
+        return lags
 
-    def level_gain_db(self, render: np.ndarray) -> float:
-        """The gain in dB the level rule gives ``render`` (any shape)."""
+    def level_gain_db(self, peak_db: float) -> float:
+        """The gain in dB the level rule gives a render whose peak over all channels is ``peak_db`` dBFS."""
         if self.level_rule == "offset":
             return float(self.level_db)
         if self.level_rule == "peak":
-            return float(self.level_db - _peak_db(render))
+            return float(self.level_db - peak_db)
         return 0.0
 
     def apply(self, renders: Sequence[np.ndarray], blocks: TimingBlocks, sample_rate: int,
-              level_of: np.ndarray | None = None) -> list[np.ndarray]:
+              peak_db: float | None = None) -> list[np.ndarray]:
         """Retime each of ``renders`` (``(..., n)``, one timeline) and scale it by the level rule's gain.
 
-        The gain is computed from ``level_of`` (default ``renders[0]``) after
-        retiming, so the render and its re-sequencing get the same gain.
+        The gain comes from ``peak_db``, the DSP render's peak over all its
+        channels (default: ``renders[0]``'s), before retiming, so the render
+        and its re-sequencing get the same gain in training (mono) and at
+        render time (every channel).
         """
         lags = self.lags(blocks)
         out = [retime(r, blocks, lags, sample_rate) for r in renders]
-        ref = out[0] if level_of is None else retime(level_of, blocks, lags, sample_rate)
-        g = 10.0 ** (self.level_gain_db(ref) / 20.0)
+        g = 10.0 ** (self.level_gain_db(peak_dbfs(renders[0]) if peak_db is None else peak_db) / 20.0)
         return [(o * g).astype(o.dtype) if g != 1.0 else o for o in out]
 
 
@@ -310,42 +341,53 @@ def _huber_fit(x: np.ndarray, y: np.ndarray, w: np.ndarray, delta: float, iters:
     return beta
 
 
-def fit_timing(examples: Sequence[tuple[np.ndarray, np.ndarray, TimingBlocks]], sample_rate: int) -> TimingModel:
-    """Fit the lag regression and choose the level rule on training pairs.
+@dataclass
+class TimingExample:
+    """One training pair for ``fit_timing``.
 
-    Parameters
+    Attributes
     ----------
-    examples : sequence of (render, target, blocks)
-        Per training pair: the plan's render ``(n,)`` mono, the person's edit
-        ``(n,)`` mono on the same timeline, and the render's blocks.
+    render, target : np.ndarray
+        ``(n,)`` mono: the plan's DSP render and the person's edit, one timeline.
+    blocks : TimingBlocks
+        Of the render's timeline.
+    song : str
+        The pair's song (pairs of one song stay on one side of a cross-validation split).
+    render_peak_db, target_peak_db : float or None
+        Peaks over all channels, dBFS (None: the mono signals' own).
+    """
+
+    render: np.ndarray
+    target: np.ndarray
+    blocks: TimingBlocks
+    song: str = ""
+    render_peak_db: float | None = None
+    target_peak_db: float | None = None
+
+    def peaks(self) -> tuple[float, float]:
+        """``(render, target)`` peaks over all channels, dBFS."""
+        r = peak_dbfs(self.render) if self.render_peak_db is None else self.render_peak_db
+        t = peak_dbfs(self.target) if self.target_peak_db is None else self.target_peak_db
+        return float(r), float(t)
+
+
+def fit_timing(examples: Sequence[TimingExample], sample_rate: int, *, guard_keep: bool = True) -> TimingModel:
+    """Fit the lag regression, choose the level rule and (``guard_keep``) the KEEP guard on training pairs.
 
     Returns
     -------
     TimingModel
         Fitted; lags keep the identity where no block correlates well enough.
     """
-    xs, ys, ws = [], [], []
-    for render, target, blocks in examples:
-        lags, scores = measure_lags(render, target, blocks, sample_rate)
-        keep = scores >= MIN_CORRELATION
-        xs.append(blocks.features[keep])
-        ys.append(lags[keep])
-        lengths = (blocks.ends(render.shape[0]) - blocks.starts) / sample_rate
-        ws.append(lengths[keep])
-    x, y, w = np.concatenate(xs), np.concatenate(ys), np.concatenate(ws)
+    measured = [measure_lags(e.render, e.target, e.blocks, sample_rate) for e in examples]
     model = TimingModel()
-    if y.size >= 2 * len(BLOCK_FEATURES):
-        beta = _huber_fit(x, y, w, HUBER_S)
-        after = float(np.average(np.abs(y - np.clip(x @ beta, -MAX_LAG_S, MAX_LAG_S)), weights=w))
-        before = float(np.average(np.abs(y), weights=w))
-        if after < before:
-            model.weights = [float(b) for b in beta]
-        model.fit.update({"blocks": int(y.size), "lag_abs_ms_before": 1000 * before, "lag_abs_ms_after": 1000 * after})
+    beta = _fit_lags(examples, measured, sample_rate, model.fit)
+    if beta is not None:
+        model.weights = [float(b) for b in beta]
     # level: each rule's mean absolute error of the output's RMS level against the edit's
-    base_rms = np.array([_rms_db(r) for r, _, _ in examples])
-    target_rms = np.array([_rms_db(t) for _, t, _ in examples])
-    peaks = np.array([_peak_db(t) for _, t, _ in examples])
-    base_peaks = np.array([_peak_db(r) for r, _, _ in examples])
+    base_rms = np.array([_rms_db(e.render) for e in examples])
+    target_rms = np.array([_rms_db(e.target) for e in examples])
+    base_peaks, peaks = np.array([e.peaks() for e in examples]).T
     offset = float(np.median(target_rms - base_rms))
     peak = float(np.median(peaks))
     errors = {
@@ -356,7 +398,90 @@ def fit_timing(examples: Sequence[tuple[np.ndarray, np.ndarray, TimingBlocks]], 
     rule = min(errors, key=lambda k: errors[k])
     model.level_rule, model.level_db = rule, {"none": 0.0, "offset": offset, "peak": peak}[rule]
     model.fit.update({"pairs": len(examples), "level_error_db": errors})
-    log.info("timing: lag = %s s (%s), mean |lag| %.1f -> %.1f ms over %d blocks; level %s %.2f dB",
+    if guard_keep and any(model.weights):
+        model.keep_scale = choose_keep_scale(model, examples, measured, sample_rate)
+    log.info("timing: lag = %s s (%s), mean |lag| %.1f -> %.1f ms over %d blocks; level %s %.2f dB; KEEP scale %.2f",
              np.round(model.weights, 5).tolist(), ", ".join(BLOCK_FEATURES), model.fit.get("lag_abs_ms_before", 0.0),
-             model.fit.get("lag_abs_ms_after", 0.0), model.fit.get("blocks", 0), rule, model.level_db)
+             model.fit.get("lag_abs_ms_after", 0.0), model.fit.get("blocks", 0), rule, model.level_db,
+             model.keep_scale)
     return model
+
+
+def _fit_lags(examples: Sequence[TimingExample], measured: Sequence[tuple[np.ndarray, np.ndarray]],
+              sample_rate: int, record: dict[str, Any] | None = None) -> np.ndarray | None:
+    """The Huber lag regression's weights on the well-correlated blocks (None when too few, or no better
+    than no lag at all); ``record`` gets the block count and mean |lag| before and after."""
+    xs, ys, ws = [], [], []
+    for e, (lags, scores) in zip(examples, measured, strict=True):
+        keep = scores >= MIN_CORRELATION
+        xs.append(e.blocks.features[keep])
+        ys.append(lags[keep])
+        ws.append(((e.blocks.ends(e.render.shape[0]) - e.blocks.starts) / sample_rate)[keep])
+    x, y, w = np.concatenate(xs), np.concatenate(ys), np.concatenate(ws)
+    if y.size < 2 * len(BLOCK_FEATURES):
+        return None
+    beta = _huber_fit(x, y, w, HUBER_S)
+    after = float(np.average(np.abs(y - np.clip(x @ beta, -MAX_LAG_S, MAX_LAG_S)), weights=w))
+    before = float(np.average(np.abs(y), weights=w))
+    if record is not None:
+        record.update({"blocks": int(y.size), "lag_abs_ms_before": 1000 * before, "lag_abs_ms_after": 1000 * after})
+    return beta if after < before else None
+
+
+def _keep_distance(x: np.ndarray, target: np.ndarray, blocks: TimingBlocks) -> float:
+    """Multi-scale STFT distance of ``x`` to ``target`` (``(n,)`` mono) over the KEEP blocks, joined."""
+    import torch
+
+    from editorbot.training.losses import multiscale_stft
+
+    ends = blocks.ends(x.shape[0])
+    assert blocks.keep is not None
+    idx = np.concatenate([np.arange(a, b) for a, b, k in zip(blocks.starts, ends, blocks.keep, strict=True) if k])
+    with torch.no_grad():
+        return float(multiscale_stft(torch.from_numpy(np.ascontiguousarray(x[idx], dtype=np.float32)),
+                                     torch.from_numpy(np.ascontiguousarray(target[idx], dtype=np.float32))))
+
+
+def choose_keep_scale(model: TimingModel, examples: Sequence[TimingExample],
+                      measured: Sequence[tuple[np.ndarray, np.ndarray]], sample_rate: int) -> float:
+    """The KEEP guard: the share of the lag applied on KEEP blocks, by cross-validation over songs.
+
+    The songs are dealt into ``KEEP_FOLDS`` folds; for each, the lag
+    regression is refitted on the others and every held-out pair with KEEP
+    blocks is rendered (retimed with each of ``KEEP_SCALES`` on its KEEP
+    blocks, levelled by ``model``'s rule) and measured against its edit
+    over those blocks. The scale with the fewest pairs farther from the
+    edit than the DSP render wins, then the lowest mean distance. ``1.0``
+    when fewer than two songs or no KEEP blocks are at hand.
+    """
+    songs = sorted({e.song for e in examples})
+    usable = [i for i, e in enumerate(examples) if e.blocks.keep is not None and e.blocks.keep.any()]
+    if len(songs) < 2 or not usable:
+        return 1.0
+    n_folds = min(KEEP_FOLDS, len(songs))
+    worse = np.zeros(len(KEEP_SCALES))
+    total = np.zeros(len(KEEP_SCALES))
+    for f in range(n_folds):
+        held = set(songs[f::n_folds])
+        train_i = [i for i, e in enumerate(examples) if e.song not in held]
+        beta = _fit_lags([examples[i] for i in train_i], [measured[i] for i in train_i], sample_rate)
+        fold = TimingModel(weights=[float(b) for b in beta] if beta is not None else model.weights,
+                           level_rule=model.level_rule, level_db=model.level_db)
+        for i in usable:
+            e = examples[i]
+            if e.song not in held:
+                continue
+            g = 10.0 ** (fold.level_gain_db(e.peaks()[0]) / 20.0)
+            dsp = _keep_distance(e.render, e.target, e.blocks)
+            for j, s in enumerate(KEEP_SCALES):
+                d = _keep_distance(retime(e.render, e.blocks, fold.lags(e.blocks, s), sample_rate) * g, e.target,
+                                   e.blocks)
+                worse[j] += d > dsp
+                total[j] += d
+    n = len(usable)
+    best = min(range(len(KEEP_SCALES)), key=lambda j: (worse[j], total[j]))
+    model.fit["keep_guard"] = {"scales": list(KEEP_SCALES), "pairs_worse_than_dsp": worse.astype(int).tolist(),
+                               "mean_keep_distance": (total / n).round(4).tolist(), "pairs": n}
+    log.info("timing: KEEP guard, scales %s: held-out pairs worse than DSP on KEEP %s of %d, mean distance %s",
+             list(KEEP_SCALES), worse.astype(int).tolist(), n, np.round(total / n, 3).tolist())
+    return float(KEEP_SCALES[best])
