@@ -384,9 +384,10 @@ def fit_timing(examples: Sequence[TimingExample], sample_rate: int, *, guard_kee
     beta = _fit_lags(examples, measured, sample_rate, model.fit)
     if beta is not None:
         model.weights = [float(b) for b in beta]
-    # level: each rule's mean absolute error of the output's RMS level against the edit's
-    base_rms = np.array([_rms_db(e.render) for e in examples])
-    target_rms = np.array([_rms_db(e.target) for e in examples])
+    # level: each rule's mean absolute error of the output's RMS level against the edit's, over the KEEP
+    # blocks where a pair has them (what the editor changed elsewhere is not its level)
+    base_rms = np.array([_rms_db(_keep_part(e.render, e.blocks, sample_rate)) for e in examples])
+    target_rms = np.array([_rms_db(_keep_part(e.target, e.blocks, sample_rate)) for e in examples])
     base_peaks, peaks = np.array([e.peaks() for e in examples]).T
     offset = float(np.median(target_rms - base_rms))
     peak = float(np.median(peaks))
@@ -426,6 +427,16 @@ def _fit_lags(examples: Sequence[TimingExample], measured: Sequence[tuple[np.nda
     if record is not None:
         record.update({"blocks": int(y.size), "lag_abs_ms_before": 1000 * before, "lag_abs_ms_after": 1000 * after})
     return beta if after < before else None
+
+
+def _keep_part(x: np.ndarray, blocks: TimingBlocks, sample_rate: int, min_s: float = 1.0) -> np.ndarray:
+    """``x`` (``(n,)``) over the KEEP blocks, joined; all of ``x`` when they hold under ``min_s`` seconds."""
+    if blocks.keep is None or not blocks.keep.any():
+        return x
+    ends = blocks.ends(x.shape[0])
+    parts = [x[int(a) : int(b)] for a, b, k in zip(blocks.starts, ends, blocks.keep, strict=True) if k]
+    joined = np.concatenate(parts)
+    return joined if joined.size >= min_s * sample_rate else x
 
 
 def _keep_distance(x: np.ndarray, target: np.ndarray, blocks: TimingBlocks) -> float:
