@@ -69,6 +69,8 @@ RETIME_XFADE_S = 0.01
 #: Huber threshold of the lag regression, seconds.
 HUBER_S = 0.02
 LEVEL_RULES: tuple[str, ...] = ("none", "offset", "peak")
+#: A level rule other than ``none`` must lower the training pairs' mean level error by this much, dB.
+LEVEL_MIN_GAIN_DB = 0.1
 #: Shares of the lag the KEEP guard tries on KEEP blocks, and its cross-validation folds (by song).
 KEEP_SCALES: tuple[float, ...] = (0.0, 0.25, 0.5, 0.75, 1.0)
 KEEP_FOLDS = 3
@@ -397,6 +399,8 @@ def fit_timing(examples: Sequence[TimingExample], sample_rate: int, *, guard_kee
         "peak": float(np.mean(np.abs(target_rms - (base_rms + peak - base_peaks)))),
     }
     rule = min(errors, key=lambda k: errors[k])
+    if errors[rule] > errors["none"] - LEVEL_MIN_GAIN_DB:
+        rule = "none"  # a rule that barely helps on the training pairs is noise at render time
     model.level_rule, model.level_db = rule, {"none": 0.0, "offset": offset, "peak": peak}[rule]
     model.fit.update({"pairs": len(examples), "level_error_db": errors})
     if guard_keep and any(model.weights):
