@@ -18,7 +18,10 @@ held-out pairs compares three renders of the same plan against the true edit
 by multi-scale STFT distance (``training.losses.multiscale_stft``,
 512/1024/2048; the common length of render and edit):
 
-- learned: ``training.supervised.render_learned`` with the best checkpoint;
+- learned: ``training.supervised.render_learned`` with the best checkpoint
+  (the learned timing and level, then the network's per-band gain);
+- timing: the learned timing and level alone on the DSP render (the
+  checkpoint's ``TimingModel``, no network), to show what each part brings;
 - dsp: ``engine.render.render_plan`` (the baseline run in the same process);
 - raw: the plan's structural re-sequencing of the raw audio.
 
@@ -28,7 +31,7 @@ worse there), per song and on average, the ratio learned/dsp (goal <= 0.5)
 and the model size and training time. Pairs already in ``--out`` are reused.
 
     .venv/bin/python bench/supervised.py [--data foreign|studio] [--songs 12] [--seeds 2] [--test-songs 6]
-        [--excerpt 30] [--minutes 8] [--dim 64] [--layers 2] [--raw-mix] [--out DIR]
+        [--excerpt 30] [--minutes 8] [--dim 64] [--layers 2] [--raw-mix] [--no-timing] [--out DIR]
 """
 
 from __future__ import annotations
@@ -50,6 +53,7 @@ from editorbot.engine.render import render_plan
 from editorbot.training.config import SupervisedConfig
 from editorbot.training.data.pairs import load_pair_plan, read_label_doc
 from editorbot.training.losses import multiscale_stft
+from editorbot.training.models.timing import BLOCK_FEATURES, timing_blocks
 from editorbot.training.supervised import (
     load_model,
     load_song_pairs,
@@ -93,9 +97,12 @@ def evaluate(test_dir: str, checkpoint: str) -> list[dict]:
         raw = load_audio(plan.source.path)
         desired = load_audio(os.path.join(test_dir, read_label_doc(label_path)["edit"])).samples
         sr = raw.sample_rate
+        dsp = render_plan(plan, raw.samples, sr)
+        timed = model.timing.apply([dsp], timing_blocks(plan, dsp.shape[1], sr), sr)[0]
         renders = {
             "learned": render_learned(plan, raw.samples, sr, model),
-            "dsp": render_plan(plan, raw.samples, sr),
+            "timing": timed,
+            "dsp": dsp,
             "raw": render_plan(structural_plan(plan), raw.samples, sr),
         }
         n = min(desired.shape[1], *(r.shape[1] for r in renders.values()))
@@ -133,6 +140,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--lr", type=float, default=2e-3, help="learning rate (default 2e-3)")
     p.add_argument("--raw-mix", action="store_true",
                    help="the decoder also mixes in the raw re-sequencing per band (SupervisedConfig.raw_mix)")
+    p.add_argument("--no-timing", action="store_true",
+                   help="no learned timing and level before the network (SupervisedConfig.learn_timing off)")
     p.add_argument("--batch-size", type=int, default=8, help="crops per step (default 8)")
     p.add_argument("--threads", type=int, default=2, help="torch threads (default 2)")
     p.add_argument("--out", help="work folder; pairs already there are reused (default: a temporary one)")
@@ -157,32 +166,46 @@ def main(argv: list[str] | None = None) -> int:
 
     cfg = SupervisedConfig(encoder_dim=args.dim, decoder_dim=args.dim, n_layers=args.layers, n_heads=4,
                            lr=args.lr, dropout=0.0, patience=4, epochs=200, checkpoint_every=100, val_fraction=0.2,
-                           crop_s=args.crop_s, raw_mix=args.raw_mix, batch_size=args.batch_size)
+                           crop_s=args.crop_s, raw_mix=args.raw_mix, batch_size=args.batch_size,
+                           learn_timing=not args.no_timing)
     songs = load_song_pairs(data_dir, quiet=True)
     train_songs, val_songs = split_by_song(songs, cfg.val_fraction, cfg.seed)
     t = time.perf_counter()
     result = train(train_songs, val_songs, save_dir, config=cfg, quiet=True, max_seconds=60.0 * args.minutes)
     train_s = time.perf_counter() - t
-    n_params = sum(q.numel() for q in load_model(os.path.join(save_dir, "best.pt")).parameters())
+    best = load_model(os.path.join(save_dir, "best.pt"))
+    n_params = sum(q.numel() for q in best.parameters())
+    timing = best.timing
 
     rows = evaluate(test_dir, os.path.join(save_dir, "best.pt"))
     print(f"pairs: {what}; {len(train_songs)} train / {len(val_songs)} val pairs (split by song), "
           f"{len(rows)} test pairs; made or found in {data_s:.0f} s")
-    output = "per-band gain and raw mix" if args.raw_mix else "per-band gain"
+    output = ("learned timing and level, " if not timing.is_identity else "") + (
+        "per-band gain and raw mix" if args.raw_mix else "per-band gain")
     print(f"model: {output}, dim {args.dim}, {args.layers}+{args.layers} layers, {n_params / 1e3:.0f} k parameters; "
           f"trained {result['step']} steps, {result['epoch']} epochs in {train_s / 60:.1f} min on {args.threads} "
           f"threads{' (early stop)' if result['stopped_early'] else ''}; best val/total_loss "
           f"{result['best_val']:.4f} at epoch {result['best_epoch']}; TensorBoard: {save_dir}/tb")
+    if not timing.is_identity:
+        fit = timing.fit
+        print(f"timing: lag = {[round(w, 5) for w in timing.weights]} s x ({', '.join(BLOCK_FEATURES)}); on the "
+              f"training pairs mean |lag| {fit.get('lag_abs_ms_before', 0.0):.1f} -> "
+              f"{fit.get('lag_abs_ms_after', 0.0):.1f} ms over {fit.get('blocks', 0)} beats; level rule "
+              f"{timing.level_rule} {timing.level_db:.2f} dB")
     print("multi-scale STFT distance to the true edit, per held-out pair (whole edit | KEEP spans):")
-    print(f"  {'pair':<48} {'learned':>8} {'dsp':>8} {'raw':>8} | {'learned':>8} {'dsp':>8}  keep s")
+    print(f"  {'pair':<48} {'learned':>8} {'timing':>8} {'dsp':>8} {'raw':>8} | {'learned':>8} {'timing':>8} "
+          f"{'dsp':>8}  keep s")
+    nan = float("nan")
     for r in rows:
-        print(f"  {r['name'][:48]:<48} {r['learned']:8.4f} {r['dsp']:8.4f} {r['raw']:8.4f} | "
-              f"{r.get('learned_keep', float('nan')):8.4f} {r.get('dsp_keep', float('nan')):8.4f}  {r['keep_s']:5.1f}")
-    d = {k: mean_of(rows, k) for k in ("learned", "dsp", "raw", "learned_keep", "dsp_keep")}
-    print(f"  {'mean':<48} {d['learned']:8.4f} {d['dsp']:8.4f} {d['raw']:8.4f} | "
-          f"{d['learned_keep']:8.4f} {d['dsp_keep']:8.4f}")
+        print(f"  {r['name'][:48]:<48} {r['learned']:8.4f} {r['timing']:8.4f} {r['dsp']:8.4f} {r['raw']:8.4f} | "
+              f"{r.get('learned_keep', nan):8.4f} {r.get('timing_keep', nan):8.4f} {r.get('dsp_keep', nan):8.4f}  "
+              f"{r['keep_s']:5.1f}")
+    d = {k: mean_of(rows, k) for k in ("learned", "timing", "dsp", "raw", "learned_keep", "timing_keep", "dsp_keep")}
+    print(f"  {'mean':<48} {d['learned']:8.4f} {d['timing']:8.4f} {d['dsp']:8.4f} {d['raw']:8.4f} | "
+          f"{d['learned_keep']:8.4f} {d['timing_keep']:8.4f} {d['dsp_keep']:8.4f}")
     worse_keep = [r["name"] for r in rows if r.get("learned_keep", 0.0) > r.get("dsp_keep", 0.0)]
-    print(f"ratio learned/dsp {d['learned'] / d['dsp']:.3f} (goal <= 0.5), learned/raw {d['learned'] / d['raw']:.3f}; "
+    print(f"ratio learned/dsp {d['learned'] / d['dsp']:.3f} (goal <= 0.5), timing alone/dsp "
+          f"{d['timing'] / d['dsp']:.3f}, learned/raw {d['learned'] / d['raw']:.3f}; "
           f"KEEP spans learned/dsp {d['learned_keep'] / d['dsp_keep']:.3f} (goal <= 1), "
           f"worse on KEEP spans in {len(worse_keep)} of {len(rows)} pairs")
     return 0 if d["learned"] <= 0.5 * d["dsp"] and not worse_keep else 1

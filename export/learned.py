@@ -16,7 +16,10 @@
 The STFT, the log-mels and the spreading of the gains onto the STFT stay
 outside, in ``training.models.supervised.SpectralFrontEnd``; the sidecar
 records its ``spec_hash`` and ``OnnxEditSound`` refuses a model whose front
-end this editorbot would not reproduce. ``OnnxEditSound`` stands wherever
+end this editorbot would not reproduce. The sidecar's ``timing`` (version 2)
+is the learned timing and level (``training.models.timing.TimingModel``)
+applied to the DSP render before the network, as with the checkpoint.
+``OnnxEditSound`` stands wherever
 ``training.supervised.render_learned`` takes a model
 (``editorbot render --renderer learned --model MODEL.onnx``).
 """
@@ -35,11 +38,13 @@ from editorbot.engine.errors import BadInput
 from editorbot.export.runtime import check_file_digest, open_session, read_sidecar
 from editorbot.training.config import SupervisedConfig
 from editorbot.training.models.supervised import SpectralFrontEnd
+from editorbot.training.models.timing import TimingModel
 
 log = logging.getLogger(__name__)
 
-#: Format versions of the supervised export this editorbot reads.
-SUPERVISED_VERSIONS: tuple[int, ...] = (1,)
+#: Format versions of the supervised export this editorbot reads (2 adds ``timing``; a version-1
+#: sidecar has none and renders with the identity timing, as its checkpoint did).
+SUPERVISED_VERSIONS: tuple[int, ...] = (1, 2)
 #: Graph inputs and outputs, in order.
 SUPERVISED_INPUTS: tuple[str, ...] = ("base_log_mel", "raw_log_mel", "types", "sizes", "amounts", "position")
 SUPERVISED_OUTPUTS: tuple[str, ...] = ("gain_db",)
@@ -69,6 +74,7 @@ class OnnxEditSound:
             self.frontend = SpectralFrontEnd(int(doc["sample_rate"]), self.cfg.n_mels)
             names = ([i["name"] for i in doc["inputs"]], [o["name"] for o in doc["outputs"]])
             spec_hash, digest = str(doc["features"]["spec_hash"]), str(doc["sha256"])
+            self.timing = TimingModel.from_dict(doc["timing"] if doc["version"] >= 2 else None)
         except (KeyError, TypeError, ValueError) as err:
             raise BadInput(self.path, f"sidecar field {err} missing or malformed") from None
         if names != (list(SUPERVISED_INPUTS), list(SUPERVISED_OUTPUTS)):

@@ -475,6 +475,7 @@ def supervised_sidecar(model: EditSoundModel, *, name: str, sha256: str, onnx_fi
         },
         "sample_rate": model.sample_rate,
         "config": cfg.to_dict(),
+        "timing": model.timing.to_dict(),
         "inputs": [
             _tensor_info("base_log_mel", [*frames, cfg.n_mels], "float32"),
             _tensor_info("raw_log_mel", [*frames, cfg.n_mels], "float32"),

@@ -380,6 +380,12 @@ class SupervisedConfig:
         place of the DSP render before the gain: lets the model undo an
         effect the plan has and the edit has not (a mislabelled span of an
         inferred plan). Off: a per-band gain only.
+    learn_timing:
+        Before the network, fit the timing model on the training pairs
+        (``training.models.timing``: the edit's lag against the DSP render
+        per output beat, a linear function of time and the plan's splices,
+        and an output level rule) and train the network on the DSP render
+        retimed and levelled by it. Off: the network sees the DSP render.
     lr, weight_decay, max_grad_norm:
         AdamW settings and the global gradient-norm clip.
     batch_size:
@@ -418,6 +424,7 @@ class SupervisedConfig:
     n_mels: int = 128
     max_gain_db: float = 30.0
     raw_mix: bool = False
+    learn_timing: bool = True
     lr: float = 1e-4
     weight_decay: float = 0.0
     max_grad_norm: float = 1.0

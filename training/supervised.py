@@ -61,6 +61,14 @@ from editorbot.training.models.supervised import (
     label_tensors,
     output_width,
 )
+from editorbot.training.models.timing import (
+    TimingBlocks,
+    TimingExample,
+    TimingModel,
+    fit_timing,
+    peak_dbfs,
+    timing_blocks,
+)
 from editorbot.training.run_state import (
     StopFlag,
     gather_rng_states,
@@ -119,6 +127,11 @@ class SongPair:
     consistency : bool
         Whether KEEP frames are held to the base (False when the editor's
         sound covers every frame).
+    blocks : TimingBlocks or None
+        The plan's output beats and their features (``training.models.timing``).
+    base_peak_db, target_peak_db : float or None
+        Peaks of the DSP render and the edit over all their channels, dBFS
+        (None: the mono signals'), for the level rule.
     """
 
     name: str
@@ -129,6 +142,9 @@ class SongPair:
     target: np.ndarray
     labels: FrameLabels
     consistency: bool = True
+    blocks: TimingBlocks | None = None
+    base_peak_db: float | None = None
+    target_peak_db: float | None = None
 
     @property
     def n_samples(self) -> int:
@@ -167,7 +183,8 @@ def load_song_pair(label_path: str | os.PathLike, data_dir: str | os.PathLike | 
     if desired.sample_rate != raw_audio.sample_rate:
         raise BadInput(desired.path, f"{desired.sample_rate} Hz, its raw file is {raw_audio.sample_rate} Hz")
     sr = raw_audio.sample_rate
-    base = _mono(render_plan(plan, raw_audio.samples, sr))
+    base_st = render_plan(plan, raw_audio.samples, sr)
+    base = _mono(base_st)
     raw = _mono(render_plan(structural_plan(plan), raw_audio.samples, sr))
     target = _mono(desired.samples)
     # A plan label inference found for another editor's work does not reproduce its splices to the
@@ -188,7 +205,34 @@ def load_song_pair(label_path: str | os.PathLike, data_dir: str | os.PathLike | 
         target=target[:n],
         labels=frame_labels(plan, 1 + n // hop, hop / sr),
         consistency=STUDIO_SCOPE_OF.get(str(doc.get("style")), "") != "all",
+        blocks=timing_blocks(plan, n, sr),
+        base_peak_db=peak_dbfs(base_st[:, :n]),
+        target_peak_db=peak_dbfs(desired.samples[:, :n]),
     )
+
+
+def fit_song_timing(songs: Sequence[SongPair]) -> TimingModel:
+    """``training.models.timing.fit_timing`` on pairs in memory (DSP render against the desired edit)."""
+    examples = [TimingExample(s.base, s.target, s.blocks if s.blocks is not None else _whole(s), s.song,
+                              s.base_peak_db, s.target_peak_db) for s in songs]
+    return fit_timing(examples, songs[0].sample_rate)
+
+
+def _whole(song: SongPair) -> TimingBlocks:
+    """One block over the whole timeline (pairs made without a plan's beats)."""
+    return TimingBlocks(np.zeros(1, dtype=np.int64), np.array([[song.duration_s / 2, 0.0, 0.0, 1.0]]))
+
+
+def retimed_songs(songs: Sequence[SongPair], timing: TimingModel) -> list[SongPair]:
+    """The pairs with base and raw retimed and levelled by ``timing`` (the same list when it is the identity)."""
+    if timing.is_identity:
+        return list(songs)
+    out = []
+    for s in songs:
+        blocks = s.blocks if s.blocks is not None else _whole(s)
+        base, raw = timing.apply([s.base, s.raw], blocks, s.sample_rate, peak_db=s.base_peak_db)
+        out.append(replace(s, base=base, raw=raw))
+    return out
 
 
 def load_song_pairs(data_dir: str | os.PathLike, *, quiet: bool = False) -> list[SongPair]:
@@ -252,6 +296,7 @@ def model_from_checkpoint(ckpt: dict[str, Any]) -> EditSoundModel:
     """The model (eval mode, CPU) of a loaded checkpoint dict (KeyError / TypeError / RuntimeError if it does not fit)."""
     model = EditSoundModel(SupervisedConfig(**ckpt["config"]), int(ckpt["sample_rate"]))
     model.load_state_dict(ckpt["model"])
+    model.timing = TimingModel.from_dict(ckpt.get("timing"))
     return model.eval()
 
 
@@ -291,7 +336,8 @@ def predict_gain_db(
 
 
 def render_learned(plan: EditPlan, samples: np.ndarray, sample_rate: int, model: GainModel) -> np.ndarray:
-    """The learned render: the DSP render of ``plan`` with the model's gains (and raw mix) applied to its STFT.
+    """The learned render: the DSP render of ``plan``, retimed and levelled by the model's timing, with the
+    network's gains (and raw mix) applied to its STFT.
 
     Parameters
     ----------
@@ -317,6 +363,9 @@ def render_learned(plan: EditPlan, samples: np.ndarray, sample_rate: int, model:
     base = render_plan(plan, samples, sample_rate)
     raw = render_plan(structural_plan(plan), samples, sample_rate)
     n = base.shape[1]
+    if not model.timing.is_identity:
+        blocks = timing_blocks(plan, n, sample_rate)
+        base, raw = model.timing.apply([base, raw], blocks, sample_rate)
     fe = model.frontend
     with torch.no_grad():
         _, base_lm, raw_lm = fe.features(torch.from_numpy(_mono(base))[None], torch.from_numpy(_mono(raw))[None])
@@ -527,9 +576,18 @@ def train(
     sr = train_songs[0].sample_rate
     if any(s.sample_rate != sr for s in [*train_songs, *val_songs]):
         raise BadInput(None, "songs at different sample rates")
+    # the timing model is fitted once, before the network, on the training pairs only
+    if ckpt is not None:
+        timing = TimingModel.from_dict(ckpt.get("timing"))
+    elif cfg.learn_timing:
+        timing = fit_song_timing(train_songs)
+    else:
+        timing = TimingModel()
+    train_songs, val_songs = retimed_songs(train_songs, timing), retimed_songs(val_songs, timing)
 
     torch.manual_seed(cfg.seed)  # the same initial weights on every rank
     model = EditSoundModel(cfg, sr).to(dev)
+    model.timing = timing
     hop = model.frontend.hop
     shortest = min(s.n_samples for s in [*train_songs, *val_songs]) // hop
     crop_frames = max(4, min(round(cfg.crop_s * sr / hop), shortest))
@@ -569,6 +627,8 @@ def train(
             "run": {"train_songs": len(train_songs), "val_songs": len(val_songs), "sample_rate": sr,
                     "crop_frames": crop_frames, "steps_per_epoch": steps_per_epoch, "world": ddp.world,
                     "device": str(dev), "parameters": sum(p.numel() for p in model.parameters())},
+            "timing": {"weights_s": timing.weights, "level_rule": timing.level_rule, "level_db": timing.level_db,
+                       "keep_scale": timing.keep_scale, **{k: v for k, v in timing.fit.items() if not isinstance(v, dict)}},
         }), step)
     progress_log = save_dir / "progress.jsonl"
 
@@ -589,6 +649,7 @@ def train(
             save_checkpoint(path, {
                 "format": CHECKPOINT_FORMAT,
                 "model": model.state_dict(),
+                "timing": timing.to_dict(),
                 "config": cfg.to_dict(),
                 "sample_rate": sr,
                 "optimizer": optimizer.state_dict(),

@@ -27,12 +27,15 @@ from editorbot.export.runtime import MODEL_SCHEMA, OnnxPolicy, sha256_of
 from editorbot.training.config import SupervisedConfig
 from editorbot.training.data.pairs import load_pair_plan, make_synth_pair
 from editorbot.training.models.supervised import EditSoundModel
+from editorbot.training.models.timing import TimingModel
 from editorbot.training.supervised import CHECKPOINT_FORMAT, load_model, render_learned
 from tests.export import scratch, tiny_model
 
 logger = logging.getLogger(__name__)
 
 TINY = SupervisedConfig(encoder_dim=32, decoder_dim=32, n_layers=1, n_heads=2, ff_mult=2, dropout=0.0, n_mels=48)
+#: A learned timing that retimes and levels (a drift of -6 ms per second, peaks at -1 dBFS).
+TIMING = TimingModel(weights=[-0.006, 0.0, 0.001, 0.002], level_rule="peak", level_db=-1.0, fit={"pairs": 3})
 
 
 def _tiny_sound_model() -> EditSoundModel:
@@ -51,7 +54,7 @@ def _exported() -> tuple[Path, Path]:
     ckpt = folder / "best.pt"
     model = _tiny_sound_model()
     torch.save({"format": CHECKPOINT_FORMAT, "config": TINY.to_dict(), "sample_rate": 44100,
-                "model": model.state_dict(), "step": 7, "epoch": 2}, ckpt)
+                "model": model.state_dict(), "timing": TIMING.to_dict(), "step": 7, "epoch": 2}, ckpt)
     out = folder / "sound.onnx"
     assert main(["export-model", str(ckpt), "-o", str(out), "--quiet"]) == 0
     return out, ckpt
@@ -81,7 +84,8 @@ def test_onnx_matches_torch(batch: int, frames: int) -> None:
 def test_sidecar_describes_the_model() -> None:
     model_path, ckpt = _exported()
     doc = json.loads(model_path.with_suffix(".json").read_text())
-    assert doc["schema"] == MODEL_SCHEMA and doc["kind"] == "supervised" and doc["version"] == 1
+    assert doc["schema"] == MODEL_SCHEMA and doc["kind"] == "supervised" and doc["version"] == 2
+    assert TimingModel.from_dict(doc["timing"]) == TIMING
     assert doc["sha256"] == sha256_of(model_path) and doc["file"] == "sound.onnx" and doc["name"] == "sound"
     assert doc["vocabulary"]["types"] == list(TYPES)
     assert doc["config"] == TINY.to_dict() and doc["sample_rate"] == 44100
@@ -104,10 +108,15 @@ def test_onnx_render_equals_the_checkpoint_render(tmp_path: Path) -> None:
     rec = make_synth_pair(31, "fx_heavy", tmp_path / "pair", duration_s=6.0)
     plan = load_pair_plan(rec.label_path)
     raw = load_audio(plan.source.path)
-    want = render_learned(plan, raw.samples, raw.sample_rate, load_model(ckpt))
+    torch_model = load_model(ckpt)
+    assert torch_model.timing == TIMING
+    want = render_learned(plan, raw.samples, raw.sample_rate, torch_model)
     got = render_learned(plan, raw.samples, raw.sample_rate, OnnxEditSound(model_path))
     assert got.shape == want.shape
     np.testing.assert_allclose(got, want, atol=1e-4, rtol=0)
+    torch_model.timing = TimingModel()
+    untimed = render_learned(plan, raw.samples, raw.sample_rate, torch_model)
+    assert np.abs(untimed - want).max() > 0.01  # the timing is part of what both render
     # and through the command line
     plan_path = tmp_path / "edit.plan.json"
     save_plan(plan, plan_path)
@@ -150,3 +159,8 @@ def test_bad_models_are_refused(capsys: pytest.CaptureFixture) -> None:
     assert main(["render", str(bad), "-o", str(bad.with_suffix(".wav")), "--renderer", "learned", "--model", str(bad)]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and str(bad) in err[0]
+
+
+def test_a_version_1_export_renders_without_timing() -> None:
+    model = OnnxEditSound(_copy("v1", lambda d: (d.update(version=1), d.pop("timing"))))
+    assert model.timing.is_identity

@@ -42,6 +42,7 @@ from editorbot.engine import actions as vocab
 from editorbot.engine.spectrum import mel_basis
 from editorbot.training.config import SupervisedConfig
 from editorbot.training.losses import LOG_EPS, MAG_FLOOR, NEPER_PER_DB, log_mel, magnitude
+from editorbot.training.models.timing import TimingModel
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
@@ -313,15 +314,19 @@ class MelDecoder(nn.Module):
 
 
 class EditSoundModel(nn.Module):
-    """EditEncoder + MelDecoder with the spectral front end of one sample rate.
+    """EditEncoder + MelDecoder with the spectral front end of one sample rate, and the learned timing.
 
     ``forward`` is the network alone (log-mels and labels in, gain in dB
     out); ``features`` and ``masked`` are the waveform side around it.
+    ``timing`` (``training.models.timing.TimingModel``, fitted by the
+    trainer before the network, identity until then) retimes and levels the
+    DSP render the network's input and output are made from.
     """
 
     def __init__(self, cfg: SupervisedConfig, sample_rate: int) -> None:
         super().__init__()
         self.cfg = cfg
+        self.timing = TimingModel()
         self.frontend = SpectralFrontEnd(sample_rate, cfg.n_mels)
         self.encoder = EditEncoder(cfg)
         self.decoder = MelDecoder(cfg)
@@ -380,12 +385,14 @@ class GainModel(Protocol):
     (``export.learned.OnnxEditSound``).
 
     ``cfg`` (chunking: ``chunk_frames``, ``overlap_frames``), ``frontend``
-    (the spectral front end of ``sample_rate``) and a call with the
+    (the spectral front end of ``sample_rate``), ``timing`` (the learned
+    timing and level applied to the DSP render first) and a call with the
     arguments of ``EditSoundModel.forward`` returning the gain in dB.
     """
 
     cfg: SupervisedConfig
     frontend: SpectralFrontEnd
+    timing: TimingModel
 
     @property
     def sample_rate(self) -> int: ...
