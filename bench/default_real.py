@@ -23,19 +23,21 @@ without a target (``export.edit.edit_file``: analysis, greedy walk with the
 Songs:
 
 - ``--real N``: whole tracks of the corpus's test half (``bench.corpus``,
-  ``tracks.tsv`` order; 0 for none, default all), paired by
+  ``tracks.tsv`` order; 0 for none, default all; ``--split dev`` takes the
+  dev half instead and ``--stride K`` every K-th track), paired by
   ``editorbot data pair --style radio_edit@1``'s library call; the
   original file is what gets edited (its analysis is the pair's grid);
 - ``--synth NxS`` (repeatable): ``N`` synthetic songs of ``S`` seconds
   (``editorbot data synth --styles radio_edit@1 --duration S``), the k-th
-  spec with seeds from ``900000 + 10000 k`` (the model card's held-out
+  spec with seeds from ``900000 + 10000 k`` (``--synth-seed`` moves the
+  900000; the model card's held-out
   songs are ``50x40``: seeds 900000-900049); the raw file is edited.
 
 Synthetic pairs already in ``--work`` are reused (a pair depends only on
 its seed, style and length).
 
     python -m bench.default_real --model models/default/policy.onnx --model NEW.onnx \
-        [--real N] [--synth 50x40 ...] [--work DIR] [--json F]
+        [--real N] [--split test|dev] [--stride K] [--synth 50x40 ...] [--work DIR] [--json F]
 """
 
 from __future__ import annotations
@@ -101,12 +103,12 @@ def song_of(label_path: str | Path, audio: Path) -> Song:
     return Song(doc["name"], audio, np.asarray(doc["grid"]["beat_times"], np.float64)[: truth.size], truth, kept)
 
 
-def real_songs(n: int | None, root: Path, folder: Path) -> list[Song]:
-    """Persona pairs of the first ``n`` test-half tracks (all when None)."""
+def real_songs(n: int | None, root: Path, folder: Path, *, split: str = "test", stride: int = 1) -> list[Song]:
+    """Persona pairs of the first ``n`` (all when None) of every ``stride``-th track of one corpus half."""
     from editorbot.engine.errors import BadInput
     from editorbot.training.data.pairs import make_pair_from_audio
 
-    tracks = corpus.load_tracks(root, split="test")
+    tracks = corpus.load_tracks(root, split=split)[::stride]
     songs = []
     for track in tracks if n is None else tracks[:n]:
         try:
@@ -213,9 +215,14 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--model", action="append", default=[],
                     help="an exported model (.onnx or a model folder) to score; repeat to compare (default: bundled)")
-    ap.add_argument("--real", type=int, default=None, metavar="N", help="test-half tracks (default all; 0 for none)")
+    ap.add_argument("--real", type=int, default=None, metavar="N", help="corpus tracks (default all; 0 for none)")
+    ap.add_argument("--split", choices=("test", "dev"), default="test",
+                    help="the corpus half of --real (default test; dev to choose between models on training-half songs)")
+    ap.add_argument("--stride", type=int, default=1, metavar="K", help="every K-th track of the half (default 1)")
     ap.add_argument("--synth", type=_synth_spec, action="append", default=[], metavar="NxS",
                     help="N held-out synthetic songs of S seconds (repeatable)")
+    ap.add_argument("--synth-seed", type=int, default=SYNTH_SEED, metavar="S",
+                    help=f"first seed of the first --synth spec (default {SYNTH_SEED}; another to choose between models)")
     ap.add_argument("--corpus", default=None, help="corpus folder (default $EDITORBOT_CORPUS or ~/.cache/editorbot/corpus)")
     ap.add_argument("--work", default=None, help="work folder for the pairs (default: a new temporary one)")
     ap.add_argument("--json", default=None, help="write the results here")
@@ -236,13 +243,15 @@ def main(argv: list[str] | None = None) -> int:
     results: dict[str, Any] = {}
     if args.real != 0:
         try:
-            songs = real_songs(args.real, corpus.corpus_dir(args.corpus), work / "real_test")
+            songs = real_songs(args.real, corpus.corpus_dir(args.corpus), work / f"real_{args.split}",
+                               split=args.split, stride=args.stride)
         except FileNotFoundError as e:
             print(str(e), file=sys.stderr)
             return 2
-        results["real test half"] = score_set("real test half (whole tracks)", songs, models, work)
+        label = f"real {args.split} half" + (f", every {args.stride}th track" if args.stride > 1 else "")
+        results[label] = score_set(f"{label} (whole tracks)", songs, models, work)
     for k, (n, seconds) in enumerate(args.synth):
-        seed = SYNTH_SEED + SEED_STRIDE * k
+        seed = args.synth_seed + SEED_STRIDE * k
         songs = synth_songs(n, seconds, seed, work / f"synth_{seconds:g}s")
         label = f"synthetic {n} x {seconds:g} s (seeds {seed}-{seed + n - 1})"
         results[label] = score_set(label, songs, models, work)
