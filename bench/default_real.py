@@ -45,6 +45,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import math
 import os
 import statistics
 import sys
@@ -211,6 +212,17 @@ def _synth_spec(text: str) -> tuple[int, float]:
     return n, s
 
 
+def finite(obj: Any) -> Any:
+    """``obj`` with every NaN or infinite float as None (strict JSON: an undefined precision is null)."""
+    if isinstance(obj, float):
+        return obj if math.isfinite(obj) else None
+    if isinstance(obj, dict):
+        return {k: finite(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [finite(v) for v in obj]
+    return obj
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--model", action="append", default=[],
@@ -260,8 +272,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.json:
         from editorbot.engine.atomic import write_json_atomic
 
-        write_json_atomic(args.json, {"args": {k: v for k, v in vars(args).items()}, "results": results,
-                                      "seconds": round(total, 1)})
+        write_json_atomic(args.json, finite({"args": vars(args), "results": results, "seconds": round(total, 1)}))
     return 0
 
 
