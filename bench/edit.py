@@ -98,8 +98,6 @@ def main() -> None:
         os.environ["EDITORBOT_CACHE"] = str(folder / "cache")  # cold feature cache
         song_path = write_song(synth_song(2024, duration_s=args.duration), folder / "song.wav")
         analysis = analyze(song_path, cache=False)
-        song = SongInputs.of(analysis)
-        n = song.n_beats
         default = load_policy(None, device="auto")
         sizes = {"DESIGN": AgentConfig(backend="torch"), "default model": AgentConfig(**{**default.spec.config, "backend": "torch"})}
         rows = []
@@ -110,6 +108,8 @@ def main() -> None:
             exported = export_policy(agent, folder / f"{label.split()[0]}.onnx")
             onnx_policy = OnnxPolicy(exported.onnx_path, device="auto", threads=args.threads)
             torch_policy = TorchPolicy(Checkpoint("policy", agent, exported.onnx_path, {}))
+            song = SongInputs.of(analysis, onnx_policy.spec)  # with the context columns when the model reads them
+            n = song.n_beats
             inputs = policy_inputs(song, np.arange(n), WalkHistory.keep_all(n), onnx_policy.spec)
             encoders = (agent.policy_encoder, agent.value_encoder)
 
@@ -128,7 +128,7 @@ def main() -> None:
                 args.repeats,
             )
             onnx_s, torch_s = times.pop("onnx"), times
-            lp_s = _median_s(lambda p=onnx_policy: song_logprobs(p, song), args.repeats)
+            lp_s = _median_s(lambda p=onnx_policy, s=song: song_logprobs(p, s), args.repeats)
             rows.append((label, cfg, onnx_policy.provider, onnx_s, torch_s, lp_s))
 
         walk = policy_walk(default, song)

@@ -26,8 +26,8 @@ Columns (``CONTEXT_NAMES``, all float32):
   < REPEAT_SIM``), 0 where it does.
 
 A model opts in by naming these columns after its audio feature columns
-(``context_feature_names``); the bundled model does not, and reads the audio
-columns alone.
+(``context_feature_names``), as the bundled model does; a model that does
+not reads the audio columns alone.
 """
 
 from __future__ import annotations

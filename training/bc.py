@@ -122,6 +122,10 @@ class BCData:
         if self.done.shape[1] < k or self.position.shape[2] < p:
             raise BadInput(where, f"examples have {self.done.shape[1]} history beats and {self.position.shape[2]} "
                                   f"position columns, the model reads {k} and {p} (editorbot data labels --history)")
+        if config.context and self.features.shape[2] != config.in_dim:
+            raise BadInput(where, f"examples have {self.features.shape[2]} feature columns, the model reads "
+                                  f"{config.in_dim} (the whole-song context columns after the audio ones); "
+                                  "make the file again with editorbot data labels --context")
         lo = (self.window - w) // 2
         cols = slice(lo, lo + w)
         cropped = replace(

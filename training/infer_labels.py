@@ -1,6 +1,6 @@
 """``editorbot data labels`` / ``data explain`` / ``data augment`` and ``python -m editorbot.training.infer_labels``.
 
-``labels --data-dir DIR --out bc_rich.npz [--eval] [--jobs N] [--window W] [--history K]``
+``labels --data-dir DIR --out bc_rich.npz [--eval] [--jobs N] [--window W] [--history K] [--context]``
     Infer beat-by-beat labels for every (raw, edit) pair of DIR from the
     audio alone (``training.labels``), write the behavioural-cloning file
     and each pair's inferred plan (``<out stem>_plans/``). Pairs whose edit
@@ -11,7 +11,8 @@
     the calibration of the confidence (beat accuracy per confidence
     decile). ``--jobs N`` infers the pairs in N worker processes. The
     examples' window and history are the default policy's unless given
-    (``train rl`` crops wider ones to its model's).
+    (``train rl`` crops wider ones to its model's); ``--context`` adds the
+    whole-song context columns a model trained with ``--context`` reads.
 
 ``explain RAW EDIT --plan OUT.json [--plot PNG] [--export rpp,...]``
     The inferred EditPlan of one pair, for seeing what was done to a song
@@ -54,6 +55,9 @@ def add_labels_arguments(p: argparse.ArgumentParser) -> None:
                    help="beats per example window (default: the default policy's; narrower models crop it)")
     p.add_argument("--history", type=int, default=None, metavar="K",
                    help="beats of walk history per example (default: the default policy's)")
+    p.add_argument("--context", action="store_true",
+                   help="add the whole-song context columns to the examples, for a model that reads them "
+                        "(train rl --context, or --init from such a model)")
 
 
 def add_explain_arguments(p: argparse.ArgumentParser) -> None:
@@ -101,7 +105,7 @@ def run_labels(args: argparse.Namespace) -> int:
         evaluate=bool(args.eval),
         cache=not getattr(args, "no_cache", False),
         quiet=bool(getattr(args, "quiet", False)),
-        agent_config=_observation_config(args.window, args.history),
+        agent_config=_observation_config(args.window, args.history, bool(getattr(args, "context", False))),
         jobs=int(args.jobs),
     )
     for name, reason in report.unalignable:
@@ -117,18 +121,20 @@ def run_labels(args: argparse.Namespace) -> int:
     return 0 if report.n_alignable else 2
 
 
-def _observation_config(window: int | None, history: int | None) -> AgentConfig | None:
+def _observation_config(window: int | None, history: int | None, context: bool = False) -> AgentConfig | None:
     """The ``AgentConfig`` whose observation the examples take (None: the default policy's)."""
-    if window is None and history is None:
+    if window is None and history is None and not context:
         return None
+    from editorbot.engine.context import CONTEXT_NAMES
     from editorbot.engine.errors import BadInput
     from editorbot.training.config import AgentConfig
 
     default = AgentConfig()
     window = default.window if window is None else window
     history = default.history if history is None else history
+    extra = {"context": True, "in_dim": default.in_dim + len(CONTEXT_NAMES)} if context else {}
     try:
-        return AgentConfig.observation_only(window=window, history=history)
+        return AgentConfig.observation_only(window=window, history=history, **extra)
     except ValueError as err:
         raise BadInput("--window" if "window" in str(err) else "--history", str(err)) from None
 

@@ -74,7 +74,7 @@ def test_unknown_version_and_changed_file_are_refused() -> None:
 def test_bundled_default_model_runs() -> None:
     """models/default/policy.onnx is one this runtime reads (retrain it when the format changes)."""
     policy = load_policy(None, device="cpu")
-    song = SongInputs.of(song_analysis(11, 20.0))
+    song = SongInputs.of(song_analysis(11, 20.0), policy.spec)
     lp = song_logprobs(policy, song)
     assert np.isfinite(lp.value).all() and lp.type.shape == (song.n_beats, len(TYPES))
 
@@ -254,12 +254,18 @@ def test_inputs_equal_the_training_env() -> None:
     assert terminated
 
 
-def test_bundled_model_reads_no_context_columns() -> None:
-    """The bundled model names the audio columns only: its songs stay 109 columns wide."""
+def test_bundled_model_reads_the_context_columns() -> None:
+    """The bundled model names the whole-song context columns after the audio ones (models/default/MODEL_CARD.md):
+    the runtime appends them to its songs, as the trainer did."""
+    from editorbot.engine.context import CONTEXT_NAMES, with_context
+
     policy = load_policy(None, device="cpu")
-    assert not policy.spec.reads_context and policy.spec.audio_feature_names == policy.spec.feature_names
+    assert policy.spec.reads_context and tuple(policy.spec.feature_names[-len(CONTEXT_NAMES):]) == CONTEXT_NAMES
     analysis = song_analysis(11, 20.0)
-    assert SongInputs.of(analysis, policy.spec).features.shape == analysis.features.shape
+    song = SongInputs.of(analysis, policy.spec)
+    assert song.features.shape == (analysis.features.shape[0], analysis.features.shape[1] + len(CONTEXT_NAMES))
+    np.testing.assert_array_equal(song.features, with_context(analysis.features, analysis.feature_names,
+                                                              analysis.grid.downbeats))
 
 
 def test_a_context_model_exports_loads_and_edits() -> None:

@@ -192,7 +192,11 @@ def build_dataset(
     ``beat_*``/``pair_*`` arrays of the module docstring. Plans go to
     ``<out stem>_plans/NAME.plan.json``. With ``evaluate``, pairs that have
     truth labels (``labels/NAME.json``) are scored (``Evaluation``); truth
-    label files are never read during inference. With ``jobs`` > 1 the
+    label files are never read during inference. With ``agent_config.context``
+    the examples' windows carry the whole-song context columns
+    (``engine.context``) after the audio ones, as a model trained with
+    ``train rl --context`` reads them (``beat_features`` stays the audio
+    columns). With ``jobs`` > 1 the
     pairs are inferred in that many worker processes (the file does not
     depend on it). A pair that cannot be read or inferred is reported (one
     line) and left out; the run goes on.
@@ -215,6 +219,12 @@ def build_dataset(
     t_start = time.perf_counter()
     results, unalignable, audio_s = _label_pairs(pairs, plan_dir, evaluator, cache=cache, quiet=quiet, jobs=jobs)
     episodes = [episode_of(r, r.aligned()[1]) for r in results]
+    if agent_config is not None and agent_config.context:
+        # a model that reads the whole-song context columns needs them in its windows: measured per song here,
+        # since a window alone does not hold the song's other bars
+        from editorbot.training.dataset import with_context_columns
+
+        episodes = with_context_columns(episodes)
     elapsed = time.perf_counter() - t_start
     arrays, n_examples = _bc_arrays(results, episodes, agent_config or AgentConfig(), quiet=quiet)
     arrays["format"] = np.array(BC_FORMAT)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import shutil
 
@@ -60,6 +61,29 @@ def test_cli_labels_window_and_history(corpus, tmp_path):
                  "--window", "121", "--history", "20"]) == 0
     bc = BCData.load(out)
     assert (bc.window, bc.done.shape[1]) == (121, 20)
+
+
+def test_cli_labels_context_columns_for_a_context_model(corpus, tmp_path):
+    """``--context``: the windows carry the whole-song context columns a ``--context`` model reads; a file
+    without them is refused for such a model with one line naming the flag."""
+    from editorbot.engine.context import CONTEXT_NAMES
+
+    folder = tmp_path / "d"
+    for d, key in (("input", "raw"), ("desired_output", "edit")):
+        (folder / d).mkdir(parents=True)
+        shutil.copy(corpus["struct"][key], folder / d / f"a_{key}.wav")
+    wide = tmp_path / "ctx.npz"
+    assert main(["data", "labels", "--data-dir", str(folder), "--out", str(wide), "-q", "--no-cache", "--context"]) == 0
+    cfg = AgentConfig(context=True, in_dim=AgentConfig().in_dim + len(CONTEXT_NAMES), hidden=16, heads=2, layers=1,
+                      kernel=5)
+    b = BCData.load(wide)
+    with np.load(wide, allow_pickle=False) as z:
+        n_audio = z["beat_features"].shape[1]  # the npz's per-beat rows stay the audio columns
+    assert b.features.shape[2] == n_audio + len(CONTEXT_NAMES) == cfg.in_dim
+    assert b.fitted(cfg).features.shape[2] == cfg.in_dim
+    plain = dataclasses.replace(b, features=b.features[..., :n_audio], summary=b.summary[:, :n_audio])
+    with pytest.raises(BadInput, match="data labels --context"):
+        plain.fitted(cfg)
 
 
 def test_confidence_in_plans_bc_file_and_calibration(corpus, tmp_path):

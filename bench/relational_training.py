@@ -1,0 +1,229 @@
+"""Train policies of the relational personas from label-inferred pairs and score them on real songs.
+
+For each persona of ``--personas`` (``loud_loop@1``, ``repeat_cut@1``,
+``quiet_filter@1``):
+
+1. corpus excerpts (``--excerpt`` s from each track's start): every dev-half
+   track, split into training tracks and validation tracks (every
+   ``VAL_EVERY``-th in ``bench.quality_real.excerpts`` order, one package at a
+   time), and ``--n-test`` test-half tracks; persona pairs of each
+   (``editorbot data pair``'s library call);
+2. ``--n-synth`` synthetic persona pairs of ``--synth-s`` seconds (``editorbot
+   data synth --seed 1000``);
+3. three policies, each the bundled model's size with the whole-song context
+   columns (``--context``), behavioural cloning only:
+
+   - **synthetic, true labels**: the synthetic pairs' own labels
+     (``train rl --bc-from-labels``), the recipe of ``docs/policy_quality.md``
+     with more songs;
+   - **real + synthetic, inferred**: ``editorbot data labels --context`` over
+     the real training pairs and the synthetic ones together (label
+     inference from the audio; the truth is read only to score it), then
+     ``train rl --bc-mixed``;
+   - **fine-tuned default** (with ``--finetune N``): ``train rl --init
+     models/default`` on the first ``N`` real training pairs, labels inferred
+     (``data labels``, ``--context`` when the bundled model reads the context
+     columns): what a user with ``N`` edits of their own does;
+
+4. on the validation pairs and the test pairs, every walker of
+   ``bench.quality_real.score_test`` (always-KEEP, the bundled model, the
+   hand-written rule, label inference, each trained policy): event F1.
+
+Choices are made on the validation rows; the test rows are the report.
+Each step is skipped when its output is already in ``--work`` (a training
+run resumes from its ``last.pt``), so a killed run is started again with
+the same command.
+
+    python -m bench.relational_training [--personas A,B] [--n-test 20] [--n-synth 60] [--synth-s 45]
+        [--excerpt 60] [--bc-epochs 30] [--finetune 20] [--work DIR] [--json F]
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import math
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+from bench import corpus
+from bench.quality_real import PERSONAS, excerpts, make_pairs, score_test, table
+
+logger = logging.getLogger("bench.relational_training")
+
+#: Every VAL_EVERY-th dev excerpt is a validation song, the others train.
+VAL_EVERY = 6
+#: The policy's size: the bundled model's (models/default/MODEL_CARD.md).
+MODEL_FLAGS = ("--hidden", "64", "--heads", "4", "--layers", "2", "--kernel", "17",
+               "--value-hidden", "32", "--value-heads", "4")
+
+
+def editorbot(args: list[str], log_path: Path) -> float:
+    """Run ``editorbot ARGS`` (this checkout's code), output to ``log_path``; wall seconds. Raises on failure."""
+    t = time.perf_counter()
+    with open(log_path, "a", encoding="utf-8") as log:
+        log.write(f"$ editorbot {' '.join(args)}\n")
+        log.flush()
+        proc = subprocess.run([sys.executable, "-m", "editorbot.bridge", *args], stdout=log, stderr=subprocess.STDOUT,
+                              check=False)
+    if proc.returncode != 0:
+        raise RuntimeError(f"editorbot {' '.join(args[:2])} failed (exit {proc.returncode}); see {log_path}")
+    return time.perf_counter() - t
+
+
+def link_pairs(sources: list[Path], dest: Path, names: set[str] | None = None) -> int:
+    """Symlink the pairs of ``sources`` (every one, or those in ``names``) into one pair folder ``dest``."""
+    n = 0
+    for sub in ("input", "desired_output", "labels", "reference"):
+        (dest / sub).mkdir(parents=True, exist_ok=True)
+    for src in sources:
+        for label in sorted((src / "labels").glob("*.json")):
+            name = label.stem
+            if names is not None and name not in names:
+                continue
+            for sub, suffix in (("input", "_raw.wav"), ("desired_output", "_edit.wav"), ("labels", ".json")):
+                link = dest / sub / f"{name}{suffix}"
+                if not link.exists():
+                    link.symlink_to((src / sub / f"{name}{suffix}").resolve())
+            n += 1
+    return n
+
+
+def train(save_dir: Path, flags: list[str], log_path: Path, epochs: int) -> tuple[Path, float]:
+    """``train rl --bc-only`` into ``save_dir`` (resumed when there); its ``last.pt`` and wall seconds."""
+    done = save_dir / ".done"
+    if done.exists():
+        return save_dir / "last.pt", float(done.read_text() or 0)
+    seconds = editorbot(["train", "rl", "--save-dir", str(save_dir), "--resume", "--bc-only", "--bc-epochs", str(epochs),
+                         "--bc-lr", "1e-3", "--no-target", "--seed", "1", "--quiet", *flags], log_path)
+    done.write_text(f"{seconds:.1f}")
+    return save_dir / "last.pt", seconds
+
+
+def run_persona(style: str, args: argparse.Namespace, work: Path, dev: list[Path], test: list[Path]) -> dict[str, Any]:
+    """Pairs, the three trainings and the validation and test scores of one persona (module docstring)."""
+    from editorbot.export.runtime import DEFAULT_MODEL, load_policy
+
+    root = work / style.replace("@", "_")
+    log_path = root / "commands.log"
+    root.mkdir(parents=True, exist_ok=True)
+    seconds: dict[str, float] = {}
+    t = time.perf_counter()
+    val_songs = dev[::VAL_EVERY]
+    train_songs = [s for s in dev if s not in val_songs]
+    real_train = make_pairs(style, train_songs, root / "real_train")
+    real_val = make_pairs(style, val_songs, root / "real_val")
+    real_test = make_pairs(style, test, root / "real_test")
+    seconds["real pairs"] = time.perf_counter() - t
+    synth = root / "synth"
+    if not (synth / ".done").exists():
+        seconds["synth pairs"] = editorbot(["data", "synth", "--n", str(args.n_synth), "--out", str(synth), "--styles",
+                                            style, "--seed", "1000", "--duration", f"{args.synth_s:g}", "--jobs", "1",
+                                            "--quiet"], log_path)
+        (synth / ".done").touch()
+    mixed = root / "train"
+    link_pairs([root / "real_train", synth], mixed)
+    bc = root / "train_bc.npz"
+    if not bc.exists():
+        seconds["labels"] = editorbot(["data", "labels", "--data-dir", str(mixed), "--out", str(bc), "--eval",
+                                       "--context", "--quiet"], log_path)
+    checkpoints: dict[str, Path] = {}
+    checkpoints["synthetic, true labels"], seconds["train synthetic"] = train(
+        root / "ckpt_synth", ["--data-dir", str(synth), "--bc-from-labels", "--context", *MODEL_FLAGS], log_path,
+        args.bc_epochs)
+    checkpoints["real+synth, inferred"], seconds["train real+synth"] = train(
+        root / "ckpt_mixed", ["--data-dir", str(mixed), "--bc-mixed", str(bc), "--context", *MODEL_FLAGS], log_path,
+        args.bc_epochs)
+    if args.finetune:
+        bundled = load_policy(None)
+        ft = root / f"finetune_{args.finetune}"
+        link_pairs([root / "real_train"], ft, {r.name for r in real_train[: args.finetune]})
+        ft_bc = root / f"finetune_{args.finetune}_bc.npz"
+        if not ft_bc.exists():
+            seconds["labels finetune"] = editorbot(["data", "labels", "--data-dir", str(ft), "--out", str(ft_bc), "--quiet",
+                                                    *(["--context"] if bundled.spec.reads_context else [])], log_path)
+        checkpoints[f"default fine-tuned ({args.finetune})"], seconds["train finetune"] = train(
+            root / "ckpt_finetune", ["--init", str(DEFAULT_MODEL.parent), "--data-dir", str(ft), "--bc-mixed", str(ft_bc)],
+            log_path, args.bc_epochs)
+    out: dict[str, Any] = {"persona": style, "n_train_real": len(real_train), "n_synth": args.n_synth,
+                           "checkpoints": {k: str(v) for k, v in checkpoints.items()}}
+    policy = load_policy(None)
+    for label, records, folder in (("validation", real_val, root / "real_val"), ("test", real_test, root / "real_test")):
+        t = time.perf_counter()
+        scores = score_test(style, records, policy, [str(c) for c in checkpoints.values()], folder)
+        # score_test names several checkpoints by their folders: give them this benchmark's names
+        renamed = {f"policy {c.parent.name}": k for k, c in checkpoints.items()}
+        scores = {renamed.get(k, k): v for k, v in scores.items()}
+        seconds[f"score {label}"] = time.perf_counter() - t
+        print(table(f"{style} {label}", scores), flush=True)
+        out[label] = {"pairs": [r.name for r in records], "scores": scores}
+    out["seconds"] = {k: round(v, 1) for k, v in seconds.items()}
+    print(f"{style}: " + ", ".join(f"{k} {v:.0f} s" for k, v in seconds.items()) + "\n", flush=True)
+    return out
+
+
+def finite(obj: Any) -> Any:
+    """``obj`` with every NaN or infinite float as None (strict JSON: an undefined precision is null)."""
+    if isinstance(obj, float):
+        return obj if math.isfinite(obj) else None
+    if isinstance(obj, dict):
+        return {k: finite(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [finite(v) for v in obj]
+    return obj
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--personas", default=",".join(PERSONAS), metavar="A,B", help="relational personas")
+    ap.add_argument("--n-test", type=int, default=20, help="test-half excerpts (default 20)")
+    ap.add_argument("--n-synth", type=int, default=60, help="synthetic training pairs per persona (default 60)")
+    ap.add_argument("--synth-s", type=float, default=45.0, help="their length in seconds (default 45)")
+    ap.add_argument("--excerpt", type=float, default=60.0, metavar="S", help="seconds from each track's start")
+    ap.add_argument("--bc-epochs", type=int, default=30, help="behavioural-cloning passes of every training")
+    ap.add_argument("--finetune", type=int, default=20, metavar="N",
+                    help="also fine-tune the bundled model on N real training pairs (0: no)")
+    ap.add_argument("--corpus", default=None, help="corpus folder (default $EDITORBOT_CORPUS or ~/.cache/editorbot/corpus)")
+    ap.add_argument("--work", required=True, help="work folder (steps already done there are skipped)")
+    ap.add_argument("--json", default=None, help="write the results here")
+    args = ap.parse_args(argv)
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    from editorbot.training.data.editors import get_style
+
+    personas = [p for p in args.personas.split(",") if p]
+    for p in personas:
+        try:
+            get_style(p)
+        except ValueError as e:
+            print(f"--personas: {e}", file=sys.stderr)
+            return 2
+    root = corpus.corpus_dir(args.corpus)
+    work = Path(args.work)
+    t0 = time.perf_counter()
+    try:
+        n_dev = len(corpus.load_tracks(root, split="dev"))
+        test = excerpts("test", args.n_test, args.excerpt, root, work / "excerpts" / "test")
+        dev = excerpts("dev", n_dev, args.excerpt, root, work / "excerpts" / "dev")
+    except FileNotFoundError as e:
+        print(str(e), file=sys.stderr)
+        return 2
+    print(f"{len(dev)} dev excerpts ({len(dev[::VAL_EVERY])} for validation), {len(test)} test excerpts "
+          f"of {args.excerpt:g} s in {work}\n", flush=True)
+    results = []
+    for p in personas:
+        results.append(run_persona(p, args, work, dev, test))
+        if args.json:  # after every persona, so a long run leaves what it has
+            from editorbot.engine.atomic import write_json_atomic
+
+            write_json_atomic(args.json, finite({"args": vars(args), "results": results,
+                                                 "seconds": round(time.perf_counter() - t0, 1)}))
+    print(f"total {time.perf_counter() - t0:.1f} s on {os.cpu_count()} cores")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
