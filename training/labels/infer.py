@@ -543,7 +543,49 @@ def _judge_beats(pair: _Pair, moves: list[Move], fwd_offset: dict[int, int], *, 
             _label_structural(beats, pair, moves, gi, conf)
     if judge is not None:
         judge.flush(beats)
+    _pitch_in_speed(beats)
     return beats
+
+
+def _pitch_in_speed(beats: ExtendedLabels) -> None:
+    """Forward beats read as PITCH beside a SPEED that goes their way become part of that SPEED, in place.
+
+    A speed change by resampling (a turntable, a rate between this
+    vocabulary's steps) raises the pitch with the rate; the DP plays some
+    of its beats forwards (a rate of 1.06 is nearer 1 than 1.1 over one
+    beat) and the effects step then hears them pitched. A run of PITCH
+    beats up (down) between two faster (slower) SPEEDs is that SPEED: the
+    run and the later SPEED join the earlier one's slot and action group.
+    (A PITCH on one side of a SPEED only is an edit of its own.)
+    """
+    types, slots, group = beats.types, beats.slots, beats.group
+    n = len(types)
+    faster = [SPEED_RATES[s] > 1.0 for s in range(len(SPEED_RATES))]
+
+    def speed_at(k: int, up: bool) -> bool:
+        return 0 <= k < n and types[k] == "SPEED" and group[k] > 0 and faster[slots[k]] == up
+
+    b = 0
+    while b < n:
+        if types[b] != "PITCH" or group[b] >= 0:
+            b += 1
+            continue
+        e = b
+        while e < n and types[e] == "PITCH" and group[e] < 0:
+            e += 1
+        up = sum(slots[k] >= 2 for k in range(b, e)) * 2 > e - b  # PITCH slots 2, 3 are up
+        if speed_at(b - 1, up) and speed_at(e, up):
+            g, slot = int(group[b - 1]), slots[b - 1]
+            conf = float(beats.confidence[b - 1])
+            for k in range(b, e):
+                types[k], slots[k], group[k] = "SPEED", slot, g
+                beats.confidence[k] = min(float(beats.confidence[k]), conf)
+            other = int(group[e])
+            for k in range(e, n):
+                if group[k] != other:
+                    break
+                group[k], slots[k] = g, slot
+        b = e
 
 
 def _cut_match(moves: list[Move], gi: int) -> float:
