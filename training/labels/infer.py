@@ -85,6 +85,10 @@ log = logging.getLogger(__name__)
 UNALIGNABLE_SIM = 0.55
 #: Mean similarity of a SPEED move's frames below which it is read as KEEP with that confidence.
 UNSURE_SPEED_MATCH = 0.3
+#: A run of forward beats with one effect label under this mean confidence, explaining under
+#: this share of the beats' change, is read as KEEP (tuned on bench/labels_real.py --split dev).
+EFFECT_MIN_CONFIDENCE = 0.2
+EFFECT_MIN_EXPLAINED = 0.6
 
 #: Action type of each structural move kind of the DP.
 STRUCTURAL_NAMES = {CUT: "CUT", SIL: "SILENCE", REV: "REVERSE", LOOP: "LOOP", STUT: "STUTTER", SPEED: "SPEED"}
@@ -179,6 +183,10 @@ class ExtendedLabels:
         ``(n,)`` int64 size index of the walk's action over each beat.
     action_start : np.ndarray
         ``(n,)`` bool, an action of the walk starts here.
+    explained : np.ndarray
+        ``(n,)`` float32 in [0, 1]: the share of a forward beat's change
+        from its raw beat that its best effect candidate explains
+        (``effects.BeatEffect.explained``; 1 elsewhere).
     """
 
     types: list[str]
@@ -187,6 +195,7 @@ class ExtendedLabels:
     group: np.ndarray
     size: np.ndarray
     action_start: np.ndarray
+    explained: np.ndarray = field(default_factory=lambda: np.ones(0, dtype=np.float32))
 
     @classmethod
     def keep(cls, n: int) -> ExtendedLabels:
@@ -198,6 +207,7 @@ class ExtendedLabels:
             group=np.zeros(n, dtype=np.int64),
             size=np.zeros(n, dtype=np.int64),
             action_start=np.zeros(n, dtype=bool),
+            explained=np.ones(n, dtype=np.float32),
         )
 
     def label_run(self, run: list[tuple[int, BeatEffect]]) -> None:
@@ -544,7 +554,37 @@ def _judge_beats(pair: _Pair, moves: list[Move], fwd_offset: dict[int, int], *, 
     if judge is not None:
         judge.flush(beats)
     _pitch_in_speed(beats)
+    _unsure_effects(beats)
     return beats
+
+
+def _unsure_effects(
+    beats: ExtendedLabels, min_confidence: float = EFFECT_MIN_CONFIDENCE, min_explained: float = EFFECT_MIN_EXPLAINED
+) -> None:
+    """Runs of forward beats with one effect label that is unsure and explains little become KEEP, in place.
+
+    "I don't know": an effect that barely won (mean confidence under
+    ``min_confidence``) and explains under ``min_explained`` of its beats'
+    change from their raw beats (an effect outside the vocabulary, a delay
+    at another time, a compressor read as a gain) is not a label to learn
+    from. The beats keep their low confidence. Fades are left alone (a ramp
+    is sure where it is one; ``effects.false_fades`` has judged it).
+    """
+    types, slots, group = beats.types, beats.slots, beats.group
+    n = len(types)
+    b = 0
+    while b < n:
+        e = b + 1
+        if group[b] >= 0 or types[b] in ("KEEP", "FADE_IN", "FADE_OUT"):
+            b = e
+            continue
+        while e < n and group[e] < 0 and types[e] == types[b] and slots[e] == slots[b]:
+            e += 1
+        if float(np.mean(beats.confidence[b:e])) < min_confidence and float(np.mean(beats.explained[b:e])) < min_explained:
+            log.debug("beats %d-%d: %s at %.2f confidence read as KEEP", b, e - 1, types[b], float(np.mean(beats.confidence[b:e])))
+            for k in range(b, e):
+                types[k], slots[k] = "KEEP", 0
+        b = e
 
 
 def _pitch_in_speed(beats: ExtendedLabels) -> None:
@@ -662,6 +702,7 @@ class _ForwardJudge:
         )
         beats.types[m.beat] = eff.type
         beats.slots[m.beat] = eff.slot
+        beats.explained[m.beat] = eff.explained
         if eff.candidates is None or (self.run and self.run[-1][0] != m.beat - 1):
             self.flush(beats)
         if eff.candidates is not None:
