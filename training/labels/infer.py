@@ -85,10 +85,11 @@ log = logging.getLogger(__name__)
 UNALIGNABLE_SIM = 0.55
 #: Mean similarity of a SPEED move's frames below which it is read as KEEP with that confidence.
 UNSURE_SPEED_MATCH = 0.3
-#: A run of forward beats with one effect label under this mean confidence, explaining under
-#: this share of the beats' change, is read as KEEP (tuned on bench/labels_real.py --split dev).
+#: A run of forward beats with one effect label under this mean confidence that leaves over this
+#: many dB of the beats' change unexplained is read as KEEP (tuned on bench/labels_real.py --split
+#: dev; the synthetic styles' subtle effects fit within 0.4 dB).
 EFFECT_MIN_CONFIDENCE = 0.2
-EFFECT_MIN_EXPLAINED = 0.6
+EFFECT_MAX_RESIDUAL_DB = 1.0
 
 #: Action type of each structural move kind of the DP.
 STRUCTURAL_NAMES = {CUT: "CUT", SIL: "SILENCE", REV: "REVERSE", LOOP: "LOOP", STUT: "STUTTER", SPEED: "SPEED"}
@@ -183,10 +184,10 @@ class ExtendedLabels:
         ``(n,)`` int64 size index of the walk's action over each beat.
     action_start : np.ndarray
         ``(n,)`` bool, an action of the walk starts here.
-    explained : np.ndarray
-        ``(n,)`` float32 in [0, 1]: the share of a forward beat's change
-        from its raw beat that its best effect candidate explains
-        (``effects.BeatEffect.explained``; 1 elsewhere).
+    residual_db : np.ndarray
+        ``(n,)`` float32, dB: how far a forward beat is from its best effect
+        candidate, what that candidate leaves unexplained
+        (``effects.BeatEffect.distance``; 0 elsewhere).
     """
 
     types: list[str]
@@ -195,7 +196,7 @@ class ExtendedLabels:
     group: np.ndarray
     size: np.ndarray
     action_start: np.ndarray
-    explained: np.ndarray = field(default_factory=lambda: np.ones(0, dtype=np.float32))
+    residual_db: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.float32))
 
     @classmethod
     def keep(cls, n: int) -> ExtendedLabels:
@@ -207,7 +208,7 @@ class ExtendedLabels:
             group=np.zeros(n, dtype=np.int64),
             size=np.zeros(n, dtype=np.int64),
             action_start=np.zeros(n, dtype=bool),
-            explained=np.ones(n, dtype=np.float32),
+            residual_db=np.zeros(n, dtype=np.float32),
         )
 
     def label_run(self, run: list[tuple[int, BeatEffect]]) -> None:
@@ -559,16 +560,18 @@ def _judge_beats(pair: _Pair, moves: list[Move], fwd_offset: dict[int, int], *, 
 
 
 def _unsure_effects(
-    beats: ExtendedLabels, min_confidence: float = EFFECT_MIN_CONFIDENCE, min_explained: float = EFFECT_MIN_EXPLAINED
+    beats: ExtendedLabels, min_confidence: float = EFFECT_MIN_CONFIDENCE, max_residual_db: float = EFFECT_MAX_RESIDUAL_DB
 ) -> None:
-    """Runs of forward beats with one effect label that is unsure and explains little become KEEP, in place.
+    """Runs of forward beats with one effect label that is unsure and leaves much unexplained become KEEP, in place.
 
     "I don't know": an effect that barely won (mean confidence under
-    ``min_confidence``) and explains under ``min_explained`` of its beats'
-    change from their raw beats (an effect outside the vocabulary, a delay
-    at another time, a compressor read as a gain) is not a label to learn
-    from. The beats keep their low confidence. Fades are left alone (a ramp
-    is sure where it is one; ``effects.false_fades`` has judged it).
+    ``min_confidence``) and leaves over ``max_residual_db`` of its beats'
+    change unexplained (an effect outside the vocabulary, a delay at
+    another time, a compressor read as a gain) is not a label to learn
+    from. A subtle effect this vocabulary renders (a small shelf) is unsure
+    too, but fits to a few tenths of a dB. The beats keep their low
+    confidence. Fades are left alone (a ramp is sure where it is one;
+    ``effects.false_fades`` has judged it).
     """
     types, slots, group = beats.types, beats.slots, beats.group
     n = len(types)
@@ -580,8 +583,9 @@ def _unsure_effects(
             continue
         while e < n and group[e] < 0 and types[e] == types[b] and slots[e] == slots[b]:
             e += 1
-        if float(np.mean(beats.confidence[b:e])) < min_confidence and float(np.mean(beats.explained[b:e])) < min_explained:
-            log.debug("beats %d-%d: %s at %.2f confidence read as KEEP", b, e - 1, types[b], float(np.mean(beats.confidence[b:e])))
+        conf, residual = float(np.mean(beats.confidence[b:e])), float(np.mean(beats.residual_db[b:e]))
+        if conf < min_confidence and residual > max_residual_db:
+            log.debug("beats %d-%d: %s at %.2f confidence, %.1f dB unexplained, read as KEEP", b, e - 1, types[b], conf, residual)
             for k in range(b, e):
                 types[k], slots[k] = "KEEP", 0
         b = e
@@ -702,7 +706,7 @@ class _ForwardJudge:
         )
         beats.types[m.beat] = eff.type
         beats.slots[m.beat] = eff.slot
-        beats.explained[m.beat] = eff.explained
+        beats.residual_db[m.beat] = eff.distance
         if eff.candidates is None or (self.run and self.run[-1][0] != m.beat - 1):
             self.flush(beats)
         if eff.candidates is not None:
