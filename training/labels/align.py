@@ -45,6 +45,7 @@ log = logging.getLogger(__name__)
 
 SMOOTH_BEATS = 8  # half-width in beats of the local line fit that removes beat-tracker jitter
 STUTTER_CORR_MID = 0.8  # self-correlation at the slice length scoring 0 for a stutter frame (1 scores +1)
+RETRY_WIDENINGS = 2  # times a poor path is searched again with a beam 4x as wide (AlignConfig.retry_score)
 SPEED_PROBE = 12  # frames of a SPEED line scored before deciding to score the rest
 SPEED_PROBE_SIM = 0.5  # ... only if their mean similarity reaches this
 
@@ -77,7 +78,9 @@ class AlignConfig:
         scale of the periodicity score of stutter frames.
     retry_score : float
         DP score per edit frame under which the search is
-        repeated with a 4x wider beam (the better path is kept).
+        repeated with a 4x wider beam, and again 4x wider while the
+        path stays under it (``RETRY_WIDENINGS`` times; the best path
+        is kept).
     sim_cache_mb : float
         the frame similarity is kept (made once, not twice) when it
         takes at most this many MiB (``stripes``): a pair up to ~2.4
@@ -544,19 +547,25 @@ def align(
         edit_duration_s * to_f,
     )
     keep = debug is not None
-    score, rows, table = sweep.run(cfg.beam, keep)
-    if rows.shape[0] == 0:
-        log.debug("no path with a beam of %d: retrying with %d", cfg.beam, 4 * cfg.beam)
-        score, rows, table = sweep.run(4 * cfg.beam, keep)
-    elif score < cfg.retry_score * te_n:
-        # The beam ranks states by score so far plus an optimistic bound on the rest,
-        # which flatters states that skipped edit frames (a long CUT): on effect-heavy
-        # edits it can drop the true path for a CUT + long LOOP walk scoring far
-        # lower (seen 0.57-0.76 per frame against >= 0.85 for every good path).
-        wide = sweep.run(4 * cfg.beam, keep)
-        log.debug("poor path (%.2f per frame) with a beam of %d: %d gives %.2f",
-                  score / te_n, cfg.beam, 4 * cfg.beam, wide[0] / te_n)
-        if wide[1].shape[0] and wide[0] > score:
+    beam = cfg.beam
+    score, rows, table = sweep.run(beam, keep)
+    # No path, or a poor one: the beam ranks states by score so far plus an optimistic
+    # bound on the rest, which flatters states that skipped edit frames (a long CUT):
+    # on effect-heavy edits it can drop the true path for a CUT + long LOOP walk
+    # scoring far lower (seen 0.57-0.76 per frame against >= 0.85 for every good
+    # path), and an edit that repeats a lot (an extended mix looping two bars five
+    # times) can need a beam 16x as wide. Each widening is tried while the path is
+    # missing or poor; the best path is kept.
+    for _ in range(RETRY_WIDENINGS):
+        if rows.shape[0] and score >= cfg.retry_score * te_n:
+            break
+        beam *= 4
+        wide = sweep.run(beam, keep)
+        if rows.shape[0]:
+            log.debug("poor path (%.2f per frame): a beam of %d gives %.2f", score / te_n, beam, wide[0] / max(te_n, 1))
+        else:
+            log.debug("no path: a beam of %d gives %d moves", beam, wide[1].shape[0])
+        if wide[1].shape[0] and (rows.shape[0] == 0 or wide[0] > score):
             score, rows, table = wide
     moves = [
         Move(beat=beat, n_beats=k, kind=kind, slot=par if kind in (LOOP, STUT, SPEED) else 0, dst_start_s=t0 / to_f, dst_end_s=t1 / to_f)
