@@ -48,6 +48,7 @@ STUTTER_CORR_MID = 0.8  # self-correlation at the slice length scoring 0 for a s
 RETRY_WIDENINGS = 2  # times a poor path is searched again with a beam 4x as wide (AlignConfig.retry_score)
 SPEED_PROBE = 12  # frames of a SPEED line scored before deciding to score the rest
 SPEED_PROBE_SIM = 0.5  # ... only if their mean similarity reaches this
+STUTTER_BEAT_LENGTHS = 4  # most common beat lengths of the grid whose slices are scored (plus the period's)
 
 # Structural move kinds of the alignment DP.
 FWD, CUT, SIL, REV, LOOP, STUT, SPEED = range(7)
@@ -195,6 +196,7 @@ def _align_dp(
     state: tuple,
     sil_cum: np.ndarray,
     per_cum: np.ndarray,
+    stut_rows: np.ndarray,
     starts_f: np.ndarray,
     ends_f: np.ndarray,
     sizes: np.ndarray,
@@ -276,13 +278,18 @@ def _align_dp(
                     _relax(val, pos, b_t, b_kind, b_k, b_par, j + k, t, pe, sc, 2, k, 0, t_max, slack_cost)
                     sc = v - action_cost + _rsum(ca, tr_n, t, r1, te - t)
                     _relax(val, pos, b_t, b_kind, b_k, b_par, j + k, t, pe, sc, 3, k, 0, t_max, slack_cost)
-                    # STUTTER: the first slice plays forwards, the rest repeats it
+                    # STUTTER: the first slice plays forwards, the rest repeats it (a slice of
+                    # this beat's own length or of the grid's period: stut_rows)
                     for a in range(stut_slices.shape[0]):
                         ns = int(round(stut_slices[a] * beat_len))
                         ns = max(1, min(ns, te - t))
-                        sc = v - action_cost + _fsum(cd, tr_n, t, r0, ns)
-                        sc += per_cum[a, min(te, te_n)] - per_cum[a, min(t + ns, te_n)]
-                        _relax(val, pos, b_t, b_kind, b_k, b_par, j + k, t, pe, sc, 5, k, a, t_max, slack_cost)
+                        sc0 = v - action_cost + _fsum(cd, tr_n, t, r0, ns)
+                        for w in range(stut_rows.shape[2]):
+                            row = stut_rows[j, a, w]
+                            if w > 0 and row == stut_rows[j, a, 0]:
+                                continue
+                            sc = sc0 + per_cum[row, min(te, te_n)] - per_cum[row, min(t + ns, te_n)]
+                            _relax(val, pos, b_t, b_kind, b_k, b_par, j + k, t, pe, sc, 5, k, a, t_max, slack_cost)
                 # LOOP: the span plays 1 + reps times
                 for a in range(loop_reps.shape[0]):
                     reps = loop_reps[a]
@@ -489,6 +496,7 @@ def align(
     *,
     config: AlignConfig | None = None,
     beat_s: float | None = None,
+    slice_beats_s: np.ndarray | None = None,
     debug: dict | None = None,
 ) -> tuple[float, list[Move], Stripes]:
     """Structural DP of an edit against the raw beats (see the module docstring).
@@ -503,6 +511,9 @@ def align(
         length of the edit, seconds.
     beat_s : float | None
         beat period, seconds (``grid_period``; default the median beat length).
+    slice_beats_s : np.ndarray | None
+        ``(n,)`` the length of each beat a STUTTER slices, seconds: the
+        tracker's own beats, before ``smooth_beats`` (default ``ends_s - starts_s``).
     debug : dict | None
         if a dict, receives ``"table"``: the DP's best score per
         (beat, edit frame) state, ``(n + 1, n_edit_frames + 2)``.
@@ -519,7 +530,9 @@ def align(
     sil_cum = np.concatenate([[0.0], np.cumsum(sil)])
     if beat_s is None:
         beat_s = float(np.median(ends_s - starts_s))
-    per, stutter_best = _stutter_scores(edit, beat_s, cfg.stutter_weight)
+    if slice_beats_s is None:
+        slice_beats_s = np.asarray(ends_s) - np.asarray(starts_s)
+    per, stut_rows, stutter_best = _stutter_scores(edit, beat_s, slice_beats_s, cfg.stutter_weight)
     to_f = FRAME_SR / FRAME_HOP
     frame_best = np.maximum(sil, stutter_best)
     starts_f = np.asarray(starts_s, dtype=np.float64) * to_f
@@ -534,6 +547,7 @@ def align(
         (
             sil_cum,
             per,
+            stut_rows,
             starts_f,
             ends_f,
             np.asarray(vocab.SIZE_BEATS, dtype=np.int64),
@@ -581,7 +595,7 @@ class _Sweep:
 
     def __init__(self, stripes: Stripes, ckpt: np.ndarray, bound: np.ndarray, dp_args: tuple, t_end: float) -> None:
         self.stripes, self.ckpt, self.bound, self.dp_args, self.t_end = stripes, ckpt, bound, dp_args, t_end
-        starts_f, ends_f = dp_args[2], dp_args[3]
+        starts_f, ends_f = dp_args[3], dp_args[4]
         n = starts_f.shape[0]
         tr = stripes.shape[1]
         longest = max(vocab.SIZE_BEATS)
@@ -623,24 +637,72 @@ class _Sweep:
         return float(score), rows, state[0].copy() if keep_table else state[0]
 
 
-def _stutter_scores(edit: Frames, beat_s: float, weight: float) -> tuple[np.ndarray, np.ndarray]:
+def _stutter_scores(
+    edit: Frames, beat_s: float, beat_lengths_s: np.ndarray, weight: float
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Stutter score of each edit frame per slice length: how exactly the edit repeats itself one slice earlier.
 
-    Returns ``per (len(STUTTER_SLICES), n_frames + 1)``, the cumulative sums
-    of each slice's frame scores (in -``weight``..``weight``, silent frames
-    -``weight``), and ``(n_frames,)`` the best score of each frame over the slices.
+    A stutter's slice is a fraction of a beat: of the beat it starts on
+    (an editor slicing its own grid; the tracker's beats are whole
+    analysis hops, 3-6% apart in length within a song) or of the song's
+    period. A repetition is exact only at its own lag (a sample off, the
+    correlation of music falls to ~0.98; 5% off, to ~0), so each
+    slice is scored at the ``STUTTER_BEAT_LENGTHS`` most common beat
+    lengths of the grid (each beat reads the nearest) and at ``beat_s``.
+
+    Parameters
+    ----------
+    edit : Frames
+        the edit's frame features.
+    beat_s : float
+        the grid's period, seconds.
+    beat_lengths_s : np.ndarray
+        ``(n_beats,)`` each beat's length, seconds.
+    weight : float
+        scale of a frame's score.
+
+    Returns
+    -------
+    per : np.ndarray
+        ``(n_rows, n_frames + 1)`` the cumulative sums of the frame scores
+        (in -``weight``..``weight``, silent frames -``weight``) per scored
+        (slice, beat length).
+    rows : np.ndarray
+        ``(n_beats, len(STUTTER_SLICES), 2)`` int64: the row of ``per`` of
+        each beat's slice at its own length and at ``beat_s``.
+    best : np.ndarray
+        ``(n_frames,)`` the best score of each frame over the rows.
     """
     te_n = edit.n_frames
-    per = np.zeros((len(STUTTER_SLICES), te_n + 1))
+    lengths = np.asarray(beat_lengths_s, dtype=np.float64)
+    n_beats = lengths.shape[0]
+    samples = np.round(lengths * FRAME_SR).astype(np.int64)
+    uniq, counts = np.unique(samples, return_counts=True) if n_beats else (np.zeros(0, np.int64), np.zeros(0, np.int64))
+    common = np.sort(uniq[np.argsort(-counts, kind="stable")[:STUTTER_BEAT_LENGTHS]]).astype(np.float64)
+    cands = np.append(common / FRAME_SR, beat_s)
+    nearest = np.argmin(np.abs(lengths[:, None] - cands[None, : max(common.shape[0], 1)]), axis=1)
+    per_rows: list[np.ndarray] = []
+    rows = np.zeros((n_beats, len(STUTTER_SLICES), 2), dtype=np.int64)
     stutter_best = np.full(te_n, -1.0)
     for a, v in enumerate(STUTTER_SLICES):
-        c = periodicity(edit.y, v * beat_s * FRAME_SR, te_n)
-        # a stutter repeats its slice sample for sample (correlation ~1); echoes of a
-        # DELAY at that lag correlate ~0.6-0.85 (median ~0.7) and must not pass for one
-        score = weight * np.where(edit.silent, -1.0, np.clip((c - STUTTER_CORR_MID) / (1.0 - STUTTER_CORR_MID), -1.0, 1.0))
-        stutter_best = np.maximum(stutter_best, score)
-        per[a, 1:] = np.cumsum(score)
-    return per, stutter_best
+        lag_row: dict[int, int] = {}
+        cand_row = np.zeros(cands.shape[0], dtype=np.int64)
+        for ci, length in enumerate(cands):
+            lag = v * length * FRAME_SR
+            key = int(round(lag))
+            if key not in lag_row:  # the period's slice can fall on a beat length's
+                c = periodicity(edit.y, lag, te_n)
+                # a stutter repeats its slice sample for sample (correlation ~1); echoes of a
+                # DELAY at that lag correlate ~0.6-0.85 (median ~0.7) and must not pass for one
+                score = weight * np.where(edit.silent, -1.0, np.clip((c - STUTTER_CORR_MID) / (1.0 - STUTTER_CORR_MID), -1.0, 1.0))
+                stutter_best = np.maximum(stutter_best, score)
+                lag_row[key] = len(per_rows)
+                per_rows.append(np.concatenate([[0.0], np.cumsum(score)]))
+            cand_row[ci] = lag_row[key]
+        rows[:, a, 0] = cand_row[nearest]
+        rows[:, a, 1] = cand_row[-1]
+    per = np.stack(per_rows) if per_rows else np.zeros((1, te_n + 1))
+    return per, rows, stutter_best
 
 
 def merge_speed_runs(moves: list[Move], starts: np.ndarray, ends: np.ndarray) -> list[Move]:

@@ -41,7 +41,7 @@ from editorbot.engine import actions as vocab
 from editorbot.engine.analysis import Analysis, analyze
 from editorbot.engine.audio import Audio, analysis_mono, load_audio
 from editorbot.engine.grid import Grid
-from editorbot.engine.plan import EditPlan, plan_from_actions
+from editorbot.engine.plan import EditPlan, beat_spans, plan_from_actions
 from editorbot.training.labels.align import (
     AMOUNT_SLOTS,
     CUT,
@@ -372,11 +372,28 @@ def _frame_pair(name: str, analysis: Analysis, edit_audio: Audio) -> _Pair:
 
 def _structure(pair: _Pair, config: AlignConfig | None) -> tuple[list[Move], Stripes]:
     """Step 3: the DP's walk, checked on the samples (``loop_phase``, ``merge_speed_runs``), and the frame similarity."""
+    # a stutter slices the tracker's own beat (the grid the edit was made on), not the smoothed one
+    slice_beats = pair.ends - pair.starts
+    grid = pair.analysis.grid
+    if grid.beat_times.size:
+        g0, g1 = beat_spans(grid.beat_times, pair.analysis.audio.duration_s, tempo_bpm=grid.tempo_bpm)
+        n = min(g0.shape[0], slice_beats.shape[0] - pair.first_real)
+        slice_beats[pair.first_real : pair.first_real + n] = (g1 - g0)[:n]
     _, moves, s = align(
-        pair.raw_frames, pair.edit_frames, pair.starts, pair.ends, pair.edit_audio.duration_s, config=config, beat_s=pair.beat_s
+        pair.raw_frames,
+        pair.edit_frames,
+        pair.starts,
+        pair.ends,
+        pair.edit_audio.duration_s,
+        config=config,
+        beat_s=pair.beat_s,
+        slice_beats_s=slice_beats,
     )
     raw_y = pair.analysis.y
     moves = merge_speed_runs(loop_phase(raw_y, pair.edit_y, moves, pair.starts, pair.ends), pair.starts, pair.ends)
+    for m in moves:
+        if m.kind == STUT:  # a 1/4-beat stutter repeats at 1/2 beat too: the shortest slice that repeats
+            m.slot = stutter_slot(pair.edit_y, m, float(slice_beats[m.beat]), m.slot)
     return moves, s
 
 
@@ -652,8 +669,6 @@ def _label_structural(beats: ExtendedLabels, pair: _Pair, moves: list[Move], gi:
     """Label the beats of structural move ``moves[gi]``: its type, amount slot, confidence and action group."""
     m = moves[gi]
     slot = m.slot
-    if m.kind == STUT:
-        slot = stutter_slot(pair.edit_y, m, float(pair.ends[m.beat] - pair.starts[m.beat]), m.slot)
     group = gi + 1
     if m.kind == SPEED and gi > 0:
         # one SPEED played over several DP moves at one rate is one action

@@ -38,7 +38,7 @@ from editorbot.training.labels.align import (
     STUTTER_SLICES,
     Move,
 )
-from editorbot.training.labels.effects import BAND_NFFT, stutter_slot
+from editorbot.training.labels.effects import BAND_NFFT
 from editorbot.training.labels.frames import FRAME_SR, match_at, refine_offset
 
 log = logging.getLogger(__name__)
@@ -796,8 +796,7 @@ class _SpliceStarts:
         raw_y, edit_y, starts = self.raw_y, self.edit_y, self.starts
         b = m.beat
         s0, n_beat, dst0 = self._span(m)
-        slot = stutter_slot(edit_y, m, float(self.ends[b] - starts[b]), m.slot)
-        v = STUTTER_SLICES[slot]
+        v = STUTTER_SLICES[m.slot]  # the slot is the shortest slice that repeats (infer._structure)
         p_grid = int(round(v * n_beat))
         end = int(round(m.dst_end_s * FRAME_SR))
         period = _period_at(edit_y, dst0 + 200, end - 200, p_grid, max(4, min(60, p_grid // 8)))

@@ -4,8 +4,17 @@ from __future__ import annotations
 
 import numpy as np
 
-from editorbot.training.labels.align import FWD, LOOP, LOOP_REPEATS, Move, grid_period, loop_phase
-from editorbot.training.labels.frames import FRAME_SR
+from editorbot.training.labels.align import (
+    FWD,
+    LOOP,
+    LOOP_REPEATS,
+    STUTTER_SLICES,
+    Move,
+    _stutter_scores,
+    grid_period,
+    loop_phase,
+)
+from editorbot.training.labels.frames import FRAME_HOP, FRAME_SR, frame_features
 
 
 def test_grid_period_is_the_line_through_the_beats():
@@ -37,3 +46,25 @@ def test_loop_phase_moves_a_loop_to_where_its_repeats_start():
     assert (fixed[1].kind, fixed[1].beat, fixed[1].n_beats) == (LOOP, 1, 4)
     assert abs(fixed[1].dst_start_s - sec) < 1e-6 and abs(fixed[1].dst_end_s - 9 * sec) < 1e-6
     assert [m.beat for m in fixed[2:]] == list(range(5, 12))
+
+
+def test_stutter_slices_are_scored_at_each_beats_own_length():
+    """A stutter slicing a beat 5% longer than the grid's period repeats at its own beat's lag, not the period's."""
+    rng = np.random.default_rng(5)
+    period_s = 0.5
+    lengths = np.full(8, period_s)
+    lengths[2] = 0.525  # the tracker's beats are whole hops: 3-6% apart within a song
+    a = STUTTER_SLICES.index(0.25)
+    lag = int(round(0.25 * lengths[2] * FRAME_SR))
+    y = rng.standard_normal(4 * FRAME_SR).astype(np.float32)
+    t0 = FRAME_SR
+    edit = np.concatenate([y[:t0], np.tile(y[t0 : t0 + lag], 8), y[t0:]])
+    per, rows, best = _stutter_scores(frame_features(edit), period_s, lengths, 1.0)
+    f0, f1 = (t0 + 2 * lag) // FRAME_HOP, (t0 + 7 * lag) // FRAME_HOP
+    own, grid = rows[2, a]
+    assert own != grid
+    assert (per[own, f1] - per[own, f0]) / (f1 - f0) > 0.9
+    assert (per[grid, f1] - per[grid, f0]) / (f1 - f0) < 0.0
+    assert np.all(best[f0:f1] > 0.9)
+    # the other beats read the period's lag
+    assert rows[0, a, 0] == rows[0, a, 1] == grid
