@@ -46,9 +46,12 @@ log = logging.getLogger(__name__)
 SMOOTH_BEATS = 8  # half-width in beats of the local line fit that removes beat-tracker jitter
 STUTTER_CORR_MID = 0.8  # self-correlation at the slice length scoring 0 for a stutter frame (1 scores +1)
 RETRY_WIDENINGS = 2  # times a poor path is searched again with a beam 4x as wide (AlignConfig.retry_score)
+RETRY_GAIN = 0.01  # ... while the last widening gained at least this much similarity per edit frame
 SPEED_PROBE = 12  # frames of a SPEED line scored before deciding to score the rest
 SPEED_PROBE_SIM = 0.5  # ... only if their mean similarity reaches this
 STUTTER_BEAT_LENGTHS = 4  # most common beat lengths of the grid whose slices are scored (plus the period's)
+REVERSE_SHIFT_BEATS = 1.0  # the raw span a REVERSE plays may sit this far (in beats) off its beats'
+REVERSE_SHIFT_SIM = 0.6  # ... where the shifted line's mean frame similarity reaches this
 
 # Structural move kinds of the alignment DP.
 FWD, CUT, SIL, REV, LOOP, STUT, SPEED = range(7)
@@ -206,6 +209,7 @@ def _align_dp(
     action_cost: float,
     cut_cost: float,
     slack_cost: float,
+    rev_shift: int,
     beam: int,
     bound: np.ndarray,
 ) -> None:
@@ -276,8 +280,21 @@ def _align_dp(
                 if te <= t_max:
                     sc = v - action_cost + (sil_cum[min(te, te_n)] - sil_cum[min(t, te_n)])
                     _relax(val, pos, b_t, b_kind, b_k, b_par, j + k, t, pe, sc, 2, k, 0, t_max, slack_cost)
-                    sc = v - action_cost + _rsum(ca, tr_n, t, r1, te - t)
-                    _relax(val, pos, b_t, b_kind, b_k, b_par, j + k, t, pe, sc, 3, k, 0, t_max, slack_cost)
+                    # REVERSE: edit frame t + u plays raw frame r1 + d - 1 - u. An editor on
+                    # another beat grid reverses a span off every span of ours (its ends up
+                    # to half a beat off, which moves the line by twice that): the raw span
+                    # may move by d frames (one slack cost when it does); the labels keep
+                    # the beats
+                    # (only a line that plays the edit back closely: a shifted line through
+                    # the wrong states would crowd the beam)
+                    best_d = 0
+                    best = _rsum(ca, tr_n, t, r1, te - t)
+                    for d in range(-rev_shift, rev_shift + 1):
+                        if d != 0:
+                            sd = _rsum(ca, tr_n, t, r1 + d, te - t)
+                            if sd - slack_cost > best and sd >= REVERSE_SHIFT_SIM * (te - t):
+                                best, best_d = sd - slack_cost, d
+                    _relax(val, pos, b_t, b_kind, b_k, b_par, j + k, t, pe, v - action_cost + best, 3, k, best_d, t_max, slack_cost)
                     # STUTTER: the first slice plays forwards, the rest repeats it (a slice of
                     # this beat's own length or of the grid's period: stut_rows)
                     for a in range(stut_slices.shape[0]):
@@ -398,6 +415,10 @@ class Move:
         the edit span it explains, seconds.
     match : float
         mean frame similarity over that span (1 for a CUT).
+    shift_s : float
+        a REVERSE's raw span (the one it plays backwards over its edit
+        span) less its beats' span, seconds: its beats' moved by this,
+        twice as far as a reversed span off its beats is (0 for other kinds).
     """
 
     beat: int
@@ -407,6 +428,7 @@ class Move:
     dst_start_s: float
     dst_end_s: float
     match: float = 1.0
+    shift_s: float = 0.0
 
 
 def smooth_beats(beat_times: np.ndarray, *, half_window: int = SMOOTH_BEATS) -> np.ndarray:
@@ -538,6 +560,7 @@ def align(
     starts_f = np.asarray(starts_s, dtype=np.float64) * to_f
     ends_f = np.asarray(ends_s, dtype=np.float64) * to_f
     r_starts = np.maximum(np.round(starts_f).astype(np.int64) - 2, 0)
+    rev_shift = min(int(REVERSE_SHIFT_BEATS * beat_s * to_f), 60)
     s = Stripes(edit, raw, cache_mb=cfg.sim_cache_mb)
     bound, ckpt = backward_pass(s, frame_best, r_starts)
     sweep = _Sweep(
@@ -557,8 +580,10 @@ def align(
             cfg.action_cost,
             cfg.cut_cost,
             cfg.slack_cost,
+            rev_shift,
         ),
         edit_duration_s * to_f,
+        rev_shift,
     )
     keep = debug is not None
     beam = cfg.beam
@@ -569,20 +594,33 @@ def align(
     # scoring far lower (seen 0.57-0.76 per frame against >= 0.85 for every good
     # path), and an edit that repeats a lot (an extended mix looping two bars five
     # times) can need a beam 16x as wide. Each widening is tried while the path is
-    # missing or poor; the best path is kept.
+    # missing or poor and the last widening found a better one (one that gains under
+    # RETRY_GAIN per frame says the edit, not the beam, makes the path poor: a 52-s
+    # pair went from 2 to 9 s for the same path).
     for _ in range(RETRY_WIDENINGS):
         if rows.shape[0] and score >= cfg.retry_score * te_n:
             break
         beam *= 4
         wide = sweep.run(beam, keep)
+        stalled = bool(rows.shape[0]) and wide[0] < score + RETRY_GAIN * te_n
         if rows.shape[0]:
             log.debug("poor path (%.2f per frame): a beam of %d gives %.2f", score / te_n, beam, wide[0] / max(te_n, 1))
         else:
             log.debug("no path: a beam of %d gives %d moves", beam, wide[1].shape[0])
         if wide[1].shape[0] and (rows.shape[0] == 0 or wide[0] > score):
             score, rows, table = wide
+        if stalled:
+            break
     moves = [
-        Move(beat=beat, n_beats=k, kind=kind, slot=par if kind in (LOOP, STUT, SPEED) else 0, dst_start_s=t0 / to_f, dst_end_s=t1 / to_f)
+        Move(
+            beat=beat,
+            n_beats=k,
+            kind=kind,
+            slot=par if kind in (LOOP, STUT, SPEED) else 0,
+            dst_start_s=t0 / to_f,
+            dst_end_s=t1 / to_f,
+            shift_s=par / to_f if kind == REV else 0.0,
+        )
         for beat, k, kind, par, t0, t1 in rows.tolist()
     ]
     if debug is not None:
@@ -593,8 +631,9 @@ def align(
 class _Sweep:
     """Pass 2 of ``stripes``: the DP over the raw beats in order, with the stripes it reads in the rings."""
 
-    def __init__(self, stripes: Stripes, ckpt: np.ndarray, bound: np.ndarray, dp_args: tuple, t_end: float) -> None:
+    def __init__(self, stripes: Stripes, ckpt: np.ndarray, bound: np.ndarray, dp_args: tuple, t_end: float, rev_shift: int) -> None:
         self.stripes, self.ckpt, self.bound, self.dp_args, self.t_end = stripes, ckpt, bound, dp_args, t_end
+        self.slack_cost = dp_args[-2]
         starts_f, ends_f = dp_args[3], dp_args[4]
         n = starts_f.shape[0]
         tr = stripes.shape[1]
@@ -602,9 +641,10 @@ class _Sweep:
         last = np.minimum(np.arange(n) + longest, n) - 1
         # the raw frames (sum columns) a move from beat j reads: from just before its
         # start (a reversal's last frame rounds down) to just after the end of the
-        # longest move from it (a SPEED line's last frame rounds up)
-        self.need_lo = np.maximum(np.floor(starts_f).astype(np.int64) - 3, 0)
-        self.need_hi = np.minimum(np.ceil(ends_f[last]).astype(np.int64) + 6, tr)
+        # longest move from it (a SPEED line's last frame rounds up), and a shifted
+        # REVERSE's frames either side
+        self.need_lo = np.maximum(np.floor(starts_f).astype(np.int64) - 3 - rev_shift, 0)
+        self.need_hi = np.minimum(np.ceil(ends_f[last]).astype(np.int64) + 6 + rev_shift, tr)
         self._state: tuple | None = None
         self._rings: Rings | None = None
 
@@ -626,7 +666,7 @@ class _Sweep:
             self._state[0].fill(-1e30)
             self._state[0][0, 0] = 0.0
         rings, state = self._rings, self._state
-        slack_cost = self.dp_args[-1]
+        slack_cost = self.slack_cost
         j = 0
         while j < n:
             rings.cover(int(self.need_lo[j]), int(self.need_hi[j]))

@@ -456,7 +456,7 @@ def _move_frame_scores(mv: Move, s: Stripes, edit: Frames, starts_f: np.ndarray,
     if mv.kind == SIL:
         return np.where(edit.silent[t0:t1], 1.0, 0.0)
     if mv.kind == REV:
-        r = int(round(ends_f[mv.beat + mv.n_beats - 1])) - 1 - u
+        r = int(round(ends_f[mv.beat + mv.n_beats - 1] + mv.shift_s * to_f)) - 1 - u
     elif mv.kind == LOOP:
         span = ends_f[mv.beat + mv.n_beats - 1] - r0
         r = np.round(r0 + np.mod(u, max(span, 1.0))).astype(np.int64)

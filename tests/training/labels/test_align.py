@@ -8,9 +8,11 @@ from editorbot.training.labels.align import (
     FWD,
     LOOP,
     LOOP_REPEATS,
+    REV,
     STUTTER_SLICES,
     Move,
     _stutter_scores,
+    align,
     grid_period,
     loop_phase,
 )
@@ -68,3 +70,23 @@ def test_stutter_slices_are_scored_at_each_beats_own_length():
     assert np.all(best[f0:f1] > 0.9)
     # the other beats read the period's lag
     assert rows[0, a, 0] == rows[0, a, 1] == grid
+
+
+def test_a_reverse_off_the_grid_is_found_on_the_beats_it_covers():
+    """A span reversed by an editor on another grid (0.3 beat off every span of ours) is a shifted REVERSE."""
+    rng = np.random.default_rng(7)
+    beat = 11025  # samples at FRAME_SR: 0.5 s
+    n_beats = 16
+    # a note of its own pitch every eighth of a beat (white noise would look alike everywhere)
+    step = beat // 8
+    t = np.arange(step) / FRAME_SR
+    notes = [np.sin(2 * np.pi * f * t) * np.exp(-t / 0.02) for f in rng.uniform(200, 4000, 8 * n_beats)]
+    raw = np.concatenate(notes).astype(np.float32)
+    a, b = int(6.3 * beat), int(7.3 * beat)  # one beat's length, 0.3 beat late
+    edit = np.concatenate([raw[:a], raw[a:b][::-1], raw[b:]])
+    starts = np.arange(n_beats) * 0.5
+    _, moves, _ = align(frame_features(raw, variants=True), frame_features(edit), starts, starts + 0.5, len(edit) / FRAME_SR, beat_s=0.5)
+    rev = [m for m in moves if m.kind == REV]
+    assert len(rev) == 1 and (rev[0].beat, rev[0].n_beats) == (6, 1)
+    assert abs(rev[0].shift_s - 0.3) < 0.03  # twice 0.3 beat of 0.5 s: the line through a reversal
+    assert all(m.kind == FWD for m in moves if m is not rev[0])
