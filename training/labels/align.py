@@ -287,13 +287,22 @@ def _align_dp(
                     # the beats
                     # (only a line that plays the edit back closely: a shifted line through
                     # the wrong states would crowd the beam)
+                    # (every other d, then the two beside the best: the frames overlap,
+                    # a line one frame off still scores most of the right one's)
                     best_d = 0
                     best = _rsum(ca, tr_n, t, r1, te - t)
-                    for d in range(-rev_shift, rev_shift + 1):
+                    for d in range(-rev_shift, rev_shift + 1, 2):
                         if d != 0:
                             sd = _rsum(ca, tr_n, t, r1 + d, te - t)
                             if sd - slack_cost > best and sd >= REVERSE_SHIFT_SIM * (te - t):
                                 best, best_d = sd - slack_cost, d
+                    coarse = best_d
+                    if coarse != 0:
+                        for d in (coarse - 1, coarse + 1):
+                            if d != 0 and abs(d) <= rev_shift:
+                                sd = _rsum(ca, tr_n, t, r1 + d, te - t)
+                                if sd - slack_cost > best and sd >= REVERSE_SHIFT_SIM * (te - t):
+                                    best, best_d = sd - slack_cost, d
                     _relax(val, pos, b_t, b_kind, b_k, b_par, j + k, t, pe, v - action_cost + best, 3, k, best_d, t_max, slack_cost)
                     # STUTTER: the first slice plays forwards, the rest repeats it (a slice of
                     # this beat's own length or of the grid's period: stut_rows)
