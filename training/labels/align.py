@@ -9,12 +9,15 @@ state ``(raw beat j, edit frame t)``. Moves: play beat ``j`` forwards
 stutter ``k`` beats, play ``k`` beats at a SPEED rate. A move scores the
 sum of ``S`` (``frames.similarity``) over the edit frames it explains
 (along the diagonal, anti-diagonal, repeated diagonal or sloped line it
-implies); stutter frames score their periodicity at the slice length;
-silence frames score whether the edit is silent there. Every non-KEEP move
-pays a small prior cost so that ties go to the simplest edit; structural
-moves may end a frame off the grid's guess. The path must end where the
-edit ends; a beam keeps the DP fast (a path scoring poorly per frame is
-searched again with a wider one). The search runs in numba kernels
+implies); stutter frames score their periodicity at the slice length (a
+fraction of the tracker's own beat, as an editor slices its grid, or of
+the grid's period); silence frames score whether the edit is silent there.
+A REVERSE's line may move up to a beat along the raw song (an editor on
+another beat grid reverses a span off every span of ours). Every non-KEEP
+move pays a small prior cost so that ties go to the simplest edit;
+structural moves may end a frame off the grid's guess. The path must end
+where the edit ends; a beam keeps the DP fast (a path scoring poorly per
+frame is searched again with a wider one, while widening gains). The search runs in numba kernels
 compiled once and cached on disk beside this file; it reads ``S`` and its
 diagonal sums through ``stripes``, which makes them a stripe of raw
 frames at a time as the DP moves along the raw beats.
@@ -283,8 +286,9 @@ def _align_dp(
                     # REVERSE: edit frame t + u plays raw frame r1 + d - 1 - u. An editor on
                     # another beat grid reverses a span off every span of ours (its ends up
                     # to half a beat off, which moves the line by twice that): the raw span
-                    # may move by d frames (one slack cost when it does); the labels keep
-                    # the beats
+                    # may move by d frames (a slack cost, and a quarter of one per frame
+                    # moved: a true reversal scores alike a frame or two either side); the
+                    # labels keep the beats
                     # (only a line that plays the edit back closely: a shifted line through
                     # the wrong states would crowd the beam)
                     # (every other d, then the two beside the best: the frames overlap,
@@ -294,15 +298,17 @@ def _align_dp(
                     for d in range(-rev_shift, rev_shift + 1, 2):
                         if d != 0:
                             sd = _rsum(ca, tr_n, t, r1 + d, te - t)
-                            if sd - slack_cost > best and sd >= REVERSE_SHIFT_SIM * (te - t):
-                                best, best_d = sd - slack_cost, d
+                            cost = slack_cost * (1.0 + abs(d) / 4.0)
+                            if sd - cost > best and sd >= REVERSE_SHIFT_SIM * (te - t):
+                                best, best_d = sd - cost, d
                     coarse = best_d
                     if coarse != 0:
                         for d in (coarse - 1, coarse + 1):
                             if d != 0 and abs(d) <= rev_shift:
                                 sd = _rsum(ca, tr_n, t, r1 + d, te - t)
-                                if sd - slack_cost > best and sd >= REVERSE_SHIFT_SIM * (te - t):
-                                    best, best_d = sd - slack_cost, d
+                                cost = slack_cost * (1.0 + abs(d) / 4.0)
+                                if sd - cost > best and sd >= REVERSE_SHIFT_SIM * (te - t):
+                                    best, best_d = sd - cost, d
                     _relax(val, pos, b_t, b_kind, b_k, b_par, j + k, t, pe, v - action_cost + best, 3, k, best_d, t_max, slack_cost)
                     # STUTTER: the first slice plays forwards, the rest repeats it (a slice of
                     # this beat's own length or of the grid's period: stut_rows)

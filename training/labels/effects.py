@@ -3,7 +3,10 @@
 Each beat played forwards is compared with the raw beat it came from (band
 powers, splice edges left out): unchanged -> KEEP; else the closest of the
 linear effects (GAIN, filters, shelves: their measured band responses added
-to the raw beat), a straight gain ramp (FADE_IN / FADE_OUT), renders of the
+to the raw beat), a gain and a compressor fitted to the beat's per-frame
+level change (``_level_candidates``: a gain or ratio between the
+vocabulary's steps reads as its type), a straight gain ramp (FADE_IN /
+FADE_OUT), renders of the
 raw beat through the nonlinear effects (``engine.render`` chains: reverb,
 delay, distortion, compression; reverb and delay fed the source since their
 forward run began, or only the beat itself where the beat before was judged
