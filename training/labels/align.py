@@ -9,12 +9,15 @@ state ``(raw beat j, edit frame t)``. Moves: play beat ``j`` forwards
 stutter ``k`` beats, play ``k`` beats at a SPEED rate. A move scores the
 sum of ``S`` (``frames.similarity``) over the edit frames it explains
 (along the diagonal, anti-diagonal, repeated diagonal or sloped line it
-implies); stutter frames score their periodicity at the slice length;
-silence frames score whether the edit is silent there. Every non-KEEP move
-pays a small prior cost so that ties go to the simplest edit; structural
-moves may end a frame off the grid's guess. The path must end where the
-edit ends; a beam keeps the DP fast (a path scoring poorly per frame is
-searched again with a wider one). The search runs in numba kernels
+implies); stutter frames score their periodicity at the slice length (a
+fraction of the tracker's own beat, as an editor slices its grid, or of
+the grid's period); silence frames score whether the edit is silent there.
+A REVERSE's line may move up to a beat along the raw song (an editor on
+another beat grid reverses a span off every span of ours). Every non-KEEP
+move pays a small prior cost so that ties go to the simplest edit;
+structural moves may end a frame off the grid's guess. The path must end
+where the edit ends; a beam keeps the DP fast (a path scoring poorly per
+frame is searched again with a wider one, while widening gains). The search runs in numba kernels
 compiled once and cached on disk beside this file; it reads ``S`` and its
 diagonal sums through ``stripes``, which makes them a stripe of raw
 frames at a time as the DP moves along the raw beats.
@@ -45,8 +48,13 @@ log = logging.getLogger(__name__)
 
 SMOOTH_BEATS = 8  # half-width in beats of the local line fit that removes beat-tracker jitter
 STUTTER_CORR_MID = 0.8  # self-correlation at the slice length scoring 0 for a stutter frame (1 scores +1)
+RETRY_WIDENINGS = 2  # times a poor path is searched again with a beam 4x as wide (AlignConfig.retry_score)
+RETRY_GAIN = 0.01  # ... while the last widening gained at least this much similarity per edit frame
 SPEED_PROBE = 12  # frames of a SPEED line scored before deciding to score the rest
 SPEED_PROBE_SIM = 0.5  # ... only if their mean similarity reaches this
+STUTTER_BEAT_LENGTHS = 4  # most common beat lengths of the grid whose slices are scored (plus the period's)
+REVERSE_SHIFT_BEATS = 1.0  # the raw span a REVERSE plays may sit this far (in beats) off its beats'
+REVERSE_SHIFT_SIM = 0.6  # ... where the shifted line's mean frame similarity reaches this
 
 # Structural move kinds of the alignment DP.
 FWD, CUT, SIL, REV, LOOP, STUT, SPEED = range(7)
@@ -77,7 +85,9 @@ class AlignConfig:
         scale of the periodicity score of stutter frames.
     retry_score : float
         DP score per edit frame under which the search is
-        repeated with a 4x wider beam (the better path is kept).
+        repeated with a 4x wider beam, and again 4x wider while the
+        path stays under it (``RETRY_WIDENINGS`` times; the best path
+        is kept).
     sim_cache_mb : float
         the frame similarity is kept (made once, not twice) when it
         takes at most this many MiB (``stripes``): a pair up to ~2.4
@@ -192,6 +202,7 @@ def _align_dp(
     state: tuple,
     sil_cum: np.ndarray,
     per_cum: np.ndarray,
+    stut_rows: np.ndarray,
     starts_f: np.ndarray,
     ends_f: np.ndarray,
     sizes: np.ndarray,
@@ -201,6 +212,7 @@ def _align_dp(
     action_cost: float,
     cut_cost: float,
     slack_cost: float,
+    rev_shift: int,
     beam: int,
     bound: np.ndarray,
 ) -> None:
@@ -271,15 +283,45 @@ def _align_dp(
                 if te <= t_max:
                     sc = v - action_cost + (sil_cum[min(te, te_n)] - sil_cum[min(t, te_n)])
                     _relax(val, pos, b_t, b_kind, b_k, b_par, j + k, t, pe, sc, 2, k, 0, t_max, slack_cost)
-                    sc = v - action_cost + _rsum(ca, tr_n, t, r1, te - t)
-                    _relax(val, pos, b_t, b_kind, b_k, b_par, j + k, t, pe, sc, 3, k, 0, t_max, slack_cost)
-                    # STUTTER: the first slice plays forwards, the rest repeats it
+                    # REVERSE: edit frame t + u plays raw frame r1 + d - 1 - u. An editor on
+                    # another beat grid reverses a span off every span of ours (its ends up
+                    # to half a beat off, which moves the line by twice that): the raw span
+                    # may move by d frames (a slack cost, and a quarter of one per frame
+                    # moved: a true reversal scores alike a frame or two either side); the
+                    # labels keep the beats
+                    # (only a line that plays the edit back closely: a shifted line through
+                    # the wrong states would crowd the beam)
+                    # (every other d, then the two beside the best: the frames overlap,
+                    # a line one frame off still scores most of the right one's)
+                    best_d = 0
+                    best = _rsum(ca, tr_n, t, r1, te - t)
+                    for d in range(-rev_shift, rev_shift + 1, 2):
+                        if d != 0:
+                            sd = _rsum(ca, tr_n, t, r1 + d, te - t)
+                            cost = slack_cost * (1.0 + abs(d) / 4.0)
+                            if sd - cost > best and sd >= REVERSE_SHIFT_SIM * (te - t):
+                                best, best_d = sd - cost, d
+                    coarse = best_d
+                    if coarse != 0:
+                        for d in (coarse - 1, coarse + 1):
+                            if d != 0 and abs(d) <= rev_shift:
+                                sd = _rsum(ca, tr_n, t, r1 + d, te - t)
+                                cost = slack_cost * (1.0 + abs(d) / 4.0)
+                                if sd - cost > best and sd >= REVERSE_SHIFT_SIM * (te - t):
+                                    best, best_d = sd - cost, d
+                    _relax(val, pos, b_t, b_kind, b_k, b_par, j + k, t, pe, v - action_cost + best, 3, k, best_d, t_max, slack_cost)
+                    # STUTTER: the first slice plays forwards, the rest repeats it (a slice of
+                    # this beat's own length or of the grid's period: stut_rows)
                     for a in range(stut_slices.shape[0]):
                         ns = int(round(stut_slices[a] * beat_len))
                         ns = max(1, min(ns, te - t))
-                        sc = v - action_cost + _fsum(cd, tr_n, t, r0, ns)
-                        sc += per_cum[a, min(te, te_n)] - per_cum[a, min(t + ns, te_n)]
-                        _relax(val, pos, b_t, b_kind, b_k, b_par, j + k, t, pe, sc, 5, k, a, t_max, slack_cost)
+                        sc0 = v - action_cost + _fsum(cd, tr_n, t, r0, ns)
+                        for w in range(stut_rows.shape[2]):
+                            row = stut_rows[j, a, w]
+                            if w > 0 and row == stut_rows[j, a, 0]:
+                                continue
+                            sc = sc0 + per_cum[row, min(te, te_n)] - per_cum[row, min(t + ns, te_n)]
+                            _relax(val, pos, b_t, b_kind, b_k, b_par, j + k, t, pe, sc, 5, k, a, t_max, slack_cost)
                 # LOOP: the span plays 1 + reps times
                 for a in range(loop_reps.shape[0]):
                     reps = loop_reps[a]
@@ -388,6 +430,10 @@ class Move:
         the edit span it explains, seconds.
     match : float
         mean frame similarity over that span (1 for a CUT).
+    shift_s : float
+        a REVERSE's raw span (the one it plays backwards over its edit
+        span) less its beats' span, seconds: its beats' moved by this,
+        twice as far as a reversed span off its beats is (0 for other kinds).
     """
 
     beat: int
@@ -397,6 +443,7 @@ class Move:
     dst_start_s: float
     dst_end_s: float
     match: float = 1.0
+    shift_s: float = 0.0
 
 
 def smooth_beats(beat_times: np.ndarray, *, half_window: int = SMOOTH_BEATS) -> np.ndarray:
@@ -486,6 +533,7 @@ def align(
     *,
     config: AlignConfig | None = None,
     beat_s: float | None = None,
+    slice_beats_s: np.ndarray | None = None,
     debug: dict | None = None,
 ) -> tuple[float, list[Move], Stripes]:
     """Structural DP of an edit against the raw beats (see the module docstring).
@@ -500,6 +548,9 @@ def align(
         length of the edit, seconds.
     beat_s : float | None
         beat period, seconds (``grid_period``; default the median beat length).
+    slice_beats_s : np.ndarray | None
+        ``(n,)`` the length of each beat a STUTTER slices, seconds: the
+        tracker's own beats, before ``smooth_beats`` (default ``ends_s - starts_s``).
     debug : dict | None
         if a dict, receives ``"table"``: the DP's best score per
         (beat, edit frame) state, ``(n + 1, n_edit_frames + 2)``.
@@ -516,12 +567,15 @@ def align(
     sil_cum = np.concatenate([[0.0], np.cumsum(sil)])
     if beat_s is None:
         beat_s = float(np.median(ends_s - starts_s))
-    per, stutter_best = _stutter_scores(edit, beat_s, cfg.stutter_weight)
+    if slice_beats_s is None:
+        slice_beats_s = np.asarray(ends_s) - np.asarray(starts_s)
+    per, stut_rows, stutter_best = _stutter_scores(edit, beat_s, slice_beats_s, cfg.stutter_weight)
     to_f = FRAME_SR / FRAME_HOP
     frame_best = np.maximum(sil, stutter_best)
     starts_f = np.asarray(starts_s, dtype=np.float64) * to_f
     ends_f = np.asarray(ends_s, dtype=np.float64) * to_f
     r_starts = np.maximum(np.round(starts_f).astype(np.int64) - 2, 0)
+    rev_shift = min(int(REVERSE_SHIFT_BEATS * beat_s * to_f), 60)
     s = Stripes(edit, raw, cache_mb=cfg.sim_cache_mb)
     bound, ckpt = backward_pass(s, frame_best, r_starts)
     sweep = _Sweep(
@@ -531,6 +585,7 @@ def align(
         (
             sil_cum,
             per,
+            stut_rows,
             starts_f,
             ends_f,
             np.asarray(vocab.SIZE_BEATS, dtype=np.int64),
@@ -540,26 +595,47 @@ def align(
             cfg.action_cost,
             cfg.cut_cost,
             cfg.slack_cost,
+            rev_shift,
         ),
         edit_duration_s * to_f,
+        rev_shift,
     )
     keep = debug is not None
-    score, rows, table = sweep.run(cfg.beam, keep)
-    if rows.shape[0] == 0:
-        log.debug("no path with a beam of %d: retrying with %d", cfg.beam, 4 * cfg.beam)
-        score, rows, table = sweep.run(4 * cfg.beam, keep)
-    elif score < cfg.retry_score * te_n:
-        # The beam ranks states by score so far plus an optimistic bound on the rest,
-        # which flatters states that skipped edit frames (a long CUT): on effect-heavy
-        # edits it can drop the true path for a CUT + long LOOP walk scoring far
-        # lower (seen 0.57-0.76 per frame against >= 0.85 for every good path).
-        wide = sweep.run(4 * cfg.beam, keep)
-        log.debug("poor path (%.2f per frame) with a beam of %d: %d gives %.2f",
-                  score / te_n, cfg.beam, 4 * cfg.beam, wide[0] / te_n)
-        if wide[1].shape[0] and wide[0] > score:
+    beam = cfg.beam
+    score, rows, table = sweep.run(beam, keep)
+    # No path, or a poor one: the beam ranks states by score so far plus an optimistic
+    # bound on the rest, which flatters states that skipped edit frames (a long CUT):
+    # on effect-heavy edits it can drop the true path for a CUT + long LOOP walk
+    # scoring far lower (seen 0.57-0.76 per frame against >= 0.85 for every good
+    # path), and an edit that repeats a lot (an extended mix looping two bars five
+    # times) can need a beam 16x as wide. Each widening is tried while the path is
+    # missing or poor and the last widening found a better one (one that gains under
+    # RETRY_GAIN per frame says the edit, not the beam, makes the path poor: a 52-s
+    # pair went from 2 to 9 s for the same path).
+    for _ in range(RETRY_WIDENINGS):
+        if rows.shape[0] and score >= cfg.retry_score * te_n:
+            break
+        beam *= 4
+        wide = sweep.run(beam, keep)
+        stalled = bool(rows.shape[0]) and wide[0] < score + RETRY_GAIN * te_n
+        if rows.shape[0]:
+            log.debug("poor path (%.2f per frame): a beam of %d gives %.2f", score / te_n, beam, wide[0] / max(te_n, 1))
+        else:
+            log.debug("no path: a beam of %d gives %d moves", beam, wide[1].shape[0])
+        if wide[1].shape[0] and (rows.shape[0] == 0 or wide[0] > score):
             score, rows, table = wide
+        if stalled:
+            break
     moves = [
-        Move(beat=beat, n_beats=k, kind=kind, slot=par if kind in (LOOP, STUT, SPEED) else 0, dst_start_s=t0 / to_f, dst_end_s=t1 / to_f)
+        Move(
+            beat=beat,
+            n_beats=k,
+            kind=kind,
+            slot=par if kind in (LOOP, STUT, SPEED) else 0,
+            dst_start_s=t0 / to_f,
+            dst_end_s=t1 / to_f,
+            shift_s=par / to_f if kind == REV else 0.0,
+        )
         for beat, k, kind, par, t0, t1 in rows.tolist()
     ]
     if debug is not None:
@@ -570,18 +646,20 @@ def align(
 class _Sweep:
     """Pass 2 of ``stripes``: the DP over the raw beats in order, with the stripes it reads in the rings."""
 
-    def __init__(self, stripes: Stripes, ckpt: np.ndarray, bound: np.ndarray, dp_args: tuple, t_end: float) -> None:
+    def __init__(self, stripes: Stripes, ckpt: np.ndarray, bound: np.ndarray, dp_args: tuple, t_end: float, rev_shift: int) -> None:
         self.stripes, self.ckpt, self.bound, self.dp_args, self.t_end = stripes, ckpt, bound, dp_args, t_end
-        starts_f, ends_f = dp_args[2], dp_args[3]
+        self.slack_cost = dp_args[-2]
+        starts_f, ends_f = dp_args[3], dp_args[4]
         n = starts_f.shape[0]
         tr = stripes.shape[1]
         longest = max(vocab.SIZE_BEATS)
         last = np.minimum(np.arange(n) + longest, n) - 1
         # the raw frames (sum columns) a move from beat j reads: from just before its
         # start (a reversal's last frame rounds down) to just after the end of the
-        # longest move from it (a SPEED line's last frame rounds up)
-        self.need_lo = np.maximum(np.floor(starts_f).astype(np.int64) - 3, 0)
-        self.need_hi = np.minimum(np.ceil(ends_f[last]).astype(np.int64) + 6, tr)
+        # longest move from it (a SPEED line's last frame rounds up), and a shifted
+        # REVERSE's frames either side
+        self.need_lo = np.maximum(np.floor(starts_f).astype(np.int64) - 3 - rev_shift, 0)
+        self.need_hi = np.minimum(np.ceil(ends_f[last]).astype(np.int64) + 6 + rev_shift, tr)
         self._state: tuple | None = None
         self._rings: Rings | None = None
 
@@ -603,7 +681,7 @@ class _Sweep:
             self._state[0].fill(-1e30)
             self._state[0][0, 0] = 0.0
         rings, state = self._rings, self._state
-        slack_cost = self.dp_args[-1]
+        slack_cost = self.slack_cost
         j = 0
         while j < n:
             rings.cover(int(self.need_lo[j]), int(self.need_hi[j]))
@@ -614,24 +692,72 @@ class _Sweep:
         return float(score), rows, state[0].copy() if keep_table else state[0]
 
 
-def _stutter_scores(edit: Frames, beat_s: float, weight: float) -> tuple[np.ndarray, np.ndarray]:
+def _stutter_scores(
+    edit: Frames, beat_s: float, beat_lengths_s: np.ndarray, weight: float
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Stutter score of each edit frame per slice length: how exactly the edit repeats itself one slice earlier.
 
-    Returns ``per (len(STUTTER_SLICES), n_frames + 1)``, the cumulative sums
-    of each slice's frame scores (in -``weight``..``weight``, silent frames
-    -``weight``), and ``(n_frames,)`` the best score of each frame over the slices.
+    A stutter's slice is a fraction of a beat: of the beat it starts on
+    (an editor slicing its own grid; the tracker's beats are whole
+    analysis hops, 3-6% apart in length within a song) or of the song's
+    period. A repetition is exact only at its own lag (a sample off, the
+    correlation of music falls to ~0.98; 5% off, to ~0), so each
+    slice is scored at the ``STUTTER_BEAT_LENGTHS`` most common beat
+    lengths of the grid (each beat reads the nearest) and at ``beat_s``.
+
+    Parameters
+    ----------
+    edit : Frames
+        the edit's frame features.
+    beat_s : float
+        the grid's period, seconds.
+    beat_lengths_s : np.ndarray
+        ``(n_beats,)`` each beat's length, seconds.
+    weight : float
+        scale of a frame's score.
+
+    Returns
+    -------
+    per : np.ndarray
+        ``(n_rows, n_frames + 1)`` the cumulative sums of the frame scores
+        (in -``weight``..``weight``, silent frames -``weight``) per scored
+        (slice, beat length).
+    rows : np.ndarray
+        ``(n_beats, len(STUTTER_SLICES), 2)`` int64: the row of ``per`` of
+        each beat's slice at its own length and at ``beat_s``.
+    best : np.ndarray
+        ``(n_frames,)`` the best score of each frame over the rows.
     """
     te_n = edit.n_frames
-    per = np.zeros((len(STUTTER_SLICES), te_n + 1))
+    lengths = np.asarray(beat_lengths_s, dtype=np.float64)
+    n_beats = lengths.shape[0]
+    samples = np.round(lengths * FRAME_SR).astype(np.int64)
+    uniq, counts = np.unique(samples, return_counts=True) if n_beats else (np.zeros(0, np.int64), np.zeros(0, np.int64))
+    common = np.sort(uniq[np.argsort(-counts, kind="stable")[:STUTTER_BEAT_LENGTHS]]).astype(np.float64)
+    cands = np.append(common / FRAME_SR, beat_s)
+    nearest = np.argmin(np.abs(lengths[:, None] - cands[None, : max(common.shape[0], 1)]), axis=1)
+    per_rows: list[np.ndarray] = []
+    rows = np.zeros((n_beats, len(STUTTER_SLICES), 2), dtype=np.int64)
     stutter_best = np.full(te_n, -1.0)
     for a, v in enumerate(STUTTER_SLICES):
-        c = periodicity(edit.y, v * beat_s * FRAME_SR, te_n)
-        # a stutter repeats its slice sample for sample (correlation ~1); echoes of a
-        # DELAY at that lag correlate ~0.6-0.85 (median ~0.7) and must not pass for one
-        score = weight * np.where(edit.silent, -1.0, np.clip((c - STUTTER_CORR_MID) / (1.0 - STUTTER_CORR_MID), -1.0, 1.0))
-        stutter_best = np.maximum(stutter_best, score)
-        per[a, 1:] = np.cumsum(score)
-    return per, stutter_best
+        lag_row: dict[int, int] = {}
+        cand_row = np.zeros(cands.shape[0], dtype=np.int64)
+        for ci, length in enumerate(cands):
+            lag = v * length * FRAME_SR
+            key = int(round(lag))
+            if key not in lag_row:  # the period's slice can fall on a beat length's
+                c = periodicity(edit.y, lag, te_n)
+                # a stutter repeats its slice sample for sample (correlation ~1); echoes of a
+                # DELAY at that lag correlate ~0.6-0.85 (median ~0.7) and must not pass for one
+                score = weight * np.where(edit.silent, -1.0, np.clip((c - STUTTER_CORR_MID) / (1.0 - STUTTER_CORR_MID), -1.0, 1.0))
+                stutter_best = np.maximum(stutter_best, score)
+                lag_row[key] = len(per_rows)
+                per_rows.append(np.concatenate([[0.0], np.cumsum(score)]))
+            cand_row[ci] = lag_row[key]
+        rows[:, a, 0] = cand_row[nearest]
+        rows[:, a, 1] = cand_row[-1]
+    per = np.stack(per_rows) if per_rows else np.zeros((1, te_n + 1))
+    return per, rows, stutter_best
 
 
 def merge_speed_runs(moves: list[Move], starts: np.ndarray, ends: np.ndarray) -> list[Move]:

@@ -3,7 +3,10 @@
 Each beat played forwards is compared with the raw beat it came from (band
 powers, splice edges left out): unchanged -> KEEP; else the closest of the
 linear effects (GAIN, filters, shelves: their measured band responses added
-to the raw beat), a straight gain ramp (FADE_IN / FADE_OUT), renders of the
+to the raw beat), a gain and a compressor fitted to the beat's per-frame
+level change (``_level_candidates``: a gain or ratio between the
+vocabulary's steps reads as its type), a straight gain ramp (FADE_IN /
+FADE_OUT), renders of the
 raw beat through the nonlinear effects (``engine.render`` chains: reverb,
 delay, distortion, compression; reverb and delay fed the source since their
 forward run began, or only the beat itself where the beat before was judged
@@ -75,6 +78,15 @@ EFFECT_MAX_RATIO = 0.85
 EFFECT_CLEAR_RATIO = 0.7
 PITCH_MIN_MATCH = 0.3  # frame similarity a pitch-warped variant needs to read as PITCH
 PITCH_MARGIN_SCALE = 0.15  # its lead over the clean frames at which PITCH is 63% sure
+# A gain is one level change on every frame; a compressor's change falls as the level rises.
+# Both are fitted to the beat's per-frame level change (``_level_candidates``), so that a gain
+# or a ratio between the vocabulary's steps reads as its type (the amount: the nearest step).
+LEVEL_MIN_DB = 2.0  # a flat gain fitted below this is no GAIN (the steps are 3 and 6 dB) ...
+LEVEL_MAX_DB = 9.0  # ... nor one above this (a distortion's drive lifts the level 10-15 dB)
+COMPRESS_MIN_SLOPE = 0.2  # dB of level change lost per dB of level, at least, for a compressor
+COMPRESS_MIN_GAIN_DB = 0.15  # ... and the fitted curve this much closer than a flat gain
+COMPRESS_MAX_LIFT_DB = 1.0  # ... and no louder than this (a compressor without make-up gain)
+COMPRESS_RENDER_DB = 0.3  # a rendered compressor this close to the fitted one names its step
 LINEAR_TYPES = ("GAIN", "LOWPASS", "HIGHPASS", "BASS", "TREBLE")
 RENDER_TYPES = ("REVERB", "DELAY", "DISTORTION", "COMPRESS")
 WIDTH_VALUES = tuple(v for v in vocab.AMOUNT_TABLE["WIDTH"] if not math.isnan(v))
@@ -374,6 +386,8 @@ def beat_effect(
             return BeatEffect("WIDTH", w[0], cands[0][0], 1.0)
         return BeatEffect("KEEP", 0, cands[0][0], 1.0)
     cands += _linear_candidates(b_r, b_e, weight, effect_sr)
+    level = _level_candidates(b_r, b_e, weight)
+    cands += [c for c in level if c[1] == "GAIN"]
     fade, ramp = _fade_candidate(b_r, b_e, weight)
     if fade is not None:
         cands.append(fade)
@@ -387,6 +401,7 @@ def beat_effect(
         tails = _TailRenders(raw_y, beat_s, src0, n, want0, run_start, prev_effect, tail_cache)
         x_r2 = np.ascontiguousarray(x_r[None, :], dtype=np.float32)
         _add_rendered_candidates(cands, x_r2, lead, trim, n, beat_s, b_e, weight, tails, effect_sr)
+    cands += _compress_curve(level, cands)
     if prev_effect is not None and prev_effect[0] in ("REVERB", "DELAY") and run_start is not None and src0 > run_start:
         tail = _effect_tail(raw_y, prev_effect[0], prev_effect[1], beat_s, max(run_start, src0 - int(TAIL_PRE_ROLL_S * FRAME_SR)),
                             src0, n, effect_sr)
@@ -415,6 +430,62 @@ def _linear_candidates(b_r: np.ndarray, b_e: np.ndarray, weight: np.ndarray, eff
     """``(dB, type, slot)`` of each linear effect: its band response added to the raw beat's bands ``(n_frames, bands)``."""
     resp = linear_responses(effect_sr=effect_sr)
     return [(_band_distance(b_r + resp[ti, slot], b_e, weight), t, slot) for ti, t in enumerate(LINEAR_TYPES) for slot in range(4)]
+
+
+def _level_candidates(b_r: np.ndarray, b_e: np.ndarray, weight: np.ndarray) -> list[tuple[float, str, int]]:
+    """``(dB, type, slot)`` of a GAIN and a COMPRESS fitted to the beat's per-frame level change.
+
+    The level change of each loud frame (edit less raw, dB, bands summed)
+    is fitted as a constant (a gain: its nearest step's slot, where the
+    constant lies within ``LEVEL_MIN_DB``..``LEVEL_MAX_DB``) and as a line in the raw frame's
+    level (a compressor: the change falls by ``1 - 1 / ratio`` dB per dB
+    above its threshold; its slope's ratio's nearest step). Each is
+    scored as the raw bands moved by the fitted change per frame; the
+    compressor only where its slope is at least ``COMPRESS_MIN_SLOPE``, it
+    fits ``COMPRESS_MIN_GAIN_DB`` closer than the constant and the constant
+    is at most ``COMPRESS_MAX_LIFT_DB``. An editor's
+    gain of -4.5 dB fits neither step (1.5 dB off), where a compressor
+    render may come closer; a compressor at another threshold and ratio
+    fits none of the renders.
+    """
+    lr = 10.0 * np.log10(np.sum(10.0 ** (b_r / 10.0), axis=1) + 1e-10)
+    le = 10.0 * np.log10(np.sum(10.0 ** (b_e / 10.0), axis=1) + 1e-10)
+    ok = (lr > lr.max() - 30.0) & (weight.sum(axis=1) > 0)
+    if ok.sum() < 4:
+        return []
+    g = le - lr
+    flat = float(np.median(g[ok]))
+    out: list[tuple[float, str, int]] = []
+    d_flat = _band_distance(b_r + flat, b_e, weight)
+    if LEVEL_MIN_DB <= abs(flat) <= LEVEL_MAX_DB:
+        steps = [vocab.amount_value("GAIN", a) for a in AMOUNT_SLOTS]
+        out.append((d_flat, "GAIN", int(np.argmin([abs(flat - v) for v in steps]))))
+    if float(np.ptp(lr[ok])) >= 1.0 and flat <= COMPRESS_MAX_LIFT_DB:
+        slope, icpt = np.polyfit(lr[ok], g[ok], 1)
+        if slope <= -COMPRESS_MIN_SLOPE:
+            d_curve = _band_distance(b_r + (icpt + slope * lr)[:, None], b_e, weight)
+            if d_curve <= d_flat - COMPRESS_MIN_GAIN_DB:
+                ratio = 1.0 / max(1.0 + float(slope), 0.05)
+                steps = [vocab.amount_value("COMPRESS", a) for a in AMOUNT_SLOTS]
+                out.append((d_curve, "COMPRESS", int(np.argmin([abs(math.log(ratio / v)) for v in steps]))))
+    return out
+
+
+def _compress_curve(level: list[tuple[float, str, int]], cands: list[tuple[float, str, int]]) -> list[tuple[float, str, int]]:
+    """The fitted compressor of ``level`` (``_level_candidates``), its slot the rendered compressor's where one fits as well.
+
+    A slope read over one beat places the ratio roughly; a render of the
+    vocabulary's compressor within ``COMPRESS_RENDER_DB`` of the fit names
+    the step exactly.
+    """
+    curve = [c for c in level if c[1] == "COMPRESS"]
+    if not curve:
+        return []
+    d, _, slot = curve[0]
+    rendered = min((c for c in cands if c[1] == "COMPRESS"), default=None)
+    if rendered is not None and rendered[0] <= d + COMPRESS_RENDER_DB:
+        slot = rendered[2]
+    return [(d, "COMPRESS", slot)]
 
 
 def _fade_candidate(

@@ -41,7 +41,7 @@ from editorbot.engine import actions as vocab
 from editorbot.engine.analysis import Analysis, analyze
 from editorbot.engine.audio import Audio, analysis_mono, load_audio
 from editorbot.engine.grid import Grid
-from editorbot.engine.plan import EditPlan, plan_from_actions
+from editorbot.engine.plan import EditPlan, beat_spans, plan_from_actions
 from editorbot.training.labels.align import (
     AMOUNT_SLOTS,
     CUT,
@@ -85,6 +85,11 @@ log = logging.getLogger(__name__)
 UNALIGNABLE_SIM = 0.55
 #: Mean similarity of a SPEED move's frames below which it is read as KEEP with that confidence.
 UNSURE_SPEED_MATCH = 0.3
+#: A run of forward beats with one effect label under this mean confidence that leaves over this
+#: many dB of the beats' change unexplained is read as KEEP (tuned on bench/labels_real.py --split
+#: dev; the synthetic styles' subtle effects fit within 0.4 dB).
+EFFECT_MIN_CONFIDENCE = 0.2
+EFFECT_MAX_RESIDUAL_DB = 1.0
 
 #: Action type of each structural move kind of the DP.
 STRUCTURAL_NAMES = {CUT: "CUT", SIL: "SILENCE", REV: "REVERSE", LOOP: "LOOP", STUT: "STUTTER", SPEED: "SPEED"}
@@ -179,6 +184,10 @@ class ExtendedLabels:
         ``(n,)`` int64 size index of the walk's action over each beat.
     action_start : np.ndarray
         ``(n,)`` bool, an action of the walk starts here.
+    residual_db : np.ndarray
+        ``(n,)`` float32, dB: how far a forward beat is from its best effect
+        candidate, what that candidate leaves unexplained
+        (``effects.BeatEffect.distance``; 0 elsewhere).
     """
 
     types: list[str]
@@ -187,6 +196,7 @@ class ExtendedLabels:
     group: np.ndarray
     size: np.ndarray
     action_start: np.ndarray
+    residual_db: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.float32))
 
     @classmethod
     def keep(cls, n: int) -> ExtendedLabels:
@@ -198,6 +208,7 @@ class ExtendedLabels:
             group=np.zeros(n, dtype=np.int64),
             size=np.zeros(n, dtype=np.int64),
             action_start=np.zeros(n, dtype=bool),
+            residual_db=np.zeros(n, dtype=np.float32),
         )
 
     def label_run(self, run: list[tuple[int, BeatEffect]]) -> None:
@@ -361,11 +372,28 @@ def _frame_pair(name: str, analysis: Analysis, edit_audio: Audio) -> _Pair:
 
 def _structure(pair: _Pair, config: AlignConfig | None) -> tuple[list[Move], Stripes]:
     """Step 3: the DP's walk, checked on the samples (``loop_phase``, ``merge_speed_runs``), and the frame similarity."""
+    # a stutter slices the tracker's own beat (the grid the edit was made on), not the smoothed one
+    slice_beats = pair.ends - pair.starts
+    grid = pair.analysis.grid
+    if grid.beat_times.size:
+        g0, g1 = beat_spans(grid.beat_times, pair.analysis.audio.duration_s, tempo_bpm=grid.tempo_bpm)
+        n = min(g0.shape[0], slice_beats.shape[0] - pair.first_real)
+        slice_beats[pair.first_real : pair.first_real + n] = (g1 - g0)[:n]
     _, moves, s = align(
-        pair.raw_frames, pair.edit_frames, pair.starts, pair.ends, pair.edit_audio.duration_s, config=config, beat_s=pair.beat_s
+        pair.raw_frames,
+        pair.edit_frames,
+        pair.starts,
+        pair.ends,
+        pair.edit_audio.duration_s,
+        config=config,
+        beat_s=pair.beat_s,
+        slice_beats_s=slice_beats,
     )
     raw_y = pair.analysis.y
     moves = merge_speed_runs(loop_phase(raw_y, pair.edit_y, moves, pair.starts, pair.ends), pair.starts, pair.ends)
+    for m in moves:
+        if m.kind == STUT:  # a 1/4-beat stutter repeats at 1/2 beat too: the shortest slice that repeats
+            m.slot = stutter_slot(pair.edit_y, m, float(slice_beats[m.beat]), m.slot)
     return moves, s
 
 
@@ -428,7 +456,7 @@ def _move_frame_scores(mv: Move, s: Stripes, edit: Frames, starts_f: np.ndarray,
     if mv.kind == SIL:
         return np.where(edit.silent[t0:t1], 1.0, 0.0)
     if mv.kind == REV:
-        r = int(round(ends_f[mv.beat + mv.n_beats - 1])) - 1 - u
+        r = int(round(ends_f[mv.beat + mv.n_beats - 1] + mv.shift_s * to_f)) - 1 - u
     elif mv.kind == LOOP:
         span = ends_f[mv.beat + mv.n_beats - 1] - r0
         r = np.round(r0 + np.mod(u, max(span, 1.0))).astype(np.int64)
@@ -543,7 +571,82 @@ def _judge_beats(pair: _Pair, moves: list[Move], fwd_offset: dict[int, int], *, 
             _label_structural(beats, pair, moves, gi, conf)
     if judge is not None:
         judge.flush(beats)
+    _pitch_in_speed(beats)
+    _unsure_effects(beats)
     return beats
+
+
+def _unsure_effects(
+    beats: ExtendedLabels, min_confidence: float = EFFECT_MIN_CONFIDENCE, max_residual_db: float = EFFECT_MAX_RESIDUAL_DB
+) -> None:
+    """Runs of forward beats with one effect label that is unsure and leaves much unexplained become KEEP, in place.
+
+    "I don't know": an effect that barely won (mean confidence under
+    ``min_confidence``) and leaves over ``max_residual_db`` of its beats'
+    change unexplained (an effect outside the vocabulary, a delay at
+    another time, a compressor read as a gain) is not a label to learn
+    from. A subtle effect this vocabulary renders (a small shelf) is unsure
+    too, but fits to a few tenths of a dB. The beats keep their low
+    confidence. Fades are left alone (a ramp is sure where it is one;
+    ``effects.false_fades`` has judged it).
+    """
+    types, slots, group = beats.types, beats.slots, beats.group
+    n = len(types)
+    b = 0
+    while b < n:
+        e = b + 1
+        if group[b] >= 0 or types[b] in ("KEEP", "FADE_IN", "FADE_OUT"):
+            b = e
+            continue
+        while e < n and group[e] < 0 and types[e] == types[b] and slots[e] == slots[b]:
+            e += 1
+        conf, residual = float(np.mean(beats.confidence[b:e])), float(np.mean(beats.residual_db[b:e]))
+        if conf < min_confidence and residual > max_residual_db:
+            log.debug("beats %d-%d: %s at %.2f confidence, %.1f dB unexplained, read as KEEP", b, e - 1, types[b], conf, residual)
+            for k in range(b, e):
+                types[k], slots[k] = "KEEP", 0
+        b = e
+
+
+def _pitch_in_speed(beats: ExtendedLabels) -> None:
+    """Forward beats read as PITCH beside a SPEED that goes their way become part of that SPEED, in place.
+
+    A speed change by resampling (a turntable, a rate between this
+    vocabulary's steps) raises the pitch with the rate; the DP plays some
+    of its beats forwards (a rate of 1.06 is nearer 1 than 1.1 over one
+    beat) and the effects step then hears them pitched. A run of PITCH
+    beats up (down) between two faster (slower) SPEEDs is that SPEED: the
+    run and the later SPEED join the earlier one's slot and action group.
+    (A PITCH on one side of a SPEED only is an edit of its own.)
+    """
+    types, slots, group = beats.types, beats.slots, beats.group
+    n = len(types)
+    faster = [SPEED_RATES[s] > 1.0 for s in range(len(SPEED_RATES))]
+
+    def speed_at(k: int, up: bool) -> bool:
+        return 0 <= k < n and types[k] == "SPEED" and group[k] > 0 and faster[slots[k]] == up
+
+    b = 0
+    while b < n:
+        if types[b] != "PITCH" or group[b] >= 0:
+            b += 1
+            continue
+        e = b
+        while e < n and types[e] == "PITCH" and group[e] < 0:
+            e += 1
+        up = sum(slots[k] >= 2 for k in range(b, e)) * 2 > e - b  # PITCH slots 2, 3 are up
+        if speed_at(b - 1, up) and speed_at(e, up):
+            g, slot = int(group[b - 1]), slots[b - 1]
+            conf = float(beats.confidence[b - 1])
+            for k in range(b, e):
+                types[k], slots[k], group[k] = "SPEED", slot, g
+                beats.confidence[k] = min(float(beats.confidence[k]), conf)
+            other = int(group[e])
+            for k in range(e, n):
+                if group[k] != other:
+                    break
+                group[k], slots[k] = g, slot
+        b = e
 
 
 def _cut_match(moves: list[Move], gi: int) -> float:
@@ -566,8 +669,6 @@ def _label_structural(beats: ExtendedLabels, pair: _Pair, moves: list[Move], gi:
     """Label the beats of structural move ``moves[gi]``: its type, amount slot, confidence and action group."""
     m = moves[gi]
     slot = m.slot
-    if m.kind == STUT:
-        slot = stutter_slot(pair.edit_y, m, float(pair.ends[m.beat] - pair.starts[m.beat]), m.slot)
     group = gi + 1
     if m.kind == SPEED and gi > 0:
         # one SPEED played over several DP moves at one rate is one action
@@ -620,6 +721,7 @@ class _ForwardJudge:
         )
         beats.types[m.beat] = eff.type
         beats.slots[m.beat] = eff.slot
+        beats.residual_db[m.beat] = eff.distance
         if eff.candidates is None or (self.run and self.run[-1][0] != m.beat - 1):
             self.flush(beats)
         if eff.candidates is not None:

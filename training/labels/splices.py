@@ -18,6 +18,7 @@ that the effects step does not read it as a GAIN on every beat.
 
 from __future__ import annotations
 
+import logging
 import math
 
 import numpy as np
@@ -37,12 +38,19 @@ from editorbot.training.labels.align import (
     STUTTER_SLICES,
     Move,
 )
-from editorbot.training.labels.effects import BAND_NFFT, stutter_slot
+from editorbot.training.labels.effects import BAND_NFFT
 from editorbot.training.labels.frames import FRAME_SR, match_at, refine_offset
+
+log = logging.getLogger(__name__)
 
 OFFSET_WINDOW = 5  # beats of a forward run whose median lag is each beat's offset
 OVERLAP_MAX_S = 0.06  # the longest overlap per splice (a crossfade that shortens the edit) read as splices, not a SPEED
 OVERLAP_MATCH = 0.7  # normalised correlation of unstretched forward audio across such a splice
+PIECE_N = 1024  # samples per window when a SPEED run is checked for spliced forward audio (forward_pieces)
+PIECE_SEARCH = 1400  # ... each window searched this far around the offsets beside the run (two 30 ms overlaps)
+PIECE_STEP = 22  # ... offsets of neighbouring windows this far apart (1 ms) are a step
+PIECE_MAX_STEPS = 3  # ... splices a run may hold (a cut and the overlaps around it)
+PIECE_PLACED = 0.75  # ... share of its audible windows that must match near those offsets
 
 
 def forward_offsets(
@@ -100,46 +108,236 @@ def overlap_speeds(
     max_overlap_s: float = OVERLAP_MAX_S,
     min_match: float = OVERLAP_MATCH,
 ) -> list[Move]:
-    """Moves with each SPEED that is a splice overlap played forwards instead.
+    """Moves with each SPEED that is forward audio with a splice in it played forwards instead.
 
     An editor whose joins overlap (a crossfade that shortens the edit by up
     to ``max_overlap_s``) moves the offset between two forward runs by a few
-    tens of ms; the alignment explains that with a short SPEED. A SPEED
-    between forward beats whose offsets step back by no more than
-    ``max_overlap_s`` per join it may hold (one more than its beats: the
-    editor's edits need not fall on this grid's beats), and whose audio
-    matches the raw beats unstretched
-    (normalised correlation >= ``min_match`` at the offset before or after
-    it, on either half of the span), is forward audio with a splice in it.
+    tens of ms, and an editor cutting on another tracker's beats jumps a
+    fraction of a beat off this grid's; the alignment explains either with
+    short SPEEDs, between forward beats or around a CUT. A SPEED is forward
+    audio when
+
+    - between forward beats whose offsets step back by no more than
+      ``max_overlap_s`` per join it may hold (one more than its beats), its
+      audio matches the raw beats unstretched (normalised correlation >=
+      ``min_match`` at the offset before or after it, on either half of the
+      span); or
+    - the run of SPEED and CUT moves it is in plays the raw song at the
+      offset of the forward audio before the run, then at the offset of the
+      forward audio after it, split at one sample (``respliced``): the run
+      becomes forward beats and a CUT of the beats mostly inside the raw
+      audio the split skips.
+
     Both signals are mono at ``FRAME_SR``.
     """
     out: list[Move] = []
-    for i, m in enumerate(moves):
-        prev, nxt = (moves[i - 1] if i > 0 else None), (moves[i + 1] if i + 1 < len(moves) else None)
-        if (
-            m.kind != SPEED
-            or prev is None or nxt is None
-            or prev.kind != FWD or nxt.kind != FWD
-            or prev.beat not in fwd_offset or nxt.beat not in fwd_offset
-        ):
-            out.append(m)
+    i = 0
+    while i < len(moves):
+        if moves[i].kind not in (SPEED, CUT):
+            out.append(moves[i])
+            i += 1
             continue
-        o1, o2 = fwd_offset[prev.beat], fwd_offset[nxt.beat]
-        a = int(round(starts[m.beat] * FRAME_SR))
-        b = int(round(ends[m.beat + m.n_beats - 1] * FRAME_SR))
-        half = (b - a) // 2
-        max_overlap = int(max_overlap_s * FRAME_SR) * (m.n_beats + 1)
-        unstretched = -max_overlap <= o2 - o1 <= 0 and max(
-            match_at(raw_y, edit_y, a, a + o1, half), match_at(raw_y, edit_y, a + half, a + half + o2, half)
-        ) >= min_match
-        if not unstretched:
-            out.append(m)
+        j = i
+        while j < len(moves) and moves[j].kind in (SPEED, CUT):
+            j += 1
+        run = moves[i:j]
+        if not any(m.kind == SPEED for m in run):
+            out.extend(run)
+        elif j - i == 1 and _overlap_only(raw_y, edit_y, moves, i, fwd_offset, starts, ends, max_overlap_s, min_match):
+            out.extend(_forward_beats(moves[i]))
+        else:
+            redone = respliced(raw_y, edit_y, moves, i, j, starts, ends, min_match=min_match)
+            out.extend(run if redone is None else redone)
+        i = j
+    return out
+
+
+def _forward_beats(m: Move) -> list[Move]:
+    """One forward move per beat of ``m``, its edit span shared out evenly."""
+    step = (m.dst_end_s - m.dst_start_s) / m.n_beats
+    return [Move(b, 1, FWD, 0, m.dst_start_s + k * step, m.dst_start_s + (k + 1) * step, m.match)
+            for k, b in enumerate(range(m.beat, m.beat + m.n_beats))]
+
+
+def _overlap_only(
+    raw_y: np.ndarray, edit_y: np.ndarray, moves: list[Move], i: int, fwd_offset: dict[int, int],
+    starts: np.ndarray, ends: np.ndarray, max_overlap_s: float, min_match: float,
+) -> bool:
+    """SPEED ``moves[i]`` sits between forward beats whose offsets step back by a splice overlap, and matches unstretched."""
+    m = moves[i]
+    prev, nxt = (moves[i - 1] if i > 0 else None), (moves[i + 1] if i + 1 < len(moves) else None)
+    if (
+        prev is None or nxt is None or prev.kind != FWD or nxt.kind != FWD
+        or prev.beat not in fwd_offset or nxt.beat not in fwd_offset
+    ):
+        return False
+    o1, o2 = fwd_offset[prev.beat], fwd_offset[nxt.beat]
+    a = int(round(starts[m.beat] * FRAME_SR))
+    b = int(round(ends[m.beat + m.n_beats - 1] * FRAME_SR))
+    half = (b - a) // 2
+    max_overlap = int(max_overlap_s * FRAME_SR) * (m.n_beats + 1)
+    return -max_overlap <= o2 - o1 <= 0 and max(
+        match_at(raw_y, edit_y, a, a + o1, half), match_at(raw_y, edit_y, a + half, a + half + o2, half)
+    ) >= min_match
+
+
+def _refine_diff(raw_y: np.ndarray, edit_y: np.ndarray, src0: int, dst0: int, n: int, search: int = 600) -> int:
+    """``frames.refine_offset`` on the two signals' first differences (near ``src0`` and ``dst0`` only).
+
+    A filter on the edit (a high-pass, a cut of the lows where most of a
+    mix's power is) can move the plain correlation's peak by tens of ms;
+    the differences weigh every band more evenly.
+    """
+    src0, dst0 = max(src0, 0), max(dst0, 0)
+    lo = max(dst0 - search, 0)
+    a = np.diff(raw_y[src0 : src0 + n + 1])
+    e = np.diff(edit_y[lo : dst0 + n + search + 1])
+    return refine_offset(a, e, 0, dst0 - lo, n, search=search) + lo - src0
+
+
+def _edge_offset(
+    raw_y: np.ndarray, edit_y: np.ndarray, moves: list[Move], i: int, j: int, starts: np.ndarray, ends: np.ndarray,
+    step: int, win: int,
+) -> int:
+    """Edit minus raw offset (``FRAME_SR`` samples) of the forward audio before (``step`` -1) or after (+1) ``moves[i:j]``.
+
+    Measured on ``win`` samples beside the run where the move there plays
+    raw audio forwards at its edge (FWD, LOOP); else (the file's edge, a
+    REVERSE, a SILENCE) on the run's own first (last) ``win`` samples,
+    searched within half a beat of the offset the run implies
+    (``_refine_diff``).
+    """
+    beat = int(float(ends[moves[i].beat] - starts[moves[i].beat]) * FRAME_SR)
+    if step < 0:
+        side = moves[i - 1] if i > 0 else None
+        d0 = int(round(moves[i].dst_start_s * FRAME_SR))
+        if side is not None and side.kind in (FWD, LOOP):
+            r1 = int(round(ends[side.beat + side.n_beats - 1] * FRAME_SR))
+            return _refine_diff(raw_y, edit_y, r1 - win, d0 - win, win)
+        a = int(round(starts[moves[i].beat] * FRAME_SR))
+        return _refine_diff(raw_y, edit_y, a, d0, win, search=beat // 2)
+    side = moves[j] if j < len(moves) else None
+    last = moves[j - 1]
+    d1 = int(round(last.dst_end_s * FRAME_SR))
+    if side is not None and side.kind in (FWD, LOOP):
+        r0 = int(round(starts[side.beat] * FRAME_SR))
+        return _refine_diff(raw_y, edit_y, r0, d1, win)
+    b = int(round(ends[last.beat + last.n_beats - 1] * FRAME_SR))
+    return _refine_diff(raw_y, edit_y, b - win, d1 - win, win, search=beat // 2)
+
+
+def forward_pieces(
+    raw_y: np.ndarray, edit_y: np.ndarray, d0: int, d1: int, offsets: tuple[int, ...], *, search: int = PIECE_SEARCH,
+    min_match: float = OVERLAP_MATCH,
+) -> np.ndarray | None:
+    """Edit minus raw offset of each ``PIECE_N``-sample window of edit ``[d0, d1)``, where the span is spliced forward audio.
+
+    Each window is matched (normalised correlation of first differences,
+    which a filter on the edit changes less than the plain signals) within
+    ``search`` samples of each of ``offsets`` (the forward audio's beside
+    the span). Spliced forward audio places its windows (>= ``min_match``)
+    at offsets that step only at its few splices (``PIECE_MAX_STEPS``, by
+    more than ``PIECE_STEP``); a stretched or resampled span places few
+    windows, or drifts a little at every one. Returns ``(n_windows,)``
+    int64 offsets (a window that matched nowhere takes its neighbour's),
+    or None where the span is not spliced forward audio (at least
+    ``PIECE_PLACED`` of its audible windows must be placed).
+    """
+    n_win = (d1 - d0) // PIECE_N
+    if n_win < 1:
+        return None
+    lags = np.zeros(n_win, dtype=np.int64)
+    placed = np.zeros(n_win, dtype=bool)
+    audible = np.zeros(n_win, dtype=bool)
+    for w in range(n_win):
+        t0 = d0 + w * PIECE_N
+        e = np.diff(edit_y[t0 : t0 + PIECE_N + 1].astype(np.float64))
+        ee = float(e @ e)
+        audible[w] = ee > 1e-7
+        best = (-1.0, 0)
+        for o in offsets:
+            lo = t0 - o - search
+            if lo < 0 or t0 - o + search + PIECE_N + 1 > raw_y.shape[0]:
+                continue
+            r = np.diff(raw_y[lo : t0 - o + search + PIECE_N + 1].astype(np.float64))
+            c = correlate(r, e, mode="valid", method="fft")
+            energy = np.concatenate([[0.0], np.cumsum(r * r)])
+            win = energy[PIECE_N:] - energy[:-PIECE_N]
+            score = c / np.sqrt(np.maximum(win, 1e-12) * max(ee, 1e-12))
+            q = int(np.argmax(score))
+            if score[q] > best[0]:
+                best = (float(score[q]), t0 - (lo + q))
+        placed[w] = audible[w] and best[0] >= min_match
+        lags[w] = best[1]
+    if not audible.any() or placed[audible].mean() < PIECE_PLACED:
+        return None
+    idx = np.flatnonzero(placed)
+    steps = int(np.sum(np.abs(np.diff(lags[idx])) > PIECE_STEP))
+    if steps > PIECE_MAX_STEPS:
+        return None
+    # windows placed nowhere (a splice's crossfade, a quiet patch) take the offset before them
+    fill = np.maximum.accumulate(np.where(placed, np.arange(n_win), -1))
+    fill = np.where(fill < 0, idx[0], fill)
+    return lags[fill]
+
+
+def respliced(
+    raw_y: np.ndarray, edit_y: np.ndarray, moves: list[Move], i: int, j: int, starts: np.ndarray, ends: np.ndarray,
+    *, min_match: float = OVERLAP_MATCH,
+) -> list[Move] | None:
+    """The run ``moves[i:j]`` (SPEED and CUT moves) as forward beats and CUTs, where the edit says it is spliced forward audio.
+
+    The run's edit span must be the raw song played forwards in a few
+    pieces (``forward_pieces``, near the offsets of the forward audio
+    before and after the run, ``_edge_offset``): where an editor joined
+    forward audio off this grid's beats (a crossfade that shortens the
+    edit, a cut on another tracker's beats), each piece matches
+    unstretched, while a stretched or resampled span drifts. The raw audio
+    the pieces skip is cut: a beat mostly inside it is CUT, the rest play
+    forwards. None where the run is not spliced forward audio, or the edit
+    plays raw audio twice (a repeat, not a cut).
+    """
+    first, last = moves[i], moves[j - 1]
+    d0, d1 = int(round(first.dst_start_s * FRAME_SR)), int(round(last.dst_end_s * FRAME_SR))
+    if d1 - d0 < PIECE_N or d0 < 0 or d1 > edit_y.shape[0]:
+        return None
+    beat = float(ends[first.beat] - starts[first.beat]) * FRAME_SR
+    win = max(BAND_NFFT, int(0.25 * beat))
+    o_a = _edge_offset(raw_y, edit_y, moves, i, j, starts, ends, -1, win)
+    o_b = _edge_offset(raw_y, edit_y, moves, i, j, starts, ends, 1, win)
+    lags = forward_pieces(raw_y, edit_y, d0, d1, (o_a, o_b), min_match=min_match)
+    log.debug("run of %d moves from beat %d: offsets %d, %d; pieces %s", j - i, first.beat, o_a, o_b,
+              None if lags is None else sorted(set(lags.tolist())))
+    if lags is None or np.any(np.diff(lags) > int(OVERLAP_MAX_S * FRAME_SR)):
+        return None
+    # raw sample played at the start of each window, and the raw audio the edit plays
+    t_w = d0 + np.arange(lags.shape[0]) * PIECE_N
+    x_w = t_w - lags
+    ends_w = np.append(t_w[1:], d1) - lags
+    out: list[Move] = []
+    t = float(d0)
+    for bt in range(first.beat, last.beat + last.n_beats):
+        x0, x1 = starts[bt] * FRAME_SR, ends[bt] * FRAME_SR
+        played = float(np.sum(np.clip(np.minimum(ends_w, x1) - np.maximum(x_w, x0), 0.0, None)))
+        if played < 0.5 * (x1 - x0):
+            p = out[-1] if out else None
+            if p is not None and p.kind == CUT:
+                out[-1] = Move(p.beat, p.n_beats + 1, CUT, 0, p.dst_start_s, p.dst_end_s)
+            else:
+                out.append(Move(bt, 1, CUT, 0, t / FRAME_SR, t / FRAME_SR))
             continue
-        t = m.dst_start_s
-        step = (m.dst_end_s - m.dst_start_s) / m.n_beats
-        for beat in range(m.beat, m.beat + m.n_beats):
-            out.append(Move(beat, 1, FWD, 0, t, t + step, m.match))
-            t += step
+        # the edit sample where raw x1 is played (the next window's start where x1 was skipped)
+        w = int(np.searchsorted(ends_w, x1, side="left"))
+        e1 = float(d1) if w >= lags.shape[0] else float(max(t_w[w], x1 + lags[w]))
+        e1 = min(max(e1, t), float(d1))
+        out.append(Move(bt, 1, FWD, 0, t / FRAME_SR, e1 / FRAME_SR, first.match))
+        t = e1
+    last_fwd = max((q for q, m in enumerate(out) if m.kind == FWD), default=None)
+    if last_fwd is None:
+        return None
+    out[last_fwd].dst_end_s = d1 / FRAME_SR  # what rounding left over plays in the last forward beat
+    for m in out[last_fwd + 1 :]:
+        m.dst_start_s = m.dst_end_s = d1 / FRAME_SR
     return out
 
 
@@ -598,8 +796,7 @@ class _SpliceStarts:
         raw_y, edit_y, starts = self.raw_y, self.edit_y, self.starts
         b = m.beat
         s0, n_beat, dst0 = self._span(m)
-        slot = stutter_slot(edit_y, m, float(self.ends[b] - starts[b]), m.slot)
-        v = STUTTER_SLICES[slot]
+        v = STUTTER_SLICES[m.slot]  # the slot is the shortest slice that repeats (infer._structure)
         p_grid = int(round(v * n_beat))
         end = int(round(m.dst_end_s * FRAME_SR))
         period = _period_at(edit_y, dst0 + 200, end - 200, p_grid, max(4, min(60, p_grid // 8)))

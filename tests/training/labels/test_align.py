@@ -4,8 +4,19 @@ from __future__ import annotations
 
 import numpy as np
 
-from editorbot.training.labels.align import FWD, LOOP, LOOP_REPEATS, Move, grid_period, loop_phase
-from editorbot.training.labels.frames import FRAME_SR
+from editorbot.training.labels.align import (
+    FWD,
+    LOOP,
+    LOOP_REPEATS,
+    REV,
+    STUTTER_SLICES,
+    Move,
+    _stutter_scores,
+    align,
+    grid_period,
+    loop_phase,
+)
+from editorbot.training.labels.frames import FRAME_HOP, FRAME_SR, frame_features
 
 
 def test_grid_period_is_the_line_through_the_beats():
@@ -37,3 +48,45 @@ def test_loop_phase_moves_a_loop_to_where_its_repeats_start():
     assert (fixed[1].kind, fixed[1].beat, fixed[1].n_beats) == (LOOP, 1, 4)
     assert abs(fixed[1].dst_start_s - sec) < 1e-6 and abs(fixed[1].dst_end_s - 9 * sec) < 1e-6
     assert [m.beat for m in fixed[2:]] == list(range(5, 12))
+
+
+def test_stutter_slices_are_scored_at_each_beats_own_length():
+    """A stutter slicing a beat 5% longer than the grid's period repeats at its own beat's lag, not the period's."""
+    rng = np.random.default_rng(5)
+    period_s = 0.5
+    lengths = np.full(8, period_s)
+    lengths[2] = 0.525  # the tracker's beats are whole hops: 3-6% apart within a song
+    a = STUTTER_SLICES.index(0.25)
+    lag = int(round(0.25 * lengths[2] * FRAME_SR))
+    y = rng.standard_normal(4 * FRAME_SR).astype(np.float32)
+    t0 = FRAME_SR
+    edit = np.concatenate([y[:t0], np.tile(y[t0 : t0 + lag], 8), y[t0:]])
+    per, rows, best = _stutter_scores(frame_features(edit), period_s, lengths, 1.0)
+    f0, f1 = (t0 + 2 * lag) // FRAME_HOP, (t0 + 7 * lag) // FRAME_HOP
+    own, grid = rows[2, a]
+    assert own != grid
+    assert (per[own, f1] - per[own, f0]) / (f1 - f0) > 0.9
+    assert (per[grid, f1] - per[grid, f0]) / (f1 - f0) < 0.0
+    assert np.all(best[f0:f1] > 0.9)
+    # the other beats read the period's lag
+    assert rows[0, a, 0] == rows[0, a, 1] == grid
+
+
+def test_a_reverse_off_the_grid_is_found_on_the_beats_it_covers():
+    """A span reversed by an editor on another grid (0.3 beat off every span of ours) is a shifted REVERSE."""
+    rng = np.random.default_rng(7)
+    beat = 11025  # samples at FRAME_SR: 0.5 s
+    n_beats = 16
+    # a note of its own pitch every eighth of a beat (white noise would look alike everywhere)
+    step = beat // 8
+    t = np.arange(step) / FRAME_SR
+    notes = [np.sin(2 * np.pi * f * t) * np.exp(-t / 0.02) for f in rng.uniform(200, 4000, 8 * n_beats)]
+    raw = np.concatenate(notes).astype(np.float32)
+    a, b = int(6.3 * beat), int(7.3 * beat)  # one beat's length, 0.3 beat late
+    edit = np.concatenate([raw[:a], raw[a:b][::-1], raw[b:]])
+    starts = np.arange(n_beats) * 0.5
+    _, moves, _ = align(frame_features(raw, variants=True), frame_features(edit), starts, starts + 0.5, len(edit) / FRAME_SR, beat_s=0.5)
+    rev = [m for m in moves if m.kind == REV]
+    assert len(rev) == 1 and (rev[0].beat, rev[0].n_beats) == (6, 1)
+    assert abs(rev[0].shift_s - 0.3) < 0.03  # twice 0.3 beat of 0.5 s: the line through a reversal
+    assert all(m.kind == FWD for m in moves if m is not rev[0])

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from editorbot.training.labels.effects import BeatEffect, false_fades, label_run
+import numpy as np
+
+from editorbot.training.labels.effects import N_EFFECT_BANDS, BeatEffect, _level_candidates, false_fades, label_run
 
 
 def _beat(ramp: tuple[float, float] | None, judged: dict[tuple[str, int], float]) -> BeatEffect:
@@ -62,3 +64,19 @@ def test_a_fade_run_that_does_not_reach_silence_is_not_a_fade() -> None:
     assert label_run(riding) == [("COMPRESS", 1)] * 3
     reaching = [_beat((1.0 - k / 3, 1.0 - (k + 1) / 3), {("FADE_OUT", 0): 0.3, ("COMPRESS", 1): 0.4}) for k in range(3)]
     assert false_fades(reaching, [("FADE_OUT", 0)] * 3) == set()
+
+
+def test_a_gain_between_steps_reads_as_gain_and_a_level_dependent_change_as_compress():
+    """-4.5 dB on every frame is a GAIN (no render fits it better); a change falling with the level is a COMPRESS."""
+    rng = np.random.default_rng(4)
+    frame_level = rng.uniform(-30.0, -10.0, size=(40, 1))  # dB: quiet and loud frames
+    b_r = frame_level + rng.uniform(-20.0, 0.0, size=(1, N_EFFECT_BANDS))
+    weight = np.ones_like(b_r)
+    gain = _level_candidates(b_r, b_r - 4.5, weight)
+    assert [c[1] for c in gain] == ["GAIN"] and gain[0][0] < 0.05
+    squeezed = b_r - 0.6 * (frame_level - frame_level.min())  # ratio 2.5 above the quietest frame
+    comp = {c[1]: c for c in _level_candidates(b_r, squeezed, weight)}
+    assert "COMPRESS" in comp and comp["COMPRESS"][0] < 0.1
+    assert comp["COMPRESS"][0] < comp.get("GAIN", (np.inf,))[0]
+    # a level lifted 12 dB (a distortion's drive) is neither
+    assert _level_candidates(b_r, b_r + 12.0, weight) == []

@@ -9,7 +9,7 @@ from editorbot.engine import actions as vocab
 from editorbot.engine.audio import load_audio, write_audio
 from editorbot.engine.plan import plan_to_dict
 from editorbot.training.labels.evaluate import STRUCTURAL_TYPES, truth_on_beats
-from editorbot.training.labels.infer import PairLabels, infer_pair
+from editorbot.training.labels.infer import ExtendedLabels, PairLabels, _pitch_in_speed, _unsure_effects, infer_pair
 from tests.training.labels.pairs import STRUCT_WALK
 
 
@@ -96,3 +96,43 @@ def test_damaged_edit_keeps_structure(corpus, struct_result, tmp_path, damage):
     fwd = np.isin(pt, [vocab.type_index(t) for t in vocab.TYPES if t not in STRUCTURAL_TYPES[1:]])
     pt = np.where(fwd, vocab.type_index("KEEP"), pt)  # effects off: forward beats are KEEP
     assert np.mean(pt[structural] == tt[structural]) >= 0.9
+
+
+def test_pitch_between_two_speeds_one_way_is_that_speed() -> None:
+    """A resampled rate between the steps: forward beats heard pitched up between two faster SPEEDs join them."""
+    beats = ExtendedLabels.keep(9)
+    beats.types = ["KEEP", "SPEED", "PITCH", "PITCH", "SPEED", "KEEP", "PITCH", "SPEED", "KEEP"]
+    beats.slots = [0, 2, 2, 3, 2, 0, 2, 2, 0]  # SPEED slot 2: x1.1; PITCH slots 2, 3: up
+    beats.group[:] = [-1, 2, -1, -1, 4, -1, -1, 6, -1]
+    beats.confidence[:] = [1.0, 0.8, 0.5, 0.9, 0.7, 1.0, 0.6, 0.9, 1.0]
+    _pitch_in_speed(beats)
+    assert beats.types[:5] == ["KEEP", "SPEED", "SPEED", "SPEED", "SPEED"]
+    assert list(beats.group[1:5]) == [2, 2, 2, 2] and beats.slots[1:5] == [2, 2, 2, 2]
+    assert np.allclose(beats.confidence[2:4], [0.5, 0.8])  # no surer than the SPEED it joins
+    # a PITCH with a SPEED on one side only is an edit of its own
+    assert beats.types[6] == "PITCH" and beats.group[6] == -1
+    # pitched down between two faster SPEEDs: not a resampling
+    beats = ExtendedLabels.keep(3)
+    beats.types, beats.slots = ["SPEED", "PITCH", "SPEED"], [2, 1, 2]
+    beats.group[:] = [1, -1, 3]
+    _pitch_in_speed(beats)
+    assert beats.types == ["SPEED", "PITCH", "SPEED"]
+
+
+def test_an_unsure_effect_that_explains_little_is_keep() -> None:
+    """Under 0.2 confidence with over 1 dB unexplained: KEEP (its confidence kept); a subtle close fit or a sure one stays."""
+    beats = ExtendedLabels.keep(8)
+    beats.types = ["GAIN", "GAIN", "KEEP", "BASS", "BASS", "KEEP", "REVERB", "FADE_OUT"]
+    beats.slots = [1, 1, 0, 3, 3, 0, 2, 0]
+    beats.group[:] = -1
+    beats.confidence[:] = [0.05, 0.15, 1.0, 0.06, 0.1, 1.0, 0.6, 0.05]
+    beats.residual_db[:] = [2.5, 3.0, 0.0, 0.1, 0.12, 0.0, 3.0, 2.0]
+    _unsure_effects(beats)
+    assert beats.types == ["KEEP", "KEEP", "KEEP", "BASS", "BASS", "KEEP", "REVERB", "FADE_OUT"]
+    assert beats.slots[:2] == [0, 0] and np.allclose(beats.confidence[:2], [0.05, 0.15])
+    # a structural move's beats are not effects
+    beats = ExtendedLabels.keep(2)
+    beats.types, beats.group[:] = ["SPEED", "SPEED"], [3, 3]
+    beats.confidence[:], beats.residual_db[:] = 0.05, 4.0
+    _unsure_effects(beats)
+    assert beats.types == ["SPEED", "SPEED"]

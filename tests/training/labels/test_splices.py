@@ -12,6 +12,7 @@ from editorbot.training.labels.splices import (
     forward_offsets,
     onset_shift,
     overlap_speeds,
+    respliced,
     splice_starts,
 )
 
@@ -92,3 +93,33 @@ def test_a_splice_overlap_is_not_a_speed_and_a_normalised_file_is_one_gain() -> 
     quieter[8 * beat : 10 * beat] *= np.float32(10 ** (-9 / 20))
     gain = edit_file_gain(raw, quieter, fwd, starts, ends, {b: 0 for b in range(12)})
     assert abs(gain + 6.0) < 0.05
+
+
+def test_a_speed_beside_a_cut_off_the_grid_is_forward_audio_and_a_cut() -> None:
+    """An editor cut one beat from 3000 samples past the grid's beat 4: the DP's SPEED + CUT are read back as CUT + forward."""
+    rng = np.random.default_rng(6)
+    beat = 11025
+    sec = beat / FRAME_SR
+    raw = (0.1 * rng.standard_normal(12 * beat)).astype(np.float32)
+    edit = np.concatenate([raw[: 4 * beat + 3000], raw[5 * beat + 3000 :]])
+    starts = np.arange(12) * sec
+    ends = starts + sec
+    moves = [Move(b, 1, FWD, 0, b * sec, (b + 1) * sec) for b in range(4)]
+    moves += [Move(4, 1, SPEED, 2, 4 * sec, 5 * sec), Move(5, 1, CUT, 0, 5 * sec, 5 * sec)]
+    moves += [Move(b, 1, FWD, 0, (b - 1) * sec, b * sec) for b in range(6, 12)]
+    redone = respliced(raw, edit, moves, 4, 6, starts, ends)
+    assert redone is not None
+    # beat 4 plays only its first 3000 samples (under half): CUT; beat 5 plays from 3000 on: forward
+    assert [(m.beat, m.n_beats, m.kind) for m in redone] == [(4, 1, CUT), (5, 1, FWD)]
+    assert redone[-1].dst_end_s == 5 * sec
+    fixed = overlap_speeds(raw, edit, moves, forward_offsets(raw, edit, moves, starts, sec), starts, ends)
+    assert SPEED not in [m.kind for m in fixed]
+    # a resampled beat (faster and higher) between forward beats stays a SPEED
+    rate = SPEED_RATES[2]
+    n_fast = int(round(beat / rate))
+    fast = np.interp(np.arange(n_fast) * rate, np.arange(beat), raw[4 * beat : 5 * beat]).astype(np.float32)
+    sped = np.concatenate([raw[: 4 * beat], fast, raw[5 * beat :]])
+    moves = [Move(b, 1, FWD, 0, b * sec, (b + 1) * sec) for b in range(4)]
+    moves += [Move(4, 1, SPEED, 2, 4 * sec, 4 * sec + n_fast / FRAME_SR)]
+    moves += [Move(b, 1, FWD, 0, (b - 1) * sec + n_fast / FRAME_SR, b * sec + n_fast / FRAME_SR) for b in range(5, 12)]
+    assert respliced(raw, sped, moves, 4, 5, starts, ends) is None
