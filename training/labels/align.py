@@ -88,6 +88,11 @@ class AlignConfig:
         repeated with a 4x wider beam, and again 4x wider while the
         path stays under it (``RETRY_WIDENINGS`` times; the best path
         is kept).
+    wide_retry_max_s : float
+        longest edit (seconds) whose poor path is widened a second
+        time (16x); a missing path always is. On the foreign editor's
+        4-minute pairs the 16x beam took 3/4 of the pair's time and
+        returned the same path.
     sim_cache_mb : float
         the frame similarity is kept (made once, not twice) when it
         takes at most this many MiB (``stripes``): a pair up to ~2.4
@@ -103,6 +108,7 @@ class AlignConfig:
     beam: int = 256
     stutter_weight: float = 1.0
     retry_score: float = 0.8
+    wide_retry_max_s: float = 120.0
     sim_cache_mb: float = 256.0
 
 
@@ -612,9 +618,11 @@ def align(
     # missing or poor and the last widening found a better one (one that gains under
     # RETRY_GAIN per frame says the edit, not the beam, makes the path poor: a 52-s
     # pair went from 2 to 9 s for the same path).
-    for _ in range(RETRY_WIDENINGS):
+    for widening in range(RETRY_WIDENINGS):
         if rows.shape[0] and score >= cfg.retry_score * te_n:
             break
+        if rows.shape[0] and widening and te_n > cfg.wide_retry_max_s * to_f:
+            break  # a poor path of a long edit: the 16x beam costs most of the pair's time
         beam *= 4
         wide = sweep.run(beam, keep)
         stalled = bool(rows.shape[0]) and wide[0] < score + RETRY_GAIN * te_n

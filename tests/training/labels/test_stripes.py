@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from editorbot.training.labels import align as align_module
 from editorbot.training.labels import stripes
 from editorbot.training.labels.align import AlignConfig, align
 from editorbot.training.labels.frames import FRAME_HOP, FRAME_SR, Frames, frame_features, similarity
@@ -103,3 +104,28 @@ def test_a_second_dp_over_the_same_stripes_starts_clean() -> None:
     retried = align(*args, config=AlignConfig(beam=8, retry_score=1e9), beat_s=0.5)  # always retried 4x wider
     best = wide if wide[1] and wide[0] > narrow[0] else narrow
     assert (retried[0], retried[1]) == (best[0], best[1])
+
+
+def test_a_poor_path_of_a_long_edit_is_widened_once(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A poor path is searched 4x and 16x wider on an edit up to ``wide_retry_max_s``, 4x only past it."""
+    rng = np.random.default_rng(6)
+    beat = 11025
+    y = np.concatenate([rng.standard_normal(beat).astype(np.float32) * rng.uniform(0.05, 0.3) for _ in range(20)])
+    edit = np.concatenate([y[: 6 * beat], y[10 * beat :]])
+    raw_f, edit_f = frame_features(y, variants=True), frame_features(edit)
+    starts = np.arange(20) * 0.5
+    beams: list[int] = []
+    run = align_module._Sweep.run
+
+    def counted(self, beam: int, keep_table: bool = False):  # type: ignore[no-untyped-def]
+        beams.append(beam)
+        return run(self, beam, keep_table)
+
+    monkeypatch.setattr(align_module._Sweep, "run", counted)
+    monkeypatch.setattr(align_module, "RETRY_GAIN", -1e9)  # every widening counts as a gain
+    edit_s = edit.shape[0] / FRAME_SR
+    for max_s, want in ((edit_s + 1.0, [8, 32, 128]), (edit_s - 1.0, [8, 32])):
+        beams.clear()
+        align(raw_f, edit_f, starts, starts + 0.5, edit_s, config=AlignConfig(beam=8, retry_score=1e9, wide_retry_max_s=max_s),
+              beat_s=0.5)  # fmt: skip
+        assert beams == want, max_s
