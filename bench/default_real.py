@@ -45,7 +45,6 @@ from __future__ import annotations
 import argparse
 import json
 import logging
-import math
 import os
 import statistics
 import sys
@@ -58,7 +57,7 @@ from typing import Any
 import numpy as np
 
 from bench import corpus
-from bench.quality_real import event_f1
+from bench.quality_real import event_f1, finite
 
 logger = logging.getLogger("bench.default_real")
 
@@ -211,16 +210,6 @@ def _synth_spec(text: str) -> tuple[int, float]:
         raise argparse.ArgumentTypeError(f"{text!r}: N >= 1 songs of 5-600 s")
     return n, s
 
-
-def finite(obj: Any) -> Any:
-    """``obj`` with every NaN or infinite float as None (strict JSON: an undefined precision is null)."""
-    if isinstance(obj, float):
-        return obj if math.isfinite(obj) else None
-    if isinstance(obj, dict):
-        return {k: finite(v) for k, v in obj.items()}
-    if isinstance(obj, (list, tuple)):
-        return [finite(v) for v in obj]
-    return obj
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -39,6 +39,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import math
 import os
 import sys
 import tempfile
@@ -56,6 +57,27 @@ logger = logging.getLogger("bench.quality_real")
 PERSONAS = ("loud_loop@1", "repeat_cut@1", "quiet_filter@1")
 #: First seed of the held-out synthetic songs (``--synth``), far from ``data synth``'s usual training seeds.
 SYNTH_SEED = 900000
+
+
+def check_personas(text: str) -> list[str]:
+    """The comma-separated style names of ``--personas``; ValueError names the first unknown one."""
+    from editorbot.training.data.editors import get_style
+
+    personas = [p for p in text.split(",") if p]
+    for p in personas:
+        get_style(p)
+    return personas
+
+
+def finite(obj: Any) -> Any:
+    """``obj`` with every NaN or infinite float as None (strict JSON: an undefined precision is null)."""
+    if isinstance(obj, float):
+        return obj if math.isfinite(obj) else None
+    if isinstance(obj, dict):
+        return {k: finite(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [finite(v) for v in obj]
+    return obj
 
 
 def event_f1(true: list[np.ndarray], pred: list[np.ndarray]) -> dict[str, float]:
@@ -276,15 +298,12 @@ def main(argv: list[str] | None = None) -> int:
     args = ap.parse_args(argv)
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     from editorbot.export.runtime import load_policy
-    from editorbot.training.data.editors import get_style
 
-    personas = [p for p in args.personas.split(",") if p]
-    for p in personas:
-        try:
-            get_style(p)
-        except ValueError as e:
-            print(f"--personas: {e}", file=sys.stderr)
-            return 2
+    try:
+        personas = check_personas(args.personas)
+    except ValueError as e:
+        print(f"--personas: {e}", file=sys.stderr)
+        return 2
     root = corpus.corpus_dir(args.corpus)
     work = Path(args.work) if args.work else Path(tempfile.mkdtemp(prefix="quality_real_"))
     t0 = time.perf_counter()

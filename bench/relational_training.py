@@ -42,7 +42,6 @@ from __future__ import annotations
 
 import argparse
 import logging
-import math
 import os
 import subprocess
 import sys
@@ -51,7 +50,7 @@ from pathlib import Path
 from typing import Any
 
 from bench import corpus
-from bench.quality_real import PERSONAS, excerpts, make_pairs, score_test, table
+from bench.quality_real import PERSONAS, check_personas, excerpts, finite, make_pairs, score_test, table
 
 logger = logging.getLogger("bench.relational_training")
 
@@ -166,16 +165,6 @@ def run_persona(style: str, args: argparse.Namespace, work: Path, dev: list[Path
     return out
 
 
-def finite(obj: Any) -> Any:
-    """``obj`` with every NaN or infinite float as None (strict JSON: an undefined precision is null)."""
-    if isinstance(obj, float):
-        return obj if math.isfinite(obj) else None
-    if isinstance(obj, dict):
-        return {k: finite(v) for k, v in obj.items()}
-    if isinstance(obj, (list, tuple)):
-        return [finite(v) for v in obj]
-    return obj
-
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
@@ -192,15 +181,11 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--json", default=None, help="write the results here")
     args = ap.parse_args(argv)
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
-    from editorbot.training.data.editors import get_style
-
-    personas = [p for p in args.personas.split(",") if p]
-    for p in personas:
-        try:
-            get_style(p)
-        except ValueError as e:
-            print(f"--personas: {e}", file=sys.stderr)
-            return 2
+    try:
+        personas = check_personas(args.personas)
+    except ValueError as e:
+        print(f"--personas: {e}", file=sys.stderr)
+        return 2
     root = corpus.corpus_dir(args.corpus)
     work = Path(args.work)
     t0 = time.perf_counter()

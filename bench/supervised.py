@@ -74,7 +74,8 @@ KEEP_MIN_S = 0.5
 def distance(pred: np.ndarray, target: np.ndarray) -> float:
     """Multi-scale STFT distance of ``(n_channels, n)`` renders (channels as a batch)."""
     n = min(pred.shape[1], target.shape[1])
-    return float(multiscale_stft(torch.from_numpy(pred[:, :n].copy()), torch.from_numpy(target[:, :n].copy())))
+    return float(multiscale_stft(torch.from_numpy(np.ascontiguousarray(pred[:, :n], dtype=np.float32)),
+                                 torch.from_numpy(np.ascontiguousarray(target[:, :n], dtype=np.float32))))
 
 
 def keep_spans(plan, n: int, sr: int) -> list[tuple[int, int]]:

@@ -44,21 +44,16 @@ import torch
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 from bench.foreign_editor import _mp3_round_trip
+from bench.supervised import distance
 from editorbot.engine.audio import load_audio
 from editorbot.engine.render import render_plan
 from editorbot.training.data.pairs import load_pair_plan, read_label_doc
-from editorbot.training.losses import NEPER_PER_DB, magnitude, multiscale_stft
+from editorbot.training.losses import NEPER_PER_DB, magnitude
 from editorbot.training.models.supervised import SpectralFrontEnd
 from editorbot.training.models.timing import MIN_CORRELATION, TimingModel, measure_lags, retime, timing_blocks
 from editorbot.training.supervised import load_model
 
 PARTS = ("dsp", "level", "mp3", "xfade", "timing", "timing+band", "shift10")
-
-
-def distance(pred: np.ndarray, target: np.ndarray) -> float:
-    n = min(pred.shape[1], target.shape[1])
-    return float(multiscale_stft(torch.from_numpy(np.ascontiguousarray(pred[:, :n], dtype=np.float32)),
-                                 torch.from_numpy(np.ascontiguousarray(target[:, :n], dtype=np.float32))))
 
 
 def peak_normalised(x: np.ndarray, peak_db: float = -1.0) -> np.ndarray:

@@ -51,6 +51,8 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from editorbot.engine.render import peak_dbfs as render_peak_dbfs
+
 if TYPE_CHECKING:
     from editorbot.engine.plan import EditPlan
 
@@ -249,8 +251,8 @@ def _rms_db(x: np.ndarray) -> float:
 
 
 def peak_dbfs(x: np.ndarray) -> float:
-    """The peak of ``x`` (any shape: every channel), dBFS (-180 for silence)."""
-    return float(20.0 * np.log10(max(float(np.max(np.abs(x))) if x.size else 0.0, 1e-9)))
+    """The peak of ``x`` (any shape: every channel), dBFS, no lower than -180 (silence: -180, so level sums stay finite)."""
+    return max(render_peak_dbfs(x), -180.0)
 
 
 @dataclass
