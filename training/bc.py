@@ -212,6 +212,20 @@ class BCData:
                     keep.size, len(self), min_confidence)
         return self.subset(keep)
 
+    def type_balanced(self, power: float) -> BCData:
+        """These examples with each confidence (the loss weight) times ``share ** -power``.
+
+        ``share`` is the fraction of examples of the example's labelled type;
+        the factors are normalised to mean 1 over the examples. ``power`` 0
+        returns the data unchanged.
+        """
+        if power <= 0.0 or len(self) == 0:
+            return self
+        types = self.actions[:, 0]
+        share = np.bincount(types, minlength=N_TYPES)[types] / len(self)
+        factor = share ** -power
+        return replace(self, confidence=(self.confidence * factor / factor.mean()).astype(np.float32))
+
     def subset(self, index: np.ndarray) -> BCData:
         """Rows ``index`` (``pair_names`` kept whole)."""
         return BCData(
@@ -246,7 +260,12 @@ class BCData:
 
 
 def bc_examples(
-    episodes: list[Episode], config: AgentConfig, *, quiet: bool = False, use_target: bool = True
+    episodes: list[Episode],
+    config: AgentConfig,
+    *,
+    quiet: bool = False,
+    use_target: bool = True,
+    keep_size: int | None = None,
 ) -> BCData:
     """Demonstrations from labelled songs (unlabelled ones are skipped).
 
@@ -254,7 +273,11 @@ def bc_examples(
     the cursor beat (made legal the way the env does); a beat with an
     unknown label is stepped over as a one-beat KEEP and gives no example.
     ``use_target`` is ``EditEnv``'s: False leaves the ``output_ratio``
-    column 0 (a walk without a target length).
+    column 0 (a walk without a target length). ``keep_size`` (a size index)
+    replaces the size of every KEEP label: a labelled KEEP run lasts until
+    the next edit, which may lie beyond the policy's window, so its size is
+    a guess the policy cannot learn; with one-beat KEEPs the walk decides
+    again at every beat. None keeps the labels' sizes.
     """
     from editorbot.engine.progress import progress
     from editorbot.training.env import EditEnv
@@ -273,6 +296,8 @@ def bc_examples(
             label = labels[env.cursor]
             known = label[0] >= 0
             action = label if known else np.array((0, 0, 2), dtype=np.int64)
+            if known and keep_size is not None and action[0] == 0:
+                action = np.array((0, keep_size, action[2]), dtype=np.int64)
             if known:
                 for k in OBS_FIELDS:
                     rows[k].append(obs[k])

@@ -251,6 +251,13 @@ class PPOConfig:
         ``editorbot data labels``) is below this, 0-1 (CLI
         ``--bc-min-confidence``); the rest keep their confidence as a loss
         weight. 0 keeps them all.
+    bc_balance:
+        Type balance of the demonstrations' loss (CLI ``--bc-balance``):
+        each example weighs ``share ** -bc_balance``, ``share`` the
+        fraction of examples whose labelled type is its own, times its
+        confidence; weights are normalised to mean 1. 0 weighs every
+        example alike; 0.5 lifts rare edits against the many KEEP steps of
+        one-beat KEEP walks (``data labels --bc-keep beat``).
     """
 
     lr: float = 1e-4
@@ -284,6 +291,7 @@ class PPOConfig:
     bc_lr: float = 3e-4
     bc_batch_size: int = 256
     bc_min_confidence: float = 0.0
+    bc_balance: float = 0.0
 
     def __post_init__(self) -> None:
         for name in ("batch_size", "num_envs", "num_minibatches", "update_epochs", "grad_accum"):
@@ -313,6 +321,8 @@ class PPOConfig:
             raise ValueError(f"max_updates must be >= 1, got {self.max_updates}")
         if self.bc_epochs < 0 or self.bc_batch_size < 1 or self.bc_lr <= 0 or self.checkpoint_every < 1:
             raise ValueError("bc_epochs must be >= 0, bc_batch_size and checkpoint_every >= 1, bc_lr > 0")
+        if not 0.0 <= self.bc_balance <= 1.0:
+            raise ValueError(f"bc_balance must be in [0, 1], got {self.bc_balance}")
         if not 0.0 <= self.bc_min_confidence <= 1.0:
             raise ValueError(f"bc_min_confidence must be in [0, 1], got {self.bc_min_confidence}")
 

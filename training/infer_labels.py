@@ -58,6 +58,15 @@ def add_labels_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--context", action="store_true",
                    help="add the whole-song context columns to the examples, for a model that reads them "
                         "(train rl --context, or --init from such a model)")
+    add_bc_keep_argument(p)
+
+
+def add_bc_keep_argument(p: argparse.ArgumentParser) -> None:
+    """``--bc-keep``: the size of the KEEP steps of the demonstration walks (``training.bc.bc_examples``)."""
+    p.add_argument("--bc-keep", choices=("label", "beat"), default="label",
+                   help="KEEP steps of the demonstrations: the labelled run's size (label, the default) or one "
+                        "beat, so the policy decides again at every beat (beat: better for edits that depend on "
+                        "bars beyond the policy's window)")
 
 
 def add_explain_arguments(p: argparse.ArgumentParser) -> None:
@@ -107,6 +116,7 @@ def run_labels(args: argparse.Namespace) -> int:
         quiet=bool(getattr(args, "quiet", False)),
         agent_config=_observation_config(args.window, args.history, bool(getattr(args, "context", False))),
         jobs=int(args.jobs),
+        keep_size=bc_keep_size(args.bc_keep),
     )
     for name, reason in report.unalignable:
         print(f"unalignable: {name}: {reason}")
@@ -119,6 +129,11 @@ def run_labels(args: argparse.Namespace) -> int:
         for line in report.evaluation.lines():
             print(line)
     return 0 if report.n_alignable else 2
+
+
+def bc_keep_size(choice: str) -> int | None:
+    """The ``bc_examples`` ``keep_size`` of a ``--bc-keep`` choice."""
+    return 0 if choice == "beat" else None
 
 
 def _observation_config(window: int | None, history: int | None, context: bool = False) -> AgentConfig | None:

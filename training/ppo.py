@@ -452,7 +452,7 @@ def train(
     if episodes and episodes[0].features.shape[1] != agent_config.in_dim:
         raise ValueError(f"the songs have {episodes[0].features.shape[1]} feature columns, the policy reads {agent_config.in_dim}")
     if bc_data is not None:
-        bc_data = bc_data.fitted(agent_config, "--bc-mixed").confident(cfg.bc_min_confidence)
+        bc_data = bc_data.fitted(agent_config, "--bc-mixed").confident(cfg.bc_min_confidence).type_balanced(cfg.bc_balance)
     run = make_run(episodes, cfg, agent_config, weights, dev, ddp, save_dir)
     if ckpt is not None:
         restore_training_state(ckpt, "agent", run.agent, run.optimizer, run.scaler, ddp.rank)

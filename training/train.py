@@ -20,6 +20,7 @@ from typing import Any
 from editorbot.engine.errors import BadInput
 from editorbot.training.cli_flags import add_config_flags, config_from_args, run_trainer_command
 from editorbot.training.config import AgentConfig, PPOConfig
+from editorbot.training.infer_labels import add_bc_keep_argument, bc_keep_size
 from editorbot.training.supervised_trainer import add_parser as add_supervised_parser
 
 logger = logging.getLogger(__name__)
@@ -36,6 +37,7 @@ def add_rl_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--reference-dir", metavar="DIR", help="finished tracks for the reference reward (default DATA_DIR/reference)")
     p.add_argument("--bc-from-labels", action="store_true",
                    help="build the demonstrations from DATA_DIR/labels/*.json when --bc-mixed is not given")
+    add_bc_keep_argument(p)
     p.add_argument("--no-target", dest="use_target", action="store_false",
                    help="walk without the songs' labelled output lengths (output_ratio column 0, no duration "
                    "reward), as `editorbot edit` does without --target-duration")
@@ -137,10 +139,14 @@ def run_rl(args: argparse.Namespace) -> int:
 
     bc_data = None
     if ppo_config.bc_path:
+        if args.bc_keep != "label":
+            raise BadInput("--bc-keep", "the --bc-mixed file's walks are made: make it with `editorbot data labels "
+                           "--bc-keep`")
         bc_data = BCData.load(ppo_config.bc_path)
     elif args.bc_from_labels or ppo_config.bc_only or ppo_config.bc_epochs:
         if any(e.labels is not None for e in episodes):
-            bc_data = bc_examples(episodes, agent_config, quiet=quiet, use_target=args.use_target)
+            bc_data = bc_examples(episodes, agent_config, quiet=quiet, use_target=args.use_target,
+                                  keep_size=bc_keep_size(args.bc_keep))
         else:
             raise BadInput(args.data_dir, "behavioural cloning needs labels/*.json and there are none")
 

@@ -39,3 +39,38 @@ def test_examples_narrower_than_the_model_are_refused(config: AgentConfig, messa
     data = bc_examples(synthetic_episodes(1, n_beats=24, seed=4), AgentConfig(**NET, window=9, history=8))
     with pytest.raises(BadInput, match=message):
         data.fitted(config, "--bc-mixed")
+
+
+def test_one_beat_keep_walks_visit_every_keep_beat_and_keep_the_edits() -> None:
+    episodes = synthetic_episodes(2, n_beats=60, seed=5)
+    config = AgentConfig(**NET, window=9, history=4)
+    labelled = bc_examples(episodes, config)
+    stepwise = bc_examples(episodes, config, keep_size=0)
+    keep = stepwise.actions[:, 0] == 0
+    assert np.all(stepwise.actions[keep, 1] == 0)
+    assert len(stepwise) > len(labelled)
+    # the edits are the labels' own: the same (type, size, amount) steps, in the same order
+    edits = labelled.actions[labelled.actions[:, 0] != 0]
+    np.testing.assert_array_equal(stepwise.actions[~keep], edits)
+
+
+def test_type_balance_lifts_rare_types_and_keeps_the_mean_weight() -> None:
+    data = bc_examples(synthetic_episodes(2, n_beats=60, seed=5), AgentConfig(**NET, window=9, history=4), keep_size=0)
+    assert data.type_balanced(0.0) is data
+    balanced = data.type_balanced(0.5)
+    types = data.actions[:, 0]
+    counts = np.bincount(types)
+    rare, common = int(np.argmin(np.where(counts > 0, counts, len(data) + 1))), int(np.argmax(counts))
+    assert rare != common
+    assert balanced.confidence[types == rare].mean() > balanced.confidence[types == common].mean()
+    ratio = balanced.confidence / data.confidence
+    assert ratio.mean() == pytest.approx(1.0, rel=1e-5)
+    np.testing.assert_allclose(ratio[types == rare][0] / ratio[types == common][0],
+                               (counts[common] / counts[rare]) ** 0.5, rtol=1e-5)
+
+
+def test_type_balance_power_is_checked() -> None:
+    from editorbot.training.config import PPOConfig
+
+    with pytest.raises(ValueError, match="bc_balance"):
+        PPOConfig(bc_balance=1.5)

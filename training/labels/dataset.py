@@ -183,6 +183,7 @@ def build_dataset(
     quiet: bool = False,
     agent_config: AgentConfig | None = None,
     jobs: int = 1,
+    keep_size: int | None = None,
 ) -> DatasetReport:
     """Infer BC labels for every pair of ``data_dir`` and write the BC file (module docstring).
 
@@ -198,7 +199,8 @@ def build_dataset(
     ``train rl --context`` reads them (``beat_features`` stays the audio
     columns). With ``jobs`` > 1 the
     pairs are inferred in that many worker processes (the file does not
-    depend on it). A pair that cannot be read or inferred is reported (one
+    depend on it). ``keep_size`` is ``training.bc.bc_examples``'s (None: the
+    labelled KEEP runs' sizes; 0: one-beat KEEP steps). A pair that cannot be read or inferred is reported (one
     line) and left out; the run goes on.
 
     Raises
@@ -226,7 +228,7 @@ def build_dataset(
 
         episodes = with_context_columns(episodes)
     elapsed = time.perf_counter() - t_start
-    arrays, n_examples = _bc_arrays(results, episodes, agent_config or AgentConfig(), quiet=quiet)
+    arrays, n_examples = _bc_arrays(results, episodes, agent_config or AgentConfig(), quiet=quiet, keep_size=keep_size)
     arrays["format"] = np.array(BC_FORMAT)
     arrays["labels_schema"] = np.array(BC_SCHEMA)
     arrays.update(_beat_arrays(results, unalignable))
@@ -335,7 +337,12 @@ def _one_thread() -> None:
 
 
 def _bc_arrays(
-    results: list[PairLabels], episodes: list[Episode], agent_config: AgentConfig, *, quiet: bool
+    results: list[PairLabels],
+    episodes: list[Episode],
+    agent_config: AgentConfig,
+    *,
+    quiet: bool,
+    keep_size: int | None = None,
 ) -> tuple[dict[str, np.ndarray], int]:
     """The ``training.bc`` arrays of walking ``EditEnv`` over the episodes, and the number of examples.
 
@@ -344,7 +351,7 @@ def _bc_arrays(
     if not episodes:
         log.warning("no alignable pairs: the npz holds no examples")
         return {}, 0
-    bc = bc_examples(episodes, agent_config, quiet=quiet)
+    bc = bc_examples(episodes, agent_config, quiet=quiet, keep_size=keep_size)
     cursors = example_cursors(bc.actions, bc.pair_ids, {i: e.n_beats for i, e in enumerate(episodes)})
     bc.confidence = np.array([results[int(p)].confidence[c] for p, c in zip(bc.pair_ids, cursors)], dtype=np.float32)
     return {f.name: getattr(bc, f.name) for f in fields(bc)}, len(bc)
