@@ -114,11 +114,14 @@ def on_grid(types: np.ndarray, src_beats: np.ndarray, dst_beats: np.ndarray) -> 
     return np.asarray(types, dtype=np.int64)[idx] if src.size else np.zeros(dst.size, np.int64)
 
 
-def excerpts(split: str, n: int, seconds: float, root: Path, out: Path) -> list[Path]:
+def excerpts(split: str, n: int, seconds: float, root: Path, out: Path, windows: int = 1) -> list[Path]:
     """The first ``seconds`` of ``n`` tracks of one corpus half, as WAV files in ``out``.
 
     Tracks are taken one package at a time in turn (in list order within a
-    package), so a small ``n`` spans several sources of music.
+    package), so a small ``n`` spans several sources of music. With
+    ``windows`` > 1, each track also gives its next whole ``seconds``-long
+    windows, up to ``windows`` in all (``NAME@K.wav`` for the ``K``-th),
+    listed right after its first.
     """
     from editorbot.engine.audio import load_audio, write_audio
 
@@ -134,11 +137,20 @@ def excerpts(split: str, n: int, seconds: float, root: Path, out: Path) -> list[
     out.mkdir(parents=True, exist_ok=True)
     made = []
     for track in chosen:
-        dest = out / (track.track_id.replace("/", "__").rsplit(".", 1)[0] + ".wav")
-        if not dest.exists():
+        stem = track.track_id.replace("/", "__").rsplit(".", 1)[0]
+        first = out / f"{stem}.wav"
+        audio = None
+        if not first.exists() or windows > 1:
             audio = load_audio(track.path)
-            write_audio(dest, audio.samples[:, : int(seconds * audio.sample_rate)], audio.sample_rate)
-        made.append(dest)
+        for k in range(windows):
+            dest = first if k == 0 else out / f"{stem}@{k}.wav"
+            if audio is not None:
+                start, stop = int(k * seconds * audio.sample_rate), int((k + 1) * seconds * audio.sample_rate)
+                if k and stop > audio.samples.shape[1]:
+                    break
+                if not dest.exists():
+                    write_audio(dest, audio.samples[:, start:stop], audio.sample_rate)
+            made.append(dest)
     return made
 
 

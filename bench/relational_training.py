@@ -6,12 +6,16 @@ For each persona of ``--personas`` (``loud_loop@1``, ``repeat_cut@1``,
 1. corpus excerpts (``--excerpt`` s from each track's start): every dev-half
    track, split into training tracks and validation tracks (every
    ``VAL_EVERY``-th in ``bench.quality_real.excerpts`` order, one package at a
-   time), and ``--n-test`` test-half tracks; persona pairs of each
-   (``editorbot data pair``'s library call);
+   time), and ``--n-test`` test-half tracks; a training track also gives its
+   next whole windows of the same length, up to ``--windows`` in all;
+   persona pairs of each (``editorbot data pair``'s library call);
 2. ``--n-synth`` synthetic persona pairs of ``--synth-s`` seconds (``editorbot
    data synth --seed 1000``);
 3. three policies, each the bundled model's size with the whole-song context
-   columns (``--context``), behavioural cloning only:
+   columns (``--context``), behavioural cloning only, on demonstrations
+   walked with ``--bc-keep`` KEEP steps (``beat``: one beat, so the policy
+   decides at every beat; ``label``: the labelled run's size) and loss
+   weights balanced by ``--bc-balance``:
 
    - **synthetic, true labels**: the synthetic pairs' own labels
      (``train rl --bc-from-labels``), the recipe of ``docs/policy_quality.md``
@@ -35,7 +39,8 @@ run resumes from its ``last.pt``), so a killed run is started again with
 the same command.
 
     python -m bench.relational_training [--personas A,B] [--n-test 20] [--n-synth 60] [--synth-s 45]
-        [--excerpt 60] [--bc-epochs 30] [--finetune 20] [--work DIR] [--json F]
+        [--excerpt 60] [--windows 1] [--bc-epochs 10] [--bc-keep beat] [--bc-balance 0] [--finetune 20]
+        [--work DIR] [--json F]
 """
 
 from __future__ import annotations
@@ -92,18 +97,20 @@ def link_pairs(sources: list[Path], dest: Path, names: set[str] | None = None) -
     return n
 
 
-def train(save_dir: Path, flags: list[str], log_path: Path, epochs: int) -> tuple[Path, float]:
+def train(save_dir: Path, flags: list[str], log_path: Path, args: argparse.Namespace) -> tuple[Path, float]:
     """``train rl --bc-only`` into ``save_dir`` (resumed when there); its ``last.pt`` and wall seconds."""
     done = save_dir / ".done"
     if done.exists():
         return save_dir / "last.pt", float(done.read_text() or 0)
-    seconds = editorbot(["train", "rl", "--save-dir", str(save_dir), "--resume", "--bc-only", "--bc-epochs", str(epochs),
-                         "--bc-lr", "1e-3", "--no-target", "--seed", "1", "--quiet", *flags], log_path)
+    seconds = editorbot(["train", "rl", "--save-dir", str(save_dir), "--resume", "--bc-only", "--bc-epochs",
+                         str(args.bc_epochs), "--bc-balance", f"{args.bc_balance:g}", "--bc-lr", "1e-3", "--no-target",
+                         "--seed", "1", "--quiet", *flags], log_path)
     done.write_text(f"{seconds:.1f}")
     return save_dir / "last.pt", seconds
 
 
-def run_persona(style: str, args: argparse.Namespace, work: Path, dev: list[Path], test: list[Path]) -> dict[str, Any]:
+def run_persona(style: str, args: argparse.Namespace, work: Path, train_songs: list[Path], val_songs: list[Path],
+                test: list[Path]) -> dict[str, Any]:
     """Pairs, the three trainings and the validation and test scores of one persona (module docstring)."""
     from editorbot.export.runtime import DEFAULT_MODEL, load_policy
 
@@ -112,8 +119,6 @@ def run_persona(style: str, args: argparse.Namespace, work: Path, dev: list[Path
     root.mkdir(parents=True, exist_ok=True)
     seconds: dict[str, float] = {}
     t = time.perf_counter()
-    val_songs = dev[::VAL_EVERY]
-    train_songs = [s for s in dev if s not in val_songs]
     real_train = make_pairs(style, train_songs, root / "real_train")
     real_val = make_pairs(style, val_songs, root / "real_val")
     real_test = make_pairs(style, test, root / "real_test")
@@ -129,14 +134,13 @@ def run_persona(style: str, args: argparse.Namespace, work: Path, dev: list[Path
     bc = root / "train_bc.npz"
     if not bc.exists():
         seconds["labels"] = editorbot(["data", "labels", "--data-dir", str(mixed), "--out", str(bc), "--eval",
-                                       "--context", "--quiet"], log_path)
+                                       "--context", "--bc-keep", args.bc_keep, "--quiet"], log_path)
     checkpoints: dict[str, Path] = {}
     checkpoints["synthetic, true labels"], seconds["train synthetic"] = train(
-        root / "ckpt_synth", ["--data-dir", str(synth), "--bc-from-labels", "--context", *MODEL_FLAGS], log_path,
-        args.bc_epochs)
+        root / "ckpt_synth", ["--data-dir", str(synth), "--bc-from-labels", "--bc-keep", args.bc_keep, "--context",
+                              *MODEL_FLAGS], log_path, args)
     checkpoints["real+synth, inferred"], seconds["train real+synth"] = train(
-        root / "ckpt_mixed", ["--data-dir", str(mixed), "--bc-mixed", str(bc), "--context", *MODEL_FLAGS], log_path,
-        args.bc_epochs)
+        root / "ckpt_mixed", ["--data-dir", str(mixed), "--bc-mixed", str(bc), "--context", *MODEL_FLAGS], log_path, args)
     if args.finetune:
         bundled = load_policy(None)
         ft = root / f"finetune_{args.finetune}"
@@ -144,10 +148,11 @@ def run_persona(style: str, args: argparse.Namespace, work: Path, dev: list[Path
         ft_bc = root / f"finetune_{args.finetune}_bc.npz"
         if not ft_bc.exists():
             seconds["labels finetune"] = editorbot(["data", "labels", "--data-dir", str(ft), "--out", str(ft_bc), "--quiet",
+                                                    "--bc-keep", args.bc_keep,
                                                     *(["--context"] if bundled.spec.reads_context else [])], log_path)
         checkpoints[f"default fine-tuned ({args.finetune})"], seconds["train finetune"] = train(
             root / "ckpt_finetune", ["--init", str(DEFAULT_MODEL.parent), "--data-dir", str(ft), "--bc-mixed", str(ft_bc)],
-            log_path, args.bc_epochs)
+            log_path, args)
     out: dict[str, Any] = {"persona": style, "n_train_real": len(real_train), "n_synth": args.n_synth,
                            "checkpoints": {k: str(v) for k, v in checkpoints.items()}}
     policy = load_policy(None)
@@ -173,7 +178,12 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--n-synth", type=int, default=60, help="synthetic training pairs per persona (default 60)")
     ap.add_argument("--synth-s", type=float, default=45.0, help="their length in seconds (default 45)")
     ap.add_argument("--excerpt", type=float, default=60.0, metavar="S", help="seconds from each track's start")
-    ap.add_argument("--bc-epochs", type=int, default=30, help="behavioural-cloning passes of every training")
+    ap.add_argument("--windows", type=int, default=1, metavar="K",
+                    help="whole excerpt-long windows per training track, the first included (default 1)")
+    ap.add_argument("--bc-epochs", type=int, default=10, help="behavioural-cloning passes of every training (default 10)")
+    ap.add_argument("--bc-keep", choices=("beat", "label"), default="beat",
+                    help="KEEP steps of the demonstration walks (data labels --bc-keep; default beat)")
+    ap.add_argument("--bc-balance", type=float, default=0.0, metavar="P", help="train rl --bc-balance (default 0)")
     ap.add_argument("--finetune", type=int, default=20, metavar="N",
                     help="also fine-tune the bundled model on N real training pairs (0: no)")
     ap.add_argument("--corpus", default=None, help="corpus folder (default $EDITORBOT_CORPUS or ~/.cache/editorbot/corpus)")
@@ -193,14 +203,18 @@ def main(argv: list[str] | None = None) -> int:
         n_dev = len(corpus.load_tracks(root, split="dev"))
         test = excerpts("test", args.n_test, args.excerpt, root, work / "excerpts" / "test")
         dev = excerpts("dev", n_dev, args.excerpt, root, work / "excerpts" / "dev")
+        windows = excerpts("dev", n_dev, args.excerpt, root, work / "excerpts" / "dev", windows=args.windows)
     except FileNotFoundError as e:
         print(str(e), file=sys.stderr)
         return 2
-    print(f"{len(dev)} dev excerpts ({len(dev[::VAL_EVERY])} for validation), {len(test)} test excerpts "
-          f"of {args.excerpt:g} s in {work}\n", flush=True)
+    val_songs = dev[::VAL_EVERY]
+    val_stems = {s.stem for s in val_songs}
+    train_songs = [s for s in windows if s.stem.split("@")[0] not in val_stems]
+    print(f"{len(dev)} dev tracks ({len(val_songs)} for validation; {len(train_songs)} training excerpts), "
+          f"{len(test)} test excerpts of {args.excerpt:g} s in {work}\n", flush=True)
     results = []
     for p in personas:
-        results.append(run_persona(p, args, work, dev, test))
+        results.append(run_persona(p, args, work, train_songs, val_songs, test))
         if args.json:  # after every persona, so a long run leaves what it has
             from editorbot.engine.atomic import write_json_atomic
 
