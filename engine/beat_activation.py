@@ -51,6 +51,8 @@ DEFAULT_MODEL = 1
 #: The models whose mean activation the learned tracker reads.
 ENSEMBLE = (1, 2, 3)
 FEATURE_BLOCK = 1024  # frames per block of the front end
+#: Frames of silence (2 s) the networks hear before the song (``activations``).
+LEAD_IN = 100
 
 
 def weights_path(model: int = DEFAULT_MODEL) -> Path:
@@ -331,7 +333,9 @@ def activations(mono: np.ndarray, models: int | tuple[int, ...] = ENSEMBLE) -> n
     ``models`` (BeatNet's 1, 2, 3 by default), their mean: each was trained
     without one of BeatNet's corpora and each misreads the metrical level of
     different songs (on the real-music corpus' dev half, beat-only decoding:
-    median beat F 0.896 / 0.711 / 0.855 alone, 0.943 for the mean).
+    median beat F 0.896 / 0.711 / 0.855 alone, 0.943 for the mean). The
+    networks hear ``LEAD_IN`` frames of silence before the song, so that
+    their first second is not their settling from a zero state.
 
     Raises
     ------
@@ -339,9 +343,15 @@ def activations(mono: np.ndarray, models: int | tuple[int, ...] = ENSEMBLE) -> n
         BeatNet (its weights) is not installed.
     """
     ids = (models,) if isinstance(models, int) else tuple(models)
-    feats = features(mono)[None]
+    song = features(mono)
+    # The networks start from a zero state, which they answer with 0.15-0.35
+    # of beat for a second or two: beats the decoder would place in a silent
+    # or beatless lead-in. LEAD_IN frames of silence first let them settle
+    # (to ~0.02 in silence); their outputs are dropped.
+    feats = np.zeros((1, LEAD_IN + len(song), song.shape[1]), dtype=np.float32)
+    feats[0, LEAD_IN:] = song
     weights = [load_weights(m) for m in ids]
     # The networks' sequential LSTM loops release the GIL: one thread each.
     with ThreadPoolExecutor(max_workers=min(len(ids), os.cpu_count() or 1)) as pool:
-        outs = list(pool.map(lambda w: network(feats, w)[0, :, :2], weights))
+        outs = list(pool.map(lambda w: network(feats, w)[0, LEAD_IN:, :2], weights))
     return np.asarray(np.mean(outs, axis=0, dtype=np.float32))

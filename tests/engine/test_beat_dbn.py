@@ -176,3 +176,40 @@ def test_network_equals_a_plain_float64_crnn() -> None:
     assert got.dtype == np.float32 and got.shape == (400, 3)
     assert exact[:, 0].std() > 0.05  # the network's output moves: a real test of the recurrence
     np.testing.assert_allclose(got, exact, atol=1e-5)
+
+
+def _alternating_pulse(period: float, n_frames: int, strong: float, weak: float) -> tuple[np.ndarray, np.ndarray]:
+    """An activation with a peak every ``period`` frames, every other one ``weak``; returns (activation, beat frames)."""
+    beats = np.round(np.arange(5.0, n_frames - 3, period)).astype(int)
+    act = np.full(n_frames, 0.02)
+    heights = np.where(np.arange(len(beats)) % 2 == 0, strong, weak)
+    for offset, scale in ((-1, 0.5), (1, 0.7), (2, 0.3)):
+        act[beats + offset] = np.maximum(act[beats + offset], scale * heights)
+    act[beats] = heights
+    return act, beats
+
+
+def test_faster_level_doubles_a_pulse_read_at_half_tempo() -> None:
+    act, beats = _alternating_pulse(21.0, 1500, 0.9, 0.6)  # 143 BPM at 50 frames/s
+    faster = beat_dbn.faster_level(act, beats[::2], FPS)
+    assert faster is not None
+    assert len(faster) >= len(beats) - 2
+    assert np.mean([np.min(np.abs(faster - b)) <= 1 for b in beats]) >= 0.97
+
+
+def test_faster_level_keeps_the_tempo_without_halfway_peaks_or_confident_beats() -> None:
+    act, beats = _alternating_pulse(21.0, 1500, 0.9, 0.15)  # halfway peaks too weak
+    assert beat_dbn.faster_level(act, beats[::2], FPS) is None
+    act, beats = _alternating_pulse(21.0, 1500, 0.6, 0.6)  # beats not confident enough
+    assert beat_dbn.faster_level(act, beats[::2], FPS) is None
+    act, beats = _alternating_pulse(14.0, 1500, 0.9, 0.9)  # 214 BPM: its double is out of range
+    assert beat_dbn.faster_level(act, beats, FPS) is None
+
+
+@needs_beatnet
+def test_networks_are_settled_before_the_song_starts() -> None:
+    """A silent second opens the song: without the lead-in the networks answered it with 0.15-0.35 of beat."""
+    y = np.zeros(4 * 22050, dtype=np.float32)
+    y[22050:] = np.random.default_rng(2).standard_normal(3 * 22050).astype(np.float32) * 0.05
+    act = beat_activation.activations(y).sum(axis=1)
+    assert act[: int(0.9 * beat_activation.FPS)].max() < beat_dbn.THRESHOLD
