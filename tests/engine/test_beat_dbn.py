@@ -213,3 +213,18 @@ def test_networks_are_settled_before_the_song_starts() -> None:
     y[22050:] = np.random.default_rng(2).standard_normal(3 * 22050).astype(np.float32) * 0.05
     act = beat_activation.activations(y).sum(axis=1)
     assert act[: int(0.9 * beat_activation.FPS)].max() < beat_dbn.THRESHOLD
+
+
+def test_front_end_equals_the_dense_filterbank_product() -> None:
+    """The banded filter sums and the blocks give what one dense product over every frame gives."""
+    y = np.random.default_rng(4).standard_normal(3 * 22050 + 123).astype(np.float32) * 0.3
+    n = -(-len(y) // beat_activation.HOP)
+    padded = np.zeros(beat_activation.FRAME // 2 + n * beat_activation.HOP + beat_activation.FRAME, dtype=np.float64)
+    padded[beat_activation.FRAME // 2 : beat_activation.FRAME // 2 + len(y)] = y
+    frames = np.stack(
+        [padded[i * beat_activation.HOP : i * beat_activation.HOP + beat_activation.FRAME] for i in range(n)]
+    )
+    mag = np.abs(np.fft.rfft(frames * np.hanning(beat_activation.FRAME), axis=1)[:, : beat_activation.FRAME >> 1])
+    spec = np.log10(1.0 + mag @ beat_activation._filterbank().astype(np.float64))
+    diff = np.vstack([np.zeros((1, spec.shape[1])), np.maximum(np.diff(spec, axis=0), 0.0)])
+    np.testing.assert_allclose(beat_activation.features(y), np.hstack([spec, diff]), atol=2e-6)
