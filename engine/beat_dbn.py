@@ -63,22 +63,32 @@ def _viterbi(log_beat: np.ndarray, log_none: np.ndarray, intervals: np.ndarray, 
     for k in range(n_k):
         offsets[k + 1] = offsets[k] + intervals[k]
     n_s = offsets[n_k]
-    is_beat = np.zeros(n_s, dtype=np.bool_)
+    # The beat region of tempo k is its first ``region[k]`` states (p * obs_lambda < interval).
+    region = np.empty(n_k, dtype=np.int64)
     for k in range(n_k):
-        for p in range(intervals[k]):
-            is_beat[offsets[k] + p] = p * obs_lambda < intervals[k]
+        region[k] = (intervals[k] + obs_lambda - 1) // obs_lambda
+    # Tempo changes beyond the band of finite transitions never win: skip them.
+    j_lo = np.zeros(n_k, dtype=np.int64)
+    j_hi = np.zeros(n_k, dtype=np.int64)
+    for k in range(n_k):
+        j_lo[k], j_hi[k] = n_k, -1
+        for j in range(n_k):
+            if log_trans[j, k] != -np.inf:
+                j_lo[k] = min(j_lo[k], j)
+                j_hi[k] = j
     prev = np.empty(n_s)
     cur = np.empty(n_s)
     init = -np.log(float(n_s))
-    for s in range(n_s):
-        prev[s] = init + (log_beat[0] if is_beat[s] else log_none[0])
+    for k in range(n_k):
+        for p in range(intervals[k]):
+            prev[offsets[k] + p] = init + (log_beat[0] if p < region[k] else log_none[0])
     back = np.zeros((n_t, n_k), dtype=np.int16)
     for t in range(1, n_t):
         lb, ln = log_beat[t], log_none[t]
         for k in range(n_k):
             best = -np.inf
             arg = 0
-            for j in range(n_k):
+            for j in range(j_lo[k], j_hi[k] + 1):
                 lt = log_trans[j, k]
                 if lt == -np.inf:
                     continue
@@ -89,10 +99,12 @@ def _viterbi(log_beat: np.ndarray, log_none: np.ndarray, intervals: np.ndarray, 
             back[t, k] = arg
             s0 = offsets[k]
             cur[s0] = best + lb
-            for s in range(s0 + 1, offsets[k + 1]):
-                cur[s] = prev[s - 1] + (lb if is_beat[s] else ln)
-        for s in range(n_s):
-            prev[s] = cur[s]
+            # Elsewhere the pointer moves one state on: two branch-free runs.
+            for s in range(s0 + 1, s0 + region[k]):
+                cur[s] = prev[s - 1] + lb
+            for s in range(s0 + region[k], offsets[k + 1]):
+                cur[s] = prev[s - 1] + ln
+        prev, cur = cur, prev
     best_s = 0
     for s in range(1, n_s):
         if prev[s] > prev[best_s]:
