@@ -16,11 +16,13 @@ spectrum, 24-band-per-octave triangular filters from 30 Hz to 17 kHz
 (normalised to unit area, duplicates merged), ``log10(1 + x)``, and the
 positive first difference.
 
-The LSTM runs in numba, one pass over the song (it is causal: its first
-second or two, before the state settles, mark beats weakly); the input
-side of its gates, the convolution and the front end are computed for the
-whole song at once, so that only the 150 x 600 recurrent product is left
-inside the loop over frames.
+The LSTM runs in numba, one pass over the song (it is causal, and from a
+zero state it takes a second or two to settle: ``activations`` lets it
+settle on ``LEAD_IN`` frames of silence first); the input side of its
+gates, the convolution and the front end are computed for the whole song
+at once, so that only the 150 x 600 recurrent product and the gates'
+sigmoids (a float32 exp the compiler vectorises) are left inside the loop
+over frames.
 """
 
 from __future__ import annotations
@@ -186,8 +188,8 @@ def features(mono: np.ndarray) -> np.ndarray:
 def _filter_ranges() -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """``_filterbank`` as ranges: band ``b`` weighs bins ``lo[b]:hi[b]`` by ``weights[b, : hi[b] - lo[b]]``.
 
-    Each triangle spans a few bins of 705: the dense product spent 98 % of
-    its time on zeros.
+    Each triangle spans a few bins of 705: 98 % of the dense product's
+    multiply-adds were by zero.
     """
     fb = _filterbank()
     lo = np.array([np.flatnonzero(col)[0] for col in fb.T], dtype=np.int64)
