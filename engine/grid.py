@@ -38,7 +38,8 @@ The grid is computed from the shared ``Spectrum`` (no second STFT):
 
 ``beat_grid(spec, tracker="learned")`` replaces steps 1-4 by a learned
 beat activation (``engine.beat_activation``, BeatNet's CRNN) decoded by an
-HMM over tempo and phase (``engine.beat_dbn``), and adds the network's
+HMM over tempo and phase (``engine.beat_dbn``, with its octave check),
+drops weak beats at the edges as step 3 does, and adds the network's
 downbeat activation to the evidence of step 5 (``learned_beat_grid``).
 
 Everything is vectorised over frames; the Python loops run over beats or over
@@ -575,13 +576,18 @@ def _fit_tempo(beat_times: np.ndarray) -> float | None:
 # (downbeat / (beat + downbeat) activation at each beat, z-scored) beside
 # ``downbeat_evidence``; chosen on the dev half of the real-music corpus.
 LEARNED_DOWNBEAT_WEIGHT = 0.5
+# The octave check (``engine.beat_dbn.faster_level``) and the trimming of weak
+# edge beats, switchable for the benches that measure them.
+LEARNED_OCTAVE_CHECK = True
+LEARNED_TRIM_EDGES = True
 
 
 def learned_beat_grid(spec: Spectrum, envs: dict[str, np.ndarray] | None = None) -> Grid | None:
     """The grid from BeatNet's beat/downbeat activation (``engine.beat_activation``) and ``engine.beat_dbn``.
 
     Beats: the hidden-Markov decoding of the summed beat and downbeat
-    activations. Bars: ``detect_beats_per_bar``, then the Viterbi pass over
+    activations, at twice the tempo where ``beat_dbn.faster_level`` asks for
+    it, without the weak beats at either edge (``_trim_weak_beats``). Bars: ``detect_beats_per_bar``, then the Viterbi pass over
     the position in the bar with ``downbeat_evidence`` plus the network's
     downbeat share. None when ``spec`` holds no 22,050-Hz signal, the clip
     is under a second, or fewer than 4 beats are found.
@@ -597,7 +603,18 @@ def learned_beat_grid(spec: Spectrum, envs: dict[str, np.ndarray] | None = None)
         return None
     envs = envs if envs is not None else band_onsets(spec)
     act = beat_activation.activations(spec.y)
-    beat_frames = beat_dbn.decode_beats(act.sum(axis=1), beat_activation.FPS)
+    beat_act = act.sum(axis=1)
+    beat_frames = beat_dbn.decode_beats(beat_act, beat_activation.FPS)
+    faster = beat_dbn.faster_level(beat_act, beat_frames, beat_activation.FPS) if LEARNED_OCTAVE_CHECK else None
+    if faster is not None:
+        beat_frames = faster
+    if LEARNED_TRIM_EDGES and len(beat_frames):
+        # As the onset tracker does: the decoder keeps a steady chain through
+        # a lead-in without a pulse (a riser, a pad), so weak beats at the
+        # edges go and the grid starts where the beats start.
+        local = np.zeros(len(beat_act))
+        local[beat_frames] = beat_dbn.peak_near(beat_act, beat_frames)
+        beat_frames = _trim_weak_beats(beat_frames, local)
     if len(beat_frames) < 4:
         return None
     beats = beat_frames / beat_activation.FPS
