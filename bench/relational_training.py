@@ -29,9 +29,11 @@ For each persona of ``--personas`` (``loud_loop@1``, ``repeat_cut@1``,
      (``data labels``, ``--context`` when the bundled model reads the context
      columns): what a user with ``N`` edits of their own does;
 
-4. on the validation pairs and the test pairs, every walker of
-   ``bench.quality_real.score_test`` (always-KEEP, the bundled model, the
-   hand-written rule, label inference, each trained policy): event F1.
+4. on the validation pairs, the test pairs and, with ``--synth-test N``, N
+   held-out synthetic songs (seeds from ``bench.quality_real.SYNTH_SEED``,
+   ``--synth-s`` long), every walker of ``bench.quality_real.score_test``
+   (always-KEEP, the bundled model, the hand-written rule, label inference,
+   each trained policy): event F1.
 
 Choices are made on the validation rows; the test rows are the report.
 Each step is skipped when its output is already in ``--work`` (a training
@@ -40,7 +42,7 @@ the same command.
 
     python -m bench.relational_training [--personas A,B] [--n-test 20] [--n-synth 60] [--synth-s 45]
         [--excerpt 60] [--windows 1] [--bc-epochs 10] [--bc-keep beat] [--bc-balance 0] [--finetune 20]
-        [--work DIR] [--json F]
+        [--synth-test 0] [--work DIR] [--json F]
 """
 
 from __future__ import annotations
@@ -55,7 +57,16 @@ from pathlib import Path
 from typing import Any
 
 from bench import corpus
-from bench.quality_real import PERSONAS, check_personas, excerpts, finite, make_pairs, score_test, table
+from bench.quality_real import (
+    PERSONAS,
+    SYNTH_SEED,
+    check_personas,
+    excerpts,
+    finite,
+    make_pairs,
+    score_test,
+    table,
+)
 
 logger = logging.getLogger("bench.relational_training")
 
@@ -156,7 +167,14 @@ def run_persona(style: str, args: argparse.Namespace, work: Path, train_songs: l
     out: dict[str, Any] = {"persona": style, "n_train_real": len(real_train), "n_synth": args.n_synth,
                            "checkpoints": {k: str(v) for k, v in checkpoints.items()}}
     policy = load_policy(None)
-    for label, records, folder in (("validation", real_val, root / "real_val"), ("test", real_test, root / "real_test")):
+    halves = [("validation", real_val, root / "real_val"), ("test", real_test, root / "real_test")]
+    if args.synth_test:
+        from editorbot.training.data.pairs import make_synth_pair
+
+        held_out = root / "synth_test"
+        halves.append(("synthetic held-out", [make_synth_pair(SYNTH_SEED + k, style, held_out, args.synth_s)
+                                              for k in range(args.synth_test)], held_out))
+    for label, records, folder in halves:
         t = time.perf_counter()
         scores = score_test(style, records, policy, [str(c) for c in checkpoints.values()], folder)
         # score_test names several checkpoints by their folders: give them this benchmark's names
@@ -186,6 +204,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--bc-balance", type=float, default=0.0, metavar="P", help="train rl --bc-balance (default 0)")
     ap.add_argument("--finetune", type=int, default=20, metavar="N",
                     help="also fine-tune the bundled model on N real training pairs (0: no)")
+    ap.add_argument("--synth-test", type=int, default=0, metavar="N",
+                    help="also score N held-out synthetic songs of --synth-s seconds (default 0)")
     ap.add_argument("--corpus", default=None, help="corpus folder (default $EDITORBOT_CORPUS or ~/.cache/editorbot/corpus)")
     ap.add_argument("--work", required=True, help="work folder (steps already done there are skipped)")
     ap.add_argument("--json", default=None, help="write the results here")
