@@ -62,7 +62,14 @@ from editorbot.training.labels.align import (
     merge_speed_runs,
     smooth_beats,
 )
-from editorbot.training.labels.effects import QUIET_BEAT_DB, BeatEffect, beat_effect, label_run, stutter_slot
+from editorbot.training.labels.effects import (
+    QUIET_BEAT_DB,
+    BeatEffect,
+    beat_effect,
+    delay_beat_lengths,
+    label_run,
+    stutter_slot,
+)
 from editorbot.training.labels.frames import FRAME_HOP, FRAME_SR, Frames, frame_features
 from editorbot.training.labels.splices import (
     edit_file_gain,
@@ -702,6 +709,12 @@ class _ForwardJudge:
         self.run: list[tuple[int, BeatEffect]] = []
         self.run_start = 0  # raw sample (FRAME_SR) where the current forward run began
         self.tail_cache: dict = {}
+        grid = pair.analysis.grid
+        lengths = np.zeros(0)
+        if grid.beat_times.size:
+            g0, g1 = beat_spans(grid.beat_times, pair.analysis.audio.duration_s, tempo_bpm=grid.tempo_bpm)
+            lengths = g1 - g0
+        self.delay_beats_s = delay_beat_lengths(lengths, pair.beat_s)
 
     def judge(self, beats: ExtendedLabels, m: Move, prev: Move | None) -> float:
         """Label forward beat ``m.beat`` (``prev``: the move before it); returns its confidence factor (0..1)."""
@@ -716,7 +729,7 @@ class _ForwardJudge:
             p.analysis.y, p.edit_y, src0, d0, n,
             beat_s=p.beat_s, raw_st=raw_st, edit_st=edit_st, pitch_votes=self._pitch_votes(src0, d0, n),
             quiet_db=self.quiet_db, run_start=self.run_start, effect_sr=int(p.analysis.audio.sample_rate),
-            tail_cache=self.tail_cache,
+            tail_cache=self.tail_cache, delay_beats_s=self.delay_beats_s,
             prev_effect=(beats.types[m.beat - 1], beats.slots[m.beat - 1]) if self.run_start < src0 and m.beat > 0 else None,
         )
         beats.types[m.beat] = eff.type

@@ -80,3 +80,29 @@ def test_a_gain_between_steps_reads_as_gain_and_a_level_dependent_change_as_comp
     assert comp["COMPRESS"][0] < comp.get("GAIN", (np.inf,))[0]
     # a level lifted 12 dB (a distortion's drive) is neither
     assert _level_candidates(b_r, b_r + 12.0, weight) == []
+
+
+def test_a_beat_inside_a_delay_reads_as_delay_at_its_actions_beat_length() -> None:
+    """A delay timed by a beat 5% longer than the period, its first beat misread: a later beat is still DELAY."""
+    from editorbot.training.labels.effects import _effect_chain, beat_effect
+    from editorbot.training.labels.frames import FRAME_SR
+
+    rng = np.random.default_rng(4)
+    period, own = 0.5, 0.5232  # the tracker's beats are whole hops: its lengths differ from the period
+    step = int(period * FRAME_SR) // 8
+    t = np.arange(step) / FRAME_SR
+    raw = np.concatenate([np.sin(2 * np.pi * f * t) * np.exp(-t / 0.03) for f in rng.uniform(150, 3000, 8 * 12)])
+    raw = (0.3 * raw).astype(np.float32)
+    a = 2 * 8 * step  # the delay's segment starts at beat 2, from an empty memory
+    wet = _effect_chain("DELAY", 3, own, FRAME_SR)(raw[None, a:].copy(), FRAME_SR)[0]
+    edit = np.concatenate([raw[:a], wet]).astype(np.float32)
+    n = 8 * step
+    src0 = 5 * n  # three beats into the delay
+
+    def judge(lengths: tuple[float, ...] | None):
+        return beat_effect(raw, edit, src0, src0, n, beat_s=period, effect_sr=FRAME_SR, run_start=0,
+                           tail_cache={}, prev_effect=("KEEP", 0), delay_beats_s=lengths)
+
+    found = judge((period, own))
+    assert found.type == "DELAY" and found.slot == 3 and found.distance < 0.3
+    assert judge(None).distance > found.distance + 0.2  # timed by the period, the echoes land elsewhere
