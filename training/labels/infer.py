@@ -62,6 +62,7 @@ from editorbot.training.labels.align import (
     merge_speed_runs,
     smooth_beats,
 )
+from editorbot.training.labels.calibration import calibrate
 from editorbot.training.labels.effects import (
     QUIET_BEAT_DB,
     BeatEffect,
@@ -289,6 +290,7 @@ def infer_pair(
     cache: Any = True,
     config: AlignConfig | None = None,
     effects: bool = True,
+    calibrated: bool = True,
 ) -> PairLabels:
     """Infer the edit that turned ``raw_path`` into ``edit_path`` (see the module docstring).
 
@@ -304,6 +306,9 @@ def infer_pair(
         DP scores (``AlignConfig``).
     effects : bool
         also find effects on forward-played beats (else they are KEEP).
+    calibrated : bool
+        the labels' confidence made the probability that they are right
+        (``calibration``); False: the raw confidence (to fit the calibration).
 
     Returns
     -------
@@ -341,7 +346,7 @@ def infer_pair(
             moves, fwd_offset = _place_splices(pair, moves)
         with _timed(seconds, "effects"):
             beats = _judge_beats(pair, moves, fwd_offset, effects=effects)
-    _walk_and_plan(result, pair, beats)
+    _walk_and_plan(result, pair, beats, calibrated=calibrated)
     return result
 
 
@@ -774,10 +779,12 @@ class _ForwardJudge:
 # --------------------------------------------------------------------------- step 6
 
 
-def _walk_and_plan(result: PairLabels, pair: _Pair, beats: ExtendedLabels) -> None:
-    """Step 6: the walk of actions over the extended grid, its plan, and the labels on the analysis grid."""
+def _walk_and_plan(result: PairLabels, pair: _Pair, beats: ExtendedLabels, *, calibrated: bool = True) -> None:
+    """Step 6: the walk of actions over the extended grid, its plan, and the labels on the analysis grid (``calibrated``: see ``infer_pair``)."""
     _extend_fades(beats.types, beats.slots, beats.group)
     walk = _walk(beats)
+    if calibrated:
+        beats.confidence = calibrate(beats.types, beats.confidence)
     an = pair.analysis
     result.plan = plan_from_actions(
         _ExtendedAnalysis(an.audio, an.sha256, an.grid.tempo_bpm, pair.starts, pair.first_real, an.grid.downbeats), walk
