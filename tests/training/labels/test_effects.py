@@ -106,3 +106,30 @@ def test_a_beat_inside_a_delay_reads_as_delay_at_its_actions_beat_length() -> No
     found = judge((period, own))
     assert found.type == "DELAY" and found.slot == 3 and found.distance < 0.3
     assert judge(None).distance > found.distance + 0.2  # timed by the period, the echoes land elsewhere
+
+
+def test_a_delay_on_no_beat_is_found_at_its_measured_echo_time() -> None:
+    """Another editor's delay (0.27 s, between the vocabulary's echo times) is measured and read as DELAY."""
+    import pedalboard
+
+    from editorbot.training.labels.effects import beat_effect, echo_lag
+    from editorbot.training.labels.frames import FRAME_SR
+
+    rng = np.random.default_rng(6)
+    step = FRAME_SR // 16
+    t = np.arange(step) / FRAME_SR
+    raw = np.concatenate([np.sin(2 * np.pi * f * t) * np.exp(-t / 0.03) for f in rng.uniform(150, 3000, 16 * 6)])
+    raw = (0.3 * raw).astype(np.float32)
+    n = FRAME_SR // 2
+    a = 4 * n
+    board = pedalboard.Pedalboard([pedalboard.Delay(delay_seconds=0.27, feedback=0.38, mix=0.4)])
+    edit = np.concatenate([raw[:a], board(raw[None, a:].copy(), FRAME_SR)[0]]).astype(np.float32)
+    src0 = a + 2 * n
+    lag, corr = echo_lag(raw, edit, src0, src0, n)
+    assert abs(lag - 0.27) < 0.002 and corr > 0.8
+    # a filter changes the beat without repeating the song: no echo time passes
+    lowpass = pedalboard.Pedalboard([pedalboard.LowpassFilter(cutoff_frequency_hz=1100.0)])(raw[None, :].copy(), FRAME_SR)[0]
+    assert echo_lag(raw, lowpass.astype(np.float32), src0, src0, n)[1] < 0.5
+    found = beat_effect(raw, edit, src0, src0, n, beat_s=0.5, effect_sr=FRAME_SR, run_start=a,
+                        tail_cache={}, prev_effect=("KEEP", 0), delay_beats_s=(0.5,))
+    assert found.type == "DELAY"
