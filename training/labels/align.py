@@ -17,7 +17,8 @@ A REVERSE's line may move up to a beat along the raw song (an editor on
 another beat grid reverses a span off every span of ours). Every non-KEEP
 move pays a small prior cost so that ties go to the simplest edit;
 structural moves may end a frame off the grid's guess. The path must end
-where the edit ends; a beam keeps the DP fast (a path scoring poorly per
+where the edit ends (a forward beat may stop there, the raw song after it
+CUT: another editor's last piece ends off our grid); a beam keeps the DP fast (a path scoring poorly per
 frame is searched again with a wider one, while widening gains). The search runs in numba kernels
 compiled once and cached on disk beside this file; it reads ``S`` and its
 diagonal sums through ``stripes``, which makes them a stripe of raw
@@ -220,6 +221,7 @@ def _align_dp(
     loop_reps: np.ndarray,
     stut_slices: np.ndarray,
     speed_rates: np.ndarray,
+    t_end_f: float,
     action_cost: float,
     cut_cost: float,
     slack_cost: float,
@@ -273,6 +275,19 @@ def _align_dp(
                     b_kind[j + 1, te] = 0
                     b_k[j + 1, te] = 1
                     b_par[j + 1, te] = d + 1
+            # the edit ends inside this beat (another editor's last piece ends off our grid, a
+            # fade-out on its own beat): the beat plays forwards up to the edit's end and the raw
+            # song after it is CUT (else a SPEED squeezes the whole beat into what is left)
+            te = int(round(t_end_f))
+            if t < te <= t_max and p + beat_len > t_end_f + 3.0:
+                sc = v + _fsum(cd, tr_n, t, r0, te - t) - cut_cost
+                if sc > val[j + 1, te]:
+                    val[j + 1, te] = sc
+                    pos[j + 1, te] = t_end_f
+                    b_t[j + 1, te] = t
+                    b_kind[j + 1, te] = 0
+                    b_k[j + 1, te] = 1
+                    b_par[j + 1, te] = 1
             for si in range(sizes.shape[0]):
                 k = sizes[si]
                 if j + k > n:
@@ -613,6 +628,7 @@ def align(
             np.asarray(LOOP_REPEATS, dtype=np.int64),
             np.asarray(STUTTER_SLICES, dtype=np.float64),
             np.asarray(SPEED_RATES, dtype=np.float64),
+            edit_duration_s * to_f,
             cfg.action_cost,
             cfg.cut_cost,
             cfg.slack_cost,
