@@ -27,7 +27,9 @@ change), so one effect over an action reads as one label. A run labelled a
 fade must be one ramp from or to silence (``false_fades``): a compressor
 riding each beat's level also fits a short ramp per beat, but restarts it
 every beat and may lift the level; such a run is labelled again without its
-fade candidates (``label_run``). LOOP and SPEED amounts come from the DP,
+fade candidates (``label_run``), and a run read as GAIN whose gain moves
+from beat to beat with the level is a compressor (``compressed_gains``).
+LOOP and SPEED amounts come from the DP,
 the STUTTER amount from the shortest slice at which the span repeats
 (``stutter_slot``).
 """
@@ -89,6 +91,7 @@ LEVEL_MAX_DB = 9.0  # ... nor one above this (a distortion's drive lifts the lev
 COMPRESS_MIN_SLOPE = 0.2  # dB of level change lost per dB of level, at least, for a compressor
 COMPRESS_MIN_GAIN_DB = 0.15  # ... and the fitted curve this much closer than a flat gain
 COMPRESS_MAX_LIFT_DB = 1.0  # ... and no louder than this (a compressor without make-up gain)
+GAIN_SPREAD_DB = 0.5  # flat gains of a run's beats this far apart are no one GAIN (``compressed_gains``)
 COMPRESS_RENDER_DB = 0.3  # a rendered compressor this close to the fitted one names its step
 LINEAR_TYPES = ("GAIN", "LOWPASS", "HIGHPASS", "BASS", "TREBLE")
 RENDER_TYPES = ("REVERB", "DELAY", "DISTORTION", "COMPRESS")
@@ -182,6 +185,7 @@ class BeatEffect:
     ramp: tuple[float, float] | None = None  # fitted edit/raw gain at the first and last judged frame (fade candidate)
     explained: float = 1.0  # share of the beat's distance from its raw beat the label explains (0..1)
     margin_scale: float = 0.5  # margin at which the label is 63% sure (dB; similarity for PITCH)
+    level: tuple[float, float] | None = None  # the level change fitted: (flat gain dB, dB lost per dB of level)
 
     @property
     def confidence(self) -> float:
@@ -426,6 +430,7 @@ def beat_effect(
     keep_db = cands[0][0]
     cands[0] = (_keep_cost(keep_db), "KEEP", 0)
     best = _best_effect(cands, ramp)
+    best.level = _level_fit(b_r, b_e, weight)
     if best.type != "KEEP":
         best.explained = float(np.clip(1.0 - best.distance / max(keep_db, 1e-9), 0.0, 1.0))
     return _pitch_or_width(best, pitch_votes, raw_st, edit_st, fit_db=keep_db if best.type == "KEEP" else best.distance)
@@ -543,6 +548,54 @@ def _level_candidates(b_r: np.ndarray, b_e: np.ndarray, weight: np.ndarray) -> l
                 ratio = 1.0 / max(1.0 + float(slope), 0.05)
                 steps = [vocab.amount_value("COMPRESS", a) for a in AMOUNT_SLOTS]
                 out.append((d_curve, "COMPRESS", int(np.argmin([abs(math.log(ratio / v)) for v in steps]))))
+    return out
+
+
+def _level_fit(b_r: np.ndarray, b_e: np.ndarray, weight: np.ndarray) -> tuple[float, float] | None:
+    """``(flat gain dB, slope)`` of the beat's per-frame level change (``_level_candidates``' fits); None where too few frames."""
+    lr = 10.0 * np.log10(np.sum(10.0 ** (b_r / 10.0), axis=1) + 1e-10)
+    le = 10.0 * np.log10(np.sum(10.0 ** (b_e / 10.0), axis=1) + 1e-10)
+    ok = (lr > lr.max() - 30.0) & (weight.sum(axis=1) > 0)
+    if ok.sum() < 4:
+        return None
+    g = le - lr
+    slope = float(np.polyfit(lr[ok], g[ok], 1)[0]) if float(np.ptp(lr[ok])) >= 1.0 else 0.0
+    return float(np.median(g[ok])), slope
+
+
+def compressed_gains(effects: list[BeatEffect], labels: list[tuple[str, int]]) -> list[tuple[str, int]]:
+    """``labels`` with each run of GAIN beats whose gain moves from beat to beat made COMPRESS.
+
+    A gain is one level change: every beat of a GAIN action is changed by
+    the same dB (seen within 0.01 dB, mp3 or not). A compressor lowers each
+    beat by what its level asks, and a compressor between the vocabulary's
+    renders (another threshold, attack or release) often fits a flat gain
+    best beat by beat. A run of two or more GAIN beats whose fitted flat
+    gains spread by ``GAIN_SPREAD_DB`` or more, never above
+    ``COMPRESS_MAX_LIFT_DB``, and whose beats lose level as it rises
+    (median slope at most ``-COMPRESS_MIN_SLOPE``), is a compressor; its
+    ratio is read from that slope (the nearest step).
+    """
+    out = list(labels)
+    b = 0
+    while b < len(out):
+        if out[b][0] != "GAIN":
+            b += 1
+            continue
+        e = b
+        while e < len(out) and out[e][0] == "GAIN":
+            e += 1
+        fits = [effects[k].level for k in range(b, e)]
+        known = [f for f in fits if f is not None]
+        if e - b >= 2 and len(known) == e - b:
+            flats = np.array([f[0] for f in known])
+            slope = float(np.median([f[1] for f in known]))
+            if float(np.ptp(flats)) >= GAIN_SPREAD_DB and flats.max() <= COMPRESS_MAX_LIFT_DB and slope <= -COMPRESS_MIN_SLOPE:
+                ratio = 1.0 / max(1.0 + slope, 0.05)
+                steps = [vocab.amount_value("COMPRESS", a) for a in AMOUNT_SLOTS]
+                slot = int(np.argmin([abs(math.log(ratio / v)) for v in steps]))
+                out[b:e] = [("COMPRESS", slot)] * (e - b)
+        b = e
     return out
 
 
@@ -768,12 +821,12 @@ def _without_fades(effect: BeatEffect) -> BeatEffect:
 
 
 def label_run(effects: list[BeatEffect]) -> list[tuple[str, int]]:
-    """Labels of consecutive forward beats: ``smooth_effects``, then again without the fades that are not fades."""
+    """Labels of consecutive forward beats: ``smooth_effects``, again without the fades that are not fades, and GAIN runs that move made COMPRESS (``compressed_gains``)."""
     labels = smooth_effects(effects)
     bad = false_fades(effects, labels)
-    if not bad:
-        return labels
-    return smooth_effects([_without_fades(e) if k in bad else e for k, e in enumerate(effects)])
+    if bad:
+        labels = smooth_effects([_without_fades(e) if k in bad else e for k, e in enumerate(effects)])
+    return compressed_gains(effects, labels)
 
 
 def smooth_effects(effects: list[BeatEffect], *, switch_db: float = EFFECT_SWITCH_DB) -> list[tuple[str, int]]:

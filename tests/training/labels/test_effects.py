@@ -133,3 +133,21 @@ def test_a_delay_on_no_beat_is_found_at_its_measured_echo_time() -> None:
     found = beat_effect(raw, edit, src0, src0, n, beat_s=0.5, effect_sr=FRAME_SR, run_start=a,
                         tail_cache={}, prev_effect=("KEEP", 0), delay_beats_s=(0.5,))
     assert found.type == "DELAY"
+
+
+def test_a_gain_run_whose_gain_moves_with_the_level_is_a_compressor() -> None:
+    """GAIN beats each lowered by what their level asks (a compressor between the renders) read COMPRESS; a gain stays GAIN."""
+    from editorbot.training.labels.effects import compressed_gains
+
+    def gain(flat: float, slope: float) -> BeatEffect:
+        return BeatEffect("GAIN", 0, 0.8, 0.1, {("GAIN", 0): 0.8}, level=(flat, slope))
+
+    riding = [gain(-6.9, -0.5), gain(-7.4, -0.67), gain(-6.3, -0.49)]
+    labels = compressed_gains(riding, [("GAIN", 0)] * 3)
+    assert [t for t, _ in labels] == ["COMPRESS"] * 3
+    assert labels[0][1] == 0  # median slope -0.5: ratio 1 / (1 - 0.5) = 2, the first step
+    steady = [gain(-7.5, 0.0), gain(-7.5, -0.01), gain(-7.49, 0.0)]
+    assert compressed_gains(steady, [("GAIN", 0)] * 3) == [("GAIN", 0)] * 3
+    # moving without a level dependence (an effect outside the vocabulary) is no compressor
+    wobble = [gain(-0.8, 0.3), gain(-2.5, 0.1), gain(-1.1, 0.2)]
+    assert compressed_gains(wobble, [("GAIN", 1)] * 3) == [("GAIN", 1)] * 3
