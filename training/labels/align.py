@@ -277,10 +277,12 @@ def _align_dp(
                     b_par[j + 1, te] = d + 1
             # the edit ends inside this beat (another editor's last piece ends off our grid, a
             # fade-out on its own beat): the beat plays forwards up to the edit's end and the raw
-            # song after it is CUT (else a SPEED squeezes the whole beat into what is left)
+            # song after it is CUT (else a SPEED squeezes the whole beat into what is left). Only
+            # past what a whole beat's slack and the end's tolerance reach, and at a CUT's cost: a
+            # beat that does end there (a near-silent fade's last) stays whole
             te = int(round(t_end_f))
-            if t < te <= t_max and p + beat_len > t_end_f + 3.0:
-                sc = v + _fsum(cd, tr_n, t, r0, te - t) - cut_cost
+            if t < te <= t_max and p + beat_len > t_end_f + 4.0:
+                sc = v + _fsum(cd, tr_n, t, r0, te - t) - action_cost - cut_cost
                 if sc > val[j + 1, te]:
                     val[j + 1, te] = sc
                     pos[j + 1, te] = t_end_f
