@@ -363,9 +363,9 @@ def beat_effect(
         is one more way for the beat to be KEEP.
     delay_beats_s : tuple[float, ...] | None
         beat lengths, seconds, a DELAY's echo time may follow (the
-        renderer times it by the length of its action's first beat);
-        the one that fits best is taken (default ``beat_s`` only); with
-        them, the echo time measured on the beat (``echo_lag``) is tried too.
+        renderer times it by the length of its action's first beat): where
+        the beat's echoes show, the one nearest them and the measured echo
+        time are tried (``_delay_lengths``; default and otherwise: ``beat_s``).
 
     Returns
     -------
@@ -413,13 +413,8 @@ def beat_effect(
         want0 = max(src0 - int(min(TAIL_PRE_ROLL_S * FRAME_SR, max(pre, src0 - run_start))), 0) if run_start is not None else a0
         tails = _TailRenders(raw_y, beat_s, src0, n, want0, run_start, prev_effect, tail_cache)
         x_r2 = np.ascontiguousarray(x_r[None, :], dtype=np.float32)
-        if delay_beats_s is not None:
-            # another editor's delay follows no beat: its echo time, measured, is tried too
-            # (the label is DELAY; its render keeps the vocabulary's echo time)
-            echo = echo_lag(raw_y, edit_y, src0, dst0, n)
-            if echo is not None and echo[1] >= ECHO_MIN_CORR:
-                delay_beats_s = (*delay_beats_s, echo[0] / vocab.DELAY_BEATS)
-        _add_rendered_candidates(cands, x_r2, lead, trim, n, beat_s, b_e, weight, tails, effect_sr, delay_beats_s)
+        lengths = _delay_lengths(raw_y, edit_y, src0, dst0, n, delay_beats_s, tails) if delay_beats_s is not None else None
+        _add_rendered_candidates(cands, x_r2, lead, trim, n, beat_s, b_e, weight, tails, effect_sr, lengths)
     cands += _compress_curve(level, cands)
     if prev_effect is not None and prev_effect[0] in ("REVERB", "DELAY") and run_start is not None and src0 > run_start:
         tail = _effect_tail(raw_y, prev_effect[0], prev_effect[1], beat_s, max(run_start, src0 - int(TAIL_PRE_ROLL_S * FRAME_SR)),
@@ -494,6 +489,31 @@ def echo_lag(raw_y: np.ndarray, edit_y: np.ndarray, src0: int, dst0: int, n: int
     corr = c[ks] / (np.sqrt((cx[ks + n] - cx[ks]) * rr) + 1e-12)
     i = int(np.argmax(corr))
     return (src0 - s0 - int(ks[i])) / FRAME_SR, float(corr[i])
+
+
+def _delay_lengths(
+    raw_y: np.ndarray, edit_y: np.ndarray, src0: int, dst0: int, n: int, delay_beats_s: tuple[float, ...], tails: _TailRenders
+) -> tuple[float, ...] | None:
+    """The beat lengths (s) a DELAY candidate of this beat is rendered at, or None for the grid's period alone.
+
+    Where the beat's change repeats the song (``echo_lag`` at least
+    ``ECHO_MIN_CORR``; a delay's echoes read 0.6-0.9, other beats under
+    0.5): the grid's length nearest the measured echo time (the renderer
+    times a delay by its action's first beat, ``DELAY_BEATS`` of it) and the
+    measured time itself (another editor's delay follows no beat; the label
+    is DELAY, its render keeps the vocabulary's echo time). Kept for the
+    run (``tails.cache``): a beat inside a delay whose echoes do not show
+    reads the run's.
+    """
+    key = ("delay_beat_s", tails.run_start)
+    echo = echo_lag(raw_y, edit_y, src0, dst0, n)
+    if echo is not None and echo[1] >= ECHO_MIN_CORR:
+        measured = echo[0] / vocab.DELAY_BEATS
+        nearest = min(delay_beats_s, key=lambda b: abs(b - measured))
+        return (nearest,) if abs(nearest - measured) < 1e-4 else (nearest, measured)
+    if tails.prev_effect is not None and tails.prev_effect[0] == "DELAY" and tails.cache is not None and key in tails.cache:
+        return (tails.cache[key],)
+    return None
 
 
 def _keep_cost(keep_db: float) -> float:
@@ -674,15 +694,19 @@ class _TailRenders:
             self.raw_y, type_name, slot, beat_s or self.beat_s, self.want0, self.src0, self.n, sr, self.cache, self.run_start
         )
 
-    def delay_db(self, slot: int, beat_s: float, dist: Any) -> float:
+    def delay_db(self, slot: int, beat_s: float, dist: Any, *, inside: bool = True) -> float:
         """``dist(render)`` of the beat through DELAY ``slot`` at ``beat_s``: the beat starting the delay, or inside its run.
 
         A beat inside a delay carries the echoes of the beats before it (fed
         back): rendered alone it cannot match the edit, so a misread first
-        beat would leave the whole run KEEP. The better of the two counts.
+        beat would leave the whole run KEEP. With ``inside``, the better of
+        the two counts.
         """
         d = dist(self("DELAY", slot, FRAME_SR, beat_s))
-        if self.run_start is not None and self.want0 < self.src0 and (self.prev_effect is None or self.prev_effect[0] != "DELAY"):
+        if (
+            inside and self.run_start is not None and self.want0 < self.src0
+            and (self.prev_effect is None or self.prev_effect[0] != "DELAY")
+        ):
             d = min(d, dist(self.within("DELAY", slot, FRAME_SR, beat_s)))
         return d
 
@@ -702,6 +726,8 @@ def _add_rendered_candidates(
 ) -> None:
     """Append ``(dB, type, slot)`` of the rendered effects (``RENDER_TYPES``) to ``cands``; the reverb last, where it can win.
 
+    ``delay_beats_s``: the beat lengths a DELAY is tried at (``_delay_lengths``; None: ``beat_s``).
+
     ``x_r2`` ``(1, lead + n)``: the raw beat with ``lead`` samples of
     pre-roll; ``trim`` samples are left out at both ends of the beat.
     """
@@ -709,17 +735,21 @@ def _add_rendered_candidates(
         return _band_distance(band_db(y[trim : n - trim]), b_e, weight)
 
     # the echo time is a fraction of the beat the delay's action starts on (the tracker's
-    # beats differ by whole analysis hops, ~12 ms an echo apart): the length is the one
-    # whose strongest echoes fit best
+    # beats differ by whole analysis hops, ~12 ms an echo apart): of the lengths the beat's
+    # echoes point to (``_delay_lengths``), the one whose strongest echoes fit best
     delay_beat_s = beat_s
-    if delay_beats_s is not None and len(delay_beats_s) > 1:
-        delay_beat_s = min(delay_beats_s, key=lambda b: tails.delay_db(3, b, dist))
+    if delay_beats_s:
+        delay_beat_s = delay_beats_s[0]
+        if len(delay_beats_s) > 1:
+            delay_beat_s = min(delay_beats_s, key=lambda b: tails.delay_db(3, b, dist))
+        if tails.cache is not None:
+            tails.cache[("delay_beat_s", tails.run_start)] = delay_beat_s
     for t in RENDER_TYPES:
         if t == "REVERB":
             continue  # last: only where it can win
         for slot in range(4):
             if t == "DELAY":
-                cands.append((tails.delay_db(slot, delay_beat_s, dist), t, slot))
+                cands.append((tails.delay_db(slot, delay_beat_s, dist, inside=bool(delay_beats_s)), t, slot))
                 continue
             chain = _effect_chain(t, slot, beat_s, FRAME_SR)
             y = chain(x_r2.copy(), FRAME_SR)[0, lead + trim : lead + n - trim]
