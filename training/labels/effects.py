@@ -498,10 +498,12 @@ def _delay_lengths(
 
     Where the beat's change repeats the song (``echo_lag`` at least
     ``ECHO_MIN_CORR``; a delay's echoes read 0.6-0.9, other beats under
-    0.5): the grid's length nearest the measured echo time (the renderer
-    times a delay by its action's first beat, ``DELAY_BEATS`` of it) and the
-    measured time itself (another editor's delay follows no beat; the label
-    is DELAY, its render keeps the vocabulary's echo time). Kept for the
+    0.5): the grid's common lengths (the renderer times a delay by its
+    action's first beat, ``DELAY_BEATS`` of it; the echo measured to a
+    sample or two does not tell lengths a hop apart as well as the renders
+    do) and the measured time itself (another editor's delay follows no
+    beat; the label is DELAY, its render keeps the vocabulary's echo
+    time). Kept for the
     run (``tails.cache``): a beat inside a delay whose echoes do not show
     reads the run's.
     """
@@ -509,8 +511,7 @@ def _delay_lengths(
     echo = echo_lag(raw_y, edit_y, src0, dst0, n)
     if echo is not None and echo[1] >= ECHO_MIN_CORR:
         measured = echo[0] / vocab.DELAY_BEATS
-        nearest = min(delay_beats_s, key=lambda b: abs(b - measured))
-        return (nearest,) if abs(nearest - measured) < 1e-4 else (nearest, measured)
+        return (*delay_beats_s, measured)
     if tails.prev_effect is not None and tails.prev_effect[0] == "DELAY" and tails.cache is not None and key in tails.cache:
         return (tails.cache[key],)
     return None

@@ -878,9 +878,11 @@ def _extend_fades(types: list[str], slots: list[int], group: np.ndarray) -> None
     """Grow fade runs over the near-unity end of their ramp to a whole action size, in place.
 
     A FADE_IN's last beats (and a FADE_OUT's first) are barely changed and
-    read as KEEP; a run one size short of an action size (by at most a
-    quarter of it) takes those KEEP beats so that the walk has one fade
-    with one ramp, as the edit has.
+    read as KEEP; a run short of an action size by at most half of it
+    takes those KEEP beats so that the walk has one fade with one ramp, as
+    the edit has (a curved fade, as another editor's equal-power or squared
+    ramp, leaves half its beats near unity: a 3-beat squared fade-out reads
+    as two FADE_OUT beats, which alone would make a one-beat ramp).
     """
     n = len(types)
     b = 0
@@ -895,7 +897,7 @@ def _extend_fades(types: list[str], slots: list[int], group: np.ndarray) -> None
         length = e - b
         target = next((k for k in vocab.SIZE_BEATS if k >= length), length)
         extra = target - length
-        if 0 < extra <= target // 4:
+        if 0 < extra <= target // 2:
             lo, hi = (e, e + extra) if t == "FADE_IN" else (b - extra, b)
             if lo >= 0 and hi <= n and all(types[i] == "KEEP" and group[i] < 0 for i in range(lo, hi)):
                 for i in range(lo, hi):
