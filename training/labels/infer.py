@@ -63,14 +63,8 @@ from editorbot.training.labels.align import (
     smooth_beats,
 )
 from editorbot.training.labels.calibration import calibrate
-from editorbot.training.labels.effects import (
-    QUIET_BEAT_DB,
-    BeatEffect,
-    beat_effect,
-    delay_beat_lengths,
-    label_run,
-    stutter_slot,
-)
+from editorbot.training.labels.effect_runs import label_run
+from editorbot.training.labels.effects import QUIET_BEAT_DB, BeatEffect, beat_effect, delay_beat_lengths, stutter_slot
 from editorbot.training.labels.frames import FRAME_HOP, FRAME_SR, Frames, frame_features
 from editorbot.training.labels.splices import (
     edit_file_gain,
@@ -220,7 +214,7 @@ class ExtendedLabels:
         )
 
     def label_run(self, run: list[tuple[int, BeatEffect]]) -> None:
-        """Label a run of consecutive forward beats together (``effects.label_run``) and empty it."""
+        """Label a run of consecutive forward beats together (``effect_runs.label_run``) and empty it."""
         for (b, _), (tname, slot) in zip(run, label_run([e for _, e in run])):
             self.types[b], self.slots[b] = tname, slot
         run.clear()
@@ -600,7 +594,7 @@ def _unsure_effects(
     from. A subtle effect this vocabulary renders (a small shelf) is unsure
     too, but fits to a few tenths of a dB. The beats keep their low
     confidence. Fades are left alone (a ramp is sure where it is one;
-    ``effects.false_fades`` has judged it).
+    ``effect_runs.false_fades`` has judged it).
     """
     types, slots, group = beats.types, beats.slots, beats.group
     n = len(types)

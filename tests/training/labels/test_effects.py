@@ -1,10 +1,11 @@
-"""training.labels.effects: runs of forward beats labelled together; a fade is one ramp."""
+"""training.labels.effects and effect_runs: each forward beat judged; runs of them labelled together; a fade is one ramp."""
 
 from __future__ import annotations
 
 import numpy as np
 
-from editorbot.training.labels.effects import N_EFFECT_BANDS, BeatEffect, _level_candidates, false_fades, label_run
+from editorbot.training.labels.effect_runs import false_fades, label_run
+from editorbot.training.labels.effects import N_EFFECT_BANDS, BeatEffect, _level_candidates
 
 
 def _beat(ramp: tuple[float, float] | None, judged: dict[tuple[str, int], float]) -> BeatEffect:
@@ -137,7 +138,7 @@ def test_a_delay_on_no_beat_is_found_at_its_measured_echo_time() -> None:
 
 def test_a_gain_run_whose_gain_moves_with_the_level_is_a_compressor() -> None:
     """GAIN beats each lowered by what their level asks (a compressor between the renders) read COMPRESS; a gain stays GAIN."""
-    from editorbot.training.labels.effects import compressed_gains
+    from editorbot.training.labels.effect_runs import compressed_gains
 
     def gain(flat: float, slope: float) -> BeatEffect:
         return BeatEffect("GAIN", 0, 0.8, 0.1, {("GAIN", 0): 0.8}, level=(flat, slope))
