@@ -1,7 +1,8 @@
 """Benchmark label inference on real songs edited by a foreign editor and by the project's styles.
 
     .venv/bin/python bench/labels_real.py [--n 10] [--split test] [--seed 23] [--min-s 30] [--max-s 60]
-                                          [--no-render] [--dir DIR] [--per-pair]
+                                          [--no-render] [--dir DIR] [--per-pair] [--uncalibrated]
+                                          [--labels-out JSON]
 
 Takes ``--n`` tracks of one half of the real corpus (``bench/corpus.py``,
 ``make corpus``; the figures are the test half, tuning looks at dev), cuts
@@ -113,6 +114,7 @@ class Tally:
     infer_s: float = 0.0
     stages: Counter = field(default_factory=Counter)
     label_conf: list = field(default_factory=list)
+    label_rows: list = field(default_factory=list)
     pairs: int = 0
     unalignable: int = 0
 
@@ -198,6 +200,7 @@ def score_pair(tally: Tally, events: list[Span], labels: list[Span], beat_times:
         right = _overlap(lab.start_s, lab.end_s, truth_by_type.get(lab.type, [])) >= 0.5 * span
         tally.right[lab.type] += int(right)
         tally.label_conf.append((lab.confidence, right))
+        tally.label_rows.append({"type": lab.type, "confidence": round(lab.confidence, 4), "right": bool(right)})
         if lab.type in EFFECT_TYPES and _overlap(lab.start_s, lab.end_s, events) < 0.5 * span:
             tally.false_effects += 1
     tally.unedited_s += max(0.0, duration_s - _overlap(0.0, duration_s, events))
@@ -299,7 +302,9 @@ def _own_pair(song: str, style: str, seed: int, folder: str) -> tuple[str, str, 
     return raw, edit, events
 
 
-def _run_pair(tally: Tally, raw: str, edit: str, events: list[Span], name: str, render: bool, rows: list[str]) -> None:
+def _run_pair(
+    tally: Tally, raw: str, edit: str, events: list[Span], name: str, render: bool, rows: list[str], calibrated: bool = True
+) -> None:
     """Infer one pair's labels, score them and time them."""
     import soundfile
 
@@ -308,7 +313,7 @@ def _run_pair(tally: Tally, raw: str, edit: str, events: list[Span], name: str, 
 
     duration = float(soundfile.info(raw).duration)
     t = time.perf_counter()
-    res = infer_pair(raw, edit, name=name, cache=False)
+    res = infer_pair(raw, edit, name=name, cache=False, calibrated=calibrated)
     dt = time.perf_counter() - t
     tally.pairs += 1
     tally.raw_s += duration
@@ -343,7 +348,12 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--corpus", default=None, help="corpus folder (default: bench/corpus.py's)")
     p.add_argument("--dir", default=None, help="work folder (default: a temporary one)")
     p.add_argument("--per-pair", action="store_true", help="list each pair's true and inferred types")
+    p.add_argument("--uncalibrated", action="store_true", help="the labels' raw confidence (to fit the calibration)")
+    p.add_argument("--labels-out", default=None, help="write every scored label (editor, type, confidence, right) as JSON")
     args = p.parse_args(argv)
+    if args.labels_out and os.path.exists(args.labels_out):
+        print(f"{args.labels_out}: exists already; not overwriting", file=sys.stderr)
+        return 2
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
 
     from bench.foreign_editor import edit_file
@@ -387,11 +397,12 @@ def main(argv: list[str] | None = None) -> int:
             # the compiled alignment code's one-off compile time is not counted
             infer_pair(song, edit, cache=False)
             warmed = True
-        _run_pair(foreign, song, edit, evs, f"{stem}_foreign", not args.no_render, rows_a)
+        _run_pair(foreign, song, edit, evs, f"{stem}_foreign", not args.no_render, rows_a, not args.uncalibrated)
         made = _own_pair(song, styles[k % len(styles)], args.seed + k, os.path.join(folder, "own"))
         if made is not None:
             raw, own_edit, own_events = made
-            _run_pair(own, raw, own_edit, own_events, f"{stem}_{styles[k % len(styles)]}", not args.no_render, rows_b)
+            _run_pair(own, raw, own_edit, own_events, f"{stem}_{styles[k % len(styles)]}", not args.no_render, rows_b,
+                      not args.uncalibrated)
     peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     print(f"real corpus, {args.split} half: {len(picked)} tracks, {args.min_s:g}-{args.max_s:g} s excerpts, "
           f"seed {args.seed}, {len(skipped)} skipped ({time.perf_counter() - t0:.0f} s in all)")
@@ -404,6 +415,13 @@ def main(argv: list[str] | None = None) -> int:
             for row in rows:
                 print(row)
     print(f"\npeak memory: {peak_mb:.0f} MB resident (whole process: pair making, inference, render check)")
+    if args.labels_out:
+        rows = [{"editor": "foreign", **r} for r in foreign.label_rows] + [{"editor": "own", **r} for r in own.label_rows]
+        text = json.dumps({"split": args.split, "seed": args.seed, "labels": rows}, indent=0)
+        fd, tmp_path = tempfile.mkstemp(dir=os.path.dirname(os.path.abspath(args.labels_out)), suffix=".json")
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            f.write(text)
+        os.replace(tmp_path, args.labels_out)
     if tmp is not None:
         tmp.cleanup()
     return 0

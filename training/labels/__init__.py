@@ -20,9 +20,10 @@ One module per step of ``infer_pair`` (``infer``, the orchestrator):
    stripe of raw frames at a time: no frame-by-frame matrix of the whole
    pair is held (the DP's tables are per beat and edit frame).
 4. ``splices``: the grid's phase and every splice measured on the sample.
-5. ``effects``: the effect on each beat played forwards, smoothed over
-   runs; the amounts.
-6. ``infer``: walk and plan; the labels on the analysis grid.
+5. ``effects``: the effect on each beat played forwards; ``effect_runs``:
+   runs of them labelled together; the amounts.
+6. ``infer``: walk and plan; the labels on the analysis grid, their
+   confidence calibrated per type (``calibration``).
 
 Beside them: ``dataset`` (the BC file, ``bc_rich.npz``), ``evaluate``
 (inferred labels against truth labels, and the calibration of their

@@ -5,7 +5,8 @@ with pseudo-beats over the lead-in and the tail so that every raw sample
 belongs to a beat: ``extended_grid``) and the edit timeline together:
 state ``(raw beat j, edit frame t)``. Moves: play beat ``j`` forwards
 (every effect type, fades, gain and pitch play forwards), CUT it, mute it
-(SILENCE), reverse ``k`` beats, loop ``k`` beats ``n`` extra times,
+(SILENCE), reverse ``k`` beats, loop ``k`` beats ``n`` extra times (``k``
+any length up to two bars, ``LOOP_SIZES``: an editor loops 3 or 6 beats too),
 stutter ``k`` beats, play ``k`` beats at a SPEED rate. A move scores the
 sum of ``S`` (``frames.similarity``) over the edit frames it explains
 (along the diagonal, anti-diagonal, repeated diagonal or sloped line it
@@ -16,7 +17,8 @@ A REVERSE's line may move up to a beat along the raw song (an editor on
 another beat grid reverses a span off every span of ours). Every non-KEEP
 move pays a small prior cost so that ties go to the simplest edit;
 structural moves may end a frame off the grid's guess. The path must end
-where the edit ends; a beam keeps the DP fast (a path scoring poorly per
+where the edit ends (a forward beat may stop there, the raw song after it
+CUT: another editor's last piece ends off our grid); a beam keeps the DP fast (a path scoring poorly per
 frame is searched again with a wider one, while widening gains). The search runs in numba kernels
 compiled once and cached on disk beside this file; it reads ``S`` and its
 diagonal sums through ``stripes``, which makes them a stripe of raw
@@ -60,6 +62,9 @@ REVERSE_SHIFT_SIM = 0.6  # ... where the shifted line's mean frame similarity re
 FWD, CUT, SIL, REV, LOOP, STUT, SPEED = range(7)
 KIND_NAMES = ("FWD", "CUT", "SILENCE", "REVERSE", "LOOP", "STUTTER", "SPEED")
 
+# Lengths (beats) of a LOOP's span: every length up to two bars, then the vocabulary's longer sizes.
+# The vocabulary has no 3-beat span; the walk tiles such a loop with its sizes (``infer._walk``).
+LOOP_SIZES = tuple(sorted(set(range(1, 9)) | set(vocab.SIZE_BEATS)))
 LOOP_REPEATS = tuple(int(v) for v in vocab.AMOUNT_TABLE["LOOP"] if not math.isnan(v))  # (1, 2, 3, 4)
 STUTTER_SLICES = tuple(v for v in vocab.AMOUNT_TABLE["STUTTER"] if not math.isnan(v))  # beats per slice
 SPEED_RATES = tuple(v for v in vocab.AMOUNT_TABLE["SPEED"] if not math.isnan(v))
@@ -212,9 +217,11 @@ def _align_dp(
     starts_f: np.ndarray,
     ends_f: np.ndarray,
     sizes: np.ndarray,
+    loop_sizes: np.ndarray,
     loop_reps: np.ndarray,
     stut_slices: np.ndarray,
     speed_rates: np.ndarray,
+    t_end_f: float,
     action_cost: float,
     cut_cost: float,
     slack_cost: float,
@@ -268,6 +275,21 @@ def _align_dp(
                     b_kind[j + 1, te] = 0
                     b_k[j + 1, te] = 1
                     b_par[j + 1, te] = d + 1
+            # the edit ends inside this beat (another editor's last piece ends off our grid, a
+            # fade-out on its own beat): the beat plays forwards up to the edit's end and the raw
+            # song after it is CUT (else a SPEED squeezes the whole beat into what is left). Only
+            # past what a whole beat's slack and the end's tolerance reach, and at a CUT's cost: a
+            # beat that does end there (a near-silent fade's last) stays whole
+            te = int(round(t_end_f))
+            if t < te <= t_max and p + beat_len > t_end_f + 4.0:
+                sc = v + _fsum(cd, tr_n, t, r0, te - t) - action_cost - cut_cost
+                if sc > val[j + 1, te]:
+                    val[j + 1, te] = sc
+                    pos[j + 1, te] = t_end_f
+                    b_t[j + 1, te] = t
+                    b_kind[j + 1, te] = 0
+                    b_k[j + 1, te] = 1
+                    b_par[j + 1, te] = 1
             for si in range(sizes.shape[0]):
                 k = sizes[si]
                 if j + k > n:
@@ -328,19 +350,6 @@ def _align_dp(
                                 continue
                             sc = sc0 + per_cum[row, min(te, te_n)] - per_cum[row, min(t + ns, te_n)]
                             _relax(val, pos, b_t, b_kind, b_k, b_par, j + k, t, pe, sc, 5, k, a, t_max, slack_cost)
-                # LOOP: the span plays 1 + reps times
-                for a in range(loop_reps.shape[0]):
-                    reps = loop_reps[a]
-                    pe = p + span * (reps + 1)
-                    te = int(round(pe))
-                    if te > t_max:
-                        break
-                    sc = v - action_cost
-                    for m in range(reps + 1):
-                        ta = int(round(p + span * m))
-                        tb = int(round(p + span * (m + 1)))
-                        sc += _fsum(cd, tr_n, ta, r0, tb - ta)
-                    _relax(val, pos, b_t, b_kind, b_k, b_par, j + k, t, pe, sc, 4, k, a, t_max, slack_cost)
                 # SPEED: the span plays at a rate
                 for a in range(speed_rates.shape[0]):
                     rate = speed_rates[a]
@@ -359,6 +368,28 @@ def _align_dp(
                             sc = neg  # the first frames do not match: not worth the whole line
                             break
                     _relax(val, pos, b_t, b_kind, b_k, b_par, j + k, t, pe, sc, 6, k, a, t_max, slack_cost)
+            # LOOP: the span plays 1 + reps times. Its length is any of loop_sizes (an editor
+            # loops 2, 3 or 6 beats as readily as a bar); each pass is scored once, the sums
+            # of the shorter loops carried into the longer ones
+            for li in range(loop_sizes.shape[0]):
+                k = loop_sizes[li]
+                if j + k > n:
+                    break
+                span = ends_f[j + k - 1] - r0f
+                sc = v - action_cost
+                m = 0
+                for a in range(loop_reps.shape[0]):
+                    reps = loop_reps[a]
+                    pe = p + span * (reps + 1)
+                    te = int(round(pe))
+                    if te > t_max:
+                        break
+                    while m <= reps:
+                        ta = int(round(p + span * m))
+                        tb = int(round(p + span * (m + 1)))
+                        sc += _fsum(cd, tr_n, ta, r0, tb - ta)
+                        m += 1
+                    _relax(val, pos, b_t, b_kind, b_k, b_par, j + k, t, pe, sc, 4, k, a, t_max, slack_cost)
 
 
 @_njit
@@ -595,9 +626,11 @@ def align(
             starts_f,
             ends_f,
             np.asarray(vocab.SIZE_BEATS, dtype=np.int64),
+            np.asarray(LOOP_SIZES, dtype=np.int64),
             np.asarray(LOOP_REPEATS, dtype=np.int64),
             np.asarray(STUTTER_SLICES, dtype=np.float64),
             np.asarray(SPEED_RATES, dtype=np.float64),
+            edit_duration_s * to_f,
             cfg.action_cost,
             cfg.cut_cost,
             cfg.slack_cost,

@@ -22,19 +22,14 @@ of it (an effect outside the vocabulary read as its nearest type) carries a
 low confidence (``BeatEffect.confidence``).
 
 Neighbouring forward beats then take their inferred labels together
-(``smooth_effects``: each beat's candidate distances plus a cost per label
-change), so one effect over an action reads as one label. A run labelled a
-fade must be one ramp from or to silence (``false_fades``): a compressor
-riding each beat's level also fits a short ramp per beat, but restarts it
-every beat and may lift the level; such a run is labelled again without its
-fade candidates (``label_run``). LOOP and SPEED amounts come from the DP,
+(``effect_runs``), so one effect over an action reads as one label. LOOP
+and SPEED amounts come from the DP,
 the STUTTER amount from the shortest slice at which the span repeats
 (``stutter_slot``).
 """
 
 from __future__ import annotations
 
-import itertools
 import math
 from dataclasses import dataclass
 from typing import Any
@@ -57,16 +52,12 @@ LINEAR_OK_DB = 0.3  # a linear effect or fade this close needs no rendered candi
 SPLICE_GUARD_S = 0.012  # left out at both ends of a beat when judging its effect
 QUIET_BEAT_DB = 45.0  # a raw beat this far below the song's peaks is too quiet to judge effects on
 KEEP_BAND_DB = 0.6  # ... and no band's mean level moved more than this
-EFFECT_SWITCH_DB = 0.3  # cost of a label change between neighbouring forward beats (effect smoothing)
-# A fade is one straight gain ramp from or to silence, never above unity; a compressor riding
-# each beat's level fits a short ramp too, but restarts it every beat (a sawtooth) and may lift.
-FADE_MAX_GAIN = 1.08  # edit/raw gain a fade's ramp may reach (fit noise)
-FADE_STEP_BACK = 0.15  # how far a fade's gain may step back from one beat's end to the next's start
-FADE_EDGE_GAIN = 0.08  # a one-beat fade starts (in) or ends (out) within this of silence
-FADE_RUN_EDGE_GAIN = 0.25  # ... a longer fade run, at its first (in) or last (out) beat
 PRE_ROLL_S = 0.25  # source audio fed to candidate effects before the beat
 TAIL_PRE_ROLL_S = 2.0  # ... at most, to reverb and delay candidates (engine.render.MAX_TAIL_S)
 TAIL_CHUNK_BEATS = 16  # reverb/delay candidates render this many beats ahead at once
+ECHO_MIN_S, ECHO_MAX_S = 0.04, 1.0  # echo times a DELAY's is looked for at (``echo_lag``)
+ECHO_MIN_CORR = 0.5  # ... and how well the beat's change must repeat the song there to try it
+DELAY_BEAT_LENGTHS = 3  # most common beat lengths of the grid a DELAY's echo time is tried at (plus the period)
 REVERB_SCREEN_DB = 1.5  # a quick mono reverb this close to the best candidate earns the true render
 # "I don't know" rather than an invented effect: a beat that differs from its raw beat in a way
 # no candidate explains (an effect outside the vocabulary, a codec, a splice off the grid) stays
@@ -179,6 +170,7 @@ class BeatEffect:
     ramp: tuple[float, float] | None = None  # fitted edit/raw gain at the first and last judged frame (fade candidate)
     explained: float = 1.0  # share of the beat's distance from its raw beat the label explains (0..1)
     margin_scale: float = 0.5  # margin at which the label is 63% sure (dB; similarity for PITCH)
+    level: tuple[float, float] | None = None  # the level change fitted: (flat gain dB, dB lost per dB of level)
 
     @property
     def confidence(self) -> float:
@@ -243,7 +235,7 @@ def _tail_render(
     rate (in mono at 22 kHz it is 2-4 dB per band off); at ``FRAME_SR``,
     plain mono (a quick screen).
     """
-    key = (type_name, slot, run_key, effect_sr)
+    key = (type_name, slot, run_key, effect_sr, beat_s)
     hit = cache.get(key) if cache is not None else None
     if hit is not None and hit[0] <= want0 and src0 + n <= hit[1]:
         c0, _, y = hit
@@ -315,6 +307,7 @@ def beat_effect(
     effect_sr: int = 44100,
     tail_cache: dict | None = None,
     prev_effect: tuple[str, int] | None = None,
+    delay_beats_s: tuple[float, ...] | None = None,
 ) -> BeatEffect:
     """What was done to one forward-played beat.
 
@@ -353,6 +346,11 @@ def beat_effect(
         judged; after a REVERB or DELAY, "unchanged plus that effect's
         tail" (what ``engine.render`` overlap-adds after an effect run)
         is one more way for the beat to be KEEP.
+    delay_beats_s : tuple[float, ...] | None
+        beat lengths, seconds, a DELAY's echo time may follow (the
+        renderer times it by the length of its action's first beat): where
+        the beat's echoes show, the one nearest them and the measured echo
+        time are tried (``_delay_lengths``; default and otherwise: ``beat_s``).
 
     Returns
     -------
@@ -400,7 +398,8 @@ def beat_effect(
         want0 = max(src0 - int(min(TAIL_PRE_ROLL_S * FRAME_SR, max(pre, src0 - run_start))), 0) if run_start is not None else a0
         tails = _TailRenders(raw_y, beat_s, src0, n, want0, run_start, prev_effect, tail_cache)
         x_r2 = np.ascontiguousarray(x_r[None, :], dtype=np.float32)
-        _add_rendered_candidates(cands, x_r2, lead, trim, n, beat_s, b_e, weight, tails, effect_sr)
+        lengths = _delay_lengths(raw_y, edit_y, src0, dst0, n, delay_beats_s, tails) if delay_beats_s is not None else None
+        _add_rendered_candidates(cands, x_r2, lead, trim, n, beat_s, b_e, weight, tails, effect_sr, lengths)
     cands += _compress_curve(level, cands)
     if prev_effect is not None and prev_effect[0] in ("REVERB", "DELAY") and run_start is not None and src0 > run_start:
         tail = _effect_tail(raw_y, prev_effect[0], prev_effect[1], beat_s, max(run_start, src0 - int(TAIL_PRE_ROLL_S * FRAME_SR)),
@@ -411,9 +410,96 @@ def beat_effect(
     keep_db = cands[0][0]
     cands[0] = (_keep_cost(keep_db), "KEEP", 0)
     best = _best_effect(cands, ramp)
+    best.level = _level_fit(b_r, b_e, weight)
     if best.type != "KEEP":
         best.explained = float(np.clip(1.0 - best.distance / max(keep_db, 1e-9), 0.0, 1.0))
     return _pitch_or_width(best, pitch_votes, raw_st, edit_st, fit_db=keep_db if best.type == "KEEP" else best.distance)
+
+
+def delay_beat_lengths(beat_lengths_s: np.ndarray, period_s: float, *, n_common: int = DELAY_BEAT_LENGTHS) -> tuple[float, ...]:
+    """The beat lengths (s) a DELAY's echo time is tried at: the ``n_common`` most common of the grid's, and its period.
+
+    ``beat_lengths_s`` ``(n_beats,)``: the tracker's own beats (whole
+    analysis hops, so the same few lengths recur). The lengths are kept
+    exact: an echo a sample off sums with the dry sound in another phase
+    (measured: 0.1 ms off turned a 0.4 dB fit into 0.8 dB).
+    """
+    lengths = np.asarray(beat_lengths_s, dtype=np.float64)
+    lengths = lengths[lengths > 0]
+    keys = np.round(lengths * 1e5).astype(np.int64)  # 10 us: one length, however it was summed
+    uniq, first, counts = np.unique(keys, return_index=True, return_counts=True)
+    common = lengths[first[np.argsort(-counts, kind="stable")[:n_common]]]
+    out = [float(period_s)]
+    for b in sorted(common.tolist()):
+        if all(abs(b - o) > 1e-5 for o in out):
+            out.append(float(b))
+    return tuple(out)
+
+
+def echo_lag(raw_y: np.ndarray, edit_y: np.ndarray, src0: int, dst0: int, n: int) -> tuple[float, float] | None:
+    """``(lag_s, corr)``: where the edit beat's change repeats the raw song, ``ECHO_MIN_S``..``ECHO_MAX_S`` earlier.
+
+    The edit beat less its best scaled raw beat (the dry part) is
+    correlated with the raw song at each lag; ``corr`` is the normalised
+    correlation at the best one. A delay's echoes correlate strongly at its
+    time (seen 0.5-0.96 on another editor's 0.27-s delay); music alone
+    rarely passes 0.5 away from its beats. None where the beat is too short
+    or silent.
+
+    Parameters
+    ----------
+    raw_y, edit_y : np.ndarray
+        ``(n_samples,)`` mono at ``FRAME_SR``.
+    src0, dst0 : int
+        the beat's first sample in each.
+    n : int
+        beat length, samples.
+    """
+    e = np.asarray(edit_y[max(dst0, 0) : dst0 + n], dtype=np.float64)
+    x0 = np.asarray(raw_y[src0 : src0 + n], dtype=np.float64)
+    hi, lo = int(ECHO_MAX_S * FRAME_SR), int(ECHO_MIN_S * FRAME_SR)
+    if e.shape[0] < n or x0.shape[0] < n or src0 < lo:
+        return None
+    xx = float(x0 @ x0)
+    if xx <= 1e-12:
+        return None
+    r = e - (float(e @ x0) / xx) * x0
+    rr = float(r @ r)
+    s0 = max(src0 - hi, 0)
+    x = np.asarray(raw_y[s0 : src0 + n], dtype=np.float64)
+    nfft = 1 << (x.shape[0] + n - 1).bit_length()
+    c = np.fft.irfft(np.fft.rfft(x, nfft) * np.conj(np.fft.rfft(r, nfft)), nfft)  # c[k] = sum_t x[t + k] r[t]
+    ks = np.arange(src0 - s0 - lo, -1, -1)[: hi - lo + 1]  # lags lo..hi (as far as the song goes back)
+    cx = np.concatenate([[0.0], np.cumsum(x * x)])
+    corr = c[ks] / (np.sqrt((cx[ks + n] - cx[ks]) * rr) + 1e-12)
+    i = int(np.argmax(corr))
+    return (src0 - s0 - int(ks[i])) / FRAME_SR, float(corr[i])
+
+
+def _delay_lengths(
+    raw_y: np.ndarray, edit_y: np.ndarray, src0: int, dst0: int, n: int, delay_beats_s: tuple[float, ...], tails: _TailRenders
+) -> tuple[float, ...] | None:
+    """The beat lengths (s) a DELAY candidate of this beat is rendered at, or None for the grid's period alone.
+
+    Where the beat's change repeats the song (``echo_lag`` at least
+    ``ECHO_MIN_CORR``; a delay's echoes read 0.6-0.9, other beats under
+    0.5): the grid's common lengths (the renderer times a delay by its
+    action's first beat, ``DELAY_BEATS`` of it; the echo measured to a
+    sample or two does not tell lengths a hop apart as well as the renders
+    do) and the measured time itself (another editor's delay follows no
+    beat; the label is DELAY, its render keeps the vocabulary's echo
+    time). Kept for the
+    run (``tails.cache``): a beat inside a delay whose echoes do not show
+    reads the run's.
+    """
+    key = ("delay_beat_s", tails.run_start)
+    echo = echo_lag(raw_y, edit_y, src0, dst0, n)
+    if echo is not None and echo[1] >= ECHO_MIN_CORR:
+        measured = echo[0] / vocab.DELAY_BEATS
+        return (*delay_beats_s, measured)
+    if tails.prev_effect is not None and tails.prev_effect[0] == "DELAY" and tails.cache is not None and key in tails.cache:
+        return (tails.cache[key],)
+    return None
 
 
 def _keep_cost(keep_db: float) -> float:
@@ -469,6 +555,18 @@ def _level_candidates(b_r: np.ndarray, b_e: np.ndarray, weight: np.ndarray) -> l
                 steps = [vocab.amount_value("COMPRESS", a) for a in AMOUNT_SLOTS]
                 out.append((d_curve, "COMPRESS", int(np.argmin([abs(math.log(ratio / v)) for v in steps]))))
     return out
+
+
+def _level_fit(b_r: np.ndarray, b_e: np.ndarray, weight: np.ndarray) -> tuple[float, float] | None:
+    """``(flat gain dB, slope)`` of the beat's per-frame level change (``_level_candidates``' fits); None where too few frames."""
+    lr = 10.0 * np.log10(np.sum(10.0 ** (b_r / 10.0), axis=1) + 1e-10)
+    le = 10.0 * np.log10(np.sum(10.0 ** (b_e / 10.0), axis=1) + 1e-10)
+    ok = (lr > lr.max() - 30.0) & (weight.sum(axis=1) > 0)
+    if ok.sum() < 4:
+        return None
+    g = le - lr
+    slope = float(np.polyfit(lr[ok], g[ok], 1)[0]) if float(np.ptp(lr[ok])) >= 1.0 else 0.0
+    return float(np.median(g[ok])), slope
 
 
 def _compress_curve(level: list[tuple[float, str, int]], cands: list[tuple[float, str, int]]) -> list[tuple[float, str, int]]:
@@ -531,11 +629,36 @@ class _TailRenders:
     prev_effect: tuple[str, int] | None
     cache: dict | None
 
-    def __call__(self, type_name: str, slot: int, sr: int) -> np.ndarray:
-        """``(n,)`` mono at ``FRAME_SR``: the beat through ``type_name`` at amount slot ``slot``, rendered at ``sr``."""
+    def __call__(self, type_name: str, slot: int, sr: int, beat_s: float | None = None) -> np.ndarray:
+        """``(n,)`` mono at ``FRAME_SR``: the beat through ``type_name`` at amount slot ``slot``, rendered at ``sr``.
+
+        ``beat_s``: the beat length the effect's time follows (default the grid's period).
+        """
         if self.prev_effect is None or self.prev_effect[0] != type_name:
-            return _tail_render(self.raw_y, type_name, slot, self.beat_s, self.src0, self.src0, self.n, sr, None)
-        return _tail_render(self.raw_y, type_name, slot, self.beat_s, self.want0, self.src0, self.n, sr, self.cache, self.run_start)
+            return _tail_render(self.raw_y, type_name, slot, beat_s or self.beat_s, self.src0, self.src0, self.n, sr, None)
+        return self.within(type_name, slot, sr, beat_s)
+
+    def within(self, type_name: str, slot: int, sr: int, beat_s: float | None = None) -> np.ndarray:
+        """As ``__call__`` for a beat inside the effect's run, whatever the beat before was judged."""
+        return _tail_render(
+            self.raw_y, type_name, slot, beat_s or self.beat_s, self.want0, self.src0, self.n, sr, self.cache, self.run_start
+        )
+
+    def delay_db(self, slot: int, beat_s: float, dist: Any, *, inside: bool = True) -> float:
+        """``dist(render)`` of the beat through DELAY ``slot`` at ``beat_s``: the beat starting the delay, or inside its run.
+
+        A beat inside a delay carries the echoes of the beats before it (fed
+        back): rendered alone it cannot match the edit, so a misread first
+        beat would leave the whole run KEEP. With ``inside``, the better of
+        the two counts.
+        """
+        d = dist(self("DELAY", slot, FRAME_SR, beat_s))
+        if (
+            inside and self.run_start is not None and self.want0 < self.src0
+            and (self.prev_effect is None or self.prev_effect[0] != "DELAY")
+        ):
+            d = min(d, dist(self.within("DELAY", slot, FRAME_SR, beat_s)))
+        return d
 
 
 def _add_rendered_candidates(
@@ -549,22 +672,37 @@ def _add_rendered_candidates(
     weight: np.ndarray,
     tails: _TailRenders,
     effect_sr: int,
+    delay_beats_s: tuple[float, ...] | None = None,
 ) -> None:
     """Append ``(dB, type, slot)`` of the rendered effects (``RENDER_TYPES``) to ``cands``; the reverb last, where it can win.
+
+    ``delay_beats_s``: the beat lengths a DELAY is tried at (``_delay_lengths``; None: ``beat_s``).
 
     ``x_r2`` ``(1, lead + n)``: the raw beat with ``lead`` samples of
     pre-roll; ``trim`` samples are left out at both ends of the beat.
     """
+    def dist(y: np.ndarray) -> float:
+        return _band_distance(band_db(y[trim : n - trim]), b_e, weight)
+
+    # the echo time is a fraction of the beat the delay's action starts on (the tracker's
+    # beats differ by whole analysis hops, ~12 ms an echo apart): of the lengths the beat's
+    # echoes point to (``_delay_lengths``), the one whose strongest echoes fit best
+    delay_beat_s = beat_s
+    if delay_beats_s:
+        delay_beat_s = delay_beats_s[0]
+        if len(delay_beats_s) > 1:
+            delay_beat_s = min(delay_beats_s, key=lambda b: tails.delay_db(3, b, dist))
+        if tails.cache is not None:
+            tails.cache[("delay_beat_s", tails.run_start)] = delay_beat_s
     for t in RENDER_TYPES:
         if t == "REVERB":
             continue  # last: only where it can win
         for slot in range(4):
             if t == "DELAY":
-                y = tails(t, slot, FRAME_SR)
-                y = y[trim : n - trim]
-            else:
-                chain = _effect_chain(t, slot, beat_s, FRAME_SR)
-                y = chain(x_r2.copy(), FRAME_SR)[0, lead + trim : lead + n - trim]
+                cands.append((tails.delay_db(slot, delay_beat_s, dist, inside=bool(delay_beats_s)), t, slot))
+                continue
+            chain = _effect_chain(t, slot, beat_s, FRAME_SR)
+            y = chain(x_r2.copy(), FRAME_SR)[0, lead + trim : lead + n - trim]
             cands.append((_band_distance(band_db(y), b_e, weight), t, slot))
     # The reverb has to render as the edit's did (both channels at the song's
     # rate, ~5x the work); its quick mono 22 kHz render, a few dB off, says
@@ -619,91 +757,6 @@ def _pitch_or_width(
         if w is not None:
             return BeatEffect("WIDTH", w[0], effect.distance, 1.0)
     return effect
-
-
-def false_fades(effects: list[BeatEffect], labels: list[tuple[str, int]]) -> set[int]:
-    """Beats of consecutive forward beats whose FADE_IN/FADE_OUT run is not one fade.
-
-    A run labelled a fade is rejected when the gain ramps fitted on its beats
-    (``BeatEffect.ramp``) go above unity (``FADE_MAX_GAIN``), step back
-    between neighbours by more than ``FADE_STEP_BACK`` (each beat restarting
-    its ramp: a compressor), or do not start (in) or end (out) at silence
-    (``FADE_EDGE_GAIN`` for a one-beat run, ``FADE_RUN_EDGE_GAIN`` for a
-    longer one).
-    """
-    bad: set[int] = set()
-    for kind, beats in itertools.groupby(range(len(labels)), key=lambda k: labels[k][0]):
-        if kind not in ("FADE_IN", "FADE_OUT"):
-            continue
-        run = list(beats)
-        sign = 1.0 if kind == "FADE_IN" else -1.0  # gain rises along a fade-in, falls along a fade-out
-        ramps = [effects[k].ramp for k in run]
-        known = [r for r in ramps if r is not None]
-        loud = any(max(r) > FADE_MAX_GAIN for r in known)
-        back = any(
-            a is not None and b is not None and sign * (b[0] - a[1]) < -FADE_STEP_BACK for a, b in itertools.pairwise(ramps)
-        )
-        # a fade-in starts at silence and a fade-out ends there (a one-beat run closely; a longer
-        # run within FADE_RUN_EDGE_GAIN, its edge beat's straight fit being rougher)
-        edge = ramps[0 if kind == "FADE_IN" else -1]
-        limit = FADE_EDGE_GAIN if len(run) == 1 else FADE_RUN_EDGE_GAIN
-        silent_edge = edge is None or edge[0 if kind == "FADE_IN" else 1] <= limit
-        if loud or back or not silent_edge:
-            bad.update(run)
-    return bad
-
-
-def _without_fades(effect: BeatEffect) -> BeatEffect:
-    """``effect`` with its fade candidates dropped and its best remaining candidate as the label."""
-    cands = {k: d for k, d in (effect.candidates or {}).items() if k[0] not in ("FADE_IN", "FADE_OUT")}
-    if not cands:
-        return BeatEffect("KEEP", 0, effect.distance, 0.0, {("KEEP", 0): effect.distance})
-    (t, slot), d = min(cands.items(), key=lambda kv: kv[1])
-    return BeatEffect(t, slot, d, effect.margin, cands)
-
-
-def label_run(effects: list[BeatEffect]) -> list[tuple[str, int]]:
-    """Labels of consecutive forward beats: ``smooth_effects``, then again without the fades that are not fades."""
-    labels = smooth_effects(effects)
-    bad = false_fades(effects, labels)
-    if not bad:
-        return labels
-    return smooth_effects([_without_fades(e) if k in bad else e for k, e in enumerate(effects)])
-
-
-def smooth_effects(effects: list[BeatEffect], *, switch_db: float = EFFECT_SWITCH_DB) -> list[tuple[str, int]]:
-    """Labels of consecutive forward beats, chosen together (Viterbi) from each beat's candidates.
-
-    Each beat costs the distance of its label's candidate (a label a beat
-    did not judge costs that beat's worst distance plus ``switch_db``);
-    each change of label between neighbours costs ``switch_db``. An edit
-    applies an effect over whole actions, so a beat whose best candidate is
-    barely better than its neighbours' label (compression read as a gain
-    ramp on every other beat, a delay's amount flickering) takes theirs.
-    """
-    labels = sorted({k for e in effects for k in (e.candidates or {})})
-    if len(effects) < 2 or not labels:
-        return [(e.type, e.slot) for e in effects]
-    n, m = len(effects), len(labels)
-    cost = np.empty((n, m))
-    for i, e in enumerate(effects):
-        c = e.candidates or {}
-        worst = max(c.values()) if c else 0.0
-        cost[i] = [c.get(k, worst + switch_db) for k in labels]
-    acc = cost[0].copy()
-    back = np.zeros((n, m), dtype=np.int64)
-    for i in range(1, n):
-        j = int(np.argmin(acc))
-        stay = acc
-        move = acc[j] + switch_db
-        back[i] = np.where(stay <= move, np.arange(m), j)
-        acc = np.minimum(stay, move) + cost[i]
-    k = int(np.argmin(acc))
-    out = [labels[k]] * n
-    for i in range(n - 1, 0, -1):
-        k = int(back[i, k])
-        out[i - 1] = labels[k]
-    return out
 
 
 def stutter_slot(edit_y: np.ndarray, mv: Move, beat_s: float, dp_slot: int) -> int:

@@ -62,7 +62,9 @@ from editorbot.training.labels.align import (
     merge_speed_runs,
     smooth_beats,
 )
-from editorbot.training.labels.effects import QUIET_BEAT_DB, BeatEffect, beat_effect, label_run, stutter_slot
+from editorbot.training.labels.calibration import calibrate
+from editorbot.training.labels.effect_runs import label_run
+from editorbot.training.labels.effects import QUIET_BEAT_DB, BeatEffect, beat_effect, delay_beat_lengths, stutter_slot
 from editorbot.training.labels.frames import FRAME_HOP, FRAME_SR, Frames, frame_features
 from editorbot.training.labels.splices import (
     edit_file_gain,
@@ -212,7 +214,7 @@ class ExtendedLabels:
         )
 
     def label_run(self, run: list[tuple[int, BeatEffect]]) -> None:
-        """Label a run of consecutive forward beats together (``effects.label_run``) and empty it."""
+        """Label a run of consecutive forward beats together (``effect_runs.label_run``) and empty it."""
         for (b, _), (tname, slot) in zip(run, label_run([e for _, e in run])):
             self.types[b], self.slots[b] = tname, slot
         run.clear()
@@ -282,6 +284,7 @@ def infer_pair(
     cache: Any = True,
     config: AlignConfig | None = None,
     effects: bool = True,
+    calibrated: bool = True,
 ) -> PairLabels:
     """Infer the edit that turned ``raw_path`` into ``edit_path`` (see the module docstring).
 
@@ -297,6 +300,9 @@ def infer_pair(
         DP scores (``AlignConfig``).
     effects : bool
         also find effects on forward-played beats (else they are KEEP).
+    calibrated : bool
+        the labels' confidence made the probability that they are right
+        (``calibration``); False: the raw confidence (to fit the calibration).
 
     Returns
     -------
@@ -334,7 +340,7 @@ def infer_pair(
             moves, fwd_offset = _place_splices(pair, moves)
         with _timed(seconds, "effects"):
             beats = _judge_beats(pair, moves, fwd_offset, effects=effects)
-    _walk_and_plan(result, pair, beats)
+    _walk_and_plan(result, pair, beats, calibrated=calibrated)
     return result
 
 
@@ -588,7 +594,7 @@ def _unsure_effects(
     from. A subtle effect this vocabulary renders (a small shelf) is unsure
     too, but fits to a few tenths of a dB. The beats keep their low
     confidence. Fades are left alone (a ramp is sure where it is one;
-    ``effects.false_fades`` has judged it).
+    ``effect_runs.false_fades`` has judged it).
     """
     types, slots, group = beats.types, beats.slots, beats.group
     n = len(types)
@@ -702,6 +708,12 @@ class _ForwardJudge:
         self.run: list[tuple[int, BeatEffect]] = []
         self.run_start = 0  # raw sample (FRAME_SR) where the current forward run began
         self.tail_cache: dict = {}
+        grid = pair.analysis.grid
+        lengths = np.zeros(0)
+        if grid.beat_times.size:
+            g0, g1 = beat_spans(grid.beat_times, pair.analysis.audio.duration_s, tempo_bpm=grid.tempo_bpm)
+            lengths = g1 - g0
+        self.delay_beats_s = delay_beat_lengths(lengths, pair.beat_s)
 
     def judge(self, beats: ExtendedLabels, m: Move, prev: Move | None) -> float:
         """Label forward beat ``m.beat`` (``prev``: the move before it); returns its confidence factor (0..1)."""
@@ -716,7 +728,7 @@ class _ForwardJudge:
             p.analysis.y, p.edit_y, src0, d0, n,
             beat_s=p.beat_s, raw_st=raw_st, edit_st=edit_st, pitch_votes=self._pitch_votes(src0, d0, n),
             quiet_db=self.quiet_db, run_start=self.run_start, effect_sr=int(p.analysis.audio.sample_rate),
-            tail_cache=self.tail_cache,
+            tail_cache=self.tail_cache, delay_beats_s=self.delay_beats_s,
             prev_effect=(beats.types[m.beat - 1], beats.slots[m.beat - 1]) if self.run_start < src0 and m.beat > 0 else None,
         )
         beats.types[m.beat] = eff.type
@@ -761,10 +773,12 @@ class _ForwardJudge:
 # --------------------------------------------------------------------------- step 6
 
 
-def _walk_and_plan(result: PairLabels, pair: _Pair, beats: ExtendedLabels) -> None:
-    """Step 6: the walk of actions over the extended grid, its plan, and the labels on the analysis grid."""
+def _walk_and_plan(result: PairLabels, pair: _Pair, beats: ExtendedLabels, *, calibrated: bool = True) -> None:
+    """Step 6: the walk of actions over the extended grid, its plan, and the labels on the analysis grid (``calibrated``: see ``infer_pair``)."""
     _extend_fades(beats.types, beats.slots, beats.group)
     walk = _walk(beats)
+    if calibrated:
+        beats.confidence = calibrate(beats.types, beats.confidence)
     an = pair.analysis
     result.plan = plan_from_actions(
         _ExtendedAnalysis(an.audio, an.sha256, an.grid.tempo_bpm, pair.starts, pair.first_real, an.grid.downbeats), walk
@@ -858,9 +872,11 @@ def _extend_fades(types: list[str], slots: list[int], group: np.ndarray) -> None
     """Grow fade runs over the near-unity end of their ramp to a whole action size, in place.
 
     A FADE_IN's last beats (and a FADE_OUT's first) are barely changed and
-    read as KEEP; a run one size short of an action size (by at most a
-    quarter of it) takes those KEEP beats so that the walk has one fade
-    with one ramp, as the edit has.
+    read as KEEP; a run short of an action size by at most half of it
+    takes those KEEP beats so that the walk has one fade with one ramp, as
+    the edit has (a curved fade, as another editor's equal-power or squared
+    ramp, leaves half its beats near unity: a 3-beat squared fade-out reads
+    as two FADE_OUT beats, which alone would make a one-beat ramp).
     """
     n = len(types)
     b = 0
@@ -875,7 +891,7 @@ def _extend_fades(types: list[str], slots: list[int], group: np.ndarray) -> None
         length = e - b
         target = next((k for k in vocab.SIZE_BEATS if k >= length), length)
         extra = target - length
-        if 0 < extra <= target // 4:
+        if 0 < extra <= target // 2:
             lo, hi = (e, e + extra) if t == "FADE_IN" else (b - extra, b)
             if lo >= 0 and hi <= n and all(types[i] == "KEEP" and group[i] < 0 for i in range(lo, hi)):
                 for i in range(lo, hi):

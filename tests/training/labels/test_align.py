@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from editorbot.training.labels.align import (
+    CUT,
     FWD,
     LOOP,
     LOOP_REPEATS,
@@ -90,3 +91,39 @@ def test_a_reverse_off_the_grid_is_found_on_the_beats_it_covers():
     assert len(rev) == 1 and (rev[0].beat, rev[0].n_beats) == (6, 1)
     assert abs(rev[0].shift_s - 0.3) < 0.03  # twice 0.3 beat of 0.5 s: the line through a reversal
     assert all(m.kind == FWD for m in moves if m is not rev[0])
+
+
+def test_a_loop_of_three_beats_is_one_loop_move():
+    """Three beats played three times (a length off the vocabulary's sizes) align as one 3-beat LOOP, two repeats."""
+    rng = np.random.default_rng(11)
+    beat = 11025  # samples at FRAME_SR: 0.5 s
+    n_beats = 16
+    step = beat // 8
+    t = np.arange(step) / FRAME_SR
+    notes = [np.sin(2 * np.pi * f * t) * np.exp(-t / 0.02) for f in rng.uniform(200, 4000, 8 * n_beats)]
+    raw = np.concatenate(notes).astype(np.float32)
+    a, b = 5 * beat, 8 * beat
+    edit = np.concatenate([raw[:b], raw[a:b], raw[a:b], raw[b:]])
+    starts = np.arange(n_beats) * 0.5
+    _, moves, _ = align(frame_features(raw, variants=True), frame_features(edit), starts, starts + 0.5, len(edit) / FRAME_SR, beat_s=0.5)
+    loops = [m for m in moves if m.kind == LOOP]
+    assert len(loops) == 1
+    assert (loops[0].beat, loops[0].n_beats, LOOP_REPEATS[loops[0].slot]) == (5, 3, 2)
+    assert all(m.kind == FWD for m in moves if m is not loops[0])
+
+
+def test_an_edit_that_ends_inside_a_beat_plays_it_forwards_then_cuts():
+    """The edit stops 40% into beat 12 (another editor's last splice off our grid): forward beats, then CUT, no SPEED."""
+    rng = np.random.default_rng(13)
+    beat = 11025  # samples at FRAME_SR: 0.5 s
+    n_beats = 16
+    step = beat // 8
+    t = np.arange(step) / FRAME_SR
+    notes = [np.sin(2 * np.pi * f * t) * np.exp(-t / 0.02) for f in rng.uniform(200, 4000, 8 * n_beats)]
+    raw = np.concatenate(notes).astype(np.float32)
+    edit = raw[: int(12.4 * beat)]
+    starts = np.arange(n_beats) * 0.5
+    _, moves, _ = align(frame_features(raw, variants=True), frame_features(edit), starts, starts + 0.5, len(edit) / FRAME_SR, beat_s=0.5)
+    assert [m.kind for m in moves if m.beat < 13] == [FWD] * 13
+    assert all(m.kind == CUT for m in moves if m.beat >= 13)
+    assert abs(moves[12].dst_end_s - len(edit) / FRAME_SR) < 0.03

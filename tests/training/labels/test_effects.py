@@ -1,10 +1,11 @@
-"""training.labels.effects: runs of forward beats labelled together; a fade is one ramp."""
+"""training.labels.effects and effect_runs: each forward beat judged; runs of them labelled together; a fade is one ramp."""
 
 from __future__ import annotations
 
 import numpy as np
 
-from editorbot.training.labels.effects import N_EFFECT_BANDS, BeatEffect, _level_candidates, false_fades, label_run
+from editorbot.training.labels.effect_runs import false_fades, label_run
+from editorbot.training.labels.effects import N_EFFECT_BANDS, BeatEffect, _level_candidates
 
 
 def _beat(ramp: tuple[float, float] | None, judged: dict[tuple[str, int], float]) -> BeatEffect:
@@ -80,3 +81,74 @@ def test_a_gain_between_steps_reads_as_gain_and_a_level_dependent_change_as_comp
     assert comp["COMPRESS"][0] < comp.get("GAIN", (np.inf,))[0]
     # a level lifted 12 dB (a distortion's drive) is neither
     assert _level_candidates(b_r, b_r + 12.0, weight) == []
+
+
+def test_a_beat_inside_a_delay_reads_as_delay_at_its_actions_beat_length() -> None:
+    """A delay timed by a beat 5% longer than the period, its first beat misread: a later beat is still DELAY."""
+    from editorbot.training.labels.effects import _effect_chain, beat_effect
+    from editorbot.training.labels.frames import FRAME_SR
+
+    rng = np.random.default_rng(4)
+    period, own = 0.5, 0.5232  # the tracker's beats are whole hops: its lengths differ from the period
+    step = int(period * FRAME_SR) // 8
+    t = np.arange(step) / FRAME_SR
+    raw = np.concatenate([np.sin(2 * np.pi * f * t) * np.exp(-t / 0.03) for f in rng.uniform(150, 3000, 8 * 12)])
+    raw = (0.3 * raw).astype(np.float32)
+    a = 2 * 8 * step  # the delay's segment starts at beat 2, from an empty memory
+    wet = _effect_chain("DELAY", 3, own, FRAME_SR)(raw[None, a:].copy(), FRAME_SR)[0]
+    edit = np.concatenate([raw[:a], wet]).astype(np.float32)
+    n = 8 * step
+    src0 = 5 * n  # three beats into the delay
+
+    def judge(lengths: tuple[float, ...] | None):
+        return beat_effect(raw, edit, src0, src0, n, beat_s=period, effect_sr=FRAME_SR, run_start=0,
+                           tail_cache={}, prev_effect=("KEEP", 0), delay_beats_s=lengths)
+
+    found = judge((period, own))
+    assert found.type == "DELAY" and found.slot == 3 and found.distance < 0.3
+    assert judge(None).distance > found.distance + 0.2  # timed by the period, the echoes land elsewhere
+
+
+def test_a_delay_on_no_beat_is_found_at_its_measured_echo_time() -> None:
+    """Another editor's delay (0.27 s, between the vocabulary's echo times) is measured and read as DELAY."""
+    import pedalboard
+
+    from editorbot.training.labels.effects import beat_effect, echo_lag
+    from editorbot.training.labels.frames import FRAME_SR
+
+    rng = np.random.default_rng(6)
+    step = FRAME_SR // 16
+    t = np.arange(step) / FRAME_SR
+    raw = np.concatenate([np.sin(2 * np.pi * f * t) * np.exp(-t / 0.03) for f in rng.uniform(150, 3000, 16 * 6)])
+    raw = (0.3 * raw).astype(np.float32)
+    n = FRAME_SR // 2
+    a = 4 * n
+    board = pedalboard.Pedalboard([pedalboard.Delay(delay_seconds=0.27, feedback=0.38, mix=0.4)])
+    edit = np.concatenate([raw[:a], board(raw[None, a:].copy(), FRAME_SR)[0]]).astype(np.float32)
+    src0 = a + 2 * n
+    lag, corr = echo_lag(raw, edit, src0, src0, n)
+    assert abs(lag - 0.27) < 0.002 and corr > 0.8
+    # a filter changes the beat without repeating the song: no echo time passes
+    lowpass = pedalboard.Pedalboard([pedalboard.LowpassFilter(cutoff_frequency_hz=1100.0)])(raw[None, :].copy(), FRAME_SR)[0]
+    assert echo_lag(raw, lowpass.astype(np.float32), src0, src0, n)[1] < 0.5
+    found = beat_effect(raw, edit, src0, src0, n, beat_s=0.5, effect_sr=FRAME_SR, run_start=a,
+                        tail_cache={}, prev_effect=("KEEP", 0), delay_beats_s=(0.5,))
+    assert found.type == "DELAY"
+
+
+def test_a_gain_run_whose_gain_moves_with_the_level_is_a_compressor() -> None:
+    """GAIN beats each lowered by what their level asks (a compressor between the renders) read COMPRESS; a gain stays GAIN."""
+    from editorbot.training.labels.effect_runs import compressed_gains
+
+    def gain(flat: float, slope: float) -> BeatEffect:
+        return BeatEffect("GAIN", 0, 0.8, 0.1, {("GAIN", 0): 0.8}, level=(flat, slope))
+
+    riding = [gain(-6.9, -0.5), gain(-7.4, -0.67), gain(-6.3, -0.49)]
+    labels = compressed_gains(riding, [("GAIN", 0)] * 3)
+    assert [t for t, _ in labels] == ["COMPRESS"] * 3
+    assert labels[0][1] == 0  # median slope -0.5: ratio 1 / (1 - 0.5) = 2, the first step
+    steady = [gain(-7.5, 0.0), gain(-7.5, -0.01), gain(-7.49, 0.0)]
+    assert compressed_gains(steady, [("GAIN", 0)] * 3) == [("GAIN", 0)] * 3
+    # moving without a level dependence (an effect outside the vocabulary) is no compressor
+    wobble = [gain(-0.8, 0.3), gain(-2.5, 0.1), gain(-1.1, 0.2)]
+    assert compressed_gains(wobble, [("GAIN", 1)] * 3) == [("GAIN", 1)] * 3
