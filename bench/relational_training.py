@@ -11,7 +11,7 @@ For each persona of ``--personas`` (``loud_loop@1``, ``repeat_cut@1``,
    persona pairs of each (``editorbot data pair``'s library call);
 2. ``--n-synth`` synthetic persona pairs of ``--synth-s`` seconds (``editorbot
    data synth --seed 1000``);
-3. three policies, each the bundled model's size with the whole-song context
+3. three policies, each the bundled model's shape (``--hidden`` wide) with the whole-song context
    columns (``--context``), behavioural cloning only, on demonstrations
    walked with ``--bc-keep`` KEEP steps (``beat``: one beat, so the policy
    decides at every beat; ``label``: the labelled run's size) and loss
@@ -41,7 +41,7 @@ run resumes from its ``last.pt``), so a killed run is started again with
 the same command.
 
     python -m bench.relational_training [--personas A,B] [--n-test 20] [--n-synth 60] [--synth-s 45]
-        [--excerpt 60] [--windows 1] [--bc-epochs 10] [--bc-keep beat] [--bc-balance 0] [--finetune 20]
+        [--excerpt 60] [--windows 1] [--hidden 128] [--bc-epochs 10] [--bc-keep beat] [--bc-balance 0] [--finetune 20]
         [--synth-test 0] [--work DIR] [--json F]
 """
 
@@ -72,9 +72,8 @@ logger = logging.getLogger("bench.relational_training")
 
 #: Every VAL_EVERY-th dev excerpt is a validation song, the others train.
 VAL_EVERY = 6
-#: The policy's size: the bundled model's (models/default/MODEL_CARD.md).
-MODEL_FLAGS = ("--hidden", "64", "--heads", "4", "--layers", "2", "--kernel", "17",
-               "--value-hidden", "32", "--value-heads", "4")
+#: The trained policies' shape: the bundled model's (models/default/MODEL_CARD.md) but its width (``--hidden``).
+MODEL_FLAGS = ("--heads", "4", "--layers", "2", "--kernel", "17", "--value-hidden", "32", "--value-heads", "4")
 
 
 def editorbot(args: list[str], log_path: Path) -> float:
@@ -149,9 +148,10 @@ def run_persona(style: str, args: argparse.Namespace, work: Path, train_songs: l
     checkpoints: dict[str, Path] = {}
     checkpoints["synthetic, true labels"], seconds["train synthetic"] = train(
         root / "ckpt_synth", ["--data-dir", str(synth), "--bc-from-labels", "--bc-keep", args.bc_keep, "--context",
-                              *MODEL_FLAGS], log_path, args)
+                              "--hidden", str(args.hidden), *MODEL_FLAGS], log_path, args)
     checkpoints["real+synth, inferred"], seconds["train real+synth"] = train(
-        root / "ckpt_mixed", ["--data-dir", str(mixed), "--bc-mixed", str(bc), "--context", *MODEL_FLAGS], log_path, args)
+        root / "ckpt_mixed", ["--data-dir", str(mixed), "--bc-mixed", str(bc), "--context", "--hidden", str(args.hidden),
+                              *MODEL_FLAGS], log_path, args)
     if args.finetune:
         bundled = load_policy(None)
         ft = root / f"finetune_{args.finetune}"
@@ -198,6 +198,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--excerpt", type=float, default=60.0, metavar="S", help="seconds from each track's start")
     ap.add_argument("--windows", type=int, default=1, metavar="K",
                     help="whole excerpt-long windows per training track, the first included (default 1)")
+    ap.add_argument("--hidden", type=int, default=128,
+                    help="policy width of the two trained policies (default 128; the bundled model's is 64)")
     ap.add_argument("--bc-epochs", type=int, default=10, help="behavioural-cloning passes of every training (default 10)")
     ap.add_argument("--bc-keep", choices=("beat", "label"), default="beat",
                     help="KEEP steps of the demonstration walks (data labels --bc-keep; default beat)")
