@@ -504,10 +504,19 @@ def _shift_grid(pair: _Pair, moves: list[Move], fwd_offset: dict[int, int]) -> N
         shift_s = onset_shift(raw_y, pair.starts[pair.first_real : pair.first_real + n_beats])
     if shift_s:
         log.debug("%s: beat grid moved by %+.1f ms to the edit's splices", pair.name, 1e3 * shift_s)
+        last_s = float(pair.starts[-1])
         pair.starts = pair.starts.copy()
         pair.ends = pair.ends.copy()
         pair.starts[1:] += shift_s
         pair.ends[:-1] += shift_s
+        # a grid that ends a few ms before the song ends in a sliver of a beat: moved
+        # later by more than its length, it would start past the song's end, the plan's
+        # grid (``plan_from_actions``) would drop it and the walk would run past its last
+        # beat. It keeps at least a frame (or the length it had, if less).
+        min_s = FRAME_HOP / FRAME_SR
+        pair.starts[-1] = min(pair.starts[-1], max(last_s, pair.ends[-1] - min_s))
+        if pair.starts.shape[0] > 1:
+            pair.ends[-2] = pair.starts[-1]
 
 
 def _grid_to_splices(pair: _Pair, moves: list[Move], fwd_offset: dict[int, int]) -> None:
@@ -518,7 +527,7 @@ def _grid_to_splices(pair: _Pair, moves: list[Move], fwd_offset: dict[int, int])
     fixed = pair.starts.copy()
     for beat, t_s in measured.items():
         fixed[beat] = t_s
-    if np.all(np.diff(fixed) > 0.25 * pair.beat_s):
+    if np.all(np.diff(fixed) > 0.25 * pair.beat_s) and fixed[-1] < pair.ends[-1]:
         log.debug("%s: %d beat starts moved to the edit's splices", pair.name, len(measured))
         pair.starts = fixed
         pair.ends = pair.ends.copy()
