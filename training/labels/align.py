@@ -26,6 +26,8 @@ The walk is then checked on the samples: a LOOP moves one beat where its
 repeats start there (``loop_phase``), one-rate SPEED moves over
 consecutive beats merge (``merge_speed_runs``), and a SPEED the forward
 offsets around it contradict is played forwards (``drop_false_speeds``).
+CUTs and LOOPs between two moves on one forward diagonal that play back
+like the raw song forwards are forward beats (``forward_rearrangements``).
 The beat period is the line through the grid (``grid_period``), not the
 median beat.
 """
@@ -65,6 +67,8 @@ STUTTER_SLICES = tuple(v for v in vocab.AMOUNT_TABLE["STUTTER"] if not math.isna
 SPEED_RATES = tuple(v for v in vocab.AMOUNT_TABLE["SPEED"] if not math.isnan(v))
 AMOUNT_SLOTS = (0, 1, 3, 4)  # amount indices of the four non-NEUTRAL amounts, ascending value
 LOOP_PHASE_MARGIN = 0.05  # correlation a one-beat loop shift must gain to be taken (loop_phase)
+REARRANGE_TOL_S = 0.03  # forward offsets this close on either side of a rearrangement are one diagonal
+REARRANGE_MARGIN = 0.02  # mean correlation the forward reading of a rearrangement may lose and still be taken
 
 
 @dataclass
@@ -895,4 +899,76 @@ def loop_phase(
             out[i : i + 2] = [fwd, loop]
             log.debug("loop at beat %d moved one beat later (its repeats match %.2f)", m.beat, best[0] + LOOP_PHASE_MARGIN)
         i += 1
+    return out
+
+
+def forward_rearrangements(
+    raw_y: np.ndarray, edit_y: np.ndarray, moves: list[Move], starts: np.ndarray, ends: np.ndarray
+) -> list[Move]:
+    """Moves with each CUT/LOOP rearrangement that plays back like the raw song forwards made forward beats.
+
+    A song that repeats itself bar for bar (a tracker loop, a drum
+    machine) lets the DP explain a stretch the edit plays unchanged as
+    CUTs and LOOPs of equal total length (cut a bar, loop the next one):
+    the copies are equal, and once earlier loops have moved the edit off
+    the raw song by a fraction of a frame (a loop's length is no multiple
+    of the frame hop), a copy whose frames fall on another phase can match
+    the edit's frames a few hundredths better per frame, more over a
+    phrase than the rearrangement's action costs. The samples tell the
+    two apart where the frames cannot: between two moves on one forward
+    diagonal (a forward beat or a LOOP's last repeat before, a forward
+    beat or a LOOP's first play after, edit minus raw within
+    ``REARRANGE_TOL_S``) with only CUT, LOOP and forward moves in between,
+    the raw beats between them played forwards at that offset are taken
+    when their mean normalised correlation with the edit (per beat,
+    ``match_at``) is at most ``REARRANGE_MARGIN`` below that of the moves'
+    own reading: equal audio, the simpler edit.
+    """
+    out = list(moves)
+    sr = FRAME_SR
+
+    def corr(src_s: float, dst_s: float, n_s: float) -> float:
+        return match_at(raw_y, edit_y, int(round(src_s * sr)), int(round(dst_s * sr)), int(round(n_s * sr)))
+
+    def own(m: Move) -> list[float]:
+        """Per-beat correlation of a FWD or LOOP move's reading of the edit (none for a CUT)."""
+        if m.kind == CUT:
+            return []
+        reps = LOOP_REPEATS[m.slot] if m.kind == LOOP else 0
+        span = ends[m.beat + m.n_beats - 1] - starts[m.beat]
+        return [
+            corr(starts[b], m.dst_start_s + r * span + starts[b] - starts[m.beat], ends[b] - starts[b])
+            for r in range(reps + 1)
+            for b in range(m.beat, m.beat + m.n_beats)
+        ]
+
+    i = 0
+    while i < len(out):
+        a = out[i]
+        if a.kind not in (FWD, LOOP) or i + 1 >= len(out) or out[i + 1].kind == FWD and out[i + 1].beat == a.beat + a.n_beats:
+            i += 1
+            continue
+        off_s = a.dst_end_s - ends[a.beat + a.n_beats - 1]
+        first = a.beat + a.n_beats
+        k = i + 1
+        while k < len(out) and out[k].kind in (CUT, LOOP, FWD):
+            c = out[k]
+            if c.kind != CUT and c.beat > first and abs(c.dst_start_s - starts[c.beat] - off_s) < REARRANGE_TOL_S:
+                break
+            k += 1
+        if k >= len(out) or out[k].kind not in (FWD, LOOP) or out[k].beat <= first:
+            i += 1
+            continue
+        last = out[k].beat
+        mine = [v for m in out[i + 1 : k] for v in own(m)]
+        keep = [corr(starts[b], starts[b] + off_s, ends[b] - starts[b]) for b in range(first, last)]
+        if not mine or float(np.mean(keep)) < float(np.mean(mine)) - REARRANGE_MARGIN:
+            i += 1
+            continue
+        log.debug(
+            "beats %d-%d: %d moves read as forward beats (correlation %.3f against %.3f)",
+            first, last - 1, k - i - 1, float(np.mean(keep)), float(np.mean(mine)),
+        )
+        out[i + 1 : k] = [Move(b, 1, FWD, 0, starts[b] + off_s, ends[b] + off_s) for b in range(first, last)]
+        i += 1 + last - first
     return out

@@ -57,6 +57,7 @@ from editorbot.training.labels.align import (
     align,
     drop_false_speeds,
     extended_grid,
+    forward_rearrangements,
     grid_period,
     loop_phase,
     merge_speed_runs,
@@ -391,6 +392,7 @@ def _structure(pair: _Pair, config: AlignConfig | None) -> tuple[list[Move], Str
     )
     raw_y = pair.analysis.y
     moves = merge_speed_runs(loop_phase(raw_y, pair.edit_y, moves, pair.starts, pair.ends), pair.starts, pair.ends)
+    moves = forward_rearrangements(raw_y, pair.edit_y, moves, pair.starts, pair.ends)
     for m in moves:
         if m.kind == STUT:  # a 1/4-beat stutter repeats at 1/2 beat too: the shortest slice that repeats
             m.slot = stutter_slot(pair.edit_y, m, float(slice_beats[m.beat]), m.slot)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from editorbot.training.labels.align import (
+    CUT,
     FWD,
     LOOP,
     LOOP_REPEATS,
@@ -13,6 +14,7 @@ from editorbot.training.labels.align import (
     Move,
     _stutter_scores,
     align,
+    forward_rearrangements,
     grid_period,
     loop_phase,
 )
@@ -48,6 +50,28 @@ def test_loop_phase_moves_a_loop_to_where_its_repeats_start():
     assert (fixed[1].kind, fixed[1].beat, fixed[1].n_beats) == (LOOP, 1, 4)
     assert abs(fixed[1].dst_start_s - sec) < 1e-6 and abs(fixed[1].dst_end_s - 9 * sec) < 1e-6
     assert [m.beat for m in fixed[2:]] == list(range(5, 12))
+
+
+def test_a_rearrangement_of_a_song_that_repeats_itself_is_read_forwards():
+    """CUT two beats, loop the next two: on a song repeating every two beats, the beats played forwards; on noise, kept."""
+    rng = np.random.default_rng(5)
+    beat = 2000  # samples at FRAME_SR
+    sec = beat / FRAME_SR
+    starts = np.arange(12) * sec
+    ends = starts + sec
+    found = [  # beat 0, CUT 1-2, beats 3-4 played twice, beats 5.. (one forward diagonal either side)
+        Move(0, 1, FWD, 0, 0.0, sec),
+        Move(1, 2, CUT, 0, sec, sec),
+        Move(3, 2, LOOP, LOOP_REPEATS.index(1), sec, 5 * sec),
+    ] + [Move(b, 1, FWD, 0, b * sec, (b + 1) * sec) for b in range(5, 12)]
+    repeating = np.tile(rng.standard_normal(2 * beat).astype(np.float32), 6)
+    fixed = forward_rearrangements(repeating, repeating, found, starts, ends)
+    assert [(m.kind, m.beat) for m in fixed] == [(FWD, b) for b in range(12)]
+    assert all(abs(m.dst_start_s - m.beat * sec) < 1e-6 for m in fixed)
+    # a song that does not repeat: the edit really is that rearrangement
+    raw = rng.standard_normal(12 * beat).astype(np.float32)
+    edit = np.concatenate([raw[:beat], raw[3 * beat : 5 * beat], raw[3 * beat : 5 * beat], raw[5 * beat :]])
+    assert forward_rearrangements(raw, edit, found, starts, ends) == found
 
 
 def test_stutter_slices_are_scored_at_each_beats_own_length():
