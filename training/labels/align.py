@@ -215,6 +215,7 @@ def _align_dp(
     stut_rows: np.ndarray,
     starts_f: np.ndarray,
     ends_f: np.ndarray,
+    own_cum_f: np.ndarray,
     sizes: np.ndarray,
     loop_reps: np.ndarray,
     stut_slices: np.ndarray,
@@ -332,17 +333,20 @@ def _align_dp(
                                 continue
                             sc = sc0 + per_cum[row, min(te, te_n)] - per_cum[row, min(t + ns, te_n)]
                             _relax(val, pos, b_t, b_kind, b_k, b_par, j + k, t, pe, sc, 5, k, a, t_max, slack_cost)
-                # LOOP: the span plays 1 + reps times
+                # LOOP: the span plays 1 + reps times, each as long as the tracker's own
+                # beats (the grid the edit was made on: its bar can be ~20 ms off the
+                # smoothed one, which the repeats add up)
+                own_span = own_cum_f[j + k] - own_cum_f[j]
                 for a in range(loop_reps.shape[0]):
                     reps = loop_reps[a]
-                    pe = p + span * (reps + 1)
+                    pe = p + own_span * (reps + 1)
                     te = int(round(pe))
                     if te > t_max:
                         break
                     sc = v - action_cost
                     for m in range(reps + 1):
-                        ta = int(round(p + span * m))
-                        tb = int(round(p + span * (m + 1)))
+                        ta = int(round(p + own_span * m))
+                        tb = int(round(p + own_span * (m + 1)))
                         sc += _fsum(cd, tr_n, ta, r0, tb - ta)
                     _relax(val, pos, b_t, b_kind, b_k, b_par, j + k, t, pe, sc, 4, k, a, t_max, slack_cost)
                 # SPEED: the span plays at a rate
@@ -559,8 +563,9 @@ def align(
     beat_s : float | None
         beat period, seconds (``grid_period``; default the median beat length).
     slice_beats_s : np.ndarray | None
-        ``(n,)`` the length of each beat a STUTTER slices, seconds: the
-        tracker's own beats, before ``smooth_beats`` (default ``ends_s - starts_s``).
+        ``(n,)`` the length of each beat a STUTTER slices and a LOOP repeats,
+        seconds: the tracker's own beats, before ``smooth_beats`` (default
+        ``ends_s - starts_s``).
     debug : dict | None
         if a dict, receives ``"table"``: the DP's best score per
         (beat, edit frame) state, ``(n + 1, n_edit_frames + 2)``.
@@ -584,6 +589,7 @@ def align(
     frame_best = np.maximum(sil, stutter_best)
     starts_f = np.asarray(starts_s, dtype=np.float64) * to_f
     ends_f = np.asarray(ends_s, dtype=np.float64) * to_f
+    own_cum_f = np.concatenate([[0.0], np.cumsum(np.asarray(slice_beats_s, dtype=np.float64))]) * to_f
     r_starts = np.maximum(np.round(starts_f).astype(np.int64) - 2, 0)
     rev_shift = min(int(REVERSE_SHIFT_BEATS * beat_s * to_f), 60)
     s = Stripes(edit, raw, cache_mb=cfg.sim_cache_mb)
@@ -598,6 +604,7 @@ def align(
             stut_rows,
             starts_f,
             ends_f,
+            own_cum_f,
             np.asarray(vocab.SIZE_BEATS, dtype=np.int64),
             np.asarray(LOOP_REPEATS, dtype=np.int64),
             np.asarray(STUTTER_SLICES, dtype=np.float64),
@@ -859,12 +866,12 @@ def loop_phase(
     out = list(moves)
     to_samples = FRAME_SR
 
-    def score(b: int, k: int, reps: int, e0: float) -> float:
+    def score(b: int, k: int, reps: int, e0: float, span_s: float) -> float:
         if b < 0 or b + k > starts.shape[0]:
             return -1.0
         src0 = int(round(starts[b] * to_samples))
         n = int(round((ends[b] - starts[b]) * to_samples))
-        span = (ends[b + k - 1] - starts[b]) * to_samples
+        span = span_s * to_samples
         vals = [match_at(raw_y, edit_y, src0, int(round(e0 * to_samples + m * span)), n) for m in range(1, reps + 1)]
         return float(np.mean(vals)) if vals else -1.0
 
@@ -876,14 +883,15 @@ def loop_phase(
             continue
         reps = LOOP_REPEATS[m.slot]
         k = m.n_beats
-        best = (score(m.beat, k, reps, m.dst_start_s), 0)
+        span_s = (m.dst_end_s - m.dst_start_s) / (reps + 1)  # each play as the DP found it (the tracker's beats)
+        best = (score(m.beat, k, reps, m.dst_start_s, span_s), 0)
         prev = out[i - 1] if i > 0 else None
         nxt = out[i + 1] if i + 1 < len(out) else None
         if prev is not None and prev.kind == FWD and prev.beat == m.beat - 1 and abs(prev.dst_end_s - m.dst_start_s) < 1e-6:
-            best = max(best, (score(m.beat - 1, k, reps, prev.dst_start_s) - LOOP_PHASE_MARGIN, -1))
+            best = max(best, (score(m.beat - 1, k, reps, prev.dst_start_s, span_s) - LOOP_PHASE_MARGIN, -1))
         if nxt is not None and nxt.kind == FWD and nxt.beat == m.beat + k and abs(nxt.dst_start_s - m.dst_end_s) < 1e-6:
             e0 = m.dst_start_s + (ends[m.beat] - starts[m.beat])
-            best = max(best, (score(m.beat + 1, k, reps, e0) - LOOP_PHASE_MARGIN, 1))
+            best = max(best, (score(m.beat + 1, k, reps, e0, span_s) - LOOP_PHASE_MARGIN, 1))
         if best[1] == -1:
             assert prev is not None  # best[1] == -1 only when the earlier move was checked
             tail = ends[m.beat + k - 1] - starts[m.beat + k - 1]  # the old loop's last beat now plays after it
@@ -935,7 +943,7 @@ def forward_rearrangements(
         if m.kind == CUT:
             return []
         reps = LOOP_REPEATS[m.slot] if m.kind == LOOP else 0
-        span = ends[m.beat + m.n_beats - 1] - starts[m.beat]
+        span = (m.dst_end_s - m.dst_start_s) / (reps + 1)
         return [
             corr(starts[b], m.dst_start_s + r * span + starts[b] - starts[m.beat], ends[b] - starts[b])
             for r in range(reps + 1)

@@ -47,6 +47,7 @@ from editorbot.training.labels.align import (
     CUT,
     FWD,
     LOOP,
+    LOOP_REPEATS,
     REV,
     SIL,
     SPEED,
@@ -459,8 +460,8 @@ def _move_frame_scores(mv: Move, s: Stripes, edit: Frames, starts_f: np.ndarray,
         return np.where(edit.silent[t0:t1], 1.0, 0.0)
     if mv.kind == REV:
         r = int(round(ends_f[mv.beat + mv.n_beats - 1] + mv.shift_s * to_f)) - 1 - u
-    elif mv.kind == LOOP:
-        span = ends_f[mv.beat + mv.n_beats - 1] - r0
+    elif mv.kind == LOOP:  # each play as long as the DP found (the tracker's beats, not the grid's)
+        span = (t1 - t0) / (LOOP_REPEATS[mv.slot] + 1)
         r = np.round(r0 + np.mod(u, max(span, 1.0))).astype(np.int64)
     elif mv.kind == SPEED:
         r = np.round(r0 + SPEED_RATES[mv.slot] * u).astype(np.int64)
