@@ -333,22 +333,29 @@ def _align_dp(
                                 continue
                             sc = sc0 + per_cum[row, min(te, te_n)] - per_cum[row, min(t + ns, te_n)]
                             _relax(val, pos, b_t, b_kind, b_k, b_par, j + k, t, pe, sc, 5, k, a, t_max, slack_cost)
-                # LOOP: the span plays 1 + reps times, each as long as the tracker's own
-                # beats (the grid the edit was made on: its bar can be ~20 ms off the
+                # LOOP: the span plays 1 + reps times. The edit jumps back after each play
+                # but the last, which runs on into the next beat. A play is as long as the
+                # beats of the grid the edit was made on: the smoothed one's (a song's own
+                # grid, a synthetic song's) or the tracker's own (an edit made on the
+                # analysis, as ``data pair`` makes it: its bar can be ~20 ms off the
                 # smoothed one, which the repeats add up)
                 own_span = own_cum_f[j + k] - own_cum_f[j]
-                for a in range(loop_reps.shape[0]):
-                    reps = loop_reps[a]
-                    pe = p + own_span * (reps + 1)
-                    te = int(round(pe))
-                    if te > t_max:
+                for w in range(2):
+                    play = span if w == 0 else own_span
+                    if w == 1 and abs(own_span - span) < 0.5:
                         break
-                    sc = v - action_cost
-                    for m in range(reps + 1):
-                        ta = int(round(p + own_span * m))
-                        tb = int(round(p + own_span * (m + 1)))
-                        sc += _fsum(cd, tr_n, ta, r0, tb - ta)
-                    _relax(val, pos, b_t, b_kind, b_k, b_par, j + k, t, pe, sc, 4, k, a, t_max, slack_cost)
+                    for a in range(loop_reps.shape[0]):
+                        reps = loop_reps[a]
+                        pe = p + play * reps + span
+                        te = int(round(pe))
+                        if te > t_max:
+                            break
+                        sc = v - action_cost
+                        for m in range(reps + 1):
+                            ta = int(round(p + play * m))
+                            tb = int(round(p + play * (m + 1))) if m < reps else te
+                            sc += _fsum(cd, tr_n, ta, r0, tb - ta)
+                        _relax(val, pos, b_t, b_kind, b_k, b_par, j + k, t, pe, sc, 4, k, a, t_max, slack_cost)
                 # SPEED: the span plays at a rate
                 for a in range(speed_rates.shape[0]):
                     rate = speed_rates[a]
