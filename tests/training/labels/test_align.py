@@ -114,3 +114,26 @@ def test_a_reverse_off_the_grid_is_found_on_the_beats_it_covers():
     assert len(rev) == 1 and (rev[0].beat, rev[0].n_beats) == (6, 1)
     assert abs(rev[0].shift_s - 0.3) < 0.03  # twice 0.3 beat of 0.5 s: the line through a reversal
     assert all(m.kind == FWD for m in moves if m is not rev[0])
+
+
+def test_a_loop_of_the_trackers_own_bar_is_found():
+    """A bar looped four times as the tracker has it (60 ms longer than the smoothed grid's): one LOOP, forwards after."""
+    rng = np.random.default_rng(11)
+    beat = 11025  # samples at FRAME_SR: 0.5 s
+    n_beats = 16
+    step = beat // 8
+    t = np.arange(step) / FRAME_SR
+    notes = [np.sin(2 * np.pi * f * t) * np.exp(-t / 0.02) for f in rng.uniform(200, 4000, 8 * n_beats)]
+    raw = np.concatenate(notes).astype(np.float32)
+    own = np.full(n_beats, 0.5)
+    own[4:8] = [0.5, 0.52, 0.5, 0.54]  # the tracker's beats 4-7: a bar of 2.06 s, starting on the grid
+    a, b = 4 * beat, 4 * beat + int(round(2.06 * FRAME_SR))
+    edit = np.concatenate([raw[:a]] + [raw[a:b]] * 3 + [raw[a:]])  # the bar plays four times, then the rest
+    starts = np.arange(n_beats) * 0.5
+    _, moves, _ = align(
+        frame_features(raw, variants=True), frame_features(edit), starts, starts + 0.5, len(edit) / FRAME_SR,
+        beat_s=0.5, slice_beats_s=own,
+    )
+    loops = [m for m in moves if m.kind == LOOP]
+    assert len(loops) == 1 and (loops[0].beat, loops[0].n_beats, LOOP_REPEATS[loops[0].slot]) == (4, 4, 3)
+    assert all(m.kind == FWD for m in moves if m is not loops[0])
