@@ -338,11 +338,14 @@ def _align_dp(
                 # beats of the grid the edit was made on: the smoothed one's (a song's own
                 # grid, a synthetic song's) or the tracker's own (an edit made on the
                 # analysis, as ``data pair`` makes it: its bar can be ~20 ms off the
-                # smoothed one, which the repeats add up)
+                # smoothed one, which the repeats add up). Where they differ, the
+                # smoothed one pays a slack cost: on a song that repeats itself it
+                # would otherwise win on the phase of its frames, not on the edit
                 own_span = own_cum_f[j + k] - own_cum_f[j]
+                differ = abs(own_span - span) >= 0.5
                 for w in range(2):
-                    play = span if w == 0 else own_span
-                    if w == 1 and abs(own_span - span) < 0.5:
+                    play = own_span if w == 0 else span
+                    if w == 1 and not differ:
                         break
                     for a in range(loop_reps.shape[0]):
                         reps = loop_reps[a]
@@ -350,7 +353,7 @@ def _align_dp(
                         te = int(round(pe))
                         if te > t_max:
                             break
-                        sc = v - action_cost
+                        sc = v - action_cost - (slack_cost if w == 1 else 0.0)
                         for m in range(reps + 1):
                             ta = int(round(p + play * m))
                             tb = int(round(p + play * (m + 1))) if m < reps else te
