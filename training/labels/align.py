@@ -339,12 +339,12 @@ def _align_dp(
                 # grid, a synthetic song's) or the tracker's own (an edit made on the
                 # analysis, as ``data pair`` makes it: its bar can be ~20 ms off the
                 # smoothed one, which the repeats add up). Where they differ, the
-                # smoothed one pays a slack cost: on a song that repeats itself it
-                # would otherwise win on the phase of its frames, not on the edit
+                # tracker's one pays a slack cost: on a song that repeats itself the
+                # extra choice would otherwise win on the phase of its frames alone
                 own_span = own_cum_f[j + k] - own_cum_f[j]
                 differ = abs(own_span - span) >= 0.5
                 for w in range(2):
-                    play = own_span if w == 0 else span
+                    play = span if w == 0 else own_span
                     if w == 1 and not differ:
                         break
                     for a in range(loop_reps.shape[0]):
