@@ -28,6 +28,8 @@ The walk is then checked on the samples: a LOOP moves one beat where its
 repeats start there (``loop_phase``), one-rate SPEED moves over
 consecutive beats merge (``merge_speed_runs``), and a SPEED the forward
 offsets around it contradict is played forwards (``drop_false_speeds``).
+CUTs and LOOPs between two moves on one forward diagonal that play back
+like the raw song forwards are forward beats (``forward_rearrangements``).
 The beat period is the line through the grid (``grid_period``), not the
 median beat.
 """
@@ -70,6 +72,8 @@ STUTTER_SLICES = tuple(v for v in vocab.AMOUNT_TABLE["STUTTER"] if not math.isna
 SPEED_RATES = tuple(v for v in vocab.AMOUNT_TABLE["SPEED"] if not math.isnan(v))
 AMOUNT_SLOTS = (0, 1, 3, 4)  # amount indices of the four non-NEUTRAL amounts, ascending value
 LOOP_PHASE_MARGIN = 0.05  # correlation a one-beat loop shift must gain to be taken (loop_phase)
+REARRANGE_TOL_S = 0.03  # forward offsets this close on either side of a rearrangement are one diagonal
+REARRANGE_MARGIN = 0.02  # mean correlation the forward reading of a rearrangement may lose and still be taken
 
 
 @dataclass
@@ -216,6 +220,7 @@ def _align_dp(
     stut_rows: np.ndarray,
     starts_f: np.ndarray,
     ends_f: np.ndarray,
+    own_cum_f: np.ndarray,
     sizes: np.ndarray,
     loop_sizes: np.ndarray,
     loop_reps: np.ndarray,
@@ -369,27 +374,41 @@ def _align_dp(
                             break
                     _relax(val, pos, b_t, b_kind, b_k, b_par, j + k, t, pe, sc, 6, k, a, t_max, slack_cost)
             # LOOP: the span plays 1 + reps times. Its length is any of loop_sizes (an editor
-            # loops 2, 3 or 6 beats as readily as a bar); each pass is scored once, the sums
-            # of the shorter loops carried into the longer ones
+            # loops 2, 3 or 6 beats as readily as a bar). The edit jumps back after each play
+            # but the last, which runs on into the next beat. A play is as long as the beats
+            # of the grid the edit was made on: the smoothed one's (a song's own grid, a
+            # synthetic song's) or the tracker's own (an edit made on the analysis, as ``data
+            # pair`` makes it: its bar can be ~20 ms off the smoothed one, which the repeats
+            # add up). Where they differ, the tracker's one pays a slack cost: on a song that
+            # repeats itself the extra choice would otherwise win on the phase of its frames
+            # alone. Each full play is scored once, its sum carried into the longer loops
             for li in range(loop_sizes.shape[0]):
                 k = loop_sizes[li]
                 if j + k > n:
                     break
                 span = ends_f[j + k - 1] - r0f
-                sc = v - action_cost
-                m = 0
-                for a in range(loop_reps.shape[0]):
-                    reps = loop_reps[a]
-                    pe = p + span * (reps + 1)
-                    te = int(round(pe))
-                    if te > t_max:
+                own_span = own_cum_f[j + k] - own_cum_f[j]
+                differ = abs(own_span - span) >= 0.5
+                for w in range(2):
+                    play = span if w == 0 else own_span
+                    if w == 1 and not differ:
                         break
-                    while m <= reps:
-                        ta = int(round(p + span * m))
-                        tb = int(round(p + span * (m + 1)))
-                        sc += _fsum(cd, tr_n, ta, r0, tb - ta)
-                        m += 1
-                    _relax(val, pos, b_t, b_kind, b_k, b_par, j + k, t, pe, sc, 4, k, a, t_max, slack_cost)
+                    sc = v - action_cost - (slack_cost if w == 1 else 0.0)
+                    m = 0
+                    for a in range(loop_reps.shape[0]):
+                        reps = loop_reps[a]
+                        pe = p + play * reps + span
+                        te = int(round(pe))
+                        if te > t_max:
+                            break
+                        while m < reps:
+                            ta = int(round(p + play * m))
+                            tb = int(round(p + play * (m + 1)))
+                            sc += _fsum(cd, tr_n, ta, r0, tb - ta)
+                            m += 1
+                        ta = int(round(p + play * reps))
+                        last = sc + _fsum(cd, tr_n, ta, r0, te - ta)
+                        _relax(val, pos, b_t, b_kind, b_k, b_par, j + k, t, pe, last, 4, k, a, t_max, slack_cost)
 
 
 @_njit
@@ -586,8 +605,9 @@ def align(
     beat_s : float | None
         beat period, seconds (``grid_period``; default the median beat length).
     slice_beats_s : np.ndarray | None
-        ``(n,)`` the length of each beat a STUTTER slices, seconds: the
-        tracker's own beats, before ``smooth_beats`` (default ``ends_s - starts_s``).
+        ``(n,)`` the length of each beat a STUTTER slices and a LOOP repeats,
+        seconds: the tracker's own beats, before ``smooth_beats`` (default
+        ``ends_s - starts_s``).
     debug : dict | None
         if a dict, receives ``"table"``: the DP's best score per
         (beat, edit frame) state, ``(n + 1, n_edit_frames + 2)``.
@@ -611,6 +631,7 @@ def align(
     frame_best = np.maximum(sil, stutter_best)
     starts_f = np.asarray(starts_s, dtype=np.float64) * to_f
     ends_f = np.asarray(ends_s, dtype=np.float64) * to_f
+    own_cum_f = np.concatenate([[0.0], np.cumsum(np.asarray(slice_beats_s, dtype=np.float64))]) * to_f
     r_starts = np.maximum(np.round(starts_f).astype(np.int64) - 2, 0)
     rev_shift = min(int(REVERSE_SHIFT_BEATS * beat_s * to_f), 60)
     s = Stripes(edit, raw, cache_mb=cfg.sim_cache_mb)
@@ -625,6 +646,7 @@ def align(
             stut_rows,
             starts_f,
             ends_f,
+            own_cum_f,
             np.asarray(vocab.SIZE_BEATS, dtype=np.int64),
             np.asarray(LOOP_SIZES, dtype=np.int64),
             np.asarray(LOOP_REPEATS, dtype=np.int64),
@@ -888,12 +910,12 @@ def loop_phase(
     out = list(moves)
     to_samples = FRAME_SR
 
-    def score(b: int, k: int, reps: int, e0: float) -> float:
+    def score(b: int, k: int, reps: int, e0: float, span_s: float) -> float:
         if b < 0 or b + k > starts.shape[0]:
             return -1.0
         src0 = int(round(starts[b] * to_samples))
         n = int(round((ends[b] - starts[b]) * to_samples))
-        span = (ends[b + k - 1] - starts[b]) * to_samples
+        span = span_s * to_samples
         vals = [match_at(raw_y, edit_y, src0, int(round(e0 * to_samples + m * span)), n) for m in range(1, reps + 1)]
         return float(np.mean(vals)) if vals else -1.0
 
@@ -905,14 +927,15 @@ def loop_phase(
             continue
         reps = LOOP_REPEATS[m.slot]
         k = m.n_beats
-        best = (score(m.beat, k, reps, m.dst_start_s), 0)
+        span_s = (m.dst_end_s - m.dst_start_s) / (reps + 1)  # each play as the DP found it (the tracker's beats)
+        best = (score(m.beat, k, reps, m.dst_start_s, span_s), 0)
         prev = out[i - 1] if i > 0 else None
         nxt = out[i + 1] if i + 1 < len(out) else None
         if prev is not None and prev.kind == FWD and prev.beat == m.beat - 1 and abs(prev.dst_end_s - m.dst_start_s) < 1e-6:
-            best = max(best, (score(m.beat - 1, k, reps, prev.dst_start_s) - LOOP_PHASE_MARGIN, -1))
+            best = max(best, (score(m.beat - 1, k, reps, prev.dst_start_s, span_s) - LOOP_PHASE_MARGIN, -1))
         if nxt is not None and nxt.kind == FWD and nxt.beat == m.beat + k and abs(nxt.dst_start_s - m.dst_end_s) < 1e-6:
             e0 = m.dst_start_s + (ends[m.beat] - starts[m.beat])
-            best = max(best, (score(m.beat + 1, k, reps, e0) - LOOP_PHASE_MARGIN, 1))
+            best = max(best, (score(m.beat + 1, k, reps, e0, span_s) - LOOP_PHASE_MARGIN, 1))
         if best[1] == -1:
             assert prev is not None  # best[1] == -1 only when the earlier move was checked
             tail = ends[m.beat + k - 1] - starts[m.beat + k - 1]  # the old loop's last beat now plays after it
@@ -928,4 +951,76 @@ def loop_phase(
             out[i : i + 2] = [fwd, loop]
             log.debug("loop at beat %d moved one beat later (its repeats match %.2f)", m.beat, best[0] + LOOP_PHASE_MARGIN)
         i += 1
+    return out
+
+
+def forward_rearrangements(
+    raw_y: np.ndarray, edit_y: np.ndarray, moves: list[Move], starts: np.ndarray, ends: np.ndarray
+) -> list[Move]:
+    """Moves with each CUT/LOOP rearrangement that plays back like the raw song forwards made forward beats.
+
+    A song that repeats itself bar for bar (a tracker loop, a drum
+    machine) lets the DP explain a stretch the edit plays unchanged as
+    CUTs and LOOPs of equal total length (cut a bar, loop the next one):
+    the copies are equal, and once earlier loops have moved the edit off
+    the raw song by a fraction of a frame (a loop's length is no multiple
+    of the frame hop), a copy whose frames fall on another phase can match
+    the edit's frames a few hundredths better per frame, more over a
+    phrase than the rearrangement's action costs. The samples tell the
+    two apart where the frames cannot: between two moves on one forward
+    diagonal (a forward beat or a LOOP's last repeat before, a forward
+    beat or a LOOP's first play after, edit minus raw within
+    ``REARRANGE_TOL_S``) with only CUT, LOOP and forward moves in between,
+    the raw beats between them played forwards at that offset are taken
+    when their mean normalised correlation with the edit (per beat,
+    ``match_at``) is at most ``REARRANGE_MARGIN`` below that of the moves'
+    own reading: equal audio, the simpler edit.
+    """
+    out = list(moves)
+    sr = FRAME_SR
+
+    def corr(src_s: float, dst_s: float, n_s: float) -> float:
+        return match_at(raw_y, edit_y, int(round(src_s * sr)), int(round(dst_s * sr)), int(round(n_s * sr)))
+
+    def own(m: Move) -> list[float]:
+        """Per-beat correlation of a FWD or LOOP move's reading of the edit (none for a CUT)."""
+        if m.kind == CUT:
+            return []
+        reps = LOOP_REPEATS[m.slot] if m.kind == LOOP else 0
+        span = (m.dst_end_s - m.dst_start_s) / (reps + 1)
+        return [
+            corr(starts[b], m.dst_start_s + r * span + starts[b] - starts[m.beat], ends[b] - starts[b])
+            for r in range(reps + 1)
+            for b in range(m.beat, m.beat + m.n_beats)
+        ]
+
+    i = 0
+    while i < len(out):
+        a = out[i]
+        if a.kind not in (FWD, LOOP) or i + 1 >= len(out) or out[i + 1].kind == FWD and out[i + 1].beat == a.beat + a.n_beats:
+            i += 1
+            continue
+        off_s = a.dst_end_s - ends[a.beat + a.n_beats - 1]
+        first = a.beat + a.n_beats
+        k = i + 1
+        while k < len(out) and out[k].kind in (CUT, LOOP, FWD):
+            c = out[k]
+            if c.kind != CUT and c.beat > first and abs(c.dst_start_s - starts[c.beat] - off_s) < REARRANGE_TOL_S:
+                break
+            k += 1
+        if k >= len(out) or out[k].kind not in (FWD, LOOP) or out[k].beat <= first:
+            i += 1
+            continue
+        last = out[k].beat
+        mine = [v for m in out[i + 1 : k] for v in own(m)]
+        keep = [corr(starts[b], starts[b] + off_s, ends[b] - starts[b]) for b in range(first, last)]
+        if not mine or float(np.mean(keep)) < float(np.mean(mine)) - REARRANGE_MARGIN:
+            i += 1
+            continue
+        log.debug(
+            "beats %d-%d: %d moves read as forward beats (correlation %.3f against %.3f)",
+            first, last - 1, k - i - 1, float(np.mean(keep)), float(np.mean(mine)),
+        )
+        out[i + 1 : k] = [Move(b, 1, FWD, 0, starts[b] + off_s, ends[b] + off_s) for b in range(first, last)]
+        i += 1 + last - first
     return out

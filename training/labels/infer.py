@@ -47,6 +47,7 @@ from editorbot.training.labels.align import (
     CUT,
     FWD,
     LOOP,
+    LOOP_REPEATS,
     REV,
     SIL,
     SPEED,
@@ -57,6 +58,7 @@ from editorbot.training.labels.align import (
     align,
     drop_false_speeds,
     extended_grid,
+    forward_rearrangements,
     grid_period,
     loop_phase,
     merge_speed_runs,
@@ -397,6 +399,7 @@ def _structure(pair: _Pair, config: AlignConfig | None) -> tuple[list[Move], Str
     )
     raw_y = pair.analysis.y
     moves = merge_speed_runs(loop_phase(raw_y, pair.edit_y, moves, pair.starts, pair.ends), pair.starts, pair.ends)
+    moves = forward_rearrangements(raw_y, pair.edit_y, moves, pair.starts, pair.ends)
     for m in moves:
         if m.kind == STUT:  # a 1/4-beat stutter repeats at 1/2 beat too: the shortest slice that repeats
             m.slot = stutter_slot(pair.edit_y, m, float(slice_beats[m.beat]), m.slot)
@@ -463,8 +466,8 @@ def _move_frame_scores(mv: Move, s: Stripes, edit: Frames, starts_f: np.ndarray,
         return np.where(edit.silent[t0:t1], 1.0, 0.0)
     if mv.kind == REV:
         r = int(round(ends_f[mv.beat + mv.n_beats - 1] + mv.shift_s * to_f)) - 1 - u
-    elif mv.kind == LOOP:
-        span = ends_f[mv.beat + mv.n_beats - 1] - r0
+    elif mv.kind == LOOP:  # each play as long as the DP found (the tracker's beats, not the grid's)
+        span = (t1 - t0) / (LOOP_REPEATS[mv.slot] + 1)
         r = np.round(r0 + np.mod(u, max(span, 1.0))).astype(np.int64)
     elif mv.kind == SPEED:
         r = np.round(r0 + SPEED_RATES[mv.slot] * u).astype(np.int64)
@@ -510,10 +513,19 @@ def _shift_grid(pair: _Pair, moves: list[Move], fwd_offset: dict[int, int]) -> N
         shift_s = onset_shift(raw_y, pair.starts[pair.first_real : pair.first_real + n_beats])
     if shift_s:
         log.debug("%s: beat grid moved by %+.1f ms to the edit's splices", pair.name, 1e3 * shift_s)
+        last_s = float(pair.starts[-1])
         pair.starts = pair.starts.copy()
         pair.ends = pair.ends.copy()
         pair.starts[1:] += shift_s
         pair.ends[:-1] += shift_s
+        # a grid that ends a few ms before the song ends in a sliver of a beat: moved
+        # later by more than its length, it would start past the song's end, the plan's
+        # grid (``plan_from_actions``) would drop it and the walk would run past its last
+        # beat. It keeps at least a frame (or the length it had, if less).
+        min_s = FRAME_HOP / FRAME_SR
+        pair.starts[-1] = min(pair.starts[-1], max(last_s, pair.ends[-1] - min_s))
+        if pair.starts.shape[0] > 1:
+            pair.ends[-2] = pair.starts[-1]
 
 
 def _grid_to_splices(pair: _Pair, moves: list[Move], fwd_offset: dict[int, int]) -> None:
@@ -524,7 +536,7 @@ def _grid_to_splices(pair: _Pair, moves: list[Move], fwd_offset: dict[int, int])
     fixed = pair.starts.copy()
     for beat, t_s in measured.items():
         fixed[beat] = t_s
-    if np.all(np.diff(fixed) > 0.25 * pair.beat_s):
+    if np.all(np.diff(fixed) > 0.25 * pair.beat_s) and fixed[-1] < pair.ends[-1]:
         log.debug("%s: %d beat starts moved to the edit's splices", pair.name, len(measured))
         pair.starts = fixed
         pair.ends = pair.ends.copy()

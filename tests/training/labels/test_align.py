@@ -14,6 +14,7 @@ from editorbot.training.labels.align import (
     Move,
     _stutter_scores,
     align,
+    forward_rearrangements,
     grid_period,
     loop_phase,
 )
@@ -49,6 +50,28 @@ def test_loop_phase_moves_a_loop_to_where_its_repeats_start():
     assert (fixed[1].kind, fixed[1].beat, fixed[1].n_beats) == (LOOP, 1, 4)
     assert abs(fixed[1].dst_start_s - sec) < 1e-6 and abs(fixed[1].dst_end_s - 9 * sec) < 1e-6
     assert [m.beat for m in fixed[2:]] == list(range(5, 12))
+
+
+def test_a_rearrangement_of_a_song_that_repeats_itself_is_read_forwards():
+    """CUT two beats, loop the next two: on a song repeating every two beats, the beats played forwards; on noise, kept."""
+    rng = np.random.default_rng(5)
+    beat = 2000  # samples at FRAME_SR
+    sec = beat / FRAME_SR
+    starts = np.arange(12) * sec
+    ends = starts + sec
+    found = [  # beat 0, CUT 1-2, beats 3-4 played twice, beats 5.. (one forward diagonal either side)
+        Move(0, 1, FWD, 0, 0.0, sec),
+        Move(1, 2, CUT, 0, sec, sec),
+        Move(3, 2, LOOP, LOOP_REPEATS.index(1), sec, 5 * sec),
+    ] + [Move(b, 1, FWD, 0, b * sec, (b + 1) * sec) for b in range(5, 12)]
+    repeating = np.tile(rng.standard_normal(2 * beat).astype(np.float32), 6)
+    fixed = forward_rearrangements(repeating, repeating, found, starts, ends)
+    assert [(m.kind, m.beat) for m in fixed] == [(FWD, b) for b in range(12)]
+    assert all(abs(m.dst_start_s - m.beat * sec) < 1e-6 for m in fixed)
+    # a song that does not repeat: the edit really is that rearrangement
+    raw = rng.standard_normal(12 * beat).astype(np.float32)
+    edit = np.concatenate([raw[:beat], raw[3 * beat : 5 * beat], raw[3 * beat : 5 * beat], raw[5 * beat :]])
+    assert forward_rearrangements(raw, edit, found, starts, ends) == found
 
 
 def test_stutter_slices_are_scored_at_each_beats_own_length():
@@ -127,3 +150,26 @@ def test_an_edit_that_ends_inside_a_beat_plays_it_forwards_then_cuts():
     assert [m.kind for m in moves if m.beat < 13] == [FWD] * 13
     assert all(m.kind == CUT for m in moves if m.beat >= 13)
     assert abs(moves[12].dst_end_s - len(edit) / FRAME_SR) < 0.03
+
+
+def test_a_loop_of_the_trackers_own_bar_is_found():
+    """A bar looped four times as the tracker has it (60 ms longer than the smoothed grid's): one LOOP, forwards after."""
+    rng = np.random.default_rng(11)
+    beat = 11025  # samples at FRAME_SR: 0.5 s
+    n_beats = 16
+    step = beat // 8
+    t = np.arange(step) / FRAME_SR
+    notes = [np.sin(2 * np.pi * f * t) * np.exp(-t / 0.02) for f in rng.uniform(200, 4000, 8 * n_beats)]
+    raw = np.concatenate(notes).astype(np.float32)
+    own = np.full(n_beats, 0.5)
+    own[4:8] = [0.5, 0.52, 0.5, 0.54]  # the tracker's beats 4-7: a bar of 2.06 s, starting on the grid
+    a, b = 4 * beat, 4 * beat + int(round(2.06 * FRAME_SR))
+    edit = np.concatenate([raw[:a]] + [raw[a:b]] * 3 + [raw[a:]])  # the bar plays four times, then the rest
+    starts = np.arange(n_beats) * 0.5
+    _, moves, _ = align(
+        frame_features(raw, variants=True), frame_features(edit), starts, starts + 0.5, len(edit) / FRAME_SR,
+        beat_s=0.5, slice_beats_s=own,
+    )
+    loops = [m for m in moves if m.kind == LOOP]
+    assert len(loops) == 1 and (loops[0].beat, loops[0].n_beats, LOOP_REPEATS[loops[0].slot]) == (4, 4, 3)
+    assert all(m.kind == FWD for m in moves if m is not loops[0])

@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+from types import SimpleNamespace
+
 import numpy as np
 import pytest
 
 from editorbot.engine import actions as vocab
-from editorbot.engine.audio import load_audio, write_audio
+from editorbot.engine.audio import Audio, load_audio, write_audio
 from editorbot.engine.plan import plan_to_dict
+from editorbot.training.labels import infer
 from editorbot.training.labels.evaluate import STRUCTURAL_TYPES, truth_on_beats
+from editorbot.training.labels.frames import FRAME_SR, Frames
 from editorbot.training.labels.infer import ExtendedLabels, PairLabels, _pitch_in_speed, _unsure_effects, infer_pair
 from tests.training.labels.pairs import STRUCT_WALK
 
@@ -136,3 +140,25 @@ def test_an_unsure_effect_that_explains_little_is_keep() -> None:
     beats.confidence[:], beats.residual_db[:] = 0.05, 4.0
     _unsure_effects(beats)
     assert beats.types == ["SPEED", "SPEED"]
+
+
+def test_a_grid_moved_later_keeps_its_last_sliver_of_a_beat(monkeypatch) -> None:
+    """A grid ending 30 ms before the song, moved 38 ms later to the edit's splices: the walk stays on the plan's grid."""
+    duration_s, beat_s = 4.0, 0.5
+    starts = np.append(np.arange(8) * beat_s, duration_s - 0.03)  # the last beat: a 30 ms sliver
+    ends = np.append(starts[1:], duration_s)
+    audio = Audio(np.zeros((1, int(duration_s * FRAME_SR)), np.float32), FRAME_SR, None)
+    grid = SimpleNamespace(tempo_bpm=120.0, beat_times=starts, downbeats=np.array([0, 4, 8]))
+    analysis = SimpleNamespace(y=audio.samples[0], n_beats=9, audio=audio, sha256="ab" * 32, grid=grid)
+    frames = Frames.__new__(Frames)
+    pair = infer._Pair("sliver", analysis, audio, audio.samples[0], frames, frames, starts, ends, 0, beat_s)
+    monkeypatch.setattr(infer, "grid_shift", lambda *args: 0.0377)
+    infer._shift_grid(pair, [], {})
+    assert np.all(np.diff(pair.starts) > 0) and pair.starts[-1] < duration_s
+    assert np.allclose(pair.starts[1:-1], starts[1:-1] + 0.0377)
+    result = PairLabels("sliver", "raw.wav", "edit.wav", alignable=True, match=1.0)
+    infer._walk_and_plan(result, pair, ExtendedLabels.keep(9))
+    plan = result.plan
+    assert plan is not None
+    assert sum(vocab.SIZE_BEATS[vocab.size_index(a.size)] for a in plan.actions) == 9
+    assert plan.segments[-1].src_end_s == pytest.approx(duration_s)
