@@ -51,7 +51,7 @@ log = logging.getLogger(__name__)
 
 LUA_BIN = "ardour7-lua"
 EXPORT_BIN = "ardour7-export"
-EXPORT_ATTEMPTS = 5  # runs of ardour7-export at most until two renders agree
+EXPORT_ATTEMPTS = 10  # runs of ardour7-export at most until two renders agree (a CI run saw 4 aborts in a row)
 EXPORT_RUN_TIMEOUT_S = 60.0  # one run takes about 3 s for a 20-s session; a run past this has hung
 #: Ardour 7's superclock rate: timeline positions are integer ticks of this rate.
 SUPERCLOCK_PER_S = 282_240_000
