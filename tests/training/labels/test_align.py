@@ -20,6 +20,20 @@ from editorbot.training.labels.align import (
 )
 from editorbot.training.labels.frames import FRAME_HOP, FRAME_SR, frame_features
 
+BEAT = 11025  # samples at FRAME_SR: 0.5 s
+N_BEATS = 16
+
+
+def notes_song(seed: int) -> np.ndarray:
+    """``N_BEATS`` beats of ``BEAT`` samples at ``FRAME_SR``: a short note of its own pitch every eighth of a beat.
+
+    (White noise would look alike everywhere.)
+    """
+    rng = np.random.default_rng(seed)
+    t = np.arange(BEAT // 8) / FRAME_SR
+    notes = [np.sin(2 * np.pi * f * t) * np.exp(-t / 0.02) for f in rng.uniform(200, 4000, 8 * N_BEATS)]
+    return np.concatenate(notes).astype(np.float32)
+
 
 def test_grid_period_is_the_line_through_the_beats():
     """Frame-quantised beats: the fitted period is within 0.1 ms of the true one, the median beat is not."""
@@ -98,17 +112,10 @@ def test_stutter_slices_are_scored_at_each_beats_own_length():
 
 def test_a_reverse_off_the_grid_is_found_on_the_beats_it_covers():
     """A span reversed by an editor on another grid (0.3 beat off every span of ours) is a shifted REVERSE."""
-    rng = np.random.default_rng(7)
-    beat = 11025  # samples at FRAME_SR: 0.5 s
-    n_beats = 16
-    # a note of its own pitch every eighth of a beat (white noise would look alike everywhere)
-    step = beat // 8
-    t = np.arange(step) / FRAME_SR
-    notes = [np.sin(2 * np.pi * f * t) * np.exp(-t / 0.02) for f in rng.uniform(200, 4000, 8 * n_beats)]
-    raw = np.concatenate(notes).astype(np.float32)
-    a, b = int(6.3 * beat), int(7.3 * beat)  # one beat's length, 0.3 beat late
+    raw = notes_song(7)
+    a, b = int(6.3 * BEAT), int(7.3 * BEAT)  # one beat's length, 0.3 beat late
     edit = np.concatenate([raw[:a], raw[a:b][::-1], raw[b:]])
-    starts = np.arange(n_beats) * 0.5
+    starts = np.arange(N_BEATS) * 0.5
     _, moves, _ = align(frame_features(raw, variants=True), frame_features(edit), starts, starts + 0.5, len(edit) / FRAME_SR, beat_s=0.5)
     rev = [m for m in moves if m.kind == REV]
     assert len(rev) == 1 and (rev[0].beat, rev[0].n_beats) == (6, 1)
@@ -118,16 +125,10 @@ def test_a_reverse_off_the_grid_is_found_on_the_beats_it_covers():
 
 def test_a_loop_of_three_beats_is_one_loop_move():
     """Three beats played three times (a length off the vocabulary's sizes) align as one 3-beat LOOP, two repeats."""
-    rng = np.random.default_rng(11)
-    beat = 11025  # samples at FRAME_SR: 0.5 s
-    n_beats = 16
-    step = beat // 8
-    t = np.arange(step) / FRAME_SR
-    notes = [np.sin(2 * np.pi * f * t) * np.exp(-t / 0.02) for f in rng.uniform(200, 4000, 8 * n_beats)]
-    raw = np.concatenate(notes).astype(np.float32)
-    a, b = 5 * beat, 8 * beat
+    raw = notes_song(11)
+    a, b = 5 * BEAT, 8 * BEAT
     edit = np.concatenate([raw[:b], raw[a:b], raw[a:b], raw[b:]])
-    starts = np.arange(n_beats) * 0.5
+    starts = np.arange(N_BEATS) * 0.5
     _, moves, _ = align(frame_features(raw, variants=True), frame_features(edit), starts, starts + 0.5, len(edit) / FRAME_SR, beat_s=0.5)
     loops = [m for m in moves if m.kind == LOOP]
     assert len(loops) == 1
@@ -137,15 +138,9 @@ def test_a_loop_of_three_beats_is_one_loop_move():
 
 def test_an_edit_that_ends_inside_a_beat_plays_it_forwards_then_cuts():
     """The edit stops 40% into beat 12 (another editor's last splice off our grid): forward beats, then CUT, no SPEED."""
-    rng = np.random.default_rng(13)
-    beat = 11025  # samples at FRAME_SR: 0.5 s
-    n_beats = 16
-    step = beat // 8
-    t = np.arange(step) / FRAME_SR
-    notes = [np.sin(2 * np.pi * f * t) * np.exp(-t / 0.02) for f in rng.uniform(200, 4000, 8 * n_beats)]
-    raw = np.concatenate(notes).astype(np.float32)
-    edit = raw[: int(12.4 * beat)]
-    starts = np.arange(n_beats) * 0.5
+    raw = notes_song(13)
+    edit = raw[: int(12.4 * BEAT)]
+    starts = np.arange(N_BEATS) * 0.5
     _, moves, _ = align(frame_features(raw, variants=True), frame_features(edit), starts, starts + 0.5, len(edit) / FRAME_SR, beat_s=0.5)
     assert [m.kind for m in moves if m.beat < 13] == [FWD] * 13
     assert all(m.kind == CUT for m in moves if m.beat >= 13)
@@ -154,18 +149,12 @@ def test_an_edit_that_ends_inside_a_beat_plays_it_forwards_then_cuts():
 
 def test_a_loop_of_the_trackers_own_bar_is_found():
     """A bar looped four times as the tracker has it (60 ms longer than the smoothed grid's): one LOOP, forwards after."""
-    rng = np.random.default_rng(11)
-    beat = 11025  # samples at FRAME_SR: 0.5 s
-    n_beats = 16
-    step = beat // 8
-    t = np.arange(step) / FRAME_SR
-    notes = [np.sin(2 * np.pi * f * t) * np.exp(-t / 0.02) for f in rng.uniform(200, 4000, 8 * n_beats)]
-    raw = np.concatenate(notes).astype(np.float32)
-    own = np.full(n_beats, 0.5)
+    raw = notes_song(11)
+    own = np.full(N_BEATS, 0.5)
     own[4:8] = [0.5, 0.52, 0.5, 0.54]  # the tracker's beats 4-7: a bar of 2.06 s, starting on the grid
-    a, b = 4 * beat, 4 * beat + int(round(2.06 * FRAME_SR))
+    a, b = 4 * BEAT, 4 * BEAT + int(round(2.06 * FRAME_SR))
     edit = np.concatenate([raw[:a]] + [raw[a:b]] * 3 + [raw[a:]])  # the bar plays four times, then the rest
-    starts = np.arange(n_beats) * 0.5
+    starts = np.arange(N_BEATS) * 0.5
     _, moves, _ = align(
         frame_features(raw, variants=True), frame_features(edit), starts, starts + 0.5, len(edit) / FRAME_SR,
         beat_s=0.5, slice_beats_s=own,
