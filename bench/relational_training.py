@@ -224,11 +224,11 @@ def main(argv: list[str] | None = None) -> int:
     try:
         n_dev = len(corpus.load_tracks(root, split="dev"))
         test = excerpts("test", args.n_test, args.excerpt, root, work / "excerpts" / "test")
-        dev = excerpts("dev", n_dev, args.excerpt, root, work / "excerpts" / "dev")
         windows = excerpts("dev", n_dev, args.excerpt, root, work / "excerpts" / "dev", windows=args.windows)
     except FileNotFoundError as e:
         print(str(e), file=sys.stderr)
         return 2
+    dev = [s for s in windows if "@" not in s.stem]  # each track's first window (excerpts names the others NAME@K)
     val_songs = dev[::VAL_EVERY]
     val_stems = {s.stem for s in val_songs}
     train_songs = [s for s in windows if s.stem.split("@")[0] not in val_stems]
