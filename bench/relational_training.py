@@ -15,7 +15,8 @@ For each persona of ``--personas`` (``loud_loop@1``, ``repeat_cut@1``,
    columns (``--context``), behavioural cloning only, on demonstrations
    walked with ``--bc-keep`` KEEP steps (``beat``: one beat, so the policy
    decides at every beat; ``label``: the labelled run's size) and loss
-   weights balanced by ``--bc-balance``:
+   weights balanced by ``--bc-balance``, the learning rate annealed to 0
+   over the passes unless ``--no-bc-anneal``:
 
    - **synthetic, true labels**: the synthetic pairs' own labels
      (``train rl --bc-from-labels``), the recipe of ``docs/policy_quality.md``
@@ -41,7 +42,8 @@ run resumes from its ``last.pt``), so a killed run is started again with
 the same command.
 
     python -m bench.relational_training [--personas A,B] [--n-test 20] [--n-synth 60] [--synth-s 45]
-        [--excerpt 60] [--windows 1] [--hidden 128] [--bc-epochs 10] [--bc-keep beat] [--bc-balance 0] [--finetune 20]
+        [--excerpt 60] [--windows 1] [--hidden 128] [--bc-epochs 10] [--bc-keep beat] [--bc-balance 0] [--no-bc-anneal]
+        [--finetune 20]
         [--synth-test 0] [--work DIR] [--json F]
 """
 
@@ -113,7 +115,8 @@ def train(save_dir: Path, flags: list[str], log_path: Path, args: argparse.Names
     if done.exists():
         return save_dir / "last.pt", float(done.read_text() or 0)
     seconds = editorbot(["train", "rl", "--save-dir", str(save_dir), "--resume", "--bc-only", "--bc-epochs",
-                         str(args.bc_epochs), "--bc-balance", f"{args.bc_balance:g}", "--bc-lr", "1e-3", "--no-target",
+                         str(args.bc_epochs), "--bc-balance", f"{args.bc_balance:g}", "--bc-lr", "1e-3",
+                         "--bc-anneal" if args.bc_anneal else "--no-bc-anneal", "--no-target",
                          "--seed", "1", "--quiet", *flags], log_path)
     done.write_text(f"{seconds:.1f}")
     return save_dir / "last.pt", seconds
@@ -204,6 +207,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--bc-keep", choices=("beat", "label"), default="beat",
                     help="KEEP steps of the demonstration walks (data labels --bc-keep; default beat)")
     ap.add_argument("--bc-balance", type=float, default=0.0, metavar="P", help="train rl --bc-balance (default 0)")
+    ap.add_argument("--bc-anneal", action=argparse.BooleanOptionalAction, default=True,
+                    help="train rl --bc-anneal: the BC rate falls linearly to 0 (default on)")
     ap.add_argument("--finetune", type=int, default=20, metavar="N",
                     help="also fine-tune the bundled model on N real training pairs (0: no)")
     ap.add_argument("--synth-test", type=int, default=0, metavar="N",

@@ -258,6 +258,10 @@ class PPOConfig:
         confidence; weights are normalised to mean 1. 0 weighs every
         example alike (on the relational personas' validation songs 0.5
         did worse than 0 with one-beat KEEP walks: docs/policy_quality.md).
+    bc_anneal:
+        Lower the BC learning rate linearly from ``bc_lr`` to 0 over the
+        BC passes (CLI ``--bc-anneal``), so the last passes settle instead
+        of ending wherever a constant rate left the weights.
     """
 
     lr: float = 1e-4
@@ -292,6 +296,7 @@ class PPOConfig:
     bc_batch_size: int = 256
     bc_min_confidence: float = 0.0
     bc_balance: float = 0.0
+    bc_anneal: bool = False
 
     def __post_init__(self) -> None:
         for name in ("batch_size", "num_envs", "num_minibatches", "update_epochs", "grad_accum"):

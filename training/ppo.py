@@ -524,26 +524,29 @@ def make_run(episodes: list[Episode], cfg: PPOConfig, agent_config: AgentConfig,
 def behavioural_cloning(run: Run, bc_data: BCData, bc_epochs: int, stop: StopFlag, *, quiet: bool) -> dict[str, float]:
     """BC-only passes over ``bc_data`` (this rank's shard) from ``run.bc_epochs`` to ``bc_epochs``.
 
-    Returns the last epoch's ``{"bc/loss", "bc/accuracy_type"}`` (rank means).
+    Returns the last epoch's ``{"bc/loss", "bc/accuracy_type"}`` (rank means) and ``"bc/learning_rate"``
+    (its last step's, ``bc_learning_rate``).
     """
     cfg, ddp = run.cfg, run.ddp
     shard = np.arange(ddp.rank, len(bc_data), ddp.world)
     steps_per_epoch = max(1, -(-len(shard) // cfg.bc_batch_size))
     if ddp.enabled:  # equal step counts on every rank
         steps_per_epoch = -(-len(bc_data) // (cfg.bc_batch_size * ddp.world))
-    run.set_lr(cfg.bc_lr)
     metrics: dict[str, float] = {}
+    lr = cfg.bc_lr
     for epoch in progress(range(run.bc_epochs, bc_epochs), desc="BC epochs", quiet=quiet or not ddp.main):
         order = np.random.permutation(shard)
         losses, type_acc = [], []
         for k in range(steps_per_epoch):
+            lr = bc_learning_rate(cfg, epoch * steps_per_epoch + k, bc_epochs * steps_per_epoch)
+            run.set_lr(lr)
             idx = np.take(order, np.arange(k * cfg.bc_batch_size, (k + 1) * cfg.bc_batch_size), mode="wrap")
             loss, acc = bc_step(run, bc_data, idx)
             losses.append(loss)
             type_acc.append(acc)
         run.bc_epochs = epoch + 1
         metrics = {"bc/loss": all_mean(float(np.mean(losses)), ddp),
-                   "bc/accuracy_type": all_mean(float(np.mean(type_acc)), ddp)}
+                   "bc/accuracy_type": all_mean(float(np.mean(type_acc)), ddp), "bc/learning_rate": lr}
         write_scalars(run.writer, metrics, run.bc_epochs)
         logger.info("BC epoch %d/%d: loss %.4f, type accuracy %.3f", run.bc_epochs, bc_epochs,
                     metrics["bc/loss"], metrics["bc/accuracy_type"])
@@ -552,6 +555,11 @@ def behavioural_cloning(run: Run, bc_data: BCData, bc_epochs: int, stop: StopFla
         if all_mean(float(stop.stop), ddp) > 0:
             break
     return metrics
+
+
+def bc_learning_rate(cfg: PPOConfig, step: int, total: int) -> float:
+    """BC learning rate of optimiser step ``step`` of ``total``: ``bc_lr``, or with ``bc_anneal`` falling linearly to 0."""
+    return cfg.bc_lr * (1.0 - step / total) if cfg.bc_anneal else cfg.bc_lr
 
 
 def bc_step(run: Run, bc_data: BCData, idx: np.ndarray) -> tuple[float, float]:

@@ -20,7 +20,7 @@ from editorbot.engine.actions import TYPES
 from editorbot.training.bc import BCData, bc_examples, bc_loss
 from editorbot.training.config import AgentConfig, PPOConfig
 from editorbot.training.dataset import synthetic_episodes
-from editorbot.training.ppo import CHECKPOINT_FORMAT, load_agent, load_checkpoint, train
+from editorbot.training.ppo import CHECKPOINT_FORMAT, bc_learning_rate, load_agent, load_checkpoint, train
 from editorbot.training.reward import TERMS
 from tests.training import torchrun_two
 
@@ -128,6 +128,18 @@ def test_bc_only_learns_the_label_rule(tmp_path: Path) -> None:
     for p in untrained.policy_head.parameters():
         torch.nn.init.zeros_(p)
     assert held_out_accuracy(untrained) < 0.6
+
+
+@pytest.mark.parametrize("anneal", [False, True])
+def test_bc_learning_rate_is_constant_or_falls_to_zero(tmp_path: Path, anneal: bool) -> None:
+    """``bc_anneal`` lowers the BC rate linearly over every step of every pass; without it the rate stays."""
+    episodes = synthetic_episodes(2, n_beats=48, seed=3)
+    data = bc_examples(episodes, CFG)
+    cfg = PPOConfig(bc_only=True, bc_epochs=2, bc_batch_size=8, bc_lr=1e-3, bc_anneal=anneal, checkpoint_every=100)
+    result = train(episodes, tmp_path, agent_config=CFG, ppo_config=cfg, bc_data=data, quiet=True)
+    total = 2 * -(-len(data) // 8)
+    assert [bc_learning_rate(cfg, k, total) for k in (0, total // 2)] == ([1e-3, 1e-3] if not anneal else [1e-3, 5e-4])
+    assert result["metrics"]["bc/learning_rate"] == pytest.approx(1e-3 / total if anneal else 1e-3)
 
 
 RUNNER = textwrap.dedent(
