@@ -64,7 +64,7 @@ def bar_index(n_beats: int, downbeats: np.ndarray) -> np.ndarray:
     return np.searchsorted(starts, np.arange(n_beats), side="right") - 1
 
 
-def _rank01(values: np.ndarray) -> np.ndarray:
+def rank01(values: np.ndarray) -> np.ndarray:
     """``(B,)`` -> ``(B,)`` rank of each value in 0..1 (ties share their mean rank; 1 for one value)."""
     n = len(values)
     if n == 1:
@@ -141,7 +141,7 @@ def context_columns(features: np.ndarray, feature_names: Sequence[str], downbeat
     level_db = 10.0 * np.log10(np.maximum(power, 1e-12))
     timbre = np.stack([np.bincount(bar, feats[:, c], minlength=n_bars) for c in timbre_cols], axis=1) / counts[:, None]
 
-    rank = _rank01(level_db)
+    rank = rank01(level_db)
     louder = 1.0 / (1.0 + (level_db[None, :] > level_db[:, None]).sum(axis=1))
     p20, p80 = np.percentile(level_db, [20, 80])
     spread = p80 - p20
