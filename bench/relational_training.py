@@ -16,7 +16,8 @@ For each persona of ``--personas`` (``loud_loop@1``, ``repeat_cut@1``,
    walked with ``--bc-keep`` KEEP steps (``beat``: one beat, so the policy
    decides at every beat; ``label``: the labelled run's size) and loss
    weights balanced by ``--bc-balance``, the learning rate annealed to 0
-   over the passes unless ``--no-bc-anneal``:
+   over the passes unless ``--no-bc-anneal`` (the fine-tune keeps a
+   constant rate: its 20 pairs give few steps to move the bundled model):
 
    - **synthetic, true labels**: the synthetic pairs' own labels
      (``train rl --bc-from-labels``), the recipe of ``docs/policy_quality.md``
@@ -109,14 +110,18 @@ def link_pairs(sources: list[Path], dest: Path, names: set[str] | None = None) -
     return n
 
 
-def train(save_dir: Path, flags: list[str], log_path: Path, args: argparse.Namespace) -> tuple[Path, float]:
-    """``train rl --bc-only`` into ``save_dir`` (resumed when there); its ``last.pt`` and wall seconds."""
+def train(save_dir: Path, flags: list[str], log_path: Path, args: argparse.Namespace,
+          anneal: bool = True) -> tuple[Path, float]:
+    """``train rl --bc-only`` into ``save_dir`` (resumed when there); its ``last.pt`` and wall seconds.
+
+    ``anneal`` False keeps the BC rate constant whatever ``--bc-anneal`` says (the fine-tune).
+    """
     done = save_dir / ".done"
     if done.exists():
         return save_dir / "last.pt", float(done.read_text() or 0)
     seconds = editorbot(["train", "rl", "--save-dir", str(save_dir), "--resume", "--bc-only", "--bc-epochs",
                          str(args.bc_epochs), "--bc-balance", f"{args.bc_balance:g}", "--bc-lr", "1e-3",
-                         "--bc-anneal" if args.bc_anneal else "--no-bc-anneal", "--no-target",
+                         "--bc-anneal" if args.bc_anneal and anneal else "--no-bc-anneal", "--no-target",
                          "--seed", "1", "--quiet", *flags], log_path)
     done.write_text(f"{seconds:.1f}")
     return save_dir / "last.pt", seconds
@@ -166,7 +171,7 @@ def run_persona(style: str, args: argparse.Namespace, work: Path, train_songs: l
                                                     *(["--context"] if bundled.spec.reads_context else [])], log_path)
         checkpoints[f"default fine-tuned ({args.finetune})"], seconds["train finetune"] = train(
             root / "ckpt_finetune", ["--init", str(DEFAULT_MODEL.parent), "--data-dir", str(ft), "--bc-mixed", str(ft_bc)],
-            log_path, args)
+            log_path, args, anneal=False)
     out: dict[str, Any] = {"persona": style, "n_train_real": len(real_train), "n_synth": args.n_synth,
                            "checkpoints": {k: str(v) for k, v in checkpoints.items()}}
     policy = load_policy(None)
@@ -208,7 +213,8 @@ def main(argv: list[str] | None = None) -> int:
                     help="KEEP steps of the demonstration walks (data labels --bc-keep; default beat)")
     ap.add_argument("--bc-balance", type=float, default=0.0, metavar="P", help="train rl --bc-balance (default 0)")
     ap.add_argument("--bc-anneal", action=argparse.BooleanOptionalAction, default=True,
-                    help="train rl --bc-anneal: the BC rate falls linearly to 0 (default on)")
+                    help="train rl --bc-anneal for the trainings from scratch: the BC rate falls linearly to 0 "
+                         "(default on; the fine-tune keeps a constant rate)")
     ap.add_argument("--finetune", type=int, default=20, metavar="N",
                     help="also fine-tune the bundled model on N real training pairs (0: no)")
     ap.add_argument("--synth-test", type=int, default=0, metavar="N",
