@@ -152,3 +152,13 @@ def test_a_gain_run_whose_gain_moves_with_the_level_is_a_compressor() -> None:
     # moving without a level dependence (an effect outside the vocabulary) is no compressor
     wobble = [gain(-0.8, 0.3), gain(-2.5, 0.1), gain(-1.1, 0.2)]
     assert compressed_gains(wobble, [("GAIN", 1)] * 3) == [("GAIN", 1)] * 3
+
+
+def test_a_sliver_of_a_beat_at_the_songs_end_is_no_delay_length() -> None:
+    """The grid's last beat cut to 0.6 ms by the song's end is never a beat length a DELAY is rendered at."""
+    from editorbot.training.labels.effects import delay_beat_lengths
+
+    lengths = np.array([0.65] * 40 + [0.673] * 30 + [0.62] * 5 + [0.000567])
+    got = delay_beat_lengths(lengths, 0.6666)
+    assert got[0] == 0.6666
+    assert min(got) > 0.3 and set(got[1:]) == {0.62, 0.65, 0.673}
