@@ -89,6 +89,8 @@ log = logging.getLogger(__name__)
 UNALIGNABLE_SIM = 0.55
 #: Mean similarity of a SPEED move's frames below which it is read as KEEP with that confidence.
 UNSURE_SPEED_MATCH = 0.3
+#: A lone one-beat faster SPEED matched under this is read as a splice's shortening (``_splice_like_speed``).
+SHORT_SPEED_MATCH = 0.8
 #: A run of forward beats with one effect label under this mean confidence that leaves over this
 #: many dB of the beats' change unexplained is read as KEEP (tuned on bench/labels_real.py --split
 #: dev; the synthetic styles' subtle effects fit within 0.4 dB).
@@ -575,7 +577,7 @@ def _judge_beats(pair: _Pair, moves: list[Move], fwd_offset: dict[int, int], *, 
                 conf *= judge.judge(beats, m, moves[gi - 1] if gi > 0 else None)
             beats.group[m.beat] = -1  # grouped later by label
             beats.confidence[m.beat] = conf
-        elif m.kind == SPEED and m.match < UNSURE_SPEED_MATCH:
+        elif m.kind == SPEED and (m.match < UNSURE_SPEED_MATCH or _splice_like_speed(moves, gi)):
             # the edit's frames barely match the raw beats at any rate: a patch of the
             # alignment over audio it cannot read, not a SPEED ("I don't know": KEEP)
             if judge is not None:
@@ -592,6 +594,24 @@ def _judge_beats(pair: _Pair, moves: list[Move], fwd_offset: dict[int, int], *, 
     _pitch_in_speed(beats)
     _unsure_effects(beats)
     return beats
+
+
+def _splice_like_speed(moves: list[Move], gi: int, min_match: float = SHORT_SPEED_MATCH) -> bool:
+    """SPEED ``moves[gi]`` is one faster beat between moves of other kinds that matches its line only fairly.
+
+    An editor's splice that overlaps (2-50 ms) or cuts a fraction of a
+    beat on another tracker's grid shortens the edit at one join, and the
+    DP plays the beat there faster: a one-beat SPEED up, alone. On the
+    foreign editor's dev half such SPEEDs were right 5 times in 28 under a
+    match of ``min_match`` (their frames fit the faster line no better
+    than the forward ones with a jump): not a label to learn from
+    ("I don't know": KEEP, with the match as its confidence). Slower
+    one-beat SPEEDs, runs of them and closely matched ones stay SPEED.
+    """
+    m = moves[gi]
+    if m.n_beats != 1 or SPEED_RATES[m.slot] <= 1.0 or m.match >= min_match:
+        return False
+    return all(not (0 <= k < len(moves)) or moves[k].kind != SPEED for k in (gi - 1, gi + 1))
 
 
 def _unsure_effects(

@@ -18,6 +18,7 @@ that the effects step does not read it as a GAIN on every beat.
 
 from __future__ import annotations
 
+import itertools
 import logging
 import math
 
@@ -122,6 +123,10 @@ def overlap_speeds(
       audio matches the raw beats unstretched (normalised correlation >=
       ``min_match`` at the offset before or after it, on either half of the
       span); or
+    - beside forward beats on one side only (a CUT, another SPEED or the
+      edit's end on the other: ``_peeled_overlaps``), it is shorter than
+      its raw beats by no more than such overlaps and plays them unstretched
+      at the forward beats' offset up to the splice; or
     - the run of SPEED and CUT moves it is in plays the raw song at the
       offset of the forward audio before the run, then at the offset of the
       forward audio after it, split at one sample (``respliced``): the run
@@ -130,6 +135,7 @@ def overlap_speeds(
 
     Both signals are mono at ``FRAME_SR``.
     """
+    moves = _peeled_overlaps(raw_y, edit_y, moves, fwd_offset, starts, ends, max_overlap_s, min_match)
     out: list[Move] = []
     i = 0
     while i < len(moves):
@@ -149,6 +155,69 @@ def overlap_speeds(
             redone = respliced(raw_y, edit_y, moves, i, j, starts, ends, min_match=min_match)
             out.extend(run if redone is None else redone)
         i = j
+    return out
+
+
+def _peeled_overlaps(
+    raw_y: np.ndarray, edit_y: np.ndarray, moves: list[Move], fwd_offset: dict[int, int],
+    starts: np.ndarray, ends: np.ndarray, max_overlap_s: float, min_match: float,
+) -> list[Move]:
+    """Moves with a SPEED that ends (or opens) the edit and is forward audio with a splice in it played forwards instead.
+
+    Where an editor's last piece begins with a crossfade (2-50 ms of
+    overlap) or on another tracker's beat, the edit skips a few tens of
+    ms at the join; with no forward beat beyond it (``_overlap_only``'s
+    case) the DP squeezes the song's last beat, which the edit ends
+    inside, into a one-beat SPEED (the same at the edit's start). Such a SPEED is shorter than its raw
+    beats by at most ``max_overlap_s`` per join it may hold, and its edit
+    span is the raw song unstretched in at most two pieces
+    (``forward_pieces`` near the forward beats' offset), the later one
+    earlier in the edit by no more than the shortfall; a stretched or
+    resampled span drifts at every window. Such a SPEED becomes forward
+    beats, each beat's ends placed by the pieces.
+    """
+    out = list(moves)
+    i = -1
+    while i + 1 < len(out):
+        i += 1
+        m = out[i]
+        if m.kind != SPEED:
+            continue
+        prev = out[i - 1] if i > 0 else None
+        nxt = out[i + 1] if i + 1 < len(out) else None
+        before = prev is not None and prev.kind == FWD and prev.beat in fwd_offset and prev.beat + prev.n_beats == m.beat
+        after = nxt is not None and nxt.kind == FWD and nxt.beat in fwd_offset and m.beat + m.n_beats == nxt.beat
+        if before == after:
+            continue  # forward on both sides (``_overlap_only``) or on neither
+        if not all(q.kind == CUT for q in (out[i + 1 :] if before else out[:i])):
+            continue  # inside the walk a CUT or SPEED beyond the join is as likely the edit's (a true SPEED's lead-in)
+        a = int(round(starts[m.beat] * FRAME_SR))
+        b = int(round(ends[m.beat + m.n_beats - 1] * FRAME_SR))
+        d0, d1 = int(round(m.dst_start_s * FRAME_SR)), int(round(m.dst_end_s * FRAME_SR))
+        short = (b - a) - (d1 - d0)
+        if not 0 < short <= int(max_overlap_s * FRAME_SR) * (m.n_beats + 1):
+            continue
+        o = fwd_offset[prev.beat] if before else fwd_offset[nxt.beat]
+        lags = forward_pieces(raw_y, edit_y, d0, d1, (o,), min_match=min_match)
+        if lags is None:
+            continue
+        steps = np.abs(np.diff(lags)) > PIECE_STEP
+        # one splice, and the edit only earlier than the forward beats beside it (before) or later (after)
+        moved = (o - lags) if before else (lags - o)
+        if int(steps.sum()) > 1 or moved.min() < -PIECE_STEP or moved.max() > short + PIECE_STEP:
+            continue
+        log.debug("SPEED at beat %d: forward audio with a splice %d samples short", m.beat, short)
+        pieces = []
+        for bt in range(m.beat, m.beat + m.n_beats):
+            t = []
+            for x in (starts[bt] * FRAME_SR, ends[bt] * FRAME_SR):
+                w = int(np.clip((x + o - d0) // PIECE_N, 0, lags.shape[0] - 1))
+                t.append(min(max(x + lags[w], d0), d1) / FRAME_SR)
+            pieces.append(Move(bt, 1, FWD, 0, t[0], t[1], m.match))
+        for a_, b_ in itertools.pairwise(pieces):
+            b_.dst_start_s = a_.dst_end_s
+        pieces[0].dst_start_s, pieces[-1].dst_end_s = m.dst_start_s, m.dst_end_s
+        out[i : i + 1] = pieces
     return out
 
 
@@ -243,7 +312,7 @@ def forward_pieces(
     or None where the span is not spliced forward audio (at least
     ``PIECE_PLACED`` of its audible windows must be placed).
     """
-    n_win = (d1 - d0) // PIECE_N
+    n_win = (min(d1, edit_y.shape[0] - 1) - d0) // PIECE_N  # each window's difference reads one sample more
     if n_win < 1:
         return None
     lags = np.zeros(n_win, dtype=np.int64)

@@ -162,3 +162,19 @@ def test_a_grid_moved_later_keeps_its_last_sliver_of_a_beat(monkeypatch) -> None
     assert plan is not None
     assert sum(vocab.SIZE_BEATS[vocab.size_index(a.size)] for a in plan.actions) == 9
     assert plan.segments[-1].src_end_s == pytest.approx(duration_s)
+
+
+def test_a_lone_faster_one_beat_speed_matched_fairly_is_a_splice_not_a_speed() -> None:
+    """One faster beat alone under a 0.8 match: a splice's shortening (KEEP); closer, slower, longer or in a run: SPEED."""
+    from editorbot.training.labels.align import CUT, FWD, SPEED, Move
+    from editorbot.training.labels.infer import _splice_like_speed
+
+    def walk(kind_mid: int, slot: int, match: float, n: int = 1, after: int = FWD) -> list[Move]:
+        return [Move(0, 1, FWD, 0, 0.0, 0.5, 0.9), Move(1, n, kind_mid, slot, 0.5, 0.95, match), Move(1 + n, 1, after, 0, 0.95, 1.45, 0.9)]
+
+    assert _splice_like_speed(walk(SPEED, 2, 0.6), 1)  # x1.1 at 0.6
+    assert _splice_like_speed(walk(SPEED, 3, 0.7, after=CUT), 1)  # x1.25 beside a CUT
+    assert not _splice_like_speed(walk(SPEED, 2, 0.85), 1)  # its line matches closely
+    assert not _splice_like_speed(walk(SPEED, 1, 0.6), 1)  # slower: a splice never lengthens the edit
+    assert not _splice_like_speed(walk(SPEED, 2, 0.6, n=2), 1)  # two beats
+    assert not _splice_like_speed(walk(SPEED, 2, 0.6, after=SPEED), 1)  # part of a run of SPEEDs

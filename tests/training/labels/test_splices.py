@@ -8,6 +8,9 @@ from editorbot.engine.render import CROSSFADE_S
 from editorbot.training.labels.align import CUT, FWD, SPEED, SPEED_RATES, Move
 from editorbot.training.labels.frames import FRAME_SR
 from editorbot.training.labels.splices import (
+    OVERLAP_MATCH,
+    OVERLAP_MAX_S,
+    _peeled_overlaps,
     edit_file_gain,
     forward_offsets,
     onset_shift,
@@ -123,3 +126,32 @@ def test_a_speed_beside_a_cut_off_the_grid_is_forward_audio_and_a_cut() -> None:
     moves += [Move(4, 1, SPEED, 2, 4 * sec, 4 * sec + n_fast / FRAME_SR)]
     moves += [Move(b, 1, FWD, 0, (b - 1) * sec + n_fast / FRAME_SR, b * sec + n_fast / FRAME_SR) for b in range(5, 12)]
     assert respliced(raw, sped, moves, 4, 5, starts, ends) is None
+
+
+def test_an_edit_ending_after_a_splice_overlap_ends_inside_the_last_beat_not_in_a_speed() -> None:
+    """The last piece joined with a 30 ms overlap: the song's short last beat plays forwards, not as a SPEED."""
+    rng = np.random.default_rng(8)
+    beat = 11025
+    tail = int(0.85 * beat)  # the song ends inside its last beat
+    raw = (0.1 * rng.standard_normal(11 * beat + tail)).astype(np.float32)
+    overlap = int(0.03 * FRAME_SR)
+    edit = np.concatenate([raw[: 11 * beat], raw[11 * beat + overlap :]])
+    sec = beat / FRAME_SR
+    starts = np.arange(12) * sec
+    ends = starts + sec
+    ends[-1] = raw.shape[0] / FRAME_SR
+    moves = [Move(b, 1, FWD, 0, b * sec, (b + 1) * sec) for b in range(11)]
+    moves.append(Move(11, 1, SPEED, 2, 11 * sec, edit.shape[0] / FRAME_SR))
+    offsets = forward_offsets(raw, edit, moves, starts, sec)
+    fixed = _peeled_overlaps(raw, edit, moves, offsets, starts, ends, OVERLAP_MAX_S, OVERLAP_MATCH)
+    assert [m.kind for m in fixed] == [FWD] * 12
+    assert abs(fixed[-1].dst_end_s - edit.shape[0] / FRAME_SR) < 1e-9
+    # the last beat resampled faster (shorter and higher) is a real SPEED
+    rate = SPEED_RATES[2]
+    n_fast = int(round(tail / rate))
+    fast = np.interp(np.arange(n_fast) * rate, np.arange(tail), raw[11 * beat :]).astype(np.float32)
+    sped = np.concatenate([raw[: 11 * beat], fast])
+    moves[-1] = Move(11, 1, SPEED, 2, 11 * sec, sped.shape[0] / FRAME_SR)
+    offsets = forward_offsets(raw, sped, moves, starts, sec)
+    kinds = [m.kind for m in _peeled_overlaps(raw, sped, moves, offsets, starts, ends, OVERLAP_MAX_S, OVERLAP_MATCH)]
+    assert kinds.count(SPEED) == 1
