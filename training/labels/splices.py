@@ -46,6 +46,7 @@ log = logging.getLogger(__name__)
 
 OFFSET_WINDOW = 5  # beats of a forward run whose median lag is each beat's offset
 OVERLAP_MAX_S = 0.06  # the longest overlap per splice (a crossfade that shortens the edit) read as splices, not a SPEED
+FILE_GAIN_SHAPE = 0.98  # normalised correlation of a forward beat with its raw beat: its waveform unchanged (``edit_file_gain``)
 OVERLAP_MATCH = 0.7  # normalised correlation of unstretched forward audio across such a splice
 PIECE_N = 1024  # samples per window when a SPEED run is checked for spliced forward audio (forward_pieces)
 PIECE_SEARCH = 1400  # ... each window searched this far around the offsets beside the run (two 30 ms overlaps)
@@ -426,12 +427,15 @@ def edit_file_gain(
     A whole edit turned up or down (a louder export, a peak normalisation
     after effects that raised the peaks) shows as one level difference on
     every unedited forward-played beat; beats under effects scatter around
-    it. The largest group of beats within ``tolerance_db`` of one value is
+    it. Where at least 8 beats keep the raw waveform (normalised
+    correlation ``FILE_GAIN_SHAPE`` or more: an mp3 round trip keeps
+    0.99; a delay's echoes, a reverb or a filter do not), only they are
+    grouped. The largest group of beats within ``tolerance_db`` of one value is
     the unedited audio when it holds at least ``share`` of the forward
     beats (an editor's GAIN covers some sections, fewer beats than the
     song's unedited ones).
     """
-    diffs = []
+    diffs, same_shape = [], []
     for m in moves:
         if m.kind != FWD or m.beat not in fwd_offset:
             continue
@@ -440,13 +444,20 @@ def edit_file_gain(
         o = fwd_offset[m.beat]
         if a + o < 0 or b + o > edit_y.shape[0] or b <= a:
             continue
-        pr = float(np.mean(np.square(raw_y[a:b], dtype=np.float64)))
-        pe = float(np.mean(np.square(edit_y[a + o : b + o], dtype=np.float64)))
+        x = raw_y[a:b].astype(np.float64)
+        y = edit_y[a + o : b + o].astype(np.float64)
+        pr, pe = float(x @ x) / x.shape[0], float(y @ y) / y.shape[0]
         if pr > 1e-8 and pe > 1e-10:
             diffs.append(10.0 * math.log10(pe / pr))
+            same_shape.append(float(x @ y) / (math.sqrt(pr * pe) * x.shape[0]) >= FILE_GAIN_SHAPE)
     if len(diffs) < 8:
         return 0.0
     d = np.asarray(diffs)
+    # a whole-file gain changes no beat's waveform: where enough beats keep theirs, the
+    # gain is read from them only (a long delay or reverb at one level would outnumber
+    # the unedited beats: -2.2 dB read on every beat of a 16-s delay, +3 dB GAIN elsewhere)
+    if sum(same_shape) >= 8:
+        d = d[np.asarray(same_shape)]
     close = np.abs(d[:, None] - d[None, :]) < tolerance_db
     centre = int(np.argmax(close.sum(axis=1)))
     group = d[close[centre]]

@@ -155,3 +155,22 @@ def test_an_edit_ending_after_a_splice_overlap_ends_inside_the_last_beat_not_in_
     offsets = forward_offsets(raw, sped, moves, starts, sec)
     kinds = [m.kind for m in _peeled_overlaps(raw, sped, moves, offsets, starts, ends, OVERLAP_MAX_S, OVERLAP_MATCH)]
     assert kinds.count(SPEED) == 1
+
+
+def test_a_long_effect_at_one_level_is_not_the_files_gain() -> None:
+    """15 beats under a delay (echoes, -2 dB) outnumber 9 unedited ones: the file's gain is read from the unedited beats."""
+    rng = np.random.default_rng(10)
+    beat = 11025
+    raw = (0.1 * rng.standard_normal(24 * beat)).astype(np.float32)
+    edit = raw.copy()
+    lag = 3000
+    wet = 0.55 * raw[9 * beat :] + 0.3 * raw[9 * beat - lag : -lag]  # a delay's dry part lowered, its echo added
+    edit[9 * beat :] = wet
+    sec = beat / FRAME_SR
+    starts = np.arange(24) * sec
+    fwd = [Move(b, 1, FWD, 0, b * sec, (b + 1) * sec) for b in range(24)]
+    zero = {b: 0 for b in range(24)}
+    assert edit_file_gain(raw, edit, fwd, starts, starts + sec, zero) == 0.0
+    # the same edit turned down 4 dB as a whole: the unedited beats say -4
+    gain = edit_file_gain(raw, edit * np.float32(10 ** (-4 / 20)), fwd, starts, starts + sec, zero)
+    assert abs(gain + 4.0) < 0.05
