@@ -78,8 +78,9 @@ COMPRESS_MIN_SLOPE = 0.2  # dB of level change lost per dB of level, at least, f
 COMPRESS_MIN_GAIN_DB = 0.15  # ... and the fitted curve this much closer than a flat gain
 COMPRESS_MAX_LIFT_DB = 1.0  # ... and no louder than this (a compressor without make-up gain)
 COMPRESS_RENDER_DB = 0.3
-FADE_MIN_RISE = 0.02  # a fade candidate's gain rises or falls by at least this share of its level over the beat
-FADE_MIN_LEVEL = 1e-3  # ... the level taken no lower than this (-60 dB)  # a rendered compressor this close to the fitted one names its step
+FADE_MIN_RISE = 0.02  # a fade candidate's gain rises or falls by at least this over the beat ...
+FADE_MIN_REL_RISE = 0.02  # ... or by this share of its mean gain (a long fade's quiet beats)
+FADE_MIN_LEVEL = 1e-3  # ... that mean taken no lower than this (-60 dB)  # a rendered compressor this close to the fitted one names its step
 LINEAR_TYPES = ("GAIN", "LOWPASS", "HIGHPASS", "BASS", "TREBLE")
 RENDER_TYPES = ("REVERB", "DELAY", "DISTORTION", "COMPRESS")
 WIDTH_VALUES = tuple(v for v in vocab.AMOUNT_TABLE["WIDTH"] if not math.isnan(v))
@@ -597,9 +598,10 @@ def _fade_candidate(
     """The FADE_IN/FADE_OUT candidate ``(dB, type, 0)``: the level ratio fitted as a straight line in gain; with its ramp.
 
     Returns ``(None, None)`` when too few frames are loud enough to fit or
-    the fitted gain hardly moves (by under ``FADE_MIN_RISE`` of its mean
-    over the beat: a long squared fade-in's first beats, 40 dB down, rise
-    by a few thousandths in gain and are ramps all the same).
+    the fitted gain hardly moves: by under ``FADE_MIN_RISE`` and under
+    ``FADE_MIN_REL_RISE`` of its mean over the beat (a long squared
+    fade-in's first beats, 20-60 dB down, rise by thousandths in gain but
+    by tens of percent of their level, and are ramps all the same).
     """
     lr = 10.0 * np.log10(np.sum(10.0 ** (b_r / 10.0), axis=1) + 1e-10)
     le = 10.0 * np.log10(np.sum(10.0 ** (b_e / 10.0), axis=1) + 1e-10)
@@ -614,7 +616,7 @@ def _fade_candidate(
     # a gain that hardly moves, for its level: a long fade's quiet beats rise by a few
     # thousandths each (-45 dB) and are no less a ramp than its loud ones
     level = max(abs(float(icpt + slope * 0.5 * (g.shape[0] - 1))), FADE_MIN_LEVEL)
-    if abs(rise) <= FADE_MIN_RISE * min(level, 1.0):
+    if abs(rise) <= FADE_MIN_RISE and abs(rise) <= FADE_MIN_REL_RISE * level:
         return None, None
     d = _band_distance(b_r + 20.0 * np.log10(fit)[:, None], b_e, weight)
     return (d, "FADE_IN" if rise > 0 else "FADE_OUT", 0), (float(icpt), float(icpt + slope * x[-1]))
