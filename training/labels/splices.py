@@ -446,6 +446,10 @@ def edit_file_gain(
             continue
         x = raw_y[a:b].astype(np.float64)
         y = edit_y[a + o : b + o].astype(np.float64)
+        n = min(x.shape[0], y.shape[0])  # the grid's last beat may end past the raw song's last sample
+        if n == 0:
+            continue
+        x, y = x[:n], y[:n]
         pr, pe = float(x @ x) / x.shape[0], float(y @ y) / y.shape[0]
         if pr > 1e-8 and pe > 1e-10:
             diffs.append(10.0 * math.log10(pe / pr))

@@ -171,6 +171,10 @@ def test_a_long_effect_at_one_level_is_not_the_files_gain() -> None:
     fwd = [Move(b, 1, FWD, 0, b * sec, (b + 1) * sec) for b in range(24)]
     zero = {b: 0 for b in range(24)}
     assert edit_file_gain(raw, edit, fwd, starts, starts + sec, zero) == 0.0
+    # the grid's last beat ending past the raw song's last sample
+    ends = starts + sec
+    ends[-1] += 0.01
+    assert edit_file_gain(raw, np.concatenate([edit, np.zeros(FRAME_SR, np.float32)]), fwd, starts, ends, zero) == 0.0
     # the same edit turned down 4 dB as a whole: the unedited beats say -4
     gain = edit_file_gain(raw, edit * np.float32(10 ** (-4 / 20)), fwd, starts, starts + sec, zero)
     assert abs(gain + 4.0) < 0.05
