@@ -77,10 +77,10 @@ LEVEL_MAX_DB = 9.0  # ... nor one above this (a distortion's drive lifts the lev
 COMPRESS_MIN_SLOPE = 0.2  # dB of level change lost per dB of level, at least, for a compressor
 COMPRESS_MIN_GAIN_DB = 0.15  # ... and the fitted curve this much closer than a flat gain
 COMPRESS_MAX_LIFT_DB = 1.0  # ... and no louder than this (a compressor without make-up gain)
-COMPRESS_RENDER_DB = 0.3
+COMPRESS_RENDER_DB = 0.3  # a rendered compressor this close to the fitted one names its step
 FADE_MIN_RISE = 0.02  # a fade candidate's gain rises or falls by at least this over the beat ...
 FADE_MIN_REL_RISE = 0.02  # ... or by this share of its mean gain (a long fade's quiet beats)
-FADE_MIN_LEVEL = 1e-3  # ... that mean taken no lower than this (-60 dB)  # a rendered compressor this close to the fitted one names its step
+FADE_MIN_LEVEL = 1e-3  # ... that mean taken no lower than this (-60 dB)
 LINEAR_TYPES = ("GAIN", "LOWPASS", "HIGHPASS", "BASS", "TREBLE")
 RENDER_TYPES = ("REVERB", "DELAY", "DISTORTION", "COMPRESS")
 WIDTH_VALUES = tuple(v for v in vocab.AMOUNT_TABLE["WIDTH"] if not math.isnan(v))
@@ -424,9 +424,10 @@ def delay_beat_lengths(beat_lengths_s: np.ndarray, period_s: float, *, n_common:
 
     ``beat_lengths_s`` ``(n_beats,)``: the tracker's own beats (whole
     analysis hops, so the same few lengths recur); lengths under half or
-    over twice ``period_s`` are no beat's (a sliver at the song's end). The lengths are kept
-    exact: an echo a sample off sums with the dry sound in another phase
-    (measured: 0.1 ms off turned a 0.4 dB fit into 0.8 dB).
+    over twice ``period_s`` are no beat's (a sliver at the song's end).
+    The lengths are kept exact: an echo a sample off sums with the dry
+    sound in another phase (measured: 0.1 ms off turned a 0.4 dB fit into
+    0.8 dB).
     """
     lengths = np.asarray(beat_lengths_s, dtype=np.float64)
     # the grid's last beat can be a sliver where the song ends (0.6 ms seen): no beat a

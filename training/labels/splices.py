@@ -124,10 +124,10 @@ def overlap_speeds(
       audio matches the raw beats unstretched (normalised correlation >=
       ``min_match`` at the offset before or after it, on either half of the
       span); or
-    - beside forward beats on one side only (a CUT, another SPEED or the
-      edit's end on the other: ``_peeled_overlaps``), it is shorter than
-      its raw beats by no more than such overlaps and plays them unstretched
-      at the forward beats' offset up to the splice; or
+    - it ends (or opens) the edit after (before) forward beats
+      (``_peeled_overlaps``), is shorter than its raw beats by no more
+      than such overlaps and plays them unstretched in at most two pieces
+      near the forward beats' offset; or
     - the run of SPEED and CUT moves it is in plays the raw song at the
       offset of the forward audio before the run, then at the offset of the
       forward audio after it, split at one sample (``respliced``): the run
@@ -169,13 +169,16 @@ def _peeled_overlaps(
     overlap) or on another tracker's beat, the edit skips a few tens of
     ms at the join; with no forward beat beyond it (``_overlap_only``'s
     case) the DP squeezes the song's last beat, which the edit ends
-    inside, into a one-beat SPEED (the same at the edit's start). Such a SPEED is shorter than its raw
-    beats by at most ``max_overlap_s`` per join it may hold, and its edit
-    span is the raw song unstretched in at most two pieces
-    (``forward_pieces`` near the forward beats' offset), the later one
-    earlier in the edit by no more than the shortfall; a stretched or
-    resampled span drifts at every window. Such a SPEED becomes forward
-    beats, each beat's ends placed by the pieces.
+    inside, into a one-beat SPEED (the same at the edit's start). Such a
+    SPEED is shorter than its raw beats by at most ``max_overlap_s`` per
+    join it may hold, and its edit span is the raw song unstretched in at
+    most two pieces (``forward_pieces`` near the forward beats' offset),
+    the later one earlier in the edit by no more than the shortfall; a
+    stretched or resampled span drifts at every window. Such a SPEED
+    becomes forward beats, each beat's ends placed by the pieces. Inside
+    the walk (a CUT or another SPEED beyond the join) it is left to the
+    DP: a true SPEED's lead-in read forwards left its shortened beat to
+    be judged as an effect (WIDTH, on the dev half).
     """
     out = list(moves)
     i = -1
@@ -191,14 +194,16 @@ def _peeled_overlaps(
         if before == after:
             continue  # forward on both sides (``_overlap_only``) or on neither
         if not all(q.kind == CUT for q in (out[i + 1 :] if before else out[:i])):
-            continue  # inside the walk a CUT or SPEED beyond the join is as likely the edit's (a true SPEED's lead-in)
+            continue  # inside the walk (see above)
         a = int(round(starts[m.beat] * FRAME_SR))
         b = int(round(ends[m.beat + m.n_beats - 1] * FRAME_SR))
         d0, d1 = int(round(m.dst_start_s * FRAME_SR)), int(round(m.dst_end_s * FRAME_SR))
         short = (b - a) - (d1 - d0)
         if not 0 < short <= int(max_overlap_s * FRAME_SR) * (m.n_beats + 1):
             continue
-        o = fwd_offset[prev.beat] if before else fwd_offset[nxt.beat]
+        side = prev if before else nxt
+        assert side is not None  # ``before`` or ``after`` holds
+        o = fwd_offset[side.beat]
         lags = forward_pieces(raw_y, edit_y, d0, d1, (o,), min_match=min_match)
         if lags is None:
             continue
@@ -430,10 +435,10 @@ def edit_file_gain(
     it. Where at least 8 beats keep the raw waveform (normalised
     correlation ``FILE_GAIN_SHAPE`` or more: an mp3 round trip keeps
     0.99; a delay's echoes, a reverb or a filter do not), only they are
-    grouped. The largest group of beats within ``tolerance_db`` of one value is
-    the unedited audio when it holds at least ``share`` of the forward
-    beats (an editor's GAIN covers some sections, fewer beats than the
-    song's unedited ones).
+    grouped. The largest group of beats within ``tolerance_db`` of one
+    value is the unedited audio when it holds at least ``share`` of the
+    beats grouped (an editor's GAIN covers some sections, fewer beats
+    than the song's unedited ones).
     """
     diffs, same_shape = [], []
     for m in moves:
