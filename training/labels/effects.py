@@ -78,6 +78,9 @@ COMPRESS_MIN_SLOPE = 0.2  # dB of level change lost per dB of level, at least, f
 COMPRESS_MIN_GAIN_DB = 0.15  # ... and the fitted curve this much closer than a flat gain
 COMPRESS_MAX_LIFT_DB = 1.0  # ... and no louder than this (a compressor without make-up gain)
 COMPRESS_RENDER_DB = 0.3  # a rendered compressor this close to the fitted one names its step
+FADE_MIN_RISE = 0.02  # a fade candidate's gain rises or falls by at least this over the beat ...
+FADE_MIN_REL_RISE = 0.02  # ... or by this share of its mean gain (a long fade's quiet beats)
+FADE_MIN_LEVEL = 1e-3  # ... that mean taken no lower than this (-60 dB)
 LINEAR_TYPES = ("GAIN", "LOWPASS", "HIGHPASS", "BASS", "TREBLE")
 RENDER_TYPES = ("REVERB", "DELAY", "DISTORTION", "COMPRESS")
 WIDTH_VALUES = tuple(v for v in vocab.AMOUNT_TABLE["WIDTH"] if not math.isnan(v))
@@ -420,12 +423,16 @@ def delay_beat_lengths(beat_lengths_s: np.ndarray, period_s: float, *, n_common:
     """The beat lengths (s) a DELAY's echo time is tried at: the ``n_common`` most common of the grid's, and its period.
 
     ``beat_lengths_s`` ``(n_beats,)``: the tracker's own beats (whole
-    analysis hops, so the same few lengths recur). The lengths are kept
-    exact: an echo a sample off sums with the dry sound in another phase
-    (measured: 0.1 ms off turned a 0.4 dB fit into 0.8 dB).
+    analysis hops, so the same few lengths recur); lengths under half or
+    over twice ``period_s`` are no beat's (a sliver at the song's end).
+    The lengths are kept exact: an echo a sample off sums with the dry
+    sound in another phase (measured: 0.1 ms off turned a 0.4 dB fit into
+    0.8 dB).
     """
     lengths = np.asarray(beat_lengths_s, dtype=np.float64)
-    lengths = lengths[lengths > 0]
+    # the grid's last beat can be a sliver where the song ends (0.6 ms seen): no beat a
+    # delay follows, and an echo time the renderer refuses
+    lengths = lengths[(lengths > 0.5 * period_s) & (lengths < 2.0 * period_s)]
     keys = np.round(lengths * 1e5).astype(np.int64)  # 10 us: one length, however it was summed
     uniq, first, counts = np.unique(keys, return_index=True, return_counts=True)
     common = lengths[first[np.argsort(-counts, kind="stable")[:n_common]]]
@@ -592,7 +599,10 @@ def _fade_candidate(
     """The FADE_IN/FADE_OUT candidate ``(dB, type, 0)``: the level ratio fitted as a straight line in gain; with its ramp.
 
     Returns ``(None, None)`` when too few frames are loud enough to fit or
-    the fitted gain hardly moves.
+    the fitted gain hardly moves: by under ``FADE_MIN_RISE`` and under
+    ``FADE_MIN_REL_RISE`` of its mean over the beat (a long squared
+    fade-in's first beats, 20-60 dB down, rise by thousandths in gain but
+    by tens of percent of their level, and are ramps all the same).
     """
     lr = 10.0 * np.log10(np.sum(10.0 ** (b_r / 10.0), axis=1) + 1e-10)
     le = 10.0 * np.log10(np.sum(10.0 ** (b_e / 10.0), axis=1) + 1e-10)
@@ -604,7 +614,10 @@ def _fade_candidate(
     slope, icpt = np.polyfit(x[ok], np.clip(g[ok], 0.0, 2.0), 1)
     fit = np.clip(icpt + slope * x, 1e-3, 1.5)
     rise = slope * g.shape[0]
-    if abs(rise) <= 0.02:
+    # a gain that hardly moves, for its level: a long fade's quiet beats rise by a few
+    # thousandths each (-45 dB) and are no less a ramp than its loud ones
+    level = max(abs(float(icpt + slope * 0.5 * (g.shape[0] - 1))), FADE_MIN_LEVEL)
+    if abs(rise) <= FADE_MIN_RISE and abs(rise) <= FADE_MIN_REL_RISE * level:
         return None, None
     d = _band_distance(b_r + 20.0 * np.log10(fit)[:, None], b_e, weight)
     return (d, "FADE_IN" if rise > 0 else "FADE_OUT", 0), (float(icpt), float(icpt + slope * x[-1]))

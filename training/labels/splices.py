@@ -18,6 +18,7 @@ that the effects step does not read it as a GAIN on every beat.
 
 from __future__ import annotations
 
+import itertools
 import logging
 import math
 
@@ -45,6 +46,7 @@ log = logging.getLogger(__name__)
 
 OFFSET_WINDOW = 5  # beats of a forward run whose median lag is each beat's offset
 OVERLAP_MAX_S = 0.06  # the longest overlap per splice (a crossfade that shortens the edit) read as splices, not a SPEED
+FILE_GAIN_SHAPE = 0.98  # normalised correlation of a forward beat with its raw beat: its waveform unchanged (``edit_file_gain``)
 OVERLAP_MATCH = 0.7  # normalised correlation of unstretched forward audio across such a splice
 PIECE_N = 1024  # samples per window when a SPEED run is checked for spliced forward audio (forward_pieces)
 PIECE_SEARCH = 1400  # ... each window searched this far around the offsets beside the run (two 30 ms overlaps)
@@ -122,6 +124,10 @@ def overlap_speeds(
       audio matches the raw beats unstretched (normalised correlation >=
       ``min_match`` at the offset before or after it, on either half of the
       span); or
+    - it ends (or opens) the edit after (before) forward beats
+      (``_peeled_overlaps``), is shorter than its raw beats by no more
+      than such overlaps and plays them unstretched in at most two pieces
+      near the forward beats' offset; or
     - the run of SPEED and CUT moves it is in plays the raw song at the
       offset of the forward audio before the run, then at the offset of the
       forward audio after it, split at one sample (``respliced``): the run
@@ -130,6 +136,7 @@ def overlap_speeds(
 
     Both signals are mono at ``FRAME_SR``.
     """
+    moves = _peeled_overlaps(raw_y, edit_y, moves, fwd_offset, starts, ends, max_overlap_s, min_match)
     out: list[Move] = []
     i = 0
     while i < len(moves):
@@ -149,6 +156,74 @@ def overlap_speeds(
             redone = respliced(raw_y, edit_y, moves, i, j, starts, ends, min_match=min_match)
             out.extend(run if redone is None else redone)
         i = j
+    return out
+
+
+def _peeled_overlaps(
+    raw_y: np.ndarray, edit_y: np.ndarray, moves: list[Move], fwd_offset: dict[int, int],
+    starts: np.ndarray, ends: np.ndarray, max_overlap_s: float, min_match: float,
+) -> list[Move]:
+    """Moves with a SPEED that ends (or opens) the edit and is forward audio with a splice in it played forwards instead.
+
+    Where an editor's last piece begins with a crossfade (2-50 ms of
+    overlap) or on another tracker's beat, the edit skips a few tens of
+    ms at the join; with no forward beat beyond it (``_overlap_only``'s
+    case) the DP squeezes the song's last beat, which the edit ends
+    inside, into a one-beat SPEED (the same at the edit's start). Such a
+    SPEED is shorter than its raw beats by at most ``max_overlap_s`` per
+    join it may hold, and its edit span is the raw song unstretched in at
+    most two pieces (``forward_pieces`` near the forward beats' offset),
+    the later one earlier in the edit by no more than the shortfall; a
+    stretched or resampled span drifts at every window. Such a SPEED
+    becomes forward beats, each beat's ends placed by the pieces. Inside
+    the walk (a CUT or another SPEED beyond the join) it is left to the
+    DP: a true SPEED's lead-in read forwards left its shortened beat to
+    be judged as an effect (WIDTH, on the dev half).
+    """
+    out = list(moves)
+    i = -1
+    while i + 1 < len(out):
+        i += 1
+        m = out[i]
+        if m.kind != SPEED:
+            continue
+        prev = out[i - 1] if i > 0 else None
+        nxt = out[i + 1] if i + 1 < len(out) else None
+        before = prev is not None and prev.kind == FWD and prev.beat in fwd_offset and prev.beat + prev.n_beats == m.beat
+        after = nxt is not None and nxt.kind == FWD and nxt.beat in fwd_offset and m.beat + m.n_beats == nxt.beat
+        if before == after:
+            continue  # forward on both sides (``_overlap_only``) or on neither
+        if not all(q.kind == CUT for q in (out[i + 1 :] if before else out[:i])):
+            continue  # inside the walk (see above)
+        a = int(round(starts[m.beat] * FRAME_SR))
+        b = int(round(ends[m.beat + m.n_beats - 1] * FRAME_SR))
+        d0, d1 = int(round(m.dst_start_s * FRAME_SR)), int(round(m.dst_end_s * FRAME_SR))
+        short = (b - a) - (d1 - d0)
+        if not 0 < short <= int(max_overlap_s * FRAME_SR) * (m.n_beats + 1):
+            continue
+        side = prev if before else nxt
+        assert side is not None  # ``before`` or ``after`` holds
+        o = fwd_offset[side.beat]
+        lags = forward_pieces(raw_y, edit_y, d0, d1, (o,), min_match=min_match)
+        if lags is None:
+            continue
+        steps = np.abs(np.diff(lags)) > PIECE_STEP
+        # one splice, and the edit only earlier than the forward beats beside it (before) or later (after)
+        moved = (o - lags) if before else (lags - o)
+        if int(steps.sum()) > 1 or moved.min() < -PIECE_STEP or moved.max() > short + PIECE_STEP:
+            continue
+        log.debug("SPEED at beat %d: forward audio with a splice %d samples short", m.beat, short)
+        pieces = []
+        for bt in range(m.beat, m.beat + m.n_beats):
+            t = []
+            for x in (starts[bt] * FRAME_SR, ends[bt] * FRAME_SR):
+                w = int(np.clip((x + o - d0) // PIECE_N, 0, lags.shape[0] - 1))
+                t.append(min(max(x + lags[w], d0), d1) / FRAME_SR)
+            pieces.append(Move(bt, 1, FWD, 0, t[0], t[1], m.match))
+        for a_, b_ in itertools.pairwise(pieces):
+            b_.dst_start_s = a_.dst_end_s
+        pieces[0].dst_start_s, pieces[-1].dst_end_s = m.dst_start_s, m.dst_end_s
+        out[i : i + 1] = pieces
     return out
 
 
@@ -243,7 +318,7 @@ def forward_pieces(
     or None where the span is not spliced forward audio (at least
     ``PIECE_PLACED`` of its audible windows must be placed).
     """
-    n_win = (d1 - d0) // PIECE_N
+    n_win = (min(d1, edit_y.shape[0] - 1) - d0) // PIECE_N  # each window's difference reads one sample more
     if n_win < 1:
         return None
     lags = np.zeros(n_win, dtype=np.int64)
@@ -357,12 +432,15 @@ def edit_file_gain(
     A whole edit turned up or down (a louder export, a peak normalisation
     after effects that raised the peaks) shows as one level difference on
     every unedited forward-played beat; beats under effects scatter around
-    it. The largest group of beats within ``tolerance_db`` of one value is
-    the unedited audio when it holds at least ``share`` of the forward
-    beats (an editor's GAIN covers some sections, fewer beats than the
-    song's unedited ones).
+    it. Where at least 8 beats keep the raw waveform (normalised
+    correlation ``FILE_GAIN_SHAPE`` or more: an mp3 round trip keeps
+    0.99; a delay's echoes, a reverb or a filter do not), only they are
+    grouped. The largest group of beats within ``tolerance_db`` of one
+    value is the unedited audio when it holds at least ``share`` of the
+    beats grouped (an editor's GAIN covers some sections, fewer beats
+    than the song's unedited ones).
     """
-    diffs = []
+    diffs, same_shape = [], []
     for m in moves:
         if m.kind != FWD or m.beat not in fwd_offset:
             continue
@@ -371,13 +449,24 @@ def edit_file_gain(
         o = fwd_offset[m.beat]
         if a + o < 0 or b + o > edit_y.shape[0] or b <= a:
             continue
-        pr = float(np.mean(np.square(raw_y[a:b], dtype=np.float64)))
-        pe = float(np.mean(np.square(edit_y[a + o : b + o], dtype=np.float64)))
+        x = raw_y[a:b].astype(np.float64)
+        y = edit_y[a + o : b + o].astype(np.float64)
+        n = min(x.shape[0], y.shape[0])  # the grid's last beat may end past the raw song's last sample
+        if n == 0:
+            continue
+        x, y = x[:n], y[:n]
+        pr, pe = float(x @ x) / x.shape[0], float(y @ y) / y.shape[0]
         if pr > 1e-8 and pe > 1e-10:
             diffs.append(10.0 * math.log10(pe / pr))
+            same_shape.append(float(x @ y) / (math.sqrt(pr * pe) * x.shape[0]) >= FILE_GAIN_SHAPE)
     if len(diffs) < 8:
         return 0.0
     d = np.asarray(diffs)
+    # a whole-file gain changes no beat's waveform: where enough beats keep theirs, the
+    # gain is read from them only (a long delay or reverb at one level would outnumber
+    # the unedited beats: -2.2 dB read on every beat of a 16-s delay, +3 dB GAIN elsewhere)
+    if sum(same_shape) >= 8:
+        d = d[np.asarray(same_shape)]
     close = np.abs(d[:, None] - d[None, :]) < tolerance_db
     centre = int(np.argmax(close.sum(axis=1)))
     group = d[close[centre]]

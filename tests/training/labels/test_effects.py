@@ -152,3 +152,31 @@ def test_a_gain_run_whose_gain_moves_with_the_level_is_a_compressor() -> None:
     # moving without a level dependence (an effect outside the vocabulary) is no compressor
     wobble = [gain(-0.8, 0.3), gain(-2.5, 0.1), gain(-1.1, 0.2)]
     assert compressed_gains(wobble, [("GAIN", 1)] * 3) == [("GAIN", 1)] * 3
+
+
+def test_a_sliver_of_a_beat_at_the_songs_end_is_no_delay_length() -> None:
+    """The grid's last beat cut to 0.6 ms by the song's end is never a beat length a DELAY is rendered at."""
+    from editorbot.training.labels.effects import delay_beat_lengths
+
+    lengths = np.array([0.65] * 40 + [0.673] * 30 + [0.7, 0.000567])  # the sliver ties the 0.7 s beat, ahead of it
+    got = delay_beat_lengths(lengths, 0.6666)
+    assert got[0] == 0.6666
+    assert set(got[1:]) == {0.65, 0.673, 0.7}
+
+
+def test_a_long_fades_quiet_beat_is_a_ramp_and_a_steady_quiet_beat_is_not() -> None:
+    """A squared fade-in's beat 45 dB down rises by thousandths in gain: still a FADE_IN candidate; a steady one is none."""
+    from editorbot.training.labels.effects import _fade_candidate, band_db
+    from editorbot.training.labels.frames import FRAME_SR
+
+    rng = np.random.default_rng(9)
+    n = FRAME_SR // 2
+    raw = (0.2 * rng.standard_normal(n)).astype(np.float32)
+    t = np.linspace(0.0, 1.0, n)
+    ramp = ((3.0 + t) / 40.0) ** 2  # beat 3 of a 40-beat squared fade-in: gain 0.0056 -> 0.01
+    b_r = band_db(raw)
+    weight = np.ones_like(b_r)
+    cand, fitted = _fade_candidate(b_r, band_db((raw * ramp).astype(np.float32)), weight)
+    assert cand is not None and cand[1] == "FADE_IN" and fitted[1] > fitted[0]
+    steady, _ = _fade_candidate(b_r, band_db((raw * 0.0075).astype(np.float32)), weight)
+    assert steady is None

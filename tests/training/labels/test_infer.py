@@ -124,15 +124,16 @@ def test_pitch_between_two_speeds_one_way_is_that_speed() -> None:
 
 
 def test_an_unsure_effect_that_explains_little_is_keep() -> None:
-    """Under 0.2 confidence with over 1 dB unexplained: KEEP (its confidence kept); a subtle close fit or a sure one stays."""
-    beats = ExtendedLabels.keep(8)
-    beats.types = ["GAIN", "GAIN", "KEEP", "BASS", "BASS", "KEEP", "REVERB", "FADE_OUT"]
-    beats.slots = [1, 1, 0, 3, 3, 0, 2, 0]
+    """Under 0.2 confidence with over 1 dB unexplained: KEEP (its confidence kept); a subtle close fit, a sure one or a fade run stays."""
+    beats = ExtendedLabels.keep(11)
+    beats.types = ["GAIN", "GAIN", "KEEP", "BASS", "BASS", "KEEP", "REVERB", "FADE_OUT", "FADE_OUT", "KEEP", "FADE_OUT"]
+    beats.slots = [1, 1, 0, 3, 3, 0, 2, 0, 0, 0, 0]
     beats.group[:] = -1
-    beats.confidence[:] = [0.05, 0.15, 1.0, 0.06, 0.1, 1.0, 0.6, 0.05]
-    beats.residual_db[:] = [2.5, 3.0, 0.0, 0.1, 0.12, 0.0, 3.0, 2.0]
+    beats.confidence[:] = [0.05, 0.15, 1.0, 0.06, 0.1, 1.0, 0.6, 0.05, 0.1, 1.0, 0.04]
+    beats.residual_db[:] = [2.5, 3.0, 0.0, 0.1, 0.12, 0.0, 3.0, 2.0, 2.0, 0.0, 2.0]
     _unsure_effects(beats)
-    assert beats.types == ["KEEP", "KEEP", "KEEP", "BASS", "BASS", "KEEP", "REVERB", "FADE_OUT"]
+    # a two-beat fade is a ramp (``false_fades`` judged it); a one-beat fade this unsure is a guess
+    assert beats.types == ["KEEP", "KEEP", "KEEP", "BASS", "BASS", "KEEP", "REVERB", "FADE_OUT", "FADE_OUT", "KEEP", "KEEP"]
     assert beats.slots[:2] == [0, 0] and np.allclose(beats.confidence[:2], [0.05, 0.15])
     # a structural move's beats are not effects
     beats = ExtendedLabels.keep(2)
@@ -162,3 +163,41 @@ def test_a_grid_moved_later_keeps_its_last_sliver_of_a_beat(monkeypatch) -> None
     assert plan is not None
     assert sum(vocab.SIZE_BEATS[vocab.size_index(a.size)] for a in plan.actions) == 9
     assert plan.segments[-1].src_end_s == pytest.approx(duration_s)
+
+
+def test_a_lone_faster_one_beat_speed_matched_fairly_is_a_splice_not_a_speed() -> None:
+    """One faster beat alone under a 0.8 match: a splice's shortening (KEEP); closer, slower, longer or in a run: SPEED."""
+    from editorbot.training.labels.align import CUT, FWD, SPEED, Move
+    from editorbot.training.labels.infer import _splice_like_speed
+
+    def walk(kind_mid: int, slot: int, match: float, n: int = 1, after: int = FWD) -> list[Move]:
+        return [Move(0, 1, FWD, 0, 0.0, 0.5, 0.9), Move(1, n, kind_mid, slot, 0.5, 0.95, match), Move(1 + n, 1, after, 0, 0.95, 1.45, 0.9)]
+
+    assert _splice_like_speed(walk(SPEED, 2, 0.6), 1)  # x1.1 at 0.6
+    assert _splice_like_speed(walk(SPEED, 3, 0.7, after=CUT), 1)  # x1.25 beside a CUT
+    assert not _splice_like_speed(walk(SPEED, 2, 0.85), 1)  # its line matches closely
+    assert not _splice_like_speed(walk(SPEED, 1, 0.6), 1)  # slower: a splice never lengthens the edit
+    assert not _splice_like_speed(walk(SPEED, 2, 0.6, n=2), 1)  # two beats
+    assert not _splice_like_speed(walk(SPEED, 2, 0.6, after=SPEED), 1)  # part of a run of SPEEDs
+
+
+def test_a_splice_like_speed_is_keep_unless_pitched_beats_join_it_into_a_resampled_speed() -> None:
+    """A lone one-beat faster SPEED at 0.6 is KEEP; the same SPEED beside beats heard pitched up towards another SPEED stays."""
+    from editorbot.training.labels.align import FWD, SPEED, Move
+    from editorbot.training.labels.infer import _splice_speeds_unsure
+
+    moves = [Move(0, 1, FWD, 0, 0.0, 0.5, 0.9), Move(1, 1, SPEED, 2, 0.5, 0.95, 0.6), Move(2, 1, FWD, 0, 0.95, 1.45, 0.9)]
+    beats = ExtendedLabels.keep(3)
+    beats.types, beats.slots = ["KEEP", "SPEED", "KEEP"], [0, 2, 0]
+    beats.group[:] = [-1, 2, -1]
+    beats.confidence[:] = [0.9, 0.6, 0.9]
+    _splice_speeds_unsure(beats, moves)
+    assert beats.types == ["KEEP", "KEEP", "KEEP"] and beats.group[1] == -1 and abs(beats.confidence[1] - 0.6) < 1e-6
+    # x1.1 (resampled: pitched up) read as SPEED, PITCH up, SPEED: one SPEED
+    moves = [Move(0, 1, SPEED, 2, 0.0, 0.45, 0.6), Move(1, 1, FWD, 0, 0.45, 0.9, 0.8), Move(2, 2, SPEED, 2, 0.9, 1.8, 0.7)]
+    beats = ExtendedLabels.keep(4)
+    beats.types, beats.slots = ["SPEED", "PITCH", "SPEED", "SPEED"], [2, 3, 2, 2]
+    beats.group[:] = [1, -1, 3, 3]
+    _pitch_in_speed(beats)
+    _splice_speeds_unsure(beats, moves)
+    assert beats.types == ["SPEED"] * 4

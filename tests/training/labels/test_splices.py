@@ -8,6 +8,9 @@ from editorbot.engine.render import CROSSFADE_S
 from editorbot.training.labels.align import CUT, FWD, SPEED, SPEED_RATES, Move
 from editorbot.training.labels.frames import FRAME_SR
 from editorbot.training.labels.splices import (
+    OVERLAP_MATCH,
+    OVERLAP_MAX_S,
+    _peeled_overlaps,
     edit_file_gain,
     forward_offsets,
     onset_shift,
@@ -123,3 +126,55 @@ def test_a_speed_beside_a_cut_off_the_grid_is_forward_audio_and_a_cut() -> None:
     moves += [Move(4, 1, SPEED, 2, 4 * sec, 4 * sec + n_fast / FRAME_SR)]
     moves += [Move(b, 1, FWD, 0, (b - 1) * sec + n_fast / FRAME_SR, b * sec + n_fast / FRAME_SR) for b in range(5, 12)]
     assert respliced(raw, sped, moves, 4, 5, starts, ends) is None
+
+
+def test_an_edit_ending_after_a_splice_overlap_ends_inside_the_last_beat_not_in_a_speed() -> None:
+    """The last piece joined with a 30 ms overlap: the song's short last beat plays forwards, not as a SPEED."""
+    rng = np.random.default_rng(8)
+    beat = 11025
+    tail = int(0.85 * beat)  # the song ends inside its last beat
+    raw = (0.1 * rng.standard_normal(11 * beat + tail)).astype(np.float32)
+    overlap = int(0.03 * FRAME_SR)
+    edit = np.concatenate([raw[: 11 * beat], raw[11 * beat + overlap :]])
+    sec = beat / FRAME_SR
+    starts = np.arange(12) * sec
+    ends = starts + sec
+    ends[-1] = raw.shape[0] / FRAME_SR
+    moves = [Move(b, 1, FWD, 0, b * sec, (b + 1) * sec) for b in range(11)]
+    moves.append(Move(11, 1, SPEED, 2, 11 * sec, edit.shape[0] / FRAME_SR))
+    offsets = forward_offsets(raw, edit, moves, starts, sec)
+    fixed = _peeled_overlaps(raw, edit, moves, offsets, starts, ends, OVERLAP_MAX_S, OVERLAP_MATCH)
+    assert [m.kind for m in fixed] == [FWD] * 12
+    assert abs(fixed[-1].dst_end_s - edit.shape[0] / FRAME_SR) < 1e-9
+    # the last beat resampled faster (shorter and higher) is a real SPEED
+    rate = SPEED_RATES[2]
+    n_fast = int(round(tail / rate))
+    fast = np.interp(np.arange(n_fast) * rate, np.arange(tail), raw[11 * beat :]).astype(np.float32)
+    sped = np.concatenate([raw[: 11 * beat], fast])
+    moves[-1] = Move(11, 1, SPEED, 2, 11 * sec, sped.shape[0] / FRAME_SR)
+    offsets = forward_offsets(raw, sped, moves, starts, sec)
+    kinds = [m.kind for m in _peeled_overlaps(raw, sped, moves, offsets, starts, ends, OVERLAP_MAX_S, OVERLAP_MATCH)]
+    assert kinds.count(SPEED) == 1
+
+
+def test_a_long_effect_at_one_level_is_not_the_files_gain() -> None:
+    """15 beats under a delay (echoes, -2 dB) outnumber 9 unedited ones: the file's gain is read from the unedited beats."""
+    rng = np.random.default_rng(10)
+    beat = 11025
+    raw = (0.1 * rng.standard_normal(24 * beat)).astype(np.float32)
+    edit = raw.copy()
+    lag = 3000
+    wet = 0.55 * raw[9 * beat :] + 0.3 * raw[9 * beat - lag : -lag]  # a delay's dry part lowered, its echo added
+    edit[9 * beat :] = wet
+    sec = beat / FRAME_SR
+    starts = np.arange(24) * sec
+    fwd = [Move(b, 1, FWD, 0, b * sec, (b + 1) * sec) for b in range(24)]
+    zero = {b: 0 for b in range(24)}
+    assert edit_file_gain(raw, edit, fwd, starts, starts + sec, zero) == 0.0
+    # the grid's last beat ending past the raw song's last sample
+    ends = starts + sec
+    ends[-1] += 0.01
+    assert edit_file_gain(raw, np.concatenate([edit, np.zeros(FRAME_SR, np.float32)]), fwd, starts, ends, zero) == 0.0
+    # the same edit turned down 4 dB as a whole: the unedited beats say -4
+    gain = edit_file_gain(raw, edit * np.float32(10 ** (-4 / 20)), fwd, starts, starts + sec, zero)
+    assert abs(gain + 4.0) < 0.05
