@@ -44,8 +44,7 @@ the same command.
 
     python -m bench.relational_training [--personas A,B] [--n-test 20] [--n-synth 60] [--synth-s 45]
         [--excerpt 60] [--windows 1] [--hidden 128] [--bc-epochs 10] [--bc-keep beat] [--bc-balance 0] [--no-bc-anneal]
-        [--finetune 20]
-        [--synth-test 0] [--work DIR] [--json F]
+        [--finetune 20] [--synth-test 0] [--work DIR] [--json F]
 """
 
 from __future__ import annotations
