@@ -28,12 +28,9 @@ $(STAMP): pyproject.toml
 # Stem separation (the `stems` extra) the lean way: demucs with --no-deps, then
 # what its model code imports. Its hub/mp3/training dependencies are never used
 # (weights load from local files) and torchaudio is not needed at all.
-# BeatNet (the `beats` extra: the learned beat tracker's weights, CC BY 4.0)
-# goes in --no-deps too: its pins clash and only its weight files are read.
 $(STEMS_STAMP): $(STAMP)
 	$(PY) -m pip install -q einops "julius>=0.2.3" pyyaml safetensors
 	$(PY) -m pip install -q --no-deps "demucs>=4.1"
-	$(PY) -m pip install -q --no-deps "BeatNet==1.1.3"
 	touch $(STEMS_STAMP)
 
 # The demo song is synthesized here (license-clean, deterministic): nothing is
@@ -79,8 +76,9 @@ wheel-check:
 bench: $(STAMP) $(STEMS_STAMP) corpus
 	$(PY) bench/analysis.py
 	$(PY) bench/grid.py --songs 20
+	$(PY) bench/grid.py --songs 20 --tracker onset
 	$(PY) bench/grid_real.py
-	$(PY) bench/grid_real.py --tracker learned --no-librosa
+	$(PY) bench/grid_real.py --tracker onset --no-librosa
 	$(PY) bench/render.py
 	$(PY) bench/pairs.py
 	$(PY) bench/labels.py --n 20

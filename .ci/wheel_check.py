@@ -60,6 +60,10 @@ PACKAGED = ("engine", "training", "export", "bridge", "models", "reaper_scripts"
 REQUIRED = (
     "editorbot/models/default/policy.onnx",
     "editorbot/models/default/policy.json",
+    "editorbot/models/beatnet/model_1.npz",
+    "editorbot/models/beatnet/model_2.npz",
+    "editorbot/models/beatnet/model_3.npz",
+    "editorbot/models/beatnet/NOTICE.md",
     "editorbot/reaper_scripts/editorbot/editorbot_auto_edit.lua",
     "editorbot/reaper_scripts/editorbot/editorbot_lib.lua",
     "editorbot/reaper_scripts/editorbot/editorbot_distortion.jsfx",

@@ -190,7 +190,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--audio", help="benchmark this file instead of a generated song (decode not timed)")
     parser.add_argument("--repeats", type=int, default=3, help="timed runs of each path; medians are reported")
     parser.add_argument(
-        "--tracker", choices=("onset", "learned"), default="onset", help="editorbot.engine.grid tracker of the fast path"
+        "--tracker", choices=("onset", "learned"), default="learned", help="editorbot.engine.grid tracker of the fast path"
     )
     parser.add_argument("--check", action="store_true", help="exit 1 when a target is missed")
     args = parser.parse_args(argv)

@@ -99,7 +99,7 @@ def _song_audio(seed: int, tempo_bpm: float, seconds: float, cache: Path | None)
 
 
 def survey_song(
-    seed: int, tempo_bpm: float, seconds: float, cache: Path | None = None, tracker: str = "onset"
+    seed: int, tempo_bpm: float, seconds: float, cache: Path | None = None, tracker: str = "learned"
 ) -> Result:
     """Synthesize (or load) one song, track it, and score the grid."""
     mono, meta = _song_audio(seed, tempo_bpm, seconds, cache)
@@ -146,11 +146,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--cache", type=Path, default=None, help="folder for synthesized mono mixes")
     parser.add_argument("--verbose", action="store_true", help="print every song, not just failures")
     parser.add_argument("--check", action="store_true", help="exit 1 unless every song passes")
+    parser.add_argument("--tracker", choices=("learned", "onset"), default="learned", help="editorbot.engine.grid tracker")
     args = parser.parse_args(argv)
 
     results = []
     for seed, tempo in survey_songs(args.songs, args.first_seed):
-        r = survey_song(seed, tempo, args.seconds, args.cache)
+        r = survey_song(seed, tempo, args.seconds, args.cache, tracker=args.tracker)
         results.append(r)
         if args.verbose or not r.passed:
             print(_line(r), flush=True)

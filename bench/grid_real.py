@@ -158,7 +158,7 @@ def _librosa_beats(mono: np.ndarray) -> tuple[float, np.ndarray]:
     return float(np.atleast_1d(tempo)[0]), np.asarray(beats, dtype=np.float64)
 
 
-def score_track(track: Track, root: Path, *, with_librosa: bool = True, tracker: str = "onset") -> TrackResult | None:
+def score_track(track: Track, root: Path, *, with_librosa: bool = True, tracker: str = "learned") -> TrackResult | None:
     """Track one corpus file both ways and score it against its cached reference (None if not cached)."""
     ref_file = reference_path(root, track.track_id)
     if not ref_file.exists():
@@ -258,7 +258,7 @@ def summarise(results: list[TrackResult], name: str) -> dict[str, float]:
     return out
 
 
-def _synthetic(n_songs: int, tracker: str = "onset") -> bool:
+def _synthetic(n_songs: int, tracker: str = "learned") -> bool:
     """Run ``bench/grid.py``'s survey on ``n_songs`` songs; True when every song passes."""
     import grid as synthetic_survey  # bench/grid.py
 
@@ -285,7 +285,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--synthetic", type=int, default=20, help="songs of the synthetic survey (0: skip)")
     parser.add_argument("--no-librosa", action="store_true", help="skip the librosa comparison")
     parser.add_argument(
-        "--tracker", choices=("onset", "learned"), default="onset", help="editorbot.engine.grid tracker (learned: BeatNet + HMM)"
+        "--tracker", choices=("onset", "learned"), default="learned", help="editorbot.engine.grid tracker (learned: BeatNet + HMM)"
     )
     parser.add_argument("--check", action="store_true", help="exit 1 unless the targets are met")
     args = parser.parse_args(argv)

@@ -96,8 +96,8 @@ def _common_options() -> argparse.ArgumentParser:
         "--tracker",
         choices=TRACKERS,
         default=None,
-        help="beat tracker of every analysis: onset (default) or learned (BeatNet's networks: "
-        "far better beats on real recordings, about 3x slower; needs BeatNet); default $EDITORBOT_TRACKER",
+        help="beat tracker of every analysis: learned (the default: BeatNet's networks and an HMM) or onset "
+        "(onset envelopes only: about 3x faster, far worse beats on real recordings); default $EDITORBOT_TRACKER",
     )
     return common
 

@@ -107,7 +107,7 @@ class Analysis:
     feature_names: list[str]
     sha256: str
     separator: str | None = None  # the stem separator behind the stem columns, if any
-    tracker: str = "onset"  # the beat tracker asked for (engine.grid.TRACKERS)
+    tracker: str = "learned"  # the beat tracker asked for (engine.grid.TRACKERS)
 
     @property
     def n_beats(self) -> int:
@@ -318,7 +318,7 @@ def analyze(
         ``stems/`` inside the feature cache's directory.
     tracker : str | None
         beat tracker (``engine.grid.TRACKERS``); None: ``$EDITORBOT_TRACKER``,
-        else ``"onset"`` (``engine.grid.default_tracker``). It keys the cache.
+        else ``"learned"`` (``engine.grid.default_tracker``). It keys the cache.
 
     Returns
     -------
@@ -330,7 +330,7 @@ def analyze(
     ------
     BadInput
         anything ``load_audio`` rejects, channels that cancel out when
-        mixed to mono, an unknown tracker, or ``"learned"`` without BeatNet.
+        mixed to mono, an unknown tracker, or ``"learned"`` without its weight files.
 
     Examples
     --------
@@ -353,8 +353,7 @@ def analyze(
         raise BadInput(path, "silent when mixed to mono (the channels cancel out)")
     names = feature_mod.feature_names()
     config = analysis_config_hash()
-    if tracker != grid_mod.TRACKERS[0]:
-        config += f"-{tracker}"
+    config += f"-{tracker}"
     if stems:
         # engine.stems brings pedalboard and the separators (about 0.15 s of
         # start-up): only analyses with stems load it

@@ -1,13 +1,14 @@
 """Beat and downbeat activations from BeatNet's CRNN, run in numpy (DESIGN section 3).
 
-BeatNet (``pip install BeatNet --no-deps``; Heydari et al., ISMIR 2021)
-ships three small CRNNs with its wheel under CC BY 4.0: a log-frequency
+BeatNet (Heydari et al., ISMIR 2021) trained three small CRNNs, whose
+weights come with editorbot under CC BY 4.0 (``models/beatnet``: its
+NOTICE.md gives the attribution, convert.py how the files were made): a log-frequency
 spectrogram and its positive difference (272 values per 20-ms frame) go
 through a 1-D convolution, a linear layer, a two-layer unidirectional LSTM
 (150 cells) and a softmax over beat, downbeat and no beat. Nothing is
-downloaded at run time and torch is not needed: the weights are read from
-the wheel's ``.pt`` zip archive directly (``_read_state_dict``) and the
-network runs in numpy.
+downloaded at run time and torch is not needed: the weights are plain
+arrays in ``.npz`` files (read without pickle) and the network runs in
+numpy.
 
 The front end is a numpy copy of the madmom processors BeatNet was trained
 with (``BeatNet.log_spect.LOG_SPECT``): 1411-sample Hann frames (64 ms at
@@ -28,12 +29,10 @@ over frames.
 from __future__ import annotations
 
 import functools
-import io
 import logging
 import os
-import pickle
-import zipfile
 from concurrent.futures import ThreadPoolExecutor
+from importlib import resources
 from pathlib import Path
 
 import numpy as np
@@ -58,70 +57,18 @@ LEAD_IN = 100
 
 
 def weights_path(model: int = DEFAULT_MODEL) -> Path:
-    """The ``.pt`` file of BeatNet model ``model`` (1: trained without GTZAN, 2: without Ballroom, 3: without the Rock corpus)."""
-    import importlib.util
-
-    spec = importlib.util.find_spec("BeatNet")
-    if spec is None or not spec.submodule_search_locations:
-        raise ActivationUnavailable("BeatNet is not installed (pip install BeatNet --no-deps)")
-    path = Path(list(spec.submodule_search_locations)[0]) / "models" / f"model_{model}_weights.pt"
+    """The ``.npz`` file of BeatNet model ``model`` (1: trained without GTZAN, 2: without Ballroom, 3: without the Rock corpus)."""
+    path = Path(str(resources.files("editorbot") / "models" / "beatnet" / f"model_{model}.npz"))
     if not path.exists():
-        raise ActivationUnavailable(f"{path}: BeatNet's weights are missing")
+        raise ActivationUnavailable(f"{path}: the learned beat tracker's weights are missing")
     return path
-
-
-class _Storage:
-    def __init__(self, key: str, dtype: np.dtype) -> None:
-        self.key, self.dtype = key, dtype
-
-
-_DTYPES = {"FloatStorage": np.float32, "DoubleStorage": np.float64, "LongStorage": np.int64, "IntStorage": np.int32}
-
-
-def _read_state_dict(path: Path) -> dict[str, np.ndarray]:
-    """The tensors of a torch ``state_dict`` zip file as numpy arrays, without torch.
-
-    Only plain tensors are rebuilt; any other object in the pickle is refused,
-    so reading the file never runs code.
-    """
-    with zipfile.ZipFile(path) as zf:
-        names = zf.namelist()
-        root = names[0].split("/")[0]
-        blobs: dict[str, bytes] = {}
-
-        def rebuild(storage: _Storage, offset: int, size: tuple, stride: tuple, *_: object) -> np.ndarray:
-            if storage.key not in blobs:
-                blobs[storage.key] = zf.read(f"{root}/data/{storage.key}")
-            flat = np.frombuffer(blobs[storage.key], dtype=storage.dtype)
-            item = flat.itemsize
-            return np.lib.stride_tricks.as_strided(
-                flat[offset:], shape=tuple(size), strides=tuple(s * item for s in stride)
-            ).copy()
-
-        class Unpickler(pickle.Unpickler):
-            def find_class(self, module: str, name: str):  # type: ignore[no-untyped-def]
-                if module == "torch._utils" and name == "_rebuild_tensor_v2":
-                    return rebuild
-                if module == "collections" and name == "OrderedDict":
-                    import collections
-
-                    return collections.OrderedDict
-                if module == "torch" and name in _DTYPES:
-                    return name
-                raise pickle.UnpicklingError(f"{path}: unexpected object {module}.{name}")
-
-            def persistent_load(self, pid):  # type: ignore[no-untyped-def]
-                _, storage_type, key, _location, _numel = pid
-                return _Storage(str(key), np.dtype(_DTYPES[storage_type]))
-
-        state = Unpickler(io.BytesIO(zf.read(f"{root}/data.pkl"))).load()
-    return {k: np.asarray(v, dtype=np.float32) for k, v in state.items()}
 
 
 @functools.lru_cache(maxsize=4)
 def load_weights(model: int = DEFAULT_MODEL) -> dict[str, np.ndarray]:
     """BeatNet model ``model``'s weights (float32 arrays keyed as in its ``state_dict``)."""
-    return _read_state_dict(weights_path(model))
+    with np.load(weights_path(model), allow_pickle=False) as npz:
+        return {name: np.asarray(npz[name], dtype=np.float32) for name in npz.files}
 
 
 @functools.lru_cache(maxsize=1)
@@ -386,7 +333,7 @@ def activations(mono: np.ndarray, models: int | tuple[int, ...] = ENSEMBLE) -> n
     Raises
     ------
     ActivationUnavailable
-        BeatNet (its weights) is not installed.
+        the weight files (``models/beatnet``) are missing.
     """
     ids = (models,) if isinstance(models, int) else tuple(models)
     song = features(mono)

@@ -32,4 +32,4 @@ class BadRequest(BadInput):
 
 
 class ActivationUnavailable(RuntimeError):
-    """The learned beat tracker's network weights (BeatNet's) are not installed."""
+    """The learned beat tracker's network weights (``models/beatnet``) are missing."""

@@ -19,7 +19,7 @@ SAMPLE_FORMATS: tuple[str, ...] = ("PCM_16", "PCM_24", "PCM_32", "FLOAT")
 #: Stem separators: ``auto`` is demucs when its weights are installed, else the built-in one.
 SEPARATOR_NAMES: tuple[str, ...] = ("auto", "demucs", "builtin")
 #: Beat trackers (``engine.grid.beat_grid``); the first is the default.
-TRACKERS: tuple[str, ...] = ("onset", "learned")
+TRACKERS: tuple[str, ...] = ("learned", "onset")
 #: Environment variable naming the tracker of every analysis in the process
 #: (``editorbot --tracker`` sets it, so worker processes follow).
 TRACKER_ENV = "EDITORBOT_TRACKER"

@@ -36,7 +36,7 @@ The grid is computed from the shared ``Spectrum`` (no second STFT):
    the beat period and the beats sit on its peaks; free-tempo music and
    songs without a pulse score low instead of passing for a sure grid.
 
-``beat_grid(spec, tracker="learned")`` replaces steps 1-4 by a learned
+The default, ``beat_grid(spec, tracker="learned")``, replaces steps 1-4 by a learned
 beat activation (``engine.beat_activation``, BeatNet's CRNN) decoded by an
 HMM over tempo and phase (``engine.beat_dbn``, with its octave check),
 drops weak beats at the edges as step 3 does, and adds the network's
@@ -77,10 +77,11 @@ from editorbot.engine.spectrum import Spectrum
 log = logging.getLogger(__name__)
 
 DEFAULT_TEMPO_BPM = 120.0
+TEMPO_SPAN_BEATS = 8  # the learned grid's tempo: median over spans of this many beats
 
 
 def default_tracker() -> str:
-    """The tracker named by ``$EDITORBOT_TRACKER`` (unset or empty: ``"onset"``).
+    """The tracker named by ``$EDITORBOT_TRACKER`` (unset or empty: ``"learned"``, the first of ``TRACKERS``).
 
     Raises
     ------
@@ -595,7 +596,7 @@ def learned_beat_grid(spec: Spectrum, envs: dict[str, np.ndarray] | None = None)
     Raises
     ------
     engine.beat_activation.ActivationUnavailable
-        BeatNet is not installed.
+        its weight files (``models/beatnet``) are missing.
     """
     from editorbot.engine import beat_activation, beat_dbn
 
@@ -628,8 +629,11 @@ def learned_beat_grid(spec: Spectrum, envs: dict[str, np.ndarray] | None = None)
     downbeats = np.flatnonzero(viterbi_bar_positions(evidence, beats_per_bar) == 0).astype(np.int64)
     # The median interval, not the least-squares line of the onset tracker:
     # the HMM follows tempo changes, and a song with a slower section would
-    # get a global tempo that none of its sections has.
-    tempo = 60.0 / float(np.median(np.diff(beats)))
+    # get a global tempo that none of its sections has. Measured over spans
+    # of TEMPO_SPAN_BEATS beats, because one interval is a whole number of
+    # 20-ms frames (140 BPM would read as 142.9).
+    span = min(TEMPO_SPAN_BEATS, len(beats) - 1)
+    tempo = 60.0 * span / float(np.median(beats[span:] - beats[:-span]))
     confidence = grid_confidence(beat_envelope(envs), beats, sr=spec.sr, hop_length=spec.hop_length)
     log.info(
         "learned grid: %.2f BPM, %d beats, %d bars, confidence %.2f", tempo, len(beats), len(downbeats), confidence
@@ -644,17 +648,18 @@ def learned_beat_grid(spec: Spectrum, envs: dict[str, np.ndarray] | None = None)
     )
 
 
-def beat_grid(spec: Spectrum, *, tracker: str = "onset") -> Grid:
+def beat_grid(spec: Spectrum, *, tracker: str | None = None) -> Grid:
     """Tempo, beats, downbeats and phrases of a song from its spectrum.
 
     Parameters
     ----------
     spec : Spectrum
         the shared STFT of the 22,050 Hz analysis signal.
-    tracker : str
-        ``"onset"`` (the steps of the module docstring, the default) or
+    tracker : str | None
         ``"learned"`` (``learned_beat_grid``, falling back to ``"onset"``
-        where it finds no grid; needs BeatNet installed).
+        where it finds no grid) or ``"onset"`` (the steps of the module
+        docstring); None: ``default_tracker()`` (``"learned"`` unless
+        ``$EDITORBOT_TRACKER`` says otherwise).
 
     Returns
     -------
@@ -668,7 +673,7 @@ def beat_grid(spec: Spectrum, *, tracker: str = "onset") -> Grid:
     >>> from engine.spectrum import compute_spectrum
     >>> y = np.zeros(22050 * 10, dtype=np.float32)
     >>> y[::11025] = 1.0  # a click every 0.5 s at 22,050 Hz: 120 BPM
-    >>> grid = beat_grid(compute_spectrum(y))
+    >>> grid = beat_grid(compute_spectrum(y), tracker="onset")
     >>> round(grid.tempo_bpm), grid.n_beats
     (120, 20)
     """
@@ -681,6 +686,7 @@ def beat_grid(spec: Spectrum, *, tracker: str = "onset") -> Grid:
         )
     envs = band_onsets(spec)
     env = beat_envelope(envs)
+    tracker = default_tracker() if tracker is None else tracker
     if tracker == "learned":
         learned = learned_beat_grid(spec, envs)
         if learned is not None:

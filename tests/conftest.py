@@ -7,6 +7,6 @@ import pytest
 
 @pytest.fixture(autouse=True)
 def _default_tracker(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Every test analyses with the default (onset) tracker unless it asks otherwise: the
-    expected grids and plans are the onset tracker's, whatever the caller's shell exports."""
+    """Every test analyses with the default (learned) tracker unless it asks otherwise,
+    whatever the caller's shell exports."""
     monkeypatch.delenv("EDITORBOT_TRACKER", raising=False)
