@@ -131,7 +131,7 @@ class Grid:
     tempo_bpm : float
         global tempo (beats per minute), from a least-squares fit
         of beat times against beat index (the learned tracker: 60 / the
-        median beat interval).
+        median beat interval, measured over spans of ``TEMPO_SPAN_BEATS``).
     beat_times : np.ndarray
         ``(n_beats,)`` float64 seconds, strictly increasing.
     downbeats : np.ndarray

@@ -98,6 +98,9 @@ _NEG = -np.inf
 SPLICE_WEIGHT_STEPS: tuple[float, ...] = (1.0, 4.0, 16.0, 64.0, 1.0e6)
 #: Float slack when comparing a walk's splice cost with its budget.
 SPLICE_COST_TOLERANCE = 1e-6
+#: Searches of a target: after the first, the target in beats is rescaled by
+#: how long the nearest walk lasted (``retime``).
+RETARGET_TRIES = 3
 
 
 # ----------------------------------------------------------------------------- the search
@@ -639,16 +642,28 @@ def retime(
     no_tail = tail_guard(starts, ends, prot)
     steps = (1.0,) if max_splice_cost is None or logprobs is None else SPLICE_WEIGHT_STEPS
     try:
-        tables = search_tables(
-            logprobs,
-            splice,
-            target,
-            protected=prot,
-            no_tail=no_tail,
-            splice_weights=[splice_weight * s for s in steps],
-            fade_in_at_start=bool(starts[0] == 0.0),
-        )
-        result = best_walk(tables, 0, splice, accept=within_one_beat)
+        for attempt in range(RETARGET_TRIES):
+            tables = search_tables(
+                logprobs,
+                splice,
+                target,
+                protected=prot,
+                no_tail=no_tail,
+                splice_weights=[splice_weight * s for s in steps],
+                fade_in_at_start=bool(starts[0] == 0.0),
+            )
+            try:
+                result = best_walk(tables, 0, splice, accept=within_one_beat)
+                break
+            except ValueError:
+                # The beat target assumes every kept beat lasts the mean beat; on
+                # an uneven grid (rubato, a beat the tracker doubled) the walk
+                # keeps shorter or longer ones, so aim again by what it lasted.
+                nearest = best_walk(tables, 0, splice).walk
+                lasted = plan_from_actions(analysis, nearest).duration_s
+                if attempt == RETARGET_TRIES - 1 or lasted <= 0.0:
+                    raise
+                target *= target_duration_s / lasted
         for k in range(1, len(steps)):
             if max_splice_cost is None or result.splice_cost <= max_splice_cost + SPLICE_COST_TOLERANCE:
                 break

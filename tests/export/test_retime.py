@@ -126,3 +126,25 @@ def test_bad_targets_and_keep_ranges() -> None:
         retime(analysis, 0.3 * analysis.audio.duration_s)
     with pytest.raises(BadRequest, match="target_duration_s"):
         retime(analysis, 1.7 * analysis.audio.duration_s)
+
+
+def test_targets_are_met_on_an_uneven_grid() -> None:
+    """Where some beats last twice the others (a tracker that skipped beats, rubato), a walk of the
+    target's mean-beat count misses it by more than a beat: the search aims again by what it lasted."""
+    import dataclasses
+
+    analysis = song_analysis(22, 38.0)
+    n = analysis.n_beats
+    kept = np.array([i for i in range(n) if i % 3 != 1 or i > n // 2])  # the first half: every third beat doubled
+    grid = dataclasses.replace(
+        analysis.grid,
+        beat_times=analysis.grid.beat_times[kept],
+        downbeats=np.arange(0, len(kept), 4),
+        phrase_starts=np.arange(0, len(kept), 16),
+    )
+    uneven = dataclasses.replace(analysis, grid=grid, features=analysis.features[kept])
+    beat_s = median_beat_s(uneven)
+    for ratio in (0.5, 0.6, 0.7):
+        target = ratio * uneven.audio.duration_s
+        plan = plan_from_actions(uneven, retime(uneven, target).walk)
+        assert abs(plan.duration_s - target) <= beat_s, (ratio, plan.duration_s, target)
