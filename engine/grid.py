@@ -616,6 +616,12 @@ def learned_beat_grid(spec: Spectrum, envs: dict[str, np.ndarray] | None = None)
         local = np.zeros(len(beat_act))
         local[beat_frames] = beat_dbn.peak_near(beat_act, beat_frames)
         beat_frames = _trim_weak_beats(beat_frames, local)
+    if len(beat_frames) >= 2:
+        # A beat in the song's last half beat would span a sliver of audio
+        # (33 ms on one corpus track) that an edit could keep on its own; the
+        # sliver goes with the beat before it instead (beat_spans' fold).
+        end_frame = len(spec.y) / spec.sr * beat_activation.FPS
+        beat_frames = beat_frames[beat_frames <= end_frame - 0.5 * float(np.median(np.diff(beat_frames)))]
     if len(beat_frames) < 4:
         return None
     beats = beat_frames / beat_activation.FPS

@@ -225,3 +225,20 @@ def test_the_learned_grid_reads_tempo_finer_than_its_frames() -> None:
         y[int(t * sr) : int(t * sr) + len(click)] += click
     grid = beat_grid(compute_spectrum(y, sr=sr), tracker="learned")
     assert abs(grid.tempo_bpm / bpm - 1.0) < 0.005, grid.tempo_bpm
+
+
+def test_the_learned_grid_puts_no_beat_in_the_songs_last_half_beat() -> None:
+    """A beat 30 ms before the end would span a 30-ms sliver an edit could keep alone."""
+    from editorbot.engine.grid import beat_grid
+    from editorbot.engine.spectrum import compute_spectrum
+
+    sr, bpm = 22050, 120.0
+    click = (np.sin(2 * np.pi * 1500 * np.arange(400) / sr) * np.exp(-np.arange(400) / 60.0)).astype(np.float32)
+    times = np.arange(0.5, 12.0, 60.0 / bpm)
+    y = np.zeros(int((times[-1] + 0.03) * sr), dtype=np.float32)
+    for t in times:
+        seg = y[int(t * sr) : int(t * sr) + len(click)]
+        seg += click[: len(seg)]
+    grid = beat_grid(compute_spectrum(y, sr=sr), tracker="learned")
+    assert len(y) / sr - grid.beat_times[-1] >= 0.25, grid.beat_times[-3:]
+    assert abs(grid.beat_times[-1] - times[-2]) < 0.07
