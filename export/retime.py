@@ -41,7 +41,10 @@ end_s)`` pairs) become protected beats (``export.splice.protected_beats``):
 only plain KEEP may cover them, so they play once, unchanged, with no splice
 inside them.
 
-Shapes: ``N`` beats, ``F`` feature columns, ``L`` output length in beats.
+Shapes: ``N`` beats, ``F`` feature columns, ``L`` output length in beats
+(mean-length beats: a beat of the grid counts for the mean beats it lasts,
+``SongSpans.beat_units``, so that an uneven grid's walks of one length
+last alike).
 """
 
 from __future__ import annotations
@@ -101,6 +104,8 @@ SPLICE_COST_TOLERANCE = 1e-6
 #: Searches of a target: after the first, the target in beats is rescaled by
 #: how long the nearest walk lasted (``retime``).
 RETARGET_TRIES = 3
+#: The search counts output length in this fraction of a mean beat (``SongSpans.beat_units``).
+BEAT_DIVISIONS = 2
 
 
 # ----------------------------------------------------------------------------- the search
@@ -135,7 +140,7 @@ class RetimeResult:
     """
 
     walk: list[FactoredAction]
-    out_beats: int
+    out_beats: float
     score: float
     splice_cost: float
     splice_weight: float = 1.0
@@ -289,6 +294,8 @@ class SearchTables:
     cut_first: np.ndarray
     other_type: np.ndarray
     other_amount: np.ndarray
+    beat_units: np.ndarray
+    loop_units: np.ndarray
 
 
 def search_tables(
@@ -300,18 +307,30 @@ def search_tables(
     no_tail: np.ndarray | None = None,
     splice_weights: Sequence[float] = (1.0,),
     fade_in_at_start: bool = True,
+    beat_units: np.ndarray | None = None,
+    loop_units: np.ndarray | None = None,
 ) -> SearchTables:
     """The search of ``constrained_search`` for several splice weights at once.
 
     Each weight's tables are what a search at that weight alone computes.
     The per-cursor scores of every move are arrays made here; the loop over
-    cursors, moves and output lengths is ``_search_loop``.
+    cursors, moves and output lengths is ``_search_loop``. ``beat_units
+    (N + 1,)`` int: where each beat starts in ``1 / BEAT_DIVISIONS`` mean
+    beats (``SongSpans.beat_units``; None: an even grid), so that beats
+    ``[a, b)`` played add ``beat_units[b] - beat_units[a]``; ``loop_units``
+    the same for the spans a loop repeats (``SongSpans.loop_units``; None:
+    ``beat_units``).
     """
     n = splice.n_beats
     if n < 1:
         raise ValueError("the song has no beats")
+    units = np.arange(n + 1, dtype=np.int64) * BEAT_DIVISIONS if beat_units is None else np.asarray(beat_units, np.int64)
+    repeats = units if loop_units is None else np.asarray(loop_units, np.int64)
+    for u in (units, repeats):
+        if u.shape != (n + 1,) or np.any(np.diff(u) < 0):
+            raise ValueError(f"beat_units and loop_units must be ({n + 1},) and non-decreasing")
     prot = np.zeros(n, bool) if protected is None else np.asarray(protected, bool)
-    l_max = int(math.ceil(target_beats)) + 2
+    l_max = int(math.ceil(target_beats * BEAT_DIVISIONS)) + 2 * BEAT_DIVISIONS
     size_ok = _size_masks(n)
     if logprobs is not None:
         lp_t, lp_s, lp_a = (np.asarray(x, np.float64) for x in (logprobs.type, logprobs.size, logprobs.amount))
@@ -356,7 +375,7 @@ def search_tables(
     final = np.empty((n_w, 2, l_max + 1))
     bp_move = np.full((n_w, n + 1, 2, l_max + 1), -1, dtype=np.int16)
     bp_flag = np.zeros((n_w, n + 1, 2, l_max + 1), dtype=np.int8)
-    _compiled_search_loop()(final, bp_move, bp_flag, weights, move_lp, move_cost, *_MOVE_ARRAYS)
+    _compiled_search_loop()(final, bp_move, bp_flag, weights, move_lp, move_cost, units, repeats, *_MOVE_ARRAYS)
 
     return SearchTables(
         target_beats,
@@ -367,6 +386,8 @@ def search_tables(
         cut_first,
         other_type,
         other_amount,
+        units,
+        repeats,
     )
 
 
@@ -382,16 +403,28 @@ def best_walk(tables: SearchTables, k: int, splice: SpliceCost, *, accept: Any =
     # A walk ending in a cut that runs to the end splices into the tail: already
     # charged by splice.cost(c - 1, n). Candidates: final lengths nearest the target first.
     final = tables.final[k].max(axis=0)
-    order = sorted((abs(L - target_beats), -final[L], L) for L in range(len(final)) if np.isfinite(final[L]))
+    order = sorted(
+        (abs(L / BEAT_DIVISIONS - target_beats), -final[L], L) for L in range(len(final)) if np.isfinite(final[L])
+    )
     for distance, _, L in order:
         if distance > 3:
             break
         flag = int(np.argmax(tables.final[k, :, L]))
         walk = _backtrack(
-            n, L, flag, tables.bp_move[k], tables.bp_flag[k], tables.cut_first, tables.other_type, tables.other_amount
+            n,
+            L,
+            flag,
+            tables.bp_move[k],
+            tables.bp_flag[k],
+            tables.cut_first,
+            tables.other_type,
+            tables.other_amount,
+            tables.beat_units,
+            tables.loop_units,
         )
-        if accept is None or accept(walk, L):
-            return RetimeResult(walk, L, float(final[L]), walk_splice_cost(walk, splice), tables.splice_weights[k])
+        out_beats = L / BEAT_DIVISIONS
+        if accept is None or accept(walk, out_beats):
+            return RetimeResult(walk, out_beats, float(final[L]), walk_splice_cost(walk, splice), tables.splice_weights[k])
     raise ValueError(f"no walk of the song's {n} beats reaches about {target_beats:.1f} beats")
 
 
@@ -410,11 +443,13 @@ def _search_loop(
     weights: np.ndarray,
     move_lp: np.ndarray,
     move_cost: np.ndarray,
+    beat_units: np.ndarray,
+    loop_units: np.ndarray,
     move_beats: np.ndarray,
     move_splices: np.ndarray,
     move_is_cut: np.ndarray,
 ) -> None:
-    """Fill ``bp_move``, ``bp_flag`` ``(W, N + 1, 2, l_max + 1)`` and ``final (W, 2, l_max + 1)`` in place.
+    """Fill ``bp_move``, ``bp_flag`` ``(W, N + 1, 2, l_max + 1)`` and ``final (W, 2, l_max + 1)`` in place (``L`` in units of ``beat_units``).
 
     The best objective of each state ``(c, flag, L)`` starts at beat 0 with
     0 output beats; from each reachable state, beat by beat, every move
@@ -423,8 +458,9 @@ def _search_loop(
     state; a strictly better objective wins, so ties keep the earlier cursor
     and move. A cut reads the flag-0 row only (a cut never follows a cut)
     and lands on flag 1 with the same ``L``; any other move reads the
-    better flag and lands on flag 0, ``L`` grown by its span (clipped at the
-    song's end) times ``1 + extra``. No move reaches further than the
+    better flag and lands on flag 0, ``L`` grown by its span's output length
+    (``beat_units (N + 1,)``, clipped at the song's end) plus ``extra`` times
+    the span as a loop repeats it (``loop_units``). No move reaches further than the
     longest, so the objectives live in a ring of that many beats plus one;
     only beat ``N``'s are kept (``final``).
     """
@@ -462,7 +498,8 @@ def _search_loop(
                         continue
                     c2 = min(c + move_beats[m], n)
                     there = c2 % ring_beats
-                    grow = (c2 - c) * (1 + move_splices[m])  # a loop's splices are its extra repeats
+                    # a loop's splices are its extra repeats
+                    grow = beat_units[c2] - beat_units[c] + move_splices[m] * (loop_units[c2] - loop_units[c])
                     for L in range(l1 - grow):
                         cand = row[L] + add
                         if cand > score[there, 0, L + grow]:
@@ -482,6 +519,8 @@ def _backtrack(
     cut_first: np.ndarray,
     other_type: np.ndarray,
     other_amount: np.ndarray,
+    beat_units: np.ndarray,
+    loop_units: np.ndarray,
 ) -> list[FactoredAction]:
     """The walk ending at state ``(n, flag, length)``, from beat 0."""
     c, L = n, length
@@ -507,8 +546,7 @@ def _backtrack(
                 steps.append([FactoredAction(int(other_type[c0]), mv.size, int(other_amount[c0]))])
             else:
                 steps.append([FactoredAction(_LOOP, mv.size, mv.amount)])
-                L -= span * mv.extra
-            L -= span
+            L -= int(beat_units[c] - beat_units[c0] + mv.extra * (loop_units[c] - loop_units[c0]))
             c = c0
         flag = prev_flag
     return [a for part in reversed(steps) for a in part]
@@ -527,11 +565,16 @@ class SongSpans:
         first, and a lead-in or tail shorter than a beat goes with its beat).
     duration_s:
         Length of the source, seconds.
+    grid_starts_s, grid_ends_s:
+        ``(N,)`` the grid's own spans (no lead-in or tail folded in), seconds:
+        what a loop repeats.
     """
 
     starts_s: np.ndarray
     ends_s: np.ndarray
     duration_s: float
+    grid_starts_s: np.ndarray
+    grid_ends_s: np.ndarray
 
     @classmethod
     def of(cls, analysis: Analysis) -> SongSpans:
@@ -541,7 +584,8 @@ class SongSpans:
         duration_s = float(analysis.audio.duration_s)
         grid = analysis.grid
         starts, ends = beat_spans(grid.beat_times, duration_s, tempo_bpm=float(grid.tempo_bpm), fold_edges=True)
-        return cls(starts, ends, duration_s)
+        grid_starts, grid_ends = beat_spans(grid.beat_times, duration_s, tempo_bpm=float(grid.tempo_bpm))
+        return cls(starts, ends, duration_s, grid_starts, grid_ends)
 
     @property
     def n_beats(self) -> int:
@@ -557,6 +601,27 @@ class SongSpans:
     def beat_s(self) -> float:
         """Median beat length, seconds."""
         return float(np.median(self.ends_s - self.starts_s))
+
+    @property
+    def beat_units(self) -> np.ndarray:
+        """``(N + 1,)`` int64: where each beat starts (and the last ends), in ``1 / BEAT_DIVISIONS`` mean beats.
+
+        On an even grid ``BEAT_DIVISIONS * arange(N + 1)``; where beats
+        differ in length a beat counts for the mean beats its span lasts
+        (rounded on the running sum, so a run of beats is off by at most
+        half a unit at either end), which makes the search's length a
+        length in seconds.
+        """
+        return self._units(self.starts_s, self.ends_s)
+
+    @property
+    def loop_units(self) -> np.ndarray:
+        """``beat_units`` of the spans a loop repeats (``grid_starts_s``, ``grid_ends_s``)."""
+        return self._units(self.grid_starts_s, self.grid_ends_s)
+
+    def _units(self, starts_s: np.ndarray, ends_s: np.ndarray) -> np.ndarray:
+        edges = np.append(starts_s, ends_s[-1]) - starts_s[0]
+        return np.round(edges / (self.grid_s / self.n_beats / BEAT_DIVISIONS)).astype(np.int64)
 
     def target_beats(self, duration_s: float) -> float:
         """Beats of grid output that make an edit last ``duration_s`` seconds.
@@ -635,7 +700,7 @@ def retime(
     prot = protected_beats(starts, ends, keep)
     target = spans.target_beats(target_duration_s)
 
-    def within_one_beat(walk: list[FactoredAction], out_beats: int) -> bool:
+    def within_one_beat(walk: list[FactoredAction], out_beats: float) -> bool:
         plan = plan_from_actions(analysis, walk)
         return abs(plan.duration_s - target_duration_s) <= beat_s
 
@@ -651,6 +716,8 @@ def retime(
                 no_tail=no_tail,
                 splice_weights=[splice_weight * s for s in steps],
                 fade_in_at_start=bool(starts[0] == 0.0),
+                beat_units=spans.beat_units,
+                loop_units=spans.loop_units,
             )
             try:
                 result = best_walk(tables, 0, splice, accept=within_one_beat)
