@@ -893,7 +893,12 @@ def drop_false_speeds(moves: list[Move], fwd_offset: dict[int, int], starts: np.
 
 
 def loop_phase(
-    raw_y: np.ndarray, edit_y: np.ndarray, moves: list[Move], starts: np.ndarray, ends: np.ndarray
+    raw_y: np.ndarray,
+    edit_y: np.ndarray,
+    moves: list[Move],
+    starts: np.ndarray,
+    ends: np.ndarray,
+    bar_starts: np.ndarray | None = None,
 ) -> list[Move]:
     """Moves with each LOOP shifted by one beat where the edit's repeats say so.
 
@@ -905,8 +910,17 @@ def loop_phase(
     "as found", "one beat earlier" and "one beat later" are scored by the
     normalised correlation of the loop's first raw beat with the edit where
     each repeat would start; a shift is taken when it scores clearly
-    higher (by ``LOOP_PHASE_MARGIN``).
+    higher (by ``LOOP_PHASE_MARGIN``). With ``bar_starts`` (indices into
+    ``starts`` of the grid's downbeats), a shift from a loop off the bar
+    line onto it is taken unless it scores lower by that margin: on a song
+    that repeats itself exactly the repeats cannot choose (and an exact
+    grid leaves the DP no frame of difference either), and an editor loops
+    from the bar line.
     """
+    bars = set() if bar_starts is None else {int(b) for b in bar_starts}
+
+    def margin(b_from: int, b_to: int) -> float:
+        return -LOOP_PHASE_MARGIN if b_to in bars and b_from not in bars else LOOP_PHASE_MARGIN
     out = list(moves)
     to_samples = FRAME_SR
 
@@ -932,24 +946,24 @@ def loop_phase(
         prev = out[i - 1] if i > 0 else None
         nxt = out[i + 1] if i + 1 < len(out) else None
         if prev is not None and prev.kind == FWD and prev.beat == m.beat - 1 and abs(prev.dst_end_s - m.dst_start_s) < 1e-6:
-            best = max(best, (score(m.beat - 1, k, reps, prev.dst_start_s, span_s) - LOOP_PHASE_MARGIN, -1))
+            best = max(best, (score(m.beat - 1, k, reps, prev.dst_start_s, span_s) - margin(m.beat, m.beat - 1), -1))
         if nxt is not None and nxt.kind == FWD and nxt.beat == m.beat + k and abs(nxt.dst_start_s - m.dst_end_s) < 1e-6:
             e0 = m.dst_start_s + (ends[m.beat] - starts[m.beat])
-            best = max(best, (score(m.beat + 1, k, reps, e0, span_s) - LOOP_PHASE_MARGIN, 1))
+            best = max(best, (score(m.beat + 1, k, reps, e0, span_s) - margin(m.beat, m.beat + 1), 1))
         if best[1] == -1:
             assert prev is not None  # best[1] == -1 only when the earlier move was checked
             tail = ends[m.beat + k - 1] - starts[m.beat + k - 1]  # the old loop's last beat now plays after it
             loop = Move(m.beat - 1, k, LOOP, m.slot, prev.dst_start_s, m.dst_end_s - tail)
             fwd = Move(m.beat + k - 1, 1, FWD, 0, m.dst_end_s - tail, m.dst_end_s)
             out[i - 1 : i + 1] = [loop, fwd]
-            log.debug("loop at beat %d moved one beat earlier (its repeats match %.2f)", m.beat, best[0] + LOOP_PHASE_MARGIN)
+            log.debug("loop at beat %d moved one beat earlier (its repeats match %.2f, bar-line margin applied)", m.beat, best[0])
         elif best[1] == 1:
             assert nxt is not None  # best[1] == 1 only when the next move was checked
             head = ends[m.beat] - starts[m.beat]
             fwd = Move(m.beat, 1, FWD, 0, m.dst_start_s, m.dst_start_s + head)
             loop = Move(m.beat + 1, k, LOOP, m.slot, m.dst_start_s + head, nxt.dst_end_s)
             out[i : i + 2] = [fwd, loop]
-            log.debug("loop at beat %d moved one beat later (its repeats match %.2f)", m.beat, best[0] + LOOP_PHASE_MARGIN)
+            log.debug("loop at beat %d moved one beat later (its repeats match %.2f, bar-line margin applied)", m.beat, best[0])
         i += 1
     return out
 

@@ -400,7 +400,9 @@ def _structure(pair: _Pair, config: AlignConfig | None) -> tuple[list[Move], Str
         slice_beats_s=slice_beats,
     )
     raw_y = pair.analysis.y
-    moves = merge_speed_runs(loop_phase(raw_y, pair.edit_y, moves, pair.starts, pair.ends), pair.starts, pair.ends)
+    bar_starts = np.asarray(grid.downbeats, dtype=np.int64) + pair.first_real
+    moves = loop_phase(raw_y, pair.edit_y, moves, pair.starts, pair.ends, bar_starts)
+    moves = merge_speed_runs(moves, pair.starts, pair.ends)
     moves = forward_rearrangements(raw_y, pair.edit_y, moves, pair.starts, pair.ends)
     for m in moves:
         if m.kind == STUT:  # a 1/4-beat stutter repeats at 1/2 beat too: the shortest slice that repeats
