@@ -74,6 +74,7 @@ from editorbot.training.labels.splices import (
     grid_shift,
     onset_shift,
     overlap_speeds,
+    speed_lead_ins,
     splice_starts,
 )
 from editorbot.training.labels.stripes import Stripes
@@ -341,9 +342,9 @@ def infer_pair(
     # spinning against other processes cost ~10x here)
     with _one_blas_thread():
         with _timed(seconds, "splices"):
-            moves, fwd_offset = _place_splices(pair, moves)
+            moves, fwd_offset, lead_ins = _place_splices(pair, moves)
         with _timed(seconds, "effects"):
-            beats = _judge_beats(pair, moves, fwd_offset, effects=effects)
+            beats = _judge_beats(pair, moves, fwd_offset, lead_ins, effects=effects)
     _walk_and_plan(result, pair, beats, calibrated=calibrated)
     return result
 
@@ -486,25 +487,28 @@ def _move_frame_scores(mv: Move, s: Stripes, edit: Frames, starts_f: np.ndarray,
 # --------------------------------------------------------------------------- step 4
 
 
-def _place_splices(pair: _Pair, moves: list[Move]) -> tuple[list[Move], dict[int, int]]:
+def _place_splices(pair: _Pair, moves: list[Move]) -> tuple[list[Move], dict[int, int], dict[int, float]]:
     """Step 4: the walk without false SPEEDs, its forward offsets, and the grid and edit made to fit the edit's splices.
 
     Moves ``pair.starts``/``pair.ends`` by the grid's phase, then each
     measured splice; takes the edit file's overall gain off ``pair.edit_y``
-    and ``pair.edit_audio``. Returns the moves and ``{beat: edit - raw
-    samples}`` of every forward beat.
+    and ``pair.edit_audio``. Returns the moves, ``{beat: edit - raw
+    samples}`` of every forward beat, and ``{beat: share}`` of the forward
+    beats taken off the ends of SPEED runs (``speed_lead_ins``: the share
+    of each that plays unstretched).
     """
     raw_y = pair.analysis.y
     fwd_offset = forward_offsets(raw_y, pair.edit_y, moves, pair.starts, pair.beat_s)
     kept = drop_false_speeds(moves, fwd_offset, pair.starts, pair.ends)
     kept = overlap_speeds(raw_y, pair.edit_y, kept, fwd_offset, pair.starts, pair.ends)
-    if sum(m.kind == SPEED for m in kept) != sum(m.kind == SPEED for m in moves):
+    kept, lead_ins = speed_lead_ins(raw_y, pair.edit_y, kept, fwd_offset, pair.starts, pair.ends)
+    if [(m.kind, m.beat, m.n_beats) for m in kept] != [(m.kind, m.beat, m.n_beats) for m in moves]:
         moves = kept
         fwd_offset = forward_offsets(raw_y, pair.edit_y, moves, pair.starts, pair.beat_s)
     _shift_grid(pair, moves, fwd_offset)
     _grid_to_splices(pair, moves, fwd_offset)
     _without_file_gain(pair, moves, fwd_offset)
-    return moves, fwd_offset
+    return moves, fwd_offset, lead_ins
 
 
 def _shift_grid(pair: _Pair, moves: list[Move], fwd_offset: dict[int, int]) -> None:
@@ -561,18 +565,29 @@ def _without_file_gain(pair: _Pair, moves: list[Move], fwd_offset: dict[int, int
 # --------------------------------------------------------------------------- step 5
 
 
-def _judge_beats(pair: _Pair, moves: list[Move], fwd_offset: dict[int, int], *, effects: bool) -> ExtendedLabels:
+def _judge_beats(
+    pair: _Pair, moves: list[Move], fwd_offset: dict[int, int], lead_ins: dict[int, float] | None = None, *, effects: bool
+) -> ExtendedLabels:
     """Step 5: the label, amount slot, confidence and action group of every extended beat.
 
     A forward beat's confidence is its move's match, times (with
     ``effects``) how clearly its effect won; a structural move's beats take
-    its match.
+    its match. A forward beat in ``lead_ins`` (``{beat: share}`` of beats
+    taken off a SPEED run's ends, ``splices.speed_lead_ins``) is KEEP and
+    not judged for effects: it sits at a join or holds the SPEED's start
+    ("I don't know"), as sure as the share of it that plays unstretched.
     """
     beats = ExtendedLabels.keep(pair.starts.shape[0])
     judge = _ForwardJudge(pair, fwd_offset) if effects else None
+    lead_ins = lead_ins or {}
     for gi, m in enumerate(moves):
         conf = float(np.clip(m.match if m.kind != CUT else _cut_match(moves, gi), 0.0, 1.0))
-        if m.kind == FWD:
+        if m.kind == FWD and m.beat in lead_ins:
+            if judge is not None:
+                judge.flush(beats)
+            beats.group[m.beat] = -1
+            beats.confidence[m.beat] = min(conf, lead_ins[m.beat])
+        elif m.kind == FWD:
             if judge is not None:
                 conf *= judge.judge(beats, m, moves[gi - 1] if gi > 0 else None)
             beats.group[m.beat] = -1  # grouped later by label

@@ -201,3 +201,30 @@ def test_a_splice_like_speed_is_keep_unless_pitched_beats_join_it_into_a_resampl
     _pitch_in_speed(beats)
     _splice_speeds_unsure(beats, moves)
     assert beats.types == ["SPEED"] * 4
+
+
+def test_a_lead_in_beat_of_a_speed_is_keep_and_not_judged(monkeypatch) -> None:
+    """A beat taken off a SPEED run's end (``splices.speed_lead_ins``), 0.6 unstretched, is KEEP 0.6 sure; the others are judged."""
+    from editorbot.training.labels.align import FWD, SPEED, Move
+
+    judged = []
+
+    class Judge:
+        def __init__(self, pair, fwd_offset) -> None:
+            pass
+
+        def judge(self, beats, m, prev) -> float:
+            judged.append(m.beat)
+            beats.types[m.beat] = "GAIN"
+            return 1.0
+
+        def flush(self, beats) -> None:
+            pass
+
+    monkeypatch.setattr(infer, "_ForwardJudge", Judge)
+    moves = [Move(0, 1, FWD, 0, 0.0, 0.5, 0.9), Move(1, 1, FWD, 0, 0.5, 1.0, 0.9), Move(2, 2, SPEED, 3, 1.0, 1.8, 0.8)]
+    pair = SimpleNamespace(starts=np.arange(4) * 0.5)
+    beats = infer._judge_beats(pair, moves, {0: 0, 1: 0}, {1: 0.6}, effects=True)
+    assert judged == [0]
+    assert beats.types == ["GAIN", "KEEP", "SPEED", "SPEED"] and beats.group[1] == -1
+    assert beats.confidence[1] == pytest.approx(0.6) and beats.confidence[0] == pytest.approx(0.9)
