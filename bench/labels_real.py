@@ -2,7 +2,7 @@
 
     .venv/bin/python bench/labels_real.py [--n 10] [--split test] [--seed 23] [--min-s 30] [--max-s 60]
                                           [--no-render] [--dir DIR] [--per-pair] [--uncalibrated]
-                                          [--labels-out JSON]
+                                          [--labels-out JSON] [--false-labels]
 
 Takes ``--n`` tracks of one half of the real corpus (``bench/corpus.py``,
 ``make corpus``; the figures are the test half, tuning looks at dev), cuts
@@ -32,7 +32,9 @@ the raw song's timeline:
 - label precision by the labels' inferred confidence (mean over their
   beats, in fifths);
 - false effect labels (the amount types from GAIN on) per 10 minutes of
-  unedited audio (raw time outside every event);
+  unedited audio (raw time outside every event); ``--false-labels`` lists
+  every wrong label, these marked (beats, confidence, the labels beside
+  it, the nearest event);
 - boundary error of found events in beats (start and end of the union of
   overlapping labels of the type, against the event, on the analysis grid);
 - amount error in steps where the type has amounts (the truth value's
@@ -115,6 +117,7 @@ class Tally:
     stages: Counter = field(default_factory=Counter)
     label_conf: list = field(default_factory=list)
     label_rows: list = field(default_factory=list)
+    false_rows: list = field(default_factory=list)
     pairs: int = 0
     unalignable: int = 0
 
@@ -164,7 +167,44 @@ def _amount_step(type_name: str, value: float) -> int:
     return int(np.argmin(np.where(ok, dist, np.inf)))
 
 
-def score_pair(tally: Tally, events: list[Span], labels: list[Span], beat_times: np.ndarray, duration_s: float) -> None:
+def _false_row(name: str, lab: Span, labels: list[Span], events: list[Span], bt: np.ndarray) -> str:
+    """One line about a wrong label: where it is, how sure, its neighbours and the nearest event.
+
+    The events it overlaps, with the share of the label inside each, or
+    the nearest event's distance in beats of the raw song's analysis grid
+    (``bt``, seconds; negative: before the label).
+    """
+    idx = np.arange(bt.size, dtype=np.float64)
+
+    def beat(t: float) -> float:
+        return float(np.interp(t, bt, idx)) if bt.size > 1 else 0.0
+
+    b0, b1 = beat(lab.start_s), beat(lab.end_s)
+    k = next(i for i, x in enumerate(labels) if x is lab)
+    before = labels[k - 1].type if k > 0 and abs(beat(labels[k - 1].end_s) - b0) < 0.5 else "-"
+    after = labels[k + 1].type if k + 1 < len(labels) and abs(beat(labels[k + 1].start_s) - b1) < 0.5 else "-"
+    span = max(lab.end_s - lab.start_s, 1e-9)
+    inside = [(ev.type, _overlap(lab.start_s, lab.end_s, [ev]) / span) for ev in events]
+    near = ", ".join(f"{t} {share:.2f}" for t, share in inside if share > 0)
+    if near:
+        near = "inside " + near
+    elif events:
+        def gap(ev: Span) -> float:
+            e0, e1 = beat(ev.start_s), beat(ev.end_s)
+            return e0 - b1 if e0 >= b1 else e1 - b0
+
+        ev = min(events, key=lambda e: abs(gap(e)))
+        near = f"nearest event {ev.type} {gap(ev):+.1f}"
+    else:
+        near = "no events"
+    last = " (song's last beat)" if b1 >= bt.size - 0.5 else ""
+    return (f"{name:<40} {lab.type:<10} amount {int(lab.amount)} beats {b0:.0f}-{b1:.0f} ({lab.start_s:.2f}-{lab.end_s:.2f} s) "
+            f"conf {lab.confidence:.2f} | before {before}, after {after} | {near}{last}")
+
+
+def score_pair(
+    tally: Tally, events: list[Span], labels: list[Span], beat_times: np.ndarray, duration_s: float, name: str = ""
+) -> None:
     """Add one pair's event-level counts to ``tally`` (see the module docstring)."""
     bt = np.asarray(beat_times, dtype=np.float64)
     idx = np.arange(bt.size, dtype=np.float64)
@@ -201,8 +241,12 @@ def score_pair(tally: Tally, events: list[Span], labels: list[Span], beat_times:
         tally.right[lab.type] += int(right)
         tally.label_conf.append((lab.confidence, right))
         tally.label_rows.append({"type": lab.type, "confidence": round(lab.confidence, 4), "right": bool(right)})
-        if lab.type in EFFECT_TYPES and _overlap(lab.start_s, lab.end_s, events) < 0.5 * span:
+        unedited = _overlap(lab.start_s, lab.end_s, events) < 0.5 * span
+        if lab.type in EFFECT_TYPES and unedited:
             tally.false_effects += 1
+        if not right:
+            tally.false_rows.append(("false effect " if lab.type in EFFECT_TYPES and unedited else "wrong        ")
+                                    + _false_row(name, lab, labels, events, bt))
     tally.unedited_s += max(0.0, duration_s - _overlap(0.0, duration_s, events))
 
 
@@ -328,7 +372,7 @@ def _run_pair(
         rows.append(f"  {name:<44} unalignable: {res.reason}")
         return
     labels = label_spans(res)
-    score_pair(tally, events, labels, res.beat_times, duration)
+    score_pair(tally, events, labels, res.beat_times, duration, name)
     if render:
         d_plan, d_raw = render_check(res)
         tally.d_plan.append(d_plan)
@@ -348,6 +392,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--corpus", default=None, help="corpus folder (default: bench/corpus.py's)")
     p.add_argument("--dir", default=None, help="work folder (default: a temporary one)")
     p.add_argument("--per-pair", action="store_true", help="list each pair's true and inferred types")
+    p.add_argument("--false-labels", action="store_true",
+                   help="list each wrong label (where, how sure, its neighbours, the nearest event)")
     p.add_argument("--uncalibrated", action="store_true", help="the labels' raw confidence (to fit the calibration)")
     p.add_argument("--labels-out", default=None, help="write every scored label (editor, type, confidence, right) as JSON")
     args = p.parse_args(argv)
@@ -414,6 +460,10 @@ def main(argv: list[str] | None = None) -> int:
         if args.per_pair:
             for row in rows:
                 print(row)
+        if args.false_labels and tally.false_rows:
+            print("  wrong labels (false effect: an effect label on unedited audio):")
+            for row in tally.false_rows:
+                print("  " + row)
     print(f"\npeak memory: {peak_mb:.0f} MB resident (whole process: pair making, inference, render check)")
     if args.labels_out:
         rows = [{"editor": "foreign", **r} for r in foreign.label_rows] + [{"editor": "own", **r} for r in own.label_rows]

@@ -74,6 +74,7 @@ from editorbot.training.labels.splices import (
     grid_shift,
     onset_shift,
     overlap_speeds,
+    speed_lead_ins,
     splice_starts,
 )
 from editorbot.training.labels.stripes import Stripes
@@ -96,6 +97,11 @@ SHORT_SPEED_MATCH = 0.8
 #: dev; the synthetic styles' subtle effects fit within 0.4 dB).
 EFFECT_MIN_CONFIDENCE = 0.2
 EFFECT_MAX_RESIDUAL_DB = 1.0
+
+#: A run of PITCH beats played at this rate or beyond, the pitch's way, is a resampled SPEED (``_resampled_pitch``):
+#: half of +1 semitone (x1.059), over at least this many frames of length change (the DP's slack is a frame or so).
+RESAMPLE_MIN_RATE = 1.03
+RESAMPLE_MIN_FRAMES = 1.5
 
 #: Action type of each structural move kind of the DP.
 STRUCTURAL_NAMES = {CUT: "CUT", SIL: "SILENCE", REV: "REVERSE", LOOP: "LOOP", STUT: "STUTTER", SPEED: "SPEED"}
@@ -341,9 +347,9 @@ def infer_pair(
     # spinning against other processes cost ~10x here)
     with _one_blas_thread():
         with _timed(seconds, "splices"):
-            moves, fwd_offset = _place_splices(pair, moves)
+            moves, fwd_offset, lead_ins = _place_splices(pair, moves)
         with _timed(seconds, "effects"):
-            beats = _judge_beats(pair, moves, fwd_offset, effects=effects)
+            beats = _judge_beats(pair, moves, fwd_offset, lead_ins, effects=effects)
     _walk_and_plan(result, pair, beats, calibrated=calibrated)
     return result
 
@@ -488,25 +494,28 @@ def _move_frame_scores(mv: Move, s: Stripes, edit: Frames, starts_f: np.ndarray,
 # --------------------------------------------------------------------------- step 4
 
 
-def _place_splices(pair: _Pair, moves: list[Move]) -> tuple[list[Move], dict[int, int]]:
+def _place_splices(pair: _Pair, moves: list[Move]) -> tuple[list[Move], dict[int, int], dict[int, float]]:
     """Step 4: the walk without false SPEEDs, its forward offsets, and the grid and edit made to fit the edit's splices.
 
     Moves ``pair.starts``/``pair.ends`` by the grid's phase, then each
     measured splice; takes the edit file's overall gain off ``pair.edit_y``
-    and ``pair.edit_audio``. Returns the moves and ``{beat: edit - raw
-    samples}`` of every forward beat.
+    and ``pair.edit_audio``. Returns the moves, ``{beat: edit - raw
+    samples}`` of every forward beat, and ``{beat: share}`` of the forward
+    beats taken off the ends of SPEED runs (``speed_lead_ins``: the share
+    of each that plays unstretched).
     """
     raw_y = pair.analysis.y
     fwd_offset = forward_offsets(raw_y, pair.edit_y, moves, pair.starts, pair.beat_s)
     kept = drop_false_speeds(moves, fwd_offset, pair.starts, pair.ends)
     kept = overlap_speeds(raw_y, pair.edit_y, kept, fwd_offset, pair.starts, pair.ends)
-    if sum(m.kind == SPEED for m in kept) != sum(m.kind == SPEED for m in moves):
+    kept, lead_ins = speed_lead_ins(raw_y, pair.edit_y, kept, fwd_offset, pair.starts, pair.ends)
+    if [(m.kind, m.beat, m.n_beats) for m in kept] != [(m.kind, m.beat, m.n_beats) for m in moves]:
         moves = kept
         fwd_offset = forward_offsets(raw_y, pair.edit_y, moves, pair.starts, pair.beat_s)
     _shift_grid(pair, moves, fwd_offset)
     _grid_to_splices(pair, moves, fwd_offset)
     _without_file_gain(pair, moves, fwd_offset)
-    return moves, fwd_offset
+    return moves, fwd_offset, lead_ins
 
 
 def _shift_grid(pair: _Pair, moves: list[Move], fwd_offset: dict[int, int]) -> None:
@@ -563,18 +572,29 @@ def _without_file_gain(pair: _Pair, moves: list[Move], fwd_offset: dict[int, int
 # --------------------------------------------------------------------------- step 5
 
 
-def _judge_beats(pair: _Pair, moves: list[Move], fwd_offset: dict[int, int], *, effects: bool) -> ExtendedLabels:
+def _judge_beats(
+    pair: _Pair, moves: list[Move], fwd_offset: dict[int, int], lead_ins: dict[int, float] | None = None, *, effects: bool
+) -> ExtendedLabels:
     """Step 5: the label, amount slot, confidence and action group of every extended beat.
 
     A forward beat's confidence is its move's match, times (with
     ``effects``) how clearly its effect won; a structural move's beats take
-    its match.
+    its match. A forward beat in ``lead_ins`` (``{beat: share}`` of beats
+    taken off a SPEED run's ends, ``splices.speed_lead_ins``) is KEEP and
+    not judged for effects: it sits at a join or holds the SPEED's start
+    ("I don't know"), as sure as the share of it that plays unstretched.
     """
     beats = ExtendedLabels.keep(pair.starts.shape[0])
     judge = _ForwardJudge(pair, fwd_offset) if effects else None
+    lead_ins = lead_ins or {}
     for gi, m in enumerate(moves):
         conf = float(np.clip(m.match if m.kind != CUT else _cut_match(moves, gi), 0.0, 1.0))
-        if m.kind == FWD:
+        if m.kind == FWD and m.beat in lead_ins:
+            if judge is not None:
+                judge.flush(beats)
+            beats.group[m.beat] = -1
+            beats.confidence[m.beat] = min(conf, lead_ins[m.beat])
+        elif m.kind == FWD:
             if judge is not None:
                 conf *= judge.judge(beats, m, moves[gi - 1] if gi > 0 else None)
             beats.group[m.beat] = -1  # grouped later by label
@@ -594,6 +614,7 @@ def _judge_beats(pair: _Pair, moves: list[Move], fwd_offset: dict[int, int], *, 
     if judge is not None:
         judge.flush(beats)
     _pitch_in_speed(beats)
+    _resampled_pitch(beats, moves, pair.starts, pair.ends)
     _splice_speeds_unsure(beats, moves)
     _unsure_effects(beats)
     return beats
@@ -710,6 +731,54 @@ def _pitch_in_speed(beats: ExtendedLabels) -> None:
                 if group[k] != other:
                     break
                 group[k], slots[k] = g, slot
+        b = e
+
+
+def _resampled_pitch(
+    beats: ExtendedLabels, moves: list[Move], starts: np.ndarray, ends: np.ndarray, *, min_rate: float = RESAMPLE_MIN_RATE
+) -> None:
+    """Runs of PITCH beats that the edit plays shorter (pitched up) or longer (down) than the raw song become a SPEED, in place.
+
+    A speed change by resampling between this vocabulary's rates (x1.06 is
+    +1 semitone) plays its beats faster and higher; the DP, whose nearest
+    rate over a beat is 1 or 1.1, plays most of them forwards and takes the
+    shortening in its forward moves' slack, and the effects step then
+    hears them pitched. A pitch shift keeps the beats' length. A run of
+    PITCH beats (forward, one way) whose moves span at least
+    ``RESAMPLE_MIN_FRAMES`` frames less (more) in the edit than its raw
+    beats, at a rate beyond ``min_rate`` (``1 / min_rate``) the pitch's way,
+    is that SPEED: its beats take the vocabulary's nearest rate that way
+    (1.1 or 0.9) and an action group of their own (on the dev half, 14 of
+    the foreign editor's wrong labels were such PITCH beats inside
+    resampled SPEEDs). ``starts``/``ends``: ``(n,)`` extended grid, seconds.
+    """
+    types, slots, group = beats.types, beats.slots, beats.group
+    n = len(types)
+    edit_s = np.zeros(n)
+    for m in moves:
+        if m.kind == FWD:
+            edit_s[m.beat : m.beat + m.n_beats] = (m.dst_end_s - m.dst_start_s) / m.n_beats
+    frame_s = FRAME_HOP / FRAME_SR
+    next_group = max(int(group.max()) if n else 0, 0) + 1
+    b = 0
+    while b < n:
+        if types[b] != "PITCH" or group[b] >= 0:
+            b += 1
+            continue
+        e = b
+        while e < n and types[e] == "PITCH" and group[e] < 0:
+            e += 1
+        up = sum(slots[k] >= 2 for k in range(b, e)) * 2 > e - b  # PITCH slots 2, 3 are up
+        raw_s, played_s = float(np.sum(ends[b:e] - starts[b:e])), float(np.sum(edit_s[b:e]))
+        rate = raw_s / max(played_s, 1e-9)
+        if played_s > 0 and abs(raw_s - played_s) >= RESAMPLE_MIN_FRAMES * frame_s and (
+            rate >= min_rate if up else rate <= 1.0 / min_rate
+        ):
+            log.debug("beats %d-%d: PITCH played at x%.3f, a resampled SPEED", b, e - 1, rate)
+            slot = 2 if up else 1  # SPEED_RATES: 0.8, 0.9, 1.1, 1.25
+            for k in range(b, e):
+                types[k], slots[k], group[k] = "SPEED", slot, next_group
+            next_group += 1
         b = e
 
 

@@ -4,7 +4,10 @@ The tracker's beats sit a few ms off the beats the edit was cut on. Each
 forward beat gets a sample offset into the edit, the running median of its
 run's cross-correlation lags (``forward_offsets``: it steps where an
 editor's splices overlap); a short SPEED that is only such an overlap is
-forward audio again (``overlap_speeds``). The exact splice samples between forward runs (or,
+forward audio again (``overlap_speeds``), and so are the beats at a SPEED
+run's ends that play unstretched (``speed_lead_ins``: the DP's step rate
+took them in to make up a rate between the steps; they are read as KEEP,
+not judged). The exact splice samples between forward runs (or,
 without splices, the raw song's attacks) give one shift for the whole grid
 (``grid_shift``, ``onset_shift``), then every splice is measured on the
 sample, with the render's crossfade modelled (``splice_starts``): jumps
@@ -53,6 +56,12 @@ PIECE_SEARCH = 1400  # ... each window searched this far around the offsets besi
 PIECE_STEP = 22  # ... offsets of neighbouring windows this far apart (1 ms) are a step
 PIECE_MAX_STEPS = 3  # ... splices a run may hold (a cut and the overlaps around it)
 PIECE_PLACED = 0.75  # ... share of its audible windows that must match near those offsets
+LEAD_MATCH = 0.98  # normalised correlation of a window of a SPEED run's end beat with the raw song unstretched (speed_lead_ins):
+# forward audio keeps 0.99 (after an mp3 round trip too); a time-stretch keeps grains of the raw waveform at one lag
+# for a few windows at 0.93-0.97 (the renderer's, on a synthetic song), a stretched sustained passage 0.7
+LEAD_SEARCH = 66  # samples (3 ms) around the forward beats' offset a SPEED run's end beat is matched unstretched (speed_lead_ins)
+LEAD_WHOLE = 0.8  # ... share of the beat that must match so for the next beat in to be tried (else the SPEED starts inside it)
+LEAD_JOINS = 2  # ... joins (an offset step of up to OVERLAP_MAX_S) a beat may hold (a stretch's grains step every few windows)
 
 
 def forward_offsets(
@@ -225,6 +234,177 @@ def _peeled_overlaps(
         pieces[0].dst_start_s, pieces[-1].dst_end_s = m.dst_start_s, m.dst_end_s
         out[i : i + 1] = pieces
     return out
+
+
+def speed_lead_ins(
+    raw_y: np.ndarray,
+    edit_y: np.ndarray,
+    moves: list[Move],
+    fwd_offset: dict[int, int],
+    starts: np.ndarray,
+    ends: np.ndarray,
+    *,
+    min_match: float = LEAD_MATCH,
+    max_overlap_s: float = OVERLAP_MAX_S,
+) -> tuple[list[Move], dict[int, float]]:
+    """Moves with the unstretched beats at either end of each SPEED run played forwards, and how much of each is so.
+
+    An editor's SPEED at a rate between this vocabulary's steps (a
+    time-stretch by 1.15) shortens its span by more or less than a step's
+    rate does over the same beats, and on another tracker's grid it starts
+    inside one of this grid's beats: the DP's SPEED line at the step's rate
+    takes in a beat or two of the forward audio beside it to make up the
+    length (on the dev half, 7 of the foreign editor's 10 false effect
+    labels were such lead-ins, one or two beats before a true SPEED).
+
+    A beat at an end of a SPEED run of two beats or more whose audio is
+    the raw song unstretched at the offset of the forward beats beside the
+    run over at least half of it, counted from their side
+    (``_forward_share``: windows of ``PIECE_N`` samples, normalised
+    correlation ``>= min_match`` within ``LEAD_SEARCH`` samples of that
+    offset, which a join of up to ``max_overlap_s`` may move: the editor
+    joins every piece of its edit with an overlap), leaves the SPEED as a
+    forward beat, and the next beat in is tried; a beat matched over less
+    than ``LEAD_WHOLE`` of it is where the edit's SPEED begins (ends), and
+    the peeling stops there. A run of SPEED moves over consecutive beats
+    (the DP mixes rates over a stretch between them) is peeled as one and
+    keeps at least one beat. Both signals are mono at ``FRAME_SR``;
+    ``fwd_offset`` as ``forward_offsets`` gives it.
+
+    Returns
+    -------
+    tuple[list[Move], dict[int, float]]
+        the moves, and each peeled beat's share (0.5-1) that is the raw
+        song unstretched: the caller reads these beats as KEEP without
+        judging their effects (one sits beside a join or holds the SPEED's
+        start: judged, one read WIDTH on the dev half).
+    """
+    out: list[Move] = []
+    peeled: dict[int, float] = {}
+    max_step = int(max_overlap_s * FRAME_SR)
+    i = 0
+    while i < len(moves):
+        j = i + 1
+        if moves[i].kind == SPEED:  # a run of SPEED moves over consecutive beats (at one rate or several)
+            while j < len(moves) and moves[j].kind == SPEED and moves[j].beat == moves[j - 1].beat + moves[j - 1].n_beats:
+                j += 1
+        run = moves[i:j]
+        prev = moves[i - 1] if i > 0 else None
+        nxt = moves[j] if j < len(moves) else None
+        i = j
+        if run[0].kind != SPEED or sum(m.n_beats for m in run) < 2:
+            out.extend(run)
+            continue
+        lo, hi = run[0].beat, run[-1].beat + run[-1].n_beats
+
+        def match_of(beat: int, run: list[Move] = run) -> float:
+            return next(m.match for m in run if m.beat <= beat < m.beat + m.n_beats)
+
+        head: list[Move] = []
+        tail: list[Move] = []
+        found: dict[int, float] = {}
+        if prev is not None and prev.kind == FWD and prev.beat + prev.n_beats == lo and prev.beat in fwd_offset:
+            o = fwd_offset[prev.beat]
+            while hi - lo > 1:
+                share, o0, o = _forward_share(raw_y, edit_y, starts, ends, lo, o, min_match, from_start=True, max_step=max_step)
+                if share < 0.5:
+                    break
+                head.append(Move(lo, 1, FWD, 0, starts[lo] + o0 / FRAME_SR, ends[lo] + o / FRAME_SR, match_of(lo)))
+                found[lo] = share
+                lo += 1
+                if share < LEAD_WHOLE:
+                    break
+        if nxt is not None and nxt.kind == FWD and nxt.beat == hi and nxt.beat in fwd_offset:
+            o = fwd_offset[nxt.beat]
+            while hi - lo > 1:
+                share, o, o1 = _forward_share(raw_y, edit_y, starts, ends, hi - 1, o, min_match, from_start=False, max_step=max_step)
+                if share < 0.5:
+                    break
+                tail.append(Move(hi - 1, 1, FWD, 0, starts[hi - 1] + o / FRAME_SR, ends[hi - 1] + o1 / FRAME_SR, match_of(hi - 1)))
+                found[hi - 1] = share
+                hi -= 1
+                if share < LEAD_WHOLE:
+                    break
+        tail.reverse()
+        kept = [Move(max(m.beat, lo), min(m.beat + m.n_beats, hi) - max(m.beat, lo), SPEED, m.slot, m.dst_start_s, m.dst_end_s, m.match)
+                for m in run if min(m.beat + m.n_beats, hi) > max(m.beat, lo)]
+        if head:
+            head[0].dst_start_s = run[0].dst_start_s
+            kept[0].dst_start_s = head[-1].dst_end_s
+        if tail:
+            tail[-1].dst_end_s = run[-1].dst_end_s
+            kept[-1].dst_end_s = tail[0].dst_start_s
+        if not (head or tail) or any(m.dst_end_s <= m.dst_start_s for m in head + kept + tail):
+            out.extend(run)
+            continue
+        log.debug("SPEED run at beats %d-%d: beats %s play unstretched", run[0].beat, run[-1].beat + run[-1].n_beats - 1,
+                  [q.beat for q in head + tail])
+        for a_, b_ in itertools.pairwise(head):
+            b_.dst_start_s = a_.dst_end_s
+        for a_, b_ in itertools.pairwise(tail):
+            b_.dst_start_s = a_.dst_end_s
+        peeled.update(found)
+        out.extend([*head, *kept, *tail])
+    return out, peeled
+
+
+def _forward_share(
+    raw_y: np.ndarray, edit_y: np.ndarray, starts: np.ndarray, ends: np.ndarray, beat: int, offset: int, min_match: float,
+    *, from_start: bool, max_step: int,
+) -> tuple[float, int, int]:
+    """How much of raw beat ``beat`` is in the edit unstretched near ``offset``, counted from its start (or end) on.
+
+    Windows of ``PIECE_N`` samples from that end of the beat, while each
+    matches (``match_at`` within ``LEAD_SEARCH`` of the current offset,
+    ``>= min_match``). An editor's join inside the beat (every piece of
+    its edit is joined with an overlap) moves the edit earlier by up to
+    ``max_step`` samples going forwards in time (later going backwards):
+    up to ``LEAD_JOINS`` times a beat, a window that fails (and the one
+    after it) is a join (its crossfade matches neither side) and counts as
+    forward audio where the next window matches best within that step and
+    the one after it matches there too (stretched audio drifts off any one
+    offset within two windows).
+
+    Returns
+    -------
+    tuple[float, int, int]
+        the share of the beat's windows that matched, and the offsets
+        (edit - raw samples) at the beat's start and end.
+    """
+    a = int(round(starts[beat] * FRAME_SR))
+    b = int(round(ends[beat] * FRAME_SR))
+    n_win = max(1, (b - a) // PIECE_N)
+    win = (b - a) // n_win
+    step = -max_step if from_start else max_step
+
+    def at(k: int) -> int:
+        return a + k * win if from_start else b - (k + 1) * win
+
+    def fits(k: int, lag: int) -> bool:
+        return match_at(raw_y, edit_y, at(k), at(k) + lag, win, search=LEAD_SEARCH) >= min_match
+
+    def relock(k: int, lag: int) -> tuple[int, int] | None:
+        """``(offset, next window)`` after a join at window ``k`` (its crossfade may take two windows), or None."""
+        for q in (k + 1, k + 2):
+            if q >= n_win:
+                return None
+            new = refine_offset(raw_y, edit_y, at(q), at(q) + lag + step // 2, win, search=abs(step) // 2 + LEAD_SEARCH)
+            if fits(q, new) and (q + 1 >= n_win or fits(q + 1, new)):
+                return new, q + 1
+        return None
+
+    lag, first, joins, k = offset, offset, 0, 0
+    while k < n_win:
+        if fits(k, lag):
+            k += 1
+            continue
+        found = relock(k, lag) if joins < LEAD_JOINS else None
+        if found is None:
+            break
+        if k == 0:
+            first = found[0]
+        (lag, k), joins = found, joins + 1
+    return (k / n_win, first, lag) if from_start else (k / n_win, lag, first)
 
 
 def _forward_beats(m: Move) -> list[Move]:

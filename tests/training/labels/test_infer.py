@@ -201,3 +201,60 @@ def test_a_splice_like_speed_is_keep_unless_pitched_beats_join_it_into_a_resampl
     _pitch_in_speed(beats)
     _splice_speeds_unsure(beats, moves)
     assert beats.types == ["SPEED"] * 4
+
+
+def test_a_lead_in_beat_of_a_speed_is_keep_and_not_judged(monkeypatch) -> None:
+    """A beat taken off a SPEED run's end (``splices.speed_lead_ins``), 0.6 unstretched, is KEEP 0.6 sure; the others are judged."""
+    from editorbot.training.labels.align import FWD, SPEED, Move
+
+    judged = []
+
+    class Judge:
+        def __init__(self, pair, fwd_offset) -> None:
+            pass
+
+        def judge(self, beats, m, prev) -> float:
+            judged.append(m.beat)
+            beats.types[m.beat] = "GAIN"
+            return 1.0
+
+        def flush(self, beats) -> None:
+            pass
+
+    monkeypatch.setattr(infer, "_ForwardJudge", Judge)
+    moves = [Move(0, 1, FWD, 0, 0.0, 0.5, 0.9), Move(1, 1, FWD, 0, 0.5, 1.0, 0.9), Move(2, 2, SPEED, 3, 1.0, 1.8, 0.8)]
+    pair = SimpleNamespace(starts=np.arange(4) * 0.5, ends=np.arange(1, 5) * 0.5)
+    beats = infer._judge_beats(pair, moves, {0: 0, 1: 0}, {1: 0.6}, effects=True)
+    assert judged == [0]
+    assert beats.types == ["GAIN", "KEEP", "SPEED", "SPEED"] and beats.group[1] == -1
+    assert beats.confidence[1] == pytest.approx(0.6) and beats.confidence[0] == pytest.approx(0.9)
+
+
+def test_pitch_beats_played_shorter_are_a_resampled_speed() -> None:
+    """Two PITCH-up beats played 6% shorter (x1.06) are a SPEED x1.1; played at their length they stay PITCH."""
+    from editorbot.training.labels.align import FWD, Move
+
+    beat_s = 0.5
+    starts = np.arange(4) * beat_s
+    ends = starts + beat_s
+
+    def judged(played_s: float, pitch_slot: int) -> list[str]:
+        moves = [Move(0, 1, FWD, 0, 0.0, 0.5, 0.9)]
+        t = 0.5
+        for b in (1, 2):
+            moves.append(Move(b, 1, FWD, 0, t, t + played_s, 0.9))
+            t += played_s
+        moves.append(Move(3, 1, FWD, 0, t, t + 0.5, 0.9))
+        beats = ExtendedLabels.keep(4)
+        beats.types, beats.slots = ["KEEP", "PITCH", "PITCH", "KEEP"], [0, pitch_slot, pitch_slot, 0]
+        beats.group[:] = -1
+        infer._resampled_pitch(beats, moves, starts, ends)
+        if beats.types[1] == "SPEED":
+            assert beats.group[1] == beats.group[2] > 0
+        return [f"{t}{s if t == 'SPEED' else ''}" for t, s in zip(beats.types, beats.slots)]
+
+    assert judged(beat_s / 1.06, 2) == ["KEEP", "SPEED2", "SPEED2", "KEEP"]
+    assert judged(beat_s * 1.06, 1) == ["KEEP", "SPEED1", "SPEED1", "KEEP"]  # down: longer, slower
+    assert judged(beat_s, 2) == ["KEEP", "PITCH", "PITCH", "KEEP"]  # a pitch shift keeps the length
+    assert judged(beat_s * 1.06, 2) == ["KEEP", "PITCH", "PITCH", "KEEP"]  # up but longer: not a resample
+    assert judged(beat_s - 0.012, 2) == ["KEEP", "PITCH", "PITCH", "KEEP"]  # within the DP's slack

@@ -16,6 +16,7 @@ from editorbot.training.labels.splices import (
     onset_shift,
     overlap_speeds,
     respliced,
+    speed_lead_ins,
     splice_starts,
 )
 
@@ -178,3 +179,42 @@ def test_a_long_effect_at_one_level_is_not_the_files_gain() -> None:
     # the same edit turned down 4 dB as a whole: the unedited beats say -4
     gain = edit_file_gain(raw, edit * np.float32(10 ** (-4 / 20)), fwd, starts, starts + sec, zero)
     assert abs(gain + 4.0) < 0.05
+
+
+def test_a_speed_runs_unstretched_lead_in_beats_play_forwards() -> None:
+    """An editor resampled raw 5.6-8.0 beats (x1.15): the DP's SPEEDs over beats 4-7 give back 4 (forward) and 5 (0.6 forward)."""
+    rng = np.random.default_rng(12)
+    beat = 11025
+    sec = beat / FRAME_SR
+    raw = (0.1 * rng.standard_normal(12 * beat)).astype(np.float32)
+    a, b = int(5.6 * beat), 8 * beat
+    rate = 1.15
+    n_fast = int(round((b - a) / rate))
+    fast = np.interp(np.arange(n_fast) * rate, np.arange(b - a), raw[a:b]).astype(np.float32)
+    edit = np.concatenate([raw[:a], fast, raw[b:]])
+    shift = n_fast - (b - a)  # samples the forward audio after the SPEED moved (negative: earlier)
+    starts = np.arange(12) * sec
+    ends = starts + sec
+    moves = [Move(k, 1, FWD, 0, k * sec, (k + 1) * sec) for k in range(4)]
+    # the DP's run: x1.1 over beats 4-5, x1.25 over 6-7
+    mid = 6 * sec - 0.1
+    moves.append(Move(4, 2, SPEED, 2, 4 * sec, mid))
+    moves.append(Move(6, 2, SPEED, 3, mid, 8 * sec + shift / FRAME_SR))
+    moves += [Move(k, 1, FWD, 0, k * sec + shift / FRAME_SR, (k + 1) * sec + shift / FRAME_SR) for k in range(8, 12)]
+    offsets = forward_offsets(raw, edit, moves, starts, sec)
+    fixed, peeled = speed_lead_ins(raw, edit, moves, offsets, starts, ends)
+    assert [(m.beat, m.n_beats, m.kind, m.slot) for m in fixed[3:7]] == [(3, 1, FWD, 0), (4, 1, FWD, 0), (5, 1, FWD, 0), (6, 2, SPEED, 3)]
+    assert set(peeled) == {4, 5} and peeled[4] == 1.0 and 0.5 <= peeled[5] < 0.8
+    assert fixed[6].dst_start_s == fixed[5].dst_end_s and fixed[6].dst_end_s == moves[5].dst_end_s
+    assert abs(fixed[4].dst_start_s - 4 * sec) < 1e-9
+    # the same SPEED from the grid's beat 4 on: nothing of it plays unstretched
+    a = 4 * beat
+    n_fast = int(round((b - a) / rate))
+    fast = np.interp(np.arange(n_fast) * rate, np.arange(b - a), raw[a:b]).astype(np.float32)
+    edit = np.concatenate([raw[:a], fast, raw[b:]])
+    shift = n_fast - (b - a)
+    moves[4:] = [Move(4, 4, SPEED, 2, 4 * sec, 8 * sec + shift / FRAME_SR)]
+    moves += [Move(k, 1, FWD, 0, k * sec + shift / FRAME_SR, (k + 1) * sec + shift / FRAME_SR) for k in range(8, 12)]
+    offsets = forward_offsets(raw, edit, moves, starts, sec)
+    fixed, peeled = speed_lead_ins(raw, edit, moves, offsets, starts, ends)
+    assert fixed == moves and peeled == {}
