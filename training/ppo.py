@@ -474,6 +474,9 @@ def train(
     if bc_data is not None:
         bc_data = bc_data.fitted(agent_config, "--bc-mixed").confident(cfg.bc_min_confidence).type_balanced(cfg.bc_balance)
     run = make_run(episodes, cfg, agent_config, weights, dev, ddp, save_dir)
+    if run.label_head is not None and (bc_data is None or not (bc_data.label_type >= 0).any()):
+        logger.warning("--aux-label-weight: the demonstrations know no beat's label (a file made before "
+                       "label_type, or none): the label head learns nothing; make it again with editorbot data labels")
     if ckpt is not None:
         if (ckpt.get("label_head") is None) != (run.label_head is None):
             raise ValueError(f"--resume: {save_dir / 'last.pt'} was trained with"

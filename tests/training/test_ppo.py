@@ -171,6 +171,17 @@ def test_label_head_loss_falls_on_a_tiny_bc_set(tmp_path: Path) -> None:
               bc_data=data, resume=True, quiet=True)
 
 
+def test_label_head_without_labels_warns(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    episodes = synthetic_episodes(2, n_beats=48, seed=2)
+    data = bc_examples(episodes, CFG)
+    old = replace(data, label_type=np.full_like(data.label_type, -1))  # a file made before label_type
+    cfg = PPOConfig(bc_only=True, bc_epochs=1, bc_batch_size=32, aux_label_weight=1.0, checkpoint_every=100)
+    with caplog.at_level("WARNING", logger="editorbot.training.ppo"):
+        result = train(episodes, tmp_path, agent_config=CFG, ppo_config=cfg, bc_data=old, quiet=True)
+    assert any("know no beat's label" in r.getMessage() for r in caplog.records)
+    assert result["metrics"]["bc/label_loss"] == 0
+
+
 def test_label_head_joins_the_bc_term_of_ppo(tmp_path: Path) -> None:
     episodes = synthetic_episodes(3, n_beats=48, seed=1)
     data = bc_examples(episodes, CFG)
