@@ -21,7 +21,7 @@ For each persona of ``--personas`` (``loud_loop@1``, ``repeat_cut@1``,
    and with ``--aux-label-weight W`` > 0 the per-beat label head's loss
    (``train rl --aux-label-weight``; the two trainings from scratch, in
    checkpoint folders ``ckpt_*_labelW`` beside the others, so one work folder
-   holds both):
+   holds both; ``--seed S`` other than 1 likewise trains into ``ckpt_*_sS``):
 
    - **synthetic, true labels**: the synthetic pairs' own labels
      (``train rl --bc-from-labels``), the recipe of ``docs/policy_quality.md``
@@ -48,7 +48,7 @@ the same command.
 
     python -m bench.relational_training [--personas A,B] [--n-test 20] [--n-synth 60] [--synth-s 45]
         [--excerpt 60] [--windows 1] [--hidden 128] [--bc-epochs 10] [--bc-keep beat] [--bc-balance 0] [--no-bc-anneal]
-        [--aux-label-weight 0] [--finetune 20] [--synth-test 0] [--work DIR] [--json F]
+        [--aux-label-weight 0] [--seed 1] [--finetune 20] [--synth-test 0] [--work DIR] [--json F]
 """
 
 from __future__ import annotations
@@ -127,7 +127,7 @@ def train(save_dir: Path, flags: list[str], log_path: Path, args: argparse.Names
                          str(args.bc_epochs), "--bc-balance", f"{args.bc_balance:g}", "--bc-lr", "1e-3",
                          "--bc-anneal" if args.bc_anneal and from_scratch else "--no-bc-anneal", "--no-target",
                          "--aux-label-weight", f"{args.aux_label_weight if from_scratch else 0.0:g}",
-                         "--seed", "1", "--quiet", *flags], log_path)
+                         "--seed", str(args.seed), "--quiet", *flags], log_path)
     done.write_text(f"{seconds:.1f}")
     return save_dir / "last.pt", seconds
 
@@ -159,9 +159,11 @@ def run_persona(style: str, args: argparse.Namespace, work: Path, train_songs: l
         seconds["labels"] = editorbot(["data", "labels", "--data-dir", str(mixed), "--out", str(bc), "--eval",
                                        "--context", "--bc-keep", args.bc_keep, "--quiet"], log_path)
     checkpoints: dict[str, Path] = {}
-    # the label head's policies beside the others, named apart (the baseline's folders stay where they were)
+    # the label head's and other seeds' policies beside the others, named apart (the baseline's folders stay)
     tag, name = (f"_label{args.aux_label_weight:g}", f", label head {args.aux_label_weight:g}") if args.aux_label_weight \
         else ("", "")
+    seed_tag = f"_s{args.seed}" if args.seed != 1 else ""
+    tag, name = tag + seed_tag, name + (f", seed {args.seed}" if seed_tag else "")
     checkpoints[f"synthetic, true labels{name}"], seconds["train synthetic"] = train(
         root / f"ckpt_synth{tag}", ["--data-dir", str(synth), "--bc-from-labels", "--bc-keep", args.bc_keep, "--context",
                               "--hidden", str(args.hidden), *MODEL_FLAGS], log_path, args)
@@ -178,7 +180,7 @@ def run_persona(style: str, args: argparse.Namespace, work: Path, train_songs: l
                                                     "--bc-keep", args.bc_keep,
                                                     *(["--context"] if bundled.spec.reads_context else [])], log_path)
         checkpoints[f"default fine-tuned ({args.finetune})"], seconds["train finetune"] = train(
-            root / "ckpt_finetune", ["--init", str(DEFAULT_MODEL.parent), "--data-dir", str(ft), "--bc-mixed", str(ft_bc)],
+            root / f"ckpt_finetune{seed_tag}", ["--init", str(DEFAULT_MODEL.parent), "--data-dir", str(ft), "--bc-mixed", str(ft_bc)],
             log_path, args, from_scratch=False)
     out: dict[str, Any] = {"persona": style, "n_train_real": len(real_train), "n_synth": args.n_synth,
                            "checkpoints": {k: str(v) for k, v in checkpoints.items()}}
@@ -226,6 +228,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--aux-label-weight", type=float, default=0.0, metavar="W",
                     help="train rl --aux-label-weight for the trainings from scratch: the per-beat label head's "
                          "loss weight (default 0: no head)")
+    ap.add_argument("--seed", type=int, default=1,
+                    help="train rl --seed of the trainings (default 1; others train into ckpt_*_sS)")
     ap.add_argument("--finetune", type=int, default=20, metavar="N",
                     help="also fine-tune the bundled model on N real training pairs (0: no)")
     ap.add_argument("--synth-test", type=int, default=0, metavar="N",
