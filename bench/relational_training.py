@@ -18,10 +18,12 @@ For each persona of ``--personas`` (``loud_loop@1``, ``repeat_cut@1``,
    weights balanced by ``--bc-balance``, the learning rate annealed to 0
    over the passes unless ``--no-bc-anneal`` (the fine-tune keeps a
    constant rate: its 20 pairs give few steps to move the bundled model),
-   and with ``--aux-label-weight W`` > 0 the per-beat label head's loss
-   (``train rl --aux-label-weight``; the two trainings from scratch, in
-   checkpoint folders ``ckpt_*_labelW`` beside the others, so one work folder
-   holds both; ``--seed S`` other than 1 likewise trains into ``ckpt_*_sS``):
+   and the per-beat label head's loss weighted by ``--aux-label-weight W``
+   (``train rl --aux-label-weight``; default 0.3, chosen on the validation
+   songs in ``docs/policy_quality.md``; the two trainings from scratch, in
+   checkpoint folders ``ckpt_*_labelW``, W 0 in ``ckpt_*`` beside them, so
+   one work folder holds both; ``--seed S`` other than 1 likewise trains
+   into ``ckpt_*_sS``):
 
    - **synthetic, true labels**: the synthetic pairs' own labels
      (``train rl --bc-from-labels``), the recipe of ``docs/policy_quality.md``
@@ -48,7 +50,7 @@ the same command.
 
     python -m bench.relational_training [--personas A,B] [--n-test 20] [--n-synth 60] [--synth-s 45]
         [--excerpt 60] [--windows 1] [--hidden 128] [--bc-epochs 10] [--bc-keep beat] [--bc-balance 0] [--no-bc-anneal]
-        [--aux-label-weight 0] [--seed 1] [--finetune 20] [--synth-test 0] [--work DIR] [--json F]
+        [--aux-label-weight 0.3] [--seed 1] [--finetune 20] [--synth-test 0] [--work DIR] [--json F]
 """
 
 from __future__ import annotations
@@ -225,9 +227,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--bc-anneal", action=argparse.BooleanOptionalAction, default=True,
                     help="train rl --bc-anneal for the trainings from scratch: the BC rate falls linearly to 0 "
                          "(default on; the fine-tune keeps a constant rate)")
-    ap.add_argument("--aux-label-weight", type=float, default=0.0, metavar="W",
+    ap.add_argument("--aux-label-weight", type=float, default=0.3, metavar="W",
                     help="train rl --aux-label-weight for the trainings from scratch: the per-beat label head's "
-                         "loss weight (default 0: no head)")
+                         "loss weight (default 0.3; 0: no head)")
     ap.add_argument("--seed", type=int, default=1,
                     help="train rl --seed of the trainings (default 1; others train into ckpt_*_sS)")
     ap.add_argument("--finetune", type=int, default=20, metavar="N",
