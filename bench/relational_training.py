@@ -17,7 +17,13 @@ For each persona of ``--personas`` (``loud_loop@1``, ``repeat_cut@1``,
    decides at every beat; ``label``: the labelled run's size) and loss
    weights balanced by ``--bc-balance``, the learning rate annealed to 0
    over the passes unless ``--no-bc-anneal`` (the fine-tune keeps a
-   constant rate: its 20 pairs give few steps to move the bundled model):
+   constant rate: its 20 pairs give few steps to move the bundled model),
+   and the per-beat label head's loss weighted by ``--aux-label-weight W``
+   (``train rl --aux-label-weight``; default 0.3, chosen on the validation
+   songs in ``docs/policy_quality.md``; the two trainings from scratch, in
+   checkpoint folders ``ckpt_*_labelW``, W 0 in ``ckpt_*`` beside them, so
+   one work folder holds both; ``--seed S`` other than 1 likewise trains
+   into ``ckpt_*_sS``):
 
    - **synthetic, true labels**: the synthetic pairs' own labels
      (``train rl --bc-from-labels``), the recipe of ``docs/policy_quality.md``
@@ -44,7 +50,7 @@ the same command.
 
     python -m bench.relational_training [--personas A,B] [--n-test 20] [--n-synth 60] [--synth-s 45]
         [--excerpt 60] [--windows 1] [--hidden 128] [--bc-epochs 10] [--bc-keep beat] [--bc-balance 0] [--no-bc-anneal]
-        [--finetune 20] [--synth-test 0] [--work DIR] [--json F]
+        [--aux-label-weight 0.3] [--seed 1] [--finetune 20] [--synth-test 0] [--work DIR] [--json F]
 """
 
 from __future__ import annotations
@@ -110,18 +116,20 @@ def link_pairs(sources: list[Path], dest: Path, names: set[str] | None = None) -
 
 
 def train(save_dir: Path, flags: list[str], log_path: Path, args: argparse.Namespace,
-          anneal: bool = True) -> tuple[Path, float]:
+          from_scratch: bool = True) -> tuple[Path, float]:
     """``train rl --bc-only`` into ``save_dir`` (resumed when there); its ``last.pt`` and wall seconds.
 
-    ``anneal`` False keeps the BC rate constant whatever ``--bc-anneal`` says (the fine-tune).
+    ``from_scratch`` False (the fine-tune) keeps the BC rate constant whatever ``--bc-anneal`` says
+    and leaves the label head out whatever ``--aux-label-weight`` says.
     """
     done = save_dir / ".done"
     if done.exists():
         return save_dir / "last.pt", float(done.read_text() or 0)
     seconds = editorbot(["train", "rl", "--save-dir", str(save_dir), "--resume", "--bc-only", "--bc-epochs",
                          str(args.bc_epochs), "--bc-balance", f"{args.bc_balance:g}", "--bc-lr", "1e-3",
-                         "--bc-anneal" if args.bc_anneal and anneal else "--no-bc-anneal", "--no-target",
-                         "--seed", "1", "--quiet", *flags], log_path)
+                         "--bc-anneal" if args.bc_anneal and from_scratch else "--no-bc-anneal", "--no-target",
+                         "--aux-label-weight", f"{args.aux_label_weight if from_scratch else 0.0:g}",
+                         "--seed", str(args.seed), "--quiet", *flags], log_path)
     done.write_text(f"{seconds:.1f}")
     return save_dir / "last.pt", seconds
 
@@ -153,11 +161,16 @@ def run_persona(style: str, args: argparse.Namespace, work: Path, train_songs: l
         seconds["labels"] = editorbot(["data", "labels", "--data-dir", str(mixed), "--out", str(bc), "--eval",
                                        "--context", "--bc-keep", args.bc_keep, "--quiet"], log_path)
     checkpoints: dict[str, Path] = {}
-    checkpoints["synthetic, true labels"], seconds["train synthetic"] = train(
-        root / "ckpt_synth", ["--data-dir", str(synth), "--bc-from-labels", "--bc-keep", args.bc_keep, "--context",
+    # the label head's and other seeds' policies beside the others, named apart (the baseline's folders stay)
+    tag, name = (f"_label{args.aux_label_weight:g}", f", label head {args.aux_label_weight:g}") if args.aux_label_weight \
+        else ("", "")
+    seed_tag = f"_s{args.seed}" if args.seed != 1 else ""
+    tag, name = tag + seed_tag, name + (f", seed {args.seed}" if seed_tag else "")
+    checkpoints[f"synthetic, true labels{name}"], seconds["train synthetic"] = train(
+        root / f"ckpt_synth{tag}", ["--data-dir", str(synth), "--bc-from-labels", "--bc-keep", args.bc_keep, "--context",
                               "--hidden", str(args.hidden), *MODEL_FLAGS], log_path, args)
-    checkpoints["real+synth, inferred"], seconds["train real+synth"] = train(
-        root / "ckpt_mixed", ["--data-dir", str(mixed), "--bc-mixed", str(bc), "--context", "--hidden", str(args.hidden),
+    checkpoints[f"real+synth, inferred{name}"], seconds["train real+synth"] = train(
+        root / f"ckpt_mixed{tag}", ["--data-dir", str(mixed), "--bc-mixed", str(bc), "--context", "--hidden", str(args.hidden),
                               *MODEL_FLAGS], log_path, args)
     if args.finetune:
         bundled = load_policy(None)
@@ -169,8 +182,8 @@ def run_persona(style: str, args: argparse.Namespace, work: Path, train_songs: l
                                                     "--bc-keep", args.bc_keep,
                                                     *(["--context"] if bundled.spec.reads_context else [])], log_path)
         checkpoints[f"default fine-tuned ({args.finetune})"], seconds["train finetune"] = train(
-            root / "ckpt_finetune", ["--init", str(DEFAULT_MODEL.parent), "--data-dir", str(ft), "--bc-mixed", str(ft_bc)],
-            log_path, args, anneal=False)
+            root / f"ckpt_finetune{seed_tag}", ["--init", str(DEFAULT_MODEL.parent), "--data-dir", str(ft), "--bc-mixed", str(ft_bc)],
+            log_path, args, from_scratch=False)
     out: dict[str, Any] = {"persona": style, "n_train_real": len(real_train), "n_synth": args.n_synth,
                            "checkpoints": {k: str(v) for k, v in checkpoints.items()}}
     policy = load_policy(None)
@@ -214,6 +227,11 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--bc-anneal", action=argparse.BooleanOptionalAction, default=True,
                     help="train rl --bc-anneal for the trainings from scratch: the BC rate falls linearly to 0 "
                          "(default on; the fine-tune keeps a constant rate)")
+    ap.add_argument("--aux-label-weight", type=float, default=0.3, metavar="W",
+                    help="train rl --aux-label-weight for the trainings from scratch: the per-beat label head's "
+                         "loss weight (default 0.3; 0: no head)")
+    ap.add_argument("--seed", type=int, default=1,
+                    help="train rl --seed of the trainings (default 1; others train into ckpt_*_sS)")
     ap.add_argument("--finetune", type=int, default=20, metavar="N",
                     help="also fine-tune the bundled model on N real training pairs (0: no)")
     ap.add_argument("--synth-test", type=int, default=0, metavar="N",

@@ -187,7 +187,7 @@ def augment_file(
     raw_paths = [str(p) for p in arrays["raw_paths"]]
     if not raw_paths:
         raise BadInput(in_path, "holds no alignable pairs to render onto")
-    bc = BCData(**{f.name: arrays[f.name] for f in fields(BCData)})
+    bc = BCData.from_arrays(arrays, in_path)
     n_before = len(bc)
     before = class_shares(bc.actions[:, 0])
     config = bc.observation_config() if n_before else AgentConfig()

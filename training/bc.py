@@ -29,6 +29,9 @@ confidence          (N,) float32       0..1 trust in the label (loss weight;
 tempo_bpm           (N,) float32       auxiliary target: song tempo
 energy              (N,) int64         auxiliary target: cursor beat energy class
 phrase              (N, W) float32     auxiliary target: 1 at phrase starts
+label_type          (N, W) int64       auxiliary target: labelled type of each
+                                       window beat, -1 where unknown or padded
+                                       (absent in older files: read as all -1)
 ==================  =================  ==========================================
 
 Files are written compressed (the ``done`` and ``padding_mask`` arrays are
@@ -39,6 +42,7 @@ from __future__ import annotations
 
 import logging
 import os
+from collections.abc import Mapping
 from dataclasses import dataclass, fields, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, cast
@@ -59,6 +63,8 @@ if TYPE_CHECKING:
 logger = logging.getLogger(__name__)
 
 BC_FORMAT = "editorbot.bc/2"
+#: Arrays a ``BC_FORMAT`` file may lack (written before they existed); ``BCData.load`` fills them in.
+OPTIONAL_ARRAYS = ("confidence", "label_type")
 
 
 @dataclass
@@ -81,6 +87,7 @@ class BCData:
     tempo_bpm: np.ndarray
     energy: np.ndarray
     phrase: np.ndarray
+    label_type: np.ndarray
 
     def __len__(self) -> int:
         return int(self.actions.shape[0])
@@ -135,6 +142,7 @@ class BCData:
             padding_mask=self.padding_mask[:, cols],
             done=self.done[:, self.done.shape[1] - k :],
             phrase=self.phrase[:, cols],
+            label_type=self.label_type[:, cols],
         )
         if (self.window, self.done.shape[1], self.position.shape[2]) != (w, k, p):
             logger.info("%s: examples cropped to the model's %d-beat window, %d history beats, %d position columns",
@@ -161,6 +169,7 @@ class BCData:
             "tempo_bpm": (n,),
             "energy": (n,),
             "phrase": (n, w),
+            "label_type": (n, w),
         }
         for name, shape in want.items():
             got = tuple(getattr(self, name).shape)
@@ -185,15 +194,26 @@ class BCData:
                 if "format" not in z or str(z["format"]) != BC_FORMAT:
                     found = str(z["format"]) if "format" in z else "no format"
                     raise BadInput(str(path), f"not a {BC_FORMAT} file ({found}); make it again with editorbot data labels")
-                missing = [f.name for f in fields(cls) if f.name not in z and f.name != "confidence"]
-                if missing:
-                    raise BadInput(str(path), f"missing arrays: {', '.join(missing)}")
-                arrays = {f.name: z[f.name] for f in fields(cls) if f.name in z}
-                # files written before labels carried a confidence trust every label fully
-                arrays.setdefault("confidence", np.ones(arrays["actions"].shape[0], dtype=np.float32))
-                return cls(**arrays)
+                return cls.from_arrays(z, str(path))
         except (OSError, ValueError) as err:
             raise BadInput(str(path), f"cannot read BC data: {err}") from None
+
+    @classmethod
+    def from_arrays(cls, arrays: Mapping[str, np.ndarray], where: str = "BC data") -> BCData:
+        """The examples of the npz table's arrays (extra arrays ignored), ``OPTIONAL_ARRAYS`` filled in.
+
+        A file written before labels carried a confidence trusts every label
+        fully (1); one written before the per-beat label target knows no
+        beat's label (-1). BadInput naming ``where`` when another array is missing.
+        """
+        names = set(arrays)
+        missing = [f.name for f in fields(cls) if f.name not in names and f.name not in OPTIONAL_ARRAYS]
+        if missing:
+            raise BadInput(where, f"missing arrays: {', '.join(missing)}")
+        found = {f.name: arrays[f.name] for f in fields(cls) if f.name in names}
+        found.setdefault("confidence", np.ones(found["actions"].shape[0], dtype=np.float32))
+        found.setdefault("label_type", np.full(found["phrase"].shape, -1, dtype=np.int64))
+        return cls(**found)
 
     def confident(self, min_confidence: float, where: str = "--bc-min-confidence") -> BCData:
         """The examples whose label confidence is at least ``min_confidence`` (all of them at 0).
@@ -241,7 +261,7 @@ class BCData:
         -------
         ``obs``, ``masks``, actions ``(B, 3)`` int64, confidence ``(B,)``
         float32 and the auxiliary targets ``{"tempo_bpm": (B,), "energy":
-        (B,) int64, "phrase": (B, W)}``.
+        (B,) int64, "phrase": (B, W), "label_type": (B, W) int64}`` (-1: no label).
         """
         import torch
 
@@ -255,7 +275,8 @@ class BCData:
         obs = Observation(*(t(getattr(self, name)) for name in OBS_FIELDS))
         obs.padding_mask = obs.padding_mask.bool()
         masks = ActionMasks(t(self.mask_type).bool(), t(self.mask_size).bool(), t(self.mask_amount).bool())
-        aux = {"tempo_bpm": t(self.tempo_bpm).float(), "energy": t(self.energy).long(), "phrase": t(self.phrase).float()}
+        aux = {"tempo_bpm": t(self.tempo_bpm).float(), "energy": t(self.energy).long(), "phrase": t(self.phrase).float(),
+               "label_type": t(self.label_type).long()}
         return obs, masks, t(self.actions).long(), t(self.confidence).float(), aux
 
 
@@ -278,6 +299,10 @@ def bc_examples(
     the next edit, which may lie beyond the policy's window, so its size is
     a guess the policy cannot learn; with one-beat KEEPs the walk decides
     again at every beat. None keeps the labels' sizes.
+
+    ``label_type`` holds the labelled type of every beat of each example's
+    window (the source beats ``cursor - W // 2 ..``, as the observation's),
+    -1 where a beat's label is unknown or the window runs past the song.
     """
     from editorbot.engine.progress import progress
     from editorbot.training.env import EditEnv
@@ -288,9 +313,14 @@ def bc_examples(
         raise ValueError("no labelled songs for behavioural cloning")
     env = EditEnv(labelled, config, use_target=use_target)
     rows: dict[str, list[Any]] = {f.name: [] for f in fields(BCData) if f.name != "pair_names"}
+    w, pad = config.window, config.window // 2
     for song, e in enumerate(progress(labelled, desc="BC examples", quiet=quiet)):
         obs, info = env.reset(options={"song": song})
         labels = cast(np.ndarray, e.labels)  # labelled songs only
+        # the labelled type of beat b at row b + pad, as EditEnv pads its per-song arrays
+        padded_type = np.full(e.n_beats + w, -1, dtype=np.int64)
+        n_known = min(e.n_beats, len(labels))
+        padded_type[pad : pad + n_known] = labels[:n_known, 0]
         terminated = False
         while not terminated:
             label = labels[env.cursor]
@@ -311,6 +341,7 @@ def bc_examples(
                 rows["tempo_bpm"].append(np.float32(info["aux"]["tempo_bpm"]))
                 rows["energy"].append(np.int64(info["aux"]["energy"]))
                 rows["phrase"].append(info["aux"]["phrase"])
+                rows["label_type"].append(padded_type[env.cursor : env.cursor + w].copy())
             obs, _, terminated, _, step_info = env.step(action)
             if known:
                 rows["actions"].append(step_info["applied_action"])

@@ -222,6 +222,14 @@ class PPOConfig:
         demonstrations come from ``bc_path`` (CLI ``--bc-mixed``).
     aux_weight:
         Weight of the summed auxiliary losses (tempo, energy, phrase).
+    aux_label_weight:
+        Weight of the per-beat label loss (CLI ``--aux-label-weight``): a
+        training-only head (``training.models.agent.LabelHead``) predicts
+        the labelled type of every beat of a demonstration's window from
+        the policy trunk, over the beats whose label is known
+        (``BCData.label_type``; older files have none, so the term is 0).
+        It supervises the BC passes and the BC-mixed PPO term, not the
+        rollouts (they carry no labels). 0 builds no head.
     total_timesteps:
         Environment steps to train for.
     epochs:
@@ -284,6 +292,7 @@ class PPOConfig:
     bc_weight: float = 0.3
     bc_path: str | None = None
     aux_weight: float = 0.1
+    aux_label_weight: float = 0.0
     total_timesteps: int = 1_000_000
     epochs: int = 10
     collapse_share: float = 0.9
@@ -320,8 +329,8 @@ class PPOConfig:
             raise ValueError(f"lr must be > 0, got {self.lr}")
         if not 0.0 <= self.gamma <= 1.0 or not 0.0 <= self.gae_lambda <= 1.0:
             raise ValueError("gamma and gae_lambda must be in [0, 1]")
-        if self.bc_weight < 0 or self.aux_weight < 0 or self.ent_coef < 0:
-            raise ValueError("bc_weight, aux_weight and ent_coef must be >= 0")
+        if self.bc_weight < 0 or self.aux_weight < 0 or self.aux_label_weight < 0 or self.ent_coef < 0:
+            raise ValueError("bc_weight, aux_weight, aux_label_weight and ent_coef must be >= 0")
         if self.max_updates is not None and self.max_updates < 1:
             raise ValueError(f"max_updates must be >= 1, got {self.max_updates}")
         if self.bc_epochs < 0 or self.bc_batch_size < 1 or self.bc_lr <= 0 or self.checkpoint_every < 1:

@@ -7,7 +7,8 @@ distributed, seeds, agent, optimiser; resume through
 being ``collect_rollout`` into preallocated ``RolloutStorage``,
 ``compute_gae``, ``ppo_update`` (minibatches with gradient accumulation,
 mixed precision and a KL early stop; ``ppo_loss`` names every term:
-``policy_loss``, ``value_loss``, entropy, BC and auxiliary losses), then
+``policy_loss``, ``value_loss``, entropy, BC, auxiliary and per-beat label
+losses), then
 ``update_metrics``, ``log_update`` and ``save_update``. What the steps share
 (agent, optimiser, counters) is one ``Run``.
 
@@ -19,7 +20,8 @@ writes checkpoints and logs.
 
 Checkpoints (``last.pt`` every ``checkpoint_every`` updates and at the end or
 on SIGINT/SIGTERM; ``best.pt`` when the mean episode reward improves) hold
-the agent's weights and config, the optimiser and grad scaler, the update
+the agent's weights and config, the per-beat label head's weights (``None``
+without one), the optimiser and grad scaler, the update
 count, global step, BC epochs done, the python/numpy/torch rng states and
 the configs; they are written atomically (temp file + rename).
 """
@@ -50,7 +52,7 @@ from editorbot.training.config import AgentConfig, PPOConfig
 from editorbot.training.dataset import Episode, feature_stats
 from editorbot.training.distributed import Distributed, all_mean, finish_distributed, setup_training
 from editorbot.training.env import make_vector_env
-from editorbot.training.models.agent import OBS_FIELDS, ActionMasks, AuxBatch, EditAgent, Observation
+from editorbot.training.models.agent import OBS_FIELDS, ActionMasks, AuxBatch, EditAgent, LabelHead, Observation
 from editorbot.training.reward import TERMS, ReferenceStats, RewardWeights
 from editorbot.training.run_state import (
     StopFlag,
@@ -66,7 +68,7 @@ logger = logging.getLogger(__name__)
 
 CHECKPOINT_FORMAT = "editorbot.ppo/1"
 #: The loss terms summed per micro-batch and logged as ``losses/<name>``.
-LOSS_TERMS = ("pg_loss", "v_loss", "entropy_loss", "bc_loss", "aux_loss")
+LOSS_TERMS = ("pg_loss", "v_loss", "entropy_loss", "bc_loss", "aux_loss", "label_loss")
 
 
 # --------------------------------------------------------------------- helpers
@@ -75,15 +77,19 @@ LOSS_TERMS = ("pg_loss", "v_loss", "entropy_loss", "bc_loss", "aux_loss")
 class AgentStep(nn.Module):
     """Everything one training step differentiates, as one forward (what DDP wraps).
 
-    ``forward(obs, masks, actions, bc_obs, aux)`` returns ``{"logprob",
-    "entropy", "value"}`` (each ``(B,)``) for scored rollout actions when
-    ``obs`` is given, ``"bc_logits"`` ``(B_bc, 30)`` when ``bc_obs`` is given
-    and the auxiliary losses when ``aux`` is given.
+    ``forward(obs, masks, actions, bc_obs, aux, bc_label_type, bc_weight)``
+    returns ``{"logprob", "entropy", "value"}`` (each ``(B,)``) for scored
+    rollout actions when ``obs`` is given, ``"bc_logits"`` ``(B_bc, 30)``
+    when ``bc_obs`` is given, the auxiliary losses when ``aux`` is given and
+    ``"label_loss"`` (``LabelHead.loss`` of ``bc_obs`` against
+    ``bc_label_type (B_bc, W)``, weighted by ``bc_weight (B_bc,)``) when
+    ``label_head`` exists and ``bc_label_type`` is given.
     """
 
-    def __init__(self, agent: EditAgent) -> None:
+    def __init__(self, agent: EditAgent, label_head: LabelHead | None = None) -> None:
         super().__init__()
         self.agent = agent
+        self.label_head = label_head
 
     def forward(
         self,
@@ -92,6 +98,8 @@ class AgentStep(nn.Module):
         actions: Tensor | None = None,
         bc_obs: Observation | None = None,
         aux: AuxBatch | None = None,
+        bc_label_type: Tensor | None = None,
+        bc_weight: Tensor | None = None,
     ) -> dict[str, Tensor]:
         out: dict[str, Tensor] = {}
         aux_out = None  # aux head outputs, when the trunk pass they need is already made
@@ -103,7 +111,12 @@ class AgentStep(nn.Module):
                 obs, masks, actions, logits=logits
             )
         if bc_obs is not None:
-            if aux is not None and aux.obs is bc_obs and aux_out is None:
+            aux_here = aux is not None and aux.obs is bc_obs and aux_out is None
+            if self.label_head is not None and bc_label_type is not None:
+                out["bc_logits"], bc_aux, window = self.agent.policy_aux_and_window(bc_obs)
+                out["label_loss"] = self.label_head.loss(window, bc_label_type, bc_weight)
+                aux_out = bc_aux if aux_here else aux_out
+            elif aux_here:
                 out["bc_logits"], aux_out = self.agent.policy_and_aux(bc_obs)
             else:
                 out["bc_logits"] = self.agent.policy_logits(bc_obs)
@@ -153,6 +166,7 @@ class Run:
     scaler: torch.amp.GradScaler
     amp_dtype: torch.dtype | None
     save_dir: Path
+    label_head: LabelHead | None = None  # the per-beat label head, with aux_label_weight > 0
     writer: SummaryWriter | None = None
     update: int = 0
     global_step: int = 0
@@ -182,10 +196,14 @@ class Run:
         for group in self.optimizer.param_groups:
             group["lr"] = lr
 
+    def label_target(self, aux: dict[str, Tensor]) -> Tensor | None:
+        """The per-beat label target ``(B, W)`` of demonstration targets ``aux``, None without a label head."""
+        return aux["label_type"] if self.label_head is not None else None
+
     def optimizer_step(self) -> None:
         """Unscale, clip the gradient norm to ``max_grad_norm``, step, update the scaler."""
         self.scaler.unscale_(self.optimizer)
-        nn.utils.clip_grad_norm_(self.agent.parameters(), self.cfg.max_grad_norm)
+        nn.utils.clip_grad_norm_(self.step_module.parameters(), self.cfg.max_grad_norm)
         self.scaler.step(self.optimizer)
         self.scaler.update()
 
@@ -199,6 +217,7 @@ class Run:
                 "format": CHECKPOINT_FORMAT,
                 "agent": self.agent.state_dict(),
                 "agent_config": self.agent_config.to_dict(),
+                "label_head": self.label_head.state_dict() if self.label_head is not None else None,
                 "ppo_config": self.cfg.to_dict(),
                 "reward_weights": self.weights.to_dict(),
                 "optimizer": self.optimizer.state_dict(),
@@ -336,6 +355,7 @@ class LossTerms:
     entropy_loss: Tensor
     bc_loss: Tensor
     aux_loss: Tensor
+    label_loss: Tensor
     approx_kl: Tensor  # ((ratio - 1) - log ratio).mean()
     old_approx_kl: Tensor  # (-log ratio).mean()
     clipfrac: float
@@ -454,8 +474,17 @@ def train(
     if bc_data is not None:
         bc_data = bc_data.fitted(agent_config, "--bc-mixed").confident(cfg.bc_min_confidence).type_balanced(cfg.bc_balance)
     run = make_run(episodes, cfg, agent_config, weights, dev, ddp, save_dir)
+    if run.label_head is not None and (bc_data is None or not (bc_data.label_type >= 0).any()):
+        logger.warning("--aux-label-weight: the demonstrations know no beat's label (a file made before "
+                       "label_type, or none): the label head learns nothing; make it again with editorbot data labels")
     if ckpt is not None:
+        if (ckpt.get("label_head") is None) != (run.label_head is None):
+            raise ValueError(f"--resume: {save_dir / 'last.pt'} was trained with"
+                             f"{'out' if ckpt.get('label_head') is None else ''} the per-beat label head; "
+                             f"resume it with {'no' if ckpt.get('label_head') is None else 'an'} --aux-label-weight")
         restore_training_state(ckpt, "agent", run.agent, run.optimizer, run.scaler, ddp.rank)
+        if run.label_head is not None:
+            run.label_head.load_state_dict(ckpt["label_head"])
         run.update, run.global_step, run.bc_epochs = ckpt["update"], ckpt["global_step"], ckpt["bc_epochs"]
         run.best_reward = ckpt["best_reward"]
     else:
@@ -502,20 +531,26 @@ def train(
 
 def make_run(episodes: list[Episode], cfg: PPOConfig, agent_config: AgentConfig, weights: RewardWeights,
              dev: torch.device, ddp: Distributed, save_dir: Path) -> Run:
-    """Seed, build the agent (feature statistics of ``episodes``), optimiser and grad scaler."""
+    """Seed, build the agent (feature statistics of ``episodes``), the label head, optimiser and grad scaler.
+
+    The label head exists only with ``aux_label_weight`` > 0; it is made
+    after the agent, so the agent's initial weights do not depend on it.
+    """
     random.seed(cfg.seed)
     np.random.seed(cfg.seed)
     torch.manual_seed(cfg.seed)  # the same initial weights on every rank
     agent = EditAgent(agent_config).to(dev)
     mean, std = feature_stats(episodes)
     agent.set_feature_stats(torch.from_numpy(mean).to(dev), torch.from_numpy(std).to(dev))
-    optimizer = torch.optim.Adam(agent.parameters(), lr=cfg.lr, eps=1e-5)
+    label_head = LabelHead(agent_config.hidden).to(dev) if cfg.aux_label_weight > 0 else None
+    step_module: nn.Module = AgentStep(agent, label_head)
+    optimizer = torch.optim.Adam(step_module.parameters(), lr=cfg.lr, eps=1e-5)
     amp_dtype = cfg.autocast_dtype(dev.type)
     scaler = torch.amp.GradScaler("cuda", enabled=amp_dtype == torch.float16)
-    step_module: nn.Module = AgentStep(agent)
     if ddp.enabled:
         step_module = nn.parallel.DistributedDataParallel(step_module, find_unused_parameters=True)
-    return Run(cfg, agent_config, weights, dev, ddp, agent, step_module, optimizer, scaler, amp_dtype, save_dir)
+    return Run(cfg, agent_config, weights, dev, ddp, agent, step_module, optimizer, scaler, amp_dtype, save_dir,
+               label_head=label_head)
 
 
 # ------------------------------------------------------------ behavioural cloning
@@ -524,8 +559,8 @@ def make_run(episodes: list[Episode], cfg: PPOConfig, agent_config: AgentConfig,
 def behavioural_cloning(run: Run, bc_data: BCData, bc_epochs: int, stop: StopFlag, *, quiet: bool) -> dict[str, float]:
     """BC-only passes over ``bc_data`` (this rank's shard) from ``run.bc_epochs`` to ``bc_epochs``.
 
-    Returns the last epoch's ``{"bc/loss", "bc/accuracy_type"}`` (rank means) and ``"bc/learning_rate"``
-    (its last step's, ``bc_learning_rate``).
+    Returns the last epoch's ``{"bc/loss", "bc/accuracy_type"}`` (rank means), ``"bc/label_loss"``
+    with a label head, and ``"bc/learning_rate"`` (its last step's, ``bc_learning_rate``).
     """
     cfg, ddp = run.cfg, run.ddp
     shard = np.arange(ddp.rank, len(bc_data), ddp.world)
@@ -536,17 +571,20 @@ def behavioural_cloning(run: Run, bc_data: BCData, bc_epochs: int, stop: StopFla
     lr = cfg.bc_lr
     for epoch in progress(range(run.bc_epochs, bc_epochs), desc="BC epochs", quiet=quiet or not ddp.main):
         order = np.random.permutation(shard)
-        losses, type_acc = [], []
+        losses, type_acc, label_losses = [], [], []
         for k in range(steps_per_epoch):
             lr = bc_learning_rate(cfg, epoch * steps_per_epoch + k, bc_epochs * steps_per_epoch)
             run.set_lr(lr)
             idx = np.take(order, np.arange(k * cfg.bc_batch_size, (k + 1) * cfg.bc_batch_size), mode="wrap")
-            loss, acc = bc_step(run, bc_data, idx)
+            loss, acc, label_loss = bc_step(run, bc_data, idx)
             losses.append(loss)
             type_acc.append(acc)
+            label_losses.append(label_loss)
         run.bc_epochs = epoch + 1
         metrics = {"bc/loss": all_mean(float(np.mean(losses)), ddp),
                    "bc/accuracy_type": all_mean(float(np.mean(type_acc)), ddp), "bc/learning_rate": lr}
+        if run.label_head is not None:
+            metrics["bc/label_loss"] = all_mean(float(np.mean(label_losses)), ddp)
         write_scalars(run.writer, metrics, run.bc_epochs)
         logger.info("BC epoch %d/%d: loss %.4f, type accuracy %.3f", run.bc_epochs, bc_epochs,
                     metrics["bc/loss"], metrics["bc/accuracy_type"])
@@ -562,17 +600,23 @@ def bc_learning_rate(cfg: PPOConfig, step: int, total: int) -> float:
     return cfg.bc_lr * (1.0 - step / total) if cfg.bc_anneal else cfg.bc_lr
 
 
-def bc_step(run: Run, bc_data: BCData, idx: np.ndarray) -> tuple[float, float]:
-    """One optimiser step on the BC (and auxiliary) loss of demonstrations ``idx``; ``(bc loss, type accuracy)``."""
+def bc_step(run: Run, bc_data: BCData, idx: np.ndarray) -> tuple[float, float, float]:
+    """One optimiser step on the BC, auxiliary and label losses of demonstrations ``idx``.
+
+    ``loss = bc_loss + aux_weight * aux_loss + aux_label_weight * label_loss``;
+    returns ``(bc loss, type accuracy, label loss)`` (label loss 0 without a label head).
+    """
     obs, masks, actions, conf, aux_t = bc_data.batch(idx, run.dev)
     with run.autocast():
-        out = run.step_module(bc_obs=obs, aux=run.aux_batch(obs, aux_t))
+        out = run.step_module(bc_obs=obs, aux=run.aux_batch(obs, aux_t), bc_label_type=run.label_target(aux_t),
+                              bc_weight=conf)
     loss, acc = bc_loss(out["bc_logits"], masks, actions, conf)
     aux_loss = sum(v for k, v in out.items() if k.startswith("aux_"))
+    label_loss = out.get("label_loss", torch.zeros((), device=run.dev))
     run.optimizer.zero_grad()
-    run.scaler.scale(loss + run.cfg.aux_weight * aux_loss).backward()
+    run.scaler.scale(loss + run.cfg.aux_weight * aux_loss + run.cfg.aux_label_weight * label_loss).backward()
     run.optimizer_step()
-    return loss.item(), acc["type"].item()
+    return loss.item(), acc["type"].item(), label_loss.item()
 
 
 # ------------------------------------------------------------------------- PPO
@@ -706,15 +750,17 @@ def minibatch_step(run: Run, batch: FlatBatch, mb_all: np.ndarray, bc_data: BCDa
 def ppo_loss(run: Run, batch: FlatBatch, mb: Tensor, bc: tuple[Any, ...] | None) -> LossTerms:
     """The clipped PPO objective on rows ``mb`` of ``batch``, plus the BC (``bc``) and auxiliary losses.
 
-    ``loss = pg_loss - ent_coef * entropy_loss + vf_coef * v_loss + bc_weight * bc_loss + aux_weight * aux_loss``.
+    ``loss = pg_loss - ent_coef * entropy_loss + vf_coef * v_loss + bc_weight * bc_loss + aux_weight * aux_loss
+    + aux_label_weight * label_loss`` (the label loss of the BC demonstrations).
     """
     cfg, dev = run.cfg, run.dev
     obs = batch.obs[mb].to(dev)
-    bc_obs, bc_masks, bc_actions, bc_conf, _ = bc if bc is not None else (None,) * 5
+    bc_obs, bc_masks, bc_actions, bc_conf, bc_aux = bc if bc is not None else (None,) * 5
     with run.autocast():
         out = run.step_module(
             obs, ActionMasks(*(m[mb].to(dev) for m in batch.masks)), batch.actions[mb].to(dev), bc_obs,
             run.aux_batch(obs, {k: v[mb].to(dev) for k, v in batch.aux.items()}) if cfg.aux_weight else None,
+            run.label_target(bc_aux) if bc_aux is not None else None, bc_conf,
         )
     newlogprob, entropy, newvalue = out["logprob"], out["entropy"].float(), out["value"].float()
     logratio = newlogprob - batch.logprobs[mb].to(dev)
@@ -739,8 +785,10 @@ def ppo_loss(run: Run, batch: FlatBatch, mb: Tensor, bc: tuple[Any, ...] | None)
         bc_type = bc_acc["type"].item()
         loss = loss + cfg.bc_weight * bc_l
     aux_l = sum((v for k, v in out.items() if k.startswith("aux_")), torch.zeros((), device=dev))
-    loss = loss + cfg.aux_weight * aux_l
-    return LossTerms(loss, pg_loss, v_loss, entropy_loss, bc_l, aux_l, approx_kl, old_approx_kl, clipfrac, bc_type)
+    label_l = out.get("label_loss", torch.zeros((), device=dev))
+    loss = loss + cfg.aux_weight * aux_l + cfg.aux_label_weight * label_l
+    return LossTerms(loss, pg_loss, v_loss, entropy_loss, bc_l, aux_l, label_l, approx_kl, old_approx_kl, clipfrac,
+                     bc_type)
 
 
 def policy_loss(advantages: Tensor, ratio: Tensor, clip_coef: float) -> Tensor:

@@ -168,3 +168,24 @@ def test_a_bc_only_checkpoint_exports_with_its_infinite_best_reward_as_null() ->
     assert main(["export-model", str(ckpt), "-o", str(folder / "bc.onnx"), "--quiet"]) == 0
     doc = json.loads((folder / "bc.json").read_text())
     assert "best_reward" in doc["source"] and doc["source"]["best_reward"] is None
+
+
+def test_a_checkpoint_with_the_label_head_exports_the_agent_alone() -> None:
+    """The trainer's per-beat label head (``aux_label_weight``) is saved beside the agent, never in the graph."""
+    from editorbot.bridge.cli import main
+    from editorbot.export.onnx import agent_from_onnx
+    from editorbot.training.models.agent import LabelHead
+    from editorbot.training.ppo import CHECKPOINT_FORMAT, save_checkpoint
+
+    folder = scratch("label_head")
+    agent = tiny_agent()
+    ckpt = folder / "last.pt"
+    save_checkpoint(ckpt, {"format": CHECKPOINT_FORMAT, "agent": agent.state_dict(), "agent_config": agent.config.to_dict(),
+                           "label_head": LabelHead(agent.config.hidden).state_dict(), "update": 0})
+    assert main(["export-model", str(ckpt), "-o", str(folder / "head.onnx"), "--quiet"]) == 0
+    session = ort.InferenceSession(str(folder / "head.onnx"), providers=["CPUExecutionProvider"])
+    assert [o.name for o in session.get_outputs()] == list(OUTPUT_NAMES)
+    rebuilt = agent_from_onnx(folder / "head.onnx").state_dict()
+    assert rebuilt.keys() == agent.state_dict().keys()
+    for key, value in agent.state_dict().items():
+        assert torch.equal(rebuilt[key], value), key

@@ -74,3 +74,40 @@ def test_type_balance_power_is_checked() -> None:
 
     with pytest.raises(ValueError, match="bc_balance"):
         PPOConfig(bc_balance=1.5)
+
+
+def test_label_type_is_each_window_beats_label_and_minus_one_past_the_song() -> None:
+    episodes = synthetic_episodes(2, n_beats=40, seed=6)
+    config = AgentConfig(**NET, window=9, history=4)
+    data = bc_examples(episodes, config, keep_size=0)
+    w, pad = config.window, config.window // 2
+    assert data.label_type.shape == (len(data), w) and data.label_type.dtype == np.int64
+    for i in range(len(data)):
+        e = episodes[int(data.pair_ids[i])]
+        cursor = round(float(data.position[i, pad, 0]) * e.n_beats)  # position column 0: beat / n_beats
+        beats = np.arange(cursor - pad, cursor - pad + w)
+        inside = (beats >= 0) & (beats < e.n_beats)
+        np.testing.assert_array_equal(inside, ~data.padding_mask[i])
+        np.testing.assert_array_equal(data.label_type[i, inside], e.labels[beats[inside], 0])
+        assert np.all(data.label_type[i, ~inside] == -1)
+    assert np.array_equal(data.label_type[:, pad], data.actions[:, 0])  # the cursor's label is the decision's
+
+
+def test_a_file_without_label_type_loads_with_every_beat_unknown(tmp_path) -> None:
+    from editorbot.training.bc import BCData
+
+    data = bc_examples(synthetic_episodes(1, n_beats=24, seed=4), AgentConfig(**NET, window=9, history=4))
+    path = data.save(tmp_path / "new.npz")
+    with np.load(path) as z:
+        old = {k: z[k] for k in z.files if k != "label_type"}
+    np.savez_compressed(tmp_path / "old.npz", **old)
+    loaded = BCData.load(tmp_path / "old.npz")
+    assert loaded.label_type.shape == data.label_type.shape and np.all(loaded.label_type == -1)
+    np.testing.assert_array_equal(loaded.actions, data.actions)
+    np.testing.assert_array_equal(BCData.load(path).label_type, data.label_type)
+    loaded.fitted(AgentConfig(**NET, window=5, history=4))  # crops and checks the filled array too
+    with np.load(path) as z:
+        broken = {k: z[k] for k in z.files if k != "phrase"}
+    np.savez_compressed(tmp_path / "broken.npz", **broken)
+    with pytest.raises(BadInput, match="missing arrays: phrase"):
+        BCData.load(tmp_path / "broken.npz")

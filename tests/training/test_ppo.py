@@ -10,6 +10,7 @@ import subprocess
 import sys
 import textwrap
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -140,6 +141,56 @@ def test_bc_learning_rate_is_constant_or_falls_to_zero(tmp_path: Path, anneal: b
     total = 2 * -(-len(data) // 8)
     assert [bc_learning_rate(cfg, k, total) for k in (0, total // 2)] == ([1e-3, 1e-3] if not anneal else [1e-3, 5e-4])
     assert result["metrics"]["bc/learning_rate"] == pytest.approx(1e-3 / total if anneal else 1e-3)
+
+
+def test_label_head_loss_falls_on_a_tiny_bc_set(tmp_path: Path) -> None:
+    """``aux_label_weight`` trains a per-beat label head whose loss falls; its weights stay out of the agent's."""
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    episodes = synthetic_episodes(16, n_beats=48, seed=7)
+    data = bc_examples(episodes, CFG, keep_size=0)
+    cfg = PPOConfig(bc_only=True, bc_epochs=6, bc_batch_size=32, bc_lr=3e-3, aux_label_weight=1.0, checkpoint_every=100)
+    result = train(episodes, tmp_path / "head", agent_config=CFG, ppo_config=cfg, bc_data=data, quiet=True)
+    acc = EventAccumulator(str(tmp_path / "head" / "tb"), size_guidance={"scalars": 0})
+    acc.Reload()
+    curve = [e.value for e in acc.Scalars("bc/label_loss")]
+    assert len(curve) == 6 and curve[-1] < 0.5 * curve[0], curve
+    assert result["metrics"]["bc/label_loss"] == pytest.approx(curve[-1])
+    ckpt = load_checkpoint(tmp_path / "head" / "last.pt")
+    assert set(ckpt["label_head"]) == {"linear.weight", "linear.bias"}
+    assert not any(k.startswith("label") for k in ckpt["agent"])
+    load_agent(tmp_path / "head" / "last.pt")  # the agent alone, as export and inference read it
+
+    # weight 0 (the default): no head, no label loss, a checkpoint without one
+    plain = PPOConfig(bc_only=True, bc_epochs=1, bc_batch_size=32, bc_lr=3e-3, checkpoint_every=100)
+    result = train(episodes, tmp_path / "plain", agent_config=CFG, ppo_config=plain, bc_data=data, quiet=True)
+    assert "bc/label_loss" not in result["metrics"]
+    assert load_checkpoint(tmp_path / "plain" / "last.pt")["label_head"] is None
+    with pytest.raises(ValueError, match="label head"):  # its optimiser state has no head's
+        train(episodes, tmp_path / "plain", agent_config=CFG, ppo_config=replace(plain, bc_epochs=2, aux_label_weight=1.0),
+              bc_data=data, resume=True, quiet=True)
+
+
+def test_label_head_without_labels_warns(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    episodes = synthetic_episodes(2, n_beats=48, seed=2)
+    data = bc_examples(episodes, CFG)
+    old = replace(data, label_type=np.full_like(data.label_type, -1))  # a file made before label_type
+    cfg = PPOConfig(bc_only=True, bc_epochs=1, bc_batch_size=32, aux_label_weight=1.0, checkpoint_every=100)
+    with caplog.at_level("WARNING", logger="editorbot.training.ppo"):
+        result = train(episodes, tmp_path, agent_config=CFG, ppo_config=cfg, bc_data=old, quiet=True)
+    assert any("know no beat's label" in r.getMessage() for r in caplog.records)
+    assert result["metrics"]["bc/label_loss"] == 0
+
+
+def test_label_head_joins_the_bc_term_of_ppo(tmp_path: Path) -> None:
+    episodes = synthetic_episodes(3, n_beats=48, seed=1)
+    data = bc_examples(episodes, CFG)
+    result = train(episodes, tmp_path, agent_config=CFG, ppo_config=PPOConfig(**PPO, max_updates=1, aux_label_weight=1.0),
+                   bc_data=data, quiet=True)
+    assert result["metrics"]["losses/label_loss"] > 0
+    plain = train(episodes, tmp_path / "plain", agent_config=CFG, ppo_config=PPOConfig(**PPO, max_updates=1),
+                  bc_data=data, quiet=True)
+    assert plain["metrics"]["losses/label_loss"] == 0
 
 
 RUNNER = textwrap.dedent(

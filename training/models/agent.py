@@ -25,6 +25,13 @@ number of cursors, which is the exported graph (``export.onnx``).
 The value network is separate: its own small encoder and MLP, sharing no
 parameter with the policy trunk (the input normalisation buffers are
 constants, not parameters).
+
+``LabelHead`` is a training-only auxiliary head: it reads the policy trunk's
+per-beat outputs and predicts each window beat's labelled action type, so a
+demonstration supervises every beat of its window, not only the cursor's
+decision. It is not a module of ``EditAgent``: the trainer owns it
+(``training.ppo``), and neither the agent's weights, the exported graph nor
+inference know of it.
 """
 
 from __future__ import annotations
@@ -470,9 +477,14 @@ class EditAgent(nn.Module):
 
     def policy_and_aux(self, obs: Observation) -> tuple[Tensor, dict[str, Tensor]]:
         """``(policy_logits(obs), aux_outputs(obs))`` from one pass of the policy trunk."""
+        logits, aux, _ = self.policy_aux_and_window(obs)
+        return logits, aux
+
+    def policy_aux_and_window(self, obs: Observation) -> tuple[Tensor, dict[str, Tensor], Tensor]:
+        """``policy_and_aux(obs)`` and the policy trunk's per-beat outputs ``h (B, W, hidden)`` (``LabelHead``'s input)."""
         h, song = self.encode(obs)
         logits = self._policy_from(self._at_cursor(h), self._context(obs.done, obs.output_ratio))
-        return logits, self._aux_from(h, song)
+        return logits, self._aux_from(h, song), h
 
     def aux_losses(self, batch: AuxBatch, outputs: dict[str, Tensor] | None = None) -> dict[str, Tensor]:
         """Auxiliary losses, one scalar per given target.
@@ -498,6 +510,52 @@ class EditAgent(nn.Module):
             )
             losses["aux_phrase"] = (bce * valid).sum() / valid.sum().clamp(min=1.0)
         return losses
+
+
+class LabelHead(nn.Module):
+    """Training-only head: the labelled action type of every window beat from the policy trunk's outputs.
+
+    ``forward(h (B, W, hidden))`` -> logits ``(B, W, N_TYPES)`` float32.
+    One linear layer, so what it needs must be in the trunk's per-beat
+    outputs: its loss pushes the persona's per-beat distinctions into the
+    encoder the policy head reads at the cursor.
+
+    Parameters
+    ----------
+    hidden:
+        ``AgentConfig.hidden``, the policy trunk's width.
+    """
+
+    def __init__(self, hidden: int) -> None:
+        super().__init__()
+        self.linear = nn.Linear(hidden, N_TYPES)
+
+    def forward(self, h: Tensor) -> Tensor:
+        return self.linear(h).float()
+
+    def loss(self, h: Tensor, label_type: Tensor, weight: Tensor | None = None) -> Tensor:
+        """Cross-entropy over the beats whose label is known.
+
+        Parameters
+        ----------
+        h:
+            ``(B, W, hidden)`` policy trunk outputs (``EditAgent.policy_aux_and_window``).
+        label_type:
+            ``(B, W)`` int64 labelled type per beat, -1 where unknown or padded
+            (``training.bc.BCData.label_type``).
+        weight:
+            ``(B,)`` per-example weight (label confidence), or None.
+
+        Returns
+        -------
+        Scalar: the weighted mean cross-entropy over known beats; 0 (with a
+        gradient) when no beat is known.
+        """
+        logits = self(h)
+        known = label_type >= 0
+        ce = F.cross_entropy(logits.reshape(-1, N_TYPES), label_type.clamp(min=0).reshape(-1), reduction="none")
+        w = known.float() if weight is None else known.float() * weight.float()[:, None]
+        return (ce.reshape(label_type.shape) * w).sum() / w.sum().clamp(min=1e-6)
 
 
 def count_parameters(module: nn.Module) -> int:
