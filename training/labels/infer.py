@@ -68,15 +68,8 @@ from editorbot.training.labels.calibration import calibrate
 from editorbot.training.labels.effect_runs import label_run
 from editorbot.training.labels.effects import QUIET_BEAT_DB, BeatEffect, beat_effect, delay_beat_lengths, stutter_slot
 from editorbot.training.labels.frames import FRAME_HOP, FRAME_SR, Frames, frame_features
-from editorbot.training.labels.splices import (
-    edit_file_gain,
-    forward_offsets,
-    grid_shift,
-    onset_shift,
-    overlap_speeds,
-    speed_lead_ins,
-    splice_starts,
-)
+from editorbot.training.labels.speed_checks import overlap_speeds, speed_lead_ins
+from editorbot.training.labels.splices import edit_file_gain, forward_offsets, grid_shift, onset_shift, splice_starts
 from editorbot.training.labels.stripes import Stripes
 
 try:
@@ -580,7 +573,7 @@ def _judge_beats(
     A forward beat's confidence is its move's match, times (with
     ``effects``) how clearly its effect won; a structural move's beats take
     its match. A forward beat in ``lead_ins`` (``{beat: share}`` of beats
-    taken off a SPEED run's ends, ``splices.speed_lead_ins``) is KEEP and
+    taken off a SPEED run's ends, ``speed_checks.speed_lead_ins``) is KEEP and
     not judged for effects: it sits at a join or holds the SPEED's start
     ("I don't know"), as sure as the share of it that plays unstretched.
     """

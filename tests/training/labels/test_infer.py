@@ -204,7 +204,7 @@ def test_a_splice_like_speed_is_keep_unless_pitched_beats_join_it_into_a_resampl
 
 
 def test_a_lead_in_beat_of_a_speed_is_keep_and_not_judged(monkeypatch) -> None:
-    """A beat taken off a SPEED run's end (``splices.speed_lead_ins``), 0.6 unstretched, is KEEP 0.6 sure; the others are judged."""
+    """A beat taken off a SPEED run's end (``speed_checks.speed_lead_ins``), 0.6 unstretched, is KEEP 0.6 sure; the others are judged."""
     from editorbot.training.labels.align import FWD, SPEED, Move
 
     judged = []

@@ -7,16 +7,18 @@ import numpy as np
 from editorbot.engine.render import CROSSFADE_S
 from editorbot.training.labels.align import CUT, FWD, SPEED, SPEED_RATES, Move
 from editorbot.training.labels.frames import FRAME_SR
-from editorbot.training.labels.splices import (
+from editorbot.training.labels.speed_checks import (
     OVERLAP_MATCH,
     OVERLAP_MAX_S,
     _peeled_overlaps,
-    edit_file_gain,
-    forward_offsets,
-    onset_shift,
     overlap_speeds,
     respliced,
     speed_lead_ins,
+)
+from editorbot.training.labels.splices import (
+    edit_file_gain,
+    forward_offsets,
+    onset_shift,
     splice_starts,
 )
 
