@@ -686,6 +686,26 @@ def _unsure_effects(
         b = e
 
 
+def _ungrouped_pitch_runs(beats: ExtendedLabels) -> Iterator[tuple[int, int, bool]]:
+    """``(b, e, up)``: each run ``[b, e)`` of PITCH beats in no action group, and whether most of it is pitched up.
+
+    Runs are read as the caller leaves the beats: one may relabel a run
+    before the next is looked for.
+    """
+    types, slots, group = beats.types, beats.slots, beats.group
+    n = len(types)
+    b = 0
+    while b < n:
+        if types[b] != "PITCH" or group[b] >= 0:
+            b += 1
+            continue
+        e = b
+        while e < n and types[e] == "PITCH" and group[e] < 0:
+            e += 1
+        yield b, e, sum(slots[k] >= 2 for k in range(b, e)) * 2 > e - b  # PITCH slots 2, 3 are up
+        b = e
+
+
 def _pitch_in_speed(beats: ExtendedLabels) -> None:
     """Forward beats read as PITCH beside a SPEED that goes their way become part of that SPEED, in place.
 
@@ -704,15 +724,7 @@ def _pitch_in_speed(beats: ExtendedLabels) -> None:
     def speed_at(k: int, up: bool) -> bool:
         return 0 <= k < n and types[k] == "SPEED" and group[k] > 0 and faster[slots[k]] == up
 
-    b = 0
-    while b < n:
-        if types[b] != "PITCH" or group[b] >= 0:
-            b += 1
-            continue
-        e = b
-        while e < n and types[e] == "PITCH" and group[e] < 0:
-            e += 1
-        up = sum(slots[k] >= 2 for k in range(b, e)) * 2 > e - b  # PITCH slots 2, 3 are up
+    for b, e, up in _ungrouped_pitch_runs(beats):
         if speed_at(b - 1, up) and speed_at(e, up):
             g, slot = int(group[b - 1]), slots[b - 1]
             conf = float(beats.confidence[b - 1])
@@ -724,7 +736,6 @@ def _pitch_in_speed(beats: ExtendedLabels) -> None:
                 if group[k] != other:
                     break
                 group[k], slots[k] = g, slot
-        b = e
 
 
 def _resampled_pitch(
@@ -753,15 +764,7 @@ def _resampled_pitch(
             edit_s[m.beat : m.beat + m.n_beats] = (m.dst_end_s - m.dst_start_s) / m.n_beats
     frame_s = FRAME_HOP / FRAME_SR
     next_group = max(int(group.max()) if n else 0, 0) + 1
-    b = 0
-    while b < n:
-        if types[b] != "PITCH" or group[b] >= 0:
-            b += 1
-            continue
-        e = b
-        while e < n and types[e] == "PITCH" and group[e] < 0:
-            e += 1
-        up = sum(slots[k] >= 2 for k in range(b, e)) * 2 > e - b  # PITCH slots 2, 3 are up
+    for b, e, up in _ungrouped_pitch_runs(beats):
         raw_s, played_s = float(np.sum(ends[b:e] - starts[b:e])), float(np.sum(edit_s[b:e]))
         rate = raw_s / max(played_s, 1e-9)
         if played_s > 0 and abs(raw_s - played_s) >= RESAMPLE_MIN_FRAMES * frame_s and (
@@ -772,7 +775,6 @@ def _resampled_pitch(
             for k in range(b, e):
                 types[k], slots[k], group[k] = "SPEED", slot, next_group
             next_group += 1
-        b = e
 
 
 def _cut_match(moves: list[Move], gi: int) -> float:
