@@ -27,6 +27,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 import pedalboard
+from numba import njit
 from scipy.ndimage import uniform_filter1d
 from scipy.signal import correlate
 
@@ -168,38 +169,76 @@ def periodicity(y: np.ndarray, lag: float, n_frames: int, *, half_window: int = 
     samples; the best of integer lags within ``spread`` of ``lag``. Quiet
     windows give 0.
     """
-    y = np.asarray(y, dtype=np.float64)
-    n = y.shape[0]
-    centres = np.arange(n_frames) * FRAME_HOP
-    lo = np.clip(centres - half_window, 0, n)
-    hi = np.clip(centres + half_window, 0, n)
-    e = np.concatenate([[0.0], np.cumsum(y * y)])
-    best = np.zeros(n_frames)
     base = int(round(lag))
-    # window sums of the lagged product from block sums where the window edges
-    # fall on blocks (all but the first and last few frames), the rest directly
-    blk = math.gcd(FRAME_HOP, half_window)
+    lags = np.arange(max(1, base - spread), base + spread + 1, dtype=np.int64)
+    return _periodicity(np.ascontiguousarray(y), lags, int(n_frames), FRAME_HOP, int(half_window))
+
+
+@njit(cache=True, nogil=True, fastmath=True)
+def _block_prefix(y: np.ndarray, lag_a: int, lag_b: int, first: int, blk: int) -> np.ndarray:
+    """``(n // blk + 1,)`` float64 prefix over ``blk``-sample blocks of ``y[k - lag_a] * y[k - lag_b]``, ``k >= first``.
+
+    Each block is summed in float32 (128 terms: a relative error ~1e-6,
+    where a sequential float64 prefix per sample cost 20x the time).
+    """
+    nb = y.shape[0] // blk
+    out = np.zeros(nb + 1)
+    for j in range(nb):
+        lo = j * blk
+        if lo < first:  # the block the products start in (a loop of fixed length vectorises; this one need not)
+            acc = np.float32(0.0)
+            for k in range(first, lo + blk):
+                acc += y[k - lag_a] * y[k - lag_b]
+        else:
+            u = y[lo - lag_a : lo - lag_a + blk]
+            v = y[lo - lag_b : lo - lag_b + blk]
+            acc = np.float32(0.0)
+            for k in range(blk):
+                acc += u[k] * v[k]
+        out[j + 1] = acc
+    for j in range(nb):
+        out[j + 1] += out[j]
+    return out
+
+
+@njit(cache=True, nogil=True, fastmath=True)
+def _periodicity(y: np.ndarray, lags: np.ndarray, n_frames: int, hop: int, half_window: int) -> np.ndarray:
+    """``periodicity`` over the integer ``lags``, from block sums of the three products it needs.
+
+    Where a window's edges fall on ``gcd(hop, half_window)``-sample blocks
+    (all frames but the first and last few) its sums are differences of
+    ``_block_prefix``; elsewhere they are summed directly.
+    """
+    n = y.shape[0]
+    blk = math.gcd(hop, half_window)
     nb = n // blk
-    for lg in range(max(1, base - spread), base + spread + 1):
+    e_now = _block_prefix(y, 0, 0, 0, blk)
+    best = np.zeros(n_frames, dtype=np.float32)
+    for lg in lags:
         if lg >= n:
             continue
-        prod = np.zeros(nb * blk)
-        m = min(n, nb * blk)
-        prod[lg:m] = y[lg:m] * y[: m - lg]
-        c_blk = np.concatenate([[0.0], np.cumsum(prod.reshape(nb, blk).sum(axis=1))])
-        a = np.maximum(lo, lg)
-        b = np.maximum(hi, a)
-        aligned = (a % blk == 0) & (b % blk == 0) & (b <= nb * blk)
-        num = np.zeros(n_frames)
-        num[aligned] = c_blk[b[aligned] // blk] - c_blk[a[aligned] // blk]
-        for i in np.nonzero(~aligned)[0]:
-            num[i] = float(y[a[i] : b[i]] @ y[a[i] - lg : b[i] - lg])
-        e1 = e[b] - e[a]
-        e0 = e[b - lg] - e[a - lg]
-        den = np.sqrt(e1 * e0)
-        r = np.where(den > 1e-8 * (b - a + 1), num / np.maximum(den, 1e-30), 0.0)
-        best = np.maximum(best, r)
-    return best.astype(np.float32)
+        num_p = _block_prefix(y, 0, lg, lg, blk)
+        e_then = _block_prefix(y, lg, lg, lg, blk)
+        for i in range(n_frames):
+            centre = i * hop
+            a = min(max(centre - half_window, lg), n)
+            b = max(min(max(centre + half_window, 0), n), a)
+            if a % blk == 0 and b % blk == 0 and b <= nb * blk:
+                num = num_p[b // blk] - num_p[a // blk]
+                e1 = e_now[b // blk] - e_now[a // blk]
+                e0 = e_then[b // blk] - e_then[a // blk]
+            else:
+                num, e1, e0 = 0.0, 0.0, 0.0
+                for k in range(a, b):
+                    num += float(y[k]) * float(y[k - lg])
+                    e1 += float(y[k]) * float(y[k])
+                    e0 += float(y[k - lg]) * float(y[k - lg])
+            den = np.sqrt(max(e1 * e0, 0.0))
+            if den > 1e-8 * (b - a + 1):
+                r = num / max(den, 1e-30)
+                if r > best[i]:
+                    best[i] = r
+    return best
 
 
 def refine_offset(raw_y: np.ndarray, edit_y: np.ndarray, src0: int, dst0: int, n: int, *, search: int = 600) -> int:
