@@ -16,7 +16,7 @@ One module per step of ``infer_pair`` (``infer``, the orchestrator):
 3. ``align``: the structural DP (numba kernels, cached on disk) over the
    extended raw beat grid and the edit's frames: forward beats, CUT,
    SILENCE, REVERSE, LOOP, STUTTER and SPEED moves; the walk then checked
-   on the samples. ``stripes`` makes ``S`` and the sums the DP reads a
+   on the samples (``move_checks``). ``stripes`` makes ``S`` and the sums the DP reads a
    stripe of raw frames at a time: no frame-by-frame matrix of the whole
    pair is held (the DP's tables are per beat and edit frame).
 4. ``splices``: the grid's phase and every splice measured on the sample.

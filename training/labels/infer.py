@@ -56,18 +56,20 @@ from editorbot.training.labels.align import (
     AlignConfig,
     Move,
     align,
-    drop_false_speeds,
     extended_grid,
-    forward_rearrangements,
     grid_period,
-    loop_phase,
-    merge_speed_runs,
     smooth_beats,
 )
 from editorbot.training.labels.calibration import calibrate
 from editorbot.training.labels.effect_runs import label_run
 from editorbot.training.labels.effects import QUIET_BEAT_DB, BeatEffect, beat_effect, delay_beat_lengths, stutter_slot
 from editorbot.training.labels.frames import FRAME_HOP, FRAME_SR, Frames, frame_features
+from editorbot.training.labels.move_checks import (
+    drop_false_speeds,
+    forward_rearrangements,
+    loop_phase,
+    merge_speed_runs,
+)
 from editorbot.training.labels.speed_checks import overlap_speeds, speed_lead_ins
 from editorbot.training.labels.splices import edit_file_gain, forward_offsets, grid_shift, onset_shift, splice_starts
 from editorbot.training.labels.stripes import Stripes

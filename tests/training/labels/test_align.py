@@ -14,11 +14,10 @@ from editorbot.training.labels.align import (
     Move,
     _stutter_scores,
     align,
-    forward_rearrangements,
     grid_period,
-    loop_phase,
 )
 from editorbot.training.labels.frames import FRAME_HOP, FRAME_SR, frame_features
+from editorbot.training.labels.move_checks import forward_rearrangements, loop_phase
 
 BEAT = 11025  # samples at FRAME_SR: 0.5 s
 N_BEATS = 16
