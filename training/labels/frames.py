@@ -141,7 +141,7 @@ def similarity_block(edit: Frames, raw: Frames, lo: int, hi: int) -> np.ndarray:
     back, a quarter of the time.
     """
     s = np.empty((edit.n_frames, hi - lo), dtype=np.float32)
-    sides = [np.ascontiguousarray(raw.shape[lo:hi].T)] + [np.ascontiguousarray(v[lo:hi].T) for v in raw.variants]
+    sides = [raw.shape[lo:hi].T] + [v[lo:hi].T for v in raw.variants]  # views: the whole matrix's BLAS call (transposed)
     tmp = np.empty((min(SIM_ROWS, edit.n_frames), hi - lo), dtype=np.float32)
     for a in range(0, edit.n_frames, SIM_ROWS):
         e, out = edit.shape[a : a + SIM_ROWS], s[a : a + SIM_ROWS]
