@@ -327,7 +327,7 @@ def main(argv: list[str] | None = None) -> int:
             get_style(s)
         except ValueError as err:
             p.error(f"--styles: {err}")
-        if s in STUDIO_STYLES:  # their pairs need the studio chain: training.supervised.make_studio_pairs
+        if s in STUDIO_STYLES:  # their pairs need the studio chain: training.song_pairs.make_studio_pairs
             p.error(f"--styles: {s!r} is a studio style; data synth does not make its pairs")
     temp = None if args.work else tempfile.mkdtemp(prefix="editorbot-quality-")
     work = Path(args.work or temp).resolve()

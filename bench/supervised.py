@@ -18,7 +18,7 @@ held-out pairs compares three renders of the same plan against the true edit
 by multi-scale STFT distance (``training.losses.multiscale_stft``,
 512/1024/2048; the common length of render and edit):
 
-- learned: ``training.supervised.render_learned`` with the best checkpoint
+- learned: ``training.learned_render.render_learned`` with the best checkpoint
   (the learned timing and level, then the network's per-band gain);
 - timing: the learned timing and level alone on the DSP render (the
   checkpoint's ``TimingModel``, no network), to show what each part brings;
@@ -52,17 +52,12 @@ from editorbot.engine.audio import load_audio
 from editorbot.engine.render import render_plan
 from editorbot.training.config import SupervisedConfig
 from editorbot.training.data.pairs import load_pair_plan, read_label_doc
+from editorbot.training.learned_render import render_learned
 from editorbot.training.losses import multiscale_stft
 from editorbot.training.models.timing import BLOCK_FEATURES, timing_blocks
-from editorbot.training.supervised import (
-    load_model,
-    load_song_pairs,
-    make_studio_pairs,
-    render_learned,
-    split_by_song,
-    structural_plan,
-    train,
-)
+from editorbot.training.song_pairs import load_song_pairs, make_studio_pairs, split_by_song, structural_plan
+from editorbot.training.supervised import train
+from editorbot.training.supervised_checkpoint import load_model
 
 log = logging.getLogger("bench.supervised")
 

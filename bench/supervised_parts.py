@@ -51,7 +51,7 @@ from editorbot.training.data.pairs import load_pair_plan, read_label_doc
 from editorbot.training.losses import NEPER_PER_DB, magnitude
 from editorbot.training.models.supervised import SpectralFrontEnd
 from editorbot.training.models.timing import MIN_CORRELATION, TimingModel, measure_lags, retime, timing_blocks
-from editorbot.training.supervised import load_model
+from editorbot.training.supervised_checkpoint import load_model
 
 PARTS = ("dsp", "level", "mp3", "xfade", "timing", "timing+band", "shift10")
 

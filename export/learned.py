@@ -20,7 +20,7 @@ end this editorbot would not reproduce. The sidecar's ``timing`` (version 2)
 is the learned timing and level (``training.models.timing.TimingModel``)
 applied to the DSP render before the network, as with the checkpoint.
 ``OnnxEditSound`` stands wherever
-``training.supervised.render_learned`` takes a model
+``training.learned_render.render_learned`` takes a model
 (``editorbot render --renderer learned --model MODEL.onnx``).
 """
 

@@ -27,8 +27,8 @@ behind the runtime's ``PolicyModel`` interface (``editorbot edit
 
 Checkpoints are the trainers' (``training.ppo``: format ``editorbot.ppo/1``,
 the model config under ``"agent_config"``, the state dict under
-``"agent"``; ``training.supervised``: format ``editorbot.supervised/1``,
-``"config"``, ``"sample_rate"`` and ``"model"``); the optimiser and rng
+``"agent"``; ``training.supervised``: format ``editorbot.supervised/1``
+(``training.supervised_checkpoint``), ``"config"``, ``"sample_rate"`` and ``"model"``); the optimiser and rng
 states in them are ignored here.
 """
 
@@ -128,7 +128,7 @@ class Checkpoint:
     ----------
     kind:
         ``"policy"`` (a supervised checkpoint becomes an ``EditSoundModel``
-        instead: ``training.supervised.model_from_checkpoint``).
+        instead: ``training.supervised_checkpoint.model_from_checkpoint``).
     agent:
         The model in eval mode on the CPU.
     path:
@@ -163,7 +163,7 @@ def read_checkpoint(path: str | os.PathLike) -> tuple[str, dict[str, Any]]:
     """``(kind, contents)`` of a trainer checkpoint: kind ``"policy"`` (``training.ppo``) or
     ``"supervised"`` (``training.supervised``); BadInput naming the file on any problem."""
     from editorbot.training.ppo import CHECKPOINT_FORMAT as POLICY_FORMAT
-    from editorbot.training.supervised import CHECKPOINT_FORMAT as SUPERVISED_FORMAT
+    from editorbot.training.supervised_checkpoint import CHECKPOINT_FORMAT as SUPERVISED_FORMAT
 
     p = os.fspath(path)
     if not os.path.isfile(p):
@@ -531,7 +531,7 @@ def _export_policy_checkpoint(path: str, doc: dict[str, Any], out_path: str | os
 
 
 def _export_supervised_checkpoint(path: str, doc: dict[str, Any], out_path: str | os.PathLike, name: str | None) -> ExportResult:
-    from editorbot.training.supervised import model_from_checkpoint
+    from editorbot.training.supervised_checkpoint import model_from_checkpoint
 
     try:
         model = model_from_checkpoint(doc)

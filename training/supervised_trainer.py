@@ -49,7 +49,8 @@ def add_parser(sub: Any) -> argparse.ArgumentParser:
 def run(args: argparse.Namespace) -> int:
     """Load the pairs, split by song, train; 0 on success."""
     # torch and the trainer load here, not at import: `editorbot --help` builds this parser
-    from editorbot.training.supervised import load_song_pairs, split_by_song, train
+    from editorbot.training.song_pairs import load_song_pairs, split_by_song
+    from editorbot.training.supervised import train
 
     try:
         config = config_from_args(SupervisedConfig, args)

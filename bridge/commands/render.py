@@ -9,7 +9,7 @@ atomically and never over the source or the plan.
 (``editorbot train supervised``), ``--renderer learned --model M.onnx`` with
 its ONNX export (``editorbot export-model C -o M.onnx``): the DSP render
 with the sound the model learned on top
-(``training.supervised.render_learned``).
+(``training.learned_render.render_learned``).
 """
 
 from __future__ import annotations
@@ -49,7 +49,7 @@ def run(args: argparse.Namespace) -> int:
     resolve_source(plan, args.plan)
     try:
         if args.renderer == "learned":
-            from editorbot.training.supervised import render_learned_to_file
+            from editorbot.training.learned_render import render_learned_to_file
 
             model = None
             if args.model:

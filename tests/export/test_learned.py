@@ -26,9 +26,10 @@ from editorbot.export.onnx import load_checkpoint
 from editorbot.export.runtime import MODEL_SCHEMA, OnnxPolicy, sha256_of
 from editorbot.training.config import SupervisedConfig
 from editorbot.training.data.pairs import load_pair_plan, make_synth_pair
+from editorbot.training.learned_render import render_learned
 from editorbot.training.models.supervised import EditSoundModel
 from editorbot.training.models.timing import TimingModel
-from editorbot.training.supervised import CHECKPOINT_FORMAT, load_model, render_learned
+from editorbot.training.supervised_checkpoint import CHECKPOINT_FORMAT, load_model
 from tests.export import scratch, tiny_model
 
 logger = logging.getLogger(__name__)

@@ -18,7 +18,7 @@ from editorbot.export.onnx import load_checkpoint as load_policy_checkpoint
 from editorbot.training.ppo import CHECKPOINT_FORMAT
 from editorbot.training.ppo import load_checkpoint as load_ppo_checkpoint
 from editorbot.training.run_state import read_checkpoint, rng_state, save_checkpoint, set_rng_state
-from editorbot.training.supervised import load_model as load_supervised_model
+from editorbot.training.supervised_checkpoint import load_model as load_supervised_model
 
 
 class _Touch:

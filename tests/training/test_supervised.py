@@ -1,6 +1,6 @@
 """Supervised edit-sound model: studio styles, frame labels, the learned render against the DSP
 render on held-out songs, KEEP frames left alone, early stopping on a rising validation loss,
-resume after SIGKILL, and the CLI (train supervised, render --renderer learned)."""
+resume after SIGKILL, a non-finite batch skipped, and the CLI (train supervised, render --renderer learned)."""
 
 from __future__ import annotations
 
@@ -22,18 +22,12 @@ from editorbot.engine.render import render_plan
 from editorbot.training.config import SupervisedConfig
 from editorbot.training.data.editors import apply_studio
 from editorbot.training.data.pairs import load_pair_plan, make_synth_pair, read_label_doc
+from editorbot.training.learned_render import render_learned
 from editorbot.training.losses import multiscale_stft
-from editorbot.training.models.supervised import EditSoundModel, frame_labels
-from editorbot.training.supervised import (
-    load_model,
-    load_song_pairs,
-    load_supervised_checkpoint,
-    make_studio_pairs,
-    render_learned,
-    split_by_song,
-    structural_plan,
-    train,
-)
+from editorbot.training.models.supervised import EditSoundModel, FrameLabels, frame_labels
+from editorbot.training.song_pairs import SongPair, load_song_pairs, make_studio_pairs, split_by_song, structural_plan
+from editorbot.training.supervised import train
+from editorbot.training.supervised_checkpoint import load_model, load_supervised_checkpoint
 from tests.training import torchrun_two
 
 torch.set_num_threads(1)
@@ -157,7 +151,7 @@ def test_untrained_model_renders_the_dsp_plan(studio_data: dict[str, Path], raw_
 def test_an_inferred_plan_may_miss_the_edit_length_by_a_little(tmp_path: Path) -> None:
     """Another editor's splices are not reproduced to the sample by the plan label inference finds."""
     from editorbot.engine.errors import BadInput
-    from editorbot.training.supervised import load_song_pair
+    from editorbot.training.song_pairs import load_song_pair
 
     rec = make_synth_pair(3, "studio_edits", tmp_path, 8.0)
     edit = load_audio(rec.edit_path)
@@ -289,7 +283,8 @@ RUNNER = textwrap.dedent(
     import json, sys, time, torch
     torch.set_num_threads(1)
     from editorbot.training.config import SupervisedConfig
-    from editorbot.training.supervised import load_song_pairs, split_by_song, train
+    from editorbot.training.song_pairs import load_song_pairs, split_by_song
+    from editorbot.training.supervised import train
     args = json.loads(sys.argv[1])
     songs = load_song_pairs(args["data"], quiet=True)
     tr, va = split_by_song(songs, 0.2, 0)
@@ -386,7 +381,8 @@ DDP_RUNNER = textwrap.dedent(
     import json, sys, torch
     torch.set_num_threads(1)
     from editorbot.training.config import SupervisedConfig
-    from editorbot.training.supervised import load_song_pairs, split_by_song, train
+    from editorbot.training.song_pairs import load_song_pairs, split_by_song
+    from editorbot.training.supervised import train
     args = json.loads(sys.argv[1])
     tr, va = split_by_song(load_song_pairs(args["data"], quiet=True), 0.2, 0)
     train(tr, va, args["save_dir"], config=SupervisedConfig(**args["config"]), quiet=True, max_steps=2)
@@ -406,3 +402,34 @@ def test_torchrun_two_processes_keep_replicas_identical(studio_data: dict[str, P
     assert len(hashes) == 2 and hashes[0] == hashes[1]
     ckpt = load_supervised_checkpoint(save_dir / "last.pt")
     assert ckpt["step"] == 2 and ckpt["world"] == 2 and len(ckpt["rng"]) == 2
+
+
+# ------------------------------------------------------------------ (5) a non-finite batch is skipped
+
+
+def noise_pair(name: str, seed: int, sr: int = 22050, duration_s: float = 2.0) -> SongPair:
+    """An in-memory pair of noise whose target is the base 6 dB down; every frame KEEP."""
+    y = np.random.default_rng(seed).normal(0.0, 0.1, int(sr * duration_s)).astype(np.float32)
+    n_frames = 1 + y.size // 512
+    zeros = np.zeros(n_frames, np.int64)
+    labels = FrameLabels(zeros, zeros.copy(), zeros.copy(), np.zeros(n_frames, np.float32))
+    return SongPair(name, f"song{seed}", sr, y, y.copy(), 0.5 * y, labels)
+
+
+def test_a_non_finite_batch_is_skipped_and_still_counts_in_the_epoch(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    """A training song whose target is NaN makes its batches' loss NaN: each is skipped with a warning
+    (no optimiser step, the weights stay finite), counts towards the epoch, and the epoch ends as usual."""
+    bad = noise_pair("bad", 1)
+    bad.target[:] = np.nan
+    train_songs, val_songs = [noise_pair("good", 0), bad], [noise_pair("val", 2)]
+    cfg = SupervisedConfig(**{**TINY, "batch_size": 1, "crop_s": 0.25, "learn_timing": False}, epochs=1,
+                           crops_per_epoch=8)
+    with caplog.at_level("WARNING", logger="editorbot.training.supervised"):
+        result = train(train_songs, val_songs, tmp_path, config=cfg, quiet=True)
+    skipped = [r for r in caplog.records if "non-finite loss, batch skipped" in r.getMessage()]
+    assert skipped and result["step"] >= 1
+    assert result["step"] + len(skipped) == 8  # 8 crops of one song each: every one a step or a skip
+    assert result["epoch"] == 1 and len(result["history"]) == 1 and np.isfinite(result["history"][0]["train_loss"])
+    ckpt = load_supervised_checkpoint(tmp_path / "last.pt")
+    assert ckpt["step"] == result["step"] and ckpt["step_in_epoch"] == 0
+    assert all(torch.isfinite(w).all() for w in ckpt["model"].values())

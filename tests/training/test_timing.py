@@ -25,7 +25,9 @@ from editorbot.training.models.timing import (
     retime,
     timing_blocks,
 )
-from editorbot.training.supervised import SongPair, load_model, train
+from editorbot.training.song_pairs import SongPair
+from editorbot.training.supervised import train
+from editorbot.training.supervised_checkpoint import load_model
 
 torch.set_num_threads(1)
 
