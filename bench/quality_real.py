@@ -185,6 +185,8 @@ def score_test(style: str, records: list[Any], policy: Any, checkpoints: list[st
                                             "label inference": []}
     truth: list[np.ndarray] = []
     names: list[str] = []
+    grids: list[np.ndarray] = []  # each pair's analysed beats, which the policies walk
+    truth_grids: list[np.ndarray] = []  # the beats of its truth (the synthesizer's for a synthetic pair)
     seconds: dict[str, float] = {k: 0.0 for k in walkers}
     for rec in records:
         with open(rec.label_path, encoding="utf-8") as f:
@@ -192,9 +194,11 @@ def score_test(style: str, records: list[Any], policy: Any, checkpoints: list[st
         beats = np.asarray(doc["grid"]["beat_times"], dtype=np.float64)[: rec.n_beats]
         true_t = np.asarray(doc["beat_labels"]["type"], dtype=np.int64)
         truth.append(true_t)
+        truth_grids.append(beats)
         names.append(rec.name)
         walkers["always-KEEP"].append(np.zeros_like(true_t))
         analysis = analyze(rec.raw_path)
+        grids.append(np.asarray(analysis.grid.beat_times, dtype=np.float64))
         t = time.perf_counter()
         plan = plan_analysis(analysis, policy).plan
         walkers["bundled model"].append(truth_on_beats(plan_to_dict(plan), beats)[0])
@@ -223,12 +227,12 @@ def score_test(style: str, records: list[Any], policy: Any, checkpoints: list[st
         walks = policy_walks(agent, [eps[n] for n in names])
         walker = checkpoint_walker(checkpoint, checkpoints)
         walkers[walker] = []
-        for name, w, tr in zip(names, walks, truth, strict=True):
-            if w.shape[0] != tr.size:  # the episode's grid is the label file's: they should agree
-                logger.warning("%s: policy walked %d beats, the truth has %d", name, w.shape[0], tr.size)
-            typ = np.zeros(tr.size, dtype=np.int64)  # KEEP where the walk did not reach
-            typ[: min(tr.size, w.shape[0])] = w[: tr.size, 0]
-            walkers[walker].append(typ)
+        for name, w, grid, beats in zip(names, walks, grids, truth_grids, strict=True):
+            # The walk is on the analysed grid; a synthetic pair's truth is on the synthesizer's,
+            # which can hold a beat more or less at either end: moved by time, not by index.
+            if w.shape[0] != grid.size:
+                logger.warning("%s: policy walked %d beats, the analysis has %d", name, w.shape[0], grid.size)
+            walkers[walker].append(on_grid(w[: grid.size, 0], grid[: w.shape[0]], beats))
         seconds[walker] = time.perf_counter() - t
     scores = {k: event_f1(truth, v) for k, v in walkers.items()}
     for k in scores:
