@@ -367,14 +367,15 @@ def beat_effect(
     b_e = band_db(x_e[trim : n - trim])
     ref = np.maximum(b_r, b_e)
     weight = (ref > ref.max() - 60.0).astype(np.float64)
-    cands: list[tuple[float, str, int]] = [(_band_distance(b_r, b_e, weight), "KEEP", 0)]
-    b_keep = b_r
+    d_plain = _band_distance(b_r, b_e, weight)
+    cands: list[tuple[float, str, int]] = [(d_plain, "KEEP", 0)]
+    b_keep, d_tail = b_r, np.inf
     if tail is not None:
         # the beat unchanged under an earlier run's tail: judged against that as KEEP
         b_t = band_db(x_r[lead + trim : lead + n - trim] + tail[trim : n - trim])
-        d_t = _band_distance(b_t, b_e, weight)
-        if d_t < cands[0][0]:
-            cands[0], b_keep = (d_t, "KEEP", 0), b_t
+        d_tail = _band_distance(b_t, b_e, weight)
+        if d_tail < d_plain:
+            cands[0], b_keep = (d_tail, "KEEP", 0), b_t
     band_shift = np.abs(((b_e - b_keep) * weight).sum(axis=0) / np.maximum(weight.sum(axis=0), 1e-9))
     if cands[0][0] < KEEP_DB and float(band_shift.max()) < KEEP_BAND_DB:
         w = width_slot(raw_st, edit_st) if raw_st is not None and edit_st is not None else None
@@ -399,6 +400,13 @@ def beat_effect(
         lengths = _delay_lengths(raw_y, edit_y, src0, dst0, n, delay_beats_s, tails) if delay_beats_s is not None else None
         _add_rendered_candidates(cands, x_r2, lead, trim, n, beat_s, b_e, weight, tails, effect_sr, lengths)
     cands += _compress_curve(level, cands)
+    if d_tail < d_plain and prev_effect is not None and prev_effect[0] in ("REVERB", "DELAY"):
+        # the beat right after one of the run's could end it (its tail) or go on with it: the
+        # tail's KEEP is the run's effect rendered another way, and ends the run only where it
+        # fits clearly better (else a mid-run beat whose render fits loosely breaks the run)
+        d_on = min((c[0] for c in cands if c[1] == prev_effect[0]), default=np.inf)
+        if d_tail > d_on - EFFECT_MIN_GAIN_DB:
+            cands[0] = (d_plain, "KEEP", 0)
     keep_db = cands[0][0]
     cands[0] = (_keep_cost(keep_db), "KEEP", 0)
     best = _best_effect(cands, ramp)
