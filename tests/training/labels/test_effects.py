@@ -225,5 +225,15 @@ def test_beats_under_a_reverbs_tail_on_a_fast_grid_are_keep() -> None:
         blind = beat_effect(raw_y, edit_y, src0, src0, n, edit_st=edit[:, src0 : src0 + n], **kw)
         assert blind.type != "KEEP"
     assert tail.over(8 * n + int(2.0 * FRAME_SR) + 1, n, n) is None  # the renderer's tail ends at 2 s
+    # inside the run the tail of its first beats is no reason to end it
+    inside = OpenTail(raw, FRAME_SR)
+    for b in (4, 5):
+        inside.follow("REVERB", 3, b * n, b * n, n, beat_s)
+    src0 = 6 * n
+    over = inside.over(src0, n, n)
+    assert over is not None
+    going_on = beat_effect(raw_y, edit_y, src0, src0, n, beat_s=beat_s, effect_sr=FRAME_SR, run_start=4 * n, tail_cache={},
+                           prev_effect=("REVERB", 3), tail=over.mono)
+    assert going_on.type == "REVERB" and going_on.slot == 3
     tail.follow("LOWPASS", 1, 8 * n, 8 * n, n, beat_s)  # another effect leaves the tail sounding
     assert tail.over(9 * n, n, n) is not None
