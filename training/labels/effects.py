@@ -79,7 +79,6 @@ COMPRESS_MIN_SLOPE = 0.2  # dB of level change lost per dB of level, at least, f
 COMPRESS_MIN_GAIN_DB = 0.15  # ... and the fitted curve this much closer than a flat gain
 COMPRESS_MAX_LIFT_DB = 1.0  # ... and no louder than this (a compressor without make-up gain)
 COMPRESS_RENDER_DB = 0.3  # a rendered compressor this close to the fitted one names its step
-DRIVE_TIE_DB = 0.25  # a DISTORTION render this close to the best GAIN on a lifted beat is the drive (``_drive_not_gain``)
 FADE_MIN_RISE = 0.02  # a fade candidate's gain rises or falls by at least this over the beat ...
 FADE_MIN_REL_RISE = 0.02  # ... or by this share of its mean gain (a long fade's quiet beats)
 FADE_MIN_LEVEL = 1e-3  # ... that mean taken no lower than this (-60 dB)
@@ -410,10 +409,8 @@ def beat_effect(
             cands[0] = (d_plain, "KEEP", 0)
     keep_db = cands[0][0]
     cands[0] = (_keep_cost(keep_db), "KEEP", 0)
-    level_fit = _level_fit(b_r, b_e, weight)
-    cands = _drive_not_gain(cands, level_fit)
     best = _best_effect(cands, ramp)
-    best.level = level_fit
+    best.level = _level_fit(b_r, b_e, weight)
     if best.type != "KEEP":
         best.explained = float(np.clip(1.0 - best.distance / max(keep_db, 1e-9), 0.0, 1.0))
     return _pitch_or_width(best, pitch_votes, raw_st, edit_st, fit_db=keep_db if best.type == "KEEP" else best.distance)
@@ -591,26 +588,6 @@ def _compress_curve(level: list[tuple[float, str, int]], cands: list[tuple[float
     if rendered is not None and rendered[0] <= d + COMPRESS_RENDER_DB:
         slot = rendered[2]
     return [(d, "COMPRESS", slot)]
-
-
-def _drive_not_gain(cands: list[tuple[float, str, int]], level_fit: tuple[float, float] | None) -> list[tuple[float, str, int]]:
-    """``cands`` without its GAINs where a DISTORTION render fits a lifted beat within ``DRIVE_TIE_DB`` of them.
-
-    A distortion's drive on quiet music (an orchestral track's soft
-    passages) stays on the curve's straight part: it lifts the level by the
-    drive and bends little, so the fitted flat gain (a free number, which
-    also takes up the edit file's gain left over) fits a hair closer than
-    the render at the drive's own step (dev half, fast grids: 0.06-0.2 dB).
-    A GAIN at one of this vocabulary's steps fits within a few hundredths
-    and leaves the nearest drive a dB or more off, so a tie is the drive.
-    """
-    if level_fit is None or level_fit[0] <= 0.0:
-        return cands
-    d_gain = min((c[0] for c in cands if c[1] == "GAIN"), default=np.inf)
-    d_drive = min((c[0] for c in cands if c[1] == "DISTORTION"), default=np.inf)
-    if d_drive > d_gain + DRIVE_TIE_DB or d_gain > min(c[0] for c in cands):
-        return cands
-    return [c for c in cands if c[1] != "GAIN"]
 
 
 def _fade_candidate(
