@@ -30,9 +30,9 @@ from editorbot.training.labels.align import AMOUNT_SLOTS
 from editorbot.training.labels.frames import FRAME_SR
 
 TAIL_TYPES = ("REVERB", "DELAY")
-#: Source fed to the tail's render before the run's end, at most (the reverb and delay
-#: candidates' pre-roll, ``effects.TAIL_PRE_ROLL_S``: older input has decayed away).
-TAIL_FEED_S = 2.0
+#: Source fed to a reverb or delay before the audio it is judged on, at most: the tail's render
+#: here and the effects step's candidates (``effects``); older input has decayed away.
+TAIL_PRE_ROLL_S = 2.0
 
 
 @dataclass
@@ -120,7 +120,7 @@ class OpenTail:
         name, params = vocab.effect_params(self.type, AMOUNT_SLOTS[self.slot], beat_s=self.beat_s)
         chain = build_chain([Effect(name, params)], self.sr)
         n_tail = int(round(chain.tail_s * self.sr))
-        a = int(round(max(self.feed0, self.feed1 - TAIL_FEED_S * FRAME_SR) / FRAME_SR * self.sr))
+        a = int(round(max(self.feed0, self.feed1 - TAIL_PRE_ROLL_S * FRAME_SR) / FRAME_SR * self.sr))
         b = min(int(round(self.feed1 / FRAME_SR * self.sr)), self.raw_st.shape[1])
         a = min(a, b)
         x = np.zeros((self.raw_st.shape[0], b - a + n_tail), dtype=np.float32)

@@ -43,6 +43,7 @@ from editorbot.engine.plan import Effect
 from editorbot.engine.render import build_chain
 from editorbot.engine.spectrum import mel_basis
 from editorbot.training.labels.align import AMOUNT_SLOTS, STUTTER_SLICES, Move
+from editorbot.training.labels.effect_tails import TAIL_PRE_ROLL_S, TAIL_TYPES
 from editorbot.training.labels.frames import FRAME_SR, VARIANT_SEMITONES
 
 BAND_NFFT = 1024
@@ -54,7 +55,6 @@ SPLICE_GUARD_S = 0.012  # left out at both ends of a beat when judging its effec
 QUIET_BEAT_DB = 45.0  # a raw beat this far below the song's peaks is too quiet to judge effects on
 KEEP_BAND_DB = 0.6  # ... and no band's mean level moved more than this
 PRE_ROLL_S = 0.25  # source audio fed to candidate effects before the beat
-TAIL_PRE_ROLL_S = 2.0  # ... at most, to reverb and delay candidates (engine.render.MAX_TAIL_S)
 TAIL_CHUNK_BEATS = 16  # reverb/delay candidates render this many beats ahead at once
 ECHO_MIN_S, ECHO_MAX_S = 0.04, 1.0  # echo times a DELAY's is looked for at (``echo_lag``)
 ECHO_MIN_CORR = 0.5  # ... and how well the beat's change must repeat the song there to try it
@@ -400,7 +400,7 @@ def beat_effect(
         lengths = _delay_lengths(raw_y, edit_y, src0, dst0, n, delay_beats_s, tails) if delay_beats_s is not None else None
         _add_rendered_candidates(cands, x_r2, lead, trim, n, beat_s, b_e, weight, tails, effect_sr, lengths)
     cands += _compress_curve(level, cands)
-    if d_tail < d_plain and prev_effect is not None and prev_effect[0] in ("REVERB", "DELAY"):
+    if d_tail < d_plain and prev_effect is not None and prev_effect[0] in TAIL_TYPES:
         # the beat right after one of the run's could end it (its tail) or go on with it: the
         # tail's KEEP is the run's effect rendered another way, and ends the run only where it
         # fits clearly better (else a mid-run beat whose render fits loosely breaks the run)
