@@ -382,6 +382,10 @@ def beat_effect(
         if w is not None:
             return BeatEffect("WIDTH", w[0], cands[0][0], 1.0)
         return BeatEffect("KEEP", 0, cands[0][0], 1.0)
+    # the rendered effects' screen weighs them against the plain beat: the tail's KEEP is a
+    # reverb or delay itself, and beside it the quick reverb render (a few dB off) would
+    # keep a reverb going on from its true render (mid-run beats read 3 dB off, runs broke)
+    cands[0] = (d_plain, "KEEP", 0)
     cands += _linear_candidates(b_r, b_e, weight, effect_sr)
     level = _level_candidates(b_r, b_e, weight)
     cands += [c for c in level if c[1] == "GAIN"]
@@ -400,13 +404,14 @@ def beat_effect(
         lengths = _delay_lengths(raw_y, edit_y, src0, dst0, n, delay_beats_s, tails) if delay_beats_s is not None else None
         _add_rendered_candidates(cands, x_r2, lead, trim, n, beat_s, b_e, weight, tails, effect_sr, lengths)
     cands += _compress_curve(level, cands)
-    if d_tail < d_plain and prev_effect is not None and prev_effect[0] in TAIL_TYPES:
+    if d_tail < d_plain:
         # the beat right after one of the run's could end it (its tail) or go on with it: the
         # tail's KEEP is the run's effect rendered another way, and ends the run only where it
         # fits clearly better (else a mid-run beat whose render fits loosely breaks the run)
-        d_on = min((c[0] for c in cands if c[1] == prev_effect[0]), default=np.inf)
-        if d_tail > d_on - EFFECT_MIN_GAIN_DB:
-            cands[0] = (d_plain, "KEEP", 0)
+        going_on = prev_effect is not None and prev_effect[0] in TAIL_TYPES
+        d_on = min((c[0] for c in cands if going_on and prev_effect is not None and c[1] == prev_effect[0]), default=np.inf)
+        if d_tail <= d_on - EFFECT_MIN_GAIN_DB:
+            cands[0] = (d_tail, "KEEP", 0)
     keep_db = cands[0][0]
     cands[0] = (_keep_cost(keep_db), "KEEP", 0)
     best = _best_effect(cands, ramp)
