@@ -381,6 +381,32 @@ def _run_pair(
                 f"inferred: {' '.join(lab.type for lab in labels) or '-'}")
 
 
+def _foreign_pair(
+    tally: Tally, track_id: str, song: str, seed: int, folder: str, args: argparse.Namespace, rows: list[str], *, warm: bool
+) -> bool:
+    """Edit ``song`` with the foreign editor at ``seed`` (once per work folder) and score that pair; False where it cannot be edited."""
+    from bench.foreign_editor import edit_file
+    from editorbot.training.labels.infer import infer_pair
+
+    stem = os.path.splitext(os.path.basename(song))[0]
+    edit = os.path.join(folder, f"{stem}_foreign_s{seed}.wav")
+    truth = os.path.join(folder, f"{stem}_foreign_s{seed}.json")
+    if not os.path.exists(edit):
+        try:
+            edit_file(song, edit, truth, seed)
+        except ValueError as err:
+            # a run never stops on one track (too few beats for the foreign editor, ...)
+            print(f"{track_id}: skipped: {err}", file=sys.stderr)
+            return False
+    with open(truth, encoding="utf-8") as f:
+        evs = [Span(e["type"], e["src_start_s"], e["src_end_s"], e["amount"]) for e in json.load(f)["events"]]
+    if warm:
+        # the compiled alignment code's one-off compile time is not counted
+        infer_pair(song, edit, cache=False)
+    _run_pair(tally, song, edit, evs, f"{stem}_foreign", not args.no_render, rows, not args.uncalibrated)
+    return True
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--n", type=int, default=10, help="tracks (each gives one foreign and one own pair)")
@@ -396,20 +422,28 @@ def main(argv: list[str] | None = None) -> int:
                    help="list each wrong label (where, how sure, its neighbours, the nearest event)")
     p.add_argument("--uncalibrated", action="store_true", help="the labels' raw confidence (to fit the calibration)")
     p.add_argument("--labels-out", default=None, help="write every scored label (editor, type, confidence, right) as JSON")
+    p.add_argument("--tracks", default=None,
+                   help="comma-separated parts of track ids: only the half's tracks that contain one (then --n of them)")
+    p.add_argument("--style", default=None, help="every own pair in this style (default: the styles in turn)")
+    p.add_argument("--no-foreign", action="store_true", help="own pairs only")
     args = p.parse_args(argv)
     if args.labels_out and os.path.exists(args.labels_out):
         print(f"{args.labels_out}: exists already; not overwriting", file=sys.stderr)
         return 2
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
 
-    from bench.foreign_editor import edit_file
     from editorbot.training.data.editors import STYLES
-    from editorbot.training.labels.infer import infer_pair
 
     try:
         tracks = load_tracks(args.corpus, split=args.split)
     except FileNotFoundError as err:
         print(err, file=sys.stderr)
+        return 2
+    if args.tracks:
+        parts = [t for t in args.tracks.split(",") if t]
+        tracks = [t for t in tracks if any(part in t.track_id for part in parts)]
+    if args.style is not None and args.style not in STYLES:
+        print(f"--style {args.style}: no such style ({', '.join(STYLES)})", file=sys.stderr)
         return 2
     rng = np.random.default_rng(args.seed)
     picked = [tracks[i] for i in sorted(rng.choice(len(tracks), size=min(args.n, len(tracks)), replace=False))]
@@ -417,7 +451,7 @@ def main(argv: list[str] | None = None) -> int:
     folder = tmp.name if tmp is not None else args.dir
     os.makedirs(folder, exist_ok=True)
     os.environ.setdefault("EDITORBOT_CACHE", os.path.join(folder, "cache"))
-    styles = list(STYLES)
+    styles = [args.style] if args.style is not None else list(STYLES)
     foreign, own = Tally(), Tally()
     rows_a: list[str] = []
     rows_b: list[str] = []
@@ -427,23 +461,11 @@ def main(argv: list[str] | None = None) -> int:
     for k, track in enumerate(picked):
         song = _excerpt(track, folder, rng, args.min_s, args.max_s)
         stem = os.path.splitext(os.path.basename(song))[0]
-        edit = os.path.join(folder, f"{stem}_foreign_s{args.seed + k}.wav")
-        truth = os.path.join(folder, f"{stem}_foreign_s{args.seed + k}.json")
-        if not os.path.exists(edit):
-            try:
-                edit_file(song, edit, truth, args.seed + k)
-            except ValueError as err:
-                # a run never stops on one track (too few beats for the foreign editor, ...)
-                print(f"{track.track_id}: skipped: {err}", file=sys.stderr)
-                skipped.append(track.track_id)
-                continue
-        with open(truth, encoding="utf-8") as f:
-            evs = [Span(e["type"], e["src_start_s"], e["src_end_s"], e["amount"]) for e in json.load(f)["events"]]
-        if not warmed:
-            # the compiled alignment code's one-off compile time is not counted
-            infer_pair(song, edit, cache=False)
-            warmed = True
-        _run_pair(foreign, song, edit, evs, f"{stem}_foreign", not args.no_render, rows_a, not args.uncalibrated)
+        if not args.no_foreign and not _foreign_pair(foreign, track.track_id, song, args.seed + k, folder, args, rows_a,
+                                                     warm=not warmed):
+            skipped.append(track.track_id)
+            continue
+        warmed = True
         made = _own_pair(song, styles[k % len(styles)], args.seed + k, os.path.join(folder, "own"))
         if made is not None:
             raw, own_edit, own_events = made

@@ -518,9 +518,21 @@ def _render_run(run: _Run, samples: np.ndarray, sr: int) -> np.ndarray:
     if env is not None:
         x *= env
     if n_tail:
-        half = n_tail // 2
-        x[:, n_body + half :] *= _edge_fade(n_tail - half, rising=False) ** 2
+        x[:, n_body:] *= tail_envelope(n_tail)
     return x
+
+
+def tail_envelope(n_tail: int) -> np.ndarray:
+    """``(n_tail,)`` float32 gain on an effect's tail: 1 over its first half, a raised-cosine fall to 0 over its second.
+
+    ``n_tail``: the tail's length in samples (``EffectChain.tail_s`` times
+    the rate). The tail keeps its natural decay, then fades out so it ends
+    at silence whatever its effect's memory still holds.
+    """
+    half = n_tail // 2
+    env = np.ones(n_tail, dtype=np.float32)
+    env[half:] = _edge_fade(n_tail - half, rising=False) ** 2
+    return env
 
 
 def _envelope(run: _Run, sr: int, n: int) -> np.ndarray | np.float32 | None:

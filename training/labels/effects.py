@@ -11,8 +11,9 @@ raw beat through the nonlinear effects (``engine.render`` chains: reverb,
 delay, distortion, compression; reverb and delay fed the source since their
 forward run began, or only the beat itself where the beat before was judged
 otherwise (an effect starts at its segment with an empty memory), the
-reverb rendered in stereo at the song's rate as the edit's was; after a
-reverb or delay beat, "unchanged plus its tail" counts as KEEP); PITCH when
+reverb rendered in stereo at the song's rate as the edit's was; within
+an earlier reverb or delay run's tail, seconds after it however many beats
+(``effect_tails``), "unchanged plus that tail" counts as KEEP); PITCH when
 a pitch-warped variant of the raw frames matches the edit clearly better
 than the raw frames; WIDTH from the stereo side/mid energies
 (``beat_effect``). "I don't know" rather than an invented effect: an
@@ -42,6 +43,7 @@ from editorbot.engine.plan import Effect
 from editorbot.engine.render import build_chain
 from editorbot.engine.spectrum import mel_basis
 from editorbot.training.labels.align import AMOUNT_SLOTS, STUTTER_SLICES, Move
+from editorbot.training.labels.effect_tails import TAIL_PRE_ROLL_S, TAIL_TYPES
 from editorbot.training.labels.frames import FRAME_SR, VARIANT_SEMITONES
 
 BAND_NFFT = 1024
@@ -53,7 +55,6 @@ SPLICE_GUARD_S = 0.012  # left out at both ends of a beat when judging its effec
 QUIET_BEAT_DB = 45.0  # a raw beat this far below the song's peaks is too quiet to judge effects on
 KEEP_BAND_DB = 0.6  # ... and no band's mean level moved more than this
 PRE_ROLL_S = 0.25  # source audio fed to candidate effects before the beat
-TAIL_PRE_ROLL_S = 2.0  # ... at most, to reverb and delay candidates (engine.render.MAX_TAIL_S)
 TAIL_CHUNK_BEATS = 16  # reverb/delay candidates render this many beats ahead at once
 ECHO_MIN_S, ECHO_MAX_S = 0.04, 1.0  # echo times a DELAY's is looked for at (``echo_lag``)
 ECHO_MIN_CORR = 0.5  # ... and how well the beat's change must repeat the song there to try it
@@ -190,7 +191,7 @@ class BeatEffect:
         return int(vocab.Amount.NEUTRAL) if self.type in vocab.NEUTRAL_ONLY else AMOUNT_SLOTS[self.slot]
 
 
-def _width_slot(raw_st: np.ndarray, edit_st: np.ndarray) -> tuple[int, float] | None:
+def width_slot(raw_st: np.ndarray, edit_st: np.ndarray) -> tuple[int, float] | None:
     """Amount slot of a WIDTH change between stereo beats ``(2, n)``, with its dB error; None if none.
 
     WIDTH scales the side signal and keeps the mid one.
@@ -258,26 +259,6 @@ def _tail_render(
     return y[src0 - c0 : src0 - c0 + n]
 
 
-def _effect_tail(
-    raw_y: np.ndarray, type_name: str, slot: int, beat_s: float, c0: int, src0: int, n: int, effect_sr: int
-) -> np.ndarray:
-    """``(n,)`` at ``FRAME_SR``: what a REVERB/DELAY over raw ``[c0, src0)`` still sounds over the next ``n`` samples.
-
-    The effect fed the source then zeros, as ``engine.render`` renders a
-    run's tail (its fade-out over the tail's second half is not modelled:
-    one beat after the run it has not begun).
-    """
-    x = np.zeros((1, src0 - c0 + n), dtype=np.float32)
-    x[0, : src0 - c0] = raw_y[c0:src0]
-    if type_name == "REVERB":
-        chain = _effect_chain(type_name, slot, beat_s, effect_sr)
-        y = _reverb_output(chain(_reverb_input(x, effect_sr), effect_sr), effect_sr, x.shape[1])
-    else:
-        chain = _effect_chain(type_name, slot, beat_s, FRAME_SR)
-        y = chain(x, FRAME_SR)[0]
-    return y[src0 - c0 :].astype(np.float32)
-
-
 def _reverb_input(x: np.ndarray, sr: int) -> np.ndarray:
     """``(2, m)`` float32: mono ``x`` ``(1, n)`` at ``FRAME_SR`` resampled to ``sr``, on both channels."""
     y = soxr.resample(np.asarray(x[0], dtype=np.float32), FRAME_SR, sr) if sr != FRAME_SR else x[0]
@@ -311,6 +292,7 @@ def beat_effect(
     tail_cache: dict | None = None,
     prev_effect: tuple[str, int] | None = None,
     delay_beats_s: tuple[float, ...] | None = None,
+    tail: np.ndarray | None = None,
 ) -> BeatEffect:
     """What was done to one forward-played beat.
 
@@ -346,14 +328,20 @@ def beat_effect(
         delay renders cover ``TAIL_CHUNK_BEATS`` beats at once.
     prev_effect : tuple[str, int] | None
         ``(type, slot)`` the previous beat of the run was
-        judged; after a REVERB or DELAY, "unchanged plus that effect's
-        tail" (what ``engine.render`` overlap-adds after an effect run)
-        is one more way for the beat to be KEEP.
+        judged (a REVERB or DELAY candidate of a beat after one of its
+        type goes on with the run's render).
     delay_beats_s : tuple[float, ...] | None
         beat lengths, seconds, a DELAY's echo time may follow (the
         renderer times it by the length of its action's first beat): where
         the beat's echoes show, the one nearest them and the measured echo
         time are tried (``_delay_lengths``; default and otherwise: ``beat_s``).
+    tail : np.ndarray | None
+        ``(n,)`` at ``FRAME_SR``: what an earlier REVERB or DELAY run
+        still sounds over the beat (``effect_tails.OpenTail``, as
+        ``engine.render`` overlap-adds it after the run, for up to 2 s
+        however short the beats); "unchanged plus that tail" is one more
+        way for the beat to be KEEP. ``edit_st`` is then the edit less
+        the tail's stereo.
 
     Returns
     -------
@@ -379,13 +367,25 @@ def beat_effect(
     b_e = band_db(x_e[trim : n - trim])
     ref = np.maximum(b_r, b_e)
     weight = (ref > ref.max() - 60.0).astype(np.float64)
-    cands: list[tuple[float, str, int]] = [(_band_distance(b_r, b_e, weight), "KEEP", 0)]
-    band_shift = np.abs(((b_e - b_r) * weight).sum(axis=0) / np.maximum(weight.sum(axis=0), 1e-9))
+    d_plain = _band_distance(b_r, b_e, weight)
+    cands: list[tuple[float, str, int]] = [(d_plain, "KEEP", 0)]
+    b_keep, d_tail = b_r, np.inf
+    if tail is not None:
+        # the beat unchanged under an earlier run's tail: judged against that as KEEP
+        b_t = band_db(x_r[lead + trim : lead + n - trim] + tail[trim : n - trim])
+        d_tail = _band_distance(b_t, b_e, weight)
+        if d_tail < d_plain:
+            cands[0], b_keep = (d_tail, "KEEP", 0), b_t
+    band_shift = np.abs(((b_e - b_keep) * weight).sum(axis=0) / np.maximum(weight.sum(axis=0), 1e-9))
     if cands[0][0] < KEEP_DB and float(band_shift.max()) < KEEP_BAND_DB:
-        w = _width_slot(raw_st, edit_st) if raw_st is not None and edit_st is not None else None
+        w = width_slot(raw_st, edit_st) if raw_st is not None and edit_st is not None else None
         if w is not None:
             return BeatEffect("WIDTH", w[0], cands[0][0], 1.0)
         return BeatEffect("KEEP", 0, cands[0][0], 1.0)
+    # the rendered effects' screen weighs them against the plain beat: the tail's KEEP is a
+    # reverb or delay itself, and beside it the quick reverb render (a few dB off) would
+    # keep a reverb going on from its true render (mid-run beats read 3 dB off, runs broke)
+    cands[0] = (d_plain, "KEEP", 0)
     cands += _linear_candidates(b_r, b_e, weight, effect_sr)
     level = _level_candidates(b_r, b_e, weight)
     cands += [c for c in level if c[1] == "GAIN"]
@@ -404,12 +404,14 @@ def beat_effect(
         lengths = _delay_lengths(raw_y, edit_y, src0, dst0, n, delay_beats_s, tails) if delay_beats_s is not None else None
         _add_rendered_candidates(cands, x_r2, lead, trim, n, beat_s, b_e, weight, tails, effect_sr, lengths)
     cands += _compress_curve(level, cands)
-    if prev_effect is not None and prev_effect[0] in ("REVERB", "DELAY") and run_start is not None and src0 > run_start:
-        tail = _effect_tail(raw_y, prev_effect[0], prev_effect[1], beat_s, max(run_start, src0 - int(TAIL_PRE_ROLL_S * FRAME_SR)),
-                            src0, n, effect_sr)
-        y = x_r[lead:] + tail
-        d = _band_distance(band_db(y[trim : n - trim]), b_e, weight)
-        cands = [(min(c[0], d), c[1], c[2]) if c[1] == "KEEP" else c for c in cands]
+    if d_tail < d_plain:
+        # the beat right after one of the run's could end it (its tail) or go on with it: the
+        # tail's KEEP is the run's effect rendered another way, and ends the run only where it
+        # fits clearly better (else a mid-run beat whose render fits loosely breaks the run)
+        going_on = prev_effect is not None and prev_effect[0] in TAIL_TYPES
+        d_on = min((c[0] for c in cands if going_on and prev_effect is not None and c[1] == prev_effect[0]), default=np.inf)
+        if d_tail <= d_on - EFFECT_MIN_GAIN_DB:
+            cands[0] = (d_tail, "KEEP", 0)
     keep_db = cands[0][0]
     cands[0] = (_keep_cost(keep_db), "KEEP", 0)
     best = _best_effect(cands, ramp)
@@ -766,7 +768,7 @@ def _pitch_or_width(
             return BeatEffect("PITCH", slot, effect.distance, float(pitch_votes[1 + k] - clean),
                               explained=float(np.clip(pitch_votes[1 + k], 0.0, 1.0)), margin_scale=PITCH_MARGIN_SCALE)
     if effect.type in ("KEEP", "GAIN") and raw_st is not None and edit_st is not None:
-        w = _width_slot(raw_st, edit_st)
+        w = width_slot(raw_st, edit_st)
         if w is not None:
             return BeatEffect("WIDTH", w[0], effect.distance, 1.0)
     return effect

@@ -62,7 +62,15 @@ from editorbot.training.labels.align import (
 )
 from editorbot.training.labels.calibration import calibrate
 from editorbot.training.labels.effect_runs import label_run
-from editorbot.training.labels.effects import QUIET_BEAT_DB, BeatEffect, beat_effect, delay_beat_lengths, stutter_slot
+from editorbot.training.labels.effect_tails import OpenTail
+from editorbot.training.labels.effects import (
+    QUIET_BEAT_DB,
+    BeatEffect,
+    beat_effect,
+    delay_beat_lengths,
+    stutter_slot,
+    width_slot,
+)
 from editorbot.training.labels.frames import FRAME_HOP, FRAME_SR, Frames, frame_features
 from editorbot.training.labels.move_checks import (
     drop_false_speeds,
@@ -70,6 +78,7 @@ from editorbot.training.labels.move_checks import (
     loop_phase,
     merge_speed_runs,
 )
+from editorbot.training.labels.pitch_checks import pitch_in_speed, resampled_pitch
 from editorbot.training.labels.speed_checks import overlap_speeds, speed_lead_ins
 from editorbot.training.labels.splices import edit_file_gain, forward_offsets, grid_shift, onset_shift, splice_starts
 from editorbot.training.labels.stripes import Stripes
@@ -93,10 +102,6 @@ SHORT_SPEED_MATCH = 0.8
 EFFECT_MIN_CONFIDENCE = 0.2
 EFFECT_MAX_RESIDUAL_DB = 1.0
 
-#: A run of PITCH beats played at this rate or beyond, the pitch's way, is a resampled SPEED (``_resampled_pitch``):
-#: half of +1 semitone (x1.059), over at least this many frames of length change (the DP's slack is a frame or so).
-RESAMPLE_MIN_RATE = 1.03
-RESAMPLE_MIN_FRAMES = 1.5
 
 #: Action type of each structural move kind of the DP.
 STRUCTURAL_NAMES = {CUT: "CUT", SIL: "SILENCE", REV: "REVERSE", LOOP: "LOOP", STUT: "STUTTER", SPEED: "SPEED"}
@@ -608,8 +613,8 @@ def _judge_beats(
             _label_structural(beats, pair, moves, gi, conf)
     if judge is not None:
         judge.flush(beats)
-    _pitch_in_speed(beats)
-    _resampled_pitch(beats, moves, pair.starts, pair.ends)
+    pitch_in_speed(beats)
+    resampled_pitch(beats, moves, pair.starts, pair.ends)
     _splice_speeds_unsure(beats, moves)
     _unsure_effects(beats)
     return beats
@@ -618,7 +623,7 @@ def _judge_beats(
 def _splice_speeds_unsure(beats: ExtendedLabels, moves: list[Move]) -> None:
     """The beats of each SPEED move that is a splice's shortening (``_splice_like_speed``) made KEEP, in place.
 
-    After ``_pitch_in_speed``: a one-beat SPEED beside forward beats heard
+    After ``pitch_checks.pitch_in_speed``: a one-beat SPEED beside forward beats heard
     pitched its way is part of a resampled SPEED, not a splice. The beats
     keep the move's match as their confidence and are not judged for
     effects ("I don't know").
@@ -688,97 +693,6 @@ def _unsure_effects(
         b = e
 
 
-def _ungrouped_pitch_runs(beats: ExtendedLabels) -> Iterator[tuple[int, int, bool]]:
-    """``(b, e, up)``: each run ``[b, e)`` of PITCH beats in no action group, and whether most of it is pitched up.
-
-    Runs are read as the caller leaves the beats: one may relabel a run
-    before the next is looked for.
-    """
-    types, slots, group = beats.types, beats.slots, beats.group
-    n = len(types)
-    b = 0
-    while b < n:
-        if types[b] != "PITCH" or group[b] >= 0:
-            b += 1
-            continue
-        e = b
-        while e < n and types[e] == "PITCH" and group[e] < 0:
-            e += 1
-        yield b, e, sum(slots[k] >= 2 for k in range(b, e)) * 2 > e - b  # PITCH slots 2, 3 are up
-        b = e
-
-
-def _pitch_in_speed(beats: ExtendedLabels) -> None:
-    """Forward beats read as PITCH beside a SPEED that goes their way become part of that SPEED, in place.
-
-    A speed change by resampling (a turntable, a rate between this
-    vocabulary's steps) raises the pitch with the rate; the DP plays some
-    of its beats forwards (a rate of 1.06 is nearer 1 than 1.1 over one
-    beat) and the effects step then hears them pitched. A run of PITCH
-    beats up (down) between two faster (slower) SPEEDs is that SPEED: the
-    run and the later SPEED join the earlier one's slot and action group.
-    (A PITCH on one side of a SPEED only is an edit of its own.)
-    """
-    types, slots, group = beats.types, beats.slots, beats.group
-    n = len(types)
-    faster = [SPEED_RATES[s] > 1.0 for s in range(len(SPEED_RATES))]
-
-    def speed_at(k: int, up: bool) -> bool:
-        return 0 <= k < n and types[k] == "SPEED" and group[k] > 0 and faster[slots[k]] == up
-
-    for b, e, up in _ungrouped_pitch_runs(beats):
-        if speed_at(b - 1, up) and speed_at(e, up):
-            g, slot = int(group[b - 1]), slots[b - 1]
-            conf = float(beats.confidence[b - 1])
-            for k in range(b, e):
-                types[k], slots[k], group[k] = "SPEED", slot, g
-                beats.confidence[k] = min(float(beats.confidence[k]), conf)
-            other = int(group[e])
-            for k in range(e, n):
-                if group[k] != other:
-                    break
-                group[k], slots[k] = g, slot
-
-
-def _resampled_pitch(
-    beats: ExtendedLabels, moves: list[Move], starts: np.ndarray, ends: np.ndarray, *, min_rate: float = RESAMPLE_MIN_RATE
-) -> None:
-    """Runs of PITCH beats that the edit plays shorter (pitched up) or longer (down) than the raw song become a SPEED, in place.
-
-    A speed change by resampling between this vocabulary's rates (x1.06 is
-    +1 semitone) plays its beats faster and higher; the DP, whose nearest
-    rate over a beat is 1 or 1.1, plays most of them forwards and takes the
-    shortening in its forward moves' slack, and the effects step then
-    hears them pitched. A pitch shift keeps the beats' length. A run of
-    PITCH beats (forward, one way) whose moves span at least
-    ``RESAMPLE_MIN_FRAMES`` frames less (more) in the edit than its raw
-    beats, at a rate beyond ``min_rate`` (``1 / min_rate``) the pitch's way,
-    is that SPEED: its beats take the vocabulary's nearest rate that way
-    (1.1 or 0.9) and an action group of their own (on the dev half, 14 of
-    the foreign editor's wrong labels were such PITCH beats inside
-    resampled SPEEDs). ``starts``/``ends``: ``(n,)`` extended grid, seconds.
-    """
-    types, slots, group = beats.types, beats.slots, beats.group
-    n = len(types)
-    edit_s = np.zeros(n)
-    for m in moves:
-        if m.kind == FWD:
-            edit_s[m.beat : m.beat + m.n_beats] = (m.dst_end_s - m.dst_start_s) / m.n_beats
-    frame_s = FRAME_HOP / FRAME_SR
-    next_group = max(int(group.max()) if n else 0, 0) + 1
-    for b, e, up in _ungrouped_pitch_runs(beats):
-        raw_s, played_s = float(np.sum(ends[b:e] - starts[b:e])), float(np.sum(edit_s[b:e]))
-        rate = raw_s / max(played_s, 1e-9)
-        if played_s > 0 and abs(raw_s - played_s) >= RESAMPLE_MIN_FRAMES * frame_s and (
-            rate >= min_rate if up else rate <= 1.0 / min_rate
-        ):
-            log.debug("beats %d-%d: PITCH played at x%.3f, a resampled SPEED", b, e - 1, rate)
-            slot = 2 if up else 1  # SPEED_RATES: 0.8, 0.9, 1.1, 1.25
-            for k in range(b, e):
-                types[k], slots[k], group[k] = "SPEED", slot, next_group
-            next_group += 1
-
-
 def _cut_match(moves: list[Move], gi: int) -> float:
     """How sure a CUT ``moves[gi]`` is: the lower match of the moves that play on either side of it.
 
@@ -838,6 +752,7 @@ class _ForwardJudge:
             g0, g1 = beat_spans(grid.beat_times, pair.analysis.audio.duration_s, tempo_bpm=grid.tempo_bpm)
             lengths = g1 - g0
         self.delay_beats_s = delay_beat_lengths(lengths, pair.beat_s)
+        self.tail = OpenTail(pair.analysis.audio.samples, int(pair.analysis.audio.sample_rate))
 
     def judge(self, beats: ExtendedLabels, m: Move, prev: Move | None) -> float:
         """Label forward beat ``m.beat`` (``prev``: the move before it); returns its confidence factor (0..1)."""
@@ -848,13 +763,26 @@ class _ForwardJudge:
         raw_st, edit_st = self._stereo(m.beat, d0)
         if prev is None or prev.kind != FWD or prev.beat != m.beat - 1:
             self.run_start = src0
+        tail = self.tail.over(d0, n, raw_st.shape[1] if raw_st is not None else 0)
+        same_rate = p.edit_audio.sample_rate == p.analysis.audio.sample_rate
+        if (
+            tail is not None and raw_st is not None and edit_st is not None and same_rate
+            and tail.stereo.shape == edit_st.shape and width_slot(raw_st, edit_st) is not None
+        ):
+            # a reverb's tail spreads the beat's stereo image: a width change must outlast taking
+            # it off. Only where one shows: another editor's reverb is not ours, and the side our
+            # tail takes off a beat it does not sound over reads as a width change of its own
+            edit_st = edit_st - tail.stereo
         eff = beat_effect(
             p.analysis.y, p.edit_y, src0, d0, n,
             beat_s=p.beat_s, raw_st=raw_st, edit_st=edit_st, pitch_votes=self._pitch_votes(src0, d0, n),
             quiet_db=self.quiet_db, run_start=self.run_start, effect_sr=int(p.analysis.audio.sample_rate),
             tail_cache=self.tail_cache, delay_beats_s=self.delay_beats_s,
             prev_effect=(beats.types[m.beat - 1], beats.slots[m.beat - 1]) if self.run_start < src0 and m.beat > 0 else None,
+            tail=tail.mono if tail is not None else None,
         )
+        delay_beat_s = self.tail_cache.get(("delay_beat_s", self.run_start), p.beat_s)
+        self.tail.follow(eff.type, eff.slot, src0, d0, n, delay_beat_s)
         beats.types[m.beat] = eff.type
         beats.slots[m.beat] = eff.slot
         beats.residual_db[m.beat] = eff.distance

@@ -180,3 +180,60 @@ def test_a_long_fades_quiet_beat_is_a_ramp_and_a_steady_quiet_beat_is_not() -> N
     assert cand is not None and cand[1] == "FADE_IN" and fitted[1] > fitted[0]
     steady, _ = _fade_candidate(b_r, band_db((raw * 0.0075).astype(np.float32)), weight)
     assert steady is None
+
+
+def test_beats_under_a_reverbs_tail_on_a_fast_grid_are_keep() -> None:
+    """0.27-s beats after a REVERB bar rendered by ``engine.render``: its 2-s tail covers the next bar, which reads KEEP.
+
+    Read without the tail (as every beat but the first after the run was),
+    the tail's added energy passes for an effect.
+    """
+    from types import SimpleNamespace
+
+    from editorbot.engine.audio import Audio
+    from editorbot.engine.grid import Grid
+    from editorbot.engine.plan import plan_from_actions
+    from editorbot.engine.render import render_plan
+    from editorbot.training.labels.effect_tails import OpenTail
+    from editorbot.training.labels.effects import beat_effect
+    from editorbot.training.labels.frames import FRAME_SR
+
+    beat_s, n_beats = 0.27, 12
+    n = int(round(beat_s * FRAME_SR))
+    rng = np.random.default_rng(5)
+    t = np.arange(n // 4) / FRAME_SR
+    left = np.concatenate([np.sin(2 * np.pi * f * t) * np.exp(-t / 0.04) for f in rng.uniform(150, 2500, 4 * n_beats + 8)])
+    left = left[: n * n_beats + FRAME_SR]
+    raw = (0.3 * np.stack([left, 0.9 * np.roll(left, 37)])).astype(np.float32)  # a little stereo
+    grid = Grid(tempo_bpm=60.0 / beat_s, beat_times=np.arange(n_beats) * beat_s, downbeats=np.arange(0, n_beats, 4),
+                beats_per_bar=4, phrase_starts=np.arange(0, n_beats, 16))
+    song = SimpleNamespace(audio=Audio(raw, FRAME_SR, "raw.wav"), sha256="0" * 64, grid=grid)
+    plan = plan_from_actions(song, [("KEEP", "BAR", "NEUTRAL"), ("REVERB", "BAR", "POS_LARGE"), ("KEEP", "BAR", "NEUTRAL")])
+    edit = render_plan(plan, raw, FRAME_SR)
+    raw_y, edit_y = raw.mean(axis=0), edit.mean(axis=0)
+
+    tail = OpenTail(raw, FRAME_SR)
+    for b in range(4, 8):  # the effects step judged the REVERB bar (every beat plays where it was)
+        tail.follow("REVERB", 3, b * n, b * n, n, beat_s)
+    for b in range(9, 12):  # two to four beats after the run: 0.27-0.81 s into its tail
+        src0 = b * n
+        over = tail.over(src0, n, n)
+        assert over is not None
+        kw = dict(beat_s=beat_s, effect_sr=FRAME_SR, run_start=8 * n, tail_cache={}, raw_st=raw[:, src0 : src0 + n])
+        found = beat_effect(raw_y, edit_y, src0, src0, n, edit_st=edit[:, src0 : src0 + n] - over.stereo, tail=over.mono, **kw)
+        assert found.type == "KEEP" and found.distance < 0.5
+        blind = beat_effect(raw_y, edit_y, src0, src0, n, edit_st=edit[:, src0 : src0 + n], **kw)
+        assert blind.type != "KEEP"
+    assert tail.over(8 * n + int(2.0 * FRAME_SR) + 1, n, n) is None  # the renderer's tail ends at 2 s
+    # inside the run the tail of its first beats is no reason to end it
+    inside = OpenTail(raw, FRAME_SR)
+    for b in (4, 5):
+        inside.follow("REVERB", 3, b * n, b * n, n, beat_s)
+    src0 = 6 * n
+    over = inside.over(src0, n, n)
+    assert over is not None
+    going_on = beat_effect(raw_y, edit_y, src0, src0, n, beat_s=beat_s, effect_sr=FRAME_SR, run_start=4 * n, tail_cache={},
+                           prev_effect=("REVERB", 3), tail=over.mono)
+    assert going_on.type == "REVERB" and going_on.slot == 3
+    tail.follow("LOWPASS", 1, 8 * n, 8 * n, n, beat_s)  # another effect leaves the tail sounding
+    assert tail.over(9 * n, n, n) is not None

@@ -13,7 +13,8 @@ from editorbot.engine.plan import plan_to_dict
 from editorbot.training.labels import infer
 from editorbot.training.labels.evaluate import STRUCTURAL_TYPES, truth_on_beats
 from editorbot.training.labels.frames import FRAME_SR, Frames
-from editorbot.training.labels.infer import ExtendedLabels, PairLabels, _pitch_in_speed, _unsure_effects, infer_pair
+from editorbot.training.labels.infer import ExtendedLabels, PairLabels, _unsure_effects, infer_pair
+from editorbot.training.labels.pitch_checks import pitch_in_speed, resampled_pitch
 from tests.training.labels.pairs import STRUCT_WALK
 
 
@@ -109,7 +110,7 @@ def test_pitch_between_two_speeds_one_way_is_that_speed() -> None:
     beats.slots = [0, 2, 2, 3, 2, 0, 2, 2, 0]  # SPEED slot 2: x1.1; PITCH slots 2, 3: up
     beats.group[:] = [-1, 2, -1, -1, 4, -1, -1, 6, -1]
     beats.confidence[:] = [1.0, 0.8, 0.5, 0.9, 0.7, 1.0, 0.6, 0.9, 1.0]
-    _pitch_in_speed(beats)
+    pitch_in_speed(beats)
     assert beats.types[:5] == ["KEEP", "SPEED", "SPEED", "SPEED", "SPEED"]
     assert list(beats.group[1:5]) == [2, 2, 2, 2] and beats.slots[1:5] == [2, 2, 2, 2]
     assert np.allclose(beats.confidence[2:4], [0.5, 0.8])  # no surer than the SPEED it joins
@@ -119,7 +120,7 @@ def test_pitch_between_two_speeds_one_way_is_that_speed() -> None:
     beats = ExtendedLabels.keep(3)
     beats.types, beats.slots = ["SPEED", "PITCH", "SPEED"], [2, 1, 2]
     beats.group[:] = [1, -1, 3]
-    _pitch_in_speed(beats)
+    pitch_in_speed(beats)
     assert beats.types == ["SPEED", "PITCH", "SPEED"]
 
 
@@ -198,7 +199,7 @@ def test_a_splice_like_speed_is_keep_unless_pitched_beats_join_it_into_a_resampl
     beats = ExtendedLabels.keep(4)
     beats.types, beats.slots = ["SPEED", "PITCH", "SPEED", "SPEED"], [2, 3, 2, 2]
     beats.group[:] = [1, -1, 3, 3]
-    _pitch_in_speed(beats)
+    pitch_in_speed(beats)
     _splice_speeds_unsure(beats, moves)
     assert beats.types == ["SPEED"] * 4
 
@@ -248,7 +249,7 @@ def test_pitch_beats_played_shorter_are_a_resampled_speed() -> None:
         beats = ExtendedLabels.keep(4)
         beats.types, beats.slots = ["KEEP", "PITCH", "PITCH", "KEEP"], [0, pitch_slot, pitch_slot, 0]
         beats.group[:] = -1
-        infer._resampled_pitch(beats, moves, starts, ends)
+        resampled_pitch(beats, moves, starts, ends)
         if beats.types[1] == "SPEED":
             assert beats.group[1] == beats.group[2] > 0
         return [f"{t}{s if t == 'SPEED' else ''}" for t, s in zip(beats.types, beats.slots)]
