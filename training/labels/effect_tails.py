@@ -106,9 +106,8 @@ class OpenTail:
         part = mono[k0 : k0 + n]
         m_out[: part.shape[0]] = part
         s0 = int(round(k0 / FRAME_SR * self.sr))
-        sn = n_stereo
-        s_out = np.zeros((stereo.shape[0], sn), dtype=np.float32)
-        s_part = stereo[:, s0 : s0 + sn]
+        s_out = np.zeros((stereo.shape[0], n_stereo), dtype=np.float32)
+        s_part = stereo[:, s0 : s0 + n_stereo]
         s_out[:, : s_part.shape[1]] = s_part
         return BeatTail(m_out, s_out)
 

@@ -408,8 +408,8 @@ def beat_effect(
         # the beat right after one of the run's could end it (its tail) or go on with it: the
         # tail's KEEP is the run's effect rendered another way, and ends the run only where it
         # fits clearly better (else a mid-run beat whose render fits loosely breaks the run)
-        going_on = prev_effect is not None and prev_effect[0] in TAIL_TYPES
-        d_on = min((c[0] for c in cands if going_on and prev_effect is not None and c[1] == prev_effect[0]), default=np.inf)
+        run_type = prev_effect[0] if prev_effect is not None and prev_effect[0] in TAIL_TYPES else None
+        d_on = min((c[0] for c in cands if c[1] == run_type), default=np.inf)
         if d_tail <= d_on - EFFECT_MIN_GAIN_DB:
             cands[0] = (d_tail, "KEEP", 0)
     keep_db = cands[0][0]
