@@ -26,6 +26,7 @@ one it would find with the whole matrices.
 
 from __future__ import annotations
 
+from collections import deque
 from collections.abc import Generator, Iterable
 from concurrent.futures import ThreadPoolExecutor
 
@@ -35,6 +36,7 @@ import numpy as np
 from editorbot.training.labels.frames import Frames, similarity_at, similarity_block
 
 STRIPE = 256  # raw frames per stripe of S (~4.5 s)
+AHEAD = 2  # stripes made ahead of the caller, each on its own worker thread
 MIN_STRIPE = 16  # a last stripe narrower than this joins the one before (BLAS takes another path for a 1-wide one)
 
 _njit = numba.njit(cache=True, nogil=True)
@@ -77,20 +79,21 @@ class Stripes:
         return s
 
     def iterate(self, order: Iterable[int]) -> Generator[np.ndarray, None, None]:
-        """The stripes in ``order``, each next one made on a worker thread while the caller reads the current one.
+        """The stripes in ``order``, the next ``AHEAD`` made on worker threads while the caller reads the current one.
 
         BLAS and the numba kernels let go of the GIL, so on a second core
-        making ``S`` overlaps the work on it.
+        making ``S`` overlaps the work on it; two stripes ahead keep both
+        cores busy where the caller's work is lighter than ``S`` (pass 1).
         """
         ks = list(order)
         if not ks:
             return
-        with ThreadPoolExecutor(max_workers=1) as pool:
-            fut = pool.submit(self.stripe, ks[0])
+        with ThreadPoolExecutor(max_workers=AHEAD) as pool:
+            futs = deque(pool.submit(self.stripe, k) for k in ks[:AHEAD])
             for i in range(len(ks)):
-                s = fut.result()
-                if i + 1 < len(ks):
-                    fut = pool.submit(self.stripe, ks[i + 1])
+                s = futs.popleft().result()
+                if i + AHEAD < len(ks):
+                    futs.append(pool.submit(self.stripe, ks[i + AHEAD]))
                 yield s
 
     def values(self, t: np.ndarray, r: np.ndarray) -> np.ndarray:
