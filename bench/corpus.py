@@ -153,7 +153,7 @@ def write_list(root: Path, tracks: list[Track]) -> Path:
     out = root / TRACKS_FILE
     tmp = out.with_suffix(".tsv.tmp")
     with open(tmp, "w", newline="") as f:
-        w = csv.writer(f, delimiter="\t")
+        w = csv.writer(f, delimiter="\t", lineterminator="\n")  # plain lines for cut, awk and read
         w.writerow(["track_id", "split", "duration_s", "package", "path"])
         for t in tracks:
             w.writerow([t.track_id, t.split, f"{t.duration_s:.2f}", t.package, str(t.path)])
