@@ -326,9 +326,12 @@ def _inferred(
 
 
 def _one_thread() -> None:
-    """Worker start: one thread for BLAS and OpenMP (each worker infers one pair at a time)."""
+    """Worker start: one thread for BLAS and OpenMP, one stripe of ``S`` made ahead (each worker infers one pair at a time)."""
     for var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "NUMBA_NUM_THREADS"):
         os.environ[var] = "1"
+    from editorbot.training.labels import stripes
+
+    stripes.AHEAD = 1  # the other workers use the other cores
     try:
         from threadpoolctl import threadpool_limits
     except ImportError:  # pragma: no cover - a librosa dependency
