@@ -67,6 +67,7 @@ def edit_handler(job: SpoolJob) -> dict[str, Any]:
     ``outbox/ID.wav`` on the pipeline path) and returns the result fields.
     """
     from editorbot.engine.exporters.tsv import write_tsv
+    from editorbot.engine.grid import UNSURE_CONFIDENCE
     from editorbot.engine.plan import plan_to_dict, save_plan
 
     req = job.request.edit
@@ -88,6 +89,7 @@ def edit_handler(job: SpoolJob) -> dict[str, Any]:
         job.check_cancel()
         job.progress(0.6, "re-timing")
         result = retime(analysis, req.target_duration_s, keep=req.keep)
+        grid_confidence = float(analysis.grid.confidence)
         plan = plan_from_actions(analysis, result.walk)
         job.check_cancel()
         job.progress(0.9, "writing")
@@ -114,11 +116,13 @@ def edit_handler(job: SpoolJob) -> dict[str, Any]:
             on_stage=on_stage,
         )
         plan = report.plan
+        grid_confidence = report.grid_confidence
         tsv_path = Path(report.written["tsv"])
         fields["audio_path"] = report.written["audio"]
     fields.update(plan=plan_to_dict(plan), plan_path=str(plan_path), tsv_path=str(tsv_path))
     fields["message"] = (
         f"{len(plan.segments)} segments, {plan.duration_s:.2f} s"
         f" from {float(plan.source.duration_s):.2f} s"
+        + (f"; the beat grid is a guess (confidence {grid_confidence:.2f}): listen to the joins" if grid_confidence < UNSURE_CONFIDENCE else "")
     )
     return fields

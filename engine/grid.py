@@ -116,6 +116,9 @@ MID_RATIO_EVEN = 0.6
 # for the halved level (weighted by ALT_CUE_WEIGHT); more counts against it.
 ALT_RATIO_UNEVEN = 0.4
 ALT_CUE_WEIGHT = 2.0
+# Under this ``Grid.confidence`` the grid is a guess: ``analyze`` and ``edit`` say so.
+UNSURE_CONFIDENCE = 0.5
+UNSURE_GRID = "weak pulse: free tempo or no beat; the grid is a guess"
 # grid_confidence: the onset autocorrelation at the beat period, and the
 # on-beat/between-beat onset contrast, that map to 0 and to 1.
 CONFIDENCE_PULSE = (0.1, 0.3)
@@ -160,6 +163,11 @@ class Grid:
     @property
     def n_beats(self) -> int:
         return int(self.beat_times.shape[0])
+
+    @property
+    def unsure(self) -> bool:
+        """True when the grid is a guess (``confidence`` under ``UNSURE_CONFIDENCE``): free tempo or no steady beat."""
+        return self.confidence < UNSURE_CONFIDENCE
 
 
 # ---------------------------------------------------------------------------

@@ -68,6 +68,10 @@ class EditReport:
         The target, if any.
     rounds:
         Batched policy evaluation rounds.
+    grid_confidence:
+        The source's ``Grid.confidence`` (0..1); under
+        ``engine.grid.UNSURE_CONFIDENCE`` the grid the edit was cut on is a
+        guess, and the report says so.
     """
 
     plan: EditPlan
@@ -80,6 +84,7 @@ class EditReport:
     baseline_splice_cost: float | None = None
     target_duration_s: float | None = None
     rounds: int = 1
+    grid_confidence: float = 1.0
 
     @property
     def total_s(self) -> float:
@@ -155,6 +160,7 @@ def edit_file(
     from editorbot.engine.atomic import check_destinations
     from editorbot.engine.audio import output_subtype, source_subtype, write_audio
     from editorbot.engine.exporters import export_plan
+    from editorbot.engine.grid import UNSURE_GRID
     from editorbot.engine.plan import save_plan
     from editorbot.engine.progress import stage_bar
     from editorbot.engine.render import render_plan, stage_gain
@@ -181,6 +187,10 @@ def edit_file(
         t = stage("analysing")
         analysis = analyze(src)
         timings["analysis"] = time.perf_counter() - t
+        if analysis.grid.unsure:
+            # the walk still runs (a free-tempo song can be edited), but its cuts and loops
+            # fall on a guessed grid: the user should listen to the joins
+            log.warning("%s: grid confidence %.2f (%s): cuts and loops may not land on beats", src, analysis.grid.confidence, UNSURE_GRID)
         stage(deciding)
         decision = plan_analysis(
             analysis, policy, seed=request.seed, target_duration_s=request.target_duration_s, keep=request.keep,
@@ -197,6 +207,7 @@ def edit_file(
             baseline_splice_cost=decision.baseline_splice_cost,
             target_duration_s=request.target_duration_s,
             rounds=decision.rounds,
+            grid_confidence=float(analysis.grid.confidence),
         )
         t = stage("rendering")
         audio = analysis.audio
@@ -224,10 +235,14 @@ def edit_file(
 
 
 def format_report(report: EditReport) -> str:
-    """A short table: actions by type, durations in/out, splice costs, timings, files written."""
+    """A short table: actions by type, durations in/out, an unsure grid, splice costs, timings, files written."""
+    from editorbot.engine.grid import UNSURE_CONFIDENCE, UNSURE_GRID
+
     lines = [f"{'duration in':<16}{report.duration_in_s:9.2f} s", f"{'duration out':<16}{report.duration_out_s:9.2f} s"]
     if report.target_duration_s is not None:
         lines.append(f"{'target':<16}{report.target_duration_s:9.2f} s")
+    if report.grid_confidence < UNSURE_CONFIDENCE:
+        lines.append(f"{'grid confidence':<16}{report.grid_confidence:9.2f} ({UNSURE_GRID})")
     lines.append(f"{'splice cost':<16}{report.splice_cost:9.3f}")
     if report.baseline_splice_cost is not None:
         lines.append(f"{'  pure DP':<16}{report.baseline_splice_cost:9.3f}")

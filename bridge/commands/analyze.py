@@ -11,9 +11,6 @@ import os
 
 from editorbot.engine.formats import SEPARATOR_NAMES
 
-# Below this ``grid.confidence`` the report warns that the grid is not to be trusted.
-LOW_CONFIDENCE = 0.5
-
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("audio", metavar="AUDIO", help="wav, flac, ogg, mp3 or aiff file")
@@ -47,12 +44,14 @@ def _check_outputs(args: argparse.Namespace) -> None:
 
 def format_report(analysis) -> str:
     """Human-readable summary of an ``engine.analysis.Analysis``."""
+    from editorbot.engine.grid import UNSURE_GRID
+
     s = analysis.summary()
     lines = [
         f"file      {s['path']}",
         f"audio     {s['duration_s']:.2f} s, {s['sample_rate']} Hz, {s['n_channels']} ch, sha256 {s['sha256'][:12]}",
         f"tempo     {s['tempo_bpm']:.1f} BPM ({s['tracker']} tracker), grid confidence {s['grid_confidence']:.2f}"
-        + (" (weak pulse: free tempo or no beat; the grid is a guess)" if s["grid_confidence"] < LOW_CONFIDENCE else ""),
+        + (f" ({UNSURE_GRID})" if analysis.grid.unsure else ""),
         f"beats     {s['n_beats']}",
         f"bars      {s['n_bars']} ({s['beats_per_bar']} beats per bar)",
         f"phrases   {s['n_phrases']}",

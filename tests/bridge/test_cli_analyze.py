@@ -225,11 +225,12 @@ def test_help_is_fast_and_imports_nothing_heavy():
 def test_report_flags_a_grid_it_cannot_trust(song):
     import dataclasses
 
-    from editorbot.bridge.commands.analyze import LOW_CONFIDENCE, format_report
+    from editorbot.bridge.commands.analyze import format_report
     from editorbot.engine.analysis import analyze
+    from editorbot.engine.grid import UNSURE_CONFIDENCE
 
     a = analyze(song, cache=False)
     a.grid = dataclasses.replace(a.grid, confidence=1.0)
     assert "weak pulse" not in format_report(a)
-    a.grid = dataclasses.replace(a.grid, confidence=LOW_CONFIDENCE - 0.1)
+    a.grid = dataclasses.replace(a.grid, confidence=UNSURE_CONFIDENCE - 0.1)
     assert "grid confidence 0.40 (weak pulse" in format_report(a)

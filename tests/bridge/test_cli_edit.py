@@ -43,6 +43,7 @@ def test_edit_end_to_end(capsys: pytest.CaptureFixture[str]) -> None:
     assert rc == 0
     printed = capsys.readouterr().out
     assert "duration out" in printed and "pure DP" in printed and "wrote audio" in printed
+    assert "grid confidence" not in printed  # a steady pulse: nothing to warn of
     plan = load_plan(out_dir / "edited.plan.json")
     assert plan.model is not None and plan.model.name == "tiny"
     assert abs(plan.duration_s - target) <= median_beat_s(analysis)
@@ -55,6 +56,30 @@ def test_edit_end_to_end(capsys: pytest.CaptureFixture[str]) -> None:
     for line in printed.splitlines():
         if line.startswith("CUT") or line.startswith("KEEP"):
             assert int(line.split()[-1]) >= 1
+
+
+def test_edit_says_when_its_grid_is_a_guess(capsys: pytest.CaptureFixture[str], caplog: pytest.LogCaptureFixture) -> None:
+    import numpy as np
+
+    # noise bursts at random times: onsets with no pulse, so the grid is a guess
+    sr = 22050
+    rng = np.random.default_rng(0)
+    y = np.zeros(16 * sr, dtype=np.float32)
+    burst = int(0.05 * sr)
+    for t in np.cumsum(rng.exponential(0.35, 80)):
+        i = int(t * sr)
+        if i + burst > y.size:
+            break
+        y[i : i + burst] += 0.5 * rng.standard_normal(burst).astype(np.float32) * np.exp(-np.arange(burst) / (0.01 * sr))
+    out_dir = scratch("edit_unsure")
+    song = out_dir / "bursts.wav"
+    sf.write(str(song), y, sr, subtype="PCM_16")
+    model, _ = tiny_model()
+    with caplog.at_level(logging.WARNING, logger="editorbot.export.edit"):
+        rc = main(["edit", str(song), "-o", str(out_dir / "bursts.edit.wav"), "--model", str(model), "--quiet"])
+    assert rc == 0
+    assert "grid confidence" in capsys.readouterr().out
+    assert any("may not land on beats" in r.getMessage() for r in caplog.records)
 
 
 def test_edit_with_checkpoint_and_named_plan(capsys: pytest.CaptureFixture[str]) -> None:
