@@ -69,7 +69,6 @@ from editorbot.training.labels.effects import (
     beat_effect,
     delay_beat_lengths,
     stutter_slot,
-    width_slot,
 )
 from editorbot.training.labels.frames import FRAME_HOP, FRAME_SR, Frames, frame_features
 from editorbot.training.labels.move_checks import (
@@ -82,6 +81,7 @@ from editorbot.training.labels.pitch_checks import pitch_in_speed, resampled_pit
 from editorbot.training.labels.speed_checks import overlap_speeds, speed_lead_ins
 from editorbot.training.labels.splices import edit_file_gain, forward_offsets, grid_shift, onset_shift, splice_starts
 from editorbot.training.labels.stripes import Stripes
+from editorbot.training.labels.width import side_scale
 
 try:
     from threadpoolctl import threadpool_limits
@@ -767,11 +767,12 @@ class _ForwardJudge:
         same_rate = p.edit_audio.sample_rate == p.analysis.audio.sample_rate
         if (
             tail is not None and raw_st is not None and edit_st is not None and same_rate
-            and tail.stereo.shape == edit_st.shape and width_slot(raw_st, edit_st) is not None
+            and tail.stereo.shape == edit_st.shape and side_scale(raw_st, edit_st) is not None
         ):
             # a reverb's tail spreads the beat's stereo image: a width change must outlast taking
-            # it off. Only where one shows: another editor's reverb is not ours, and the side our
-            # tail takes off a beat it does not sound over reads as a width change of its own
+            # it off. Only where the side changes: another editor's reverb is not ours, and the side
+            # our tail takes off a beat it does not sound over reads as a width change of its own
+            # (the side's scale only: the tail's mid also sounds over the beat)
             edit_st = edit_st - tail.stereo
         eff = beat_effect(
             p.analysis.y, p.edit_y, src0, d0, n,
