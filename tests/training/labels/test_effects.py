@@ -239,6 +239,17 @@ def test_beats_under_a_reverbs_tail_on_a_fast_grid_are_keep() -> None:
     assert tail.over(9 * n, n, n) is not None
 
 
+def test_a_one_beat_gain_cut_before_a_delay_is_the_delays_first_beat() -> None:
+    """Another editor's delay lowers the dry sound: before its echoes begin, its first beat fits a gain cut best."""
+    first = _beat(None, {("GAIN", 1): 0.5, ("DELAY", 1): 2.0, ("KEEP", 0): 3.0})
+    inside = [_beat(None, {("DELAY", 1): 0.5, ("GAIN", 1): 3.0, ("KEEP", 0): 4.0}) for _ in range(3)]
+    assert label_run([first, *inside]) == [("DELAY", 1)] * 4
+    # a gain of its own: two beats long, or a lift, stays a GAIN
+    assert label_run([first, first, *inside])[:2] == [("GAIN", 1)] * 2
+    lift = _beat(None, {("GAIN", 2): 0.5, ("DELAY", 1): 2.0, ("KEEP", 0): 3.0})
+    assert label_run([lift, *inside])[0] == ("GAIN", 2)
+
+
 def test_a_width_change_keeps_the_mid_a_beat_changed_otherwise_is_no_width() -> None:
     """On a near-mono song, half a beat changed by something else moves the faint side: no WIDTH; a true one, a few ms off, is."""
     from editorbot.training.labels.width import WIDTH_VALUES, width_slot
