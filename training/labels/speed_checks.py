@@ -11,7 +11,11 @@ rate steps, so a SPEED it finds may be something else on the samples:
   it);
 - the beats at a SPEED run's ends that play the raw song unstretched
   (``speed_lead_ins``: the DP's step rate took them in to make up a rate
-  between its steps) are read as KEEP, not judged.
+  between its steps) are read as KEEP, not judged;
+- a lone one-beat SPEED that matches its line only fairly, up between
+  moves of other kinds or either way at the walk's ends, is a splice's
+  shortening or a piece's edge (``splice_like_speed``): KEEP, "I don't
+  know" (``splice_speeds_unsure``, step 5, on the per-beat labels).
 
 The forward offsets they compare with are ``splices.forward_offsets``.
 """
@@ -20,13 +24,17 @@ from __future__ import annotations
 
 import itertools
 import logging
+from typing import TYPE_CHECKING
 
 import numpy as np
 from scipy.signal import correlate
 
-from editorbot.training.labels.align import CUT, FWD, LOOP, SPEED, Move
+from editorbot.training.labels.align import CUT, FWD, LOOP, SPEED, SPEED_RATES, Move
 from editorbot.training.labels.effects import BAND_NFFT
 from editorbot.training.labels.frames import FRAME_SR, match_at, refine_offset
+
+if TYPE_CHECKING:  # infer imports this module
+    from editorbot.training.labels.infer import ExtendedLabels
 
 log = logging.getLogger(__name__)
 
@@ -43,6 +51,10 @@ LEAD_MATCH = 0.98  # normalised correlation of a window of a SPEED run's end bea
 LEAD_SEARCH = 66  # samples (3 ms) around the forward beats' offset a SPEED run's end beat is matched unstretched (speed_lead_ins)
 LEAD_WHOLE = 0.8  # ... share of the beat that must match so for the next beat in to be tried (else the SPEED starts inside it)
 LEAD_JOINS = 2  # ... joins (an offset step of up to OVERLAP_MAX_S) a beat may hold (a stretch's grains step every few windows)
+#: A lone one-beat faster SPEED matched under this is read as a splice's shortening (``splice_like_speed``) ...
+SHORT_SPEED_MATCH = 0.8
+#: ... and a one-beat SPEED either way that opens or ends the walk, matched under this.
+END_SPEED_MATCH = 0.9
 
 
 def overlap_speeds(
@@ -533,3 +545,48 @@ def respliced(
     return out
 
 
+def splice_speeds_unsure(beats: ExtendedLabels, moves: list[Move]) -> None:
+    """The beats of each SPEED move that is a splice's shortening (``splice_like_speed``) made KEEP, in place.
+
+    After ``pitch_checks.pitch_in_speed``: a one-beat SPEED beside forward beats heard
+    pitched its way is part of a resampled SPEED, not a splice. The beats
+    keep the move's match as their confidence and are not judged for
+    effects ("I don't know").
+    """
+    for gi, m in enumerate(moves):
+        if m.kind != SPEED or not splice_like_speed(moves, gi):
+            continue
+        g = int(beats.group[m.beat])
+        if g > 0 and int(np.sum(beats.group == g)) > m.n_beats:
+            continue  # joined with pitched forward beats into a longer SPEED
+        for b in range(m.beat, m.beat + m.n_beats):
+            beats.types[b], beats.slots[b], beats.group[b] = "KEEP", 0, -1
+
+
+def splice_like_speed(moves: list[Move], gi: int, min_match: float = SHORT_SPEED_MATCH) -> bool:
+    """SPEED ``moves[gi]`` is one faster beat between moves of other kinds that matches its line only fairly.
+
+    An editor's splice that overlaps (2-50 ms) or cuts a fraction of a
+    beat on another tracker's grid shortens the edit at one join, and the
+    DP plays the beat there faster: a one-beat SPEED up, alone. On the
+    foreign editor's pairs of the dev half (45 tracks) such SPEEDs matched
+    under ``min_match`` were right 2 times in 25 (6 of them on unedited
+    audio): not a label to learn from ("I don't know": KEEP, with the
+    match as its confidence; ``splice_speeds_unsure``). Slower one-beat
+    SPEEDs, runs of them and closely matched ones stay SPEED.
+
+    A one-beat SPEED that opens or ends the walk, either way, matched under
+    ``END_SPEED_MATCH``, is as unsure: the edit's first and last pieces
+    start or end on the other editor's beats and overlap their joins, and
+    the DP squeezes or stretches our beat there to fit (dev half, 45
+    tracks: 11 such SPEEDs under 0.9, none right; 2 of them false effect
+    labels).
+    """
+    m = moves[gi]
+    if m.n_beats != 1:
+        return False
+    if gi in (0, len(moves) - 1) and m.match < END_SPEED_MATCH:
+        return True
+    if SPEED_RATES[m.slot] <= 1.0 or m.match >= min_match:
+        return False
+    return all(not (0 <= k < len(moves)) or moves[k].kind != SPEED for k in (gi - 1, gi + 1))
