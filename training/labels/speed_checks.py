@@ -13,9 +13,10 @@ rate steps, so a SPEED it finds may be something else on the samples:
   (``speed_lead_ins``: the DP's step rate took them in to make up a rate
   between its steps) are read as KEEP, not judged;
 - a lone one-beat SPEED that matches its line only fairly, up between
-  moves of other kinds or either way at the walk's ends, is a splice's
-  shortening or a piece's edge (``splice_like_speed``): KEEP, "I don't
-  know" (``splice_speeds_unsure``, step 5, on the per-beat labels).
+  forward beats or either way at a join of another kind or the walk's
+  ends, is a splice's shortening or a piece's edge
+  (``splice_like_speed``): KEEP, "I don't know" (``splice_speeds_unsure``,
+  step 5, on the per-beat labels).
 
 The forward offsets they compare with are ``splices.forward_offsets``.
 """
@@ -29,7 +30,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 from scipy.signal import correlate
 
-from editorbot.training.labels.align import CUT, FWD, LOOP, SPEED, SPEED_RATES, Move
+from editorbot.training.labels.align import CUT, FWD, LOOP, SIL, SPEED, SPEED_RATES, Move
 from editorbot.training.labels.effects import BAND_NFFT
 from editorbot.training.labels.frames import FRAME_SR, match_at, refine_offset
 
@@ -53,8 +54,8 @@ LEAD_WHOLE = 0.8  # ... share of the beat that must match so for the next beat i
 LEAD_JOINS = 2  # ... joins (an offset step of up to OVERLAP_MAX_S) a beat may hold (a stretch's grains step every few windows)
 #: A lone one-beat faster SPEED matched under this is read as a splice's shortening (``splice_like_speed``) ...
 SHORT_SPEED_MATCH = 0.8
-#: ... and a one-beat SPEED either way that opens or ends the walk, matched under this.
-END_SPEED_MATCH = 0.9
+#: ... and a lone one-beat SPEED either way at a join (beside a move of another kind, or at the walk's ends), under this.
+JOIN_SPEED_MATCH = 0.9
 
 
 def overlap_speeds(
@@ -564,7 +565,7 @@ def splice_speeds_unsure(beats: ExtendedLabels, moves: list[Move]) -> None:
 
 
 def splice_like_speed(moves: list[Move], gi: int, min_match: float = SHORT_SPEED_MATCH) -> bool:
-    """SPEED ``moves[gi]`` is one faster beat between moves of other kinds that matches its line only fairly.
+    """SPEED ``moves[gi]`` is one beat, alone, at a join, that matches its line only fairly: a splice, not a SPEED.
 
     An editor's splice that overlaps (2-50 ms) or cuts a fraction of a
     beat on another tracker's grid shortens the edit at one join, and the
@@ -572,21 +573,26 @@ def splice_like_speed(moves: list[Move], gi: int, min_match: float = SHORT_SPEED
     foreign editor's pairs of the dev half (45 tracks) such SPEEDs matched
     under ``min_match`` were right 2 times in 25 (6 of them on unedited
     audio): not a label to learn from ("I don't know": KEEP, with the
-    match as its confidence; ``splice_speeds_unsure``). Slower one-beat
-    SPEEDs, runs of them and closely matched ones stay SPEED.
+    match as its confidence; ``splice_speeds_unsure``).
 
-    A one-beat SPEED that opens or ends the walk, either way, matched under
-    ``END_SPEED_MATCH``, is as unsure: the edit's first and last pieces
-    start or end on the other editor's beats and overlap their joins, and
-    the DP squeezes or stretches our beat there to fit (dev half, 45
-    tracks: 11 such SPEEDs under 0.9, none right; 2 of them false effect
-    labels).
+    Beside a move of another kind (a CUT, LOOP, REVERSE: the other
+    editor's join of two pieces of the song, on its own beats; not a
+    SILENCE, which mutes the song in place) or at the walk's ends (the edit's
+    first and last pieces start or end on those beats), a lone one-beat
+    SPEED either way matched under ``JOIN_SPEED_MATCH`` is as unsure: the
+    DP squeezes or stretches our beat there to fit the join (dev half, 45
+    tracks: 34 such SPEEDs, none right; the 16 right lone one-beat SPEEDs
+    all lay between forward beats). Runs of SPEEDs, closely matched ones
+    and slower ones between forward beats stay SPEED.
     """
     m = moves[gi]
     if m.n_beats != 1:
         return False
-    if gi in (0, len(moves) - 1) and m.match < END_SPEED_MATCH:
+    beside = [moves[k] for k in (gi - 1, gi + 1) if 0 <= k < len(moves)]
+    if any(x.kind == SPEED for x in beside):
+        return False  # part of a run of SPEEDs
+    # a SILENCE mutes the song where it is: no two pieces of it joined on the other editor's beats
+    at_join = len(beside) < 2 or any(x.kind not in (FWD, SIL) for x in beside)
+    if at_join and m.match < JOIN_SPEED_MATCH:
         return True
-    if SPEED_RATES[m.slot] <= 1.0 or m.match >= min_match:
-        return False
-    return all(not (0 <= k < len(moves)) or moves[k].kind != SPEED for k in (gi - 1, gi + 1))
+    return SPEED_RATES[m.slot] > 1.0 and m.match < min_match

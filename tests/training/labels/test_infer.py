@@ -182,17 +182,25 @@ def test_a_lone_faster_one_beat_speed_matched_fairly_is_a_splice_not_a_speed() -
     assert not splice_like_speed(walk(SPEED, 2, 0.6, after=SPEED), 1)  # part of a run of SPEEDs
 
 
-def test_a_one_beat_speed_at_the_walks_ends_matched_under_09_is_unsure_either_way() -> None:
-    """The edit's first and last pieces sit on another editor's beats: a one-beat SPEED there under 0.9 is KEEP, slower too."""
-    from editorbot.training.labels.align import FWD, SPEED, Move
+def test_a_lone_one_beat_speed_at_a_join_matched_under_09_is_unsure_either_way() -> None:
+    """Beside another editor's join (a CUT, LOOP, REVERSE) or at the edit's ends, a lone one-beat SPEED under 0.9 is KEEP, slower too."""
+    from editorbot.training.labels.align import FWD, LOOP, REV, SIL, SPEED, Move
     from editorbot.training.labels.speed_checks import splice_like_speed
 
     def ending(slot: int, match: float, n: int = 1) -> list[Move]:
         return [Move(0, 1, FWD, 0, 0.0, 0.5, 0.9), Move(1, n, SPEED, slot, 0.5, 0.95, match)]
 
+    def beside(kind: int, slot: int, match: float) -> list[Move]:
+        return [*ending(slot, match), Move(2, 1, kind, 0, 0.95, 1.45, 0.9)]
+
     assert splice_like_speed(ending(1, 0.7), 1)  # x0.9 ending the edit
     assert splice_like_speed(ending(3, 0.85), 1)  # x1.25 at 0.85
     assert splice_like_speed(ending(2, 0.85)[::-1], 0)  # opening it
+    assert splice_like_speed(beside(LOOP, 1, 0.85), 1)  # x0.9 before a LOOP
+    assert splice_like_speed(beside(REV, 2, 0.85), 1)  # x1.1 before a REVERSE
+    assert not splice_like_speed(beside(FWD, 2, 0.85), 1)  # between forward beats
+    assert not splice_like_speed(beside(SIL, 1, 0.85), 1)  # before a mute: no join of two pieces
+    assert not splice_like_speed(beside(SPEED, 1, 0.7), 1)  # part of a run of SPEEDs
     assert not splice_like_speed(ending(2, 0.95), 1)  # its line matches closely
     assert not splice_like_speed(ending(1, 0.7, n=2), 1)  # two beats
 
