@@ -21,7 +21,8 @@ One module per step of ``infer_pair`` (``infer``, the orchestrator):
    pair is held (the DP's tables are per beat and edit frame).
 4. ``splices``: the grid's phase and every splice measured on the sample.
 5. ``effects``: the effect on each beat played forwards (``effect_tails``:
-   what an earlier reverb or delay run still sounds over it); ``effect_runs``:
+   what an earlier reverb or delay run still sounds over it; ``width``: its
+   stereo width); ``effect_runs``:
    runs of them labelled together; the amounts; ``pitch_checks``: PITCH
    runs that are a speed change by resampling.
 6. ``infer``: walk and plan; the labels on the analysis grid, their

@@ -8,7 +8,9 @@ silence (``false_fades``): a compressor riding each beat's level also fits
 a short ramp per beat, but restarts it every beat and may lift the level;
 such a run is labelled again without its fade candidates. A run read as
 GAIN whose gain moves from beat to beat with the level is a compressor
-(``compressed_gains``). ``label_run`` does all three.
+(``compressed_gains``). A one-beat gain cut right before a delay is the
+delay's first beat, its dry sound lowered by the mix (``delay_onsets``).
+``label_run`` does all four.
 """
 
 from __future__ import annotations
@@ -74,12 +76,34 @@ def _without_fades(effect: BeatEffect) -> BeatEffect:
 
 
 def label_run(effects: list[BeatEffect]) -> list[tuple[str, int]]:
-    """Labels of consecutive forward beats: ``smooth_effects``, again without the fades that are not fades, and GAIN runs that move made COMPRESS (``compressed_gains``)."""
+    """Labels of consecutive forward beats: ``smooth_effects``, again without the fades that are not fades, GAIN runs that move made COMPRESS (``compressed_gains``), and a delay's first beat (``delay_onsets``)."""
     labels = smooth_effects(effects)
     bad = false_fades(effects, labels)
     if bad:
         labels = smooth_effects([_without_fades(e) if k in bad else e for k, e in enumerate(effects)])
-    return compressed_gains(effects, labels)
+    return delay_onsets(compressed_gains(effects, labels))
+
+
+def delay_onsets(labels: list[tuple[str, int]]) -> list[tuple[str, int]]:
+    """``labels`` with a lone GAIN cut right before a DELAY run made the run's first beat.
+
+    A delay mixes its echoes with the dry sound, which a wet/dry mix lowers
+    (another editor's delay at mix 0.4: the dry sound 4.4 dB down). On the
+    delay's first beat the echoes have barely begun (the first comes 0.27 s
+    in), so the beat fits a flat gain cut best, and the DELAY label starts
+    one beat late (the foreign editor's dev pairs: 5 of 23 delays, each
+    with a one-beat GAIN -3 dB before the DELAY run). A GAIN of one beat
+    that lowers the level (amount slot below the middle), between a beat
+    that is not that GAIN and a DELAY, is read as the delay's first beat.
+    A longer GAIN run, or one that lifts the level, is a gain of its own.
+    """
+    out = list(labels)
+    for k in range(len(out) - 1):
+        t, slot = out[k]
+        if t != "GAIN" or slot >= 2 or out[k + 1][0] != "DELAY" or (k > 0 and out[k - 1] == out[k]):
+            continue
+        out[k] = out[k + 1]
+    return out
 
 
 def smooth_effects(effects: list[BeatEffect], *, switch_db: float = EFFECT_SWITCH_DB) -> list[tuple[str, int]]:

@@ -15,7 +15,7 @@ reverb rendered in stereo at the song's rate as the edit's was; within
 an earlier reverb or delay run's tail, seconds after it however many beats
 (``effect_tails``), "unchanged plus that tail" counts as KEEP); PITCH when
 a pitch-warped variant of the raw frames matches the edit clearly better
-than the raw frames; WIDTH from the stereo side/mid energies
+than the raw frames; WIDTH from the stereo side/mid energies (``width``)
 (``beat_effect``). "I don't know" rather than an invented effect: an
 effect label has to explain most of the beat's distance from its raw beat
 (``_keep_cost``), else the beat stays KEEP; a label that explains only part
@@ -45,6 +45,7 @@ from editorbot.engine.spectrum import mel_basis
 from editorbot.training.labels.align import AMOUNT_SLOTS, STUTTER_SLICES, Move
 from editorbot.training.labels.effect_tails import TAIL_PRE_ROLL_S, TAIL_TYPES
 from editorbot.training.labels.frames import FRAME_SR, VARIANT_SEMITONES
+from editorbot.training.labels.width import width_slot
 
 BAND_NFFT = 1024
 BAND_HOP = 256
@@ -84,7 +85,6 @@ FADE_MIN_REL_RISE = 0.02  # ... or by this share of its mean gain (a long fade's
 FADE_MIN_LEVEL = 1e-3  # ... that mean taken no lower than this (-60 dB)
 LINEAR_TYPES = ("GAIN", "LOWPASS", "HIGHPASS", "BASS", "TREBLE")
 RENDER_TYPES = ("REVERB", "DELAY", "DISTORTION", "COMPRESS")
-WIDTH_VALUES = tuple(v for v in vocab.AMOUNT_TABLE["WIDTH"] if not math.isnan(v))
 
 
 def band_db(y: np.ndarray, *, sr: int = FRAME_SR) -> np.ndarray:
@@ -189,30 +189,6 @@ class BeatEffect:
     @property
     def amount_idx(self) -> int:
         return int(vocab.Amount.NEUTRAL) if self.type in vocab.NEUTRAL_ONLY else AMOUNT_SLOTS[self.slot]
-
-
-def width_slot(raw_st: np.ndarray, edit_st: np.ndarray) -> tuple[int, float] | None:
-    """Amount slot of a WIDTH change between stereo beats ``(2, n)``, with its dB error; None if none.
-
-    WIDTH scales the side signal and keeps the mid one.
-    """
-    if raw_st.shape[0] < 2 or edit_st.shape[0] < 2:
-        return None
-    mid_r = 0.5 * (raw_st[0] + raw_st[1])
-    mid_e = 0.5 * (edit_st[0] + edit_st[1])
-    side_r = 0.5 * (raw_st[0] - raw_st[1])
-    side_e = 0.5 * (edit_st[0] - edit_st[1])
-    em_r, em_e = float(mid_r @ mid_r), float(mid_e @ mid_e)
-    es_r, es_e = float(side_r @ side_r), float(side_e @ side_e)
-    if em_r <= 1e-9 or es_r <= 1e-4 * em_r:
-        return None  # mono source: width means nothing
-    if abs(10.0 * math.log10(max(em_e, 1e-12) / em_r)) > 1.0:
-        return None  # the mid changed too: not a width change
-    w = math.sqrt(es_e / es_r)
-    if abs(w - 1.0) < 0.2:
-        return None
-    slot = int(np.argmin([abs(w - v) for v in WIDTH_VALUES]))
-    return slot, abs(w - WIDTH_VALUES[slot])
 
 
 def _tail_render(

@@ -71,7 +71,6 @@ from editorbot.training.labels.effects import (
     beat_effect,
     delay_beat_lengths,
     stutter_slot,
-    width_slot,
 )
 from editorbot.training.labels.frames import FRAME_HOP, FRAME_SR, Frames, frame_features
 from editorbot.training.labels.move_checks import (
@@ -81,9 +80,10 @@ from editorbot.training.labels.move_checks import (
     merge_speed_runs,
 )
 from editorbot.training.labels.pitch_checks import pitch_in_speed, resampled_pitch
-from editorbot.training.labels.speed_checks import overlap_speeds, speed_lead_ins
+from editorbot.training.labels.speed_checks import overlap_speeds, speed_lead_ins, splice_speeds_unsure
 from editorbot.training.labels.splices import edit_file_gain, forward_offsets, grid_shift, onset_shift, splice_starts
 from editorbot.training.labels.stripes import Stripes
+from editorbot.training.labels.width import side_scale
 
 try:
     from threadpoolctl import threadpool_limits
@@ -96,8 +96,6 @@ log = logging.getLogger(__name__)
 UNALIGNABLE_SIM = 0.55
 #: Mean similarity of a SPEED move's frames below which it is read as KEEP with that confidence.
 UNSURE_SPEED_MATCH = 0.3
-#: A lone one-beat faster SPEED matched under this is read as a splice's shortening (``_splice_like_speed``).
-SHORT_SPEED_MATCH = 0.8
 #: A run of forward beats with one effect label under this mean confidence that leaves over this
 #: many dB of the beats' change unexplained is read as KEEP (tuned on bench/labels_real.py --split
 #: dev; the synthetic styles' subtle effects fit within 0.4 dB).
@@ -625,45 +623,9 @@ def _judge_beats(
         judge.flush(beats)
     pitch_in_speed(beats)
     resampled_pitch(beats, moves, pair.starts, pair.ends)
-    _splice_speeds_unsure(beats, moves)
+    splice_speeds_unsure(beats, moves)
     _unsure_effects(beats)
     return beats
-
-
-def _splice_speeds_unsure(beats: ExtendedLabels, moves: list[Move]) -> None:
-    """The beats of each SPEED move that is a splice's shortening (``_splice_like_speed``) made KEEP, in place.
-
-    After ``pitch_checks.pitch_in_speed``: a one-beat SPEED beside forward beats heard
-    pitched its way is part of a resampled SPEED, not a splice. The beats
-    keep the move's match as their confidence and are not judged for
-    effects ("I don't know").
-    """
-    for gi, m in enumerate(moves):
-        if m.kind != SPEED or not _splice_like_speed(moves, gi):
-            continue
-        g = int(beats.group[m.beat])
-        if g > 0 and int(np.sum(beats.group == g)) > m.n_beats:
-            continue  # joined with pitched forward beats into a longer SPEED
-        for b in range(m.beat, m.beat + m.n_beats):
-            beats.types[b], beats.slots[b], beats.group[b] = "KEEP", 0, -1
-
-
-def _splice_like_speed(moves: list[Move], gi: int, min_match: float = SHORT_SPEED_MATCH) -> bool:
-    """SPEED ``moves[gi]`` is one faster beat between moves of other kinds that matches its line only fairly.
-
-    An editor's splice that overlaps (2-50 ms) or cuts a fraction of a
-    beat on another tracker's grid shortens the edit at one join, and the
-    DP plays the beat there faster: a one-beat SPEED up, alone. On the
-    foreign editor's pairs of the dev half (45 tracks) such SPEEDs matched
-    under ``min_match`` were right 2 times in 25 (6 of them on unedited
-    audio): not a label to learn from ("I don't know": KEEP, with the
-    match as its confidence; ``_splice_speeds_unsure``). Slower one-beat
-    SPEEDs, runs of them and closely matched ones stay SPEED.
-    """
-    m = moves[gi]
-    if m.n_beats != 1 or SPEED_RATES[m.slot] <= 1.0 or m.match >= min_match:
-        return False
-    return all(not (0 <= k < len(moves)) or moves[k].kind != SPEED for k in (gi - 1, gi + 1))
 
 
 def _unsure_effects(
@@ -777,11 +739,12 @@ class _ForwardJudge:
         same_rate = p.edit_audio.sample_rate == p.analysis.audio.sample_rate
         if (
             tail is not None and raw_st is not None and edit_st is not None and same_rate
-            and tail.stereo.shape == edit_st.shape and width_slot(raw_st, edit_st) is not None
+            and tail.stereo.shape == edit_st.shape and side_scale(raw_st, edit_st) is not None
         ):
             # a reverb's tail spreads the beat's stereo image: a width change must outlast taking
-            # it off. Only where one shows: another editor's reverb is not ours, and the side our
-            # tail takes off a beat it does not sound over reads as a width change of its own
+            # it off. Only where the side changes: another editor's reverb is not ours, and the side
+            # our tail takes off a beat it does not sound over reads as a width change of its own
+            # (the side's scale only: the tail's mid also sounds over the beat)
             edit_st = edit_st - tail.stereo
         eff = beat_effect(
             p.analysis.y, p.edit_y, src0, d0, n,

@@ -11,7 +11,12 @@ rate steps, so a SPEED it finds may be something else on the samples:
   it);
 - the beats at a SPEED run's ends that play the raw song unstretched
   (``speed_lead_ins``: the DP's step rate took them in to make up a rate
-  between its steps) are read as KEEP, not judged.
+  between its steps) are read as KEEP, not judged;
+- a lone one-beat SPEED that matches its line only fairly, up between
+  forward beats or either way at a join of another kind or the walk's
+  ends, is a splice's shortening or a piece's edge
+  (``splice_like_speed``): KEEP, "I don't know" (``splice_speeds_unsure``,
+  step 5, on the per-beat labels).
 
 The forward offsets they compare with are ``splices.forward_offsets``.
 """
@@ -20,13 +25,17 @@ from __future__ import annotations
 
 import itertools
 import logging
+from typing import TYPE_CHECKING
 
 import numpy as np
 from scipy.signal import correlate
 
-from editorbot.training.labels.align import CUT, FWD, LOOP, SPEED, Move
+from editorbot.training.labels.align import CUT, FWD, LOOP, SIL, SPEED, SPEED_RATES, Move
 from editorbot.training.labels.effects import BAND_NFFT
 from editorbot.training.labels.frames import FRAME_SR, match_at, refine_offset
+
+if TYPE_CHECKING:  # infer imports this module
+    from editorbot.training.labels.infer import ExtendedLabels
 
 log = logging.getLogger(__name__)
 
@@ -43,6 +52,10 @@ LEAD_MATCH = 0.98  # normalised correlation of a window of a SPEED run's end bea
 LEAD_SEARCH = 66  # samples (3 ms) around the forward beats' offset a SPEED run's end beat is matched unstretched (speed_lead_ins)
 LEAD_WHOLE = 0.8  # ... share of the beat that must match so for the next beat in to be tried (else the SPEED starts inside it)
 LEAD_JOINS = 2  # ... joins (an offset step of up to OVERLAP_MAX_S) a beat may hold (a stretch's grains step every few windows)
+#: A lone one-beat faster SPEED matched under this is read as a splice's shortening (``splice_like_speed``) ...
+SHORT_SPEED_MATCH = 0.8
+#: ... and a lone one-beat SPEED either way at a join (beside a move of another kind, or at the walk's ends), under this.
+JOIN_SPEED_MATCH = 0.9
 
 
 def overlap_speeds(
@@ -533,3 +546,53 @@ def respliced(
     return out
 
 
+def splice_speeds_unsure(beats: ExtendedLabels, moves: list[Move]) -> None:
+    """The beats of each SPEED move that is a splice's shortening (``splice_like_speed``) made KEEP, in place.
+
+    After ``pitch_checks.pitch_in_speed``: a one-beat SPEED beside forward beats heard
+    pitched its way is part of a resampled SPEED, not a splice. The beats
+    keep the move's match as their confidence and are not judged for
+    effects ("I don't know").
+    """
+    for gi, m in enumerate(moves):
+        if m.kind != SPEED or not splice_like_speed(moves, gi):
+            continue
+        g = int(beats.group[m.beat])
+        if g > 0 and int(np.sum(beats.group == g)) > m.n_beats:
+            continue  # joined with pitched forward beats into a longer SPEED
+        for b in range(m.beat, m.beat + m.n_beats):
+            beats.types[b], beats.slots[b], beats.group[b] = "KEEP", 0, -1
+
+
+def splice_like_speed(moves: list[Move], gi: int, min_match: float = SHORT_SPEED_MATCH) -> bool:
+    """SPEED ``moves[gi]`` is one beat, alone, at a join, that matches its line only fairly: a splice, not a SPEED.
+
+    An editor's splice that overlaps (2-50 ms) or cuts a fraction of a
+    beat on another tracker's grid shortens the edit at one join, and the
+    DP plays the beat there faster: a one-beat SPEED up, alone. On the
+    foreign editor's pairs of the dev half (45 tracks) such SPEEDs matched
+    under ``min_match`` were right 2 times in 25 (6 of them on unedited
+    audio): not a label to learn from ("I don't know": KEEP, with the
+    match as its confidence; ``splice_speeds_unsure``).
+
+    Beside a move of another kind (a CUT, LOOP, REVERSE: the other
+    editor's join of two pieces of the song, on its own beats; not a
+    SILENCE, which mutes the song in place) or at the walk's ends (the edit's
+    first and last pieces start or end on those beats), a lone one-beat
+    SPEED either way matched under ``JOIN_SPEED_MATCH`` is as unsure: the
+    DP squeezes or stretches our beat there to fit the join (dev half, 45
+    tracks: 34 such SPEEDs, none right; the 16 right lone one-beat SPEEDs
+    all lay between forward beats). Runs of SPEEDs, closely matched ones
+    and slower ones between forward beats stay SPEED.
+    """
+    m = moves[gi]
+    if m.n_beats != 1:
+        return False
+    beside = [moves[k] for k in (gi - 1, gi + 1) if 0 <= k < len(moves)]
+    if any(x.kind == SPEED for x in beside):
+        return False  # part of a run of SPEEDs
+    # a SILENCE mutes the song where it is: no two pieces of it joined on the other editor's beats
+    at_join = len(beside) < 2 or any(x.kind not in (FWD, SIL) for x in beside)
+    if at_join and m.match < JOIN_SPEED_MATCH:
+        return True
+    return SPEED_RATES[m.slot] > 1.0 and m.match < min_match

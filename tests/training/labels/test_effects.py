@@ -237,3 +237,41 @@ def test_beats_under_a_reverbs_tail_on_a_fast_grid_are_keep() -> None:
     assert going_on.type == "REVERB" and going_on.slot == 3
     tail.follow("LOWPASS", 1, 8 * n, 8 * n, n, beat_s)  # another effect leaves the tail sounding
     assert tail.over(9 * n, n, n) is not None
+
+
+def test_a_one_beat_gain_cut_before_a_delay_is_the_delays_first_beat() -> None:
+    """Another editor's delay lowers the dry sound: before its echoes begin, its first beat fits a gain cut best."""
+    first = _beat(None, {("GAIN", 1): 0.5, ("DELAY", 1): 2.0, ("KEEP", 0): 3.0})
+    inside = [_beat(None, {("DELAY", 1): 0.5, ("GAIN", 1): 3.0, ("KEEP", 0): 4.0}) for _ in range(3)]
+    assert label_run([first, *inside]) == [("DELAY", 1)] * 4
+    # a gain of its own: two beats long, or a lift, stays a GAIN
+    assert label_run([first, first, *inside])[:2] == [("GAIN", 1)] * 2
+    lift = _beat(None, {("GAIN", 2): 0.5, ("DELAY", 1): 2.0, ("KEEP", 0): 3.0})
+    assert label_run([lift, *inside])[0] == ("GAIN", 2)
+
+
+def test_a_width_change_keeps_the_mid_a_beat_changed_otherwise_is_no_width() -> None:
+    """On a near-mono song, half a beat changed by something else moves the faint side: no WIDTH; a true one, a few ms off, is."""
+    from editorbot.training.labels.width import WIDTH_VALUES, width_slot
+
+    rng = np.random.default_rng(5)
+    n, lag = 16000, 100
+    mid = rng.standard_normal(n + lag)
+    side = 0.05 * rng.standard_normal(n + lag)  # 26 dB under the mid: a near-mono song
+    raw_st = np.stack([mid + side, mid - side])[:, lag:]
+    # half of the beat is another part of the song at the same level (another editor's
+    # splice or effect on its own grid), and the leaked side with it
+    other = rng.standard_normal(n)
+    mid_e, side_e = mid[lag:].copy(), side[lag:].copy()
+    mid_e[n // 2 :] = other[n // 2 :]
+    side_e[n // 2 :] *= 0.3
+    assert width_slot(raw_st, np.stack([mid_e + side_e, mid_e - side_e])) is None
+    # a true width change (the side scaled, the mid kept), placed ``lag`` samples off
+    w = WIDTH_VALUES[-1]
+    edit_st = np.stack([mid + w * side, mid - w * side])[:, :n]
+    found = width_slot(raw_st, edit_st)
+    assert found is not None and found[0] == len(WIDTH_VALUES) - 1
+    # ... and where the next action reaches into its last eighth, it still holds over the rest
+    edit_st[:, -n // 8 :] = 0.7 * np.stack([other, other])[:, -n // 8 :]
+    found = width_slot(raw_st, edit_st)
+    assert found is not None and found[0] == len(WIDTH_VALUES) - 1

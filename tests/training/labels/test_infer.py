@@ -169,30 +169,53 @@ def test_a_grid_moved_later_keeps_its_last_sliver_of_a_beat(monkeypatch) -> None
 def test_a_lone_faster_one_beat_speed_matched_fairly_is_a_splice_not_a_speed() -> None:
     """One faster beat alone under a 0.8 match: a splice's shortening (KEEP); closer, slower, longer or in a run: SPEED."""
     from editorbot.training.labels.align import CUT, FWD, SPEED, Move
-    from editorbot.training.labels.infer import _splice_like_speed
+    from editorbot.training.labels.speed_checks import splice_like_speed
 
     def walk(kind_mid: int, slot: int, match: float, n: int = 1, after: int = FWD) -> list[Move]:
         return [Move(0, 1, FWD, 0, 0.0, 0.5, 0.9), Move(1, n, kind_mid, slot, 0.5, 0.95, match), Move(1 + n, 1, after, 0, 0.95, 1.45, 0.9)]
 
-    assert _splice_like_speed(walk(SPEED, 2, 0.6), 1)  # x1.1 at 0.6
-    assert _splice_like_speed(walk(SPEED, 3, 0.7, after=CUT), 1)  # x1.25 beside a CUT
-    assert not _splice_like_speed(walk(SPEED, 2, 0.85), 1)  # its line matches closely
-    assert not _splice_like_speed(walk(SPEED, 1, 0.6), 1)  # slower: a splice never lengthens the edit
-    assert not _splice_like_speed(walk(SPEED, 2, 0.6, n=2), 1)  # two beats
-    assert not _splice_like_speed(walk(SPEED, 2, 0.6, after=SPEED), 1)  # part of a run of SPEEDs
+    assert splice_like_speed(walk(SPEED, 2, 0.6), 1)  # x1.1 at 0.6
+    assert splice_like_speed(walk(SPEED, 3, 0.7, after=CUT), 1)  # x1.25 beside a CUT
+    assert not splice_like_speed(walk(SPEED, 2, 0.85), 1)  # its line matches closely
+    assert not splice_like_speed(walk(SPEED, 1, 0.6), 1)  # slower: a splice never lengthens the edit
+    assert not splice_like_speed(walk(SPEED, 2, 0.6, n=2), 1)  # two beats
+    assert not splice_like_speed(walk(SPEED, 2, 0.6, after=SPEED), 1)  # part of a run of SPEEDs
+
+
+def test_a_lone_one_beat_speed_at_a_join_matched_under_09_is_unsure_either_way() -> None:
+    """Beside another editor's join (a CUT, LOOP, REVERSE) or at the edit's ends, a lone one-beat SPEED under 0.9 is KEEP, slower too."""
+    from editorbot.training.labels.align import FWD, LOOP, REV, SIL, SPEED, Move
+    from editorbot.training.labels.speed_checks import splice_like_speed
+
+    def ending(slot: int, match: float, n: int = 1) -> list[Move]:
+        return [Move(0, 1, FWD, 0, 0.0, 0.5, 0.9), Move(1, n, SPEED, slot, 0.5, 0.95, match)]
+
+    def beside(kind: int, slot: int, match: float) -> list[Move]:
+        return [*ending(slot, match), Move(2, 1, kind, 0, 0.95, 1.45, 0.9)]
+
+    assert splice_like_speed(ending(1, 0.7), 1)  # x0.9 ending the edit
+    assert splice_like_speed(ending(3, 0.85), 1)  # x1.25 at 0.85
+    assert splice_like_speed(ending(2, 0.85)[::-1], 0)  # opening it
+    assert splice_like_speed(beside(LOOP, 1, 0.85), 1)  # x0.9 before a LOOP
+    assert splice_like_speed(beside(REV, 2, 0.85), 1)  # x1.1 before a REVERSE
+    assert not splice_like_speed(beside(FWD, 2, 0.85), 1)  # between forward beats
+    assert not splice_like_speed(beside(SIL, 1, 0.85), 1)  # before a mute: no join of two pieces
+    assert not splice_like_speed(beside(SPEED, 1, 0.7), 1)  # part of a run of SPEEDs
+    assert not splice_like_speed(ending(2, 0.95), 1)  # its line matches closely
+    assert not splice_like_speed(ending(1, 0.7, n=2), 1)  # two beats
 
 
 def test_a_splice_like_speed_is_keep_unless_pitched_beats_join_it_into_a_resampled_speed() -> None:
     """A lone one-beat faster SPEED at 0.6 is KEEP; the same SPEED beside beats heard pitched up towards another SPEED stays."""
     from editorbot.training.labels.align import FWD, SPEED, Move
-    from editorbot.training.labels.infer import _splice_speeds_unsure
+    from editorbot.training.labels.speed_checks import splice_speeds_unsure
 
     moves = [Move(0, 1, FWD, 0, 0.0, 0.5, 0.9), Move(1, 1, SPEED, 2, 0.5, 0.95, 0.6), Move(2, 1, FWD, 0, 0.95, 1.45, 0.9)]
     beats = ExtendedLabels.keep(3)
     beats.types, beats.slots = ["KEEP", "SPEED", "KEEP"], [0, 2, 0]
     beats.group[:] = [-1, 2, -1]
     beats.confidence[:] = [0.9, 0.6, 0.9]
-    _splice_speeds_unsure(beats, moves)
+    splice_speeds_unsure(beats, moves)
     assert beats.types == ["KEEP", "KEEP", "KEEP"] and beats.group[1] == -1 and abs(beats.confidence[1] - 0.6) < 1e-6
     # x1.1 (resampled: pitched up) read as SPEED, PITCH up, SPEED: one SPEED
     moves = [Move(0, 1, SPEED, 2, 0.0, 0.45, 0.6), Move(1, 1, FWD, 0, 0.45, 0.9, 0.8), Move(2, 2, SPEED, 2, 0.9, 1.8, 0.7)]
@@ -200,7 +223,7 @@ def test_a_splice_like_speed_is_keep_unless_pitched_beats_join_it_into_a_resampl
     beats.types, beats.slots = ["SPEED", "PITCH", "SPEED", "SPEED"], [2, 3, 2, 2]
     beats.group[:] = [1, -1, 3, 3]
     pitch_in_speed(beats)
-    _splice_speeds_unsure(beats, moves)
+    splice_speeds_unsure(beats, moves)
     assert beats.types == ["SPEED"] * 4
 
 
