@@ -16,14 +16,16 @@ For each persona of ``--personas`` (``loud_loop@1``, ``repeat_cut@1``,
    walked with ``--bc-keep`` KEEP steps (``beat``: one beat, so the policy
    decides at every beat; ``label``: the labelled run's size) and loss
    weights balanced by ``--bc-balance``, the learning rate annealed to 0
-   over the passes unless ``--no-bc-anneal`` (the fine-tune keeps a
-   constant rate: its 20 pairs give few steps to move the bundled model),
-   and the per-beat label head's loss weighted by ``--aux-label-weight W``
-   (``train rl --aux-label-weight``; default 0.3, chosen on the validation
-   songs in ``docs/policy_quality.md``; the two trainings from scratch, in
-   checkpoint folders ``ckpt_*_labelW``, W 0 in ``ckpt_*`` beside them, so
-   one work folder holds both; ``--seed S`` other than 1 likewise trains
-   into ``ckpt_*_sS``):
+   from ``--bc-lr`` over the passes unless ``--no-bc-anneal`` (the fine-tune
+   keeps a constant 1e-3: its 20 pairs give few steps to move the bundled
+   model), and the per-beat label head's loss weighted by
+   ``--aux-label-weight W`` (``train rl --aux-label-weight``; default 0.3,
+   chosen on the validation songs in ``docs/policy_quality.md``).
+   ``--policies`` picks which of the two trainings from scratch run. Their
+   checkpoint folders are named by the flags that differ from the first
+   work folders' recipe (``variant_tag``: ``ckpt_*_label0.3``,
+   ``..._h256``, ``..._e20``, ``..._lr0.0005``, ``..._s2``), so one work
+   folder holds a baseline and its variants:
 
    - **synthetic, true labels**: the synthetic pairs' own labels
      (``train rl --bc-from-labels``), the recipe of ``docs/policy_quality.md``
@@ -49,8 +51,9 @@ run resumes from its ``last.pt``), so a killed run is started again with
 the same command.
 
     python -m bench.relational_training [--personas A,B] [--n-test 20] [--n-synth 60] [--synth-s 45]
-        [--excerpt 60] [--windows 1] [--hidden 128] [--bc-epochs 10] [--bc-keep beat] [--bc-balance 0] [--no-bc-anneal]
-        [--aux-label-weight 0.3] [--seed 1] [--finetune 20] [--synth-test 0] [--work DIR] [--json F]
+        [--excerpt 60] [--windows 1] [--hidden 128] [--bc-epochs 10] [--bc-lr 1e-3] [--bc-keep beat] [--bc-balance 0]
+        [--no-bc-anneal] [--aux-label-weight 0.3] [--seed 1] [--policies synthetic,mixed] [--finetune 20]
+        [--synth-test 0] [--work DIR] [--json F]
 """
 
 from __future__ import annotations
@@ -115,6 +118,27 @@ def link_pairs(sources: list[Path], dest: Path, names: set[str] | None = None) -
     return n
 
 
+def variant_tag(args: argparse.Namespace) -> tuple[str, str]:
+    """Checkpoint folder suffix and walker-name suffix of the trainings from scratch.
+
+    Each flag that differs from the recipe the first work folders were trained with (no label head, width 128,
+    10 passes at BC rate 1e-3, seed 1) adds a part, so variants trained in one work folder never resume or skip
+    each other's runs, and a folder's name keeps meaning the same training when the bench's defaults change.
+    """
+    parts: list[tuple[str, str]] = []
+    if args.aux_label_weight:
+        parts.append((f"_label{args.aux_label_weight:g}", f", label head {args.aux_label_weight:g}"))
+    if args.hidden != 128:
+        parts.append((f"_h{args.hidden}", f", width {args.hidden}"))
+    if args.bc_epochs != 10:
+        parts.append((f"_e{args.bc_epochs}", f", {args.bc_epochs} passes"))
+    if args.bc_lr != 1e-3:
+        parts.append((f"_lr{args.bc_lr:g}", f", BC rate {args.bc_lr:g}"))
+    if args.seed != 1:
+        parts.append((f"_s{args.seed}", f", seed {args.seed}"))
+    return "".join(p[0] for p in parts), "".join(p[1] for p in parts)
+
+
 def train(save_dir: Path, flags: list[str], log_path: Path, args: argparse.Namespace,
           from_scratch: bool = True) -> tuple[Path, float]:
     """``train rl --bc-only`` into ``save_dir`` (resumed when there); its ``last.pt`` and wall seconds.
@@ -126,7 +150,8 @@ def train(save_dir: Path, flags: list[str], log_path: Path, args: argparse.Names
     if done.exists():
         return save_dir / "last.pt", float(done.read_text() or 0)
     seconds = editorbot(["train", "rl", "--save-dir", str(save_dir), "--resume", "--bc-only", "--bc-epochs",
-                         str(args.bc_epochs), "--bc-balance", f"{args.bc_balance:g}", "--bc-lr", "1e-3",
+                         str(args.bc_epochs), "--bc-balance", f"{args.bc_balance:g}", "--bc-lr",
+                         f"{args.bc_lr if from_scratch else 1e-3:g}",
                          "--bc-anneal" if args.bc_anneal and from_scratch else "--no-bc-anneal", "--no-target",
                          "--aux-label-weight", f"{args.aux_label_weight if from_scratch else 0.0:g}",
                          "--seed", str(args.seed), "--quiet", *flags], log_path)
@@ -161,17 +186,16 @@ def run_persona(style: str, args: argparse.Namespace, work: Path, train_songs: l
         seconds["labels"] = editorbot(["data", "labels", "--data-dir", str(mixed), "--out", str(bc), "--eval",
                                        "--context", "--bc-keep", args.bc_keep, "--quiet"], log_path)
     checkpoints: dict[str, Path] = {}
-    # the label head's and other seeds' policies beside the others, named apart (the baseline's folders stay)
-    tag, name = (f"_label{args.aux_label_weight:g}", f", label head {args.aux_label_weight:g}") if args.aux_label_weight \
-        else ("", "")
+    tag, name = variant_tag(args)
     seed_tag = f"_s{args.seed}" if args.seed != 1 else ""
-    tag, name = tag + seed_tag, name + (f", seed {args.seed}" if seed_tag else "")
-    checkpoints[f"synthetic, true labels{name}"], seconds["train synthetic"] = train(
-        root / f"ckpt_synth{tag}", ["--data-dir", str(synth), "--bc-from-labels", "--bc-keep", args.bc_keep, "--context",
-                              "--hidden", str(args.hidden), *MODEL_FLAGS], log_path, args)
-    checkpoints[f"real+synth, inferred{name}"], seconds["train real+synth"] = train(
-        root / f"ckpt_mixed{tag}", ["--data-dir", str(mixed), "--bc-mixed", str(bc), "--context", "--hidden", str(args.hidden),
-                              *MODEL_FLAGS], log_path, args)
+    if "synthetic" in args.policies:
+        checkpoints[f"synthetic, true labels{name}"], seconds["train synthetic"] = train(
+            root / f"ckpt_synth{tag}", ["--data-dir", str(synth), "--bc-from-labels", "--bc-keep", args.bc_keep,
+                                        "--context", "--hidden", str(args.hidden), *MODEL_FLAGS], log_path, args)
+    if "mixed" in args.policies:
+        checkpoints[f"real+synth, inferred{name}"], seconds["train real+synth"] = train(
+            root / f"ckpt_mixed{tag}", ["--data-dir", str(mixed), "--bc-mixed", str(bc), "--context", "--hidden",
+                                        str(args.hidden), *MODEL_FLAGS], log_path, args)
     if args.finetune:
         bundled = load_policy(None)
         ft = root / f"finetune_{args.finetune}"
@@ -221,6 +245,12 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--hidden", type=int, default=128,
                     help="policy width of the two trained policies (default 128; the bundled model's is 64)")
     ap.add_argument("--bc-epochs", type=int, default=10, help="behavioural-cloning passes of every training (default 10)")
+    ap.add_argument("--bc-lr", type=float, default=1e-3, metavar="LR",
+                    help="train rl --bc-lr of the trainings from scratch, the rate the annealing starts from "
+                         "(default 1e-3; the fine-tune keeps 1e-3)")
+    ap.add_argument("--policies", default="synthetic,mixed", metavar="A,B",
+                    help="which policies to train from scratch: synthetic (true labels), mixed (real + synthetic, "
+                         "inferred) or both (default)")
     ap.add_argument("--bc-keep", choices=("beat", "label"), default="beat",
                     help="KEEP steps of the demonstration walks (data labels --bc-keep; default beat)")
     ap.add_argument("--bc-balance", type=float, default=0.0, metavar="P", help="train rl --bc-balance (default 0)")
@@ -231,7 +261,7 @@ def main(argv: list[str] | None = None) -> int:
                     help="train rl --aux-label-weight for the trainings from scratch: the per-beat label head's "
                          "loss weight (default 0.3; 0: no head)")
     ap.add_argument("--seed", type=int, default=1,
-                    help="train rl --seed of the trainings (default 1; others train into ckpt_*_sS)")
+                    help="train rl --seed of the trainings (default 1; others train into ckpt_*_sS, the fine-tune too)")
     ap.add_argument("--finetune", type=int, default=20, metavar="N",
                     help="also fine-tune the bundled model on N real training pairs (0: no)")
     ap.add_argument("--synth-test", type=int, default=0, metavar="N",
@@ -241,6 +271,10 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--json", default=None, help="write the results here")
     args = ap.parse_args(argv)
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    args.policies = args.policies.split(",")
+    if not set(args.policies) <= {"synthetic", "mixed"}:
+        print(f"--policies: {','.join(args.policies)}: choose among synthetic, mixed", file=sys.stderr)
+        return 2
     try:
         personas = check_personas(args.personas)
     except ValueError as e:
