@@ -21,7 +21,8 @@ For each persona of ``--personas`` (``loud_loop@1``, ``repeat_cut@1``,
    model), and the per-beat label head's loss weighted by
    ``--aux-label-weight W`` (``train rl --aux-label-weight``; default 0.3,
    chosen on the validation songs in ``docs/policy_quality.md``).
-   ``--policies`` picks which of the two trainings from scratch run. Their
+   ``--bc-epochs`` passes (default 5: with 240 synthetic pairs 10 overfit,
+   ``docs/policy_quality.md`` "Recipes on the learned grid"); ``--policies`` picks which of the two trainings from scratch run. Their
    checkpoint folders are named by the flags that differ from the first
    work folders' recipe (``variant_tag``: ``ckpt_*_label0.3``,
    ``..._h256``, ``..._e20``, ``..._lr0.0005``, ``..._s2``), so one work
@@ -51,7 +52,7 @@ run resumes from its ``last.pt``), so a killed run is started again with
 the same command.
 
     python -m bench.relational_training [--personas A,B] [--n-test 20] [--n-synth 60] [--synth-s 45]
-        [--excerpt 60] [--windows 1] [--hidden 128] [--bc-epochs 10] [--bc-lr 1e-3] [--bc-keep beat] [--bc-balance 0]
+        [--excerpt 60] [--windows 1] [--hidden 128] [--bc-epochs 5] [--bc-lr 1e-3] [--bc-keep beat] [--bc-balance 0]
         [--no-bc-anneal] [--aux-label-weight 0.3] [--seed 1] [--policies synthetic,mixed] [--finetune 20]
         [--synth-test 0] [--work DIR] [--json F]
 """
@@ -84,6 +85,8 @@ logger = logging.getLogger("bench.relational_training")
 #: Every VAL_EVERY-th dev excerpt is a validation song, the others train.
 VAL_EVERY = 6
 #: The trained policies' shape: the bundled model's (models/default/MODEL_CARD.md) but its width (``--hidden``).
+#: BC passes of the fine-tune, whatever ``--bc-epochs`` says: the recipe its figures were measured with.
+FINETUNE_EPOCHS = 10
 MODEL_FLAGS = ("--heads", "4", "--layers", "2", "--kernel", "17", "--value-hidden", "32", "--value-heads", "4")
 
 
@@ -143,14 +146,15 @@ def train(save_dir: Path, flags: list[str], log_path: Path, args: argparse.Names
           from_scratch: bool = True) -> tuple[Path, float]:
     """``train rl --bc-only`` into ``save_dir`` (resumed when there); its ``last.pt`` and wall seconds.
 
-    ``from_scratch`` False (the fine-tune) keeps the BC rate constant whatever ``--bc-anneal`` says
+    ``from_scratch`` False (the fine-tune) trains ``FINETUNE_EPOCHS`` passes at a constant BC rate 1e-3 whatever
+    ``--bc-epochs``, ``--bc-lr`` and ``--bc-anneal`` say
     and leaves the label head out whatever ``--aux-label-weight`` says.
     """
     done = save_dir / ".done"
     if done.exists():
         return save_dir / "last.pt", float(done.read_text() or 0)
     seconds = editorbot(["train", "rl", "--save-dir", str(save_dir), "--resume", "--bc-only", "--bc-epochs",
-                         str(args.bc_epochs), "--bc-balance", f"{args.bc_balance:g}", "--bc-lr",
+                         str(args.bc_epochs if from_scratch else FINETUNE_EPOCHS), "--bc-balance", f"{args.bc_balance:g}", "--bc-lr",
                          f"{args.bc_lr if from_scratch else 1e-3:g}",
                          "--bc-anneal" if args.bc_anneal and from_scratch else "--no-bc-anneal", "--no-target",
                          "--aux-label-weight", f"{args.aux_label_weight if from_scratch else 0.0:g}",
@@ -244,7 +248,9 @@ def main(argv: list[str] | None = None) -> int:
                     help="whole excerpt-long windows per training track, the first included (default 1)")
     ap.add_argument("--hidden", type=int, default=128,
                     help="policy width of the two trained policies (default 128; the bundled model's is 64)")
-    ap.add_argument("--bc-epochs", type=int, default=10, help="behavioural-cloning passes of every training (default 10)")
+    ap.add_argument("--bc-epochs", type=int, default=5,
+                    help="behavioural-cloning passes of the trainings from scratch (default 5, chosen on the validation "
+                         "songs in docs/policy_quality.md; the fine-tune keeps FINETUNE_EPOCHS)")
     ap.add_argument("--bc-lr", type=float, default=1e-3, metavar="LR",
                     help="train rl --bc-lr of the trainings from scratch, the rate the annealing starts from "
                          "(default 1e-3; the fine-tune keeps 1e-3)")
