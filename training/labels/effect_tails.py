@@ -21,9 +21,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
-import soxr
 
 from editorbot.engine import actions as vocab
+from editorbot.engine.audio import Audio, analysis_mono
 from editorbot.engine.plan import Effect
 from editorbot.engine.render import build_chain, tail_envelope
 from editorbot.training.labels.align import AMOUNT_SLOTS
@@ -128,8 +128,5 @@ class OpenTail:
         if y.shape[1] < n_tail:
             y = np.pad(y, ((0, 0), (0, n_tail - y.shape[1])))
         stereo = np.ascontiguousarray(y * tail_envelope(n_tail))
-        mono = stereo.mean(axis=0, dtype=np.float32)
-        if self.sr != FRAME_SR:
-            mono = soxr.resample(mono, self.sr, FRAME_SR, quality="HQ")
-        self._tail = (np.ascontiguousarray(mono, dtype=np.float32), stereo)
+        self._tail = (analysis_mono(Audio(stereo, self.sr), sr=FRAME_SR), stereo)  # the analysis' own mono mix
         return self._tail
